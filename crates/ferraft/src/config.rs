@@ -1,0 +1,138 @@
+//! Node configuration, with defaults and validation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::leader_id::LeaderIdMode;
+
+/// Why a configuration is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// Followers would time out between heartbeats and start elections.
+    #[error("heartbeat_interval_ms ({heartbeat_ms}) must be less than election_timeout_min_ms ({election_min_ms})")]
+    HeartbeatTooSlow {
+        /// The heartbeat interval.
+        heartbeat_ms: u64,
+        /// The minimal election timeout.
+        election_min_ms: u64,
+    },
+    /// The election timeout range is empty or inverted.
+    #[error("election_timeout_min_ms ({min_ms}) must be less than election_timeout_max_ms ({max_ms})")]
+    ElectionRange {
+        /// The minimum.
+        min_ms: u64,
+        /// The maximum.
+        max_ms: u64,
+    },
+    /// A limit that must be at least 1 is 0.
+    #[error("{name} must be at least 1")]
+    Zero {
+        /// The setting.
+        name: &'static str,
+    },
+}
+
+/// How a node behaves. Start from `Config::default()` and change what you need;
+/// [`Config::validate`] runs when a node starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Identifies the cluster; messages from another cluster are dropped.
+    pub cluster_id: u64,
+    /// How often a leader sends heartbeats.
+    pub heartbeat_interval_ms: u64,
+    /// Lower bound of the randomized election timeout.
+    pub election_timeout_min_ms: u64,
+    /// Upper bound (exclusive) of the randomized election timeout.
+    pub election_timeout_max_ms: u64,
+    /// Ask for pre-votes first so a rejoining node cannot bump the term.
+    pub pre_vote: bool,
+    /// A leader steps down when a quorum has not answered within an election timeout.
+    pub check_quorum: bool,
+    /// One leader per term, or ordered leader ids within a term.
+    pub leader_id_mode: LeaderIdMode,
+    /// Most entries in one AppendEntries message.
+    pub max_entries_per_append: usize,
+    /// Most unacknowledged AppendEntries messages per follower.
+    pub max_inflight_appends: usize,
+    /// Build a snapshot after this many applied entries since the last one; 0 = never.
+    pub snapshot_logs_since_last: u64,
+    /// Keep this many entries before the snapshot point when purging, so slightly
+    /// lagging followers can catch up from the log.
+    pub purge_keep_entries: u64,
+    /// Snapshot chunk size in bytes.
+    pub snapshot_chunk_bytes: usize,
+    /// Accept a follower whose log went backwards (its data was wiped). Off by
+    /// default: a wiped voter could otherwise help lose committed entries.
+    pub allow_log_reversion: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cluster_id: 0,
+            heartbeat_interval_ms: 50,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 600,
+            pre_vote: true,
+            check_quorum: true,
+            leader_id_mode: LeaderIdMode::Standard,
+            max_entries_per_append: 4096,
+            max_inflight_appends: 64,
+            snapshot_logs_since_last: 50_000,
+            purge_keep_entries: 1_000,
+            snapshot_chunk_bytes: 1 << 20,
+            allow_log_reversion: false,
+        }
+    }
+}
+
+impl Config {
+    /// Checks that the settings work together.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.heartbeat_interval_ms >= self.election_timeout_min_ms {
+            return Err(ConfigError::HeartbeatTooSlow {
+                heartbeat_ms: self.heartbeat_interval_ms,
+                election_min_ms: self.election_timeout_min_ms,
+            });
+        }
+        if self.election_timeout_min_ms >= self.election_timeout_max_ms {
+            return Err(ConfigError::ElectionRange {
+                min_ms: self.election_timeout_min_ms,
+                max_ms: self.election_timeout_max_ms,
+            });
+        }
+        for (name, value) in [
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms as usize),
+            ("max_entries_per_append", self.max_entries_per_append),
+            ("max_inflight_appends", self.max_inflight_appends),
+            ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Zero { name });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_config_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn heartbeat_not_below_election_timeout_is_an_error() {
+        let config = Config { heartbeat_interval_ms: 300, ..Config::default() };
+        assert!(matches!(config.validate(), Err(ConfigError::HeartbeatTooSlow { .. })));
+    }
+
+    #[test]
+    fn inverted_election_range_is_an_error() {
+        let config = Config { election_timeout_max_ms: 100, ..Config::default() };
+        assert!(matches!(config.validate(), Err(ConfigError::ElectionRange { .. })));
+    }
+}

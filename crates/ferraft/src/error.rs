@@ -1,0 +1,156 @@
+//! Errors returned to callers. Each variant says what the caller can do.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use crate::membership::{ChangeMembersError, MembershipError};
+use crate::node::{LogIndex, NodeId};
+use crate::storage::StorageError;
+
+/// The node cannot go on: storage failed or it was shut down.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Fatal {
+    /// The node was shut down; build a new one to continue.
+    #[error("raft node is shut down")]
+    Stopped,
+    /// The log store or state machine failed; the node stopped to stay safe.
+    #[error(transparent)]
+    Storage(Arc<StorageError>),
+}
+
+/// This node is not the leader; retry on the leader.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not the leader; the leader is {}", leader_id.map_or("unknown".to_string(), |id| id.to_string()))]
+pub struct ForwardToLeader<N> {
+    /// The leader this node knows of, if any.
+    pub leader_id: Option<NodeId>,
+    /// Its descriptor (address), if known.
+    pub leader_node: Option<N>,
+}
+
+/// Why a write failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum WriteError<N: std::fmt::Debug> {
+    /// Send the write to the leader instead.
+    #[error(transparent)]
+    ForwardToLeader(#[from] ForwardToLeader<N>),
+    /// Leadership was lost before the entry committed: the outcome is unknown
+    /// (the entry may still commit under the next leader).
+    #[error("leadership lost before the write committed; its outcome is unknown")]
+    LeadershipLost,
+    /// The node cannot continue.
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+}
+
+/// Why a linearizable or lease read could not be confirmed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError<N: std::fmt::Debug> {
+    /// Read on the leader instead.
+    #[error(transparent)]
+    ForwardToLeader(#[from] ForwardToLeader<N>),
+    /// A quorum did not confirm this node's leadership; retry (maybe elsewhere).
+    #[error("leadership could not be confirmed by a quorum; retry")]
+    NotConfirmed,
+    /// The lease has expired or was never established; use a linearizable read.
+    #[error("no valid leader lease; use a linearizable read")]
+    LeaseExpired,
+    /// The node cannot continue.
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+}
+
+/// Why `initialize` failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InitializeError {
+    /// The node already has a log or a vote; initialize only fresh nodes.
+    #[error("node is already initialized (it has a log or a vote)")]
+    NotAllowed,
+    /// The given membership is malformed.
+    #[error(transparent)]
+    Invalid(#[from] MembershipError),
+    /// This node is not among the initial members.
+    #[error("node {node_id} is not in the initial membership")]
+    NotInMembers {
+        /// This node.
+        node_id: NodeId,
+    },
+    /// The node cannot continue.
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+}
+
+/// Why a membership change failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ChangeMembershipError<N: std::fmt::Debug> {
+    /// Send the change to the leader.
+    #[error(transparent)]
+    ForwardToLeader(#[from] ForwardToLeader<N>),
+    /// The change does not apply to the current membership; nothing happened.
+    #[error(transparent)]
+    Invalid(#[from] ChangeMembersError),
+    /// `prepare` expected other voters or learners than the current ones.
+    #[error("membership is not as expected: voters {voters:?}, learners {learners:?}")]
+    Mismatch {
+        /// Current voters.
+        voters: BTreeSet<NodeId>,
+        /// Current learners.
+        learners: BTreeSet<NodeId>,
+    },
+    /// A node is listed both as voter and as learner.
+    #[error("node {node_id} cannot be both voter and learner")]
+    VoterAndLearner {
+        /// The node listed twice.
+        node_id: NodeId,
+    },
+    /// `commit` was given an index that is not the pending joint entry.
+    #[error("log index {given} is not the pending prepared membership ({pending:?})")]
+    WrongPrepareIndex {
+        /// The index given.
+        given: LogIndex,
+        /// The pending joint membership's index, if any.
+        pending: Option<LogIndex>,
+    },
+    /// Not enough old and new voters have applied the prepared membership yet;
+    /// retry `commit` shortly.
+    #[error("prepared membership is not yet applied by a majority of old and new voters")]
+    NotReady,
+    /// There is no joint membership to commit or abort.
+    #[error("no prepared (joint) membership is pending")]
+    NoPendingJoint,
+    /// Leadership changed before the change committed; the outcome is unknown.
+    #[error("leadership lost before the membership change committed; its outcome is unknown")]
+    LeadershipLost,
+    /// A learner did not catch up in time.
+    #[error("learner {node_id} did not catch up in time")]
+    LearnerLagging {
+        /// The learner.
+        node_id: NodeId,
+    },
+    /// The node cannot continue.
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+}
+
+/// Why a leader transfer failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransferError<N: std::fmt::Debug> {
+    /// Ask the leader.
+    #[error(transparent)]
+    ForwardToLeader(#[from] ForwardToLeader<N>),
+    /// The target is not a voter.
+    #[error("node {node_id} is not a voter")]
+    NotVoter {
+        /// The target.
+        node_id: NodeId,
+    },
+    /// No other voter to transfer to.
+    #[error("no other voter to transfer leadership to")]
+    NoTarget,
+    /// The target did not take over in time; leadership may have moved anyway.
+    #[error("leader transfer did not complete in time")]
+    Timeout,
+    /// The node cannot continue.
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+}

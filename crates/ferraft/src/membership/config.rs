@@ -1,0 +1,279 @@
+//! The membership value: configs plus node descriptors.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::log_id::LogId;
+use crate::membership::quorum;
+use crate::node::{LogIndex, NodeId};
+
+/// Why a membership value is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MembershipError {
+    /// A membership needs at least one config.
+    #[error("membership has no config")]
+    NoConfig,
+    /// Every config needs at least one voter, or it could never form a quorum.
+    #[error("config {index} of the membership has no voter")]
+    EmptyConfig {
+        /// Position of the empty config.
+        index: usize,
+    },
+    /// Every voter needs a node descriptor so the leader can reach it.
+    #[error("voter {node_id} has no node entry (address)")]
+    VoterWithoutNode {
+        /// The voter lacking a node entry.
+        node_id: NodeId,
+    },
+}
+
+/// Who is in the cluster: one config (uniform) or several (joint), and the node
+/// descriptors of voters and learners.
+///
+/// Voters are the union of the configs; learners are nodes in no config. A
+/// quorum is a majority of every config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "N: crate::Node")]
+pub struct Membership<N> {
+    configs: Vec<BTreeSet<NodeId>>,
+    nodes: BTreeMap<NodeId, N>,
+}
+
+impl<N: crate::Node> Membership<N> {
+    /// Builds a membership, checking it is usable.
+    pub fn new(configs: Vec<BTreeSet<NodeId>>, nodes: BTreeMap<NodeId, N>) -> Result<Self, MembershipError> {
+        let membership = Self { configs, nodes };
+        membership.validate()?;
+        Ok(membership)
+    }
+
+    /// A uniform membership whose voters are exactly `nodes`.
+    pub fn new_uniform(nodes: BTreeMap<NodeId, N>) -> Result<Self, MembershipError> {
+        let config = nodes.keys().copied().collect();
+        Self::new(vec![config], nodes)
+    }
+
+    /// Re-checks the invariants; used for memberships decoded from the log.
+    pub fn validate(&self) -> Result<(), MembershipError> {
+        if self.configs.is_empty() {
+            return Err(MembershipError::NoConfig);
+        }
+        if let Some(index) = self.configs.iter().position(|c| c.is_empty()) {
+            return Err(MembershipError::EmptyConfig { index });
+        }
+        if let Some(node_id) = self.voter_ids().find(|id| !self.nodes.contains_key(id)) {
+            return Err(MembershipError::VoterWithoutNode { node_id });
+        }
+        Ok(())
+    }
+
+    /// The configs: one when uniform, two or more when joint.
+    pub fn configs(&self) -> &[BTreeSet<NodeId>] {
+        &self.configs
+    }
+
+    /// Node descriptors of every voter and learner.
+    pub fn nodes(&self) -> &BTreeMap<NodeId, N> {
+        &self.nodes
+    }
+
+    /// The descriptor of one member.
+    pub fn node(&self, id: NodeId) -> Option<&N> {
+        self.nodes.get(&id)
+    }
+
+    /// True when more than one config is in force.
+    pub fn is_joint(&self) -> bool {
+        self.configs.len() > 1
+    }
+
+    /// Every voter: the union of the configs, ascending.
+    pub fn voter_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        let union: BTreeSet<NodeId> = self.configs.iter().flatten().copied().collect();
+        union.into_iter()
+    }
+
+    /// Voters as a set.
+    pub fn voter_set(&self) -> BTreeSet<NodeId> {
+        self.voter_ids().collect()
+    }
+
+    /// Members that replicate but do not vote.
+    pub fn learner_ids(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.keys().copied().filter(|id| !self.is_voter(*id))
+    }
+
+    /// Learners as a set.
+    pub fn learner_set(&self) -> BTreeSet<NodeId> {
+        self.learner_ids().collect()
+    }
+
+    /// Whether `id` is in some config.
+    pub fn is_voter(&self, id: NodeId) -> bool {
+        self.configs.iter().any(|c| c.contains(&id))
+    }
+
+    /// Whether `id` is a member at all (voter or learner).
+    pub fn is_member(&self, id: NodeId) -> bool {
+        self.nodes.contains_key(&id)
+    }
+
+    /// Whether the nodes for which `granted` holds form a quorum.
+    pub fn is_quorum(&self, granted: impl Fn(NodeId) -> bool) -> bool {
+        quorum::is_quorum(&self.configs, granted)
+    }
+
+    /// The greatest index reached by a quorum, given each voter's matched index.
+    pub fn committed_index(&self, matched: impl Fn(NodeId) -> LogIndex) -> LogIndex {
+        quorum::committed_index(&self.configs, matched)
+    }
+
+    /// The last config: the goal of a joint membership.
+    pub fn last_config(&self) -> &BTreeSet<NodeId> {
+        self.configs.last().expect("validated: at least one config")
+    }
+
+    /// The *old-new-intersect* rule, simplified: `next` holds a config identical
+    /// to one of `self` (the last committed membership), so every quorum of
+    /// `next` meets every quorum of `self`.
+    pub fn may_transition_to(&self, next: &Membership<N>) -> bool {
+        next.configs.iter().any(|c| self.configs.contains(c))
+    }
+
+    /// The next membership on the way to the uniform config `goal`.
+    ///
+    /// Goes to `goal` directly when it equals this membership's last config (it
+    /// is then safe by old-new-intersect), else to the joint `[last, goal]`.
+    /// Voters that leave keep their node entry only when `retain` is set.
+    pub fn next_toward(
+        &self,
+        goal: BTreeSet<NodeId>,
+        nodes: BTreeMap<NodeId, N>,
+        retain: bool,
+    ) -> Result<Self, MembershipError> {
+        let last = self.last_config().clone();
+        let configs = if last == goal { vec![goal] } else { vec![last, goal] };
+        let mut next = Self { configs, nodes };
+        if !retain {
+            let voters = next.voter_set();
+            let removed: Vec<NodeId> = self.voter_ids().filter(|id| !voters.contains(id)).collect();
+            for id in removed {
+                next.nodes.remove(&id);
+            }
+        }
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// The uniform membership after leaving a joint config for its last config.
+    pub fn leave_joint(&self, retain: bool) -> Result<Self, MembershipError> {
+        self.next_toward(self.last_config().clone(), self.nodes.clone(), retain)
+    }
+
+    /// Replaces the configs, keeping node descriptors; for explicit joint steps.
+    pub fn with_configs(
+        &self,
+        configs: Vec<BTreeSet<NodeId>>,
+        nodes: BTreeMap<NodeId, N>,
+    ) -> Result<Self, MembershipError> {
+        Self::new(configs, nodes)
+    }
+}
+
+impl<N: crate::Node> fmt::Display for Membership<N> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let configs: Vec<String> = self
+            .configs
+            .iter()
+            .map(|c| format!("{{{}}}", c.iter().map(|id| id.to_string()).collect::<Vec<_>>().join(",")))
+            .collect();
+        let learners: Vec<String> = self.learner_ids().map(|id| id.to_string()).collect();
+        write!(f, "[{}]", configs.join(","))?;
+        if !learners.is_empty() {
+            write!(f, " learners {{{}}}", learners.join(","))?;
+        }
+        Ok(())
+    }
+}
+
+/// A membership together with the log id of the entry that carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "N: crate::Node")]
+pub struct StoredMembership<N> {
+    /// The entry that proposed it; `None` for the empty membership of a new node.
+    pub log_id: Option<LogId>,
+    /// The membership itself.
+    pub membership: Membership<N>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::BasicNode;
+
+    fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
+        ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
+    }
+
+    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn empty_config_is_rejected() {
+        assert_eq!(Membership::new(vec![], nodes(&[1])), Err(MembershipError::NoConfig));
+        assert_eq!(
+            Membership::new(vec![set(&[1]), set(&[])], nodes(&[1])),
+            Err(MembershipError::EmptyConfig { index: 1 })
+        );
+    }
+
+    #[test]
+    fn voter_needs_node_entry() {
+        assert_eq!(
+            Membership::new(vec![set(&[1, 2])], nodes(&[1])),
+            Err(MembershipError::VoterWithoutNode { node_id: 2 })
+        );
+    }
+
+    #[test]
+    fn learners_are_nodes_outside_every_config() {
+        let m = Membership::new(vec![set(&[1, 2]), set(&[2, 3])], nodes(&[1, 2, 3, 4])).unwrap();
+        assert_eq!(m.voter_set(), set(&[1, 2, 3]));
+        assert_eq!(m.learner_set(), set(&[4]));
+    }
+
+    #[test]
+    fn next_toward_goes_joint_then_uniform() {
+        let c1 = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap();
+        let joint = c1.next_toward(set(&[3, 4, 5]), nodes(&[1, 2, 3, 4, 5]), false).unwrap();
+        assert_eq!(joint.configs(), &[set(&[1, 2, 3]), set(&[3, 4, 5])]);
+        assert!(c1.may_transition_to(&joint));
+        let uniform = joint.leave_joint(false).unwrap();
+        assert_eq!(uniform.configs(), &[set(&[3, 4, 5])]);
+        assert_eq!(uniform.learner_set(), set(&[]));
+        assert!(joint.may_transition_to(&uniform));
+        assert!(!c1.may_transition_to(&uniform), "c1 -> c2 directly is unsafe");
+    }
+
+    #[test]
+    fn retain_keeps_removed_voters_as_learners() {
+        let joint = Membership::new(vec![set(&[1, 2, 3]), set(&[3, 4, 5])], nodes(&[1, 2, 3, 4, 5])).unwrap();
+        let uniform = joint.leave_joint(true).unwrap();
+        assert_eq!(uniform.learner_set(), set(&[1, 2]));
+    }
+
+    #[test]
+    fn reverting_a_joint_config_is_a_legal_transition() {
+        let joint = Membership::new(vec![set(&[1]), set(&[2]), set(&[3])], nodes(&[1, 2, 3])).unwrap();
+        let back = Membership::new(vec![set(&[1])], nodes(&[1, 2, 3])).unwrap();
+        assert!(joint.may_transition_to(&back));
+        let c3c4 = Membership::new(vec![set(&[3]), set(&[4])], nodes(&[1, 2, 3, 4])).unwrap();
+        assert!(joint.may_transition_to(&c3c4));
+        let c4 = Membership::new(vec![set(&[4])], nodes(&[4])).unwrap();
+        assert!(c3c4.may_transition_to(&c4));
+        assert!(!joint.may_transition_to(&c4));
+    }
+}

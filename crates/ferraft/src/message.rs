@@ -1,0 +1,181 @@
+//! Messages between nodes.
+//!
+//! Raft here is message passing: every request and reply is a one-way
+//! [`Message`], so replication pipelines naturally and the engine needs no
+//! notion of an outstanding call.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::entry::{AppData, Entry};
+use crate::log_id::LogId;
+use crate::node::{LogIndex, NodeId};
+use crate::snapshot::SnapshotMeta;
+use crate::vote::Vote;
+
+/// Who a message is from and for. A receiver drops messages of another cluster
+/// or meant for another node: a stale address can then never make one node act
+/// on another's traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The cluster the sender belongs to.
+    pub cluster_id: u64,
+    /// The sending node.
+    pub from: NodeId,
+    /// The node the sender means to reach.
+    pub to: NodeId,
+}
+
+/// A message with its envelope.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "C: AppData, N: crate::Node")]
+pub struct Message<C, N> {
+    /// Sender, receiver, cluster.
+    pub envelope: Envelope,
+    /// The request or reply.
+    pub body: MessageBody<C, N>,
+}
+
+/// The request or reply a message carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "C: AppData, N: crate::Node")]
+pub enum MessageBody<C, N> {
+    /// A (pre-)vote request.
+    Vote(VoteRequest),
+    /// The answer to a (pre-)vote request.
+    VoteReply(VoteReply),
+    /// Entries, or an empty heartbeat.
+    Append(AppendEntries<C, N>),
+    /// The answer to an append.
+    AppendReply(AppendReply),
+    /// One chunk of a snapshot.
+    Snapshot(SnapshotChunk<N>),
+    /// The answer to a snapshot chunk.
+    SnapshotReply(SnapshotReply),
+    /// Leader transfer: campaign now, skipping pre-vote and leader stickiness.
+    TimeoutNow(TimeoutNow),
+}
+
+/// Asks for a vote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteRequest {
+    /// The candidate's vote for itself (for a pre-vote: the vote it would cast).
+    pub vote: Vote,
+    /// The candidate's last log id: voters refuse a less up-to-date log.
+    pub last_log_id: Option<LogId>,
+    /// A pre-vote changes no state on the receiver.
+    pub pre_vote: bool,
+    /// Sent on a leader's request (leader transfer): overrides leader stickiness.
+    pub transfer: bool,
+}
+
+/// Answers a vote request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VoteReply {
+    /// The responder's vote after handling the request.
+    pub vote: Vote,
+    /// Whether the vote (or pre-vote) is granted.
+    pub granted: bool,
+    /// Echoes the request's flag.
+    pub pre_vote: bool,
+    /// The responder's last log id.
+    pub last_log_id: Option<LogId>,
+}
+
+/// Replicates entries (or, empty, asserts leadership).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "C: AppData, N: crate::Node")]
+pub struct AppendEntries<C, N> {
+    /// The leader's committed vote.
+    pub vote: Vote,
+    /// The entry just before `entries`; the receiver must hold it.
+    pub prev_log_id: Option<LogId>,
+    /// Entries to append after `prev_log_id`.
+    pub entries: Vec<Entry<C, N>>,
+    /// The leader's committed log id.
+    pub committed: Option<LogId>,
+    /// The leader's send sequence; echoed so the leader can confirm reads.
+    pub seq: u64,
+}
+
+/// Answers an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendReply {
+    /// The responder's vote.
+    pub vote: Vote,
+    /// Echo of the request's `seq`.
+    pub seq: u64,
+    /// What happened.
+    pub outcome: AppendOutcome,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AppendOutcome {
+    /// The log matches the leader's up to and including `matched`, durably.
+    Success {
+        /// The last durable entry known to match.
+        matched: Option<LogId>,
+    },
+    /// `prev_log_id` was not found. `last_index` hints where to retry: the
+    /// receiver's last index, or before the conflicting term.
+    Conflict {
+        /// The index the leader should retry from (exclusive: prev = this).
+        hint_index: LogIndex,
+    },
+    /// The receiver holds a greater vote: the sender is no longer leader.
+    Rejected,
+}
+
+/// One chunk of a snapshot transfer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(bound = "N: crate::Node")]
+pub struct SnapshotChunk<N> {
+    /// The leader's committed vote.
+    pub vote: Vote,
+    /// Which snapshot this chunk belongs to.
+    pub meta: SnapshotMeta<N>,
+    /// Byte offset of `data` in the snapshot.
+    pub offset: u64,
+    /// The bytes.
+    pub data: Bytes,
+    /// True on the last chunk.
+    pub done: bool,
+    /// Echoed sequence.
+    pub seq: u64,
+}
+
+/// Answers a snapshot chunk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotReply {
+    /// The responder's vote.
+    pub vote: Vote,
+    /// The snapshot's last log id.
+    pub last_log_id: Option<LogId>,
+    /// Bytes received so far (the next offset to send); `u64::MAX` once installed.
+    pub next_offset: u64,
+    /// Echoed sequence.
+    pub seq: u64,
+}
+
+/// Asks the receiver to campaign at once (leader transfer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeoutNow {
+    /// The current leader's vote.
+    pub vote: Vote,
+}
+
+impl<C: AppData, N: crate::Node> MessageBody<C, N> {
+    /// The vote the sender held when sending.
+    pub fn vote(&self) -> Vote {
+        match self {
+            Self::Vote(m) => m.vote,
+            Self::VoteReply(m) => m.vote,
+            Self::Append(m) => m.vote,
+            Self::AppendReply(m) => m.vote,
+            Self::Snapshot(m) => m.vote,
+            Self::SnapshotReply(m) => m.vote,
+            Self::TimeoutNow(m) => m.vote,
+        }
+    }
+}

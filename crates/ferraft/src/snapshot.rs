@@ -1,0 +1,27 @@
+//! State machine snapshots.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::log_id::LogId;
+use crate::membership::StoredMembership;
+
+/// What a snapshot covers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "N: crate::Node")]
+pub struct SnapshotMeta<N> {
+    /// The last entry whose effect the snapshot contains.
+    pub last_log_id: Option<LogId>,
+    /// The last membership at or before `last_log_id`.
+    pub membership: StoredMembership<N>,
+}
+
+/// A complete snapshot: metadata plus the state machine's own encoding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "N: crate::Node")]
+pub struct Snapshot<N> {
+    /// What it covers.
+    pub meta: SnapshotMeta<N>,
+    /// The state machine's bytes.
+    pub data: Bytes,
+}

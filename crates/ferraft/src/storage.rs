@@ -1,0 +1,121 @@
+//! The log store contract.
+
+use std::sync::Arc;
+
+use crate::entry::Entry;
+use crate::log_id::LogId;
+use crate::node::LogIndex;
+use crate::snapshot::Snapshot;
+use crate::vote::Vote;
+
+/// A storage failure. Raft cannot continue safely after one: the node stops.
+#[derive(Debug, thiserror::Error)]
+#[error("storage failure while {action}: {source}")]
+pub struct StorageError {
+    /// What the node was doing.
+    pub action: &'static str,
+    /// The underlying error.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl StorageError {
+    /// Wraps an error raised while doing `action`.
+    pub fn new(action: &'static str, source: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self { action, source: source.into() }
+    }
+}
+
+/// Tells the engine that the log is durable up to a log id.
+///
+/// Cheap to clone. A store calls [`FlushNotifier::flushed`] from any thread once
+/// an append (and everything before it) survives a crash.
+#[derive(Clone)]
+pub struct FlushNotifier {
+    notify: Arc<dyn Fn(LogId) + Send + Sync>,
+}
+
+impl FlushNotifier {
+    /// Wraps the function that forwards flush events to the node.
+    pub fn new(notify: impl Fn(LogId) + Send + Sync + 'static) -> Self {
+        Self { notify: Arc::new(notify) }
+    }
+
+    /// Reports that every entry up to and including `log_id` is durable.
+    pub fn flushed(&self, log_id: LogId) {
+        (self.notify)(log_id)
+    }
+}
+
+impl std::fmt::Debug for FlushNotifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlushNotifier")
+    }
+}
+
+/// Whether an append is durable when `append` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppendDurability {
+    /// Durable already; the notifier will not be called.
+    Durable,
+    /// The store calls the notifier later (group commit).
+    Pending,
+}
+
+/// Everything a node reads back from its store when it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogState<C, N> {
+    /// The last vote saved.
+    pub vote: Option<Vote>,
+    /// The last committed log id saved (may lag the real commit point).
+    pub committed: Option<LogId>,
+    /// The last entry removed by purge (covered by a snapshot).
+    pub last_purged: Option<LogId>,
+    /// Every entry after `last_purged`, in order.
+    pub entries: Vec<Entry<C, N>>,
+    /// The latest snapshot saved.
+    pub snapshot: Option<Snapshot<N>>,
+}
+
+impl<C, N> Default for LogState<C, N> {
+    fn default() -> Self {
+        Self { vote: None, committed: None, last_purged: None, entries: Vec::new(), snapshot: None }
+    }
+}
+
+/// Durable storage for the log, the vote and the committed log id.
+///
+/// Calls arrive from one task, in order; the store must apply them in that
+/// order (a truncate followed by an append means the appended entries replace
+/// the truncated ones).
+///
+/// The durability contract: an entry reported durable (by returning
+/// [`AppendDurability::Durable`] or through the notifier) and a saved vote
+/// survive a crash. `save_committed` may be lazy: after a crash the committed
+/// log id may be older, never newer, than what was saved last.
+///
+/// `append` must not block on I/O for long: group commit belongs to the store.
+pub trait LogStore<C, N>: Send + 'static {
+    /// Reads the persisted state. Called once, before anything else.
+    fn read_state(&mut self) -> Result<LogState<C, N>, StorageError>;
+
+    /// Appends entries after the current last entry.
+    fn append(&mut self, entries: &[Entry<C, N>], notifier: &FlushNotifier) -> Result<AppendDurability, StorageError>;
+
+    /// Deletes every entry with index `>= since`. Removed entries were never
+    /// committed; the append that follows makes the store durable again.
+    fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError>;
+
+    /// Deletes entries up to and including `upto` (they are in a snapshot).
+    fn purge(&mut self, upto: LogId) -> Result<(), StorageError>;
+
+    /// Persists the vote; durable when this returns.
+    fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError>;
+
+    /// Persists the committed log id (may be lazy, see above).
+    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError>;
+
+    /// Persists a snapshot, replacing the previous one; durable when this
+    /// returns (write to a temporary file, sync, rename).
+    fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError>;
+}
