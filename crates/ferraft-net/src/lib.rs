@@ -1,0 +1,58 @@
+//! TCP transport between ferraft nodes.
+//!
+//! [`TcpNetwork`] implements [`ferraft::Network`]: `send` queues a message for
+//! its peer and returns at once. Each peer gets one persistent connection and
+//! one writer task that packs whatever is queued into one buffer and one socket
+//! write, reconnecting with capped exponential backoff. [`TcpNetwork::serve`]
+//! accepts peers' connections and hands each message to an [`Inbox`], the local
+//! node. Every connection starts with a handshake naming cluster, sender and
+//! receiver, so a wrong address is refused on both sides, never obeyed.
+//!
+//! Wire format: a little-endian `u32` length, then the payload in `postcard`.
+//! See [`frame`] and [`handshake`].
+//!
+//! ```
+//! use std::sync::{mpsc, Arc, Mutex};
+//! use ferraft::message::{AppendReply, AppendOutcome};
+//! use ferraft::{BasicNode, Envelope, Message, MessageBody, Network, NodeId, Vote};
+//! use ferraft_net::{Inbox, NetConfig, TcpNetwork};
+//!
+//! /// Collects what arrives.
+//! struct Collect(Mutex<mpsc::Sender<Message<String, BasicNode>>>);
+//! impl Inbox<String, BasicNode> for Collect {
+//!     fn deliver(&self, message: Message<String, BasicNode>) {
+//!         let _ = self.0.lock().unwrap().send(message);
+//!     }
+//!     fn unreachable(&self, _peer: NodeId) {}
+//! }
+//!
+//! let runtime = tokio::runtime::Runtime::new().unwrap();
+//! let node_1 = TcpNetwork::<String, BasicNode>::new(NetConfig::new(7, 1), runtime.handle().clone()).unwrap();
+//! let node_2 = TcpNetwork::<String, BasicNode>::new(NetConfig::new(7, 2), runtime.handle().clone()).unwrap();
+//! let (tx, rx) = mpsc::channel();
+//! let (addr_2, _listener) = node_2.serve("127.0.0.1:0", Arc::new(Collect(Mutex::new(tx)))).unwrap();
+//!
+//! let reply = AppendReply { vote: Vote::default(), seq: 1, outcome: AppendOutcome::Rejected };
+//! let message = Message { envelope: Envelope { cluster_id: 7, from: 1, to: 2 }, body: MessageBody::AppendReply(reply) };
+//! node_1.send(&BasicNode::new(addr_2.to_string()), message.clone());
+//! assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), message);
+//! ```
+#![deny(missing_docs)]
+
+mod addr;
+mod config;
+pub mod error;
+pub mod frame;
+pub mod handshake;
+mod inbox;
+mod listener;
+mod network;
+mod peer;
+mod queue;
+
+pub use addr::NodeAddr;
+pub use config::NetConfig;
+pub use error::{FrameError, NetConfigError, NetError};
+pub use handshake::{Hello, HelloReply, Rejection};
+pub use inbox::Inbox;
+pub use network::{PeerStats, TcpNetwork};

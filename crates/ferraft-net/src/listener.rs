@@ -1,0 +1,147 @@
+//! The accepting side: one task per inbound connection reads frames and hands
+//! messages to the local node.
+//!
+//! Input from the network is never trusted: the handshake must name this node
+//! and cluster, every read is bounded by the frame limit, a bad frame closes
+//! the connection, and a message whose envelope is not for this node (or not
+//! from the peer that connected) is dropped with a log line.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use ferraft::{AppData, Envelope, Message, Node};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, warn};
+
+use crate::config::NetConfig;
+use crate::error::NetError;
+use crate::frame::read_frame;
+use crate::handshake::{self, Hello};
+use crate::inbox::Inbox;
+
+/// Accepts connections until the returned task is aborted; aborting it also
+/// closes every connection it accepted.
+pub(crate) fn spawn<C: AppData, N: Node>(
+    runtime: &tokio::runtime::Handle,
+    listener: std::net::TcpListener,
+    config: Arc<NetConfig>,
+    inbox: Arc<dyn Inbox<C, N>>,
+) -> std::io::Result<JoinHandle<()>> {
+    listener.set_nonblocking(true)?;
+    let _entered = runtime.enter();
+    let listener = TcpListener::from_std(listener)?;
+    Ok(runtime.spawn(accept_loop(listener, config, inbox)))
+}
+
+async fn accept_loop<C: AppData, N: Node>(listener: TcpListener, config: Arc<NetConfig>, inbox: Arc<dyn Inbox<C, N>>) {
+    // Owning the connection tasks here ties their lifetime to the listener's.
+    let mut connections = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, remote)) => {
+                    connections.spawn(serve_connection(stream, remote, config.clone(), inbox.clone()));
+                }
+                Err(error) => {
+                    // Usually out of file descriptors: pause rather than spin.
+                    warn!(%error, "accepting a connection failed");
+                    tokio::time::sleep(config.backoff_min).await;
+                }
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+}
+
+async fn serve_connection<C: AppData, N: Node>(
+    mut stream: TcpStream,
+    remote: SocketAddr,
+    config: Arc<NetConfig>,
+    inbox: Arc<dyn Inbox<C, N>>,
+) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = BytesMut::new();
+    let accepted =
+        handshake::accept(&mut stream, &mut buf, config.cluster_id, config.node_id, config.handshake_timeout).await;
+    let hello = match accepted {
+        Ok(hello) => hello,
+        Err(NetError::Rejected(rejection)) => {
+            warn!(%remote, %rejection, "refused a connection: handshake rejected");
+            return;
+        }
+        Err(error) => {
+            warn!(%remote, %error, "handshake failed");
+            return;
+        }
+    };
+    debug!(peer = hello.from, %remote, "peer connected");
+    let mut misaddressed = 0u64;
+    loop {
+        // The whole stream stays owned here: the peer reads EOF as "closed".
+        match read_frame::<Message<C, N>, _>(&mut stream, &mut buf, config.max_frame_bytes).await {
+            Ok(message) => match check_envelope(&message.envelope, &hello, &config) {
+                Ok(()) => inbox.deliver(message),
+                Err(reason) => {
+                    misaddressed += 1;
+                    if misaddressed == 1 {
+                        warn!(peer = hello.from, %remote, envelope = ?message.envelope, reason, "dropping misaddressed message");
+                    } else {
+                        debug!(peer = hello.from, envelope = ?message.envelope, reason, "dropping misaddressed message");
+                    }
+                }
+            },
+            Err(NetError::Closed) => {
+                debug!(peer = hello.from, %remote, "peer closed the connection");
+                return;
+            }
+            Err(error) => {
+                warn!(peer = hello.from, %remote, %error, "closing connection");
+                return;
+            }
+        }
+    }
+}
+
+/// Why a message's envelope does not fit this connection, if it does not.
+fn check_envelope(envelope: &Envelope, hello: &Hello, config: &NetConfig) -> Result<(), &'static str> {
+    let expect = |ok: bool, reason| if ok { Ok(()) } else { Err(reason) };
+    expect(envelope.cluster_id == config.cluster_id, "wrong cluster")?;
+    expect(envelope.to == config.node_id, "meant for another node")?;
+    expect(envelope.from == hello.from, "sender differs from the connected peer")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferraft::NodeId;
+
+    fn envelope(cluster_id: u64, from: NodeId, to: NodeId) -> Envelope {
+        Envelope { cluster_id, from, to }
+    }
+
+    #[test]
+    fn an_envelope_for_this_node_from_the_connected_peer_passes() {
+        let config = NetConfig::new(7, 2);
+        assert_eq!(check_envelope(&envelope(7, 1, 2), &Hello::new(7, 1, 2), &config), Ok(()));
+    }
+
+    #[test]
+    fn an_envelope_for_another_node_is_refused() {
+        let config = NetConfig::new(7, 2);
+        assert!(check_envelope(&envelope(7, 1, 3), &Hello::new(7, 1, 2), &config).is_err());
+    }
+
+    #[test]
+    fn an_envelope_from_another_sender_than_the_connected_peer_is_refused() {
+        let config = NetConfig::new(7, 2);
+        assert!(check_envelope(&envelope(7, 3, 2), &Hello::new(7, 1, 2), &config).is_err());
+    }
+
+    #[test]
+    fn an_envelope_of_another_cluster_is_refused() {
+        let config = NetConfig::new(7, 2);
+        assert!(check_envelope(&envelope(8, 1, 2), &Hello::new(7, 1, 2), &config).is_err());
+    }
+}
