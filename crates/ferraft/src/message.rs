@@ -41,7 +41,7 @@ pub struct Message<C, N> {
 #[serde(bound = "C: AppData, N: crate::Node")]
 pub enum MessageBody<C, N> {
     /// A (pre-)vote request.
-    Vote(VoteRequest),
+    Vote(VoteRequest<N>),
     /// The answer to a (pre-)vote request.
     VoteReply(VoteReply),
     /// Entries, or an empty heartbeat.
@@ -57,8 +57,12 @@ pub enum MessageBody<C, N> {
 }
 
 /// Asks for a vote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VoteRequest {
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "N: crate::Node")]
+pub struct VoteRequest<N> {
+    /// The candidate's own descriptor, so a voter that does not know the
+    /// cluster yet (a fresh initial member) can answer.
+    pub candidate_node: Option<N>,
     /// The candidate's vote for itself (for a pre-vote: the vote it would cast).
     pub vote: Vote,
     /// The candidate's last log id: voters refuse a less up-to-date log.
@@ -107,6 +111,9 @@ pub struct AppendReply {
     pub seq: u64,
     /// What happened.
     pub outcome: AppendOutcome,
+    /// The responder's committed index (it has learned entries up to here are
+    /// committed and applies them); lets the leader judge readiness.
+    pub committed: LogIndex,
 }
 
 /// The outcome of an append.

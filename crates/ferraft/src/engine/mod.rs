@@ -1,1 +1,445 @@
 //! The protocol as a deterministic state machine.
+//!
+//! The engine does no I/O and reads no clock: the runtime (or the simulator)
+//! calls its `on_*` handlers with the current time and events, then drains
+//! [`Output`]s and executes them in order. Output order carries the durability
+//! rules: a `SaveVote` must be durable before any later output runs, and a
+//! follower's append reply is only emitted once the store reported the entries
+//! durable (`on_log_flushed`).
+
+mod election;
+mod follower;
+mod membership_change;
+mod output;
+mod progress;
+mod raft_log;
+mod reads;
+mod replication;
+mod role;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+pub use output::Output;
+pub use progress::{Progress, ReplicationMode};
+pub use raft_log::RaftLog;
+pub use role::{CandidateState, LeaderState, Role, ServerState};
+
+use crate::config::Config;
+use crate::entry::{AppData, Entry, EntryPayload};
+use crate::error::ForwardToLeader;
+use crate::log_id::{index_of, LogId};
+use crate::membership::{Membership, StoredMembership};
+use crate::message::{Envelope, Message, MessageBody};
+use crate::node::{LogIndex, Node, NodeId, Term};
+use crate::storage::LogState;
+use crate::vote::Vote;
+
+/// A reply to send once the log is durable up to `matched`.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingReply<C, N> {
+    matched: LogId,
+    message: Message<C, N>,
+}
+
+/// One node's Raft protocol state.
+#[derive(Debug)]
+pub struct Engine<C, N: Node> {
+    pub(crate) id: NodeId,
+    pub(crate) config: Arc<Config>,
+    pub(crate) rng: SmallRng,
+    pub(crate) now_ms: u64,
+    pub(crate) vote: Vote,
+    /// Greatest term seen in any message: a new campaign starts above it.
+    pub(crate) observed_term: Term,
+    pub(crate) role: Role<N>,
+    pub(crate) log: RaftLog<C, N>,
+    pub(crate) committed: Option<LogId>,
+    /// The last entry the local store reported durable.
+    pub(crate) durable: Option<LogId>,
+    /// Committed entries already handed out for apply.
+    pub(crate) apply_emitted: LogIndex,
+    /// Applied entries since the last snapshot, for the snapshot policy.
+    pub(crate) snapshot_index: LogIndex,
+    pub(crate) snapshot_building: bool,
+    pub(crate) election_deadline_ms: u64,
+    /// When a leader was last heard from (leader stickiness).
+    pub(crate) leader_seen_ms: Option<u64>,
+    pub(crate) pending_replies: Vec<PendingReply<C, N>>,
+    pub(crate) output: Vec<Output<C, N>>,
+}
+
+impl<C: AppData, N: Node> Engine<C, N> {
+    /// Builds the engine from what the store read back at startup.
+    pub fn new(id: NodeId, config: Arc<Config>, state: &LogState<C, N>, seed: u64, now_ms: u64) -> Self {
+        let base_membership = state.snapshot.as_ref().map(|s| s.meta.membership.clone());
+        let snapshot_last = state.snapshot.as_ref().and_then(|s| s.meta.last_log_id);
+        let purged = state.last_purged.max(snapshot_last.filter(|_| state.entries.is_empty()));
+        let mut log = RaftLog::new(purged, base_membership);
+        for entry in &state.entries {
+            if entry.log_id.index == log.last_index() + 1 {
+                log.push(entry.clone());
+            }
+        }
+        let last = log.last_log_id();
+        let committed = state.committed.max(snapshot_last).filter(|c| Some(*c) <= last);
+        let mut engine = Self {
+            id,
+            config,
+            rng: SmallRng::seed_from_u64(seed),
+            now_ms,
+            vote: state.vote.unwrap_or_default(),
+            observed_term: state.vote.map_or(0, |v| v.term()),
+            role: Role::Follower,
+            log,
+            committed,
+            durable: last,
+            apply_emitted: index_of(snapshot_last),
+            snapshot_index: index_of(snapshot_last),
+            snapshot_building: false,
+            election_deadline_ms: 0,
+            leader_seen_ms: None,
+            pending_replies: Vec::new(),
+            output: Vec::new(),
+        };
+        engine.reset_election_deadline();
+        engine.emit_apply();
+        engine.on_startup();
+        engine
+    }
+
+    // ---- reading state ------------------------------------------------------
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.id
+    }
+
+    /// The current vote.
+    pub fn vote(&self) -> Vote {
+        self.vote
+    }
+
+    /// The role this node plays now.
+    pub fn server_state(&self) -> ServerState {
+        match &self.role {
+            Role::Leader(_) => ServerState::Leader,
+            Role::Candidate(_) => ServerState::Candidate,
+            Role::Follower if self.membership().is_none() => ServerState::Uninitialized,
+            Role::Follower if self.is_voter() => ServerState::Follower,
+            Role::Follower => ServerState::Learner,
+        }
+    }
+
+    /// The role with its state (leader progress etc.).
+    pub fn role(&self) -> &Role<N> {
+        &self.role
+    }
+
+    /// The log as the engine sees it.
+    pub fn log(&self) -> &RaftLog<C, N> {
+        &self.log
+    }
+
+    /// The last committed log id.
+    pub fn committed(&self) -> Option<LogId> {
+        self.committed
+    }
+
+    /// The last durable log id.
+    pub fn durable(&self) -> Option<LogId> {
+        self.durable
+    }
+
+    /// The membership in force, if initialized.
+    pub fn membership(&self) -> Option<&StoredMembership<N>> {
+        self.log.effective_membership()
+    }
+
+    /// Whether the membership in force is committed.
+    pub fn membership_committed(&self) -> bool {
+        self.membership().is_some_and(|m| index_of(m.log_id) <= index_of(self.committed))
+    }
+
+    /// The leader this node believes in, if any.
+    pub fn current_leader(&self) -> Option<NodeId> {
+        (self.vote.committed).then_some(self.vote.leader_id.node_id)
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        matches!(self.role, Role::Leader(_))
+    }
+
+    /// The error to return to a caller that must go to the leader.
+    pub fn forward_to_leader(&self) -> ForwardToLeader<N> {
+        let leader_id = self.current_leader().filter(|id| *id != self.id);
+        let leader_node = leader_id.and_then(|id| self.membership().and_then(|m| m.membership.node(id).cloned()));
+        ForwardToLeader { leader_id, leader_node }
+    }
+
+    /// Moves the pending outputs out.
+    pub fn take_outputs(&mut self) -> Vec<Output<C, N>> {
+        self.flush_read_round();
+        std::mem::take(&mut self.output)
+    }
+
+    /// Moves the pending outputs into `into`, reusing its allocation.
+    pub fn drain_outputs_into(&mut self, into: &mut Vec<Output<C, N>>) {
+        self.flush_read_round();
+        into.append(&mut self.output);
+    }
+
+    /// Sends heartbeats now, if leader.
+    pub fn heartbeat_now(&mut self) {
+        if self.is_leader() {
+            self.broadcast_append();
+        }
+    }
+
+    /// The snapshot chunk size in bytes.
+    pub fn config_chunk_bytes(&self) -> usize {
+        self.config.snapshot_chunk_bytes
+    }
+
+    /// The envelope of a message from this node to `to`.
+    pub fn envelope_to(&self, to: NodeId) -> Envelope {
+        self.envelope(to)
+    }
+
+    // ---- helpers shared by the handlers -------------------------------------
+
+    pub(crate) fn is_voter(&self) -> bool {
+        self.membership().is_some_and(|m| m.membership.is_voter(self.id))
+    }
+
+    pub(crate) fn effective(&self) -> Option<&Membership<N>> {
+        self.membership().map(|m| &m.membership)
+    }
+
+    fn envelope(&self, to: NodeId) -> Envelope {
+        Envelope { cluster_id: self.config.cluster_id, from: self.id, to }
+    }
+
+    pub(crate) fn send(&mut self, to: NodeId, body: MessageBody<C, N>) {
+        let message = Message { envelope: self.envelope(to), body };
+        self.output.push(Output::Send(message));
+    }
+
+    pub(crate) fn reset_election_deadline(&mut self) {
+        let timeout = self.rng.gen_range(self.config.election_timeout_min_ms..self.config.election_timeout_max_ms);
+        self.election_deadline_ms = self.now_ms + timeout;
+    }
+
+    pub(crate) fn save_vote(&mut self, vote: Vote) {
+        if vote != self.vote {
+            self.vote = vote;
+            self.observed_term = self.observed_term.max(vote.term());
+            self.output.push(Output::SaveVote(vote));
+        }
+    }
+
+    /// Appends one entry to the local log (leader side or initialization).
+    pub(crate) fn append_local(&mut self, payload: EntryPayload<C, N>) -> LogId {
+        let log_id = LogId::new(self.vote.leader_id, self.log.last_index() + 1);
+        let entry = Entry { log_id, payload };
+        self.log.push(entry.clone());
+        self.push_append_output(entry);
+        log_id
+    }
+
+    /// Queues an entry for persistence, merging into the previous append output.
+    pub(crate) fn push_append_output(&mut self, entry: Entry<C, N>) {
+        if let Some(Output::AppendLog(entries)) = self.output.last_mut() {
+            entries.push(entry);
+        } else {
+            self.output.push(Output::AppendLog(vec![entry]));
+        }
+    }
+
+    /// Advances the commit point and hands out newly committed entries.
+    pub(crate) fn commit_to(&mut self, committed: Option<LogId>) {
+        if committed <= self.committed {
+            return;
+        }
+        self.committed = committed;
+        self.output.push(Output::SaveCommitted(committed));
+        self.emit_apply();
+    }
+
+    pub(crate) fn emit_apply(&mut self) {
+        let committed = index_of(self.committed);
+        if committed > self.apply_emitted {
+            if let Some(upto) = self.log.log_id_at(committed) {
+                self.output.push(Output::Apply { upto });
+                self.apply_emitted = committed;
+            }
+        }
+        self.maybe_build_snapshot();
+    }
+
+    fn maybe_build_snapshot(&mut self) {
+        let every = self.config.snapshot_logs_since_last;
+        if every > 0 && !self.snapshot_building && self.apply_emitted >= self.snapshot_index + every {
+            self.snapshot_building = true;
+            self.output.push(Output::BuildSnapshot);
+        }
+    }
+
+    /// The runtime saved a snapshot covering `last`: purge the log behind it,
+    /// keeping what followers still catching up need.
+    pub fn on_snapshot_saved(&mut self, last: Option<LogId>) {
+        self.snapshot_building = false;
+        let Some(last) = last else { return };
+        self.snapshot_index = self.snapshot_index.max(last.index);
+        let mut upto = last.index.saturating_sub(self.config.purge_keep_entries);
+        if let Role::Leader(leader) = &self.role {
+            let slowest = leader.progress.values().map(|p| p.matched_index()).min().unwrap_or(upto);
+            upto = upto.min(slowest.max(last.index.saturating_sub(self.config.purge_keep_entries * 10)));
+        }
+        if upto >= self.log.first_index() {
+            if let Some(purge_id) = self.log.log_id_at(upto) {
+                self.log.purge(purge_id);
+                self.output.push(Output::PurgeLog(purge_id));
+            }
+        }
+    }
+
+    /// The runtime failed or gave up building a snapshot.
+    pub fn on_snapshot_failed(&mut self) {
+        self.snapshot_building = false;
+    }
+
+    // ---- lifecycle -----------------------------------------------------------
+
+    fn on_startup(&mut self) {
+        // A node that was leader campaigns at once instead of waiting out a
+        // timeout. It does not reuse its old leader id: entries it sent before
+        // the crash may be on followers without being durable here, and
+        // proposing new entries at those indexes under the same leader id
+        // would break log matching.
+        if self.vote.committed && self.vote.leader_id.node_id == self.id && self.is_voter() {
+            self.election_deadline_ms = self.now_ms;
+        }
+    }
+
+    /// Makes a fresh node the first member(s) of a cluster.
+    ///
+    /// Writes the initial membership as entry 1 (uncommitted); a voter then
+    /// campaigns at once. Fails when the node already has a log or a vote.
+    pub fn initialize(&mut self, membership: Membership<N>) -> Result<LogId, crate::error::InitializeError> {
+        if self.log.last_log_id().is_some() || self.vote != Vote::default() {
+            return Err(crate::error::InitializeError::NotAllowed);
+        }
+        membership.validate()?;
+        if !membership.is_member(self.id) {
+            return Err(crate::error::InitializeError::NotInMembers { node_id: self.id });
+        }
+        let log_id = self.append_local(EntryPayload::Membership(membership));
+        if self.is_voter() {
+            self.election_deadline_ms = self.now_ms;
+            self.on_tick(self.now_ms);
+        }
+        Ok(log_id)
+    }
+
+    /// The store reported the log durable up to `log_id`.
+    pub fn on_log_flushed(&mut self, log_id: LogId) {
+        if !self.log.contains(Some(log_id)) || Some(log_id) <= self.durable {
+            return;
+        }
+        self.durable = Some(log_id);
+        let durable = log_id;
+        let log = &self.log;
+        let mut ready = Vec::new();
+        self.pending_replies.retain(|pending| {
+            if !log.contains(Some(pending.matched)) {
+                return false;
+            }
+            if pending.matched.index <= durable.index {
+                ready.push(pending.message.clone());
+                return false;
+            }
+            true
+        });
+        self.output.extend(ready.into_iter().map(Output::Send));
+        if self.is_leader() {
+            self.leader_maybe_commit();
+        }
+    }
+
+    /// Handles any message from a peer.
+    pub fn on_message(&mut self, message: Message<C, N>) {
+        let envelope = message.envelope;
+        if envelope.cluster_id != self.config.cluster_id || envelope.to != self.id {
+            tracing::warn!(
+                node = self.id,
+                from = envelope.from,
+                to = envelope.to,
+                cluster = envelope.cluster_id,
+                "dropping a message not meant for this node (wrong receiver or cluster): check member addresses"
+            );
+            return;
+        }
+        if envelope.from == self.id {
+            tracing::error!(node = self.id, "received a message from itself: a member's address points at this node");
+            return;
+        }
+        let from = envelope.from;
+        match message.body {
+            MessageBody::Vote(req) => self.on_vote_request(from, req),
+            MessageBody::VoteReply(reply) => self.on_vote_reply(from, reply),
+            MessageBody::Append(req) => self.on_append(from, req),
+            MessageBody::AppendReply(reply) => self.on_append_reply(from, reply),
+            MessageBody::Snapshot(chunk) => self.on_snapshot_chunk(from, chunk),
+            MessageBody::SnapshotReply(reply) => self.on_snapshot_reply(from, reply),
+            MessageBody::TimeoutNow(m) => self.on_timeout_now(from, m),
+        }
+    }
+
+    /// Advances time: elections, heartbeats, check-quorum, retries.
+    pub fn on_tick(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        if self.is_leader() {
+            self.leader_tick();
+        } else if self.now_ms >= self.election_deadline_ms {
+            self.on_election_timeout();
+        }
+    }
+
+    /// The earliest time at which `on_tick` has something to do.
+    pub fn next_deadline_ms(&self) -> u64 {
+        match &self.role {
+            Role::Leader(leader) => leader.next_heartbeat_ms,
+            _ => self.election_deadline_ms,
+        }
+    }
+
+    /// Debug check of the state invariants; the simulator calls it after every event.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let committed = index_of(self.committed);
+        let last = self.log.last_index();
+        let purged = index_of(self.log.purged());
+        if committed > last {
+            return Err(format!("node {}: committed {committed} beyond last log {last}", self.id));
+        }
+        if purged > committed.max(self.snapshot_index) {
+            return Err(format!("node {}: purged {purged} beyond committed {committed}", self.id));
+        }
+        if self.apply_emitted > committed.max(self.snapshot_index) {
+            return Err(format!("node {}: applied {} beyond committed {committed}", self.id, self.apply_emitted));
+        }
+        if let Some(m) = self.membership() {
+            m.membership.validate().map_err(|e| format!("node {}: invalid membership: {e}", self.id))?;
+        }
+        if self.is_leader() && !(self.vote.committed && self.vote.leader_id.node_id == self.id) {
+            return Err(format!("node {}: leader without its own committed vote {}", self.id, self.vote));
+        }
+        Ok(())
+    }
+}

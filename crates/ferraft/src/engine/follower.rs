@@ -1,0 +1,177 @@
+//! The follower side of replication: appends and snapshot chunks.
+
+use super::{Engine, Output, PendingReply};
+use crate::entry::AppData;
+use crate::log_id::{index_of, LogId};
+use crate::message::{AppendEntries, AppendOutcome, AppendReply, Message, MessageBody, SnapshotChunk, SnapshotReply};
+use crate::node::{LogIndex, Node, NodeId};
+use crate::snapshot::SnapshotMeta;
+use crate::vote::Vote;
+
+impl<C: AppData, N: Node> Engine<C, N> {
+    /// Accepts `vote` from a leader's message, or refuses it. On success this
+    /// node follows that leader and its election timer restarts.
+    fn accept_leader(&mut self, from: NodeId, vote: Vote) -> bool {
+        if !vote.committed || vote.leader_id.node_id != from {
+            return false;
+        }
+        if !self.vote.may_advance_to(&vote, self.config.leader_id_mode) {
+            return false;
+        }
+        if self.vote != vote || !matches!(self.role, super::Role::Follower) {
+            self.save_vote(vote);
+            self.become_follower();
+        }
+        self.leader_seen_ms = Some(self.now_ms);
+        self.reset_election_deadline();
+        true
+    }
+
+    pub(crate) fn on_append(&mut self, from: NodeId, req: AppendEntries<C, N>) {
+        if !self.accept_leader(from, req.vote) {
+            self.reply_append(from, req.seq, AppendOutcome::Rejected);
+            return;
+        }
+        if let Some(conflict) = self.find_conflict(req.prev_log_id) {
+            self.reply_append(from, req.seq, AppendOutcome::Conflict { hint_index: conflict });
+            return;
+        }
+        let mut matched = req.prev_log_id;
+        let mut entries = req.entries.into_iter().peekable();
+        // skip what we already hold; truncate at the first divergence
+        while let Some(entry) = entries.peek() {
+            let index = entry.log_id.index;
+            if index < self.log.first_index() || self.log.log_id_at(index) == Some(entry.log_id) {
+                matched = Some(entry.log_id).max(matched);
+                entries.next();
+                continue;
+            }
+            if index <= self.log.last_index() {
+                if index <= index_of(self.committed) {
+                    tracing::error!(
+                        node = self.id,
+                        from,
+                        index,
+                        "leader sent an entry conflicting with a committed one; ignoring"
+                    );
+                    return;
+                }
+                self.truncate_from(index);
+            }
+            break;
+        }
+        for entry in entries {
+            if entry.log_id.index != self.log.last_index() + 1 {
+                tracing::warn!(node = self.id, from, "non-contiguous entries in append; ignoring the rest");
+                break;
+            }
+            matched = Some(entry.log_id);
+            self.log.push(entry.clone());
+            self.push_append_output(entry);
+        }
+        // commit what the leader committed, as far as this message proves our log matches
+        let provable = req.committed.min(matched);
+        if provable > self.committed && self.log.contains(provable) {
+            self.commit_to(provable);
+        }
+        self.reply_success_when_durable(from, req.seq, matched);
+    }
+
+    /// Where our log disagrees with `prev`, as a hint for the leader's next try.
+    fn find_conflict(&self, prev: Option<LogId>) -> Option<LogIndex> {
+        let prev = prev?;
+        if prev.index < self.log.first_index() {
+            // covered by our snapshot: committed, hence matching
+            return None;
+        }
+        if prev.index > self.log.last_index() {
+            return Some(self.log.last_index());
+        }
+        if self.log.log_id_at(prev.index) == Some(prev) {
+            return None;
+        }
+        // skip back over the whole run of entries proposed by the conflicting leader
+        let ours = self.log.log_id_at(prev.index).map(|l| l.leader_id);
+        let mut hint = prev.index - 1;
+        while hint > index_of(self.committed) && self.log.log_id_at(hint).map(|l| l.leader_id) == ours {
+            hint -= 1;
+        }
+        Some(hint)
+    }
+
+    pub(crate) fn truncate_from(&mut self, index: LogIndex) {
+        self.log.truncate(index);
+        self.output.push(Output::TruncateLog(index));
+        if self.durable.is_some_and(|d| d.index >= index) {
+            self.durable = self.log.log_id_at(index - 1);
+        }
+    }
+
+    fn reply_success_when_durable(&mut self, to: NodeId, seq: u64, matched: Option<LogId>) {
+        let outcome = AppendOutcome::Success { matched };
+        let body = MessageBody::AppendReply(AppendReply {
+            vote: self.vote,
+            seq,
+            outcome,
+            committed: index_of(self.committed),
+        });
+        let message = Message { envelope: self.envelope(to), body };
+        match matched {
+            Some(m) if m.index > index_of(self.durable) => {
+                self.pending_replies.push(PendingReply { matched: m, message });
+            }
+            _ => self.output.push(Output::Send(message)),
+        }
+    }
+
+    fn reply_append(&mut self, to: NodeId, seq: u64, outcome: AppendOutcome) {
+        let committed = index_of(self.committed);
+        self.send(to, MessageBody::AppendReply(AppendReply { vote: self.vote, seq, outcome, committed }));
+    }
+
+    pub(crate) fn on_snapshot_chunk(&mut self, from: NodeId, chunk: SnapshotChunk<N>) {
+        if !self.accept_leader(from, chunk.vote) {
+            let reply =
+                SnapshotReply { vote: self.vote, last_log_id: chunk.meta.last_log_id, next_offset: 0, seq: chunk.seq };
+            self.send(from, MessageBody::SnapshotReply(reply));
+            return;
+        }
+        if chunk.meta.last_log_id <= self.committed {
+            // nothing to gain: we already have everything it covers
+            self.reply_snapshot(from, chunk.meta.last_log_id, u64::MAX, chunk.seq);
+            return;
+        }
+        self.output.push(Output::ReceiveSnapshotChunk { from, chunk });
+    }
+
+    /// The runtime stored a chunk; tell the leader where to continue.
+    pub fn on_snapshot_chunk_stored(&mut self, from: NodeId, last_log_id: Option<LogId>, next_offset: u64, seq: u64) {
+        self.reply_snapshot(from, last_log_id, next_offset, seq);
+    }
+
+    /// The runtime installed a complete snapshot into the state machine and
+    /// saved it: the log now starts after it.
+    pub fn on_snapshot_installed(&mut self, from: NodeId, meta: SnapshotMeta<N>, seq: u64) {
+        let Some(last) = meta.last_log_id else { return };
+        if Some(last) > self.committed {
+            if !self.log.contains(Some(last)) {
+                self.output.push(Output::TruncateLog(self.log.first_index()));
+            }
+            self.log.install_snapshot(last, meta.membership);
+            self.output.push(Output::PurgeLog(last));
+            if index_of(self.durable) < last.index || !self.log.contains(self.durable) {
+                self.durable = Some(last);
+            }
+            self.committed = Some(last);
+            self.output.push(Output::SaveCommitted(self.committed));
+            self.apply_emitted = last.index;
+            self.snapshot_index = last.index;
+        }
+        self.reply_snapshot(from, Some(last), u64::MAX, seq);
+    }
+
+    fn reply_snapshot(&mut self, to: NodeId, last_log_id: Option<LogId>, next_offset: u64, seq: u64) {
+        let reply = SnapshotReply { vote: self.vote, last_log_id, next_offset, seq };
+        self.send(to, MessageBody::SnapshotReply(reply));
+    }
+}

@@ -1,0 +1,74 @@
+//! What the engine asks the runtime to do.
+
+use crate::entry::Entry;
+use crate::error::ChangeMembershipError;
+use crate::log_id::LogId;
+use crate::membership::StoredMembership;
+use crate::message::{Message, SnapshotChunk};
+use crate::node::{LogIndex, NodeId};
+use crate::vote::Vote;
+
+/// One action for the runtime, executed in emission order.
+#[derive(Debug, Clone)]
+pub enum Output<C, N: crate::Node> {
+    /// Persist the vote; it must be durable before any later output runs.
+    SaveVote(Vote),
+    /// Append entries to the store; durability comes back as `on_log_flushed`.
+    AppendLog(Vec<Entry<C, N>>),
+    /// Delete entries with index `>=` this (uncommitted conflicting entries).
+    TruncateLog(LogIndex),
+    /// Delete entries up to this log id (covered by a snapshot).
+    PurgeLog(LogId),
+    /// Persist the committed log id (may be lazy).
+    SaveCommitted(Option<LogId>),
+    /// Deliver a message.
+    Send(Message<C, N>),
+    /// Apply committed entries up to `upto` (read them from the engine's log).
+    Apply {
+        /// The last entry to apply.
+        upto: LogId,
+    },
+    /// Build a snapshot of the state machine at its applied point, then call
+    /// `on_snapshot_saved`.
+    BuildSnapshot,
+    /// Send the snapshot chunk at `offset` of the current snapshot to `to`.
+    SendSnapshotChunk {
+        /// The follower.
+        to: NodeId,
+        /// Byte offset of the chunk.
+        offset: u64,
+        /// Sequence to put in the chunk.
+        seq: u64,
+        /// The leader's vote to put in the chunk.
+        vote: Vote,
+    },
+    /// A snapshot chunk arrived from the leader: store it, and once complete
+    /// install it and call `on_snapshot_installed`; else `on_snapshot_chunk_stored`.
+    ReceiveSnapshotChunk {
+        /// The leader.
+        from: NodeId,
+        /// The chunk.
+        chunk: SnapshotChunk<N>,
+    },
+    /// A read registered with `read_index` may proceed once `read_index` is applied.
+    ReadReady {
+        /// The caller's request id.
+        request_id: u64,
+        /// The index that must be applied before reading.
+        read_index: LogIndex,
+    },
+    /// A read could not be confirmed (leadership lost).
+    ReadFailed {
+        /// The caller's request id.
+        request_id: u64,
+    },
+    /// This node stopped being leader: writes not yet applied have an unknown outcome.
+    LeadershipLost,
+    /// A membership request finished.
+    MembershipDone {
+        /// The caller's request id.
+        request_id: u64,
+        /// The committed membership, or why it failed.
+        result: Result<StoredMembership<N>, ChangeMembershipError<N>>,
+    },
+}

@@ -1,0 +1,232 @@
+//! The engine's view of the log: entries after the last purge, and the
+//! membership entries among them.
+
+use std::collections::VecDeque;
+
+use crate::entry::{AppData, Entry};
+use crate::log_id::LogId;
+use crate::membership::StoredMembership;
+use crate::node::{LogIndex, Node};
+
+/// The log after the purge point, kept in memory (the store holds it durably).
+///
+/// Memory is bounded by the snapshot policy: entries are purged once a snapshot
+/// covers them.
+#[derive(Debug, Clone)]
+pub struct RaftLog<C, N> {
+    purged: Option<LogId>,
+    entries: VecDeque<Entry<C, N>>,
+    /// Memberships in log order: the one in force at the purge point (from the
+    /// snapshot) first, then every membership entry after it.
+    memberships: Vec<StoredMembership<N>>,
+}
+
+impl<C: AppData, N: Node> RaftLog<C, N> {
+    /// A log starting after `purged`, with the membership in force there.
+    pub fn new(purged: Option<LogId>, base_membership: Option<StoredMembership<N>>) -> Self {
+        Self { purged, entries: VecDeque::new(), memberships: base_membership.into_iter().collect() }
+    }
+
+    /// The last entry covered by a snapshot and removed.
+    pub fn purged(&self) -> Option<LogId> {
+        self.purged
+    }
+
+    /// The first index still held.
+    pub fn first_index(&self) -> LogIndex {
+        self.purged.map_or(1, |p| p.index + 1)
+    }
+
+    /// The last log id, including the purge point when the log is empty.
+    pub fn last_log_id(&self) -> Option<LogId> {
+        self.entries.back().map(|e| e.log_id).or(self.purged)
+    }
+
+    /// The last index, 0 when the log is empty.
+    pub fn last_index(&self) -> LogIndex {
+        self.last_log_id().map_or(0, |l| l.index)
+    }
+
+    /// The log id at `index`, if held (the purge point counts).
+    pub fn log_id_at(&self, index: LogIndex) -> Option<LogId> {
+        if index == 0 {
+            return None;
+        }
+        if self.purged.map(|p| p.index) == Some(index) {
+            return self.purged;
+        }
+        self.get(index).map(|e| e.log_id)
+    }
+
+    /// Whether `log_id` is in this log (or is the purge point). `None` always is.
+    pub fn contains(&self, log_id: Option<LogId>) -> bool {
+        match log_id {
+            None => true,
+            Some(l) => self.log_id_at(l.index) == Some(l),
+        }
+    }
+
+    /// The entry at `index`, if held.
+    pub fn get(&self, index: LogIndex) -> Option<&Entry<C, N>> {
+        let first = self.first_index();
+        if index < first {
+            return None;
+        }
+        self.entries.get((index - first) as usize)
+    }
+
+    /// Clones up to `max` entries starting at `from`.
+    pub fn slice(&self, from: LogIndex, max: usize) -> Vec<Entry<C, N>> {
+        let first = self.first_index();
+        if from < first {
+            return Vec::new();
+        }
+        self.entries.iter().skip((from - first) as usize).take(max).cloned().collect()
+    }
+
+    /// Clones entries with index in `from..=to`.
+    pub fn range(&self, from: LogIndex, to: LogIndex) -> Vec<Entry<C, N>> {
+        if to < from {
+            return Vec::new();
+        }
+        self.slice(from, (to - from + 1) as usize)
+    }
+
+    /// Appends one entry; its index must follow the last.
+    pub fn push(&mut self, entry: Entry<C, N>) {
+        debug_assert_eq!(entry.log_id.index, self.last_index() + 1, "log must stay contiguous");
+        if let Some(m) = entry.membership() {
+            self.memberships.push(StoredMembership { log_id: Some(entry.log_id), membership: m.clone() });
+        }
+        self.entries.push_back(entry);
+    }
+
+    /// Removes every entry with index `>= since`.
+    pub fn truncate(&mut self, since: LogIndex) {
+        let first = self.first_index();
+        let keep = since.saturating_sub(first) as usize;
+        self.entries.truncate(keep);
+        self.memberships.retain(|m| m.log_id.map_or(0, |l| l.index) < since);
+    }
+
+    /// Removes entries up to and including `upto`, keeping the membership in force there.
+    pub fn purge(&mut self, upto: LogId) {
+        if upto.index < self.first_index() {
+            return;
+        }
+        let count = ((upto.index - self.first_index() + 1) as usize).min(self.entries.len());
+        self.entries.drain(..count);
+        self.purged = Some(upto);
+        let base = self.memberships.iter().rposition(|m| m.log_id.map_or(0, |l| l.index) <= upto.index);
+        if let Some(base) = base {
+            self.memberships.drain(..base);
+        }
+    }
+
+    /// Replaces the log's prefix with a snapshot's: keeps entries after the
+    /// snapshot only when the log holds the snapshot's last entry.
+    pub fn install_snapshot(&mut self, last: LogId, membership: StoredMembership<N>) {
+        if self.contains(Some(last)) {
+            self.purge(last);
+        } else {
+            self.entries.clear();
+            self.purged = Some(last);
+            self.memberships.clear();
+        }
+        if self.memberships.first().and_then(|m| m.log_id) <= membership.log_id {
+            self.memberships.retain(|m| m.log_id > membership.log_id);
+            self.memberships.insert(0, membership);
+        }
+    }
+
+    /// The membership in force: the last one in the log (use-at-once rule).
+    pub fn effective_membership(&self) -> Option<&StoredMembership<N>> {
+        self.memberships.last()
+    }
+
+    /// The last membership at or before `index`.
+    pub fn membership_at(&self, index: LogIndex) -> Option<&StoredMembership<N>> {
+        self.memberships.iter().rev().find(|m| m.log_id.map_or(0, |l| l.index) <= index)
+    }
+
+    /// The membership entry before the effective one, if still known.
+    pub fn previous_membership(&self) -> Option<&StoredMembership<N>> {
+        let n = self.memberships.len();
+        (n >= 2).then(|| &self.memberships[n - 2])
+    }
+
+    /// Number of entries held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when no entry is held after the purge point.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entry::EntryPayload;
+    use crate::leader_id::LeaderId;
+    use crate::membership::Membership;
+    use crate::BasicNode;
+
+    type Log = RaftLog<u64, BasicNode>;
+
+    fn id(term: u64, index: u64) -> LogId {
+        LogId::new(LeaderId::new(term, 1), index)
+    }
+
+    fn membership_entry(term: u64, index: u64, voters: &[u64]) -> Entry<u64, BasicNode> {
+        let nodes = voters.iter().map(|v| (*v, BasicNode::new(format!("n{v}")))).collect();
+        Entry { log_id: id(term, index), payload: EntryPayload::Membership(Membership::new_uniform(nodes).unwrap()) }
+    }
+
+    fn blank(term: u64, index: u64) -> Entry<u64, BasicNode> {
+        Entry { log_id: id(term, index), payload: EntryPayload::Blank }
+    }
+
+    #[test]
+    fn truncate_reverts_the_effective_membership() {
+        let mut log = Log::new(None, None);
+        log.push(membership_entry(1, 1, &[1]));
+        log.push(blank(1, 2));
+        log.push(membership_entry(1, 3, &[1, 2]));
+        assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 3)));
+        log.truncate(3);
+        assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 1)));
+        assert_eq!(log.last_log_id(), Some(id(1, 2)));
+    }
+
+    #[test]
+    fn purge_keeps_the_membership_in_force() {
+        let mut log = Log::new(None, None);
+        log.push(membership_entry(1, 1, &[1]));
+        log.push(blank(1, 2));
+        log.push(blank(1, 3));
+        log.purge(id(1, 2));
+        assert_eq!(log.first_index(), 3);
+        assert_eq!(log.log_id_at(2), Some(id(1, 2)));
+        assert_eq!(log.get(2), None);
+        assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 1)));
+        assert_eq!(log.slice(3, 10).len(), 1);
+    }
+
+    #[test]
+    fn snapshot_not_in_log_replaces_it() {
+        let mut log = Log::new(None, None);
+        log.push(blank(1, 1));
+        log.push(blank(1, 2));
+        let m = StoredMembership {
+            log_id: Some(id(2, 4)),
+            membership: Membership::new_uniform([(1, BasicNode::new("a"))].into()).unwrap(),
+        };
+        log.install_snapshot(id(2, 5), m);
+        assert_eq!(log.last_log_id(), Some(id(2, 5)));
+        assert!(log.is_empty());
+        assert_eq!(log.effective_membership().unwrap().log_id, Some(id(2, 4)));
+    }
+}

@@ -1,0 +1,357 @@
+//! The leader side of replication: proposing, sending, acknowledgements, commit.
+
+use super::progress::{Progress, ReplicationMode};
+use super::role::Role;
+use super::{Engine, Output};
+use crate::entry::{AppData, EntryPayload};
+use crate::error::ForwardToLeader;
+use crate::log_id::{index_of, LogId};
+use crate::message::{AppendEntries, AppendOutcome, AppendReply, MessageBody, SnapshotReply};
+use crate::node::{Node, NodeId};
+
+impl<C: AppData, N: Node> Engine<C, N> {
+    /// Appends client commands as entries and replicates them. Returns the
+    /// log id of the first; the rest follow at consecutive indexes.
+    pub fn propose(&mut self, commands: impl IntoIterator<Item = C>) -> Result<Option<LogId>, ForwardToLeader<N>> {
+        let Role::Leader(leader) = &self.role else {
+            return Err(self.forward_to_leader());
+        };
+        if leader.transfer.is_some() {
+            return Err(ForwardToLeader { leader_id: None, leader_node: None });
+        }
+        let mut first = None;
+        for command in commands {
+            let log_id = self.append_local(EntryPayload::Normal(command));
+            first.get_or_insert(log_id);
+        }
+        if first.is_some() {
+            self.replicate_to_all();
+            self.leader_maybe_commit();
+        }
+        Ok(first)
+    }
+
+    pub(crate) fn leader_state(&self) -> Option<&super::LeaderState<N>> {
+        match &self.role {
+            Role::Leader(leader) => Some(leader),
+            _ => None,
+        }
+    }
+
+    /// Sends whatever each follower's window allows.
+    pub(crate) fn replicate_to_all(&mut self) {
+        let peers: Vec<NodeId> = match &self.role {
+            Role::Leader(leader) => leader.progress.keys().copied().collect(),
+            _ => return,
+        };
+        for peer in peers {
+            self.replicate_to(peer, false);
+        }
+    }
+
+    /// Sends a heartbeat (or entries, when some are due) to every follower.
+    pub(crate) fn broadcast_append(&mut self) {
+        let peers: Vec<NodeId> = match &self.role {
+            Role::Leader(leader) => leader.progress.keys().copied().collect(),
+            _ => return,
+        };
+        for peer in peers {
+            self.replicate_to(peer, true);
+        }
+    }
+
+    /// Sends entries to `peer` while its window has room; with `heartbeat`,
+    /// sends at least one message even when nothing is due.
+    pub(crate) fn replicate_to(&mut self, peer: NodeId, heartbeat: bool) {
+        let max_entries = self.config.max_entries_per_append;
+        let max_inflight = self.config.max_inflight_appends;
+        let now = self.now_ms;
+        let last_index = self.log.last_index();
+        let committed = self.committed;
+        let vote = self.vote;
+        let first_index = self.log.first_index();
+        let Role::Leader(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&peer) else { return };
+        if progress.reverted {
+            return;
+        }
+        let mut sent_any = false;
+        loop {
+            if let ReplicationMode::Snapshot { .. } = progress.mode {
+                break;
+            }
+            if progress.next_index < first_index {
+                // the entries it needs are purged: stream a snapshot
+                progress.mode = ReplicationMode::Snapshot { next_offset: 0, sent_ms: now };
+                leader.seq += 1;
+                let seq = leader.seq;
+                progress.record_sent(seq, now);
+                self.output.push(Output::SendSnapshotChunk { to: peer, offset: 0, seq, vote });
+                return;
+            }
+            let window_full = match progress.mode {
+                ReplicationMode::Probe => {
+                    !progress.inflight.is_empty()
+                        && now < progress.probe_sent_ms + self.config.heartbeat_interval_ms * 2
+                }
+                _ => progress.inflight.len() >= max_inflight,
+            };
+            let has_entries = progress.next_index <= last_index;
+            if window_full || !has_entries {
+                if heartbeat && !sent_any {
+                    // a heartbeat asserts leadership without touching the pipeline
+                    leader.seq += 1;
+                    let seq = leader.seq;
+                    progress.record_sent(seq, now);
+                    let message = AppendEntries {
+                        vote,
+                        prev_log_id: progress.matched,
+                        entries: Vec::new(),
+                        committed: committed.min(progress.matched),
+                        seq,
+                    };
+                    let envelope =
+                        crate::message::Envelope { cluster_id: self.config.cluster_id, from: self.id, to: peer };
+                    self.output
+                        .push(Output::Send(crate::message::Message { envelope, body: MessageBody::Append(message) }));
+                }
+                break;
+            }
+            let probing = progress.mode == ReplicationMode::Probe;
+            let prev_index = progress.next_index - 1;
+            let prev_log_id = self.log.log_id_at(prev_index);
+            let batch = if probing { max_entries.min(64) } else { max_entries };
+            let entries = self.log.slice(progress.next_index, batch);
+            let sent_last = entries.last().map_or(prev_index, |e| e.log_id.index);
+            leader.seq += 1;
+            let seq = leader.seq;
+            progress.record_sent(seq, now);
+            if probing {
+                // one probe at a time; next_index moves only when it succeeds
+                progress.inflight.clear();
+                progress.probe_sent_ms = now;
+            } else {
+                progress.next_index = sent_last + 1;
+            }
+            progress.inflight.push_back((sent_last, now));
+            let message = AppendEntries { vote, prev_log_id, entries, committed, seq };
+            let envelope = crate::message::Envelope { cluster_id: self.config.cluster_id, from: self.id, to: peer };
+            self.output.push(Output::Send(crate::message::Message { envelope, body: MessageBody::Append(message) }));
+            sent_any = true;
+            if probing {
+                break;
+            }
+        }
+    }
+
+    /// A reply carrying a vote we cannot stand beside: step down.
+    fn step_down_if_superseded(&mut self, theirs: crate::vote::Vote) -> bool {
+        if theirs == self.vote {
+            return false;
+        }
+        if theirs.term() >= self.vote.term() && theirs.leader_id != self.vote.leader_id {
+            self.observed_term = self.observed_term.max(theirs.term());
+            tracing::info!(node = self.id, theirs = %theirs, ours = %self.vote, "a peer holds a newer vote");
+            self.become_follower();
+            return true;
+        }
+        false
+    }
+
+    pub(crate) fn on_append_reply(&mut self, from: NodeId, reply: AppendReply) {
+        if !self.is_leader() || self.step_down_if_superseded(reply.vote) || reply.vote != self.vote {
+            return;
+        }
+        let now = self.now_ms;
+        let allow_reversion = self.config.allow_log_reversion;
+        let last_log_id = self.log.last_log_id();
+        let Role::Leader(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&from) else { return };
+        progress.record_ack(reply.seq, now);
+        progress.committed_seen = progress.committed_seen.max(reply.committed);
+        match reply.outcome {
+            AppendOutcome::Success { matched } => {
+                if matched.is_some_and(|m| m.index > index_of(last_log_id)) {
+                    tracing::error!(node = self.id, from, "follower claims entries beyond our log; ignoring reply");
+                    return;
+                }
+                progress.record_match(matched);
+            }
+            AppendOutcome::Conflict { hint_index } => {
+                if hint_index < progress.matched_index() {
+                    if !allow_reversion {
+                        if !progress.reverted {
+                            tracing::error!(
+                                node = self.id,
+                                from,
+                                matched = progress.matched_index(),
+                                now_has = hint_index,
+                                "follower's log went backwards (data wiped?): refusing to replicate to it; \
+                                 remove and re-add it, or enable allow_log_reversion"
+                            );
+                        }
+                        progress.reverted = true;
+                        return;
+                    }
+                    progress.matched = None;
+                }
+                progress.reset_to(hint_index + 1);
+            }
+            AppendOutcome::Rejected => return,
+        }
+        self.leader_maybe_commit();
+        self.maybe_confirm_reads();
+        self.maybe_send_timeout_now();
+        self.replicate_to(from, false);
+    }
+
+    pub(crate) fn on_snapshot_reply(&mut self, from: NodeId, reply: SnapshotReply) {
+        if !self.is_leader() || self.step_down_if_superseded(reply.vote) || reply.vote != self.vote {
+            return;
+        }
+        let now = self.now_ms;
+        let vote = self.vote;
+        let Role::Leader(leader) = &mut self.role else { return };
+        let Some(progress) = leader.progress.get_mut(&from) else { return };
+        progress.record_ack(reply.seq, now);
+        if let ReplicationMode::Snapshot { .. } = progress.mode {
+            if reply.next_offset == u64::MAX {
+                progress.mode = ReplicationMode::Probe;
+                progress.inflight.clear();
+                progress.record_match(reply.last_log_id);
+                progress.next_index = index_of(progress.matched) + 1;
+                progress.mode = ReplicationMode::Pipeline;
+                self.leader_maybe_commit();
+                self.replicate_to(from, false);
+            } else {
+                progress.mode = ReplicationMode::Snapshot { next_offset: reply.next_offset, sent_ms: now };
+                leader.seq += 1;
+                let seq = leader.seq;
+                progress.record_sent(seq, now);
+                self.output.push(Output::SendSnapshotChunk { to: from, offset: reply.next_offset, seq, vote });
+            }
+        }
+    }
+
+    /// The snapshot to send to a follower changed or failed: restart it.
+    pub fn restart_snapshot_send(&mut self, to: NodeId) {
+        if let Role::Leader(leader) = &mut self.role {
+            if let Some(progress) = leader.progress.get_mut(&to) {
+                progress.reset_to(progress.matched_index() + 1);
+            }
+        }
+    }
+
+    /// Commits what a quorum of every config holds durably, if it is of this term.
+    pub(crate) fn leader_maybe_commit(&mut self) {
+        let Role::Leader(leader) = &self.role else { return };
+        let Some(membership) = self.log.effective_membership() else { return };
+        let own = index_of(self.durable);
+        let index = membership.membership.committed_index(|id| {
+            if id == self.id {
+                own
+            } else {
+                leader.progress.get(&id).map_or(0, Progress::matched_index)
+            }
+        });
+        if index <= index_of(self.committed) {
+            return;
+        }
+        // only an entry of our own term commits by counting replicas (Raft §5.4.2)
+        let Some(log_id) = self.log.log_id_at(index) else { return };
+        if log_id.leader_id != self.vote.leader_id {
+            return;
+        }
+        let membership_before = self.membership_committed();
+        self.commit_to(Some(log_id));
+        self.maybe_confirm_reads();
+        if !membership_before && self.membership_committed() {
+            self.on_membership_committed();
+        }
+    }
+
+    /// Heartbeats, check-quorum, transfer deadline, stalled probes and snapshots.
+    pub(crate) fn leader_tick(&mut self) {
+        let now = self.now_ms;
+        let Role::Leader(leader) = &mut self.role else { return };
+        if now < leader.next_heartbeat_ms {
+            return;
+        }
+        leader.next_heartbeat_ms = now + self.config.heartbeat_interval_ms;
+        if let Some((_, deadline)) = leader.transfer {
+            if now >= deadline {
+                tracing::warn!(node = self.id, "leader transfer timed out; resuming");
+                leader.transfer = None;
+            }
+        }
+        if self.config.check_quorum && !self.quorum_heard_within(self.config.election_timeout_max_ms) {
+            tracing::warn!(node = self.id, "check-quorum: no quorum heard within an election timeout; stepping down");
+            self.become_follower();
+            return;
+        }
+        self.retry_stalled_snapshots();
+        self.restart_stalled_pipelines();
+        self.broadcast_append();
+    }
+
+    /// An append lost on the way would hold the window shut forever.
+    fn restart_stalled_pipelines(&mut self) {
+        let now = self.now_ms;
+        let timeout = self.config.election_timeout_min_ms;
+        let Role::Leader(leader) = &mut self.role else { return };
+        for progress in leader.progress.values_mut() {
+            if progress.pipeline_stalled(now, timeout) {
+                progress.reset_to(progress.matched_index() + 1);
+            }
+        }
+    }
+
+    fn retry_stalled_snapshots(&mut self) {
+        let now = self.now_ms;
+        let vote = self.vote;
+        let timeout = self.config.election_timeout_max_ms;
+        let Role::Leader(leader) = &mut self.role else { return };
+        for (peer, progress) in leader.progress.iter_mut() {
+            if let ReplicationMode::Snapshot { next_offset, sent_ms } = progress.mode {
+                if now >= sent_ms + timeout {
+                    leader.seq += 1;
+                    progress.record_sent(leader.seq, now);
+                    progress.mode = ReplicationMode::Snapshot { next_offset, sent_ms: now };
+                    self.output.push(Output::SendSnapshotChunk {
+                        to: *peer,
+                        offset: next_offset,
+                        seq: leader.seq,
+                        vote,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Whether a quorum (counting this node) was heard from within `window_ms`.
+    fn quorum_heard_within(&self, window_ms: u64) -> bool {
+        let Role::Leader(leader) = &self.role else { return false };
+        if self.now_ms < leader.since_ms + window_ms {
+            return true;
+        }
+        let Some(membership) = self.effective() else { return false };
+        membership.is_quorum(|id| {
+            id == self.id || leader.progress.get(&id).is_some_and(|p| p.last_heard_ms + window_ms > self.now_ms)
+        })
+    }
+
+    /// Keeps leader progress in line with the membership in force.
+    pub(crate) fn sync_progress_with_membership(&mut self) {
+        let now = self.now_ms;
+        let next_index = self.log.last_index() + 1;
+        let members: Vec<NodeId> = self.effective().map(|m| m.nodes().keys().copied().collect()).unwrap_or_default();
+        let id = self.id;
+        let Role::Leader(leader) = &mut self.role else { return };
+        leader.progress.retain(|peer, _| members.contains(peer));
+        for peer in members {
+            if peer != id {
+                leader.progress.entry(peer).or_insert_with(|| Progress::new(next_index, now));
+            }
+        }
+    }
+}

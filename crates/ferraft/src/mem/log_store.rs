@@ -1,0 +1,83 @@
+//! A log store in memory, shared so a test can restart a node on it.
+
+use std::sync::{Arc, Mutex};
+
+use crate::entry::Entry;
+use crate::log_id::LogId;
+use crate::node::LogIndex;
+use crate::snapshot::Snapshot;
+use crate::storage::{AppendDurability, FlushNotifier, LogState, LogStore, StorageError};
+use crate::vote::Vote;
+
+/// An in-memory [`LogStore`]: every append is "durable" at once. Clones share
+/// the same data, so a node restarted on a clone sees what was written.
+#[derive(Debug, Clone)]
+pub struct MemLogStore<C, N> {
+    state: Arc<Mutex<LogState<C, N>>>,
+}
+
+impl<C, N> Default for MemLogStore<C, N> {
+    fn default() -> Self {
+        Self { state: Arc::new(Mutex::new(LogState::default())) }
+    }
+}
+
+impl<C: Clone, N: Clone> MemLogStore<C, N> {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of everything stored.
+    pub fn snapshot_state(&self) -> LogState<C, N> {
+        self.lock().clone()
+    }
+
+    /// Wipes the store, as if the node's disk was replaced.
+    pub fn wipe(&self) {
+        *self.lock() = LogState::default();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogState<C, N>> {
+        // a panic elsewhere cannot leave the state half-written: take it as is
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl<C: Clone + Send + 'static, N: Clone + Send + 'static> LogStore<C, N> for MemLogStore<C, N> {
+    fn read_state(&mut self) -> Result<LogState<C, N>, StorageError> {
+        Ok(self.lock().clone())
+    }
+
+    fn append(&mut self, entries: &[Entry<C, N>], _notifier: &FlushNotifier) -> Result<AppendDurability, StorageError> {
+        self.lock().entries.extend_from_slice(entries);
+        Ok(AppendDurability::Durable)
+    }
+
+    fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {
+        self.lock().entries.retain(|e| e.log_id.index < since);
+        Ok(())
+    }
+
+    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
+        let mut state = self.lock();
+        state.entries.retain(|e| e.log_id.index > upto.index);
+        state.last_purged = state.last_purged.max(Some(upto));
+        Ok(())
+    }
+
+    fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.lock().vote = Some(*vote);
+        Ok(())
+    }
+
+    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.lock().committed = committed;
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
+        self.lock().snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+}

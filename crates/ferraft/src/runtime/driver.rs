@@ -1,0 +1,538 @@
+//! The per-node driver task: batches events into the engine, executes outputs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, watch};
+
+use super::event::{Event, Reply, WriteReply, WriteResponse};
+use super::metrics::{RaftMetrics, ReplicationMetrics};
+use super::snapshot_receiver::{ChunkOutcome, SnapshotReceiver};
+use super::StartError;
+use crate::config::Config;
+use crate::engine::{Engine, Output, Role};
+use crate::entry::EntryPayload;
+use crate::error::{ChangeMembershipError, Fatal, ReadError, WriteError};
+use crate::log_id::{index_of, LogId};
+use crate::membership::StoredMembership;
+use crate::message::{Message, MessageBody, SnapshotChunk};
+use crate::network::Network;
+use crate::node::{LogIndex, Node};
+use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::state_machine::StateMachine;
+use crate::storage::{AppendDurability, FlushNotifier, LogStore, StorageError};
+
+type C<SM> = <SM as StateMachine>::Command;
+type MembershipReply<N> = Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>;
+type IndexReply<N> = Reply<Result<LogIndex, ChangeMembershipError<N>>>;
+type ReadReply<N> = Reply<Result<LogIndex, ReadError<N>>>;
+
+/// Most events handled before outputs are executed: bounds latency under load.
+const MAX_EVENTS_PER_BATCH: usize = 4096;
+
+pub(crate) struct Driver<SM: StateMachine, N: Node> {
+    engine: Engine<C<SM>, N>,
+    network: Arc<dyn Network<C<SM>, N>>,
+    store: Box<dyn LogStore<C<SM>, N>>,
+    state_machine: SM,
+    rx: mpsc::UnboundedReceiver<Event<SM, N>>,
+    notifier: FlushNotifier,
+    metrics: watch::Sender<RaftMetrics<N>>,
+    started: Instant,
+    applied: Option<LogId>,
+    snapshot: Option<Arc<Snapshot<N>>>,
+    receiver: SnapshotReceiver<N>,
+    next_request_id: u64,
+    writes: VecDeque<(LogId, WriteReply<SM, N>)>,
+    write_batch: Vec<(C<SM>, WriteReply<SM, N>)>,
+    reads: HashMap<u64, ReadReply<N>>,
+    reads_waiting_apply: Vec<(LogIndex, ReadReply<N>)>,
+    memberships: HashMap<u64, MembershipReply<N>>,
+    commit_waiters: Vec<(LogIndex, IndexReply<N>)>,
+    outputs: Vec<Output<C<SM>, N>>,
+    /// Addresses of candidates not (yet) in our membership, to answer their votes.
+    directory: HashMap<u64, N>,
+    fatal: Option<Fatal>,
+    stopping: Option<Reply<()>>,
+}
+
+impl<SM: StateMachine, N: Node> Driver<SM, N> {
+    pub(crate) fn start(
+        id: u64,
+        config: Arc<Config>,
+        network: Arc<dyn Network<C<SM>, N>>,
+        mut store: Box<dyn LogStore<C<SM>, N>>,
+        mut state_machine: SM,
+        tx: mpsc::UnboundedSender<Event<SM, N>>,
+        rx: mpsc::UnboundedReceiver<Event<SM, N>>,
+    ) -> Result<(Self, watch::Receiver<RaftMetrics<N>>), StartError> {
+        let state = store.read_state()?;
+        let mut applied = None;
+        let snapshot = state.snapshot.clone().map(Arc::new);
+        if let Some(snapshot) = &snapshot {
+            state_machine.restore(&snapshot.data)?;
+            applied = snapshot.meta.last_log_id;
+        }
+        let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ Instant::now().elapsed().as_nanos() as u64;
+        let engine = Engine::new(id, config, &state, seed ^ std::process::id() as u64, 0);
+        let notifier = FlushNotifier::new(move |log_id| {
+            let _ = tx.send(Event::Flushed(log_id));
+        });
+        let (metrics, metrics_rx) = watch::channel(RaftMetrics {
+            id,
+            state: engine.server_state(),
+            current_term: 0,
+            vote: engine.vote(),
+            current_leader: None,
+            last_log_index: 0,
+            committed: None,
+            last_applied: None,
+            snapshot: None,
+            purged: None,
+            membership: None,
+            membership_committed: false,
+            replication: None,
+            stopped: false,
+        });
+        let driver = Self {
+            engine,
+            network,
+            store,
+            state_machine,
+            rx,
+            notifier,
+            metrics,
+            started: Instant::now(),
+            applied,
+            snapshot,
+            receiver: SnapshotReceiver::default(),
+            next_request_id: 0,
+            writes: VecDeque::new(),
+            write_batch: Vec::new(),
+            reads: HashMap::new(),
+            reads_waiting_apply: Vec::new(),
+            memberships: HashMap::new(),
+            commit_waiters: Vec::new(),
+            outputs: Vec::new(),
+            directory: HashMap::new(),
+            fatal: None,
+            stopping: None,
+        };
+        Ok((driver, metrics_rx))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub(crate) async fn run(mut self) {
+        self.engine.on_tick(self.now_ms());
+        self.execute_outputs();
+        self.publish_metrics();
+        while self.fatal.is_none() && self.stopping.is_none() {
+            let deadline = self.started + Duration::from_millis(self.engine.next_deadline_ms());
+            let event = tokio::select! {
+                event = self.rx.recv() => event,
+                _ = tokio::time::sleep_until(deadline.into()) => None,
+            };
+            let now = self.now_ms();
+            self.engine.on_tick(now);
+            if let Some(event) = event {
+                self.handle(event);
+                let mut handled = 1;
+                while handled < MAX_EVENTS_PER_BATCH {
+                    match self.rx.try_recv() {
+                        Ok(event) => self.handle(event),
+                        Err(_) => break,
+                    }
+                    handled += 1;
+                }
+            } else if self.rx.is_closed() {
+                break;
+            }
+            self.flush_write_batch();
+            self.execute_outputs();
+            self.publish_metrics();
+        }
+        self.stop();
+    }
+
+    fn handle(&mut self, event: Event<SM, N>) {
+        if !matches!(event, Event::Write(..)) {
+            self.flush_write_batch();
+        }
+        match event {
+            Event::Write(command, reply) => self.write_batch.push((command, reply)),
+            Event::Message(message) => {
+                if let MessageBody::Vote(req) = &message.body {
+                    if let Some(node) = &req.candidate_node {
+                        self.directory.insert(message.envelope.from, node.clone());
+                    }
+                }
+                self.engine.on_message(message)
+            }
+            Event::Flushed(log_id) => self.engine.on_log_flushed(log_id),
+            Event::Unreachable(peer) => tracing::debug!(node = self.engine.id(), peer, "peer unreachable"),
+            Event::ReadIndex(reply) => {
+                let id = self.request_id();
+                match self.engine.read_index(id) {
+                    Ok(()) => {
+                        self.reads.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Event::LeaseRead(reply) => match self.engine.lease_read() {
+                Ok(index) => self.reply_when_applied(index, reply),
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            Event::Initialize(membership, reply) => {
+                let _ = reply.send(self.engine.initialize(membership));
+            }
+            Event::ChangeMembership(change, retain, reply) => {
+                let id = self.request_id();
+                match self.engine.change_membership(id, change, retain) {
+                    Ok(()) => {
+                        self.memberships.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            Event::Prepare(p, reply) => {
+                let result =
+                    self.engine.prepare_membership(&p.expect_voters, &p.expect_learners, &p.voters, &p.learners);
+                self.reply_when_committed(result, reply);
+            }
+            Event::CommitJoint(index, reply) => {
+                let result = self.engine.commit_membership(index);
+                self.reply_when_committed(result, reply);
+            }
+            Event::AbortJoint(reply) => {
+                let result = self.engine.abort_membership();
+                self.reply_when_committed(result, reply);
+            }
+            Event::TransferLeader(to, reply) => {
+                let _ = reply.send(self.engine.transfer_leader(to));
+            }
+            Event::Elect => {
+                if !self.engine.is_leader() {
+                    self.engine.campaign(false, false);
+                }
+            }
+            Event::Heartbeat => self.engine.heartbeat_now(),
+            Event::Snapshot(reply) => {
+                self.execute_outputs();
+                let result = self.build_snapshot().map_err(|e| self.fail(e));
+                let _ = reply.send(result.map(|s| s.meta.last_log_id));
+            }
+            Event::Shutdown(reply) => self.stopping = Some(reply),
+        }
+    }
+
+    fn request_id(&mut self) -> u64 {
+        self.next_request_id += 1;
+        self.next_request_id
+    }
+
+    fn flush_write_batch(&mut self) {
+        if self.write_batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.write_batch);
+        let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+        match self.engine.propose(commands) {
+            Ok(Some(first)) => {
+                for (i, reply) in replies.into_iter().enumerate() {
+                    let log_id = LogId::new(first.leader_id, first.index + i as u64);
+                    self.writes.push_back((log_id, reply));
+                }
+            }
+            Ok(None) => {}
+            Err(forward) => {
+                for reply in replies {
+                    let _ = reply.send(Err(WriteError::ForwardToLeader(forward.clone())));
+                }
+            }
+        }
+    }
+
+    fn reply_when_committed(&mut self, result: Result<LogIndex, ChangeMembershipError<N>>, reply: IndexReply<N>) {
+        match result {
+            Ok(index) if index <= index_of(self.engine.committed()) => {
+                let _ = reply.send(Ok(index));
+            }
+            Ok(index) => self.commit_waiters.push((index, reply)),
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+    }
+
+    fn reply_when_applied(&mut self, index: LogIndex, reply: ReadReply<N>) {
+        if index <= index_of(self.applied) {
+            let _ = reply.send(Ok(index));
+        } else {
+            self.reads_waiting_apply.push((index, reply));
+        }
+    }
+
+    /// Runs outputs until the engine has nothing more to say.
+    fn execute_outputs(&mut self) {
+        loop {
+            let mut outputs = std::mem::take(&mut self.outputs);
+            self.engine.drain_outputs_into(&mut outputs);
+            if outputs.is_empty() {
+                self.outputs = outputs;
+                break;
+            }
+            for output in outputs.drain(..) {
+                if self.fatal.is_some() {
+                    return;
+                }
+                if let Err(e) = self.execute(output) {
+                    self.fail(e);
+                    return;
+                }
+            }
+            self.outputs = outputs;
+        }
+        let committed = index_of(self.engine.committed());
+        if !self.commit_waiters.is_empty() {
+            let (ready, waiting): (Vec<_>, Vec<_>) = self.commit_waiters.drain(..).partition(|(i, _)| *i <= committed);
+            self.commit_waiters = waiting;
+            for (index, reply) in ready {
+                let _ = reply.send(Ok(index));
+            }
+        }
+    }
+
+    fn execute(&mut self, output: Output<C<SM>, N>) -> Result<(), StorageError> {
+        match output {
+            Output::SaveVote(vote) => self.store.save_vote(&vote)?,
+            Output::AppendLog(entries) => {
+                let last = entries.last().map(|e| e.log_id);
+                if self.store.append(&entries, &self.notifier)? == AppendDurability::Durable {
+                    if let Some(last) = last {
+                        self.engine.on_log_flushed(last);
+                    }
+                }
+            }
+            Output::TruncateLog(since) => self.store.truncate(since)?,
+            Output::PurgeLog(upto) => self.store.purge(upto)?,
+            Output::SaveCommitted(committed) => self.store.save_committed(committed)?,
+            Output::Send(message) => self.send(message),
+            Output::Apply { upto } => self.apply(upto),
+            Output::BuildSnapshot => {
+                self.build_snapshot()?;
+            }
+            Output::SendSnapshotChunk { to, offset, seq, vote } => self.send_snapshot_chunk(to, offset, seq, vote)?,
+            Output::ReceiveSnapshotChunk { from, chunk } => self.receive_snapshot_chunk(from, chunk)?,
+            Output::ReadReady { request_id, read_index } => {
+                if let Some(reply) = self.reads.remove(&request_id) {
+                    self.reply_when_applied(read_index, reply);
+                }
+            }
+            Output::ReadFailed { request_id } => {
+                if let Some(reply) = self.reads.remove(&request_id) {
+                    let _ = reply.send(Err(ReadError::NotConfirmed));
+                }
+            }
+            Output::LeadershipLost => {
+                for (_, reply) in self.writes.drain(..) {
+                    let _ = reply.send(Err(WriteError::LeadershipLost));
+                }
+                for (_, reply) in self.commit_waiters.drain(..) {
+                    let _ = reply.send(Err(ChangeMembershipError::LeadershipLost));
+                }
+            }
+            Output::MembershipDone { request_id, result } => {
+                if let Some(reply) = self.memberships.remove(&request_id) {
+                    let _ = reply.send(result);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn send(&self, message: Message<C<SM>, N>) {
+        let to = message.envelope.to;
+        let membership = self.engine.membership().map(|m| &m.membership);
+        match membership.and_then(|m| m.node(to)).or_else(|| self.directory.get(&to)) {
+            Some(node) => self.network.send(node, message),
+            None => tracing::debug!(node = self.engine.id(), to, "no address for peer; message dropped"),
+        }
+    }
+
+    fn apply(&mut self, upto: LogId) {
+        let from = index_of(self.applied) + 1;
+        for index in from..=upto.index {
+            let Some(entry) = self.engine.log().get(index) else { break };
+            let log_id = entry.log_id;
+            if let EntryPayload::Normal(command) = &entry.payload {
+                let response = self.state_machine.apply(log_id, command);
+                while self.writes.front().is_some_and(|(w, _)| w.index < index) {
+                    let (_, reply) = self.writes.pop_front().expect("checked");
+                    let _ = reply.send(Err(WriteError::LeadershipLost));
+                }
+                if self.writes.front().is_some_and(|(w, _)| *w == log_id) {
+                    let (_, reply) = self.writes.pop_front().expect("checked");
+                    let _ = reply.send(Ok(WriteResponse { log_id, response }));
+                }
+            }
+            self.applied = Some(log_id);
+        }
+        let applied = index_of(self.applied);
+        if !self.reads_waiting_apply.is_empty() {
+            let (ready, waiting): (Vec<_>, Vec<_>) =
+                self.reads_waiting_apply.drain(..).partition(|(i, _)| *i <= applied);
+            self.reads_waiting_apply = waiting;
+            for (index, reply) in ready {
+                let _ = reply.send(Ok(index));
+            }
+        }
+    }
+
+    fn build_snapshot(&mut self) -> Result<Arc<Snapshot<N>>, StorageError> {
+        let last_log_id = self.applied;
+        let membership = self
+            .engine
+            .log()
+            .membership_at(index_of(last_log_id))
+            .cloned()
+            .or_else(|| self.engine.membership().cloned());
+        let Some(membership) = membership else {
+            self.engine.on_snapshot_failed();
+            return Err(StorageError::new("building a snapshot", "node is not initialized"));
+        };
+        if let Some(existing) = &self.snapshot {
+            if existing.meta.last_log_id == last_log_id {
+                self.engine.on_snapshot_saved(last_log_id);
+                return Ok(existing.clone());
+            }
+        }
+        let data = self.state_machine.snapshot()?;
+        let snapshot = Arc::new(Snapshot { meta: SnapshotMeta { last_log_id, membership }, data });
+        self.store.save_snapshot(&snapshot)?;
+        self.snapshot = Some(snapshot.clone());
+        self.engine.on_snapshot_saved(last_log_id);
+        Ok(snapshot)
+    }
+
+    fn send_snapshot_chunk(
+        &mut self,
+        to: u64,
+        offset: u64,
+        seq: u64,
+        vote: crate::vote::Vote,
+    ) -> Result<(), StorageError> {
+        let snapshot = match &self.snapshot {
+            Some(s) if index_of(s.meta.last_log_id) >= self.engine.log().first_index().saturating_sub(1) => s.clone(),
+            _ => self.build_snapshot()?,
+        };
+        let chunk_bytes = self.engine.config_chunk_bytes();
+        let start = (offset as usize).min(snapshot.data.len());
+        let end = (start + chunk_bytes).min(snapshot.data.len());
+        let chunk = SnapshotChunk {
+            vote,
+            meta: snapshot.meta.clone(),
+            offset: start as u64,
+            data: snapshot.data.slice(start..end),
+            done: end == snapshot.data.len(),
+            seq,
+        };
+        let message = Message { envelope: self.engine.envelope_to(to), body: MessageBody::Snapshot(chunk) };
+        self.send(message);
+        Ok(())
+    }
+
+    fn receive_snapshot_chunk(&mut self, from: u64, chunk: SnapshotChunk<N>) -> Result<(), StorageError> {
+        let seq = chunk.seq;
+        let last = chunk.meta.last_log_id;
+        match self.receiver.accept(chunk) {
+            ChunkOutcome::Continue(next) => self.engine.on_snapshot_chunk_stored(from, last, next, seq),
+            ChunkOutcome::Complete(snapshot) => {
+                self.store.save_snapshot(&snapshot)?;
+                self.state_machine.restore(&snapshot.data)?;
+                self.applied = snapshot.meta.last_log_id;
+                let meta = snapshot.meta.clone();
+                self.snapshot = Some(Arc::new(snapshot));
+                self.engine.on_snapshot_installed(from, meta, seq);
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, error: StorageError) -> Fatal {
+        tracing::error!(node = self.engine.id(), %error, "storage failure: stopping the node");
+        let fatal = Fatal::Storage(Arc::new(error));
+        self.fatal = Some(fatal.clone());
+        fatal
+    }
+
+    fn publish_metrics(&mut self) {
+        let engine = &self.engine;
+        let replication = match engine.role() {
+            Role::Leader(leader) => Some(
+                leader
+                    .progress
+                    .iter()
+                    .map(|(id, p)| (*id, ReplicationMetrics { matched: p.matched, reverted: p.reverted }))
+                    .collect::<BTreeMap<_, _>>(),
+            ),
+            _ => None,
+        };
+        let membership = engine.membership();
+        let state = engine.server_state();
+        let applied = self.applied;
+        let snapshot = self.snapshot.as_ref().and_then(|s| s.meta.last_log_id);
+        self.metrics.send_if_modified(|m| {
+            let changed = m.state != state
+                || m.vote != engine.vote()
+                || m.last_log_index != engine.log().last_index()
+                || m.committed != engine.committed()
+                || m.last_applied != applied
+                || m.snapshot != snapshot
+                || m.purged != engine.log().purged()
+                || m.membership.as_ref().map(|s| s.log_id) != membership.map(|s| s.log_id)
+                || m.membership_committed != engine.membership_committed()
+                || m.replication != replication;
+            if changed {
+                m.state = state;
+                m.vote = engine.vote();
+                m.current_term = engine.vote().term();
+                m.current_leader = engine.current_leader();
+                m.last_log_index = engine.log().last_index();
+                m.committed = engine.committed();
+                m.last_applied = applied;
+                m.snapshot = snapshot;
+                m.purged = engine.log().purged();
+                m.membership = membership.cloned();
+                m.membership_committed = engine.membership_committed();
+                m.replication = replication;
+            }
+            changed
+        });
+    }
+
+    fn stop(mut self) {
+        let fatal = self.fatal.clone().unwrap_or(Fatal::Stopped);
+        for (_, reply) in self.writes.drain(..) {
+            let _ = reply.send(Err(WriteError::Fatal(fatal.clone())));
+        }
+        for (_, reply) in self.write_batch.drain(..) {
+            let _ = reply.send(Err(WriteError::Fatal(fatal.clone())));
+        }
+        self.metrics.send_modify(|m| m.stopped = true);
+        if let Some(reply) = self.stopping.take() {
+            let _ = reply.send(());
+        }
+        tracing::info!(node = self.engine.id(), "stopped");
+    }
+}

@@ -1,0 +1,53 @@
+//! What the public handle sends to a node's driver task.
+
+use std::collections::BTreeSet;
+
+use tokio::sync::oneshot;
+
+use crate::error::{ChangeMembershipError, Fatal, InitializeError, ReadError, TransferError, WriteError};
+use crate::log_id::LogId;
+use crate::membership::{ChangeMembers, Membership, StoredMembership};
+use crate::message::Message;
+use crate::node::{LogIndex, NodeId};
+use crate::state_machine::StateMachine;
+
+/// The response to a committed and applied write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteResponse<R> {
+    /// Where the write sits in the log.
+    pub log_id: LogId,
+    /// What the state machine returned.
+    pub response: R,
+}
+
+pub(crate) type Reply<T> = oneshot::Sender<T>;
+pub(crate) type WriteReply<SM, N> = Reply<Result<WriteResponse<<SM as StateMachine>::Response>, WriteError<N>>>;
+
+/// A request to the driver.
+pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
+    Message(Message<SM::Command, N>),
+    Flushed(LogId),
+    Unreachable(NodeId),
+    Write(SM::Command, WriteReply<SM, N>),
+    ReadIndex(Reply<Result<LogIndex, ReadError<N>>>),
+    LeaseRead(Reply<Result<LogIndex, ReadError<N>>>),
+    Initialize(Membership<N>, Reply<Result<LogId, InitializeError>>),
+    ChangeMembership(ChangeMembers<N>, bool, Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>),
+    Prepare(JointPrepare, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
+    CommitJoint(LogIndex, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
+    AbortJoint(Reply<Result<LogIndex, ChangeMembershipError<N>>>),
+    TransferLeader(Option<NodeId>, Reply<Result<NodeId, TransferError<N>>>),
+    Elect,
+    Heartbeat,
+    Snapshot(Reply<Result<Option<LogId>, Fatal>>),
+    Shutdown(Reply<()>),
+}
+
+/// The arguments of an explicit joint-consensus prepare.
+#[derive(Debug, Clone)]
+pub(crate) struct JointPrepare {
+    pub expect_voters: BTreeSet<NodeId>,
+    pub expect_learners: BTreeSet<NodeId>,
+    pub voters: BTreeSet<NodeId>,
+    pub learners: BTreeSet<NodeId>,
+}

@@ -1,0 +1,128 @@
+//! What a node reports about itself, and helpers to wait for a condition.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::engine::ServerState;
+use crate::log_id::LogId;
+use crate::membership::StoredMembership;
+use crate::node::{LogIndex, NodeId, Term};
+use crate::vote::Vote;
+
+/// A follower's replication state as seen by the leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplicationMetrics {
+    /// The last entry known to match on the follower.
+    pub matched: Option<LogId>,
+    /// The follower's log went backwards; replication to it is refused.
+    pub reverted: bool,
+}
+
+/// A snapshot of a node's state, published on every change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RaftMetrics<N> {
+    /// This node.
+    pub id: NodeId,
+    /// Its role.
+    pub state: ServerState,
+    /// The current term.
+    pub current_term: Term,
+    /// The current vote.
+    pub vote: Vote,
+    /// The leader, if known.
+    pub current_leader: Option<NodeId>,
+    /// The last log index.
+    pub last_log_index: LogIndex,
+    /// The last committed log id.
+    pub committed: Option<LogId>,
+    /// The last applied log id.
+    pub last_applied: Option<LogId>,
+    /// The last snapshot's log id.
+    pub snapshot: Option<LogId>,
+    /// The last purged log id.
+    pub purged: Option<LogId>,
+    /// The membership in force (the last in the log).
+    pub membership: Option<StoredMembership<N>>,
+    /// Whether that membership is committed.
+    pub membership_committed: bool,
+    /// Per-follower progress; on the leader only.
+    pub replication: Option<BTreeMap<NodeId, ReplicationMetrics>>,
+    /// Set once the node stopped (shutdown or fatal error).
+    pub stopped: bool,
+}
+
+/// Why a wait ended without its condition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WaitError {
+    /// The condition did not hold in time.
+    #[error("timed out after {timeout:?} waiting for {what}")]
+    Timeout {
+        /// How long it waited.
+        timeout: Duration,
+        /// What it waited for.
+        what: String,
+    },
+    /// The node stopped.
+    #[error("raft node stopped")]
+    Stopped,
+}
+
+/// Waits on a node's metrics.
+pub struct Wait<N> {
+    pub(crate) rx: watch::Receiver<RaftMetrics<N>>,
+    pub(crate) timeout: Duration,
+}
+
+impl<N: crate::Node> Wait<N> {
+    /// Waits until `condition` holds.
+    pub async fn metrics(
+        &mut self,
+        condition: impl Fn(&RaftMetrics<N>) -> bool,
+        what: impl Into<String>,
+    ) -> Result<RaftMetrics<N>, WaitError> {
+        let timeout = self.timeout;
+        let wait = async {
+            loop {
+                {
+                    let metrics = self.rx.borrow_and_update();
+                    if condition(&metrics) {
+                        return Ok(metrics.clone());
+                    }
+                    if metrics.stopped {
+                        return Err(WaitError::Stopped);
+                    }
+                }
+                if self.rx.changed().await.is_err() {
+                    return Err(WaitError::Stopped);
+                }
+            }
+        };
+        match tokio::time::timeout(timeout, wait).await {
+            Ok(result) => result,
+            Err(_) => Err(WaitError::Timeout { timeout, what: what.into() }),
+        }
+    }
+
+    /// Waits until some leader is known; returns its id.
+    pub async fn for_leader(&mut self) -> Result<NodeId, WaitError> {
+        let m = self.metrics(|m| m.current_leader.is_some(), "a leader").await?;
+        Ok(m.current_leader.expect("checked"))
+    }
+
+    /// Waits until this node's state machine applied `index`.
+    pub async fn applied_at_least(&mut self, index: LogIndex) -> Result<RaftMetrics<N>, WaitError> {
+        self.metrics(move |m| m.last_applied.map_or(0, |l| l.index) >= index, format!("applied >= {index}")).await
+    }
+
+    /// Waits until this node plays `state`.
+    pub async fn state(&mut self, state: ServerState) -> Result<RaftMetrics<N>, WaitError> {
+        self.metrics(move |m| m.state == state, format!("state {state:?}")).await
+    }
+
+    /// Waits until this node's leader is `leader`.
+    pub async fn leader_is(&mut self, leader: NodeId) -> Result<RaftMetrics<N>, WaitError> {
+        self.metrics(move |m| m.current_leader == Some(leader), format!("leader {leader}")).await
+    }
+}

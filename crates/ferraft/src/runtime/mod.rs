@@ -1,0 +1,243 @@
+//! The tokio runtime: one driver task per node feeds the engine and executes
+//! its outputs; [`Raft`] is the handle applications hold.
+
+mod driver;
+mod event;
+mod metrics;
+mod snapshot_receiver;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch, Mutex};
+use tokio::task::JoinHandle;
+
+pub use event::WriteResponse;
+pub use metrics::{RaftMetrics, ReplicationMetrics, Wait, WaitError};
+
+use crate::config::{Config, ConfigError};
+use crate::error::{ChangeMembershipError, Fatal, InitializeError, ReadError, TransferError, WriteError};
+use crate::log_id::{index_of, LogId};
+use crate::membership::{ChangeMembers, Membership, StoredMembership};
+use crate::message::Message;
+use crate::network::Network;
+use crate::node::{LogIndex, Node, NodeId};
+use crate::state_machine::StateMachine;
+use crate::storage::{LogStore, StorageError};
+use event::{Event, JointPrepare};
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The store could not be read.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+/// A running Raft node. Cheap to clone; every clone drives the same node.
+pub struct Raft<SM: StateMachine, N: Node = crate::BasicNode> {
+    inner: Arc<Inner<SM, N>>,
+}
+
+impl<SM: StateMachine, N: Node> Clone for Raft<SM, N> {
+    fn clone(&self) -> Self {
+        Self { inner: self.inner.clone() }
+    }
+}
+
+struct Inner<SM: StateMachine, N: Node> {
+    id: NodeId,
+    tx: mpsc::UnboundedSender<Event<SM, N>>,
+    metrics: watch::Receiver<RaftMetrics<N>>,
+    driver: Mutex<Option<JoinHandle<()>>>,
+}
+
+type Command<SM> = <SM as StateMachine>::Command;
+
+impl<SM: StateMachine, N: Node> Raft<SM, N> {
+    /// Starts node `id`: reads the store, restores the latest snapshot into the
+    /// state machine, and spawns the driver on the current tokio runtime.
+    /// A node with persisted state resumes where it stopped; a fresh node waits
+    /// to be initialized or added by a leader.
+    pub async fn new(
+        id: NodeId,
+        config: Config,
+        network: Arc<dyn Network<Command<SM>, N>>,
+        store: Box<dyn LogStore<Command<SM>, N>>,
+        state_machine: SM,
+    ) -> Result<Self, StartError> {
+        config.validate()?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let (driver, metrics) =
+            driver::Driver::start(id, Arc::new(config), network, store, state_machine, tx.clone(), rx)?;
+        let handle = tokio::spawn(driver.run());
+        Ok(Self { inner: Arc::new(Inner { id, tx, metrics, driver: Mutex::new(Some(handle)) }) })
+    }
+
+    /// This node's id.
+    pub fn id(&self) -> NodeId {
+        self.inner.id
+    }
+
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Event<SM, N>) -> Result<T, Fatal> {
+        let (tx, rx) = oneshot::channel();
+        self.inner.tx.send(make(tx)).map_err(|_| Fatal::Stopped)?;
+        rx.await.map_err(|_| Fatal::Stopped)
+    }
+
+    /// Hands a message from a peer to this node (called by the transport).
+    pub fn receive(&self, message: Message<Command<SM>, N>) {
+        let _ = self.inner.tx.send(Event::Message(message));
+    }
+
+    /// Tells this node that `peer` cannot be reached (called by the transport).
+    pub fn report_unreachable(&self, peer: NodeId) {
+        let _ = self.inner.tx.send(Event::Unreachable(peer));
+    }
+
+    /// Makes a fresh node the first member(s) of a cluster: `members` become
+    /// the voters. Call it on one node (the others are reached by replication)
+    /// or on every initial member with the same set.
+    pub async fn initialize(
+        &self,
+        members: impl Into<std::collections::BTreeMap<NodeId, N>>,
+    ) -> Result<LogId, InitializeError> {
+        let membership = Membership::new_uniform(members.into())?;
+        self.call(|tx| Event::Initialize(membership, tx)).await?
+    }
+
+    /// Replicates a command; returns the state machine's response once applied
+    /// here. Concurrent calls are batched into one append.
+    pub async fn client_write(&self, command: Command<SM>) -> Result<WriteResponse<SM::Response>, WriteError<N>> {
+        self.call(|tx| Event::Write(command, tx)).await?
+    }
+
+    /// Confirms this node leads and waits until its state machine reflects
+    /// every write committed before the call; read the state machine afterwards.
+    /// Returns the read index.
+    pub async fn ensure_linearizable(&self) -> Result<LogIndex, ReadError<N>> {
+        self.call(Event::ReadIndex).await?
+    }
+
+    /// Like [`Raft::ensure_linearizable`] but served from the leader lease
+    /// without a round trip; fails with `LeaseExpired` when no lease is held.
+    pub async fn lease_read(&self) -> Result<LogIndex, ReadError<N>> {
+        self.call(Event::LeaseRead).await?
+    }
+
+    /// Adds a learner (non-voter) and starts replicating to it. With
+    /// `blocking`, returns once it holds the leader's log as of the call
+    /// (progress shows in the leader's `metrics().replication`).
+    pub async fn add_learner(
+        &self,
+        id: NodeId,
+        node: N,
+        blocking: bool,
+    ) -> Result<StoredMembership<N>, ChangeMembershipError<N>> {
+        let membership = self.change_membership(ChangeMembers::AddNodes([(id, node)].into()), false).await?;
+        if blocking {
+            let target = self.metrics().borrow().last_log_index;
+            let what = format!("learner {id} to reach index {target}");
+            let caught_up = |m: &RaftMetrics<N>| {
+                m.replication.as_ref().and_then(|r| r.get(&id)).is_some_and(|p| index_of(p.matched) >= target)
+                    || m.current_leader != Some(self.id())
+            };
+            let m = self
+                .wait(Duration::from_secs(u64::MAX / 4))
+                .metrics(caught_up, what)
+                .await
+                .map_err(|_| Fatal::Stopped)?;
+            if m.current_leader != Some(self.id()) {
+                return Err(ChangeMembershipError::LeadershipLost);
+            }
+        }
+        Ok(membership)
+    }
+
+    /// Changes membership by the extended algorithm (one step when safe, else
+    /// through a joint config); returns once the last step is committed.
+    /// With `retain`, removed voters stay as learners.
+    pub async fn change_membership(
+        &self,
+        change: ChangeMembers<N>,
+        retain: bool,
+    ) -> Result<StoredMembership<N>, ChangeMembershipError<N>> {
+        self.call(|tx| Event::ChangeMembership(change, retain, tx)).await?
+    }
+
+    /// Explicit joint consensus, step 1: see [`crate::engine::Engine::prepare_membership`].
+    /// Returns the index of the committed joint entry.
+    pub async fn prepare_membership(
+        &self,
+        expect_voters: BTreeSet<NodeId>,
+        expect_learners: BTreeSet<NodeId>,
+        voters: BTreeSet<NodeId>,
+        learners: BTreeSet<NodeId>,
+    ) -> Result<LogIndex, ChangeMembershipError<N>> {
+        let prepare = JointPrepare { expect_voters, expect_learners, voters, learners };
+        self.call(|tx| Event::Prepare(prepare, tx)).await?
+    }
+
+    /// Explicit joint consensus, step 2: leaves the joint config for the new one.
+    pub async fn commit_membership(&self, prepare_index: LogIndex) -> Result<LogIndex, ChangeMembershipError<N>> {
+        self.call(|tx| Event::CommitJoint(prepare_index, tx)).await?
+    }
+
+    /// Explicit joint consensus, undo: returns to the old config.
+    pub async fn abort_membership(&self) -> Result<LogIndex, ChangeMembershipError<N>> {
+        self.call(Event::AbortJoint).await?
+    }
+
+    /// Hands leadership to `to` (or the most up-to-date voter); returns once
+    /// this node sees the new leader.
+    pub async fn transfer_leader(&self, to: Option<NodeId>) -> Result<NodeId, TransferError<N>> {
+        let target = self.call(|tx| Event::TransferLeader(to, tx)).await??;
+        if target == self.id() {
+            return Ok(target);
+        }
+        let timeout = Duration::from_secs(5);
+        match self.wait(timeout).leader_is(target).await {
+            Ok(_) => Ok(target),
+            Err(WaitError::Stopped) => Err(Fatal::Stopped.into()),
+            Err(WaitError::Timeout { .. }) => Err(TransferError::Timeout),
+        }
+    }
+
+    /// Starts an election now (if this node is a voter).
+    pub fn trigger_elect(&self) {
+        let _ = self.inner.tx.send(Event::Elect);
+    }
+
+    /// Sends heartbeats now (if leader).
+    pub fn trigger_heartbeat(&self) {
+        let _ = self.inner.tx.send(Event::Heartbeat);
+    }
+
+    /// Builds and saves a snapshot now; returns its last log id.
+    pub async fn trigger_snapshot(&self) -> Result<Option<LogId>, Fatal> {
+        self.call(Event::Snapshot).await?
+    }
+
+    /// The metrics channel: always holds the latest state.
+    pub fn metrics(&self) -> watch::Receiver<RaftMetrics<N>> {
+        self.inner.metrics.clone()
+    }
+
+    /// Helpers that wait up to `timeout` for a condition on the metrics.
+    pub fn wait(&self, timeout: Duration) -> Wait<N> {
+        Wait { rx: self.metrics(), timeout }
+    }
+
+    /// Stops the node: flushes what is pending and ends the driver task.
+    pub async fn shutdown(&self) -> Result<(), Fatal> {
+        let _ = self.call(Event::Shutdown).await;
+        if let Some(handle) = self.inner.driver.lock().await.take() {
+            let _ = handle.await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! Elections: one leader per term, pre-vote, check-quorum, transfer.
+
+mod support;
+
+use std::time::Duration;
+
+use ferraft::{LeaderIdMode, ServerState};
+use support::*;
+
+#[tokio::test]
+async fn single_node_cluster_elects_itself_at_once_and_serves_writes() {
+    let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1]).await;
+    let raft = cluster.raft(1);
+    raft.wait(Duration::from_secs(1)).state(ServerState::Leader).await.expect("elected without waiting for a timeout");
+    let response = raft.client_write(42).await.expect("write");
+    assert_eq!(cluster.applied(1), vec![42]);
+    assert_eq!(response.response, response.log_id.index);
+}
+
+async fn one_leader_per_term(mode: LeaderIdMode) {
+    let ids = [1, 2, 3, 4, 5];
+    let cluster = Cluster::start_initialized(fast_config(mode), &ids).await;
+    let mut leaders_by_term = std::collections::BTreeMap::new();
+    for round in 0..4 {
+        let leader = cluster.leader_among(&ids).await;
+        let term = cluster.raft(leader).metrics().borrow().current_term;
+        if mode == LeaderIdMode::Standard {
+            if let Some(previous) = leaders_by_term.insert(term, leader) {
+                assert_eq!(previous, leader, "two leaders in term {term}");
+            }
+        }
+        cluster.raft(leader).client_write(round).await.expect("write");
+        // force a new election elsewhere
+        let next = ids.iter().copied().find(|id| *id != leader).unwrap();
+        cluster.raft(leader).transfer_leader(Some(next)).await.expect("transfer");
+    }
+    let last = cluster.raft(cluster.leader_among(&ids).await).metrics().borrow().last_log_index;
+    cluster.wait_applied(&ids, last).await;
+    for id in ids {
+        assert_eq!(cluster.applied(id), vec![0, 1, 2, 3], "node {id} applied the same writes in the same order");
+    }
+}
+
+#[tokio::test]
+async fn five_nodes_standard_mode_one_leader_per_term() {
+    one_leader_per_term(LeaderIdMode::Standard).await;
+}
+
+#[tokio::test]
+async fn five_nodes_advanced_mode_elects_and_replicates() {
+    one_leader_per_term(LeaderIdMode::Advanced).await;
+}
+
+#[tokio::test]
+async fn partitioned_minority_leader_cannot_commit_and_steps_down() {
+    let ids = [1, 2, 3];
+    let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
+    let old = cluster.leader_among(&ids).await;
+    cluster.router.isolate(old);
+    let stuck = tokio::time::timeout(Duration::from_millis(800), cluster.raft(old).client_write(7)).await;
+    assert!(!matches!(stuck, Ok(Ok(_))), "a minority leader must not commit");
+    // check-quorum: it steps down on its own
+    cluster.raft(old).wait(WAIT).metrics(|m| m.state != ServerState::Leader, "old leader steps down").await.unwrap();
+    let rest: Vec<_> = ids.iter().copied().filter(|id| *id != old).collect();
+    let new = cluster.leader_among(&rest).await;
+    assert_ne!(new, old);
+    cluster.raft(new).client_write(8).await.expect("majority side commits");
+    cluster.router.restore(old);
+    let last = cluster.raft(new).metrics().borrow().last_log_index;
+    cluster.wait_applied(&ids, last).await;
+    assert_eq!(cluster.applied(old), cluster.applied(new), "rejoined node converges; write 7 was never applied");
+    assert!(!cluster.applied(old).contains(&7));
+}
+
+#[tokio::test]
+async fn with_pre_vote_a_rejoining_node_does_not_bump_the_term() {
+    let ids = [1, 2, 3];
+    let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let term = cluster.raft(leader).metrics().borrow().current_term;
+    let follower = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.router.isolate(follower);
+    // several election timeouts pass while it is cut off
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(cluster.raft(follower).metrics().borrow().current_term, term, "pre-vote kept the isolated node's term");
+    cluster.router.restore(follower);
+    cluster.raft(leader).client_write(1).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = cluster.raft(leader).metrics().borrow().clone();
+    assert_eq!((m.state, m.current_term), (ServerState::Leader, term), "leader was not disturbed");
+}
+
+#[tokio::test]
+async fn leader_transfer_moves_leadership_to_the_chosen_node() {
+    let ids = [1, 2, 3];
+    let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let target = ids.iter().copied().find(|id| *id != leader).unwrap();
+    assert_eq!(cluster.raft(leader).transfer_leader(Some(target)).await.unwrap(), target);
+    assert_eq!(cluster.leader_among(&ids).await, target);
+}

@@ -1,0 +1,122 @@
+//! Replication, crashes, restarts and reads.
+
+mod support;
+
+use std::time::Duration;
+
+use ferraft::{LeaderIdMode, ReadError, ServerState};
+use support::*;
+
+#[tokio::test]
+async fn three_nodes_apply_the_same_writes_in_the_same_order() {
+    let ids = [1, 2, 3];
+    let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let writes = (0..200u64).map(|i| {
+        let raft = cluster.raft(leader).clone();
+        tokio::spawn(async move { raft.client_write(i).await.map(|r| r.log_id.index) })
+    });
+    let mut last = 0;
+    for w in writes {
+        last = last.max(w.await.unwrap().expect("write"));
+    }
+    cluster.wait_applied(&ids, last).await;
+    let reference = cluster.applied(leader);
+    assert_eq!(reference.len(), 200);
+    for id in ids {
+        assert_eq!(cluster.applied(id), reference, "node {id}");
+    }
+}
+
+#[tokio::test]
+async fn leader_crash_elects_a_new_leader_and_keeps_committed_entries() {
+    let ids = [1, 2, 3];
+    let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
+    let old = cluster.leader_among(&ids).await;
+    for i in 0..10 {
+        cluster.raft(old).client_write(i).await.unwrap();
+    }
+    // an uncommitted entry: the old leader is cut off before it replicates
+    cluster.router.isolate(old);
+    let raft = cluster.raft(old).clone();
+    let orphan = tokio::spawn(async move { raft.client_write(999).await });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    cluster.crash(old).await;
+    let rest: Vec<_> = ids.iter().copied().filter(|id| *id != old).collect();
+    let new = cluster.leader_among(&rest).await;
+    cluster.raft(new).client_write(10).await.unwrap();
+    assert!(orphan.await.unwrap().is_err(), "the orphan write was never acknowledged");
+    // the old leader restarts: its uncommitted entry is overwritten
+    cluster.router.restore(old);
+    cluster.start(old).await;
+    let last = cluster.raft(new).metrics().borrow().last_log_index;
+    cluster.wait_applied(&ids, last).await;
+    let expected: Vec<u64> = (0..=10).collect();
+    for id in ids {
+        assert_eq!(cluster.applied(id), expected, "node {id}");
+    }
+}
+
+#[tokio::test]
+async fn a_follower_that_was_down_catches_up() {
+    let ids = [1, 2, 3];
+    let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.crash(down).await;
+    for i in 0..50 {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    cluster.start(down).await;
+    let last = cluster.raft(leader).metrics().borrow().last_log_index;
+    cluster.wait_applied(&[down], last).await;
+    assert_eq!(cluster.applied(down), (0..50).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn restart_of_every_node_keeps_all_committed_data() {
+    let ids = [1, 2, 3];
+    let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    for i in 0..20 {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    for id in ids {
+        cluster.crash(id).await;
+    }
+    for id in ids {
+        cluster.start(id).await;
+    }
+    let leader = cluster.leader_among(&ids).await;
+    cluster.raft(leader).client_write(20).await.unwrap();
+    let last = cluster.raft(leader).metrics().borrow().last_log_index;
+    cluster.wait_applied(&ids, last).await;
+    for id in ids {
+        assert_eq!(cluster.applied(id), (0..=20).collect::<Vec<_>>(), "node {id}");
+    }
+}
+
+#[tokio::test]
+async fn linearizable_read_after_a_write_sees_it_and_deposed_leader_cannot_read() {
+    let ids = [1, 2, 3];
+    let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let w = cluster.raft(leader).client_write(5).await.unwrap();
+    let read_index = cluster.raft(leader).ensure_linearizable().await.unwrap();
+    assert!(read_index >= w.log_id.index);
+    assert!(cluster.applied(leader).contains(&5));
+    // a follower must forward
+    let follower = ids.iter().copied().find(|id| *id != leader).unwrap();
+    assert!(
+        matches!(cluster.raft(follower).ensure_linearizable().await, Err(ReadError::ForwardToLeader(f)) if f.leader_id == Some(leader))
+    );
+    // lease read works on a healthy leader
+    cluster.raft(leader).lease_read().await.expect("lease held");
+    // deposed: cut off, the leader cannot confirm a read nor hold its lease
+    cluster.router.isolate(leader);
+    let read = tokio::time::timeout(Duration::from_secs(3), cluster.raft(leader).ensure_linearizable()).await;
+    assert!(!matches!(read, Ok(Ok(_))), "isolated leader served a linearizable read");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(cluster.raft(leader).lease_read().await.is_err(), "isolated leader kept its lease past the window");
+    cluster.raft(leader).wait(WAIT).metrics(|m| m.state != ServerState::Leader, "steps down").await.unwrap();
+}

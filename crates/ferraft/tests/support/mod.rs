@@ -1,0 +1,119 @@
+//! A cluster of in-process nodes on the in-memory store and network.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferraft::mem::{MemLogStore, MemRouter, RecordingStateMachine};
+use ferraft::{BasicNode, Config, LeaderIdMode, NodeId, Raft, ServerState};
+
+pub type Sm = RecordingStateMachine<u64>;
+pub type Node = Raft<Sm, BasicNode>;
+
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub fn fast_config(mode: LeaderIdMode) -> Config {
+    Config {
+        heartbeat_interval_ms: 20,
+        election_timeout_min_ms: 150,
+        election_timeout_max_ms: 300,
+        leader_id_mode: mode,
+        ..Config::default()
+    }
+}
+
+pub fn addr(id: NodeId) -> String {
+    format!("node-{id}")
+}
+
+pub fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
+    ids.iter().map(|id| (*id, BasicNode::new(addr(*id)))).collect()
+}
+
+pub struct Member {
+    pub raft: Node,
+    pub store: MemLogStore<u64, BasicNode>,
+    pub sm: Sm,
+}
+
+pub struct Cluster {
+    pub router: Arc<MemRouter<u64>>,
+    pub config: Config,
+    pub members: BTreeMap<NodeId, Member>,
+}
+
+impl Cluster {
+    pub fn new(config: Config) -> Self {
+        Self { router: MemRouter::new(), config, members: BTreeMap::new() }
+    }
+
+    /// Starts (or restarts, on its old store) node `id`.
+    pub async fn start(&mut self, id: NodeId) -> Node {
+        let (store, sm) = match self.members.remove(&id) {
+            Some(old) => {
+                let _ = old.raft.shutdown().await;
+                // the state machine is rebuilt from snapshot + log, like a real restart
+                (old.store, Sm::new())
+            }
+            None => (MemLogStore::new(), Sm::new()),
+        };
+        let raft = Raft::new(id, self.config.clone(), self.router.network(), Box::new(store.clone()), sm.clone())
+            .await
+            .expect("node starts");
+        self.router.register(addr(id), raft.clone());
+        self.members.insert(id, Member { raft: raft.clone(), store, sm });
+        raft
+    }
+
+    /// Starts nodes `ids` and initializes them as the voters.
+    pub async fn start_initialized(config: Config, ids: &[NodeId]) -> Self {
+        let mut cluster = Self::new(config);
+        for id in ids {
+            cluster.start(*id).await;
+        }
+        cluster.raft(ids[0]).initialize(nodes(ids)).await.expect("initialize");
+        cluster
+    }
+
+    pub fn raft(&self, id: NodeId) -> &Node {
+        &self.members[&id].raft
+    }
+
+    /// Stops a node (a crash: nothing in flight is flushed beyond the store).
+    pub async fn crash(&mut self, id: NodeId) {
+        self.router.unregister(&addr(id));
+        self.raft(id).shutdown().await.expect("shutdown");
+    }
+
+    /// Waits until the nodes in `ids` agree on one leader among them; returns it.
+    pub async fn leader_among(&self, ids: &[NodeId]) -> NodeId {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let leaders: Vec<NodeId> = ids
+                .iter()
+                .filter(|id| self.raft(**id).metrics().borrow().state == ServerState::Leader)
+                .copied()
+                .collect();
+            if let [leader] = leaders[..] {
+                let agreed = ids.iter().all(|id| self.raft(*id).metrics().borrow().current_leader == Some(leader));
+                if agreed {
+                    return leader;
+                }
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no single leader among {ids:?}: {leaders:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    pub async fn wait_applied(&self, ids: &[NodeId], index: u64) {
+        for id in ids {
+            self.raft(*id).wait(WAIT).applied_at_least(index).await.unwrap_or_else(|e| panic!("node {id}: {e}"));
+        }
+    }
+
+    /// The commands node `id` applied, in order.
+    pub fn applied(&self, id: NodeId) -> Vec<u64> {
+        self.members[&id].sm.applied().into_iter().map(|(_, c)| c).collect()
+    }
+}
