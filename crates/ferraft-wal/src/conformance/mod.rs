@@ -1,0 +1,57 @@
+//! A conformance suite for any [`LogStore`]: the rules every store must keep.
+//!
+//! Each rule is a public function taking an `open` closure that opens a store
+//! over a directory; calling it again with the same directory (after the
+//! previous store was dropped) must reopen the same data. A store without
+//! files (in memory) can key its data by the path. Run everything with
+//! [`run_all`], or call the functions one by one to get one test per rule:
+//!
+//! ```
+//! use ferraft::BasicNode;
+//! use ferraft_wal::conformance::{self, TestData};
+//! use ferraft_wal::{WalOptions, WalStore};
+//!
+//! conformance::run_all(&mut |dir: &std::path::Path| {
+//!     WalStore::<TestData, BasicNode>::open(dir, WalOptions::new(1, 1))
+//! });
+//! ```
+//!
+//! Rules that need durability wait for the store's notifier (or take
+//! `AppendDurability::Durable` at its word) before reopening.
+
+mod log_rules;
+mod state_rules;
+mod support;
+
+pub use log_rules::*;
+pub use state_rules::*;
+pub use support::{append_durably, blank, entries, entry, log_id, membership_entry, TestData, TestDir};
+
+use std::path::Path;
+
+use ferraft::{BasicNode, LogStore, StorageError};
+
+/// Runs every rule of the suite against the store `open` opens.
+pub fn run_all<S, F>(open: &mut F)
+where
+    S: LogStore<TestData, BasicNode>,
+    F: FnMut(&Path) -> Result<S, StorageError>,
+{
+    new_store_reads_empty_state(open);
+    append_reports_durability_of_the_last_entry(open);
+    append_then_reopen_keeps_entries(open);
+    appends_in_many_calls_keep_order(open);
+    every_payload_kind_round_trips(open);
+    truncate_then_append_replaces_tail(open);
+    truncate_everything_then_append_restarts_log(open);
+    truncate_past_last_entry_changes_nothing(open);
+    purge_keeps_unpurged_entries(open);
+    purge_past_last_entry_continues_after_purge_point(open);
+    mutations_apply_in_call_order(open);
+    vote_survives_reopen(open);
+    latest_vote_wins_after_reopen(open);
+    committed_after_reopen_is_never_newer_than_saved(open);
+    snapshot_survives_reopen(open);
+    newer_snapshot_replaces_older(open);
+    state_survives_many_reopens(open);
+}

@@ -1,0 +1,104 @@
+//! A durable, segmented write-ahead log for ferraft: [`WalStore`] implements
+//! [`ferraft::LogStore`].
+//!
+//! ```
+//! use bytes::Bytes;
+//! use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogStore, Vote};
+//! use ferraft_wal::conformance::TestData;
+//! use ferraft_wal::{WalOptions, WalStore};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let dir = std::env::temp_dir().join(format!("ferraft-wal-doc-{}", std::process::id()));
+//! # let _ = std::fs::remove_dir_all(&dir);
+//! let mut wal = WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(1, 7))?;
+//! let state = wal.read_state()?;
+//! assert!(state.entries.is_empty());
+//!
+//! // Appends return at once; the writer thread syncs and calls the notifier.
+//! let (flushed_tx, flushed) = std::sync::mpsc::channel();
+//! let notifier = FlushNotifier::new(move |log_id| flushed_tx.send(log_id).unwrap());
+//! let entry = Entry {
+//!     log_id: LogId::new(LeaderId::new(1, 1), 1),
+//!     payload: EntryPayload::Normal(TestData::new(Bytes::from_static(b"x=1"))),
+//! };
+//! wal.append(&[entry.clone()], &notifier)?;
+//! assert_eq!(flushed.recv()?, entry.log_id);
+//! wal.save_vote(&Vote::new_committed(1, 1))?; // durable on return
+//! drop(wal);
+//!
+//! // Reopening verifies every record and returns what was durable.
+//! let mut wal = WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(1, 7))?;
+//! let state = wal.read_state()?;
+//! assert_eq!(state.entries, vec![entry]);
+//! assert_eq!(state.vote, Some(Vote::new_committed(1, 1)));
+//! drop(wal);
+//!
+//! // Another node's data dir is refused.
+//! assert!(WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(2, 7)).is_err());
+//! # std::fs::remove_dir_all(&dir)?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # On disk
+//!
+//! A data dir holds:
+//! - `IDENTITY`: node id and cluster id, written on first open and checked on
+//!   every later one, so a node never runs on another node's log.
+//! - `META`: vote, committed log id and purge point in two alternating
+//!   checksummed slots, so a crash during a save leaves the previous state.
+//! - `SNAPSHOT`: the latest snapshot, replaced by write-temp, sync, rename,
+//!   sync-directory.
+//! - `<first index>.wal`: segments. A 24-byte checksummed header, then records
+//!   framed as `[length u32][crc32c u32][postcard-encoded Entry]`. A segment is
+//!   closed once it reaches [`WalOptions::segment_bytes`].
+//!
+//! # Durability
+//!
+//! - **Appends** are group-committed: [`LogStore::append`] encodes the entries
+//!   into a shared buffer and returns [`AppendDurability::Pending`](ferraft::AppendDurability);
+//!   a writer thread writes everything queued, issues one `fdatasync`, and
+//!   reports the last entry of the batch through the notifier.
+//! - **Truncate and purge** go through the same queue, so they apply in call
+//!   order with appends. A truncation's file cut is synced before anything
+//!   is re-appended, so stale records can never resurface between new ones.
+//!   A purge records its point durably before deleting whole segments.
+//! - **The vote** is durable when `save_vote` returns; **the committed log
+//!   id** is saved lazily (within about 200 ms, or with the next vote or purge).
+//! - [`WalOptions::sync`] `= false` skips every sync: **unsafe**, for tests only.
+//!
+//! # Recovery
+//!
+//! Opening checks every checksum. Only the end of the last segment can hold a
+//! partial write after a crash, so a damaged record there with no intact
+//! record after it is a torn tail and is cut off. Damage anywhere else (or a
+//! missing segment) makes `open` fail with [`WalError::Corrupt`] or
+//! [`WalError::MissingEntries`] rather than silently drop entries that may
+//! have been acknowledged. Caveat: after a *power failure* (not a process
+//! crash) a disk may persist the pages of the last, unsynced batch out of
+//! order; if an intact record survives behind a lost one the store refuses
+//! to open, and an operator must restore the node's data from a peer.
+//!
+//! A flipped bit in the newest `META` slot is indistinguishable from a save
+//! interrupted by a crash: the previous vote is used. The previous vote is
+//! still one this node gave, but a vote saved just before may be forgotten.
+#![deny(missing_docs)]
+
+pub mod conformance;
+mod error;
+mod fsutil;
+mod identity;
+mod layout;
+mod meta;
+mod options;
+mod queue;
+mod record;
+mod recovery;
+mod segment;
+mod snapshot_file;
+mod store;
+mod writer;
+
+pub use error::{Corruption, WalError};
+pub use options::{WalOptions, DEFAULT_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
+pub use store::WalStore;

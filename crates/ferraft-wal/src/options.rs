@@ -1,0 +1,37 @@
+//! How a WAL store is opened.
+
+use ferraft::NodeId;
+
+/// The default segment size: large enough that rolling (two extra syncs) is
+/// rare, small enough that purging frees space in useful steps.
+pub const DEFAULT_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The smallest segment size accepted; tests use small segments to exercise rolling.
+pub const MIN_SEGMENT_BYTES: u64 = 1024;
+
+/// Options for [`WalStore::open`](crate::WalStore::open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WalOptions {
+    /// The node this data dir belongs to; checked on every open so a node
+    /// never starts on another node's log.
+    pub node_id: NodeId,
+    /// The cluster this data dir belongs to; checked like `node_id`.
+    pub cluster_id: u64,
+    /// A segment file is closed and a new one started once it reaches this
+    /// size. Purge frees space in whole segments.
+    pub segment_bytes: u64,
+    /// Whether writes are synced to the disk.
+    ///
+    /// **`false` is unsafe**: nothing survives a power failure or kernel
+    /// crash, and `append` reports entries durable before they even reach
+    /// the OS, so a process crash loses them too. Raft's safety depends on
+    /// durability; use `false` only in tests.
+    pub sync: bool,
+}
+
+impl WalOptions {
+    /// Durable defaults for `node_id` in `cluster_id`.
+    pub fn new(node_id: NodeId, cluster_id: u64) -> Self {
+        Self { node_id, cluster_id, segment_bytes: DEFAULT_SEGMENT_BYTES, sync: true }
+    }
+}

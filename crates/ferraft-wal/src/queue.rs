@@ -1,0 +1,155 @@
+//! The hand-off between the store (caller side) and the writer thread.
+//!
+//! Callers encode records straight into `Queue::buf` and push the file
+//! operations that place them; the writer swaps the whole queue out for an
+//! empty one (keeping both buffers' capacity), executes it, syncs once, and
+//! reports the batch durable. Everything that arrives while a sync is in
+//! flight lands in the next batch: that is the group commit. Because every
+//! mutation (append, truncate, purge) goes through this one queue, the writer
+//! applies them in call order.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+
+use ferraft::{FlushNotifier, LogId, LogIndex};
+
+use crate::error::WalError;
+use crate::meta::MetaFile;
+
+/// Queued bytes above which `append` waits for the writer: bounds memory when
+/// the disk cannot keep up, without blocking in the normal case.
+pub(crate) const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+
+/// One file operation, executed by the writer in queue order.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Create segment `segment` durably, after syncing the one written so far.
+    Create {
+        /// First index of the new segment.
+        segment: LogIndex,
+    },
+    /// Write `buf[start..end]` at `offset` of segment `segment`.
+    Write {
+        /// The target segment.
+        segment: LogIndex,
+        /// Byte offset in the segment file.
+        offset: u64,
+        /// Start in the queue buffer.
+        start: usize,
+        /// End in the queue buffer.
+        end: usize,
+    },
+    /// Cut segment `segment` to `len` bytes and sync the cut, so stale records
+    /// can never reappear between re-appended ones.
+    Cut {
+        /// The segment to cut.
+        segment: LogIndex,
+        /// Its new length.
+        len: u64,
+    },
+    /// Delete segment `segment`, syncing the directory if `sync_dir`.
+    Delete {
+        /// The segment to delete.
+        segment: LogIndex,
+        /// Whether the deletion must be durable before the next operation.
+        sync_dir: bool,
+    },
+    /// Save the metadata (it carries a new purge point) before what follows.
+    PersistMeta,
+    /// Answer once everything queued before it is written (and synced).
+    Barrier(SyncSender<Result<(), Arc<WalError>>>),
+}
+
+/// Work waiting for the writer.
+#[derive(Debug, Default)]
+pub(crate) struct Queue {
+    /// Encoded records referenced by `Op::Write`.
+    pub buf: Vec<u8>,
+    /// Operations in call order.
+    pub ops: Vec<Op>,
+    /// The last appended entry and whom to tell once it is durable.
+    pub flushed: Option<(LogId, FlushNotifier)>,
+    /// Set when the store closes: the writer drains the queue and exits.
+    pub closing: bool,
+}
+
+impl Queue {
+    /// Queues a write, merging it into the previous one when both are adjacent
+    /// in the buffer and in the file (consecutive appends), so a batch costs
+    /// one `pwrite` per segment rather than one per call.
+    pub fn push_write(&mut self, segment: LogIndex, offset: u64, start: usize, end: usize) {
+        if let Some(Op::Write { segment: last_segment, offset: last_offset, start: last_start, end: last_end }) =
+            self.ops.last_mut()
+        {
+            if *last_segment == segment
+                && *last_end == start
+                && *last_offset + (*last_end - *last_start) as u64 == offset
+            {
+                *last_end = end;
+                return;
+            }
+        }
+        self.ops.push(Op::Write { segment, offset, start, end });
+    }
+}
+
+/// State shared by the store and its writer thread.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    /// The data dir.
+    pub dir: PathBuf,
+    /// Whether to sync (see [`WalOptions::sync`](crate::WalOptions::sync)).
+    pub sync: bool,
+    /// Work for the writer.
+    pub queue: Mutex<Queue>,
+    /// Signals the writer that work (or closing) arrived.
+    pub work: Condvar,
+    /// Signals waiting appenders that the queue was emptied.
+    pub room: Condvar,
+    /// Vote, committed log id and purge point; written by callers and writer.
+    pub meta: Mutex<MetaFile>,
+    /// The error that stopped the writer, if one did.
+    pub failure: OnceLock<Arc<WalError>>,
+    /// Set when the writer thread has exited, for whatever reason.
+    pub writer_gone: AtomicBool,
+}
+
+impl Shared {
+    /// Shared state for a store over `dir`.
+    pub fn new(dir: PathBuf, sync: bool, meta: MetaFile) -> Self {
+        Self {
+            dir,
+            sync,
+            queue: Mutex::new(Queue::default()),
+            work: Condvar::new(),
+            room: Condvar::new(),
+            meta: Mutex::new(meta),
+            failure: OnceLock::new(),
+            writer_gone: AtomicBool::new(false),
+        }
+    }
+
+    /// Locks the queue. A panic while holding the lock leaves the queue
+    /// consistent enough to report failure, so poisoning is ignored.
+    pub fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Locks the metadata file (poisoning ignored, as for the queue).
+    pub fn lock_meta(&self) -> MutexGuard<'_, MetaFile> {
+        self.meta.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Fails if the writer stopped: nothing queued from now on would land.
+    pub fn check_writer(&self) -> Result<(), WalError> {
+        if let Some(failure) = self.failure.get() {
+            return Err(WalError::WriterFailed(failure.clone()));
+        }
+        if self.writer_gone.load(Ordering::Acquire) {
+            return Err(WalError::WriterGone);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! Opening a data dir: check whose it is, verify every record, cut a torn tail.
+//!
+//! The rule that separates a crash from corruption: the writer syncs a segment
+//! completely before writing the next, and syncs each batch before starting
+//! another, so after a crash only the end of the last segment can hold a
+//! partial write. A bad record there with nothing intact after it is a torn
+//! tail and is cut off (it was never reported durable). A bad record anywhere
+//! else is damage to data that may have been acknowledged, and the store
+//! refuses to open rather than silently forget it.
+
+use std::fs::{self, OpenOptions};
+use std::path::Path;
+
+use ferraft::{AppData, Entry, LogIndex, Node, Snapshot};
+
+use crate::error::{io_error, Corruption, WalError};
+use crate::fsutil::{remove_temp_files, sync_dir};
+use crate::identity::Identity;
+use crate::meta::{MetaFile, META_FILE};
+use crate::options::WalOptions;
+use crate::record::{find_frame_after, read_frame, FrameFault, RECORD_HEADER_BYTES};
+use crate::segment::{decode_header, file_name, parse_file_name, Segment, SEGMENT_HEADER_BYTES, SEGMENT_VERSION};
+use crate::snapshot_file::{self, SNAPSHOT_FILE};
+
+/// Everything read back from a data dir.
+#[derive(Debug)]
+pub(crate) struct Recovered<C, N> {
+    /// The live segments, oldest first.
+    pub segments: Vec<Segment>,
+    /// Every entry after the purge point.
+    pub entries: Vec<Entry<C, N>>,
+    /// The metadata file, holding vote, committed and purge point.
+    pub meta: MetaFile,
+    /// The latest snapshot.
+    pub snapshot: Option<Snapshot<N>>,
+}
+
+/// Opens (or initialises) the data dir `dir`, which the caller has locked.
+pub(crate) fn recover<C: AppData, N: Node>(dir: &Path, options: &WalOptions) -> Result<Recovered<C, N>, WalError> {
+    remove_temp_files(dir)?;
+    let segment_names = list_segments(dir)?;
+    check_identity(dir, options, !segment_names.is_empty())?;
+    let meta = match MetaFile::open(dir, options.sync)? {
+        Some(meta) => meta,
+        None if segment_names.is_empty() && !dir.join(SNAPSHOT_FILE).exists() => MetaFile::create(dir, options.sync)?,
+        None => return Err(WalError::Corrupt { path: dir.join(META_FILE), offset: 0, problem: Corruption::Missing }),
+    };
+    let snapshot = snapshot_file::load(dir)?;
+    let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
+    let (segments, entries) = read_segments(dir, &segment_names, last_purged, options.sync)?;
+    Ok(Recovered { segments, entries, meta, snapshot })
+}
+
+/// Checks the identity file, writing it if this is a new data dir.
+fn check_identity(dir: &Path, options: &WalOptions, has_segments: bool) -> Result<(), WalError> {
+    let expected = Identity { node_id: options.node_id, cluster_id: options.cluster_id };
+    match Identity::read(dir)? {
+        Some(found) => found.check(dir, expected),
+        None if has_segments || dir.join(META_FILE).exists() || dir.join(SNAPSHOT_FILE).exists() => {
+            Err(WalError::MissingIdentity { path: dir.to_path_buf() })
+        }
+        None => {
+            tracing::info!(dir = %dir.display(), node_id = options.node_id, "initialising a new WAL data dir");
+            expected.write(dir, options.sync)
+        }
+    }
+}
+
+/// The first indexes of the segment files in `dir`, ascending.
+fn list_segments(dir: &Path) -> Result<Vec<LogIndex>, WalError> {
+    let mut firsts = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io_error("listing", dir))? {
+        let entry = entry.map_err(io_error("listing", dir))?;
+        if let Some(first) = entry.file_name().to_str().and_then(parse_file_name) {
+            firsts.push(first);
+        }
+    }
+    firsts.sort_unstable();
+    Ok(firsts)
+}
+
+/// Reads every segment, dropping those a purge had finished with.
+fn read_segments<C: AppData, N: Node>(
+    dir: &Path,
+    firsts: &[LogIndex],
+    last_purged: LogIndex,
+    sync: bool,
+) -> Result<(Vec<Segment>, Vec<Entry<C, N>>), WalError> {
+    let mut segments: Vec<Segment> = Vec::new();
+    let mut entries = Vec::new();
+    for (position, &first) in firsts.iter().enumerate() {
+        let next_first = firsts.get(position + 1).copied();
+        // Purge records its point before deleting, so a crash can leave
+        // segments wholly below it; they are garbage.
+        if next_first.is_some_and(|next| next <= last_purged + 1) {
+            remove_segment(dir, first, sync)?;
+            continue;
+        }
+        let expected = segments.last().map_or(last_purged + 1, Segment::next_index);
+        let starts_in_time = if segments.is_empty() { first <= expected } else { first == expected };
+        if !starts_in_time {
+            if first > expected {
+                return Err(WalError::MissingEntries { first_missing: expected, next_present: first });
+            }
+            let problem = Corruption::WrongIndex { expected, found: first };
+            return Err(WalError::Corrupt { path: dir.join(file_name(first)), offset: 0, problem });
+        }
+        let is_last = next_first.is_none();
+        segments.push(read_segment(dir, first, is_last, last_purged, sync, &mut entries)?);
+    }
+    if segments.last().is_some_and(|last| last.next_index() <= last_purged + 1) {
+        let last = segments.pop().expect("checked non-empty");
+        remove_segment(dir, last.first_index, sync)?;
+    }
+    Ok((segments, entries))
+}
+
+/// Reads one segment, pushing its entries after `last_purged` to `entries`.
+fn read_segment<C: AppData, N: Node>(
+    dir: &Path,
+    first: LogIndex,
+    is_last: bool,
+    last_purged: LogIndex,
+    sync: bool,
+    entries: &mut Vec<Entry<C, N>>,
+) -> Result<Segment, WalError> {
+    let path = dir.join(file_name(first));
+    let data = fs::read(&path).map_err(io_error("reading", &path))?;
+    let corrupt = |offset: usize, problem| WalError::Corrupt { path: path.clone(), offset: offset as u64, problem };
+    let header = decode_header(&data).map_err(|problem| corrupt(0, problem))?;
+    if header.version != SEGMENT_VERSION {
+        return Err(WalError::UnsupportedVersion { path, version: header.version, supported: SEGMENT_VERSION });
+    }
+    if header.first_index != first {
+        return Err(corrupt(0, Corruption::NameMismatch { header: header.first_index, name: first }));
+    }
+    let mut segment = Segment::new(first);
+    let mut offset = SEGMENT_HEADER_BYTES as usize;
+    while offset < data.len() {
+        let payload = match read_frame(&data, offset) {
+            Ok(payload) => payload,
+            Err(fault) if is_last && find_frame_after(&data, offset).is_none() => {
+                tracing::warn!(path = %path.display(), offset, ?fault, "cutting a torn write at the WAL tail");
+                cut_torn_tail(&path, offset as u64, sync)?;
+                break;
+            }
+            Err(fault) => {
+                let problem =
+                    if fault == FrameFault::Short { Corruption::Truncated } else { Corruption::RecordChecksum };
+                return Err(corrupt(offset, problem));
+            }
+        };
+        let entry: Entry<C, N> =
+            postcard::from_bytes(payload).map_err(|error| corrupt(offset, Corruption::Undecodable(error)))?;
+        let expected = segment.next_index();
+        if entry.log_id.index != expected {
+            return Err(corrupt(offset, Corruption::WrongIndex { expected, found: entry.log_id.index }));
+        }
+        segment.offsets.push(offset as u64);
+        if entry.log_id.index > last_purged {
+            entries.push(entry);
+        }
+        offset += RECORD_HEADER_BYTES + payload.len();
+    }
+    segment.len_bytes = offset as u64;
+    Ok(segment)
+}
+
+/// Cuts a torn tail off and makes the cut durable, so the next append does
+/// not land behind leftover garbage.
+fn cut_torn_tail(path: &Path, len: u64, sync: bool) -> Result<(), WalError> {
+    let file = OpenOptions::new().write(true).open(path).map_err(io_error("opening", path))?;
+    file.set_len(len).map_err(io_error("truncating", path))?;
+    if sync {
+        file.sync_data().map_err(io_error("syncing", path))?;
+    }
+    Ok(())
+}
+
+/// Deletes a segment left over from a purge.
+fn remove_segment(dir: &Path, first: LogIndex, sync: bool) -> Result<(), WalError> {
+    let path = dir.join(file_name(first));
+    tracing::info!(path = %path.display(), "removing a fully purged WAL segment");
+    fs::remove_file(&path).map_err(io_error("removing", &path))?;
+    if sync {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}

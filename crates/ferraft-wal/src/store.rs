@@ -1,0 +1,358 @@
+//! [`WalStore`]: the [`LogStore`] over a data dir.
+
+use std::fs::File;
+use std::marker::PhantomData;
+use std::ops::{Bound, RangeBounds};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+
+use ferraft::log_id::index_of;
+use ferraft::{
+    AppData, AppendDurability, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node, Snapshot, StorageError,
+    Vote,
+};
+
+use crate::error::{io_error, Corruption, WalError};
+use crate::fsutil::DirLock;
+use crate::layout::Layout;
+use crate::options::{WalOptions, MIN_SEGMENT_BYTES};
+use crate::queue::{Op, Shared, MAX_QUEUED_BYTES};
+use crate::record::{encode_record, read_frame, RECORD_HEADER_BYTES};
+use crate::segment::file_name;
+use crate::{recovery, snapshot_file, writer};
+
+/// A durable Raft log in a directory: segmented, checksummed, group-committed.
+///
+/// All calls come from one owner (`&mut self`), as [`LogStore`] requires;
+/// appends are written and synced by a background thread and reported through
+/// the [`FlushNotifier`]. See the [crate docs](crate) for the on-disk format
+/// and the recovery rules.
+pub struct WalStore<C, N> {
+    shared: Arc<Shared>,
+    writer: Option<JoinHandle<()>>,
+    layout: Layout,
+    last_purged: Option<LogId>,
+    snapshot: Option<Snapshot<N>>,
+    /// Entries read at open, handed out by the first `read_state` if nothing
+    /// changed since (saves reading the log twice at startup).
+    recovered: Option<Vec<Entry<C, N>>>,
+    /// Record end offsets of the append in progress; kept to reuse its allocation.
+    record_ends: Vec<usize>,
+    _lock: DirLock,
+    _entries: PhantomData<fn() -> C>,
+}
+
+impl<C, N> std::fmt::Debug for WalStore<C, N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WalStore").field("dir", &self.shared.dir).field("last_purged", &self.last_purged).finish()
+    }
+}
+
+impl<C: AppData, N: Node> WalStore<C, N> {
+    /// Opens the WAL in `dir`, creating it (and `dir`) on first use.
+    ///
+    /// Verifies every record and cuts a torn tail. Refuses to open, with a
+    /// [`StorageError`] whose source is a [`WalError`], when the data is
+    /// corrupt, belongs to another node or cluster, or is open elsewhere.
+    pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Self, StorageError> {
+        Self::open_dir(dir.as_ref(), options).map_err(|error| error.into_storage("opening the WAL"))
+    }
+
+    fn open_dir(dir: &Path, options: WalOptions) -> Result<Self, WalError> {
+        if options.segment_bytes < MIN_SEGMENT_BYTES {
+            return Err(WalError::SegmentTooSmall { segment_bytes: options.segment_bytes, min: MIN_SEGMENT_BYTES });
+        }
+        std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
+        let lock = DirLock::acquire(dir)?;
+        let recovered = recovery::recover::<C, N>(dir, &options)?;
+        let last_purged = recovered.meta.state.last_purged;
+        let shared = Arc::new(Shared::new(dir.to_path_buf(), options.sync, recovered.meta));
+        let writer = writer::spawn(shared.clone())?;
+        Ok(Self {
+            shared,
+            writer: Some(writer),
+            layout: Layout::new(recovered.segments, options.segment_bytes),
+            last_purged,
+            snapshot: recovered.snapshot,
+            recovered: Some(recovered.entries),
+            record_ends: Vec::new(),
+            _lock: lock,
+            _entries: PhantomData,
+        })
+    }
+
+    /// The data dir.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// The index of the last entry, or of the purge point if the log is empty
+    /// (0 for a new log).
+    pub fn last_index(&self) -> LogIndex {
+        self.next_index() - 1
+    }
+
+    /// The last entry removed by purge.
+    pub fn last_purged(&self) -> Option<LogId> {
+        self.last_purged
+    }
+
+    /// The live entries with indexes in `range` (clamped to what exists), read
+    /// back from disk and checked.
+    ///
+    /// Waits for everything queued to be written first, so it sees every
+    /// append made so far. Meant for tools and tests: Raft itself reads the
+    /// log once, through `read_state`.
+    pub fn entries(&mut self, range: impl RangeBounds<LogIndex>) -> Result<Vec<Entry<C, N>>, StorageError> {
+        let first = match range.start_bound() {
+            Bound::Included(&start) => start,
+            Bound::Excluded(&start) => start.saturating_add(1),
+            Bound::Unbounded => 0,
+        };
+        let end = match range.end_bound() {
+            Bound::Included(&end) => end.saturating_add(1),
+            Bound::Excluded(&end) => end,
+            Bound::Unbounded => LogIndex::MAX,
+        };
+        let first = first.max(index_of(self.last_purged) + 1);
+        let end = end.min(self.next_index());
+        self.barrier().and_then(|()| self.read_entries(first, end)).map_err(|e| e.into_storage("reading entries"))
+    }
+
+    /// Waits until everything queued so far is durable (written, when not syncing).
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.barrier().map_err(|error| error.into_storage("syncing the WAL"))
+    }
+
+    /// Flushes what is queued, stops the writer and reports any failure.
+    /// Dropping the store does the same but can only log the failure.
+    pub fn close(mut self) -> Result<(), StorageError> {
+        shutdown(&self.shared, &mut self.writer).map_err(|error| error.into_storage("closing the WAL"))
+    }
+
+    fn next_index(&self) -> LogIndex {
+        self.layout.next_index().unwrap_or(index_of(self.last_purged) + 1)
+    }
+
+    /// Queues a barrier and waits for the writer to reach it.
+    fn barrier(&mut self) -> Result<(), WalError> {
+        self.shared.check_writer()?;
+        let (reply, answer) = mpsc::sync_channel(1);
+        self.shared.lock_queue().ops.push(Op::Barrier(reply));
+        self.shared.work.notify_one();
+        match answer.recv() {
+            Ok(result) => result.map_err(WalError::WriterFailed),
+            Err(mpsc::RecvError) => Err(self.shared.check_writer().err().unwrap_or(WalError::WriterGone)),
+        }
+    }
+
+    /// Reads entries `first..end` from disk, one read per segment.
+    fn read_entries(&self, first: LogIndex, end: LogIndex) -> Result<Vec<Entry<C, N>>, WalError> {
+        let mut entries = Vec::with_capacity(end.saturating_sub(first).min(1 << 20) as usize);
+        let mut index = first;
+        while index < end {
+            let Some((segment, start, _)) = self.layout.locate(index) else { break };
+            let mut run_end = start;
+            let mut last = index;
+            while let Some((next_segment, _, record_end)) = self.layout.locate(last).filter(|_| last < end) {
+                if next_segment != segment {
+                    break;
+                }
+                run_end = record_end;
+                last += 1;
+            }
+            let path = self.shared.dir.join(file_name(segment));
+            let mut data = vec![0u8; (run_end - start) as usize];
+            File::open(&path)
+                .and_then(|file| file.read_exact_at(&mut data, start))
+                .map_err(io_error("reading", &path))?;
+            let mut offset = 0;
+            for expected in index..last {
+                let corrupt =
+                    |problem| WalError::Corrupt { path: path.clone(), offset: start + offset as u64, problem };
+                let payload = read_frame(&data, offset).map_err(|_| corrupt(Corruption::RecordChecksum))?;
+                let entry: Entry<C, N> =
+                    postcard::from_bytes(payload).map_err(|e| corrupt(Corruption::Undecodable(e)))?;
+                if entry.log_id.index != expected {
+                    return Err(corrupt(Corruption::WrongIndex { expected, found: entry.log_id.index }));
+                }
+                entries.push(entry);
+                offset += RECORD_HEADER_BYTES + payload.len();
+            }
+            index = last;
+        }
+        Ok(entries)
+    }
+
+    fn append_entries(
+        &mut self,
+        entries: &[Entry<C, N>],
+        notifier: &FlushNotifier,
+    ) -> Result<AppendDurability, WalError> {
+        self.shared.check_writer()?;
+        let Some(last) = entries.last() else { return Ok(AppendDurability::Durable) };
+        let mut expected = self.next_index();
+        for entry in entries {
+            if entry.log_id.index != expected {
+                return Err(WalError::NotContiguous { expected, found: entry.log_id.index });
+            }
+            expected += 1;
+        }
+        self.recovered = None;
+        let mut queue = self.shared.lock_queue();
+        while queue.buf.len() >= MAX_QUEUED_BYTES {
+            self.shared.check_writer()?;
+            queue = self.shared.room.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        let base = queue.buf.len();
+        self.record_ends.clear();
+        for entry in entries {
+            if let Err(error) = encode_record(entry, &mut queue.buf) {
+                queue.buf.truncate(base);
+                return Err(error);
+            }
+            self.record_ends.push(queue.buf.len());
+        }
+        let mut start = base;
+        for (entry, &end) in entries.iter().zip(&self.record_ends) {
+            let placement = self.layout.place(entry.log_id.index, (end - start) as u64);
+            if placement.create {
+                queue.ops.push(Op::Create { segment: placement.segment });
+            }
+            queue.push_write(placement.segment, placement.offset, start, end);
+            start = end;
+        }
+        if !self.shared.sync {
+            drop(queue);
+            self.shared.work.notify_one();
+            return Ok(AppendDurability::Durable);
+        }
+        queue.flushed = Some((last.log_id, notifier.clone()));
+        drop(queue);
+        self.shared.work.notify_one();
+        Ok(AppendDurability::Pending)
+    }
+
+    fn truncate_since(&mut self, since: LogIndex) -> Result<(), WalError> {
+        self.shared.check_writer()?;
+        let last_purged = index_of(self.last_purged);
+        if since <= last_purged && self.last_purged.is_some() {
+            return Err(WalError::TruncatePurged { since, last_purged });
+        }
+        if since >= self.next_index() {
+            return Ok(());
+        }
+        self.recovered = None;
+        let plan = self.layout.truncate(since);
+        let mut queue = self.shared.lock_queue();
+        // Each deletion is made durable before the next step: a deleted
+        // segment that came back after a crash would leave a hole in the log.
+        queue.ops.extend(plan.delete.into_iter().map(|segment| Op::Delete { segment, sync_dir: true }));
+        if let Some((segment, len)) = plan.cut {
+            queue.ops.push(Op::Cut { segment, len });
+        }
+        if queue.flushed.as_ref().is_some_and(|(log_id, _)| log_id.index >= since) {
+            queue.flushed = None;
+        }
+        drop(queue);
+        self.shared.work.notify_one();
+        Ok(())
+    }
+
+    fn purge_upto(&mut self, upto: LogId) -> Result<(), WalError> {
+        self.shared.check_writer()?;
+        if self.last_purged.is_some_and(|purged| purged.index >= upto.index) {
+            return Ok(());
+        }
+        self.recovered = None;
+        self.last_purged = Some(upto);
+        self.shared.lock_meta().state.last_purged = Some(upto);
+        let deleted = self.layout.purge(upto.index);
+        let mut queue = self.shared.lock_queue();
+        // The purge point is durable before any segment goes, so recovery
+        // never sees a log that starts later than the purge point says.
+        queue.ops.push(Op::PersistMeta);
+        // Unsynced deletions are fine: a purged segment that comes back is
+        // recognised as garbage by recovery.
+        queue.ops.extend(deleted.into_iter().map(|segment| Op::Delete { segment, sync_dir: false }));
+        drop(queue);
+        self.shared.work.notify_one();
+        Ok(())
+    }
+}
+
+impl<C, N> Drop for WalStore<C, N> {
+    fn drop(&mut self) {
+        if let Err(error) = shutdown(&self.shared, &mut self.writer) {
+            tracing::error!(%error, dir = %self.shared.dir.display(), "WAL closed with a failure");
+        }
+    }
+}
+
+/// Stops the writer after it drained the queue; the failure that stopped it early, if any.
+fn shutdown(shared: &Shared, writer: &mut Option<JoinHandle<()>>) -> Result<(), WalError> {
+    let Some(writer) = writer.take() else { return Ok(()) };
+    shared.lock_queue().closing = true;
+    shared.work.notify_one();
+    if writer.join().is_err() {
+        return Err(WalError::WriterGone);
+    }
+    match shared.failure.get() {
+        Some(failure) => Err(WalError::WriterFailed(failure.clone())),
+        None => Ok(()),
+    }
+}
+
+impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
+    fn read_state(&mut self) -> Result<LogState<C, N>, StorageError> {
+        let entries = match self.recovered.take() {
+            Some(entries) => entries,
+            None => {
+                let first = index_of(self.last_purged) + 1;
+                self.barrier()
+                    .and_then(|()| self.read_entries(first, self.next_index()))
+                    .map_err(|error| error.into_storage("reading the log"))?
+            }
+        };
+        let meta = self.shared.lock_meta().state.clone();
+        Ok(LogState {
+            vote: meta.vote,
+            committed: meta.committed,
+            last_purged: self.last_purged,
+            entries,
+            snapshot: self.snapshot.clone(),
+        })
+    }
+
+    fn append(&mut self, entries: &[Entry<C, N>], notifier: &FlushNotifier) -> Result<AppendDurability, StorageError> {
+        self.append_entries(entries, notifier).map_err(|error| error.into_storage("appending to the WAL"))
+    }
+
+    fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {
+        self.truncate_since(since).map_err(|error| error.into_storage("truncating the WAL"))
+    }
+
+    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
+        self.purge_upto(upto).map_err(|error| error.into_storage("purging the WAL"))
+    }
+
+    fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        let mut meta = self.shared.lock_meta();
+        meta.state.vote = Some(*vote);
+        meta.persist().map_err(|error| error.into_storage("saving the vote"))
+    }
+
+    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.shared.lock_meta().set_committed(committed);
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
+        snapshot_file::save(&self.shared.dir, snapshot, self.shared.sync)
+            .map_err(|error| error.into_storage("saving the snapshot"))?;
+        self.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+//! The writer thread: executes queued file operations and group-commits them.
+//!
+//! One loop iteration is one batch: take everything queued, write it (one
+//! `pwrite` per contiguous run), `fdatasync` once, then tell the notifier the
+//! last appended entry is durable. Callers never wait for a sync; appends that
+//! arrive during one are coalesced into the next batch.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::mem;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use ferraft::{FlushNotifier, LogId, LogIndex};
+
+use crate::error::{io_error, WalError};
+use crate::fsutil::{sync_dir, TEMP_SUFFIX};
+use crate::queue::{Op, Shared};
+use crate::segment::{encode_header, file_name};
+
+/// How long a changed committed log id may stay unsaved. `save_committed` is
+/// lazy by contract; this bounds how far behind it is after a crash without
+/// adding a sync per batch.
+pub(crate) const COMMITTED_PERSIST_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Starts the writer thread for `shared`.
+pub(crate) fn spawn(shared: Arc<Shared>) -> Result<JoinHandle<()>, WalError> {
+    let dir = shared.dir.clone();
+    std::thread::Builder::new()
+        .name("ferraft-wal-writer".into())
+        .spawn(move || Writer::new(shared).run())
+        .map_err(io_error("starting the writer thread for", &dir))
+}
+
+/// The open segment being written.
+struct ActiveSegment {
+    first_index: LogIndex,
+    file: File,
+    path: PathBuf,
+    /// Written since the last sync.
+    dirty: bool,
+}
+
+/// The writer's state between batches.
+struct Writer {
+    shared: Arc<Shared>,
+    /// The batch being executed; swapped with the queue's each round.
+    buf: Vec<u8>,
+    ops: Vec<Op>,
+    active: Option<ActiveSegment>,
+    barriers: Vec<SyncSender<Result<(), Arc<WalError>>>>,
+}
+
+/// Marks the writer gone however the thread ends (even by a panic in a
+/// notifier), so callers get an error instead of waiting forever.
+struct ExitGuard(Arc<Shared>);
+
+impl Drop for ExitGuard {
+    fn drop(&mut self) {
+        self.0.writer_gone.store(true, Ordering::Release);
+        let _queue = self.0.lock_queue();
+        self.0.room.notify_all();
+    }
+}
+
+impl Writer {
+    fn new(shared: Arc<Shared>) -> Self {
+        Self { shared, buf: Vec::new(), ops: Vec::new(), active: None, barriers: Vec::new() }
+    }
+
+    fn run(mut self) {
+        let _guard = ExitGuard(self.shared.clone());
+        while let Some(flushed) = self.next_batch() {
+            if let Err(error) = self.execute_batch(flushed) {
+                self.fail(error);
+                return;
+            }
+        }
+        if let Err(error) = self.persist_committed(Duration::ZERO) {
+            self.fail(error);
+        }
+    }
+
+    /// Waits for work and takes the whole queue; `None` once closing with
+    /// nothing left. Saves a lazily-committed log id while idle.
+    fn next_batch(&mut self) -> Option<Option<(LogId, FlushNotifier)>> {
+        let shared = self.shared.clone();
+        let mut queue = shared.lock_queue();
+        while queue.ops.is_empty() {
+            if queue.closing {
+                return None;
+            }
+            queue =
+                shared.work.wait_timeout(queue, COMMITTED_PERSIST_INTERVAL).map_or_else(|p| p.into_inner().0, |r| r.0);
+            if queue.ops.is_empty() {
+                drop(queue);
+                if let Err(error) = self.persist_committed(COMMITTED_PERSIST_INTERVAL) {
+                    self.fail(error);
+                    return None;
+                }
+                queue = shared.lock_queue();
+            }
+        }
+        mem::swap(&mut queue.buf, &mut self.buf);
+        mem::swap(&mut queue.ops, &mut self.ops);
+        let flushed = queue.flushed.take();
+        drop(queue);
+        shared.room.notify_all();
+        Some(flushed)
+    }
+
+    /// Writes and syncs one batch, then reports it durable.
+    fn execute_batch(&mut self, flushed: Option<(LogId, FlushNotifier)>) -> Result<(), WalError> {
+        let mut ops = mem::take(&mut self.ops);
+        let mut result = Ok(());
+        for op in ops.drain(..) {
+            match op {
+                // After a failure keep the barriers, so `fail` answers them.
+                Op::Barrier(reply) if result.is_err() => self.barriers.push(reply),
+                op if result.is_ok() => result = self.execute(op),
+                _ => {}
+            }
+        }
+        self.ops = ops;
+        result?;
+        self.sync_active()?;
+        if let Some((log_id, notifier)) = flushed {
+            if self.shared.sync {
+                notifier.flushed(log_id);
+            }
+        }
+        for barrier in self.barriers.drain(..) {
+            let _ = barrier.send(Ok(()));
+        }
+        self.buf.clear();
+        // A burst can grow the buffer far beyond the steady state; give it back.
+        if self.buf.capacity() > 4 * crate::queue::MAX_QUEUED_BYTES {
+            self.buf.shrink_to(crate::queue::MAX_QUEUED_BYTES);
+        }
+        self.persist_committed(COMMITTED_PERSIST_INTERVAL)
+    }
+
+    fn execute(&mut self, op: Op) -> Result<(), WalError> {
+        match op {
+            Op::Create { segment } => self.create_segment(segment),
+            Op::Write { segment, offset, start, end } => {
+                self.activate(segment)?;
+                let active = self.active.as_mut().expect("just activated");
+                active.file.write_all_at(&self.buf[start..end], offset).map_err(io_error("writing", &active.path))?;
+                active.dirty = true;
+                Ok(())
+            }
+            Op::Cut { segment, len } => {
+                self.activate(segment)?;
+                let sync = self.shared.sync;
+                let active = self.active.as_mut().expect("just activated");
+                active.file.set_len(len).map_err(io_error("truncating", &active.path))?;
+                if sync {
+                    active.file.sync_data().map_err(io_error("syncing", &active.path))?;
+                }
+                active.dirty = false;
+                Ok(())
+            }
+            Op::Delete { segment, sync_dir: must_sync } => {
+                if self.active.as_ref().is_some_and(|a| a.first_index == segment) {
+                    self.active = None;
+                }
+                let path = self.shared.dir.join(file_name(segment));
+                match fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(error) => return Err(io_error("deleting", &path)(error)),
+                }
+                if must_sync && self.shared.sync {
+                    sync_dir(&self.shared.dir)?;
+                }
+                Ok(())
+            }
+            Op::PersistMeta => self.shared.lock_meta().persist(),
+            Op::Barrier(reply) => {
+                self.barriers.push(reply);
+                Ok(())
+            }
+        }
+    }
+
+    /// Makes `segment` the open segment, syncing the previous one first so a
+    /// segment is always complete on disk before a later one has data.
+    fn activate(&mut self, segment: LogIndex) -> Result<(), WalError> {
+        if self.active.as_ref().is_none_or(|a| a.first_index != segment) {
+            self.sync_active()?;
+            let path = self.shared.dir.join(file_name(segment));
+            let file = OpenOptions::new().write(true).open(&path).map_err(io_error("opening", &path))?;
+            self.active = Some(ActiveSegment { first_index: segment, file, path, dirty: false });
+        }
+        Ok(())
+    }
+
+    /// Creates a segment holding only its header: written to a temporary name,
+    /// synced, renamed, directory synced, so a segment file that exists always
+    /// has an intact header and a bad header always means corruption.
+    fn create_segment(&mut self, segment: LogIndex) -> Result<(), WalError> {
+        self.sync_active()?;
+        let dir = &self.shared.dir;
+        let path = dir.join(file_name(segment));
+        let temp = dir.join(format!("{}{TEMP_SUFFIX}", file_name(segment)));
+        let mut file = File::create(&temp).map_err(io_error("creating", &temp))?;
+        file.write_all(&encode_header(segment)).map_err(io_error("writing", &temp))?;
+        if self.shared.sync {
+            file.sync_all().map_err(io_error("syncing", &temp))?;
+        }
+        fs::rename(&temp, &path).map_err(io_error("renaming into place", &path))?;
+        if self.shared.sync {
+            sync_dir(dir)?;
+        }
+        self.active = Some(ActiveSegment { first_index: segment, file, path, dirty: false });
+        Ok(())
+    }
+
+    fn sync_active(&mut self) -> Result<(), WalError> {
+        if let Some(active) = self.active.as_mut().filter(|a| a.dirty) {
+            if self.shared.sync {
+                active.file.sync_data().map_err(io_error("syncing", &active.path))?;
+            }
+            active.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Saves a changed committed log id if it has waited at least `age`.
+    fn persist_committed(&self, age: Duration) -> Result<(), WalError> {
+        let mut meta = self.shared.lock_meta();
+        if meta.committed_dirty() && meta.last_persist().elapsed() >= age {
+            meta.persist()?;
+        }
+        Ok(())
+    }
+
+    /// Records the failure, answers everyone waiting, and drops queued work:
+    /// after a failed write or sync nothing later may be reported durable.
+    fn fail(&mut self, error: WalError) {
+        tracing::error!(%error, dir = %self.shared.dir.display(), "WAL writer stopped");
+        let failure = self.shared.failure.get_or_init(|| Arc::new(error)).clone();
+        for barrier in self.barriers.drain(..) {
+            let _ = barrier.send(Err(failure.clone()));
+        }
+        let mut queue = self.shared.lock_queue();
+        for op in queue.ops.drain(..) {
+            if let Op::Barrier(reply) = op {
+                let _ = reply.send(Err(failure.clone()));
+            }
+        }
+        queue.flushed = None;
+    }
+}
