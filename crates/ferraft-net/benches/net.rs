@@ -69,7 +69,12 @@ fn envelope(from: NodeId, to: NodeId) -> Envelope {
 }
 
 fn reply(seq: u64) -> AppendReply {
-    AppendReply { vote: Vote::new_committed(1, 1), seq, outcome: AppendOutcome::Success { matched: None } }
+    AppendReply {
+        vote: Vote::new_committed(1, 1),
+        seq,
+        outcome: AppendOutcome::Success { matched: None },
+        committed: 0,
+    }
 }
 
 fn append(seq: u64, entries: &[Entry<Command, BasicNode>]) -> Msg {

@@ -13,7 +13,7 @@
 //!
 //! ```
 //! use std::sync::{mpsc, Arc, Mutex};
-//! use ferraft::message::{AppendReply, AppendOutcome};
+//! use ferraft::message::TimeoutNow;
 //! use ferraft::{BasicNode, Envelope, Message, MessageBody, Network, NodeId, Vote};
 //! use ferraft_net::{Inbox, NetConfig, TcpNetwork};
 //!
@@ -32,8 +32,8 @@
 //! let (tx, rx) = mpsc::channel();
 //! let (addr_2, _listener) = node_2.serve("127.0.0.1:0", Arc::new(Collect(Mutex::new(tx)))).unwrap();
 //!
-//! let reply = AppendReply { vote: Vote::default(), seq: 1, outcome: AppendOutcome::Rejected };
-//! let message = Message { envelope: Envelope { cluster_id: 7, from: 1, to: 2 }, body: MessageBody::AppendReply(reply) };
+//! let body = MessageBody::TimeoutNow(TimeoutNow { vote: Vote::new_committed(3, 1) });
+//! let message = Message { envelope: Envelope { cluster_id: 7, from: 1, to: 2 }, body };
 //! node_1.send(&BasicNode::new(addr_2.to_string()), message.clone());
 //! assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), message);
 //! ```

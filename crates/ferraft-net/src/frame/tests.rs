@@ -53,7 +53,8 @@ fn body() -> impl Strategy<Value = MessageBody<Command, BasicNode>> {
     prop_oneof![
         (vote.clone(), last.clone(), any::<bool>(), any::<bool>()).prop_map(
             |(vote, last_log_id, pre_vote, transfer)| {
-                MessageBody::Vote(VoteRequest { vote, last_log_id, pre_vote, transfer })
+                let candidate_node = Some(BasicNode::new("127.0.0.1:7001"));
+                MessageBody::Vote(VoteRequest { candidate_node, vote, last_log_id, pre_vote, transfer })
             }
         ),
         (vote.clone(), last.clone(), proptest::collection::vec(entry(), 0..8), last.clone(), any::<u64>()).prop_map(

@@ -27,7 +27,8 @@ fn append(seq: u64) -> TestMessage {
 }
 
 fn vote() -> TestMessage {
-    let request = VoteRequest { vote: Vote::new(2, 1), last_log_id: None, pre_vote: true, transfer: false };
+    let request =
+        VoteRequest { candidate_node: None, vote: Vote::new(2, 1), last_log_id: None, pre_vote: true, transfer: false };
     Message { envelope: envelope(), body: MessageBody::Vote(request) }
 }
 
