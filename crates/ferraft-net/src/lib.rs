@@ -37,6 +37,24 @@
 //! node_1.send(&BasicNode::new(addr_2.to_string()), message.clone());
 //! assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), message);
 //! ```
+//!
+//! With a ferraft node, the node itself is the inbox. Keep `NetConfig::cluster_id`
+//! equal to `Config::cluster_id`: the listener drops messages of another cluster.
+//!
+//! ```no_run
+//! # use std::sync::Arc;
+//! # use ferraft::mem::{MemLogStore, NoopStateMachine};
+//! # use ferraft::{BasicNode, Config, Raft};
+//! # use ferraft_net::{NetConfig, TcpNetwork};
+//! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
+//! let (cluster_id, id) = (7, 1);
+//! let network = Arc::new(TcpNetwork::new(NetConfig::new(cluster_id, id), tokio::runtime::Handle::current())?);
+//! let config = Config { cluster_id, ..Config::default() };
+//! let raft: Raft<NoopStateMachine, BasicNode> =
+//!     Raft::new(id, config, network.clone(), Box::new(MemLogStore::new()), NoopStateMachine).await?;
+//! let (listen_addr, _listener) = network.serve("127.0.0.1:7001", Arc::new(raft.clone()))?;
+//! # Ok(()) }
+//! ```
 #![deny(missing_docs)]
 
 mod addr;
@@ -49,6 +67,7 @@ mod listener;
 mod network;
 mod peer;
 mod queue;
+mod raft;
 
 pub use addr::NodeAddr;
 pub use config::NetConfig;
