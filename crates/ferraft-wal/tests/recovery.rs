@@ -1,0 +1,345 @@
+//! Recovery from injected faults: torn tails, bit flips, missing files,
+//! someone else's data dir. Each test is named after the fault it injects.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LogStore, StorageError, Vote};
+use ferraft_wal::conformance::{append_durably, entries, entry, log_id, TestData, TestDir};
+use ferraft_wal::{Corruption, WalError, WalOptions, WalStore};
+
+type Store = WalStore<TestData, BasicNode>;
+
+fn options(segment_bytes: u64) -> WalOptions {
+    WalOptions { segment_bytes, ..WalOptions::new(1, 1) }
+}
+
+fn open(dir: &Path, segment_bytes: u64) -> Result<Store, StorageError> {
+    WalStore::open(dir, options(segment_bytes))
+}
+
+fn read_entries(dir: &Path, segment_bytes: u64) -> Result<Vec<Entry<TestData, BasicNode>>, StorageError> {
+    open(dir, segment_bytes)?.read_state().map(|state| state.entries)
+}
+
+fn wal_error(error: &StorageError) -> &WalError {
+    WalError::from_storage(error).unwrap_or_else(|| panic!("not a WAL error: {error}"))
+}
+
+fn segment_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|ext| ext == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// An entry whose payload is `len` bytes derived from its index.
+fn sized_entry(index: u64, len: usize) -> Entry<TestData, BasicNode> {
+    let payload = Bytes::from((0..len).map(|i| (index as usize * 31 + i) as u8).collect::<Vec<_>>());
+    Entry { log_id: log_id(1, index), payload: EntryPayload::Normal(TestData::new(payload)) }
+}
+
+/// Writes entries one at a time and returns each record's end offset in the
+/// (single) segment file.
+fn write_one_by_one(dir: &Path, count: u64) -> (PathBuf, Vec<u64>) {
+    let mut store = open(dir, 1 << 20).unwrap();
+    store.read_state().unwrap();
+    let mut ends = Vec::new();
+    for index in 1..=count {
+        append_durably(&mut store, &[entry(1, index)]);
+        let segment = segment_files(dir).pop().unwrap();
+        ends.push(fs::metadata(&segment).unwrap().len());
+    }
+    drop(store);
+    (segment_files(dir).pop().unwrap(), ends)
+}
+
+#[test]
+fn torn_tail_at_every_offset_of_the_last_record_recovers_the_prefix() {
+    let dir = TestDir::new("torn_tail_last_record");
+    let (segment, ends) = write_one_by_one(dir.path(), 10);
+    let original = fs::read(&segment).unwrap();
+    let last_start = ends[8];
+    for cut in last_start..original.len() as u64 {
+        fs::write(&segment, &original[..cut as usize]).unwrap();
+        assert_eq!(read_entries(dir.path(), 1 << 20).unwrap(), entries(1, 1..=9), "cut at byte {cut}");
+        assert_eq!(fs::metadata(&segment).unwrap().len(), last_start, "torn bytes are cut off at {cut}");
+    }
+    fs::write(&segment, &original).unwrap();
+    assert_eq!(read_entries(dir.path(), 1 << 20).unwrap(), entries(1, 1..=10));
+}
+
+#[test]
+fn torn_tail_anywhere_after_the_header_keeps_every_whole_record() {
+    let dir = TestDir::new("torn_tail_anywhere");
+    let (segment, ends) = write_one_by_one(dir.path(), 10);
+    let original = fs::read(&segment).unwrap();
+    for cut in 24..original.len() as u64 {
+        fs::write(&segment, &original[..cut as usize]).unwrap();
+        let whole = ends.iter().filter(|end| **end <= cut).count() as u64;
+        assert_eq!(read_entries(dir.path(), 1 << 20).unwrap(), entries(1, 1..=whole), "cut at byte {cut}");
+    }
+}
+
+#[test]
+fn appends_after_a_cut_torn_tail_survive_the_next_restart() {
+    let dir = TestDir::new("append_after_torn_tail");
+    let (segment, ends) = write_one_by_one(dir.path(), 5);
+    fs::write(&segment, &fs::read(&segment).unwrap()[..(ends[4] - 3) as usize]).unwrap();
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(store.read_state().unwrap().entries, entries(1, 1..=4));
+    append_durably(&mut store, &entries(2, 5..=7));
+    drop(store);
+    let mut expected = entries(1, 1..=4);
+    expected.extend(entries(2, 5..=7));
+    assert_eq!(read_entries(dir.path(), 1 << 20).unwrap(), expected);
+}
+
+#[test]
+fn bit_flip_anywhere_is_a_torn_tail_in_the_last_record_or_a_clear_error() {
+    let dir = TestDir::new("bit_flips");
+    // Three ~300-byte entries per 1 KiB segment: two segments.
+    let segment_bytes = 1024;
+    let batch: Vec<_> = (1..=6).map(|index| sized_entry(index, 300)).collect();
+    let mut store = open(dir.path(), segment_bytes).unwrap();
+    store.read_state().unwrap();
+    for entry in &batch {
+        append_durably(&mut store, std::slice::from_ref(entry));
+    }
+    drop(store);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 2, "the test needs a sealed segment and a last one");
+    let last_record_start = {
+        let len = fs::metadata(&files[1]).unwrap().len();
+        len - (len - 24) / 3
+    };
+    for (file_number, file) in files.iter().enumerate() {
+        let original = fs::read(file).unwrap();
+        for byte in 0..original.len() {
+            let mut damaged = original.clone();
+            damaged[byte] ^= 1 << (byte % 8);
+            fs::write(file, &damaged).unwrap();
+            let in_last_record = file_number == 1 && byte as u64 >= last_record_start;
+            match read_entries(dir.path(), segment_bytes) {
+                Ok(recovered) if in_last_record => assert_eq!(recovered, batch[..5], "flip at {file:?}:{byte}"),
+                Ok(_) => panic!("flip at {file:?}:{byte} went unnoticed"),
+                Err(error) if in_last_record => panic!("flip at {file:?}:{byte} in the last record: {error}"),
+                Err(error) => assert!(
+                    matches!(wal_error(&error), WalError::Corrupt { .. }),
+                    "flip at {file:?}:{byte} gave {error}"
+                ),
+            }
+            fs::write(file, &original).unwrap();
+        }
+    }
+    assert_eq!(read_entries(dir.path(), segment_bytes).unwrap(), batch);
+}
+
+#[test]
+fn corrupt_record_before_the_tail_refuses_to_start() {
+    let dir = TestDir::new("corrupt_middle");
+    let (segment, ends) = write_one_by_one(dir.path(), 10);
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[ends[3] as usize + 10] ^= 0x40;
+    fs::write(&segment, &bytes).unwrap();
+    let error = open(dir.path(), 1 << 20).unwrap_err();
+    match wal_error(&error) {
+        WalError::Corrupt { offset, problem: Corruption::RecordChecksum, .. } => assert_eq!(*offset, ends[3]),
+        other => panic!("unexpected error {other}"),
+    }
+    assert!(error.to_string().contains("corrupt"), "message names the problem: {error}");
+}
+
+#[test]
+fn missing_segment_refuses_to_start() {
+    let dir = TestDir::new("missing_segment");
+    let mut store = open(dir.path(), 1024).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &(1..=9).map(|i| sized_entry(i, 300)).collect::<Vec<_>>());
+    drop(store);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 3);
+    fs::remove_file(&files[1]).unwrap();
+    let error = open(dir.path(), 1024).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::MissingEntries { first_missing: 4, next_present: 7 }), "{error}");
+}
+
+#[test]
+fn data_dir_of_another_node_or_cluster_is_refused() {
+    let dir = TestDir::new("identity");
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &entries(1, 1..=3));
+    drop(store);
+    for (node_id, cluster_id) in [(2, 1), (1, 2)] {
+        let error = Store::open(dir.path(), WalOptions::new(node_id, cluster_id)).unwrap_err();
+        assert!(matches!(wal_error(&error), WalError::WrongIdentity { found_node_id: 1, found_cluster_id: 1, .. }));
+    }
+    assert_eq!(read_entries(dir.path(), 1 << 20).unwrap(), entries(1, 1..=3));
+}
+
+#[test]
+fn data_without_identity_file_is_refused() {
+    let dir = TestDir::new("no_identity");
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &entries(1, 1..=3));
+    drop(store);
+    fs::remove_file(dir.path().join("IDENTITY")).unwrap();
+    let error = open(dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::MissingIdentity { .. }), "{error}");
+}
+
+#[test]
+fn second_open_of_the_same_dir_is_refused() {
+    let dir = TestDir::new("locked");
+    let _first = open(dir.path(), 1 << 20).unwrap();
+    let error = open(dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::Locked { .. }), "{error}");
+}
+
+#[test]
+fn damaged_newest_meta_slot_falls_back_to_the_previous_vote() {
+    let dir = TestDir::new("meta_slot");
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    store.read_state().unwrap();
+    store.save_vote(&Vote::new(1, 1)).unwrap(); // sequence 2: slot 0
+    store.save_vote(&Vote::new(2, 1)).unwrap(); // sequence 3: slot 1
+    drop(store);
+    let meta = dir.path().join("META");
+    let mut bytes = fs::read(&meta).unwrap();
+    bytes[512 + 20] ^= 1; // a torn save of the newest slot looks like this
+    fs::write(&meta, &bytes).unwrap();
+    assert_eq!(open(dir.path(), 1 << 20).unwrap().read_state().unwrap().vote, Some(Vote::new(1, 1)));
+    bytes[20] ^= 1;
+    fs::write(&meta, &bytes).unwrap();
+    let error = open(dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::Corrupt { problem: Corruption::NoValidMetaSlot, .. }), "{error}");
+}
+
+#[test]
+fn damaged_snapshot_refuses_to_start() {
+    let dir = TestDir::new("snapshot_flip");
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    store.read_state().unwrap();
+    let snapshot = ferraft::Snapshot {
+        meta: ferraft::SnapshotMeta {
+            last_log_id: Some(log_id(1, 3)),
+            membership: ferraft::StoredMembership { log_id: None, membership: empty_membership() },
+        },
+        data: Bytes::from_static(b"state machine bytes"),
+    };
+    store.save_snapshot(&snapshot).unwrap();
+    drop(store);
+    let path = dir.path().join("SNAPSHOT");
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 4;
+    fs::write(&path, &bytes).unwrap();
+    let error = open(dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::Corrupt { .. }), "{error}");
+}
+
+fn empty_membership() -> ferraft::Membership<BasicNode> {
+    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    ferraft::Membership::new_uniform(nodes).unwrap()
+}
+
+#[test]
+fn leftover_temp_files_are_removed_on_open() {
+    let dir = TestDir::new("temp_files");
+    drop(open(dir.path(), 1 << 20).unwrap());
+    fs::write(dir.path().join("SNAPSHOT.tmp"), b"half a snapshot").unwrap();
+    fs::write(dir.path().join("00000000000000000001.wal.tmp"), b"half a header").unwrap();
+    drop(open(dir.path(), 1 << 20).unwrap());
+    assert!(!dir.path().join("SNAPSHOT.tmp").exists());
+    assert!(!dir.path().join("00000000000000000001.wal.tmp").exists());
+}
+
+#[test]
+fn segments_roll_at_the_configured_size() {
+    let dir = TestDir::new("roll");
+    let mut store = open(dir.path(), 1024).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &(1..=30).map(|i| sized_entry(i, 100)).collect::<Vec<_>>());
+    drop(store);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 3, "{} segments", files.len());
+    for file in &files[..files.len() - 1] {
+        let len = fs::metadata(file).unwrap().len();
+        assert!(len <= 1024 && len > 1024 - 120, "{file:?} is {len} bytes");
+    }
+}
+
+#[test]
+fn purge_deletes_whole_segments_only() {
+    let dir = TestDir::new("purge_segments");
+    let mut store = open(dir.path(), 1024).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &(1..=30).map(|i| sized_entry(i, 100)).collect::<Vec<_>>());
+    let before = segment_files(dir.path());
+    store.purge(log_id(1, 14)).unwrap();
+    store.sync().unwrap();
+    let after = segment_files(dir.path());
+    let holding_15 =
+        before.iter().rposition(|f| f.file_name().unwrap().to_str().unwrap() <= "00000000000000000015.wal");
+    assert_eq!(after, before[holding_15.unwrap()..], "segments before the one holding entry 15 are gone");
+    drop(store);
+    let mut store = open(dir.path(), 1024).unwrap();
+    let state = store.read_state().unwrap();
+    assert_eq!(state.last_purged, Some(log_id(1, 14)));
+    assert_eq!(state.entries, (15..=30).map(|i| sized_entry(i, 100)).collect::<Vec<_>>());
+}
+
+#[test]
+fn entries_reads_ranges_including_unsynced_appends() {
+    let dir = TestDir::new("entries_range");
+    let mut store = open(dir.path(), 1024).unwrap();
+    store.read_state().unwrap();
+    store.append(&entries(1, 1..=50), &FlushNotifier::new(|_| {})).unwrap();
+    assert_eq!(store.entries(10..20).unwrap(), entries(1, 10..=19));
+    assert_eq!(store.entries(45..).unwrap(), entries(1, 45..=50));
+    store.purge(log_id(1, 20)).unwrap();
+    assert_eq!(store.entries(..=22).unwrap(), entries(1, 21..=22));
+    assert_eq!(store.entries(60..70).unwrap(), Vec::new());
+    assert_eq!(store.last_index(), 50);
+}
+
+#[test]
+fn append_that_skips_an_index_is_rejected() {
+    let dir = TestDir::new("not_contiguous");
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &entries(1, 1..=3));
+    let error = store.append(&entries(1, 5..=6), &FlushNotifier::new(|_| {})).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::NotContiguous { expected: 4, found: 5 }), "{error}");
+    append_durably(&mut store, &entries(1, 4..=4));
+    assert_eq!(store.entries(..).unwrap(), entries(1, 1..=4));
+}
+
+#[test]
+fn truncate_into_purged_entries_is_rejected() {
+    let dir = TestDir::new("truncate_purged");
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &entries(1, 1..=10));
+    store.purge(log_id(1, 5)).unwrap();
+    let error = store.truncate(3).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::TruncatePurged { since: 3, last_purged: 5 }), "{error}");
+}
+
+#[test]
+fn no_sync_mode_reports_appends_durable_at_once() {
+    let dir = TestDir::new("no_sync");
+    let mut store = Store::open(dir.path(), WalOptions { sync: false, ..WalOptions::new(1, 1) }).unwrap();
+    store.read_state().unwrap();
+    let durability = store.append(&entries(1, 1..=3), &FlushNotifier::new(|_| panic!("not called"))).unwrap();
+    assert_eq!(durability, ferraft::AppendDurability::Durable);
+    drop(store);
+    let mut store = Store::open(dir.path(), WalOptions { sync: false, ..WalOptions::new(1, 1) }).unwrap();
+    assert_eq!(store.read_state().unwrap().entries, entries(1, 1..=3));
+}
