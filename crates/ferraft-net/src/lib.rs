@@ -62,6 +62,7 @@ mod config;
 pub mod error;
 pub mod frame;
 pub mod handshake;
+mod inbound;
 mod inbox;
 mod listener;
 mod network;

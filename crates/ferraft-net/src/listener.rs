@@ -19,6 +19,7 @@ use crate::config::NetConfig;
 use crate::error::NetError;
 use crate::frame::read_frame;
 use crate::handshake::{self, Hello};
+use crate::inbound::Inbound;
 use crate::inbox::Inbox;
 
 /// Accepts connections until the returned task is aborted; aborting it also
@@ -38,11 +39,12 @@ pub(crate) fn spawn<C: AppData, N: Node>(
 async fn accept_loop<C: AppData, N: Node>(listener: TcpListener, config: Arc<NetConfig>, inbox: Arc<dyn Inbox<C, N>>) {
     // Owning the connection tasks here ties their lifetime to the listener's.
     let mut connections = JoinSet::new();
+    let inbound = Arc::new(Inbound::default());
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, remote)) => {
-                    connections.spawn(serve_connection(stream, remote, config.clone(), inbox.clone()));
+                    connections.spawn(serve_connection(stream, remote, config.clone(), inbox.clone(), inbound.clone()));
                 }
                 Err(error) => {
                     // Usually out of file descriptors: pause rather than spin.
@@ -60,6 +62,7 @@ async fn serve_connection<C: AppData, N: Node>(
     remote: SocketAddr,
     config: Arc<NetConfig>,
     inbox: Arc<dyn Inbox<C, N>>,
+    inbound: Arc<Inbound>,
 ) {
     let _ = stream.set_nodelay(true);
     let mut buf = BytesMut::new();
@@ -77,10 +80,21 @@ async fn serve_connection<C: AppData, N: Node>(
         }
     };
     debug!(peer = hello.from, %remote, "peer connected");
+    let registration = inbound.register(hello.from);
+    let superseded = registration.superseded();
+    tokio::pin!(superseded);
     let mut misaddressed = 0u64;
     loop {
         // The whole stream stays owned here: the peer reads EOF as "closed".
-        match read_frame::<Message<C, N>, _>(&mut stream, &mut buf, config.max_frame_bytes).await {
+        let frame = tokio::select! {
+            biased;
+            () = &mut superseded => {
+                debug!(peer = hello.from, %remote, "closing a connection superseded by a newer one from the same peer");
+                return;
+            }
+            frame = read_frame::<Message<C, N>, _>(&mut stream, &mut buf, config.max_frame_bytes) => frame,
+        };
+        match frame {
             Ok(message) => match check_envelope(&message.envelope, &hello, &config) {
                 Ok(()) => inbox.deliver(message),
                 Err(reason) => {

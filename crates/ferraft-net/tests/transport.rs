@@ -316,3 +316,15 @@ async fn a_wrong_address_is_rejected_and_logged_on_both_sides() {
     assert!(text.lines().any(|l| l.contains("refused a connection") && l.contains(rejection)), "{text}");
     assert!(text.lines().any(|l| l.contains("peer unreachable") && l.contains(rejection)), "{text}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_connection_from_the_same_peer_closes_the_older_one() {
+    let mut node_2 = TestNode::start(2);
+    let mut older = handshaken_client(&node_2).await;
+    let mut newer = handshaken_client(&node_2).await;
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(PATIENCE, older.read(&mut byte)).await.unwrap();
+    assert!(matches!(read, Ok(0) | Err(_)), "the older connection was closed");
+    write_one(&mut newer, &heartbeat(1, 2, 1)).await;
+    assert_eq!(seq_of(&node_2.recv().await), 1);
+}
