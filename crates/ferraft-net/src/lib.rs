@@ -58,6 +58,7 @@
 #![deny(missing_docs)]
 
 mod addr;
+mod backoff;
 mod config;
 pub mod error;
 pub mod frame;

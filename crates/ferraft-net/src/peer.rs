@@ -21,6 +21,7 @@ use tokio::runtime::Handle;
 use tokio::time::Instant;
 use tracing::{debug, error, info, warn};
 
+use crate::backoff::Backoff;
 use crate::config::NetConfig;
 use crate::error::NetError;
 use crate::frame::encode_frame;
@@ -77,29 +78,6 @@ impl<C: AppData, N: Node> Peer<C, N> {
 impl<C, N> Drop for Peer<C, N> {
     fn drop(&mut self) {
         self.shared.queue.close();
-    }
-}
-
-/// Reconnect delays: doubling from `min`, capped at `max`.
-struct Backoff {
-    min: Duration,
-    max: Duration,
-    next: Duration,
-}
-
-impl Backoff {
-    fn new(min: Duration, max: Duration) -> Self {
-        Self { min, max, next: min }
-    }
-
-    fn next_delay(&mut self) -> Duration {
-        let delay = self.next;
-        self.next = (delay * 2).min(self.max);
-        delay
-    }
-
-    fn reset(&mut self) {
-        self.next = self.min;
     }
 }
 
@@ -278,19 +256,5 @@ async fn watch_for_close(reader: &mut OwnedReadHalf) -> NetError {
         Ok(0) => NetError::Closed,
         Ok(_) => NetError::UnexpectedData,
         Err(error) => NetError::Io(error),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_and_resets() {
-        let mut backoff = Backoff::new(Duration::from_millis(10), Duration::from_millis(50));
-        let delays: Vec<u128> = (0..5).map(|_| backoff.next_delay().as_millis()).collect();
-        assert_eq!(delays, [10, 20, 40, 50, 50]);
-        backoff.reset();
-        assert_eq!(backoff.next_delay(), Duration::from_millis(10));
     }
 }
