@@ -1,0 +1,642 @@
+//! The HTTP API of `ferraft serve` (see `shared/API.md`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, Method, Response, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use axum::{Json, Router};
+use ferraft::{ChangeMembers, NodeId, ReadError, ServerState};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, Code};
+use crate::kv::{Command, CommandResponse, KvNode, KvStore};
+use crate::membership_json;
+use crate::KvRaft;
+
+/// Longest key, in bytes.
+pub const MAX_KEY_BYTES: usize = 4096;
+/// Longest value, in bytes.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Largest request body read.
+const MAX_BODY_BYTES: usize = 4 * MAX_VALUE_BYTES;
+/// The bound of an ordinary request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// The bound of a membership change (up to two committed steps).
+pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The bound of a blocking learner addition (the learner catches up first).
+pub const LEARNER_TIMEOUT: Duration = Duration::from_secs(30);
+/// Marks a request forwarded by another node; it is never forwarded again.
+pub const FORWARDED_HEADER: &str = "x-ferraft-forwarded";
+/// Names the leader this node knows of.
+pub const LEADER_HEADER: &str = "x-raft-leader";
+
+/// What every handler shares.
+pub struct Ctx {
+    /// This node's id.
+    pub id: NodeId,
+    /// The Raft node.
+    pub raft: KvRaft,
+    /// The local state machine's map.
+    pub store: KvStore,
+    /// This node's advertised addresses.
+    pub me: KvNode,
+    /// Client for forwarding to the leader.
+    pub client: reqwest::Client,
+    /// Responses served, by error code (`ok` for success).
+    pub responses: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests relayed to the leader.
+    pub forwarded: AtomicU64,
+}
+
+impl Ctx {
+    /// A context for `raft`.
+    pub fn new(raft: KvRaft, store: KvStore, me: KvNode) -> Self {
+        let client = reqwest::Client::builder().no_proxy().build().expect("a plain HTTP client builds");
+        Self {
+            id: raft.id(),
+            raft,
+            store,
+            me,
+            client,
+            responses: Mutex::new(BTreeMap::new()),
+            forwarded: AtomicU64::new(0),
+        }
+    }
+
+    fn require_initialized(&self) -> Result<(), ApiError> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        if m.state == ServerState::Uninitialized || m.membership.is_none() {
+            return Err(ApiError::not_initialized());
+        }
+        Ok(())
+    }
+
+    fn leader_node(&self, leader_id: NodeId) -> Option<KvNode> {
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
+        m.membership.as_ref().and_then(|s| s.membership.node(leader_id).cloned())
+    }
+}
+
+/// The API's routes over `ctx`.
+pub fn router(ctx: Arc<Ctx>) -> Router {
+    Router::new()
+        .route("/v1/kv", any(kv))
+        .route("/v1/kv/", any(kv))
+        .route("/v1/kv/{*key}", any(kv))
+        .route("/v1/cluster/init", any(init))
+        .route("/v1/cluster/status", any(status))
+        .route("/v1/cluster/learners", any(learners))
+        .route("/v1/cluster/membership", any(membership))
+        .route("/v1/cluster/membership/prepare", any(prepare))
+        .route("/v1/cluster/membership/commit", any(commit))
+        .route("/v1/cluster/membership/abort", any(abort))
+        .route("/v1/cluster/leader/transfer", any(transfer))
+        .route("/v1/cluster/snapshot", any(snapshot))
+        .route("/metrics", any(metrics))
+        .fallback(unknown_route)
+        .layer(middleware::from_fn_with_state(ctx.clone(), decorate))
+        .with_state(ctx)
+}
+
+/// A request as read: kept whole so it can be forwarded.
+struct Incoming {
+    method: Method,
+    path: String,
+    path_and_query: String,
+    query: String,
+    body: Bytes,
+    forwarded: bool,
+}
+
+impl Incoming {
+    async fn read(req: Request) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let body = to_bytes(body, MAX_BODY_BYTES)
+            .await
+            .map_err(|_| ApiError::bad_request(format!("request body larger than {MAX_BODY_BYTES} bytes")))?;
+        Ok(Self {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            path_and_query: parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string()),
+            query: parts.uri.query().unwrap_or("").to_owned(),
+            body,
+            forwarded: parts.headers.contains_key(FORWARDED_HEADER),
+        })
+    }
+
+    fn require(&self, method: Method) -> Result<(), ApiError> {
+        if self.method == method {
+            return Ok(());
+        }
+        Err(ApiError::bad_request(format!("{} is not allowed on {}; use {method}", self.method, self.path)))
+    }
+
+    /// The body as `T`; an empty body counts as `{}`.
+    fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let body: &[u8] = if self.body.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &self.body };
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+
+    fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+/// Runs `op` bounded by `limit`, answers with its JSON, and relays the request
+/// to the leader when `op` says this node is not it.
+async fn serve<Fut>(ctx: &Arc<Ctx>, incoming: &Incoming, limit: Duration, op: Fut) -> Response<Body>
+where
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let result = match tokio::time::timeout(limit, op).await {
+        Ok(result) => result,
+        Err(_) => {
+            Err(ApiError::timeout(format!("no outcome within {limit:?}: the request may or may not take effect")))
+        }
+    };
+    match result {
+        Ok(value) => Json(value).into_response(),
+        Err(ApiError::Forward { leader_id, leader }) => {
+            forward(ctx, incoming, leader_id, leader, limit + Duration::from_secs(1)).await
+        }
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn forward(
+    ctx: &Ctx,
+    incoming: &Incoming,
+    leader_id: NodeId,
+    leader: Option<KvNode>,
+    limit: Duration,
+) -> Response<Body> {
+    if incoming.forwarded {
+        let message = format!("node {} is not the leader either (leadership is moving); retry", ctx.id);
+        return ApiError::new(Code::NoLeader, message).with("leader", leader_id).into_response();
+    }
+    let Some(node) = leader.or_else(|| ctx.leader_node(leader_id)) else {
+        return ApiError::new(Code::NoLeader, format!("the address of leader {leader_id} is unknown"))
+            .with("leader", leader_id)
+            .into_response();
+    };
+    ctx.forwarded.fetch_add(1, Ordering::Relaxed);
+    let url = format!("http://{}{}", node.api, incoming.path_and_query);
+    let request = ctx
+        .client
+        .request(incoming.method.clone(), url)
+        .header(FORWARDED_HEADER, ctx.id.to_string())
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(incoming.body.clone())
+        .timeout(limit);
+    match request.send().await {
+        Ok(response) => {
+            let status = response.status();
+            let leader_header = response.headers().get(LEADER_HEADER).cloned();
+            match response.bytes().await {
+                Ok(body) => {
+                    let mut relayed = Response::new(Body::from(body));
+                    *relayed.status_mut() = status;
+                    relayed.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                    if let Some(value) = leader_header {
+                        relayed.headers_mut().insert(LEADER_HEADER, value);
+                    }
+                    relayed
+                }
+                Err(e) => relay_error(leader_id, &node, e).into_response(),
+            }
+        }
+        Err(e) => relay_error(leader_id, &node, e).into_response(),
+    }
+}
+
+fn relay_error(leader_id: NodeId, node: &KvNode, e: reqwest::Error) -> ApiError {
+    let message = format!("forwarding to leader {leader_id} at {}: {e}", node.api);
+    let error = if e.is_connect() {
+        ApiError::new(Code::NoLeader, message)
+    } else if e.is_timeout() {
+        ApiError::timeout(message)
+    } else {
+        ApiError::new(Code::Internal, message)
+    };
+    error.with("leader", leader_id)
+}
+
+/// Adds `X-Raft-Leader` and counts responses by code.
+async fn decorate(State(ctx): State<Arc<Ctx>>, req: Request, next: Next) -> Response<Body> {
+    let mut response = next.run(req).await;
+    let code = match response.status() {
+        s if s.is_success() => "ok",
+        StatusCode::BAD_REQUEST => "bad_request",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::CONFLICT => "conflict",
+        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+        StatusCode::GATEWAY_TIMEOUT => "timeout",
+        _ => "internal",
+    };
+    *ctx.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(code).or_default() += 1;
+    let leader = ctx.raft.metrics().borrow().current_leader;
+    if let Some(leader) = leader {
+        if !response.headers().contains_key(LEADER_HEADER) {
+            response.headers_mut().insert(LEADER_HEADER, HeaderValue::from(leader));
+        }
+    }
+    response
+}
+
+async fn unknown_route(req: Request) -> Response<Body> {
+    ApiError::new(Code::NotFound, format!("no such endpoint: {} {}", req.method(), req.uri().path())).into_response()
+}
+
+// ---------------------------------------------------------------- key-value
+
+#[derive(Deserialize)]
+struct PutBody {
+    value: String,
+}
+
+#[derive(Deserialize)]
+struct CasBody {
+    expect: Option<String>,
+    value: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consistency {
+    Linearizable,
+    Lease,
+    Local,
+}
+
+async fn kv(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    let incoming = match Incoming::read(req).await {
+        Ok(incoming) => incoming,
+        Err(e) => return e.into_response(),
+    };
+    let raw = incoming.path.strip_prefix("/v1/kv").unwrap_or("").trim_start_matches('/');
+    let (raw, is_cas) = match (incoming.method.clone(), raw.strip_suffix("/cas")) {
+        (Method::POST, Some(key)) => (key, true),
+        _ => (raw, false),
+    };
+    let key = match decode_key(raw) {
+        Ok(key) => key,
+        Err(e) => return e.into_response(),
+    };
+    let op = {
+        let ctx = ctx.clone();
+        let incoming = &incoming;
+        async move {
+            match (incoming.method.clone(), is_cas) {
+                (Method::PUT, _) => {
+                    let body: PutBody = incoming.json()?;
+                    check_value(&body.value)?;
+                    write(&ctx, Command::Put { key, value: body.value }).await
+                }
+                (Method::GET, _) => read(&ctx, key, consistency(incoming)?).await,
+                (Method::DELETE, _) => write(&ctx, Command::Delete { key }).await,
+                (Method::POST, true) => {
+                    let body: CasBody = incoming.json()?;
+                    for value in body.expect.iter().chain(&body.value) {
+                        check_value(value)?;
+                    }
+                    write(&ctx, Command::Cas { key, expect: body.expect, value: body.value }).await
+                }
+                (method, _) => Err(ApiError::bad_request(format!(
+                    "{method} is not allowed on /v1/kv/{{key}}: use GET, PUT, DELETE or POST /v1/kv/{{key}}/cas"
+                ))),
+            }
+        }
+    };
+    serve(&ctx, &incoming, REQUEST_TIMEOUT, op).await
+}
+
+fn decode_key(raw: &str) -> Result<String, ApiError> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
+            let Some(byte) = byte else { return Err(ApiError::bad_request("malformed percent-encoding in the key")) };
+            out.push(byte);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let key = String::from_utf8(out).map_err(|_| ApiError::bad_request("the key is not valid UTF-8"))?;
+    if key.is_empty() {
+        return Err(ApiError::bad_request("the key is empty"));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(ApiError::bad_request(format!("the key is {} bytes; at most {MAX_KEY_BYTES} allowed", key.len())));
+    }
+    Ok(key)
+}
+
+fn check_value(value: &str) -> Result<(), ApiError> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(ApiError::bad_request(format!(
+            "the value is {} bytes; at most {MAX_VALUE_BYTES} allowed",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn consistency(incoming: &Incoming) -> Result<Consistency, ApiError> {
+    match incoming.query_param("consistency") {
+        None | Some("linearizable") => Ok(Consistency::Linearizable),
+        Some("lease") => Ok(Consistency::Lease),
+        Some("local") => Ok(Consistency::Local),
+        Some(other) => {
+            Err(ApiError::bad_request(format!("unknown consistency {other:?}: use linearizable, lease or local")))
+        }
+    }
+}
+
+async fn write(ctx: &Ctx, command: Command) -> Result<Value, ApiError> {
+    ctx.require_initialized()?;
+    let written = ctx.raft.client_write(command).await?;
+    Ok(match written.response {
+        CommandResponse::Put { index } => json!({ "index": index }),
+        CommandResponse::Delete { index, deleted } => json!({ "index": index, "deleted": deleted }),
+        CommandResponse::Cas { succeeded, current, index } => {
+            json!({ "succeeded": succeeded, "current": current, "index": index })
+        }
+    })
+}
+
+async fn read(ctx: &Ctx, key: String, consistency: Consistency) -> Result<Value, ApiError> {
+    ctx.require_initialized()?;
+    match consistency {
+        Consistency::Linearizable => {
+            ctx.raft.ensure_linearizable().await?;
+        }
+        Consistency::Lease => match ctx.raft.lease_read().await {
+            Ok(_) => {}
+            Err(ReadError::LeaseExpired) => {
+                ctx.raft.ensure_linearizable().await?;
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Consistency::Local => {}
+    }
+    match ctx.store.get(&key) {
+        Some((value, index)) => Ok(json!({ "value": value, "index": index })),
+        None => Err(ApiError::new(Code::NotFound, format!("key {key:?} not found"))),
+    }
+}
+
+// ---------------------------------------------------------------- cluster
+
+/// Runs a cluster operation that takes a JSON body on POST.
+async fn post<T, F, Fut>(ctx: Arc<Ctx>, req: Request, limit: Duration, op: F) -> Response<Body>
+where
+    T: DeserializeOwned,
+    F: FnOnce(Arc<Ctx>, T) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let incoming = match Incoming::read(req).await {
+        Ok(incoming) => incoming,
+        Err(e) => return e.into_response(),
+    };
+    let body = incoming.require(Method::POST).and_then(|()| incoming.json::<T>());
+    let body = match body {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    serve(&ctx, &incoming, limit, op(ctx.clone(), body)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitBody {
+    nodes: Option<BTreeMap<NodeId, KvNode>>,
+}
+
+async fn init(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, body: InitBody| async move {
+        let members = body.nodes.unwrap_or_else(|| [(ctx.id, ctx.me.clone())].into());
+        if members.is_empty() {
+            return Err(ApiError::bad_request("\"nodes\" is empty: name at least one voter, or send {}"));
+        }
+        let wanted: BTreeSet<NodeId> = members.keys().copied().collect();
+        if let Err(error) = ctx.raft.initialize(members).await {
+            let current = ctx.raft.metrics().borrow().membership.clone();
+            let voters = current.as_ref().map(|s| s.membership.voter_set());
+            if !matches!(error, ferraft::InitializeError::NotAllowed) || voters.as_ref() != Some(&wanted) {
+                let error = ApiError::from(error);
+                return Err(match voters {
+                    Some(voters) => error.with("voters", json!(voters)),
+                    None => error,
+                });
+            }
+        }
+        let m = ctx
+            .raft
+            .wait(REQUEST_TIMEOUT)
+            .metrics(|m| m.membership.is_some(), "the initial membership")
+            .await
+            .map_err(|e| ApiError::timeout(e.to_string()))?;
+        Ok(json!({ "membership": membership_json::membership(m.membership.as_ref(), m.membership_committed) }))
+    })
+    .await
+}
+
+async fn status(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    if req.method() != Method::GET {
+        return ApiError::bad_request("use GET /v1/cluster/status").into_response();
+    }
+    let metrics = ctx.raft.metrics().borrow().clone();
+    Json(membership_json::status(&metrics)).into_response()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LearnerBody {
+    id: NodeId,
+    raft: String,
+    api: String,
+    #[serde(default = "default_true")]
+    blocking: bool,
+}
+
+async fn learners(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    post(ctx, req, LEARNER_TIMEOUT, |ctx, body: LearnerBody| async move {
+        ctx.require_initialized()?;
+        let node = KvNode { raft: body.raft, api: body.api };
+        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await?;
+        let metrics = ctx.raft.metrics().borrow().clone();
+        Ok(json!({ "membership": membership_json::membership_result(&stored, &metrics) }))
+    })
+    .await
+}
+
+/// `CHANGE` of the API: exactly one of these.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum ChangeBody {
+    AddVoters(BTreeSet<NodeId>),
+    RemoveVoters(BTreeSet<NodeId>),
+    ReplaceVoters(BTreeSet<NodeId>),
+    AddNodes(BTreeMap<NodeId, KvNode>),
+    RemoveNodes(BTreeSet<NodeId>),
+    SetNodes(BTreeMap<NodeId, KvNode>),
+}
+
+impl From<ChangeBody> for ChangeMembers<KvNode> {
+    fn from(change: ChangeBody) -> Self {
+        match change {
+            ChangeBody::AddVoters(ids) => ChangeMembers::AddVoterIds(ids),
+            ChangeBody::RemoveVoters(ids) => ChangeMembers::RemoveVoters(ids),
+            ChangeBody::ReplaceVoters(ids) => ChangeMembers::ReplaceAllVoters(ids),
+            ChangeBody::AddNodes(nodes) => ChangeMembers::AddNodes(nodes),
+            ChangeBody::RemoveNodes(ids) => ChangeMembers::RemoveNodes(ids),
+            ChangeBody::SetNodes(nodes) => ChangeMembers::SetNodes(nodes),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembershipBody {
+    change: ChangeBody,
+    #[serde(default)]
+    retain: bool,
+}
+
+async fn membership(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    post(ctx, req, CHANGE_TIMEOUT, |ctx, body: MembershipBody| async move {
+        ctx.require_initialized()?;
+        let stored = ctx.raft.change_membership(body.change.into(), body.retain).await?;
+        let metrics = ctx.raft.metrics().borrow().clone();
+        Ok(json!({ "membership": membership_json::membership_result(&stored, &metrics) }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrepareBody {
+    expect_voters: BTreeSet<NodeId>,
+    #[serde(default)]
+    expect_learners: BTreeSet<NodeId>,
+    voters: BTreeSet<NodeId>,
+    #[serde(default)]
+    learners: BTreeSet<NodeId>,
+}
+
+async fn prepare(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, b: PrepareBody| async move {
+        ctx.require_initialized()?;
+        let index = ctx.raft.prepare_membership(b.expect_voters, b.expect_learners, b.voters, b.learners).await?;
+        Ok(json!({ "prepare_index": index }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitBody {
+    prepare_index: u64,
+}
+
+async fn commit(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, body: CommitBody| async move {
+        ctx.require_initialized()?;
+        let index = ctx.raft.commit_membership(body.prepare_index).await?;
+        Ok(json!({ "commit_index": index }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
+
+async fn abort(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
+        ctx.require_initialized()?;
+        let index = ctx.raft.abort_membership().await?;
+        Ok(json!({ "abort_index": index }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    to: Option<NodeId>,
+}
+
+async fn transfer(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT + Duration::from_secs(1), |ctx, body: TransferBody| async move {
+        ctx.require_initialized()?;
+        let leader = ctx.raft.transfer_leader(body.to).await?;
+        Ok(json!({ "leader": leader }))
+    })
+    .await
+}
+
+async fn snapshot(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
+        ctx.require_initialized()?;
+        let built = ctx.raft.trigger_snapshot().await?;
+        Ok(json!({ "snapshot_index": built.map_or(0, |log_id| log_id.index) }))
+    })
+    .await
+}
+
+async fn metrics(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    if req.method() != Method::GET {
+        return ApiError::bad_request("use GET /metrics").into_response();
+    }
+    let text = crate::metrics_text::render(&ctx);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_percent_decoded_and_bounded() {
+        assert_eq!(decode_key("a%2Fb").unwrap(), "a/b");
+        assert_eq!(decode_key("plain/with/slash").unwrap(), "plain/with/slash");
+        assert_eq!(decode_key("").unwrap_err().code(), Code::BadRequest);
+        assert_eq!(decode_key("%zz").unwrap_err().code(), Code::BadRequest);
+        assert_eq!(decode_key("%ff").unwrap_err().code(), Code::BadRequest);
+        assert_eq!(decode_key(&"k".repeat(MAX_KEY_BYTES + 1)).unwrap_err().code(), Code::BadRequest);
+        assert!(decode_key(&"k".repeat(MAX_KEY_BYTES)).is_ok());
+    }
+
+    #[test]
+    fn a_change_is_exactly_one_kind() {
+        let one: MembershipBody = serde_json::from_str(r#"{"change": {"add_voters": [4]}}"#).unwrap();
+        assert!(matches!(one.change, ChangeBody::AddVoters(_)));
+        let two = serde_json::from_str::<MembershipBody>(r#"{"change": {"add_voters": [4], "remove_voters": [1]}}"#);
+        assert!(two.is_err());
+        let nodes: MembershipBody =
+            serde_json::from_str(r#"{"change": {"set_nodes": {"2": {"raft": "h:1", "api": "h:2"}}}, "retain": true}"#)
+                .unwrap();
+        assert!(matches!(nodes.change, ChangeBody::SetNodes(_)) && nodes.retain);
+    }
+}

@@ -1,0 +1,223 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// ferraft: a replicated key-value store on Raft with dynamic membership.
+#[derive(Debug, Parser)]
+#[command(name = "ferraft", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Top,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Top {
+    /// Run a node.
+    Serve(ServeArgs),
+    /// Operate a cluster over its HTTP API.
+    Ctl(CtlArgs),
+    /// Run the embedded demonstration: five local nodes through a series of membership changes.
+    Demo,
+}
+
+/// `ferraft serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// This node's id (unique in the cluster, never reused).
+    #[arg(long)]
+    pub id: u64,
+    /// Where the node keeps its log, snapshots and identity.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// host:port where peers reach this node's Raft transport.
+    #[arg(long)]
+    pub raft_listen: String,
+    /// host:port of the HTTP API.
+    #[arg(long)]
+    pub api_listen: String,
+    /// The Raft address this node reports about itself (default: --raft-listen).
+    #[arg(long)]
+    pub raft_advertise: Option<String>,
+    /// The API address this node reports about itself (default: --api-listen).
+    #[arg(long)]
+    pub api_advertise: Option<String>,
+}
+
+/// `ferraft ctl`.
+#[derive(Debug, Args)]
+pub struct CtlArgs {
+    /// host:port of any node's HTTP API.
+    #[arg(long, env = "FERRAFT_ENDPOINT", default_value = "127.0.0.1:8001")]
+    pub endpoint: String,
+    /// Print the raw JSON answers (for scripts).
+    #[arg(long)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: CtlCommand,
+}
+
+/// A node given as `ID=RAFT_ADDR,API_ADDR`.
+pub type NodeSpec = String;
+
+/// `ferraft ctl` commands.
+#[derive(Debug, Subcommand)]
+pub enum CtlCommand {
+    /// Show the node's status.
+    Status,
+    /// List the cluster's members.
+    Members,
+    /// Set a key.
+    Put {
+        /// The key.
+        key: String,
+        /// The value.
+        value: String,
+    },
+    /// Read a key.
+    Get {
+        /// The key.
+        key: String,
+        /// linearizable, lease or local.
+        #[arg(long, default_value = "linearizable")]
+        consistency: String,
+    },
+    /// Delete a key.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Compare-and-swap a key.
+    Cas {
+        /// The key.
+        key: String,
+        /// The value the key must hold (omit with --expect-absent).
+        #[arg(long, conflicts_with = "expect_absent")]
+        expect: Option<String>,
+        /// The key must be absent.
+        #[arg(long)]
+        expect_absent: bool,
+        /// The new value (omit with --delete).
+        #[arg(long, conflicts_with = "delete")]
+        value: Option<String>,
+        /// Delete the key if the expectation holds.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// Initialize a cluster: without --node, a single-voter cluster of this node.
+    Init {
+        /// A voter, as ID=RAFT_ADDR,API_ADDR (repeat).
+        #[arg(long = "node")]
+        nodes: Vec<NodeSpec>,
+    },
+    /// Add a learner (by default waits, with a progress bar, until it caught up).
+    AddLearner {
+        /// The new node's id.
+        id: u64,
+        /// Its Raft address.
+        #[arg(long)]
+        raft: String,
+        /// Its API address.
+        #[arg(long)]
+        api: String,
+        /// Return once the learner entry is committed, without waiting for it to catch up.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Change the membership.
+    Change {
+        /// The change.
+        #[command(subcommand)]
+        change: ChangeCommand,
+        /// Keep removed voters as learners.
+        #[arg(long, global = true)]
+        retain: bool,
+    },
+    /// Explicit joint consensus, step 1: append the joint config.
+    Prepare {
+        /// The voters expected now (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        expect_voters: Vec<u64>,
+        /// The learners expected now (comma-separated).
+        #[arg(long, value_delimiter = ',')]
+        expect_learners: Vec<u64>,
+        /// The new voters.
+        #[arg(long, value_delimiter = ',')]
+        voters: Vec<u64>,
+        /// The new learners.
+        #[arg(long, value_delimiter = ',')]
+        learners: Vec<u64>,
+    },
+    /// Explicit joint consensus, step 2: leave the joint config for the new one.
+    Commit {
+        /// The index `prepare` returned.
+        prepare_index: u64,
+    },
+    /// Explicit joint consensus, undo: return to the old config.
+    Abort,
+    /// Hand leadership to another voter.
+    TransferLeader {
+        /// The target (default: the most up-to-date voter).
+        #[arg(long)]
+        to: Option<u64>,
+    },
+    /// Build a snapshot on this node now.
+    Snapshot,
+}
+
+/// Membership changes.
+#[derive(Debug, Subcommand)]
+pub enum ChangeCommand {
+    /// Promote learners to voters.
+    AddVoters {
+        /// Ids.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
+    /// Remove voters.
+    RemoveVoters {
+        /// Ids.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
+    /// Make exactly these the voters.
+    ReplaceVoters {
+        /// Ids.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
+    /// Add learners, as ID=RAFT_ADDR,API_ADDR.
+    AddNodes {
+        /// Nodes.
+        #[arg(required = true)]
+        nodes: Vec<NodeSpec>,
+    },
+    /// Remove learners.
+    RemoveNodes {
+        /// Ids.
+        #[arg(required = true)]
+        ids: Vec<u64>,
+    },
+    /// Update members' addresses, as ID=RAFT_ADDR,API_ADDR.
+    SetNodes {
+        /// Nodes.
+        #[arg(required = true)]
+        nodes: Vec<NodeSpec>,
+    },
+}
+
+/// Parses `ID=RAFT_ADDR,API_ADDR`.
+pub fn parse_node(spec: &str) -> Result<(u64, crate::KvNode), String> {
+    let error = || format!("bad node {spec:?}: expected ID=RAFT_ADDR,API_ADDR");
+    let (id, addrs) = spec.split_once('=').ok_or_else(error)?;
+    let (raft, api) = addrs.split_once(',').ok_or_else(error)?;
+    let id = id.trim().parse().map_err(|_| error())?;
+    if raft.is_empty() || api.is_empty() {
+        return Err(error());
+    }
+    Ok((id, crate::KvNode { raft: raft.trim().to_owned(), api: api.trim().to_owned() }))
+}

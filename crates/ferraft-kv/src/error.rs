@@ -1,0 +1,227 @@
+//! API errors: the codes and statuses of the HTTP contract, and how the
+//! library's errors map onto them.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ferraft::{
+    ChangeMembersError, ChangeMembershipError, Fatal, ForwardToLeader, InitializeError, NodeId, ReadError,
+    TransferError, WriteError,
+};
+use serde_json::{json, Map, Value};
+
+use crate::kv::KvNode;
+
+/// The error codes of the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// 400: malformed input; nothing happened.
+    BadRequest,
+    /// 404: key absent.
+    NotFound,
+    /// 503: this node is not part of a cluster yet.
+    NotInitialized,
+    /// 503: no leader is known right now.
+    NoLeader,
+    /// 409: a precondition failed.
+    Conflict,
+    /// 504: the outcome is unknown.
+    Timeout,
+    /// 500: the outcome is unknown.
+    Internal,
+}
+
+impl Code {
+    /// The code as written in the JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::BadRequest => "bad_request",
+            Code::NotFound => "not_found",
+            Code::NotInitialized => "not_initialized",
+            Code::NoLeader => "no_leader",
+            Code::Conflict => "conflict",
+            Code::Timeout => "timeout",
+            Code::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Code::BadRequest => StatusCode::BAD_REQUEST,
+            Code::NotFound => StatusCode::NOT_FOUND,
+            Code::NotInitialized | Code::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
+            Code::Conflict => StatusCode::CONFLICT,
+            Code::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug, Clone)]
+pub enum ApiError {
+    /// Answer with this error.
+    Reply {
+        /// The code.
+        code: Code,
+        /// Human text.
+        message: String,
+        /// Extra fields of the error object.
+        extra: Map<String, Value>,
+    },
+    /// This node is not the leader: the request goes to the leader's API.
+    Forward {
+        /// The leader's id.
+        leader_id: NodeId,
+        /// The leader's descriptor, when known.
+        leader: Option<KvNode>,
+    },
+}
+
+impl ApiError {
+    /// An error with a code and a message.
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        ApiError::Reply { code, message: message.into(), extra: Map::new() }
+    }
+
+    /// Adds an extra field to the error object.
+    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
+        if let ApiError::Reply { extra, .. } = &mut self {
+            extra.insert(name.to_owned(), value.into());
+        }
+        self
+    }
+
+    /// `bad_request`.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(Code::BadRequest, message)
+    }
+
+    /// `timeout`: the outcome is unknown.
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(Code::Timeout, message)
+    }
+
+    /// `not_initialized`.
+    pub fn not_initialized() -> Self {
+        Self::new(Code::NotInitialized, "this node is not part of a cluster yet: initialize it or add it as a learner")
+    }
+
+    /// `no_leader`.
+    pub fn no_leader() -> Self {
+        Self::new(Code::NoLeader, "no leader is known right now; retry shortly")
+    }
+
+    /// The code of this error (forwarding counts as `no_leader`).
+    pub fn code(&self) -> Code {
+        match self {
+            ApiError::Reply { code, .. } => *code,
+            ApiError::Forward { .. } => Code::NoLeader,
+        }
+    }
+
+    /// The JSON body of this error.
+    pub fn body(&self) -> Value {
+        match self {
+            ApiError::Reply { code, message, extra } => {
+                let mut error = extra.clone();
+                error.insert("code".into(), code.as_str().into());
+                error.insert("message".into(), message.clone().into());
+                json!({ "error": error })
+            }
+            ApiError::Forward { leader_id, .. } => {
+                json!({"error": {"code": "no_leader", "message": format!("the leader {leader_id} cannot be reached"), "leader": leader_id}})
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.code().status(), axum::Json(self.body())).into_response()
+    }
+}
+
+fn forward(f: ForwardToLeader<KvNode>) -> ApiError {
+    match f.leader_id {
+        Some(leader_id) => ApiError::Forward { leader_id, leader: f.leader_node },
+        None => ApiError::no_leader(),
+    }
+}
+
+fn fatal(f: Fatal) -> ApiError {
+    ApiError::new(Code::Internal, format!("the raft node failed: {f}"))
+}
+
+impl From<WriteError<KvNode>> for ApiError {
+    fn from(e: WriteError<KvNode>) -> Self {
+        match e {
+            WriteError::ForwardToLeader(f) => forward(f),
+            WriteError::LeadershipLost => ApiError::timeout(e.to_string()),
+            WriteError::Fatal(f) => fatal(f),
+        }
+    }
+}
+
+impl From<ReadError<KvNode>> for ApiError {
+    fn from(e: ReadError<KvNode>) -> Self {
+        match e {
+            ReadError::ForwardToLeader(f) => forward(f),
+            ReadError::NotConfirmed | ReadError::LeaseExpired => ApiError::new(Code::NoLeader, e.to_string()),
+            ReadError::Fatal(f) => fatal(f),
+        }
+    }
+}
+
+impl From<InitializeError> for ApiError {
+    fn from(e: InitializeError) -> Self {
+        match e {
+            InitializeError::NotAllowed => ApiError::new(Code::Conflict, e.to_string()),
+            InitializeError::Invalid(_) | InitializeError::NotInMembers { .. } => ApiError::bad_request(e.to_string()),
+            InitializeError::Fatal(f) => fatal(f),
+        }
+    }
+}
+
+impl From<ChangeMembershipError<KvNode>> for ApiError {
+    fn from(e: ChangeMembershipError<KvNode>) -> Self {
+        let message = e.to_string();
+        match e {
+            ChangeMembershipError::ForwardToLeader(f) => forward(f),
+            ChangeMembershipError::Invalid(ChangeMembersError::Invalid(_)) => ApiError::bad_request(message),
+            ChangeMembershipError::Invalid(_) => ApiError::new(Code::Conflict, message),
+            ChangeMembershipError::VoterAndLearner { node_id } => {
+                ApiError::bad_request(message).with("node_id", node_id)
+            }
+            ChangeMembershipError::Mismatch { voters, learners } => {
+                ApiError::new(Code::Conflict, message).with("voters", json!(voters)).with("learners", json!(learners))
+            }
+            ChangeMembershipError::WrongPrepareIndex { given, pending } => {
+                ApiError::new(Code::Conflict, message).with("given", given).with("pending", json!(pending))
+            }
+            ChangeMembershipError::NotReady
+            | ChangeMembershipError::NoPendingJoint
+            | ChangeMembershipError::LearnerLagging { .. } => ApiError::new(Code::Conflict, message),
+            ChangeMembershipError::LeadershipLost => ApiError::timeout(message),
+            ChangeMembershipError::Fatal(f) => fatal(f),
+        }
+    }
+}
+
+impl From<TransferError<KvNode>> for ApiError {
+    fn from(e: TransferError<KvNode>) -> Self {
+        let message = e.to_string();
+        match e {
+            TransferError::ForwardToLeader(f) => forward(f),
+            TransferError::NotVoter { .. } | TransferError::NoTarget => ApiError::new(Code::Conflict, message),
+            TransferError::Timeout => ApiError::timeout(message),
+            TransferError::Fatal(f) => fatal(f),
+        }
+    }
+}
+
+impl From<Fatal> for ApiError {
+    fn from(f: Fatal) -> Self {
+        fatal(f)
+    }
+}

@@ -1,0 +1,223 @@
+//! The replicated key-value state machine and the node descriptor.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use bytes::Bytes;
+use ferraft::{LogId, LogIndex, StateMachine, StorageError};
+use serde::{Deserialize, Serialize};
+
+/// A cluster member as the KV server describes it: where its Raft transport
+/// and its HTTP API listen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct KvNode {
+    /// `host:port` of the Raft transport.
+    pub raft: String,
+    /// `host:port` of the HTTP API.
+    pub api: String,
+}
+
+impl ferraft_net::NodeAddr for KvNode {
+    fn raft_addr(&self) -> &str {
+        &self.raft
+    }
+}
+
+/// A replicated write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Sets `key` to `value`.
+    Put {
+        /// The key.
+        key: String,
+        /// The new value.
+        value: String,
+    },
+    /// Removes `key`.
+    Delete {
+        /// The key.
+        key: String,
+    },
+    /// Sets `key` to `value` (`None`: removes it) if its value is `expect`
+    /// (`None`: if it is absent).
+    Cas {
+        /// The key.
+        key: String,
+        /// The value the key must hold, or `None` for "absent".
+        expect: Option<String>,
+        /// The new value, or `None` to delete.
+        value: Option<String>,
+    },
+}
+
+/// What a write returns; `index` is the log index it was applied at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CommandResponse {
+    /// A put was applied.
+    Put {
+        /// Log index of the write.
+        index: LogIndex,
+    },
+    /// A delete was applied.
+    Delete {
+        /// Log index of the write.
+        index: LogIndex,
+        /// Whether the key existed.
+        deleted: bool,
+    },
+    /// A compare-and-swap was applied.
+    Cas {
+        /// Whether the expectation held (and the new value was set).
+        succeeded: bool,
+        /// The value after the operation.
+        current: Option<String>,
+        /// Log index of the write.
+        index: LogIndex,
+    },
+}
+
+/// The key-value map: key → (value, index of the write that last set it).
+pub type KvMap = BTreeMap<String, (String, LogIndex)>;
+
+/// The map shared between the state machine (owned by the Raft driver) and
+/// the HTTP readers.
+#[derive(Debug, Clone, Default)]
+pub struct KvStore {
+    map: Arc<RwLock<KvMap>>,
+}
+
+impl KvStore {
+    /// Reads the map.
+    pub fn read(&self) -> RwLockReadGuard<'_, KvMap> {
+        self.map.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, KvMap> {
+        self.map.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The value and last-write index of `key`.
+    pub fn get(&self, key: &str) -> Option<(String, LogIndex)> {
+        self.read().get(key).cloned()
+    }
+
+    /// The number of keys.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether the map is empty.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+}
+
+/// The state machine: applies [`Command`]s to a [`KvStore`].
+#[derive(Debug, Clone, Default)]
+pub struct KvStateMachine {
+    store: KvStore,
+}
+
+impl KvStateMachine {
+    /// A state machine over `store`; keep a clone of the store to read it.
+    pub fn new(store: KvStore) -> Self {
+        Self { store }
+    }
+}
+
+impl StateMachine for KvStateMachine {
+    type Command = Command;
+    type Response = CommandResponse;
+
+    fn apply(&mut self, log_id: LogId, command: &Command) -> CommandResponse {
+        let index = log_id.index;
+        let mut map = self.store.write();
+        match command {
+            Command::Put { key, value } => {
+                map.insert(key.clone(), (value.clone(), index));
+                CommandResponse::Put { index }
+            }
+            Command::Delete { key } => CommandResponse::Delete { index, deleted: map.remove(key).is_some() },
+            Command::Cas { key, expect, value } => {
+                let old = map.get(key).map(|(v, _)| v);
+                if old != expect.as_ref() {
+                    return CommandResponse::Cas { succeeded: false, current: old.cloned(), index };
+                }
+                match value {
+                    Some(value) => map.insert(key.clone(), (value.clone(), index)),
+                    None => map.remove(key),
+                };
+                CommandResponse::Cas { succeeded: true, current: value.clone(), index }
+            }
+        }
+    }
+
+    fn snapshot(&mut self) -> Result<Bytes, StorageError> {
+        let bytes = serde_json::to_vec(&*self.store.read()).map_err(|e| StorageError::new("encoding a snapshot", e))?;
+        Ok(Bytes::from(bytes))
+    }
+
+    fn restore(&mut self, data: &Bytes) -> Result<(), StorageError> {
+        let map: KvMap = serde_json::from_slice(data).map_err(|e| StorageError::new("decoding a snapshot", e))?;
+        *self.store.write() = map;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferraft::LeaderId;
+
+    fn at(index: LogIndex) -> LogId {
+        LogId::new(LeaderId::new(1, 1), index)
+    }
+
+    fn put(key: &str, value: &str) -> Command {
+        Command::Put { key: key.into(), value: value.into() }
+    }
+
+    #[test]
+    fn put_then_delete_reports_the_index_and_whether_the_key_existed() {
+        let mut sm = KvStateMachine::default();
+        assert_eq!(sm.apply(at(1), &put("a", "1")), CommandResponse::Put { index: 1 });
+        assert_eq!(sm.store.get("a"), Some(("1".into(), 1)));
+        assert_eq!(
+            sm.apply(at(2), &Command::Delete { key: "a".into() }),
+            CommandResponse::Delete { index: 2, deleted: true }
+        );
+        assert_eq!(
+            sm.apply(at(3), &Command::Delete { key: "a".into() }),
+            CommandResponse::Delete { index: 3, deleted: false }
+        );
+    }
+
+    #[test]
+    fn cas_sets_only_when_the_expectation_holds() {
+        let mut sm = KvStateMachine::default();
+        let create = Command::Cas { key: "k".into(), expect: None, value: Some("v1".into()) };
+        assert_eq!(
+            sm.apply(at(1), &create),
+            CommandResponse::Cas { succeeded: true, current: Some("v1".into()), index: 1 }
+        );
+        assert_eq!(
+            sm.apply(at(2), &create),
+            CommandResponse::Cas { succeeded: false, current: Some("v1".into()), index: 2 }
+        );
+        let delete = Command::Cas { key: "k".into(), expect: Some("v1".into()), value: None };
+        assert_eq!(sm.apply(at(3), &delete), CommandResponse::Cas { succeeded: true, current: None, index: 3 });
+        assert!(sm.store.is_empty());
+    }
+
+    #[test]
+    fn snapshot_restores_the_same_map() {
+        let mut sm = KvStateMachine::default();
+        sm.apply(at(1), &put("a", "1"));
+        sm.apply(at(2), &put("b", "2"));
+        let data = sm.snapshot().unwrap();
+        let mut other = KvStateMachine::default();
+        other.apply(at(1), &put("stale", "x"));
+        other.restore(&data).unwrap();
+        assert_eq!(*other.store.read(), *sm.store.read());
+    }
+}

@@ -1,0 +1,60 @@
+//! `/metrics` in the Prometheus text format.
+
+use std::fmt::Write;
+use std::sync::atomic::Ordering;
+
+use ferraft::log_id::index_of;
+use ferraft::ServerState;
+
+use crate::api::Ctx;
+
+/// Renders this node's metrics.
+pub fn render(ctx: &Ctx) -> String {
+    let m = ctx.raft.metrics().borrow().clone();
+    let mut out = String::new();
+    let mut gauge = |name: &str, help: &str, value: u64| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+    };
+    gauge("ferraft_node_id", "This node's id.", m.id);
+    gauge("ferraft_term", "The current term.", m.current_term);
+    gauge("ferraft_is_leader", "1 if this node is the leader.", u64::from(m.state == ServerState::Leader));
+    gauge("ferraft_leader_id", "The leader this node knows of (0: none).", m.current_leader.unwrap_or(0));
+    gauge("ferraft_last_log_index", "The last log index.", m.last_log_index);
+    gauge("ferraft_committed_index", "The last committed log index.", index_of(m.committed));
+    gauge("ferraft_applied_index", "The last applied log index.", index_of(m.last_applied));
+    gauge("ferraft_snapshot_index", "The last snapshot's log index.", index_of(m.snapshot));
+    gauge("ferraft_purged_index", "The last purged log index.", index_of(m.purged));
+    let (voters, learners, joint) = m.membership.as_ref().map_or((0, 0, false), |s| {
+        (s.membership.voter_ids().count(), s.membership.learner_ids().count(), s.membership.is_joint())
+    });
+    gauge("ferraft_voters", "Voters in the membership in force.", voters as u64);
+    gauge("ferraft_learners", "Learners in the membership in force.", learners as u64);
+    gauge("ferraft_membership_joint", "1 while a joint membership is in force.", u64::from(joint));
+    gauge(
+        "ferraft_membership_committed",
+        "1 when the membership in force is committed.",
+        u64::from(m.membership_committed),
+    );
+    gauge("ferraft_kv_keys", "Keys in the local state machine.", ctx.store.len() as u64);
+    gauge("ferraft_http_forwarded_total", "Requests relayed to the leader.", ctx.forwarded.load(Ordering::Relaxed));
+    let _ = writeln!(out, "# HELP ferraft_http_responses_total HTTP responses by outcome.");
+    let _ = writeln!(out, "# TYPE ferraft_http_responses_total counter");
+    for (code, count) in ctx.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+        let _ = writeln!(out, "ferraft_http_responses_total{{code=\"{code}\"}} {count}");
+    }
+    if let Some(replication) = &m.replication {
+        let _ = writeln!(out, "# HELP ferraft_replication_matched_index The last index known to match on a follower.");
+        let _ = writeln!(out, "# TYPE ferraft_replication_matched_index gauge");
+        for (peer, progress) in replication {
+            let _ =
+                writeln!(out, "ferraft_replication_matched_index{{peer=\"{peer}\"}} {}", index_of(progress.matched));
+        }
+        let _ = writeln!(out, "# HELP ferraft_replication_lag_entries Entries a follower is behind the leader.");
+        let _ = writeln!(out, "# TYPE ferraft_replication_lag_entries gauge");
+        for (peer, progress) in replication {
+            let lag = m.last_log_index.saturating_sub(index_of(progress.matched));
+            let _ = writeln!(out, "ferraft_replication_lag_entries{{peer=\"{peer}\"}} {lag}");
+        }
+    }
+    out
+}

@@ -1,0 +1,194 @@
+//! `ferraft serve`: one KV node with its Raft transport and HTTP API.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use ferraft::{Config, Message, NodeId};
+use ferraft_net::{Inbox, NetConfig, TcpNetwork};
+use ferraft_wal::{WalOptions, WalStore};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, Ctx};
+use crate::kv::{Command, KvNode, KvStateMachine, KvStore};
+use crate::{KvRaft, CLUSTER_ID};
+
+/// How to start a node.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The node id.
+    pub id: NodeId,
+    /// Where the WAL (and the node's identity) lives.
+    pub data_dir: PathBuf,
+    /// Where the Raft transport listens.
+    pub raft_listen: String,
+    /// Where the HTTP API listens.
+    pub api_listen: String,
+    /// The Raft address reported to peers (default: the bound listen address).
+    pub raft_advertise: Option<String>,
+    /// The API address reported to peers and clients (default: the bound listen address).
+    pub api_advertise: Option<String>,
+}
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A listen address cannot be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Listen {
+        /// Which listener.
+        what: &'static str,
+        /// The address.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The data dir cannot be used.
+    #[error("unusable data dir {path}: {reason}")]
+    DataDir {
+        /// The dir.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// The node cannot start.
+    #[error("cannot start the raft node: {0}")]
+    Raft(String),
+}
+
+/// The WAL's place in the data dir.
+const WAL_DIR: &str = "wal";
+
+/// Hands inbound messages to the Raft node once it exists.
+#[derive(Default)]
+struct RaftInbox {
+    raft: OnceLock<KvRaft>,
+}
+
+impl Inbox<Command, KvNode> for RaftInbox {
+    fn deliver(&self, message: Message<Command, KvNode>) {
+        if let Some(raft) = self.raft.get() {
+            raft.receive(message);
+        }
+    }
+
+    fn unreachable(&self, peer: NodeId) {
+        if let Some(raft) = self.raft.get() {
+            raft.report_unreachable(peer);
+        }
+    }
+}
+
+/// A running node.
+pub struct Server {
+    /// The Raft handle.
+    pub raft: KvRaft,
+    /// Where the Raft transport listens.
+    pub raft_addr: SocketAddr,
+    /// Where the HTTP API listens.
+    pub api_addr: SocketAddr,
+    /// What this node advertises.
+    pub me: KvNode,
+    network: Arc<TcpNetwork<Command, KvNode>>,
+    raft_listener: JoinHandle<()>,
+    http: JoinHandle<()>,
+    stop_http: Option<oneshot::Sender<()>>,
+}
+
+/// The Raft settings of a KV node.
+pub fn raft_config() -> Config {
+    Config { cluster_id: CLUSTER_ID, snapshot_logs_since_last: 10_000, ..Config::default() }
+}
+
+impl Server {
+    /// Binds both listeners, opens the WAL and starts the node and its API.
+    pub async fn start(options: ServeOptions) -> Result<Self, StartupError> {
+        let network = TcpNetwork::<Command, KvNode>::new(
+            NetConfig::new(CLUSTER_ID, options.id),
+            tokio::runtime::Handle::current(),
+        )
+        .map_err(|e| StartupError::Raft(e.to_string()))?;
+        let network = Arc::new(network);
+        let inbox = Arc::new(RaftInbox::default());
+        let listen_error = |what, addr: &str| {
+            let addr = addr.to_owned();
+            move |source| StartupError::Listen { what, addr, source }
+        };
+        let (raft_addr, raft_listener) = network
+            .serve(options.raft_listen.as_str(), inbox.clone())
+            .map_err(listen_error("raft", &options.raft_listen))?;
+        let api_listener = match tokio::net::TcpListener::bind(options.api_listen.as_str()).await {
+            Ok(listener) => listener,
+            Err(e) => {
+                raft_listener.abort();
+                return Err(listen_error("api", &options.api_listen)(e));
+            }
+        };
+        let api_addr = api_listener.local_addr().map_err(listen_error("api", &options.api_listen))?;
+        let me = KvNode {
+            raft: options.raft_advertise.clone().unwrap_or_else(|| raft_addr.to_string()),
+            api: options.api_advertise.clone().unwrap_or_else(|| api_addr.to_string()),
+        };
+        let started = Self::start_raft(&options, network.clone()).await;
+        let (raft, store) = match started {
+            Ok(started) => started,
+            Err(e) => {
+                raft_listener.abort();
+                return Err(e);
+            }
+        };
+        let _ = inbox.raft.set(raft.clone());
+        let ctx = Arc::new(Ctx::new(raft.clone(), store, me.clone()));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let app = api::router(ctx);
+        let http = tokio::spawn(async move {
+            let served = axum::serve(api_listener, app).with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            });
+            if let Err(e) = served.await {
+                tracing::error!(error = %e, "http server failed");
+            }
+        });
+        tracing::info!(id = options.id, raft = %raft_addr, api = %api_addr, "node started");
+        Ok(Self { raft, raft_addr, api_addr, me, network, raft_listener, http, stop_http: Some(stop_tx) })
+    }
+
+    async fn start_raft(
+        options: &ServeOptions,
+        network: Arc<TcpNetwork<Command, KvNode>>,
+    ) -> Result<(KvRaft, KvStore), StartupError> {
+        let data_error =
+            |reason: String| StartupError::DataDir { path: options.data_dir.display().to_string(), reason };
+        std::fs::create_dir_all(&options.data_dir).map_err(|e| data_error(e.to_string()))?;
+        if !options.data_dir.is_dir() {
+            return Err(data_error("not a directory".into()));
+        }
+        let wal_dir = options.data_dir.join(WAL_DIR);
+        let wal = WalStore::<Command, KvNode>::open(&wal_dir, WalOptions::new(options.id, CLUSTER_ID))
+            .map_err(|e| data_error(e.to_string()))?;
+        let store = KvStore::default();
+        let raft = KvRaft::new(options.id, raft_config(), network, Box::new(wal), KvStateMachine::new(store.clone()))
+            .await
+            .map_err(|e| match e {
+                ferraft::StartError::Storage(e) => data_error(e.to_string()),
+                other => StartupError::Raft(other.to_string()),
+            })?;
+        Ok((raft, store))
+    }
+
+    /// Stops accepting requests, lets the ones in flight finish (briefly),
+    /// stops the node (flushing its log) and closes the transport.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop_http.take() {
+            let _ = stop.send(());
+        }
+        if tokio::time::timeout(Duration::from_secs(3), &mut self.http).await.is_err() {
+            self.http.abort();
+        }
+        let _ = self.raft.shutdown().await;
+        self.raft_listener.abort();
+        drop(self.network);
+    }
+}
