@@ -35,6 +35,12 @@ pub(crate) struct Recovered<C, N> {
     pub snapshot: Option<Snapshot<N>>,
 }
 
+/// The segments still needed and the entries after the purge point.
+struct LiveLog<C, N> {
+    segments: Vec<Segment>,
+    entries: Vec<Entry<C, N>>,
+}
+
 /// Opens (or initialises) the data dir `dir`, which the caller has locked.
 pub(crate) fn recover<C: AppData, N: Node>(dir: &Path, options: &WalOptions) -> Result<Recovered<C, N>, WalError> {
     remove_temp_files(dir)?;
@@ -47,7 +53,7 @@ pub(crate) fn recover<C: AppData, N: Node>(dir: &Path, options: &WalOptions) -> 
     };
     let snapshot = snapshot_file::load(dir)?;
     let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
-    let (segments, entries) = read_segments(dir, &segment_names, last_purged, options.sync)?;
+    let LiveLog { segments, entries } = read_segments(dir, &segment_names, last_purged, options.sync)?;
     Ok(Recovered { segments, entries, meta, snapshot })
 }
 
@@ -85,7 +91,7 @@ fn read_segments<C: AppData, N: Node>(
     firsts: &[LogIndex],
     last_purged: LogIndex,
     sync: bool,
-) -> Result<(Vec<Segment>, Vec<Entry<C, N>>), WalError> {
+) -> Result<LiveLog<C, N>, WalError> {
     let mut segments: Vec<Segment> = Vec::new();
     let mut entries = Vec::new();
     for (position, &first) in firsts.iter().enumerate() {
@@ -112,7 +118,7 @@ fn read_segments<C: AppData, N: Node>(
         let last = segments.pop().expect("checked non-empty");
         remove_segment(dir, last.first_index, sync)?;
     }
-    Ok((segments, entries))
+    Ok(LiveLog { segments, entries })
 }
 
 /// Reads one segment, pushing its entries after `last_purged` to `entries`.

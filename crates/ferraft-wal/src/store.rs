@@ -193,12 +193,10 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     ) -> Result<AppendDurability, WalError> {
         self.shared.check_writer()?;
         let Some(last) = entries.last() else { return Ok(AppendDurability::Durable) };
-        let mut expected = self.next_index();
-        for entry in entries {
+        for (expected, entry) in (self.next_index()..).zip(entries) {
             if entry.log_id.index != expected {
                 return Err(WalError::NotContiguous { expected, found: entry.log_id.index });
             }
-            expected += 1;
         }
         self.recovered = None;
         let mut queue = self.shared.lock_queue();
