@@ -69,8 +69,11 @@ pub(crate) struct Queue {
     pub buf: Vec<u8>,
     /// Operations in call order.
     pub ops: Vec<Op>,
-    /// The last appended entry and whom to tell once it is durable.
-    pub flushed: Option<(LogId, FlushNotifier)>,
+    /// The last entry of each queued append and whom to tell once it is
+    /// durable. The writer reports only the last (flushed(x) covers all
+    /// before x); the others are kept so a truncation can fall back to the
+    /// last append it left whole.
+    pub flush_points: Vec<(LogId, FlushNotifier)>,
     /// Set when the store closes: the writer drains the queue and exits.
     pub closing: bool,
 }

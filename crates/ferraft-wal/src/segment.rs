@@ -87,7 +87,8 @@ impl Segment {
 
     /// The index the next record appended here gets.
     pub fn next_index(&self) -> LogIndex {
-        self.first_index + self.offsets.len() as u64
+        // Saturating: a hand-made file name near u64::MAX must not panic.
+        self.first_index.saturating_add(self.offsets.len() as u64)
     }
 
     /// Whether the segment holds no record.

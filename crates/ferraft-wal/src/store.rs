@@ -15,7 +15,7 @@ use ferraft::{
 };
 
 use crate::error::{io_error, Corruption, WalError};
-use crate::fsutil::DirLock;
+use crate::fsutil::{sync_dir, DirLock};
 use crate::layout::Layout;
 use crate::options::{WalOptions, MIN_SEGMENT_BYTES};
 use crate::queue::{Op, Shared, MAX_QUEUED_BYTES};
@@ -64,7 +64,14 @@ impl<C: AppData, N: Node> WalStore<C, N> {
         if options.segment_bytes < MIN_SEGMENT_BYTES {
             return Err(WalError::SegmentTooSmall { segment_bytes: options.segment_bytes, min: MIN_SEGMENT_BYTES });
         }
-        std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
+        if !dir.exists() {
+            std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
+            // Otherwise a power failure could take the new dir, and with it a
+            // vote this node gave, away.
+            if let Some(parent) = dir.parent().filter(|_| options.sync) {
+                sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
+            }
+        }
         let lock = DirLock::acquire(dir)?;
         let recovered = recovery::recover::<C, N>(dir, &options)?;
         let last_purged = recovered.meta.state.last_purged;
@@ -227,7 +234,7 @@ impl<C: AppData, N: Node> WalStore<C, N> {
             self.shared.work.notify_one();
             return Ok(AppendDurability::Durable);
         }
-        queue.flushed = Some((last.log_id, notifier.clone()));
+        queue.flush_points.push((last.log_id, notifier.clone()));
         drop(queue);
         self.shared.work.notify_one();
         Ok(AppendDurability::Pending)
@@ -251,9 +258,8 @@ impl<C: AppData, N: Node> WalStore<C, N> {
         if let Some((segment, len)) = plan.cut {
             queue.ops.push(Op::Cut { segment, len });
         }
-        if queue.flushed.as_ref().is_some_and(|(log_id, _)| log_id.index >= since) {
-            queue.flushed = None;
-        }
+        // An append cut by this truncation must not be reported durable.
+        queue.flush_points.retain(|(log_id, _)| log_id.index < since);
         drop(queue);
         self.shared.work.notify_one();
         Ok(())

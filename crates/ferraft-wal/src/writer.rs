@@ -54,6 +54,7 @@ struct Writer {
     ops: Vec<Op>,
     active: Option<ActiveSegment>,
     barriers: Vec<SyncSender<Result<(), Arc<WalError>>>>,
+    flush_points: Vec<(LogId, FlushNotifier)>,
 }
 
 /// Marks the writer gone however the thread ends (even by a panic in a
@@ -70,13 +71,13 @@ impl Drop for ExitGuard {
 
 impl Writer {
     fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, buf: Vec::new(), ops: Vec::new(), active: None, barriers: Vec::new() }
+        Self { shared, buf: Vec::new(), ops: Vec::new(), active: None, barriers: Vec::new(), flush_points: Vec::new() }
     }
 
     fn run(mut self) {
         let _guard = ExitGuard(self.shared.clone());
-        while let Some(flushed) = self.next_batch() {
-            if let Err(error) = self.execute_batch(flushed) {
+        while self.next_batch() {
+            if let Err(error) = self.execute_batch() {
                 self.fail(error);
                 return;
             }
@@ -86,14 +87,14 @@ impl Writer {
         }
     }
 
-    /// Waits for work and takes the whole queue; `None` once closing with
+    /// Waits for work and takes the whole queue; false once closing with
     /// nothing left. Saves a lazily-committed log id while idle.
-    fn next_batch(&mut self) -> Option<Option<(LogId, FlushNotifier)>> {
+    fn next_batch(&mut self) -> bool {
         let shared = self.shared.clone();
         let mut queue = shared.lock_queue();
         while queue.ops.is_empty() {
             if queue.closing {
-                return None;
+                return false;
             }
             queue =
                 shared.work.wait_timeout(queue, COMMITTED_PERSIST_INTERVAL).map_or_else(|p| p.into_inner().0, |r| r.0);
@@ -101,21 +102,21 @@ impl Writer {
                 drop(queue);
                 if let Err(error) = self.persist_committed(COMMITTED_PERSIST_INTERVAL) {
                     self.fail(error);
-                    return None;
+                    return false;
                 }
                 queue = shared.lock_queue();
             }
         }
         mem::swap(&mut queue.buf, &mut self.buf);
         mem::swap(&mut queue.ops, &mut self.ops);
-        let flushed = queue.flushed.take();
+        mem::swap(&mut queue.flush_points, &mut self.flush_points);
         drop(queue);
         shared.room.notify_all();
-        Some(flushed)
+        true
     }
 
     /// Writes and syncs one batch, then reports it durable.
-    fn execute_batch(&mut self, flushed: Option<(LogId, FlushNotifier)>) -> Result<(), WalError> {
+    fn execute_batch(&mut self) -> Result<(), WalError> {
         let mut ops = mem::take(&mut self.ops);
         let mut result = Ok(());
         for op in ops.drain(..) {
@@ -129,11 +130,10 @@ impl Writer {
         self.ops = ops;
         result?;
         self.sync_active()?;
-        if let Some((log_id, notifier)) = flushed {
-            if self.shared.sync {
-                notifier.flushed(log_id);
-            }
+        if let Some((log_id, notifier)) = self.flush_points.last() {
+            notifier.flushed(*log_id);
         }
+        self.flush_points.clear();
         for barrier in self.barriers.drain(..) {
             let _ = barrier.send(Ok(()));
         }
@@ -255,6 +255,7 @@ impl Writer {
                 let _ = reply.send(Err(failure.clone()));
             }
         }
-        queue.flushed = None;
+        queue.flush_points.clear();
+        self.flush_points.clear();
     }
 }
