@@ -100,13 +100,29 @@ impl Layout {
         self.segments.drain(..purged).map(|s| s.first_index).collect()
     }
 
-    /// The segment holding `index` and the record's byte range in it.
-    pub fn locate(&self, index: LogIndex) -> Option<(LogIndex, u64, u64)> {
-        let position = self.segments.partition_point(|s| s.first_index <= index).checked_sub(1)?;
+    /// The records from `first` up to (not including) `end` that lie in the
+    /// segment holding `first`: read with one call, then continue at `next`.
+    pub fn run(&self, first: LogIndex, end: LogIndex) -> Option<Run> {
+        let position = self.segments.partition_point(|s| s.first_index <= first).checked_sub(1)?;
         let segment = &self.segments[position];
-        let (start, end) = segment.record_span(index)?;
-        Some((segment.first_index, start, end))
+        let last = end.min(segment.next_index()).checked_sub(1).filter(|last| *last >= first)?;
+        let (start, _) = segment.record_span(first)?;
+        let (_, stop) = segment.record_span(last)?;
+        Some(Run { segment: segment.first_index, start, end: stop, next: last + 1 })
     }
+}
+
+/// Consecutive records in one segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// The segment holding them.
+    pub segment: LogIndex,
+    /// Byte offset of the first record.
+    pub start: u64,
+    /// Byte offset just past the last record.
+    pub end: u64,
+    /// The index after the last record of the run.
+    pub next: LogIndex,
 }
 
 #[cfg(test)]
@@ -186,11 +202,13 @@ mod tests {
     }
 
     #[test]
-    fn locate_finds_each_record() {
+    fn run_stays_within_one_segment() {
         let layout = layout_with(8);
-        assert_eq!(layout.locate(1), Some((1, HEADER, HEADER + 10)));
-        assert_eq!(layout.locate(6), Some((4, HEADER + 20, HEADER + 30)));
-        assert_eq!(layout.locate(9), None);
-        assert_eq!(layout.locate(0), None);
+        assert_eq!(layout.run(1, 9), Some(Run { segment: 1, start: HEADER, end: HEADER + 30, next: 4 }));
+        assert_eq!(layout.run(5, 6), Some(Run { segment: 4, start: HEADER + 10, end: HEADER + 20, next: 6 }));
+        assert_eq!(layout.run(7, 100), Some(Run { segment: 7, start: HEADER, end: HEADER + 20, next: 9 }));
+        assert_eq!(layout.run(9, 10), None);
+        assert_eq!(layout.run(0, 10), None);
+        assert_eq!(layout.run(3, 3), None);
     }
 }

@@ -159,26 +159,16 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     fn read_entries(&self, first: LogIndex, end: LogIndex) -> Result<Vec<Entry<C, N>>, WalError> {
         let mut entries = Vec::with_capacity(end.saturating_sub(first).min(1 << 20) as usize);
         let mut index = first;
-        while index < end {
-            let Some((segment, start, _)) = self.layout.locate(index) else { break };
-            let mut run_end = start;
-            let mut last = index;
-            while let Some((next_segment, _, record_end)) = self.layout.locate(last).filter(|_| last < end) {
-                if next_segment != segment {
-                    break;
-                }
-                run_end = record_end;
-                last += 1;
-            }
-            let path = self.shared.dir.join(file_name(segment));
-            let mut data = vec![0u8; (run_end - start) as usize];
+        while let Some(run) = self.layout.run(index, end) {
+            let path = self.shared.dir.join(file_name(run.segment));
+            let mut data = vec![0u8; (run.end - run.start) as usize];
             File::open(&path)
-                .and_then(|file| file.read_exact_at(&mut data, start))
+                .and_then(|file| file.read_exact_at(&mut data, run.start))
                 .map_err(io_error("reading", &path))?;
             let mut offset = 0;
-            for expected in index..last {
+            for expected in index..run.next {
                 let corrupt =
-                    |problem| WalError::Corrupt { path: path.clone(), offset: start + offset as u64, problem };
+                    |problem| WalError::Corrupt { path: path.clone(), offset: run.start + offset as u64, problem };
                 let payload = read_frame(&data, offset).map_err(|_| corrupt(Corruption::RecordChecksum))?;
                 let entry: Entry<C, N> =
                     postcard::from_bytes(payload).map_err(|e| corrupt(Corruption::Undecodable(e)))?;
@@ -188,7 +178,7 @@ impl<C: AppData, N: Node> WalStore<C, N> {
                 entries.push(entry);
                 offset += RECORD_HEADER_BYTES + payload.len();
             }
-            index = last;
+            index = run.next;
         }
         Ok(entries)
     }
