@@ -141,6 +141,7 @@ pub async fn add_learner(
 pub async fn follow_catch_up(client: &Client, id: u64, bar: bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut target = None;
+    let mut drawn = None;
     while Instant::now() < deadline {
         let Some(leader_status) = leader_status(client).await else {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -149,8 +150,9 @@ pub async fn follow_catch_up(client: &Client, id: u64, bar: bool) {
         let last = leader_status["last_log_index"].as_u64().unwrap_or(0);
         let target = *target.get_or_insert(last);
         let matched = leader_status["replication"][id.to_string()]["matched"].as_u64().unwrap_or(0);
-        if bar {
+        if bar && drawn != Some(matched) {
             draw_bar(id, matched.min(target), target);
+            drawn = Some(matched);
         }
         if matched >= target {
             break;

@@ -1,0 +1,131 @@
+//! Local `ferraft serve` processes on loopback, for the demo and the tests.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::process::{Child, Command};
+
+use crate::client::Client;
+use crate::kv::KvNode;
+
+/// Picks a free loopback port (bind to port 0, then release it).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+}
+
+/// One `ferraft serve` process.
+pub struct LocalNode {
+    /// Node id.
+    pub id: u64,
+    /// Raft transport address.
+    pub raft: String,
+    /// HTTP API address.
+    pub api: String,
+    /// Data dir.
+    pub data_dir: PathBuf,
+    /// Where its stderr goes.
+    pub log: PathBuf,
+    /// A client of its API.
+    pub client: Client,
+    exe: PathBuf,
+    child: Option<Child>,
+}
+
+impl LocalNode {
+    /// A node `id` of the `ferraft` binary `exe`, with fresh ports and its data
+    /// under `dir`; not started.
+    pub fn new(exe: &Path, id: u64, dir: &Path) -> Self {
+        let raft = format!("127.0.0.1:{}", free_port());
+        let api = format!("127.0.0.1:{}", free_port());
+        Self {
+            id,
+            client: Client::with_timeout(&api, Duration::from_secs(8)),
+            raft,
+            api,
+            data_dir: dir.join(format!("node-{id}")),
+            log: dir.join(format!("node-{id}.log")),
+            exe: exe.to_owned(),
+            child: None,
+        }
+    }
+
+    /// The descriptor of this node.
+    pub fn node(&self) -> KvNode {
+        KvNode { raft: self.raft.clone(), api: self.api.clone() }
+    }
+
+    /// `{"raft": .., "api": ..}`.
+    pub fn spec(&self) -> Value {
+        json!({ "raft": self.raft, "api": self.api })
+    }
+
+    /// Whether the process runs (as far as this handle knows).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(Child::id)
+    }
+
+    /// Starts the process (its stderr appended to `log`).
+    pub fn spawn(&mut self) -> std::io::Result<()> {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
+        let child = Command::new(&self.exe)
+            .arg("serve")
+            .args(["--id", &self.id.to_string()])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(["--raft-listen", &self.raft, "--api-listen", &self.api])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()?;
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Waits until the API answers.
+    pub async fn wait_ready(&self, timeout: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.client.status().await {
+                Ok(_) => return Ok(()),
+                Err(e) if Instant::now() >= deadline => {
+                    return Err(format!("node {} did not start: {e} (log: {})", self.id, self.log.display()))
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    /// `kill -9`: the process dies at once, without flushing anything.
+    pub async fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+        }
+    }
+
+    /// SIGTERM, then waits for the exit; returns the exit code.
+    pub async fn terminate(&mut self) -> Option<i32> {
+        let mut child = self.child.take()?;
+        if let Some(pid) = child.id() {
+            // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
+        }
+        match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+            Ok(Ok(status)) => status.code(),
+            _ => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                None
+            }
+        }
+    }
+}
