@@ -1,6 +1,6 @@
 //! The vote, the committed log id and the purge point, stored crash-atomically.
 //!
-//! The `META` file holds two fixed-size, checksummed slots. Each save writes
+//! The `META` file holds two fixed-size, checksummed slots in separate blocks. Each save writes
 //! the whole state, with a sequence number one higher than the last, into the
 //! slot *not* holding the latest state, then syncs. A crash mid-write can only
 //! damage the slot being written, so the other slot still holds the previous
@@ -25,6 +25,10 @@ pub(crate) const META_FILE: &str = "META";
 
 /// Bytes per slot; the state encodes to well under 100 bytes.
 pub(crate) const SLOT_BYTES: usize = 512;
+
+/// Distance between the slots: one 4 KiB block each, so writing one slot
+/// never rewrites the block (or the drive's physical sector) of the other.
+pub(crate) const SLOT_STRIDE: usize = 4096;
 
 const MAGIC: &[u8; 4] = b"FRMT";
 /// magic, sequence number, payload length.
@@ -58,7 +62,7 @@ pub(crate) struct MetaFile {
 impl MetaFile {
     /// Creates the metadata file of a new data dir, holding the empty state.
     pub fn create(dir: &Path, sync: bool) -> Result<Self, WalError> {
-        let mut bytes = vec![0u8; 2 * SLOT_BYTES];
+        let mut bytes = vec![0u8; 2 * SLOT_STRIDE];
         encode_slot(1, &MetaState::default(), &mut bytes[..SLOT_BYTES])?;
         write_atomic(dir, META_FILE, &bytes, sync)?;
         Self::open(dir, sync)?.ok_or_else(|| WalError::Io {
@@ -73,10 +77,10 @@ impl MetaFile {
         let path = dir.join(META_FILE);
         let Some(bytes) = read_if_exists(&path)? else { return Ok(None) };
         let corrupt = |problem| WalError::Corrupt { path: path.clone(), offset: 0, problem };
-        if bytes.len() != 2 * SLOT_BYTES {
+        if bytes.len() != 2 * SLOT_STRIDE {
             return Err(corrupt(Corruption::Truncated));
         }
-        let latest = [decode_slot(&bytes[..SLOT_BYTES]), decode_slot(&bytes[SLOT_BYTES..])]
+        let latest = [decode_slot(&bytes[..SLOT_BYTES]), decode_slot(&bytes[SLOT_STRIDE..SLOT_STRIDE + SLOT_BYTES])]
             .into_iter()
             .flatten()
             .max_by_key(|(sequence, _)| *sequence);
@@ -92,7 +96,7 @@ impl MetaFile {
         self.sequence += 1;
         let mut slot = [0u8; SLOT_BYTES];
         encode_slot(self.sequence, &self.state, &mut slot)?;
-        let offset = (self.sequence % 2) * SLOT_BYTES as u64;
+        let offset = (self.sequence % 2) * SLOT_STRIDE as u64;
         self.file.write_all_at(&slot, offset).map_err(io_error("writing", &self.path))?;
         if self.sync {
             self.file.sync_data().map_err(io_error("syncing", &self.path))?;

@@ -212,7 +212,7 @@ fn damaged_newest_meta_slot_falls_back_to_the_previous_vote() {
     drop(store);
     let meta = dir.path().join("META");
     let mut bytes = fs::read(&meta).unwrap();
-    bytes[512 + 20] ^= 1; // a torn save of the newest slot looks like this
+    bytes[4096 + 20] ^= 1; // a torn save of the newest slot looks like this
     fs::write(&meta, &bytes).unwrap();
     assert_eq!(open(dir.path(), 1 << 20).unwrap().read_state().unwrap().vote, Some(Vote::new(1, 1)));
     bytes[20] ^= 1;
