@@ -29,6 +29,8 @@ use rand::{Rng, SeedableRng};
 const CHILD_DIR_ENV: &str = "FERRAFT_WAL_CRASH_CHILD_DIR";
 const CHILD_ROUND_ENV: &str = "FERRAFT_WAL_CRASH_CHILD_ROUND";
 const CHILD_SEED_ENV: &str = "FERRAFT_WAL_CRASH_CHILD_SEED";
+/// Makes the child idle after saving a committed log id.
+const CHILD_IDLE_ENV: &str = "FERRAFT_WAL_CRASH_CHILD_IDLE";
 /// Marks the child's protocol lines among the test harness's own output.
 const MARK: &str = "@@ ";
 
@@ -71,7 +73,23 @@ fn crash_child_process_entry_point() {
     let Ok(dir) = std::env::var(CHILD_DIR_ENV) else { return };
     let round: u64 = std::env::var(CHILD_ROUND_ENV).unwrap().parse().unwrap();
     let seed: u64 = std::env::var(CHILD_SEED_ENV).unwrap().parse().unwrap();
+    if std::env::var(CHILD_IDLE_ENV).is_ok() {
+        run_idle_child(Path::new(&dir));
+    }
     run_child(Path::new(&dir), round, seed);
+}
+
+/// Appends ten entries, saves the committed log id, then idles until killed.
+fn run_idle_child(dir: &Path) -> ! {
+    let mut store = WalStore::<TestData, BasicNode>::open(dir, options()).expect("child opens the WAL");
+    store.read_state().expect("child reads state");
+    let batch: Vec<_> = (1..=10).map(|index| make_entry(index, 1)).collect();
+    ferraft_wal::conformance::append_durably(&mut store, &batch);
+    store.save_committed(Some(batch[9].log_id)).unwrap();
+    say(format_args!("committed 10"));
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+    }
 }
 
 /// Works on the WAL until killed.
@@ -290,4 +308,35 @@ fn kill_9_at_random_moments_loses_no_durable_entry() {
     let last = model.terms.keys().next_back().copied().unwrap_or(0);
     eprintln!("crash test: {checked} durable entries checked after kills; log ends at index {last}");
     assert!(checked > 0, "no append was ever reported durable: the test tested nothing");
+}
+
+#[test]
+fn committed_is_saved_lazily_without_a_clean_shutdown() {
+    if std::env::var(CHILD_DIR_ENV).is_ok() {
+        return;
+    }
+    let dir = TestDir::new("crash_committed");
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["crash_child_process_entry_point", "--exact", "--nocapture", "--test-threads=1", "-q"])
+        .env(CHILD_DIR_ENV, dir.path())
+        .env(CHILD_ROUND_ENV, "0")
+        .env(CHILD_SEED_ENV, "0")
+        .env(CHILD_IDLE_ENV, "1")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawning the child");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("committed 10") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "child exited before saving committed");
+    }
+    // The writer saves a changed committed log id within 200 ms while idle.
+    std::thread::sleep(Duration::from_millis(600));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut store = WalStore::<TestData, BasicNode>::open(dir.path(), options()).unwrap();
+    let state = store.read_state().unwrap();
+    assert_eq!(state.committed.map(|c| c.index), Some(10));
+    assert_eq!(state.entries.len(), 10);
 }
