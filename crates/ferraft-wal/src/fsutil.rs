@@ -20,11 +20,16 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
 /// Replaces `dir/name` with `bytes` so that a crash leaves either the old or
 /// the new content, never a mix: write a temporary file, sync it, rename it
 /// over the target, sync the directory.
-pub(crate) fn write_atomic(dir: &Path, name: &str, bytes: &[u8], sync: bool) -> Result<(), WalError> {
+///
+/// The content is the concatenation of `parts`, so large values need not be
+/// copied into one buffer first.
+pub(crate) fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]], sync: bool) -> Result<(), WalError> {
     let target = dir.join(name);
     let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
     let mut file = File::create(&temp).map_err(io_error("creating", &temp))?;
-    file.write_all(bytes).map_err(io_error("writing", &temp))?;
+    for part in parts {
+        file.write_all(part).map_err(io_error("writing", &temp))?;
+    }
     if sync {
         file.sync_all().map_err(io_error("syncing", &temp))?;
     }

@@ -62,7 +62,7 @@ impl Identity {
         bytes[20..28].copy_from_slice(&self.cluster_id.to_le_bytes());
         let crc = crc32c::crc32c(&bytes[..28]);
         bytes[28..].copy_from_slice(&crc.to_le_bytes());
-        write_atomic(dir, IDENTITY_FILE, &bytes, sync)
+        write_atomic(dir, IDENTITY_FILE, &[&bytes], sync)
     }
 
     /// Fails unless `self` (found on disk) is the identity the store was opened with.

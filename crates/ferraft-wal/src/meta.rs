@@ -64,7 +64,7 @@ impl MetaFile {
     pub fn create(dir: &Path, sync: bool) -> Result<Self, WalError> {
         let mut bytes = vec![0u8; 2 * SLOT_STRIDE];
         encode_slot(1, &MetaState::default(), &mut bytes[..SLOT_BYTES])?;
-        write_atomic(dir, META_FILE, &bytes, sync)?;
+        write_atomic(dir, META_FILE, &[&bytes], sync)?;
         Self::open(dir, sync)?.ok_or_else(|| WalError::Io {
             action: "reopening just-created",
             path: dir.join(META_FILE),

@@ -1,13 +1,16 @@
 //! The latest snapshot, stored as one checksummed file replaced atomically.
 //!
-//! Layout: magic, version, payload length, crc32c of the payload, then the
-//! postcard-encoded [`Snapshot`]. Saving writes a temporary file, syncs it,
-//! renames it over the old one and syncs the directory, so a crash leaves the
-//! old snapshot or the new one, never a mix.
+//! Layout: magic, version, metadata length, data length, crc32c of metadata
+//! and data, then the postcard-encoded [`SnapshotMeta`] and the state
+//! machine's bytes as they are (no copy into an encoding buffer: snapshots can
+//! be large). Saving writes a temporary file, syncs it, renames it over the
+//! old one and syncs the directory, so a crash leaves the old snapshot or the
+//! new one, never a mix.
 
 use std::path::Path;
 
-use ferraft::{Node, Snapshot};
+use bytes::Bytes;
+use ferraft::{Node, Snapshot, SnapshotMeta};
 
 use crate::error::{Corruption, WalError};
 use crate::fsutil::{read_if_exists, write_atomic};
@@ -17,19 +20,19 @@ pub(crate) const SNAPSHOT_FILE: &str = "SNAPSHOT";
 
 const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
 const VERSION: u32 = 1;
-const HEADER: usize = 8 + 4 + 8 + 4;
+const HEADER: usize = 8 + 4 + 4 + 8 + 4;
 
 /// Saves `snapshot`, replacing the previous one; durable on return when syncing.
 pub(crate) fn save<N: Node>(dir: &Path, snapshot: &Snapshot<N>, sync: bool) -> Result<(), WalError> {
-    let mut bytes = vec![0u8; HEADER];
-    bytes = postcard::to_extend(snapshot, bytes).map_err(WalError::Encode)?;
-    let payload_len = (bytes.len() - HEADER) as u64;
-    let crc = crc32c::crc32c(&bytes[HEADER..]);
-    bytes[..8].copy_from_slice(MAGIC);
-    bytes[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    bytes[12..20].copy_from_slice(&payload_len.to_le_bytes());
-    bytes[20..24].copy_from_slice(&crc.to_le_bytes());
-    write_atomic(dir, SNAPSHOT_FILE, &bytes, sync)
+    let meta = postcard::to_allocvec(&snapshot.meta).map_err(WalError::Encode)?;
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&meta), &snapshot.data);
+    let mut header = [0u8; HEADER];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
+    header[12..16].copy_from_slice(&(meta.len() as u32).to_le_bytes());
+    header[16..24].copy_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+    header[24..28].copy_from_slice(&crc.to_le_bytes());
+    write_atomic(dir, SNAPSHOT_FILE, &[&header, &meta, &snapshot.data], sync)
 }
 
 /// Loads the saved snapshot, or `None` if none was saved.
@@ -47,14 +50,19 @@ pub(crate) fn load<N: Node>(dir: &Path) -> Result<Option<Snapshot<N>>, WalError>
     if version != VERSION {
         return Err(WalError::UnsupportedVersion { path, version, supported: VERSION });
     }
-    let payload_len = u64::from_le_bytes(bytes[12..20].try_into().expect("slice of 8"));
-    let crc = u32::from_le_bytes(bytes[20..24].try_into().expect("slice of 4"));
-    let payload = &bytes[HEADER..];
-    if payload.len() as u64 != payload_len {
+    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().expect("slice of 4")) as u64;
+    let data_len = u64::from_le_bytes(bytes[16..24].try_into().expect("slice of 8"));
+    let crc = u32::from_le_bytes(bytes[24..28].try_into().expect("slice of 4"));
+    if meta_len.checked_add(data_len) != Some((bytes.len() - HEADER) as u64) {
         return Err(corrupt(HEADER, Corruption::Truncated));
     }
-    if crc32c::crc32c(payload) != crc {
+    if crc32c::crc32c(&bytes[HEADER..]) != crc {
         return Err(corrupt(HEADER, Corruption::RecordChecksum));
     }
-    postcard::from_bytes(payload).map(Some).map_err(|error| corrupt(HEADER, Corruption::Undecodable(error)))
+    let data_start = HEADER + meta_len as usize;
+    let meta: SnapshotMeta<N> =
+        postcard::from_bytes(&bytes[HEADER..data_start]).map_err(|e| corrupt(HEADER, Corruption::Undecodable(e)))?;
+    // The file's buffer becomes the snapshot's bytes: no copy.
+    let data = Bytes::from(bytes).slice(data_start..);
+    Ok(Some(Snapshot { meta, data }))
 }
