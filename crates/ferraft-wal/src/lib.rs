@@ -55,7 +55,7 @@
 //!
 //! # Durability
 //!
-//! - **Appends** are group-committed: [`LogStore::append`] encodes the entries
+//! - **Appends** are group-committed: [`LogStore::append`](ferraft::LogStore::append) encodes the entries
 //!   into a shared buffer and returns [`AppendDurability::Pending`](ferraft::AppendDurability);
 //!   a writer thread writes everything queued, issues one `fdatasync`, and
 //!   reports the last entry of the batch through the notifier.

@@ -113,6 +113,9 @@ pub(crate) struct Shared {
     pub room: Condvar,
     /// Vote, committed log id and purge point; written by callers and writer.
     pub meta: Mutex<MetaFile>,
+    /// A committed log id not yet moved into `meta`: kept apart so
+    /// `save_committed` never waits behind a metadata sync.
+    pending_committed: Mutex<Option<Option<LogId>>>,
     /// The error that stopped the writer, if one did.
     pub failure: OnceLock<Arc<WalError>>,
     /// Set when the writer thread has exited, for whatever reason.
@@ -129,6 +132,7 @@ impl Shared {
             work: Condvar::new(),
             room: Condvar::new(),
             meta: Mutex::new(meta),
+            pending_committed: Mutex::new(None),
             failure: OnceLock::new(),
             writer_gone: AtomicBool::new(false),
         }
@@ -140,9 +144,19 @@ impl Shared {
         self.queue.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Locks the metadata file (poisoning ignored, as for the queue).
+    /// Locks the metadata file (poisoning ignored, as for the queue), with
+    /// the latest committed log id moved in.
     pub fn lock_meta(&self) -> MutexGuard<'_, MetaFile> {
-        self.meta.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        let mut meta = self.meta.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(committed) = self.pending_committed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            meta.set_committed(committed);
+        }
+        meta
+    }
+
+    /// Records a committed log id for the writer to save lazily.
+    pub fn save_committed(&self, committed: Option<LogId>) {
+        *self.pending_committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(committed);
     }
 
     /// Fails if the writer stopped: nothing queued from now on would land.

@@ -339,7 +339,7 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     }
 
     fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.shared.lock_meta().set_committed(committed);
+        self.shared.save_committed(committed);
         Ok(())
     }
 
