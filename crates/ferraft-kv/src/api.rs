@@ -374,7 +374,7 @@ async fn write(ctx: &Ctx, command: Command) -> Result<Value, ApiError> {
     ctx.require_initialized()?;
     let written = ctx.raft.client_write(command).await?;
     Ok(match written.response {
-        CommandResponse::Put { index } => json!({ "index": index }),
+        CommandResponse::Put { index } | CommandResponse::Noop { index } => json!({ "index": index }),
         CommandResponse::Delete { index, deleted } => json!({ "index": index, "deleted": deleted }),
         CommandResponse::Cas { succeeded, current, index } => {
             json!({ "succeeded": succeeded, "current": current, "index": index })
@@ -486,7 +486,7 @@ async fn learners(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
         ctx.require_initialized()?;
         let node = KvNode { raft: body.raft, api: body.api };
         let adding = ctx.raft.add_learner(body.id, node.clone(), body.blocking);
-        let stored = while_introducing(&ctx, vec![node], adding).await?;
+        let stored = while_introducing(&ctx, vec![(body.id, node)], adding).await?;
         let metrics = ctx.raft.metrics().borrow().clone();
         Ok(json!({ "membership": membership_json::membership_result(&stored, &metrics) }))
     })
@@ -530,7 +530,7 @@ async fn membership(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body>
     post(ctx, req, CHANGE_TIMEOUT, |ctx, body: MembershipBody| async move {
         ctx.require_initialized()?;
         let newcomers = match &body.change {
-            ChangeBody::AddNodes(nodes) => nodes.values().cloned().collect(),
+            ChangeBody::AddNodes(nodes) => nodes.iter().map(|(id, node)| (*id, node.clone())).collect(),
             _ => Vec::new(),
         };
         let changing = ctx.raft.change_membership(body.change.into(), body.retain);

@@ -33,7 +33,12 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
             return Ok(Some((status.clone(), status_table(&status))));
         }
         CtlCommand::Members => {
-            let status = client.status().await?;
+            let mut status = client.status().await?;
+            if status.get("replication").is_none() {
+                if let Some(leader) = leader_status(client).await {
+                    status["replication"] = leader["replication"].clone();
+                }
+            }
             return Ok(Some((status["membership"].clone(), members_table(&status))));
         }
         CtlCommand::Put { key, value } => client.put(&kv_path(&key), &json!({ "value": value })).await?,

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ pub async fn run() -> DemoResult {
 /// Writes `demo/NNNNN` keys in the background and remembers what was acknowledged.
 struct Writer {
     acked: Arc<Mutex<BTreeMap<String, String>>>,
-    failed: Arc<AtomicU64>,
+    failed: Arc<Mutex<BTreeMap<String, u64>>>,
     stop: Arc<AtomicBool>,
     task: JoinHandle<()>,
 }
@@ -45,7 +45,7 @@ struct Writer {
 impl Writer {
     fn start(clients: Vec<Client>) -> Self {
         let acked = Arc::new(Mutex::new(BTreeMap::new()));
-        let failed = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(Mutex::new(BTreeMap::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let task = {
             let (acked, failed, stop) = (acked.clone(), failed.clone(), stop.clone());
@@ -60,9 +60,14 @@ impl Writer {
                         Ok(_) => {
                             acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key, value);
                         }
-                        Err(_) => {
-                            failed.fetch_add(1, Ordering::Relaxed);
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        Err(e) => {
+                            let reason = e.code().unwrap_or("unreachable").to_owned();
+                            *failed
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                                .entry(reason)
+                                .or_default() += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
                         }
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -76,11 +81,12 @@ impl Writer {
         self.acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 
-    async fn stop(self) -> (BTreeMap<String, String>, u64) {
+    async fn stop(self) -> (BTreeMap<String, String>, BTreeMap<String, u64>) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.task.await;
         let acked = self.acked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        (acked, self.failed.load(Ordering::Relaxed))
+        let failed = self.failed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        (acked, failed)
     }
 }
 
@@ -117,9 +123,10 @@ impl Demo {
         println!("ferraft demo: five `ferraft serve` processes on loopback, each with its own WAL in a temp dir.");
         self.start_nodes().await?;
         self.initialize().await?;
-        let writer = Writer::start([2, 3, 4].iter().map(|id| self.client(*id).clone()).collect());
         self.first_writes().await?;
         self.add_learners().await?;
+        let writer = Writer::start([2, 3, 4].iter().map(|id| self.client(*id).clone()).collect());
+        self.say("a background client now writes demo/NNNNN keys through nodes 2, 3 and 4 for the rest of the demo");
         self.replace_voters().await?;
         self.concurrent_changes().await?;
         self.explicit_joint().await?;
@@ -166,7 +173,6 @@ impl Demo {
         }
         let read = self.client(3).get(&kv_path("greeting/0")).await.map_err(err("get"))?;
         self.say(format!("GET greeting/0 via node 3 (linearizable) -> {} (index {})", read["value"], read["index"]));
-        self.say("a background client now writes demo/NNNNN keys through nodes 2, 3 and 4 for the rest of the demo");
         Ok(())
     }
 
@@ -388,7 +394,7 @@ impl Demo {
         Ok(())
     }
 
-    async fn verify(&mut self, acked: &BTreeMap<String, String>, failed: u64) -> DemoResult {
+    async fn verify(&mut self, acked: &BTreeMap<String, String>, failed: BTreeMap<String, u64>) -> DemoResult {
         self.header("check every acknowledged write on every node");
         let target = self.leader_status().await?["committed"].as_u64().unwrap_or(0);
         let mut checked = 0;
@@ -418,7 +424,15 @@ impl Demo {
         }
         println!("  final membership: {}", membership_line(&status["membership"]));
         println!("  leader: node {}, term {}", status["id"], status["term"]);
-        println!("  background writes: {} acknowledged, {} failed or unknown (retried elsewhere)", acked.len(), failed);
+        let total_failed: u64 = failed.values().sum();
+        let reasons: Vec<String> = failed.iter().map(|(code, n)| format!("{n} {code}")).collect();
+        println!("  background writes: {} acknowledged, {total_failed} not acknowledged", acked.len());
+        if total_failed > 0 {
+            println!(
+                "    ({}: elections, a removed leader and a killed node; `timeout` means the outcome is unknown)",
+                reasons.join(", ")
+            );
+        }
         println!("  reads checked: {checked} (every acknowledged write on every node): none lost");
         println!("  elapsed: {:.1}s", self.started.elapsed().as_secs_f64());
         Ok(())

@@ -48,6 +48,8 @@ pub enum Command {
         /// The new value, or `None` to delete.
         value: Option<String>,
     },
+    /// Changes nothing; appended to make the leader replicate (see [`crate::introduce`]).
+    Noop,
 }
 
 /// What a write returns; `index` is the log index it was applied at.
@@ -72,6 +74,11 @@ pub enum CommandResponse {
         /// The value after the operation.
         current: Option<String>,
         /// Log index of the write.
+        index: LogIndex,
+    },
+    /// A no-op was applied.
+    Noop {
+        /// Log index of the entry.
         index: LogIndex,
     },
 }
@@ -149,6 +156,7 @@ impl StateMachine for KvStateMachine {
                 };
                 CommandResponse::Cas { succeeded: true, current: value.clone(), index }
             }
+            Command::Noop => CommandResponse::Noop { index },
         }
     }
 

@@ -335,3 +335,23 @@ async fn serve_refuses_bad_flags_a_port_in_use_and_an_unusable_data_dir_with_exi
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learner_added_on_an_idle_cluster_catches_up() {
+    let cluster = Cluster::start(3).await;
+    cluster.client(1).post("/v1/cluster/init", &json!({})).await.unwrap();
+    cluster.leader(Duration::from_secs(10)).await;
+    let put = cluster.client(1).put(&kv_path("k"), &json!({ "value": "v" })).await.unwrap();
+    // non-blocking: returns once the learner entry commits; the learner then catches up on its own
+    let node = &cluster.nodes[&2];
+    let body = json!({ "id": 2, "raft": node.raft, "api": node.api, "blocking": false });
+    cluster.client(1).post("/v1/cluster/learners", &body).await.unwrap();
+    cluster.wait_applied(2, put["index"].as_u64().unwrap()).await;
+    // blocking, through a learner that forwards to the leader
+    let node = &cluster.nodes[&3];
+    let body = json!({ "id": 3, "raft": node.raft, "api": node.api, "blocking": true });
+    let answer = cluster.client(2).post("/v1/cluster/learners", &body).await.unwrap();
+    assert_eq!(answer["membership"]["learners"], json!([2, 3]));
+    let read = cluster.client(3).get(&format!("{}?consistency=local", kv_path("k"))).await.unwrap();
+    assert_eq!(read["value"], "v");
+}
