@@ -1,0 +1,166 @@
+//! A simulated disk: what survives a crash.
+//!
+//! Appends land in the page cache and become durable only at the next
+//! simulated fsync, which is when the engine hears `on_log_flushed`. A crash
+//! drops every entry appended since the last fsync. Votes, the committed log
+//! id, truncations, purges and snapshots are durable when written (the store
+//! contract lets `save_committed` be lazy; being eager is one valid choice).
+
+use ferraft::{BasicNode, Entry, LogId, LogIndex, LogState, Snapshot, Vote};
+
+use crate::model::Put;
+
+/// An entry as stored.
+pub type SimEntry = Entry<Put, BasicNode>;
+
+/// One node's disk.
+#[derive(Debug, Default, Clone)]
+pub struct SimDisk {
+    vote: Option<Vote>,
+    /// The last vote saved in an older term than `vote`: what a disk that
+    /// loses vote writes (the `LoseVote` fault) falls back to.
+    older_vote: Option<Vote>,
+    committed: Option<LogId>,
+    last_purged: Option<LogId>,
+    /// Entries after `last_purged`, durable or not.
+    entries: Vec<SimEntry>,
+    /// Entries up to this index are durable.
+    synced: LogIndex,
+    snapshot: Option<Snapshot<BasicNode>>,
+}
+
+impl SimDisk {
+    /// Persists the vote.
+    pub fn save_vote(&mut self, vote: Vote) {
+        if let Some(old) = self.vote {
+            if old.term() < vote.term() {
+                self.older_vote = Some(old);
+            }
+        }
+        self.vote = Some(vote);
+    }
+
+    /// Persists the committed log id.
+    pub fn save_committed(&mut self, committed: Option<LogId>) {
+        self.committed = committed;
+    }
+
+    /// The committed log id last saved.
+    pub fn committed(&self) -> Option<LogId> {
+        self.committed
+    }
+
+    /// Appends entries to the page cache.
+    pub fn append(&mut self, entries: &[SimEntry]) {
+        self.entries.extend_from_slice(entries);
+    }
+
+    /// The last log id on disk (durable or not), including the purge point.
+    pub fn last_log_id(&self) -> Option<LogId> {
+        self.entries.last().map(|e| e.log_id).or(self.last_purged)
+    }
+
+    /// Deletes entries from `since` on, returning their log ids.
+    pub fn truncate(&mut self, since: LogIndex) -> Vec<LogId> {
+        let keep = self.entries.iter().take_while(|e| e.log_id.index < since).count();
+        let removed = self.entries.drain(keep..).map(|e| e.log_id).collect();
+        self.synced = self.synced.min(since.saturating_sub(1));
+        removed
+    }
+
+    /// Deletes entries up to `upto` (covered by the snapshot).
+    pub fn purge(&mut self, upto: LogId) {
+        self.entries.retain(|e| e.log_id.index > upto.index);
+        self.last_purged = self.last_purged.max(Some(upto));
+        self.synced = self.synced.max(upto.index);
+    }
+
+    /// Persists a snapshot.
+    pub fn save_snapshot(&mut self, snapshot: Snapshot<BasicNode>) {
+        self.snapshot = Some(snapshot);
+    }
+
+    /// The saved snapshot.
+    pub fn snapshot(&self) -> Option<&Snapshot<BasicNode>> {
+        self.snapshot.as_ref()
+    }
+
+    /// Fsync: everything appended so far is durable. Returns the last log id,
+    /// to report to the engine. A `lying` disk reports without syncing.
+    pub fn fsync(&mut self, lying: bool) -> Option<LogId> {
+        let last = self.entries.last().map(|e| e.log_id);
+        if !lying {
+            self.synced = self.synced.max(last.map_or(0, |l| l.index));
+        }
+        last
+    }
+
+    /// Whether `log_id` would survive a crash now.
+    pub fn durably_holds(&self, log_id: LogId) -> bool {
+        if self.last_purged.is_some_and(|p| p.index >= log_id.index) {
+            // covered by the snapshot, which only holds committed entries
+            return true;
+        }
+        log_id.index <= self.synced && self.entries.iter().rev().any(|e| e.log_id == log_id)
+    }
+
+    /// The machine crashed: unsynced appends are gone. With `lose_vote`, the
+    /// last vote write is lost too (a broken disk, for the teeth tests).
+    pub fn crash(&mut self, lose_vote: bool) {
+        let synced = self.synced;
+        self.entries.retain(|e| e.log_id.index <= synced);
+        if lose_vote && self.older_vote != self.vote {
+            self.vote = self.older_vote;
+        }
+    }
+
+    /// What a restarting node reads back.
+    pub fn log_state(&self) -> LogState<Put, BasicNode> {
+        LogState {
+            vote: self.vote,
+            committed: self.committed,
+            last_purged: self.last_purged,
+            entries: self.entries.clone(),
+            snapshot: self.snapshot.clone(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferraft::{EntryPayload, LeaderId};
+
+    fn entry(index: u64) -> SimEntry {
+        Entry { log_id: LogId::new(LeaderId::new(1, 1), index), payload: EntryPayload::Blank }
+    }
+
+    #[test]
+    fn crash_drops_unsynced_appends_only() {
+        let mut disk = SimDisk::default();
+        disk.append(&[entry(1), entry(2)]);
+        disk.fsync(false);
+        disk.append(&[entry(3)]);
+        assert!(!disk.durably_holds(entry(3).log_id));
+        disk.crash(false);
+        assert_eq!(disk.log_state().entries.len(), 2);
+    }
+
+    #[test]
+    fn a_lying_fsync_loses_the_entries_it_reported() {
+        let mut disk = SimDisk::default();
+        disk.append(&[entry(1)]);
+        assert_eq!(disk.fsync(true), Some(entry(1).log_id));
+        disk.crash(false);
+        assert!(disk.log_state().entries.is_empty());
+    }
+
+    #[test]
+    fn a_broken_disk_forgets_the_last_vote() {
+        let mut disk = SimDisk::default();
+        disk.save_vote(Vote::new(1, 1));
+        disk.save_vote(Vote::new(2, 3));
+        disk.crash(true);
+        assert_eq!(disk.log_state().vote, Some(Vote::new(1, 1)));
+    }
+}
