@@ -100,6 +100,9 @@ pub struct AppendEntries<C, N> {
     pub committed: Option<LogId>,
     /// The leader's send sequence; echoed so the leader can confirm reads.
     pub seq: u64,
+    /// The leader's own descriptor while probing a follower, so a follower
+    /// that does not know the cluster yet (new or wiped) can answer.
+    pub leader_node: Option<N>,
 }
 
 /// Answers an append.

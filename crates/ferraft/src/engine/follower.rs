@@ -32,6 +32,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.reply_append(from, req.seq, AppendOutcome::Rejected);
             return;
         }
+        tracing::trace!(node = self.id, from, prev = ?req.prev_log_id, n = req.entries.len(), "append");
         if let Some(conflict) = self.find_conflict(req.prev_log_id) {
             self.reply_append(from, req.seq, AppendOutcome::Conflict { hint_index: conflict });
             return;

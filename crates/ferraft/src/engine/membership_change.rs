@@ -153,7 +153,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         let stored = self.membership().expect("a leader has a membership").clone();
         let current = &stored.membership;
-        if current.configs() == [expect_voters.clone(), voters.clone()] && &current.learner_set() == learners {
+        if current.configs() == [expect_voters.clone(), voters.clone()]
+            && learners.iter().all(|id| current.is_member(*id))
+        {
             return Ok(index_of(stored.log_id));
         }
         if current.is_joint() || &current.voter_set() != expect_voters || &current.learner_set() != expect_learners {

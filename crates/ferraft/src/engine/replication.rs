@@ -70,6 +70,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let committed = self.committed;
         let vote = self.vote;
         let first_index = self.log.first_index();
+        let probing =
+            self.leader_state().and_then(|l| l.progress.get(&peer)).is_some_and(|p| p.mode == ReplicationMode::Probe);
+        // heartbeats and probes name the leader so a follower that lost its
+        // membership (new or wiped) can still answer
+        let leader_node =
+            if probing || heartbeat { self.effective().and_then(|m| m.node(self.id).cloned()) } else { None };
         let Role::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&peer) else { return };
         if progress.reverted {
@@ -96,7 +102,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 }
                 _ => progress.inflight.len() >= max_inflight,
             };
-            let has_entries = progress.next_index <= last_index;
+            // a probe goes out even with nothing new: it is how we find where the logs match
+            let has_entries = progress.next_index <= last_index || progress.mode == ReplicationMode::Probe;
             if window_full || !has_entries {
                 if heartbeat && !sent_any {
                     // a heartbeat asserts leadership without touching the pipeline
@@ -109,6 +116,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                         entries: Vec::new(),
                         committed: committed.min(progress.matched),
                         seq,
+                        leader_node: leader_node.clone(),
                     };
                     let envelope =
                         crate::message::Envelope { cluster_id: self.config.cluster_id, from: self.id, to: peer };
@@ -134,7 +142,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 progress.next_index = sent_last + 1;
             }
             progress.inflight.push_back((sent_last, now));
-            let message = AppendEntries { vote, prev_log_id, entries, committed, seq };
+            let message =
+                AppendEntries { vote, prev_log_id, entries, committed, seq, leader_node: leader_node.clone() };
             let envelope = crate::message::Envelope { cluster_id: self.config.cluster_id, from: self.id, to: peer };
             self.output.push(Output::Send(crate::message::Message { envelope, body: MessageBody::Append(message) }));
             sent_any = true;
@@ -159,6 +168,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     pub(crate) fn on_append_reply(&mut self, from: NodeId, reply: AppendReply) {
+        tracing::trace!(node = self.id, from, ?reply, "append reply");
         if !self.is_leader() || self.step_down_if_superseded(reply.vote) || reply.vote != self.vote {
             return;
         }

@@ -165,10 +165,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         match event {
             Event::Write(command, reply) => self.write_batch.push((command, reply)),
             Event::Message(message) => {
-                if let MessageBody::Vote(req) = &message.body {
-                    if let Some(node) = &req.candidate_node {
-                        self.directory.insert(message.envelope.from, node.clone());
-                    }
+                let sender_node = match &message.body {
+                    MessageBody::Vote(req) => req.candidate_node.as_ref(),
+                    MessageBody::Append(req) => req.leader_node.as_ref(),
+                    _ => None,
+                };
+                if let Some(node) = sender_node {
+                    self.directory.insert(message.envelope.from, node.clone());
                 }
                 self.engine.on_message(message)
             }
@@ -348,8 +351,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 for (_, reply) in self.writes.drain(..) {
                     let _ = reply.send(Err(WriteError::LeadershipLost));
                 }
-                for (_, reply) in self.commit_waiters.drain(..) {
-                    let _ = reply.send(Err(ChangeMembershipError::LeadershipLost));
+                // a leader removed by the change it committed steps down right
+                // after: that change did succeed
+                let committed = index_of(self.engine.committed());
+                for (index, reply) in self.commit_waiters.drain(..) {
+                    let result =
+                        if index <= committed { Ok(index) } else { Err(ChangeMembershipError::LeadershipLost) };
+                    let _ = reply.send(result);
                 }
             }
             Output::MembershipDone { request_id, result } => {

@@ -45,6 +45,10 @@ pub struct Cluster {
 
 impl Cluster {
     pub fn new(config: Config) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
         Self { router: MemRouter::new(), config, members: BTreeMap::new() }
     }
 
