@@ -84,6 +84,7 @@ fn append(seq: u64, entries: &[Entry<Command, BasicNode>]) -> Msg {
         entries: entries.to_vec(),
         committed: None,
         seq,
+        leader_node: None,
     };
     Message { envelope: envelope(1, 2), body: MessageBody::Append(append) }
 }

@@ -59,7 +59,7 @@ fn body() -> impl Strategy<Value = MessageBody<Command, BasicNode>> {
         ),
         (vote.clone(), last.clone(), proptest::collection::vec(entry(), 0..8), last.clone(), any::<u64>()).prop_map(
             |(vote, prev_log_id, entries, committed, seq)| {
-                MessageBody::Append(AppendEntries { vote, prev_log_id, entries, committed, seq })
+                MessageBody::Append(AppendEntries { vote, prev_log_id, entries, committed, seq, leader_node: None })
             }
         ),
         (vote.clone(), last, proptest::collection::vec(any::<u8>(), 0..2000), any::<u64>(), any::<bool>()).prop_map(
@@ -145,7 +145,14 @@ proptest! {
 }
 
 fn heartbeat() -> TestMessage {
-    let append = AppendEntries { vote: Vote::new(1, 1), prev_log_id: None, entries: vec![], committed: None, seq: 1 };
+    let append = AppendEntries {
+        vote: Vote::new(1, 1),
+        prev_log_id: None,
+        entries: vec![],
+        committed: None,
+        seq: 1,
+        leader_node: None,
+    };
     Message { envelope: Envelope { cluster_id: 7, from: 1, to: 2 }, body: MessageBody::Append(append) }
 }
 

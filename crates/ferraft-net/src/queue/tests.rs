@@ -13,7 +13,14 @@ fn envelope() -> Envelope {
 }
 
 fn heartbeat(seq: u64) -> TestMessage {
-    let append = AppendEntries { vote: Vote::new(1, 1), prev_log_id: None, entries: vec![], committed: None, seq };
+    let append = AppendEntries {
+        vote: Vote::new(1, 1),
+        prev_log_id: None,
+        entries: vec![],
+        committed: None,
+        seq,
+        leader_node: None,
+    };
     Message { envelope: envelope(), body: MessageBody::Append(append) }
 }
 
@@ -22,7 +29,14 @@ fn append(seq: u64) -> TestMessage {
         log_id: LogId::new(LeaderId::new(1, 1), seq),
         payload: ferraft::EntryPayload::Normal(Bytes::from_static(b"x")),
     };
-    let append = AppendEntries { vote: Vote::new(1, 1), prev_log_id: None, entries: vec![entry], committed: None, seq };
+    let append = AppendEntries {
+        vote: Vote::new(1, 1),
+        prev_log_id: None,
+        entries: vec![entry],
+        committed: None,
+        seq,
+        leader_node: None,
+    };
     Message { envelope: envelope(), body: MessageBody::Append(append) }
 }
 

@@ -144,7 +144,14 @@ pub fn append(from: NodeId, to: NodeId, seq: u64, entries: usize, entry_bytes: u
             payload: EntryPayload::Normal(Command { data: data.clone() }),
         })
         .collect();
-    let append = AppendEntries { vote: Vote::new_committed(1, from), prev_log_id: None, entries, committed: None, seq };
+    let append = AppendEntries {
+        vote: Vote::new_committed(1, from),
+        prev_log_id: None,
+        entries,
+        committed: None,
+        seq,
+        leader_node: None,
+    };
     Message { envelope: envelope(from, to), body: MessageBody::Append(append) }
 }
 

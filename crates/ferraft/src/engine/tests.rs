@@ -1,1 +1,334 @@
+//! Engine scenarios: one event in, the state and the outputs checked.
 
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::*;
+use crate::leader_id::{LeaderId, LeaderIdMode};
+use crate::membership::ChangeMembers;
+use crate::message::{AppendEntries, AppendOutcome, AppendReply, VoteReply, VoteRequest};
+use crate::node::BasicNode;
+
+type TestEngine = Engine<u64, BasicNode>;
+
+fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
+    ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
+}
+
+fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
+    ids.iter().copied().collect()
+}
+
+fn config(mode: LeaderIdMode, pre_vote: bool) -> Arc<Config> {
+    Arc::new(Config { leader_id_mode: mode, pre_vote, ..Config::default() })
+}
+
+fn log_id(term: u64, leader: NodeId, index: u64) -> LogId {
+    LogId::new(LeaderId::new(term, leader), index)
+}
+
+fn membership_entry(voters: &[NodeId], all: &[NodeId]) -> Entry<u64, BasicNode> {
+    let m = Membership::new(vec![set(voters)], nodes(all)).unwrap();
+    Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) }
+}
+
+/// A node whose log holds the initial membership `voters` (entry 1) and nothing else.
+fn member(id: NodeId, voters: &[NodeId], config: Arc<Config>) -> TestEngine {
+    let state = LogState { entries: vec![membership_entry(voters, voters)], ..LogState::default() };
+    let mut engine = Engine::new(id, config, &state, id, 0);
+    engine.take_outputs();
+    engine
+}
+
+fn msg(from: NodeId, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
+    Message { envelope: Envelope { cluster_id: 0, from, to }, body }
+}
+
+fn vote_request(term: u64, candidate: NodeId, last: Option<LogId>) -> MessageBody<u64, BasicNode> {
+    MessageBody::Vote(VoteRequest {
+        candidate_node: None,
+        vote: Vote::new(term, candidate),
+        last_log_id: last,
+        pre_vote: false,
+        transfer: false,
+    })
+}
+
+fn sent(outputs: &[Output<u64, BasicNode>]) -> Vec<&Message<u64, BasicNode>> {
+    outputs.iter().filter_map(|o| if let Output::Send(m) = o { Some(m) } else { None }).collect()
+}
+
+fn granted(outputs: &[Output<u64, BasicNode>]) -> Option<bool> {
+    sent(outputs).iter().find_map(|m| if let MessageBody::VoteReply(r) = &m.body { Some(r.granted) } else { None })
+}
+
+/// Makes node 1 of `voters` leader: campaigns and collects every vote.
+fn leader(voters: &[NodeId]) -> TestEngine {
+    let mut engine = member(1, voters, config(LeaderIdMode::Standard, false));
+    engine.on_tick(10_000);
+    let vote = engine.vote();
+    for peer in voters.iter().filter(|id| **id != 1) {
+        let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None };
+        engine.on_message(msg(*peer, 1, MessageBody::VoteReply(reply)));
+    }
+    assert!(engine.is_leader());
+    engine.take_outputs();
+    engine
+}
+
+fn ack(engine: &mut TestEngine, from: NodeId, matched: Option<LogId>) {
+    let reply = AppendReply {
+        vote: engine.vote(),
+        seq: u64::MAX / 2,
+        outcome: AppendOutcome::Success { matched },
+        committed: 0,
+    };
+    engine.on_message(msg(from, engine.id(), MessageBody::AppendReply(reply)));
+}
+
+#[test]
+fn standard_mode_grants_one_vote_per_term() {
+    let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
+    engine.on_message(msg(1, 3, vote_request(5, 1, Some(log_id(1, 1, 1)))));
+    assert_eq!(granted(&engine.take_outputs()), Some(true));
+    engine.on_message(msg(2, 3, vote_request(5, 2, Some(log_id(1, 1, 1)))));
+    assert_eq!(granted(&engine.take_outputs()), Some(false), "second candidate of term 5 refused");
+    assert_eq!(engine.vote(), Vote::new(5, 1));
+}
+
+#[test]
+fn advanced_mode_lets_a_greater_candidate_of_the_same_term_win() {
+    let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Advanced, false));
+    engine.on_message(msg(1, 3, vote_request(5, 1, Some(log_id(1, 1, 1)))));
+    engine.take_outputs();
+    engine.on_message(msg(2, 3, vote_request(5, 2, Some(log_id(1, 1, 1)))));
+    assert_eq!(granted(&engine.take_outputs()), Some(true));
+    engine.on_message(msg(1, 3, vote_request(5, 1, Some(log_id(1, 1, 1)))));
+    assert_eq!(granted(&engine.take_outputs()), Some(false), "never back to a smaller leader id");
+}
+
+#[test]
+fn vote_is_refused_to_a_less_up_to_date_log_and_saved_before_the_reply() {
+    let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
+    engine.on_message(msg(1, 3, vote_request(5, 1, None)));
+    assert_eq!(granted(&engine.take_outputs()), Some(false));
+    engine.on_message(msg(1, 3, vote_request(5, 1, Some(log_id(1, 1, 1)))));
+    let outputs = engine.take_outputs();
+    let save = outputs.iter().position(|o| matches!(o, Output::SaveVote(_))).expect("vote saved");
+    let reply = outputs.iter().position(|o| matches!(o, Output::Send(_))).expect("reply sent");
+    assert!(save < reply, "the vote is persisted before the reply leaves");
+}
+
+#[test]
+fn pre_vote_changes_no_state_on_the_voter() {
+    let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, true));
+    let before = engine.vote();
+    let body = MessageBody::Vote(VoteRequest {
+        candidate_node: None,
+        vote: Vote::new(9, 1),
+        last_log_id: Some(log_id(1, 1, 1)),
+        pre_vote: true,
+        transfer: false,
+    });
+    engine.on_message(msg(1, 3, body));
+    let outputs = engine.take_outputs();
+    assert_eq!(granted(&outputs), Some(true));
+    assert_eq!(engine.vote(), before);
+    assert!(!outputs.iter().any(|o| matches!(o, Output::SaveVote(_))));
+}
+
+#[test]
+fn follower_with_a_live_leader_refuses_votes_unless_it_is_a_transfer() {
+    let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
+    let append = AppendEntries {
+        vote: Vote::new_committed(2, 1),
+        prev_log_id: Some(log_id(1, 1, 1)),
+        entries: vec![],
+        committed: None,
+        seq: 1,
+        leader_node: None,
+    };
+    engine.on_message(msg(1, 3, MessageBody::Append(append)));
+    engine.take_outputs();
+    engine.on_message(msg(2, 3, vote_request(3, 2, Some(log_id(1, 1, 1)))));
+    assert_eq!(granted(&engine.take_outputs()), Some(false), "leader stickiness");
+    let transfer = MessageBody::Vote(VoteRequest {
+        candidate_node: None,
+        vote: Vote::new(3, 2),
+        last_log_id: Some(log_id(1, 1, 1)),
+        pre_vote: false,
+        transfer: true,
+    });
+    engine.on_message(msg(2, 3, transfer));
+    assert_eq!(granted(&engine.take_outputs()), Some(true));
+}
+
+#[test]
+fn new_leader_appends_a_blank_entry_of_its_term_first() {
+    let engine = leader(&[1, 2, 3]);
+    let last = engine.log().get(engine.log().last_index()).unwrap();
+    assert!(matches!(last.payload, EntryPayload::Blank));
+    assert_eq!(last.log_id.leader_id, engine.vote().leader_id);
+}
+
+#[test]
+fn follower_answers_an_append_only_once_the_entries_are_durable() {
+    let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
+    let entry = Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Normal(7) };
+    let append = AppendEntries {
+        vote: Vote::new_committed(2, 1),
+        prev_log_id: Some(log_id(1, 1, 1)),
+        entries: vec![entry],
+        committed: None,
+        seq: 1,
+        leader_node: None,
+    };
+    engine.on_message(msg(1, 3, MessageBody::Append(append)));
+    let outputs = engine.take_outputs();
+    assert!(outputs.iter().any(|o| matches!(o, Output::AppendLog(e) if e.len() == 1)));
+    assert!(sent(&outputs).is_empty(), "no reply before the entry is durable");
+    engine.on_log_flushed(log_id(2, 1, 2));
+    let outputs = engine.take_outputs();
+    let replies = sent(&outputs);
+    assert!(
+        matches!(&replies[..], [m] if matches!(m.body, MessageBody::AppendReply(AppendReply { outcome: AppendOutcome::Success { matched: Some(l) }, .. }) if l == log_id(2, 1, 2)))
+    );
+}
+
+#[test]
+fn leader_counts_itself_only_once_its_own_log_is_durable() {
+    let mut engine = leader(&[1, 2, 3]);
+    let first = engine.propose([5]).unwrap().unwrap();
+    engine.take_outputs();
+    ack(&mut engine, 2, Some(first));
+    assert!(engine.committed() < Some(first), "one follower plus an undurable leader is not a quorum");
+    engine.on_log_flushed(first);
+    assert_eq!(engine.committed(), Some(first));
+}
+
+#[test]
+fn entries_of_an_earlier_term_commit_only_through_an_entry_of_the_current_term() {
+    // node 1's log: membership (term 1), an old entry of term 1 at index 2
+    let mut state = LogState { entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])], ..LogState::default() };
+    state.entries.push(Entry { log_id: log_id(1, 1, 2), payload: EntryPayload::Normal(1) });
+    state.vote = Some(Vote::new(1, 1));
+    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    engine.on_tick(10_000);
+    let vote = engine.vote();
+    engine.on_message(msg(
+        2,
+        1,
+        MessageBody::VoteReply(VoteReply { vote, granted: true, pre_vote: false, last_log_id: None }),
+    ));
+    assert!(engine.is_leader());
+    engine.on_log_flushed(engine.log().last_log_id().unwrap());
+    // a follower confirms the old entry only: it must not commit (Raft §5.4.2)
+    ack(&mut engine, 2, Some(log_id(1, 1, 2)));
+    assert!(engine.committed() < Some(log_id(1, 1, 2)));
+    // once the blank entry of this term is on a majority, both commit
+    let blank = engine.log().last_log_id();
+    ack(&mut engine, 2, blank);
+    assert_eq!(engine.committed(), blank);
+}
+
+#[test]
+fn conflicting_uncommitted_entries_are_truncated_and_replaced() {
+    let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
+    let old = Entry { log_id: log_id(2, 2, 2), payload: EntryPayload::Normal(1) };
+    let append = |vote, prev, entries| AppendEntries {
+        vote,
+        prev_log_id: prev,
+        entries,
+        committed: None,
+        seq: 1,
+        leader_node: None,
+    };
+    engine.on_message(msg(
+        2,
+        3,
+        MessageBody::Append(append(Vote::new_committed(2, 2), Some(log_id(1, 1, 1)), vec![old])),
+    ));
+    engine.take_outputs();
+    let new = Entry { log_id: log_id(3, 1, 2), payload: EntryPayload::Normal(2) };
+    engine.on_message(msg(
+        1,
+        3,
+        MessageBody::Append(append(Vote::new_committed(3, 1), Some(log_id(1, 1, 1)), vec![new])),
+    ));
+    let outputs = engine.take_outputs();
+    assert!(matches!(outputs.iter().find(|o| matches!(o, Output::TruncateLog(_))), Some(Output::TruncateLog(2))));
+    assert_eq!(engine.log().log_id_at(2), Some(log_id(3, 1, 2)));
+}
+
+#[test]
+fn a_message_for_another_node_or_cluster_is_dropped() {
+    let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
+    engine.on_message(msg(1, 2, vote_request(5, 1, Some(log_id(1, 1, 1)))));
+    let mut other_cluster = msg(1, 3, vote_request(5, 1, Some(log_id(1, 1, 1))));
+    other_cluster.envelope.cluster_id = 99;
+    engine.on_message(other_cluster);
+    assert!(engine.take_outputs().is_empty());
+    assert_eq!(engine.vote(), Vote::default());
+}
+
+#[test]
+fn a_learner_never_campaigns() {
+    let state = LogState { entries: vec![membership_entry(&[1, 2], &[1, 2, 3])], ..LogState::default() };
+    let mut engine: TestEngine = Engine::new(3, config(LeaderIdMode::Standard, false), &state, 3, 0);
+    engine.on_tick(1_000_000);
+    assert!(sent(&engine.take_outputs()).is_empty());
+    assert_eq!(engine.server_state(), ServerState::Learner);
+}
+
+#[test]
+fn a_restarted_leader_campaigns_at_once_under_a_new_term() {
+    let state = LogState {
+        entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])],
+        vote: Some(Vote::new_committed(4, 1)),
+        ..LogState::default()
+    };
+    let mut engine: TestEngine = Engine::new(1, config(LeaderIdMode::Standard, true), &state, 1, 0);
+    engine.on_tick(0);
+    assert_eq!(engine.vote(), Vote::new(5, 1), "no reuse of its old leader id, no pre-vote delay");
+}
+
+#[test]
+fn a_membership_is_proposed_only_after_the_previous_one_commits() {
+    let mut engine = leader(&[1, 2, 3]);
+    let blank = engine.log().last_log_id();
+    engine.on_log_flushed(blank.unwrap());
+    ack(&mut engine, 2, blank);
+    engine.take_outputs();
+    // learners 4 and 5 join
+    engine.change_membership(1, ChangeMembers::AddNodes(nodes(&[4, 5])), false).unwrap();
+    let m1 = engine.log().last_log_id().unwrap();
+    // a second change queues behind the uncommitted first (propose-after-commit)
+    engine.change_membership(2, ChangeMembers::AddVoterIds(set(&[4])), false).unwrap();
+    assert_eq!(engine.log().last_log_id(), Some(m1));
+    engine.on_log_flushed(m1);
+    ack(&mut engine, 2, Some(m1));
+    let m2 = engine.log().last_log_id().unwrap();
+    assert!(m2.index > m1.index, "proposed once the first committed");
+    assert_eq!(engine.membership().unwrap().membership.configs(), &[set(&[1, 2, 3]), set(&[1, 2, 3, 4])]);
+}
+
+#[test]
+fn joint_config_commits_only_with_a_majority_of_both_configs() {
+    let mut engine = leader(&[1, 2, 3]);
+    let blank = engine.log().last_log_id();
+    engine.on_log_flushed(blank.unwrap());
+    ack(&mut engine, 2, blank);
+    engine.change_membership(1, ChangeMembers::AddNodes(nodes(&[4, 5])), false).unwrap();
+    let m1 = engine.log().last_log_id().unwrap();
+    engine.on_log_flushed(m1);
+    ack(&mut engine, 2, Some(m1));
+    engine.change_membership(2, ChangeMembers::ReplaceAllVoters(set(&[3, 4, 5])), false).unwrap();
+    let joint = engine.log().last_log_id().unwrap();
+    engine.on_log_flushed(joint);
+    ack(&mut engine, 2, Some(joint));
+    assert!(engine.committed() < Some(joint), "{{1,2}} is a majority of the old config only");
+    ack(&mut engine, 4, Some(joint));
+    assert!(engine.committed() < Some(joint), "{{4}} alone is no majority of {{3,4,5}}");
+    ack(&mut engine, 3, Some(joint));
+    assert_eq!(engine.committed(), Some(joint));
+}

@@ -1,0 +1,5 @@
+//! ferraft's benchmarks, run by the `ferraft bench ...` commands.
+#![deny(missing_docs)]
+
+pub mod latency;
+pub mod minimal;
