@@ -5,7 +5,7 @@ fn main() {
     for seed in start..start + count {
         let began = std::time::Instant::now();
         let trace = std::env::var("TRACE").is_ok();
-        let reorder = std::env::var("REORDER").is_ok();
+        let reorder = std::env::var("REORDER").ok().map(|v| v == "1");
         let result =
             ferraft_sim::run_seed(&ferraft_sim::SimOptions { trace, reorder, ..ferraft_sim::SimOptions::new(seed) });
         let ms = began.elapsed().as_millis();

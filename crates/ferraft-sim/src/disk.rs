@@ -88,7 +88,9 @@ impl SimDisk {
     /// Fsync: everything appended so far is durable. Returns the last log id,
     /// to report to the engine. A `lying` disk reports without syncing.
     pub fn fsync(&mut self, lying: bool) -> Option<LogId> {
-        let last = self.entries.last().map(|e| e.log_id);
+        // the purge point counts: entries appended and then purged (a snapshot
+        // covered them before the fsync) must still be reported flushed
+        let last = self.last_log_id();
         if !lying {
             self.synced = self.synced.max(last.map_or(0, |l| l.index));
         }

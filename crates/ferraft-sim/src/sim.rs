@@ -9,7 +9,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::sync::Arc;
 
-use ferraft::engine::{Engine, Output};
+use ferraft::engine::{Engine, Output, Role};
 use ferraft::log_id::index_of;
 use ferraft::message::SnapshotChunk;
 use ferraft::{
@@ -23,6 +23,7 @@ use rand::{Rng, SeedableRng};
 use crate::disk::SimDisk;
 use crate::history::History;
 use crate::invariants::{Checkers, ElectionSafety, Violation};
+use crate::known_bugs::{self, KNOWN_BUG_PREFIX};
 use crate::linearizability;
 use crate::model::{fingerprint, KvState, Put};
 use crate::network::Network;
@@ -189,6 +190,9 @@ pub struct Simulation {
     failure: Option<String>,
     stats: RunStats,
     leaders_seen: HashSet<LeaderId>,
+    /// A leader marked a follower's log as gone backwards, which no fault here
+    /// causes (disks are never wiped): the symptom of a known engine bug.
+    reverted_seen: Option<String>,
 }
 
 /// Runs one seed to the end: fault phase, liveness phase, final checks.
@@ -250,8 +254,6 @@ impl Simulation {
             [0.0, 0.02, 0.05][rng.gen_range(0..3)],
             [2, 10, 40][rng.gen_range(0..3)],
         );
-        let mut network = network;
-        network.reorder = options.reorder;
         let checkers = Checkers { election: ElectionSafety::new(config.leader_id_mode), ..Checkers::default() };
         let config = Arc::new(config);
         let nodes = (1..=scenario.nodes)
@@ -271,6 +273,9 @@ impl Simulation {
                 truncated: Vec::new(),
             })
             .collect();
+        let mut network = network;
+        let reorder = rng.gen_bool(0.3);
+        network.reorder = options.reorder.unwrap_or(reorder);
         Self {
             options,
             scenario,
@@ -289,6 +294,7 @@ impl Simulation {
             failure: None,
             stats: RunStats::default(),
             leaders_seen: HashSet::new(),
+            reverted_seen: None,
         }
     }
 
@@ -347,8 +353,7 @@ impl Simulation {
     }
 
     fn bootstrap(&mut self) {
-        let nodes: BTreeMap<NodeId, BasicNode> = (1..=self.scenario.voters).map(|id| (id, node_addr(id))).collect();
-        let membership = Membership::new_uniform(nodes).expect("valid initial membership");
+        let membership = self.initial_membership();
         for id in 1..=self.scenario.voters {
             let m = membership.clone();
             if let Some(Err(e)) = self.call(Self::idx(id), |e| e.initialize(m)) {
@@ -461,6 +466,14 @@ impl Simulation {
         if result.is_ok() && engine.is_leader() {
             let leader_id = engine.vote().leader_id;
             result = checkers.election.observe_leader(id, node.incarnation, leader_id);
+            if self.reverted_seen.is_none() {
+                if let Role::Leader(leader) = engine.role() {
+                    if let Some((peer, _)) = leader.progress.iter().find(|(_, p)| p.reverted) {
+                        self.reverted_seen =
+                            Some(format!("leader {leader_id} marked n{peer} reverted at {} ms", self.now));
+                    }
+                }
+            }
             if result.is_ok() && node.leading_as != Some(leader_id) {
                 node.leading_as = Some(leader_id);
                 self.leaders_seen.insert(leader_id);
@@ -789,6 +802,18 @@ impl Simulation {
         let result = self.checkers.state_machine.observe_state(id, applied, digest);
         self.check(result);
         self.call(i, |_| ());
+        // an operator whose initial member came back empty initializes it again
+        let empty = self.nodes[i].engine.as_ref().is_some_and(|e| e.membership().is_none());
+        if id <= self.scenario.voters && empty {
+            let membership = self.initial_membership();
+            let result = self.call(i, |e| e.initialize(membership).map_err(|e| e.to_string()));
+            self.trace(|| format!("n{id} initialized again: {result:?}"));
+        }
+    }
+
+    fn initial_membership(&self) -> Membership<BasicNode> {
+        let nodes: BTreeMap<NodeId, BasicNode> = (1..=self.scenario.voters).map(|id| (id, node_addr(id))).collect();
+        Membership::new_uniform(nodes).expect("valid initial membership")
     }
 
     // ---- clients -----------------------------------------------------------------
@@ -977,12 +1002,54 @@ impl Simulation {
                 .filter_map(|n| n.engine.as_ref())
                 .map(|e| format!("n{} {:?} vote {} committed {:?}", e.id(), e.server_state(), e.vote(), e.committed()))
                 .collect();
+            let known = match (self.demoted_deadlock(), &self.reverted_seen) {
+                (Some(demoted), _) => {
+                    format!("{KNOWN_BUG_PREFIX}{} (nodes {demoted:?}): ", known_bugs::DEMOTED_BY_UNCOMMITTED_MEMBERSHIP)
+                }
+                (None, Some(reverted)) => {
+                    format!("{KNOWN_BUG_PREFIX}{} ({reverted}): ", known_bugs::STALE_CONFLICT_MARKS_REVERTED)
+                }
+                (None, None) => match self.bricked_initial_member() {
+                    Some(id) => format!("{KNOWN_BUG_PREFIX}{} (n{id}): ", known_bugs::INITIALIZE_NOT_DURABLE),
+                    None => String::new(),
+                },
+            };
             self.fail(format!(
-                "liveness: no write committed within {} ms after faults stopped; {}",
+                "{known}liveness: no write committed within {} ms after faults stopped; {}",
                 self.options.liveness_ms,
                 states.join("; ")
             ));
         }
+    }
+
+    /// Recognizes the known engine deadlock (see `tests/engine_bugs.rs`): no
+    /// leader, and some node is a voter of its committed membership but not of
+    /// the uncommitted one in force, so it never campaigns.
+    fn demoted_deadlock(&self) -> Option<Vec<NodeId>> {
+        let engines: Vec<&SimEngine> = self.nodes.iter().filter_map(|n| n.engine.as_ref()).collect();
+        if engines.iter().any(|e| e.is_leader()) {
+            return None;
+        }
+        let demoted: Vec<NodeId> = engines
+            .iter()
+            .filter(|e| {
+                let in_force = e.membership().is_some_and(|m| m.membership.is_voter(e.id()));
+                let committed = e.log().membership_at(index_of(e.committed()));
+                !in_force && committed.is_some_and(|m| m.membership.is_voter(e.id()))
+            })
+            .map(|e| e.id())
+            .collect();
+        (!demoted.is_empty()).then_some(demoted)
+    }
+
+    /// Recognizes the known engine bug where an initial member crashed after
+    /// its campaign saved a vote but before its initial membership entry was
+    /// durable: it has a vote, no log, and refuses `initialize` for good.
+    fn bricked_initial_member(&self) -> Option<NodeId> {
+        self.nodes.iter().filter_map(|n| n.engine.as_ref()).find_map(|e| {
+            let bricked = e.id() <= self.scenario.voters && e.membership().is_none() && e.vote() != Vote::default();
+            bricked.then(|| e.id())
+        })
     }
 
     fn final_checks(&mut self) {
