@@ -34,7 +34,7 @@ async fn one_leader_per_term(mode: LeaderIdMode) {
         let next = ids.iter().copied().find(|id| *id != leader).unwrap();
         cluster.raft(leader).transfer_leader(Some(next)).await.expect("transfer");
     }
-    let last = cluster.raft(cluster.leader_among(&ids).await).metrics().borrow().last_log_index;
+    let last = cluster.read_index(cluster.leader_among(&ids).await).await;
     cluster.wait_applied(&ids, last).await;
     for id in ids {
         assert_eq!(cluster.applied(id), vec![0, 1, 2, 3], "node {id} applied the same writes in the same order");
@@ -66,7 +66,7 @@ async fn partitioned_minority_leader_cannot_commit_and_steps_down() {
     assert_ne!(new, old);
     cluster.raft(new).client_write(8).await.expect("majority side commits");
     cluster.router.restore(old);
-    let last = cluster.raft(new).metrics().borrow().last_log_index;
+    let last = cluster.read_index(new).await;
     cluster.wait_applied(&ids, last).await;
     assert_eq!(cluster.applied(old), cluster.applied(new), "rejoined node converges; write 7 was never applied");
     assert!(!cluster.applied(old).contains(&7));

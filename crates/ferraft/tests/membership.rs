@@ -149,7 +149,7 @@ async fn a_wiped_follower_is_refused_without_the_reversion_option() {
         cluster.raft(leader).client_write(i).await.unwrap();
     }
     let victim = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    let last = cluster.raft(leader).metrics().borrow().last_log_index;
+    let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[victim], last).await;
     cluster.crash(victim).await;
     cluster.members[&victim].store.wipe();

@@ -49,7 +49,7 @@ async fn leader_crash_elects_a_new_leader_and_keeps_committed_entries() {
     // the old leader restarts: its uncommitted entry is overwritten
     cluster.router.restore(old);
     cluster.start(old).await;
-    let last = cluster.raft(new).metrics().borrow().last_log_index;
+    let last = cluster.read_index(new).await;
     cluster.wait_applied(&ids, last).await;
     let expected: Vec<u64> = (0..=10).collect();
     for id in ids {
@@ -68,7 +68,7 @@ async fn a_follower_that_was_down_catches_up() {
         cluster.raft(leader).client_write(i).await.unwrap();
     }
     cluster.start(down).await;
-    let last = cluster.raft(leader).metrics().borrow().last_log_index;
+    let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[down], last).await;
     assert_eq!(cluster.applied(down), (0..50).collect::<Vec<_>>());
 }
@@ -89,7 +89,7 @@ async fn restart_of_every_node_keeps_all_committed_data() {
     }
     let leader = cluster.leader_among(&ids).await;
     cluster.raft(leader).client_write(20).await.unwrap();
-    let last = cluster.raft(leader).metrics().borrow().last_log_index;
+    let last = cluster.read_index(leader).await;
     cluster.wait_applied(&ids, last).await;
     for id in ids {
         assert_eq!(cluster.applied(id), (0..=20).collect::<Vec<_>>(), "node {id}");

@@ -31,6 +31,9 @@ type ReadReply<N> = Reply<Result<LogIndex, ReadError<N>>>;
 /// Most events handled before outputs are executed: bounds latency under load.
 const MAX_EVENTS_PER_BATCH: usize = 4096;
 
+/// Most delay before progress-only metric changes are published.
+const METRICS_INTERVAL: Duration = Duration::from_millis(1);
+
 pub(crate) struct Driver<SM: StateMachine, N: Node> {
     engine: Engine<C<SM>, N>,
     network: Arc<dyn Network<C<SM>, N>>,
@@ -53,6 +56,9 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     outputs: Vec<Output<C<SM>, N>>,
     /// Addresses of candidates not (yet) in our membership, to answer their votes.
     directory: HashMap<u64, N>,
+    /// When pending progress-only metric changes must be published.
+    metrics_due: Option<Instant>,
+    published_progress: [u64; 6],
     fatal: Option<Fatal>,
     stopping: Option<Reply<()>>,
 }
@@ -116,6 +122,8 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             commit_waiters: Vec::new(),
             outputs: Vec::new(),
             directory: HashMap::new(),
+            metrics_due: None,
+            published_progress: [0; 6],
             fatal: None,
             stopping: None,
         };
@@ -129,12 +137,23 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
     pub(crate) async fn run(mut self) {
         self.engine.on_tick(self.now_ms());
         self.execute_outputs();
-        self.publish_metrics();
+        self.publish_metrics(true);
+        // one timer, moved rather than re-created on every turn of the loop
+        let sleep = tokio::time::sleep_until(self.started.into());
+        tokio::pin!(sleep);
+        let mut armed_for = None;
         while self.fatal.is_none() && self.stopping.is_none() {
-            let deadline = self.started + Duration::from_millis(self.engine.next_deadline_ms());
+            let mut deadline = self.started + Duration::from_millis(self.engine.next_deadline_ms());
+            if let Some(due) = self.metrics_due {
+                deadline = deadline.min(due);
+            }
+            if armed_for != Some(deadline) {
+                sleep.as_mut().reset(deadline.into());
+                armed_for = Some(deadline);
+            }
             let event = tokio::select! {
                 event = self.rx.recv() => event,
-                _ = tokio::time::sleep_until(deadline.into()) => None,
+                _ = &mut sleep => None,
             };
             let now = self.now_ms();
             self.engine.on_tick(now);
@@ -153,7 +172,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             }
             self.flush_write_batch();
             self.execute_outputs();
-            self.publish_metrics();
+            self.publish_metrics(false);
         }
         self.stop();
     }
@@ -484,7 +503,34 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         fatal
     }
 
-    fn publish_metrics(&mut self) {
+    /// Publishes metrics. Changes of role, vote, leader or membership go out at
+    /// once; progress-only changes (indexes) at most every millisecond, so a
+    /// busy leader does not rebuild them for every batch.
+    fn publish_metrics(&mut self, force: bool) {
+        let structural = {
+            let m = self.metrics.borrow();
+            m.state != self.engine.server_state()
+                || m.vote != self.engine.vote()
+                || m.membership.as_ref().map(|s| s.log_id) != self.engine.membership().map(|s| s.log_id)
+                || m.membership_committed != self.engine.membership_committed()
+        };
+        let progress = self.progress_fingerprint();
+        if !force && !structural && progress == self.published_progress {
+            return;
+        }
+        let now = Instant::now();
+        if !force && !structural {
+            match self.metrics_due {
+                Some(due) if now < due => return,
+                Some(_) => {}
+                None => {
+                    self.metrics_due = Some(now + METRICS_INTERVAL);
+                    return;
+                }
+            }
+        }
+        self.metrics_due = None;
+        self.published_progress = progress;
         let engine = &self.engine;
         let replication = match engine.role() {
             Role::Leader(leader) => Some(
@@ -527,6 +573,25 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             }
             changed
         });
+    }
+
+    /// A cheap summary of every progress-only metric: equal means nothing to publish.
+    fn progress_fingerprint(&self) -> [u64; 6] {
+        let replication = match self.engine.role() {
+            Role::Leader(leader) => leader
+                .progress
+                .values()
+                .fold(1u64, |acc, p| acc.wrapping_mul(31).wrapping_add(p.matched_index() * 2 + p.reverted as u64)),
+            _ => 0,
+        };
+        [
+            self.engine.log().last_index(),
+            index_of(self.engine.committed()),
+            index_of(self.applied),
+            index_of(self.snapshot.as_ref().and_then(|s| s.meta.last_log_id)),
+            index_of(self.engine.log().purged()),
+            replication,
+        ]
     }
 
     fn stop(mut self) {

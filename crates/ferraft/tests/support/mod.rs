@@ -110,6 +110,11 @@ impl Cluster {
         }
     }
 
+    /// The leader's read index: covers every write it acknowledged.
+    pub async fn read_index(&self, leader: NodeId) -> u64 {
+        self.raft(leader).ensure_linearizable().await.expect("leader read index")
+    }
+
     pub async fn wait_applied(&self, ids: &[NodeId], index: u64) {
         for id in ids {
             self.raft(*id).wait(WAIT).applied_at_least(index).await.unwrap_or_else(|e| panic!("node {id}: {e}"));
