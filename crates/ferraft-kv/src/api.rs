@@ -36,8 +36,18 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const CHANGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The bound of a blocking learner addition (the learner catches up first).
 pub const LEARNER_TIMEOUT: Duration = Duration::from_secs(30);
-/// Marks a request forwarded by another node; it is never forwarded again.
+/// How often a prepare or abort that the leader cannot propose yet is retried.
+const READY_POLL: Duration = Duration::from_millis(20);
+/// Counts the hops of a request forwarded between nodes.
 pub const FORWARDED_HEADER: &str = "x-ferraft-forwarded";
+/// A request is forwarded at most this many times (leadership may move once
+/// while it travels; more means something is wrong).
+const MAX_HOPS: u32 = 3;
+/// Names the node that forwarded a request.
+pub const FORWARDED_BY_HEADER: &str = "x-ferraft-forwarded-by";
+/// How long a request waits for a leader to be known before it is answered
+/// `no_leader` (an election usually takes a few hundred milliseconds).
+const LEADER_WAIT: Duration = Duration::from_secs(3);
 /// Names the leader this node knows of.
 pub const LEADER_HEADER: &str = "x-raft-leader";
 
@@ -74,6 +84,7 @@ impl Ctx {
         }
     }
 
+    /// Fails unless this node is part of a cluster.
     fn require_initialized(&self) -> Result<(), ApiError> {
         let metrics = self.raft.metrics();
         let m = metrics.borrow();
@@ -119,7 +130,9 @@ struct Incoming {
     path_and_query: String,
     query: String,
     body: Bytes,
-    forwarded: bool,
+    hops: u32,
+    /// The node that forwarded this request, if any.
+    from: Option<NodeId>,
 }
 
 impl Incoming {
@@ -134,7 +147,13 @@ impl Incoming {
             path_and_query: parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string()),
             query: parts.uri.query().unwrap_or("").to_owned(),
             body,
-            forwarded: parts.headers.contains_key(FORWARDED_HEADER),
+            hops: parts
+                .headers
+                .get(FORWARDED_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            from: parts.headers.get(FORWARDED_BY_HEADER).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()),
         })
     }
 
@@ -170,10 +189,35 @@ where
     };
     match result {
         Ok(value) => Json(value).into_response(),
+        // a stale view (this node, or the node that sent us the request): wait for the election's outcome
+        Err(ApiError::Forward { leader_id, .. }) if leader_id == ctx.id || incoming.from == Some(leader_id) => {
+            respond_after_election(ctx, incoming, limit).await
+        }
         Err(ApiError::Forward { leader_id, leader }) => {
             forward(ctx, incoming, leader_id, leader, limit + Duration::from_secs(1)).await
         }
+        Err(ApiError::NoLeaderYet) => respond_after_election(ctx, incoming, limit).await,
         Err(error) => error.into_response(),
+    }
+}
+
+/// No leader is known (or only this node's stale self): waits for an
+/// election's outcome, then relays the request to the winner, maybe this node.
+async fn respond_after_election(ctx: &Ctx, incoming: &Incoming, limit: Duration) -> Response<Body> {
+    let (id, avoid) = (ctx.id, incoming.from);
+    let known = move |m: &ferraft::RaftMetrics<KvNode>| match m.current_leader {
+        Some(leader) => (leader != id || m.state == ServerState::Leader) && Some(leader) != avoid,
+        None => false,
+    };
+    let waited = ctx.raft.wait(LEADER_WAIT).metrics(known, "a leader").await;
+    let leader = match waited {
+        Ok(m) => m.current_leader,
+        // still the stale sender? relay to it anyway (the hop limit stops a loop)
+        Err(_) => ctx.raft.metrics().borrow().current_leader.filter(|l| *l != id),
+    };
+    match leader {
+        Some(leader_id) => forward(ctx, incoming, leader_id, None, limit + Duration::from_secs(1)).await,
+        None => ApiError::no_leader().into_response(),
     }
 }
 
@@ -184,11 +228,12 @@ async fn forward(
     leader: Option<KvNode>,
     limit: Duration,
 ) -> Response<Body> {
-    if incoming.forwarded {
+    if incoming.hops >= MAX_HOPS {
         let message = format!("node {} is not the leader either (leadership is moving); retry", ctx.id);
         return ApiError::new(Code::NoLeader, message).with("leader", leader_id).into_response();
     }
-    let Some(node) = leader.or_else(|| ctx.leader_node(leader_id)) else {
+    let own = (leader_id == ctx.id).then(|| ctx.me.clone());
+    let Some(node) = leader.or(own).or_else(|| ctx.leader_node(leader_id)) else {
         return ApiError::new(Code::NoLeader, format!("the address of leader {leader_id} is unknown"))
             .with("leader", leader_id)
             .into_response();
@@ -198,7 +243,8 @@ async fn forward(
     let request = ctx
         .client
         .request(incoming.method.clone(), url)
-        .header(FORWARDED_HEADER, ctx.id.to_string())
+        .header(FORWARDED_HEADER, (incoming.hops + 1).to_string())
+        .header(FORWARDED_BY_HEADER, ctx.id.to_string())
         .header(header::CONTENT_TYPE, "application/json")
         .body(incoming.body.clone())
         .timeout(limit);
@@ -448,10 +494,14 @@ async fn init(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
                 });
             }
         }
+        // answer once the cluster works: a leader is elected and the initial membership committed
+        let ready = |m: &ferraft::RaftMetrics<KvNode>| {
+            m.membership.is_some() && m.membership_committed && m.current_leader.is_some()
+        };
         let m = ctx
             .raft
-            .wait(REQUEST_TIMEOUT)
-            .metrics(|m| m.membership.is_some(), "the initial membership")
+            .wait(REQUEST_TIMEOUT - Duration::from_millis(500))
+            .metrics(ready, "a leader and the initial membership committed")
             .await
             .map_err(|e| ApiError::timeout(e.to_string()))?;
         Ok(json!({ "membership": membership_json::membership(m.membership.as_ref(), m.membership_committed) }))
@@ -555,7 +605,23 @@ struct PrepareBody {
 async fn prepare(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, b: PrepareBody| async move {
         ctx.require_initialized()?;
-        let index = ctx.raft.prepare_membership(b.expect_voters, b.expect_learners, b.voters, b.learners).await?;
+        // right after a leader change or another membership change the leader
+        // cannot propose yet: that passes within a round trip, so wait for it
+        let index = loop {
+            let prepared = ctx
+                .raft
+                .prepare_membership(
+                    b.expect_voters.clone(),
+                    b.expect_learners.clone(),
+                    b.voters.clone(),
+                    b.learners.clone(),
+                )
+                .await;
+            match prepared {
+                Err(ferraft::ChangeMembershipError::NotReady) => tokio::time::sleep(READY_POLL).await,
+                other => break other?,
+            }
+        };
         Ok(json!({ "prepare_index": index }))
     })
     .await
@@ -583,7 +649,12 @@ struct EmptyBody {}
 async fn abort(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
         ctx.require_initialized()?;
-        let index = ctx.raft.abort_membership().await?;
+        let index = loop {
+            match ctx.raft.abort_membership().await {
+                Err(ferraft::ChangeMembershipError::NotReady) => tokio::time::sleep(READY_POLL).await,
+                other => break other?,
+            }
+        };
         Ok(json!({ "abort_index": index }))
     })
     .await

@@ -80,9 +80,10 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
             client.post("/v1/cluster/membership/prepare", &body).await?
         }
         CtlCommand::Commit { prepare_index } => {
-            client.post("/v1/cluster/membership/commit", &json!({ "prepare_index": prepare_index })).await?
+            let body = json!({ "prepare_index": prepare_index });
+            post_when_ready(client, "/v1/cluster/membership/commit", &body).await?
         }
-        CtlCommand::Abort => client.post("/v1/cluster/membership/abort", &json!({})).await?,
+        CtlCommand::Abort => post_when_ready(client, "/v1/cluster/membership/abort", &json!({})).await?,
         CtlCommand::TransferLeader { to } => {
             let body = match to {
                 Some(to) => json!({ "to": to }),
@@ -94,6 +95,23 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
     };
     let human = fields_text(&value);
     Ok(Some((value, human)))
+}
+
+/// POSTs, retrying for a few seconds while the server answers that the
+/// prepared membership is not applied widely enough yet (a `conflict` that
+/// resolves itself once replication catches up).
+async fn post_when_ready(client: &Client, path: &str, body: &Value) -> Result<Value, ClientError> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match client.post(path, body).await {
+            Err(e)
+                if e.code() == Some("conflict") && e.to_string().contains("not yet") && Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A ctl failure.

@@ -23,7 +23,10 @@ pub async fn run() -> DemoResult {
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the ferraft binary: {e}"))?;
     let dir = tempfile::Builder::new().prefix("ferraft-demo-").tempdir().map_err(|e| e.to_string())?;
     let mut demo = Demo::new(exe, dir.path().to_owned());
-    let outcome = demo.walk_through().await;
+    let outcome = tokio::select! {
+        outcome = demo.walk_through() => outcome,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+    };
     demo.stop_all().await;
     match outcome {
         Ok(()) => Ok(()),

@@ -69,6 +69,9 @@ pub enum ApiError {
         /// Extra fields of the error object.
         extra: Map<String, Value>,
     },
+    /// No leader is known yet (an election may be running): wait for one,
+    /// then relay the request to it.
+    NoLeaderYet,
     /// This node is not the leader: the request goes to the leader's API.
     Forward {
         /// The leader's id.
@@ -116,7 +119,7 @@ impl ApiError {
     pub fn code(&self) -> Code {
         match self {
             ApiError::Reply { code, .. } => *code,
-            ApiError::Forward { .. } => Code::NoLeader,
+            ApiError::Forward { .. } | ApiError::NoLeaderYet => Code::NoLeader,
         }
     }
 
@@ -129,6 +132,7 @@ impl ApiError {
                 error.insert("message".into(), message.clone().into());
                 json!({ "error": error })
             }
+            ApiError::NoLeaderYet => ApiError::no_leader().body(),
             ApiError::Forward { leader_id, .. } => {
                 json!({"error": {"code": "no_leader", "message": format!("the leader {leader_id} cannot be reached"), "leader": leader_id}})
             }
@@ -145,7 +149,7 @@ impl IntoResponse for ApiError {
 fn forward(f: ForwardToLeader<KvNode>) -> ApiError {
     match f.leader_id {
         Some(leader_id) => ApiError::Forward { leader_id, leader: f.leader_node },
-        None => ApiError::no_leader(),
+        None => ApiError::NoLeaderYet,
     }
 }
 

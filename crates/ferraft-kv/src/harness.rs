@@ -1,8 +1,10 @@
 //! Local `ferraft serve` processes on loopback, for the demo and the tests.
 
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -11,9 +13,20 @@ use tokio::process::{Child, Command};
 use crate::client::Client;
 use crate::kv::KvNode;
 
-/// Picks a free loopback port (bind to port 0, then release it).
+/// Picks a free loopback port (bind to port 0, then release it), never the
+/// same one twice in this process: the kernel may hand a released port out again.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free loopback port")
+    static GIVEN: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        if given.insert(port) {
+            return port;
+        }
+    }
 }
 
 /// One `ferraft serve` process.
@@ -95,7 +108,13 @@ impl LocalNode {
         let deadline = Instant::now() + timeout;
         loop {
             match self.client.status().await {
-                Ok(_) => return Ok(()),
+                Ok(status) if status["id"] == self.id => return Ok(()),
+                Ok(status) => {
+                    return Err(format!(
+                        "another node answers at {} (id {}), not node {}",
+                        self.api, status["id"], self.id
+                    ))
+                }
                 Err(e) if Instant::now() >= deadline => {
                     return Err(format!("node {} did not start: {e} (log: {})", self.id, self.log.display()))
                 }

@@ -82,7 +82,8 @@ async fn serve(args: ServeArgs) -> ExitCode {
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRAFT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferraft_kv=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
 async fn wait_for_signal() {

@@ -355,3 +355,28 @@ async fn a_learner_added_on_an_idle_cluster_catches_up() {
     let read = cluster.client(3).get(&format!("{}?consistency=local", kv_path("k"))).await.unwrap();
     assert_eq!(read["value"], "v");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_restarts_from_its_snapshot() {
+    let mut cluster = Cluster::start_initialized(3).await;
+    for i in 0..20 {
+        cluster.client(1).put(&kv_path(&format!("snap/{i}")), &json!({ "value": i.to_string() })).await.unwrap();
+    }
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    let committed = cluster.client(leader).status().await.unwrap()["committed"].as_u64().unwrap();
+    let follower = (1..=3).find(|id| *id != leader).unwrap();
+    cluster.wait_applied(follower, committed).await;
+    let built = cluster.client(follower).post("/v1/cluster/snapshot", &json!({})).await.unwrap();
+    assert!(built["snapshot_index"].as_u64().unwrap() >= committed, "{built}");
+    let status = cluster.client(follower).status().await.unwrap();
+    assert_eq!(status["snapshot_index"], built["snapshot_index"]);
+    assert_eq!(cluster.nodes.get_mut(&follower).unwrap().terminate().await, Some(0));
+    cluster.nodes.get_mut(&follower).unwrap().spawn().unwrap();
+    cluster.nodes[&follower].wait_ready(Duration::from_secs(10)).await.unwrap();
+    let status = cluster.client(follower).status().await.unwrap();
+    assert_eq!(status["snapshot_index"], built["snapshot_index"], "the snapshot survives a restart");
+    for i in 0..20 {
+        let read = cluster.client(follower).get(&format!("{}?consistency=local", kv_path(&format!("snap/{i}")))).await;
+        assert_eq!(read.unwrap()["value"], i.to_string());
+    }
+}
