@@ -678,8 +678,11 @@ async fn transfer(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
 async fn snapshot(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
         ctx.require_initialized()?;
-        let built = ctx.raft.trigger_snapshot().await?;
-        Ok(json!({ "snapshot_index": built.map_or(0, |log_id| log_id.index) }))
+        let built = ctx.raft.trigger_snapshot().await?.map_or(0, |log_id| log_id.index);
+        // answer once the status shows it too (the metrics follow the save)
+        let shown = move |m: &ferraft::RaftMetrics<KvNode>| m.snapshot.map_or(0, |s| s.index) >= built;
+        let _ = ctx.raft.wait(Duration::from_secs(2)).metrics(shown, "the snapshot in the metrics").await;
+        Ok(json!({ "snapshot_index": built }))
     })
     .await
 }
