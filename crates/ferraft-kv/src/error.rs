@@ -163,6 +163,9 @@ impl From<WriteError<KvNode>> for ApiError {
             WriteError::ForwardToLeader(f) => forward(f),
             WriteError::LeadershipLost => ApiError::timeout(e.to_string()),
             WriteError::Fatal(f) => fatal(f),
+            // a variant added to the library later: its outcome is unknown to this server
+            #[allow(unreachable_patterns)]
+            _ => ApiError::new(Code::Internal, "unexpected error from the raft node"),
         }
     }
 }
@@ -173,6 +176,9 @@ impl From<ReadError<KvNode>> for ApiError {
             ReadError::ForwardToLeader(f) => forward(f),
             ReadError::NotConfirmed | ReadError::LeaseExpired => ApiError::new(Code::NoLeader, e.to_string()),
             ReadError::Fatal(f) => fatal(f),
+            // a variant added to the library later: its outcome is unknown to this server
+            #[allow(unreachable_patterns)]
+            _ => ApiError::new(Code::Internal, "unexpected error from the raft node"),
         }
     }
 }
@@ -183,6 +189,9 @@ impl From<InitializeError> for ApiError {
             InitializeError::NotAllowed => ApiError::new(Code::Conflict, e.to_string()),
             InitializeError::Invalid(_) | InitializeError::NotInMembers { .. } => ApiError::bad_request(e.to_string()),
             InitializeError::Fatal(f) => fatal(f),
+            // a variant added to the library later: its outcome is unknown to this server
+            #[allow(unreachable_patterns)]
+            _ => ApiError::new(Code::Internal, "unexpected error from the raft node"),
         }
     }
 }
@@ -208,6 +217,9 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
             | ChangeMembershipError::LearnerLagging { .. } => ApiError::new(Code::Conflict, message),
             ChangeMembershipError::LeadershipLost => ApiError::timeout(message),
             ChangeMembershipError::Fatal(f) => fatal(f),
+            // a variant added to the library later: its outcome is unknown to this server
+            #[allow(unreachable_patterns)]
+            _ => ApiError::new(Code::Internal, "unexpected error from the raft node"),
         }
     }
 }
@@ -220,6 +232,9 @@ impl From<TransferError<KvNode>> for ApiError {
             TransferError::NotVoter { .. } | TransferError::NoTarget => ApiError::new(Code::Conflict, message),
             TransferError::Timeout => ApiError::timeout(message),
             TransferError::Fatal(f) => fatal(f),
+            // a variant added to the library later: its outcome is unknown to this server
+            #[allow(unreachable_patterns)]
+            _ => ApiError::new(Code::Internal, "unexpected error from the raft node"),
         }
     }
 }

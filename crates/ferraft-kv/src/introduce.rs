@@ -20,8 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferraft::log_id::index_of;
-use ferraft::message::VoteRequest;
-use ferraft::{Envelope, Message, MessageBody, NodeId, ServerState, Vote};
+use ferraft::{Message, NodeId, ServerState, Vote};
 use serde_json::json;
 
 use crate::api::Ctx;
@@ -39,16 +38,28 @@ pub fn learn_addresses(ctx: &Ctx, nodes: &BTreeMap<NodeId, KvNode>) {
         if *id == ctx.id {
             continue;
         }
-        let request = VoteRequest {
-            candidate_node: Some(node.clone()),
-            vote: Vote::new(0, *id),
-            last_log_id: None,
-            pre_vote: true,
-            transfer: false,
-        };
-        let envelope = Envelope { cluster_id: CLUSTER_ID, from: *id, to: ctx.id };
-        ctx.raft.receive(Message { envelope, body: MessageBody::Vote(request) });
+        match address_message(ctx.id, *id, node) {
+            Ok(message) => ctx.raft.receive(message),
+            Err(e) => tracing::warn!(error = %e, "cannot build an address introduction; skipped"),
+        }
     }
+}
+
+/// A pre-vote request at term 0 from `from` carrying its descriptor. Built
+/// through serde rather than struct literals, so a field the library adds to
+/// its messages turns into a logged skip here, never a build failure.
+fn address_message(to: NodeId, from: NodeId, node: &KvNode) -> Result<Message<Command, KvNode>, serde_json::Error> {
+    let value = json!({
+        "envelope": { "cluster_id": CLUSTER_ID, "from": from, "to": to },
+        "body": { "Vote": {
+            "candidate_node": node,
+            "vote": serde_json::to_value(Vote::new(0, from))?,
+            "last_log_id": null,
+            "pre_vote": true,
+            "transfer": false,
+        } },
+    });
+    serde_json::from_value(value)
 }
 
 /// The address book this node can share: every member plus itself.
@@ -123,4 +134,21 @@ pub async fn while_introducing<T>(ctx: &Arc<Ctx>, newcomers: Vec<(NodeId, KvNode
         }
     });
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferraft::MessageBody;
+
+    #[test]
+    fn the_introduction_is_a_term_0_pre_vote_carrying_the_address() {
+        let node = KvNode { raft: "h:1".into(), api: "h:2".into() };
+        let message = address_message(4, 1, &node).unwrap();
+        assert_eq!((message.envelope.from, message.envelope.to, message.envelope.cluster_id), (1, 4, CLUSTER_ID));
+        let MessageBody::Vote(request) = message.body else { panic!("not a vote request") };
+        assert!(request.pre_vote && !request.transfer);
+        assert_eq!(request.candidate_node, Some(node));
+        assert_eq!(request.vote, Vote::new(0, 1));
+    }
 }

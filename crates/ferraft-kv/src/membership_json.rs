@@ -37,6 +37,8 @@ pub fn role(state: ServerState) -> &'static str {
         ServerState::Follower => "follower",
         ServerState::Candidate => "candidate",
         ServerState::Leader => "leader",
+        #[allow(unreachable_patterns)]
+        _ => "unknown",
     }
 }
 
