@@ -406,3 +406,14 @@ async fn ctl_prints_tables_or_json_and_fails_with_one_line() {
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("not_found"), "{stderr}");
 }
+
+#[test]
+fn the_demo_walks_through_and_exits_0() {
+    let started = Instant::now();
+    let out = std::process::Command::new(EXE).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("none lost"), "{stdout}");
+    assert!(stdout.contains("joint"), "{stdout}");
+    assert!(started.elapsed() < Duration::from_secs(30), "the demo took {:?}", started.elapsed());
+}
