@@ -20,7 +20,9 @@ pub const STALE_CONFLICT_MARKS_REVERTED: &str = "stale-conflict-reply marks foll
 /// loses its log, and then refuses `initialize`: see `tests/engine_bugs.rs`.
 pub const INITIALIZE_NOT_DURABLE: &str = "initialize-not-durable-before-campaign";
 
-/// `(seed, bug)`: CI seeds that show a known engine bug (for the ignored tests).
+/// `(seed, bug)`: example seeds showing each bug at the time of writing. Any
+/// change to the simulator's schedule moves a bug to other seeds; the ignored
+/// tests scan a range as well.
 pub const KNOWN_ENGINE_BUG_SEEDS: &[(u64, &str)] = &[
     (544, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
     (707, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),

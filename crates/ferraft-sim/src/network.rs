@@ -2,7 +2,7 @@
 //! duplication and partitions. Delivery itself is an event in the simulator's
 //! queue; this decides what happens to each message.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use ferraft::NodeId;
 use rand::rngs::SmallRng;
@@ -17,8 +17,9 @@ pub struct Network {
     pub duplicate: f64,
     /// Longest one-way delay; each copy gets a uniform delay up to it.
     pub max_delay_ms: u64,
-    /// Group of each node (index `id - 1`); nodes in different groups cannot talk.
-    partition: Option<Vec<u8>>,
+    /// Directed links that drop everything: a partition into groups, or
+    /// one-way cuts (a node that can send but not receive, say).
+    blocked: BTreeSet<(NodeId, NodeId)>,
     /// Bumped on every partition change, so a scheduled heal of an older one is ignored.
     pub epoch: u64,
     /// Whether messages on one link may overtake each other. Off, each link is
@@ -32,7 +33,15 @@ pub struct Network {
 impl Network {
     /// A network with these link settings and no partition.
     pub fn new(loss: f64, duplicate: f64, max_delay_ms: u64) -> Self {
-        Self { loss, duplicate, max_delay_ms, partition: None, epoch: 0, reorder: false, last_arrival: HashMap::new() }
+        Self {
+            loss,
+            duplicate,
+            max_delay_ms,
+            blocked: BTreeSet::new(),
+            epoch: 0,
+            reorder: false,
+            last_arrival: HashMap::new(),
+        }
     }
 
     /// Arrival times of the copies of a message sent now on `from -> to`:
@@ -57,19 +66,32 @@ impl Network {
 
     /// Whether `from` can reach `to` now.
     pub fn connected(&self, from: NodeId, to: NodeId) -> bool {
-        match &self.partition {
-            None => true,
-            Some(groups) => {
-                let group = |id: NodeId| groups.get(id as usize - 1).copied().unwrap_or(0);
-                group(from) == group(to)
-            }
-        }
+        !self.blocked.contains(&(from, to))
     }
 
-    /// Splits `nodes` nodes into up to three random groups; returns the new epoch.
-    pub fn partition(&mut self, nodes: usize, rng: &mut SmallRng) -> u64 {
-        let groups = rng.gen_range(2..=3u8);
-        self.partition = Some((0..nodes).map(|_| rng.gen_range(0..groups)).collect());
+    /// Cuts links among nodes `1..=nodes`: either splits them into up to three
+    /// random groups, or cuts random directed links one way. Returns the new epoch.
+    pub fn partition(&mut self, nodes: u64, rng: &mut SmallRng) -> u64 {
+        self.blocked.clear();
+        if rng.gen_bool(0.7) {
+            let groups = rng.gen_range(2..=3u8);
+            let group: Vec<u8> = (0..nodes).map(|_| rng.gen_range(0..groups)).collect();
+            for from in 1..=nodes {
+                for to in 1..=nodes {
+                    if group[from as usize - 1] != group[to as usize - 1] {
+                        self.blocked.insert((from, to));
+                    }
+                }
+            }
+        } else {
+            for from in 1..=nodes {
+                for to in 1..=nodes {
+                    if from != to && rng.gen_bool(0.25) {
+                        self.blocked.insert((from, to));
+                    }
+                }
+            }
+        }
         self.epoch += 1;
         self.epoch
     }
@@ -77,20 +99,20 @@ impl Network {
     /// Heals the partition if it is still the one of `epoch`.
     pub fn heal(&mut self, epoch: u64) {
         if self.epoch == epoch {
-            self.partition = None;
+            self.blocked.clear();
         }
     }
 
-    /// The current groups, for traces.
+    /// The cut links, for traces.
     pub fn describe(&self) -> String {
-        format!("{:?}", self.partition)
+        format!("cut {:?}", self.blocked)
     }
 
     /// Stops every fault: no loss, no duplicates, no partition.
     pub fn calm(&mut self) {
         self.loss = 0.0;
         self.duplicate = 0.0;
-        self.partition = None;
+        self.blocked.clear();
         self.epoch += 1;
     }
 }

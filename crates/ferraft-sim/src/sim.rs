@@ -169,6 +169,8 @@ struct Scenario {
     churn_per_tick: f64,
     write_per_tick: f64,
     read_per_tick: f64,
+    /// Share of reads served from the leader lease instead of a read-index round.
+    lease_read_share: f64,
 }
 
 /// The whole simulated world.
@@ -233,6 +235,7 @@ impl Simulation {
             churn_per_tick: rng.gen_range(0.002..0.02),
             write_per_tick: rng.gen_range(0.05..0.3),
             read_per_tick: rng.gen_range(0.05..0.3),
+            lease_read_share: 0.0,
         };
         let config = Config {
             cluster_id: 7,
@@ -275,6 +278,8 @@ impl Simulation {
             .collect();
         let mut network = network;
         let reorder = rng.gen_bool(0.3);
+        let mut scenario = scenario;
+        scenario.lease_read_share = [0.0, 0.0, 0.3, 0.8][rng.gen_range(0..4)];
         network.reorder = options.reorder.unwrap_or(reorder);
         Self {
             options,
@@ -756,7 +761,7 @@ impl Simulation {
             self.crash(id);
         }
         if self.rng.gen_bool(self.scenario.partition_per_tick) {
-            let epoch = self.network.partition(self.nodes.len(), &mut self.rng);
+            let epoch = self.network.partition(self.scenario.nodes, &mut self.rng);
             self.trace(|| format!("partition {epoch}: {}", self.network.describe()));
             let heal = self.rng.gen_range(100..=2_000);
             self.schedule(heal, Event::Heal { epoch });
@@ -864,6 +869,17 @@ impl Simulation {
         }
         let request_id = self.next_request;
         self.next_request += 1;
+        if self.rng.gen_bool(self.scenario.lease_read_share) {
+            // a lease read needs no round trip: it may run as soon as its index is applied
+            let lease = self.call(i, |e| e.lease_read());
+            if let Some(Ok(read_index)) = lease {
+                self.trace(|| format!("client lease read key {key} at n{} index {read_index}", i + 1));
+                let read = PendingRead { request_id, key, invoke, read_index: Some(read_index) };
+                self.nodes[i].reads.push(read);
+                self.complete_reads(i);
+            }
+            return;
+        }
         self.nodes[i].reads.push(PendingRead { request_id, key, invoke, read_index: None });
         let accepted = self.call(i, |e| e.read_index(request_id)).is_some_and(|r| r.is_ok());
         if !accepted {
@@ -887,7 +903,7 @@ impl Simulation {
         let retain = self.rng.gen_bool(0.5);
         let request_id = self.next_request;
         self.next_request += 1;
-        let change = match self.rng.gen_range(0..10) {
+        let change = match self.rng.gen_range(0..11) {
             0 | 1 => {
                 outsiders.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddNodes([(*id, node_addr(*id))].into()))
             }
@@ -904,6 +920,12 @@ impl Simulation {
                 self.explicit_joint_step(i, &m, stored.log_id);
                 None
             }
+            9 => members.iter().choose(&mut self.rng).map(|id| {
+                // a new address, or (refused) another member's
+                let other = members.iter().copied().choose(&mut self.rng).unwrap_or(*id);
+                let addr = if self.rng.gen_bool(0.8) { format!("n{id}-{request_id}") } else { format!("n{other}") };
+                ChangeMembers::SetNodes([(*id, BasicNode::new(addr))].into())
+            }),
             8 => {
                 let to = if self.rng.gen_bool(0.5) { voters.iter().copied().choose(&mut self.rng) } else { None };
                 let result = self.call(i, |e| e.transfer_leader(to).map_err(|e| e.to_string()));

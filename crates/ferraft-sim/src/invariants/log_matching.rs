@@ -1,4 +1,5 @@
-//! Log matching: two logs holding the same log id hold the same entries up to it.
+//! Log matching: two logs holding the same log id hold the same entries up to it,
+//! and leader ids never decrease along a log.
 //!
 //! Checked incrementally: every appended entry is recorded with its payload
 //! fingerprint and the log id just before it. If every node that holds log id
@@ -42,6 +43,13 @@ impl LogMatching {
                 return Err(Violation {
                     rule: RULE,
                     detail: format!("node {node} appended {log_id} right after {p}: the log has a gap"),
+                });
+            }
+            // leaders only append after entries of older (or their own) leader ids
+            if p.leader_id.log_order(&log_id.leader_id) == std::cmp::Ordering::Greater {
+                return Err(Violation {
+                    rule: RULE,
+                    detail: format!("node {node} appended {log_id} after {p}, of a newer leader"),
                 });
             }
         }
@@ -98,6 +106,12 @@ mod tests {
         check.observe_append(1, id(2, 1, 3), 7, Some(Some(id(1, 1, 2)))).unwrap();
         check.observe_append(2, id(2, 1, 3), 7, None).unwrap();
         assert!(check.observe_append(2, id(2, 1, 3), 7, Some(Some(id(2, 2, 2)))).is_err());
+    }
+
+    #[test]
+    fn an_entry_of_an_older_leader_after_a_newer_one_is_caught() {
+        let mut check = LogMatching::default();
+        assert!(check.observe_append(1, id(4, 3, 6), 7, Some(Some(id(5, 3, 5)))).is_err());
     }
 
     #[test]
