@@ -1,5 +1,5 @@
 //! Three nodes in one process on the in-memory store and network: initialize,
-//! write, add a learner, promote it, and remove a voter.
+//! write, restart a node, add a learner, promote it, and remove a voter.
 //!
 //! Run it with `cargo run -p ferraft --example three_nodes_in_memory`; set
 //! `RUST_LOG=ferraft=info` to see the library's own log lines as well.
@@ -62,6 +62,8 @@ struct Cluster {
     router: Arc<MemRouter<Set>>,
     config: Config,
     nodes: BTreeMap<NodeId, (Node, KeyValue)>,
+    /// Each node's store; it outlives the node, as a disk would.
+    stores: BTreeMap<NodeId, MemLogStore<Set, BasicNode>>,
 }
 
 impl Cluster {
@@ -69,10 +71,11 @@ impl Cluster {
         BasicNode::new(format!("node-{id}"))
     }
 
-    /// Starts a fresh node and makes it reachable through the router.
+    /// Starts node `id` on its store (a new one the first time) with an empty
+    /// state machine, and makes it reachable through the router.
     async fn start(&mut self, id: NodeId) -> Result<Node, Box<dyn std::error::Error>> {
         let state_machine = KeyValue::default();
-        let store = Box::new(MemLogStore::new());
+        let store = Box::new(self.stores.entry(id).or_default().clone());
         let raft = Raft::new(id, self.config.clone(), self.router.network(), store, state_machine.clone()).await?;
         self.router.register(Self::addr(id).addr, raft.clone());
         self.nodes.insert(id, (raft.clone(), state_machine));
@@ -80,14 +83,24 @@ impl Cluster {
         Ok(raft)
     }
 
+    /// Stops node `id`, as a crash or a planned stop would; its store stays.
+    async fn stop(&mut self, id: NodeId) -> Result<(), Box<dyn std::error::Error>> {
+        self.router.unregister(&Self::addr(id).addr);
+        if let Some((raft, _)) = self.nodes.remove(&id) {
+            raft.shutdown().await?;
+        }
+        println!("stopped node {id}");
+        Ok(())
+    }
+
     fn raft(&self, id: NodeId) -> &Node {
         &self.nodes[&id].0
     }
 
     /// The leader, as node `asking` sees it.
-    async fn leader(&self, asking: NodeId) -> Result<&Node, Box<dyn std::error::Error>> {
+    async fn leader(&self, asking: NodeId) -> Result<Node, Box<dyn std::error::Error>> {
         let id = self.raft(asking).wait(WAIT).for_leader().await?;
-        Ok(self.raft(id))
+        Ok(self.raft(id).clone())
     }
 
     fn print_membership(&self, leader: &Node) {
@@ -111,7 +124,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         election_timeout_max_ms: 300,
         ..Config::default()
     };
-    let mut cluster = Cluster { router: MemRouter::new(), config, nodes: BTreeMap::new() };
+    let mut cluster = Cluster { router: MemRouter::new(), config, nodes: BTreeMap::new(), stores: BTreeMap::new() };
 
     println!("== start three fresh nodes and make them a cluster");
     for id in 1..=3 {
@@ -121,19 +134,33 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     cluster.raft(1).initialize(members).await?;
     let leader = cluster.leader(1).await?;
     println!("node {} is the leader", leader.id());
-    cluster.print_membership(leader);
+    cluster.print_membership(&leader);
 
     println!("== write through the leader");
+    let mut last = 0;
     for (key, value) in [("colour", "blue"), ("shape", "round"), ("colour", "green")] {
         let written = leader.client_write(set(key, value)).await?;
         println!("  {key} = {value} at log index {}, previous value {:?}", written.log_id.index, written.response);
+        last = written.log_id.index;
     }
     // A write returns once the leader applied it; followers apply it soon after.
-    let last = leader.metrics().borrow().last_log_index;
     for (id, (raft, state_machine)) in &cluster.nodes {
         raft.wait(WAIT).applied_at_least(last).await?;
         println!("  node {id} applied up to {last}: colour = {:?}", state_machine.get("colour"));
     }
+
+    println!("== stop a follower, keep writing, start it again on its store");
+    let follower = if leader.id() == 3 { 2 } else { 3 };
+    cluster.stop(follower).await?;
+    let written = leader.client_write(set("size", "large")).await?;
+    println!("  size = large at log index {} while node {follower} is down", written.log_id.index);
+    cluster.start(follower).await?;
+    // Nothing else to do: the node rebuilds its state from its log, and the
+    // leader resumes replication when it hears from it again.
+    let last = written.log_id.index;
+    cluster.raft(follower).wait(WAIT).applied_at_least(last).await?;
+    let size = cluster.nodes[&follower].1.get("size");
+    println!("  node {follower} is back and applied up to {last}: size = {size:?}");
 
     println!("== add node 4 as a learner; it catches up but does not vote");
     cluster.start(4).await?;
@@ -143,7 +170,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // applies it as soon as it learns the commit point.
     cluster.raft(4).wait(WAIT).applied_at_least(last).await?;
     println!("  node 4 caught up: colour = {:?}", cluster.nodes[&4].1.get("colour"));
-    cluster.print_membership(leader);
+    cluster.print_membership(&leader);
 
     println!("== promote node 4 to voter (through a joint config, decided by the library)");
     let ids: BTreeSet<NodeId> = [4].into();
@@ -160,10 +187,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     // committed, and handed leadership to an up-to-date voter.
     let new_leader = |m: &ferraft::RaftMetrics<BasicNode>| m.current_leader.is_some_and(|l| l != 1);
     let id = cluster.raft(2).wait(WAIT).metrics(new_leader, "a leader other than node 1").await?.current_leader;
-    let leader = cluster.raft(id.expect("checked by the wait"));
+    let leader = cluster.raft(id.expect("checked by the wait")).clone();
     let written = leader.client_write(set("shape", "square")).await?;
     println!("  node {} committed shape = square at index {}", leader.id(), written.log_id.index);
-    cluster.print_membership(leader);
+    cluster.print_membership(&leader);
 
     for (raft, _) in cluster.nodes.values() {
         raft.shutdown().await?;
