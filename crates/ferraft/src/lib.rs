@@ -77,8 +77,9 @@
 //! # }
 //! ```
 //!
-//! `cargo run -p ferraft --example three_nodes_in_memory` runs a longer version
-//! with a learner and a membership change.
+//! `cargo run -p ferraft --example three_nodes_in_memory` runs a longer version,
+//! with a restart, a learner and membership changes; `--example custom_node` shows
+//! your own node type and network.
 //!
 //! # Guides
 //!
