@@ -537,8 +537,7 @@ async fn learners(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
         let node = KvNode { raft: body.raft, api: body.api };
         let adding = ctx.raft.add_learner(body.id, node.clone(), body.blocking);
         let stored = while_introducing(&ctx, vec![(body.id, node)], adding).await?;
-        let metrics = ctx.raft.metrics().borrow().clone();
-        Ok(json!({ "membership": membership_json::membership_result(&stored, &metrics) }))
+        Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await
 }
@@ -585,8 +584,7 @@ async fn membership(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body>
         };
         let changing = ctx.raft.change_membership(body.change.into(), body.retain);
         let stored = while_introducing(&ctx, newcomers, changing).await?;
-        let metrics = ctx.raft.metrics().borrow().clone();
-        Ok(json!({ "membership": membership_json::membership_result(&stored, &metrics) }))
+        Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await
 }

@@ -22,11 +22,11 @@ pub fn membership(stored: Option<&StoredMembership<KvNode>>, committed: bool) ->
     })
 }
 
-/// The membership object of a change's result, marked committed when the
-/// node has committed its entry.
-pub fn membership_result(stored: &StoredMembership<KvNode>, metrics: &RaftMetrics<KvNode>) -> Value {
-    let committed = index_of(stored.log_id) <= index_of(metrics.committed);
-    membership(Some(stored), committed)
+/// The membership object of a change's result: the library answers a change
+/// only once its (final) entry is committed, though this node's published
+/// metrics may not show that commit yet.
+pub fn membership_result(stored: &StoredMembership<KvNode>) -> Value {
+    membership(Some(stored), true)
 }
 
 /// The role as written in the status object.
