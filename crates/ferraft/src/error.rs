@@ -63,8 +63,8 @@ pub enum ReadError<N: std::fmt::Debug> {
 /// Why `initialize` failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum InitializeError {
-    /// The node already has a log or a vote; initialize only fresh nodes.
-    #[error("node is already initialized (it has a log or a vote)")]
+    /// The node already has a log; initialize only fresh nodes.
+    #[error("node is already initialized (it has a log)")]
     NotAllowed,
     /// The given membership is malformed.
     #[error(transparent)]

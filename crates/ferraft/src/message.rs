@@ -132,6 +132,9 @@ pub enum AppendOutcome {
     Conflict {
         /// The index the leader should retry from (exclusive: prev = this).
         hint_index: LogIndex,
+        /// The responder's last log index: below what it acknowledged before
+        /// means its log went backwards (wiped disk).
+        last_index: LogIndex,
     },
     /// The receiver holds a greater vote: the sender is no longer leader.
     Rejected,

@@ -34,7 +34,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         tracing::trace!(node = self.id, from, prev = ?req.prev_log_id, n = req.entries.len(), "append");
         if let Some(conflict) = self.find_conflict(req.prev_log_id) {
-            self.reply_append(from, req.seq, AppendOutcome::Conflict { hint_index: conflict });
+            let last_index = self.log.last_index();
+            self.reply_append(from, req.seq, AppendOutcome::Conflict { hint_index: conflict, last_index });
             return;
         }
         let mut matched = req.prev_log_id;

@@ -331,9 +331,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// Makes a fresh node the first member(s) of a cluster.
     ///
     /// Writes the initial membership as entry 1 (uncommitted); a voter then
-    /// campaigns at once. Fails when the node already has a log or a vote.
+    /// campaigns at once. Fails when the node already has a log.
     pub fn initialize(&mut self, membership: Membership<N>) -> Result<LogId, crate::error::InitializeError> {
-        if self.log.last_log_id().is_some() || self.vote != Vote::default() {
+        // a vote without a log is allowed: a crash right after a first
+        // initialize can leave the vote durable and the entry not
+        if self.log.last_log_id().is_some() {
             return Err(crate::error::InitializeError::NotAllowed);
         }
         membership.validate()?;

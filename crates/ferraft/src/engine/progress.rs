@@ -26,6 +26,10 @@ pub enum ReplicationMode {
 pub struct Progress {
     /// The last entry known to be durable on the follower and to match ours.
     pub matched: Option<LogId>,
+    /// The leader's last sent sequence when `matched` was last raised: only a
+    /// reply to a later message can show the follower's log went backwards
+    /// (an earlier one may have overtaken the matching append).
+    pub matched_seq: u64,
     /// The next index to send.
     pub next_index: LogIndex,
     /// (last index, send time) of each append in flight, oldest first.
@@ -56,6 +60,7 @@ impl Progress {
     pub fn new(next_index: LogIndex, now_ms: u64) -> Self {
         Self {
             matched: None,
+            matched_seq: 0,
             next_index,
             inflight: VecDeque::new(),
             mode: ReplicationMode::Probe,
@@ -100,10 +105,12 @@ impl Progress {
         }
     }
 
-    /// Records that the follower durably matches up to `matched`.
-    pub fn record_match(&mut self, matched: Option<LogId>) {
+    /// Records that the follower durably matches up to `matched`, learned when
+    /// the leader had sent messages up to `sent_so_far`.
+    pub fn record_match(&mut self, matched: Option<LogId>, sent_so_far: u64) {
         if matched > self.matched {
             self.matched = matched;
+            self.matched_seq = self.matched_seq.max(sent_so_far);
         }
         let m = self.matched_index();
         while self.inflight.front().is_some_and(|(last, _)| *last <= m) {
@@ -159,9 +166,9 @@ mod tests {
         p.mode = ReplicationMode::Pipeline;
         p.inflight.extend([(5, 0), (9, 0), (12, 0)]);
         let l = |i| Some(LogId::new(LeaderId::new(1, 1), i));
-        p.record_match(l(9));
+        p.record_match(l(9), 1);
         assert_eq!(p.inflight, VecDeque::from([(12, 0)]));
-        p.record_match(l(6));
+        p.record_match(l(6), 2);
         assert_eq!(p.matched, l(9));
         assert_eq!(p.mode, ReplicationMode::Pipeline);
     }

@@ -176,6 +176,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let allow_reversion = self.config.allow_log_reversion;
         let last_log_id = self.log.last_log_id();
         let Role::Leader(leader) = &mut self.role else { return };
+        // a message sent after this point is handled by the follower after it
+        // sent this reply: causality, whatever the network reorders
+        let sent_so_far = leader.seq;
         let Some(progress) = leader.progress.get_mut(&from) else { return };
         progress.record_ack(reply.seq, now);
         progress.committed_seen = progress.committed_seen.max(reply.committed);
@@ -185,17 +188,20 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     tracing::error!(node = self.id, from, "follower claims entries beyond our log; ignoring reply");
                     return;
                 }
-                progress.record_match(matched);
+                progress.record_match(matched, sent_so_far);
             }
-            AppendOutcome::Conflict { hint_index } => {
-                if hint_index < progress.matched_index() {
+            AppendOutcome::Conflict { hint_index, last_index } => {
+                // a log shorter than what it acknowledged, in answer to a message
+                // sent after that acknowledgement arrived: the follower lost data
+                let went_backwards = last_index < progress.matched_index() && reply.seq > progress.matched_seq;
+                if went_backwards {
                     if !allow_reversion {
                         if !progress.reverted {
                             tracing::error!(
                                 node = self.id,
                                 from,
                                 matched = progress.matched_index(),
-                                now_has = hint_index,
+                                now_has = last_index,
                                 "follower's log went backwards (data wiped?): refusing to replicate to it; \
                                  remove and re-add it, or enable allow_log_reversion"
                             );
@@ -204,7 +210,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
                         return;
                     }
                     progress.matched = None;
+                    progress.matched_seq = 0;
                 }
+                // the back-off hint may fall below `matched`; reset_to keeps it above
                 progress.reset_to(hint_index + 1);
             }
             AppendOutcome::Rejected => return,
@@ -222,13 +230,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let now = self.now_ms;
         let vote = self.vote;
         let Role::Leader(leader) = &mut self.role else { return };
+        let sent_so_far = leader.seq;
         let Some(progress) = leader.progress.get_mut(&from) else { return };
         progress.record_ack(reply.seq, now);
         if let ReplicationMode::Snapshot { .. } = progress.mode {
             if reply.next_offset == u64::MAX {
                 progress.mode = ReplicationMode::Probe;
                 progress.inflight.clear();
-                progress.record_match(reply.last_log_id);
+                progress.record_match(reply.last_log_id, sent_so_far);
                 progress.next_index = index_of(progress.matched) + 1;
                 progress.mode = ReplicationMode::Pipeline;
                 self.leader_maybe_commit();
