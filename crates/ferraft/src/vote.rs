@@ -39,12 +39,16 @@ impl Vote {
     ///
     /// A vote only moves forward: to a greater leader id, or from uncommitted to
     /// committed for the same leader. In standard mode two candidates of one term
-    /// are incomparable, so a node grants at most one vote per term.
+    /// are incomparable, so a node grants at most one vote per term; but a
+    /// candidate of a term follows that term's elected leader.
     pub fn may_advance_to(&self, other: &Vote, mode: LeaderIdMode) -> bool {
         match self.leader_id.compare(&other.leader_id, mode) {
             Some(Ordering::Less) => true,
             Some(Ordering::Equal) => other.committed >= self.committed,
-            _ => false,
+            Some(Ordering::Greater) => false,
+            // two candidates of one term (standard mode): a quorum granted the
+            // committed one, so the other can no longer win that term
+            None => other.committed && !self.committed,
         }
     }
 }
@@ -52,5 +56,27 @@ impl Vote {
 impl fmt::Display for Vote {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}{}", self.leader_id, if self.committed { "(C)" } else { "" })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_mode_one_vote_per_term_but_a_candidate_follows_the_elected_leader() {
+        let mode = LeaderIdMode::Standard;
+        let candidate = Vote::new(2, 1);
+        assert!(!candidate.may_advance_to(&Vote::new(2, 2), mode));
+        assert!(candidate.may_advance_to(&Vote::new_committed(2, 2), mode));
+        assert!(!Vote::new_committed(2, 2).may_advance_to(&candidate, mode));
+        assert!(candidate.may_advance_to(&Vote::new(3, 2), mode));
+    }
+
+    #[test]
+    fn advanced_mode_orders_leader_ids_within_a_term() {
+        let mode = LeaderIdMode::Advanced;
+        assert!(Vote::new(2, 1).may_advance_to(&Vote::new(2, 2), mode));
+        assert!(!Vote::new(2, 2).may_advance_to(&Vote::new(2, 1), mode));
     }
 }

@@ -342,7 +342,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if !membership.is_member(self.id) {
             return Err(crate::error::InitializeError::NotInMembers { node_id: self.id });
         }
-        let log_id = self.append_local(EntryPayload::Membership(membership));
+        // the initial entry is signed by its node: nodes initialized with
+        // different sets then hold different log ids at index 1, never two
+        // different entries under one id (log matching)
+        let log_id = LogId::new(crate::leader_id::LeaderId::new(0, self.id), 1);
+        let entry = Entry { log_id, payload: EntryPayload::Membership(membership) };
+        self.log.push(entry.clone());
+        self.push_append_output(entry);
         if self.is_voter() {
             self.election_deadline_ms = self.now_ms;
             self.on_tick(self.now_ms);

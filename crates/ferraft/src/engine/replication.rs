@@ -158,7 +158,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if theirs == self.vote {
             return false;
         }
-        if theirs.term() >= self.vote.term() && theirs.leader_id != self.vote.leader_id {
+        // only a vote that supersedes ours deposes us: a same-term candidate
+        // that lost (standard mode) does not
+        if self.vote.may_advance_to(&theirs, self.config.leader_id_mode) {
             self.observed_term = self.observed_term.max(theirs.term());
             tracing::info!(node = self.id, theirs = %theirs, ours = %self.vote, "a peer holds a newer vote");
             self.become_follower();
