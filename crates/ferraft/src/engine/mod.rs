@@ -325,6 +325,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // would break log matching.
         if self.vote.committed && self.vote.leader_id.node_id == self.id && self.is_voter() {
             self.election_deadline_ms = self.now_ms;
+        } else if self.vote.committed {
+            // it may have acknowledged that leader just before the restart: keep
+            // refusing other candidates for an election timeout, as if it had
+            // just heard from it, so the leader's read lease stays sound
+            self.leader_seen_ms = Some(self.now_ms);
         }
     }
 
