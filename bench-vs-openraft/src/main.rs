@@ -125,7 +125,7 @@ fn main() -> ExitCode {
     let mut failed = false;
     for &clients in &args.clients {
         let operations = args.operations.unwrap_or(if clients == 1 { 20_000 } else { 200_000 }).max(clients);
-        let options = MinimalOptions { clients, operations, members: args.members, workers: args.workers };
+        let options = MinimalOptions { clients, operations, members: args.members, batch: 1, workers: args.workers };
         let mut openraft = Vec::new();
         let mut ferraft = Vec::new();
         let mut error = None;

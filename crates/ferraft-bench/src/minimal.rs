@@ -4,7 +4,6 @@
 //! closed-loop clients each writing one entry at a time, `N` writes in total.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ferraft::mem::{MemLogStore, MemRouter, NoopStateMachine};
@@ -21,6 +20,8 @@ pub struct MinimalOptions {
     pub operations: u64,
     /// Cluster size (1, 3 or 5).
     pub members: u64,
+    /// Writes each client keeps in flight (1 = one at a time).
+    pub batch: u64,
     /// Tokio worker threads.
     pub workers: usize,
 }
@@ -30,6 +31,8 @@ pub struct MinimalOptions {
 pub struct MinimalReport {
     /// Writes per second.
     pub puts_per_second: f64,
+    /// Writes done.
+    pub writes: u64,
     /// Wall time of the write phase.
     pub elapsed: Duration,
     /// Latency percentiles.
@@ -41,8 +44,8 @@ pub fn run(options: &MinimalOptions) -> Result<MinimalReport, String> {
     if !(1..=9).contains(&options.members) {
         return Err(format!("members must be 1..=9, got {}", options.members));
     }
-    if options.clients == 0 || options.operations < options.clients {
-        return Err("need at least one client and at least one operation per client".into());
+    if options.clients == 0 || options.batch == 0 || options.operations < options.clients * options.batch {
+        return Err("need at least one client, a batch of at least 1, and a batch of writes per client".into());
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(options.workers.max(1))
@@ -69,16 +72,29 @@ async fn run_async(options: &MinimalOptions) -> Result<MinimalReport, String> {
     nodes[0].initialize(members).await.map_err(|e| e.to_string())?;
     let leader_id = nodes[0].wait(Duration::from_secs(10)).for_leader().await.map_err(|e| e.to_string())?;
     let leader = nodes[(leader_id - 1) as usize].clone();
-    let per_client = options.operations / options.clients;
+    let batch = options.batch;
+    let rounds = options.operations / options.clients / batch;
     let started = Instant::now();
     let tasks: Vec<_> = (0..options.clients)
         .map(|_| {
             let leader = leader.clone();
             tokio::spawn(async move {
                 let mut latencies = Latencies::default();
-                for _ in 0..per_client {
+                for _ in 0..rounds {
                     let t = Instant::now();
-                    leader.client_write(()).await.map_err(|e| e.to_string())?;
+                    if batch == 1 {
+                        leader.client_write(()).await.map_err(|e| e.to_string())?;
+                    } else {
+                        let writes: Vec<_> = (0..batch)
+                            .map(|_| {
+                                let leader = leader.clone();
+                                tokio::spawn(async move { leader.client_write(()).await.map(|_| ()) })
+                            })
+                            .collect();
+                        for w in writes {
+                            w.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+                        }
+                    }
                     latencies.record(t.elapsed());
                 }
                 Ok::<_, String>(latencies)
@@ -93,7 +109,11 @@ async fn run_async(options: &MinimalOptions) -> Result<MinimalReport, String> {
     for node in nodes {
         let _ = node.shutdown().await;
     }
-    let total = per_client * options.clients;
-    let _ = Arc::new(());
-    Ok(MinimalReport { puts_per_second: total as f64 / elapsed.as_secs_f64(), elapsed, latency: latencies.summary() })
+    let writes = rounds * batch * options.clients;
+    Ok(MinimalReport {
+        puts_per_second: writes as f64 / elapsed.as_secs_f64(),
+        writes,
+        elapsed,
+        latency: latencies.summary(),
+    })
 }

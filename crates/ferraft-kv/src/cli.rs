@@ -22,6 +22,44 @@ pub enum Top {
     Ctl(CtlArgs),
     /// Run the embedded demonstration: five local nodes through a series of membership changes.
     Demo,
+    /// Benchmarks.
+    Bench(BenchArgs),
+}
+
+/// `ferraft bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Which benchmark.
+    #[command(subcommand)]
+    pub command: BenchCommand,
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Framework overhead, as openraft's `benchmarks/minimal`: in-process
+    /// cluster, in-memory log, no-op state machine, direct-call network.
+    Minimal(MinimalArgs),
+}
+
+/// `ferraft bench minimal`.
+#[derive(Debug, Args)]
+pub struct MinimalArgs {
+    /// Concurrent closed-loop clients.
+    #[arg(short = 'c', long, default_value_t = 256)]
+    pub clients: u64,
+    /// Total writes.
+    #[arg(short = 'n', long, default_value_t = 200_000)]
+    pub operations: u64,
+    /// Cluster size.
+    #[arg(short = 'm', long, default_value_t = 3)]
+    pub members: u64,
+    /// Writes each client keeps in flight at once (1 = one at a time).
+    #[arg(short = 'b', long, default_value_t = 1)]
+    pub batch: u64,
+    /// Tokio worker threads.
+    #[arg(long, default_value_t = 2)]
+    pub server_workers: usize,
 }
 
 /// `ferraft serve`.

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use ferraft_kv::cli::{Cli, ServeArgs, Top};
+use ferraft_kv::cli::{BenchArgs, BenchCommand, Cli, ServeArgs, Top};
 use ferraft_kv::server::{ServeOptions, Server};
 
 fn main() -> ExitCode {
@@ -30,6 +30,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Top::Bench(args) = &cli.command {
+        return bench(args);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -46,6 +49,7 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Top::Bench(_) => unreachable!("handled before the runtime starts"),
         Top::Demo => match runtime.block_on(ferraft_kv::demo::run()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -53,6 +57,41 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// Benchmarks build their own runtime, sized by their flags.
+fn bench(args: &BenchArgs) -> ExitCode {
+    match &args.command {
+        BenchCommand::Minimal(m) => {
+            let options = ferraft_bench::minimal::MinimalOptions {
+                clients: m.clients,
+                operations: m.operations,
+                members: m.members,
+                batch: m.batch,
+                workers: m.server_workers,
+            };
+            println!(
+                "bench minimal: {} members, {} clients x {} in flight, {} writes, {} workers",
+                m.members, m.clients, m.batch, m.operations, m.server_workers
+            );
+            match ferraft_bench::minimal::run(&options) {
+                Ok(report) => {
+                    println!(
+                        "{:.0} put/s ({} writes in {:.3} s); latency {}",
+                        report.puts_per_second,
+                        report.writes,
+                        report.elapsed.as_secs_f64(),
+                        report.latency
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 
