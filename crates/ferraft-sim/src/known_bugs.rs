@@ -20,16 +20,16 @@ pub const STALE_CONFLICT_MARKS_REVERTED: &str = "stale-conflict-reply marks foll
 /// loses its log, and then refuses `initialize`: see `tests/engine_bugs.rs`.
 pub const INITIALIZE_NOT_DURABLE: &str = "initialize-not-durable-before-campaign";
 
-/// `(seed, bug)`: example seeds showing each bug at the time of writing. Any
-/// change to the simulator's schedule moves a bug to other seeds; the ignored
-/// tests scan a range as well.
+/// `(seed, bug)`: example seeds showing each bug with the engine of commit
+/// 3fe6a88. Any change to the engine or to the simulator's schedule moves a
+/// bug to other seeds; `tests/engine_bugs.rs` pins each as a scripted scenario.
 pub const KNOWN_ENGINE_BUG_SEEDS: &[(u64, &str)] = &[
-    (544, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
-    (707, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
-    (1094, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
-    (599, STALE_CONFLICT_MARKS_REVERTED),
-    (622, STALE_CONFLICT_MARKS_REVERTED),
-    (839, STALE_CONFLICT_MARKS_REVERTED),
+    (137, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
+    (176, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
+    (219, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
+    (187, STALE_CONFLICT_MARKS_REVERTED),
+    (307, STALE_CONFLICT_MARKS_REVERTED),
+    (531, STALE_CONFLICT_MARKS_REVERTED),
     (2926, INITIALIZE_NOT_DURABLE),
 ];
 

@@ -92,6 +92,22 @@ impl Script {
         }
     }
 
+    /// Crashes and restarts `id` at once; its disk held everything (instant fsync).
+    fn restart(&mut self, id: NodeId, config: &Arc<Config>) {
+        let engine = self.engine(id);
+        let log = engine.log();
+        let state = LogState {
+            vote: Some(engine.vote()),
+            committed: engine.committed(),
+            last_purged: log.purged(),
+            entries: log.slice(log.first_index(), usize::MAX),
+            snapshot: None,
+        };
+        let restarted = Engine::new(id, config.clone(), &state, 99, self.now);
+        self.engines.insert(id, restarted);
+        self.drain(id);
+    }
+
     fn leader(&self) -> Option<NodeId> {
         self.engines.values().find(|e| e.is_leader()).map(|e| e.id())
     }
@@ -122,7 +138,8 @@ fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
 /// leader never sends to that follower again, not even heartbeats. With
 /// pipelining and any reordering it happens within seconds; with
 /// `check_quorum` off the leader never steps down and nothing commits again.
-/// Found by seeds with reordering links (about 1% of all seeds). A fix:
+/// Found by seeds with reordering links (about 1% of all seeds; seed 307
+/// at commit 3fe6a88). A fix:
 /// ignore a conflict reply older than the acknowledgement that set `matched`
 /// (compare `reply.seq`), or only read a conflict as a reversion when it
 /// answers the latest probe.
@@ -169,7 +186,8 @@ fn engine_bug_stale_conflict_reply_marks_follower_reverted() {
 /// use-at-once rule, see themselves as learners and never campaign; the
 /// remaining voters lack the entry, still need a demoted node's vote under the
 /// previous (joint) config, and are refused because their log is behind. No
-/// leader is ever elected again. Found by about 0.5% of seeds (e.g. a leader
+/// leader is ever elected again. Found by about 0.3% of seeds (seed 137 at
+/// commit 3fe6a88; e.g. a leader
 /// proposing `[{3}] learners {2}` and losing leadership to a partition). A
 /// fix: a node that is a voter of the last *committed* membership keeps
 /// campaigning until a membership without it commits (Raft thesis §4.2.2: a
@@ -216,7 +234,7 @@ fn engine_bug_demoted_by_uncommitted_membership_deadlocks() {
 /// before the append is flushed leaves the node with a vote and an empty log:
 /// it is `Uninitialized`, and `initialize` now refuses with `NotAllowed`
 /// because the vote is not the default. A single-node cluster is bricked for
-/// good. Found by a seed where a one-voter cluster's node crashed 5 ms after
+/// good. Found by seed 2926 (commit 3fe6a88): a one-voter cluster's node crashed 5 ms after
 /// initializing. A fix: allow `initialize` while the log is empty whatever
 /// the vote, or campaign only once the initial entry is durable.
 #[test]
@@ -236,4 +254,74 @@ fn engine_bug_initialize_not_durable_before_campaign() {
     let mut restarted: SimEngine = Engine::new(1, config, &survived, 2, 10);
     let retry = restarted.initialize(uniform(&[1]));
     assert!(retry.is_ok(), "initialize refused after a crash lost the initial entry: {retry:?} (vote {vote:?})");
+}
+
+/// A leader serves lease reads while a quorum acknowledged a message sent
+/// within the lease window, because "followers refuse other candidates for an
+/// election timeout after hearing from the leader" (`Engine::lease_read`). A
+/// follower that restarts forgets when it last heard from the leader
+/// (`leader_seen_ms` starts as `None`), so it votes at once: a partitioned
+/// peer wins an election with it and commits a write while the old leader's
+/// lease still looks valid, and a lease read on the old leader misses that
+/// write. No clock drift or message tampering is needed, only a follower
+/// restart shorter than the lease (0.9 election timeouts). A fix: a node
+/// starts as if it had just heard from a leader (refuse votes for an election
+/// timeout after startup), as the Raft thesis (§6.4.1) requires of leases.
+/// Found by reading the lease code against the simulator's crash model; the
+/// random seeds rarely restart a follower that fast (see the report).
+#[test]
+#[ignore = "engine bug: a restarted follower votes at once, so the old leader's lease outlives its leadership (stale lease read)"]
+fn engine_bug_lease_read_after_follower_restart_is_stale() {
+    let config = Arc::new(Config { check_quorum: true, ..config() });
+    let mut s = Script::new(&[1, 2, 3], (*config).clone());
+    for id in 1..=3 {
+        s.call(id, |e| e.initialize(uniform(&[1, 2, 3]))).unwrap();
+    }
+    s.run(1_000, |_| true);
+    let old_leader = s.leader().expect("a leader");
+    let (a, b) = match old_leader {
+        1 => (2, 3),
+        2 => (1, 3),
+        _ => (1, 2),
+    };
+    // b is cut off from the leader; the leader keeps its lease with a's acks
+    let cut = move |m: &SimMessage| {
+        let (from, to) = (m.envelope.from, m.envelope.to);
+        !((from == old_leader && to == b) || (from == b && to == old_leader))
+    };
+    let mut campaign = None;
+    let is_campaign = |m: &SimMessage| m.envelope.from == b && matches!(m.body, MessageBody::Vote(_));
+    for _ in 0..100 {
+        s.now += 10;
+        for id in [1, 2, 3] {
+            let now = s.now;
+            s.call(id, |e| e.on_tick(now));
+        }
+        if s.queue.iter().any(is_campaign) {
+            campaign = Some(s.now);
+            break;
+        }
+        while s.deliver_one(cut) {}
+    }
+    assert!(campaign.is_some(), "b never campaigned");
+    assert!(s.engine(old_leader).lease_read().is_ok(), "the old leader holds a lease");
+    // a restarts right now and hears b's campaign before the leader's next heartbeat
+    s.restart(a, &config);
+    s.queue.retain(|m| m.envelope.from != old_leader);
+    while s.deliver_one(|m| cut(m) && m.envelope.from != old_leader) {
+        if s.engines[&b].is_leader() {
+            break;
+        }
+    }
+    if !s.engines[&b].is_leader() {
+        return; // a refused to vote: the lease is safe
+    }
+    let written = s.call(b, |e| e.propose([Put { op: 7, key: 0, value: 7 }])).unwrap().expect("b leads");
+    while s.deliver_one(|m| cut(m) && m.envelope.from != old_leader && m.envelope.to != old_leader) {}
+    assert!(s.engine(b).committed().is_some_and(|c| c.index >= written.index), "b committed the write with a");
+    let lease = s.engine(old_leader).lease_read();
+    assert!(
+        lease.is_err(),
+        "old leader n{old_leader} still serves lease reads at index {lease:?} after n{b} committed {written} with n{a}"
+    );
 }
