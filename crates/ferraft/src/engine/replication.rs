@@ -254,6 +254,21 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
+    /// The transport cannot reach `peer`: stop streaming to it and fall back
+    /// to one probe every other heartbeat until it answers again.
+    pub fn on_peer_unreachable(&mut self, peer: NodeId) {
+        let now = self.now_ms;
+        if let Role::Leader(leader) = &mut self.role {
+            if let Some(progress) = leader.progress.get_mut(&peer) {
+                if progress.mode == ReplicationMode::Pipeline {
+                    progress.reset_to(progress.matched_index() + 1);
+                    progress.inflight.push_back((progress.matched_index(), now));
+                    progress.probe_sent_ms = now;
+                }
+            }
+        }
+    }
+
     /// The snapshot to send to a follower changed or failed: restart it.
     pub fn restart_snapshot_send(&mut self, to: NodeId) {
         if let Role::Leader(leader) = &mut self.role {

@@ -332,3 +332,19 @@ fn joint_config_commits_only_with_a_majority_of_both_configs() {
     ack(&mut engine, 3, Some(joint));
     assert_eq!(engine.committed(), Some(joint));
 }
+
+#[test]
+fn an_unreachable_follower_gets_one_probe_per_two_heartbeats_not_a_stream() {
+    let mut engine = leader(&[1, 2, 3]);
+    let blank = engine.log().last_log_id();
+    engine.on_log_flushed(blank.unwrap());
+    ack(&mut engine, 2, blank);
+    engine.take_outputs();
+    engine.on_peer_unreachable(2);
+    engine.propose([1, 2, 3]).unwrap();
+    let to_2 = |outputs: &[Output<u64, BasicNode>]| sent(outputs).iter().filter(|m| m.envelope.to == 2).count();
+    assert_eq!(to_2(&engine.take_outputs()), 0, "no append streams to an unreachable peer");
+    let later = engine.now_ms + engine.config.heartbeat_interval_ms * 2;
+    engine.on_tick(later);
+    assert!(to_2(&engine.take_outputs()) >= 1, "it is probed again after a pause");
+}

@@ -195,7 +195,10 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 self.engine.on_message(message)
             }
             Event::Flushed(log_id) => self.engine.on_log_flushed(log_id),
-            Event::Unreachable(peer) => tracing::debug!(node = self.engine.id(), peer, "peer unreachable"),
+            Event::Unreachable(peer) => {
+                tracing::debug!(node = self.engine.id(), peer, "peer unreachable: backing off");
+                self.engine.on_peer_unreachable(peer);
+            }
             Event::ReadIndex(reply) => {
                 let id = self.request_id();
                 match self.engine.read_index(id) {
