@@ -6,8 +6,13 @@ fn main() {
         let began = std::time::Instant::now();
         let trace = std::env::var("TRACE").is_ok();
         let reorder = std::env::var("REORDER").ok().map(|v| v == "1");
-        let result =
-            ferraft_sim::run_seed(&ferraft_sim::SimOptions { trace, reorder, ..ferraft_sim::SimOptions::new(seed) });
+        let lease_stress = std::env::var("LEASE_STRESS").is_ok();
+        let result = ferraft_sim::run_seed(&ferraft_sim::SimOptions {
+            trace,
+            reorder,
+            lease_stress,
+            ..ferraft_sim::SimOptions::new(seed)
+        });
         let ms = began.elapsed().as_millis();
         match result {
             Ok(s) => println!("seed {seed}: ok in {ms} ms {s:?}"),

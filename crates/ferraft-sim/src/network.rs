@@ -96,6 +96,15 @@ impl Network {
         self.epoch
     }
 
+    /// Cuts the link between `a` and `b` both ways (on top of any partition);
+    /// returns the new epoch, whose heal clears every cut.
+    pub fn cut_pair(&mut self, a: NodeId, b: NodeId) -> u64 {
+        self.blocked.insert((a, b));
+        self.blocked.insert((b, a));
+        self.epoch += 1;
+        self.epoch
+    }
+
     /// Heals the partition if it is still the one of `epoch`.
     pub fn heal(&mut self, epoch: u64) {
         if self.epoch == epoch {

@@ -100,9 +100,20 @@ pub struct RunStats {
 #[derive(Debug)]
 enum Event {
     Deliver(Box<SimMessage>),
-    Fsync { node: NodeId, generation: u64 },
-    Restart { node: NodeId },
-    Heal { epoch: u64 },
+    Fsync {
+        node: NodeId,
+        generation: u64,
+    },
+    Restart {
+        node: NodeId,
+    },
+    Heal {
+        epoch: u64,
+    },
+    /// Crash and restart at once (lease stress).
+    Bounce {
+        node: NodeId,
+    },
 }
 
 /// Events ordered by time, then by scheduling order (determinism).
@@ -280,6 +291,9 @@ impl Simulation {
         let reorder = rng.gen_bool(0.3);
         let mut scenario = scenario;
         scenario.lease_read_share = [0.0, 0.0, 0.3, 0.8][rng.gen_range(0..4)];
+        if options.lease_stress {
+            scenario.lease_read_share = 0.8;
+        }
         network.reorder = options.reorder.unwrap_or(reorder);
         Self {
             options,
@@ -402,6 +416,9 @@ impl Simulation {
                 }
             }
             Event::Restart { node } => self.restart(node),
+            Event::Bounce { node } => {
+                self.crash(node, Some(0));
+            }
             Event::Heal { epoch } => {
                 self.network.heal(epoch);
                 self.trace(|| format!("partition {epoch} healed"));
@@ -758,7 +775,7 @@ impl Simulation {
         let down = self.nodes.iter().filter(|n| n.engine.is_none()).count();
         if down < MAX_DOWN && self.rng.gen_bool(self.scenario.crash_per_tick) {
             let id = self.rng.gen_range(1..=self.scenario.nodes);
-            self.crash(id);
+            self.crash(id, None);
         }
         if self.rng.gen_bool(self.scenario.partition_per_tick) {
             let epoch = self.network.partition(self.scenario.nodes, &mut self.rng);
@@ -769,9 +786,48 @@ impl Simulation {
         if self.rng.gen_bool(self.scenario.churn_per_tick) {
             self.churn();
         }
+        if self.options.lease_stress && self.rng.gen_bool(0.004) {
+            self.isolate_and_bounce();
+        }
     }
 
-    fn crash(&mut self, id: NodeId) {
+    /// Lease stress: cut one follower off from the leader and, a moment
+    /// later, crash-restart another follower at once. A leader lease must not
+    /// survive the election the isolated follower may then win.
+    fn isolate_and_bounce(&mut self) {
+        let Some(leader) =
+            (0..self.nodes.len()).find(|i| self.nodes[*i].engine.as_ref().is_some_and(|e| e.is_leader()))
+        else {
+            return;
+        };
+        let engine = self.nodes[leader].engine.as_ref().expect("leader is up");
+        let leader_id = engine.id();
+        let voters: Vec<NodeId> = engine
+            .membership()
+            .map(|m| m.membership.voter_ids().filter(|id| *id != leader_id).collect())
+            .unwrap_or_default();
+        let Some(&isolated) = voters.iter().choose(&mut self.rng) else { return };
+        // enough followers bounce for the isolated one to win with them
+        // a majority of all voters (the leader included): (n + 1) / 2 + 1 with n others
+        let majority = voters.len().div_ceil(2) + 1;
+        let others = voters.iter().copied().filter(|id| *id != isolated);
+        let bounced: Vec<NodeId> = others.choose_multiple(&mut self.rng, majority - 1);
+        let epoch = self.network.cut_pair(leader_id, isolated);
+        let heal = self.rng.gen_range(400..=800);
+        self.schedule(heal, Event::Heal { epoch });
+        // just before the isolated follower's election timer fires
+        let deadline = self.nodes[Self::idx(isolated)].engine.as_ref().map_or(self.now, |e| e.next_deadline_ms());
+        let bounce = deadline.saturating_sub(self.now + 1).max(1) + self.rng.gen_range(0..=30);
+        for node in &bounced {
+            self.schedule(bounce, Event::Bounce { node: *node });
+        }
+        self.trace(|| {
+            format!("lease stress: n{isolated} cut from leader n{leader_id}; {bounced:?} bounce in {bounce} ms")
+        });
+    }
+
+    /// Crashes `id`; it restarts after `down_ms` (random when `None`).
+    fn crash(&mut self, id: NodeId, down_ms: Option<u64>) {
         let lose_vote = self.options.fault == Fault::LoseVote;
         let node = &mut self.nodes[Self::idx(id)];
         if node.engine.take().is_none() {
@@ -785,7 +841,9 @@ impl Simulation {
         self.stats.crashes += 1;
         self.trace(|| format!("n{id} crashes"));
         // some restarts are faster than an election timeout (a crash loop)
-        let down_ms = if self.rng.gen_bool(0.3) { self.rng.gen_range(0..=20) } else { self.rng.gen_range(10..=1_500) };
+        let random_ms =
+            if self.rng.gen_bool(0.3) { self.rng.gen_range(0..=20) } else { self.rng.gen_range(10..=1_500) };
+        let down_ms = down_ms.unwrap_or(random_ms);
         self.schedule(down_ms, Event::Restart { node: id });
     }
 
