@@ -111,11 +111,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 }
             }
         }
-        if !self.is_voter() {
-            self.step_down_after_removal();
-            return;
-        }
         self.maybe_propose_membership();
+        // a leader outside the config still manages the cluster until its
+        // pending changes are proposed (Raft thesis §4.2.2), then hands over
+        let pending =
+            self.leader_state().is_some_and(|l| l.membership_inflight.is_some() || !l.membership_queue.is_empty());
+        if !self.is_voter() && !pending && self.is_leader() {
+            self.step_down_after_removal();
+        }
     }
 
     /// A leader that is no longer a voter hands over and steps down.

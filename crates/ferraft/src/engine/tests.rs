@@ -348,3 +348,75 @@ fn an_unreachable_follower_gets_one_probe_per_two_heartbeats_not_a_stream() {
     engine.on_tick(later);
     assert!(to_2(&engine.take_outputs()) >= 1, "it is probed again after a pause");
 }
+
+/// Node 1 leads a cluster whose initial membership is `configs` over `all`,
+/// with its blank entry committed by every other voter.
+fn leader_of(configs: &[&[NodeId]], all: &[NodeId]) -> TestEngine {
+    let m = Membership::new(configs.iter().map(|c| set(c)).collect(), nodes(all)).unwrap();
+    let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m.clone()) };
+    let state = LogState { entries: vec![entry], ..LogState::default() };
+    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    engine.on_tick(10_000);
+    let vote = engine.vote();
+    for peer in m.voter_ids().filter(|id| *id != 1) {
+        let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None };
+        engine.on_message(msg(peer, 1, MessageBody::VoteReply(reply)));
+    }
+    assert!(engine.is_leader());
+    commit_everywhere(&mut engine);
+    engine
+}
+
+/// Every member acknowledges the leader's whole log.
+fn commit_everywhere(engine: &mut TestEngine) {
+    let last = engine.log().last_log_id();
+    engine.on_log_flushed(last.unwrap());
+    let peers: Vec<NodeId> = engine.effective().unwrap().nodes().keys().copied().filter(|id| *id != 1).collect();
+    for peer in peers {
+        ack(engine, peer, last);
+    }
+    assert_eq!(engine.committed(), last);
+}
+
+fn configs_of(engine: &TestEngine) -> Vec<BTreeSet<NodeId>> {
+    engine.membership().unwrap().membership.configs().to_vec()
+}
+
+#[test]
+fn extended_path_c1c2c3_to_c3c4_to_c4() {
+    // c1 = {1}, c2 = {2}, c3 = {3}, c4 = {4}; node 1 leads [c1,c2,c3]
+    let mut engine = leader_of(&[&[1], &[2], &[3]], &[1, 2, 3, 4]);
+    engine.change_membership(7, ChangeMembers::ReplaceAllVoters(set(&[4])), false).unwrap();
+    assert_eq!(configs_of(&engine), vec![set(&[3]), set(&[4])], "c1c2c3 -> c3c4 keeps c3 (old-new-intersect)");
+    commit_everywhere(&mut engine);
+    assert_eq!(configs_of(&engine), vec![set(&[4])], "then c3c4 -> c4");
+}
+
+#[test]
+fn reverting_c1c2c3_to_c1() {
+    let mut engine = leader_of(&[&[1], &[2], &[3]], &[1, 2, 3]);
+    let index = engine.abort_membership().unwrap();
+    assert_eq!(configs_of(&engine), vec![set(&[1])]);
+    commit_everywhere(&mut engine);
+    assert_eq!(engine.abort_membership().unwrap(), index, "abort is idempotent");
+}
+
+#[test]
+fn disjoint_proposals_from_c1c2_never_both_commit() {
+    // c1 = {1,2,3}, c2 = {4,5,6}; node 1 leads [c1,c2] and proposes [c1,c3]
+    // with c3 = {7}, but is cut off from c2: it cannot commit without a
+    // majority of c2, which a rival leader in c2 would need too for [c2,c4]
+    let all = [1, 2, 3, 4, 5, 6, 7];
+    let mut engine = leader_of(&[&[1, 2, 3], &[4, 5, 6]], &all);
+    engine.prepare_membership(&set(&[1, 2, 3, 4, 5, 6]), &set(&[7]), &set(&[7]), &set(&[])).unwrap_err();
+    engine.change_membership(9, ChangeMembers::ReplaceAllVoters(set(&[1, 2, 3])), false).unwrap();
+    let proposed = engine.log().last_log_id().unwrap();
+    assert_eq!(configs_of(&engine), vec![set(&[4, 5, 6]), set(&[1, 2, 3])]);
+    engine.on_log_flushed(proposed);
+    ack(&mut engine, 2, Some(proposed));
+    ack(&mut engine, 3, Some(proposed));
+    assert!(engine.committed() < Some(proposed), "c1 alone cannot commit while c2 is in the config");
+    ack(&mut engine, 4, Some(proposed));
+    ack(&mut engine, 5, Some(proposed));
+    assert_eq!(engine.committed(), Some(proposed));
+}
