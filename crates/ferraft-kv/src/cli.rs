@@ -40,6 +40,92 @@ pub enum BenchCommand {
     /// Framework overhead, as openraft's `benchmarks/minimal`: in-process
     /// cluster, in-memory log, no-op state machine, direct-call network.
     Minimal(MinimalArgs),
+    /// Durable replicated puts in one process, as dongting's raft benchmark:
+    /// WAL with fsync, loopback TCP, the KV state machine.
+    Durable(DurableArgs),
+    /// A real cluster of `ferraft serve` processes driven over the HTTP API.
+    Cluster(ClusterArgs),
+}
+
+/// `ferraft bench durable`.
+#[derive(Debug, Clone, Args)]
+pub struct DurableArgs {
+    /// Cluster size.
+    #[arg(short = 'm', long, default_value_t = 3)]
+    pub members: u64,
+    /// Puts the one client keeps in flight (ignored with -c).
+    #[arg(long, default_value_t = 2000)]
+    pub in_flight: usize,
+    /// Closed-loop clients, each writing one put at a time (instead of --in-flight).
+    #[arg(short = 'c', long)]
+    pub clients: Option<u64>,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub value_size: usize,
+    /// Distinct keys, written at random.
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Warm-up seconds (not measured).
+    #[arg(long, default_value_t = 2.0)]
+    pub warmup: f64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// UNSAFE: do not fsync the WAL (nothing is durable; for comparison only).
+    #[arg(long)]
+    pub no_fsync: bool,
+    /// Tokio worker threads (default: one per CPU).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Then run dongting's raft benchmark (Java) with the same settings and print the ratio.
+    #[arg(long)]
+    pub vs_dongting: bool,
+    /// Where dongting's run.sh is (default: ../shared/peers/dongting).
+    #[arg(long)]
+    pub dongting_dir: Option<PathBuf>,
+}
+
+/// What `ferraft bench cluster` sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClusterWorkload {
+    /// Puts only.
+    Put,
+    /// Gets only (of prefilled keys).
+    Get,
+    /// Half puts, half gets.
+    Mixed,
+}
+
+/// `ferraft bench cluster`.
+#[derive(Debug, Clone, Args)]
+pub struct ClusterArgs {
+    /// Cluster size.
+    #[arg(short = 'm', long, default_value_t = 3)]
+    pub members: u64,
+    /// Closed-loop clients.
+    #[arg(short = 'c', long, default_value_t = 64)]
+    pub clients: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub value_size: usize,
+    /// Distinct keys, written at random.
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// What the clients send.
+    #[arg(long, value_enum, default_value_t = ClusterWorkload::Put)]
+    pub workload: ClusterWorkload,
+    /// Read consistency of gets: linearizable, lease or local.
+    #[arg(long, default_value = "linearizable")]
+    pub consistency: String,
+    /// Spread the clients over all nodes (followers forward) instead of sending all to the leader.
+    #[arg(long)]
+    pub spread: bool,
+    /// Warm-up seconds (not measured).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Measured seconds.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
 }
 
 /// `ferraft bench minimal`.

@@ -2,6 +2,7 @@
 //! its HTTP API (see `shared/API.md`), the operator CLI and the demo.
 
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod ctl;

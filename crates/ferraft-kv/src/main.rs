@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use ferraft_kv::cli::{BenchArgs, BenchCommand, Cli, ServeArgs, Top};
+use ferraft_kv::cli::{BenchArgs, BenchCommand, Cli, DurableArgs, ServeArgs, Top};
 use ferraft_kv::server::{ServeOptions, Server};
 
 fn main() -> ExitCode {
@@ -91,6 +91,54 @@ fn bench(args: &BenchArgs) -> ExitCode {
                     ExitCode::from(2)
                 }
             }
+        }
+        BenchCommand::Durable(d) => bench_durable(d),
+        BenchCommand::Cluster(c) => {
+            println!("{}", ferraft_kv::bench::cluster::describe(c));
+            match ferraft_kv::bench::cluster::run(c) {
+                Ok(report) => {
+                    println!("{}", report.line(c.workload));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
+
+fn bench_durable(args: &DurableArgs) -> ExitCode {
+    use ferraft_kv::bench::{dongting, durable};
+    println!("{}", durable::describe(args));
+    let ours = match durable::run(args) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("{}", ours.line());
+    if !args.vs_dongting {
+        return ExitCode::SUCCESS;
+    }
+    match dongting::run(args) {
+        Ok(theirs) => {
+            for line in &theirs.lines {
+                println!("  | {line}");
+            }
+            println!("{}", ours.line());
+            println!("{}", dongting::line(&theirs));
+            let p99 = theirs.latency_us.map_or(String::new(), |l| {
+                format!(", p99 ratio (ferraft/dongting) {:.2}", f64::from(ours.latency_us[2]) / l[2].max(1) as f64)
+            });
+            println!("ratio ferraft/dongting put/s: {:.2}{p99}", ours.puts_per_second / theirs.ops_per_second);
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: --vs-dongting: {e}");
+            ExitCode::FAILURE
         }
     }
 }

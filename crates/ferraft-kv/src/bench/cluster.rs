@@ -1,0 +1,283 @@
+//! `ferraft bench cluster`: a real cluster of `ferraft serve` processes on
+//! loopback (TCP transport, WAL with fsync), driven over the HTTP API by
+//! closed-loop clients: puts, linearizable gets, or a 50/50 mix.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use serde_json::{json, Value};
+
+use super::{cpu_seconds, peak_rss_mib, seconds, thousands, Measured, Window, Workload};
+use crate::cli::{ClusterArgs, ClusterWorkload};
+use crate::client::{kv_path, Client};
+use crate::harness::LocalNode;
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct ClusterReport {
+    /// Successful operations per second in the measured window.
+    pub ops_per_second: f64,
+    /// Of which puts per second.
+    pub puts_per_second: f64,
+    /// Failed operations in the window.
+    pub failed: u64,
+    /// Latency percentiles in µs: p50, p90, p99, p999.
+    pub latency_us: [u32; 4],
+    /// CPU of all server processes per operation, µs.
+    pub server_cpu_us_per_op: Option<f64>,
+    /// CPU of this (client) process per operation, µs.
+    pub client_cpu_us_per_op: Option<f64>,
+    /// The largest peak RSS of a server process, MiB.
+    pub server_peak_rss_mib: Option<f64>,
+}
+
+impl ClusterReport {
+    /// The one-line summary.
+    pub fn line(&self, workload: ClusterWorkload) -> String {
+        let [p50, p90, p99, p999] = self.latency_us;
+        let what = match workload {
+            ClusterWorkload::Put => format!("{} put/s", thousands(self.puts_per_second)),
+            _ => format!("{} ops/s ({} put/s)", thousands(self.ops_per_second), thousands(self.puts_per_second)),
+        };
+        let failed = if self.failed > 0 { format!(" ({} FAILED)", self.failed) } else { String::new() };
+        let opt = |v: Option<f64>| v.map_or("?".to_owned(), |v| format!("{v:.0}"));
+        format!(
+            "{what}{failed}; latency p50 {p50} µs, p90 {p90} µs, p99 {p99} µs, p999 {p999} µs; CPU/op: servers {} µs, \
+             client {} µs; server peak RSS {} MiB",
+            opt(self.server_cpu_us_per_op),
+            opt(self.client_cpu_us_per_op),
+            opt(self.server_peak_rss_mib)
+        )
+    }
+}
+
+/// The settings line printed before a run.
+pub fn describe(args: &ClusterArgs) -> String {
+    let target = if args.spread { "spread over all nodes" } else { "all to the leader" };
+    format!(
+        "bench cluster: {} `ferraft serve` processes on loopback (WAL fsync on), HTTP API, {} closed-loop clients \
+         ({target}), workload {:?}, {}-byte values to {} keys, {} s warm-up + {} s measured",
+        args.members, args.clients, args.workload, args.value_size, args.keys, args.warmup, args.duration
+    )
+}
+
+/// Runs the benchmark; the server processes are killed and their data dirs
+/// removed however it ends (error, Ctrl-C).
+pub fn run(args: &ClusterArgs) -> Result<ClusterReport, String> {
+    if !(1..=9).contains(&args.members) {
+        return Err(format!("members must be 1..=9, got {}", args.members));
+    }
+    if args.clients == 0 {
+        return Err("-c must be at least 1".into());
+    }
+    let warmup = seconds("--warmup", args.warmup)?;
+    let duration = seconds("--duration", args.duration)?;
+    if duration.is_zero() {
+        return Err("--duration must be more than 0".into());
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the ferraft binary: {e}"))?;
+    let dir = tempfile::Builder::new().prefix("ferraft-bench-cluster-").tempdir().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    let result = runtime.block_on(async {
+        let mut nodes: Vec<LocalNode> = (1..=args.members).map(|id| LocalNode::new(&exe, id, dir.path())).collect();
+        let result = tokio::select! {
+            result = bench(args, &mut nodes, warmup, duration) => result,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+        };
+        if result.is_err() {
+            print_logs(&nodes);
+        }
+        for node in &mut nodes {
+            node.kill9().await;
+        }
+        result
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    drop(dir);
+    result
+}
+
+fn print_logs(nodes: &[LocalNode]) {
+    for node in nodes {
+        if let Ok(log) = std::fs::read_to_string(&node.log) {
+            let tail: Vec<&str> = log.lines().rev().take(5).collect();
+            for line in tail.iter().rev() {
+                eprintln!("node {}: {line}", node.id);
+            }
+        }
+    }
+}
+
+async fn bench(
+    args: &ClusterArgs,
+    nodes: &mut [LocalNode],
+    warmup: Duration,
+    duration: Duration,
+) -> Result<ClusterReport, String> {
+    let leader = start_cluster(nodes).await?;
+    let pids: Vec<u32> = nodes.iter().filter_map(LocalNode::pid).collect();
+    let endpoints: Vec<Client> = nodes.iter().map(|n| Client::with_timeout(&n.api, Duration::from_secs(10))).collect();
+    let leader_index = nodes.iter().position(|n| n.id == leader).unwrap_or(0);
+    let workload = Arc::new(Workload::new(args.keys, args.value_size));
+    let readable = if args.workload == ClusterWorkload::Put {
+        0
+    } else {
+        prefill(&endpoints[leader_index], &workload, args.keys).await?
+    };
+    let window = Window::after(warmup, duration);
+    let tasks: Vec<_> = (0..args.clients)
+        .map(|c| {
+            let node = if args.spread { c as usize % endpoints.len() } else { leader_index };
+            let client = endpoints[node].clone();
+            let workload = workload.clone();
+            let kind = args.workload;
+            let consistency = args.consistency.clone();
+            tokio::spawn(client_loop(client, workload, window, kind, consistency, readable, c))
+        })
+        .collect();
+    let cpu = |pids: &[u32]| -> Option<(f64, f64)> {
+        let servers: Option<f64> = pids.iter().map(|p| cpu_seconds(Some(*p))).sum();
+        Some((servers?, cpu_seconds(None)?))
+    };
+    tokio::time::sleep_until(window.start.into()).await;
+    let before = cpu(&pids);
+    let started = Instant::now();
+    tokio::time::sleep_until(window.end.into()).await;
+    let after = cpu(&pids);
+    let elapsed = started.elapsed();
+    let rss = pids.iter().filter_map(|p| peak_rss_mib(Some(*p))).reduce(f64::max);
+    let mut all = Measured::default();
+    let mut puts = 0;
+    for task in tasks {
+        let (m, p) = task.await.map_err(|e| format!("a client failed: {e}"))?;
+        puts += p;
+        all.merge(m);
+    }
+    let ok = all.ok.max(1) as f64;
+    let (server_cpu, client_cpu) = match (before, after) {
+        (Some((s0, c0)), Some((s1, c1))) => (Some((s1 - s0) * 1e6 / ok), Some((c1 - c0) * 1e6 / ok)),
+        _ => (None, None),
+    };
+    let l = &mut all.latency;
+    Ok(ClusterReport {
+        ops_per_second: all.ok as f64 / elapsed.as_secs_f64(),
+        puts_per_second: puts as f64 / elapsed.as_secs_f64(),
+        failed: all.failed,
+        latency_us: [l.percentile_us(50.0), l.percentile_us(90.0), l.percentile_us(99.0), l.percentile_us(99.9)],
+        server_cpu_us_per_op: server_cpu,
+        client_cpu_us_per_op: client_cpu,
+        server_peak_rss_mib: rss,
+    })
+}
+
+/// Spawns the processes, initializes them as one cluster and returns the leader's id.
+async fn start_cluster(nodes: &mut [LocalNode]) -> Result<u64, String> {
+    for node in nodes.iter_mut() {
+        node.spawn().map_err(|e| format!("cannot start node {}: {e}", node.id))?;
+    }
+    for node in nodes.iter() {
+        node.wait_ready(Duration::from_secs(10)).await?;
+    }
+    let specs: BTreeMap<String, Value> = nodes.iter().map(|n| (n.id.to_string(), n.spec())).collect();
+    nodes[0]
+        .client
+        .post("/v1/cluster/init", &json!({ "nodes": specs }))
+        .await
+        .map_err(|e| format!("init failed: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for node in nodes.iter() {
+            if let Ok(status) = node.client.status().await {
+                if status["role"] == "leader" {
+                    // One write through the leader: its term is committed and it serves.
+                    node.client
+                        .put(&kv_path("bench/ready"), &json!({ "value": "1" }))
+                        .await
+                        .map_err(|e| format!("the first write failed: {e}"))?;
+                    return Ok(node.id);
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("no leader elected within 10 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// Writes the first keys (at most 1000) so gets find values; returns how many.
+async fn prefill(client: &Client, workload: &Workload, keys: u64) -> Result<u64, String> {
+    let n = keys.clamp(1, 1000);
+    let chunk = 50;
+    let writers: Vec<_> = (0..n.div_ceil(chunk))
+        .map(|w| {
+            let client = client.clone();
+            let value = workload.value().to_owned();
+            tokio::spawn(async move {
+                for k in (w * chunk)..((w + 1) * chunk).min(n) {
+                    client
+                        .put(&kv_path(&format!("k{k:08}")), &json!({ "value": value }))
+                        .await
+                        .map_err(|e| format!("prefill failed: {e}"))?;
+                }
+                Ok::<(), String>(())
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.map_err(|e| e.to_string())??;
+    }
+    Ok(n)
+}
+
+/// One closed-loop client; returns what it measured and how many of its
+/// successful operations were puts.
+async fn client_loop(
+    client: Client,
+    workload: Arc<Workload>,
+    window: Window,
+    kind: ClusterWorkload,
+    consistency: String,
+    readable: u64,
+    seed: u64,
+) -> (Measured, u64) {
+    let mut rng = Workload::rng(seed + 1);
+    let mut m = Measured::default();
+    let mut puts = 0;
+    let body = json!({ "value": workload.value() });
+    loop {
+        let issued = Instant::now();
+        if issued >= window.end {
+            return (m, puts);
+        }
+        let is_put = match kind {
+            ClusterWorkload::Put => true,
+            ClusterWorkload::Get => false,
+            ClusterWorkload::Mixed => rng.gen_bool(0.5),
+        };
+        let result = if is_put {
+            client.put(&kv_path(&workload.key(&mut rng)), &body).await
+        } else {
+            let key = format!("k{:08}", rng.gen_range(0..readable.max(1)));
+            client.get(&format!("{}?consistency={consistency}", kv_path(&key))).await
+        };
+        let done = Instant::now();
+        if window.counts(done) {
+            match result {
+                Ok(_) => {
+                    m.ok += 1;
+                    puts += u64::from(is_put);
+                    m.latency.record(done - issued);
+                }
+                Err(_) => m.failed += 1,
+            }
+        } else if result.is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
