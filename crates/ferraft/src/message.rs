@@ -158,6 +158,23 @@ pub struct SnapshotChunk<N> {
     pub seq: u64,
 }
 
+impl<N: crate::Node> SnapshotChunk<N> {
+    /// The chunk of `snapshot` that starts at `offset`, at most `chunk_bytes` long.
+    pub fn cut(snapshot: &crate::snapshot::Snapshot<N>, offset: u64, chunk_bytes: usize, vote: Vote, seq: u64) -> Self {
+        let len = snapshot.data.len();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
+        let end = start.saturating_add(chunk_bytes).min(len);
+        Self {
+            vote,
+            meta: snapshot.meta.clone(),
+            offset: start as u64,
+            data: snapshot.data.slice(start..end),
+            done: end == len,
+            seq,
+        }
+    }
+}
+
 /// Answers a snapshot chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotReply {

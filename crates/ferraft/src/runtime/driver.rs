@@ -466,17 +466,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Some(s) if index_of(s.meta.last_log_id) >= self.engine.log().first_index().saturating_sub(1) => s.clone(),
             _ => self.build_snapshot()?,
         };
-        let chunk_bytes = self.engine.config_chunk_bytes();
-        let start = (offset as usize).min(snapshot.data.len());
-        let end = (start + chunk_bytes).min(snapshot.data.len());
-        let chunk = SnapshotChunk {
-            vote,
-            meta: snapshot.meta.clone(),
-            offset: start as u64,
-            data: snapshot.data.slice(start..end),
-            done: end == snapshot.data.len(),
-            seq,
-        };
+        let chunk = SnapshotChunk::cut(&snapshot, offset, self.engine.config_chunk_bytes(), vote, seq);
         let message = Message { envelope: self.engine.envelope_to(to), body: MessageBody::Snapshot(chunk) };
         self.send(message);
         Ok(())
