@@ -120,3 +120,30 @@ async fn linearizable_read_after_a_write_sees_it_and_deposed_leader_cannot_read(
     assert!(cluster.raft(leader).lease_read().await.is_err(), "isolated leader kept its lease past the window");
     cluster.raft(leader).wait(WAIT).metrics(|m| m.state != ServerState::Leader, "steps down").await.unwrap();
 }
+
+#[tokio::test]
+async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
+    let ids = [1, 2, 3];
+    let config = ferraft::Config {
+        snapshot_logs_since_last: 20,
+        purge_keep_entries: 5,
+        snapshot_chunk_bytes: 64,
+        ..fast_config(LeaderIdMode::Standard)
+    };
+    let mut cluster = Cluster::start_initialized(config, &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.crash(down).await;
+    for i in 0..100 {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader purged its log").await.unwrap();
+    assert!(m.snapshot.is_some());
+    cluster.start(down).await;
+    let last = cluster.read_index(leader).await;
+    cluster.wait_applied(&[down], last).await;
+    let m = cluster.raft(down).metrics().borrow().clone();
+    assert!(m.snapshot.is_some(), "caught up through a snapshot");
+    // the recording state machine's snapshot carries every applied command
+    assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>());
+}
