@@ -22,6 +22,9 @@ pub enum Fault {
     /// Clients read any node's local state at once, skipping read-index
     /// (expect a non-linearizable history).
     StaleReads,
+    /// The network drops everything once faults should stop (expect the
+    /// liveness check to fail).
+    NeverHeals,
 }
 
 /// One run.

@@ -1046,6 +1046,9 @@ impl Simulation {
     fn calm_down(&mut self) {
         self.faults_on = false;
         self.network.calm();
+        if self.options.fault == Fault::NeverHeals {
+            self.network.loss = 1.0;
+        }
         for id in 1..=self.scenario.nodes {
             self.restart(id);
         }

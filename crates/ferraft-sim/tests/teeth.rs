@@ -45,3 +45,8 @@ fn acks_delivered_under_another_sender_are_caught() {
 fn reads_that_skip_read_index_are_caught() {
     caught(Fault::StaleReads, &["linearizability"]);
 }
+
+#[test]
+fn a_cluster_that_never_recovers_fails_liveness() {
+    caught(Fault::NeverHeals, &["liveness"]);
+}
