@@ -1,14 +1,14 @@
-//! Known engine bugs, and how the simulator recognizes them.
+//! Engine bugs the simulator found, now fixed, and how it recognizes them.
 //!
-//! The engine cannot be fixed from this crate. A failure the simulator can
-//! attribute to a known bug (by its symptom, checked in the simulation) starts
-//! with [`KNOWN_BUG_PREFIX`]; `sim_seeds` reports such seeds without failing,
-//! and `tests/engine_bugs.rs` holds an ignored test per bug that passes once
-//! the engine is fixed. When a bug is fixed, delete its recognizer: `sim_seeds`
-//! then fails on any seed that still shows the symptom.
+//! A liveness failure showing the symptom of one of these bugs starts with
+//! [`KNOWN_BUG_PREFIX`] and names it, so a regression is diagnosed at once.
+//! `sim_seeds` fails on such seeds like on any other (while a bug was open it
+//! excused them: see [`is_known`]); `tests/engine_bugs.rs` pins each bug as a
+//! scripted scenario. The stale lease read (fixed in 5c737ac) has no symptom
+//! recognizer: a stale read is a linearizability failure.
 
-/// Starts the message of a failure attributed to a known engine bug.
-pub const KNOWN_BUG_PREFIX: &str = "known engine bug: ";
+/// Starts the message of a failure that shows a known engine bug's symptom.
+pub const KNOWN_BUG_PREFIX: &str = "looks like a known engine bug again: ";
 
 /// A deadlock after a leader demotes itself: see `tests/engine_bugs.rs`.
 pub const DEMOTED_BY_UNCOMMITTED_MEMBERSHIP: &str = "demoted-by-uncommitted-membership deadlock";
@@ -21,8 +21,8 @@ pub const STALE_CONFLICT_MARKS_REVERTED: &str = "stale-conflict-reply marks foll
 pub const INITIALIZE_NOT_DURABLE: &str = "initialize-not-durable-before-campaign";
 
 /// `(seed, bug)`: example seeds showing each bug with the engine of commit
-/// 3fe6a88. Any change to the engine or to the simulator's schedule moves a
-/// bug to other seeds; `tests/engine_bugs.rs` pins each as a scripted scenario.
+/// 3fe6a88 (before the fixes in 0dc5c3d). Any change to the engine or to the
+/// simulator's schedule moves a bug to other seeds, hence the scripted tests.
 pub const KNOWN_ENGINE_BUG_SEEDS: &[(u64, &str)] = &[
     (137, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
     (176, DEMOTED_BY_UNCOMMITTED_MEMBERSHIP),
@@ -33,7 +33,8 @@ pub const KNOWN_ENGINE_BUG_SEEDS: &[(u64, &str)] = &[
     (2926, INITIALIZE_NOT_DURABLE),
 ];
 
-/// Whether a failure message was attributed to a known engine bug.
+/// Whether a failure message was attributed to a known engine bug (for runs
+/// against an engine that still has them, e.g. to bisect).
 pub fn is_known(message: &str) -> bool {
     message.starts_with(KNOWN_BUG_PREFIX)
 }

@@ -1,12 +1,13 @@
-//! Engine bugs found by the simulator, one ignored test each: they fail today
-//! and pass once the engine is fixed.
+//! Engine bugs found by the simulator, fixed in the engine since (0dc5c3d,
+//! 5c737ac): one regression test each, failing on the engine before the fix.
 //!
 //! Each bug is first a seed of the random simulation (see `src/known_bugs.rs`
 //! for example seeds; replay one with
 //! `FERRAFT_SIM_START=<seed> FERRAFT_SIM_SEEDS=1 FERRAFT_SIM_TRACE=1 cargo test -p ferraft-sim --test sim_seeds -- --nocapture`).
 //! Any change to the simulator moves a bug to other seeds, so each is pinned
 //! here as a short scripted scenario on the engine alone, which stays valid.
-//! All three are liveness bugs: the simulator found no safety violation.
+//! Three are liveness bugs; the fourth (a stale lease read) is the only
+//! safety violation found.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -142,10 +143,9 @@ fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
 /// at commit 3fe6a88). A fix:
 /// ignore a conflict reply older than the acknowledgement that set `matched`
 /// (compare `reply.seq`), or only read a conflict as a reversion when it
-/// answers the latest probe.
+/// answers the latest probe. Fixed in 0dc5c3d.
 #[test]
-#[ignore = "engine bug: a stale Conflict reply from a reordered append marks the follower reverted; the leader stops replicating to it"]
-fn engine_bug_stale_conflict_reply_marks_follower_reverted() {
+fn a_stale_conflict_reply_does_not_mark_the_follower_reverted() {
     let mut s = Script::new(&[1, 2], Config { max_entries_per_append: 1, check_quorum: false, ..config() });
     s.call(1, |e| e.initialize(uniform(&[1, 2]))).unwrap();
     s.call(2, |e| e.initialize(uniform(&[1, 2]))).unwrap();
@@ -191,10 +191,9 @@ fn engine_bug_stale_conflict_reply_marks_follower_reverted() {
 /// proposing `[{3}] learners {2}` and losing leadership to a partition). A
 /// fix: a node that is a voter of the last *committed* membership keeps
 /// campaigning until a membership without it commits (Raft thesis §4.2.2: a
-/// removed leader manages the cluster until C_new commits).
+/// removed leader manages the cluster until C_new commits). Fixed in 0dc5c3d.
 #[test]
-#[ignore = "engine bug: nodes demoted by an uncommitted membership entry never campaign; the other voters cannot win their votes"]
-fn engine_bug_demoted_by_uncommitted_membership_deadlocks() {
+fn nodes_demoted_by_an_uncommitted_membership_still_elect_a_leader() {
     let mut s = Script::new(&[1, 2], config());
     s.call(1, |e| e.initialize(uniform(&[1]))).unwrap();
     s.run(100, |_| true);
@@ -236,10 +235,9 @@ fn engine_bug_demoted_by_uncommitted_membership_deadlocks() {
 /// because the vote is not the default. A single-node cluster is bricked for
 /// good. Found by seed 2926 (commit 3fe6a88): a one-voter cluster's node crashed 5 ms after
 /// initializing. A fix: allow `initialize` while the log is empty whatever
-/// the vote, or campaign only once the initial entry is durable.
+/// the vote, or campaign only once the initial entry is durable. Fixed in 0dc5c3d.
 #[test]
-#[ignore = "engine bug: a crash right after initialize leaves a vote and no log, and initialize is then refused forever"]
-fn engine_bug_initialize_not_durable_before_campaign() {
+fn initialize_is_allowed_again_after_a_crash_lost_the_initial_entry() {
     let config = Arc::new(config());
     let mut engine: SimEngine = Engine::new(1, config.clone(), &LogState::default(), 1, 0);
     engine.initialize(uniform(&[1])).unwrap();
@@ -268,10 +266,9 @@ fn engine_bug_initialize_not_durable_before_campaign() {
 /// starts as if it had just heard from a leader (refuse votes for an election
 /// timeout after startup), as the Raft thesis (§6.4.1) requires of leases.
 /// Found by reading the lease code against the simulator's crash model; the
-/// random seeds rarely restart a follower that fast (see the report).
+/// random seeds rarely line up the window. Fixed in 5c737ac.
 #[test]
-#[ignore = "engine bug: a restarted follower votes at once, so the old leader's lease outlives its leadership (stale lease read)"]
-fn engine_bug_lease_read_after_follower_restart_is_stale() {
+fn a_follower_restart_does_not_let_a_lease_outlive_leadership() {
     let config = Arc::new(Config { check_quorum: true, ..config() });
     let mut s = Script::new(&[1, 2, 3], (*config).clone());
     for id in 1..=3 {
