@@ -74,6 +74,10 @@ pub struct DurableArgs {
     /// UNSAFE: do not fsync the WAL (nothing is durable; for comparison only).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Build a snapshot every N applied entries; 0 = never, as dongting's
+    /// benchmark (`ferraft serve` uses 10000).
+    #[arg(long, default_value_t = 0)]
+    pub snapshot_every: u64,
     /// Tokio worker threads (default: one per CPU).
     #[arg(long)]
     pub workers: Option<usize>,

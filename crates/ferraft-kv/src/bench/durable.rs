@@ -62,9 +62,13 @@ pub fn describe(args: &DurableArgs) -> String {
         None => format!("1 client, {} puts in flight", args.in_flight),
     };
     let sync = if args.no_fsync { "fsync OFF (UNSAFE: nothing is durable)" } else { "fsync on" };
+    let snapshots = match args.snapshot_every {
+        0 => "no snapshots".to_owned(),
+        n => format!("a snapshot every {n} entries"),
+    };
     format!(
-        "bench durable: {} nodes in one process, WAL {sync}, loopback TCP, {load}, {}-byte values to {} keys, \
-         {} s warm-up + {} s measured, {} tokio workers",
+        "bench durable: {} nodes in one process, WAL {sync}, {snapshots}, loopback TCP, {load}, {}-byte values to \
+         {} keys, {} s warm-up + {} s measured, {} tokio workers",
         args.members,
         args.value_size,
         args.keys,
@@ -132,10 +136,10 @@ impl Cluster {
             let wal_dir = dir.join(format!("node-{id}")).join("wal");
             let wal = WalStore::<Command, KvNode>::open(&wal_dir, options)
                 .map_err(|e| format!("cannot open {}: {e}", wal_dir.display()))?;
-            let raft =
-                KvRaft::new(id, raft_config(), network.clone(), Box::new(wal), KvStateMachine::new(KvStore::default()))
-                    .await
-                    .map_err(|e| format!("cannot start node {id}: {e}"))?;
+            let config = ferraft::Config { snapshot_logs_since_last: args.snapshot_every, ..raft_config() };
+            let raft = KvRaft::new(id, config, network.clone(), Box::new(wal), KvStateMachine::new(KvStore::default()))
+                .await
+                .map_err(|e| format!("cannot start node {id}: {e}"))?;
             let (addr, listener) =
                 network.serve("127.0.0.1:0", Arc::new(raft.clone())).map_err(|e| format!("cannot listen: {e}"))?;
             members.insert(id, KvNode { raft: addr.to_string(), api: String::new() });
@@ -298,6 +302,7 @@ mod tests {
             warmup: 0.2,
             duration: 1.0,
             no_fsync: true,
+            snapshot_every: 0,
             workers: Some(2),
             vs_dongting: false,
             dongting_dir: None,
