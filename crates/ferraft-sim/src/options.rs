@@ -25,6 +25,8 @@ pub enum Fault {
     /// The network drops everything once faults should stop (expect the
     /// liveness check to fail).
     NeverHeals,
+    /// A protocol rule switched off inside the engine (its test-only switch).
+    Broken(ferraft::config::BrokenRule),
 }
 
 /// One run.

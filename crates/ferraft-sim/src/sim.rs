@@ -262,6 +262,10 @@ impl Simulation {
             purge_keep_entries: [0, 2, 10][rng.gen_range(0..3)],
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.gen_range(0..3)],
             allow_log_reversion: false,
+            broken_rule: match options.fault {
+                Fault::Broken(rule) => Some(rule),
+                _ => None,
+            },
         };
         let network = Network::new(
             [0.0, 0.01, 0.05, 0.15][rng.gen_range(0..4)],

@@ -2,10 +2,10 @@
 //! layer breaks an assumption Raft relies on, and a run of the CI seed set with
 //! the fault on must be reported as failing by the expected checker.
 //!
-//! (Switches that break rules *inside* the engine, as issue 7 asks for, need
-//! hooks in the `ferraft` crate; the checkers' unit tests feed each of them a
-//! hand-built history that breaks its rule instead.)
+//! The engine's own test-only switches (`Config::broken_rule`) each turn off
+//! one protocol rule; the CI seed set must catch every one.
 
+use ferraft::config::BrokenRule;
 use ferraft_sim::{run_seed, Failure, Fault, SimOptions};
 
 /// Runs CI seeds with `fault` until one fails; the failure must name one of `rules`.
@@ -49,4 +49,34 @@ fn reads_that_skip_read_index_are_caught() {
 #[test]
 fn a_cluster_that_never_recovers_fails_liveness() {
     caught(Fault::NeverHeals, &["liveness"]);
+}
+
+const SAFETY: &[&str] = &[
+    "election safety",
+    "membership safety",
+    "committed entries never lost",
+    "leader completeness",
+    "log matching",
+    "state machine safety",
+    "linearizab",
+];
+
+#[test]
+fn committing_with_one_config_of_a_joint_membership_is_caught() {
+    caught(Fault::Broken(BrokenRule::CommitWithOneConfig), SAFETY);
+}
+
+#[test]
+fn proposing_a_membership_before_the_previous_commits_is_caught() {
+    caught(Fault::Broken(BrokenRule::ProposeBeforeCommit), SAFETY);
+}
+
+#[test]
+fn skipping_the_old_new_intersect_step_is_caught() {
+    caught(Fault::Broken(BrokenRule::SkipOldNewIntersect), SAFETY);
+}
+
+#[test]
+fn granting_two_votes_in_one_term_is_caught() {
+    caught(Fault::Broken(BrokenRule::DoubleVote), SAFETY);
 }

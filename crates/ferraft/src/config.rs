@@ -31,6 +31,21 @@ pub enum ConfigError {
     },
 }
 
+/// A protocol rule switched off on purpose, so the simulator can show its
+/// checkers catch the breakage. Never set outside such tests.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokenRule {
+    /// Commit with a majority of the last config of a joint membership only.
+    CommitWithOneConfig,
+    /// Propose a membership before the previous one is committed.
+    ProposeBeforeCommit,
+    /// Go straight to the target config, skipping the old-new-intersect step.
+    SkipOldNewIntersect,
+    /// Grant a second vote in a term to another candidate.
+    DoubleVote,
+}
+
 /// How a node behaves. Start from `Config::default()` and change what you need;
 /// [`Config::validate`] runs when a node starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +79,10 @@ pub struct Config {
     /// Accept a follower whose log went backwards (its data was wiped). Off by
     /// default: a wiped voter could otherwise help lose committed entries.
     pub allow_log_reversion: bool,
+    /// Test-only: break one protocol rule (see [`BrokenRule`]).
+    #[doc(hidden)]
+    #[serde(skip)]
+    pub broken_rule: Option<BrokenRule>,
 }
 
 impl Default for Config {
@@ -82,6 +101,7 @@ impl Default for Config {
             purge_keep_entries: 1_000,
             snapshot_chunk_bytes: 1 << 20,
             allow_log_reversion: false,
+            broken_rule: None,
         }
     }
 }

@@ -66,7 +66,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 req.vote.term() > self.vote.term() || self.vote.may_advance_to(&req.vote, self.config.leader_id_mode);
             ahead && log_ok && !sticky
         } else {
-            let granted = self.vote.may_advance_to(&req.vote, self.config.leader_id_mode) && log_ok && !sticky;
+            let second_vote = self.breaks(crate::config::BrokenRule::DoubleVote)
+                && req.vote.term() == self.vote.term()
+                && !self.vote.committed;
+            let ahead = self.vote.may_advance_to(&req.vote, self.config.leader_id_mode) || second_vote;
+            let granted = ahead && log_ok && !sticky;
             if granted {
                 self.save_vote(req.vote);
                 self.reset_election_deadline();

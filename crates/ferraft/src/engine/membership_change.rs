@@ -54,7 +54,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     pub(crate) fn may_propose_membership(&self) -> bool {
         let Some(leader) = self.leader_state() else { return false };
         leader.membership_inflight.is_none()
-            && self.membership_committed()
+            && (self.membership_committed() || self.breaks(crate::config::BrokenRule::ProposeBeforeCommit))
             && index_of(self.committed) >= leader.term_start_index
     }
 
@@ -72,6 +72,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result: Ok(stored) });
                 }
                 Ok(next) => {
+                    let next = if self.breaks(crate::config::BrokenRule::SkipOldNewIntersect) {
+                        Membership::new(vec![next.last_config().clone()], next.nodes().clone()).unwrap_or(next)
+                    } else {
+                        next
+                    };
                     let index = self.propose_membership(next);
                     if let Role::Leader(leader) = &mut self.role {
                         leader.membership_inflight = Some((request, index));
@@ -85,7 +90,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// Appends a membership entry; it is in force at once (use-at-once rule).
     fn propose_membership(&mut self, next: Membership<N>) -> LogIndex {
         tracing::info!(node = self.id, membership = %next, "proposing membership");
-        debug_assert!(self.effective().is_some_and(|m| m.may_transition_to(&next)), "old-new-intersect violated");
+        debug_assert!(
+            self.effective().is_some_and(|m| m.may_transition_to(&next))
+                || self.breaks(crate::config::BrokenRule::SkipOldNewIntersect),
+            "old-new-intersect violated"
+        );
         let log_id = self.append_local(EntryPayload::Membership(next));
         self.sync_progress_with_membership();
         self.replicate_to_all();

@@ -214,6 +214,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     // ---- helpers shared by the handlers -------------------------------------
 
+    pub(crate) fn breaks(&self, rule: crate::config::BrokenRule) -> bool {
+        self.config.broken_rule == Some(rule)
+    }
+
     pub(crate) fn is_voter(&self) -> bool {
         self.membership().is_some_and(|m| m.membership.is_voter(self.id))
     }

@@ -283,7 +283,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Role::Leader(leader) = &self.role else { return };
         let Some(membership) = self.log.effective_membership() else { return };
         let own = index_of(self.durable);
-        let index = membership.membership.committed_index(|id| {
+        let configs = membership.membership.configs();
+        let configs = if self.breaks(crate::config::BrokenRule::CommitWithOneConfig) {
+            &configs[configs.len() - 1..]
+        } else {
+            configs
+        };
+        let index = crate::membership::committed_index(configs, |id| {
             if id == self.id {
                 own
             } else {
