@@ -112,6 +112,9 @@ fn bench(args: &BenchArgs) -> ExitCode {
 fn bench_durable(args: &DurableArgs) -> ExitCode {
     use ferraft_kv::bench::{dongting, durable};
     println!("{}", durable::describe(args));
+    if args.no_fsync {
+        eprintln!("warning: --no-fsync: the WAL never syncs; these figures are NOT durable writes (UNSAFE)");
+    }
     let ours = match durable::run(args) {
         Ok(report) => report,
         Err(e) => {
