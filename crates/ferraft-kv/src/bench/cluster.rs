@@ -88,6 +88,7 @@ pub fn run(args: &ClusterArgs) -> Result<ClusterReport, String> {
         let result = tokio::select! {
             result = bench(args, &mut nodes, warmup, duration) => result,
             _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+            _ = terminated() => Err("terminated".to_owned()),
         };
         if result.is_err() {
             print_logs(&nodes);
@@ -100,6 +101,17 @@ pub fn run(args: &ClusterArgs) -> Result<ClusterReport, String> {
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(dir);
     result
+}
+
+/// Resolves on SIGTERM (never, if it cannot be watched).
+async fn terminated() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            term.recv().await;
+        }
+        Err(_) => std::future::pending::<()>().await,
+    }
 }
 
 fn print_logs(nodes: &[LocalNode]) {
