@@ -19,7 +19,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, Code};
-use crate::introduce::{learn_addresses, while_introducing};
 use crate::kv::{Command, CommandResponse, KvNode, KvStore};
 use crate::membership_json;
 use crate::KvRaft;
@@ -116,7 +115,6 @@ pub fn router(ctx: Arc<Ctx>) -> Router {
         .route("/v1/cluster/membership/abort", any(abort))
         .route("/v1/cluster/leader/transfer", any(transfer))
         .route("/v1/cluster/snapshot", any(snapshot))
-        .route("/v1/internal/peers", any(peers))
         .route("/metrics", any(metrics))
         .fallback(unknown_route)
         .layer(middleware::from_fn_with_state(ctx.clone(), decorate))
@@ -535,8 +533,7 @@ async fn learners(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
     post(ctx, req, LEARNER_TIMEOUT, |ctx, body: LearnerBody| async move {
         ctx.require_initialized()?;
         let node = KvNode { raft: body.raft, api: body.api };
-        let adding = ctx.raft.add_learner(body.id, node.clone(), body.blocking);
-        let stored = while_introducing(&ctx, vec![(body.id, node)], adding).await?;
+        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await
@@ -578,12 +575,7 @@ struct MembershipBody {
 async fn membership(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
     post(ctx, req, CHANGE_TIMEOUT, |ctx, body: MembershipBody| async move {
         ctx.require_initialized()?;
-        let newcomers = match &body.change {
-            ChangeBody::AddNodes(nodes) => nodes.iter().map(|(id, node)| (*id, node.clone())).collect(),
-            _ => Vec::new(),
-        };
-        let changing = ctx.raft.change_membership(body.change.into(), body.retain);
-        let stored = while_introducing(&ctx, newcomers, changing).await?;
+        let stored = ctx.raft.change_membership(body.change.into(), body.retain).await?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await
@@ -681,20 +673,6 @@ async fn snapshot(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
         let shown = move |m: &ferraft::RaftMetrics<KvNode>| m.snapshot.map_or(0, |s| s.index) >= built;
         let _ = ctx.raft.wait(Duration::from_secs(2)).metrics(shown, "the snapshot in the metrics").await;
         Ok(json!({ "snapshot_index": built }))
-    })
-    .await
-}
-
-#[derive(Deserialize)]
-struct PeersBody {
-    nodes: BTreeMap<NodeId, KvNode>,
-}
-
-/// Internal: the addresses of the cluster's members, sent to a node being added.
-async fn peers(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
-    post(ctx, req, REQUEST_TIMEOUT, |ctx, body: PeersBody| async move {
-        learn_addresses(&ctx, &body.nodes);
-        Ok(json!({ "learned": body.nodes.len() }))
     })
     .await
 }

@@ -48,7 +48,7 @@ pub enum Command {
         /// The new value, or `None` to delete.
         value: Option<String>,
     },
-    /// Changes nothing; appended to make the leader replicate (see [`crate::introduce`]).
+    /// Changes nothing: a write that only moves the log (benchmark warm-up).
     Noop,
 }
 

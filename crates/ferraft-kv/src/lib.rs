@@ -9,7 +9,6 @@ pub mod ctl;
 pub mod demo;
 pub mod error;
 pub mod harness;
-pub mod introduce;
 pub mod kv;
 pub mod membership_json;
 pub mod metrics_text;
