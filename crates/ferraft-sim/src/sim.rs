@@ -262,6 +262,8 @@ impl Simulation {
             purge_keep_entries: [0, 2, 10][rng.gen_range(0..3)],
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.gen_range(0..3)],
             allow_log_reversion: false,
+            // the simulated runtime applies straight from the engine log and never trims it
+            log_cache_entries: u64::MAX / 2,
             broken_rule: match options.fault {
                 Fault::Broken(rule) => Some(rule),
                 _ => None,

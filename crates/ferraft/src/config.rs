@@ -74,6 +74,10 @@ pub struct Config {
     /// Keep this many entries before the snapshot point when purging, so slightly
     /// lagging followers can catch up from the log.
     pub purge_keep_entries: u64,
+    /// Applied entries kept in memory for followers that lag; older ones stay
+    /// only in the log store, and a follower that needs them gets a snapshot.
+    /// Bounds memory when snapshots are rare or off.
+    pub log_cache_entries: u64,
     /// Snapshot chunk size in bytes.
     pub snapshot_chunk_bytes: usize,
     /// Accept a follower whose log went backwards (its data was wiped). Off by
@@ -99,6 +103,7 @@ impl Default for Config {
             max_inflight_appends: 64,
             snapshot_logs_since_last: 50_000,
             purge_keep_entries: 1_000,
+            log_cache_entries: 50_000,
             snapshot_chunk_bytes: 1 << 20,
             allow_log_reversion: false,
             broken_rule: None,
@@ -125,6 +130,7 @@ impl Config {
             ("heartbeat_interval_ms", self.heartbeat_interval_ms as usize),
             ("max_entries_per_append", self.max_entries_per_append),
             ("max_inflight_appends", self.max_inflight_appends),
+            ("log_cache_entries", self.log_cache_entries as usize),
             ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),
         ] {
             if value == 0 {

@@ -147,3 +147,31 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
     // the recording state machine's snapshot carries every applied command
     assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn with_snapshots_off_memory_keeps_only_the_log_cache_and_a_lagging_follower_still_catches_up() {
+    let ids = [1, 2, 3];
+    let config =
+        ferraft::Config { snapshot_logs_since_last: 0, log_cache_entries: 10, ..fast_config(LeaderIdMode::Standard) };
+    let mut cluster = Cluster::start_initialized(config, &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.crash(down).await;
+    for i in 0..100 {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader trimmed memory").await.unwrap();
+    assert!(m.last_log_index - m.purged.unwrap().index <= 10 + 10 / 8 + 1, "memory holds about the cache only");
+    // the store keeps every entry the memory dropped, unless a snapshot covers it
+    let stored = cluster.members[&leader].store.snapshot_state();
+    let store_purged = stored.last_purged.map_or(0, |p| p.index);
+    assert!(store_purged + stored.entries.len() as u64 >= m.last_log_index, "no entry lost between store and snapshot");
+    assert!(store_purged <= m.purged.unwrap().index);
+    if store_purged > 0 {
+        assert!(stored.snapshot.is_some_and(|s| s.meta.last_log_id.map_or(0, |l| l.index) >= store_purged));
+    }
+    cluster.start(down).await;
+    let last = cluster.read_index(leader).await;
+    cluster.wait_applied(&[down], last).await;
+    assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>(), "caught up through an on-demand snapshot");
+}

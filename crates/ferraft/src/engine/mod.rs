@@ -67,6 +67,8 @@ pub struct Engine<C, N: Node> {
     /// Applied entries since the last snapshot, for the snapshot policy.
     pub(crate) snapshot_index: LogIndex,
     pub(crate) snapshot_building: bool,
+    /// The last purge the store was asked to do.
+    pub(crate) store_purged: Option<LogId>,
     pub(crate) election_deadline_ms: u64,
     /// When a leader was last heard from (leader stickiness).
     pub(crate) leader_seen_ms: Option<u64>,
@@ -102,6 +104,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             apply_emitted: index_of(snapshot_last),
             snapshot_index: index_of(snapshot_last),
             snapshot_building: false,
+            store_purged: state.last_purged,
             election_deadline_ms: 0,
             leader_seen_ms: None,
             pending_replies: Vec::new(),
@@ -309,8 +312,32 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if upto >= self.log.first_index() {
             if let Some(purge_id) = self.log.log_id_at(upto) {
                 self.log.purge(purge_id);
+                self.store_purged = self.store_purged.max(Some(purge_id));
                 self.output.push(Output::PurgeLog(purge_id));
             }
+        } else if let Some(in_memory) = self.log.purged() {
+            // memory was trimmed past the keep point already: purge the store
+            // up to what the snapshot covers, no further than memory
+            let store_upto = if in_memory.index <= last.index { in_memory } else { last };
+            if Some(store_upto) > self.store_purged {
+                self.store_purged = Some(store_upto);
+                self.output.push(Output::PurgeLog(store_upto));
+            }
+        }
+    }
+
+    /// The runtime applied up to `applied`: drop in-memory entries older than
+    /// the log cache. They stay in the store (until a snapshot purges them);
+    /// a follower that needs them gets a snapshot.
+    pub fn trim_applied(&mut self, applied: LogIndex) {
+        let cache = self.config.log_cache_entries;
+        // trim in steps of an eighth of the cache, not on every apply
+        if applied < self.log.first_index() + cache + cache / 8 {
+            return;
+        }
+        let upto = applied.min(index_of(self.committed)) - cache;
+        if let Some(log_id) = self.log.log_id_at(upto) {
+            self.log.purge(log_id);
         }
     }
 

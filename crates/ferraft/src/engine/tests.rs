@@ -420,3 +420,26 @@ fn disjoint_proposals_from_c1c2_never_both_commit() {
     ack(&mut engine, 5, Some(proposed));
     assert_eq!(engine.committed(), Some(proposed));
 }
+
+#[test]
+fn trimming_the_log_cache_keeps_the_store_until_a_snapshot_covers_it() {
+    let config = Arc::new(Config { log_cache_entries: 8, purge_keep_entries: 0, ..Config::default() });
+    let state = LogState { entries: vec![membership_entry(&[1], &[1])], ..LogState::default() };
+    let mut engine: TestEngine = Engine::new(1, config, &state, 1, 0);
+    engine.on_tick(10_000);
+    assert!(engine.is_leader());
+    let first = engine.propose(0..30u64).unwrap().unwrap();
+    let last = engine.log().last_log_id().unwrap();
+    engine.on_log_flushed(last);
+    assert_eq!(engine.committed(), Some(last));
+    engine.take_outputs();
+    engine.trim_applied(last.index);
+    assert_eq!(engine.log().first_index(), last.index - 8 + 1, "memory keeps the cache only");
+    assert!(engine.log().get(first.index).is_none());
+    assert!(!engine.take_outputs().iter().any(|o| matches!(o, Output::PurgeLog(_))), "the store keeps them");
+    // a snapshot at `last` lets the store drop what memory already dropped
+    engine.on_snapshot_saved(Some(last));
+    let purged =
+        engine.take_outputs().into_iter().find_map(|o| if let Output::PurgeLog(p) = o { Some(p) } else { None });
+    assert_eq!(purged, engine.log().purged());
+}

@@ -353,7 +353,10 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Output::PurgeLog(upto) => self.store.purge(upto)?,
             Output::SaveCommitted(committed) => self.store.save_committed(committed)?,
             Output::Send(message) => self.send(message),
-            Output::Apply { upto } => self.apply(upto),
+            Output::Apply { upto } => {
+                self.apply(upto);
+                self.engine.trim_applied(index_of(self.applied));
+            }
             Output::BuildSnapshot => {
                 self.build_snapshot()?;
             }
