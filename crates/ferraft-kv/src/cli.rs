@@ -75,7 +75,7 @@ pub struct DurableArgs {
     #[arg(long)]
     pub no_fsync: bool,
     /// Build a snapshot every N applied entries; 0 = never, as dongting's
-    /// benchmark (`ferraft serve` uses 10000).
+    /// benchmark (`ferraft serve` uses 100000).
     #[arg(long, default_value_t = 0)]
     pub snapshot_every: u64,
     /// Tokio worker threads (default: one per CPU).

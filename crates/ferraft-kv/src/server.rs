@@ -99,7 +99,9 @@ pub struct Server {
 
 /// The Raft settings of a KV node.
 pub fn raft_config() -> Config {
-    Config { cluster_id: CLUSTER_ID, snapshot_logs_since_last: 10_000, ..Config::default() }
+    // snapshots serialize the whole map on the Raft task (a stall): take them
+    // rarely; the log cache bounds memory between them
+    Config { cluster_id: CLUSTER_ID, snapshot_logs_since_last: 100_000, ..Config::default() }
 }
 
 impl Server {
