@@ -722,18 +722,8 @@ impl Simulation {
         };
         let Some(snapshot) = snapshot else { return };
         let Some(engine) = self.nodes[i].engine.as_ref() else { return };
-        let chunk_bytes = engine.config_chunk_bytes();
-        let start = (offset as usize).min(snapshot.data.len());
-        let end = (start + chunk_bytes).min(snapshot.data.len());
-        let chunk = SnapshotChunk {
-            vote,
-            meta: snapshot.meta.clone(),
-            offset: start as u64,
-            data: snapshot.data.slice(start..end),
-            done: end == snapshot.data.len(),
-            seq,
-        };
-        let message = Message { envelope: engine.envelope_to(to), body: MessageBody::Snapshot(chunk) };
+        let chunk = SnapshotChunk::cut(&snapshot, offset, engine.config_chunk_bytes(), vote, seq);
+        let message = Message { envelope: engine.envelope(to), body: MessageBody::Snapshot(chunk) };
         self.send(message);
     }
 

@@ -36,9 +36,7 @@ async fn one_leader_per_term(mode: LeaderIdMode) {
     }
     let last = cluster.read_index(cluster.leader_among(&ids).await).await;
     cluster.wait_applied(&ids, last).await;
-    for id in ids {
-        assert_eq!(cluster.applied(id), vec![0, 1, 2, 3], "node {id} applied the same writes in the same order");
-    }
+    cluster.assert_applied_everywhere(&ids, &[0, 1, 2, 3]);
 }
 
 #[tokio::test]

@@ -23,9 +23,7 @@ async fn three_nodes_apply_the_same_writes_in_the_same_order() {
     cluster.wait_applied(&ids, last).await;
     let reference = cluster.applied(leader);
     assert_eq!(reference.len(), 200);
-    for id in ids {
-        assert_eq!(cluster.applied(id), reference, "node {id}");
-    }
+    cluster.assert_applied_everywhere(&ids, &reference);
 }
 
 #[tokio::test]
@@ -52,9 +50,7 @@ async fn leader_crash_elects_a_new_leader_and_keeps_committed_entries() {
     let last = cluster.read_index(new).await;
     cluster.wait_applied(&ids, last).await;
     let expected: Vec<u64> = (0..=10).collect();
-    for id in ids {
-        assert_eq!(cluster.applied(id), expected, "node {id}");
-    }
+    cluster.assert_applied_everywhere(&ids, &expected);
 }
 
 #[tokio::test]
@@ -91,9 +87,7 @@ async fn restart_of_every_node_keeps_all_committed_data() {
     cluster.raft(leader).client_write(20).await.unwrap();
     let last = cluster.read_index(leader).await;
     cluster.wait_applied(&ids, last).await;
-    for id in ids {
-        assert_eq!(cluster.applied(id), (0..=20).collect::<Vec<_>>(), "node {id}");
-    }
+    cluster.assert_applied_everywhere(&ids, &(0..=20).collect::<Vec<_>>());
 }
 
 #[tokio::test]

@@ -210,11 +210,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.config.snapshot_chunk_bytes
     }
 
-    /// The envelope of a message from this node to `to`.
-    pub fn envelope_to(&self, to: NodeId) -> Envelope {
-        self.envelope(to)
-    }
-
     // ---- helpers shared by the handlers -------------------------------------
 
     pub(crate) fn breaks(&self, rule: crate::config::BrokenRule) -> bool {
@@ -229,7 +224,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.membership().map(|m| &m.membership)
     }
 
-    fn envelope(&self, to: NodeId) -> Envelope {
+    /// The envelope of a message from this node to `to`.
+    pub fn envelope(&self, to: NodeId) -> Envelope {
         Envelope { cluster_id: self.config.cluster_id, from: self.id, to }
     }
 

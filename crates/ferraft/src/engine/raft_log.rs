@@ -84,14 +84,6 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         self.entries.iter().skip((from - first) as usize).take(max).cloned().collect()
     }
 
-    /// Clones entries with index in `from..=to`.
-    pub fn range(&self, from: LogIndex, to: LogIndex) -> Vec<Entry<C, N>> {
-        if to < from {
-            return Vec::new();
-        }
-        self.slice(from, (to - from + 1) as usize)
-    }
-
     /// Appends one entry; its index must follow the last.
     pub fn push(&mut self, entry: Entry<C, N>) {
         debug_assert_eq!(entry.log_id.index, self.last_index() + 1, "log must stay contiguous");

@@ -76,6 +76,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // membership (new or wiped) can still answer
         let leader_node =
             if probing || heartbeat { self.effective().and_then(|m| m.node(self.id).cloned()) } else { None };
+        let envelope = self.envelope(peer);
         let Role::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&peer) else { return };
         if progress.reverted {
@@ -118,8 +119,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
                         seq,
                         leader_node: leader_node.clone(),
                     };
-                    let envelope =
-                        crate::message::Envelope { cluster_id: self.config.cluster_id, from: self.id, to: peer };
                     self.output
                         .push(Output::Send(crate::message::Message { envelope, body: MessageBody::Append(message) }));
                 }
@@ -144,7 +143,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
             progress.inflight.push_back((sent_last, now));
             let message =
                 AppendEntries { vote, prev_log_id, entries, committed, seq, leader_node: leader_node.clone() };
-            let envelope = crate::message::Envelope { cluster_id: self.config.cluster_id, from: self.id, to: peer };
             self.output.push(Output::Send(crate::message::Message { envelope, body: MessageBody::Append(message) }));
             sent_any = true;
             if probing {
@@ -237,7 +235,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
         progress.record_ack(reply.seq, now);
         if let ReplicationMode::Snapshot { .. } = progress.mode {
             if reply.next_offset == u64::MAX {
-                progress.mode = ReplicationMode::Probe;
                 progress.inflight.clear();
                 progress.record_match(reply.last_log_id, sent_so_far);
                 progress.next_index = index_of(progress.matched) + 1;
@@ -265,15 +262,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     progress.inflight.push_back((progress.matched_index(), now));
                     progress.probe_sent_ms = now;
                 }
-            }
-        }
-    }
-
-    /// The snapshot to send to a follower changed or failed: restart it.
-    pub fn restart_snapshot_send(&mut self, to: NodeId) {
-        if let Role::Leader(leader) = &mut self.role {
-            if let Some(progress) = leader.progress.get_mut(&to) {
-                progress.reset_to(progress.matched_index() + 1);
             }
         }
     }

@@ -171,15 +171,6 @@ impl<N: crate::Node> Membership<N> {
     pub fn leave_joint(&self, retain: bool) -> Result<Self, MembershipError> {
         self.next_toward(self.last_config().clone(), self.nodes.clone(), retain)
     }
-
-    /// Replaces the configs, keeping node descriptors; for explicit joint steps.
-    pub fn with_configs(
-        &self,
-        configs: Vec<BTreeSet<NodeId>>,
-        nodes: BTreeMap<NodeId, N>,
-    ) -> Result<Self, MembershipError> {
-        Self::new(configs, nodes)
-    }
 }
 
 impl<N: crate::Node> fmt::Display for Membership<N> {

@@ -80,7 +80,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             state_machine.restore(&snapshot.data)?;
             applied = snapshot.meta.last_log_id;
         }
-        let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ Instant::now().elapsed().as_nanos() as u64;
+        let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let engine = Engine::new(id, config, &state, seed ^ std::process::id() as u64, 0);
         let notifier = FlushNotifier::new(move |log_id| {
             let _ = tx.send(Event::Flushed(log_id));
@@ -470,7 +470,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             _ => self.build_snapshot()?,
         };
         let chunk = SnapshotChunk::cut(&snapshot, offset, self.engine.config_chunk_bytes(), vote, seq);
-        let message = Message { envelope: self.engine.envelope_to(to), body: MessageBody::Snapshot(chunk) };
+        let message = Message { envelope: self.engine.envelope(to), body: MessageBody::Snapshot(chunk) };
         self.send(message);
         Ok(())
     }

@@ -121,6 +121,13 @@ impl Cluster {
         }
     }
 
+    /// Every node in `ids` applied exactly `expected`, in order.
+    pub fn assert_applied_everywhere(&self, ids: &[NodeId], expected: &[u64]) {
+        for id in ids {
+            assert_eq!(self.applied(*id), expected, "node {id} applied the same writes in the same order");
+        }
+    }
+
     /// The commands node `id` applied, in order.
     pub fn applied(&self, id: NodeId) -> Vec<u64> {
         self.members[&id].sm.applied().into_iter().map(|(_, c)| c).collect()
