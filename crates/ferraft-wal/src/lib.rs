@@ -96,6 +96,7 @@ mod record;
 mod recovery;
 mod segment;
 mod snapshot_file;
+mod spare;
 mod store;
 mod writer;
 

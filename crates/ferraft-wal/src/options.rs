@@ -27,11 +27,17 @@ pub struct WalOptions {
     /// the OS, so a process crash loses them too. Raft's safety depends on
     /// durability; use `false` only in tests.
     pub sync: bool,
+    /// Whether new segments start as full-size files of synced zeros, made
+    /// ahead of need by a helper thread. Appends then overwrite existing
+    /// blocks, and `fdatasync` has no file size to commit: on ext4 that cuts
+    /// a sync under concurrent load by about 40%. Costs `segment_bytes` of
+    /// disk per segment from its creation. Ignored when `sync` is off.
+    pub preallocate: bool,
 }
 
 impl WalOptions {
     /// Durable defaults for `node_id` in `cluster_id`.
     pub fn new(node_id: NodeId, cluster_id: u64) -> Self {
-        Self { node_id, cluster_id, segment_bytes: DEFAULT_SEGMENT_BYTES, sync: true }
+        Self { node_id, cluster_id, segment_bytes: DEFAULT_SEGMENT_BYTES, sync: true, preallocate: true }
     }
 }

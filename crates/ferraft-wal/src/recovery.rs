@@ -4,7 +4,8 @@
 //! completely before writing the next, and syncs each batch before starting
 //! another, so after a crash only the end of the last segment can hold a
 //! partial write. A bad record there with nothing intact after it is a torn
-//! tail and is cut off (it was never reported durable). A bad record anywhere
+//! tail and is cut off (it was never reported durable). Zeros after the last
+//! record are the unwritten part of a preallocated segment. A bad record anywhere
 //! else is damage to data that may have been acknowledged, and the store
 //! refuses to open rather than silently forget it.
 
@@ -21,6 +22,7 @@ use crate::options::WalOptions;
 use crate::record::{find_frame_after, read_frame, FrameFault, RECORD_HEADER_BYTES};
 use crate::segment::{decode_header, file_name, parse_file_name, Segment, SEGMENT_HEADER_BYTES, SEGMENT_VERSION};
 use crate::snapshot_file::{self, SNAPSHOT_FILE};
+use crate::spare::is_zero_tail;
 
 /// Everything read back from a data dir.
 #[derive(Debug)]
@@ -143,6 +145,12 @@ fn read_segment<C: AppData, N: Node>(
     let mut segment = Segment::new(first);
     let mut offset = SEGMENT_HEADER_BYTES as usize;
     while offset < data.len() {
+        // The unwritten rest of a preallocated segment. Zeros never frame a
+        // record (length 0 is invalid), and zeros where a sealed segment's
+        // records should be show up as the next segment starting too late.
+        if is_zero_tail(&data[offset..]) {
+            break;
+        }
         let payload = match read_frame(&data, offset) {
             Ok(payload) => payload,
             Err(fault) if is_last && find_frame_after(&data, offset).is_none() => {

@@ -21,6 +21,7 @@ use crate::options::{WalOptions, MIN_SEGMENT_BYTES};
 use crate::queue::{Op, Shared, MAX_QUEUED_BYTES};
 use crate::record::{encode_record, read_frame, RECORD_HEADER_BYTES};
 use crate::segment::file_name;
+use crate::spare::SpareSegments;
 use crate::{recovery, snapshot_file, writer};
 
 /// A durable Raft log in a directory: segmented, checksummed, group-committed.
@@ -76,7 +77,11 @@ impl<C: AppData, N: Node> WalStore<C, N> {
         let recovered = recovery::recover::<C, N>(dir, &options)?;
         let last_purged = recovered.meta.state.last_purged;
         let shared = Arc::new(Shared::new(dir.to_path_buf(), options.sync, recovered.meta));
-        let writer = writer::spawn(shared.clone())?;
+        let spares = match options.preallocate && options.sync {
+            true => Some(SpareSegments::start(dir, options.segment_bytes)?),
+            false => None,
+        };
+        let writer = writer::spawn(shared.clone(), spares)?;
         Ok(Self {
             shared,
             writer: Some(writer),

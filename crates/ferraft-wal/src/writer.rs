@@ -6,7 +6,6 @@
 //! arrive during one are coalesced into the next batch.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
 use std::mem;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
@@ -22,18 +21,20 @@ use crate::error::{io_error, WalError};
 use crate::fsutil::{sync_dir, TEMP_SUFFIX};
 use crate::queue::{Op, Shared};
 use crate::segment::{encode_header, file_name};
+use crate::spare::SpareSegments;
 
 /// How long a changed committed log id may stay unsaved. `save_committed` is
 /// lazy by contract; this bounds how far behind it is after a crash without
 /// adding a sync per batch.
 pub(crate) const COMMITTED_PERSIST_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Starts the writer thread for `shared`.
-pub(crate) fn spawn(shared: Arc<Shared>) -> Result<JoinHandle<()>, WalError> {
+/// Starts the writer thread for `shared`, creating new segments from `spares`
+/// when given.
+pub(crate) fn spawn(shared: Arc<Shared>, spares: Option<SpareSegments>) -> Result<JoinHandle<()>, WalError> {
     let dir = shared.dir.clone();
     std::thread::Builder::new()
         .name("ferraft-wal-writer".into())
-        .spawn(move || Writer::new(shared).run())
+        .spawn(move || Writer::new(shared, spares).run())
         .map_err(io_error("starting the writer thread for", &dir))
 }
 
@@ -55,6 +56,7 @@ struct Writer {
     active: Option<ActiveSegment>,
     barriers: Vec<SyncSender<Result<(), Arc<WalError>>>>,
     flush_points: Vec<(LogId, FlushNotifier)>,
+    spares: Option<SpareSegments>,
 }
 
 /// Marks the writer gone however the thread ends (even by a panic in a
@@ -70,8 +72,9 @@ impl Drop for ExitGuard {
 }
 
 impl Writer {
-    fn new(shared: Arc<Shared>) -> Self {
-        Self { shared, buf: Vec::new(), ops: Vec::new(), active: None, barriers: Vec::new(), flush_points: Vec::new() }
+    fn new(shared: Arc<Shared>, spares: Option<SpareSegments>) -> Self {
+        let (buf, ops, barriers, flush_points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        Self { shared, buf, ops, active: None, barriers, flush_points, spares }
     }
 
     fn run(mut self) {
@@ -201,16 +204,20 @@ impl Writer {
         Ok(())
     }
 
-    /// Creates a segment holding only its header: written to a temporary name,
-    /// synced, renamed, directory synced, so a segment file that exists always
-    /// has an intact header and a bad header always means corruption.
+    /// Creates a segment holding only its header (then zeros, if made from a
+    /// spare): written to a temporary name, synced, renamed, directory synced,
+    /// so a segment file that exists always has an intact header and a bad
+    /// header always means corruption.
     fn create_segment(&mut self, segment: LogIndex) -> Result<(), WalError> {
         self.sync_active()?;
         let dir = &self.shared.dir;
         let path = dir.join(file_name(segment));
         let temp = dir.join(format!("{}{TEMP_SUFFIX}", file_name(segment)));
-        let mut file = File::create(&temp).map_err(io_error("creating", &temp))?;
-        file.write_all(&encode_header(segment)).map_err(io_error("writing", &temp))?;
+        let file = match self.spares.as_ref().and_then(|spares| spares.take(&temp)) {
+            Some(file) => file,
+            None => File::create(&temp).map_err(io_error("creating", &temp))?,
+        };
+        file.write_all_at(&encode_header(segment), 0).map_err(io_error("writing", &temp))?;
         if self.shared.sync {
             file.sync_all().map_err(io_error("syncing", &temp))?;
         }

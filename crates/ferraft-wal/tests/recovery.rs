@@ -11,7 +11,13 @@ use ferraft_wal::{Corruption, WalError, WalOptions, WalStore};
 
 type Store = WalStore<TestData, BasicNode>;
 
+/// Segments without preallocation, so a file's length is where its records
+/// end (most tests here find records by it).
 fn options(segment_bytes: u64) -> WalOptions {
+    WalOptions { segment_bytes, preallocate: false, ..WalOptions::new(1, 1) }
+}
+
+fn preallocated(segment_bytes: u64) -> WalOptions {
     WalOptions { segment_bytes, ..WalOptions::new(1, 1) }
 }
 
@@ -342,4 +348,84 @@ fn no_sync_mode_reports_appends_durable_at_once() {
     drop(store);
     let mut store = Store::open(dir.path(), WalOptions { sync: false, ..WalOptions::new(1, 1) }).unwrap();
     assert_eq!(store.read_state().unwrap().entries, entries(1, 1..=3));
+}
+
+/// The offset just past the last non-zero byte: where a preallocated
+/// segment's records end.
+fn data_end(bytes: &[u8]) -> usize {
+    bytes.iter().rposition(|b| *b != 0).map_or(0, |last| last + 1)
+}
+
+#[test]
+fn preallocated_segments_are_full_size_and_every_entry_recovers() {
+    let dir = TestDir::new("preallocated");
+    let segment_bytes = 4096;
+    let mut store = Store::open(dir.path(), preallocated(segment_bytes)).unwrap();
+    store.read_state().unwrap();
+    let first: Vec<_> = (1..=40).map(|i| sized_entry(i, 300)).collect();
+    for chunk in first.chunks(7) {
+        append_durably(&mut store, chunk);
+    }
+    drop(store);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 3, "{} segments", files.len());
+    for file in &files {
+        assert_eq!(fs::metadata(file).unwrap().len(), segment_bytes, "{file:?} is preallocated");
+    }
+    // Sealed segments end in zeros too; recovery must read past them.
+    let mut store = Store::open(dir.path(), preallocated(segment_bytes)).unwrap();
+    assert_eq!(store.read_state().unwrap().entries, first);
+    let more: Vec<_> = (41..=45).map(|i| sized_entry(i, 300)).collect();
+    append_durably(&mut store, &more);
+    drop(store);
+    let all: Vec<_> = first.into_iter().chain(more).collect();
+    let recovered = Store::open(dir.path(), preallocated(segment_bytes)).unwrap().read_state().unwrap().entries;
+    assert_eq!(recovered, all);
+}
+
+#[test]
+fn a_torn_record_before_the_zeros_of_a_preallocated_segment_is_cut() {
+    let dir = TestDir::new("preallocated_torn");
+    let mut store = Store::open(dir.path(), preallocated(1 << 20)).unwrap();
+    store.read_state().unwrap();
+    for index in 1..=10 {
+        append_durably(&mut store, &[sized_entry(index, 100)]);
+    }
+    drop(store);
+    let segment = segment_files(dir.path()).pop().unwrap();
+    let original = fs::read(&segment).unwrap();
+    let end = data_end(&original);
+    // The last record's tail (or its middle) never reached the disk.
+    for (from, to) in [(end - 3, end), (end - 60, end - 20)] {
+        let mut torn = original.clone();
+        torn[from..to].fill(0);
+        fs::write(&segment, &torn).unwrap();
+        let recovered = Store::open(dir.path(), preallocated(1 << 20)).unwrap().read_state().unwrap().entries;
+        let expected: Vec<_> = (1..=9).map(|i| sized_entry(i, 100)).collect();
+        assert_eq!(recovered, expected, "bytes {from}..{to} zeroed");
+    }
+}
+
+#[test]
+fn zeroed_records_at_the_end_of_a_sealed_preallocated_segment_are_missing_entries() {
+    let dir = TestDir::new("preallocated_sealed_zeroed");
+    let segment_bytes = 1024;
+    let mut store = Store::open(dir.path(), preallocated(segment_bytes)).unwrap();
+    store.read_state().unwrap();
+    for index in 1..=6 {
+        append_durably(&mut store, &[sized_entry(index, 300)]);
+    }
+    drop(store);
+    let files = segment_files(dir.path());
+    assert_eq!(files.len(), 2, "the test needs a sealed segment and a last one");
+    let mut sealed = fs::read(&files[0]).unwrap();
+    let end = data_end(&sealed);
+    // Three records of one size; the whole last one reads as unwritten
+    // zeros, as if its write were lost.
+    let record = (end - 24) / 3;
+    assert_eq!((end - 24) % 3, 0);
+    sealed[end - record..end].fill(0);
+    fs::write(&files[0], &sealed).unwrap();
+    let error = Store::open(dir.path(), preallocated(segment_bytes)).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::MissingEntries { .. }), "{error}");
 }
