@@ -24,17 +24,27 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<(), WalError> {
 /// The content is the concatenation of `parts`, so large values need not be
 /// copied into one buffer first.
 pub(crate) fn write_atomic(dir: &Path, name: &str, parts: &[&[u8]], sync: bool) -> Result<(), WalError> {
-    let target = dir.join(name);
-    let temp = dir.join(format!("{name}{TEMP_SUFFIX}"));
-    let mut file = File::create(&temp).map_err(io_error("creating", &temp))?;
+    let temp = format!("{name}{TEMP_SUFFIX}");
+    write_synced(&dir.join(&temp), parts, sync)?;
+    rename_synced(dir, &temp, name, sync)
+}
+
+/// Writes `parts` to a new file at `path` and syncs it (when `sync`).
+pub(crate) fn write_synced(path: &Path, parts: &[&[u8]], sync: bool) -> Result<(), WalError> {
+    let mut file = File::create(path).map_err(io_error("creating", path))?;
     for part in parts {
-        file.write_all(part).map_err(io_error("writing", &temp))?;
+        file.write_all(part).map_err(io_error("writing", path))?;
     }
     if sync {
-        file.sync_all().map_err(io_error("syncing", &temp))?;
+        file.sync_all().map_err(io_error("syncing", path))?;
     }
-    drop(file);
-    fs::rename(&temp, &target).map_err(io_error("renaming into place", &target))?;
+    Ok(())
+}
+
+/// Renames `dir/from` over `dir/to` and makes the rename durable (when `sync`).
+pub(crate) fn rename_synced(dir: &Path, from: &str, to: &str, sync: bool) -> Result<(), WalError> {
+    let target = dir.join(to);
+    fs::rename(dir.join(from), &target).map_err(io_error("renaming into place", &target))?;
     if sync {
         sync_dir(dir)?;
     }

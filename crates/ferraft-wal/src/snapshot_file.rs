@@ -8,12 +8,13 @@
 //! new one, never a mix.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use ferraft::{Node, Snapshot, SnapshotMeta};
 
 use crate::error::{Corruption, WalError};
-use crate::fsutil::{read_if_exists, write_atomic};
+use crate::fsutil::{read_if_exists, rename_synced, write_atomic, write_synced, TEMP_SUFFIX};
 
 /// The snapshot file's name in the data dir.
 pub(crate) const SNAPSHOT_FILE: &str = "SNAPSHOT";
@@ -22,8 +23,35 @@ const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
 const VERSION: u32 = 1;
 const HEADER: usize = 8 + 4 + 4 + 8 + 4;
 
+/// A new name for a snapshot written off the Raft task to wait under until
+/// it is made current: a temporary file, so a crash before that removes it,
+/// and unique in the process, so a job still running for a closed store can
+/// never write into the file of a store reopened on the same dir.
+pub(crate) fn staged_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!("SNAPSHOT.staged-{}-{}{TEMP_SUFFIX}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 /// Saves `snapshot`, replacing the previous one; durable on return when syncing.
 pub(crate) fn save<N: Node>(dir: &Path, snapshot: &Snapshot<N>, sync: bool) -> Result<(), WalError> {
+    let (header, meta) = encode_head(snapshot)?;
+    write_atomic(dir, SNAPSHOT_FILE, &[&header, &meta, &snapshot.data], sync)
+}
+
+/// Writes `snapshot` to `dir/staged`, synced; [`install_staged`] makes it current.
+pub(crate) fn stage<N: Node>(dir: &Path, staged: &str, snapshot: &Snapshot<N>, sync: bool) -> Result<(), WalError> {
+    let (header, meta) = encode_head(snapshot)?;
+    write_synced(&dir.join(staged), &[&header, &meta, &snapshot.data], sync)
+}
+
+/// Makes the snapshot staged at `dir/staged` the saved one: a rename and a
+/// directory sync.
+pub(crate) fn install_staged(dir: &Path, staged: &str, sync: bool) -> Result<(), WalError> {
+    rename_synced(dir, staged, SNAPSHOT_FILE, sync)
+}
+
+/// The fixed header and the encoded metadata that precede the data.
+fn encode_head<N: Node>(snapshot: &Snapshot<N>) -> Result<([u8; HEADER], Vec<u8>), WalError> {
     let meta = postcard::to_allocvec(&snapshot.meta).map_err(WalError::Encode)?;
     let crc = crc32c::crc32c_append(crc32c::crc32c(&meta), &snapshot.data);
     let mut header = [0u8; HEADER];
@@ -32,7 +60,7 @@ pub(crate) fn save<N: Node>(dir: &Path, snapshot: &Snapshot<N>, sync: bool) -> R
     header[12..16].copy_from_slice(&(meta.len() as u32).to_le_bytes());
     header[16..24].copy_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
     header[24..28].copy_from_slice(&crc.to_le_bytes());
-    write_atomic(dir, SNAPSHOT_FILE, &[&header, &meta, &snapshot.data], sync)
+    Ok((header, meta))
 }
 
 /// Loads the saved snapshot, or `None` if none was saved.

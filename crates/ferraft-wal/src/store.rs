@@ -10,8 +10,8 @@ use std::thread::JoinHandle;
 
 use ferraft::log_id::index_of;
 use ferraft::{
-    AppData, AppendDurability, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node, Snapshot, StorageError,
-    Vote,
+    AppData, AppendDurability, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node, Snapshot,
+    StageSnapshot, StorageError, Vote,
 };
 
 use crate::error::{io_error, Corruption, WalError};
@@ -41,6 +41,8 @@ pub struct WalStore<C, N> {
     recovered: Option<Vec<Entry<C, N>>>,
     /// Record end offsets of the append in progress; kept to reuse its allocation.
     record_ends: Vec<usize>,
+    /// The file name the latest `snapshot_stager` job writes to.
+    staged_snapshot: Option<String>,
     _lock: DirLock,
     _entries: PhantomData<fn() -> C>,
 }
@@ -90,6 +92,7 @@ impl<C: AppData, N: Node> WalStore<C, N> {
             snapshot: recovered.snapshot,
             recovered: Some(recovered.entries),
             record_ends: Vec::new(),
+            staged_snapshot: None,
             _lock: lock,
             _entries: PhantomData,
         })
@@ -351,6 +354,26 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
         snapshot_file::save(&self.shared.dir, snapshot, self.shared.sync)
             .map_err(|error| error.into_storage("saving the snapshot"))?;
+        self.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+
+    fn snapshot_stager(&mut self) -> Option<StageSnapshot<N>> {
+        let (dir, sync) = (self.shared.dir.clone(), self.shared.sync);
+        let staged = snapshot_file::staged_name();
+        self.staged_snapshot = Some(staged.clone());
+        Some(Box::new(move |snapshot: &Snapshot<N>| {
+            snapshot_file::stage(&dir, &staged, snapshot, sync)
+                .map_err(|error| error.into_storage("staging a snapshot"))
+        }))
+    }
+
+    fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
+        let staged = self.staged_snapshot.take().ok_or_else(|| {
+            StorageError::new("saving the staged snapshot", "no snapshot was staged since the last one saved")
+        })?;
+        snapshot_file::install_staged(&self.shared.dir, &staged, self.shared.sync)
+            .map_err(|error| error.into_storage("saving the staged snapshot"))?;
         self.snapshot = Some(snapshot.clone());
         Ok(())
     }

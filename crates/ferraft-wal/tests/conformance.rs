@@ -41,6 +41,7 @@ rules!(
     committed_after_reopen_is_never_newer_than_saved,
     snapshot_survives_reopen,
     newer_snapshot_replaces_older,
+    staged_snapshot_replaces_the_saved_one_only_when_saved,
     state_survives_many_reopens,
 );
 

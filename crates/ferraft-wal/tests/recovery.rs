@@ -429,3 +429,28 @@ fn zeroed_records_at_the_end_of_a_sealed_preallocated_segment_are_missing_entrie
     let error = Store::open(dir.path(), preallocated(segment_bytes)).unwrap_err();
     assert!(matches!(wal_error(&error), WalError::MissingEntries { .. }), "{error}");
 }
+
+#[test]
+fn saving_a_staged_snapshot_without_staging_one_is_an_error_not_a_stale_install() {
+    let dir = TestDir::new("staged_without_stage");
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    store.read_state().unwrap();
+    let snapshot = ferraft::Snapshot {
+        meta: ferraft::SnapshotMeta {
+            last_log_id: Some(log_id(1, 3)),
+            membership: ferraft::StoredMembership { log_id: None, membership: empty_membership() },
+        },
+        data: Bytes::from_static(b"state"),
+    };
+    assert!(store.save_staged_snapshot(&snapshot).is_err());
+    let stage = store.snapshot_stager().expect("the WAL stages snapshots");
+    stage(&snapshot).unwrap();
+    let staged: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(staged.iter().any(|n| n.to_str().unwrap().starts_with("SNAPSHOT.staged")), "{staged:?}");
+    drop(store);
+    // A crash before it was saved: the staging file is removed on open.
+    let mut store = open(dir.path(), 1 << 20).unwrap();
+    assert_eq!(store.read_state().unwrap().snapshot, None);
+    let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!left.iter().any(|n| n.to_str().unwrap().starts_with("SNAPSHOT")), "{left:?}");
+}

@@ -127,6 +127,6 @@ pub use network::Network;
 pub use node::{BasicNode, LogIndex, Node, NodeId, Term};
 pub use runtime::{Raft, RaftMetrics, StartError, Wait, WaitError, WriteResponse};
 pub use snapshot::{Snapshot, SnapshotMeta};
-pub use state_machine::StateMachine;
-pub use storage::{AppendDurability, FlushNotifier, LogState, LogStore, StorageError};
+pub use state_machine::{SnapshotJob, StateMachine};
+pub use storage::{AppendDurability, FlushNotifier, LogState, LogStore, StageSnapshot, StorageError};
 pub use vote::Vote;

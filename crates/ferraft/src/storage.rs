@@ -118,4 +118,24 @@ pub trait LogStore<C, N>: Send + 'static {
     /// Persists a snapshot, replacing the previous one; durable when this
     /// returns (write to a temporary file, sync, rename).
     fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError>;
+
+    /// A job that writes a snapshot durably to a staging place, without
+    /// making it current, from any thread: the slow part of
+    /// [`save_snapshot`](Self::save_snapshot) moved off the Raft task. The
+    /// runtime then calls [`save_staged_snapshot`](Self::save_staged_snapshot)
+    /// with the same snapshot. `None` (the default): the runtime calls
+    /// `save_snapshot` instead.
+    fn snapshot_stager(&mut self) -> Option<StageSnapshot<N>> {
+        None
+    }
+
+    /// Makes the snapshot last written by a [`snapshot_stager`](Self::snapshot_stager)
+    /// job current (for example by a rename), replacing the previous one;
+    /// durable when this returns. Only called after that job succeeded.
+    fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
+        self.save_snapshot(snapshot)
+    }
 }
+
+/// Writes a snapshot durably to a staging place; see [`LogStore::snapshot_stager`].
+pub type StageSnapshot<N> = Box<dyn FnOnce(&Snapshot<N>) -> Result<(), StorageError> + Send>;

@@ -53,5 +53,6 @@ where
     committed_after_reopen_is_never_newer_than_saved(open);
     snapshot_survives_reopen(open);
     newer_snapshot_replaces_older(open);
+    staged_snapshot_replaces_the_saved_one_only_when_saved(open);
     state_survives_many_reopens(open);
 }

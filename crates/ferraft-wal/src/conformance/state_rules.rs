@@ -88,6 +88,34 @@ where
     assert_eq!(state.snapshot, Some(test_snapshot(9, 10)));
 }
 
+/// A snapshot written by a `snapshot_stager` job replaces the saved one only
+/// once `save_staged_snapshot` returns; a crash before leaves the old one.
+pub fn staged_snapshot_replaces_the_saved_one_only_when_saved<S, F>(open: &mut F)
+where
+    S: LogStore<TestData, BasicNode>,
+    F: FnMut(&Path) -> Result<S, StorageError>,
+{
+    let dir = TestDir::new("staged_snapshot");
+    let (mut store, _) = start(open, dir.path());
+    store.save_snapshot(&test_snapshot(5, 2_000)).expect("save snapshot");
+    if let Some(stage) = store.snapshot_stager() {
+        let staged = test_snapshot(9, 3_000);
+        // Staged on another thread, as the runtime does; then a crash.
+        std::thread::spawn(move || stage(&staged)).join().expect("stager runs").expect("stage snapshot");
+        let (reopened, state) = restart(open, dir.path(), store);
+        assert_eq!(state.snapshot, Some(test_snapshot(5, 2_000)), "a staged snapshot is not yet the saved one");
+        store = reopened;
+    }
+    let newer = test_snapshot(9, 3_000);
+    if let Some(stage) = store.snapshot_stager() {
+        let staged = newer.clone();
+        std::thread::spawn(move || stage(&staged)).join().expect("stager runs").expect("stage snapshot");
+    }
+    store.save_staged_snapshot(&newer).expect("save the staged snapshot");
+    let (_store, state) = restart(open, dir.path(), store);
+    assert_eq!(state.snapshot, Some(newer));
+}
+
 /// Log, vote and purge point survive a series of restarts with work between them.
 pub fn state_survives_many_reopens<S, F>(open: &mut F)
 where

@@ -7,7 +7,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::entry::AppData;
 use crate::log_id::LogId;
-use crate::state_machine::StateMachine;
+use crate::state_machine::{SnapshotJob, StateMachine};
 use crate::storage::StorageError;
 
 /// Does nothing; answers `()`. For measuring the framework alone.
@@ -64,9 +64,12 @@ impl<C: AppData + Serialize + DeserializeOwned> StateMachine for RecordingStateM
     }
 
     fn snapshot(&mut self) -> Result<Bytes, StorageError> {
+        encode_record(&self.applied())
+    }
+
+    fn snapshot_job(&mut self) -> SnapshotJob {
         let applied = self.applied();
-        let json = serde_json::to_vec(&applied).map_err(|e| StorageError::new("encoding a snapshot", e))?;
-        Ok(Bytes::from(json))
+        Box::new(move || encode_record(&applied))
     }
 
     fn restore(&mut self, data: &Bytes) -> Result<(), StorageError> {
@@ -75,4 +78,9 @@ impl<C: AppData + Serialize + DeserializeOwned> StateMachine for RecordingStateM
         *self.applied.lock().unwrap_or_else(|p| p.into_inner()) = applied;
         Ok(())
     }
+}
+
+fn encode_record<C: Serialize>(applied: &[(LogId, C)]) -> Result<Bytes, StorageError> {
+    let json = serde_json::to_vec(applied).map_err(|e| StorageError::new("encoding a snapshot", e))?;
+    Ok(Bytes::from(json))
 }

@@ -40,6 +40,12 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     store: Box<dyn LogStore<C<SM>, N>>,
     state_machine: SM,
     rx: mpsc::UnboundedReceiver<Event<SM, N>>,
+    /// For jobs on other threads to report back; weak, so the channel still
+    /// closes when every handle is gone.
+    events: mpsc::WeakUnboundedSender<Event<SM, N>>,
+    /// A snapshot is being encoded on a blocking thread (at most one: its
+    /// staging file is the store's single staging place).
+    snapshot_job_running: bool,
     notifier: FlushNotifier,
     metrics: watch::Sender<RaftMetrics<N>>,
     started: Instant,
@@ -82,6 +88,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         }
         let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let engine = Engine::new(id, config, &state, seed ^ std::process::id() as u64, 0);
+        let events = tx.downgrade();
         let notifier = FlushNotifier::new(move |log_id| {
             let _ = tx.send(Event::Flushed(log_id));
         });
@@ -107,6 +114,8 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             store,
             state_machine,
             rx,
+            events,
+            snapshot_job_running: false,
             notifier,
             metrics,
             started: Instant::now(),
@@ -257,6 +266,12 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 let result = self.build_snapshot().map_err(|e| self.fail(e));
                 let _ = reply.send(result.map(|s| s.meta.last_log_id));
             }
+            Event::SnapshotBuilt(result, staged) => {
+                self.snapshot_job_running = false;
+                if let Err(error) = self.finish_snapshot(*result, staged) {
+                    self.fail(error);
+                }
+            }
             Event::Shutdown(reply) => self.stopping = Some(reply),
         }
     }
@@ -357,9 +372,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 self.apply(upto);
                 self.engine.trim_applied(index_of(self.applied));
             }
-            Output::BuildSnapshot => {
-                self.build_snapshot()?;
-            }
+            Output::BuildSnapshot => self.start_snapshot_job()?,
             Output::SendSnapshotChunk { to, offset, seq, vote } => self.send_snapshot_chunk(to, offset, seq, vote)?,
             Output::ReceiveSnapshotChunk { from, chunk } => self.receive_snapshot_chunk(from, chunk)?,
             Output::ReadReady { request_id, read_index } => {
@@ -432,7 +445,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         }
     }
 
-    fn build_snapshot(&mut self) -> Result<Arc<Snapshot<N>>, StorageError> {
+    /// Where a snapshot taken now stands: the applied log id and the
+    /// membership in force there.
+    fn snapshot_point(&mut self) -> Result<SnapshotMeta<N>, StorageError> {
         let last_log_id = self.applied;
         let membership = self
             .engine
@@ -444,18 +459,78 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             self.engine.on_snapshot_failed();
             return Err(StorageError::new("building a snapshot", "node is not initialized"));
         };
-        if let Some(existing) = &self.snapshot {
-            if existing.meta.last_log_id == last_log_id {
-                self.engine.on_snapshot_saved(last_log_id);
-                return Ok(existing.clone());
-            }
+        Ok(SnapshotMeta { last_log_id, membership })
+    }
+
+    /// The current snapshot if it already covers `meta`.
+    fn covers(&self, meta: &SnapshotMeta<N>) -> Option<Arc<Snapshot<N>>> {
+        self.snapshot.as_ref().filter(|s| index_of(s.meta.last_log_id) >= index_of(meta.last_log_id)).cloned()
+    }
+
+    /// Builds and saves a snapshot here, on the driver task: for an explicit
+    /// request and for a follower that needs one when none exists.
+    fn build_snapshot(&mut self) -> Result<Arc<Snapshot<N>>, StorageError> {
+        let meta = self.snapshot_point()?;
+        if let Some(existing) = self.covers(&meta) {
+            self.engine.on_snapshot_saved(existing.meta.last_log_id);
+            return Ok(existing);
         }
         let data = self.state_machine.snapshot()?;
-        let snapshot = Arc::new(Snapshot { meta: SnapshotMeta { last_log_id, membership }, data });
+        let snapshot = Arc::new(Snapshot { meta, data });
         self.store.save_snapshot(&snapshot)?;
         self.snapshot = Some(snapshot.clone());
-        self.engine.on_snapshot_saved(last_log_id);
+        self.engine.on_snapshot_saved(snapshot.meta.last_log_id);
         Ok(snapshot)
+    }
+
+    /// Starts a periodic snapshot: the state machine's point-in-time copy is
+    /// taken here, encoding and the store's write run on a blocking thread,
+    /// and [`finish_snapshot`](Self::finish_snapshot) makes it current. A big
+    /// state used to stall replication for the whole encode and write.
+    fn start_snapshot_job(&mut self) -> Result<(), StorageError> {
+        if self.snapshot_job_running {
+            // The engine hears back when the running one finishes.
+            return Ok(());
+        }
+        let meta = self.snapshot_point()?;
+        if let Some(existing) = self.covers(&meta) {
+            self.engine.on_snapshot_saved(existing.meta.last_log_id);
+            return Ok(());
+        }
+        let job = self.state_machine.snapshot_job();
+        let stager = self.store.snapshot_stager();
+        let events = self.events.clone();
+        self.snapshot_job_running = true;
+        tokio::task::spawn_blocking(move || {
+            let staged = stager.is_some();
+            let result = job().and_then(|data| {
+                let snapshot = Snapshot { meta, data };
+                stager.map_or(Ok(()), |stage| stage(&snapshot)).map(|()| snapshot)
+            });
+            if let Some(events) = events.upgrade() {
+                let _ = events.send(Event::SnapshotBuilt(Box::new(result), staged));
+            }
+        });
+        Ok(())
+    }
+
+    /// Makes a snapshot built by [`start_snapshot_job`](Self::start_snapshot_job)
+    /// current, unless one installed meanwhile covers it.
+    fn finish_snapshot(&mut self, result: Result<Snapshot<N>, StorageError>, staged: bool) -> Result<(), StorageError> {
+        let snapshot = result?;
+        if let Some(existing) = self.covers(&snapshot.meta) {
+            self.engine.on_snapshot_saved(existing.meta.last_log_id);
+            return Ok(());
+        }
+        if staged {
+            self.store.save_staged_snapshot(&snapshot)?;
+        } else {
+            self.store.save_snapshot(&snapshot)?;
+        }
+        let last_log_id = snapshot.meta.last_log_id;
+        self.snapshot = Some(Arc::new(snapshot));
+        self.engine.on_snapshot_saved(last_log_id);
+        Ok(())
     }
 
     fn send_snapshot_chunk(

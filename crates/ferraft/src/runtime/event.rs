@@ -9,7 +9,9 @@ use crate::log_id::LogId;
 use crate::membership::{ChangeMembers, Membership, StoredMembership};
 use crate::message::Message;
 use crate::node::{LogIndex, NodeId};
+use crate::snapshot::Snapshot;
 use crate::state_machine::StateMachine;
+use crate::storage::StorageError;
 
 /// The response to a committed and applied write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +42,9 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     Elect,
     Heartbeat,
     Snapshot(Reply<Result<Option<LogId>, Fatal>>),
+    /// A snapshot encoded (and staged, when the flag says so) on a blocking
+    /// thread, back for the driver to make current.
+    SnapshotBuilt(Box<Result<Snapshot<N>, StorageError>>, bool),
     Shutdown(Reply<()>),
 }
 

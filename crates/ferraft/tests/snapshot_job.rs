@@ -1,0 +1,88 @@
+//! Periodic snapshots are encoded off the Raft task: a slow encode must not
+//! stall replication, and the snapshot holds the state as of when it was taken.
+
+mod support;
+
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use ferraft::mem::MemLogStore;
+use ferraft::{BasicNode, Config, LeaderIdMode, LogId, Raft, SnapshotJob, StateMachine, StorageError};
+use support::{fast_config, nodes, WAIT};
+
+/// Applies `u64` commands into a list; its snapshot job waits for the test
+/// to open a gate before encoding the copy it took.
+#[derive(Clone, Default)]
+struct GatedSm {
+    applied: Arc<Mutex<Vec<u64>>>,
+    gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
+}
+
+impl StateMachine for GatedSm {
+    type Command = u64;
+    type Response = ();
+
+    fn apply(&mut self, _log_id: LogId, command: &u64) {
+        self.applied.lock().unwrap().push(*command);
+    }
+
+    fn snapshot(&mut self) -> Result<Bytes, StorageError> {
+        Ok(Bytes::from(serde_json::to_vec(&*self.applied.lock().unwrap()).unwrap()))
+    }
+
+    fn snapshot_job(&mut self) -> SnapshotJob {
+        let copy = self.applied.lock().unwrap().clone();
+        let gate = self.gate.lock().unwrap().take();
+        Box::new(move || {
+            if let Some(gate) = gate {
+                let _ = gate.recv();
+            }
+            Ok(Bytes::from(serde_json::to_vec(&copy).unwrap()))
+        })
+    }
+
+    fn restore(&mut self, data: &Bytes) -> Result<(), StorageError> {
+        *self.applied.lock().unwrap() = serde_json::from_slice(data).unwrap();
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_snapshot_encode_does_not_stall_writes_and_captures_its_point_in_time() {
+    let config = Config { snapshot_logs_since_last: 10, ..fast_config(LeaderIdMode::Standard) };
+    let (open, gate) = mpsc::channel();
+    let sm = GatedSm { gate: Arc::new(Mutex::new(Some(gate))), ..GatedSm::default() };
+    let store = MemLogStore::<u64, BasicNode>::new();
+    let raft = Raft::new(1, config, ferraft::mem::MemRouter::new().network(), Box::new(store.clone()), sm.clone())
+        .await
+        .unwrap();
+    raft.initialize(nodes(&[1])).await.unwrap();
+    raft.wait(WAIT).for_leader().await.unwrap();
+
+    // Crossing the threshold starts the job, which now waits at the gate.
+    for n in 0..15 {
+        raft.client_write(n).await.unwrap();
+    }
+    // The node keeps committing and applying meanwhile.
+    let more = tokio::time::timeout(Duration::from_secs(5), async {
+        for n in 15..40 {
+            raft.client_write(n).await.unwrap();
+        }
+    });
+    more.await.expect("writes complete while the snapshot is being encoded");
+    assert_eq!(sm.applied.lock().unwrap().len(), 40);
+    assert_eq!(raft.metrics().borrow().snapshot, None, "not saved before the encode finishes");
+
+    open.send(()).unwrap();
+    let m = raft.wait(WAIT).metrics(|m| m.snapshot.is_some(), "snapshot saved").await.unwrap();
+    let saved = store.snapshot_state().snapshot.expect("the store has the snapshot");
+    assert_eq!(saved.meta.last_log_id, m.snapshot);
+    let state: Vec<u64> = serde_json::from_slice(&saved.data).unwrap();
+    // The copy taken when the job started: the commands applied by then, in order.
+    assert!((8..40).contains(&state.len()), "{} commands in the snapshot", state.len());
+    assert_eq!(state, (0..state.len() as u64).collect::<Vec<_>>());
+    // Log index = command + 2 (initial membership entry, then the leader's blank entry).
+    assert_eq!(saved.meta.last_log_id.unwrap().index, state.len() as u64 + 2);
+    raft.shutdown().await.unwrap();
+}
