@@ -74,6 +74,10 @@ pub struct DurableArgs {
     /// UNSAFE: do not fsync the WAL (nothing is durable; for comparison only).
     #[arg(long)]
     pub no_fsync: bool,
+    /// Grow WAL segments by appending instead of preallocating them (safe,
+    /// slower: each fsync then also commits the file size; for comparison).
+    #[arg(long)]
+    pub no_preallocate: bool,
     /// Build a snapshot every N applied entries; 0 = never, as dongting's
     /// benchmark (`ferraft serve` uses 100000).
     #[arg(long, default_value_t = 0)]

@@ -61,7 +61,11 @@ pub fn describe(args: &DurableArgs) -> String {
         Some(c) => format!("{c} closed-loop clients"),
         None => format!("1 client, {} puts in flight", args.in_flight),
     };
-    let sync = if args.no_fsync { "fsync OFF (UNSAFE: nothing is durable)" } else { "fsync on" };
+    let sync = match (args.no_fsync, args.no_preallocate) {
+        (true, _) => "fsync OFF (UNSAFE: nothing is durable)",
+        (false, false) => "fsync on",
+        (false, true) => "fsync on, segments not preallocated",
+    };
     let snapshots = match args.snapshot_every {
         0 => "no snapshots".to_owned(),
         n => format!("a snapshot every {n} entries"),
@@ -132,7 +136,8 @@ impl Cluster {
                 TcpNetwork::<Command, KvNode>::new(NetConfig::new(CLUSTER_ID, id), tokio::runtime::Handle::current())
                     .map_err(|e| e.to_string())?,
             );
-            let options = WalOptions { sync: !args.no_fsync, ..WalOptions::new(id, CLUSTER_ID) };
+            let options =
+                WalOptions { sync: !args.no_fsync, preallocate: !args.no_preallocate, ..WalOptions::new(id, CLUSTER_ID) };
             let wal_dir = dir.join(format!("node-{id}")).join("wal");
             let wal = WalStore::<Command, KvNode>::open(&wal_dir, options)
                 .map_err(|e| format!("cannot open {}: {e}", wal_dir.display()))?;
@@ -302,6 +307,7 @@ mod tests {
             warmup: 0.2,
             duration: 1.0,
             no_fsync: true,
+            no_preallocate: false,
             snapshot_every: 0,
             workers: Some(2),
             vs_dongting: false,
