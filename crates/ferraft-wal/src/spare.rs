@@ -10,9 +10,11 @@
 //! 289 µs. So a new segment starts as a full-size file of synced zeros, and
 //! recovery reads a run of zeros after the last record as the end of the data.
 //!
-//! The writer takes the spare when it rolls to a new segment and the helper
-//! starts the next one at once, so zero-filling never sits on the append path
-//! (except for the very first segment of an open store, which waits for it).
+//! The helper fills the first spare at once and each next one when the
+//! writer is half way through a segment, so zero-filling neither sits on the
+//! append path (except for the first segment of an open store, which waits
+//! for it) nor competes with the appender's syncs more often than once per
+//! segment.
 
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -35,6 +37,8 @@ const CHUNK_BYTES: usize = 1 << 20;
 pub(crate) struct SpareSegments {
     shared: Arc<SpareShared>,
     helper: Option<JoinHandle<()>>,
+    /// The spare for the segment after the current one was asked for.
+    next_requested: bool,
 }
 
 #[derive(Debug)]
@@ -68,13 +72,27 @@ impl SpareSegments {
                 .spawn(move || shared.run())
                 .map_err(io_error("starting the spare-segment thread for", dir))?
         };
-        Ok(Self { shared, helper: Some(helper) })
+        Ok(Self { shared, helper: Some(helper), next_requested: true })
+    }
+
+    /// The segment being written reached `offset`: once past half of it,
+    /// the next spare is started. Cheap to call for every write.
+    pub fn note_written(&mut self, offset: u64) {
+        if !self.next_requested && offset >= self.shared.bytes / 2 {
+            self.next_requested = true;
+            let mut state = self.shared.lock();
+            if !state.ready {
+                state.filling = true;
+            }
+            drop(state);
+            self.shared.changed.notify_all();
+        }
     }
 
     /// Moves the spare to `target` and returns it open for writing, waiting
-    /// for the helper if it is still filling one; `None` if it could not make
-    /// one (the caller then creates a plain file).
-    pub fn take(&self, target: &Path) -> Option<File> {
+    /// for the helper if it is filling one; `None` if there is none (the
+    /// caller then creates a plain file, and the next spare is started).
+    pub fn take(&mut self, target: &Path) -> Option<File> {
         let mut state = self.shared.lock();
         while state.wants_filling() {
             state = self.shared.changed.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -88,7 +106,11 @@ impl SpareSegments {
                 .map_err(|error| tracing::warn!(%error, "cannot use the spare WAL segment; creating a plain one"))
                 .ok()
         });
-        state.filling = true;
+        // Without a spare this segment grows as a plain file: start the next
+        // one now. With one, wait until this segment is half written.
+        let plain = taken.is_none();
+        state.filling = plain;
+        self.next_requested = plain;
         drop(state);
         self.shared.changed.notify_all();
         taken.flatten()
@@ -180,10 +202,11 @@ mod tests {
     #[test]
     fn a_taken_spare_is_full_size_zeros_and_the_next_one_follows() {
         let dir = tempfile_dir("spare_taken");
-        let spares = SpareSegments::start(&dir, 3 * CHUNK_BYTES as u64 + 5).unwrap();
+        let mut spares = SpareSegments::start(&dir, 3 * CHUNK_BYTES as u64 + 5).unwrap();
         for n in 0..2 {
             let target = dir.join(format!("segment-{n}"));
             let file = spares.take(&target).expect("a spare");
+            spares.note_written(2 * CHUNK_BYTES as u64);
             assert_eq!(file.metadata().unwrap().len(), 3 * CHUNK_BYTES as u64 + 5);
             assert!(is_zero_tail(&fs::read(&target).unwrap()));
         }
@@ -198,12 +221,27 @@ mod tests {
         // A directory where the spare file should be makes creating it fail.
         let blocker = dir.join(format!("{SPARE_NAME}{TEMP_SUFFIX}"));
         fs::create_dir(&blocker).unwrap();
-        let spares = SpareSegments::start(&dir, 4096).unwrap();
+        let mut spares = SpareSegments::start(&dir, 4096).unwrap();
         assert!(spares.take(&dir.join("a")).is_none());
         fs::remove_dir(&blocker).unwrap();
         // The failed take asked for another spare; the one after can use it.
         let again = spares.take(&dir.join("b"));
         assert!(again.is_some() || spares.take(&dir.join("c")).is_some());
+        drop(spares);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn the_next_spare_waits_until_the_segment_is_half_written() {
+        let dir = tempfile_dir("spare_half");
+        let mut spares = SpareSegments::start(&dir, 4096).unwrap();
+        assert!(spares.take(&dir.join("first")).is_some());
+        spares.note_written(2047);
+        assert!(spares.take(&dir.join("early")).is_none(), "not asked for before half way");
+        // A plain segment was made instead: the next spare starts at once.
+        assert!(spares.take(&dir.join("next")).is_some());
+        spares.note_written(2048);
+        assert!(spares.take(&dir.join("after_half")).is_some());
         drop(spares);
         fs::remove_dir_all(&dir).unwrap();
     }

@@ -156,6 +156,9 @@ impl Writer {
                 let active = self.active.as_mut().expect("just activated");
                 active.file.write_all_at(&self.buf[start..end], offset).map_err(io_error("writing", &active.path))?;
                 active.dirty = true;
+                if let Some(spares) = self.spares.as_mut() {
+                    spares.note_written(offset + (end - start) as u64);
+                }
                 Ok(())
             }
             Op::Cut { segment, len } => {
@@ -213,7 +216,7 @@ impl Writer {
         let dir = &self.shared.dir;
         let path = dir.join(file_name(segment));
         let temp = dir.join(format!("{}{TEMP_SUFFIX}", file_name(segment)));
-        let file = match self.spares.as_ref().and_then(|spares| spares.take(&temp)) {
+        let file = match self.spares.as_mut().and_then(|spares| spares.take(&temp)) {
             Some(file) => file,
             None => File::create(&temp).map_err(io_error("creating", &temp))?,
         };
