@@ -50,8 +50,11 @@
 //! - `SNAPSHOT`: the latest snapshot, replaced by write-temp, sync, rename,
 //!   sync-directory.
 //! - `<first index>.wal`: segments. A 24-byte checksummed header, then records
-//!   framed as `[length u32][crc32c u32][postcard-encoded Entry]`. A segment is
-//!   closed once it reaches [`WalOptions::segment_bytes`].
+//!   framed as `[length u32][crc32c u32][postcard-encoded Entry]`, then (when
+//!   preallocated) zeros up to the segment size. A segment is closed once it
+//!   reaches [`WalOptions::segment_bytes`].
+//! - `*.tmp`: files being written before an atomic rename (the next spare
+//!   segment, a snapshot being staged); removed on open.
 //!
 //! # Durability
 //!
@@ -65,12 +68,22 @@
 //!   A purge records its point durably before deleting whole segments.
 //! - **The vote** is durable when `save_vote` returns; **the committed log
 //!   id** is saved lazily (within about 200 ms, or with the next vote or purge).
+//! - **Segments are preallocated** ([`WalOptions::preallocate`]): a helper
+//!   thread zero-fills and syncs the next segment file ahead of need, so an
+//!   append overwrites existing blocks and its `fdatasync` has no file size
+//!   to commit through the journal (on ext4 about 40% cheaper when several
+//!   logs sync at once).
+//! - **Snapshots** are written by [`LogStore::save_snapshot`](ferraft::LogStore::save_snapshot),
+//!   or off the Raft task by a [`snapshot_stager`](ferraft::LogStore::snapshot_stager)
+//!   job to a temporary file that `save_staged_snapshot` renames into place.
 //! - [`WalOptions::sync`] `= false` skips every sync: **unsafe**, for tests only.
 //!
 //! # Recovery
 //!
-//! Opening checks every checksum. Only the end of the last segment can hold a
-//! partial write after a crash, so a damaged record there with no intact
+//! Opening checks every checksum. Zeros after a segment's last record are its
+//! unwritten, preallocated rest (zeros never frame a record: length 0 is
+//! invalid). Only the end of the last segment can hold a partial write after
+//! a crash, so a damaged record there with no intact
 //! record after it is a torn tail and is cut off. Damage anywhere else (or a
 //! missing segment) makes `open` fail with [`WalError::Corrupt`] or
 //! [`WalError::MissingEntries`] rather than silently drop entries that may
