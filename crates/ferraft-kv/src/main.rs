@@ -7,6 +7,11 @@ use clap::Parser;
 use ferraft_kv::cli::{BenchArgs, BenchCommand, Cli, DurableArgs, ServeArgs, Top};
 use ferraft_kv::server::{ServeOptions, Server};
 
+/// glibc's malloc was a quarter of the durable benchmark's CPU; mimalloc cuts
+/// the CPU per durable put by ~40% (measured side by side, 2000 in flight).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
