@@ -232,13 +232,7 @@ fn damaged_snapshot_refuses_to_start() {
     let dir = TestDir::new("snapshot_flip");
     let mut store = open(dir.path(), 1 << 20).unwrap();
     store.read_state().unwrap();
-    let snapshot = ferraft::Snapshot {
-        meta: ferraft::SnapshotMeta {
-            last_log_id: Some(log_id(1, 3)),
-            membership: ferraft::StoredMembership { log_id: None, membership: empty_membership() },
-        },
-        data: Bytes::from_static(b"state machine bytes"),
-    };
+    let snapshot = snapshot_at_3(b"state machine bytes");
     store.save_snapshot(&snapshot).unwrap();
     drop(store);
     let path = dir.path().join("SNAPSHOT");
@@ -248,6 +242,17 @@ fn damaged_snapshot_refuses_to_start() {
     fs::write(&path, &bytes).unwrap();
     let error = open(dir.path(), 1 << 20).unwrap_err();
     assert!(matches!(wal_error(&error), WalError::Corrupt { .. }), "{error}");
+}
+
+/// A snapshot covering entries up to 3, holding `data`.
+fn snapshot_at_3(data: &'static [u8]) -> ferraft::Snapshot<BasicNode> {
+    ferraft::Snapshot {
+        meta: ferraft::SnapshotMeta {
+            last_log_id: Some(log_id(1, 3)),
+            membership: ferraft::StoredMembership { log_id: None, membership: empty_membership() },
+        },
+        data: Bytes::from_static(data),
+    }
 }
 
 fn empty_membership() -> ferraft::Membership<BasicNode> {
@@ -435,13 +440,7 @@ fn saving_a_staged_snapshot_without_staging_one_is_an_error_not_a_stale_install(
     let dir = TestDir::new("staged_without_stage");
     let mut store = open(dir.path(), 1 << 20).unwrap();
     store.read_state().unwrap();
-    let snapshot = ferraft::Snapshot {
-        meta: ferraft::SnapshotMeta {
-            last_log_id: Some(log_id(1, 3)),
-            membership: ferraft::StoredMembership { log_id: None, membership: empty_membership() },
-        },
-        data: Bytes::from_static(b"state"),
-    };
+    let snapshot = snapshot_at_3(b"state");
     assert!(store.save_staged_snapshot(&snapshot).is_err());
     let stage = store.snapshot_stager().expect("the WAL stages snapshots");
     stage(&snapshot).unwrap();
