@@ -20,12 +20,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return Err(ForwardToLeader { leader_id: None, leader_node: None });
         }
         let mut first = None;
+        let outputs_before = self.output.len();
         for command in commands {
             let log_id = self.append_local(EntryPayload::Normal(command));
             first.get_or_insert(log_id);
         }
         if first.is_some() {
+            // Sends go out before the local append: the followers' writes and
+            // syncs then start while this node still encodes its own batch.
+            // Safe, as this node counts itself toward commit only once flushed.
+            let appends: Vec<_> = self.output.drain(outputs_before..).collect();
             self.replicate_to_all();
+            self.output.extend(appends);
             self.leader_maybe_commit();
         }
         Ok(first)

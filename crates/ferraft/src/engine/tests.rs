@@ -207,6 +207,23 @@ fn leader_counts_itself_only_once_its_own_log_is_durable() {
 }
 
 #[test]
+fn a_leader_sends_new_entries_before_its_own_append() {
+    let mut engine = leader(&[1, 2, 3]);
+    let first = engine.propose([5]).unwrap().unwrap();
+    engine.on_log_flushed(first);
+    ack(&mut engine, 2, Some(first));
+    ack(&mut engine, 3, Some(first));
+    engine.take_outputs();
+    let next = engine.propose([6, 7]).unwrap().unwrap();
+    let outputs = engine.take_outputs();
+    let append_at = outputs.iter().position(|o| matches!(o, Output::AppendLog(e) if e[0].log_id == next));
+    let carries_next = |o: &Output<u64, BasicNode>| matches!(o, Output::Send(m) if matches!(&m.body, MessageBody::Append(a) if a.entries.first().is_some_and(|e| e.log_id == next)));
+    let sends: Vec<usize> = outputs.iter().enumerate().filter(|(_, o)| carries_next(o)).map(|(i, _)| i).collect();
+    assert_eq!(sends.len(), 2, "both followers get the new entries: {outputs:?}");
+    assert!(sends.iter().all(|s| Some(*s) < append_at), "sends first, then the local append: {outputs:?}");
+}
+
+#[test]
 fn entries_of_an_earlier_term_commit_only_through_an_entry_of_the_current_term() {
     // node 1's log: membership (term 1), an old entry of term 1 at index 2
     let mut state = LogState { entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])], ..LogState::default() };
