@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use axum::serve::ListenerExt;
 use ferraft::{Config, Message, NodeId};
 use ferraft_net::{Inbox, NetConfig, TcpNetwork};
 use ferraft_wal::{WalOptions, WalStore};
@@ -146,6 +147,11 @@ impl Server {
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let app = api::router(ctx);
         let http = tokio::spawn(async move {
+            // Without TCP_NODELAY a response written in two parts can wait
+            // for the client's delayed ACK.
+            let api_listener = api_listener.tap_io(|stream| {
+                let _ = stream.set_nodelay(true);
+            });
             let served = axum::serve(api_listener, app).with_graceful_shutdown(async {
                 let _ = stop_rx.await;
             });
