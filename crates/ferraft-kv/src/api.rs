@@ -3,19 +3,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{to_bytes, Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, Method, Response, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::{header, HeaderValue, Method, Response, StatusCode, Uri};
 use axum::response::IntoResponse;
-use axum::routing::any;
 use axum::{Json, Router};
-use ferraft::{ChangeMembers, NodeId, ReadError, ServerState};
+use ferraft::{ChangeMembers, LogIndex, NodeId, ReadError, ServerState};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, Code};
@@ -62,8 +60,8 @@ pub struct Ctx {
     pub me: KvNode,
     /// Client for forwarding to the leader.
     pub client: reqwest::Client,
-    /// Responses served, by error code (`ok` for success).
-    pub responses: Mutex<BTreeMap<&'static str, u64>>,
+    /// Responses served, by outcome.
+    pub responses: ResponseCounts,
     /// Requests relayed to the leader.
     pub forwarded: AtomicU64,
 }
@@ -78,7 +76,7 @@ impl Ctx {
             store,
             me,
             client,
-            responses: Mutex::new(BTreeMap::new()),
+            responses: ResponseCounts::default(),
             forwarded: AtomicU64::new(0),
         }
     }
@@ -102,31 +100,73 @@ impl Ctx {
 
 /// The API's routes over `ctx`.
 pub fn router(ctx: Arc<Ctx>) -> Router {
-    Router::new()
-        .route("/v1/kv", any(kv))
-        .route("/v1/kv/", any(kv))
-        .route("/v1/kv/{*key}", any(kv))
-        .route("/v1/cluster/init", any(init))
-        .route("/v1/cluster/status", any(status))
-        .route("/v1/cluster/learners", any(learners))
-        .route("/v1/cluster/membership", any(membership))
-        .route("/v1/cluster/membership/prepare", any(prepare))
-        .route("/v1/cluster/membership/commit", any(commit))
-        .route("/v1/cluster/membership/abort", any(abort))
-        .route("/v1/cluster/leader/transfer", any(transfer))
-        .route("/v1/cluster/snapshot", any(snapshot))
-        .route("/metrics", any(metrics))
-        .fallback(unknown_route)
-        .layer(middleware::from_fn_with_state(ctx.clone(), decorate))
-        .with_state(ctx)
+    // one handler that picks the endpoint by a plain match on the path: on the
+    // hot path this costs less than a router and a middleware layer (which
+    // boxes the rest of the stack per request)
+    Router::new().fallback(dispatch).with_state(ctx)
+}
+
+async fn dispatch(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+    let response = route(&ctx, req).await;
+    decorate(&ctx, response)
+}
+
+async fn route(ctx: &Arc<Ctx>, req: Request) -> Response<Body> {
+    let path = req.uri().path();
+    if path == "/v1/kv" || path.starts_with("/v1/kv/") {
+        return kv(ctx, req).await;
+    }
+    let ctx = ctx.clone();
+    match path {
+        "/v1/cluster/init" => init(ctx, req).await,
+        "/v1/cluster/status" => status(ctx, req),
+        "/v1/cluster/learners" => learners(ctx, req).await,
+        "/v1/cluster/membership" => membership(ctx, req).await,
+        "/v1/cluster/membership/prepare" => prepare(ctx, req).await,
+        "/v1/cluster/membership/commit" => commit(ctx, req).await,
+        "/v1/cluster/membership/abort" => abort(ctx, req).await,
+        "/v1/cluster/leader/transfer" => transfer(ctx, req).await,
+        "/v1/cluster/snapshot" => snapshot(ctx, req).await,
+        "/metrics" => metrics(ctx, req),
+        _ => unknown_route(req),
+    }
+}
+
+/// Responses served, by outcome, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ResponseCounts {
+    counts: [AtomicU64; OUTCOMES.len()],
+}
+
+/// The outcomes counted, in the order `/metrics` lists them.
+const OUTCOMES: [&str; 7] = ["bad_request", "conflict", "internal", "not_found", "ok", "timeout", "unavailable"];
+
+impl ResponseCounts {
+    fn count(&self, status: StatusCode) {
+        let outcome = match status {
+            s if s.is_success() => "ok",
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::GATEWAY_TIMEOUT => "timeout",
+            _ => "internal",
+        };
+        if let Some(i) = OUTCOMES.iter().position(|o| *o == outcome) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The outcomes seen so far and their counts.
+    pub fn seen(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        OUTCOMES.iter().zip(&self.counts).map(|(o, c)| (*o, c.load(Ordering::Relaxed))).filter(|(_, c)| *c > 0)
+    }
 }
 
 /// A request as read: kept whole so it can be forwarded.
 struct Incoming {
     method: Method,
-    path: String,
-    path_and_query: String,
-    query: String,
+    uri: Uri,
     body: Bytes,
     hops: u32,
     /// The node that forwarded this request, if any.
@@ -141,9 +181,7 @@ impl Incoming {
             .map_err(|_| ApiError::bad_request(format!("request body larger than {MAX_BODY_BYTES} bytes")))?;
         Ok(Self {
             method: parts.method,
-            path: parts.uri.path().to_owned(),
-            path_and_query: parts.uri.path_and_query().map_or_else(|| parts.uri.path().to_owned(), |p| p.to_string()),
-            query: parts.uri.query().unwrap_or("").to_owned(),
+            uri: parts.uri,
             body,
             hops: parts
                 .headers
@@ -155,11 +193,19 @@ impl Incoming {
         })
     }
 
+    fn path(&self) -> &str {
+        self.uri.path()
+    }
+
+    fn path_and_query(&self) -> &str {
+        self.uri.path_and_query().map_or_else(|| self.uri.path(), |p| p.as_str())
+    }
+
     fn require(&self, method: Method) -> Result<(), ApiError> {
         if self.method == method {
             return Ok(());
         }
-        Err(ApiError::bad_request(format!("{} is not allowed on {}; use {method}", self.method, self.path)))
+        Err(ApiError::bad_request(format!("{} is not allowed on {}; use {method}", self.method, self.path())))
     }
 
     /// The body as `T`; an empty body counts as `{}`.
@@ -169,15 +215,22 @@ impl Incoming {
     }
 
     fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.uri
+            .query()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
     }
 }
 
 /// Runs `op` bounded by `limit`, answers with its JSON, and relays the request
 /// to the leader when `op` says this node is not it.
-async fn serve<Fut>(ctx: &Arc<Ctx>, incoming: &Incoming, limit: Duration, op: Fut) -> Response<Body>
+async fn serve<T, Fut>(ctx: &Arc<Ctx>, incoming: &Incoming, limit: Duration, op: Fut) -> Response<Body>
 where
-    Fut: Future<Output = Result<Value, ApiError>>,
+    T: Serialize,
+    Fut: Future<Output = Result<T, ApiError>>,
 {
     let result = match tokio::time::timeout(limit, op).await {
         Ok(result) => result,
@@ -237,7 +290,7 @@ async fn forward(
             .into_response();
     };
     ctx.forwarded.fetch_add(1, Ordering::Relaxed);
-    let url = format!("http://{}{}", node.api, incoming.path_and_query);
+    let url = format!("http://{}{}", node.api, incoming.path_and_query());
     let request = ctx
         .client
         .request(incoming.method.clone(), url)
@@ -279,29 +332,18 @@ fn relay_error(leader_id: NodeId, node: &KvNode, e: reqwest::Error) -> ApiError 
     error.with("leader", leader_id)
 }
 
-/// Adds `X-Raft-Leader` and counts responses by code.
-async fn decorate(State(ctx): State<Arc<Ctx>>, req: Request, next: Next) -> Response<Body> {
-    let mut response = next.run(req).await;
-    let code = match response.status() {
-        s if s.is_success() => "ok",
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::CONFLICT => "conflict",
-        StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-        StatusCode::GATEWAY_TIMEOUT => "timeout",
-        _ => "internal",
-    };
-    *ctx.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).entry(code).or_default() += 1;
-    let leader = ctx.raft.metrics().borrow().current_leader;
-    if let Some(leader) = leader {
-        if !response.headers().contains_key(LEADER_HEADER) {
+/// Adds `X-Raft-Leader` and counts responses by outcome.
+fn decorate(ctx: &Ctx, mut response: Response<Body>) -> Response<Body> {
+    ctx.responses.count(response.status());
+    if !response.headers().contains_key(LEADER_HEADER) {
+        if let Some(leader) = ctx.raft.metrics().borrow().current_leader {
             response.headers_mut().insert(LEADER_HEADER, HeaderValue::from(leader));
         }
     }
     response
 }
 
-async fn unknown_route(req: Request) -> Response<Body> {
+fn unknown_route(req: Request) -> Response<Body> {
     ApiError::new(Code::NotFound, format!("no such endpoint: {} {}", req.method(), req.uri().path())).into_response()
 }
 
@@ -325,12 +367,12 @@ enum Consistency {
     Local,
 }
 
-async fn kv(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn kv(ctx: &Arc<Ctx>, req: Request) -> Response<Body> {
     let incoming = match Incoming::read(req).await {
         Ok(incoming) => incoming,
         Err(e) => return e.into_response(),
     };
-    let raw = incoming.path.strip_prefix("/v1/kv").unwrap_or("").trim_start_matches('/');
+    let raw = incoming.path().strip_prefix("/v1/kv").unwrap_or("").trim_start_matches('/');
     let (raw, is_cas) = match (incoming.method.clone(), raw.strip_suffix("/cas")) {
         (Method::POST, Some(key)) => (key, true),
         _ => (raw, false),
@@ -349,7 +391,7 @@ async fn kv(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
                     check_value(&body.value)?;
                     write(&ctx, Command::Put { key, value: body.value }).await
                 }
-                (Method::GET, _) => read(&ctx, key, consistency(incoming)?).await,
+                (Method::GET, _) => read(&ctx, key, consistency(incoming)?).await.map(KvReply::Read),
                 (Method::DELETE, _) => write(&ctx, Command::Delete { key }).await,
                 (Method::POST, true) => {
                     let body: CasBody = incoming.json()?;
@@ -364,7 +406,24 @@ async fn kv(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
             }
         }
     };
-    serve(&ctx, &incoming, REQUEST_TIMEOUT, op).await
+    serve(ctx, &incoming, REQUEST_TIMEOUT, op).await
+}
+
+/// The answer of a key-value call. The fields are in alphabetical order, as
+/// the API has always written them.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum KvReply {
+    Put { index: LogIndex },
+    Delete { deleted: bool, index: LogIndex },
+    Cas { current: Option<String>, index: LogIndex, succeeded: bool },
+    Read(ReadReply),
+}
+
+#[derive(Serialize)]
+struct ReadReply {
+    index: LogIndex,
+    value: String,
 }
 
 fn decode_key(raw: &str) -> Result<String, ApiError> {
@@ -414,19 +473,17 @@ fn consistency(incoming: &Incoming) -> Result<Consistency, ApiError> {
     }
 }
 
-async fn write(ctx: &Ctx, command: Command) -> Result<Value, ApiError> {
+async fn write(ctx: &Ctx, command: Command) -> Result<KvReply, ApiError> {
     ctx.require_initialized()?;
     let written = ctx.raft.client_write(command).await?;
     Ok(match written.response {
-        CommandResponse::Put { index } | CommandResponse::Noop { index } => json!({ "index": index }),
-        CommandResponse::Delete { index, deleted } => json!({ "index": index, "deleted": deleted }),
-        CommandResponse::Cas { succeeded, current, index } => {
-            json!({ "succeeded": succeeded, "current": current, "index": index })
-        }
+        CommandResponse::Put { index } | CommandResponse::Noop { index } => KvReply::Put { index },
+        CommandResponse::Delete { index, deleted } => KvReply::Delete { deleted, index },
+        CommandResponse::Cas { succeeded, current, index } => KvReply::Cas { current, index, succeeded },
     })
 }
 
-async fn read(ctx: &Ctx, key: String, consistency: Consistency) -> Result<Value, ApiError> {
+async fn read(ctx: &Ctx, key: String, consistency: Consistency) -> Result<ReadReply, ApiError> {
     ctx.require_initialized()?;
     match consistency {
         Consistency::Linearizable => {
@@ -442,7 +499,7 @@ async fn read(ctx: &Ctx, key: String, consistency: Consistency) -> Result<Value,
         Consistency::Local => {}
     }
     match ctx.store.get(&key) {
-        Some((value, index)) => Ok(json!({ "value": value, "index": index })),
+        Some((value, index)) => Ok(ReadReply { index, value }),
         None => Err(ApiError::new(Code::NotFound, format!("key {key:?} not found"))),
     }
 }
@@ -474,7 +531,7 @@ struct InitBody {
     nodes: Option<BTreeMap<NodeId, KvNode>>,
 }
 
-async fn init(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, body: InitBody| async move {
         let members = body.nodes.unwrap_or_else(|| [(ctx.id, ctx.me.clone())].into());
         if members.is_empty() {
@@ -507,7 +564,7 @@ async fn init(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
     .await
 }
 
-async fn status(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+fn status(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     if req.method() != Method::GET {
         return ApiError::bad_request("use GET /v1/cluster/status").into_response();
     }
@@ -529,7 +586,7 @@ struct LearnerBody {
     blocking: bool,
 }
 
-async fn learners(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn learners(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, LEARNER_TIMEOUT, |ctx, body: LearnerBody| async move {
         ctx.require_initialized()?;
         let node = KvNode { raft: body.raft, api: body.api };
@@ -572,7 +629,7 @@ struct MembershipBody {
     retain: bool,
 }
 
-async fn membership(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn membership(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, CHANGE_TIMEOUT, |ctx, body: MembershipBody| async move {
         ctx.require_initialized()?;
         let stored = ctx.raft.change_membership(body.change.into(), body.retain).await?;
@@ -592,7 +649,7 @@ struct PrepareBody {
     learners: BTreeSet<NodeId>,
 }
 
-async fn prepare(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn prepare(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, b: PrepareBody| async move {
         ctx.require_initialized()?;
         // right after a leader change or another membership change the leader
@@ -623,7 +680,7 @@ struct CommitBody {
     prepare_index: u64,
 }
 
-async fn commit(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn commit(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, body: CommitBody| async move {
         ctx.require_initialized()?;
         let index = ctx.raft.commit_membership(body.prepare_index).await?;
@@ -636,7 +693,7 @@ async fn commit(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
-async fn abort(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
         ctx.require_initialized()?;
         let index = loop {
@@ -656,7 +713,7 @@ struct TransferBody {
     to: Option<NodeId>,
 }
 
-async fn transfer(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn transfer(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT + Duration::from_secs(1), |ctx, body: TransferBody| async move {
         ctx.require_initialized()?;
         let leader = ctx.raft.transfer_leader(body.to).await?;
@@ -665,7 +722,7 @@ async fn transfer(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
     .await
 }
 
-async fn snapshot(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+async fn snapshot(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
         ctx.require_initialized()?;
         let built = ctx.raft.trigger_snapshot().await?.map_or(0, |log_id| log_id.index);
@@ -677,7 +734,7 @@ async fn snapshot(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
     .await
 }
 
-async fn metrics(State(ctx): State<Arc<Ctx>>, req: Request) -> Response<Body> {
+fn metrics(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     if req.method() != Method::GET {
         return ApiError::bad_request("use GET /metrics").into_response();
     }

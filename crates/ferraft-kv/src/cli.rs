@@ -128,6 +128,10 @@ pub struct ClusterArgs {
     /// Spread the clients over all nodes (followers forward) instead of sending all to the leader.
     #[arg(long)]
     pub spread: bool,
+    /// Threads of each `ferraft serve` process (its --workers): the nodes
+    /// share this machine's cores, and one thread each costs the least CPU per put.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub server_workers: u16,
     /// Warm-up seconds (not measured).
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,
@@ -177,6 +181,11 @@ pub struct ServeArgs {
     /// The API address this node reports about itself (default: --api-listen).
     #[arg(long)]
     pub api_advertise: Option<String>,
+    /// Threads that run the node's tasks (HTTP API, Raft, transport); 1 runs
+    /// them all on one thread, the cheapest when several nodes share a few
+    /// cores (default: one per CPU core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
 }
 
 /// `ferraft ctl`.

@@ -43,6 +43,8 @@ pub struct LocalNode {
     pub log: PathBuf,
     /// A client of its API.
     pub client: Client,
+    /// Its `--workers` (`None`: the server's default).
+    pub workers: Option<u16>,
     exe: PathBuf,
     child: Option<Child>,
 }
@@ -60,6 +62,7 @@ impl LocalNode {
             api,
             data_dir: dir.join(format!("node-{id}")),
             log: dir.join(format!("node-{id}.log")),
+            workers: None,
             exe: exe.to_owned(),
             child: None,
         }
@@ -88,17 +91,17 @@ impl LocalNode {
     /// Starts the process (its stderr appended to `log`).
     pub fn spawn(&mut self) -> std::io::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let child = Command::new(&self.exe)
-            .arg("serve")
-            .args(["--id", &self.id.to_string()])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(["--raft-listen", &self.raft, "--api-listen", &self.api])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true)
-            .spawn()?;
+        let mut command = Command::new(&self.exe);
+        command.arg("serve").args(["--id", &self.id.to_string()]).arg("--data-dir").arg(&self.data_dir).args([
+            "--raft-listen",
+            &self.raft,
+            "--api-listen",
+            &self.api,
+        ]);
+        if let Some(workers) = self.workers {
+            command.args(["--workers", &workers.to_string()]);
+        }
+        let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).kill_on_drop(true).spawn()?;
         self.child = Some(child);
         Ok(())
     }

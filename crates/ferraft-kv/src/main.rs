@@ -38,7 +38,11 @@ fn main() -> ExitCode {
     if let Top::Bench(args) = &cli.command {
         return bench(args);
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = match &cli.command {
+        Top::Serve(ServeArgs { workers: Some(workers), .. }) => runtime_with(*workers),
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -63,6 +67,16 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// A runtime of `workers` threads; with one, everything runs on this thread.
+fn runtime_with(workers: u16) -> tokio::runtime::Builder {
+    if workers == 1 {
+        return tokio::runtime::Builder::new_current_thread();
+    }
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.worker_threads(usize::from(workers));
+    builder
 }
 
 /// Benchmarks build their own runtime, sized by their flags.

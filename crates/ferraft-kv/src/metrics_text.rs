@@ -39,7 +39,7 @@ pub fn render(ctx: &Ctx) -> String {
     gauge("ferraft_http_forwarded_total", "Requests relayed to the leader.", ctx.forwarded.load(Ordering::Relaxed));
     let _ = writeln!(out, "# HELP ferraft_http_responses_total HTTP responses by outcome.");
     let _ = writeln!(out, "# TYPE ferraft_http_responses_total counter");
-    for (code, count) in ctx.responses.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+    for (code, count) in ctx.responses.seen() {
         let _ = writeln!(out, "ferraft_http_responses_total{{code=\"{code}\"}} {count}");
     }
     if let Some(replication) = &m.replication {

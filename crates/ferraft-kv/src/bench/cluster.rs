@@ -6,13 +6,20 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use hyper::StatusCode;
 use rand::Rng;
 use serde_json::{json, Value};
+
+use super::http_client::HttpConnection;
 
 use super::{cpu_seconds, peak_rss_mib, seconds, thousands, Measured, Window, Workload};
 use crate::cli::{ClusterArgs, ClusterWorkload};
 use crate::client::{kv_path, Client};
 use crate::harness::LocalNode;
+
+/// How long a benchmark request may take before it counts as failed.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a run measured.
 #[derive(Debug, Clone)]
@@ -58,8 +65,15 @@ pub fn describe(args: &ClusterArgs) -> String {
     let target = if args.spread { "spread over all nodes" } else { "all to the leader" };
     format!(
         "bench cluster: {} `ferraft serve` processes on loopback (WAL fsync on), HTTP API, {} closed-loop clients \
-         ({target}), workload {:?}, {}-byte values to {} keys, {} s warm-up + {} s measured",
-        args.members, args.clients, args.workload, args.value_size, args.keys, args.warmup, args.duration
+         ({target}), workload {:?}, {}-byte values to {} keys, {} s warm-up + {} s measured, {} thread(s) per node",
+        args.members,
+        args.clients,
+        args.workload,
+        args.value_size,
+        args.keys,
+        args.warmup,
+        args.duration,
+        args.server_workers
     )
 }
 
@@ -84,7 +98,13 @@ pub fn run(args: &ClusterArgs) -> Result<ClusterReport, String> {
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     let result = runtime.block_on(async {
-        let mut nodes: Vec<LocalNode> = (1..=args.members).map(|id| LocalNode::new(&exe, id, dir.path())).collect();
+        let mut nodes: Vec<LocalNode> = (1..=args.members)
+            .map(|id| {
+                let mut node = LocalNode::new(&exe, id, dir.path());
+                node.workers = Some(args.server_workers);
+                node
+            })
+            .collect();
         let result = tokio::select! {
             result = bench(args, &mut nodes, warmup, duration) => result,
             _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
@@ -133,25 +153,33 @@ async fn bench(
 ) -> Result<ClusterReport, String> {
     let leader = start_cluster(nodes).await?;
     let pids: Vec<u32> = nodes.iter().filter_map(LocalNode::pid).collect();
-    let endpoints: Vec<Client> = nodes.iter().map(|n| Client::with_timeout(&n.api, Duration::from_secs(10))).collect();
     let leader_index = nodes.iter().position(|n| n.id == leader).unwrap_or(0);
     let workload = Arc::new(Workload::new(args.keys, args.value_size));
     let readable = if args.workload == ClusterWorkload::Put {
         0
     } else {
-        prefill(&endpoints[leader_index], &workload, args.keys).await?
+        let leader_client = Client::with_timeout(&nodes[leader_index].api, CLIENT_TIMEOUT);
+        prefill(&leader_client, &workload, args.keys).await?
     };
     let window = Window::after(warmup, duration);
-    let tasks: Vec<_> = (0..args.clients)
-        .map(|c| {
-            let node = if args.spread { c as usize % endpoints.len() } else { leader_index };
-            let client = endpoints[node].clone();
-            let workload = workload.clone();
-            let kind = args.workload;
-            let consistency = args.consistency.clone();
-            tokio::spawn(client_loop(client, workload, window, kind, consistency, readable, c))
-        })
-        .collect();
+    let get_query = format!("?consistency={}", args.consistency);
+    HttpConnection::check_path(&format!("{}{get_query}", kv_path("k")))
+        .map_err(|_| format!("--consistency {:?} does not fit in a URL query", args.consistency))?;
+    let body = Bytes::from(serde_json::to_vec(&json!({ "value": workload.value() })).map_err(|e| e.to_string())?);
+    let mut tasks = Vec::with_capacity(args.clients as usize);
+    for c in 0..args.clients {
+        let node = if args.spread { c as usize % nodes.len() } else { leader_index };
+        let connection = HttpConnection::new(&nodes[node].api, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+        let settings = LoopSettings {
+            workload: workload.clone(),
+            window,
+            kind: args.workload,
+            put_body: body.clone(),
+            get_query: get_query.clone(),
+            readable,
+        };
+        tasks.push(tokio::spawn(client_loop(connection, settings, c)));
+    }
     let cpu = |pids: &[u32]| -> Option<(f64, f64)> {
         let servers: Option<f64> = pids.iter().map(|p| cpu_seconds(Some(*p))).sum();
         Some((servers?, cpu_seconds(None)?))
@@ -247,21 +275,28 @@ async fn prefill(client: &Client, workload: &Workload, keys: u64) -> Result<u64,
     Ok(n)
 }
 
-/// One closed-loop client; returns what it measured and how many of its
-/// successful operations were puts.
-async fn client_loop(
-    client: Client,
+/// What every closed-loop client shares.
+struct LoopSettings {
     workload: Arc<Workload>,
     window: Window,
     kind: ClusterWorkload,
-    consistency: String,
+    /// The JSON body of every put, built once.
+    put_body: Bytes,
+    /// `?consistency=...` of every get.
+    get_query: String,
+    /// Gets read keys below this (the prefilled ones).
     readable: u64,
-    seed: u64,
-) -> (Measured, u64) {
+}
+
+/// One closed-loop client on its own connection; returns what it measured
+/// and how many of its successful operations were puts. A 2xx answer counts
+/// as a success, anything else (an error status, a transport error) as a
+/// failure.
+async fn client_loop(mut connection: HttpConnection, settings: LoopSettings, seed: u64) -> (Measured, u64) {
+    let LoopSettings { workload, window, kind, put_body, get_query, readable } = settings;
     let mut rng = Workload::rng(seed + 1);
     let mut m = Measured::default();
     let mut puts = 0;
-    let body = json!({ "value": workload.value() });
     loop {
         let issued = Instant::now();
         if issued >= window.end {
@@ -273,22 +308,22 @@ async fn client_loop(
             ClusterWorkload::Mixed => rng.gen_bool(0.5),
         };
         let result = if is_put {
-            client.put(&kv_path(&workload.key(&mut rng)), &body).await
+            connection.put(kv_path(&workload.key(&mut rng)), put_body.clone()).await
         } else {
             let key = format!("k{:08}", rng.gen_range(0..readable.max(1)));
-            client.get(&format!("{}?consistency={consistency}", kv_path(&key))).await
+            connection.get(kv_path(&key) + &get_query).await
         };
+        let ok = result.as_ref().is_ok_and(StatusCode::is_success);
         let done = Instant::now();
         if window.counts(done) {
-            match result {
-                Ok(_) => {
-                    m.ok += 1;
-                    puts += u64::from(is_put);
-                    m.latency.record(done - issued);
-                }
-                Err(_) => m.failed += 1,
+            if ok {
+                m.ok += 1;
+                puts += u64::from(is_put);
+                m.latency.record(done - issued);
+            } else {
+                m.failed += 1;
             }
-        } else if result.is_err() {
+        } else if !ok {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
     }

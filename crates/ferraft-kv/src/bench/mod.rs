@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod dongting;
 pub mod durable;
+pub mod http_client;
 
 use std::time::{Duration, Instant};
 
