@@ -92,9 +92,19 @@ impl Cluster {
         for node in self.nodes.values().filter(|n| n.is_running()) {
             self.wait_applied(node.id, committed).await;
             for (key, value) in acked {
-                let read = node.client.get(&format!("{}?consistency=local", kv_path(key))).await;
-                let read = read.unwrap_or_else(|e| panic!("node {} lost acknowledged {key}: {e}", node.id));
-                assert_eq!(read["value"], *value, "node {} has a wrong {key}", node.id);
+                // The leader's status can lag its newest acknowledged write by
+                // a metrics tick, and a follower learns of the commit a
+                // heartbeat later: retry a while before calling a write lost.
+                let path = format!("{}?consistency=local", kv_path(key));
+                let deadline = Instant::now() + Duration::from_secs(5);
+                loop {
+                    match node.client.get(&path).await {
+                        Ok(read) if read["value"] == *value => break,
+                        _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+                        Ok(read) => panic!("node {} has {key} = {}, expected {value}", node.id, read["value"]),
+                        Err(e) => panic!("node {} lost acknowledged {key}: {e}", node.id),
+                    }
+                }
             }
         }
     }
@@ -361,11 +371,13 @@ async fn a_learner_added_on_an_idle_cluster_catches_up() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_restarts_from_its_snapshot() {
     let mut cluster = Cluster::start_initialized(3).await;
+    let mut committed = 0;
     for i in 0..20 {
-        cluster.client(1).put(&kv_path(&format!("snap/{i}")), &json!({ "value": i.to_string() })).await.unwrap();
+        let (path, body) = (kv_path(&format!("snap/{i}")), json!({ "value": i.to_string() }));
+        // The write's own index: a status read right after may lag it by a metrics tick.
+        committed = cluster.client(1).put(&path, &body).await.unwrap()["index"].as_u64().unwrap();
     }
     let leader = cluster.leader(Duration::from_secs(5)).await;
-    let committed = cluster.client(leader).status().await.unwrap()["committed"].as_u64().unwrap();
     let follower = (1..=3).find(|id| *id != leader).unwrap();
     cluster.wait_applied(follower, committed).await;
     let built = cluster.client(follower).post("/v1/cluster/snapshot", &json!({})).await.unwrap();
