@@ -136,8 +136,11 @@ impl Cluster {
                 TcpNetwork::<Command, KvNode>::new(NetConfig::new(CLUSTER_ID, id), tokio::runtime::Handle::current())
                     .map_err(|e| e.to_string())?,
             );
-            let options =
-                WalOptions { sync: !args.no_fsync, preallocate: !args.no_preallocate, ..WalOptions::new(id, CLUSTER_ID) };
+            let options = WalOptions {
+                sync: !args.no_fsync,
+                preallocate: !args.no_preallocate,
+                ..WalOptions::new(id, CLUSTER_ID)
+            };
             let wal_dir = dir.join(format!("node-{id}")).join("wal");
             let wal = WalStore::<Command, KvNode>::open(&wal_dir, options)
                 .map_err(|e| format!("cannot open {}: {e}", wal_dir.display()))?;
