@@ -69,7 +69,9 @@ pub struct Config {
     pub max_entries_per_append: usize,
     /// Most unacknowledged AppendEntries messages per follower.
     pub max_inflight_appends: usize,
-    /// Build a snapshot after this many applied entries since the last one; 0 = never.
+    /// Build a snapshot about every this many applied entries; 0 = never.
+    /// Each node keeps its own phase (a quarter of the interval per node id),
+    /// so the members of a quorum do not all snapshot at the same index.
     pub snapshot_logs_since_last: u64,
     /// Keep this many entries before the snapshot point when purging, so slightly
     /// lagging followers can catch up from the log.

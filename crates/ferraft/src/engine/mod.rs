@@ -288,10 +288,23 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     fn maybe_build_snapshot(&mut self) {
         let every = self.config.snapshot_logs_since_last;
-        if every > 0 && !self.snapshot_building && self.apply_emitted >= self.snapshot_index + every {
+        if every > 0 && !self.snapshot_building && self.apply_emitted >= self.next_snapshot_at(every) {
             self.snapshot_building = true;
             self.output.push(Output::BuildSnapshot);
         }
+    }
+
+    /// Where this node takes its next snapshot: on its own grid of points
+    /// `every` apart, offset by a quarter of `every` per node id, and at
+    /// least half of `every` after the last one. Nodes that applied the same
+    /// log would otherwise all snapshot at the same index, and a snapshot's
+    /// copy, encode and write then slow a quorum at once instead of one node.
+    fn next_snapshot_at(&self, every: u64) -> LogIndex {
+        let phase = (self.id % 4) * (every / 4);
+        let after = self.snapshot_index + every / 2;
+        // the first grid point above `after`
+        let steps = after.saturating_sub(phase) / every + 1;
+        phase + steps * every
     }
 
     /// The runtime saved a snapshot covering `last`: purge the log behind it,

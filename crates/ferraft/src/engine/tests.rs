@@ -460,3 +460,42 @@ fn trimming_the_log_cache_keeps_the_store_until_a_snapshot_covers_it() {
         engine.take_outputs().into_iter().find_map(|o| if let Output::PurgeLog(p) = o { Some(p) } else { None });
     assert_eq!(purged, engine.log().purged());
 }
+
+/// The applied indexes at which a lone node `id` asks for snapshots while
+/// applying `entries` entries, with a snapshot every `every`.
+fn snapshot_points(id: NodeId, every: u64, entries: u64) -> Vec<u64> {
+    let config = Arc::new(Config { snapshot_logs_since_last: every, ..Config::default() });
+    let mut engine = member(id, &[id], config);
+    engine.on_tick(10_000);
+    assert!(engine.is_leader());
+    let (mut points, mut applied) = (Vec::new(), None);
+    for n in 0..entries {
+        let log_id = engine.propose([n]).unwrap().unwrap();
+        engine.on_log_flushed(log_id);
+        for output in engine.take_outputs() {
+            match output {
+                Output::Apply { upto } => applied = Some(upto),
+                Output::BuildSnapshot => {
+                    points.push(index_of(applied));
+                    engine.on_snapshot_saved(applied);
+                }
+                _ => {}
+            }
+        }
+    }
+    points
+}
+
+#[test]
+fn nodes_snapshot_at_staggered_points_every_interval() {
+    let every = 100;
+    let points: Vec<Vec<u64>> = (1..=4).map(|id| snapshot_points(id, every, 500)).collect();
+    for (id, node) in (1..=4).zip(&points) {
+        assert!(node.len() >= 3, "node {id}: {node:?}");
+        assert!(node.windows(2).all(|w| w[1] - w[0] == every), "node {id} keeps its interval: {node:?}");
+    }
+    // Four ids, four distinct phases a quarter of the interval apart.
+    let mut phases: Vec<u64> = points.iter().map(|node| node[0] % every).collect();
+    phases.sort_unstable();
+    assert_eq!(phases, [0, 25, 50, 75], "{points:?}");
+}
