@@ -8,9 +8,9 @@ use std::fmt::Debug;
 use std::io::Cursor;
 use std::ops::RangeBounds;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ferraft_bench::latency::Latencies;
+use ferraft_bench::closed_loop::{run_closed_loop, ClosedLoopRun};
 use ferraft_bench::minimal::MinimalOptions;
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, RemoteError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
@@ -318,26 +318,11 @@ async fn run_async(options: &MinimalOptions) -> Result<SideReport, String> {
     }
 
     let per_client = options.operations / options.clients;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..options.clients)
-        .map(|_| {
-            let leader = leader.clone();
-            tokio::spawn(async move {
-                let mut latencies = Latencies::default();
-                for _ in 0..per_client {
-                    let t = Instant::now();
-                    leader.client_write(()).await.map_err(|e| e.to_string())?;
-                    latencies.record(t.elapsed());
-                }
-                Ok::<_, String>(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Latencies::default();
-    for task in tasks {
-        latencies.merge(task.await.map_err(|e| e.to_string())??);
-    }
-    let elapsed = started.elapsed();
+    let write = move || {
+        let leader = leader.clone();
+        async move { leader.client_write(()).await.map(|_| ()).map_err(|e| e.to_string()) }
+    };
+    let ClosedLoopRun { mut latencies, elapsed } = run_closed_loop(options.clients, per_client, write).await?;
     for node in nodes {
         let _ = node.shutdown().await;
     }

@@ -4,12 +4,12 @@
 //! closed-loop clients each writing one entry at a time, `N` writes in total.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ferraft::mem::{MemLogStore, MemRouter, NoopStateMachine};
 use ferraft::{BasicNode, Config, Raft};
 
-use crate::latency::Latencies;
+use crate::closed_loop::{run_closed_loop, ClosedLoopRun};
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -74,38 +74,25 @@ async fn run_async(options: &MinimalOptions) -> Result<MinimalReport, String> {
     let leader = nodes[(leader_id - 1) as usize].clone();
     let batch = options.batch;
     let rounds = options.operations / options.clients / batch;
-    let started = Instant::now();
-    let tasks: Vec<_> = (0..options.clients)
-        .map(|_| {
-            let leader = leader.clone();
-            tokio::spawn(async move {
-                let mut latencies = Latencies::default();
-                for _ in 0..rounds {
-                    let t = Instant::now();
-                    if batch == 1 {
-                        leader.client_write(()).await.map_err(|e| e.to_string())?;
-                    } else {
-                        let writes: Vec<_> = (0..batch)
-                            .map(|_| {
-                                let leader = leader.clone();
-                                tokio::spawn(async move { leader.client_write(()).await.map(|_| ()) })
-                            })
-                            .collect();
-                        for w in writes {
-                            w.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
-                        }
-                    }
-                    latencies.record(t.elapsed());
-                }
-                Ok::<_, String>(latencies)
-            })
-        })
-        .collect();
-    let mut latencies = Latencies::default();
-    for task in tasks {
-        latencies.merge(task.await.map_err(|e| e.to_string())??);
-    }
-    let elapsed = started.elapsed();
+    let write = move || {
+        let leader = leader.clone();
+        async move {
+            if batch == 1 {
+                return leader.client_write(()).await.map(|_| ()).map_err(|e| e.to_string());
+            }
+            let writes: Vec<_> = (0..batch)
+                .map(|_| {
+                    let leader = leader.clone();
+                    tokio::spawn(async move { leader.client_write(()).await.map(|_| ()) })
+                })
+                .collect();
+            for w in writes {
+                w.await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+            }
+            Ok(())
+        }
+    };
+    let ClosedLoopRun { mut latencies, elapsed } = run_closed_loop(options.clients, rounds, write).await?;
     for node in nodes {
         let _ = node.shutdown().await;
     }
