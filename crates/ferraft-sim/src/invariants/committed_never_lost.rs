@@ -79,11 +79,7 @@ impl CommittedNeverLost {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LeaderId;
-
-    fn id(term: u64, node: u64, index: u64) -> LogId {
-        LogId::new(LeaderId::new(term, node), index)
-    }
+    use crate::invariants::test_log_id as id;
 
     #[test]
     fn committing_another_entry_at_a_committed_index_is_caught() {

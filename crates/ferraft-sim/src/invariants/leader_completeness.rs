@@ -50,9 +50,7 @@ mod tests {
     use super::*;
     use ferraft::LogId;
 
-    fn id(term: u64, node: u64, index: u64) -> LogId {
-        LogId::new(LeaderId::new(term, node), index)
-    }
+    use crate::invariants::test_log_id as id;
 
     #[test]
     fn a_leader_missing_an_older_committed_entry_is_caught() {

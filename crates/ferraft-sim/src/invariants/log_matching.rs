@@ -86,11 +86,7 @@ fn show(log_id: Option<LogId>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LeaderId;
-
-    fn id(term: u64, node: u64, index: u64) -> LogId {
-        LogId::new(LeaderId::new(term, node), index)
-    }
+    use crate::invariants::test_log_id as id;
 
     #[test]
     fn same_log_id_with_other_payload_is_caught() {

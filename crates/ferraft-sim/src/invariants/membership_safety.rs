@@ -134,9 +134,7 @@ mod tests {
         ids.iter().copied().collect()
     }
 
-    fn id(term: u64, node: u64, index: u64) -> LogId {
-        LogId::new(LeaderId::new(term, node), index)
-    }
+    use crate::invariants::test_log_id as id;
 
     #[test]
     fn committing_with_a_majority_of_one_joint_config_only_is_caught() {

@@ -85,3 +85,9 @@ pub struct Checkers {
     /// Membership rules: quorums of every config, propose-after-commit, old-new-intersect.
     pub membership: MembershipSafety,
 }
+
+/// A log id for the checkers' unit tests.
+#[cfg(test)]
+fn test_log_id(term: u64, node: u64, index: u64) -> LogId {
+    LogId::new(ferraft::LeaderId::new(term, node), index)
+}

@@ -57,11 +57,7 @@ impl StateMachineSafety {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LeaderId;
-
-    fn id(term: u64, node: u64, index: u64) -> LogId {
-        LogId::new(LeaderId::new(term, node), index)
-    }
+    use crate::invariants::test_log_id as id;
 
     #[test]
     fn applying_different_entries_at_one_index_is_caught() {
