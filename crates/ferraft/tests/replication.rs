@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use ferraft::{LeaderIdMode, ReadError, ServerState};
+use ferraft::{LeaderIdMode, NodeId, ReadError, ServerState};
 use support::*;
 
 #[tokio::test]
@@ -55,14 +55,7 @@ async fn leader_crash_elects_a_new_leader_and_keeps_committed_entries() {
 
 #[tokio::test]
 async fn a_follower_that_was_down_catches_up() {
-    let ids = [1, 2, 3];
-    let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
-    let leader = cluster.leader_among(&ids).await;
-    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
-    cluster.crash(down).await;
-    for i in 0..50 {
-        cluster.raft(leader).client_write(i).await.unwrap();
-    }
+    let (mut cluster, leader, down) = writes_while_a_follower_is_down(fast_config(LeaderIdMode::Standard), 50).await;
     cluster.start(down).await;
     let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[down], last).await;
@@ -117,20 +110,13 @@ async fn linearizable_read_after_a_write_sees_it_and_deposed_leader_cannot_read(
 
 #[tokio::test]
 async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
-    let ids = [1, 2, 3];
     let config = ferraft::Config {
         snapshot_logs_since_last: 20,
         purge_keep_entries: 5,
         snapshot_chunk_bytes: 64,
         ..fast_config(LeaderIdMode::Standard)
     };
-    let mut cluster = Cluster::start_initialized(config, &ids).await;
-    let leader = cluster.leader_among(&ids).await;
-    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
-    cluster.crash(down).await;
-    for i in 0..100 {
-        cluster.raft(leader).client_write(i).await.unwrap();
-    }
+    let (mut cluster, leader, down) = writes_while_a_follower_is_down(config, 100).await;
     let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader purged its log").await.unwrap();
     assert!(m.snapshot.is_some());
     cluster.start(down).await;
@@ -144,16 +130,9 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
 
 #[tokio::test]
 async fn with_snapshots_off_memory_keeps_only_the_log_cache_and_a_lagging_follower_still_catches_up() {
-    let ids = [1, 2, 3];
     let config =
         ferraft::Config { snapshot_logs_since_last: 0, log_cache_entries: 10, ..fast_config(LeaderIdMode::Standard) };
-    let mut cluster = Cluster::start_initialized(config, &ids).await;
-    let leader = cluster.leader_among(&ids).await;
-    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
-    cluster.crash(down).await;
-    for i in 0..100 {
-        cluster.raft(leader).client_write(i).await.unwrap();
-    }
+    let (mut cluster, leader, down) = writes_while_a_follower_is_down(config, 100).await;
     let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader trimmed memory").await.unwrap();
     assert!(m.last_log_index - m.purged.unwrap().index <= 10 + 10 / 8 + 1, "memory holds about the cache only");
     // the store keeps every entry the memory dropped, unless a snapshot covers it
@@ -168,4 +147,18 @@ async fn with_snapshots_off_memory_keeps_only_the_log_cache_and_a_lagging_follow
     let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[down], last).await;
     assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>(), "caught up through an on-demand snapshot");
+}
+
+/// Starts nodes 1-3, stops one follower and writes commands `0..writes`
+/// through the leader; returns the cluster, the leader and the stopped node.
+async fn writes_while_a_follower_is_down(config: ferraft::Config, writes: u64) -> (Cluster, NodeId, NodeId) {
+    let ids = [1, 2, 3];
+    let mut cluster = Cluster::start_initialized(config, &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.crash(down).await;
+    for i in 0..writes {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    (cluster, leader, down)
 }
