@@ -476,11 +476,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             return Ok(existing);
         }
         let data = self.state_machine.snapshot()?;
-        let snapshot = Arc::new(Snapshot { meta, data });
-        self.store.save_snapshot(&snapshot)?;
-        self.snapshot = Some(snapshot.clone());
-        self.engine.on_snapshot_saved(snapshot.meta.last_log_id);
-        Ok(snapshot)
+        self.save_snapshot(Snapshot { meta, data }, false)
     }
 
     /// Starts a periodic snapshot: the state machine's point-in-time copy is
@@ -522,15 +518,22 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             self.engine.on_snapshot_saved(existing.meta.last_log_id);
             return Ok(());
         }
+        self.save_snapshot(snapshot, staged).map(drop)
+    }
+
+    /// Makes `snapshot` the current one: saved by the store (or, when
+    /// `staged`, the copy a stager job wrote made current), kept for sending,
+    /// and reported to the engine, which then purges the log behind it.
+    fn save_snapshot(&mut self, snapshot: Snapshot<N>, staged: bool) -> Result<Arc<Snapshot<N>>, StorageError> {
         if staged {
             self.store.save_staged_snapshot(&snapshot)?;
         } else {
             self.store.save_snapshot(&snapshot)?;
         }
-        let last_log_id = snapshot.meta.last_log_id;
-        self.snapshot = Some(Arc::new(snapshot));
-        self.engine.on_snapshot_saved(last_log_id);
-        Ok(())
+        let snapshot = Arc::new(snapshot);
+        self.snapshot = Some(snapshot.clone());
+        self.engine.on_snapshot_saved(snapshot.meta.last_log_id);
+        Ok(snapshot)
     }
 
     fn send_snapshot_chunk(
