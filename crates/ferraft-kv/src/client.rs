@@ -105,6 +105,25 @@ impl Client {
         self.call(Method::DELETE, path, None).await
     }
 
+    /// Reads `key` from this node's own state machine until it holds
+    /// `value`; an error says what it held instead, or why it could not be
+    /// read, once `timeout` has passed. A follower learns that the newest
+    /// writes are committed a heartbeat after the leader acknowledged them,
+    /// and the leader's status can lag them by a metrics tick, so an
+    /// acknowledged write may be missing for a moment without being lost.
+    pub async fn wait_local_value(&self, key: &str, value: &str, timeout: Duration) -> Result<(), String> {
+        let path = format!("{}?consistency=local", kv_path(key));
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            match self.get(&path).await {
+                Ok(read) if read["value"] == value => return Ok(()),
+                _ if std::time::Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
+                Ok(read) => return Err(format!("has {key} = {}, expected {value}", read["value"])),
+                Err(e) => return Err(format!("lost {key}: {e}")),
+            }
+        }
+    }
+
     /// GET the node's status.
     pub async fn status(&self) -> Result<Value, ClientError> {
         self.get("/v1/cluster/status").await

@@ -404,7 +404,8 @@ impl Demo {
         for id in 1..=5u64 {
             self.wait_applied(id, target).await?;
             for (key, value) in acked {
-                self.read_local_eventually(id, key, value).await?;
+                let found = self.client(id).wait_local_value(key, value, Duration::from_secs(5)).await;
+                found.map_err(|e| format!("node {id} {e}"))?;
                 checked += 1;
             }
             let lin = self.client(id).get(&kv_path("greeting/0")).await.map_err(err("linearizable read"))?;
@@ -503,25 +504,6 @@ impl Demo {
                 return Err("no leader elected within 10 s".into());
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-    }
-
-    /// Reads `key` from node `id`'s own state machine until it holds `value`.
-    /// The leader's status can lag its newest acknowledged write by a metrics
-    /// tick, and a follower learns that write is committed a heartbeat later,
-    /// so a missing or older value is retried for a while before it counts
-    /// as lost.
-    async fn read_local_eventually(&self, id: u64, key: &str, value: &str) -> DemoResult {
-        let path = format!("{}?consistency=local", kv_path(key));
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            let read = self.client(id).get(&path).await;
-            match read {
-                Ok(read) if read["value"] == value => return Ok(()),
-                _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
-                Ok(read) => return Err(format!("node {id} has {key} = {}, expected {value}", read["value"])),
-                Err(e) => return Err(format!("node {id} lost {key}: {e}")),
-            }
         }
     }
 

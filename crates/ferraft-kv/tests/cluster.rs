@@ -92,19 +92,8 @@ impl Cluster {
         for node in self.nodes.values().filter(|n| n.is_running()) {
             self.wait_applied(node.id, committed).await;
             for (key, value) in acked {
-                // The leader's status can lag its newest acknowledged write by
-                // a metrics tick, and a follower learns of the commit a
-                // heartbeat later: retry a while before calling a write lost.
-                let path = format!("{}?consistency=local", kv_path(key));
-                let deadline = Instant::now() + Duration::from_secs(5);
-                loop {
-                    match node.client.get(&path).await {
-                        Ok(read) if read["value"] == *value => break,
-                        _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(10)).await,
-                        Ok(read) => panic!("node {} has {key} = {}, expected {value}", node.id, read["value"]),
-                        Err(e) => panic!("node {} lost acknowledged {key}: {e}", node.id),
-                    }
-                }
+                let found = node.client.wait_local_value(key, value, Duration::from_secs(5)).await;
+                found.unwrap_or_else(|e| panic!("node {} {e}", node.id));
             }
         }
     }
