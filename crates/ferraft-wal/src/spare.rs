@@ -60,10 +60,12 @@ struct SpareState {
 }
 
 impl SpareSegments {
-    /// Starts the helper, which fills the first spare of `bytes` in `dir` at once.
-    pub fn start(dir: &Path, bytes: u64) -> Result<Self, WalError> {
+    /// Starts the helper for spares of `bytes` in `dir`. With `fill_now` it
+    /// fills the first one at once (a new segment is due); otherwise when
+    /// [`note_written`](Self::note_written) reports the open segment half full.
+    pub fn start(dir: &Path, bytes: u64, fill_now: bool) -> Result<Self, WalError> {
         let path = dir.join(format!("{SPARE_NAME}{TEMP_SUFFIX}"));
-        let state = SpareState { filling: true, ..SpareState::default() };
+        let state = SpareState { filling: fill_now, ..SpareState::default() };
         let shared = Arc::new(SpareShared { path, bytes, state: Mutex::new(state), changed: Condvar::new() });
         let helper = {
             let shared = shared.clone();
@@ -72,7 +74,7 @@ impl SpareSegments {
                 .spawn(move || shared.run())
                 .map_err(io_error("starting the spare-segment thread for", dir))?
         };
-        Ok(Self { shared, helper: Some(helper), next_requested: true })
+        Ok(Self { shared, helper: Some(helper), next_requested: fill_now })
     }
 
     /// The segment being written reached `offset`: once past half of it,
@@ -202,7 +204,7 @@ mod tests {
     #[test]
     fn a_taken_spare_is_full_size_zeros_and_the_next_one_follows() {
         let dir = tempfile_dir("spare_taken");
-        let mut spares = SpareSegments::start(&dir, 3 * CHUNK_BYTES as u64 + 5).unwrap();
+        let mut spares = SpareSegments::start(&dir, 3 * CHUNK_BYTES as u64 + 5, true).unwrap();
         for n in 0..2 {
             let target = dir.join(format!("segment-{n}"));
             let file = spares.take(&target).expect("a spare");
@@ -221,7 +223,7 @@ mod tests {
         // A directory where the spare file should be makes creating it fail.
         let blocker = dir.join(format!("{SPARE_NAME}{TEMP_SUFFIX}"));
         fs::create_dir(&blocker).unwrap();
-        let mut spares = SpareSegments::start(&dir, 4096).unwrap();
+        let mut spares = SpareSegments::start(&dir, 4096, true).unwrap();
         assert!(spares.take(&dir.join("a")).is_none());
         fs::remove_dir(&blocker).unwrap();
         // The failed take asked for another spare; the one after can use it.
@@ -234,7 +236,7 @@ mod tests {
     #[test]
     fn the_next_spare_waits_until_the_segment_is_half_written() {
         let dir = tempfile_dir("spare_half");
-        let mut spares = SpareSegments::start(&dir, 4096).unwrap();
+        let mut spares = SpareSegments::start(&dir, 4096, true).unwrap();
         assert!(spares.take(&dir.join("first")).is_some());
         spares.note_written(2047);
         assert!(spares.take(&dir.join("early")).is_none(), "not asked for before half way");
@@ -242,6 +244,18 @@ mod tests {
         assert!(spares.take(&dir.join("next")).is_some());
         spares.note_written(2048);
         assert!(spares.take(&dir.join("after_half")).is_some());
+        drop(spares);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_store_reopened_on_a_roomy_segment_fills_no_spare_until_half_way() {
+        let dir = tempfile_dir("spare_later");
+        let mut spares = SpareSegments::start(&dir, 4096, false).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!dir.join(format!("{SPARE_NAME}{TEMP_SUFFIX}")).exists(), "nothing written at start");
+        spares.note_written(2048);
+        assert!(spares.take(&dir.join("next")).is_some());
         drop(spares);
         fs::remove_dir_all(&dir).unwrap();
     }

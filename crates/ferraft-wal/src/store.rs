@@ -79,8 +79,12 @@ impl<C: AppData, N: Node> WalStore<C, N> {
         let recovered = recovery::recover::<C, N>(dir, &options)?;
         let last_purged = recovered.meta.state.last_purged;
         let shared = Arc::new(Shared::new(dir.to_path_buf(), options.sync, recovered.meta));
+        // A fresh log needs its first segment now; a reopened one, only
+        // once its open segment is half full.
+        let open_segment_roomy =
+            recovered.segments.last().is_some_and(|last| last.len_bytes < options.segment_bytes / 2);
         let spares = match options.preallocate && options.sync {
-            true => Some(SpareSegments::start(dir, options.segment_bytes)?),
+            true => Some(SpareSegments::start(dir, options.segment_bytes, !open_segment_roomy)?),
             false => None,
         };
         let writer = writer::spawn(shared.clone(), spares)?;
