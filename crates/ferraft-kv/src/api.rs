@@ -693,11 +693,25 @@ async fn commit(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
 #[serde(deny_unknown_fields)]
 struct EmptyBody {}
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AbortBody {
+    /// The prepare to abort; without it, the joint config pending now (a
+    /// retried call of that form may abort a later prepare).
+    prepare_index: Option<u64>,
+}
+
 async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
-    post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, body: AbortBody| async move {
         ctx.require_initialized()?;
+        let prepare_index = match body.prepare_index {
+            Some(index) => index,
+            None => pending_joint_index(&ctx).ok_or_else(|| {
+                ApiError::new(Code::Conflict, "no prepared (joint) membership is pending").with("pending", Value::Null)
+            })?,
+        };
         let index = loop {
-            match ctx.raft.abort_membership().await {
+            match ctx.raft.abort_membership(prepare_index).await {
                 Err(ferraft::ChangeMembershipError::NotReady) => tokio::time::sleep(READY_POLL).await,
                 other => break other?,
             }
@@ -705,6 +719,14 @@ async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         Ok(json!({ "abort_index": index }))
     })
     .await
+}
+
+/// The log index of the joint membership in force on this (leader) node, if any.
+fn pending_joint_index(ctx: &Ctx) -> Option<u64> {
+    let metrics = ctx.raft.metrics();
+    let m = metrics.borrow();
+    let stored = m.membership.as_ref()?;
+    stored.membership.is_joint().then(|| stored.log_id.map_or(0, |l| l.index))
 }
 
 #[derive(Deserialize)]

@@ -28,6 +28,9 @@ pub enum Code {
     Timeout,
     /// 500: the outcome is unknown.
     Internal,
+    /// 500: a membership change took effect in part (a step of it committed);
+    /// the answer carries the committed membership in force.
+    PartiallyApplied,
 }
 
 impl Code {
@@ -41,6 +44,7 @@ impl Code {
             Code::Conflict => "conflict",
             Code::Timeout => "timeout",
             Code::Internal => "internal",
+            Code::PartiallyApplied => "partially_applied",
         }
     }
 
@@ -52,7 +56,7 @@ impl Code {
             Code::NotInitialized | Code::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
             Code::Conflict => StatusCode::CONFLICT,
             Code::Timeout => StatusCode::GATEWAY_TIMEOUT,
-            Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Internal | Code::PartiallyApplied => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
@@ -216,6 +220,8 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
             | ChangeMembershipError::NoPendingJoint
             | ChangeMembershipError::LearnerLagging { .. } => ApiError::new(Code::Conflict, message),
             ChangeMembershipError::LeadershipLost => ApiError::timeout(message),
+            ChangeMembershipError::PartiallyApplied { membership } => ApiError::new(Code::PartiallyApplied, message)
+                .with("membership", crate::membership_json::membership(Some(&membership), true)),
             ChangeMembershipError::Fatal(f) => fatal(f),
             // a variant added to the library later: its outcome is unknown to this server
             #[allow(unreachable_patterns)]

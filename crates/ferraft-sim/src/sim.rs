@@ -1016,7 +1016,8 @@ impl Simulation {
             let abort = self.rng.gen_bool(0.4);
             let prepare_index = index_of(log_id);
             let result = self.call(i, |e| {
-                if abort { e.abort_membership() } else { e.commit_membership(prepare_index) }.map_err(|e| e.to_string())
+                if abort { e.abort_membership(prepare_index) } else { e.commit_membership(prepare_index) }
+                    .map_err(|e| e.to_string())
             });
             self.trace(|| {
                 format!("n{} {} joint {prepare_index}: {result:?}", i + 1, if abort { "abort" } else { "commit" })

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crate::membership::{ChangeMembersError, MembershipError};
+use crate::membership::{ChangeMembersError, MembershipError, StoredMembership};
 use crate::node::{LogIndex, NodeId};
 use crate::storage::StorageError;
 
@@ -121,6 +121,21 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     /// Leadership changed before the change committed; the outcome is unknown.
     #[error("leadership lost before the membership change committed; its outcome is unknown")]
     LeadershipLost,
+    /// The change took effect only in part: a step of it committed (its joint
+    /// config was entered, or the learner to wait for was added), but this call
+    /// did not see all it asked for happen (a later change or an abort
+    /// superseded the joint config; leadership moved before the joint config
+    /// was left within the answer's bound, or before the learner caught up).
+    /// Something did happen: look at `membership`, committed, before retrying.
+    #[error(
+        "the change took effect only in part: a step of it committed but not all it asked for was seen to happen; \
+         the membership in force is entry {}",
+        membership.log_id.map_or_else(|| "none".to_string(), |l| l.to_string())
+    )]
+    PartiallyApplied {
+        /// The committed membership in force when the answer was decided.
+        membership: StoredMembership<N>,
+    },
     /// A learner did not catch up in time.
     #[error("learner {node_id} did not catch up in time")]
     LearnerLagging {

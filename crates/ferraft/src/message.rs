@@ -84,6 +84,9 @@ pub struct VoteReply {
     pub pre_vote: bool,
     /// The responder's last log id.
     pub last_log_id: Option<LogId>,
+    /// The responder's membership does not name the candidate at all: the
+    /// vote was not considered (and the candidate's term not adopted).
+    pub not_member: bool,
 }
 
 /// Replicates entries (or, empty, asserts leadership).

@@ -233,14 +233,17 @@ async fn commit_before_readiness_is_refused_and_abort_returns_to_the_old_config(
         )
         .await;
     let raft = cluster.raft(leader).clone();
+    let joint = raft.metrics().borrow().membership.clone().unwrap();
+    assert!(joint.membership.is_joint(), "the prepared joint config is in force: {:?}", joint.membership.configs());
+    let prepare_index = joint.log_id.unwrap().index;
     let abort = loop {
-        match raft.abort_membership().await {
+        match raft.abort_membership(prepare_index).await {
             Ok(index) => break index,
             Err(ChangeMembershipError::NotReady) => tokio::time::sleep(Duration::from_millis(20)).await,
             Err(e) => panic!("abort: {e}"),
         }
     };
-    assert_eq!(raft.abort_membership().await.unwrap(), abort, "abort is idempotent");
+    assert_eq!(raft.abort_membership(prepare_index).await.unwrap(), abort, "abort is idempotent");
     let m = raft.metrics().borrow().membership.clone().unwrap();
     assert_eq!(m.membership.configs(), &[set(&[1, 2, 3])]);
     assert_eq!(m.membership.learner_set(), set(&[4, 5]));

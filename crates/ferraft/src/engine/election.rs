@@ -6,7 +6,7 @@ use super::progress::Progress;
 use super::role::{CandidateState, LeaderState, Role};
 use super::{Engine, Output};
 use crate::entry::{AppData, EntryPayload};
-use crate::error::{ChangeMembershipError, TransferError};
+use crate::error::TransferError;
 use crate::log_id::index_of;
 use crate::message::{MessageBody, TimeoutNow, VoteReply, VoteRequest};
 use crate::node::{Node, NodeId};
@@ -26,7 +26,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // voter of the last committed membership keeps campaigning while a
         // membership without it is pending: it may hold that entry alone, and
         // the others may need its vote (Raft thesis §4.2.2).
-        if !self.is_voter() && !self.is_voter_of_committed_membership() {
+        if (!self.is_voter() && !self.is_voter_of_committed_membership()) || self.removed_by_quorum {
             return;
         }
         let restarted_leader = self.vote.committed && self.vote.leader_id.node_id == self.id;
@@ -45,7 +45,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.save_vote(vote);
             self.leader_seen_ms = None;
         }
-        self.role = Role::Candidate(CandidateState { pre_vote, vote, granted: BTreeSet::from([self.id]), transfer });
+        self.role = Role::Candidate(CandidateState {
+            pre_vote,
+            vote,
+            granted: BTreeSet::from([self.id]),
+            transfer,
+            not_member_of: BTreeSet::new(),
+        });
         tracing::debug!(node = self.id, %vote, pre_vote, "campaigning");
         let candidate_node = self.effective().and_then(|m| m.node(self.id).cloned());
         let request = VoteRequest { candidate_node, vote, last_log_id: self.log.last_log_id(), pre_vote, transfer };
@@ -58,6 +64,21 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     pub(crate) fn on_vote_request(&mut self, from: NodeId, req: VoteRequest<N>) {
+        if self.effective().is_some_and(|m| !m.is_member(from)) {
+            // a node this membership does not know: most likely one removed that
+            // never learned it. Its term is not adopted (it would depose the
+            // leader) and it is told, so it can stop campaigning.
+            tracing::debug!(node = self.id, from, vote = %req.vote, "vote request from a non-member: refused");
+            let reply = VoteReply {
+                vote: self.vote,
+                granted: false,
+                pre_vote: req.pre_vote,
+                last_log_id: self.log.last_log_id(),
+                not_member: true,
+            };
+            self.send(from, MessageBody::VoteReply(reply));
+            return;
+        }
         self.observe_term_of(req.vote, req.pre_vote);
         let log_ok = req.last_log_id >= self.log.last_log_id();
         let sticky = self.leader_is_live() && !req.transfer && self.vote.leader_id.node_id != from;
@@ -79,13 +100,34 @@ impl<C: AppData, N: Node> Engine<C, N> {
             granted
         };
         tracing::debug!(node = self.id, from, granted, pre_vote = req.pre_vote, vote = %req.vote, "vote request");
-        let reply = VoteReply { vote: self.vote, granted, pre_vote: req.pre_vote, last_log_id: self.log.last_log_id() };
+        let reply = VoteReply {
+            vote: self.vote,
+            granted,
+            pre_vote: req.pre_vote,
+            last_log_id: self.log.last_log_id(),
+            not_member: false,
+        };
         self.send(from, MessageBody::VoteReply(reply));
     }
 
     pub(crate) fn on_vote_reply(&mut self, from: NodeId, reply: VoteReply) {
         let Role::Candidate(candidate) = &mut self.role else { return };
         if reply.pre_vote != candidate.pre_vote {
+            return;
+        }
+        if reply.not_member {
+            candidate.not_member_of.insert(from);
+            let not_member_of = candidate.not_member_of.clone();
+            let unknown = self.effective().is_some_and(|m| m.is_quorum(|id| not_member_of.contains(&id)));
+            if unknown {
+                // a quorum no longer knows this node: it was removed
+                tracing::info!(
+                    node = self.id,
+                    "a quorum says this node is not a member: it was removed; not campaigning"
+                );
+                self.removed_by_quorum = true;
+                self.become_follower();
+            }
             return;
         }
         if reply.granted {
@@ -150,11 +192,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
             reads: VecDeque::new(),
             read_round_needed: false,
             next_heartbeat_ms: now,
-            membership_queue: VecDeque::new(),
-            membership_inflight: None,
             transfer: None,
             since_ms: now,
-            prepared_learners: BTreeSet::new(),
+            departing: BTreeMap::new(),
         }));
         self.leader_seen_ms = Some(now);
         tracing::info!(node = self.id, %vote, "became leader");
@@ -172,19 +212,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             for read in leader.reads {
                 self.output.push(Output::ReadFailed { request_id: read.request_id });
             }
-            let forward = self.forward_to_leader();
-            for request in leader.membership_queue {
-                self.output.push(Output::MembershipDone {
-                    request_id: request.request_id,
-                    result: Err(ChangeMembershipError::ForwardToLeader(forward.clone())),
-                });
-            }
-            if let Some((request, _)) = leader.membership_inflight {
-                self.output.push(Output::MembershipDone {
-                    request_id: request.request_id,
-                    result: Err(ChangeMembershipError::LeadershipLost),
-                });
-            }
+            self.on_membership_leadership_lost();
             self.output.push(Output::LeadershipLost);
             self.reset_election_deadline();
         }

@@ -23,6 +23,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.become_follower();
         }
         self.leader_seen_ms = Some(self.now_ms);
+        self.removed_by_quorum = false;
         self.reset_election_deadline();
         true
     }
@@ -107,6 +108,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if self.durable.is_some_and(|d| d.index >= index) {
             self.durable = self.log.log_id_at(index - 1);
         }
+        // a membership a request of ours proposed may be gone: say so
+        self.settle_membership_requests();
     }
 
     fn reply_success_when_durable(&mut self, to: NodeId, seq: u64, matched: Option<LogId>) {

@@ -3,33 +3,21 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::role::Role;
+use super::membership_requests::{MembershipRequest, RequestStage};
 use super::{Engine, Output};
 use crate::entry::{AppData, EntryPayload};
 use crate::error::ChangeMembershipError;
-use crate::log_id::index_of;
-use crate::membership::{ChangeMembers, ChangeMembersError, Membership};
+use crate::log_id::{index_of, LogId};
+use crate::membership::{ChangeMembers, ChangeMembersError, JointExit, Membership, StoredMembership};
 use crate::node::{LogIndex, Node, NodeId};
-
-/// A planned change waiting for its turn or for its entry to commit.
-#[derive(Debug, Clone)]
-pub struct MembershipRequest<N> {
-    /// The caller's id for it.
-    pub request_id: u64,
-    /// What to change.
-    pub change: ChangeMembers<N>,
-    /// Keep removed voters as learners.
-    pub retain: bool,
-    /// 1 for the first proposal, 2 for the one leaving a joint config.
-    pub step: u8,
-}
 
 type ChangeResult<T, N> = Result<T, ChangeMembershipError<N>>;
 
 impl<C: AppData, N: Node> Engine<C, N> {
     /// Queues a planned membership change. `Output::MembershipDone` reports the
-    /// outcome once the final config is committed (at most two proposals: the
-    /// target itself when safe, else a joint step and then the target).
+    /// outcome once the log shows it (see `membership_requests`): at most two
+    /// proposals, the target itself when safe, else a joint step that records
+    /// how it is left, which any later leader finishes.
     pub fn change_membership(
         &mut self,
         request_id: u64,
@@ -42,9 +30,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // refuse what cannot apply now, so the caller hears about it at once
         let current = self.effective().expect("a leader has a membership");
         change.next_membership(current, retain)?;
-        if let Role::Leader(leader) = &mut self.role {
-            leader.membership_queue.push_back(MembershipRequest { request_id, change, retain, step: 1 });
-        }
+        self.membership_requests.push(MembershipRequest {
+            request_id,
+            change,
+            retain,
+            stage: RequestStage::Queued,
+            answer_by_ms: None,
+        });
         self.maybe_propose_membership();
         Ok(())
     }
@@ -53,21 +45,47 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// a membership only once the one in force and its own blank entry committed.
     pub(crate) fn may_propose_membership(&self) -> bool {
         let Some(leader) = self.leader_state() else { return false };
-        leader.membership_inflight.is_none()
-            && (self.membership_committed() || self.breaks(crate::config::BrokenRule::ProposeBeforeCommit))
+        (self.membership_committed() || self.breaks(crate::config::BrokenRule::ProposeBeforeCommit))
             && index_of(self.committed) >= leader.term_start_index
     }
 
+    /// Whether a membership proposal is waiting for the leader to be able to
+    /// make it: a queued request, or a joint config to leave by itself.
+    fn membership_work_pending(&self) -> bool {
+        self.membership_requests.iter().any(|r| r.stage == RequestStage::Queued)
+            || self.effective().is_some_and(|m| m.leaves_automatically())
+    }
+
+    /// Proposes what is due: first the exit of a committed joint config that
+    /// leaves by itself (whoever planned it), then queued requests in order.
     pub(crate) fn maybe_propose_membership(&mut self) {
-        while self.may_propose_membership() {
-            let Role::Leader(leader) = &mut self.role else { return };
-            let Some(request) = leader.membership_queue.pop_front() else { return };
+        while self.may_propose_membership() && self.membership_work_pending() {
             let current = self.effective().expect("a leader has a membership").clone();
-            match request.change.next_membership(&current, request.retain) {
+            if current.leaves_automatically() {
+                match current.leave_joint() {
+                    Ok(exit) => {
+                        self.propose_membership(exit);
+                        self.leader_maybe_commit();
+                    }
+                    Err(e) => tracing::error!(node = self.id, %current, error = %e, "cannot leave the joint config"),
+                }
+                continue;
+            }
+            let Some(position) = self.membership_requests.iter().position(|r| r.stage == RequestStage::Queued) else {
+                return;
+            };
+            let (change, retain) = {
+                let request = &self.membership_requests[position];
+                (request.change.clone(), request.retain)
+            };
+            match change.next_membership(&current, retain) {
                 Err(e) => {
+                    let request = self.membership_requests.remove(position);
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result: Err(e.into()) })
                 }
                 Ok(next) if next == current => {
+                    // the membership in force already is what was asked for
+                    let request = self.membership_requests.remove(position);
                     let stored = self.membership().expect("a leader has a membership").clone();
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result: Ok(stored) });
                 }
@@ -77,10 +95,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     } else {
                         next
                     };
-                    let index = self.propose_membership(next);
-                    if let Role::Leader(leader) = &mut self.role {
-                        leader.membership_inflight = Some((request, index));
-                    }
+                    let joint = next.is_joint() && !change.is_node_change();
+                    let log_id = self.propose_membership(next);
+                    self.membership_requests[position].stage =
+                        if joint { RequestStage::Joint(log_id) } else { RequestStage::Proposed(log_id) };
                     self.leader_maybe_commit();
                 }
             }
@@ -88,7 +106,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     /// Appends a membership entry; it is in force at once (use-at-once rule).
-    fn propose_membership(&mut self, next: Membership<N>) -> LogIndex {
+    fn propose_membership(&mut self, next: Membership<N>) -> LogId {
         tracing::info!(node = self.id, membership = %next, "proposing membership");
         debug_assert!(
             self.effective().is_some_and(|m| m.may_transition_to(&next))
@@ -98,33 +116,16 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let log_id = self.append_local(EntryPayload::Membership(next));
         self.sync_progress_with_membership();
         self.replicate_to_all();
-        log_id.index
+        log_id
     }
 
     /// The membership in force just committed on this leader.
     pub(crate) fn on_membership_committed(&mut self) {
-        let committed = index_of(self.committed);
-        let is_joint = self.effective().is_some_and(|m| m.is_joint());
-        if let Role::Leader(leader) = &mut self.role {
-            if let Some((mut request, index)) = leader.membership_inflight.take() {
-                if index <= committed {
-                    if request.step == 1 && is_joint && !request.change.is_node_change() {
-                        request.step = 2;
-                        leader.membership_queue.push_back(request);
-                    } else {
-                        let stored = self.log.effective_membership().expect("committed membership").clone();
-                        self.output.push(Output::MembershipDone { request_id: request.request_id, result: Ok(stored) });
-                    }
-                } else {
-                    leader.membership_inflight = Some((request, index));
-                }
-            }
-        }
         self.maybe_propose_membership();
         // a leader outside the config still manages the cluster until its
-        // pending changes are proposed (Raft thesis §4.2.2), then hands over
-        let pending =
-            self.leader_state().is_some_and(|l| l.membership_inflight.is_some() || !l.membership_queue.is_empty());
+        // pending changes are proposed and committed (Raft thesis §4.2.2), then
+        // hands over
+        let pending = !self.membership_committed() || self.membership_work_pending();
         if !self.is_voter() && !pending && self.is_leader() {
             self.step_down_after_removal();
         }
@@ -186,30 +187,29 @@ impl<C: AppData, N: Node> Engine<C, N> {
             .filter(|(id, _)| expect_voters.contains(id) || voters.contains(id) || learners.contains(id))
             .map(|(id, n)| (*id, n.clone()))
             .collect();
-        let joint =
-            Membership::new(vec![expect_voters.clone(), voters.clone()], nodes).map_err(ChangeMembersError::from)?;
-        let index = self.propose_membership(joint);
-        if let Role::Leader(leader) = &mut self.role {
-            leader.prepared_learners = learners.clone();
-        }
+        // the learners to keep travel in the joint entry: whichever leader
+        // commits it, after any restart, keeps them
+        let exit = JointExit { automatic: false, keep_as_learners: learners.clone() };
+        let joint = Membership::new(vec![expect_voters.clone(), voters.clone()], nodes)
+            .map_err(ChangeMembersError::from)?
+            .with_exit(exit);
+        let log_id = self.propose_membership(joint);
         self.leader_maybe_commit();
-        Ok(index)
+        Ok(log_id.index)
     }
 
     /// Explicit joint consensus, step 2: once a majority of the old and of the
-    /// new voters have the prepared entry committed, appends the new uniform config.
+    /// new voters have the prepared entry committed, appends the new uniform
+    /// config, keeping as learners those the prepare named (read from the
+    /// joint entry, so any leader honours them).
     pub fn commit_membership(&mut self, prepare_index: LogIndex) -> ChangeResult<LogIndex, N> {
         self.require_leader()?;
-        let stored = self.membership().expect("a leader has a membership").clone();
-        if let Some(done) = self.completed_joint_step(prepare_index, |joint| joint.last_config().clone()) {
+        if let Some(done) = self.completed_joint_step(prepare_index, |joint, next| joint.is_left_by(next)) {
             return Ok(done);
         }
-        let joint = &stored.membership;
-        if !joint.is_joint() || index_of(stored.log_id) != prepare_index {
-            let pending = joint.is_joint().then(|| index_of(stored.log_id));
-            return Err(ChangeMembershipError::WrongPrepareIndex { given: prepare_index, pending });
-        }
+        let stored = self.pending_joint(prepare_index)?;
         self.require_may_propose()?;
+        let joint = &stored.membership;
         let leader = self.leader_state().expect("checked leader");
         let ready = joint.is_quorum(|id| {
             if id == self.id {
@@ -221,37 +221,25 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if !ready {
             return Err(ChangeMembershipError::NotReady);
         }
-        let target = joint.last_config().clone();
-        let keep_learners = &leader.prepared_learners;
-        let old_only: BTreeSet<NodeId> = joint.configs()[0].difference(&target).copied().collect();
-        let nodes = joint
-            .nodes()
-            .iter()
-            .filter(|(id, _)| !old_only.contains(id) || keep_learners.contains(id))
-            .map(|(id, n)| (*id, n.clone()))
-            .collect();
-        let uniform = Membership::new(vec![target], nodes).map_err(ChangeMembersError::from)?;
-        let index = self.propose_membership(uniform);
+        let uniform = joint.leave_joint().map_err(ChangeMembersError::from)?;
+        let log_id = self.propose_membership(uniform);
         self.leader_maybe_commit();
-        Ok(index)
+        Ok(log_id.index)
     }
 
-    /// Explicit joint consensus, undo: reverts a pending joint config to the
-    /// old one (legal by old-new-intersect: the old config is in the joint one).
-    pub fn abort_membership(&mut self) -> ChangeResult<LogIndex, N> {
+    /// Explicit joint consensus, undo: reverts the joint config prepared at
+    /// `prepare_index` to its old side (legal by old-new-intersect: the old
+    /// config is in the joint one). Naming the prepare keeps a retried abort
+    /// from reverting a later one.
+    pub fn abort_membership(&mut self, prepare_index: LogIndex) -> ChangeResult<LogIndex, N> {
         self.require_leader()?;
-        let stored = self.membership().expect("a leader has a membership").clone();
-        if let Some(prev) = self.log.previous_membership() {
-            let prev_index = index_of(prev.log_id);
-            if let Some(done) = self.completed_joint_step(prev_index, |joint| joint.configs()[0].clone()) {
-                return Ok(done);
-            }
+        let reverts = |joint: &Membership<N>, next: &Membership<N>| next.configs() == [joint.configs()[0].clone()];
+        if let Some(done) = self.completed_joint_step(prepare_index, reverts) {
+            return Ok(done);
         }
-        let joint = &stored.membership;
-        if !joint.is_joint() {
-            return Err(ChangeMembershipError::NoPendingJoint);
-        }
+        let stored = self.pending_joint(prepare_index)?;
         self.require_may_propose()?;
+        let joint = &stored.membership;
         let old = joint.configs()[0].clone();
         let before = self.log.previous_membership().filter(|p| p.membership.configs() == [old.clone()]);
         let nodes = match before {
@@ -264,25 +252,37 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 .collect(),
         };
         let reverted = Membership::new(vec![old], nodes).map_err(ChangeMembersError::from)?;
-        let index = self.propose_membership(reverted);
+        let log_id = self.propose_membership(reverted);
         self.leader_maybe_commit();
-        Ok(index)
+        Ok(log_id.index)
     }
 
-    /// Idempotency: if the membership in force is the uniform config `target(joint)`
-    /// that directly followed the joint entry at `joint_index`, that step is done.
+    /// The joint membership in force, which must be the one at `prepare_index`.
+    fn pending_joint(&self, prepare_index: LogIndex) -> ChangeResult<StoredMembership<N>, N> {
+        let stored = self.membership().expect("a leader has a membership");
+        let pending = stored.membership.is_joint().then(|| index_of(stored.log_id));
+        match pending {
+            Some(index) if index == prepare_index => Ok(stored.clone()),
+            Some(_) => Err(ChangeMembershipError::WrongPrepareIndex { given: prepare_index, pending }),
+            None => Err(ChangeMembershipError::NoPendingJoint),
+        }
+    }
+
+    /// Idempotency: the joint entry at `joint_index` was followed (node
+    /// descriptor changes aside) by a membership that `is_step` recognises:
+    /// returns that membership's index.
     fn completed_joint_step(
         &self,
         joint_index: LogIndex,
-        target: impl Fn(&Membership<N>) -> BTreeSet<NodeId>,
+        is_step: impl Fn(&Membership<N>, &Membership<N>) -> bool,
     ) -> Option<LogIndex> {
-        let current = self.membership()?;
-        let prev = self.log.previous_membership()?;
-        let done = prev.membership.is_joint()
-            && index_of(prev.log_id) == joint_index
-            && !current.membership.is_joint()
-            && current.membership.configs()[0] == target(&prev.membership);
-        done.then(|| index_of(current.log_id))
+        let joint = self.log.membership_at(joint_index).filter(|m| index_of(m.log_id) == joint_index)?;
+        if !joint.membership.is_joint() {
+            return None;
+        }
+        let next =
+            self.log.memberships_after(joint_index).find(|m| m.membership.configs() != joint.membership.configs())?;
+        is_step(&joint.membership, &next.membership).then(|| index_of(next.log_id))
     }
 
     fn require_leader(&self) -> ChangeResult<(), N> {

@@ -10,6 +10,7 @@
 mod election;
 mod follower;
 mod membership_change;
+mod membership_requests;
 mod output;
 mod progress;
 mod raft_log;
@@ -57,7 +58,7 @@ pub struct Engine<C, N: Node> {
     pub(crate) vote: Vote,
     /// Greatest term seen in any message: a new campaign starts above it.
     pub(crate) observed_term: Term,
-    pub(crate) role: Role<N>,
+    pub(crate) role: Role,
     pub(crate) log: RaftLog<C, N>,
     pub(crate) committed: Option<LogId>,
     /// The last entry the local store reported durable.
@@ -73,6 +74,11 @@ pub struct Engine<C, N: Node> {
     /// When a leader was last heard from (leader stickiness).
     pub(crate) leader_seen_ms: Option<u64>,
     pub(crate) pending_replies: Vec<PendingReply<C, N>>,
+    /// A quorum answered this node's vote requests that it is not a member:
+    /// it stops campaigning until a leader contacts it.
+    pub(crate) removed_by_quorum: bool,
+    /// Accepted membership requests not yet answered (kept across role changes).
+    pub(crate) membership_requests: Vec<membership_requests::MembershipRequest<N>>,
     pub(crate) output: Vec<Output<C, N>>,
 }
 
@@ -108,6 +114,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             election_deadline_ms: 0,
             leader_seen_ms: None,
             pending_replies: Vec::new(),
+            removed_by_quorum: false,
+            membership_requests: Vec::new(),
             output: Vec::new(),
         };
         engine.reset_election_deadline();
@@ -134,13 +142,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
             Role::Leader(_) => ServerState::Leader,
             Role::Candidate(_) => ServerState::Candidate,
             Role::Follower if self.membership().is_none() => ServerState::Uninitialized,
+            Role::Follower if self.is_removed() => ServerState::Removed,
             Role::Follower if self.is_voter() => ServerState::Follower,
             Role::Follower => ServerState::Learner,
         }
     }
 
     /// The role with its state (leader progress etc.).
-    pub fn role(&self) -> &Role<N> {
+    pub fn role(&self) -> &Role {
         &self.role
     }
 
@@ -220,6 +229,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.membership().is_some_and(|m| m.membership.is_voter(self.id))
     }
 
+    /// A member once, and the membership in force no longer names it.
+    pub fn is_removed(&self) -> bool {
+        let dropped =
+            self.membership().is_some_and(|m| !m.membership.is_member(self.id)) && self.log.ever_names(self.id);
+        dropped || self.removed_by_quorum
+    }
+
     pub(crate) fn effective(&self) -> Option<&Membership<N>> {
         self.membership().map(|m| &m.membership)
     }
@@ -273,6 +289,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.committed = committed;
         self.output.push(Output::SaveCommitted(committed));
         self.emit_apply();
+        self.settle_membership_requests();
     }
 
     pub(crate) fn emit_apply(&mut self) {
@@ -458,6 +475,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// Advances time: elections, heartbeats, check-quorum, retries.
     pub fn on_tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
+        self.settle_membership_requests();
         if self.is_leader() {
             self.leader_tick();
         } else if self.now_ms >= self.election_deadline_ms {

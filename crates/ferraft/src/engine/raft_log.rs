@@ -141,6 +141,16 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         self.memberships.iter().rev().find(|m| m.log_id.map_or(0, |l| l.index) <= index)
     }
 
+    /// The membership entries after `index`, in log order.
+    pub fn memberships_after(&self, index: LogIndex) -> impl Iterator<Item = &StoredMembership<N>> {
+        self.memberships.iter().filter(move |m| m.log_id.map_or(0, |l| l.index) > index)
+    }
+
+    /// Whether some membership this log still knows names `id` as a member.
+    pub fn ever_names(&self, id: crate::node::NodeId) -> bool {
+        self.memberships.iter().any(|m| m.membership.is_member(id))
+    }
+
     /// The membership entry before the effective one, if still known.
     pub fn previous_membership(&self) -> Option<&StoredMembership<N>> {
         let n = self.memberships.len();

@@ -1,6 +1,9 @@
 //! The leader side of replication: proposing, sending, acknowledgements, commit.
 
 use super::progress::{Progress, ReplicationMode};
+
+/// How long a leader keeps telling a removed node it was removed, in election timeouts.
+const DEPARTING_BOUND_ELECTION_TIMEOUTS: u64 = 10;
 use super::role::Role;
 use super::{Engine, Output};
 use crate::entry::{AppData, EntryPayload};
@@ -37,7 +40,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         Ok(first)
     }
 
-    pub(crate) fn leader_state(&self) -> Option<&super::LeaderState<N>> {
+    pub(crate) fn leader_state(&self) -> Option<&super::LeaderState> {
         match &self.role {
             Role::Leader(leader) => Some(leader),
             _ => None,
@@ -303,6 +306,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.maybe_confirm_reads();
         if !membership_before && self.membership_committed() {
             self.on_membership_committed();
+        } else {
+            // the blank entry of this term committing also unblocks what was
+            // queued before it (initial-log rule)
+            self.maybe_propose_membership();
         }
     }
 
@@ -314,6 +321,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return;
         }
         leader.next_heartbeat_ms = now + self.config.heartbeat_interval_ms;
+        let departing = !leader.departing.is_empty();
+        if departing {
+            self.drop_departed();
+        }
+        let Role::Leader(leader) = &mut self.role else { return };
         if let Some((_, deadline)) = leader.transfer {
             if now >= deadline {
                 tracing::warn!(node = self.id, "leader transfer timed out; resuming");
@@ -382,12 +394,41 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let next_index = self.log.last_index() + 1;
         let members: Vec<NodeId> = self.effective().map(|m| m.nodes().keys().copied().collect()).unwrap_or_default();
         let id = self.id;
+        let removed_at = self.log.last_index();
         let Role::Leader(leader) = &mut self.role else { return };
-        leader.progress.retain(|peer, _| members.contains(peer));
+        // a node the new membership drops keeps being replicated to until it
+        // holds that entry committed: so it learns it was removed and stops
+        // campaigning, instead of living on in an old joint config
+        for peer in leader.progress.keys() {
+            if !members.contains(peer) {
+                leader.departing.entry(*peer).or_insert((removed_at, now));
+            }
+        }
+        leader.departing.retain(|peer, _| !members.contains(peer));
         for peer in members {
             if peer != id {
                 leader.progress.entry(peer).or_insert_with(|| Progress::new(next_index, now));
             }
         }
+    }
+
+    /// Stops replicating to removed nodes that hold their removal committed,
+    /// or that did not take it within a bound (they may be down for good).
+    pub(crate) fn drop_departed(&mut self) {
+        let now = self.now_ms;
+        let bound = self.config.election_timeout_max_ms * DEPARTING_BOUND_ELECTION_TIMEOUTS;
+        let Role::Leader(leader) = &mut self.role else { return };
+        let progress = &mut leader.progress;
+        leader.departing.retain(|peer, (removed_at, since)| {
+            let told = match progress.get(peer) {
+                Some(p) => p.committed_seen >= *removed_at,
+                None => true,
+            };
+            let keep = !told && now < *since + bound;
+            if !keep {
+                progress.remove(peer);
+            }
+            keep
+        });
     }
 }

@@ -5,7 +5,6 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use crate::node::{LogIndex, NodeId};
 use crate::vote::Vote;
 
-use super::membership_change::MembershipRequest;
 use super::progress::Progress;
 use super::reads::PendingRead;
 
@@ -23,22 +22,27 @@ pub enum ServerState {
     Candidate,
     /// Leading.
     Leader,
+    /// Was a member and the membership in force no longer names it: it does
+    /// not campaign and serves no one; re-add it (as a learner) to use it again.
+    Removed,
 }
 
 /// The role with its state.
 #[derive(Debug)]
-pub enum Role<N> {
+pub enum Role {
     /// Following (or a learner, or uninitialized).
     Follower,
     /// Campaigning.
     Candidate(CandidateState),
     /// Leading.
-    Leader(Box<LeaderState<N>>),
+    Leader(Box<LeaderState>),
 }
 
 /// A campaign in progress.
 #[derive(Debug, Clone)]
 pub struct CandidateState {
+    /// Voters whose membership does not name this node at all.
+    pub not_member_of: BTreeSet<NodeId>,
     /// True while only asking for pre-votes.
     pub pre_vote: bool,
     /// The vote asked for.
@@ -51,7 +55,7 @@ pub struct CandidateState {
 
 /// The leader's bookkeeping.
 #[derive(Debug)]
-pub struct LeaderState<N> {
+pub struct LeaderState {
     /// Replication state per other member (voters and learners).
     pub progress: BTreeMap<NodeId, Progress>,
     /// Index of this term's first (blank) entry; reads wait for it to commit.
@@ -64,14 +68,13 @@ pub struct LeaderState<N> {
     pub read_round_needed: bool,
     /// When the next heartbeat is due.
     pub next_heartbeat_ms: u64,
-    /// Membership requests waiting their turn (propose-after-commit).
-    pub membership_queue: VecDeque<MembershipRequest<N>>,
-    /// The membership request whose entry awaits commit.
-    pub membership_inflight: Option<(MembershipRequest<N>, LogIndex)>,
     /// The leader is handing over to this node until the deadline.
     pub transfer: Option<(NodeId, u64)>,
     /// When leadership began.
     pub since_ms: u64,
-    /// Learners that joined by `prepare`, kept as learners at `commit`.
-    pub prepared_learners: BTreeSet<NodeId>,
+    /// Nodes a proposed membership removed, each with the index of that entry
+    /// and when it was proposed: the leader keeps replicating to them until
+    /// they hold it committed (so they learn they were removed and stop
+    /// campaigning), or for a bounded time.
+    pub departing: BTreeMap<NodeId, (LogIndex, u64)>,
 }

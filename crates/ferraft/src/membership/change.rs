@@ -150,7 +150,7 @@ impl<N: crate::Node> ChangeMembers<N> {
     pub fn next_membership(&self, current: &Membership<N>, retain: bool) -> Result<Membership<N>, ChangeMembersError> {
         let (goal, nodes) = self.goal(current)?;
         if self.is_node_change() {
-            return Ok(Membership::new(current.configs().to_vec(), nodes)?);
+            return Ok(current.with_nodes(nodes)?);
         }
         Ok(current.next_toward(goal, nodes, retain)?)
     }

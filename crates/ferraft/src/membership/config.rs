@@ -6,7 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::log_id::LogId;
-use crate::membership::quorum;
+use crate::membership::{quorum, JointExit};
 use crate::node::{LogIndex, NodeId};
 
 /// Why a membership value is invalid.
@@ -39,14 +39,42 @@ pub enum MembershipError {
 pub struct Membership<N> {
     configs: Vec<BTreeSet<NodeId>>,
     nodes: BTreeMap<NodeId, N>,
+    /// How a joint membership is left; `None` for a uniform one, and for a
+    /// joint one built without a plan (it waits for an explicit commit or abort).
+    exit: Option<JointExit>,
 }
 
 impl<N: crate::Node> Membership<N> {
     /// Builds a membership, checking it is usable.
     pub fn new(configs: Vec<BTreeSet<NodeId>>, nodes: BTreeMap<NodeId, N>) -> Result<Self, MembershipError> {
-        let membership = Self { configs, nodes };
+        let membership = Self { configs, nodes, exit: None };
         membership.validate()?;
         Ok(membership)
+    }
+
+    /// The same membership, left as `exit` says once it is joint (a uniform
+    /// membership has nothing to leave and keeps no plan).
+    pub fn with_exit(mut self, exit: JointExit) -> Self {
+        self.exit = self.is_joint().then_some(exit);
+        self
+    }
+
+    /// The same configs (and plan to leave them) with other node descriptors.
+    pub fn with_nodes(&self, nodes: BTreeMap<NodeId, N>) -> Result<Self, MembershipError> {
+        let next = Self { configs: self.configs.clone(), nodes, exit: self.exit.clone() };
+        next.validate()?;
+        Ok(next)
+    }
+
+    /// How this joint membership is to be left, if its proposer said.
+    pub fn exit(&self) -> Option<&JointExit> {
+        self.exit.as_ref()
+    }
+
+    /// Whether this is a joint membership that any leader leaves by itself once
+    /// it is committed.
+    pub fn leaves_automatically(&self) -> bool {
+        self.exit.as_ref().is_some_and(|e| e.automatic)
     }
 
     /// A uniform membership whose voters are exactly `nodes`.
@@ -144,9 +172,11 @@ impl<N: crate::Node> Membership<N> {
 
     /// The next membership on the way to the uniform config `goal`.
     ///
-    /// Goes to `goal` directly when it equals this membership's last config (it
-    /// is then safe by old-new-intersect), else to the joint `[last, goal]`.
-    /// Voters that leave keep their node entry only when `retain` is set.
+    /// Goes to `goal` in one step when it is one of this membership's configs
+    /// (safe by old-new-intersect: that includes reverting a joint config to
+    /// its old side), else to the joint `[last, goal]`, which records that it
+    /// leaves for `goal` by itself. Voters that leave keep their node entry, as
+    /// learners, only with `retain`.
     pub fn next_toward(
         &self,
         goal: BTreeSet<NodeId>,
@@ -154,8 +184,13 @@ impl<N: crate::Node> Membership<N> {
         retain: bool,
     ) -> Result<Self, MembershipError> {
         let last = self.last_config().clone();
-        let configs = if last == goal { vec![goal] } else { vec![last, goal] };
-        let mut next = Self { configs, nodes };
+        let mut next = if self.configs.contains(&goal) {
+            Self { configs: vec![goal], nodes, exit: None }
+        } else {
+            let keep_as_learners = if retain { last.difference(&goal).copied().collect() } else { BTreeSet::new() };
+            let exit = JointExit { automatic: true, keep_as_learners };
+            Self { configs: vec![last, goal], nodes, exit: Some(exit) }
+        };
         if !retain {
             let voters = next.voter_set();
             let removed: Vec<NodeId> = self.voter_ids().filter(|id| !voters.contains(id)).collect();
@@ -167,9 +202,24 @@ impl<N: crate::Node> Membership<N> {
         Ok(next)
     }
 
-    /// The uniform membership after leaving a joint config for its last config.
-    pub fn leave_joint(&self, retain: bool) -> Result<Self, MembershipError> {
-        self.next_toward(self.last_config().clone(), self.nodes.clone(), retain)
+    /// The uniform membership that leaves this joint one for its last config,
+    /// as its exit plan says: voters of the other configs leave the cluster
+    /// unless the plan keeps them as learners.
+    pub fn leave_joint(&self) -> Result<Self, MembershipError> {
+        let last = self.last_config().clone();
+        let keep = self.exit.as_ref().map(|e| &e.keep_as_learners);
+        let nodes = self
+            .nodes
+            .iter()
+            .filter(|(id, _)| last.contains(id) || !self.is_voter(**id) || keep.is_some_and(|k| k.contains(id)))
+            .map(|(id, n)| (*id, n.clone()))
+            .collect();
+        Self::new(vec![last], nodes)
+    }
+
+    /// Whether `next` is the exit of this joint membership: its last config, alone.
+    pub fn is_left_by(&self, next: &Membership<N>) -> bool {
+        self.is_joint() && next.configs == [self.last_config().clone()]
     }
 }
 
@@ -242,7 +292,7 @@ mod tests {
         let joint = c1.next_toward(set(&[3, 4, 5]), nodes(&[1, 2, 3, 4, 5]), false).unwrap();
         assert_eq!(joint.configs(), &[set(&[1, 2, 3]), set(&[3, 4, 5])]);
         assert!(c1.may_transition_to(&joint));
-        let uniform = joint.leave_joint(false).unwrap();
+        let uniform = joint.leave_joint().unwrap();
         assert_eq!(uniform.configs(), &[set(&[3, 4, 5])]);
         assert_eq!(uniform.learner_set(), set(&[]));
         assert!(joint.may_transition_to(&uniform));
@@ -251,8 +301,10 @@ mod tests {
 
     #[test]
     fn retain_keeps_removed_voters_as_learners() {
-        let joint = Membership::new(vec![set(&[1, 2, 3]), set(&[3, 4, 5])], nodes(&[1, 2, 3, 4, 5])).unwrap();
-        let uniform = joint.leave_joint(true).unwrap();
+        let c1 = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap();
+        let joint = c1.next_toward(set(&[3, 4, 5]), nodes(&[1, 2, 3, 4, 5]), true).unwrap();
+        assert_eq!(joint.exit().unwrap().keep_as_learners, set(&[1, 2]), "the plan is in the joint entry");
+        let uniform = joint.leave_joint().unwrap();
         assert_eq!(uniform.learner_set(), set(&[1, 2]));
     }
 
@@ -266,5 +318,23 @@ mod tests {
         let c4 = Membership::new(vec![set(&[4])], nodes(&[4])).unwrap();
         assert!(c3c4.may_transition_to(&c4));
         assert!(!joint.may_transition_to(&c4));
+    }
+
+    #[test]
+    fn a_joint_config_reverts_to_its_old_side_in_one_step() {
+        let joint = Membership::new(vec![set(&[1, 2, 3]), set(&[3, 4, 5])], nodes(&[1, 2, 3, 4, 5])).unwrap();
+        let back = joint.next_toward(set(&[1, 2, 3]), nodes(&[1, 2, 3, 4, 5]), false).unwrap();
+        assert_eq!(back.configs(), &[set(&[1, 2, 3])], "[c1,c2] -> c1 directly, not through [c2,c1]");
+        assert_eq!(back.learner_set(), set(&[]), "without retain the voters that leave are gone");
+        assert!(joint.may_transition_to(&back));
+    }
+
+    #[test]
+    fn node_changes_keep_the_exit_plan() {
+        let c1 = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap();
+        let joint = c1.next_toward(set(&[3, 4, 5]), nodes(&[1, 2, 3, 4, 5]), true).unwrap();
+        let moved = joint.with_nodes(nodes(&[1, 2, 3, 4, 5, 6])).unwrap();
+        assert_eq!(moved.exit(), joint.exit());
+        assert!(moved.leaves_automatically());
     }
 }

@@ -4,8 +4,10 @@
 
 mod change;
 mod config;
+mod joint_exit;
 mod quorum;
 
 pub use change::{ChangeMembers, ChangeMembersError};
 pub use config::{Membership, MembershipError, StoredMembership};
+pub use joint_exit::JointExit;
 pub use quorum::{committed_index, is_quorum};

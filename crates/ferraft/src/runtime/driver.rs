@@ -248,8 +248,8 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 let result = self.engine.commit_membership(index);
                 self.reply_when_committed(result, reply);
             }
-            Event::AbortJoint(reply) => {
-                let result = self.engine.abort_membership();
+            Event::AbortJoint(index, reply) => {
+                let result = self.engine.abort_membership(index);
                 self.reply_when_committed(result, reply);
             }
             Event::TransferLeader(to, reply) => {

@@ -37,7 +37,7 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     ChangeMembership(ChangeMembers<N>, bool, Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>),
     Prepare(JointPrepare, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
     CommitJoint(LogIndex, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
-    AbortJoint(Reply<Result<LogIndex, ChangeMembershipError<N>>>),
+    AbortJoint(LogIndex, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
     TransferLeader(Option<NodeId>, Reply<Result<NodeId, TransferError<N>>>),
     Elect,
     Heartbeat,

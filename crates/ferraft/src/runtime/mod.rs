@@ -17,6 +17,7 @@ pub use event::WriteResponse;
 pub use metrics::{RaftMetrics, ReplicationMetrics, Wait, WaitError};
 
 use crate::config::{Config, ConfigError};
+use crate::engine::ServerState;
 use crate::error::{ChangeMembershipError, Fatal, InitializeError, ReadError, TransferError, WriteError};
 use crate::log_id::{index_of, LogId};
 use crate::membership::{ChangeMembers, Membership, StoredMembership};
@@ -142,17 +143,21 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         if blocking {
             let target = self.metrics().borrow().last_log_index;
             let what = format!("learner {id} to reach index {target}");
+            // the role, not the vote: a leader that steps down keeps naming
+            // itself in its vote until it hears of another leader
             let caught_up = |m: &RaftMetrics<N>| {
                 m.replication.as_ref().and_then(|r| r.get(&id)).is_some_and(|p| index_of(p.matched) >= target)
-                    || m.current_leader != Some(self.id())
+                    || m.state != ServerState::Leader
             };
             let m = self
                 .wait(Duration::from_secs(u64::MAX / 4))
                 .metrics(caught_up, what)
                 .await
                 .map_err(|_| Fatal::Stopped)?;
-            if m.current_leader != Some(self.id()) {
-                return Err(ChangeMembershipError::LeadershipLost);
+            if m.state != ServerState::Leader {
+                // the learner entry committed (that is what was answered above)
+                // but whether it caught up is not known here
+                return Err(ChangeMembershipError::PartiallyApplied { membership });
             }
         }
         Ok(membership)
@@ -187,9 +192,11 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         self.call(|tx| Event::CommitJoint(prepare_index, tx)).await?
     }
 
-    /// Explicit joint consensus, undo: returns to the old config.
-    pub async fn abort_membership(&self) -> Result<LogIndex, ChangeMembershipError<N>> {
-        self.call(Event::AbortJoint).await?
+    /// Explicit joint consensus, undo: returns the joint config prepared at
+    /// `prepare_index` to its old config. Repeating it returns the same index;
+    /// it never reverts a later prepare.
+    pub async fn abort_membership(&self, prepare_index: LogIndex) -> Result<LogIndex, ChangeMembershipError<N>> {
+        self.call(|tx| Event::AbortJoint(prepare_index, tx)).await?
     }
 
     /// Hands leadership to `to` (or the most up-to-date voter); returns once

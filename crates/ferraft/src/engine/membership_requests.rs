@@ -1,0 +1,174 @@
+//! Membership requests from the moment they are accepted until they are
+//! answered, whoever leads in between.
+//!
+//! A request is answered by what the log shows happened to it, not by what the
+//! node that accepted it is doing: a success once the config it asked for
+//! committed; "nothing happened" (`ForwardToLeader`) only while nothing of it
+//! was proposed, or once what was proposed was truncated away; the partial
+//! outcome once its joint step committed and something else followed it; and
+//! "unknown" (`LeadershipLost`) only when a bound after losing leadership
+//! passes before the log tells.
+
+use super::{Engine, Output};
+use crate::entry::AppData;
+use crate::error::ChangeMembershipError;
+use crate::log_id::{index_of, LogId};
+use crate::membership::{ChangeMembers, StoredMembership};
+use crate::node::Node;
+
+/// An accepted planned change, tracked until it is answered.
+#[derive(Debug, Clone)]
+pub(crate) struct MembershipRequest<N> {
+    /// The caller's id for it.
+    pub request_id: u64,
+    /// What to change.
+    pub change: ChangeMembers<N>,
+    /// Keep removed voters as learners.
+    pub retain: bool,
+    /// How far it got.
+    pub stage: RequestStage,
+    /// Set when this node stops leading: the request is answered by then.
+    pub answer_by_ms: Option<u64>,
+}
+
+/// How far a request got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RequestStage {
+    /// Waiting for this leader to propose it (propose-after-commit).
+    Queued,
+    /// Its one entry was proposed; it is done when that entry commits.
+    Proposed(LogId),
+    /// Its joint entry was proposed; it is done when that joint config's exit
+    /// commits, which any leader proposes by the plan recorded in the entry.
+    Joint(LogId),
+}
+
+type Answer<N> = Result<StoredMembership<N>, ChangeMembershipError<N>>;
+
+/// How long after losing leadership a request may wait for the log to tell
+/// its outcome, in election timeouts.
+const ANSWER_GRACE_ELECTION_TIMEOUTS: u64 = 4;
+
+impl<C: AppData, N: Node> Engine<C, N> {
+    /// Answers every request whose outcome the log now shows.
+    pub(crate) fn settle_membership_requests(&mut self) {
+        if self.membership_requests.is_empty() {
+            return;
+        }
+        let requests = std::mem::take(&mut self.membership_requests);
+        for request in requests {
+            match self.outcome_of(&request) {
+                Some(result) => {
+                    tracing::info!(
+                        node = self.id,
+                        request = request.request_id,
+                        ok = result.is_ok(),
+                        "membership request answered"
+                    );
+                    self.output.push(Output::MembershipDone { request_id: request.request_id, result });
+                }
+                None => self.membership_requests.push(request),
+            }
+        }
+    }
+
+    /// This node stopped leading: requests it has not proposed end now (nothing
+    /// of them happened); the others get a bound to learn their outcome in.
+    pub(crate) fn on_membership_leadership_lost(&mut self) {
+        let answer_by = self.now_ms + self.config.election_timeout_max_ms * ANSWER_GRACE_ELECTION_TIMEOUTS;
+        for request in &mut self.membership_requests {
+            request.answer_by_ms.get_or_insert(answer_by);
+        }
+        self.settle_membership_requests();
+    }
+
+    /// The answer the log gives for `request` now, if it gives one.
+    fn outcome_of(&self, request: &MembershipRequest<N>) -> Option<Answer<N>> {
+        let expired = request.answer_by_ms.is_some_and(|by| self.now_ms >= by);
+        let committed = index_of(self.committed);
+        match request.stage {
+            RequestStage::Queued => {
+                (!self.is_leader()).then(|| Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader())))
+            }
+            RequestStage::Proposed(entry) => match self.entry_fate(entry) {
+                EntryFate::Gone => Some(Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader()))),
+                EntryFate::Unknowable => Some(Err(ChangeMembershipError::LeadershipLost)),
+                EntryFate::Held if entry.index <= committed => {
+                    Some(self.stored_at(entry).ok_or(ChangeMembershipError::LeadershipLost))
+                }
+                EntryFate::Held => expired.then_some(Err(ChangeMembershipError::LeadershipLost)),
+            },
+            RequestStage::Joint(joint) => match self.entry_fate(joint) {
+                EntryFate::Gone => Some(Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader()))),
+                EntryFate::Unknowable => Some(Err(ChangeMembershipError::LeadershipLost)),
+                EntryFate::Held if joint.index > committed => {
+                    expired.then_some(Err(ChangeMembershipError::LeadershipLost))
+                }
+                EntryFate::Held => self.joint_outcome(joint, expired),
+            },
+        }
+    }
+
+    /// A committed joint entry: done when the membership that followed it (node
+    /// descriptor changes aside) is its exit and committed; partial when it is
+    /// something else and committed, or when the bound passed first.
+    fn joint_outcome(&self, joint: LogId, expired: bool) -> Option<Answer<N>> {
+        let committed = index_of(self.committed);
+        let Some(joint_membership) = self.stored_at(joint) else {
+            return Some(Err(self.partially_applied()));
+        };
+        let next = self
+            .log
+            .memberships_after(joint.index)
+            .find(|m| m.membership.configs() != joint_membership.membership.configs());
+        match next {
+            Some(next) if index_of(next.log_id) <= committed => {
+                if joint_membership.membership.is_left_by(&next.membership) {
+                    Some(Ok(next.clone()))
+                } else {
+                    Some(Err(self.partially_applied()))
+                }
+            }
+            _ => expired.then(|| self.partially_applied()).map(Err),
+        }
+    }
+
+    /// The partial outcome, carrying the committed membership in force.
+    fn partially_applied(&self) -> ChangeMembershipError<N> {
+        let committed = index_of(self.committed);
+        let membership = self.log.membership_at(committed).or(self.membership()).cloned();
+        match membership {
+            Some(membership) => ChangeMembershipError::PartiallyApplied { membership },
+            None => ChangeMembershipError::LeadershipLost,
+        }
+    }
+
+    /// Whether the log still holds `entry`, replaced it, or can no longer tell.
+    fn entry_fate(&self, entry: LogId) -> EntryFate {
+        if self.log.contains(Some(entry)) {
+            return EntryFate::Held;
+        }
+        if entry.index <= index_of(self.log.purged()) {
+            // purged behind a snapshot: committed, but whether it was this
+            // entry or one that replaced it is no longer known here
+            return EntryFate::Unknowable;
+        }
+        EntryFate::Gone
+    }
+
+    /// The membership the entry `log_id` carries, if this log holds it.
+    fn stored_at(&self, log_id: LogId) -> Option<StoredMembership<N>> {
+        self.log.membership_at(log_id.index).filter(|m| m.log_id == Some(log_id)).cloned()
+    }
+}
+
+/// What became of a proposed entry.
+enum EntryFate {
+    /// The log holds it.
+    Held,
+    /// A conflicting entry replaced it (or the log was truncated before it): it
+    /// never commits.
+    Gone,
+    /// Behind the purge point without a trace.
+    Unknowable,
+}
