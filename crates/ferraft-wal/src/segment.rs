@@ -12,8 +12,9 @@ use crate::error::Corruption;
 /// Bytes of the segment header: magic, version, first index, checksum.
 pub(crate) const SEGMENT_HEADER_BYTES: u64 = 24;
 
-/// The on-disk format version this build writes and reads.
-pub(crate) const SEGMENT_VERSION: u32 = 1;
+/// The on-disk format version this build writes and reads. Version 2: a
+/// membership entry carries how a joint config is left (`JointExit`).
+pub(crate) const SEGMENT_VERSION: u32 = 2;
 
 const MAGIC: &[u8; 8] = b"FRRFTWAL";
 const SUFFIX: &str = ".wal";

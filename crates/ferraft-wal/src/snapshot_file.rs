@@ -20,7 +20,8 @@ use crate::fsutil::{read_if_exists, rename_synced, write_atomic, write_synced, T
 pub(crate) const SNAPSHOT_FILE: &str = "SNAPSHOT";
 
 const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
-const VERSION: u32 = 1;
+/// Version 2: the membership in the metadata carries its `JointExit`.
+const VERSION: u32 = 2;
 const HEADER: usize = 8 + 4 + 4 + 8 + 4;
 
 /// A new name for a snapshot written off the Raft task to wait under until
