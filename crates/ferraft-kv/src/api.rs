@@ -88,6 +88,11 @@ impl Ctx {
         if m.state == ServerState::Uninitialized || m.membership.is_none() {
             return Err(ApiError::not_initialized());
         }
+        if m.state == ServerState::Removed {
+            // it would forward to a leader it no longer follows, or serve a
+            // state that no longer advances
+            return Err(ApiError::not_member());
+        }
         Ok(())
     }
 

@@ -28,6 +28,8 @@ pub enum Code {
     Timeout,
     /// 500: the outcome is unknown.
     Internal,
+    /// 503: this node was removed from the cluster; nothing happened.
+    NotMember,
     /// 500: a membership change took effect in part (a step of it committed);
     /// the answer carries the committed membership in force.
     PartiallyApplied,
@@ -45,6 +47,7 @@ impl Code {
             Code::Timeout => "timeout",
             Code::Internal => "internal",
             Code::PartiallyApplied => "partially_applied",
+            Code::NotMember => "not_member",
         }
     }
 
@@ -53,7 +56,7 @@ impl Code {
         match self {
             Code::BadRequest => StatusCode::BAD_REQUEST,
             Code::NotFound => StatusCode::NOT_FOUND,
-            Code::NotInitialized | Code::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
+            Code::NotInitialized | Code::NoLeader | Code::NotMember => StatusCode::SERVICE_UNAVAILABLE,
             Code::Conflict => StatusCode::CONFLICT,
             Code::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Code::Internal | Code::PartiallyApplied => StatusCode::INTERNAL_SERVER_ERROR,
@@ -112,6 +115,14 @@ impl ApiError {
     /// `not_initialized`.
     pub fn not_initialized() -> Self {
         Self::new(Code::NotInitialized, "this node is not part of a cluster yet: initialize it or add it as a learner")
+    }
+
+    /// `not_member`.
+    pub fn not_member() -> Self {
+        Self::new(
+            Code::NotMember,
+            "this node was removed from the cluster: send requests to a member, or add it back as a learner",
+        )
     }
 
     /// `no_leader`.

@@ -37,6 +37,7 @@ pub fn role(state: ServerState) -> &'static str {
         ServerState::Follower => "follower",
         ServerState::Candidate => "candidate",
         ServerState::Leader => "leader",
+        ServerState::Removed => "removed",
         #[allow(unreachable_patterns)]
         _ => "unknown",
     }

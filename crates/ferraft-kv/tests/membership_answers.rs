@@ -1,0 +1,89 @@
+//! What the server tells callers of membership changes after faults (issue 17),
+//! with real `ferraft serve` processes on loopback.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ferraft_kv::harness::LocalNode;
+use serde_json::{json, Value};
+
+const EXE: &str = env!("CARGO_BIN_EXE_ferraft");
+
+/// Starts `n` nodes and initializes them all as voters; returns them and the leader.
+async fn three_voters(dir: &Path) -> (BTreeMap<u64, LocalNode>, u64) {
+    let mut nodes = BTreeMap::new();
+    for id in 1..=3 {
+        let mut node = LocalNode::new(Path::new(EXE), id, dir);
+        node.spawn().unwrap();
+        nodes.insert(id, node);
+    }
+    for node in nodes.values() {
+        node.wait_ready(Duration::from_secs(10)).await.unwrap();
+    }
+    let voters: BTreeMap<String, Value> = nodes.iter().map(|(id, n)| (id.to_string(), n.spec())).collect();
+    nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": voters })).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut leader = None;
+        for (id, node) in &nodes {
+            if node.client.status().await.is_ok_and(|s| s["role"] == "leader") {
+                leader = Some(*id);
+            }
+        }
+        if let Some(leader) = leader {
+            return (nodes, leader);
+        }
+        assert!(Instant::now() < deadline, "no leader");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_blocking_learner_add_whose_leader_loses_its_quorum_answers_partially_applied() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, leader) = three_voters(dir.path()).await;
+    // node 4 is described but never started: it cannot catch up
+    let learner = LocalNode::new(Path::new(EXE), 4, dir.path());
+    let client = nodes[&leader].client.clone();
+    let body = json!({ "id": 4, "raft": learner.spec()["raft"], "api": learner.spec()["api"], "blocking": true });
+    let call = tokio::spawn(async move { client.post("/v1/cluster/learners", &body).await });
+    // once the learner entry is in force on the leader, its quorum goes away
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !nodes[&leader].client.status().await.unwrap()["membership"]["learners"]
+        .as_array()
+        .unwrap()
+        .contains(&json!(4))
+    {
+        assert!(Instant::now() < deadline, "learner entry never in force");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for id in [1, 2, 3].into_iter().filter(|id| *id != leader) {
+        nodes.get_mut(&id).unwrap().kill9().await;
+    }
+    let answer = tokio::time::timeout(Duration::from_secs(20), call).await.expect("answered in time").unwrap();
+    let error = answer.expect_err("the learner did not catch up");
+    assert_eq!(error.code(), Some("partially_applied"), "{error}");
+    let ferraft_kv::client::ClientError::Api { status, body, .. } = error else { unreachable!() };
+    assert_eq!(status, 500);
+    assert!(body["error"]["membership"]["learners"].as_array().unwrap().contains(&json!(4)), "{body}");
+}
+
+#[tokio::test]
+async fn a_removed_node_answers_not_member_instead_of_forwarding() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, leader) = three_voters(dir.path()).await;
+    let out = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let change = json!({ "change": { "remove_voters": [out] }, "retain": false });
+    nodes[&leader].client.post("/v1/cluster/membership", &change).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nodes[&out].client.status().await.unwrap()["role"] != "removed" {
+        assert!(Instant::now() < deadline, "the removed node never says so");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let error = nodes[&out].client.put("/v1/kv/k", &json!({ "value": "v" })).await.expect_err("refused");
+    assert_eq!(error.code(), Some("not_member"), "{error}");
+    let error = nodes[&leader].client.get("/v1/kv/k").await.expect_err("the write never happened");
+    assert_eq!(error.code(), Some("not_found"));
+}
