@@ -82,6 +82,11 @@ pub struct Config {
     pub log_cache_entries: u64,
     /// Snapshot chunk size in bytes.
     pub snapshot_chunk_bytes: usize,
+    /// A joint config that leaves by itself waits this long for a majority of
+    /// its new voters to be reachable and caught up; if they are not, the
+    /// leader reverts it to the old voters instead (the caller hears
+    /// `RolledBack`). 0 waits forever.
+    pub joint_exit_timeout_ms: u64,
     /// Accept a follower whose log went backwards (its data was wiped). Off by
     /// default: a wiped voter could otherwise help lose committed entries.
     pub allow_log_reversion: bool,
@@ -107,6 +112,7 @@ impl Default for Config {
             purge_keep_entries: 1_000,
             log_cache_entries: 50_000,
             snapshot_chunk_bytes: 1 << 20,
+            joint_exit_timeout_ms: 30_000,
             allow_log_reversion: false,
             broken_rule: None,
         }

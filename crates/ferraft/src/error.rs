@@ -89,6 +89,24 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     /// The change does not apply to the current membership; nothing happened.
     #[error(transparent)]
     Invalid(#[from] ChangeMembersError),
+    /// The change's precondition does not hold: the membership in force is not
+    /// the entry it expected. Nothing happened.
+    #[error(
+        "the membership in force is entry {}, not the expected index {expected}",
+        actual.log_id.map_or_else(|| "none".to_string(), |l| l.to_string())
+    )]
+    PreconditionFailed {
+        /// The membership index the caller expected in force.
+        expected: LogIndex,
+        /// The membership in force.
+        actual: StoredMembership<N>,
+    },
+    /// The change id is malformed (empty or too long). Nothing happened.
+    #[error("a change id must be 1 to {max} bytes long")]
+    BadChangeId {
+        /// The longest id accepted, in bytes.
+        max: usize,
+    },
     /// `prepare` expected other voters or learners than the current ones.
     #[error("membership is not as expected: voters {voters:?}, learners {learners:?}")]
     Mismatch {
@@ -121,6 +139,19 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     /// Leadership changed before the change committed; the outcome is unknown.
     #[error("leadership lost before the membership change committed; its outcome is unknown")]
     LeadershipLost,
+    /// The change's joint config committed, then the cluster went back to the
+    /// old voters: its new voters did not become reachable and caught up within
+    /// `joint_exit_timeout_ms` (or an operator aborted it). The membership in
+    /// force is `membership`, the old voters.
+    #[error(
+        "the change was rolled back after its joint step: the new voters did not make progress in time; \
+         the membership in force is entry {}",
+        membership.log_id.map_or_else(|| "none".to_string(), |l| l.to_string())
+    )]
+    RolledBack {
+        /// The committed membership that reverted the joint config.
+        membership: StoredMembership<N>,
+    },
     /// The change took effect only in part: a step of it committed (its joint
     /// config was entered, or the learner to wait for was added), but this call
     /// did not see all it asked for happen (a later change or an abort

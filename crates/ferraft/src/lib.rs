@@ -121,7 +121,7 @@ pub use entry::{AppData, Entry, EntryPayload};
 pub use error::{ChangeMembershipError, Fatal, ForwardToLeader, InitializeError, ReadError, TransferError, WriteError};
 pub use leader_id::{LeaderId, LeaderIdMode};
 pub use log_id::LogId;
-pub use membership::{ChangeMembers, ChangeMembersError, JointExit, Membership, StoredMembership};
+pub use membership::{ChangeGuard, ChangeMembers, ChangeMembersError, JointExit, Membership, StoredMembership};
 pub use message::{Envelope, Message, MessageBody};
 pub use network::Network;
 pub use node::{BasicNode, LogIndex, Node, NodeId, Term};

@@ -195,6 +195,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             transfer: None,
             since_ms: now,
             departing: BTreeMap::new(),
+            joint_wait_since: None,
         }));
         self.leader_seen_ms = Some(now);
         tracing::info!(node = self.id, %vote, "became leader");

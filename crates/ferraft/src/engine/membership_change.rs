@@ -8,7 +8,7 @@ use super::{Engine, Output};
 use crate::entry::{AppData, EntryPayload};
 use crate::error::ChangeMembershipError;
 use crate::log_id::{index_of, LogId};
-use crate::membership::{ChangeMembers, ChangeMembersError, JointExit, Membership, StoredMembership};
+use crate::membership::{ChangeGuard, ChangeMembers, ChangeMembersError, JointExit, Membership, StoredMembership};
 use crate::node::{LogIndex, Node, NodeId};
 
 type ChangeResult<T, N> = Result<T, ChangeMembershipError<N>>;
@@ -24,21 +24,56 @@ impl<C: AppData, N: Node> Engine<C, N> {
         change: ChangeMembers<N>,
         retain: bool,
     ) -> ChangeResult<(), N> {
+        self.change_membership_guarded(request_id, change, retain, ChangeGuard::default())
+    }
+
+    /// [`Engine::change_membership`] with a change id (a repeated call is
+    /// answered with the first call's outcome) and a precondition (see
+    /// [`ChangeGuard`]).
+    pub fn change_membership_guarded(
+        &mut self,
+        request_id: u64,
+        change: ChangeMembers<N>,
+        retain: bool,
+        guard: ChangeGuard,
+    ) -> ChangeResult<(), N> {
         if !self.is_leader() {
             return Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader()));
         }
+        if let Some(change_id) = &guard.change_id {
+            if change_id.is_empty() || change_id.len() > ChangeGuard::MAX_CHANGE_ID_BYTES {
+                return Err(ChangeMembershipError::BadChangeId { max: ChangeGuard::MAX_CHANGE_ID_BYTES });
+            }
+            if let Some(retry) = self.retry_of(request_id, change_id)? {
+                self.membership_requests.push(retry);
+                self.settle_membership_requests();
+                return Ok(());
+            }
+        }
         // refuse what cannot apply now, so the caller hears about it at once
-        let current = self.effective().expect("a leader has a membership");
-        change.next_membership(current, retain)?;
-        self.membership_requests.push(MembershipRequest {
-            request_id,
-            change,
-            retain,
-            stage: RequestStage::Queued,
-            answer_by_ms: None,
+        let checked = self.check_precondition(&guard).and_then(|()| {
+            let current = self.effective().expect("a leader has a membership");
+            change.next_membership(current, retain).map(|_| ()).map_err(ChangeMembershipError::from)
         });
+        if let Err(e) = checked {
+            self.remember_refusal(&guard, &Err(e.clone()));
+            return Err(e);
+        }
+        let stage = RequestStage::Queued { change, retain };
+        self.membership_requests.push(MembershipRequest { request_id, guard, stage, answer_by_ms: None });
         self.maybe_propose_membership();
         Ok(())
+    }
+
+    /// The guard's precondition against the membership in force.
+    fn check_precondition(&self, guard: &ChangeGuard) -> ChangeResult<(), N> {
+        let Some(expected) = guard.expect_membership_index else { return Ok(()) };
+        let actual = self.membership().expect("a leader has a membership");
+        if index_of(actual.log_id) == expected {
+            Ok(())
+        } else {
+            Err(ChangeMembershipError::PreconditionFailed { expected, actual: actual.clone() })
+        }
     }
 
     /// Rule 1 (propose-after-commit) and rule 3 (initial-log): a leader proposes
@@ -51,8 +86,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// Whether a membership proposal is waiting for the leader to be able to
     /// make it: a queued request, or a joint config to leave by itself.
-    fn membership_work_pending(&self) -> bool {
-        self.membership_requests.iter().any(|r| r.stage == RequestStage::Queued)
+    pub(crate) fn membership_work_pending(&self) -> bool {
+        self.membership_requests.iter().any(|r| matches!(r.stage, RequestStage::Queued { .. }))
             || self.effective().is_some_and(|m| m.leaves_automatically())
     }
 
@@ -62,26 +97,37 @@ impl<C: AppData, N: Node> Engine<C, N> {
         while self.may_propose_membership() && self.membership_work_pending() {
             let current = self.effective().expect("a leader has a membership").clone();
             if current.leaves_automatically() {
-                match current.leave_joint() {
-                    Ok(exit) => {
-                        self.propose_membership(exit);
-                        self.leader_maybe_commit();
+                if let Some(next) = self.joint_exit_due(&current) {
+                    match next {
+                        Ok(next) => {
+                            self.propose_membership(next);
+                            self.leader_maybe_commit();
+                        }
+                        Err(e) => {
+                            tracing::error!(node = self.id, %current, error = %e, "cannot leave the joint config")
+                        }
                     }
-                    Err(e) => tracing::error!(node = self.id, %current, error = %e, "cannot leave the joint config"),
+                    continue;
                 }
-                continue;
+                // the new side is not ready yet: a queued change (an
+                // operator's remedy) may go first and supersede the joint config
             }
-            let Some(position) = self.membership_requests.iter().position(|r| r.stage == RequestStage::Queued) else {
-                return;
-            };
-            let (change, retain) = {
-                let request = &self.membership_requests[position];
-                (request.change.clone(), request.retain)
-            };
-            match change.next_membership(&current, retain) {
+            let queued = self.membership_requests.iter().enumerate().find_map(|(position, r)| match &r.stage {
+                RequestStage::Queued { change, retain } => Some((position, change.clone(), *retain, r.guard.clone())),
+                _ => None,
+            });
+            let Some((position, change, retain, guard)) = queued else { return };
+            // the precondition is checked again: the membership may have moved
+            // while the request waited its turn
+            let planned = self
+                .check_precondition(&guard)
+                .and_then(|()| change.next_membership(&current, retain).map_err(ChangeMembershipError::from));
+            match planned {
                 Err(e) => {
                     let request = self.membership_requests.remove(position);
-                    self.output.push(Output::MembershipDone { request_id: request.request_id, result: Err(e.into()) })
+                    let result = Err(e);
+                    self.remember_refusal(&request.guard, &result);
+                    self.output.push(Output::MembershipDone { request_id: request.request_id, result })
                 }
                 Ok(next) if next == current => {
                     // the membership in force already is what was asked for
@@ -96,7 +142,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                         next
                     };
                     let joint = next.is_joint() && !change.is_node_change();
-                    let log_id = self.propose_membership(next);
+                    let log_id = self.propose_membership(next.with_change_id(guard.change_id));
                     self.membership_requests[position].stage =
                         if joint { RequestStage::Joint(log_id) } else { RequestStage::Proposed(log_id) };
                     self.leader_maybe_commit();
@@ -106,7 +152,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     /// Appends a membership entry; it is in force at once (use-at-once rule).
-    fn propose_membership(&mut self, next: Membership<N>) -> LogId {
+    pub(crate) fn propose_membership(&mut self, next: Membership<N>) -> LogId {
         tracing::info!(node = self.id, membership = %next, "proposing membership");
         debug_assert!(
             self.effective().is_some_and(|m| m.may_transition_to(&next))
@@ -240,21 +286,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let stored = self.pending_joint(prepare_index)?;
         self.require_may_propose()?;
         let joint = &stored.membership;
-        let old = joint.configs()[0].clone();
-        let before = self.log.previous_membership().filter(|p| p.membership.configs() == [old.clone()]);
-        let nodes = match before {
-            Some(before) => before.membership.nodes().clone(),
-            None => joint
-                .nodes()
-                .iter()
-                .filter(|(id, _)| !joint.is_voter(**id) || old.contains(id))
-                .map(|(id, n)| (*id, n.clone()))
-                .collect(),
-        };
-        let reverted = Membership::new(vec![old], nodes).map_err(ChangeMembersError::from)?;
+        let reverted = joint.revert_joint(self.nodes_before(joint)).map_err(ChangeMembersError::from)?;
         let log_id = self.propose_membership(reverted);
         self.leader_maybe_commit();
         Ok(log_id.index)
+    }
+
+    /// The node descriptors in force just before the joint config `joint`, when
+    /// the membership before it was its old config alone.
+    pub(crate) fn nodes_before(&self, joint: &Membership<N>) -> Option<BTreeMap<NodeId, N>> {
+        let old = joint.configs()[0].clone();
+        let before = self.log.previous_membership().filter(|p| p.membership.configs() == [old]);
+        before.map(|b| b.membership.nodes().clone())
     }
 
     /// The joint membership in force, which must be the one at `prepare_index`.

@@ -13,7 +13,7 @@ use super::{Engine, Output};
 use crate::entry::AppData;
 use crate::error::ChangeMembershipError;
 use crate::log_id::{index_of, LogId};
-use crate::membership::{ChangeMembers, StoredMembership};
+use crate::membership::{ChangeGuard, ChangeMembers, StoredMembership};
 use crate::node::Node;
 
 /// An accepted planned change, tracked until it is answered.
@@ -21,21 +21,24 @@ use crate::node::Node;
 pub(crate) struct MembershipRequest<N> {
     /// The caller's id for it.
     pub request_id: u64,
-    /// What to change.
-    pub change: ChangeMembers<N>,
-    /// Keep removed voters as learners.
-    pub retain: bool,
+    /// The caller's change id and precondition.
+    pub guard: ChangeGuard,
     /// How far it got.
-    pub stage: RequestStage,
+    pub stage: RequestStage<N>,
     /// Set when this node stops leading: the request is answered by then.
     pub answer_by_ms: Option<u64>,
 }
 
 /// How far a request got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RequestStage {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RequestStage<N> {
     /// Waiting for this leader to propose it (propose-after-commit).
-    Queued,
+    Queued {
+        /// What to change.
+        change: ChangeMembers<N>,
+        /// Keep removed voters as learners.
+        retain: bool,
+    },
     /// Its one entry was proposed; it is done when that entry commits.
     Proposed(LogId),
     /// Its joint entry was proposed; it is done when that joint config's exit
@@ -59,6 +62,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         for request in requests {
             match self.outcome_of(&request) {
                 Some(result) => {
+                    self.remember_refusal(&request.guard, &result);
                     tracing::info!(
                         node = self.id,
                         request = request.request_id,
@@ -83,11 +87,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     /// The answer the log gives for `request` now, if it gives one.
-    fn outcome_of(&self, request: &MembershipRequest<N>) -> Option<Answer<N>> {
+    pub(crate) fn outcome_of(&self, request: &MembershipRequest<N>) -> Option<Answer<N>> {
         let expired = request.answer_by_ms.is_some_and(|by| self.now_ms >= by);
         let committed = index_of(self.committed);
         match request.stage {
-            RequestStage::Queued => {
+            RequestStage::Queued { .. } => {
                 (!self.is_leader()).then(|| Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader())))
             }
             RequestStage::Proposed(entry) => match self.entry_fate(entry) {
@@ -125,6 +129,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             Some(next) if index_of(next.log_id) <= committed => {
                 if joint_membership.membership.is_left_by(&next.membership) {
                     Some(Ok(next.clone()))
+                } else if joint_membership.membership.is_reverted_by(&next.membership) {
+                    Some(Err(ChangeMembershipError::RolledBack { membership: next.clone() }))
                 } else {
                     Some(Err(self.partially_applied()))
                 }
@@ -157,7 +163,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     /// The membership the entry `log_id` carries, if this log holds it.
-    fn stored_at(&self, log_id: LogId) -> Option<StoredMembership<N>> {
+    pub(crate) fn stored_at(&self, log_id: LogId) -> Option<StoredMembership<N>> {
         self.log.membership_at(log_id.index).filter(|m| m.log_id == Some(log_id)).cloned()
     }
 }

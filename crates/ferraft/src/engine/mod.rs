@@ -7,8 +7,10 @@
 //! follower's append reply is only emitted once the store reported the entries
 //! durable (`on_log_flushed`).
 
+mod change_identity;
 mod election;
 mod follower;
+mod joint_exit;
 mod membership_change;
 mod membership_requests;
 mod output;
@@ -26,6 +28,7 @@ use std::sync::Arc;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+pub use change_identity::ChangeStatus;
 pub use output::Output;
 pub use progress::{Progress, ReplicationMode};
 pub use raft_log::RaftLog;
@@ -79,6 +82,8 @@ pub struct Engine<C, N: Node> {
     pub(crate) removed_by_quorum: bool,
     /// Accepted membership requests not yet answered (kept across role changes).
     pub(crate) membership_requests: Vec<membership_requests::MembershipRequest<N>>,
+    /// Refused changes by change id, so a retry hears the same refusal.
+    pub(crate) change_refusals: change_identity::ChangeRefusals<N>,
     pub(crate) output: Vec<Output<C, N>>,
 }
 
@@ -116,6 +121,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             pending_replies: Vec::new(),
             removed_by_quorum: false,
             membership_requests: Vec::new(),
+            change_refusals: Default::default(),
             output: Vec::new(),
         };
         engine.reset_election_deadline();

@@ -325,6 +325,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if departing {
             self.drop_departed();
         }
+        // a joint config waiting for its new voters is re-examined each heartbeat
+        if self.membership_work_pending() {
+            self.maybe_propose_membership();
+            self.maybe_revert_uncommitted_joint();
+        }
         let Role::Leader(leader) = &mut self.role else { return };
         if let Some((_, deadline)) = leader.transfer {
             if now >= deadline {
@@ -382,10 +387,16 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if self.now_ms < leader.since_ms + window_ms {
             return true;
         }
-        let Some(membership) = self.effective() else { return false };
-        membership.is_quorum(|id| {
+        let heard = |id: NodeId| {
             id == self.id || leader.progress.get(&id).is_some_and(|p| p.last_heard_ms + window_ms > self.now_ms)
-        })
+        };
+        // a quorum of the membership in force, or of the last committed one:
+        // they share a config (old-new-intersect), so a rival leader needs a
+        // vote from a node that heard from this one within the window either
+        // way. The second keeps a leader in office while an uncommitted joint
+        // config's new voters are silent, so it can revert that config.
+        let in_force = self.effective().is_some_and(|m| m.is_quorum(heard));
+        in_force || self.log.membership_at(index_of(self.committed)).is_some_and(|m| m.membership.is_quorum(heard))
     }
 
     /// Keeps leader progress in line with the membership in force.

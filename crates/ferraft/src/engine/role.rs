@@ -77,4 +77,7 @@ pub struct LeaderState {
     /// they hold it committed (so they learn they were removed and stop
     /// campaigning), or for a bounded time.
     pub departing: BTreeMap<NodeId, (LogIndex, u64)>,
+    /// Since when (and for which joint entry) a joint config that leaves by
+    /// itself has waited for its new voters.
+    pub joint_wait_since: Option<(LogIndex, u64)>,
 }

@@ -42,12 +42,15 @@ pub struct Membership<N> {
     /// How a joint membership is left; `None` for a uniform one, and for a
     /// joint one built without a plan (it waits for an explicit commit or abort).
     exit: Option<JointExit>,
+    /// The client change id of the call that proposed this entry, if it gave
+    /// one: any leader finds a change's outcome by it (idempotent retries).
+    change_id: Option<String>,
 }
 
 impl<N: crate::Node> Membership<N> {
     /// Builds a membership, checking it is usable.
     pub fn new(configs: Vec<BTreeSet<NodeId>>, nodes: BTreeMap<NodeId, N>) -> Result<Self, MembershipError> {
-        let membership = Self { configs, nodes, exit: None };
+        let membership = Self { configs, nodes, exit: None, change_id: None };
         membership.validate()?;
         Ok(membership)
     }
@@ -61,9 +64,20 @@ impl<N: crate::Node> Membership<N> {
 
     /// The same configs (and plan to leave them) with other node descriptors.
     pub fn with_nodes(&self, nodes: BTreeMap<NodeId, N>) -> Result<Self, MembershipError> {
-        let next = Self { configs: self.configs.clone(), nodes, exit: self.exit.clone() };
+        let next = Self { configs: self.configs.clone(), nodes, exit: self.exit.clone(), change_id: None };
         next.validate()?;
         Ok(next)
+    }
+
+    /// The same membership, tagged as proposed by the change `change_id`.
+    pub fn with_change_id(mut self, change_id: Option<String>) -> Self {
+        self.change_id = change_id;
+        self
+    }
+
+    /// The client change id of the call that proposed this entry.
+    pub fn change_id(&self) -> Option<&str> {
+        self.change_id.as_deref()
     }
 
     /// How this joint membership is to be left, if its proposer said.
@@ -185,11 +199,11 @@ impl<N: crate::Node> Membership<N> {
     ) -> Result<Self, MembershipError> {
         let last = self.last_config().clone();
         let mut next = if self.configs.contains(&goal) {
-            Self { configs: vec![goal], nodes, exit: None }
+            Self { configs: vec![goal], nodes, exit: None, change_id: None }
         } else {
             let keep_as_learners = if retain { last.difference(&goal).copied().collect() } else { BTreeSet::new() };
             let exit = JointExit { automatic: true, keep_as_learners };
-            Self { configs: vec![last, goal], nodes, exit: Some(exit) }
+            Self { configs: vec![last, goal], nodes, exit: Some(exit), change_id: None }
         };
         if !retain {
             let voters = next.voter_set();
@@ -214,7 +228,28 @@ impl<N: crate::Node> Membership<N> {
             .filter(|(id, _)| last.contains(id) || !self.is_voter(**id) || keep.is_some_and(|k| k.contains(id)))
             .map(|(id, n)| (*id, n.clone()))
             .collect();
-        Self::new(vec![last], nodes)
+        // the exit belongs to the change that entered the joint config
+        Ok(Self::new(vec![last], nodes)?.with_change_id(self.change_id.clone()))
+    }
+
+    /// The uniform membership that reverts this joint one to its first config,
+    /// keeping `nodes` (the descriptors in force before the joint config, when
+    /// known).
+    pub fn revert_joint(&self, nodes: Option<BTreeMap<NodeId, N>>) -> Result<Self, MembershipError> {
+        let old = self.configs[0].clone();
+        let nodes = nodes.unwrap_or_else(|| {
+            self.nodes
+                .iter()
+                .filter(|(id, _)| !self.is_voter(**id) || old.contains(id))
+                .map(|(id, n)| (*id, n.clone()))
+                .collect()
+        });
+        Ok(Self::new(vec![old], nodes)?.with_change_id(self.change_id.clone()))
+    }
+
+    /// Whether `next` reverts this joint membership to its first config.
+    pub fn is_reverted_by(&self, next: &Membership<N>) -> bool {
+        self.is_joint() && next.configs == [self.configs[0].clone()]
     }
 
     /// Whether `next` is the exit of this joint membership: its last config, alone.

@@ -3,11 +3,13 @@
 //! See the [membership guide](crate::docs::membership) for the algorithm.
 
 mod change;
+mod change_guard;
 mod config;
 mod joint_exit;
 mod quorum;
 
 pub use change::{ChangeMembers, ChangeMembersError};
+pub use change_guard::ChangeGuard;
 pub use config::{Membership, MembershipError, StoredMembership};
 pub use joint_exit::JointExit;
 pub use quorum::{committed_index, is_quorum};

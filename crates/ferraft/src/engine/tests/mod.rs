@@ -507,4 +507,5 @@ fn nodes_snapshot_at_staggered_points_every_interval() {
     assert_eq!(phases, [0, 25, 50, 75], "{points:?}");
 }
 
+mod change_identity;
 mod membership_answers;
