@@ -232,7 +232,7 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
             | ChangeMembershipError::LearnerLagging { .. } => ApiError::new(Code::Conflict, message),
             ChangeMembershipError::LeadershipLost => ApiError::timeout(message),
             ChangeMembershipError::PartiallyApplied { membership } => ApiError::new(Code::PartiallyApplied, message)
-                .with("membership", crate::membership_json::membership(Some(&membership), true)),
+                .with("membership", crate::membership_json::membership(Some(&*membership), true)),
             ChangeMembershipError::Fatal(f) => fatal(f),
             // a variant added to the library later: its outcome is unknown to this server
             #[allow(unreachable_patterns)]

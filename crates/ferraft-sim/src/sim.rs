@@ -261,6 +261,8 @@ impl Simulation {
             snapshot_logs_since_last: [0, 8, 25, 60][rng.gen_range(0..4)],
             purge_keep_entries: [0, 2, 10][rng.gen_range(0..3)],
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.gen_range(0..3)],
+            // short bounds make reverts of stuck joint configs happen in runs
+            joint_exit_timeout_ms: [0, 600, 3_000, 30_000][rng.gen_range(0..4)],
             allow_log_reversion: false,
             // the simulated runtime applies straight from the engine log and never trims it
             log_cache_entries: u64::MAX / 2,
@@ -622,11 +624,13 @@ impl Simulation {
         }
         let Some(prev) = engine.log().membership_at(log_id.index - 1) else { return Ok(()) };
         self.trace(|| format!("n{} proposes membership {next} at {log_id}", node.id));
+        let last_committed = engine.log().membership_at(index_of(node.disk.committed()));
         self.checkers.membership.observe_proposal(
             log_id.leader_id,
             log_id.index,
             next.configs(),
             (index_of(prev.log_id), prev.membership.configs()),
+            last_committed.map(|m| m.membership.configs()),
             node.disk.committed(),
         )
     }

@@ -99,7 +99,7 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
         /// The membership index the caller expected in force.
         expected: LogIndex,
         /// The membership in force.
-        actual: StoredMembership<N>,
+        actual: Box<StoredMembership<N>>,
     },
     /// The change id is malformed (empty or too long). Nothing happened.
     #[error("a change id must be 1 to {max} bytes long")]
@@ -150,7 +150,7 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     )]
     RolledBack {
         /// The committed membership that reverted the joint config.
-        membership: StoredMembership<N>,
+        membership: Box<StoredMembership<N>>,
     },
     /// The change took effect only in part: a step of it committed (its joint
     /// config was entered, or the learner to wait for was added), but this call
@@ -165,7 +165,7 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     )]
     PartiallyApplied {
         /// The committed membership in force when the answer was decided.
-        membership: StoredMembership<N>,
+        membership: Box<StoredMembership<N>>,
     },
     /// A learner did not catch up in time.
     #[error("learner {node_id} did not catch up in time")]

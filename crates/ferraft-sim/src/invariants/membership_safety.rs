@@ -63,19 +63,27 @@ impl MembershipSafety {
     }
 
     /// Leader `leader_id` appended a membership `next` at `index`, with `prev`
-    /// in force before it (at `prev_index`) and `committed` its commit point.
+    /// in force before it (at `prev_index`), `last_committed` the configs of
+    /// the last committed membership, and `committed` its commit point.
+    ///
+    /// The one exception to propose-after-commit: reverting an uncommitted
+    /// joint `[a, b]` to `[a]` when `[a]` is the last committed membership
+    /// (every membership in use then contains `a`).
     pub fn observe_proposal(
         &self,
         leader_id: LeaderId,
         index: LogIndex,
         next: &[BTreeSet<NodeId>],
         prev: (LogIndex, &[BTreeSet<NodeId>]),
+        last_committed: Option<&[BTreeSet<NodeId>]>,
         committed: Option<LogId>,
     ) -> Check {
         let fail = |detail: String| Err(Violation { rule: RULE, detail });
         let (prev_index, prev) = prev;
         let committed_index = committed.map_or(0, |c| c.index);
-        if prev_index > committed_index {
+        let reverts_uncommitted_joint =
+            prev.len() == 2 && next == &prev[..1] && last_committed.is_some_and(|c| c == &prev[..1]);
+        if prev_index > committed_index && !reverts_uncommitted_joint {
             return fail(format!(
                 "leader {leader_id} proposed {} at {index} before the membership at {prev_index} committed \
                  (committed {committed_index})",
@@ -150,8 +158,22 @@ mod tests {
         let old = [set(&[1, 2, 3])];
         let joint = [set(&[1, 2, 3]), set(&[1, 2, 4])];
         let leader = LeaderId::new(2, 1);
-        check.observe_proposal(leader, 6, &joint, (4, &old), Some(id(2, 1, 5))).unwrap();
-        assert!(check.observe_proposal(leader, 6, &joint, (4, &old), Some(id(2, 1, 3))).is_err());
+        check.observe_proposal(leader, 6, &joint, (4, &old), None, Some(id(2, 1, 5))).unwrap();
+        assert!(check.observe_proposal(leader, 6, &joint, (4, &old), None, Some(id(2, 1, 3))).is_err());
+    }
+
+    #[test]
+    fn only_the_revert_of_an_uncommitted_joint_to_the_committed_config_may_skip_its_commit() {
+        let check = MembershipSafety::default();
+        let old = [set(&[1, 2, 3])];
+        let joint = [set(&[1, 2, 3]), set(&[1, 4, 5])];
+        let leader = LeaderId::new(2, 1);
+        // the joint entry at 6 is uncommitted (commit point 5), [old] is the last committed
+        check.observe_proposal(leader, 7, &old, (6, &joint), Some(&old), Some(id(2, 1, 5))).unwrap();
+        let other = [set(&[1, 4, 5])];
+        assert!(check.observe_proposal(leader, 7, &other, (6, &joint), Some(&old), Some(id(2, 1, 5))).is_err());
+        let elsewhere = [set(&[1, 2])];
+        assert!(check.observe_proposal(leader, 7, &old, (6, &joint), Some(&elsewhere), Some(id(2, 1, 5))).is_err());
     }
 
     #[test]
@@ -159,7 +181,7 @@ mod tests {
         let check = MembershipSafety::default();
         let old = [set(&[1, 2, 3])];
         let joint = [set(&[1, 2, 3]), set(&[1, 2, 4])];
-        assert!(check.observe_proposal(LeaderId::new(2, 1), 6, &joint, (4, &old), Some(id(1, 2, 5))).is_err());
+        assert!(check.observe_proposal(LeaderId::new(2, 1), 6, &joint, (4, &old), None, Some(id(1, 2, 5))).is_err());
     }
 
     #[test]
@@ -168,7 +190,7 @@ mod tests {
         let old = [set(&[1, 2, 3])];
         let new = [set(&[3, 4, 5])];
         let leader = LeaderId::new(2, 1);
-        assert!(check.observe_proposal(leader, 6, &new, (4, &old), Some(id(2, 1, 5))).is_err());
+        assert!(check.observe_proposal(leader, 6, &new, (4, &old), None, Some(id(2, 1, 5))).is_err());
         let mut chain = MembershipSafety::default();
         chain.observe_committed(1, &old).unwrap();
         assert!(chain.observe_committed(6, &new).is_err());

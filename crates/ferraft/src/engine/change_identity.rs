@@ -131,9 +131,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         };
         match self.outcome_of(&probe) {
             Some(Ok(membership)) => ChangeStatus::Committed { membership },
-            Some(Err(ChangeMembershipError::RolledBack { membership })) => ChangeStatus::RolledBack { membership },
+            Some(Err(ChangeMembershipError::RolledBack { membership })) => {
+                ChangeStatus::RolledBack { membership: *membership }
+            }
             Some(Err(ChangeMembershipError::PartiallyApplied { membership })) => {
-                ChangeStatus::Superseded { membership }
+                ChangeStatus::Superseded { membership: *membership }
             }
             Some(Err(e)) => ChangeStatus::Failed { reason: e.to_string() },
             None => match stage {

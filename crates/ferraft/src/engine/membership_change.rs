@@ -72,7 +72,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if index_of(actual.log_id) == expected {
             Ok(())
         } else {
-            Err(ChangeMembershipError::PreconditionFailed { expected, actual: actual.clone() })
+            Err(ChangeMembershipError::PreconditionFailed { expected, actual: Box::new(actual.clone()) })
         }
     }
 

@@ -130,7 +130,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 if joint_membership.membership.is_left_by(&next.membership) {
                     Some(Ok(next.clone()))
                 } else if joint_membership.membership.is_reverted_by(&next.membership) {
-                    Some(Err(ChangeMembershipError::RolledBack { membership: next.clone() }))
+                    Some(Err(ChangeMembershipError::RolledBack { membership: Box::new(next.clone()) }))
                 } else {
                     Some(Err(self.partially_applied()))
                 }
@@ -144,7 +144,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let committed = index_of(self.committed);
         let membership = self.log.membership_at(committed).or(self.membership()).cloned();
         match membership {
-            Some(membership) => ChangeMembershipError::PartiallyApplied { membership },
+            Some(membership) => ChangeMembershipError::PartiallyApplied { membership: Box::new(membership) },
             None => ChangeMembershipError::LeadershipLost,
         }
     }

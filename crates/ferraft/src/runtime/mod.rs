@@ -157,7 +157,7 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
             if m.state != ServerState::Leader {
                 // the learner entry committed (that is what was answered above)
                 // but whether it caught up is not known here
-                return Err(ChangeMembershipError::PartiallyApplied { membership });
+                return Err(ChangeMembershipError::PartiallyApplied { membership: Box::new(membership) });
             }
         }
         Ok(membership)
