@@ -67,7 +67,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 Err(e) => {
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result: Err(e.into()) })
                 }
-                Ok(next) if next == current => {
+                Ok(next) if next == current || self.breaks(crate::config::BrokenRule::AnswerWithoutProposing) => {
                     let stored = self.membership().expect("a leader has a membership").clone();
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result: Ok(stored) });
                 }
