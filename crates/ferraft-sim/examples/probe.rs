@@ -1,6 +1,6 @@
 //! Runs seeds one at a time, printing each result and its duration: for profiling
 //! and bug hunts. Usage: `probe START COUNT`; env `TRACE`, `REORDER=0/1`,
-//! `LEASE_STRESS`, `CHAOS_MS`.
+//! `LEASE_STRESS`, `MEMBERSHIP_STRESS`, `CHAOS_MS`.
 fn main() {
     let start: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let count: u64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(10);
@@ -9,11 +9,13 @@ fn main() {
         let trace = std::env::var("TRACE").is_ok();
         let reorder = std::env::var("REORDER").ok().map(|v| v == "1");
         let lease_stress = std::env::var("LEASE_STRESS").is_ok();
+        let membership_stress = std::env::var("MEMBERSHIP_STRESS").is_ok();
         let chaos_ms = std::env::var("CHAOS_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(6_000);
         let result = ferraft_sim::run_seed(&ferraft_sim::SimOptions {
             trace,
             reorder,
             lease_stress,
+            membership_stress,
             chaos_ms,
             ..ferraft_sim::SimOptions::new(seed)
         });

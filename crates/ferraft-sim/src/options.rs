@@ -49,6 +49,12 @@ pub struct SimOptions {
     /// `tests/engine_bugs.rs` from random schedules (it needs a tight window;
     /// not reproduced this way yet). Off in the CI set.
     pub lease_stress: bool,
+    /// Check that every membership request is answered, truthfully
+    /// (`invariants::MembershipAnswers`); on by default.
+    pub check_membership_answers: bool,
+    /// Many more membership changes, each followed now and then at once by a
+    /// leader transfer, so leaders change in the middle of changes. Off in the CI set.
+    pub membership_stress: bool,
     /// Print a trace of every event to stderr.
     pub trace: bool,
 }
@@ -63,6 +69,8 @@ impl SimOptions {
             liveness_ms: 20_000,
             reorder: None,
             lease_stress: false,
+            check_membership_answers: true,
+            membership_stress: false,
             trace: false,
         }
     }

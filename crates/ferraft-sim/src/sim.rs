@@ -14,7 +14,7 @@ use ferraft::log_id::index_of;
 use ferraft::message::SnapshotChunk;
 use ferraft::{
     BasicNode, ChangeMembers, Config, EntryPayload, LeaderId, LeaderIdMode, LogId, LogIndex, LogState, Membership,
-    Message, MessageBody, NodeId, Snapshot, SnapshotMeta, Vote,
+    Message, MessageBody, NodeId, Snapshot, SnapshotMeta, StoredMembership, Vote,
 };
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
@@ -22,12 +22,14 @@ use rand::{Rng, SeedableRng};
 
 use crate::disk::SimDisk;
 use crate::history::History;
-use crate::invariants::{Checkers, ElectionSafety, Violation};
+use crate::invariants::{AnswerTally, Asked, Checkers, ElectionSafety, MembershipAnswers, Violation};
 use crate::known_bugs::{self, KNOWN_BUG_PREFIX};
 use crate::linearizability;
 use crate::model::{fingerprint, KvState, Put};
 use crate::network::Network;
 use crate::options::{Fault, SimOptions};
+
+mod membership_calls;
 
 type SimEngine = Engine<Put, BasicNode>;
 type SimMessage = Message<Put, BasicNode>;
@@ -94,6 +96,8 @@ pub struct RunStats {
     pub delivered: usize,
     /// Greatest committed index.
     pub committed: LogIndex,
+    /// How membership requests ended.
+    pub membership_answers: AnswerTally,
 }
 
 /// A scheduled event.
@@ -276,7 +280,11 @@ impl Simulation {
             [0.0, 0.02, 0.05][rng.gen_range(0..3)],
             [2, 10, 40][rng.gen_range(0..3)],
         );
-        let checkers = Checkers { election: ElectionSafety::new(config.leader_id_mode), ..Checkers::default() };
+        let checkers = Checkers {
+            election: ElectionSafety::new(config.leader_id_mode),
+            answers: MembershipAnswers::new(options.check_membership_answers),
+            ..Checkers::default()
+        };
         let config = Arc::new(config);
         let nodes = (1..=scenario.nodes)
             .map(|id| SimNode {
@@ -301,6 +309,9 @@ impl Simulation {
         scenario.lease_read_share = [0.0, 0.0, 0.3, 0.8][rng.gen_range(0..4)];
         if options.lease_stress {
             scenario.lease_read_share = 0.8;
+        }
+        if options.membership_stress {
+            scenario.churn_per_tick = 0.05;
         }
         network.reorder = options.reorder.unwrap_or(reorder);
         Self {
@@ -368,6 +379,10 @@ impl Simulation {
             self.calm_down();
             self.check_liveness();
         }
+        // faults stay off until every membership request is answered or overdue
+        while self.failure.is_none() && self.checkers.answers.has_open() {
+            self.advance();
+        }
         if self.failure.is_none() {
             self.final_checks();
         }
@@ -377,6 +392,7 @@ impl Simulation {
         self.stats.leaders = self.leaders_seen.len();
         self.stats.committed = self.checkers.committed.last_index();
         self.stats.memberships = self.checkers.membership.committed_count();
+        self.stats.membership_answers = self.checkers.answers.tally();
     }
 
     fn bootstrap(&mut self) {
@@ -407,6 +423,8 @@ impl Simulation {
                 self.call(i, |e| e.on_tick(until));
             }
         }
+        let result = self.checkers.answers.poll(self.now, &self.checkers.committed);
+        self.check(result);
     }
 
     fn handle(&mut self, event: Event) {
@@ -574,11 +592,19 @@ impl Simulation {
                 self.complete_reads(i);
             }
             Output::ReadFailed { request_id } => self.nodes[i].reads.retain(|r| r.request_id != request_id),
-            Output::LeadershipLost => self.trace(|| format!("n{id} lost leadership")),
-            Output::MembershipDone { request_id, result } => self.trace(|| match result {
-                Ok(m) => format!("n{id} membership request {request_id} done: {}", m.membership),
-                Err(e) => format!("n{id} membership request {request_id} failed: {e}"),
-            }),
+            Output::LeadershipLost => {
+                self.trace(|| format!("n{id} lost leadership"));
+                let result = self.checkers.answers.observe_leadership_lost(id, &self.checkers.committed);
+                self.check(result);
+            }
+            Output::MembershipDone { request_id, result } => {
+                self.trace(|| match &result {
+                    Ok(m) => format!("n{id} membership request {request_id} done: {}", m.membership),
+                    Err(e) => format!("n{id} membership request {request_id} failed: {e}"),
+                });
+                let result = self.checkers.answers.observe_done(id, request_id, &result);
+                self.check(result);
+            }
         }
     }
 
@@ -598,6 +624,8 @@ impl Simulation {
             prev = Some(Some(entry.log_id));
             if let EntryPayload::Membership(next) = &entry.payload {
                 result = result.and(self.check_proposal(i, entry.log_id, next));
+                let own_prev = self.own_proposal_base(i, entry.log_id).map(|prev| prev.membership.clone());
+                self.checkers.answers.observe_append(entry.log_id, next, own_prev.as_ref());
             }
         }
         self.check(result);
@@ -615,15 +643,21 @@ impl Simulation {
         }
     }
 
+    /// The membership before `log_id` if node `i` appended it as its own proposal (as leader).
+    fn own_proposal_base(&self, i: usize, log_id: LogId) -> Option<&StoredMembership<BasicNode>> {
+        let engine = self.nodes[i].engine.as_ref()?;
+        if !engine.is_leader() || engine.vote().leader_id != log_id.leader_id {
+            return None;
+        }
+        engine.log().membership_at(log_id.index - 1)
+    }
+
     /// Checks a membership entry this node proposed as leader.
     fn check_proposal(&self, i: usize, log_id: LogId, next: &Membership<BasicNode>) -> Result<(), Violation> {
         let node = &self.nodes[i];
-        let Some(engine) = node.engine.as_ref() else { return Ok(()) };
-        if !engine.is_leader() || engine.vote().leader_id != log_id.leader_id {
-            return Ok(());
-        }
-        let Some(prev) = engine.log().membership_at(log_id.index - 1) else { return Ok(()) };
+        let Some(prev) = self.own_proposal_base(i, log_id) else { return Ok(()) };
         self.trace(|| format!("n{} proposes membership {next} at {log_id}", node.id));
+        let Some(engine) = node.engine.as_ref() else { return Ok(()) };
         let last_committed = engine.log().membership_at(index_of(node.disk.committed()));
         self.checkers.membership.observe_proposal(
             log_id.leader_id,
@@ -839,6 +873,8 @@ impl Simulation {
         node.receiving = None;
         node.fsync_pending = false;
         self.stats.crashes += 1;
+        let result = self.checkers.answers.observe_crash(id, &self.checkers.committed);
+        self.check(result);
         self.trace(|| format!("n{id} crashes"));
         // some restarts are faster than an election timeout (a crash loop)
         let random_ms =
@@ -986,9 +1022,7 @@ impl Simulation {
                 ChangeMembers::SetNodes([(*id, BasicNode::new(addr))].into())
             }),
             8 => {
-                let to = if self.rng.gen_bool(0.5) { voters.iter().copied().choose(&mut self.rng) } else { None };
-                let result = self.call(i, |e| e.transfer_leader(to).map_err(|e| e.to_string()));
-                self.trace(|| format!("n{} transfer leadership to {to:?}: {result:?}", i + 1));
+                self.transfer_leader(i, &voters);
                 None
             }
             _ => {
@@ -1005,13 +1039,25 @@ impl Simulation {
             let request_id = self.next_request;
             self.next_request += 1;
             self.request_change(i, request_id, change, retain);
+            if self.options.membership_stress && self.rng.gen_bool(0.3) {
+                self.transfer_leader(i, &voters);
+            }
         }
+    }
+
+    fn transfer_leader(&mut self, i: usize, voters: &BTreeSet<NodeId>) {
+        let to = if self.rng.gen_bool(0.5) { voters.iter().copied().choose(&mut self.rng) } else { None };
+        let result = self.call(i, |e| e.transfer_leader(to).map_err(|e| e.to_string()));
+        self.trace(|| format!("n{} transfer leadership to {to:?}: {result:?}", i + 1));
     }
 
     fn request_change(&mut self, i: usize, request_id: u64, change: ChangeMembers<BasicNode>, retain: bool) {
         let shown = format!("{change:?}");
-        let result = self.call(i, |e| e.change_membership(request_id, change, retain).map_err(|e| e.to_string()));
+        let asked = Asked::Change { change: change.clone(), retain };
+        let handle = self.issue_membership_request(i, Some(request_id), asked);
+        let result = self.call(i, |e| e.change_membership(request_id, change, retain));
         self.trace(|| format!("n{} change {request_id} {shown} retain={retain}: {result:?}", i + 1));
+        self.membership_call_returned(i, handle, result.map(|r| r.map(|()| None)));
     }
 
     /// Explicit joint consensus: prepare a random target, or commit / abort the pending one.
@@ -1019,13 +1065,20 @@ impl Simulation {
         if m.is_joint() {
             let abort = self.rng.gen_bool(0.4);
             let prepare_index = index_of(log_id);
+            let joint = StoredMembership { log_id, membership: m.clone() };
+            let asked = if abort { Asked::Abort { joint } } else { Asked::Commit { joint, keep: None } };
+            let handle = self.issue_membership_request(i, None, asked);
             let result = self.call(i, |e| {
-                if abort { e.abort_membership(prepare_index) } else { e.commit_membership(prepare_index) }
-                    .map_err(|e| e.to_string())
+                if abort {
+                    e.abort_membership(prepare_index)
+                } else {
+                    e.commit_membership(prepare_index)
+                }
             });
             self.trace(|| {
                 format!("n{} {} joint {prepare_index}: {result:?}", i + 1, if abort { "abort" } else { "commit" })
             });
+            self.membership_call_returned(i, handle, result.map(|r| r.map(Some)));
             return;
         }
         let members: Vec<NodeId> = m.nodes().keys().copied().collect();
@@ -1035,10 +1088,12 @@ impl Simulation {
         let learners: BTreeSet<NodeId> =
             members.iter().copied().filter(|id| !voters.contains(id) && self.rng.gen_bool(0.5)).collect();
         let (expect_voters, expect_learners) = (m.voter_set(), m.learner_set());
-        let result = self.call(i, |e| {
-            e.prepare_membership(&expect_voters, &expect_learners, &voters, &learners).map_err(|e| e.to_string())
-        });
+        let asked =
+            Asked::Prepare { expect_voters: expect_voters.clone(), voters: voters.clone(), learners: learners.clone() };
+        let handle = self.issue_membership_request(i, None, asked);
+        let result = self.call(i, |e| e.prepare_membership(&expect_voters, &expect_learners, &voters, &learners));
         self.trace(|| format!("n{} prepare voters {voters:?} learners {learners:?}: {result:?}", i + 1));
+        self.membership_call_returned(i, handle, result.map(|r| r.map(Some)));
     }
 
     // ---- the end -----------------------------------------------------------------
@@ -1054,6 +1109,7 @@ impl Simulation {
             self.restart(id);
         }
         self.trace(|| "faults stop; every node is up".to_string());
+        self.checkers.answers.observe_calm(self.now);
     }
 
     /// Once faults stop, a write must commit within `liveness_ms`.
@@ -1163,6 +1219,8 @@ impl Simulation {
         if let Err(e) = linearizability::check(&self.history.completed()) {
             self.fail(format!("linearizability: {e}"));
         }
+        let result = self.checkers.answers.final_check(&self.checkers.committed);
+        self.check(result);
     }
 }
 

@@ -8,6 +8,10 @@ use std::time::Instant;
 
 use ferraft_sim::{run_seed, Failure, RunStats, SimOptions};
 
+/// Issue 17: today's engine fails the membership answer check on 52 of the
+/// 500 CI seeds (see `tests/membership_answers.rs`); on again once fixed.
+const CHECK_MEMBERSHIP_ANSWERS: bool = true;
+
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -21,7 +25,10 @@ fn run_all(seeds: Vec<u64>, trace: bool) -> (Vec<RunStats>, Vec<Failure>) {
                 let mine: Vec<u64> = seeds.iter().copied().skip(t).step_by(threads).collect();
                 scope.spawn(move || {
                     mine.into_iter()
-                        .map(|seed| run_seed(&SimOptions { trace, ..SimOptions::new(seed) }))
+                        .map(|seed| {
+                            let check_membership_answers = CHECK_MEMBERSHIP_ANSWERS;
+                            run_seed(&SimOptions { trace, check_membership_answers, ..SimOptions::new(seed) })
+                        })
                         .collect::<Vec<_>>()
                 })
             })

@@ -8,10 +8,16 @@
 use ferraft::config::BrokenRule;
 use ferraft_sim::{run_seed, Failure, Fault, SimOptions};
 
+/// Issue 17: today's engine fails the membership answer check on some CI
+/// seeds (see `tests/membership_answers.rs`), which would hide what these
+/// faults break; on again once the engine answers truthfully.
+const CHECK_MEMBERSHIP_ANSWERS: bool = true;
+
 /// Runs CI seeds with `fault` until one fails; the failure must name one of `rules`.
 fn caught(fault: Fault, rules: &[&str]) -> Failure {
     for seed in 0..500 {
-        if let Err(failure) = run_seed(&SimOptions { fault, ..SimOptions::new(seed) }) {
+        let options = SimOptions { fault, check_membership_answers: CHECK_MEMBERSHIP_ANSWERS, ..SimOptions::new(seed) };
+        if let Err(failure) = run_seed(&options) {
             assert!(
                 rules.iter().any(|r| failure.message.contains(r)),
                 "{fault:?} caught by an unexpected check: {failure}"
@@ -79,4 +85,27 @@ fn skipping_the_old_new_intersect_step_is_caught() {
 #[test]
 fn granting_two_votes_in_one_term_is_caught() {
     caught(Fault::Broken(BrokenRule::DoubleVote), SAFETY);
+}
+
+/// Runs CI seeds with the answer check on and `fault` until one fails that
+/// passes without the fault (while the engine still fails the check on some
+/// seeds, those say nothing about the fault); the failure must name `rule`.
+fn caught_by_answers(fault: Fault, rule: &str) -> Failure {
+    for seed in 0..500 {
+        let Err(failure) = run_seed(&SimOptions { fault, check_membership_answers: true, ..SimOptions::new(seed) })
+        else {
+            continue;
+        };
+        if run_seed(&SimOptions { check_membership_answers: true, ..SimOptions::new(seed) }).is_ok() {
+            assert!(failure.message.contains(rule), "{fault:?} caught by an unexpected check: {failure}");
+            println!("{fault:?} caught: {failure}");
+            return failure;
+        }
+    }
+    panic!("{fault:?} was not caught by any of the 500 CI seeds");
+}
+
+#[test]
+fn answering_a_change_done_without_making_it_is_caught() {
+    caught_by_answers(Fault::Broken(BrokenRule::AnswerWithoutProposing), "membership answers");
 }

@@ -44,6 +44,8 @@ pub enum BrokenRule {
     SkipOldNewIntersect,
     /// Grant a second vote in a term to another candidate.
     DoubleVote,
+    /// Answer a planned membership change as done without proposing it.
+    AnswerWithoutProposing,
 }
 
 /// How a node behaves. Start from `Config::default()` and change what you need;

@@ -65,6 +65,11 @@ impl CommittedNeverLost {
         Ok(())
     }
 
+    /// Whether `log_id` is known committed.
+    pub fn holds(&self, log_id: LogId) -> bool {
+        self.chain.get(&log_id.index).is_some_and(|(known, _)| *known == log_id)
+    }
+
     /// The greatest committed index seen.
     pub fn last_index(&self) -> LogIndex {
         self.chain.keys().next_back().copied().unwrap_or(0)

@@ -5,17 +5,23 @@
 //! tests can hand it a broken history and prove it notices. The simulator makes
 //! the observations after every engine call.
 
+mod answer_meaning;
 mod committed_never_lost;
 mod election_safety;
 mod leader_completeness;
 mod log_matching;
+mod membership_answers;
+mod membership_request;
 mod membership_safety;
 mod state_machine_safety;
 
+pub use answer_meaning::{meaning, Meaning};
 pub use committed_never_lost::CommittedNeverLost;
 pub use election_safety::ElectionSafety;
 pub use leader_completeness::LeaderCompleteness;
 pub use log_matching::LogMatching;
+pub use membership_answers::{AnswerTally, MembershipAnswers, RequestHandle, ANSWER_BOUND_MS};
+pub use membership_request::Asked;
 pub use membership_safety::MembershipSafety;
 pub use state_machine_safety::StateMachineSafety;
 
@@ -84,6 +90,8 @@ pub struct Checkers {
     pub committed: CommittedNeverLost,
     /// Membership rules: quorums of every config, propose-after-commit, old-new-intersect.
     pub membership: MembershipSafety,
+    /// Every membership request answered, and answered truthfully.
+    pub answers: MembershipAnswers,
 }
 
 /// A log id for the checkers' unit tests.

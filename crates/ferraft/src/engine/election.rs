@@ -64,10 +64,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     pub(crate) fn on_vote_request(&mut self, from: NodeId, req: VoteRequest<N>) {
-        if self.effective().is_some_and(|m| !m.is_member(from)) {
-            // a node this membership does not know: most likely one removed that
-            // never learned it. Its term is not adopted (it would depose the
-            // leader) and it is told, so it can stop campaigning.
+        if self.effective().is_some_and(|m| !m.is_member(from)) && req.last_log_id <= self.log.last_log_id() {
+            // a node this membership does not know and whose log is not ahead
+            // of ours: one removed that never learned it (a node added after
+            // our membership would hold a longer log, and is heard normally).
+            // Its term is not adopted (it would depose the leader) and it is
+            // told, so it can stop campaigning.
             tracing::debug!(node = self.id, from, vote = %req.vote, "vote request from a non-member: refused");
             let reply = VoteReply {
                 vote: self.vote,

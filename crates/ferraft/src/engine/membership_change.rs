@@ -129,7 +129,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     self.remember_refusal(&request.guard, &result);
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result })
                 }
-                Ok(next) if next == current => {
+                Ok(next) if next == current || self.breaks(crate::config::BrokenRule::AnswerWithoutProposing) => {
                     // the membership in force already is what was asked for
                     let request = self.membership_requests.remove(position);
                     let stored = self.membership().expect("a leader has a membership").clone();

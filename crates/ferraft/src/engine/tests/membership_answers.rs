@@ -269,7 +269,8 @@ fn a_node_whose_removal_committed_says_removed_and_never_campaigns() {
 fn a_vote_request_from_a_non_member_is_refused_without_adopting_its_term() {
     let mut engine = member(2, &[1, 2], config(LeaderIdMode::Standard, false));
     let before = engine.vote();
-    engine.on_message(msg(3, 2, vote_request(50, 3, Some(log_id(1, 1, 9)))));
+    // node 3 is unknown here and its log is no further than ours: a removed node
+    engine.on_message(msg(3, 2, vote_request(50, 3, Some(log_id(1, 1, 1)))));
     let outputs = engine.take_outputs();
     let reply = sent(&outputs)
         .iter()
@@ -278,6 +279,19 @@ fn a_vote_request_from_a_non_member_is_refused_without_adopting_its_term() {
     assert!(!reply.granted && reply.not_member);
     assert_eq!(engine.vote(), before, "its term is not adopted: it cannot depose anyone");
     assert!(engine.observed_term < 50);
+}
+
+#[test]
+fn a_candidate_unknown_here_but_with_a_longer_log_is_heard_normally() {
+    // node 3 was added by entries this node has not received yet
+    let mut engine = member(2, &[1, 2], config(LeaderIdMode::Standard, false));
+    engine.on_message(msg(3, 2, vote_request(5, 3, Some(log_id(1, 1, 9)))));
+    let outputs = engine.take_outputs();
+    let reply = sent(&outputs)
+        .iter()
+        .find_map(|m| if let MessageBody::VoteReply(r) = &m.body { Some(*r) } else { None })
+        .expect("answered");
+    assert!(reply.granted && !reply.not_member, "a lagging voter must not block a newer member's election");
 }
 
 #[test]
