@@ -28,9 +28,29 @@ pub enum Code {
     Timeout,
     /// 500: the outcome is unknown.
     Internal,
+    /// 405: the path exists but not with this method; nothing happened.
+    MethodNotAllowed,
+    /// 404: no endpoint has this path; nothing happened.
+    NoSuchEndpoint,
+    /// 503: (readiness) this node is behind its leader or cannot reach it.
+    NotReady,
 }
 
 impl Code {
+    /// Every code, for the documentation check.
+    pub const ALL: [Code; 10] = [
+        Code::BadRequest,
+        Code::NotFound,
+        Code::NotInitialized,
+        Code::NoLeader,
+        Code::Conflict,
+        Code::Timeout,
+        Code::Internal,
+        Code::MethodNotAllowed,
+        Code::NoSuchEndpoint,
+        Code::NotReady,
+    ];
+
     /// The code as written in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -41,6 +61,9 @@ impl Code {
             Code::Conflict => "conflict",
             Code::Timeout => "timeout",
             Code::Internal => "internal",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::NoSuchEndpoint => "no_such_endpoint",
+            Code::NotReady => "not_ready",
         }
     }
 
@@ -48,8 +71,9 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::BadRequest => StatusCode::BAD_REQUEST,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::NotInitialized | Code::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
+            Code::NotFound | Code::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            Code::NotInitialized | Code::NoLeader | Code::NotReady => StatusCode::SERVICE_UNAVAILABLE,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,

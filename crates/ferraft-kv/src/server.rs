@@ -198,6 +198,7 @@ impl Server {
     /// Stops accepting requests, lets the ones in flight finish (briefly),
     /// stops the node (flushing its log) and closes the transport.
     pub async fn shutdown(mut self) {
+        tracing::info!(id = self.raft.id(), "shutting down: no new requests");
         if let Some(stop) = self.stop_http.take() {
             let _ = stop.send(());
         }
@@ -207,5 +208,6 @@ impl Server {
         let _ = self.raft.shutdown().await;
         self.raft_listener.abort();
         drop(self.network);
+        tracing::info!(id = self.raft.id(), "shut down: log flushed, transport closed");
     }
 }
