@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+mod backup;
 mod cluster;
 mod ctx;
 mod forward;
@@ -14,7 +15,9 @@ mod keys;
 mod list;
 mod request;
 mod routes;
+mod watch;
 
+pub use backup::{SNAPSHOT_INDEX_HEADER, SNAPSHOT_MEMBERSHIP_HEADER, SNAPSHOT_TERM_HEADER};
 pub use ctx::Ctx;
 pub use routes::router;
 

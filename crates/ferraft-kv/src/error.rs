@@ -34,11 +34,13 @@ pub enum Code {
     NoSuchEndpoint,
     /// 503: (readiness) this node is behind its leader or cannot reach it.
     NotReady,
+    /// 410: (watch) the changes from the index asked are no longer held.
+    Compacted,
 }
 
 impl Code {
     /// Every code, for the documentation check.
-    pub const ALL: [Code; 10] = [
+    pub const ALL: [Code; 11] = [
         Code::BadRequest,
         Code::NotFound,
         Code::NotInitialized,
@@ -49,6 +51,7 @@ impl Code {
         Code::MethodNotAllowed,
         Code::NoSuchEndpoint,
         Code::NotReady,
+        Code::Compacted,
     ];
 
     /// The code as written in the JSON.
@@ -64,6 +67,7 @@ impl Code {
             Code::MethodNotAllowed => "method_not_allowed",
             Code::NoSuchEndpoint => "no_such_endpoint",
             Code::NotReady => "not_ready",
+            Code::Compacted => "compacted",
         }
     }
 
@@ -77,6 +81,7 @@ impl Code {
             Code::Conflict => StatusCode::CONFLICT,
             Code::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Compacted => StatusCode::GONE,
         }
     }
 }

@@ -9,8 +9,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 
 /// The outcomes counted, in the order `/metrics` lists them.
-const OUTCOMES: [&str; 9] = [
+const OUTCOMES: [&str; 10] = [
     "bad_request",
+    "compacted",
     "conflict",
     "internal",
     "method_not_allowed",
@@ -31,6 +32,8 @@ pub enum EndpointClass {
     KvWrite,
     /// `GET /v1/kv?...`.
     KvList,
+    /// `GET /v1/watch` (the time to start the stream, not its length).
+    KvWatch,
     /// `/v1/cluster/*` calls that change or inspect the cluster.
     Cluster,
     /// Status, health, readiness and metrics.
@@ -41,10 +44,11 @@ pub enum EndpointClass {
 
 impl EndpointClass {
     /// Every class, in the order `/metrics` lists them.
-    pub const ALL: [EndpointClass; 6] = [
+    pub const ALL: [EndpointClass; 7] = [
         EndpointClass::KvRead,
         EndpointClass::KvWrite,
         EndpointClass::KvList,
+        EndpointClass::KvWatch,
         EndpointClass::Cluster,
         EndpointClass::Observe,
         EndpointClass::Other,
@@ -56,6 +60,7 @@ impl EndpointClass {
             EndpointClass::KvRead => "kv_read",
             EndpointClass::KvWrite => "kv_write",
             EndpointClass::KvList => "kv_list",
+            EndpointClass::KvWatch => "kv_watch",
             EndpointClass::Cluster => "cluster",
             EndpointClass::Observe => "observe",
             EndpointClass::Other => "other",
@@ -124,6 +129,7 @@ impl HttpMetrics {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
             StatusCode::CONFLICT => "conflict",
+            StatusCode::GONE => "compacted",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             StatusCode::GATEWAY_TIMEOUT => "timeout",
             _ => "internal",

@@ -14,6 +14,7 @@ pub mod kv;
 pub mod membership_json;
 pub mod metrics_text;
 pub mod server;
+pub mod watch_log;
 
 pub use kv::{Command, CommandResponse, KvNode, KvStateMachine, KvStore};
 

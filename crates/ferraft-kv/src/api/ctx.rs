@@ -1,5 +1,7 @@
 //! What every handler shares.
 
+use std::path::PathBuf;
+
 use ferraft::{NodeId, ServerState};
 
 use crate::error::ApiError;
@@ -21,20 +23,50 @@ pub struct Ctx {
     pub client: reqwest::Client,
     /// Responses, relays and latencies, for `/metrics`.
     pub http: HttpMetrics,
+    /// The WAL dir, where the node's saved snapshot is read for a backup.
+    pub wal_dir: Option<PathBuf>,
+    /// Set when the node shuts down: ends the streams that would otherwise
+    /// hold the graceful shutdown open.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Ctx {
     /// A context for `raft`.
     pub fn new(raft: KvRaft, store: KvStore, me: KvNode) -> Self {
         let client = reqwest::Client::builder().no_proxy().build().expect("a plain HTTP client builds");
-        Self { id: raft.id(), raft, store, me, client, http: HttpMetrics::default() }
+        Self {
+            id: raft.id(),
+            raft,
+            store,
+            me,
+            client,
+            http: HttpMetrics::default(),
+            wal_dir: None,
+            closing: tokio::sync::watch::Sender::new(false),
+        }
     }
 
-    /// Fails unless this node is part of a cluster.
+    /// Reads backups from the WAL in `dir`.
+    pub fn with_wal_dir(mut self, dir: PathBuf) -> Self {
+        self.wal_dir = Some(dir);
+        self
+    }
+
+    /// Ends every open stream (the node is shutting down).
+    pub fn close_streams(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Changes to `true` when the node shuts down.
+    pub(super) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Fails unless this node is part of a cluster. By the role alone: right
+    /// after a restart the role is known before the first published metrics
+    /// carry the membership.
     pub(super) fn require_initialized(&self) -> Result<(), ApiError> {
-        let metrics = self.raft.metrics();
-        let m = metrics.borrow();
-        if m.state == ServerState::Uninitialized || m.membership.is_none() {
+        if self.raft.metrics().borrow().state == ServerState::Uninitialized {
             return Err(ApiError::not_initialized());
         }
         Ok(())

@@ -42,9 +42,7 @@ fn not_ready(message: String) -> ApiError {
 
 async fn readiness(ctx: &Ctx) -> Result<LogIndex, ApiError> {
     let m = ctx.raft.metrics().borrow().clone();
-    if m.state == ServerState::Uninitialized || m.membership.is_none() {
-        return Err(ApiError::not_initialized());
-    }
+    ctx.require_initialized()?;
     let Some(leader) = m.current_leader else {
         return Err(ApiError::no_leader());
     };

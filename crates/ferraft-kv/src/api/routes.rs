@@ -10,7 +10,7 @@ use axum::http::{header, HeaderValue, Method, Response};
 use axum::response::IntoResponse;
 use axum::Router;
 
-use super::{cluster, health, keys, list, Ctx, LEADER_HEADER};
+use super::{backup, cluster, health, keys, list, watch, Ctx, LEADER_HEADER};
 use crate::error::{ApiError, Code};
 use crate::http_metrics::EndpointClass;
 
@@ -38,9 +38,11 @@ enum Endpoint {
     Abort,
     Transfer,
     Snapshot,
+    SnapshotDownload,
     Metrics,
     Health,
     Ready,
+    Watch,
 }
 
 impl Endpoint {
@@ -61,9 +63,11 @@ impl Endpoint {
             "/v1/cluster/membership/abort" => Endpoint::Abort,
             "/v1/cluster/leader/transfer" => Endpoint::Transfer,
             "/v1/cluster/snapshot" => Endpoint::Snapshot,
+            "/v1/cluster/snapshot/download" => Endpoint::SnapshotDownload,
             "/metrics" => Endpoint::Metrics,
             "/v1/health" => Endpoint::Health,
             "/v1/ready" => Endpoint::Ready,
+            "/v1/watch" => Endpoint::Watch,
             _ => return None,
         })
     }
@@ -71,9 +75,13 @@ impl Endpoint {
     fn methods(self) -> &'static [Method] {
         match self {
             Endpoint::Key => &[Method::GET, Method::PUT, Method::DELETE],
-            Endpoint::List | Endpoint::Status | Endpoint::Metrics | Endpoint::Health | Endpoint::Ready => {
-                &[Method::GET]
-            }
+            Endpoint::List
+            | Endpoint::Status
+            | Endpoint::SnapshotDownload
+            | Endpoint::Metrics
+            | Endpoint::Health
+            | Endpoint::Ready
+            | Endpoint::Watch => &[Method::GET],
             Endpoint::Cas
             | Endpoint::Init
             | Endpoint::Learners
@@ -91,6 +99,7 @@ impl Endpoint {
             Endpoint::Key if method == Method::GET => EndpointClass::KvRead,
             Endpoint::Key | Endpoint::Cas => EndpointClass::KvWrite,
             Endpoint::List => EndpointClass::KvList,
+            Endpoint::Watch => EndpointClass::KvWatch,
             Endpoint::Status | Endpoint::Metrics | Endpoint::Health | Endpoint::Ready => EndpointClass::Observe,
             _ => EndpointClass::Cluster,
         }
@@ -126,9 +135,11 @@ async fn call(endpoint: Endpoint, ctx: Arc<Ctx>, req: Request) -> Response<Body>
         Endpoint::Abort => cluster::abort(ctx, req).await,
         Endpoint::Transfer => cluster::transfer(ctx, req).await,
         Endpoint::Snapshot => cluster::snapshot(ctx, req).await,
+        Endpoint::SnapshotDownload => backup::download(&ctx).await,
         Endpoint::Metrics => cluster::metrics(&ctx),
         Endpoint::Health => health::health(&ctx),
         Endpoint::Ready => health::ready(&ctx).await,
+        Endpoint::Watch => watch::watch(ctx, req).await,
     }
 }
 
