@@ -54,67 +54,90 @@ where
 /// No leader is known (or only this node's stale self): waits for an
 /// election's outcome, then relays the request to the winner, maybe this node.
 async fn respond_after_election(ctx: &Ctx, incoming: &Incoming, limit: Duration) -> Response<Body> {
-    let (id, avoid) = (ctx.id, incoming.from);
+    match elected(ctx, incoming.from).await {
+        Some(leader_id) => forward(ctx, incoming, leader_id, None, limit + Duration::from_secs(1)).await,
+        None => ApiError::no_leader().into_response(),
+    }
+}
+
+/// The leader once one other than `avoid` (a stale view) is known, waiting up
+/// to [`LEADER_WAIT`]; still `avoid` if nothing else is known by then (the
+/// hop limit stops a loop).
+async fn elected(ctx: &Ctx, avoid: Option<NodeId>) -> Option<NodeId> {
+    let id = ctx.id;
     let known = move |m: &ferraft::RaftMetrics<KvNode>| match m.current_leader {
         Some(leader) => (leader != id || m.state == ServerState::Leader) && Some(leader) != avoid,
         None => false,
     };
-    let waited = ctx.raft.wait(LEADER_WAIT).metrics(known, "a leader").await;
-    let leader = match waited {
+    match ctx.raft.wait(LEADER_WAIT).metrics(known, "a leader").await {
         Ok(m) => m.current_leader,
-        // still the stale sender? relay to it anyway (the hop limit stops a loop)
         Err(_) => ctx.raft.metrics().borrow().current_leader.filter(|l| *l != id),
-    };
-    match leader {
-        Some(leader_id) => forward(ctx, incoming, leader_id, None, limit + Duration::from_secs(1)).await,
-        None => ApiError::no_leader().into_response(),
     }
 }
 
 async fn forward(
     ctx: &Ctx,
     incoming: &Incoming,
-    leader_id: NodeId,
-    leader: Option<KvNode>,
+    mut leader_id: NodeId,
+    mut leader: Option<KvNode>,
     limit: Duration,
 ) -> Response<Body> {
     if incoming.hops >= MAX_HOPS {
         let message = format!("node {} is not the leader either (leadership is moving); retry", ctx.id);
         return ApiError::new(Code::NoLeader, message).with("leader", leader_id).into_response();
     }
-    let Some(node) = leader.or_else(|| ctx.member(leader_id)) else {
-        return ApiError::new(Code::NoLeader, format!("the address of leader {leader_id} is unknown"))
-            .with("leader", leader_id)
-            .into_response();
-    };
+    // a leader that refuses the connection never saw the request: once, wait
+    // for the next leader and send it there
+    let mut redirected = false;
+    loop {
+        let Some(node) = leader.take().or_else(|| ctx.member(leader_id)) else {
+            return ApiError::new(Code::NoLeader, format!("the address of leader {leader_id} is unknown"))
+                .with("leader", leader_id)
+                .into_response();
+        };
+        match relay(ctx, incoming, &node, limit).await {
+            Err(e) if e.is_connect() && !redirected => {
+                redirected = true;
+                match elected(ctx, Some(leader_id)).await {
+                    Some(next) if next != leader_id => leader_id = next,
+                    _ => return relay_error(leader_id, &node, e).into_response(),
+                }
+            }
+            Err(e) => return relay_error(leader_id, &node, e).into_response(),
+            Ok(response) => return response,
+        }
+    }
+}
+
+/// Sends the request to `node` and relays its answer.
+async fn relay(
+    ctx: &Ctx,
+    incoming: &Incoming,
+    node: &KvNode,
+    limit: Duration,
+) -> Result<Response<Body>, reqwest::Error> {
     ctx.http.count_forwarded();
     let url = format!("http://{}{}", node.api, incoming.forward_path());
-    let request = ctx
+    let response = ctx
         .client
         .request(incoming.method.clone(), url)
         .header(FORWARDED_HEADER, (incoming.hops + 1).to_string())
         .header(FORWARDED_BY_HEADER, ctx.id.to_string())
         .header(header::CONTENT_TYPE, "application/json")
         .body(incoming.body.clone())
-        .timeout(limit);
-    let response = match request.send().await {
-        Ok(response) => response,
-        Err(e) => return relay_error(leader_id, &node, e).into_response(),
-    };
+        .timeout(limit)
+        .send()
+        .await?;
     let status = response.status();
     let leader_header = response.headers().get(LEADER_HEADER).cloned();
-    match response.bytes().await {
-        Ok(body) => {
-            let mut relayed = Response::new(Body::from(body));
-            *relayed.status_mut() = status;
-            relayed.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            if let Some(value) = leader_header {
-                relayed.headers_mut().insert(LEADER_HEADER, value);
-            }
-            relayed
-        }
-        Err(e) => relay_error(leader_id, &node, e).into_response(),
+    let body = response.bytes().await?;
+    let mut relayed = Response::new(Body::from(body));
+    *relayed.status_mut() = status;
+    relayed.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(value) = leader_header {
+        relayed.headers_mut().insert(LEADER_HEADER, value);
     }
+    Ok(relayed)
 }
 
 fn relay_error(leader_id: NodeId, node: &KvNode, e: reqwest::Error) -> ApiError {
