@@ -3,6 +3,10 @@
 //! The plumbing (routing, reading requests, forwarding to the leader) lives
 //! apart from the endpoint handlers, so a new endpoint is a handler and a
 //! line in the route table.
+//!
+//! What follows is the API as clients see it (`API.md`).
+//!
+#![doc = include_str!("../API.md")]
 
 use std::time::Duration;
 
