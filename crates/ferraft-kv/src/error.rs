@@ -28,6 +28,14 @@ pub enum Code {
     Timeout,
     /// 500: the outcome is unknown.
     Internal,
+    /// 405: the path exists but not with this method; nothing happened.
+    MethodNotAllowed,
+    /// 404: no endpoint has this path; nothing happened.
+    NoSuchEndpoint,
+    /// 503: (readiness) this node is behind its leader or cannot reach it.
+    NotReady,
+    /// 410: (watch) the changes from the index asked are no longer held.
+    Compacted,
     /// 503: this node was removed from the cluster; nothing happened.
     NotMember,
     /// 500: a membership change took effect in part (a step of it committed);
@@ -36,6 +44,23 @@ pub enum Code {
 }
 
 impl Code {
+    /// Every code, for the documentation check.
+    pub const ALL: [Code; 13] = [
+        Code::BadRequest,
+        Code::NotFound,
+        Code::NotInitialized,
+        Code::NoLeader,
+        Code::Conflict,
+        Code::Timeout,
+        Code::Internal,
+        Code::MethodNotAllowed,
+        Code::NoSuchEndpoint,
+        Code::NotReady,
+        Code::Compacted,
+        Code::NotMember,
+        Code::PartiallyApplied,
+    ];
+
     /// The code as written in the JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -46,6 +71,10 @@ impl Code {
             Code::Conflict => "conflict",
             Code::Timeout => "timeout",
             Code::Internal => "internal",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::NoSuchEndpoint => "no_such_endpoint",
+            Code::NotReady => "not_ready",
+            Code::Compacted => "compacted",
             Code::PartiallyApplied => "partially_applied",
             Code::NotMember => "not_member",
         }
@@ -55,11 +84,13 @@ impl Code {
     pub fn status(self) -> StatusCode {
         match self {
             Code::BadRequest => StatusCode::BAD_REQUEST,
-            Code::NotFound => StatusCode::NOT_FOUND,
-            Code::NotInitialized | Code::NoLeader | Code::NotMember => StatusCode::SERVICE_UNAVAILABLE,
+            Code::NotFound | Code::NoSuchEndpoint => StatusCode::NOT_FOUND,
+            Code::NotInitialized | Code::NoLeader | Code::NotReady | Code::NotMember => StatusCode::SERVICE_UNAVAILABLE,
+            Code::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Code::Conflict => StatusCode::CONFLICT,
             Code::Timeout => StatusCode::GATEWAY_TIMEOUT,
             Code::Internal | Code::PartiallyApplied => StatusCode::INTERNAL_SERVER_ERROR,
+            Code::Compacted => StatusCode::GONE,
         }
     }
 }

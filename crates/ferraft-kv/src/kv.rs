@@ -7,6 +7,8 @@ use bytes::Bytes;
 use ferraft::{LogId, LogIndex, SnapshotJob, StateMachine, StorageError};
 use serde::{Deserialize, Serialize};
 
+use crate::watch_log::{Change, ChangeLog};
+
 /// A cluster member as the KV server describes it: where its Raft transport
 /// and its HTTP API listen.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,6 +97,7 @@ pub type KvMap = HashMap<Arc<str>, (Arc<str>, LogIndex)>;
 #[derive(Debug, Clone, Default)]
 pub struct KvStore {
     map: Arc<RwLock<KvMap>>,
+    changes: Arc<ChangeLog>,
 }
 
 impl KvStore {
@@ -110,6 +113,11 @@ impl KvStore {
     /// The value and last-write index of `key`.
     pub fn get(&self, key: &str) -> Option<(String, LogIndex)> {
         self.read().get(key).map(|(value, index)| (value.to_string(), *index))
+    }
+
+    /// The recent changes, for watchers.
+    pub fn changes(&self) -> &ChangeLog {
+        &self.changes
     }
 
     /// The number of keys.
@@ -143,31 +151,35 @@ impl StateMachine for KvStateMachine {
     fn apply(&mut self, log_id: LogId, command: &Command) -> CommandResponse {
         let index = log_id.index;
         let mut map = self.store.write();
-        match command {
+        let (response, change) = match command {
             Command::Put { key, value } => {
-                set(&mut map, key, value, index);
-                CommandResponse::Put { index }
+                let change = set(&mut map, key, value, index);
+                (CommandResponse::Put { index }, Some(change))
             }
-            Command::Delete { key } => CommandResponse::Delete { index, deleted: map.remove(key.as_str()).is_some() },
+            Command::Delete { key } => {
+                let removed = map.remove_entry(key.as_str());
+                let deleted = removed.is_some();
+                (CommandResponse::Delete { index, deleted }, removed.map(|(key, _)| Change { index, key, value: None }))
+            }
             Command::Cas { key, expect, value } => {
                 let old = map.get(key.as_str()).map(|(v, _)| &**v);
                 if old != expect.as_deref() {
-                    return CommandResponse::Cas { succeeded: false, current: old.map(str::to_owned), index };
+                    let current = old.map(str::to_owned);
+                    return self.recorded(map, index, CommandResponse::Cas { succeeded: false, current, index }, None);
                 }
-                match value {
-                    Some(value) => set(&mut map, key, value, index),
-                    None => {
-                        map.remove(key.as_str());
-                    }
-                }
-                CommandResponse::Cas { succeeded: true, current: value.clone(), index }
+                let change = match value {
+                    Some(value) => Some(set(&mut map, key, value, index)),
+                    None => map.remove_entry(key.as_str()).map(|(key, _)| Change { index, key, value: None }),
+                };
+                (CommandResponse::Cas { succeeded: true, current: value.clone(), index }, change)
             }
-            Command::Noop => CommandResponse::Noop { index },
-        }
+            Command::Noop => (CommandResponse::Noop { index }, None),
+        };
+        self.recorded(map, index, response, change)
     }
 
     fn snapshot(&mut self) -> Result<Bytes, StorageError> {
-        encode_snapshot(&self.store.read())
+        encode_snapshot(&self.store.read(), self.store.changes.applied())
     }
 
     /// Copies the map here (a few ms for 100k keys) and encodes the copy on
@@ -175,28 +187,67 @@ impl StateMachine for KvStateMachine {
     /// stalled the node for hundreds of milliseconds.
     fn snapshot_job(&mut self) -> SnapshotJob {
         let copy = self.store.read().clone();
-        Box::new(move || encode_snapshot(&copy))
+        let last_command = self.store.changes.applied();
+        Box::new(move || encode_snapshot(&copy, last_command))
     }
 
     fn restore(&mut self, data: &Bytes) -> Result<(), StorageError> {
-        let map: KvMap = serde_json::from_slice(data).map_err(|e| StorageError::new("decoding a snapshot", e))?;
-        *self.store.write() = map;
+        let (map, last_command) = match serde_json::from_slice::<SnapshotData>(data) {
+            Ok(snapshot) => (snapshot.kvs, Some(snapshot.last_command)),
+            // the bare map of earlier versions: which command it ends with is unknown
+            Err(_) => (serde_json::from_slice(data).map_err(|e| StorageError::new("decoding a snapshot", e))?, None),
+        };
+        let mut current = self.store.write();
+        *current = map;
+        self.store.changes.reset(last_command);
         Ok(())
     }
 }
 
-/// Sets `key`, reusing the key's allocation when it already exists.
-fn set(map: &mut KvMap, key: &str, value: &str, index: LogIndex) {
-    match map.get_mut(key) {
-        Some(slot) => *slot = (value.into(), index),
-        None => {
-            map.insert(key.into(), (value.into(), index));
-        }
+impl KvStateMachine {
+    /// Records the change a command made (once the map is unlocked) and
+    /// answers its response.
+    fn recorded(
+        &self,
+        map: RwLockWriteGuard<'_, KvMap>,
+        index: LogIndex,
+        response: CommandResponse,
+        change: Option<Change>,
+    ) -> CommandResponse {
+        drop(map);
+        self.store.changes.record(index, change);
+        response
     }
 }
 
-fn encode_snapshot(map: &KvMap) -> Result<Bytes, StorageError> {
-    let bytes = serde_json::to_vec(map).map_err(|e| StorageError::new("encoding a snapshot", e))?;
+/// A snapshot's bytes: the map and the index of the last command applied to
+/// it (where the change history of a restored node starts).
+#[derive(Serialize, Deserialize)]
+struct SnapshotData {
+    last_command: LogIndex,
+    kvs: KvMap,
+}
+
+/// Sets `key`, reusing the key's allocation when it already exists; the
+/// change shares the map's strings.
+fn set(map: &mut KvMap, key: &str, value: &str, index: LogIndex) -> Change {
+    let value: Arc<str> = value.into();
+    let key = match map.get_key_value(key) {
+        Some((existing, _)) => existing.clone(),
+        None => key.into(),
+    };
+    map.insert(key.clone(), (value.clone(), index));
+    Change { index, key, value: Some(value) }
+}
+
+fn encode_snapshot(map: &KvMap, last_command: LogIndex) -> Result<Bytes, StorageError> {
+    #[derive(Serialize)]
+    struct Encoded<'a> {
+        last_command: LogIndex,
+        kvs: &'a KvMap,
+    }
+    let bytes = serde_json::to_vec(&Encoded { last_command, kvs: map })
+        .map_err(|e| StorageError::new("encoding a snapshot", e))?;
     Ok(Bytes::from(bytes))
 }
 
@@ -255,6 +306,31 @@ mod tests {
         other.apply(at(1), &put("stale", "x"));
         other.restore(&data).unwrap();
         assert_eq!(*other.store.read(), *sm.store.read());
+    }
+
+    #[test]
+    fn a_restored_node_knows_the_changes_after_its_snapshot_only() {
+        let mut sm = KvStateMachine::default();
+        sm.apply(at(1), &put("a", "1"));
+        sm.apply(at(2), &Command::Delete { key: "a".into() });
+        let data = sm.snapshot().unwrap();
+        let mut other = KvStateMachine::default();
+        other.restore(&data).unwrap();
+        other.apply(at(4), &put("b", "2"));
+        let changes = other.store.changes();
+        assert_eq!(changes.since(2, 10, |_| true).unwrap_err().oldest_index, 3);
+        let (after, _) = changes.since(3, 10, |_| true).unwrap();
+        assert_eq!(after.iter().map(|c| (c.index, &*c.key)).collect::<Vec<_>>(), [(4, "b")]);
+    }
+
+    #[test]
+    fn a_bare_map_snapshot_of_earlier_versions_still_restores() {
+        let mut sm = KvStateMachine::default();
+        sm.restore(&Bytes::from_static(br#"{"k": ["v", 7]}"#)).unwrap();
+        assert_eq!(sm.store.get("k"), Some(("v".into(), 7)));
+        sm.apply(at(9), &put("x", "1"));
+        assert!(sm.store.changes().since(8, 10, |_| true).is_err(), "what came before is unknown");
+        assert_eq!(sm.store.changes().since(9, 10, |_| true).unwrap().0.len(), 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! The ferraft server: a replicated key-value store on the `ferraft` library,
-//! its HTTP API (see `shared/API.md`), the operator CLI and the demo.
+//! its HTTP API (documented in this crate's `API.md`), the operator CLI and the demo.
 
 pub mod api;
 pub mod bench;
@@ -9,10 +9,12 @@ pub mod ctl;
 pub mod demo;
 pub mod error;
 pub mod harness;
+pub mod http_metrics;
 pub mod kv;
 pub mod membership_json;
 pub mod metrics_text;
 pub mod server;
+pub mod watch_log;
 
 pub use kv::{Command, CommandResponse, KvNode, KvStateMachine, KvStore};
 

@@ -190,7 +190,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FERRAFT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferraft_kv=info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,ferraft::runtime=info,ferraft_kv=info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }

@@ -1,16 +1,16 @@
 //! `/metrics` in the Prometheus text format.
 
 use std::fmt::Write;
-use std::sync::atomic::Ordering;
 
 use ferraft::log_id::index_of;
-use ferraft::ServerState;
+use ferraft::{RaftMetrics, ServerState};
 
-use crate::api::Ctx;
+use crate::http_metrics::{EndpointClass, HttpMetrics};
+use crate::kv::KvNode;
 
-/// Renders this node's metrics.
-pub fn render(ctx: &Ctx) -> String {
-    let m = ctx.raft.metrics().borrow().clone();
+/// Renders a node's metrics: its Raft state `m`, the `keys` of its state
+/// machine and what its API counted.
+pub fn render(m: &RaftMetrics<KvNode>, keys: usize, http: &HttpMetrics) -> String {
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -35,13 +35,19 @@ pub fn render(ctx: &Ctx) -> String {
         "1 when the membership in force is committed.",
         u64::from(m.membership_committed),
     );
-    gauge("ferraft_kv_keys", "Keys in the local state machine.", ctx.store.len() as u64);
-    gauge("ferraft_http_forwarded_total", "Requests relayed to the leader.", ctx.forwarded.load(Ordering::Relaxed));
+    gauge("ferraft_kv_keys", "Keys in the local state machine.", keys as u64);
+    let name = "ferraft_http_forwarded_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Requests relayed to the leader.\n# TYPE {name} counter\n{name} {}",
+        http.forwarded()
+    );
     let _ = writeln!(out, "# HELP ferraft_http_responses_total HTTP responses by outcome.");
     let _ = writeln!(out, "# TYPE ferraft_http_responses_total counter");
-    for (code, count) in ctx.responses.seen() {
+    for (code, count) in http.responses() {
         let _ = writeln!(out, "ferraft_http_responses_total{{code=\"{code}\"}} {count}");
     }
+    latency(&mut out, http);
     if let Some(replication) = &m.replication {
         let _ = writeln!(out, "# HELP ferraft_replication_matched_index The last index known to match on a follower.");
         let _ = writeln!(out, "# TYPE ferraft_replication_matched_index gauge");
@@ -57,4 +63,22 @@ pub fn render(ctx: &Ctx) -> String {
         }
     }
     out
+}
+
+/// `ferraft_http_request_duration_seconds`, one histogram per endpoint class.
+fn latency(out: &mut String, http: &HttpMetrics) {
+    let name = "ferraft_http_request_duration_seconds";
+    let _ = writeln!(out, "# HELP {name} HTTP request latency by endpoint class.\n# TYPE {name} histogram");
+    for class in EndpointClass::ALL {
+        let histogram = http.latency_of(class);
+        let endpoint = class.as_str();
+        let cumulative = histogram.cumulative();
+        for (bound, count) in &cumulative {
+            let le = bound.map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+            let _ = writeln!(out, "{name}_bucket{{endpoint=\"{endpoint}\",le=\"{le}\"}} {count}");
+        }
+        let total = cumulative.last().map_or(0, |(_, count)| *count);
+        let _ = writeln!(out, "{name}_sum{{endpoint=\"{endpoint}\"}} {}", histogram.sum_seconds());
+        let _ = writeln!(out, "{name}_count{{endpoint=\"{endpoint}\"}} {total}");
+    }
 }

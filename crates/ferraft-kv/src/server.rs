@@ -92,6 +92,7 @@ pub struct Server {
     pub api_addr: SocketAddr,
     /// What this node advertises.
     pub me: KvNode,
+    ctx: Arc<Ctx>,
     network: Arc<TcpNetwork<Command, KvNode>>,
     raft_listener: JoinHandle<()>,
     http: JoinHandle<()>,
@@ -152,9 +153,9 @@ impl Server {
             }
         };
         let _ = inbox.raft.set(raft.clone());
-        let ctx = Arc::new(Ctx::new(raft.clone(), store, me.clone()));
+        let ctx = Arc::new(Ctx::new(raft.clone(), store, me.clone()).with_wal_dir(options.data_dir.join(WAL_DIR)));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let app = api::router(ctx);
+        let app = api::router(ctx.clone());
         let http = tokio::spawn(async move {
             // Without TCP_NODELAY a response written in two parts can wait
             // for the client's delayed ACK.
@@ -169,7 +170,7 @@ impl Server {
             }
         });
         tracing::info!(id = options.id, raft = %raft_addr, api = %api_addr, "node started");
-        Ok(Self { raft, raft_addr, api_addr, me, network, raft_listener, http, stop_http: Some(stop_tx) })
+        Ok(Self { raft, raft_addr, api_addr, me, ctx, network, raft_listener, http, stop_http: Some(stop_tx) })
     }
 
     async fn start_raft(
@@ -198,6 +199,8 @@ impl Server {
     /// Stops accepting requests, lets the ones in flight finish (briefly),
     /// stops the node (flushing its log) and closes the transport.
     pub async fn shutdown(mut self) {
+        tracing::info!(id = self.raft.id(), "shutting down: no new requests");
+        self.ctx.close_streams();
         if let Some(stop) = self.stop_http.take() {
             let _ = stop.send(());
         }
@@ -207,5 +210,6 @@ impl Server {
         let _ = self.raft.shutdown().await;
         self.raft_listener.abort();
         drop(self.network);
+        tracing::info!(id = self.raft.id(), "shut down: log flushed, transport closed");
     }
 }

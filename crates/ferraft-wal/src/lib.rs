@@ -116,3 +116,11 @@ mod writer;
 pub use error::{Corruption, WalError};
 pub use options::{WalOptions, DEFAULT_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
 pub use store::WalStore;
+
+/// The snapshot last saved in the WAL dir `dir`, or `None`. Safe while a
+/// [`WalStore`] runs on `dir`: a snapshot is replaced by a rename, so this
+/// reads the old file or the new one whole (and checks its checksum), which
+/// is how a backup is taken from a live node.
+pub fn read_saved_snapshot<N: ferraft::Node>(dir: &std::path::Path) -> Result<Option<ferraft::Snapshot<N>>, WalError> {
+    snapshot_file::load(dir)
+}

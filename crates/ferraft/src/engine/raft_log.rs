@@ -146,6 +146,11 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         self.memberships.iter().filter(move |m| m.log_id.map_or(0, |l| l.index) > index)
     }
 
+    /// The descriptor of `id` in the latest membership this log knows that names it.
+    pub fn latest_node(&self, id: crate::node::NodeId) -> Option<&N> {
+        self.memberships.iter().rev().find_map(|m| m.membership.node(id))
+    }
+
     /// Whether some membership this log still knows names `id` as a member.
     pub fn ever_names(&self, id: crate::node::NodeId) -> bool {
         self.memberships.iter().any(|m| m.membership.is_member(id))

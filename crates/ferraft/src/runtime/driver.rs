@@ -409,8 +409,10 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
 
     fn send(&self, message: Message<C<SM>, N>) {
         let to = message.envelope.to;
-        let membership = self.engine.membership().map(|m| &m.membership);
-        match membership.and_then(|m| m.node(to)).or_else(|| self.directory.get(&to)) {
+        // a node just removed is still told of its removal: its address is in
+        // the memberships before the one in force
+        let node = self.engine.log().latest_node(to).or_else(|| self.directory.get(&to));
+        match node {
             Some(node) => self.network.send(node, message),
             None => tracing::debug!(node = self.engine.id(), to, "no address for peer; message dropped"),
         }
@@ -605,6 +607,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         }
         self.metrics_due = None;
         self.published_progress = progress;
+        if structural {
+            self.log_structural_change();
+        }
         let engine = &self.engine;
         let replication = match engine.role() {
             Role::Leader(leader) => Some(
@@ -647,6 +652,28 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             }
             changed
         });
+    }
+
+    /// An INFO line for an operator when the role or the membership in force
+    /// changes (compared with the last published metrics).
+    fn log_structural_change(&self) {
+        let (id, term) = (self.engine.id(), self.engine.vote().term());
+        let m = self.metrics.borrow();
+        let role = self.engine.server_state();
+        if m.state != role {
+            let leader = self.engine.current_leader();
+            tracing::info!(node = id, term, from = ?m.state, to = ?role, ?leader, "role changed");
+        }
+        let membership = self.engine.membership();
+        let committed = self.engine.membership_committed();
+        if m.membership.as_ref().map(|s| s.log_id) != membership.map(|s| s.log_id)
+            || m.membership_committed != committed
+        {
+            if let Some(s) = membership {
+                let (log_index, configs) = (index_of(s.log_id), s.membership.configs());
+                tracing::info!(node = id, term, log_index, ?configs, committed, "membership in force");
+            }
+        }
     }
 
     /// A cheap summary of every progress-only metric: equal means nothing to publish.

@@ -1,0 +1,300 @@
+//! The `/v1/cluster/*` endpoints and `/metrics`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, Response};
+use axum::response::IntoResponse;
+use axum::Json;
+use ferraft::{ChangeMembers, NodeId};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::forward::serve;
+use super::request::Incoming;
+use super::{Ctx, CHANGE_TIMEOUT, LEARNER_TIMEOUT, REQUEST_TIMEOUT};
+use crate::error::{ApiError, Code};
+use crate::kv::KvNode;
+use crate::membership_json;
+
+/// How often a prepare or abort that the leader cannot propose yet is retried.
+const READY_POLL: Duration = Duration::from_millis(20);
+
+/// Runs a cluster operation that takes a JSON body on POST.
+async fn post<T, F, Fut>(ctx: Arc<Ctx>, req: Request, limit: Duration, op: F) -> Response<Body>
+where
+    T: DeserializeOwned,
+    F: FnOnce(Arc<Ctx>, T) -> Fut,
+    Fut: Future<Output = Result<Value, ApiError>>,
+{
+    let incoming = match Incoming::read(req).await {
+        Ok(incoming) => incoming,
+        Err(e) => return e.into_response(),
+    };
+    let body = match incoming.json::<T>() {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    serve(&ctx, &incoming, limit, op(ctx.clone(), body)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InitBody {
+    nodes: Option<BTreeMap<NodeId, KvNode>>,
+}
+
+pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, body: InitBody| async move {
+        let members = body.nodes.unwrap_or_else(|| [(ctx.id, ctx.me.clone())].into());
+        if members.is_empty() {
+            return Err(ApiError::bad_request("\"nodes\" is empty: name at least one voter, or send {}"));
+        }
+        let wanted: BTreeSet<NodeId> = members.keys().copied().collect();
+        match ctx.raft.initialize(members).await {
+            Ok(log_id) => {
+                tracing::info!(id = ctx.id, voters = ?wanted, log_index = log_id.index, "initialized the cluster")
+            }
+            Err(error) => {
+                let current = ctx.raft.metrics().borrow().membership.clone();
+                let voters = current.as_ref().map(|s| s.membership.voter_set());
+                if !matches!(error, ferraft::InitializeError::NotAllowed) || voters.as_ref() != Some(&wanted) {
+                    let error = ApiError::from(error);
+                    return Err(match voters {
+                        Some(voters) => error.with("voters", json!(voters)),
+                        None => error,
+                    });
+                }
+            }
+        }
+        // answer once the cluster works: a leader is elected and the initial membership committed
+        let ready = |m: &ferraft::RaftMetrics<KvNode>| {
+            m.membership.is_some() && m.membership_committed && m.current_leader.is_some()
+        };
+        let m = ctx
+            .raft
+            .wait(REQUEST_TIMEOUT - Duration::from_millis(500))
+            .metrics(ready, "a leader and the initial membership committed")
+            .await
+            .map_err(|e| ApiError::timeout(e.to_string()))?;
+        Ok(json!({ "membership": membership_json::membership(m.membership.as_ref(), m.membership_committed) }))
+    })
+    .await
+}
+
+pub(super) fn status(ctx: &Ctx) -> Response<Body> {
+    let metrics = ctx.raft.metrics().borrow().clone();
+    Json(membership_json::status(&metrics)).into_response()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LearnerBody {
+    id: NodeId,
+    raft: String,
+    api: String,
+    #[serde(default = "default_true")]
+    blocking: bool,
+}
+
+pub(super) async fn learners(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
+    post(ctx, req, LEARNER_TIMEOUT, |ctx, body: LearnerBody| async move {
+        ctx.require_initialized()?;
+        let node = KvNode { raft: body.raft, api: body.api };
+        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await?;
+        Ok(json!({ "membership": membership_json::membership_result(&stored) }))
+    })
+    .await
+}
+
+/// `CHANGE` of the API: exactly one of these.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum ChangeBody {
+    AddVoters(BTreeSet<NodeId>),
+    RemoveVoters(BTreeSet<NodeId>),
+    ReplaceVoters(BTreeSet<NodeId>),
+    AddNodes(BTreeMap<NodeId, KvNode>),
+    RemoveNodes(BTreeSet<NodeId>),
+    SetNodes(BTreeMap<NodeId, KvNode>),
+}
+
+impl From<ChangeBody> for ChangeMembers<KvNode> {
+    fn from(change: ChangeBody) -> Self {
+        match change {
+            ChangeBody::AddVoters(ids) => ChangeMembers::AddVoterIds(ids),
+            ChangeBody::RemoveVoters(ids) => ChangeMembers::RemoveVoters(ids),
+            ChangeBody::ReplaceVoters(ids) => ChangeMembers::ReplaceAllVoters(ids),
+            ChangeBody::AddNodes(nodes) => ChangeMembers::AddNodes(nodes),
+            ChangeBody::RemoveNodes(ids) => ChangeMembers::RemoveNodes(ids),
+            ChangeBody::SetNodes(nodes) => ChangeMembers::SetNodes(nodes),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MembershipBody {
+    change: ChangeBody,
+    #[serde(default)]
+    retain: bool,
+}
+
+pub(super) async fn membership(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
+    post(ctx, req, CHANGE_TIMEOUT, |ctx, body: MembershipBody| async move {
+        ctx.require_initialized()?;
+        let stored = ctx.raft.change_membership(body.change.into(), body.retain).await?;
+        Ok(json!({ "membership": membership_json::membership_result(&stored) }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PrepareBody {
+    expect_voters: BTreeSet<NodeId>,
+    #[serde(default)]
+    expect_learners: BTreeSet<NodeId>,
+    voters: BTreeSet<NodeId>,
+    #[serde(default)]
+    learners: BTreeSet<NodeId>,
+}
+
+pub(super) async fn prepare(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, b: PrepareBody| async move {
+        ctx.require_initialized()?;
+        // right after a leader change or another membership change the leader
+        // cannot propose yet: that passes within a round trip, so wait for it
+        let index = loop {
+            let prepared = ctx
+                .raft
+                .prepare_membership(
+                    b.expect_voters.clone(),
+                    b.expect_learners.clone(),
+                    b.voters.clone(),
+                    b.learners.clone(),
+                )
+                .await;
+            match prepared {
+                Err(ferraft::ChangeMembershipError::NotReady) => tokio::time::sleep(READY_POLL).await,
+                other => break other?,
+            }
+        };
+        Ok(json!({ "prepare_index": index }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CommitBody {
+    prepare_index: u64,
+}
+
+pub(super) async fn commit(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, body: CommitBody| async move {
+        ctx.require_initialized()?;
+        let index = ctx.raft.commit_membership(body.prepare_index).await?;
+        Ok(json!({ "commit_index": index }))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EmptyBody {}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AbortBody {
+    /// The prepare to abort; without it, the joint config pending now (a
+    /// retried call of that form may abort a later prepare).
+    prepare_index: Option<u64>,
+}
+
+pub(super) async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, body: AbortBody| async move {
+        ctx.require_initialized()?;
+        let prepare_index = match body.prepare_index {
+            Some(index) => index,
+            None => pending_joint_index(&ctx).ok_or_else(|| {
+                ApiError::new(Code::Conflict, "no prepared (joint) membership is pending").with("pending", Value::Null)
+            })?,
+        };
+        let index = loop {
+            match ctx.raft.abort_membership(prepare_index).await {
+                Err(ferraft::ChangeMembershipError::NotReady) => tokio::time::sleep(READY_POLL).await,
+                other => break other?,
+            }
+        };
+        Ok(json!({ "abort_index": index }))
+    })
+    .await
+}
+
+/// The log index of the joint membership in force on this (leader) node, if any.
+fn pending_joint_index(ctx: &Ctx) -> Option<u64> {
+    let metrics = ctx.raft.metrics();
+    let m = metrics.borrow();
+    let stored = m.membership.as_ref()?;
+    stored.membership.is_joint().then(|| stored.log_id.map_or(0, |l| l.index))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    to: Option<NodeId>,
+}
+
+pub(super) async fn transfer(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT + Duration::from_secs(1), |ctx, body: TransferBody| async move {
+        ctx.require_initialized()?;
+        let leader = ctx.raft.transfer_leader(body.to).await?;
+        Ok(json!({ "leader": leader }))
+    })
+    .await
+}
+
+pub(super) async fn snapshot(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
+    post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
+        ctx.require_initialized()?;
+        let built = ctx.raft.trigger_snapshot().await?.map_or(0, |log_id| log_id.index);
+        // answer once the status shows it too (the metrics follow the save)
+        let shown = move |m: &ferraft::RaftMetrics<KvNode>| m.snapshot.map_or(0, |s| s.index) >= built;
+        let _ = ctx.raft.wait(Duration::from_secs(2)).metrics(shown, "the snapshot in the metrics").await;
+        Ok(json!({ "snapshot_index": built }))
+    })
+    .await
+}
+
+pub(super) fn metrics(ctx: &Ctx) -> Response<Body> {
+    let metrics = ctx.raft.metrics().borrow().clone();
+    let text = crate::metrics_text::render(&metrics, ctx.store.len(), &ctx.http);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_is_exactly_one_kind() {
+        let one: MembershipBody = serde_json::from_str(r#"{"change": {"add_voters": [4]}}"#).unwrap();
+        assert!(matches!(one.change, ChangeBody::AddVoters(_)));
+        let two = serde_json::from_str::<MembershipBody>(r#"{"change": {"add_voters": [4], "remove_voters": [1]}}"#);
+        assert!(two.is_err());
+        let nodes: MembershipBody =
+            serde_json::from_str(r#"{"change": {"set_nodes": {"2": {"raft": "h:1", "api": "h:2"}}}, "retain": true}"#)
+                .unwrap();
+        assert!(matches!(nodes.change, ChangeBody::SetNodes(_)) && nodes.retain);
+    }
+}
