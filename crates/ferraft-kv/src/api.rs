@@ -529,6 +529,7 @@ where
 #[serde(deny_unknown_fields)]
 struct InitBody {
     nodes: Option<BTreeMap<NodeId, KvNode>>,
+    cluster_id: Option<String>,
 }
 
 async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -538,7 +539,8 @@ async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
             return Err(ApiError::bad_request("\"nodes\" is empty: name at least one voter, or send {}"));
         }
         let wanted: BTreeSet<NodeId> = members.keys().copied().collect();
-        if let Err(error) = ctx.raft.initialize(members).await {
+        let cluster_id = crate::cluster_identity::parse_cluster_id(body.cluster_id.as_deref())?;
+        if let Err(error) = crate::cluster_identity::initialize(&ctx.raft, members, cluster_id).await {
             let current = ctx.raft.metrics().borrow().membership.clone();
             let voters = current.as_ref().map(|s| s.membership.voter_set());
             if !matches!(error, ferraft::InitializeError::NotAllowed) || voters.as_ref() != Some(&wanted) {
@@ -569,7 +571,7 @@ fn status(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         return ApiError::bad_request("use GET /v1/cluster/status").into_response();
     }
     let metrics = ctx.raft.metrics().borrow().clone();
-    Json(membership_json::status(&metrics)).into_response()
+    Json(membership_json::status_of(&metrics, &ctx.me)).into_response()
 }
 
 fn default_true() -> bool {
@@ -590,7 +592,9 @@ async fn learners(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, LEARNER_TIMEOUT, |ctx, body: LearnerBody| async move {
         ctx.require_initialized()?;
         let node = KvNode { raft: body.raft, api: body.api };
-        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await?;
+        crate::address_check::check_node(body.id, &node)?;
+        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await;
+        let stored = stored.map_err(|e| crate::membership_errors::explain(&ctx.raft, e))?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await
@@ -632,7 +636,10 @@ struct MembershipBody {
 async fn membership(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, CHANGE_TIMEOUT, |ctx, body: MembershipBody| async move {
         ctx.require_initialized()?;
-        let stored = ctx.raft.change_membership(body.change.into(), body.retain).await?;
+        let change = body.change.into();
+        crate::address_check::check_change(&change)?;
+        let stored = ctx.raft.change_membership(change, body.retain).await;
+        let stored = stored.map_err(|e| crate::membership_errors::explain(&ctx.raft, e))?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await

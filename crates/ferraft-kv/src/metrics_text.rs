@@ -37,6 +37,8 @@ pub fn render(ctx: &Ctx) -> String {
     );
     gauge("ferraft_kv_keys", "Keys in the local state machine.", ctx.store.len() as u64);
     gauge("ferraft_http_forwarded_total", "Requests relayed to the leader.", ctx.forwarded.load(Ordering::Relaxed));
+    out.push_str(&crate::cluster_identity::cluster_id_metric(&m));
+    out.push_str(&crate::address_check::mismatch_metric(&ctx.me, &m));
     let _ = writeln!(out, "# HELP ferraft_http_responses_total HTTP responses by outcome.");
     let _ = writeln!(out, "# TYPE ferraft_http_responses_total counter");
     for (code, count) in ctx.responses.seen() {

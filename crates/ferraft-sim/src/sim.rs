@@ -545,6 +545,7 @@ impl Simulation {
     fn execute(&mut self, i: usize, output: Output<Put, BasicNode>) {
         let id = self.nodes[i].id;
         match output {
+            Output::SaveClusterId(cluster_id) => self.nodes[i].disk.save_cluster_id(cluster_id),
             Output::SaveVote(vote) => self.nodes[i].disk.save_vote(vote),
             Output::AppendLog(entries) => self.append(i, entries),
             Output::TruncateLog(since) => {
@@ -577,6 +578,9 @@ impl Simulation {
                 Ok(m) => format!("n{id} membership request {request_id} done: {}", m.membership),
                 Err(e) => format!("n{id} membership request {request_id} failed: {e}"),
             }),
+            Output::ProbeAnswered { from, cluster_id, .. } => {
+                self.trace(|| format!("n{id} probe answered by n{from}: cluster {cluster_id:?}"))
+            }
         }
     }
 
@@ -1196,5 +1200,7 @@ fn describe(body: &MessageBody<Put, BasicNode>) -> String {
         }
         MessageBody::SnapshotReply(r) => format!("snapshot-reply {} next {}", r.vote, r.next_offset),
         MessageBody::TimeoutNow(t) => format!("timeout-now {}", t.vote),
+        MessageBody::Probe(p) => format!("probe seq {}", p.seq),
+        MessageBody::ProbeReply(r) => format!("probe-reply seq {} cluster {}", r.seq, r.cluster_id),
     }
 }

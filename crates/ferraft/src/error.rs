@@ -3,8 +3,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::cluster_id::ClusterId;
 use crate::membership::{ChangeMembersError, MembershipError};
 use crate::node::{LogIndex, NodeId};
+use crate::peer_refusal::PeerRefusal;
 use crate::storage::StorageError;
 
 /// The node cannot go on: storage failed or it was shut down.
@@ -75,6 +77,15 @@ pub enum InitializeError {
         /// This node.
         node_id: NodeId,
     },
+    /// The node already belongs to another cluster than the id given (it
+    /// was reached by a leader, or initialized before a crash cut it short).
+    #[error("node already belongs to cluster {ours}, not {given}")]
+    OtherCluster {
+        /// The node's cluster.
+        ours: ClusterId,
+        /// The id given to initialize.
+        given: ClusterId,
+    },
     /// The node cannot continue.
     #[error(transparent)]
     Fatal(#[from] Fatal),
@@ -121,6 +132,15 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     /// Leadership changed before the change committed; the outcome is unknown.
     #[error("leadership lost before the membership change committed; its outcome is unknown")]
     LeadershipLost,
+    /// The node to add answered, but refused this cluster: it belongs to
+    /// another one, or its address leads to another node. Nothing changed.
+    #[error("node {node_id} cannot be added: {refusal}")]
+    PeerRefused {
+        /// The node that was to be added.
+        node_id: NodeId,
+        /// What it said.
+        refusal: PeerRefusal,
+    },
     /// A learner did not catch up in time.
     #[error("learner {node_id} did not catch up in time")]
     LearnerLagging {

@@ -3,6 +3,7 @@
 //! See the [membership guide](crate::docs::membership) for the algorithm.
 
 mod change;
+mod change_targets;
 mod config;
 mod quorum;
 
