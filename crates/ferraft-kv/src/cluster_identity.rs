@@ -14,12 +14,19 @@ pub fn parse_cluster_id(text: Option<&str>) -> Result<Option<ClusterId>, ApiErro
 }
 
 /// Initializes `raft` with `members`, in the cluster `cluster_id` when given,
-/// else in a new cluster with a random id.
+/// else in a new cluster with a random id. A node already in another cluster
+/// than the one given is refused even when its voters match (a repeated
+/// `init` with the same voters is otherwise a no-op success).
 pub async fn initialize(
     raft: &KvRaft,
     members: std::collections::BTreeMap<NodeId, KvNode>,
     cluster_id: Option<ClusterId>,
 ) -> Result<LogId, InitializeError> {
+    if let (Some(ours), Some(given)) = (raft.cluster_id(), cluster_id) {
+        if ours != given {
+            return Err(InitializeError::OtherCluster { ours, given });
+        }
+    }
     match cluster_id {
         Some(cluster_id) => raft.initialize_in_cluster(members, cluster_id).await,
         None => raft.initialize(members).await,

@@ -186,9 +186,9 @@ impl From<ReadError<KvNode>> for ApiError {
 impl From<InitializeError> for ApiError {
     fn from(e: InitializeError) -> Self {
         match e {
-            InitializeError::NotAllowed | InitializeError::OtherCluster { .. } => {
-                ApiError::new(Code::Conflict, e.to_string())
-            }
+            InitializeError::NotAllowed
+            | InitializeError::OtherCluster { .. }
+            | InitializeError::JoinedCluster { .. } => ApiError::new(Code::Conflict, e.to_string()),
             InitializeError::Invalid(_) | InitializeError::NotInMembers { .. } => ApiError::bad_request(e.to_string()),
             InitializeError::Fatal(f) => fatal(f),
             // a variant added to the library later: its outcome is unknown to this server

@@ -76,6 +76,10 @@ async fn init_takes_the_cluster_id_the_operator_gives() {
     let dir = TempDir::new().unwrap();
     let node = start_single(1, dir.path(), json!({"cluster_id": "00c0ffee00c0ffee"})).await;
     assert_eq!(cluster_id(&node.client.status().await.unwrap()), "00c0ffee00c0ffee");
+    let again = node.client.post("/v1/cluster/init", &json!({"cluster_id": "00c0ffee00c0ffee"})).await;
+    again.expect("the same init again is a no-op");
+    let (code, _) = api_error(node.client.post("/v1/cluster/init", &json!({"cluster_id": "0bad"})).await);
+    assert_eq!(code, "conflict", "an initialized node of another cluster id");
     let bad = start(2, dir.path()).await;
     let (code, _) = api_error(bad.client.post("/v1/cluster/init", &json!({"cluster_id": "not hex"})).await);
     assert_eq!(code, "bad_request");
@@ -106,6 +110,38 @@ async fn a_node_of_another_cluster_is_refused_as_learner_and_keeps_its_cluster()
     let log = std::fs::read_to_string(&b.log).unwrap();
     assert!(!log.contains("conflicting with a committed one"), "{log}");
     assert!(log.contains("refused a connection"), "the refused node does not say so: {log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_learner_that_joined_another_cluster_shows_as_refused_in_the_leaders_replication() {
+    let dir = TempDir::new().unwrap();
+    let a = start_single(1, dir.path(), json!({})).await;
+    let mut learner = start(3, dir.path()).await;
+    let body = json!({"id": 3, "raft": learner.raft, "api": learner.api, "blocking": true});
+    a.client.post("/v1/cluster/learners", &body).await.unwrap();
+    // its machine is replaced by one initialized as a cluster of its own
+    // elsewhere, then moved to the learner's addresses
+    let elsewhere = TempDir::new().unwrap();
+    let mut replacement = start_single(3, elsewhere.path(), json!({})).await;
+    let theirs = cluster_id(&replacement.client.status().await.unwrap());
+    replacement.terminate().await;
+    learner.terminate().await;
+    learner.data_dir = replacement.data_dir.clone();
+    learner.spawn().unwrap();
+    learner.wait_ready(Duration::from_secs(10)).await.unwrap();
+    assert_eq!(cluster_id(&wait_role(&learner, "leader").await), theirs);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let status = a.client.status().await.unwrap();
+        if let Some(refused) = status["replication"]["3"]["refused"].as_str() {
+            assert!(refused.contains(&theirs), "{refused}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the leader never reported the refusal: {status}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = std::fs::read_to_string(&learner.log).unwrap();
+    assert!(!log.contains("conflicting with a committed one"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

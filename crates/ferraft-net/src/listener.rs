@@ -104,6 +104,14 @@ async fn serve_connection<C: AppData, N: Node>(
                 local_cluster
             }) {
                 Ok(()) => inbox.deliver(message),
+                Err(OTHER_CLUSTER) => {
+                    // accepted while this node had no cluster, which it has
+                    // joined since: close, so the peer's reconnect is refused
+                    // at the handshake and its node hears why
+                    warn!(peer = hello.from, %remote, envelope = ?message.envelope, local_cluster,
+                        "closing a connection of another cluster than the one this node joined");
+                    return;
+                }
                 Err(reason) => {
                     misaddressed += 1;
                     if misaddressed == 1 {
@@ -128,6 +136,9 @@ async fn serve_connection<C: AppData, N: Node>(
 /// Why a message's envelope does not fit this connection, if it does not.
 /// While this node has no cluster, messages of any cluster pass (the node
 /// joins the first leader's); the node itself then drops the others.
+/// Why [`check_envelope`] refuses an envelope of another cluster.
+const OTHER_CLUSTER: &str = "wrong cluster";
+
 fn check_envelope(
     envelope: &Envelope,
     hello: &Hello,
@@ -135,7 +146,7 @@ fn check_envelope(
     local_cluster: u64,
 ) -> Result<(), &'static str> {
     let expect = |ok: bool, reason| if ok { Ok(()) } else { Err(reason) };
-    expect(local_cluster == 0 || envelope.cluster_id == local_cluster, "wrong cluster")?;
+    expect(local_cluster == 0 || envelope.cluster_id == local_cluster, OTHER_CLUSTER)?;
     expect(envelope.to == config.node_id, "meant for another node")?;
     expect(envelope.from == hello.from, "sender differs from the connected peer")
 }

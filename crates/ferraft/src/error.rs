@@ -77,6 +77,15 @@ pub enum InitializeError {
         /// This node.
         node_id: NodeId,
     },
+    /// A leader already reached this node: it belongs to that leader's
+    /// cluster, which will replicate its log to it.
+    #[error("node already joined cluster {cluster_id}: leader {leader} reached it")]
+    JoinedCluster {
+        /// The cluster it joined.
+        cluster_id: ClusterId,
+        /// The leader that reached it.
+        leader: NodeId,
+    },
     /// The node already belongs to another cluster than the id given (it
     /// was reached by a leader, or initialized before a crash cut it short).
     #[error("node already belongs to cluster {ours}, not {given}")]

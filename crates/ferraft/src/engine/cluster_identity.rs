@@ -87,11 +87,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// The cluster id an initialize gives this node: the one it has, which an
     /// id given by the operator must match; else the given one; else `fresh`.
+    /// A node that already follows a leader (even before it holds an entry)
+    /// belongs to that leader's cluster: initializing it would make a second
+    /// cluster under the same id.
     pub(crate) fn cluster_for_initialize(
         &self,
         given: Option<ClusterId>,
         fresh: ClusterId,
     ) -> Result<ClusterId, InitializeError> {
+        let leader = self.vote.leader_id.node_id;
+        if let Some(cluster_id) = self.cluster_id.filter(|_| self.vote.committed && leader != self.id) {
+            return Err(InitializeError::JoinedCluster { cluster_id, leader });
+        }
         match (self.cluster_id, given) {
             (Some(ours), Some(given)) if ours != given => Err(InitializeError::OtherCluster { ours, given }),
             (Some(ours), _) => Ok(ours),

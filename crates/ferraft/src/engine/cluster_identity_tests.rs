@@ -122,6 +122,24 @@ fn initialize_with_another_id_than_the_node_has_is_refused() {
 }
 
 #[test]
+fn a_node_reached_by_a_leader_refuses_to_be_initialized_as_another_cluster() {
+    let mut engine = fresh(standard());
+    let mut heartbeat = leader_append(42, 2);
+    if let MessageBody::Append(append) = &mut heartbeat.body {
+        // a probe that does not match (the node's log is empty): nothing appended
+        append.prev_log_id = Some(log_id(1, 1, 5));
+        append.entries.clear();
+    }
+    engine.on_message(heartbeat);
+    engine.take_outputs();
+    assert_eq!(engine.log().last_log_id(), None);
+    let membership = Membership::new_uniform(super::tests::nodes(&[2])).unwrap();
+    let refused = engine.initialize(membership);
+    assert!(matches!(refused, Err(InitializeError::JoinedCluster { leader: 1, .. })), "{refused:?}");
+    assert!(engine.take_outputs().is_empty());
+}
+
+#[test]
 fn a_store_written_before_cluster_ids_takes_the_configured_one_and_saves_it() {
     let state = LogState { entries: vec![membership_entry(&[1], &[1])], ..LogState::default() };
     let configured = Arc::new(Config { cluster_id: 0x5eed, ..Config::default() });
