@@ -110,6 +110,9 @@ async fn a_node_of_another_cluster_is_refused_as_learner_and_keeps_its_cluster()
     let log = std::fs::read_to_string(&b.log).unwrap();
     assert!(!log.contains("conflicting with a committed one"), "{log}");
     assert!(log.contains("refused a connection"), "the refused node does not say so: {log}");
+    let a_log = std::fs::read_to_string(&a.log).unwrap();
+    let said = a_log.lines().any(|l| l.contains("WARN") && l.contains("handshake rejected") && l.contains(&b_id));
+    assert!(said, "the refused side does not say why: {a_log}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

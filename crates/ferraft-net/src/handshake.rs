@@ -60,7 +60,7 @@ pub enum Rejection {
         version: u32,
     },
     /// The two nodes belong to different clusters.
-    #[error("sender is in cluster {sender_cluster}, receiver in cluster {receiver_cluster}")]
+    #[error("sender is in cluster {sender_cluster:016x}, receiver in cluster {receiver_cluster:016x}")]
     WrongCluster {
         /// The sender's cluster.
         sender_cluster: u64,
