@@ -230,7 +230,8 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 self.answer_probes(peer, Some(refusal));
             }
             Event::ProbePeer(peer, node, reply) => {
-                if peer == self.engine.id() {
+                // only the leader adds nodes: elsewhere the change is forwarded, and probed there
+                if peer == self.engine.id() || !self.engine.is_leader() {
                     let _ = reply.send(None);
                 } else {
                     self.directory.insert(peer, node);
