@@ -254,6 +254,9 @@ pub enum CtlCommand {
         /// A voter, as ID=RAFT_ADDR,API_ADDR (repeat).
         #[arg(long = "node")]
         nodes: Vec<NodeSpec>,
+        /// The new cluster's id, as hex digits (default: a random one).
+        #[arg(long)]
+        cluster_id: Option<String>,
     },
     /// Add a learner (by default waits, with a progress bar, until it caught up).
     AddLearner {

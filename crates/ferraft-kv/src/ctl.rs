@@ -58,8 +58,8 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
             let path = format!("{}/cas", kv_path(&key));
             client.post(&path, &json!({ "expect": expect, "value": value })).await?
         }
-        CtlCommand::Init { nodes } => {
-            let body = if nodes.is_empty() { json!({}) } else { json!({ "nodes": parse_nodes(&nodes)? }) };
+        CtlCommand::Init { nodes, cluster_id } => {
+            let body = crate::ctl_identity::init_body(parse_nodes(&nodes)?, cluster_id);
             let value = client.post("/v1/cluster/init", &body).await?;
             return Ok(Some((value.clone(), membership_text(&value["membership"]))));
         }
@@ -265,6 +265,7 @@ fn membership_text(m: &Value) -> String {
 fn status_table(s: &Value) -> String {
     let rows = vec![
         vec!["id".into(), text(&s["id"])],
+        vec!["cluster id".into(), text(&s["cluster_id"])],
         vec!["role".into(), text(&s["role"])],
         vec!["term".into(), text(&s["term"])],
         vec!["leader".into(), text(&s["leader"])],
@@ -274,6 +275,7 @@ fn status_table(s: &Value) -> String {
         vec!["snapshot index".into(), text(&s["snapshot_index"])],
         vec!["membership".into(), membership_line(&s["membership"])],
     ];
+    let rows = crate::ctl_identity::with_address_mismatch(rows, s);
     table(&["FIELD", "VALUE"], &rows)
 }
 

@@ -232,7 +232,9 @@ impl From<ReadError<KvNode>> for ApiError {
 impl From<InitializeError> for ApiError {
     fn from(e: InitializeError) -> Self {
         match e {
-            InitializeError::NotAllowed => ApiError::new(Code::Conflict, e.to_string()),
+            InitializeError::NotAllowed
+            | InitializeError::OtherCluster { .. }
+            | InitializeError::JoinedCluster { .. } => ApiError::new(Code::Conflict, e.to_string()),
             InitializeError::Invalid(_) | InitializeError::NotInMembers { .. } => ApiError::bad_request(e.to_string()),
             InitializeError::Fatal(f) => fatal(f),
             // a variant added to the library later: its outcome is unknown to this server
@@ -257,6 +259,9 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
             }
             ChangeMembershipError::WrongPrepareIndex { given, pending } => {
                 ApiError::new(Code::Conflict, message).with("given", given).with("pending", json!(pending))
+            }
+            ChangeMembershipError::PeerRefused { node_id, .. } => {
+                ApiError::new(Code::Conflict, message).with("node_id", node_id)
             }
             ChangeMembershipError::NotReady
             | ChangeMembershipError::NoPendingJoint

@@ -1,16 +1,20 @@
 //! The ferraft server: a replicated key-value store on the `ferraft` library,
 //! its HTTP API (documented in this crate's `API.md`), the operator CLI and the demo.
 
+pub mod address_check;
 pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod cluster_identity;
 pub mod ctl;
+pub mod ctl_identity;
 pub mod demo;
 pub mod error;
 pub mod harness;
 pub mod http_metrics;
 pub mod kv;
+pub mod membership_errors;
 pub mod membership_json;
 pub mod metrics_text;
 pub mod server;
@@ -21,7 +25,9 @@ pub use kv::{Command, CommandResponse, KvNode, KvStateMachine, KvStore};
 /// The Raft handle of a KV node.
 pub type KvRaft = ferraft::Raft<KvStateMachine, KvNode>;
 
-/// Every ferraft KV cluster shares this cluster id; the WAL records it beside
-/// the node id in the data dir's identity, so a data dir is never opened as
-/// another node's.
+/// The tag the WAL's data-dir identity records beside the node id, so a data
+/// dir is never opened as another node's. It is not the Raft cluster id, which
+/// each cluster gets at `init` (random, or given): but KV clusters created
+/// before cluster ids were saved all used this value as their cluster id, and
+/// their data dirs still report it as theirs.
 pub const CLUSTER_ID: u64 = 0x6665_7272_6166_7431;

@@ -43,10 +43,19 @@ pub fn role(state: ServerState) -> &'static str {
     }
 }
 
+/// The status object of a node advertising `me`: [`status`], and whether
+/// the membership records other addresses for it (`address_mismatch`).
+pub fn status_of(m: &RaftMetrics<KvNode>, me: &KvNode) -> Value {
+    let mut status = status(m);
+    status["address_mismatch"] = crate::address_check::mismatch(me, m).unwrap_or(Value::Null);
+    status
+}
+
 /// The status object of the API.
 pub fn status(m: &RaftMetrics<KvNode>) -> Value {
     let mut status = json!({
         "id": m.id,
+        "cluster_id": crate::cluster_identity::cluster_id_json(m),
         "role": role(m.state),
         "term": m.current_term,
         "leader": m.current_leader,
@@ -59,7 +68,13 @@ pub fn status(m: &RaftMetrics<KvNode>) -> Value {
     if let Some(replication) = &m.replication {
         let peers: Map<String, Value> = replication
             .iter()
-            .map(|(id, r)| (id.to_string(), json!({"matched": index_of(r.matched), "reverted": r.reverted})))
+            .map(|(id, r)| {
+                let mut peer = json!({"matched": index_of(r.matched), "reverted": r.reverted});
+                if let Some(refusal) = m.refused_peers.get(id) {
+                    peer["refused"] = json!(refusal.to_string());
+                }
+                (id.to_string(), peer)
+            })
             .collect();
         status["replication"] = Value::Object(peers);
     }

@@ -8,9 +8,9 @@ use ferraft::{RaftMetrics, ServerState};
 use crate::http_metrics::{EndpointClass, HttpMetrics};
 use crate::kv::KvNode;
 
-/// Renders a node's metrics: its Raft state `m`, the `keys` of its state
-/// machine and what its API counted.
-pub fn render(m: &RaftMetrics<KvNode>, keys: usize, http: &HttpMetrics) -> String {
+/// Renders a node's metrics: its Raft state `m`, its advertised addresses
+/// `me`, the `keys` of its state machine and what its API counted.
+pub fn render(m: &RaftMetrics<KvNode>, me: &KvNode, keys: usize, http: &HttpMetrics) -> String {
     let mut out = String::new();
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
@@ -42,6 +42,8 @@ pub fn render(m: &RaftMetrics<KvNode>, keys: usize, http: &HttpMetrics) -> Strin
         "# HELP {name} Requests relayed to the leader.\n# TYPE {name} counter\n{name} {}",
         http.forwarded()
     );
+    out.push_str(&crate::cluster_identity::cluster_id_metric(m));
+    out.push_str(&crate::address_check::mismatch_metric(me, m));
     let _ = writeln!(out, "# HELP ferraft_http_responses_total HTTP responses by outcome.");
     let _ = writeln!(out, "# TYPE ferraft_http_responses_total counter");
     for (code, count) in http.responses() {

@@ -6,8 +6,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::serve::ListenerExt;
-use ferraft::{Config, Message, NodeId};
-use ferraft_net::{Inbox, NetConfig, TcpNetwork};
+use ferraft::{ClusterId, Config, Message, NodeId};
+use ferraft_net::{Inbox, NetConfig, Rejection, TcpNetwork};
 use ferraft_wal::{WalOptions, WalStore};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -80,6 +80,16 @@ impl Inbox<Command, KvNode> for RaftInbox {
             raft.report_unreachable(peer);
         }
     }
+
+    fn refused(&self, peer: NodeId, rejection: Rejection) {
+        if let Some(raft) = self.raft.get() {
+            raft.report_refused(peer, rejection.as_refusal());
+        }
+    }
+
+    fn cluster_id(&self) -> Option<ClusterId> {
+        self.raft.get().and_then(KvRaft::cluster_id)
+    }
 }
 
 /// A running node.
@@ -102,7 +112,7 @@ pub struct Server {
 /// The Raft settings of a KV node.
 pub fn raft_config() -> Config {
     Config {
-        cluster_id: CLUSTER_ID,
+        // the cluster id comes from `init` or from the first leader (see `cluster_identity`)
         // A snapshot copies the map on the Raft task (~10 ms at 100k keys)
         // and encodes it on another thread: rare enough at this interval.
         snapshot_logs_since_last: 100_000,
@@ -119,7 +129,8 @@ impl Server {
     /// Binds both listeners, opens the WAL and starts the node and its API.
     pub async fn start(options: ServeOptions) -> Result<Self, StartupError> {
         let network = TcpNetwork::<Command, KvNode>::new(
-            NetConfig::new(CLUSTER_ID, options.id),
+            // 0: the handshake speaks for the node's own cluster id, learnt late
+            NetConfig::new(0, options.id),
             tokio::runtime::Handle::current(),
         )
         .map_err(|e| StartupError::Raft(e.to_string()))?;
@@ -153,6 +164,7 @@ impl Server {
             }
         };
         let _ = inbox.raft.set(raft.clone());
+        crate::address_check::spawn_mismatch_warnings(raft.clone(), me.clone());
         let ctx = Arc::new(Ctx::new(raft.clone(), store, me.clone()).with_wal_dir(options.data_dir.join(WAL_DIR)));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let app = api::router(ctx.clone());

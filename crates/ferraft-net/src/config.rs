@@ -10,7 +10,11 @@ use crate::error::NetConfigError;
 /// Start from [`NetConfig::new`] and change what you need.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetConfig {
-    /// The cluster this node belongs to; connections from other clusters are refused.
+    /// The cluster this node belongs to; connections from other clusters are
+    /// refused. 0: follow the inbox's [`crate::Inbox::cluster_id`] (a ferraft
+    /// node learns its cluster at initialize or from its first leader). A
+    /// fixed id must equal the node's own (`Config::cluster_id`), or every
+    /// message is dropped as another cluster's.
     pub cluster_id: u64,
     /// This node's id; connections and messages meant for another node are refused.
     pub node_id: NodeId,

@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use bytes::BytesMut;
-use ferraft::NodeId;
+use ferraft::{ClusterId, NodeId, PeerRefusal};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
@@ -60,7 +60,7 @@ pub enum Rejection {
         version: u32,
     },
     /// The two nodes belong to different clusters.
-    #[error("sender is in cluster {sender_cluster}, receiver in cluster {receiver_cluster}")]
+    #[error("sender is in cluster {sender_cluster:016x}, receiver in cluster {receiver_cluster:016x}")]
     WrongCluster {
         /// The sender's cluster.
         sender_cluster: u64,
@@ -83,18 +83,34 @@ impl Hello {
         Self { magic: PROTOCOL_MAGIC, version: PROTOCOL_VERSION, cluster_id, from, to }
     }
 
-    /// Whether node `local_node` of cluster `local_cluster` should accept this hello.
+    /// Whether node `local_node` of cluster `local_cluster` should accept this
+    /// hello. A cluster id of 0 is a node in no cluster yet: it may talk to
+    /// any cluster (it joins the first whose leader reaches it).
     pub fn check(&self, local_cluster: u64, local_node: NodeId) -> Result<(), Rejection> {
         if self.magic != PROTOCOL_MAGIC || self.version != PROTOCOL_VERSION {
             return Err(Rejection::Protocol { magic: self.magic, version: self.version });
         }
-        if self.cluster_id != local_cluster {
+        if self.cluster_id != local_cluster && self.cluster_id != 0 && local_cluster != 0 {
             return Err(Rejection::WrongCluster { sender_cluster: self.cluster_id, receiver_cluster: local_cluster });
         }
         if self.to != local_node {
             return Err(Rejection::WrongNode { expected: self.to, actual: local_node });
         }
         Ok(())
+    }
+}
+
+impl Rejection {
+    /// What the connecting side tells its node: who it reached instead.
+    pub fn as_refusal(&self) -> PeerRefusal {
+        match *self {
+            Rejection::WrongCluster { sender_cluster, receiver_cluster } => match ClusterId::new(receiver_cluster) {
+                Some(theirs) => PeerRefusal::OtherCluster { theirs, ours: ClusterId::new(sender_cluster) },
+                None => PeerRefusal::Incompatible,
+            },
+            Rejection::WrongNode { actual, .. } => PeerRefusal::OtherNode { reached: actual },
+            Rejection::Protocol { .. } => PeerRefusal::Incompatible,
+        }
     }
 }
 
@@ -175,6 +191,19 @@ mod tests {
     fn hello_from_another_cluster_is_rejected() {
         let rejection = Hello::new(8, 1, 2).check(7, 2);
         assert_eq!(rejection, Err(Rejection::WrongCluster { sender_cluster: 8, receiver_cluster: 7 }));
+    }
+
+    #[test]
+    fn a_node_in_no_cluster_yet_talks_to_any_cluster() {
+        assert_eq!(Hello::new(0, 1, 2).check(7, 2), Ok(()));
+        assert_eq!(Hello::new(8, 1, 2).check(0, 2), Ok(()));
+    }
+
+    #[test]
+    fn a_rejection_tells_the_sender_which_cluster_it_reached() {
+        let rejection = Hello::new(8, 1, 2).check(7, 2).unwrap_err();
+        let theirs = ClusterId::new(7).unwrap();
+        assert_eq!(rejection.as_refusal(), PeerRefusal::OtherCluster { theirs, ours: ClusterId::new(8) });
     }
 
     #[test]

@@ -38,8 +38,11 @@
 //! assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), message);
 //! ```
 //!
-//! With a ferraft node, the node itself is the inbox. Keep `NetConfig::cluster_id`
-//! equal to `Config::cluster_id`: the listener drops messages of another cluster.
+//! With a ferraft node, the node itself is the inbox. Leave `NetConfig::cluster_id`
+//! at 0: the handshake then speaks for the node's own cluster id, which it gets
+//! at initialize or from the first leader that reaches it. A peer of another
+//! cluster is refused on both sides and reported to the node
+//! ([`Inbox::refused`]), so `add_learner` of such a node fails at once.
 //!
 //! ```no_run
 //! # use std::sync::Arc;
@@ -47,9 +50,9 @@
 //! # use ferraft::{BasicNode, Config, Raft};
 //! # use ferraft_net::{NetConfig, TcpNetwork};
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
-//! let (cluster_id, id) = (7, 1);
-//! let network = Arc::new(TcpNetwork::new(NetConfig::new(cluster_id, id), tokio::runtime::Handle::current())?);
-//! let config = Config { cluster_id, ..Config::default() };
+//! let id = 1;
+//! let network = Arc::new(TcpNetwork::new(NetConfig::new(0, id), tokio::runtime::Handle::current())?);
+//! let config = Config::default();
 //! let raft: Raft<NoopStateMachine, BasicNode> =
 //!     Raft::new(id, config, network.clone(), Box::new(MemLogStore::new()), NoopStateMachine).await?;
 //! let (listen_addr, _listener) = network.serve("127.0.0.1:7001", Arc::new(raft.clone()))?;

@@ -66,8 +66,9 @@ async fn serve_connection<C: AppData, N: Node>(
 ) {
     let _ = stream.set_nodelay(true);
     let mut buf = BytesMut::new();
+    let mut local_cluster = crate::inbox::local_cluster(&config, Some(inbox.as_ref()));
     let accepted =
-        handshake::accept(&mut stream, &mut buf, config.cluster_id, config.node_id, config.handshake_timeout).await;
+        handshake::accept(&mut stream, &mut buf, local_cluster, config.node_id, config.handshake_timeout).await;
     let hello = match accepted {
         Ok(hello) => hello,
         Err(NetError::Rejected(rejection)) => {
@@ -95,8 +96,22 @@ async fn serve_connection<C: AppData, N: Node>(
             frame = read_frame::<Message<C, N>, _>(&mut stream, &mut buf, config.max_frame_bytes) => frame,
         };
         match frame {
-            Ok(message) => match check_envelope(&message.envelope, &hello, &config) {
+            Ok(message) => match check_envelope(&message.envelope, &hello, &config, {
+                if local_cluster == 0 {
+                    // learnt late: at initialize, or from the first leader
+                    local_cluster = crate::inbox::local_cluster(&config, Some(inbox.as_ref()));
+                }
+                local_cluster
+            }) {
                 Ok(()) => inbox.deliver(message),
+                Err(OTHER_CLUSTER) => {
+                    // accepted while this node had no cluster, which it has
+                    // joined since: close, so the peer's reconnect is refused
+                    // at the handshake and its node hears why
+                    warn!(peer = hello.from, %remote, envelope = ?message.envelope, local_cluster,
+                        "closing a connection of another cluster than the one this node joined");
+                    return;
+                }
                 Err(reason) => {
                     misaddressed += 1;
                     if misaddressed == 1 {
@@ -119,9 +134,19 @@ async fn serve_connection<C: AppData, N: Node>(
 }
 
 /// Why a message's envelope does not fit this connection, if it does not.
-fn check_envelope(envelope: &Envelope, hello: &Hello, config: &NetConfig) -> Result<(), &'static str> {
+/// While this node has no cluster, messages of any cluster pass (the node
+/// joins the first leader's); the node itself then drops the others.
+/// Why [`check_envelope`] refuses an envelope of another cluster.
+const OTHER_CLUSTER: &str = "wrong cluster";
+
+fn check_envelope(
+    envelope: &Envelope,
+    hello: &Hello,
+    config: &NetConfig,
+    local_cluster: u64,
+) -> Result<(), &'static str> {
     let expect = |ok: bool, reason| if ok { Ok(()) } else { Err(reason) };
-    expect(envelope.cluster_id == config.cluster_id, "wrong cluster")?;
+    expect(local_cluster == 0 || envelope.cluster_id == local_cluster, OTHER_CLUSTER)?;
     expect(envelope.to == config.node_id, "meant for another node")?;
     expect(envelope.from == hello.from, "sender differs from the connected peer")
 }
@@ -138,24 +163,30 @@ mod tests {
     #[test]
     fn an_envelope_for_this_node_from_the_connected_peer_passes() {
         let config = NetConfig::new(7, 2);
-        assert_eq!(check_envelope(&envelope(7, 1, 2), &Hello::new(7, 1, 2), &config), Ok(()));
+        assert_eq!(check_envelope(&envelope(7, 1, 2), &Hello::new(7, 1, 2), &config, 7), Ok(()));
     }
 
     #[test]
     fn an_envelope_for_another_node_is_refused() {
         let config = NetConfig::new(7, 2);
-        assert!(check_envelope(&envelope(7, 1, 3), &Hello::new(7, 1, 2), &config).is_err());
+        assert!(check_envelope(&envelope(7, 1, 3), &Hello::new(7, 1, 2), &config, 7).is_err());
     }
 
     #[test]
     fn an_envelope_from_another_sender_than_the_connected_peer_is_refused() {
         let config = NetConfig::new(7, 2);
-        assert!(check_envelope(&envelope(7, 3, 2), &Hello::new(7, 1, 2), &config).is_err());
+        assert!(check_envelope(&envelope(7, 3, 2), &Hello::new(7, 1, 2), &config, 7).is_err());
     }
 
     #[test]
     fn an_envelope_of_another_cluster_is_refused() {
         let config = NetConfig::new(7, 2);
-        assert!(check_envelope(&envelope(8, 1, 2), &Hello::new(7, 1, 2), &config).is_err());
+        assert!(check_envelope(&envelope(8, 1, 2), &Hello::new(7, 1, 2), &config, 7).is_err());
+    }
+
+    #[test]
+    fn a_node_in_no_cluster_yet_lets_any_cluster_through() {
+        let config = NetConfig::new(0, 2);
+        assert_eq!(check_envelope(&envelope(8, 1, 2), &Hello::new(8, 1, 2), &config, 0), Ok(()));
     }
 }

@@ -150,7 +150,10 @@ impl<C: AppData, N: Node> Writer<C, N> {
             debug!(peer = self.peer, dropped, "discarded messages queued for an unreachable peer");
         }
         if let Some(inbox) = inbox::current(&self.inbox) {
-            inbox.unreachable(self.peer);
+            match error {
+                NetError::Rejected(rejection) => inbox.refused(self.peer, *rejection),
+                _ => inbox.unreachable(self.peer),
+            }
         }
     }
 
@@ -165,7 +168,8 @@ impl<C: AppData, N: Node> Writer<C, N> {
         };
         // Batching already coalesces writes; Nagle would only add latency.
         stream.set_nodelay(true)?;
-        let hello = Hello::new(self.config.cluster_id, self.config.node_id, self.peer);
+        let local_cluster = inbox::local_cluster(&self.config, inbox::current(&self.inbox).as_deref());
+        let hello = Hello::new(local_cluster, self.config.node_id, self.peer);
         handshake::offer(&mut stream, &mut BytesMut::new(), hello, self.config.handshake_timeout).await?;
         Ok(stream)
     }

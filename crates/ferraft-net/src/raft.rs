@@ -1,8 +1,9 @@
 //! Plugs the transport into a ferraft node: the node is the transport's
 //! inbox (see the crate docs for the wiring).
 
-use ferraft::{Message, Node, NodeId, Raft, StateMachine};
+use ferraft::{ClusterId, Message, Node, NodeId, Raft, StateMachine};
 
+use crate::handshake::Rejection;
 use crate::inbox::Inbox;
 
 impl<SM: StateMachine, N: Node> Inbox<SM::Command, N> for Raft<SM, N> {
@@ -12,5 +13,13 @@ impl<SM: StateMachine, N: Node> Inbox<SM::Command, N> for Raft<SM, N> {
 
     fn unreachable(&self, peer: NodeId) {
         self.report_unreachable(peer);
+    }
+
+    fn refused(&self, peer: NodeId, rejection: Rejection) {
+        self.report_refused(peer, rejection.as_refusal());
+    }
+
+    fn cluster_id(&self) -> Option<ClusterId> {
+        Raft::cluster_id(self)
     }
 }

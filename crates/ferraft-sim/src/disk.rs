@@ -6,7 +6,7 @@
 //! id, truncations, purges and snapshots are durable when written (the store
 //! contract lets `save_committed` be lazy; being eager is one valid choice).
 
-use ferraft::{BasicNode, Entry, LogId, LogIndex, LogState, Snapshot, Vote};
+use ferraft::{BasicNode, ClusterId, Entry, LogId, LogIndex, LogState, Snapshot, Vote};
 
 use crate::model::Put;
 
@@ -16,6 +16,8 @@ pub type SimEntry = Entry<Put, BasicNode>;
 /// One node's disk.
 #[derive(Debug, Default, Clone)]
 pub struct SimDisk {
+    /// Saved synchronously, like the vote.
+    cluster_id: Option<ClusterId>,
     vote: Option<Vote>,
     /// The last vote saved in an older term than `vote`: what a disk that
     /// loses vote writes (the `LoseVote` fault) falls back to.
@@ -30,6 +32,11 @@ pub struct SimDisk {
 }
 
 impl SimDisk {
+    /// Persists the cluster id.
+    pub fn save_cluster_id(&mut self, cluster_id: ClusterId) {
+        self.cluster_id = Some(cluster_id);
+    }
+
     /// Persists the vote.
     pub fn save_vote(&mut self, vote: Vote) {
         if let Some(old) = self.vote {
@@ -119,6 +126,7 @@ impl SimDisk {
     /// What a restarting node reads back.
     pub fn log_state(&self) -> LogState<Put, BasicNode> {
         LogState {
+            cluster_id: self.cluster_id,
             vote: self.vote,
             committed: self.committed,
             last_purged: self.last_purged,

@@ -565,6 +565,7 @@ impl Simulation {
     fn execute(&mut self, i: usize, output: Output<Put, BasicNode>) {
         let id = self.nodes[i].id;
         match output {
+            Output::SaveClusterId(cluster_id) => self.nodes[i].disk.save_cluster_id(cluster_id),
             Output::SaveVote(vote) => self.nodes[i].disk.save_vote(vote),
             Output::AppendLog(entries) => self.append(i, entries),
             Output::TruncateLog(since) => {
@@ -604,6 +605,9 @@ impl Simulation {
                 });
                 let result = self.checkers.answers.observe_done(id, request_id, &result);
                 self.check(result);
+            }
+            Output::ProbeAnswered { from, cluster_id, .. } => {
+                self.trace(|| format!("n{id} probe answered by n{from}: cluster {cluster_id:?}"))
             }
         }
     }
@@ -1259,5 +1263,7 @@ fn describe(body: &MessageBody<Put, BasicNode>) -> String {
         }
         MessageBody::SnapshotReply(r) => format!("snapshot-reply {} next {}", r.vote, r.next_offset),
         MessageBody::TimeoutNow(t) => format!("timeout-now {}", t.vote),
+        MessageBody::Probe(p) => format!("probe seq {}", p.seq),
+        MessageBody::ProbeReply(r) => format!("probe-reply seq {} cluster {}", r.seq, r.cluster_id),
     }
 }

@@ -98,6 +98,7 @@ impl Script {
         let engine = self.engine(id);
         let log = engine.log();
         let state = LogState {
+            cluster_id: engine.cluster_id(),
             vote: Some(engine.vote()),
             committed: engine.committed(),
             last_purged: log.purged(),
@@ -116,6 +117,8 @@ impl Script {
 
 fn config() -> Config {
     Config {
+        // every member is initialized on its own: one fixed cluster id for all
+        cluster_id: 7,
         heartbeat_interval_ms: 30,
         election_timeout_min_ms: 150,
         election_timeout_max_ms: 300,

@@ -43,10 +43,14 @@
 //! # On disk
 //!
 //! A data dir holds:
-//! - `IDENTITY`: node id and cluster id, written on first open and checked on
-//!   every later one, so a node never runs on another node's log.
-//! - `META`: vote, committed log id and purge point in two alternating
-//!   checksummed slots, so a crash during a save leaves the previous state.
+//! - `IDENTITY`: node id and [`WalOptions::cluster_id`] (a tag of the
+//!   application), written on first open and checked on every later one, so a
+//!   node never runs on another node's log.
+//! - `META`: the Raft cluster id, vote, committed log id and purge point in
+//!   two alternating checksummed slots, so a crash during a save leaves the
+//!   previous state. Slots written before cluster ids were saved (version 1)
+//!   still open; such a data dir with a vote or a log reports the `IDENTITY`
+//!   tag as its cluster id, which is what its node sent in every message.
 //! - `SNAPSHOT`: the latest snapshot, replaced by write-temp, sync, rename,
 //!   sync-directory.
 //! - `<first index>.wal`: segments. A 24-byte checksummed header, then records
@@ -66,7 +70,8 @@
 //!   order with appends. A truncation's file cut is synced before anything
 //!   is re-appended, so stale records can never resurface between new ones.
 //!   A purge records its point durably before deleting whole segments.
-//! - **The vote** is durable when `save_vote` returns; **the committed log
+//! - **The cluster id and the vote** are durable when `save_cluster_id` and
+//!   `save_vote` return; **the committed log
 //!   id** is saved lazily (within about 200 ms, or with the next vote or purge).
 //! - **Segments are preallocated** ([`WalOptions::preallocate`]): a helper
 //!   thread zero-fills and syncs the next segment file ahead of need, so an

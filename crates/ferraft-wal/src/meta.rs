@@ -1,4 +1,5 @@
-//! The vote, the committed log id and the purge point, stored crash-atomically.
+//! The cluster id, the vote, the committed log id and the purge point, stored
+//! crash-atomically.
 //!
 //! The `META` file holds two fixed-size, checksummed slots in separate blocks. Each save writes
 //! the whole state, with a sequence number one higher than the last, into the
@@ -8,13 +9,16 @@
 //! One `pwrite` + `fdatasync` of a preallocated file: cheaper than
 //! write-temp-rename-sync-dir, which matters because a vote is saved on the
 //! election path.
+//!
+//! Slots of version 1 (magic `FRMT`, written before cluster ids were saved)
+//! are still read; every save writes version 2 (`FRM2`).
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use ferraft::{LogId, Vote};
+use ferraft::{ClusterId, LogId, Vote};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_error, Corruption, WalError};
@@ -30,7 +34,10 @@ pub(crate) const SLOT_BYTES: usize = 512;
 /// never rewrites the block (or the drive's physical sector) of the other.
 pub(crate) const SLOT_STRIDE: usize = 4096;
 
-const MAGIC: &[u8; 4] = b"FRMT";
+/// A slot of version 1: no cluster id.
+const MAGIC_V1: &[u8; 4] = b"FRMT";
+/// A slot of version 2: the cluster id first.
+const MAGIC: &[u8; 4] = b"FRM2";
 /// magic, sequence number, payload length.
 const SLOT_HEADER: usize = 4 + 8 + 2;
 const CRC_BYTES: usize = 4;
@@ -38,12 +45,22 @@ const CRC_BYTES: usize = 4;
 /// Everything the metadata file remembers.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MetaState {
+    /// The node's cluster, once saved.
+    pub cluster_id: Option<ClusterId>,
     /// The last vote saved.
     pub vote: Option<Vote>,
     /// The last committed log id saved.
     pub committed: Option<LogId>,
     /// The last entry removed by purge.
     pub last_purged: Option<LogId>,
+}
+
+/// What a slot of version 1 holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct MetaStateV1 {
+    vote: Option<Vote>,
+    committed: Option<LogId>,
+    last_purged: Option<LogId>,
 }
 
 /// The open metadata file and the state it holds (or is about to hold).
@@ -55,6 +72,9 @@ pub(crate) struct MetaFile {
     sync: bool,
     /// The state as the store sees it; saved by [`MetaFile::persist`].
     pub state: MetaState,
+    /// The latest slot on disk is of version 1: the data dir was written
+    /// before cluster ids were saved.
+    pub from_version_1: bool,
     committed_dirty: bool,
     last_persist: Instant,
 }
@@ -83,10 +103,13 @@ impl MetaFile {
         let latest = [decode_slot(&bytes[..SLOT_BYTES]), decode_slot(&bytes[SLOT_STRIDE..SLOT_STRIDE + SLOT_BYTES])]
             .into_iter()
             .flatten()
-            .max_by_key(|(sequence, _)| *sequence);
-        let Some((sequence, state)) = latest else { return Err(corrupt(Corruption::NoValidMetaSlot)) };
+            .max_by_key(|(sequence, _, _)| *sequence);
+        let Some((sequence, state, from_version_1)) = latest else {
+            return Err(corrupt(Corruption::NoValidMetaSlot));
+        };
         let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_error("opening", &path))?;
-        Ok(Some(Self { file, path, sequence, sync, state, committed_dirty: false, last_persist: Instant::now() }))
+        let last_persist = Instant::now();
+        Ok(Some(Self { file, path, sequence, sync, state, from_version_1, committed_dirty: false, last_persist }))
     }
 
     /// Saves the current state into the older slot; durable on return when syncing.
@@ -102,6 +125,7 @@ impl MetaFile {
             self.file.sync_data().map_err(io_error("syncing", &self.path))?;
         }
         self.committed_dirty = false;
+        self.from_version_1 = false;
         self.last_persist = Instant::now();
         Ok(())
     }
@@ -138,11 +162,14 @@ fn encode_slot(sequence: u64, state: &MetaState, slot: &mut [u8]) -> Result<(), 
     Ok(())
 }
 
-/// The sequence number and state in a slot, if it is intact.
-fn decode_slot(slot: &[u8]) -> Option<(u64, MetaState)> {
-    if &slot[..4] != MAGIC {
-        return None;
-    }
+/// The sequence number and state in a slot, if it is intact, and whether
+/// the slot is of version 1.
+fn decode_slot(slot: &[u8]) -> Option<(u64, MetaState, bool)> {
+    let version_1 = match &slot[..4] {
+        magic if magic == MAGIC => false,
+        magic if magic == MAGIC_V1 => true,
+        _ => return None,
+    };
     let sequence = u64::from_le_bytes(slot[4..12].try_into().ok()?);
     let len = u16::from_le_bytes(slot[12..14].try_into().ok()?) as usize;
     let end = SLOT_HEADER.checked_add(len).filter(|end| end + CRC_BYTES <= slot.len())?;
@@ -150,8 +177,15 @@ fn decode_slot(slot: &[u8]) -> Option<(u64, MetaState)> {
     if crc32c::crc32c(&slot[..end]) != crc {
         return None;
     }
-    let state = postcard::from_bytes(&slot[SLOT_HEADER..end]).ok()?;
-    Some((sequence, state))
+    let payload = &slot[SLOT_HEADER..end];
+    let state = match version_1 {
+        false => postcard::from_bytes(payload).ok()?,
+        true => {
+            let v1: MetaStateV1 = postcard::from_bytes(payload).ok()?;
+            MetaState { cluster_id: None, vote: v1.vote, committed: v1.committed, last_purged: v1.last_purged }
+        }
+    };
+    Some((sequence, state, version_1))
 }
 
 #[cfg(test)]
@@ -161,13 +195,28 @@ mod tests {
     #[test]
     fn slot_round_trips() {
         let state = MetaState {
+            cluster_id: ClusterId::new(u64::MAX),
             vote: Some(Vote::new_committed(u64::MAX, u64::MAX)),
             committed: Some(LogId::default()),
             last_purged: None,
         };
         let mut slot = [0u8; SLOT_BYTES];
         encode_slot(9, &state, &mut slot).unwrap();
-        assert_eq!(decode_slot(&slot), Some((9, state)));
+        assert_eq!(decode_slot(&slot), Some((9, state, false)));
+    }
+
+    #[test]
+    fn a_slot_of_version_1_reads_as_a_state_without_cluster_id() {
+        let old = MetaStateV1 { vote: Some(Vote::new(3, 2)), committed: None, last_purged: None };
+        let mut slot = [0u8; SLOT_BYTES];
+        let len = postcard::to_slice(&old, &mut slot[SLOT_HEADER..]).unwrap().len();
+        slot[..4].copy_from_slice(MAGIC_V1);
+        slot[4..12].copy_from_slice(&5u64.to_le_bytes());
+        slot[12..14].copy_from_slice(&(len as u16).to_le_bytes());
+        let crc = crc32c::crc32c(&slot[..SLOT_HEADER + len]);
+        slot[SLOT_HEADER + len..SLOT_HEADER + len + CRC_BYTES].copy_from_slice(&crc.to_le_bytes());
+        let expected = MetaState { vote: old.vote, ..MetaState::default() };
+        assert_eq!(decode_slot(&slot), Some((5, expected, true)));
     }
 
     #[test]

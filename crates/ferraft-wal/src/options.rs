@@ -15,7 +15,10 @@ pub struct WalOptions {
     /// The node this data dir belongs to; checked on every open so a node
     /// never starts on another node's log.
     pub node_id: NodeId,
-    /// The cluster this data dir belongs to; checked like `node_id`.
+    /// A tag checked like `node_id` (an application or deployment name). Not
+    /// the Raft cluster id, which the node saves in `META` once it has one;
+    /// but a data dir written before cluster ids were saved reports this tag
+    /// as its cluster id (its node used the same value in every message).
     pub cluster_id: u64,
     /// A segment file is closed and a new one started once it reaches this
     /// size. Purge frees space in whole segments.

@@ -48,7 +48,7 @@ pub(crate) fn recover<C: AppData, N: Node>(dir: &Path, options: &WalOptions) -> 
     remove_temp_files(dir)?;
     let segment_names = list_segments(dir)?;
     check_identity(dir, options, !segment_names.is_empty())?;
-    let meta = match MetaFile::open(dir, options.sync)? {
+    let mut meta = match MetaFile::open(dir, options.sync)? {
         Some(meta) => meta,
         None if segment_names.is_empty() && !dir.join(SNAPSHOT_FILE).exists() => MetaFile::create(dir, options.sync)?,
         None => return Err(WalError::Corrupt { path: dir.join(META_FILE), offset: 0, problem: Corruption::Missing }),
@@ -56,7 +56,17 @@ pub(crate) fn recover<C: AppData, N: Node>(dir: &Path, options: &WalOptions) -> 
     let snapshot = snapshot_file::load(dir)?;
     let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
     let LiveLog { segments, entries } = read_segments(dir, &segment_names, last_purged, options.sync)?;
+    take_legacy_cluster_id(&mut meta, options, !entries.is_empty() || snapshot.is_some());
     Ok(Recovered { segments, entries, meta, snapshot })
+}
+
+/// A data dir written before cluster ids were saved, that holds a vote, a
+/// log or a snapshot, belongs to the cluster its identity file names: that
+/// is the id its node sent in every message. An unused one has no cluster yet.
+fn take_legacy_cluster_id(meta: &mut MetaFile, options: &WalOptions, has_log: bool) {
+    if meta.from_version_1 && meta.state.cluster_id.is_none() && (has_log || meta.state.vote.is_some()) {
+        meta.state.cluster_id = ferraft::ClusterId::new(options.cluster_id);
+    }
 }
 
 /// Checks the identity file, writing it if this is a new data dir.

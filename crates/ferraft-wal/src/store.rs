@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 
 use ferraft::log_id::index_of;
 use ferraft::{
-    AppData, AppendDurability, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node, Snapshot,
+    AppData, AppendDurability, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node, Snapshot,
     StageSnapshot, StorageError, Vote,
 };
 
@@ -324,6 +324,7 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
         };
         let meta = self.shared.lock_meta().state.clone();
         Ok(LogState {
+            cluster_id: meta.cluster_id,
             vote: meta.vote,
             committed: meta.committed,
             last_purged: self.last_purged,
@@ -342,6 +343,12 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
 
     fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
         self.purge_upto(upto).map_err(|error| error.into_storage("purging the WAL"))
+    }
+
+    fn save_cluster_id(&mut self, cluster_id: ClusterId) -> Result<(), StorageError> {
+        let mut meta = self.shared.lock_meta();
+        meta.state.cluster_id = Some(cluster_id);
+        meta.persist().map_err(|error| error.into_storage("saving the cluster id"))
     }
 
     fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {

@@ -37,6 +37,7 @@ rules!(
     purge_past_last_entry_continues_after_purge_point,
     mutations_apply_in_call_order,
     vote_survives_reopen,
+    cluster_id_survives_reopen,
     latest_vote_wins_after_reopen,
     committed_after_reopen_is_never_newer_than_saved,
     snapshot_survives_reopen,

@@ -453,3 +453,49 @@ fn saving_a_staged_snapshot_without_staging_one_is_an_error_not_a_stale_install(
     let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert!(!left.iter().any(|n| n.to_str().unwrap().starts_with("SNAPSHOT")), "{left:?}");
 }
+
+/// Rewrites `dir`'s META as a build from before cluster ids wrote it:
+/// version-1 slots (magic `FRMT`) holding vote, committed and purge point.
+fn write_version_1_meta(dir: &Path, vote: Option<Vote>) {
+    let payload = postcard::to_allocvec(&(vote, None::<ferraft::LogId>, None::<ferraft::LogId>)).unwrap();
+    let mut bytes = vec![0u8; 2 * 4096];
+    let slot = &mut bytes[4096..4096 + 512];
+    slot[..4].copy_from_slice(b"FRMT");
+    slot[4..12].copy_from_slice(&1u64.to_le_bytes());
+    slot[12..14].copy_from_slice(&(payload.len() as u16).to_le_bytes());
+    slot[14..14 + payload.len()].copy_from_slice(&payload);
+    let crc = crc32c::crc32c(&slot[..14 + payload.len()]);
+    slot[14 + payload.len()..18 + payload.len()].copy_from_slice(&crc.to_le_bytes());
+    fs::write(dir.join("META"), bytes).unwrap();
+}
+
+#[test]
+fn a_data_dir_written_before_cluster_ids_opens_in_the_cluster_its_identity_names() {
+    let dir = TestDir::new("wal-version-1-meta");
+    let legacy = WalOptions { preallocate: false, ..WalOptions::new(1, 0x77) };
+    let mut store = Store::open(dir.path(), legacy.clone()).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &entries(1, 1..=3));
+    store.close().unwrap();
+    write_version_1_meta(dir.path(), Some(Vote::new(4, 1)));
+
+    let mut store = Store::open(dir.path(), legacy.clone()).unwrap();
+    let state = store.read_state().unwrap();
+    assert_eq!(state.cluster_id, ferraft::ClusterId::new(0x77));
+    assert_eq!(state.vote, Some(Vote::new(4, 1)));
+    assert_eq!(state.entries, entries(1, 1..=3));
+    // saving anything writes the new version, which keeps the id
+    store.save_vote(&Vote::new(5, 1)).unwrap();
+    store.close().unwrap();
+    let state = Store::open(dir.path(), legacy).unwrap().read_state().unwrap();
+    assert_eq!((state.cluster_id, state.vote), (ferraft::ClusterId::new(0x77), Some(Vote::new(5, 1))));
+}
+
+#[test]
+fn an_unused_data_dir_written_before_cluster_ids_belongs_to_no_cluster() {
+    let dir = TestDir::new("wal-version-1-meta-unused");
+    let legacy = WalOptions { preallocate: false, ..WalOptions::new(1, 0x77) };
+    Store::open(dir.path(), legacy.clone()).unwrap().close().unwrap();
+    write_version_1_meta(dir.path(), None);
+    assert_eq!(Store::open(dir.path(), legacy).unwrap().read_state().unwrap().cluster_id, None);
+}

@@ -53,7 +53,13 @@ pub enum BrokenRule {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
-    /// Identifies the cluster; messages from another cluster are dropped.
+    /// Fixes this node's cluster id; 0 (the default) fixes none. Without it,
+    /// a node gets its cluster id when initialized (a random one, or the one
+    /// given to [`crate::Raft::initialize_in_cluster`]) or from the first
+    /// leader that reaches it, and keeps it for good. With it, the node
+    /// belongs to this cluster from its first start. Either way messages of
+    /// another cluster are dropped. A store written before cluster ids were
+    /// saved is taken to belong to this cluster (what such nodes sent).
     pub cluster_id: u64,
     /// How often a leader sends heartbeats.
     pub heartbeat_interval_ms: u64,

@@ -3,8 +3,10 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use crate::cluster_id::ClusterId;
 use crate::membership::{ChangeMembersError, MembershipError, StoredMembership};
 use crate::node::{LogIndex, NodeId};
+use crate::peer_refusal::PeerRefusal;
 use crate::storage::StorageError;
 
 /// The node cannot go on: storage failed or it was shut down.
@@ -74,6 +76,24 @@ pub enum InitializeError {
     NotInMembers {
         /// This node.
         node_id: NodeId,
+    },
+    /// A leader already reached this node: it belongs to that leader's
+    /// cluster, which will replicate its log to it.
+    #[error("node already joined cluster {cluster_id}: leader {leader} reached it")]
+    JoinedCluster {
+        /// The cluster it joined.
+        cluster_id: ClusterId,
+        /// The leader that reached it.
+        leader: NodeId,
+    },
+    /// The node already belongs to another cluster than the id given (it
+    /// was reached by a leader, or initialized before a crash cut it short).
+    #[error("node already belongs to cluster {ours}, not {given}")]
+    OtherCluster {
+        /// The node's cluster.
+        ours: ClusterId,
+        /// The id given to initialize.
+        given: ClusterId,
     },
     /// The node cannot continue.
     #[error(transparent)]
@@ -166,6 +186,15 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     PartiallyApplied {
         /// The committed membership in force when the answer was decided.
         membership: Box<StoredMembership<N>>,
+    },
+    /// The node to add answered, but refused this cluster: it belongs to
+    /// another one, or its address leads to another node. Nothing changed.
+    #[error("node {node_id} cannot be added: {refusal}")]
+    PeerRefused {
+        /// The node that was to be added.
+        node_id: NodeId,
+        /// What it said.
+        refusal: PeerRefusal,
     },
     /// A learner did not catch up in time.
     #[error("learner {node_id} did not catch up in time")]

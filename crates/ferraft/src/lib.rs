@@ -97,6 +97,7 @@
 //! - [FAQ](docs::faq).
 #![deny(missing_docs)]
 
+pub mod cluster_id;
 pub mod config;
 pub mod docs;
 pub mod engine;
@@ -109,12 +110,14 @@ pub mod membership;
 pub mod message;
 pub mod network;
 pub mod node;
+pub mod peer_refusal;
 pub mod runtime;
 pub mod snapshot;
 pub mod state_machine;
 pub mod storage;
 pub mod vote;
 
+pub use cluster_id::{ClusterId, ParseClusterIdError};
 pub use config::{Config, ConfigError};
 pub use engine::ServerState;
 pub use entry::{AppData, Entry, EntryPayload};
@@ -125,6 +128,7 @@ pub use membership::{ChangeGuard, ChangeMembers, ChangeMembersError, JointExit, 
 pub use message::{Envelope, Message, MessageBody};
 pub use network::Network;
 pub use node::{BasicNode, LogIndex, Node, NodeId, Term};
+pub use peer_refusal::PeerRefusal;
 pub use runtime::{Raft, RaftMetrics, StartError, Wait, WaitError, WriteResponse};
 pub use snapshot::{Snapshot, SnapshotMeta};
 pub use state_machine::{SnapshotJob, StateMachine};

@@ -54,6 +54,11 @@ pub enum MessageBody<C, N> {
     SnapshotReply(SnapshotReply),
     /// Leader transfer: campaign now, skipping pre-vote and leader stickiness.
     TimeoutNow(TimeoutNow),
+    /// Asks a node which cluster it belongs to, before it is added; answered
+    /// even across clusters, and changes nothing on the receiver.
+    Probe(Probe<N>),
+    /// The answer to a probe.
+    ProbeReply(ProbeReply),
 }
 
 /// Asks for a vote.
@@ -198,10 +203,31 @@ pub struct TimeoutNow {
     pub vote: Vote,
 }
 
+/// Asks a node who it is; see [`MessageBody::Probe`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(bound = "N: crate::Node")]
+pub struct Probe<N> {
+    /// Echoed, so the asker can match the answer.
+    pub seq: u64,
+    /// The asker's descriptor: the probed node knows nothing of it yet.
+    pub asker_node: Option<N>,
+}
+
+/// Says which cluster the answering node belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProbeReply {
+    /// The probe's `seq`.
+    pub seq: u64,
+    /// The responder's cluster; 0 when it has none yet.
+    pub cluster_id: u64,
+}
+
 impl<C: AppData, N: crate::Node> MessageBody<C, N> {
-    /// The vote the sender held when sending.
+    /// The vote the sender held when sending; a probe and its answer carry
+    /// none (the default vote).
     pub fn vote(&self) -> Vote {
         match self {
+            Self::Probe(_) | Self::ProbeReply(_) => Vote::default(),
             Self::Vote(m) => m.vote,
             Self::VoteReply(m) => m.vote,
             Self::Append(m) => m.vote,

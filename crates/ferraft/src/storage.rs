@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use crate::cluster_id::ClusterId;
 use crate::entry::Entry;
 use crate::log_id::LogId;
 use crate::node::LogIndex;
@@ -65,6 +66,10 @@ pub enum AppendDurability {
 /// Everything a node reads back from its store when it starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogState<C, N> {
+    /// The cluster this node belongs to, once it was initialized or reached
+    /// by a leader; `None` for a new node (and for a store written before
+    /// cluster ids were saved: the engine then takes `Config::cluster_id`).
+    pub cluster_id: Option<ClusterId>,
     /// The last vote saved.
     pub vote: Option<Vote>,
     /// The last committed log id saved (may lag the real commit point).
@@ -79,7 +84,7 @@ pub struct LogState<C, N> {
 
 impl<C, N> Default for LogState<C, N> {
     fn default() -> Self {
-        Self { vote: None, committed: None, last_purged: None, entries: Vec::new(), snapshot: None }
+        Self { cluster_id: None, vote: None, committed: None, last_purged: None, entries: Vec::new(), snapshot: None }
     }
 }
 
@@ -90,8 +95,8 @@ impl<C, N> Default for LogState<C, N> {
 /// the truncated ones).
 ///
 /// The durability contract: an entry reported durable (by returning
-/// [`AppendDurability::Durable`] or through the notifier) and a saved vote
-/// survive a crash. `save_committed` may be lazy: after a crash the committed
+/// [`AppendDurability::Durable`] or through the notifier), a saved cluster id
+/// and a saved vote survive a crash. `save_committed` may be lazy: after a crash the committed
 /// log id may be older, never newer, than what was saved last.
 ///
 /// `append` must not block on I/O for long: group commit belongs to the store.
@@ -108,6 +113,10 @@ pub trait LogStore<C, N>: Send + 'static {
 
     /// Deletes entries up to and including `upto` (they are in a snapshot).
     fn purge(&mut self, upto: LogId) -> Result<(), StorageError>;
+
+    /// Persists the cluster id; durable when this returns, like the vote. It is
+    /// set once per node (at initialize, or by the first leader to reach it).
+    fn save_cluster_id(&mut self, cluster_id: ClusterId) -> Result<(), StorageError>;
 
     /// Persists the vote; durable when this returns.
     fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError>;

@@ -47,6 +47,7 @@ where
 #[serde(deny_unknown_fields)]
 struct InitBody {
     nodes: Option<BTreeMap<NodeId, KvNode>>,
+    cluster_id: Option<String>,
 }
 
 pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -56,7 +57,8 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
             return Err(ApiError::bad_request("\"nodes\" is empty: name at least one voter, or send {}"));
         }
         let wanted: BTreeSet<NodeId> = members.keys().copied().collect();
-        match ctx.raft.initialize(members).await {
+        let cluster_id = crate::cluster_identity::parse_cluster_id(body.cluster_id.as_deref())?;
+        match crate::cluster_identity::initialize(&ctx.raft, members, cluster_id).await {
             Ok(log_id) => {
                 tracing::info!(id = ctx.id, voters = ?wanted, log_index = log_id.index, "initialized the cluster")
             }
@@ -89,7 +91,7 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
 
 pub(super) fn status(ctx: &Ctx) -> Response<Body> {
     let metrics = ctx.raft.metrics().borrow().clone();
-    Json(membership_json::status(&metrics)).into_response()
+    Json(membership_json::status_of(&metrics, &ctx.me)).into_response()
 }
 
 fn default_true() -> bool {
@@ -110,7 +112,9 @@ pub(super) async fn learners(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, LEARNER_TIMEOUT, |ctx, body: LearnerBody| async move {
         ctx.require_initialized()?;
         let node = KvNode { raft: body.raft, api: body.api };
-        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await?;
+        crate::address_check::check_node(body.id, &node)?;
+        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await;
+        let stored = stored.map_err(|e| crate::membership_errors::explain(&ctx.raft, e))?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await
@@ -152,7 +156,10 @@ struct MembershipBody {
 pub(super) async fn membership(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, CHANGE_TIMEOUT, |ctx, body: MembershipBody| async move {
         ctx.require_initialized()?;
-        let stored = ctx.raft.change_membership(body.change.into(), body.retain).await?;
+        let change = body.change.into();
+        crate::address_check::check_change(&change)?;
+        let stored = ctx.raft.change_membership(change, body.retain).await;
+        let stored = stored.map_err(|e| crate::membership_errors::explain(&ctx.raft, e))?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await
@@ -278,7 +285,7 @@ pub(super) async fn snapshot(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
 
 pub(super) fn metrics(ctx: &Ctx) -> Response<Body> {
     let metrics = ctx.raft.metrics().borrow().clone();
-    let text = crate::metrics_text::render(&metrics, ctx.store.len(), &ctx.http);
+    let text = crate::metrics_text::render(&metrics, &ctx.me, ctx.store.len(), &ctx.http);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
 }
 

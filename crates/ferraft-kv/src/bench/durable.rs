@@ -133,7 +133,7 @@ impl Cluster {
         let mut members = BTreeMap::new();
         for id in 1..=args.members {
             let network = Arc::new(
-                TcpNetwork::<Command, KvNode>::new(NetConfig::new(CLUSTER_ID, id), tokio::runtime::Handle::current())
+                TcpNetwork::<Command, KvNode>::new(NetConfig::new(0, id), tokio::runtime::Handle::current())
                     .map_err(|e| e.to_string())?,
             );
             let options = WalOptions {

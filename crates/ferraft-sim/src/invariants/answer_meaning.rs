@@ -31,7 +31,8 @@ pub fn meaning(error: &ChangeMembershipError<BasicNode>) -> Meaning {
         | E::NotReady
         | E::NoPendingJoint
         | E::PreconditionFailed { .. }
-        | E::BadChangeId { .. } => Meaning::NothingHappened,
+        | E::BadChangeId { .. }
+        | E::PeerRefused { .. } => Meaning::NothingHappened,
         E::PartiallyApplied { membership } | E::RolledBack { membership } => Meaning::Partial((**membership).clone()),
         // LearnerLagging comes after the learner was added (runtime only)
         E::LeadershipLost | E::LearnerLagging { .. } | E::Fatal(_) => Meaning::Unknown,

@@ -49,6 +49,7 @@ where
     purge_past_last_entry_continues_after_purge_point(open);
     mutations_apply_in_call_order(open);
     vote_survives_reopen(open);
+    cluster_id_survives_reopen(open);
     latest_vote_wins_after_reopen(open);
     committed_after_reopen_is_never_newer_than_saved(open);
     snapshot_survives_reopen(open);

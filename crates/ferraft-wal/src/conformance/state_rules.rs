@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use bytes::Bytes;
-use ferraft::{BasicNode, LogStore, Membership, Snapshot, SnapshotMeta, StorageError, StoredMembership, Vote};
+use ferraft::{
+    BasicNode, ClusterId, LogStore, Membership, Snapshot, SnapshotMeta, StorageError, StoredMembership, Vote,
+};
 
 use super::log_rules::{restart, start};
 use super::support::{append_durably, entries, log_id, TestData, TestDir};
@@ -20,6 +22,23 @@ where
     store.save_vote(&Vote::new(3, 2)).expect("save vote");
     let (_store, state) = restart(open, dir.path(), store);
     assert_eq!(state.vote, Some(Vote::new(3, 2)));
+}
+
+/// A cluster id is durable once `save_cluster_id` returns, and a new store has none.
+pub fn cluster_id_survives_reopen<S, F>(open: &mut F)
+where
+    S: LogStore<TestData, BasicNode>,
+    F: FnMut(&Path) -> Result<S, StorageError>,
+{
+    let dir = TestDir::new("cluster_id_survives_reopen");
+    let (mut store, state) = start(open, dir.path());
+    assert_eq!(state.cluster_id, None, "a new store belongs to no cluster");
+    let cluster_id = ClusterId::new(0x0123_4567_89ab_cdef).expect("not 0");
+    store.save_cluster_id(cluster_id).expect("save cluster id");
+    store.save_vote(&Vote::new(2, 1)).expect("save vote");
+    let (_store, state) = restart(open, dir.path(), store);
+    assert_eq!(state.cluster_id, Some(cluster_id));
+    assert_eq!(state.vote, Some(Vote::new(2, 1)));
 }
 
 /// The last saved vote is the one read back.

@@ -95,6 +95,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let ahead = self.vote.may_advance_to(&req.vote, self.config.leader_id_mode) || second_vote;
             let granted = ahead && log_ok && !sticky;
             if granted {
+                self.adopt_contacting_cluster();
                 self.save_vote(req.vote);
                 self.reset_election_deadline();
                 self.become_follower();

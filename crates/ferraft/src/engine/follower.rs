@@ -18,6 +18,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if !self.vote.may_advance_to(&vote, self.config.leader_id_mode) {
             return false;
         }
+        self.adopt_contacting_cluster();
         if self.vote != vote || !matches!(self.role, super::Role::Follower) {
             self.save_vote(vote);
             self.become_follower();

@@ -8,6 +8,7 @@
 //! durable (`on_log_flushed`).
 
 mod change_identity;
+mod cluster_identity;
 mod election;
 mod follower;
 mod joint_exit;
@@ -20,6 +21,8 @@ mod reads;
 mod replication;
 mod role;
 
+#[cfg(test)]
+mod cluster_identity_tests;
 #[cfg(test)]
 mod tests;
 
@@ -34,6 +37,7 @@ pub use progress::{Progress, ReplicationMode};
 pub use raft_log::RaftLog;
 pub use role::{CandidateState, LeaderState, Role, ServerState};
 
+use crate::cluster_id::ClusterId;
 use crate::config::Config;
 use crate::entry::{AppData, Entry, EntryPayload};
 use crate::error::ForwardToLeader;
@@ -58,6 +62,12 @@ pub struct Engine<C, N: Node> {
     pub(crate) config: Arc<Config>,
     pub(crate) rng: SmallRng,
     pub(crate) now_ms: u64,
+    /// The cluster this node belongs to, once known (see `cluster_identity`).
+    pub(crate) cluster_id: Option<ClusterId>,
+    /// Whether `cluster_id` is in the store.
+    pub(crate) cluster_id_saved: bool,
+    /// While `cluster_id` is unknown: the cluster of the last message let in.
+    pub(crate) contacted_by_cluster: u64,
     pub(crate) vote: Vote,
     /// Greatest term seen in any message: a new campaign starts above it.
     pub(crate) observed_term: Term,
@@ -101,11 +111,15 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         let last = log.last_log_id();
         let committed = state.committed.max(snapshot_last).filter(|c| Some(*c) <= last);
+        let (cluster_id, unsaved) = cluster_identity::starting_cluster_id(id, &config, state);
         let mut engine = Self {
             id,
             config,
             rng: SmallRng::seed_from_u64(seed),
             now_ms,
+            cluster_id,
+            cluster_id_saved: !unsaved,
+            contacted_by_cluster: 0,
             vote: state.vote.unwrap_or_default(),
             observed_term: state.vote.map_or(0, |v| v.term()),
             role: Role::Follower,
@@ -124,6 +138,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
             change_refusals: Default::default(),
             output: Vec::new(),
         };
+        if let Some(cluster_id) = cluster_id.filter(|_| unsaved) {
+            engine.set_cluster_id(cluster_id);
+        }
         engine.reset_election_deadline();
         engine.emit_apply();
         engine.on_startup();
@@ -248,7 +265,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// The envelope of a message from this node to `to`.
     pub fn envelope(&self, to: NodeId) -> Envelope {
-        Envelope { cluster_id: self.config.cluster_id, from: self.id, to }
+        Envelope { cluster_id: self.wire_cluster_id(), from: self.id, to }
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody<C, N>) {
@@ -396,11 +413,31 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
+    /// Makes a fresh node the first member(s) of a cluster, with the cluster
+    /// id it has or `Config::cluster_id`, else a random one from the engine's
+    /// seeded generator: see [`Engine::initialize_in_cluster`].
+    pub fn initialize(&mut self, membership: Membership<N>) -> Result<LogId, crate::error::InitializeError> {
+        // the generator is drawn from only when needed: simulator runs stay as they were
+        let fresh = match self.cluster_id {
+            Some(ours) => ours,
+            None => std::iter::repeat_with(|| ClusterId::new(self.rng.gen())).flatten().next().expect("endless"),
+        };
+        self.initialize_in_cluster(membership, None, fresh)
+    }
+
     /// Makes a fresh node the first member(s) of a cluster.
     ///
-    /// Writes the initial membership as entry 1 (uncommitted); a voter then
-    /// campaigns at once. Fails when the node already has a log.
-    pub fn initialize(&mut self, membership: Membership<N>) -> Result<LogId, crate::error::InitializeError> {
+    /// Writes the cluster id, then the initial membership as entry 1
+    /// (uncommitted); a voter then campaigns at once. The cluster id is the
+    /// one this node has (which `given` must match), else `given`, else
+    /// `fresh`. Fails when the node already has a log. Initializing several
+    /// members separately needs the same `given` id on each.
+    pub fn initialize_in_cluster(
+        &mut self,
+        membership: Membership<N>,
+        given: Option<ClusterId>,
+        fresh: ClusterId,
+    ) -> Result<LogId, crate::error::InitializeError> {
         // a vote without a log is allowed: a crash right after a first
         // initialize can leave the vote durable and the entry not
         if self.log.last_log_id().is_some() {
@@ -410,6 +447,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if !membership.is_member(self.id) {
             return Err(crate::error::InitializeError::NotInMembers { node_id: self.id });
         }
+        let cluster_id = self.cluster_for_initialize(given, fresh)?;
+        self.set_cluster_id(cluster_id);
         // the initial entry is signed by its node: nodes initialized with
         // different sets then hold different log ids at index 1, never two
         // different entries under one id (log matching)
@@ -451,8 +490,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// Handles any message from a peer.
     pub fn on_message(&mut self, message: Message<C, N>) {
+        let Some(message) = self.on_probe_message(message) else { return };
         let envelope = message.envelope;
-        if envelope.cluster_id != self.config.cluster_id || envelope.to != self.id {
+        if envelope.to != self.id || !self.accepts_cluster(envelope.cluster_id) {
             tracing::warn!(
                 node = self.id,
                 from = envelope.from,
@@ -475,6 +515,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             MessageBody::Snapshot(chunk) => self.on_snapshot_chunk(from, chunk),
             MessageBody::SnapshotReply(reply) => self.on_snapshot_reply(from, reply),
             MessageBody::TimeoutNow(m) => self.on_timeout_now(from, m),
+            MessageBody::Probe(_) | MessageBody::ProbeReply(_) => {}
         }
     }
 

@@ -1,5 +1,6 @@
 //! What the engine asks the runtime to do.
 
+use crate::cluster_id::ClusterId;
 use crate::entry::Entry;
 use crate::error::ChangeMembershipError;
 use crate::log_id::LogId;
@@ -11,6 +12,8 @@ use crate::vote::Vote;
 /// One action for the runtime, executed in emission order.
 #[derive(Debug, Clone)]
 pub enum Output<C, N: crate::Node> {
+    /// Persist the cluster id (set once); durable before any later output runs.
+    SaveClusterId(ClusterId),
     /// Persist the vote; it must be durable before any later output runs.
     SaveVote(Vote),
     /// Append entries to the store; durability comes back as `on_log_flushed`.
@@ -64,6 +67,16 @@ pub enum Output<C, N: crate::Node> {
     },
     /// This node stopped being leader: writes not yet applied have an unknown outcome.
     LeadershipLost,
+    /// A node answered a probe: it belongs to `cluster_id` (`None`: to no
+    /// cluster yet).
+    ProbeAnswered {
+        /// The node.
+        from: NodeId,
+        /// The probe's sequence number.
+        seq: u64,
+        /// Its cluster.
+        cluster_id: Option<ClusterId>,
+    },
     /// A membership request finished.
     MembershipDone {
         /// The caller's request id.

@@ -2,6 +2,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use crate::cluster_id::ClusterId;
 use crate::entry::Entry;
 use crate::log_id::LogId;
 use crate::node::LogIndex;
@@ -63,6 +64,11 @@ impl<C: Clone + Send + 'static, N: Clone + Send + 'static> LogStore<C, N> for Me
         let mut state = self.lock();
         state.entries.retain(|e| e.log_id.index > upto.index);
         state.last_purged = state.last_purged.max(Some(upto));
+        Ok(())
+    }
+
+    fn save_cluster_id(&mut self, cluster_id: ClusterId) -> Result<(), StorageError> {
+        self.lock().cluster_id = Some(cluster_id);
         Ok(())
     }
 

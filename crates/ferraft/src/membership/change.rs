@@ -83,6 +83,7 @@ impl<N: crate::Node> ChangeMembers<N> {
     /// The goal this change asks for, given the membership in force: the uniform
     /// voter config to end in, and the node descriptors.
     pub fn goal(&self, current: &Membership<N>) -> Result<(BTreeSet<NodeId>, BTreeMap<NodeId, N>), ChangeMembersError> {
+        self.check_targets_are_members(current)?;
         let mut voters = current.last_config().clone();
         let mut nodes = current.nodes().clone();
         match self {

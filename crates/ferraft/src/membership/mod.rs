@@ -4,6 +4,7 @@
 
 mod change;
 mod change_guard;
+mod change_targets;
 mod config;
 mod joint_exit;
 mod quorum;

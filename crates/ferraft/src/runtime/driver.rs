@@ -18,7 +18,8 @@ use crate::log_id::{index_of, LogId};
 use crate::membership::StoredMembership;
 use crate::message::{Message, MessageBody, SnapshotChunk};
 use crate::network::Network;
-use crate::node::{LogIndex, Node};
+use crate::node::{LogIndex, Node, NodeId};
+use crate::peer_refusal::PeerRefusal;
 use crate::snapshot::{Snapshot, SnapshotMeta};
 use crate::state_machine::StateMachine;
 use crate::storage::{AppendDurability, FlushNotifier, LogStore, StorageError};
@@ -60,8 +61,13 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     memberships: HashMap<u64, MembershipReply<N>>,
     commit_waiters: Vec<(LogIndex, IndexReply<N>)>,
     outputs: Vec<Output<C<SM>, N>>,
-    /// Addresses of candidates not (yet) in our membership, to answer their votes.
+    /// Addresses of candidates not (yet) in our membership, to answer their
+    /// votes, and of nodes probed before they are added.
     directory: HashMap<u64, N>,
+    /// Callers waiting to hear whether a probed node refuses this cluster.
+    probes: HashMap<NodeId, Vec<Reply<Option<PeerRefusal>>>>,
+    /// Peers that refused this node, until they answer normally.
+    refused: BTreeMap<NodeId, PeerRefusal>,
     /// When pending progress-only metric changes must be published.
     metrics_due: Option<Instant>,
     published_progress: [u64; 6],
@@ -94,6 +100,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         });
         let (metrics, metrics_rx) = watch::channel(RaftMetrics {
             id,
+            cluster_id: engine.cluster_id(),
             state: engine.server_state(),
             current_term: 0,
             vote: engine.vote(),
@@ -106,6 +113,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             membership: None,
             membership_committed: false,
             replication: None,
+            refused_peers: BTreeMap::new(),
             stopped: false,
         });
         let driver = Self {
@@ -131,6 +139,8 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             commit_waiters: Vec::new(),
             outputs: Vec::new(),
             directory: HashMap::new(),
+            probes: HashMap::new(),
+            refused: BTreeMap::new(),
             metrics_due: None,
             published_progress: [0; 6],
             fatal: None,
@@ -196,10 +206,14 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 let sender_node = match &message.body {
                     MessageBody::Vote(req) => req.candidate_node.as_ref(),
                     MessageBody::Append(req) => req.leader_node.as_ref(),
+                    MessageBody::Probe(req) => req.asker_node.as_ref(),
                     _ => None,
                 };
                 if let Some(node) = sender_node {
                     self.directory.insert(message.envelope.from, node.clone());
+                }
+                if self.refused.remove(&message.envelope.from).is_some() {
+                    tracing::info!(node = self.engine.id(), peer = message.envelope.from, "peer no longer refuses");
                 }
                 self.engine.on_message(message)
             }
@@ -207,6 +221,24 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::Unreachable(peer) => {
                 tracing::debug!(node = self.engine.id(), peer, "peer unreachable: backing off");
                 self.engine.on_peer_unreachable(peer);
+                self.answer_probes(peer, None);
+            }
+            Event::Refused(peer, refusal) => {
+                tracing::warn!(node = self.engine.id(), peer, %refusal, "peer refused this node");
+                self.engine.on_peer_unreachable(peer);
+                self.refused.insert(peer, refusal);
+                self.answer_probes(peer, Some(refusal));
+            }
+            Event::ProbePeer(peer, node, reply) => {
+                // only the leader adds nodes: elsewhere the change is forwarded, and probed there
+                if peer == self.engine.id() || !self.engine.is_leader() {
+                    let _ = reply.send(None);
+                } else {
+                    self.directory.insert(peer, node);
+                    self.probes.entry(peer).or_default().push(reply);
+                    let seq = self.request_id();
+                    self.engine.probe(peer, seq);
+                }
             }
             Event::ReadIndex(reply) => {
                 let id = self.request_id();
@@ -225,8 +257,8 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                     let _ = reply.send(Err(e));
                 }
             },
-            Event::Initialize(membership, reply) => {
-                let _ = reply.send(self.engine.initialize(membership));
+            Event::Initialize(membership, given, fresh, reply) => {
+                let _ = reply.send(self.engine.initialize_in_cluster(membership, given, fresh));
             }
             Event::ChangeMembership(change, retain, reply) => {
                 let id = self.request_id();
@@ -273,6 +305,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 }
             }
             Event::Shutdown(reply) => self.stopping = Some(reply),
+        }
+    }
+
+    /// Answers everyone waiting to hear whether `peer` refuses this cluster.
+    fn answer_probes(&mut self, peer: NodeId, refusal: Option<PeerRefusal>) {
+        for reply in self.probes.remove(&peer).unwrap_or_default() {
+            let _ = reply.send(refusal);
         }
     }
 
@@ -355,6 +394,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
 
     fn execute(&mut self, output: Output<C<SM>, N>) -> Result<(), StorageError> {
         match output {
+            Output::SaveClusterId(cluster_id) => self.store.save_cluster_id(cluster_id)?,
             Output::SaveVote(vote) => self.store.save_vote(&vote)?,
             Output::AppendLog(entries) => {
                 let last = entries.last().map(|e| e.log_id);
@@ -397,6 +437,14 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                         if index <= committed { Ok(index) } else { Err(ChangeMembershipError::LeadershipLost) };
                     let _ = reply.send(result);
                 }
+            }
+            Output::ProbeAnswered { from, seq: _, cluster_id } => {
+                let ours = self.engine.cluster_id();
+                let refusal = match cluster_id {
+                    Some(theirs) if Some(theirs) != ours => Some(PeerRefusal::OtherCluster { theirs, ours }),
+                    _ => None,
+                };
+                self.answer_probes(from, refusal);
             }
             Output::MembershipDone { request_id, result } => {
                 if let Some(reply) = self.memberships.remove(&request_id) {
@@ -586,6 +634,8 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         let structural = {
             let m = self.metrics.borrow();
             m.state != self.engine.server_state()
+                || m.cluster_id != self.engine.cluster_id()
+                || m.refused_peers != self.refused
                 || m.vote != self.engine.vote()
                 || m.membership.as_ref().map(|s| s.log_id) != self.engine.membership().map(|s| s.log_id)
                 || m.membership_committed != self.engine.membership_committed()
@@ -625,8 +675,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         let state = engine.server_state();
         let applied = self.applied;
         let snapshot = self.snapshot.as_ref().and_then(|s| s.meta.last_log_id);
+        let refused = &self.refused;
         self.metrics.send_if_modified(|m| {
             let changed = m.state != state
+                || m.cluster_id != engine.cluster_id()
+                || &m.refused_peers != refused
                 || m.vote != engine.vote()
                 || m.last_log_index != engine.log().last_index()
                 || m.committed != engine.committed()
@@ -638,6 +691,8 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 || m.replication != replication;
             if changed {
                 m.state = state;
+                m.cluster_id = engine.cluster_id();
+                m.refused_peers = refused.clone();
                 m.vote = engine.vote();
                 m.current_term = engine.vote().term();
                 m.current_leader = engine.current_leader();

@@ -4,11 +4,13 @@ use std::collections::BTreeSet;
 
 use tokio::sync::oneshot;
 
+use crate::cluster_id::ClusterId;
 use crate::error::{ChangeMembershipError, Fatal, InitializeError, ReadError, TransferError, WriteError};
 use crate::log_id::LogId;
 use crate::membership::{ChangeMembers, Membership, StoredMembership};
 use crate::message::Message;
 use crate::node::{LogIndex, NodeId};
+use crate::peer_refusal::PeerRefusal;
 use crate::snapshot::Snapshot;
 use crate::state_machine::StateMachine;
 use crate::storage::StorageError;
@@ -30,10 +32,16 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     Message(Message<SM::Command, N>),
     Flushed(LogId),
     Unreachable(NodeId),
+    /// The transport reached the peer, which refused this node.
+    Refused(NodeId, PeerRefusal),
+    /// Ask a node about to be added which cluster it is in; the answer is
+    /// its refusal, if it refuses this cluster.
+    ProbePeer(NodeId, N, Reply<Option<PeerRefusal>>),
     Write(SM::Command, WriteReply<SM, N>),
     ReadIndex(Reply<Result<LogIndex, ReadError<N>>>),
     LeaseRead(Reply<Result<LogIndex, ReadError<N>>>),
-    Initialize(Membership<N>, Reply<Result<LogId, InitializeError>>),
+    /// The membership, the cluster id the caller gave, a fresh random one.
+    Initialize(Membership<N>, Option<ClusterId>, ClusterId, Reply<Result<LogId, InitializeError>>),
     ChangeMembership(ChangeMembers<N>, bool, Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>),
     Prepare(JointPrepare, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
     CommitJoint(LogIndex, Reply<Result<LogIndex, ChangeMembershipError<N>>>),

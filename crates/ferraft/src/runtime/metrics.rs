@@ -5,10 +5,12 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::cluster_id::ClusterId;
 use crate::engine::ServerState;
 use crate::log_id::LogId;
 use crate::membership::StoredMembership;
 use crate::node::{LogIndex, NodeId, Term};
+use crate::peer_refusal::PeerRefusal;
 use crate::vote::Vote;
 
 /// A follower's replication state as seen by the leader.
@@ -25,6 +27,8 @@ pub struct ReplicationMetrics {
 pub struct RaftMetrics<N> {
     /// This node.
     pub id: NodeId,
+    /// Its cluster; `None` until it is initialized or a leader reaches it.
+    pub cluster_id: Option<ClusterId>,
     /// Its role.
     pub state: ServerState,
     /// The current term.
@@ -49,6 +53,9 @@ pub struct RaftMetrics<N> {
     pub membership_committed: bool,
     /// Per-follower progress; on the leader only.
     pub replication: Option<BTreeMap<NodeId, ReplicationMetrics>>,
+    /// Peers that refused this node (another cluster, another node at the
+    /// address), until they answer normally.
+    pub refused_peers: BTreeMap<NodeId, PeerRefusal>,
     /// Set once the node stopped (shutdown or fatal error).
     pub stopped: bool,
 }

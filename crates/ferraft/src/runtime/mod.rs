@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 pub use event::WriteResponse;
 pub use metrics::{RaftMetrics, ReplicationMetrics, Wait, WaitError};
 
+use crate::cluster_id::ClusterId;
 use crate::config::{Config, ConfigError};
 use crate::engine::ServerState;
 use crate::error::{ChangeMembershipError, Fatal, InitializeError, ReadError, TransferError, WriteError};
@@ -24,6 +25,7 @@ use crate::membership::{ChangeMembers, Membership, StoredMembership};
 use crate::message::Message;
 use crate::network::Network;
 use crate::node::{LogIndex, Node, NodeId};
+use crate::peer_refusal::PeerRefusal;
 use crate::state_machine::StateMachine;
 use crate::storage::{LogStore, StorageError};
 use event::{Event, JointPrepare};
@@ -52,6 +54,8 @@ impl<SM: StateMachine, N: Node> Clone for Raft<SM, N> {
 
 struct Inner<SM: StateMachine, N: Node> {
     id: NodeId,
+    /// How long `add_learner` waits for the new node to say who it is.
+    probe_timeout: Duration,
     tx: mpsc::UnboundedSender<Event<SM, N>>,
     metrics: watch::Receiver<RaftMetrics<N>>,
     driver: Mutex<Option<JoinHandle<()>>>,
@@ -72,16 +76,23 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         state_machine: SM,
     ) -> Result<Self, StartError> {
         config.validate()?;
+        let probe_timeout = Duration::from_millis(config.election_timeout_max_ms * 2);
         let (tx, rx) = mpsc::unbounded_channel();
         let (driver, metrics) =
             driver::Driver::start(id, Arc::new(config), network, store, state_machine, tx.clone(), rx)?;
         let handle = tokio::spawn(driver.run());
-        Ok(Self { inner: Arc::new(Inner { id, tx, metrics, driver: Mutex::new(Some(handle)) }) })
+        Ok(Self { inner: Arc::new(Inner { id, probe_timeout, tx, metrics, driver: Mutex::new(Some(handle)) }) })
     }
 
     /// This node's id.
     pub fn id(&self) -> NodeId {
         self.inner.id
+    }
+
+    /// The cluster this node belongs to; `None` until it is initialized or
+    /// a leader reaches it. Transports check it at their handshake.
+    pub fn cluster_id(&self) -> Option<ClusterId> {
+        self.inner.metrics.borrow().cluster_id
     }
 
     async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Event<SM, N>) -> Result<T, Fatal> {
@@ -100,15 +111,42 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         let _ = self.inner.tx.send(Event::Unreachable(peer));
     }
 
+    /// Tells this node that `peer` answered but refused it (called by the
+    /// transport): shown in the metrics, and an `add_learner` of that peer fails.
+    pub fn report_refused(&self, peer: NodeId, refusal: PeerRefusal) {
+        let _ = self.inner.tx.send(Event::Refused(peer, refusal));
+    }
+
     /// Makes a fresh node the first member(s) of a cluster: `members` become
-    /// the voters. Call it on one node (the others are reached by replication)
-    /// or on every initial member with the same set.
+    /// the voters, and the cluster gets a random [`ClusterId`] (or
+    /// `Config::cluster_id`, when set). Call it on one node: the others join
+    /// the cluster when its leader reaches them. To initialize every initial
+    /// member instead, give them one id with [`Raft::initialize_in_cluster`].
     pub async fn initialize(
         &self,
         members: impl Into<std::collections::BTreeMap<NodeId, N>>,
     ) -> Result<LogId, InitializeError> {
-        let membership = Membership::new_uniform(members.into())?;
-        self.call(|tx| Event::Initialize(membership, tx)).await?
+        self.initialize_as(members.into(), None).await
+    }
+
+    /// Like [`Raft::initialize`], with the cluster id chosen by the caller
+    /// (an operator who scripts it, or several members initialized apart).
+    /// Fails with `OtherCluster` if the node already belongs to another.
+    pub async fn initialize_in_cluster(
+        &self,
+        members: impl Into<std::collections::BTreeMap<NodeId, N>>,
+        cluster_id: ClusterId,
+    ) -> Result<LogId, InitializeError> {
+        self.initialize_as(members.into(), Some(cluster_id)).await
+    }
+
+    async fn initialize_as(
+        &self,
+        members: std::collections::BTreeMap<NodeId, N>,
+        cluster_id: Option<ClusterId>,
+    ) -> Result<LogId, InitializeError> {
+        let membership = Membership::new_uniform(members)?;
+        self.call(|tx| Event::Initialize(membership, cluster_id, ClusterId::random(), tx)).await?
     }
 
     /// Replicates a command; returns the state machine's response once applied
@@ -133,12 +171,23 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// Adds a learner (non-voter) and starts replicating to it. With
     /// `blocking`, returns once it holds the leader's log as of the call
     /// (progress shows in the leader's `metrics().replication`).
+    ///
+    /// First asks the node which cluster it is in: a node of another cluster
+    /// (or another node at that address) is refused with `PeerRefused`, and
+    /// nothing changes. A node that does not answer in time (not started
+    /// yet, down) is added all the same.
     pub async fn add_learner(
         &self,
         id: NodeId,
         node: N,
         blocking: bool,
     ) -> Result<StoredMembership<N>, ChangeMembershipError<N>> {
+        let asked = self.call(|tx| Event::ProbePeer(id, node.clone(), tx));
+        if let Ok(answer) = tokio::time::timeout(self.inner.probe_timeout, asked).await {
+            if let Some(refusal) = answer? {
+                return Err(ChangeMembershipError::PeerRefused { node_id: id, refusal });
+            }
+        }
         let membership = self.change_membership(ChangeMembers::AddNodes([(id, node)].into()), false).await?;
         if blocking {
             let target = self.metrics().borrow().last_log_index;
@@ -148,12 +197,19 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
             let caught_up = |m: &RaftMetrics<N>| {
                 m.replication.as_ref().and_then(|r| r.get(&id)).is_some_and(|p| index_of(p.matched) >= target)
                     || m.state != ServerState::Leader
+                    || m.refused_peers.contains_key(&id)
             };
             let m = self
                 .wait(Duration::from_secs(u64::MAX / 4))
                 .metrics(caught_up, what)
                 .await
                 .map_err(|_| Fatal::Stopped)?;
+            if let Some(refusal) = m.refused_peers.get(&id) {
+                // refused after the learner entry committed: it is a member now,
+                // so "nothing changed" (PeerRefused) would be untrue
+                tracing::warn!(node = self.id(), learner = id, ?refusal, "the added learner refuses this cluster");
+                return Err(ChangeMembershipError::PartiallyApplied { membership: Box::new(membership) });
+            }
             if m.state != ServerState::Leader {
                 // the learner entry committed (that is what was answered above)
                 // but whether it caught up is not known here

@@ -9,42 +9,49 @@ use crate::membership::ChangeMembers;
 use crate::message::{AppendEntries, AppendOutcome, AppendReply, VoteReply, VoteRequest};
 use crate::node::BasicNode;
 
-type TestEngine = Engine<u64, BasicNode>;
+pub(super) type TestEngine = Engine<u64, BasicNode>;
 
-fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
+/// The cluster of the nodes built by `member`.
+pub(super) const CLUSTER: u64 = 7;
+
+pub(super) fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
     ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
 }
 
-fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
+pub(super) fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
     ids.iter().copied().collect()
 }
 
-fn config(mode: LeaderIdMode, pre_vote: bool) -> Arc<Config> {
+pub(super) fn config(mode: LeaderIdMode, pre_vote: bool) -> Arc<Config> {
     Arc::new(Config { leader_id_mode: mode, pre_vote, ..Config::default() })
 }
 
-fn log_id(term: u64, leader: NodeId, index: u64) -> LogId {
+pub(super) fn log_id(term: u64, leader: NodeId, index: u64) -> LogId {
     LogId::new(LeaderId::new(term, leader), index)
 }
 
-fn membership_entry(voters: &[NodeId], all: &[NodeId]) -> Entry<u64, BasicNode> {
+pub(super) fn membership_entry(voters: &[NodeId], all: &[NodeId]) -> Entry<u64, BasicNode> {
     let m = Membership::new(vec![set(voters)], nodes(all)).unwrap();
     Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) }
 }
 
 /// A node whose log holds the initial membership `voters` (entry 1) and nothing else.
-fn member(id: NodeId, voters: &[NodeId], config: Arc<Config>) -> TestEngine {
-    let state = LogState { entries: vec![membership_entry(voters, voters)], ..LogState::default() };
+pub(super) fn member(id: NodeId, voters: &[NodeId], config: Arc<Config>) -> TestEngine {
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        entries: vec![membership_entry(voters, voters)],
+        ..LogState::default()
+    };
     let mut engine = Engine::new(id, config, &state, id, 0);
     engine.take_outputs();
     engine
 }
 
-fn msg(from: NodeId, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
-    Message { envelope: Envelope { cluster_id: 0, from, to }, body }
+pub(super) fn msg(from: NodeId, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
+    Message { envelope: Envelope { cluster_id: CLUSTER, from, to }, body }
 }
 
-fn vote_request(term: u64, candidate: NodeId, last: Option<LogId>) -> MessageBody<u64, BasicNode> {
+pub(super) fn vote_request(term: u64, candidate: NodeId, last: Option<LogId>) -> MessageBody<u64, BasicNode> {
     MessageBody::Vote(VoteRequest {
         candidate_node: None,
         vote: Vote::new(term, candidate),
@@ -54,16 +61,16 @@ fn vote_request(term: u64, candidate: NodeId, last: Option<LogId>) -> MessageBod
     })
 }
 
-fn sent(outputs: &[Output<u64, BasicNode>]) -> Vec<&Message<u64, BasicNode>> {
+pub(super) fn sent(outputs: &[Output<u64, BasicNode>]) -> Vec<&Message<u64, BasicNode>> {
     outputs.iter().filter_map(|o| if let Output::Send(m) = o { Some(m) } else { None }).collect()
 }
 
-fn granted(outputs: &[Output<u64, BasicNode>]) -> Option<bool> {
+pub(super) fn granted(outputs: &[Output<u64, BasicNode>]) -> Option<bool> {
     sent(outputs).iter().find_map(|m| if let MessageBody::VoteReply(r) = &m.body { Some(r.granted) } else { None })
 }
 
 /// Makes node 1 of `voters` leader: campaigns and collects every vote.
-fn leader(voters: &[NodeId]) -> TestEngine {
+pub(super) fn leader(voters: &[NodeId]) -> TestEngine {
     let mut engine = member(1, voters, config(LeaderIdMode::Standard, false));
     engine.on_tick(10_000);
     let vote = engine.vote();

@@ -1,0 +1,141 @@
+//! The engine's cluster id: where it comes from, when it is adopted, which
+//! messages it lets in, and probes that ask a node for its own.
+//!
+//! A node gets its cluster id once: at initialize, or from the first leader
+//! (or candidate it votes for) that reaches it while it has none. From then on
+//! it drops messages of any other cluster, so a node initialized on its own
+//! and later pointed at by another cluster's leader keeps its own cluster
+//! instead of following that leader and fighting over committed entries.
+
+use super::{Engine, Output};
+use crate::cluster_id::ClusterId;
+use crate::config::Config;
+use crate::entry::AppData;
+use crate::error::InitializeError;
+use crate::message::{Message, MessageBody, Probe, ProbeReply};
+use crate::node::{Node, NodeId};
+use crate::storage::LogState;
+
+/// The cluster id a node starts with, and whether it must still be saved:
+/// the stored one; else the configured one (a fixed id, or the id of a store
+/// written before ids were saved); else none yet.
+pub(crate) fn starting_cluster_id<C, N>(
+    node: NodeId,
+    config: &Config,
+    state: &LogState<C, N>,
+) -> (Option<ClusterId>, bool) {
+    let configured = ClusterId::new(config.cluster_id);
+    match (state.cluster_id, configured) {
+        (Some(stored), Some(configured)) if stored != configured => {
+            tracing::error!(
+                node,
+                %stored,
+                %configured,
+                "the store belongs to another cluster than Config::cluster_id names; keeping the stored one"
+            );
+            (Some(stored), false)
+        }
+        (Some(stored), _) => (Some(stored), false),
+        (None, configured) => (configured, configured.is_some()),
+    }
+}
+
+impl<C: AppData, N: Node> Engine<C, N> {
+    /// The cluster this node belongs to; `None` until it is initialized or a
+    /// leader reaches it.
+    pub fn cluster_id(&self) -> Option<ClusterId> {
+        self.cluster_id
+    }
+
+    /// What envelopes carry: our cluster, or while we have none, the cluster
+    /// of whoever contacted us last (we are answering it).
+    pub(crate) fn wire_cluster_id(&self) -> u64 {
+        self.cluster_id.map_or(self.contacted_by_cluster, ClusterId::get)
+    }
+
+    /// Whether a message of `cluster` is for us: of our cluster, or any while
+    /// we have none yet.
+    pub(crate) fn accepts_cluster(&mut self, cluster: u64) -> bool {
+        match self.cluster_id {
+            Some(ours) => ours.get() == cluster,
+            None => {
+                self.contacted_by_cluster = cluster;
+                true
+            }
+        }
+    }
+
+    /// Joins the cluster of the node whose message is being handled (a leader
+    /// we accept, a candidate we vote for), if we have none yet. Saved before
+    /// the vote or entries that follow.
+    pub(crate) fn adopt_contacting_cluster(&mut self) {
+        if self.cluster_id.is_none() {
+            if let Some(cluster) = ClusterId::new(self.contacted_by_cluster) {
+                tracing::info!(node = self.id, %cluster, "joining the cluster of the leader that reached this node");
+                self.set_cluster_id(cluster);
+            }
+        }
+    }
+
+    pub(crate) fn set_cluster_id(&mut self, cluster: ClusterId) {
+        if self.cluster_id != Some(cluster) || !self.cluster_id_saved {
+            self.cluster_id = Some(cluster);
+            self.cluster_id_saved = true;
+            self.output.push(Output::SaveClusterId(cluster));
+        }
+    }
+
+    /// The cluster id an initialize gives this node: the one it has, which an
+    /// id given by the operator must match; else the given one; else `fresh`.
+    /// A node that already follows a leader (even before it holds an entry)
+    /// belongs to that leader's cluster: initializing it would make a second
+    /// cluster under the same id.
+    pub(crate) fn cluster_for_initialize(
+        &self,
+        given: Option<ClusterId>,
+        fresh: ClusterId,
+    ) -> Result<ClusterId, InitializeError> {
+        let leader = self.vote.leader_id.node_id;
+        if let Some(cluster_id) = self.cluster_id.filter(|_| self.vote.committed && leader != self.id) {
+            return Err(InitializeError::JoinedCluster { cluster_id, leader });
+        }
+        match (self.cluster_id, given) {
+            (Some(ours), Some(given)) if ours != given => Err(InitializeError::OtherCluster { ours, given }),
+            (Some(ours), _) => Ok(ours),
+            (None, given) => Ok(given.unwrap_or(fresh)),
+        }
+    }
+
+    /// Asks `to` which cluster it belongs to (before it is added): the
+    /// answer comes back as [`Output::ProbeAnswered`].
+    pub fn probe(&mut self, to: NodeId, seq: u64) {
+        let asker_node = self.effective().and_then(|m| m.node(self.id).cloned());
+        self.send(to, MessageBody::Probe(Probe { seq, asker_node }));
+    }
+
+    /// Handles a probe or its answer, which cross cluster lines (they change
+    /// nothing); hands every other message back.
+    pub(crate) fn on_probe_message(&mut self, message: Message<C, N>) -> Option<Message<C, N>> {
+        let from = message.envelope.from;
+        if message.envelope.to != self.id {
+            return Some(message);
+        }
+        match message.body {
+            MessageBody::Probe(probe) => {
+                let cluster_id = ClusterId::wire(self.cluster_id);
+                let body = MessageBody::ProbeReply(ProbeReply { seq: probe.seq, cluster_id });
+                // answered in the asker's cluster, so its transport lets it through
+                let envelope =
+                    crate::message::Envelope { cluster_id: message.envelope.cluster_id, from: self.id, to: from };
+                self.output.push(Output::Send(Message { envelope, body }));
+                None
+            }
+            MessageBody::ProbeReply(reply) => {
+                let cluster_id = ClusterId::new(reply.cluster_id);
+                self.output.push(Output::ProbeAnswered { from, seq: reply.seq, cluster_id });
+                None
+            }
+            _ => Some(message),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Cluster identity with real nodes on the in-memory network: a node keeps
+//! the cluster it belongs to, and adding a node of another cluster is refused.
+
+mod support;
+
+use std::time::Duration;
+
+use ferraft::{BasicNode, ChangeMembershipError, ClusterId, LeaderIdMode, PeerRefusal, ServerState};
+use support::*;
+
+#[tokio::test]
+async fn learners_join_the_cluster_of_the_leader_that_added_them() {
+    let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1]).await;
+    let leader = cluster.leader_among(&[1]).await;
+    let cluster_id = cluster.raft(leader).cluster_id().expect("an initialized node has a cluster id");
+    cluster.start(2).await;
+    assert_eq!(cluster.raft(2).cluster_id(), None);
+    cluster.raft(leader).add_learner(2, BasicNode::new(addr(2)), true).await.unwrap();
+    assert_eq!(cluster.raft(2).cluster_id(), Some(cluster_id));
+    // saved with the vote: a restart keeps it
+    cluster.start(2).await;
+    assert_eq!(cluster.raft(2).cluster_id(), Some(cluster_id));
+}
+
+#[tokio::test]
+async fn a_node_of_another_cluster_is_refused_as_learner_and_keeps_its_own() {
+    let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1]).await;
+    let leader = cluster.leader_among(&[1]).await;
+    // node 4 is a one-node cluster of its own
+    let other = cluster.start(4).await;
+    let other_id = ClusterId::new(0x0dd).unwrap();
+    other.initialize_in_cluster(nodes(&[4]), other_id).await.unwrap();
+    other.wait(WAIT).state(ServerState::Leader).await.unwrap();
+
+    let refused = tokio::time::timeout(WAIT, cluster.raft(leader).add_learner(4, BasicNode::new(addr(4)), true))
+        .await
+        .expect("the refusal comes at once, not after a catch-up that never ends");
+    let ours = cluster.raft(leader).cluster_id();
+    match refused {
+        Err(ChangeMembershipError::PeerRefused { node_id: 4, refusal }) => {
+            assert_eq!(refusal, PeerRefusal::OtherCluster { theirs: other_id, ours });
+            assert!(refusal.to_string().contains(&other_id.to_string()), "{refusal}");
+        }
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    let membership = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
+    assert!(!membership.membership.is_member(4), "nothing changed");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let m = other.metrics().borrow().clone();
+    assert_eq!((m.state, m.cluster_id), (ServerState::Leader, Some(other_id)), "node 4 keeps its cluster");
+}
+
+#[tokio::test]
+async fn initialize_with_the_id_the_caller_gives() {
+    let mut cluster = Cluster::new(fast_config(LeaderIdMode::Standard));
+    let node = cluster.start(1).await;
+    let given = ClusterId::new(0xfeed).unwrap();
+    node.initialize_in_cluster(nodes(&[1]), given).await.unwrap();
+    assert_eq!(node.wait(WAIT).state(ServerState::Leader).await.unwrap().cluster_id, Some(given));
+}
