@@ -264,11 +264,19 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
                 ApiError::new(Code::Conflict, message).with("node_id", node_id)
             }
             ChangeMembershipError::NotReady
+            | ChangeMembershipError::QueuedTooLong { .. }
             | ChangeMembershipError::NoPendingJoint
             | ChangeMembershipError::LearnerLagging { .. } => ApiError::new(Code::Conflict, message),
-            ChangeMembershipError::LeadershipLost => ApiError::timeout(message),
-            ChangeMembershipError::PartiallyApplied { membership } => ApiError::new(Code::PartiallyApplied, message)
+            ChangeMembershipError::LeadershipLost | ChangeMembershipError::NotCommittedInTime { .. } => {
+                ApiError::timeout(message)
+            }
+            ChangeMembershipError::PartiallyApplied { membership }
+            | ChangeMembershipError::RolledBack { membership } => ApiError::new(Code::PartiallyApplied, message)
                 .with("membership", crate::membership_json::membership(Some(&*membership), true)),
+            ChangeMembershipError::PreconditionFailed { expected, actual } => ApiError::new(Code::Conflict, message)
+                .with("expected_membership_index", expected)
+                .with("membership", crate::membership_json::membership(Some(&*actual), true)),
+            ChangeMembershipError::BadChangeId { .. } => ApiError::bad_request(message),
             ChangeMembershipError::Fatal(f) => fatal(f),
             // a variant added to the library later: its outcome is unknown to this server
             #[allow(unreachable_patterns)]

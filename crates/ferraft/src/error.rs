@@ -121,6 +121,24 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
         /// The membership in force.
         actual: Box<StoredMembership<N>>,
     },
+    /// The entry was appended at `index` but did not commit within ten election
+    /// timeouts (a majority of some config in force does not answer). Its
+    /// outcome is unknown: it may still commit.
+    #[error("the membership entry at {index} did not commit in time; its outcome is unknown")]
+    NotCommittedInTime {
+        /// The entry's index.
+        index: LogIndex,
+    },
+    /// The change waited its turn behind other membership changes longer than
+    /// the bound (twenty election timeouts) without being proposed. Nothing
+    /// happened; retry later.
+    #[error(
+        "the change waited {waited_ms} ms behind other membership changes without being proposed; nothing happened"
+    )]
+    QueuedTooLong {
+        /// How long it waited, in milliseconds.
+        waited_ms: u64,
+    },
     /// The change id is malformed (empty or too long). Nothing happened.
     #[error("a change id must be 1 to {max} bytes long")]
     BadChangeId {

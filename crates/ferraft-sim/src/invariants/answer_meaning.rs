@@ -32,9 +32,10 @@ pub fn meaning(error: &ChangeMembershipError<BasicNode>) -> Meaning {
         | E::NoPendingJoint
         | E::PreconditionFailed { .. }
         | E::BadChangeId { .. }
-        | E::PeerRefused { .. } => Meaning::NothingHappened,
+        | E::PeerRefused { .. }
+        | E::QueuedTooLong { .. } => Meaning::NothingHappened,
         E::PartiallyApplied { membership } | E::RolledBack { membership } => Meaning::Partial((**membership).clone()),
         // LearnerLagging comes after the learner was added (runtime only)
-        E::LeadershipLost | E::LearnerLagging { .. } | E::Fatal(_) => Meaning::Unknown,
+        E::LeadershipLost | E::LearnerLagging { .. } | E::NotCommittedInTime { .. } | E::Fatal(_) => Meaning::Unknown,
     }
 }

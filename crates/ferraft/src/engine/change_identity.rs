@@ -74,7 +74,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         let Some(stage) = self.logged_stage(change_id) else { return Ok(None) };
         let guard = ChangeGuard { change_id: Some(change_id.to_string()), expect_membership_index: None };
-        Ok(Some(MembershipRequest { request_id, guard, stage, answer_by_ms: None }))
+        Ok(Some(MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms: self.now_ms }))
     }
 
     /// The stage of the change `change_id` as its first entry in the log shows it.
@@ -128,6 +128,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             guard: ChangeGuard::default(),
             stage: stage.clone(),
             answer_by_ms: None,
+            accepted_ms: self.now_ms,
         };
         match self.outcome_of(&probe) {
             Some(Ok(membership)) => ChangeStatus::Committed { membership },

@@ -46,17 +46,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// `joint_exit_timeout_ms`, its new voters not ready and the membership
     /// before it its old config alone: proposes the revert to that config.
     pub(crate) fn maybe_revert_uncommitted_joint(&mut self) {
-        let Some(leader) = self.leader_state() else { return };
-        if index_of(self.committed) < leader.term_start_index || self.membership_committed() {
+        if !self.may_revert_uncommitted_joint() {
             return;
         }
         let Some(stored) = self.membership().cloned() else { return };
         let joint = stored.membership;
         let joint_index = index_of(stored.log_id);
-        let before_committed = self.log.previous_membership().is_some_and(|p| {
-            p.membership.configs() == [joint.configs()[0].clone()] && index_of(p.log_id) <= index_of(self.committed)
-        });
-        if !joint.leaves_automatically() || joint.configs().len() != 2 || !before_committed {
+        if !joint.leaves_automatically() {
             return;
         }
         if self.new_side_ready(&joint, joint_index) || !self.waited_out(joint_index) {
@@ -70,6 +66,21 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
             Err(e) => tracing::error!(node = self.id, error = %e, "cannot revert the joint config"),
         }
+    }
+
+    /// The one exception to propose-after-commit: this leader (its blank entry
+    /// committed) holds an uncommitted joint `[old, new]` whose previous
+    /// membership, `[old]`, is committed; reverting to `[old]` is then safe.
+    pub(crate) fn may_revert_uncommitted_joint(&self) -> bool {
+        let Some(leader) = self.leader_state() else { return false };
+        if index_of(self.committed) < leader.term_start_index || self.membership_committed() {
+            return false;
+        }
+        let Some(joint) = self.effective() else { return false };
+        joint.configs().len() == 2
+            && self.log.previous_membership().is_some_and(|p| {
+                p.membership.configs() == [joint.configs()[0].clone()] && index_of(p.log_id) <= index_of(self.committed)
+            })
     }
 
     /// Whether the joint entry at `joint_index` has waited

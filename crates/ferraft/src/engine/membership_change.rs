@@ -60,7 +60,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return Err(e);
         }
         let stage = RequestStage::Queued { change, retain };
-        self.membership_requests.push(MembershipRequest { request_id, guard, stage, answer_by_ms: None });
+        let accepted_ms = self.now_ms;
+        self.membership_requests.push(MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms });
         self.maybe_propose_membership();
         Ok(())
     }
@@ -284,7 +285,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return Ok(done);
         }
         let stored = self.pending_joint(prepare_index)?;
-        self.require_may_propose()?;
+        // an uncommitted joint config can be reverted at once (every
+        // membership in use then shares the old config)
+        if !self.may_revert_uncommitted_joint() {
+            self.require_may_propose()?;
+        }
         let joint = &stored.membership;
         let reverted = joint.revert_joint(self.nodes_before(joint)).map_err(ChangeMembersError::from)?;
         let log_id = self.propose_membership(reverted);

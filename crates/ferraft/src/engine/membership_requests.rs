@@ -27,6 +27,8 @@ pub(crate) struct MembershipRequest<N> {
     pub stage: RequestStage<N>,
     /// Set when this node stops leading: the request is answered by then.
     pub answer_by_ms: Option<u64>,
+    /// When it was accepted: a request that waits its turn too long is refused.
+    pub accepted_ms: u64,
 }
 
 /// How far a request got.
@@ -51,6 +53,11 @@ type Answer<N> = Result<StoredMembership<N>, ChangeMembershipError<N>>;
 /// How long after losing leadership a request may wait for the log to tell
 /// its outcome, in election timeouts.
 const ANSWER_GRACE_ELECTION_TIMEOUTS: u64 = 4;
+
+/// How long a request may wait behind others before it is proposed, in
+/// election timeouts: a slow cluster under many changes would otherwise
+/// grow the queue without bound and leave callers waiting.
+const QUEUE_BOUND_ELECTION_TIMEOUTS: u64 = 20;
 
 impl<C: AppData, N: Node> Engine<C, N> {
     /// Answers every request whose outcome the log now shows.
@@ -92,7 +99,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let committed = index_of(self.committed);
         match request.stage {
             RequestStage::Queued { .. } => {
-                (!self.is_leader()).then(|| Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader())))
+                let waited_ms = self.now_ms.saturating_sub(request.accepted_ms);
+                if !self.is_leader() {
+                    Some(Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader())))
+                } else if waited_ms >= self.config.election_timeout_max_ms * QUEUE_BOUND_ELECTION_TIMEOUTS {
+                    Some(Err(ChangeMembershipError::QueuedTooLong { waited_ms }))
+                } else {
+                    None
+                }
             }
             RequestStage::Proposed(entry) => match self.entry_fate(entry) {
                 EntryFate::Gone => Some(Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader()))),

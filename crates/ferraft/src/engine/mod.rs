@@ -237,6 +237,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
+    /// The upper bound of the election timeout, in milliseconds.
+    pub fn config_election_timeout_max_ms(&self) -> u64 {
+        self.config.election_timeout_max_ms
+    }
+
     /// The snapshot chunk size in bytes.
     pub fn config_chunk_bytes(&self) -> usize {
         self.config.snapshot_chunk_bytes

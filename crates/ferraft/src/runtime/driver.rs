@@ -31,6 +31,9 @@ type ReadReply<N> = Reply<Result<LogIndex, ReadError<N>>>;
 
 /// Most events handled before outputs are executed: bounds latency under load.
 const MAX_EVENTS_PER_BATCH: usize = 4096;
+/// How long an explicit membership step waits for its entry to commit, in
+/// election timeouts, before it is answered `NotCommittedInTime`.
+const COMMIT_WAIT_ELECTION_TIMEOUTS: u64 = 10;
 
 /// Most delay before progress-only metric changes are published.
 const METRICS_INTERVAL: Duration = Duration::from_millis(1);
@@ -59,7 +62,9 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     reads: HashMap<u64, ReadReply<N>>,
     reads_waiting_apply: Vec<(LogIndex, ReadReply<N>)>,
     memberships: HashMap<u64, MembershipReply<N>>,
-    commit_waiters: Vec<(LogIndex, IndexReply<N>)>,
+    /// Explicit membership steps waiting for their entry to commit, each with
+    /// the time by which it is answered anyway.
+    commit_waiters: Vec<(LogIndex, u64, IndexReply<N>)>,
     outputs: Vec<Output<C<SM>, N>>,
     /// Addresses of candidates not (yet) in our membership, to answer their
     /// votes, and of nodes probed before they are added.
@@ -347,7 +352,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Ok(index) if index <= index_of(self.engine.committed()) => {
                 let _ = reply.send(Ok(index));
             }
-            Ok(index) => self.commit_waiters.push((index, reply)),
+            Ok(index) => {
+                let answer_by =
+                    self.now_ms() + self.engine.config_election_timeout_max_ms() * COMMIT_WAIT_ELECTION_TIMEOUTS;
+                self.commit_waiters.push((index, answer_by, reply))
+            }
             Err(e) => {
                 let _ = reply.send(Err(e));
             }
@@ -384,10 +393,15 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         }
         let committed = index_of(self.engine.committed());
         if !self.commit_waiters.is_empty() {
-            let (ready, waiting): (Vec<_>, Vec<_>) = self.commit_waiters.drain(..).partition(|(i, _)| *i <= committed);
-            self.commit_waiters = waiting;
-            for (index, reply) in ready {
-                let _ = reply.send(Ok(index));
+            let now = self.now_ms();
+            for (index, answer_by, reply) in std::mem::take(&mut self.commit_waiters) {
+                if index <= committed {
+                    let _ = reply.send(Ok(index));
+                } else if now >= answer_by {
+                    let _ = reply.send(Err(ChangeMembershipError::NotCommittedInTime { index }));
+                } else {
+                    self.commit_waiters.push((index, answer_by, reply));
+                }
             }
         }
     }
@@ -432,7 +446,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 // a leader removed by the change it committed steps down right
                 // after: that change did succeed
                 let committed = index_of(self.engine.committed());
-                for (index, reply) in self.commit_waiters.drain(..) {
+                for (index, _, reply) in self.commit_waiters.drain(..) {
                     let result =
                         if index <= committed { Ok(index) } else { Err(ChangeMembershipError::LeadershipLost) };
                     let _ = reply.send(result);

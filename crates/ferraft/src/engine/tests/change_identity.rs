@@ -179,3 +179,21 @@ fn a_leader_after_a_whole_cluster_restart_finishes_a_committed_joint_config() {
     commit_all(&mut restarted);
     assert!(matches!(restarted.change_status("grow"), ChangeStatus::Committed { .. }));
 }
+
+#[test]
+fn an_uncommitted_prepared_joint_config_can_be_aborted_at_once() {
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4, 5]);
+    let prepared = engine.prepare_membership(&set(&[1, 2, 3]), &set(&[4, 5]), &set(&[1, 4, 5]), &set(&[])).unwrap();
+    // 4 and 5 never answer: the joint entry cannot commit, yet the operator can go back
+    let joint = engine.log().last_log_id().unwrap();
+    engine.on_log_flushed(joint);
+    ack(&mut engine, 2, Some(joint));
+    assert!(engine.committed() < Some(joint));
+    let aborted = engine.abort_membership(prepared).unwrap();
+    assert_eq!(configs_of(&engine), vec![set(&[1, 2, 3])]);
+    let revert = engine.log().last_log_id().unwrap();
+    engine.on_log_flushed(revert);
+    ack(&mut engine, 2, Some(revert));
+    assert_eq!(engine.committed(), Some(revert), "the old voters alone commit the abort");
+    assert_eq!(engine.abort_membership(prepared).unwrap(), aborted, "and a retry answers the same");
+}
