@@ -585,6 +585,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             let m = self.metrics.borrow();
             m.state != self.engine.server_state()
                 || m.vote != self.engine.vote()
+                || m.current_leader != self.engine.current_leader()
                 || m.membership.as_ref().map(|s| s.log_id) != self.engine.membership().map(|s| s.log_id)
                 || m.membership_committed != self.engine.membership_committed()
         };
@@ -623,6 +624,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         self.metrics.send_if_modified(|m| {
             let changed = m.state != state
                 || m.vote != engine.vote()
+                || m.current_leader != engine.current_leader()
                 || m.last_log_index != engine.log().last_index()
                 || m.committed != engine.committed()
                 || m.last_applied != applied
