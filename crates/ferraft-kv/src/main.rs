@@ -51,13 +51,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Top::Serve(args) => runtime.block_on(serve(args)),
-        Top::Ctl(args) => match runtime.block_on(ferraft_kv::ctl::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Top::Ctl(args) => ExitCode::from(runtime.block_on(ferraft_kv::ctl::run(args))),
         Top::Bench(_) => unreachable!("handled before the runtime starts"),
         Top::Demo => match runtime.block_on(ferraft_kv::demo::run()) {
             Ok(()) => ExitCode::SUCCESS,

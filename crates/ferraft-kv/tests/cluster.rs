@@ -402,7 +402,7 @@ async fn ctl_prints_tables_or_json_and_fails_with_one_line() {
     let members = ctl(&["members"]);
     assert!(String::from_utf8_lossy(&members.stdout).contains("voter, leader"));
     let missing = ctl(&["get", "absent"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(3), "not_found exits 3");
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("not_found"), "{stderr}");
