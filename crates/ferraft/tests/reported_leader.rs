@@ -23,17 +23,24 @@ async fn reported_over(cluster: &Cluster, id: NodeId, window: Duration) -> BTree
     seen
 }
 
-#[tokio::test]
-async fn a_node_left_without_a_quorum_reports_no_leader() {
+/// Three nodes with a leader; then all but the one `keep` picks stop, and
+/// three election timeouts pass. Returns the cluster, the old leader and the one kept.
+async fn keep_one_of_three(keep: impl Fn(NodeId) -> NodeId) -> (Cluster, NodeId, NodeId) {
     let config = fast_config(LeaderIdMode::Standard);
     let wait_out = Duration::from_millis(3 * config.election_timeout_max_ms);
     let mut cluster = Cluster::start_initialized(config, &[1, 2, 3]).await;
     let leader = cluster.leader_among(&[1, 2, 3]).await;
-    let survivor = (1..=3).find(|id| *id != leader).unwrap();
-    let other = (1..=3).find(|id| *id != leader && *id != survivor).unwrap();
-    cluster.crash(leader).await;
-    cluster.crash(other).await;
+    let kept = keep(leader);
+    for id in (1..=3).filter(|id| *id != kept) {
+        cluster.crash(id).await;
+    }
     tokio::time::sleep(wait_out).await;
+    (cluster, leader, kept)
+}
+
+#[tokio::test]
+async fn a_node_left_without_a_quorum_reports_no_leader() {
+    let (cluster, leader, survivor) = keep_one_of_three(|leader| if leader == 1 { 2 } else { 1 }).await;
     let seen = reported_over(&cluster, survivor, Duration::from_secs(1)).await;
     assert!(
         seen.iter().all(|(_, reported)| reported.is_none()),
@@ -43,14 +50,7 @@ async fn a_node_left_without_a_quorum_reports_no_leader() {
 
 #[tokio::test]
 async fn a_leader_that_lost_its_followers_stops_reporting_itself() {
-    let config = fast_config(LeaderIdMode::Standard);
-    let wait_out = Duration::from_millis(3 * config.election_timeout_max_ms);
-    let mut cluster = Cluster::start_initialized(config, &[1, 2, 3]).await;
-    let leader = cluster.leader_among(&[1, 2, 3]).await;
-    for id in (1..=3).filter(|id| *id != leader) {
-        cluster.crash(id).await;
-    }
-    tokio::time::sleep(wait_out).await;
+    let (cluster, leader, _) = keep_one_of_three(|leader| leader).await;
     let seen = reported_over(&cluster, leader, Duration::from_secs(1)).await;
     assert!(
         seen.iter().all(|(state, reported)| state != "Leader" && reported.is_none()),
