@@ -284,7 +284,8 @@ pub enum CtlCommand {
         /// Read the value from this file (it must be UTF-8).
         #[arg(long, value_name = "PATH")]
         file: Option<PathBuf>,
-        /// The value, taken literally (`--value -` stores a dash).
+        /// The value, taken literally: `--value -` stores a dash, `--value -5`
+        /// a value that starts with one (or: `put KEY -- -5`).
         #[arg(long = "value", id = "value_flag", value_name = "VALUE", allow_hyphen_values = true)]
         value_flag: Option<String>,
     },

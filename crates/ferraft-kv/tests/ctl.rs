@@ -364,3 +364,23 @@ async fn list_by_prefix_and_range_against_a_real_cluster() {
     );
     assert_eq!(keys(ctl_at(&api, &["--json", "list", "--prefix", "/etcd/"]).await), ["/etcd/k"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_silent_server_times_out_after_the_timeout_given_with_an_unknown_outcome() {
+    // accepts connections, never answers
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let started = Instant::now();
+    let run = ctl_at(&api, &["--timeout", "0.5", "put", "k", "v"]).await;
+    assert_eq!(run.code, 7, "{run:?}");
+    assert_eq!(run.err, format!("error: no answer from {api} within 500ms; the outcome is unknown\n"));
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let run = ctl_at(&api, &["--timeout", "0", "get", "k"]).await;
+    assert_eq!(run.code, 2, "a zero timeout is a usage error: {run:?}");
+}
