@@ -191,7 +191,8 @@ pub struct ServeArgs {
 /// What `ferraft ctl --help` says after the flags: the contract scripts rely on.
 pub const CTL_AFTER_HELP: &str = "\
 Keys are sent byte for byte: every byte but ASCII letters, digits, '-', '_' and '~'
-is percent-encoded, so '/etcd/style/key', 'a/../b' and '..' are stored as typed.
+is percent-encoded, so '/etcd/style/key', 'a/../b' and 'x/./y' are stored as typed
+(a key the server cannot keep, such as '..', is refused: exit 2, never changed).
 
 Output: text for people; with --json one JSON document on stdout, the answer or
 the error object {\"error\": {\"code\": C, \"message\": M, ...}}. Errors found
@@ -200,7 +201,7 @@ by ctl itself use the codes usage, unreachable, timeout and internal.
 Exit codes:
   0   success
   1   any other error
-  2   usage error or bad_request: nothing happened
+  2   usage error, bad_request, no_such_endpoint, method_not_allowed: nothing happened
   3   not_found: the key is absent
   4   conflict: a precondition failed; nothing happened
   5   no_leader: no leader is known right now; nothing happened, retry

@@ -229,7 +229,7 @@ impl CtlError {
             CtlError::Client(ClientError::Timeout { .. }) => 7,
             CtlError::Client(ClientError::Transport(_)) => 8,
             CtlError::Client(ClientError::Api { code, .. }) => match code.as_str() {
-                "bad_request" => 2,
+                "bad_request" | "no_such_endpoint" | "method_not_allowed" => 2,
                 "not_found" => 3,
                 "conflict" => 4,
                 "no_leader" => 5,
