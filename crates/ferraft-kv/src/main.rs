@@ -31,7 +31,12 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
                 .collect();
-            eprintln!("{} (see --help)", parts.join(" "));
+            let message = format!("{} (see --help)", parts.join(" "));
+            if wants_json_errors() {
+                println!("{}", serde_json::json!({ "error": { "code": "usage", "message": message } }));
+            } else {
+                eprintln!("{message}");
+            }
             return ExitCode::from(2);
         }
     };
@@ -61,6 +66,13 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `ferraft ctl --json ...`: a script that asked for JSON gets its usage
+/// errors as JSON error objects too, though the command line did not parse.
+fn wants_json_errors() -> bool {
+    let mut args = std::env::args().skip(1);
+    args.next().as_deref() == Some("ctl") && args.take_while(|a| a != "--").any(|a| a == "--json")
 }
 
 /// A runtime of `workers` threads; with one, everything runs on this thread.

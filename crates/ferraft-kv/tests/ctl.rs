@@ -169,6 +169,8 @@ async fn json_errors_are_error_objects() {
     assert_eq!((run.code, run.json()["error"]["code"].clone()), (9, json!("unreachable")), "{run:?}");
     let run = ctl_at(cluster.api(1), &["--json", "cas", "k", "--value", "v"]).await;
     assert_eq!((run.code, run.json()["error"]["code"].clone()), (2, json!("usage")), "{run:?}");
+    let run = ctl_at(cluster.api(1), &["--json", "put"]).await;
+    assert_eq!((run.code, run.json()["error"]["code"].clone()), (2, json!("usage")), "unparsed: {run:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
