@@ -308,6 +308,9 @@ pub enum CtlCommand {
         /// Follow the pages to the end instead of printing the first one.
         #[arg(long)]
         all: bool,
+        /// linearizable, lease or local [default: the server's, linearizable].
+        #[arg(long)]
+        consistency: Option<String>,
     },
     /// Read a key.
     Get {

@@ -118,8 +118,8 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
             let human = format!("{}\n", value["value"].as_str().unwrap_or_default());
             Answer::new(value, human)
         }
-        CtlCommand::List { prefix, start, end, limit, all } => {
-            let range = crate::ctl_list::Range { prefix, start, end, limit };
+        CtlCommand::List { prefix, start, end, limit, all, consistency } => {
+            let range = crate::ctl_list::Range { prefix, start, end, limit, consistency };
             crate::ctl_list::list(client, &range, all).await?
         }
         CtlCommand::Delete { key } => Answer::fields(client.delete(&kv_path(&key)).await?),

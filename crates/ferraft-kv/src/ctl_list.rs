@@ -17,6 +17,8 @@ pub struct Range {
     pub end: Option<String>,
     /// At most this many keys per page.
     pub limit: Option<u64>,
+    /// The read consistency (the server's default when `None`).
+    pub consistency: Option<String>,
 }
 
 impl Range {
@@ -35,6 +37,9 @@ impl Range {
         }
         if let Some(limit) = self.limit {
             add("limit", &limit.to_string());
+        }
+        if let Some(consistency) = &self.consistency {
+            add("consistency", consistency);
         }
         if query.is_empty() {
             "/v1/kv".into()
@@ -89,10 +94,12 @@ mod tests {
 
     #[test]
     fn pages_ask_from_the_next_key_and_keep_the_rest_of_the_range() {
-        let range = Range { prefix: Some("a/".into()), start: None, end: None, limit: Some(2) };
+        let range = Range { prefix: Some("a/".into()), limit: Some(2), ..Range::default() };
         assert_eq!(range.path(None), "/v1/kv?prefix=a%2F&limit=2");
         assert_eq!(range.path(Some("a/c d")), "/v1/kv?prefix=a%2F&start=a%2Fc%20d&limit=2");
-        let range = Range { prefix: None, start: Some("b".into()), end: Some("f".into()), limit: None };
+        let range = Range { consistency: Some("local".into()), ..range };
+        assert_eq!(range.path(Some("a/d")), "/v1/kv?prefix=a%2F&start=a%2Fd&limit=2&consistency=local");
+        let range = Range { start: Some("b".into()), end: Some("f".into()), ..Range::default() };
         assert_eq!(range.path(None), "/v1/kv?start=b&end=f");
         assert_eq!(range.path(Some("d")), "/v1/kv?start=d&end=f");
         assert_eq!(Range::default().path(None), "/v1/kv");
