@@ -188,18 +188,76 @@ pub struct ServeArgs {
     pub workers: Option<u16>,
 }
 
+/// What `ferraft ctl --help` says after the flags: the contract scripts rely on.
+pub const CTL_AFTER_HELP: &str = "\
+Keys are sent byte for byte: every byte but ASCII letters, digits, '-', '_' and '~'
+is percent-encoded, so '/etcd/style/key', 'a/../b' and 'x/./y' are stored as typed
+(a key the server cannot keep, such as '..', is refused: exit 2, never changed).
+
+Output: text for people; with --json one JSON document on stdout, the answer or
+the error object {\"error\": {\"code\": C, \"message\": M, ...}}. Errors found
+by ctl itself use the codes usage, unreachable, timeout and internal.
+
+Exit codes:
+  0   success
+  1   any other error
+  2   usage error, bad_request, no_such_endpoint, method_not_allowed: nothing happened
+  3   not_found: the key is absent
+  4   conflict: a precondition failed; nothing happened
+  5   no_leader: no leader is known right now; nothing happened, retry
+  6   not_initialized: the node is not part of a cluster; nothing happened
+  7   timeout: the outcome is unknown (the change may or may not have been applied)
+  8   internal, or an unusable answer: the outcome is unknown
+  9   no endpoint could be reached: nothing happened
+  10  cas: the expectation did not hold; nothing changed (the answer is printed)
+  11  partially_applied: a step of the membership change DID take effect, not all
+      of it; the membership in force is printed: read it before retrying
+  12  not_member: this node was removed from the cluster; nothing happened";
+
 /// `ferraft ctl`.
 #[derive(Debug, Args)]
+#[command(after_help = CTL_AFTER_HELP)]
 pub struct CtlArgs {
-    /// host:port of any node's HTTP API.
-    #[arg(long, env = "FERRAFT_ENDPOINT", default_value = "127.0.0.1:8001")]
-    pub endpoint: String,
-    /// Print the raw JSON answers (for scripts).
+    /// host:port of any node's HTTP API [default: 127.0.0.1:8001].
+    #[arg(long, env = "FERRAFT_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Several nodes' APIs, comma-separated: a call moves on to the next one
+    /// when a node cannot be reached, knows no leader or is not initialized
+    /// (nothing happened there). Used after --endpoint, if both are given.
+    #[arg(long, env = "FERRAFT_ENDPOINTS", value_delimiter = ',', value_name = "HOST:PORT,...")]
+    pub endpoints: Vec<String>,
+    /// Seconds to wait for each answer before giving up (exit 7, outcome
+    /// unknown) [default: 10; 40 for init, add-learner, change, prepare,
+    /// commit, abort and transfer-leader, which the server may take 30 s to finish].
+    #[arg(long, value_name = "SECONDS", value_parser = parse_seconds)]
+    pub timeout: Option<std::time::Duration>,
+    /// Print the raw JSON answers, and errors as JSON error objects (for scripts).
     #[arg(long)]
     pub json: bool,
     /// The command.
     #[command(subcommand)]
     pub command: CtlCommand,
+}
+
+impl CtlArgs {
+    /// The endpoints to ask, in order.
+    pub fn all_endpoints(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.endpoint.iter().chain(&self.endpoints).cloned().collect();
+        all.retain(|e| !e.trim().is_empty());
+        if all.is_empty() {
+            all.push("127.0.0.1:8001".into());
+        }
+        all
+    }
+}
+
+/// A positive number of seconds.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    let seconds: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(seconds > 0.0 && seconds <= 86_400.0) {
+        return Err(format!("{text} seconds: give more than 0 and at most 86400"));
+    }
+    Ok(std::time::Duration::from_secs_f64(seconds))
 }
 
 /// A node given as `ID=RAFT_ADDR,API_ADDR`.
@@ -208,16 +266,54 @@ pub type NodeSpec = String;
 /// `ferraft ctl` commands.
 #[derive(Debug, Subcommand)]
 pub enum CtlCommand {
-    /// Show the node's status.
-    Status,
+    /// Show the node's status (--cluster: every member's).
+    Status {
+        /// Ask every member (voters and learners, at their API addresses)
+        /// and print one row each: id, role, term, leader, last log index,
+        /// committed, applied, and whether it answered.
+        #[arg(long)]
+        cluster: bool,
+    },
     /// List the cluster's members.
     Members,
-    /// Set a key.
+    /// Set a key. The value is the argument; `-` reads it from stdin (as is,
+    /// a trailing newline included); --file reads it from a file; --value
+    /// takes it literally (for a value that is itself `-`).
     Put {
         /// The key.
         key: String,
-        /// The value.
-        value: String,
+        /// The value, or `-` to read it from stdin.
+        #[arg(conflicts_with_all = ["file", "value_flag"], required_unless_present_any = ["file", "value_flag"])]
+        value: Option<String>,
+        /// Read the value from this file (it must be UTF-8).
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+        /// The value, taken literally: `--value -` stores a dash, `--value -5`
+        /// a value that starts with one (or: `put KEY -- -5`).
+        #[arg(long = "value", id = "value_flag", value_name = "VALUE", allow_hyphen_values = true)]
+        value_flag: Option<String>,
+    },
+    /// List keys with their values, in key order: all, those under --prefix,
+    /// or those in [--start, --end). One page of --limit keys unless --all.
+    List {
+        /// Only keys that start with this.
+        #[arg(long, conflicts_with_all = ["start", "end"])]
+        prefix: Option<String>,
+        /// The first key (inclusive).
+        #[arg(long)]
+        start: Option<String>,
+        /// The key where the range ends (exclusive).
+        #[arg(long)]
+        end: Option<String>,
+        /// At most this many keys per page (the server caps it).
+        #[arg(long)]
+        limit: Option<u64>,
+        /// Follow the pages to the end instead of printing the first one.
+        #[arg(long)]
+        all: bool,
+        /// linearizable, lease or local [default: the server's, linearizable].
+        #[arg(long)]
+        consistency: Option<String>,
     },
     /// Read a key.
     Get {
@@ -237,14 +333,17 @@ pub enum CtlCommand {
         /// The key.
         key: String,
         /// The value the key must hold (omit with --expect-absent).
-        #[arg(long, conflicts_with = "expect_absent")]
+        #[arg(long, conflicts_with = "expect_absent", allow_hyphen_values = true)]
         expect: Option<String>,
         /// The key must be absent.
         #[arg(long)]
         expect_absent: bool,
-        /// The new value (omit with --delete).
-        #[arg(long, conflicts_with = "delete")]
+        /// The new value (omit with --delete or --value-file).
+        #[arg(long, conflicts_with_all = ["delete", "value_file"], allow_hyphen_values = true)]
         value: Option<String>,
+        /// Read the new value from this file (`-`: stdin).
+        #[arg(long, value_name = "PATH", conflicts_with = "delete")]
+        value_file: Option<PathBuf>,
         /// Delete the key if the expectation holds.
         #[arg(long)]
         delete: bool,
@@ -302,7 +401,13 @@ pub enum CtlCommand {
         prepare_index: u64,
     },
     /// Explicit joint consensus, undo: return to the old config.
-    Abort,
+    Abort {
+        /// The prepare to abort, as printed by `prepare` (recommended: a retry
+        /// then never aborts a later prepare). Without it, the joint config
+        /// pending now.
+        #[arg(long)]
+        prepare_index: Option<u64>,
+    },
     /// Hand leadership to another voter.
     TransferLeader {
         /// The target (default: the most up-to-date voter).

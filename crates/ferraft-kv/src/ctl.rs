@@ -1,7 +1,8 @@
 //! `ferraft ctl`: the operator CLI over the HTTP API.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -9,92 +10,189 @@ use serde_json::{json, Value};
 use crate::cli::{parse_node, ChangeCommand, CtlArgs, CtlCommand};
 use crate::client::{kv_path, Client, ClientError};
 
-/// Runs one command; `Err` is the one-line error to print.
-pub async fn run(args: CtlArgs) -> Result<(), String> {
-    let client = Client::new(&args.endpoint);
+/// How long a KV or status call may take by default: above the server's own
+/// 5 s bound on a request, plus a forward to the leader.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a cluster change may take by default: above the server's 30 s
+/// bound on a blocking learner, plus a forward to the leader.
+const CHANGE_TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Runs one command, prints its answer or its error, and returns the exit
+/// code (see [`crate::cli::CTL_AFTER_HELP`]).
+pub async fn run(args: CtlArgs) -> u8 {
     let json_out = args.json;
-    let answer = execute(&client, args.command, json_out).await.map_err(|e| e.to_string())?;
-    if let Some((value, human)) = answer {
-        if json_out {
-            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
-        } else {
-            print!("{human}");
+    let timeout = args.timeout.unwrap_or(if is_change(&args.command) { CHANGE_TIMEOUT } else { DEFAULT_TIMEOUT });
+    let client = Client::with_endpoints(&args.all_endpoints(), timeout);
+    match execute(&client, args.command, json_out).await {
+        Ok(answer) => {
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&answer.value).unwrap_or_default());
+            } else {
+                print!("{}", answer.human);
+            }
+            answer.exit_code
+        }
+        Err(e) => {
+            if json_out {
+                println!("{}", serde_json::to_string_pretty(&e.json()).unwrap_or_default());
+            } else {
+                eprintln!("error: {e}");
+            }
+            e.exit_code()
         }
     }
-    Ok(())
 }
 
-type Answer = Option<(Value, String)>;
+fn is_change(command: &CtlCommand) -> bool {
+    matches!(
+        command,
+        CtlCommand::Init { .. }
+            | CtlCommand::AddLearner { .. }
+            | CtlCommand::Change { .. }
+            | CtlCommand::Prepare { .. }
+            | CtlCommand::Commit { .. }
+            | CtlCommand::Abort { .. }
+            | CtlCommand::TransferLeader { .. }
+    )
+}
+
+/// What a command printed: its JSON answer, the text for people, and the exit code.
+pub(crate) struct Answer {
+    pub(crate) value: Value,
+    pub(crate) human: String,
+    pub(crate) exit_code: u8,
+}
+
+impl Answer {
+    fn new(value: Value, human: String) -> Self {
+        Self { value, human, exit_code: 0 }
+    }
+
+    fn fields(value: Value) -> Self {
+        let human = fields_text(&value);
+        Self::new(value, human)
+    }
+
+    fn membership(value: Value) -> Self {
+        let human = membership_text(&value["membership"]);
+        Self::new(value, human)
+    }
+}
 
 async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result<Answer, CtlError> {
-    let value = match command {
-        CtlCommand::Status => {
+    Ok(match command {
+        CtlCommand::Status { cluster: false } => {
             let status = client.status().await?;
-            return Ok(Some((status.clone(), status_table(&status))));
+            let human = status_table(&status);
+            Answer::new(status, human)
         }
+        CtlCommand::Status { cluster: true } => crate::ctl_cluster::cluster_status(client).await?,
         CtlCommand::Members => {
             let mut status = client.status().await?;
-            if status.get("replication").is_none() {
-                if let Some(leader) = leader_status(client).await {
-                    status["replication"] = leader["replication"].clone();
+            // the leader's view: its replication progress, and whether the
+            // membership is committed before a follower has heard so
+            if let Some(leader) = leader_status(client).await {
+                status["replication"] = leader["replication"].clone();
+                if leader["membership"]["log_index"] == status["membership"]["log_index"] {
+                    status["membership"]["committed"] = leader["membership"]["committed"].clone();
                 }
+            } else if status["role"] != "leader" {
+                status["leader"] = Value::Null;
             }
-            return Ok(Some((status["membership"].clone(), members_table(&status))));
+            let human = members_table(&status);
+            Answer::new(status["membership"].clone(), human)
         }
-        CtlCommand::Put { key, value } => client.put(&kv_path(&key), &json!({ "value": value })).await?,
+        CtlCommand::Put { key, value, file, value_flag } => {
+            let value = match (value, file, value_flag) {
+                (_, _, Some(literal)) => literal,
+                (_, Some(path), None) => read_value(&path)?,
+                (Some(dash), None, None) if dash == "-" => read_value(Path::new("-"))?,
+                (Some(value), None, None) => value,
+                (None, None, None) => return Err(CtlError::Usage("put needs a value, `-`, --file or --value".into())),
+            };
+            Answer::fields(client.put(&kv_path(&key), &json!({ "value": value })).await?)
+        }
         CtlCommand::Get { key, consistency } => {
-            let value = client.get(&format!("{}?consistency={consistency}", kv_path(&key))).await?;
+            let path = format!("{}?consistency={}", kv_path(&key), crate::client::encode_component(&consistency));
+            let value = client.get(&path).await?;
             let human = format!("{}\n", value["value"].as_str().unwrap_or_default());
-            return Ok(Some((value, human)));
+            Answer::new(value, human)
         }
-        CtlCommand::Delete { key } => client.delete(&kv_path(&key)).await?,
-        CtlCommand::Cas { key, expect, expect_absent, value, delete } => {
+        CtlCommand::List { prefix, start, end, limit, all, consistency } => {
+            let range = crate::ctl_list::Range { prefix, start, end, limit, consistency };
+            crate::ctl_list::list(client, &range, all).await?
+        }
+        CtlCommand::Delete { key } => Answer::fields(client.delete(&kv_path(&key)).await?),
+        CtlCommand::Cas { key, expect, expect_absent, value, value_file, delete } => {
             if expect.is_none() && !expect_absent {
                 return Err(CtlError::Usage("cas needs --expect VALUE or --expect-absent".into()));
             }
-            if value.is_none() && !delete {
-                return Err(CtlError::Usage("cas needs --value VALUE or --delete".into()));
-            }
+            let value = match (value, value_file) {
+                (Some(value), _) => Some(value),
+                (None, Some(path)) => Some(read_value(&path)?),
+                (None, None) if delete => None,
+                (None, None) => {
+                    return Err(CtlError::Usage("cas needs --value VALUE, --value-file or --delete".into()))
+                }
+            };
             let path = format!("{}/cas", kv_path(&key));
-            client.post(&path, &json!({ "expect": expect, "value": value })).await?
+            let mut answer = Answer::fields(client.post(&path, &json!({ "expect": expect, "value": value })).await?);
+            if answer.value["succeeded"] != true {
+                answer.exit_code = CAS_FAILED;
+            }
+            answer
         }
         CtlCommand::Init { nodes, cluster_id } => {
             let body = crate::ctl_identity::init_body(parse_nodes(&nodes)?, cluster_id);
-            let value = client.post("/v1/cluster/init", &body).await?;
-            return Ok(Some((value.clone(), membership_text(&value["membership"]))));
+            Answer::membership(client.post("/v1/cluster/init", &body).await?)
         }
         CtlCommand::AddLearner { id, raft, api, no_wait } => {
-            let value = add_learner(client, id, &raft, &api, !no_wait, !json_out).await?;
-            return Ok(Some((value.clone(), membership_text(&value["membership"]))));
+            Answer::membership(add_learner(client, id, &raft, &api, !no_wait, !json_out).await?)
         }
         CtlCommand::Change { change, retain } => {
             let change = change_body(change)?;
-            let value = client.post("/v1/cluster/membership", &json!({ "change": change, "retain": retain })).await?;
-            return Ok(Some((value.clone(), membership_text(&value["membership"]))));
+            let body = json!({ "change": change, "retain": retain });
+            Answer::membership(client.post("/v1/cluster/membership", &body).await?)
         }
         CtlCommand::Prepare { expect_voters, expect_learners, voters, learners } => {
             let body = json!({
                 "expect_voters": expect_voters, "expect_learners": expect_learners,
                 "voters": voters, "learners": learners,
             });
-            client.post("/v1/cluster/membership/prepare", &body).await?
+            Answer::fields(client.post("/v1/cluster/membership/prepare", &body).await?)
         }
         CtlCommand::Commit { prepare_index } => {
             let body = json!({ "prepare_index": prepare_index });
-            post_when_ready(client, "/v1/cluster/membership/commit", &body).await?
+            Answer::fields(post_when_ready(client, "/v1/cluster/membership/commit", &body).await?)
         }
-        CtlCommand::Abort => post_when_ready(client, "/v1/cluster/membership/abort", &json!({})).await?,
+        CtlCommand::Abort { prepare_index } => {
+            let body = match prepare_index {
+                Some(index) => json!({ "prepare_index": index }),
+                None => json!({}),
+            };
+            Answer::fields(post_when_ready(client, "/v1/cluster/membership/abort", &body).await?)
+        }
         CtlCommand::TransferLeader { to } => {
             let body = match to {
                 Some(to) => json!({ "to": to }),
                 None => json!({}),
             };
-            client.post("/v1/cluster/leader/transfer", &body).await?
+            Answer::fields(client.post("/v1/cluster/leader/transfer", &body).await?)
         }
-        CtlCommand::Snapshot => client.post("/v1/cluster/snapshot", &json!({})).await?,
+        CtlCommand::Snapshot => Answer::fields(client.post("/v1/cluster/snapshot", &json!({})).await?),
+    })
+}
+
+/// A value from a file, or from stdin for `-`, byte for byte.
+fn read_value(path: &Path) -> Result<String, CtlError> {
+    let mut bytes = Vec::new();
+    let (read, source) = if path == Path::new("-") {
+        (std::io::stdin().lock().read_to_end(&mut bytes), "stdin".to_string())
+    } else {
+        (std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes)), path.display().to_string())
     };
-    let human = fields_text(&value);
-    Ok(Some((value, human)))
+    read.map_err(|e| CtlError::Usage(format!("cannot read the value from {source}: {e}")))?;
+    String::from_utf8(bytes).map_err(|_| CtlError::Usage(format!("the value in {source} is not UTF-8")))
 }
 
 /// POSTs, retrying for a few seconds while the server answers that the
@@ -114,15 +212,56 @@ async fn post_when_ready(client: &Client, path: &str, body: &Value) -> Result<Va
     }
 }
 
+/// The exit code of a CAS whose expectation did not hold.
+const CAS_FAILED: u8 = 10;
+
 /// A ctl failure.
 #[derive(Debug, thiserror::Error)]
 pub enum CtlError {
     /// The server said no, or could not be reached.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The command line is incomplete.
+    /// The command line is incomplete, or its input unreadable.
     #[error("{0}")]
     Usage(String),
+}
+
+impl CtlError {
+    /// The exit code scripts see (documented in `ferraft ctl --help`).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CtlError::Usage(_) => 2,
+            CtlError::Client(ClientError::Unreachable { .. }) => 9,
+            CtlError::Client(ClientError::Timeout { .. }) => 7,
+            CtlError::Client(ClientError::Transport(_)) => 8,
+            CtlError::Client(ClientError::Api { code, .. }) => match code.as_str() {
+                "bad_request" | "no_such_endpoint" | "method_not_allowed" => 2,
+                "not_found" => 3,
+                "conflict" => 4,
+                "no_leader" => 5,
+                "not_initialized" => 6,
+                "timeout" => 7,
+                "internal" => 8,
+                "partially_applied" => 11,
+                "not_member" => 12,
+                _ => 1,
+            },
+        }
+    }
+
+    /// The error as the API's error object: the server's own, or one with a
+    /// ctl code (usage, unreachable, timeout, internal).
+    pub fn json(&self) -> Value {
+        let code = match self {
+            CtlError::Client(ClientError::Api { body, .. }) if body.get("error").is_some() => return body.clone(),
+            CtlError::Client(ClientError::Api { code, .. }) => code.as_str(),
+            CtlError::Usage(_) => "usage",
+            CtlError::Client(ClientError::Unreachable { .. }) => "unreachable",
+            CtlError::Client(ClientError::Timeout { .. }) => "timeout",
+            CtlError::Client(ClientError::Transport(_)) => "internal",
+        };
+        json!({ "error": { "code": code, "message": self.to_string() } })
+    }
 }
 
 fn parse_nodes(specs: &[String]) -> Result<BTreeMap<String, crate::KvNode>, CtlError> {
@@ -207,7 +346,7 @@ pub async fn leader_status(client: &Client) -> Option<Value> {
     (status["role"] == "leader").then_some(status)
 }
 
-fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -225,7 +364,7 @@ fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-fn text(value: &Value) -> String {
+pub(crate) fn text(value: &Value) -> String {
     match value {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),

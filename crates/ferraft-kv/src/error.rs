@@ -246,7 +246,7 @@ impl From<InitializeError> for ApiError {
 
 impl From<ChangeMembershipError<KvNode>> for ApiError {
     fn from(e: ChangeMembershipError<KvNode>) -> Self {
-        let message = e.to_string();
+        let message = crate::error_text::change_message(&e);
         match e {
             ChangeMembershipError::ForwardToLeader(f) => forward(f),
             ChangeMembershipError::Invalid(ChangeMembersError::Invalid(_)) => ApiError::bad_request(message),

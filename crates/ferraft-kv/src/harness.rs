@@ -1,6 +1,6 @@
 //! Local `ferraft serve` processes on loopback, for the demo and the tests.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -27,6 +27,21 @@ pub fn free_port() -> u16 {
             return port;
         }
     }
+}
+
+/// Starts nodes `1..=n` of the `ferraft` binary `exe` (data and logs under
+/// `dir`) and waits until each one's API answers.
+pub async fn start_nodes(exe: &Path, n: u64, dir: &Path) -> std::io::Result<BTreeMap<u64, LocalNode>> {
+    let mut nodes = BTreeMap::new();
+    for id in 1..=n {
+        let mut node = LocalNode::new(exe, id, dir);
+        node.spawn()?;
+        nodes.insert(id, node);
+    }
+    for node in nodes.values() {
+        node.wait_ready(Duration::from_secs(10)).await.map_err(std::io::Error::other)?;
+    }
+    Ok(nodes)
 }
 
 /// One `ferraft serve` process.

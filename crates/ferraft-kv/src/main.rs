@@ -31,7 +31,12 @@ fn main() -> ExitCode {
                 .map(str::trim)
                 .filter(|l| !l.is_empty() && !l.starts_with("tip:"))
                 .collect();
-            eprintln!("{} (see --help)", parts.join(" "));
+            let message = format!("{} (see --help)", parts.join(" "));
+            if wants_json_errors() {
+                println!("{}", serde_json::json!({ "error": { "code": "usage", "message": message } }));
+            } else {
+                eprintln!("{message}");
+            }
             return ExitCode::from(2);
         }
     };
@@ -51,13 +56,7 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Top::Serve(args) => runtime.block_on(serve(args)),
-        Top::Ctl(args) => match runtime.block_on(ferraft_kv::ctl::run(args)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        },
+        Top::Ctl(args) => ExitCode::from(runtime.block_on(ferraft_kv::ctl::run(args))),
         Top::Bench(_) => unreachable!("handled before the runtime starts"),
         Top::Demo => match runtime.block_on(ferraft_kv::demo::run()) {
             Ok(()) => ExitCode::SUCCESS,
@@ -67,6 +66,13 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `ferraft ctl --json ...`: a script that asked for JSON gets its usage
+/// errors as JSON error objects too, though the command line did not parse.
+fn wants_json_errors() -> bool {
+    let mut args = std::env::args().skip(1);
+    args.next().as_deref() == Some("ctl") && args.take_while(|a| a != "--").any(|a| a == "--json")
 }
 
 /// A runtime of `workers` threads; with one, everything runs on this thread.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ferraft_kv::client::{kv_path, Client, ClientError};
-use ferraft_kv::harness::LocalNode;
+use ferraft_kv::harness::{start_nodes, LocalNode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -22,15 +22,7 @@ impl Cluster {
     /// Starts `n` uninitialized nodes.
     async fn start(n: u64) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut nodes = BTreeMap::new();
-        for id in 1..=n {
-            let mut node = LocalNode::new(Path::new(EXE), id, dir.path());
-            node.spawn().unwrap();
-            nodes.insert(id, node);
-        }
-        for node in nodes.values() {
-            node.wait_ready(Duration::from_secs(10)).await.unwrap();
-        }
+        let nodes = start_nodes(Path::new(EXE), n, dir.path()).await.unwrap();
         Self { nodes, _dir: dir }
     }
 
@@ -402,7 +394,7 @@ async fn ctl_prints_tables_or_json_and_fails_with_one_line() {
     let members = ctl(&["members"]);
     assert!(String::from_utf8_lossy(&members.stdout).contains("voter, leader"));
     let missing = ctl(&["get", "absent"]);
-    assert_eq!(missing.status.code(), Some(1));
+    assert_eq!(missing.status.code(), Some(3), "not_found exits 3");
     let stderr = String::from_utf8_lossy(&missing.stderr);
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("not_found"), "{stderr}");

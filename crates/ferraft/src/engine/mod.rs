@@ -201,9 +201,20 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.membership().is_some_and(|m| index_of(m.log_id) <= index_of(self.committed))
     }
 
-    /// The leader this node believes in, if any.
+    /// The leader this node believes in, if any: itself while it leads, the
+    /// leader of its vote while it hears from it. A candidate, or a follower
+    /// whose leader has been silent for an election timeout, knows of none:
+    /// naming the leader of an old vote would send operators and forwarded
+    /// requests to a node that may be dead.
     pub fn current_leader(&self) -> Option<NodeId> {
-        (self.vote.committed).then_some(self.vote.leader_id.node_id)
+        match self.role {
+            Role::Leader(_) => Some(self.id),
+            Role::Candidate(_) => None,
+            Role::Follower => {
+                let leader = self.vote.leader_id.node_id;
+                (self.vote.committed && leader != self.id && self.leader_is_live()).then_some(leader)
+            }
+        }
     }
 
     /// Whether this node is the leader.

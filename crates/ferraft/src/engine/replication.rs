@@ -229,7 +229,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.leader_maybe_commit();
         self.maybe_confirm_reads();
         self.maybe_send_timeout_now();
-        self.replicate_to(from, false);
+        let tell_commit = self.lags_membership_commit(from);
+        self.replicate_to(from, tell_commit);
     }
 
     pub(crate) fn on_snapshot_reply(&mut self, from: NodeId, reply: SnapshotReply) {
@@ -305,12 +306,32 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.commit_to(Some(log_id));
         self.maybe_confirm_reads();
         if !membership_before && self.membership_committed() {
+            // followers that hold it learn at once that it committed
+            let peers: Vec<NodeId> =
+                self.leader_state().map(|l| l.progress.keys().copied().collect()).unwrap_or_default();
+            for peer in peers {
+                if self.lags_membership_commit(peer) {
+                    self.replicate_to(peer, true);
+                }
+            }
             self.on_membership_committed();
         } else {
             // the blank entry of this term committing also unblocks what was
             // queued before it (initial-log rule)
             self.maybe_propose_membership();
         }
+    }
+
+    /// Whether `peer` holds the membership in force, which is committed, but
+    /// has not said it knows that. It would otherwise learn so only with the
+    /// next heartbeat, and until then report the membership as not committed
+    /// although the caller of the change has been told it is.
+    fn lags_membership_commit(&self, peer: NodeId) -> bool {
+        let Some(membership) = self.membership().filter(|_| self.membership_committed()) else { return false };
+        let index = index_of(membership.log_id);
+        self.leader_state()
+            .and_then(|l| l.progress.get(&peer))
+            .is_some_and(|p| p.committed_seen < index && p.matched_index() >= index)
     }
 
     /// Heartbeats, check-quorum, transfer deadline, stalled probes and snapshots.

@@ -651,6 +651,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 || m.cluster_id != self.engine.cluster_id()
                 || m.refused_peers != self.refused
                 || m.vote != self.engine.vote()
+                || m.current_leader != self.engine.current_leader()
                 || m.membership.as_ref().map(|s| s.log_id) != self.engine.membership().map(|s| s.log_id)
                 || m.membership_committed != self.engine.membership_committed()
         };
@@ -695,6 +696,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 || m.cluster_id != engine.cluster_id()
                 || &m.refused_peers != refused
                 || m.vote != engine.vote()
+                || m.current_leader != engine.current_leader()
                 || m.last_log_index != engine.log().last_index()
                 || m.committed != engine.committed()
                 || m.last_applied != applied
