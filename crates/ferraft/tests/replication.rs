@@ -117,13 +117,19 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
         ..fast_config(LeaderIdMode::Standard)
     };
     let (mut cluster, leader, down) = writes_while_a_follower_is_down(config, 100).await;
-    let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader purged its log").await.unwrap();
+    // snapshots are built off the write path and may lag the writes: wait
+    // until the leader purged past the stopped follower's last entry, so only
+    // a snapshot can bring it back
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let purged_past_follower = move |m: &ferraft::RaftMetrics<_>| m.purged.is_some_and(|p| p.index > behind);
+    let m =
+        cluster.raft(leader).wait(WAIT).metrics(purged_past_follower, "leader purged past the follower").await.unwrap();
     assert!(m.snapshot.is_some());
     cluster.start(down).await;
     let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[down], last).await;
-    let m = cluster.raft(down).metrics().borrow().clone();
-    assert!(m.snapshot.is_some(), "caught up through a snapshot");
+    let installed = cluster.members[&down].store.snapshot_state().snapshot.and_then(|s| s.meta.last_log_id);
+    assert!(installed.is_some_and(|l| l.index > behind), "caught up through a snapshot: {installed:?}");
     // the recording state machine's snapshot carries every applied command
     assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>());
 }
