@@ -11,12 +11,14 @@ use ferraft::mem::MemLogStore;
 use ferraft::{BasicNode, Config, LeaderIdMode, LogId, Raft, SnapshotJob, StateMachine, StorageError};
 use support::{fast_config, nodes, WAIT};
 
-/// Applies `u64` commands into a list; its snapshot job waits for the test
-/// to open a gate before encoding the copy it took.
+/// Applies `u64` commands into a list; its first snapshot job waits for the
+/// test to open a gate before encoding the copy it took. Every job records
+/// the copy it encoded, in the order they ran.
 #[derive(Clone, Default)]
 struct GatedSm {
     applied: Arc<Mutex<Vec<u64>>>,
     gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
+    encoded: Arc<Mutex<Vec<Vec<u64>>>>,
 }
 
 impl StateMachine for GatedSm {
@@ -34,11 +36,14 @@ impl StateMachine for GatedSm {
     fn snapshot_job(&mut self) -> SnapshotJob {
         let copy = self.applied.lock().unwrap().clone();
         let gate = self.gate.lock().unwrap().take();
+        let encoded = self.encoded.clone();
         Box::new(move || {
             if let Some(gate) = gate {
                 let _ = gate.recv();
             }
-            Ok(Bytes::from(serde_json::to_vec(&copy).unwrap()))
+            let bytes = Bytes::from(serde_json::to_vec(&copy).unwrap());
+            encoded.lock().unwrap().push(copy);
+            Ok(bytes)
         })
     }
 
@@ -75,12 +80,16 @@ async fn a_slow_snapshot_encode_does_not_stall_writes_and_captures_its_point_in_
     assert_eq!(raft.metrics().borrow().snapshot, None, "not saved before the encode finishes");
 
     open.send(()).unwrap();
-    let m = raft.wait(WAIT).metrics(|m| m.snapshot.is_some(), "snapshot saved").await.unwrap();
+    raft.wait(WAIT).metrics(|m| m.snapshot.is_some(), "snapshot saved").await.unwrap();
+    // The gated job encoded the copy taken when it started: the commands
+    // applied by then, in order, not the 40 applied by the time it encoded.
+    let gated = sm.encoded.lock().unwrap()[0].clone();
+    assert!((8..40).contains(&gated.len()), "{} commands in the snapshot", gated.len());
+    assert_eq!(gated, (0..gated.len() as u64).collect::<Vec<_>>());
+    // The entries applied meanwhile may have started the next job already:
+    // whichever snapshot the store holds now is one consistent point in time.
     let saved = store.snapshot_state().snapshot.expect("the store has the snapshot");
-    assert_eq!(saved.meta.last_log_id, m.snapshot);
     let state: Vec<u64> = serde_json::from_slice(&saved.data).unwrap();
-    // The copy taken when the job started: the commands applied by then, in order.
-    assert!((8..40).contains(&state.len()), "{} commands in the snapshot", state.len());
     assert_eq!(state, (0..state.len() as u64).collect::<Vec<_>>());
     // Log index = command + 2 (initial membership entry, then the leader's blank entry).
     assert_eq!(saved.meta.last_log_id.unwrap().index, state.len() as u64 + 2);

@@ -389,6 +389,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 self.output.push(Output::PurgeLog(store_upto));
             }
         }
+        // entries applied while the job ran count too: an idle node would
+        // otherwise wait for its next write to take the snapshot they are due
+        self.maybe_build_snapshot();
     }
 
     /// The runtime applied up to `applied`: drop in-memory entries older than

@@ -514,5 +514,34 @@ fn nodes_snapshot_at_staggered_points_every_interval() {
     assert_eq!(phases, [0, 25, 50, 75], "{points:?}");
 }
 
+#[test]
+fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved() {
+    let config = Arc::new(Config { snapshot_logs_since_last: 10, ..Config::default() });
+    let mut engine = member(1, &[1], config);
+    engine.on_tick(10_000);
+    assert!(engine.is_leader());
+    let apply_and_ask = |engine: &mut TestEngine, n: u64| {
+        let log_id = engine.propose([n]).unwrap().unwrap();
+        engine.on_log_flushed(log_id);
+        let asked = engine.take_outputs().iter().any(|o| matches!(o, Output::BuildSnapshot));
+        (log_id, asked)
+    };
+    let mut n = 0;
+    let started = loop {
+        n += 1;
+        if let (log_id, true) = apply_and_ask(&mut engine, n) {
+            break log_id;
+        }
+    };
+    // a slow job: 30 entries are applied meanwhile, then the writes stop
+    for _ in 0..30 {
+        n += 1;
+        assert!(!apply_and_ask(&mut engine, n).1, "one job at a time");
+    }
+    engine.on_snapshot_saved(Some(started));
+    let asked = engine.take_outputs().iter().any(|o| matches!(o, Output::BuildSnapshot));
+    assert!(asked, "30 entries past the saved snapshot, the policy of one every 10 asks for the next at once");
+}
+
 mod change_identity;
 mod membership_answers;
