@@ -7,13 +7,17 @@
 //! follower's append reply is only emitted once the store reported the entries
 //! durable (`on_log_flushed`).
 
+mod catch_up;
 mod election;
+mod entry_bytes;
 mod follower;
 mod membership_change;
 mod membership_requests;
 mod output;
 mod progress;
+mod promotion;
 mod raft_log;
+mod readiness;
 mod reads;
 mod replication;
 mod role;
@@ -26,9 +30,11 @@ use std::sync::Arc;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+pub use catch_up::{CatchUpReport, CatchUpStall};
 pub use output::Output;
 pub use progress::{Progress, ReplicationMode};
 pub use raft_log::RaftLog;
+pub use readiness::{ChangeOptions, Readiness};
 pub use role::{CandidateState, LeaderState, Role, ServerState};
 
 use crate::config::Config;
@@ -79,6 +85,8 @@ pub struct Engine<C, N: Node> {
     pub(crate) removed_by_quorum: bool,
     /// Accepted membership requests not yet answered (kept across role changes).
     pub(crate) membership_requests: Vec<membership_requests::MembershipRequest<N>>,
+    /// Learners the leader promotes once ready (cancelled by a leader change).
+    pub(crate) promotions: Vec<promotion::PendingPromotion>,
     pub(crate) output: Vec<Output<C, N>>,
 }
 
@@ -116,6 +124,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             pending_replies: Vec::new(),
             removed_by_quorum: false,
             membership_requests: Vec::new(),
+            promotions: Vec::new(),
             output: Vec::new(),
         };
         engine.reset_election_deadline();
@@ -476,6 +485,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     pub fn on_tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         self.settle_membership_requests();
+        self.settle_promotions();
         if self.is_leader() {
             self.leader_tick();
         } else if self.now_ms >= self.election_deadline_ms {

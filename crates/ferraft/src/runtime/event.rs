@@ -35,6 +35,11 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     LeaseRead(Reply<Result<LogIndex, ReadError<N>>>),
     Initialize(Membership<N>, Reply<Result<LogId, InitializeError>>),
     ChangeMembership(ChangeMembers<N>, bool, Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>),
+    /// Readiness-aware membership calls (see `membership_ext`).
+    MembershipExt(
+        super::membership_ext::MembershipCall<N>,
+        Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>,
+    ),
     Prepare(JointPrepare, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
     CommitJoint(LogIndex, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
     AbortJoint(LogIndex, Reply<Result<LogIndex, ChangeMembershipError<N>>>),

@@ -3,6 +3,7 @@
 
 mod driver;
 mod event;
+mod membership_ext;
 mod metrics;
 mod snapshot_receiver;
 
@@ -14,7 +15,8 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 
 pub use event::WriteResponse;
-pub use metrics::{RaftMetrics, ReplicationMetrics, Wait, WaitError};
+pub use membership_ext::AddLearnerOptions;
+pub use metrics::{RaftMetrics, ReplicationMetrics, SnapshotTransfer, Wait, WaitError};
 
 use crate::config::{Config, ConfigError};
 use crate::engine::ServerState;

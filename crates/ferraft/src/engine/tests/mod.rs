@@ -508,3 +508,4 @@ fn nodes_snapshot_at_staggered_points_every_interval() {
 }
 
 mod membership_answers;
+mod promotion;
