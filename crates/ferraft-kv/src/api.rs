@@ -21,6 +21,9 @@ use crate::kv::{Command, CommandResponse, KvNode, KvStore};
 use crate::membership_json;
 use crate::KvRaft;
 
+#[path = "api_membership_ext.rs"]
+mod membership_ext;
+
 /// Longest key, in bytes.
 pub const MAX_KEY_BYTES: usize = 4096;
 /// Longest value, in bytes.
@@ -128,6 +131,7 @@ async fn route(ctx: &Arc<Ctx>, req: Request) -> Response<Body> {
         "/v1/cluster/learners" => learners(ctx, req).await,
         "/v1/cluster/membership" => membership(ctx, req).await,
         "/v1/cluster/membership/prepare" => prepare(ctx, req).await,
+        "/v1/cluster/replace" => membership_ext::replace(ctx, req).await,
         "/v1/cluster/membership/commit" => commit(ctx, req).await,
         "/v1/cluster/membership/abort" => abort(ctx, req).await,
         "/v1/cluster/leader/transfer" => transfer(ctx, req).await,
@@ -589,13 +593,16 @@ struct LearnerBody {
     api: String,
     #[serde(default = "default_true")]
     blocking: bool,
+    #[serde(default)]
+    promote_when: Option<membership_ext::PromoteWhen>,
 }
 
 async fn learners(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, LEARNER_TIMEOUT, |ctx, body: LearnerBody| async move {
         ctx.require_initialized()?;
         let node = KvNode { raft: body.raft, api: body.api };
-        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await?;
+        let options = membership_ext::learner_options(body.blocking, body.promote_when);
+        let stored = ctx.raft.add_learner_with(body.id, node, options).await?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await
@@ -632,12 +639,15 @@ struct MembershipBody {
     change: ChangeBody,
     #[serde(default)]
     retain: bool,
+    #[serde(default)]
+    force: bool,
 }
 
 async fn membership(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, CHANGE_TIMEOUT, |ctx, body: MembershipBody| async move {
         ctx.require_initialized()?;
-        let stored = ctx.raft.change_membership(body.change.into(), body.retain).await?;
+        let options = ferraft::ChangeOptions { retain: body.retain, force: body.force };
+        let stored = ctx.raft.change_membership_with(body.change.into(), options).await?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
     .await

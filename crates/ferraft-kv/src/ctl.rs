@@ -63,8 +63,16 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
             let value = client.post("/v1/cluster/init", &body).await?;
             return Ok(Some((value.clone(), membership_text(&value["membership"]))));
         }
-        CtlCommand::AddLearner { id, raft, api, no_wait } => {
-            let value = add_learner(client, id, &raft, &api, !no_wait, !json_out).await?;
+        CtlCommand::AddLearner { id, raft, api, no_wait, promote } => {
+            let value = if promote.promote_when_ready {
+                crate::ctl_promote::add_learner_promoted(client, id, &raft, &api, promote, !json_out).await?
+            } else {
+                add_learner(client, id, &raft, &api, !no_wait, !json_out).await?
+            };
+            return Ok(Some((value.clone(), membership_text(&value["membership"]))));
+        }
+        CtlCommand::ReplaceVoter { old, new } => {
+            let value = crate::ctl_promote::replace_voter(client, old, new).await?;
             return Ok(Some((value.clone(), membership_text(&value["membership"]))));
         }
         CtlCommand::Change { change, retain } => {
@@ -174,7 +182,8 @@ pub async fn follow_catch_up(client: &Client, id: u64, bar: bool) {
         let target = *target.get_or_insert(last);
         let matched = leader_status["replication"][id.to_string()]["matched"].as_u64().unwrap_or(0);
         if bar && drawn != Some(matched) {
-            draw_bar(id, matched.min(target), target);
+            let peer = &leader_status["replication"][id.to_string()];
+            draw_bar(id, matched.min(target), target, &crate::ctl_promote::rate_eta_text(peer));
             drawn = Some(matched);
         }
         if matched >= target {
@@ -187,11 +196,12 @@ pub async fn follow_catch_up(client: &Client, id: u64, bar: bool) {
     }
 }
 
-fn draw_bar(id: u64, done: u64, total: u64) {
+/// Draws learner `id`'s catch-up bar on stderr, followed by `detail`.
+pub(crate) fn draw_bar(id: u64, done: u64, total: u64, detail: &str) {
     const WIDTH: u64 = 30;
     let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
     let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '.' }).collect();
-    eprint!("\r  learner {id} catching up [{bar}] {done}/{total}");
+    eprint!("\r  learner {id} catching up [{bar}] {done}/{total}{detail:<36}");
     let _ = std::io::stderr().flush();
 }
 

@@ -230,6 +230,15 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
             ChangeMembershipError::NotReady
             | ChangeMembershipError::NoPendingJoint
             | ChangeMembershipError::LearnerLagging { .. } => ApiError::new(Code::Conflict, message),
+            ChangeMembershipError::LearnerNotReady { node_id, lag_entries, lag_bytes } => {
+                ApiError::new(Code::Conflict, message)
+                    .with("node_id", node_id)
+                    .with("lag_entries", lag_entries)
+                    .with("lag_bytes", lag_bytes)
+            }
+            ChangeMembershipError::NotVoter { node_id } => {
+                ApiError::new(Code::Conflict, message).with("node_id", node_id)
+            }
             ChangeMembershipError::LeadershipLost => ApiError::timeout(message),
             ChangeMembershipError::PartiallyApplied { membership } => ApiError::new(Code::PartiallyApplied, message)
                 .with("membership", crate::membership_json::membership(Some(&membership), true)),

@@ -3,9 +3,11 @@
 
 pub mod api;
 pub mod bench;
+pub mod catch_up_view;
 pub mod cli;
 pub mod client;
 pub mod ctl;
+pub mod ctl_promote;
 pub mod demo;
 pub mod error;
 pub mod harness;

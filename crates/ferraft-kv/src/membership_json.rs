@@ -57,10 +57,8 @@ pub fn status(m: &RaftMetrics<KvNode>) -> Value {
         "membership": membership(m.membership.as_ref(), m.membership_committed),
     });
     if let Some(replication) = &m.replication {
-        let peers: Map<String, Value> = replication
-            .iter()
-            .map(|(id, r)| (id.to_string(), json!({"matched": index_of(r.matched), "reverted": r.reverted})))
-            .collect();
+        let peers: Map<String, Value> =
+            replication.iter().map(|(id, r)| (id.to_string(), crate::catch_up_view::peer_json(r))).collect();
         status["replication"] = Value::Object(peers);
     }
     status

@@ -264,6 +264,8 @@ impl Simulation {
             allow_log_reversion: false,
             // the simulated runtime applies straight from the engine log and never trims it
             log_cache_entries: u64::MAX / 2,
+            // the simulator calls the engine's plain change_membership, which checks no readiness
+            promote_max_lag_entries: u64::MAX,
             broken_rule: match options.fault {
                 Fault::Broken(rule) => Some(rule),
                 _ => None,

@@ -17,8 +17,8 @@ use crate::node::{LogIndex, Node, NodeId};
 /// How far back the catch-up rate looks.
 pub const RATE_WINDOW_MS: u64 = 5_000;
 
-/// Heartbeats without progress (while behind and answering) before catch-up
-/// is reported stalled.
+/// Heartbeats without progress (while behind), or without an answer, before
+/// catch-up is reported stalled.
 pub const NO_PROGRESS_HEARTBEATS: u64 = 10;
 
 /// What the leader remembers of one follower's catch-up over time.
@@ -38,8 +38,9 @@ pub struct CatchUp {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
 pub enum CatchUpStall {
-    /// Not heard from for longer than an election timeout (down, partitioned,
-    /// or a wrong address): check the node and the network.
+    /// Not heard from for `NO_PROGRESS_HEARTBEATS` heartbeats, or the
+    /// transport cannot reach it (down, partitioned, or a wrong address):
+    /// check the node and the network.
     Unreachable {
         /// How long it has been silent.
         silent_ms: u64,
@@ -164,12 +165,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
     fn stall_of(&self, progress: &Progress, lag_entries: u64) -> Option<CatchUpStall> {
         let now = self.now_ms;
         let timeout = self.config.election_timeout_max_ms;
+        let patience_ms = NO_PROGRESS_HEARTBEATS * self.config.heartbeat_interval_ms.max(1);
         let silent_ms = now.saturating_sub(progress.last_heard_ms);
         let still_since = now.saturating_sub(progress.catch_up.last_advance_ms);
         if progress.reverted {
             return Some(CatchUpStall::LogReverted);
         }
-        if silent_ms > timeout || progress.catch_up.unreachable_ms.is_some_and(|u| u >= progress.last_heard_ms) {
+        if silent_ms >= patience_ms || progress.catch_up.unreachable_ms.is_some_and(|u| u >= progress.last_heard_ms) {
             return Some(CatchUpStall::Unreachable { silent_ms });
         }
         if snapshot_offset(progress).is_some() && still_since >= timeout {

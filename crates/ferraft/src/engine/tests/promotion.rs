@@ -104,11 +104,12 @@ fn a_learner_that_answers_but_does_not_advance_is_reported_stalled() {
 #[test]
 fn a_silent_learner_is_reported_unreachable() {
     let mut engine = leader_with_learner_lagging(10);
-    let timeout = engine.config.election_timeout_max_ms;
-    heartbeats(&mut engine, timeout + 100, |_| None);
-    assert!(
-        matches!(engine.catch_up(4).unwrap().stall, Some(CatchUpStall::Unreachable { silent_ms }) if silent_ms > timeout)
-    );
+    let patience = engine.config.heartbeat_interval_ms * NO_PROGRESS_HEARTBEATS;
+    heartbeats(&mut engine, patience - 50, |_| None);
+    assert_eq!(engine.catch_up(4).unwrap().stall, None, "not before N heartbeats of silence");
+    heartbeats(&mut engine, 100, |_| None);
+    let stall = engine.catch_up(4).unwrap().stall;
+    assert!(matches!(stall, Some(CatchUpStall::Unreachable { silent_ms }) if silent_ms >= patience), "{stall:?}");
     assert_eq!(engine.catch_up(2).unwrap().stall, None, "a voter that answers is not");
 }
 
