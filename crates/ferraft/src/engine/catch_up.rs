@@ -174,8 +174,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if silent_ms >= patience_ms || progress.catch_up.unreachable_ms.is_some_and(|u| u >= progress.last_heard_ms) {
             return Some(CatchUpStall::Unreachable { silent_ms });
         }
-        if snapshot_offset(progress).is_some() && still_since >= timeout {
-            return Some(CatchUpStall::SnapshotFailing { stalled_ms: still_since });
+        if snapshot_offset(progress).is_some() {
+            // the log cannot advance before the snapshot is in: judge the stream
+            return (still_since >= timeout).then_some(CatchUpStall::SnapshotFailing { stalled_ms: still_since });
         }
         let heartbeats = still_since / self.config.heartbeat_interval_ms.max(1);
         (lag_entries > 0 && heartbeats >= NO_PROGRESS_HEARTBEATS).then_some(CatchUpStall::NoProgress { heartbeats })

@@ -236,3 +236,59 @@ fn replace_voter_is_refused_while_the_learner_lags_and_is_one_joint_change_once_
     let answered = answers(&engine.take_outputs());
     assert!(matches!(&answered[..], [(5, Ok(m))] if m.membership.configs() == [set(&[1, 2, 4])]), "{answered:?}");
 }
+
+/// Learner 4 (matched at `matched`) needs entries the leader purged: the
+/// leader streams it a snapshot.
+fn streaming_a_snapshot_to_learner_4(matched: u64) -> TestEngine {
+    let mut engine = leader_with_learner_lagging(50);
+    engine.config = Arc::new(Config { purge_keep_entries: 0, ..(*engine.config).clone() });
+    let last = engine.log().last_log_id();
+    engine.on_snapshot_saved(last);
+    assert!(engine.log().first_index() > matched + 1, "the entries learner 4 needs are purged");
+    let reply = AppendReply {
+        vote: engine.vote(),
+        seq: u64::MAX / 2,
+        outcome: AppendOutcome::Conflict { hint_index: matched, last_index: matched },
+        committed: 0,
+    };
+    engine.on_message(msg(4, 1, MessageBody::AppendReply(reply)));
+    let outputs = engine.take_outputs();
+    assert!(outputs.iter().any(|o| matches!(o, Output::SendSnapshotChunk { to: 4, offset: 0, .. })));
+    engine
+}
+
+fn snapshot_reply(engine: &mut TestEngine, next_offset: u64) {
+    let reply =
+        crate::message::SnapshotReply { vote: engine.vote(), last_log_id: None, next_offset, seq: u64::MAX / 2 };
+    engine.on_message(msg(4, 1, MessageBody::SnapshotReply(reply)));
+}
+
+#[test]
+fn snapshot_transfer_progress_is_the_bytes_the_follower_acknowledged() {
+    let mut engine = streaming_a_snapshot_to_learner_4(2);
+    assert_eq!(engine.catch_up(4).unwrap().snapshot_bytes_sent, Some(0));
+    snapshot_reply(&mut engine, 4096);
+    assert_eq!(engine.catch_up(4).unwrap().snapshot_bytes_sent, Some(4096));
+    assert_eq!(engine.catch_up(2).unwrap().snapshot_bytes_sent, None, "none streams to a follower in the log");
+    // a learner still receiving a snapshot is not ready, whatever its rule
+    let rule = Readiness { max_lag_entries: u64::MAX, max_lag_bytes: u64::MAX, hold_ms: 0 };
+    assert!(matches!(engine.check_ready(4, &rule), Err(ChangeMembershipError::LearnerNotReady { node_id: 4, .. })));
+}
+
+#[test]
+fn a_snapshot_stream_that_does_not_advance_is_reported_failing() {
+    let mut engine = streaming_a_snapshot_to_learner_4(2);
+    snapshot_reply(&mut engine, 4096);
+    // the learner keeps answering, but never past byte 4096
+    let timeout = engine.config.election_timeout_max_ms;
+    let end = engine.now_ms + timeout;
+    while engine.now_ms < end {
+        heartbeats(&mut engine, 50, |_| None);
+        snapshot_reply(&mut engine, 4096);
+        assert_eq!(engine.catch_up(4).unwrap().stall, None, "not before an election timeout");
+    }
+    heartbeats(&mut engine, 100, |_| None);
+    snapshot_reply(&mut engine, 4096);
+    let stall = engine.catch_up(4).unwrap().stall;
+    assert!(matches!(stall, Some(CatchUpStall::SnapshotFailing { stalled_ms }) if stalled_ms >= timeout), "{stall:?}");
+}
