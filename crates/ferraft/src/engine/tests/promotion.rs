@@ -1,21 +1,10 @@
 //! Catch-up you can watch and promote when ready (issue 23), at the engine.
 
+use super::membership_answers::answers;
 use super::*;
 use crate::engine::catch_up::NO_PROGRESS_HEARTBEATS;
 use crate::engine::{CatchUpStall, ChangeOptions, Readiness};
 use crate::error::ChangeMembershipError;
-
-type Answer = Result<StoredMembership<BasicNode>, ChangeMembershipError<BasicNode>>;
-
-fn answers(outputs: &[Output<u64, BasicNode>]) -> Vec<(u64, Answer)> {
-    outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::MembershipDone { request_id, result } => Some((*request_id, result.clone())),
-            _ => None,
-        })
-        .collect()
-}
 
 /// Node 1 leads {1,2,3} with learner 4, all caught up, then appends `extra`
 /// commands that only the voters acknowledge: learner 4 lacks them.
