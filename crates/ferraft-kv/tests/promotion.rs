@@ -88,3 +88,35 @@ async fn a_learner_added_over_http_with_promote_when_is_promoted_and_replace_nee
     assert_eq!(voters(&answer["membership"]), [1, 3, 4]);
     drop((two, three, four));
 }
+
+#[tokio::test]
+async fn ctl_adds_a_learner_promoted_when_ready_then_replaces_a_voter_with_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let one = started(1, dir.path()).await;
+    one.client.post("/v1/cluster/init", &json!({})).await.unwrap();
+    let ctl = |args: &[&str]| -> Value {
+        let out = std::process::Command::new(EXE).args(["ctl", "--json", "--endpoint", &one.api]).args(args).output();
+        let out = out.unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let two = started(2, dir.path()).await;
+    let promoted = ctl(&[
+        "add-learner",
+        "2",
+        "--raft",
+        &two.raft,
+        "--api",
+        &two.api,
+        "--promote-when-ready",
+        "--max-lag",
+        "10",
+        "--hold-ms",
+        "100",
+    ]);
+    assert_eq!(voters(&promoted["membership"]), [1, 2]);
+    let three = started(3, dir.path()).await;
+    ctl(&["add-learner", "3", "--raft", &three.raft, "--api", &three.api]);
+    let replaced = ctl(&["replace-voter", "2", "3"]);
+    assert_eq!(voters(&replaced["membership"]), [1, 3]);
+}

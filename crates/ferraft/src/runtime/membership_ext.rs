@@ -66,8 +66,15 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         let Some(rule) = options.promote_when else {
             return self.add_learner(id, node, options.blocking).await;
         };
-        self.change_membership(ChangeMembers::AddNodes([(id, node)].into()), false).await?;
-        self.membership_call(MembershipCall::PromoteWhenReady(id, rule)).await
+        let added = self.change_membership(ChangeMembers::AddNodes([(id, node)].into()), false).await?;
+        match self.membership_call(MembershipCall::PromoteWhenReady(id, rule)).await {
+            // leadership moved between the two steps: the learner is in
+            // (committed), so "nothing happened" would be untrue
+            Err(ChangeMembershipError::ForwardToLeader(_)) => {
+                Err(ChangeMembershipError::PartiallyApplied { membership: added })
+            }
+            other => other,
+        }
     }
 
     /// [`Raft::change_membership`] with options. A plain change refuses to make
