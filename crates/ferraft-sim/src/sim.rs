@@ -264,8 +264,7 @@ impl Simulation {
             allow_log_reversion: false,
             // the simulated runtime applies straight from the engine log and never trims it
             log_cache_entries: u64::MAX / 2,
-            // the simulator calls the engine's plain change_membership, which checks no readiness
-            promote_max_lag_entries: u64::MAX,
+            promote_max_lag_entries: [0, 5, 1_000][rng.gen_range(0..3)],
             broken_rule: match options.fault {
                 Fault::Broken(rule) => Some(rule),
                 _ => None,
@@ -964,7 +963,13 @@ impl Simulation {
             0 | 1 => {
                 outsiders.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddNodes([(*id, node_addr(*id))].into()))
             }
-            2 | 3 => learners.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddVoterIds([*id].into())),
+            2 => learners.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddVoterIds([*id].into())),
+            3 => {
+                if let Some(id) = learners.iter().choose(&mut self.rng) {
+                    self.request_promotion(i, request_id, *id);
+                }
+                None
+            }
             4 => voters.iter().choose(&mut self.rng).map(|id| ChangeMembers::RemoveVoters([*id].into())),
             5 => {
                 let size = self.rng.gen_range(1..=members.len().min(5));
@@ -1008,8 +1013,21 @@ impl Simulation {
 
     fn request_change(&mut self, i: usize, request_id: u64, change: ChangeMembers<BasicNode>, retain: bool) {
         let shown = format!("{change:?}");
-        let result = self.call(i, |e| e.change_membership(request_id, change, retain).map_err(|e| e.to_string()));
-        self.trace(|| format!("n{} change {request_id} {shown} retain={retain}: {result:?}", i + 1));
+        // unforced, a change refuses learners lagging more than the config allows
+        let options = ferraft::ChangeOptions { retain, force: self.rng.gen_bool(0.5) };
+        let result = self.call(i, |e| e.change_membership_with(request_id, change, options).map_err(|e| e.to_string()));
+        self.trace(|| format!("n{} change {request_id} {shown} {options:?}: {result:?}", i + 1));
+    }
+
+    /// Promote when ready: the leader promotes the learner once its random rule held.
+    fn request_promotion(&mut self, i: usize, request_id: u64, learner: NodeId) {
+        let rule = ferraft::Readiness {
+            max_lag_entries: self.rng.gen_range(0..20),
+            max_lag_bytes: u64::MAX,
+            hold_ms: self.rng.gen_range(0..300),
+        };
+        let result = self.call(i, |e| e.promote_when_ready(request_id, learner, rule).map_err(|e| e.to_string()));
+        self.trace(|| format!("n{} promote {learner} when {rule:?} ({request_id}): {result:?}", i + 1));
     }
 
     /// Explicit joint consensus: prepare a random target, or commit / abort the pending one.
