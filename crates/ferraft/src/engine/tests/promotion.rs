@@ -281,3 +281,21 @@ fn a_snapshot_stream_that_does_not_advance_is_reported_failing() {
     let stall = engine.catch_up(4).unwrap().stall;
     assert!(matches!(stall, Some(CatchUpStall::SnapshotFailing { stalled_ms }) if stalled_ms >= timeout), "{stall:?}");
 }
+
+#[test]
+fn a_learner_whose_log_went_backwards_is_reported_reverted_and_is_not_ready() {
+    let mut engine = leader_with_learner_lagging(10);
+    let last = engine.log().last_index();
+    learner_4_matched_at(&mut engine, last);
+    // its data was wiped: it now answers with an empty log
+    let reply = AppendReply {
+        vote: engine.vote(),
+        seq: u64::MAX / 2 + 1,
+        outcome: AppendOutcome::Conflict { hint_index: 0, last_index: 0 },
+        committed: 0,
+    };
+    engine.on_message(msg(4, 1, MessageBody::AppendReply(reply)));
+    assert_eq!(engine.catch_up(4).unwrap().stall, Some(CatchUpStall::LogReverted));
+    let rule = Readiness { max_lag_entries: u64::MAX, max_lag_bytes: u64::MAX, hold_ms: 0 };
+    assert!(matches!(engine.check_ready(4, &rule), Err(ChangeMembershipError::LearnerNotReady { node_id: 4, .. })));
+}
