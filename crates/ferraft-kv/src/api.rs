@@ -17,6 +17,7 @@ mod forward;
 mod health;
 mod keys;
 mod list;
+mod membership_ext;
 mod request;
 mod routes;
 mod watch;

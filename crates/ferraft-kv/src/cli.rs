@@ -370,6 +370,15 @@ pub enum CtlCommand {
         /// Return once the learner entry is committed, without waiting for it to catch up.
         #[arg(long)]
         no_wait: bool,
+        #[command(flatten)]
+        promote: crate::ctl_promote::PromoteArgs,
+    },
+    /// Swap a voter for a caught-up learner in one change.
+    ReplaceVoter {
+        /// The voter to remove.
+        old: u64,
+        /// The learner to make a voter in its place.
+        new: u64,
     },
     /// Change the membership.
     Change {

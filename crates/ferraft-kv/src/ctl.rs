@@ -146,8 +146,16 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
             let body = crate::ctl_identity::init_body(parse_nodes(&nodes)?, cluster_id);
             Answer::membership(client.post("/v1/cluster/init", &body).await?)
         }
-        CtlCommand::AddLearner { id, raft, api, no_wait } => {
-            Answer::membership(add_learner(client, id, &raft, &api, !no_wait, !json_out).await?)
+        CtlCommand::AddLearner { id, raft, api, no_wait, promote } => {
+            let value = if promote.promote_when_ready {
+                crate::ctl_promote::add_learner_promoted(client, id, &raft, &api, promote, !json_out).await?
+            } else {
+                add_learner(client, id, &raft, &api, !no_wait, !json_out).await?
+            };
+            Answer::membership(value)
+        }
+        CtlCommand::ReplaceVoter { old, new } => {
+            Answer::membership(crate::ctl_promote::replace_voter(client, old, new).await?)
         }
         CtlCommand::Change { change, retain } => {
             let change = change_body(change)?;
@@ -313,7 +321,8 @@ pub async fn follow_catch_up(client: &Client, id: u64, bar: bool) {
         let target = *target.get_or_insert(last);
         let matched = leader_status["replication"][id.to_string()]["matched"].as_u64().unwrap_or(0);
         if bar && drawn != Some(matched) {
-            draw_bar(id, matched.min(target), target);
+            let peer = &leader_status["replication"][id.to_string()];
+            draw_bar(id, matched.min(target), target, &crate::ctl_promote::rate_eta_text(peer));
             drawn = Some(matched);
         }
         if matched >= target {
@@ -326,11 +335,12 @@ pub async fn follow_catch_up(client: &Client, id: u64, bar: bool) {
     }
 }
 
-fn draw_bar(id: u64, done: u64, total: u64) {
+/// Draws learner `id`'s catch-up bar on stderr, followed by `detail`.
+pub(crate) fn draw_bar(id: u64, done: u64, total: u64, detail: &str) {
     const WIDTH: u64 = 30;
     let filled = (done * WIDTH).checked_div(total).unwrap_or(WIDTH);
     let bar: String = (0..WIDTH).map(|i| if i < filled { '#' } else { '.' }).collect();
-    eprint!("\r  learner {id} catching up [{bar}] {done}/{total}");
+    eprint!("\r  learner {id} catching up [{bar}] {done}/{total}{detail:<36}");
     let _ = std::io::stderr().flush();
 }
 

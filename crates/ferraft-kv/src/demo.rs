@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use crate::client::{kv_path, Client, ClientError};
 use crate::ctl::{add_learner, membership_line};
+use crate::ctl_promote::{add_learner_promoted, PromoteArgs};
 use crate::harness::LocalNode;
 
 type DemoResult<T = ()> = Result<T, String>;
@@ -340,13 +341,17 @@ impl Demo {
         let next = self.wait_leader(None).await?;
         self.say(format!("node {leader} stepped down; node {next} leads now"));
         self.changes.push(format!("remove leader {leader}"));
-        self.say("grow back to five voters: learner 5 rejoins, then replace_voters [1,2,3,4,5]");
+        self.say("grow back to five voters: node 5 rejoins as a learner with a readiness rule (at most 100");
+        self.say("entries behind for 300 ms); the leader promotes it by itself; then replace_voters [1,2,3,4,5]");
         let (raft, api) = (self.nodes[&5].raft.clone(), self.nodes[&5].api.clone());
-        let m = add_learner(self.client(next), 5, &raft, &api, true, true).await.map_err(err("add learner 5"))?;
-        self.say(format!("-> {}", membership_line(&m["membership"])));
+        let rule = PromoteArgs { promote_when_ready: true, max_lag: Some(100), hold_ms: 300 };
+        let m = add_learner_promoted(self.client(next), 5, &raft, &api, rule, true)
+            .await
+            .map_err(err("add learner 5, promote when ready"))?;
+        self.say(format!("promoted by the leader -> {}", membership_line(&m["membership"])));
         let m = self.change(&json!({ "replace_voters": [1, 2, 3, 4, 5] }), false).await?;
         self.say(format!("-> {}", membership_line(&m)));
-        self.changes.push("add learner 5, replace voters -> {1,2,3,4,5}".into());
+        self.changes.push("add learner 5 promoted when ready, replace voters -> {1,2,3,4,5}".into());
         Ok(())
     }
 

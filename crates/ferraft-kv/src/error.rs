@@ -277,6 +277,15 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
                 .with("expected_membership_index", expected)
                 .with("membership", crate::membership_json::membership(Some(&*actual), true)),
             ChangeMembershipError::BadChangeId { .. } => ApiError::bad_request(message),
+            ChangeMembershipError::LearnerNotReady { node_id, lag_entries, lag_bytes } => {
+                ApiError::new(Code::Conflict, message)
+                    .with("node_id", node_id)
+                    .with("lag_entries", lag_entries)
+                    .with("lag_bytes", lag_bytes)
+            }
+            ChangeMembershipError::NotVoter { node_id } => {
+                ApiError::new(Code::Conflict, message).with("node_id", node_id)
+            }
             ChangeMembershipError::Fatal(f) => fatal(f),
             // a variant added to the library later: its outcome is unknown to this server
             #[allow(unreachable_patterns)]

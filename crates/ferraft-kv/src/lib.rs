@@ -4,6 +4,7 @@
 pub mod address_check;
 pub mod api;
 pub mod bench;
+pub mod catch_up_view;
 pub mod cli;
 pub mod client;
 pub mod cluster_identity;
@@ -11,6 +12,7 @@ pub mod ctl;
 pub mod ctl_cluster;
 pub mod ctl_identity;
 pub mod ctl_list;
+pub mod ctl_promote;
 pub mod demo;
 pub mod error;
 pub mod error_text;

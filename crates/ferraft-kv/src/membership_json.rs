@@ -69,7 +69,7 @@ pub fn status(m: &RaftMetrics<KvNode>) -> Value {
         let peers: Map<String, Value> = replication
             .iter()
             .map(|(id, r)| {
-                let mut peer = json!({"matched": index_of(r.matched), "reverted": r.reverted});
+                let mut peer = crate::catch_up_view::peer_json(r);
                 if let Some(refusal) = m.refused_peers.get(id) {
                     peer["refused"] = json!(refusal.to_string());
                 }
@@ -79,4 +79,24 @@ pub fn status(m: &RaftMetrics<KvNode>) -> Value {
         status["replication"] = Value::Object(peers);
     }
     status
+}
+
+/// The answer of `GET /v1/cluster/changes/{id}`.
+pub fn change_status(change_id: &str, status: &ferraft::ChangeStatus<KvNode>) -> Value {
+    use ferraft::ChangeStatus as S;
+    let (state, extra) = match status {
+        S::Pending => ("pending", json!({})),
+        S::Proposed { log_id } => ("proposed", json!({ "log_index": log_id.index })),
+        S::Joint { membership } => ("joint", json!({ "membership": membership_result(membership) })),
+        S::Committed { membership } => ("committed", json!({ "membership": membership_result(membership) })),
+        S::RolledBack { membership } => ("rolled_back", json!({ "membership": membership_result(membership) })),
+        S::Superseded { membership } => ("superseded", json!({ "membership": membership_result(membership) })),
+        S::Failed { reason } => ("failed", json!({ "reason": reason })),
+        S::Unknown => ("unknown", json!({})),
+    };
+    let mut answer = json!({ "change_id": change_id, "status": state });
+    if let (Some(answer), Some(extra)) = (answer.as_object_mut(), extra.as_object()) {
+        answer.extend(extra.clone());
+    }
+    answer
 }

@@ -63,6 +63,7 @@ pub fn render(m: &RaftMetrics<KvNode>, me: &KvNode, keys: usize, http: &HttpMetr
             let lag = m.last_log_index.saturating_sub(index_of(progress.matched));
             let _ = writeln!(out, "ferraft_replication_lag_entries{{peer=\"{peer}\"}} {lag}");
         }
+        crate::catch_up_view::write_metrics(&mut out, replication);
     }
     out
 }

@@ -270,6 +270,7 @@ impl Simulation {
             allow_log_reversion: false,
             // the simulated runtime applies straight from the engine log and never trims it
             log_cache_entries: u64::MAX / 2,
+            promote_max_lag_entries: [0, 5, 1_000][rng.gen_range(0..3)],
             broken_rule: match options.fault {
                 Fault::Broken(rule) => Some(rule),
                 _ => None,
@@ -1006,7 +1007,13 @@ impl Simulation {
             0 | 1 => {
                 outsiders.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddNodes([(*id, node_addr(*id))].into()))
             }
-            2 | 3 => learners.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddVoterIds([*id].into())),
+            2 => learners.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddVoterIds([*id].into())),
+            3 => {
+                if let Some(id) = learners.iter().choose(&mut self.rng) {
+                    self.request_promotion(i, request_id, *id);
+                }
+                None
+            }
             4 => voters.iter().choose(&mut self.rng).map(|id| ChangeMembers::RemoveVoters([*id].into())),
             5 => {
                 let size = self.rng.gen_range(1..=members.len().min(5));
@@ -1059,9 +1066,23 @@ impl Simulation {
         let shown = format!("{change:?}");
         let asked = Asked::Change { change: change.clone(), retain };
         let handle = self.issue_membership_request(i, Some(request_id), asked);
-        let result = self.call(i, |e| e.change_membership(request_id, change, retain));
-        self.trace(|| format!("n{} change {request_id} {shown} retain={retain}: {result:?}", i + 1));
+        // unforced, a change refuses learners lagging more than the config allows
+        let options = ferraft::ChangeOptions { retain, force: self.rng.gen_bool(0.5), ..Default::default() };
+        let shown_options = format!("{options:?}");
+        let result = self.call(i, |e| e.change_membership_with(request_id, change, options));
+        self.trace(|| format!("n{} change {request_id} {shown} {shown_options}: {result:?}", i + 1));
         self.membership_call_returned(i, handle, result.map(|r| r.map(|()| None)));
+    }
+
+    /// Promote when ready: the leader promotes the learner once its random rule held.
+    fn request_promotion(&mut self, i: usize, request_id: u64, learner: NodeId) {
+        let rule = ferraft::Readiness {
+            max_lag_entries: self.rng.gen_range(0..20),
+            max_lag_bytes: u64::MAX,
+            hold_ms: self.rng.gen_range(0..300),
+        };
+        let result = self.call(i, |e| e.promote_when_ready(request_id, learner, rule).map_err(|e| e.to_string()));
+        self.trace(|| format!("n{} promote {learner} when {rule:?} ({request_id}): {result:?}", i + 1));
     }
 
     /// Explicit joint consensus: prepare a random target, or commit / abort the pending one.

@@ -98,6 +98,10 @@ pub struct Config {
     /// Accept a follower whose log went backwards (its data was wiped). Off by
     /// default: a wiped voter could otherwise help lose committed entries.
     pub allow_log_reversion: bool,
+    /// A learner lacking more entries than this is not promoted to voter
+    /// (refused with its lag) unless the change is forced: a voter that
+    /// must first catch up can stall commits.
+    pub promote_max_lag_entries: u64,
     /// Test-only: break one protocol rule (see [`BrokenRule`]).
     #[doc(hidden)]
     #[serde(skip)]
@@ -122,6 +126,7 @@ impl Default for Config {
             snapshot_chunk_bytes: 1 << 20,
             joint_exit_timeout_ms: 30_000,
             allow_log_reversion: false,
+            promote_max_lag_entries: 1_000,
             broken_rule: None,
         }
     }

@@ -220,6 +220,24 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
         /// The learner.
         node_id: NodeId,
     },
+    /// Promoting this learner was refused: it is not caught up (or not heard
+    /// from, or still receiving a snapshot). Retry once it caught up, add it
+    /// with a readiness rule, or force the change.
+    #[error("learner {node_id} is not ready to vote: it lacks {lag_entries} entries ({lag_bytes} bytes)")]
+    LearnerNotReady {
+        /// The learner.
+        node_id: NodeId,
+        /// Entries it lacks.
+        lag_entries: u64,
+        /// Bytes it lacks.
+        lag_bytes: u64,
+    },
+    /// The node to replace is not a voter; nothing happened.
+    #[error("node {node_id} is not a voter")]
+    NotVoter {
+        /// The node named.
+        node_id: NodeId,
+    },
     /// The node cannot continue.
     #[error(transparent)]
     Fatal(#[from] Fatal),

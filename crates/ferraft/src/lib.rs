@@ -119,7 +119,7 @@ pub mod vote;
 
 pub use cluster_id::{ClusterId, ParseClusterIdError};
 pub use config::{Config, ConfigError};
-pub use engine::ServerState;
+pub use engine::{CatchUpReport, CatchUpStall, ChangeOptions, ChangeStatus, Readiness, ServerState};
 pub use entry::{AppData, Entry, EntryPayload};
 pub use error::{ChangeMembershipError, Fatal, ForwardToLeader, InitializeError, ReadError, TransferError, WriteError};
 pub use leader_id::{LeaderId, LeaderIdMode};
@@ -129,7 +129,10 @@ pub use message::{Envelope, Message, MessageBody};
 pub use network::Network;
 pub use node::{BasicNode, LogIndex, Node, NodeId, Term};
 pub use peer_refusal::PeerRefusal;
-pub use runtime::{Raft, RaftMetrics, StartError, Wait, WaitError, WriteResponse};
+pub use runtime::{
+    AddLearnerOptions, Raft, RaftMetrics, ReplicationMetrics, SnapshotTransfer, StartError, Wait, WaitError,
+    WriteResponse,
+};
 pub use snapshot::{Snapshot, SnapshotMeta};
 pub use state_machine::{SnapshotJob, StateMachine};
 pub use storage::{AppendDurability, FlushNotifier, LogState, LogStore, StageSnapshot, StorageError};

@@ -26,7 +26,7 @@ use crate::membership_json;
 const READY_POLL: Duration = Duration::from_millis(20);
 
 /// Runs a cluster operation that takes a JSON body on POST.
-async fn post<T, F, Fut>(ctx: Arc<Ctx>, req: Request, limit: Duration, op: F) -> Response<Body>
+pub(super) async fn post<T, F, Fut>(ctx: Arc<Ctx>, req: Request, limit: Duration, op: F) -> Response<Body>
 where
     T: DeserializeOwned,
     F: FnOnce(Arc<Ctx>, T) -> Fut,
@@ -106,6 +106,8 @@ struct LearnerBody {
     api: String,
     #[serde(default = "default_true")]
     blocking: bool,
+    #[serde(default)]
+    promote_when: Option<super::membership_ext::PromoteWhen>,
 }
 
 pub(super) async fn learners(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -113,7 +115,8 @@ pub(super) async fn learners(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         ctx.require_initialized()?;
         let node = KvNode { raft: body.raft, api: body.api };
         crate::address_check::check_node(body.id, &node)?;
-        let stored = ctx.raft.add_learner(body.id, node, body.blocking).await;
+        let options = super::membership_ext::learner_options(body.blocking, body.promote_when);
+        let stored = ctx.raft.add_learner_with(body.id, node, options).await;
         let stored = stored.map_err(|e| crate::membership_errors::explain(&ctx.raft, e))?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })
@@ -151,6 +154,13 @@ struct MembershipBody {
     change: ChangeBody,
     #[serde(default)]
     retain: bool,
+    /// Promote learners that are not caught up.
+    #[serde(default)]
+    force: bool,
+    /// The caller's id for the change: a repeat returns the first outcome.
+    change_id: Option<String>,
+    /// Apply only if the membership in force is the entry at this index.
+    expect_membership_index: Option<u64>,
 }
 
 pub(super) async fn membership(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -158,7 +168,10 @@ pub(super) async fn membership(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         ctx.require_initialized()?;
         let change = body.change.into();
         crate::address_check::check_change(&change)?;
-        let stored = ctx.raft.change_membership(change, body.retain).await;
+        let guard =
+            ferraft::ChangeGuard { change_id: body.change_id, expect_membership_index: body.expect_membership_index };
+        let options = ferraft::ChangeOptions { retain: body.retain, force: body.force, guard };
+        let stored = ctx.raft.change_membership_with(change, options).await;
         let stored = stored.map_err(|e| crate::membership_errors::explain(&ctx.raft, e))?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
     })

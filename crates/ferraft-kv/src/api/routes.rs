@@ -10,7 +10,7 @@ use axum::http::{header, HeaderValue, Method, Response};
 use axum::response::IntoResponse;
 use axum::Router;
 
-use super::{backup, cluster, health, keys, list, watch, Ctx, LEADER_HEADER};
+use super::{backup, cluster, health, keys, list, membership_ext, watch, Ctx, LEADER_HEADER};
 use crate::error::{ApiError, Code};
 use crate::http_metrics::EndpointClass;
 
@@ -43,11 +43,16 @@ enum Endpoint {
     Health,
     Ready,
     Watch,
+    Replace,
+    ChangeStatus,
 }
 
 impl Endpoint {
     /// The endpoint `path` (raw, as received) names.
     fn of(path: &str) -> Option<Endpoint> {
+        if path.strip_prefix("/v1/cluster/changes/").is_some_and(|id| !id.is_empty()) {
+            return Some(Endpoint::ChangeStatus);
+        }
         if let Some(rest) = path.strip_prefix("/v1/kv/") {
             // a key's own slashes are sent encoded, so a literal last `/cas` is the CAS endpoint
             return Some(if rest.ends_with("/cas") { Endpoint::Cas } else { Endpoint::Key });
@@ -59,6 +64,7 @@ impl Endpoint {
             "/v1/cluster/learners" => Endpoint::Learners,
             "/v1/cluster/membership" => Endpoint::Membership,
             "/v1/cluster/membership/prepare" => Endpoint::Prepare,
+            "/v1/cluster/replace" => Endpoint::Replace,
             "/v1/cluster/membership/commit" => Endpoint::Commit,
             "/v1/cluster/membership/abort" => Endpoint::Abort,
             "/v1/cluster/leader/transfer" => Endpoint::Transfer,
@@ -81,6 +87,7 @@ impl Endpoint {
             | Endpoint::Metrics
             | Endpoint::Health
             | Endpoint::Ready
+            | Endpoint::ChangeStatus
             | Endpoint::Watch => &[Method::GET],
             Endpoint::Cas
             | Endpoint::Init
@@ -90,6 +97,7 @@ impl Endpoint {
             | Endpoint::Commit
             | Endpoint::Abort
             | Endpoint::Transfer
+            | Endpoint::Replace
             | Endpoint::Snapshot => &[Method::POST],
         }
     }
@@ -140,6 +148,11 @@ async fn call(endpoint: Endpoint, ctx: Arc<Ctx>, req: Request) -> Response<Body>
         Endpoint::Health => health::health(&ctx),
         Endpoint::Ready => health::ready(&ctx).await,
         Endpoint::Watch => watch::watch(ctx, req).await,
+        Endpoint::Replace => membership_ext::replace(ctx, req).await,
+        Endpoint::ChangeStatus => {
+            let id = req.uri().path().trim_start_matches("/v1/cluster/changes/").to_string();
+            membership_ext::change_status(ctx, req, id).await
+        }
     }
 }
 

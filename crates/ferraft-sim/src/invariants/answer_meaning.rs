@@ -33,7 +33,9 @@ pub fn meaning(error: &ChangeMembershipError<BasicNode>) -> Meaning {
         | E::PreconditionFailed { .. }
         | E::BadChangeId { .. }
         | E::PeerRefused { .. }
-        | E::QueuedTooLong { .. } => Meaning::NothingHappened,
+        | E::QueuedTooLong { .. }
+        | E::LearnerNotReady { .. }
+        | E::NotVoter { .. } => Meaning::NothingHappened,
         E::PartiallyApplied { membership } | E::RolledBack { membership } => Meaning::Partial((**membership).clone()),
         // LearnerLagging comes after the learner was added (runtime only)
         E::LeadershipLost | E::LearnerLagging { .. } | E::NotCommittedInTime { .. } | E::Fatal(_) => Meaning::Unknown,

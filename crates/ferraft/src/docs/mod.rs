@@ -8,6 +8,7 @@
 //! | [`getting_started`] | you want a replicated service running |
 //! | [`cluster_initialization`] | you bring a new cluster up |
 //! | [`membership`] | you add, remove, promote or re-address nodes |
+//! | [`promotion`] | you want to see a node catch up, or have it promoted once ready |
 //! | [`storage_and_network`] | you implement [`LogStore`](crate::LogStore), [`Network`](crate::Network) or [`StateMachine`](crate::StateMachine) |
 //! | [`reads`] | you need reads that see every acknowledged write |
 //! | [`operations`] | you run a cluster: restarts, lost disks, mistakes, metrics |
@@ -23,6 +24,10 @@ pub mod cluster_initialization {
 
 pub mod membership {
     #![doc = include_str!("membership.md")]
+}
+
+pub mod promotion {
+    #![doc = include_str!("promotion.md")]
 }
 
 pub mod storage_and_network {

@@ -7,16 +7,20 @@
 //! follower's append reply is only emitted once the store reported the entries
 //! durable (`on_log_flushed`).
 
+mod catch_up;
 mod change_identity;
 mod cluster_identity;
 mod election;
+mod entry_bytes;
 mod follower;
 mod joint_exit;
 mod membership_change;
 mod membership_requests;
 mod output;
 mod progress;
+mod promotion;
 mod raft_log;
+mod readiness;
 mod reads;
 mod replication;
 mod role;
@@ -31,10 +35,12 @@ use std::sync::Arc;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+pub use catch_up::{CatchUpReport, CatchUpStall};
 pub use change_identity::ChangeStatus;
 pub use output::Output;
 pub use progress::{Progress, ReplicationMode};
 pub use raft_log::RaftLog;
+pub use readiness::{ChangeOptions, Readiness};
 pub use role::{CandidateState, LeaderState, Role, ServerState};
 
 use crate::cluster_id::ClusterId;
@@ -94,6 +100,8 @@ pub struct Engine<C, N: Node> {
     pub(crate) membership_requests: Vec<membership_requests::MembershipRequest<N>>,
     /// Refused changes by change id, so a retry hears the same refusal.
     pub(crate) change_refusals: change_identity::ChangeRefusals<N>,
+    /// Learners the leader promotes once ready (cancelled by a leader change).
+    pub(crate) promotions: Vec<promotion::PendingPromotion>,
     pub(crate) output: Vec<Output<C, N>>,
 }
 
@@ -136,6 +144,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             removed_by_quorum: false,
             membership_requests: Vec::new(),
             change_refusals: Default::default(),
+            promotions: Vec::new(),
             output: Vec::new(),
         };
         if let Some(cluster_id) = cluster_id.filter(|_| unsaved) {
@@ -542,6 +551,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     pub fn on_tick(&mut self, now_ms: u64) {
         self.now_ms = self.now_ms.max(now_ms);
         self.settle_membership_requests();
+        self.settle_promotions();
         if self.is_leader() {
             self.leader_tick();
         } else if self.now_ms >= self.election_deadline_ms {

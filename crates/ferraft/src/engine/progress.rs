@@ -50,6 +50,8 @@ pub struct Progress {
     pub probe_sent_ms: u64,
     /// The follower's log went backwards (wiped); replication is refused.
     pub reverted: bool,
+    /// Its catch-up over time (rate, stalls).
+    pub catch_up: super::catch_up::CatchUp,
 }
 
 /// Most (seq, time) pairs kept per follower; older ones only date old acks.
@@ -71,6 +73,7 @@ impl Progress {
             committed_seen: 0,
             probe_sent_ms: 0,
             reverted: false,
+            catch_up: super::catch_up::CatchUp::new(now_ms),
         }
     }
 

@@ -19,12 +19,19 @@ pub struct RaftLog<C, N> {
     /// Memberships in log order: the one in force at the purge point (from the
     /// snapshot) first, then every membership entry after it.
     memberships: Vec<StoredMembership<N>>,
+    /// Encoded sizes of the held entries (catch-up lag in bytes).
+    bytes: super::entry_bytes::EntryBytes,
 }
 
 impl<C: AppData, N: Node> RaftLog<C, N> {
     /// A log starting after `purged`, with the membership in force there.
     pub fn new(purged: Option<LogId>, base_membership: Option<StoredMembership<N>>) -> Self {
-        Self { purged, entries: VecDeque::new(), memberships: base_membership.into_iter().collect() }
+        Self {
+            purged,
+            entries: VecDeque::new(),
+            memberships: base_membership.into_iter().collect(),
+            bytes: Default::default(),
+        }
     }
 
     /// The last entry covered by a snapshot and removed.
@@ -90,7 +97,13 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         if let Some(m) = entry.membership() {
             self.memberships.push(StoredMembership { log_id: Some(entry.log_id), membership: m.clone() });
         }
+        self.bytes.push(super::entry_bytes::encoded_size(&entry));
         self.entries.push_back(entry);
+    }
+
+    /// Encoded bytes of the entries after `index` (estimated for purged ones).
+    pub fn bytes_after(&self, index: LogIndex) -> u64 {
+        self.bytes.after(index, self.first_index())
     }
 
     /// Removes every entry with index `>= since`.
@@ -98,6 +111,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         let first = self.first_index();
         let keep = since.saturating_sub(first) as usize;
         self.entries.truncate(keep);
+        self.bytes.truncate(keep);
         self.memberships.retain(|m| m.log_id.map_or(0, |l| l.index) < since);
     }
 
@@ -108,6 +122,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         }
         let count = ((upto.index - self.first_index() + 1) as usize).min(self.entries.len());
         self.entries.drain(..count);
+        self.bytes.drain_front(count);
         self.purged = Some(upto);
         let base = self.memberships.iter().rposition(|m| m.log_id.map_or(0, |l| l.index) <= upto.index);
         if let Some(base) = base {
@@ -122,6 +137,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             self.purge(last);
         } else {
             self.entries.clear();
+            self.bytes.clear();
             self.purged = Some(last);
             self.memberships.clear();
         }

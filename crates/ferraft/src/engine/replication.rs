@@ -267,6 +267,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let now = self.now_ms;
         if let Role::Leader(leader) = &mut self.role {
             if let Some(progress) = leader.progress.get_mut(&peer) {
+                progress.catch_up.on_unreachable(now);
                 if progress.mode == ReplicationMode::Pipeline {
                     progress.reset_to(progress.matched_index() + 1);
                     progress.inflight.push_back((progress.matched_index(), now));
@@ -365,6 +366,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         self.retry_stalled_snapshots();
         self.restart_stalled_pipelines();
+        self.sample_catch_up();
+        self.maybe_promote_ready_learners();
         self.broadcast_append();
     }
 

@@ -267,18 +267,23 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             }
             Event::ChangeMembership(change, retain, reply) => {
                 let id = self.request_id();
-                match self.engine.change_membership(id, change, retain) {
-                    Ok(()) => {
-                        self.memberships.insert(id, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(e));
-                    }
-                }
+                let options = crate::engine::ChangeOptions { retain, force: false, ..Default::default() };
+                let result = self.engine.change_membership_with(id, change, options);
+                self.track_membership(id, result, reply);
+            }
+            Event::MembershipExt(call, reply) => {
+                let id = self.request_id();
+                let result = call.start(&mut self.engine, id);
+                self.track_membership(id, result, reply);
             }
             Event::Prepare(p, reply) => {
-                let result =
-                    self.engine.prepare_membership(&p.expect_voters, &p.expect_learners, &p.voters, &p.learners);
+                let result = self.engine.prepare_membership_with(
+                    &p.expect_voters,
+                    &p.expect_learners,
+                    &p.voters,
+                    &p.learners,
+                    false,
+                );
                 self.reply_when_committed(result, reply);
             }
             Event::CommitJoint(index, reply) => {
@@ -288,6 +293,14 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::AbortJoint(index, reply) => {
                 let result = self.engine.abort_membership(index);
                 self.reply_when_committed(result, reply);
+            }
+            Event::ChangeStatus(change_id, reply) => {
+                let status = if self.engine.is_leader() {
+                    Ok(self.engine.change_status(&change_id))
+                } else {
+                    Err(ChangeMembershipError::ForwardToLeader(self.engine.forward_to_leader()))
+                };
+                let _ = reply.send(status);
             }
             Event::TransferLeader(to, reply) => {
                 let _ = reply.send(self.engine.transfer_leader(to));
@@ -323,6 +336,19 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
     fn request_id(&mut self) -> u64 {
         self.next_request_id += 1;
         self.next_request_id
+    }
+
+    /// Answers a membership call now if it was refused, else when the engine
+    /// says it is done.
+    fn track_membership(&mut self, id: u64, result: Result<(), ChangeMembershipError<N>>, reply: MembershipReply<N>) {
+        match result {
+            Ok(()) => {
+                self.memberships.insert(id, reply);
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
     }
 
     fn flush_write_batch(&mut self) {
@@ -676,12 +702,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             self.log_structural_change();
         }
         let engine = &self.engine;
+        let snapshot_bytes = self.snapshot.as_ref().map_or(0, |s| s.data.len() as u64);
         let replication = match engine.role() {
             Role::Leader(leader) => Some(
                 leader
                     .progress
                     .iter()
-                    .map(|(id, p)| (*id, ReplicationMetrics { matched: p.matched, reverted: p.reverted }))
+                    .filter_map(|(id, p)| Some((*id, replication_metrics(p, engine.catch_up(*id)?, snapshot_bytes))))
                     .collect::<BTreeMap<_, _>>(),
             ),
             _ => None,
@@ -750,10 +777,10 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
     /// A cheap summary of every progress-only metric: equal means nothing to publish.
     fn progress_fingerprint(&self) -> [u64; 6] {
         let replication = match self.engine.role() {
-            Role::Leader(leader) => leader
-                .progress
-                .values()
-                .fold(1u64, |acc, p| acc.wrapping_mul(31).wrapping_add(p.matched_index() * 2 + p.reverted as u64)),
+            // the heartbeat time: catch-up rates and stalls are sampled per heartbeat
+            Role::Leader(leader) => leader.progress.values().fold(leader.next_heartbeat_ms, |acc, p| {
+                acc.wrapping_mul(31).wrapping_add(p.matched_index() * 2 + p.reverted as u64)
+            }),
             _ => 0,
         };
         [
@@ -779,5 +806,26 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             let _ = reply.send(());
         }
         tracing::info!(node = self.engine.id(), "stopped");
+    }
+}
+
+/// What the metrics say of one follower: its progress and catch-up report.
+fn replication_metrics(
+    progress: &crate::engine::Progress,
+    report: crate::engine::CatchUpReport,
+    snapshot_bytes: u64,
+) -> ReplicationMetrics {
+    let snapshot = report
+        .snapshot_bytes_sent
+        .map(|sent| super::SnapshotTransfer { bytes_sent: sent, bytes_total: snapshot_bytes.max(sent) });
+    ReplicationMetrics {
+        matched: progress.matched,
+        reverted: progress.reverted,
+        lag_entries: report.lag_entries,
+        lag_bytes: report.lag_bytes,
+        rate_entries_per_s: report.rate_entries_per_s,
+        eta_ms: report.eta_ms,
+        snapshot,
+        stall: report.stall,
     }
 }

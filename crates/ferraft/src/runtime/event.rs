@@ -43,10 +43,17 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     /// The membership, the cluster id the caller gave, a fresh random one.
     Initialize(Membership<N>, Option<ClusterId>, ClusterId, Reply<Result<LogId, InitializeError>>),
     ChangeMembership(ChangeMembers<N>, bool, Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>),
+    /// Readiness-aware membership calls (see `membership_ext`).
+    MembershipExt(
+        super::membership_ext::MembershipCall<N>,
+        Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>,
+    ),
     Prepare(JointPrepare, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
     CommitJoint(LogIndex, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
     AbortJoint(LogIndex, Reply<Result<LogIndex, ChangeMembershipError<N>>>),
     TransferLeader(Option<NodeId>, Reply<Result<NodeId, TransferError<N>>>),
+    /// Where the change with this change id stands (on the leader).
+    ChangeStatus(String, Reply<Result<crate::engine::ChangeStatus<N>, ChangeMembershipError<N>>>),
     Elect,
     Heartbeat,
     Snapshot(Reply<Result<Option<LogId>, Fatal>>),

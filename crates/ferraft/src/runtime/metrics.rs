@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::cluster_id::ClusterId;
-use crate::engine::ServerState;
+use crate::engine::{CatchUpStall, ServerState};
 use crate::log_id::LogId;
 use crate::membership::StoredMembership;
 use crate::node::{LogIndex, NodeId, Term};
@@ -14,12 +14,34 @@ use crate::peer_refusal::PeerRefusal;
 use crate::vote::Vote;
 
 /// A follower's replication state as seen by the leader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReplicationMetrics {
     /// The last entry known to match on the follower.
     pub matched: Option<LogId>,
     /// The follower's log went backwards; replication to it is refused.
     pub reverted: bool,
+    /// Entries the leader holds that the follower does not.
+    pub lag_entries: u64,
+    /// Their encoded size in bytes (estimated for entries the leader purged).
+    pub lag_bytes: u64,
+    /// Entries per second the follower gained over the last few seconds.
+    pub rate_entries_per_s: f64,
+    /// When it should hold the leader's current log at that rate; `None`
+    /// while it gains nothing.
+    pub eta_ms: Option<u64>,
+    /// The snapshot streaming to it, if one is.
+    pub snapshot: Option<SnapshotTransfer>,
+    /// Why its catch-up is stuck, if it is.
+    pub stall: Option<CatchUpStall>,
+}
+
+/// A snapshot on its way to a follower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotTransfer {
+    /// Bytes the follower acknowledged.
+    pub bytes_sent: u64,
+    /// The snapshot's size.
+    pub bytes_total: u64,
 }
 
 /// A snapshot of a node's state, published on every change.

@@ -3,6 +3,7 @@
 
 mod driver;
 mod event;
+mod membership_ext;
 mod metrics;
 mod snapshot_receiver;
 
@@ -14,7 +15,8 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 
 pub use event::WriteResponse;
-pub use metrics::{RaftMetrics, ReplicationMetrics, Wait, WaitError};
+pub use membership_ext::AddLearnerOptions;
+pub use metrics::{RaftMetrics, ReplicationMetrics, SnapshotTransfer, Wait, WaitError};
 
 use crate::cluster_id::ClusterId;
 use crate::config::{Config, ConfigError};
@@ -182,12 +184,7 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         node: N,
         blocking: bool,
     ) -> Result<StoredMembership<N>, ChangeMembershipError<N>> {
-        let asked = self.call(|tx| Event::ProbePeer(id, node.clone(), tx));
-        if let Ok(answer) = tokio::time::timeout(self.inner.probe_timeout, asked).await {
-            if let Some(refusal) = answer? {
-                return Err(ChangeMembershipError::PeerRefused { node_id: id, refusal });
-            }
-        }
+        self.probe_new_member(id, &node).await?;
         let membership = self.change_membership(ChangeMembers::AddNodes([(id, node)].into()), false).await?;
         if blocking {
             let target = self.metrics().borrow().last_log_index;
@@ -217,6 +214,19 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
             }
         }
         Ok(membership)
+    }
+
+    /// Asks the node to be added which cluster it is in: one of another
+    /// cluster, or another node at that address, is refused before anything
+    /// is proposed. A node that does not answer in time is let through.
+    pub(crate) async fn probe_new_member(&self, id: NodeId, node: &N) -> Result<(), ChangeMembershipError<N>> {
+        let asked = self.call(|tx| Event::ProbePeer(id, node.clone(), tx));
+        if let Ok(answer) = tokio::time::timeout(self.inner.probe_timeout, asked).await {
+            if let Some(refusal) = answer? {
+                return Err(ChangeMembershipError::PeerRefused { node_id: id, refusal });
+            }
+        }
+        Ok(())
     }
 
     /// Changes membership by the extended algorithm (one step when safe, else

@@ -5,10 +5,10 @@ use super::*;
 use crate::error::ChangeMembershipError;
 use crate::membership::JointExit;
 
-type Answer = Result<StoredMembership<BasicNode>, ChangeMembershipError<BasicNode>>;
+pub(super) type Answer = Result<StoredMembership<BasicNode>, ChangeMembershipError<BasicNode>>;
 
 /// The answers to membership requests among `outputs`.
-fn answers(outputs: &[Output<u64, BasicNode>]) -> Vec<(u64, Answer)> {
+pub(super) fn answers(outputs: &[Output<u64, BasicNode>]) -> Vec<(u64, Answer)> {
     outputs
         .iter()
         .filter_map(|o| match o {
