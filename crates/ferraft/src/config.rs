@@ -93,7 +93,8 @@ pub struct Config {
     /// A joint config that leaves by itself waits this long for a majority of
     /// its new voters to be reachable and caught up; if they are not, the
     /// leader reverts it to the old voters instead (the caller hears
-    /// `RolledBack`). 0 waits forever.
+    /// `RolledBack`). 0 waits forever. Keep it well below twenty election
+    /// timeouts, the bound within which every membership call is answered.
     pub joint_exit_timeout_ms: u64,
     /// Accept a follower whose log went backwards (its data was wiped). Off by
     /// default: a wiped voter could otherwise help lose committed entries.
@@ -124,7 +125,7 @@ impl Default for Config {
             purge_keep_entries: 1_000,
             log_cache_entries: 50_000,
             snapshot_chunk_bytes: 1 << 20,
-            joint_exit_timeout_ms: 30_000,
+            joint_exit_timeout_ms: 5_000,
             allow_log_reversion: false,
             promote_max_lag_entries: 1_000,
             broken_rule: None,

@@ -54,9 +54,10 @@ type Answer<N> = Result<StoredMembership<N>, ChangeMembershipError<N>>;
 /// its outcome, in election timeouts.
 const ANSWER_GRACE_ELECTION_TIMEOUTS: u64 = 4;
 
-/// How long a request may wait behind others before it is proposed, in
-/// election timeouts: a slow cluster under many changes would otherwise
-/// grow the queue without bound and leave callers waiting.
+/// How long a request may wait behind others before it is proposed, and at
+/// most for any answer, in election timeouts: a slow cluster under many
+/// changes would otherwise grow the queue without bound and leave callers
+/// waiting.
 const QUEUE_BOUND_ELECTION_TIMEOUTS: u64 = 20;
 
 impl<C: AppData, N: Node> Engine<C, N> {
@@ -95,8 +96,19 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// The answer the log gives for `request` now, if it gives one.
     pub(crate) fn outcome_of(&self, request: &MembershipRequest<N>) -> Option<Answer<N>> {
-        let expired = request.answer_by_ms.is_some_and(|by| self.now_ms >= by);
+        // answered by the bound after a leader change, and at the latest by the
+        // queue's bound after it was accepted, whoever leads
+        let overdue = self.now_ms.saturating_sub(request.accepted_ms)
+            >= self.config.election_timeout_max_ms * QUEUE_BOUND_ELECTION_TIMEOUTS;
+        let expired = request.answer_by_ms.is_some_and(|by| self.now_ms >= by) || overdue;
         let committed = index_of(self.committed);
+        let unknown = |index: u64| {
+            if self.is_leader() {
+                ChangeMembershipError::NotCommittedInTime { index }
+            } else {
+                ChangeMembershipError::LeadershipLost
+            }
+        };
         match request.stage {
             RequestStage::Queued { .. } => {
                 let waited_ms = self.now_ms.saturating_sub(request.accepted_ms);
@@ -114,14 +126,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 EntryFate::Held if entry.index <= committed => {
                     Some(self.stored_at(entry).ok_or(ChangeMembershipError::LeadershipLost))
                 }
-                EntryFate::Held => expired.then_some(Err(ChangeMembershipError::LeadershipLost)),
+                EntryFate::Held => expired.then(|| Err(unknown(entry.index))),
             },
             RequestStage::Joint(joint) => match self.entry_fate(joint) {
                 EntryFate::Gone => Some(Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader()))),
                 EntryFate::Unknowable => Some(Err(ChangeMembershipError::LeadershipLost)),
-                EntryFate::Held if joint.index > committed => {
-                    expired.then_some(Err(ChangeMembershipError::LeadershipLost))
-                }
+                EntryFate::Held if joint.index > committed => expired.then(|| Err(unknown(joint.index))),
                 EntryFate::Held => self.joint_outcome(joint, expired),
             },
         }
