@@ -388,6 +388,24 @@ pub enum CtlCommand {
         /// Keep removed voters as learners.
         #[arg(long, global = true)]
         retain: bool,
+        /// Your id for this change (at most 128 bytes): repeating the command
+        /// with the same id, after a timeout or a failover, returns the first
+        /// outcome instead of changing the cluster again.
+        #[arg(long, global = true)]
+        change_id: Option<String>,
+        /// Apply only if the membership in force is the entry at this log
+        /// index (from `status` or `members`); else conflict, nothing happens.
+        #[arg(long, global = true)]
+        expect_membership_index: Option<u64>,
+        /// Promote learners that are not caught up yet.
+        #[arg(long, global = true)]
+        force: bool,
+    },
+    /// Where a change made with --change-id stands: pending, proposed, joint,
+    /// committed, rolled_back, superseded, failed or unknown.
+    ChangeStatus {
+        /// The change id given to `change --change-id`.
+        change_id: String,
     },
     /// Explicit joint consensus, step 1: append the joint config.
     Prepare {

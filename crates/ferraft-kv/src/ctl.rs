@@ -157,10 +157,20 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
         CtlCommand::ReplaceVoter { old, new } => {
             Answer::membership(crate::ctl_promote::replace_voter(client, old, new).await?)
         }
-        CtlCommand::Change { change, retain } => {
+        CtlCommand::Change { change, retain, change_id, expect_membership_index, force } => {
             let change = change_body(change)?;
-            let body = json!({ "change": change, "retain": retain });
+            let mut body = json!({ "change": change, "retain": retain, "force": force });
+            if let Some(change_id) = change_id {
+                body["change_id"] = json!(change_id);
+            }
+            if let Some(index) = expect_membership_index {
+                body["expect_membership_index"] = json!(index);
+            }
             Answer::membership(client.post("/v1/cluster/membership", &body).await?)
+        }
+        CtlCommand::ChangeStatus { change_id } => {
+            let path = format!("/v1/cluster/changes/{}", crate::client::encode_component(&change_id));
+            Answer::fields(client.get(&path).await?)
         }
         CtlCommand::Prepare { expect_voters, expect_learners, voters, learners } => {
             let body = json!({

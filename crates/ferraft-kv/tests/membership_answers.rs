@@ -87,3 +87,33 @@ async fn a_removed_node_answers_not_member_instead_of_forwarding() {
     let error = nodes[&leader].client.get("/v1/kv/k").await.expect_err("the write never happened");
     assert_eq!(error.code(), Some("not_found"));
 }
+
+#[tokio::test]
+async fn a_change_retried_with_its_id_returns_the_first_outcome_and_changes_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, leader) = three_voters(dir.path()).await;
+    let client = &nodes[&leader].client;
+    let out = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let demote = json!({ "change": { "remove_voters": [out] }, "retain": true, "change_id": "demote-1" });
+    let first = client.post("/v1/cluster/membership", &demote).await.unwrap();
+    assert!(first["membership"]["learners"].as_array().unwrap().contains(&json!(out)));
+    // someone makes it a voter again
+    let promote = json!({ "change": { "add_voters": [out] }, "force": true });
+    client.post("/v1/cluster/membership", &promote).await.unwrap();
+    // the first caller, unsure of its outcome, retries through another node
+    let other = [1, 2, 3].into_iter().find(|id| *id != leader && *id != out).unwrap();
+    let retried = nodes[&other].client.post("/v1/cluster/membership", &demote).await.unwrap();
+    assert_eq!(retried["membership"]["log_index"], first["membership"]["log_index"], "the first outcome");
+    let now = client.status().await.unwrap();
+    assert!(now["membership"]["voters"].as_array().unwrap().contains(&json!(out)), "not demoted twice: {now}");
+    let status = client.get("/v1/cluster/changes/demote-1").await.unwrap();
+    assert_eq!(status["status"], "committed", "{status}");
+    let unknown = nodes[&other].client.get("/v1/cluster/changes/never-made").await.unwrap();
+    assert_eq!(unknown["status"], "unknown");
+    // a precondition on a stale membership: refused, nothing happens
+    let stale = json!({ "change": { "remove_voters": [out] }, "expect_membership_index": 1 });
+    let error = client.post("/v1/cluster/membership", &stale).await.expect_err("stale precondition");
+    assert_eq!(error.code(), Some("conflict"), "{error}");
+    let after = client.status().await.unwrap();
+    assert!(after["membership"]["voters"].as_array().unwrap().contains(&json!(out)));
+}
