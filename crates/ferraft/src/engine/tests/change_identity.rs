@@ -21,20 +21,10 @@ fn done(outputs: &[Output<u64, BasicNode>]) -> Vec<(u64, String)> {
 }
 
 /// A new engine for node `id` whose log is `entries`, all committed, elected
-/// by every other voter, with its blank entry committed.
+/// by every other voter.
 fn leader_from_log(id: NodeId, entries: Vec<Entry<u64, BasicNode>>) -> TestEngine {
     let committed = entries.last().map(|e| e.log_id);
-    let state = LogState { entries, committed, ..LogState::default() };
-    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
-    engine.on_tick(10_000);
-    let vote = engine.vote();
-    let voters: Vec<NodeId> = engine.effective().unwrap().voter_ids().filter(|v| *v != id).collect();
-    for peer in voters {
-        let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
-        engine.on_message(msg(peer, id, MessageBody::VoteReply(reply)));
-    }
-    assert!(engine.is_leader());
-    engine
+    elected(id, LogState { entries, committed, ..LogState::default() })
 }
 
 /// Every member acknowledges the whole log of `engine` (any leader id).

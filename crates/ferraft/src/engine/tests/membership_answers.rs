@@ -21,16 +21,9 @@ pub(super) fn answers(outputs: &[Output<u64, BasicNode>]) -> Vec<(u64, Answer)> 
 /// Node 1 leads `membership` (entry 1, committed before the election), elected
 /// by every other voter, with its blank entry not yet committed.
 fn fresh_leader_of(membership: Membership<BasicNode>) -> TestEngine {
-    let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(membership.clone()) };
-    let state = LogState { entries: vec![entry], committed: Some(log_id(1, 1, 1)), ..LogState::default() };
-    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
-    engine.on_tick(10_000);
-    let vote = engine.vote();
-    for peer in membership.voter_ids().filter(|id| *id != 1) {
-        let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
-        engine.on_message(msg(peer, 1, MessageBody::VoteReply(reply)));
-    }
-    assert!(engine.is_leader());
+    let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(membership) };
+    let mut engine =
+        elected(1, LogState { entries: vec![entry], committed: Some(log_id(1, 1, 1)), ..LogState::default() });
     engine.take_outputs();
     engine
 }
@@ -157,14 +150,7 @@ fn the_learners_a_prepare_keeps_survive_a_failover_before_commit() {
     // another leader, after a restart, holds only what the log holds (here
     // the joint entry at index 1)
     let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(joint) };
-    let state = LogState { entries: vec![entry], ..LogState::default() };
-    let mut other = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
-    other.on_tick(10_000);
-    let vote = other.vote();
-    for peer in [2, 3, 4] {
-        let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
-        other.on_message(msg(peer, 1, MessageBody::VoteReply(reply)));
-    }
+    let mut other = elected(1, LogState { entries: vec![entry], ..LogState::default() });
     commit_everywhere(&mut other);
     // nodes 2 and 4 report the joint entry committed: a majority of old and new
     let committed = other.committed().unwrap();

@@ -383,17 +383,24 @@ fn an_unreachable_follower_gets_one_probe_per_two_heartbeats_not_a_stream() {
 /// with its blank entry committed by every other voter.
 fn leader_of(configs: &[&[NodeId]], all: &[NodeId]) -> TestEngine {
     let m = Membership::new(configs.iter().map(|c| set(c)).collect(), nodes(all)).unwrap();
-    let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m.clone()) };
-    let state = LogState { entries: vec![entry], ..LogState::default() };
-    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) };
+    let mut engine = elected(1, LogState { entries: vec![entry], ..LogState::default() });
+    commit_everywhere(&mut engine);
+    engine
+}
+
+/// Node `id` started from `state` and elected by every other voter of its
+/// membership (its blank entry appended, not yet committed).
+fn elected(id: NodeId, state: LogState<u64, BasicNode>) -> TestEngine {
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
-    for peer in m.voter_ids().filter(|id| *id != 1) {
+    let voters: Vec<NodeId> = engine.effective().unwrap().voter_ids().filter(|v| *v != id).collect();
+    for peer in voters {
         let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
-        engine.on_message(msg(peer, 1, MessageBody::VoteReply(reply)));
+        engine.on_message(msg(peer, id, MessageBody::VoteReply(reply)));
     }
     assert!(engine.is_leader());
-    commit_everywhere(&mut engine);
     engine
 }
 
