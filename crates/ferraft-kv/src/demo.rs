@@ -101,7 +101,7 @@ struct Demo {
     changes: Vec<String>,
 }
 
-const STEPS: usize = 10;
+const STEPS: usize = 11;
 
 impl Demo {
     fn new(exe: PathBuf, dir: PathBuf) -> Self {
@@ -135,6 +135,7 @@ impl Demo {
         self.concurrent_changes().await?;
         self.explicit_joint().await?;
         self.remove_leader().await?;
+        self.failover_mid_change().await?;
         self.kill_and_restart().await?;
         self.say(format!("background writer: {} writes acknowledged so far; stopping it", writer.acked()));
         let (acked, failed) = writer.stop().await;
@@ -352,6 +353,43 @@ impl Demo {
         let m = self.change(&json!({ "replace_voters": [1, 2, 3, 4, 5] }), false).await?;
         self.say(format!("-> {}", membership_line(&m)));
         self.changes.push("add learner 5 promoted when ready, replace voters -> {1,2,3,4,5}".into());
+        Ok(())
+    }
+
+    async fn failover_mid_change(&mut self) -> DemoResult {
+        self.header("a leader change in the middle of a change, and a retry with its change id");
+        let leader = self.wait_leader(None).await?;
+        let retiring = (1..=5).rev().find(|id| *id != leader).unwrap_or(1);
+        let change_id = format!("retire-{retiring}");
+        self.say(format!(
+            "remove voter {retiring} (retain) with change_id {change_id:?}, and at once move the leadership"
+        ));
+        let body = json!({ "change": { "remove_voters": [retiring] }, "retain": true, "change_id": change_id });
+        let client = self.client(leader).clone();
+        let first = tokio::spawn({
+            let body = body.clone();
+            async move { client.post("/v1/cluster/membership", &body).await }
+        });
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let moved = self.client(leader).post("/v1/cluster/leader/transfer", &json!({})).await;
+        match moved {
+            Ok(v) => self.say(format!("leadership moved from node {leader} to node {}", v["leader"])),
+            Err(e) => self.say(format!("leadership transfer: {e}")),
+        }
+        let first = first.await.map_err(|e| e.to_string())?;
+        self.say(format!("the first call's answer: {}", outcome(&first)));
+        self.say("the caller cannot be sure what happened, so it retries with the same change id, on another node:");
+        let other = self.wait_leader(None).await?;
+        let other = (1..=5).find(|id| *id != other && *id != retiring).unwrap_or(other);
+        let retried = self.client(other).post("/v1/cluster/membership", &body).await;
+        self.say(format!("the retry's answer: {} (the first outcome; nothing is removed twice)", outcome(&retried)));
+        let path = format!("/v1/cluster/changes/{change_id}");
+        let status = self.client(other).get(&path).await.map_err(err("change status"))?;
+        self.say(format!("GET {path} -> {}", status["status"]));
+        let back = json!({ "change": { "replace_voters": [1, 2, 3, 4, 5] }, "force": true });
+        let m = self.client(other).post("/v1/cluster/membership", &back).await.map_err(err("restore the voters"))?;
+        self.say(format!("voters back to {{1,2,3,4,5}} -> {}", membership_line(&m["membership"])));
+        self.changes.push(format!("remove voter {retiring} across a leader change, retried with its change id"));
         Ok(())
     }
 
