@@ -443,6 +443,23 @@ pub enum CtlCommand {
     },
     /// Build a snapshot on this node now.
     Snapshot,
+    /// Save this node's latest snapshot (all keys and values) to FILE, for a
+    /// backup (`POST`s nothing; `snapshot` first for an up-to-date one).
+    Backup {
+        /// Where to write it (replaced atomically).
+        file: PathBuf,
+    },
+    /// Write every key of a backup FILE into the cluster (a fresh one).
+    Restore {
+        /// A file written by `backup`.
+        file: PathBuf,
+        /// Writes in flight at once.
+        #[arg(long, default_value_t = crate::ctl_backup::DEFAULT_RESTORE_CONCURRENCY)]
+        concurrency: usize,
+        /// Restore even though the cluster already holds keys (they are overwritten).
+        #[arg(long)]
+        into_non_empty: bool,
+    },
 }
 
 /// Membership changes.

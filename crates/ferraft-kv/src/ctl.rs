@@ -198,6 +198,10 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
             Answer::fields(client.post("/v1/cluster/leader/transfer", &body).await?)
         }
         CtlCommand::Snapshot => Answer::fields(client.post("/v1/cluster/snapshot", &json!({})).await?),
+        CtlCommand::Backup { file } => Answer::fields(crate::ctl_backup::backup(client, &file).await?),
+        CtlCommand::Restore { file, concurrency, into_non_empty } => {
+            Answer::fields(crate::ctl_backup::restore(client, &file, concurrency, into_non_empty, !json_out).await?)
+        }
     })
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster_identity;
 pub mod ctl;
+pub mod ctl_backup;
 pub mod ctl_cluster;
 pub mod ctl_identity;
 pub mod ctl_list;
