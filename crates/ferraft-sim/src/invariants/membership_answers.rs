@@ -67,6 +67,9 @@ pub struct AnswerTally {
     pub partial: usize,
     /// Outcome unknown to the caller (leadership lost, node crashed).
     pub unknown: usize,
+    /// Of the partial outcomes, changes rolled back because their new voters
+    /// did not answer in time.
+    pub rolled_back: usize,
 }
 
 impl std::ops::AddAssign for AnswerTally {
@@ -76,6 +79,7 @@ impl std::ops::AddAssign for AnswerTally {
         self.nothing_happened += other.nothing_happened;
         self.nothing_happened_attributed += other.nothing_happened_attributed;
         self.partial += other.partial;
+        self.rolled_back += other.rolled_back;
         self.unknown += other.unknown;
     }
 }
@@ -155,6 +159,9 @@ pub struct MembershipAnswers {
     seq: u64,
     /// When faults stopped, once they have.
     calm_since_ms: Option<u64>,
+    /// Requests answered `RolledBack`: their joint config did not get its new
+    /// voters in time and was reverted.
+    rolled_back: usize,
 }
 
 impl Default for MembershipAnswers {
@@ -174,6 +181,7 @@ impl MembershipAnswers {
             prepared: HashMap::new(),
             seq: 0,
             calm_since_ms: None,
+            rolled_back: 0,
         }
     }
 
@@ -264,6 +272,7 @@ impl MembershipAnswers {
             let detail = format!("{} answered twice: {answer:?}, then {result:?}", self.requests[index].describe());
             return self.report(Err(Violation { rule: RULE, detail }));
         }
+        self.rolled_back += usize::from(matches!(result, Err(ChangeMembershipError::RolledBack { .. })));
         let answer = match result {
             Ok(stored) => Answer::Ok(stored.clone()),
             Err(e) => match meaning(e) {
@@ -419,7 +428,8 @@ impl MembershipAnswers {
 
     /// How this run's requests ended so far.
     pub fn tally(&self) -> AnswerTally {
-        let mut tally = AnswerTally { requests: self.requests.len(), ..AnswerTally::default() };
+        let mut tally =
+            AnswerTally { requests: self.requests.len(), rolled_back: self.rolled_back, ..AnswerTally::default() };
         for (index, request) in self.requests.iter().enumerate() {
             let State::Done { answer, .. } = &request.state else { continue };
             match answer {
