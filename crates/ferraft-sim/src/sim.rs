@@ -1081,6 +1081,7 @@ impl Simulation {
             max_lag_bytes: u64::MAX,
             hold_ms: self.rng.gen_range(0..300),
         };
+        self.checkers.answers.issue_promotion(self.nodes[i].id, request_id, learner);
         let result = self.call(i, |e| e.promote_when_ready(request_id, learner, rule).map_err(|e| e.to_string()));
         self.trace(|| format!("n{} promote {learner} when {rule:?} ({request_id}): {result:?}", i + 1));
     }

@@ -146,11 +146,25 @@ struct Proposal {
     seq: u64,
 }
 
+/// A promote-when-ready request: not checked itself, but a rival of the
+/// node's other requests for the joint step it proposes (else that step is
+/// attributed to another request asking for the same voter, and that
+/// request's truthful "nothing happened" is reported as a lie).
+#[derive(Debug, Clone)]
+struct Promotion {
+    node: NodeId,
+    request_id: u64,
+    asked: Asked,
+    issued_seq: u64,
+    done_seq: Option<u64>,
+}
+
 /// The answer checker: requests, their answers, and the proposals seen.
 #[derive(Debug)]
 pub struct MembershipAnswers {
     enabled: bool,
     requests: Vec<Request>,
+    promotions: Vec<Promotion>,
     /// Every membership entry appended anywhere (log matching makes the id enough).
     memberships: HashMap<LogId, SimMembership>,
     proposals: Vec<Proposal>,
@@ -176,6 +190,7 @@ impl MembershipAnswers {
         Self {
             enabled,
             requests: Vec::new(),
+            promotions: Vec::new(),
             memberships: HashMap::new(),
             proposals: Vec::new(),
             prepared: HashMap::new(),
@@ -224,6 +239,13 @@ impl MembershipAnswers {
         RequestHandle(self.requests.len() - 1)
     }
 
+    /// `node` is asked now to promote `learner` when ready (`request_id`).
+    pub fn issue_promotion(&mut self, node: NodeId, request_id: u64, learner: NodeId) {
+        let asked = Asked::Change { change: ferraft::ChangeMembers::AddVoterIds([learner].into()), retain: false };
+        let issued_seq = self.next_seq();
+        self.promotions.push(Promotion { node, request_id, asked, issued_seq, done_seq: None });
+    }
+
     /// The call returned the index of its entry, here `log_id` (`prepare`,
     /// `commit`, `abort`): that entry committing is the answer. `None`: no
     /// entry known, no answer to wait for.
@@ -257,6 +279,11 @@ impl MembershipAnswers {
         request_id: u64,
         result: &Result<SimStored, ChangeMembershipError<BasicNode>>,
     ) -> Check {
+        if let Some(p) = self.promotions.iter().rposition(|p| p.request_id == request_id && p.node == node) {
+            let seq = self.next_seq();
+            self.promotions[p].done_seq.get_or_insert(seq);
+            return Ok(());
+        }
         let Some(index) = self.requests.iter().rposition(|r| r.request_id == Some(request_id)) else {
             return Ok(());
         };
@@ -465,7 +492,13 @@ impl MembershipAnswers {
             let Some(next) = self.memberships.get(&proposal.log_id) else { continue };
             let own_prev = mine.last().is_some_and(|m| self.memberships.get(&m.log_id) == Some(&proposal.prev));
             let contested =
-                rivals.iter().any(|r| within(r, proposal.seq) && r.asked.would_propose(&proposal.prev, next, true));
+                rivals.iter().any(|r| within(r, proposal.seq) && r.asked.would_propose(&proposal.prev, next, true))
+                    || self.promotions.iter().any(|p| {
+                        p.node == request.node
+                            && p.issued_seq < proposal.seq
+                            && p.done_seq.is_none_or(|end| proposal.seq < end)
+                            && p.asked.would_propose(&proposal.prev, next, true)
+                    });
             if request.asked.would_propose(&proposal.prev, next, own_prev) && !contested {
                 mine.push(proposal);
             }
@@ -538,6 +571,19 @@ mod tests {
         joint_step_committed(&mut answers, &mut chain);
         answers.observe_done(1, 7, &not_leader()).unwrap();
         assert!(answers.final_check(&chain).is_err());
+    }
+
+    /// Seed 104 (membership stress, seeds 100-1600): a promotion of 6
+    /// proposed the joint step; a queued AddVoterIds({6}) to the same leader,
+    /// never proposed, was truthfully answered "not the leader" and reported.
+    #[test]
+    fn a_joint_step_a_pending_promotion_would_make_is_not_held_against_a_change() {
+        let mut answers = MembershipAnswers::default();
+        let mut chain = CommittedNeverLost::default();
+        answers.issue_promotion(1, 6, 4);
+        joint_step_committed(&mut answers, &mut chain);
+        answers.observe_done(1, 7, &not_leader()).unwrap();
+        assert!(answers.final_check(&chain).is_ok());
     }
 
     #[test]

@@ -31,7 +31,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     pub(crate) fn on_append(&mut self, from: NodeId, req: AppendEntries<C, N>) {
         if !self.accept_leader(from, req.vote) {
-            self.reply_append(from, req.seq, AppendOutcome::Rejected);
+            // a refusal acknowledges nothing: echoing the refused message's
+            // sequence number under our vote would let a later leadership of
+            // the same node (its numbers restart) count it as an ack
+            self.reply_append(from, 0, AppendOutcome::Rejected);
             return;
         }
         tracing::trace!(node = self.id, from, prev = ?req.prev_log_id, n = req.entries.len(), "append");
@@ -137,8 +140,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     pub(crate) fn on_snapshot_chunk(&mut self, from: NodeId, chunk: SnapshotChunk<N>) {
         if !self.accept_leader(from, chunk.vote) {
-            let reply =
-                SnapshotReply { vote: self.vote, last_log_id: chunk.meta.last_log_id, next_offset: 0, seq: chunk.seq };
+            // seq 0: a refusal acknowledges nothing (see `on_append`)
+            let reply = SnapshotReply { vote: self.vote, last_log_id: chunk.meta.last_log_id, next_offset: 0, seq: 0 };
             self.send(from, MessageBody::SnapshotReply(reply));
             return;
         }

@@ -77,7 +77,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return false;
         }
         let Some(joint) = self.effective() else { return false };
+        // a leader outside the old config would leave the revert held only by
+        // nodes it makes non-voters, while the old voters, still in the joint
+        // config, need their votes: no one could be elected (seed 7963)
         joint.configs().len() == 2
+            && joint.configs()[0].contains(&self.id)
             && self.log.previous_membership().is_some_and(|p| {
                 p.membership.configs() == [joint.configs()[0].clone()] && index_of(p.log_id) <= index_of(self.committed)
             })

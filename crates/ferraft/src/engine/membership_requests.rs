@@ -4,7 +4,7 @@
 //! A request is answered by what the log shows happened to it, not by what the
 //! node that accepted it is doing: a success once the config it asked for
 //! committed; "nothing happened" (`ForwardToLeader`) only while nothing of it
-//! was proposed, or once what was proposed was truncated away; the partial
+//! was proposed, or once a committed entry replaced what was proposed; the partial
 //! outcome once its joint step committed and something else followed it; and
 //! "unknown" (`LeadershipLost`) only when a bound after losing leadership
 //! passes before the log tells.
@@ -123,6 +123,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             RequestStage::Proposed(entry) => match self.entry_fate(entry) {
                 EntryFate::Gone => Some(Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader()))),
                 EntryFate::Unknowable => Some(Err(ChangeMembershipError::LeadershipLost)),
+                EntryFate::Undecided => expired.then(|| Err(unknown(entry.index))),
                 EntryFate::Held if entry.index <= committed => {
                     Some(self.stored_at(entry).ok_or(ChangeMembershipError::LeadershipLost))
                 }
@@ -131,6 +132,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             RequestStage::Joint(joint) => match self.entry_fate(joint) {
                 EntryFate::Gone => Some(Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader()))),
                 EntryFate::Unknowable => Some(Err(ChangeMembershipError::LeadershipLost)),
+                EntryFate::Undecided => expired.then(|| Err(unknown(joint.index))),
                 EntryFate::Held if joint.index > committed => expired.then(|| Err(unknown(joint.index))),
                 EntryFate::Held => self.joint_outcome(joint, expired),
             },
@@ -183,7 +185,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
             // entry or one that replaced it is no longer known here
             return EntryFate::Unknowable;
         }
-        EntryFate::Gone
+        if entry.index <= index_of(self.committed) {
+            return EntryFate::Gone;
+        }
+        EntryFate::Undecided
     }
 
     /// The membership the entry `log_id` carries, if this log holds it.
@@ -196,9 +201,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
 enum EntryFate {
     /// The log holds it.
     Held,
-    /// A conflicting entry replaced it (or the log was truncated before it): it
-    /// never commits.
+    /// A committed entry holds its index: it never commits.
     Gone,
+    /// Not here, its index not committed: a conflicting entry replaced it here
+    /// (or the log was truncated before it), but another node may hold it and
+    /// be elected and commit it, so nothing is known yet.
+    Undecided,
     /// Behind the purge point without a trace.
     Unknowable,
 }

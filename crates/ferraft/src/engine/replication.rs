@@ -181,6 +181,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if !self.is_leader() || self.step_down_if_superseded(reply.vote) || reply.vote != self.vote {
             return;
         }
+        if reply.outcome == AppendOutcome::Rejected {
+            // under our own vote, a refusal answers a message of an earlier
+            // leadership of ours: its sequence number is not one of ours
+            return;
+        }
         let now = self.now_ms;
         let allow_reversion = self.config.allow_log_reversion;
         let last_log_id = self.log.last_log_id();

@@ -187,3 +187,42 @@ fn an_uncommitted_prepared_joint_config_can_be_aborted_at_once() {
     assert_eq!(engine.committed(), Some(revert), "the old voters alone commit the abort");
     assert_eq!(engine.abort_membership(prepared).unwrap(), aborted, "and a retry answers the same");
 }
+
+/// Seed 7963 (membership stress): n1 led as a non-voter of the committed
+/// `[{2,3,4}]` and proposed the joint `[{2,3,4},{1,2,4,6}]`; cut off with 6,
+/// it reverted the uncommitted joint to `[{2,3,4}]`. Only 1 and 6 held the
+/// revert, and it made neither a voter: the old voters, in the joint config,
+/// needed a vote from 1 or 6, whose logs were ahead. No leader for 20 s after
+/// every fault stopped. A leader outside the old config does not revert.
+#[test]
+fn a_leader_outside_the_old_config_does_not_revert_an_uncommitted_joint_config() {
+    let config = Arc::new(Config { joint_exit_timeout_ms: 100, pre_vote: false, ..Config::default() });
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        entries: vec![membership_entry(&[1, 2, 3, 4], &[1, 2, 3, 4])],
+        ..LogState::default()
+    };
+    let mut engine = Engine::new(1, config, &state, 1, 0);
+    engine.on_tick(10_000);
+    let vote = engine.vote();
+    for peer in [2, 3, 4] {
+        let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
+        engine.on_message(msg(peer, 1, MessageBody::VoteReply(reply)));
+    }
+    commit_everywhere(&mut engine);
+    // 1 leaves the voters, and asks to come back: it leads meanwhile
+    engine.change_membership(1, ChangeMembers::RemoveVoters(set(&[1])), true).unwrap();
+    engine.change_membership(2, ChangeMembers::AddVoterIds(set(&[1])), false).unwrap();
+    commit_everywhere(&mut engine);
+    commit_everywhere(&mut engine);
+    assert!(engine.is_leader());
+    assert_eq!(configs_of(&engine), vec![set(&[2, 3, 4]), set(&[1, 2, 3, 4])], "the comeback's joint step");
+    let joint = engine.log().last_log_id().unwrap();
+    engine.on_log_flushed(joint);
+    // nobody answers within the joint exit timeout (still within check-quorum's window)
+    let now = engine.now_ms;
+    for step in 1..=6 {
+        engine.on_tick(now + step * 30);
+    }
+    assert_eq!(engine.log().last_log_id(), Some(joint), "no revert that leaves every holder a non-voter");
+}

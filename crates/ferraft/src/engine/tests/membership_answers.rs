@@ -133,11 +133,48 @@ fn a_proposed_entry_truncated_by_the_next_leader_is_answered_nothing_happened() 
     let vote = engine.vote();
     let prev = engine.log().log_id_at(proposed.index - 1);
     let replaced = Entry { log_id: LogId::new(vote.leader_id, proposed.index), payload: EntryPayload::Blank };
+    let replaced_id = replaced.log_id;
+    let append = AppendEntries {
+        leader_node: None,
+        vote,
+        seq: 2,
+        prev_log_id: prev,
+        entries: vec![replaced],
+        committed: Some(replaced_id),
+    };
+    engine.on_message(msg(2, 1, MessageBody::Append(append)));
+    let answered = answers(&engine.take_outputs());
+    assert!(matches!(&answered[..], [(10, Err(ChangeMembershipError::ForwardToLeader(_)))]), "{answered:?}");
+}
+
+/// Truncated here is not dead: in five voters, the entry on nodes 1 and 3
+/// only, node 2 elected by 2, 4 and 5 (their logs as long, one term older
+/// entry) overwrites it on node 1 and dies; node 3 is then elected by 3, 4
+/// and 5 and commits the entry. Only a committed replacement proves that
+/// nothing happened.
+#[test]
+fn a_proposed_entry_truncated_by_an_uncommitted_replacement_is_not_answered_nothing_happened() {
+    let mut engine = leader_of(&[&[1, 2, 3, 4, 5]], &[1, 2, 3, 4, 5, 6]);
+    engine.take_outputs();
+    engine.change_membership(10, ChangeMembers::AddVoterIds(set(&[6])), false).unwrap();
+    let proposed = engine.log().last_log_id().unwrap();
+    depose(&mut engine, 2);
+    let vote = engine.vote();
+    let prev = engine.log().log_id_at(proposed.index - 1);
+    let replaced = Entry { log_id: LogId::new(vote.leader_id, proposed.index), payload: EntryPayload::Blank };
     let append =
         AppendEntries { leader_node: None, vote, seq: 2, prev_log_id: prev, entries: vec![replaced], committed: None };
     engine.on_message(msg(2, 1, MessageBody::Append(append)));
     let answered = answers(&engine.take_outputs());
-    assert!(matches!(&answered[..], [(10, Err(ChangeMembershipError::ForwardToLeader(_)))]), "{answered:?}");
+    assert!(
+        !answered.iter().any(|(_, a)| matches!(a, Err(ChangeMembershipError::ForwardToLeader(_)))),
+        "the replacement is not committed: the entry may still commit through another leader: {answered:?}"
+    );
+    // within its bound the caller still hears an answer, 'unknown'
+    let later = engine.now_ms + engine.config.election_timeout_max_ms * 5;
+    engine.on_tick(later);
+    let answered = answers(&engine.take_outputs());
+    assert!(matches!(&answered[..], [(10, Err(ChangeMembershipError::LeadershipLost))]), "{answered:?}");
 }
 
 #[test]

@@ -553,3 +553,66 @@ fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved
 mod change_identity;
 mod membership_answers;
 mod promotion;
+
+/// Seed 3682 (membership stress): n2 led term 2, crashed, restarted and led
+/// term 3; n1, already following term 3, refused a term-2 append still in
+/// flight and echoed its sequence number (233) under the term-3 vote. Taken as
+/// an acknowledgement, it confirmed every later read of the new leadership
+/// (seq 109..117) without any round trip: n2, cut off, served a stale value
+/// after n1 had been elected and committed a newer one.
+#[test]
+fn a_refusal_of_an_earlier_leaderships_message_confirms_no_read() {
+    // elected and its blank entry committed by acks of its first message (seq 1)
+    let mut engine = leader(&[1, 2, 3]);
+    let blank = engine.log().last_log_id();
+    engine.on_log_flushed(blank.unwrap());
+    let vote = engine.vote();
+    for peer in [2, 3] {
+        let ack = AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched: blank }, committed: 0 };
+        engine.on_message(msg(peer, 1, MessageBody::AppendReply(ack)));
+    }
+    assert_eq!(engine.committed(), blank);
+    engine.take_outputs();
+    engine.read_index(77).unwrap();
+    for peer in [2, 3] {
+        let stale = AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Rejected, committed: 0 };
+        engine.on_message(msg(peer, 1, MessageBody::AppendReply(stale)));
+    }
+    // any later event that re-examines the reads: an old acknowledgement from 2
+    let matched = engine.committed();
+    let old = AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched }, committed: 0 };
+    engine.on_message(msg(2, 1, MessageBody::AppendReply(old)));
+    let ready = engine.take_outputs().iter().any(|o| matches!(o, Output::ReadReady { request_id: 77, .. }));
+    assert!(!ready, "no peer acknowledged a message sent after the read arrived");
+}
+
+/// The follower side of the same: a refusal acknowledges nothing, so it
+/// carries no sequence number of the refused message.
+#[test]
+fn a_follower_refusing_a_stale_leader_echoes_no_sequence_number() {
+    let mut engine = member(2, &[1, 2, 3], config(LeaderIdMode::Standard, false));
+    let current = Vote { leader_id: LeaderId::new(3, 1), committed: true };
+    let append =
+        AppendEntries { leader_node: None, vote: current, seq: 1, prev_log_id: None, entries: vec![], committed: None };
+    engine.on_message(msg(1, 2, MessageBody::Append(append)));
+    engine.take_outputs();
+    let stale_vote = Vote { leader_id: LeaderId::new(2, 1), committed: true };
+    let stale = AppendEntries {
+        leader_node: None,
+        vote: stale_vote,
+        seq: 233,
+        prev_log_id: None,
+        entries: vec![],
+        committed: None,
+    };
+    engine.on_message(msg(1, 2, MessageBody::Append(stale)));
+    let outputs = engine.take_outputs();
+    let replies: Vec<_> = sent(&outputs)
+        .into_iter()
+        .filter_map(|m| if let MessageBody::AppendReply(r) = &m.body { Some(*r) } else { None })
+        .collect();
+    assert!(
+        matches!(&replies[..], [r] if r.outcome == AppendOutcome::Rejected && r.vote == current && r.seq == 0),
+        "{replies:?}"
+    );
+}
