@@ -644,7 +644,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
     }
 
     fn receive_snapshot_chunk(&mut self, from: u64, chunk: SnapshotChunk<N>) -> Result<(), StorageError> {
-        let seq = chunk.seq;
+        // a chunk of a leadership this node has since left behind (a newer vote
+        // adopted earlier in the same batch) is answered with no sequence
+        // number: echoing it under the new vote would acknowledge the new
+        // leader's messages of that number
+        let seq = if chunk.vote == self.engine.vote() { chunk.seq } else { 0 };
         let last = chunk.meta.last_log_id;
         match self.receiver.accept(chunk) {
             ChunkOutcome::Continue(next) => self.engine.on_snapshot_chunk_stored(from, last, next, seq),
