@@ -23,8 +23,8 @@ enum Due {
     Promote(NodeId),
     /// Another change made it a voter, and that committed.
     AlreadyVoter,
-    /// Another change removed it.
-    Removed,
+    /// Another change removed it, or it never got ready within the bound.
+    GiveUp,
 }
 
 /// A learner waiting to be promoted.
@@ -38,7 +38,14 @@ pub(crate) struct PendingPromotion {
     vote: Vote,
     /// Since when the rule holds without a break.
     pub(crate) ready_since_ms: Option<u64>,
+    /// When it was accepted: a learner that never gets ready is given up on.
+    accepted_ms: u64,
 }
+
+/// How long a promotion waits for its learner, in election timeouts (60 s at
+/// the default settings): the call is answered within a bound, the learner
+/// stays a learner, and a later call can promote it.
+const PROMOTION_BOUND_ELECTION_TIMEOUTS: u64 = 100;
 
 impl<C: AppData, N: Node> Engine<C, N> {
     /// Promotes learner `node_id` to voter once it meets `rule` for
@@ -59,7 +66,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return Err(crate::membership::ChangeMembersError::NotLearner { node_id }.into());
         }
         let vote = self.vote;
-        self.promotions.push(PendingPromotion { request_id, node_id, rule, vote, ready_since_ms: None });
+        let accepted_ms = self.now_ms;
+        self.promotions.push(PendingPromotion { request_id, node_id, rule, vote, ready_since_ms: None, accepted_ms });
         Ok(())
     }
 
@@ -83,6 +91,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return;
         }
         let now = self.now_ms;
+        let bound = self.config.election_timeout_max_ms * PROMOTION_BOUND_ELECTION_TIMEOUTS;
         let mut promotions = std::mem::take(&mut self.promotions);
         let mut due = Vec::new();
         let committed = self.membership_committed();
@@ -96,7 +105,16 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 return !committed;
             }
             if !current.is_member(p.node_id) {
-                due.push((p.request_id, Due::Removed));
+                due.push((p.request_id, Due::GiveUp));
+                return false;
+            }
+            if now >= p.accepted_ms + bound {
+                tracing::warn!(
+                    learner = p.node_id,
+                    waited_ms = now - p.accepted_ms,
+                    "learner never got ready: promotion given up"
+                );
+                due.push((p.request_id, Due::GiveUp));
                 return false;
             }
             if self.check_ready(p.node_id, &p.rule).is_err() {
@@ -124,7 +142,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     let result = Ok(self.membership().expect("a leader has a membership").clone());
                     self.output.push(Output::MembershipDone { request_id, result });
                 }
-                Due::Removed => self.answer_promotion_partially(request_id),
+                Due::GiveUp => self.answer_promotion_partially(request_id),
             }
         }
     }

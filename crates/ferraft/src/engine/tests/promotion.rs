@@ -209,6 +209,22 @@ fn a_leader_change_cancels_a_pending_promotion_as_partially_applied() {
 }
 
 #[test]
+fn a_learner_that_never_gets_ready_is_given_up_on_within_the_bound() {
+    let mut engine = leader_with_learner_lagging(500);
+    let rule = Readiness { max_lag_entries: 0, max_lag_bytes: 0, hold_ms: 0 };
+    engine.promote_when_ready(9, 4, rule).unwrap();
+    let bound = engine.config.election_timeout_max_ms * 100;
+    heartbeats(&mut engine, bound - 200, |_| Some(1));
+    assert!(answers(&engine.take_outputs()).is_empty(), "still waiting before the bound");
+    heartbeats(&mut engine, 400, |_| Some(1));
+    let answered = answers(&engine.take_outputs());
+    assert!(
+        matches!(&answered[..], [(9, Err(ChangeMembershipError::PartiallyApplied { membership }))] if !membership.membership.is_voter(4)),
+        "answered, the learner still a learner: {answered:?}"
+    );
+}
+
+#[test]
 fn replace_voter_is_refused_while_the_learner_lags_and_is_one_joint_change_once_ready() {
     let mut engine = leader_with_learner_lagging(2000);
     learner_4_matched_at(&mut engine, 1);
