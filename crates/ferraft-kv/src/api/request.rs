@@ -130,18 +130,10 @@ pub(super) fn decode_key(raw: &str) -> Result<String, ApiError> {
     Ok(key)
 }
 
-/// `key` percent-encoded outside the unreserved characters (`/` included),
-/// so no hop can read it as path segments.
+/// `key` percent-encoded as one path segment (`/` and `.` included), so no
+/// hop can read it as path segments: the same encoding `ferraft ctl` sends.
 pub(super) fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for byte in key.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
+    crate::client::encode_component(key)
 }
 
 #[cfg(test)]
