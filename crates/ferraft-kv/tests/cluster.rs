@@ -368,8 +368,17 @@ async fn a_node_restarts_from_its_snapshot() {
     assert_eq!(cluster.nodes.get_mut(&follower).unwrap().terminate().await, Some(0));
     cluster.nodes.get_mut(&follower).unwrap().spawn().unwrap();
     cluster.nodes[&follower].wait_ready(Duration::from_secs(10)).await.unwrap();
-    let status = cluster.client(follower).status().await.unwrap();
-    assert_eq!(status["snapshot_index"], built["snapshot_index"], "the snapshot survives a restart");
+    // the status may lag the restored state by a metrics publish: wait for it, then
+    // the snapshot must be the one built (not lost, not replaced by one from the leader)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        let status = cluster.client(follower).status().await.unwrap();
+        if !status["snapshot_index"].is_null() || Instant::now() >= deadline {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status["snapshot_index"], built["snapshot_index"], "the snapshot survives a restart: {status}");
     for i in 0..20 {
         let read = cluster.client(follower).get(&format!("{}?consistency=local", kv_path(&format!("snap/{i}")))).await;
         assert_eq!(read.unwrap()["value"], i.to_string());
