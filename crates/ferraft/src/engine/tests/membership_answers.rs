@@ -295,10 +295,7 @@ fn a_vote_request_from_a_non_member_is_refused_without_adopting_its_term() {
     // node 3 is unknown here and its log is no further than ours: a removed node
     engine.on_message(msg(3, 2, vote_request(50, 3, Some(log_id(1, 1, 1)))));
     let outputs = engine.take_outputs();
-    let reply = sent(&outputs)
-        .iter()
-        .find_map(|m| if let MessageBody::VoteReply(r) = &m.body { Some(*r) } else { None })
-        .expect("the non-member is answered");
+    let reply = vote_reply(&outputs).expect("the non-member is answered");
     assert!(!reply.granted && reply.not_member);
     assert_eq!(engine.vote(), before, "its term is not adopted: it cannot depose anyone");
     assert!(engine.observed_term < 50);
@@ -310,10 +307,7 @@ fn a_candidate_unknown_here_but_with_a_longer_log_is_heard_normally() {
     let mut engine = member(2, &[1, 2], config(LeaderIdMode::Standard, false));
     engine.on_message(msg(3, 2, vote_request(5, 3, Some(log_id(1, 1, 9)))));
     let outputs = engine.take_outputs();
-    let reply = sent(&outputs)
-        .iter()
-        .find_map(|m| if let MessageBody::VoteReply(r) = &m.body { Some(*r) } else { None })
-        .expect("answered");
+    let reply = vote_reply(&outputs).expect("answered");
     assert!(reply.granted && !reply.not_member, "a lagging voter must not block a newer member's election");
 }
 

@@ -65,8 +65,13 @@ pub(super) fn sent(outputs: &[Output<u64, BasicNode>]) -> Vec<&Message<u64, Basi
     outputs.iter().filter_map(|o| if let Output::Send(m) = o { Some(m) } else { None }).collect()
 }
 
+/// The first vote reply among `outputs`.
+fn vote_reply(outputs: &[Output<u64, BasicNode>]) -> Option<VoteReply> {
+    sent(outputs).iter().find_map(|m| if let MessageBody::VoteReply(r) = &m.body { Some(*r) } else { None })
+}
+
 pub(super) fn granted(outputs: &[Output<u64, BasicNode>]) -> Option<bool> {
-    sent(outputs).iter().find_map(|m| if let MessageBody::VoteReply(r) = &m.body { Some(r.granted) } else { None })
+    vote_reply(outputs).map(|r| r.granted)
 }
 
 /// Makes node 1 of `voters` leader: campaigns and collects every vote.
