@@ -6,9 +6,12 @@
 //! id, truncations, purges and snapshots are durable when written (the store
 //! contract lets `save_committed` be lazy; being eager is one valid choice).
 
-use ferraft::{BasicNode, ClusterId, Entry, LogId, LogIndex, LogState, Snapshot, Vote};
+use std::collections::{BTreeMap, BTreeSet};
 
-use crate::model::Put;
+use ferraft::log_id::index_of;
+use ferraft::{BasicNode, ClusterId, Entry, EntryPayload, LogId, LogIndex, LogState, NodeId, Snapshot, Vote};
+
+use crate::model::{fingerprint, Put};
 
 /// An entry as stored.
 pub type SimEntry = Entry<Put, BasicNode>;
@@ -29,6 +32,10 @@ pub struct SimDisk {
     /// Entries up to this index are durable.
     synced: LogIndex,
     snapshot: Option<Snapshot<BasicNode>>,
+    /// The log id and payload fingerprint of the entry last written at each
+    /// index, kept after a purge: what the node applied there, for the
+    /// checkers (the host hands only client writes to the state machine).
+    written: BTreeMap<LogIndex, (LogId, u64)>,
 }
 
 impl SimDisk {
@@ -60,6 +67,28 @@ impl SimDisk {
     /// Appends entries to the page cache.
     pub fn append(&mut self, entries: &[SimEntry]) {
         self.entries.extend_from_slice(entries);
+        for e in entries {
+            self.written.insert(e.log_id.index, (e.log_id, fingerprint(&e.payload)));
+        }
+    }
+
+    /// The log id and payload fingerprint of the entry written last at
+    /// `index`, even if purged since.
+    pub fn written_at(&self, index: LogIndex) -> Option<(LogId, u64)> {
+        self.written.get(&index).copied()
+    }
+
+    /// The configs of the membership in force at `index`, as this disk shows
+    /// it: its latest membership entry up to there, else its snapshot's.
+    pub fn membership_at(&self, index: LogIndex) -> Option<Vec<BTreeSet<NodeId>>> {
+        let entry = self.entries.iter().rev().filter(|e| e.log_id.index <= index).find_map(|e| match &e.payload {
+            EntryPayload::Membership(m) => Some(m.configs().to_vec()),
+            _ => None,
+        });
+        entry.or_else(|| {
+            let snapshot = self.snapshot.as_ref().filter(|s| index_of(s.meta.last_log_id) <= index)?;
+            Some(snapshot.meta.membership.membership.configs().to_vec())
+        })
     }
 
     /// The last log id on disk (durable or not), including the purge point.
@@ -71,6 +100,7 @@ impl SimDisk {
     pub fn truncate(&mut self, since: LogIndex) -> Vec<LogId> {
         let keep = self.entries.iter().take_while(|e| e.log_id.index < since).count();
         let removed = self.entries.drain(keep..).map(|e| e.log_id).collect();
+        self.written.split_off(&since);
         self.synced = self.synced.min(since.saturating_sub(1));
         removed
     }
@@ -118,6 +148,7 @@ impl SimDisk {
     pub fn crash(&mut self, lose_vote: bool) {
         let synced = self.synced;
         self.entries.retain(|e| e.log_id.index <= synced);
+        self.written.split_off(&(synced + 1));
         if lose_vote && self.older_vote != self.vote {
             self.vote = self.older_vote;
         }
@@ -139,7 +170,7 @@ impl SimDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::{EntryPayload, LeaderId};
+    use ferraft::LeaderId;
 
     fn entry(index: u64) -> SimEntry {
         Entry { log_id: LogId::new(LeaderId::new(1, 1), index), payload: EntryPayload::Blank }

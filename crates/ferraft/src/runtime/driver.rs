@@ -173,10 +173,14 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::ChangeMembership(change, retain, reply) => host.change_membership(change, retain, reply),
             Event::MembershipExt(call, reply) => host.membership_call(call, reply),
             Event::Prepare(p, reply) => {
-                host.prepare_membership((&p.expect_voters, &p.expect_learners), &p.voters, &p.learners, reply)
+                host.prepare_membership((&p.expect_voters, &p.expect_learners), &p.voters, &p.learners, reply);
             }
-            Event::CommitJoint(index, reply) => host.commit_membership(index, reply),
-            Event::AbortJoint(index, reply) => host.abort_membership(index, reply),
+            Event::CommitJoint(index, reply) => {
+                host.commit_membership(index, reply);
+            }
+            Event::AbortJoint(index, reply) => {
+                host.abort_membership(index, reply);
+            }
             Event::ChangeStatus(change_id, reply) => {
                 let _ = reply.send(host.change_status(&change_id));
             }

@@ -21,7 +21,7 @@ use crate::log_id::{index_of, LogId};
 use crate::membership::{ChangeMembers, Membership};
 use crate::message::{Message, MessageBody};
 use crate::network::Network;
-use crate::node::{Node, NodeId};
+use crate::node::{LogIndex, Node, NodeId};
 use crate::peer_refusal::PeerRefusal;
 use crate::snapshot::Snapshot;
 use crate::state_machine::StateMachine;
@@ -274,33 +274,38 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     }
 
     /// Explicit joint consensus, step 1; answered with the joint entry's
-    /// index once it commits.
+    /// index once it commits. Returns that index at once unless refused (the
+    /// simulator's answer checker follows the entry).
     pub fn prepare_membership(
         &mut self,
         expect: (&BTreeSet<NodeId>, &BTreeSet<NodeId>),
         voters: &BTreeSet<NodeId>,
         learners: &BTreeSet<NodeId>,
         reply: R::Reply<IndexResult<N>>,
-    ) {
+    ) -> Option<LogIndex> {
         let result = self.engine.prepare_membership_with(expect.0, expect.1, voters, learners, false);
-        self.reply_when_committed(result, reply);
+        self.reply_when_committed(result, reply)
     }
 
-    /// Explicit joint consensus, step 2: leaves the joint config prepared at `index`.
-    pub fn commit_membership(&mut self, index: u64, reply: R::Reply<IndexResult<N>>) {
+    /// Explicit joint consensus, step 2: leaves the joint config prepared at
+    /// `index`. Returns like [`prepare_membership`](Self::prepare_membership).
+    pub fn commit_membership(&mut self, index: LogIndex, reply: R::Reply<IndexResult<N>>) -> Option<LogIndex> {
         let result = self.engine.commit_membership(index);
-        self.reply_when_committed(result, reply);
+        self.reply_when_committed(result, reply)
     }
 
-    /// Explicit joint consensus, undo of the joint config prepared at `index`.
-    pub fn abort_membership(&mut self, index: u64, reply: R::Reply<IndexResult<N>>) {
+    /// Explicit joint consensus, undo of the joint config prepared at
+    /// `index`. Returns like [`prepare_membership`](Self::prepare_membership).
+    pub fn abort_membership(&mut self, index: LogIndex, reply: R::Reply<IndexResult<N>>) -> Option<LogIndex> {
         let result = self.engine.abort_membership(index);
-        self.reply_when_committed(result, reply);
+        self.reply_when_committed(result, reply)
     }
 
-    fn reply_when_committed(&mut self, result: IndexResult<N>, reply: R::Reply<IndexResult<N>>) {
+    fn reply_when_committed(&mut self, result: IndexResult<N>, reply: R::Reply<IndexResult<N>>) -> Option<LogIndex> {
+        let proposed = result.as_ref().ok().copied();
         let answer_by = self.now_ms + self.engine.config_election_timeout_max_ms() * COMMIT_WAIT_ELECTION_TIMEOUTS;
         self.books.reply_when_committed(result, index_of(self.engine.committed()), answer_by, reply);
+        proposed
     }
 
     /// Where the change with this change id stands (on the leader).

@@ -3,6 +3,7 @@
 
 use super::host::{NodeHost, C};
 use super::reply::{Answer, ReplyKind};
+use crate::config::BrokenRule;
 use crate::engine::Output;
 use crate::entry::EntryPayload;
 use crate::error::ReadError;
@@ -111,7 +112,11 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             let log_id = entry.log_id;
             if let EntryPayload::Normal(command) = &entry.payload {
                 let response = self.state_machine.apply(log_id, command);
-                self.books.write_applied(log_id, response);
+                if self.engine.breaks(BrokenRule::AnswerWriteByPosition) {
+                    self.books.write_applied_by_position(log_id, response);
+                } else {
+                    self.books.write_applied(log_id, response);
+                }
             }
             self.applied = Some(log_id);
         }

@@ -163,6 +163,15 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
         }
     }
 
+    /// A planted bug ([`BrokenRule::AnswerWriteByPosition`](crate::config::BrokenRule)):
+    /// the oldest waiting write is answered with this entry's response,
+    /// whatever its log id.
+    pub(crate) fn write_applied_by_position(&mut self, log_id: LogId, response: SM::Response) {
+        if let Some((_, reply)) = self.writes.pop_front() {
+            reply.answer(Ok(WriteResponse { log_id, response }));
+        }
+    }
+
     /// This node stopped leading: its proposed writes may never commit, and
     /// its explicit steps are answered by whether their entry committed (a
     /// leader removed by the change it committed steps down right after:
