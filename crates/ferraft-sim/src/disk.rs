@@ -11,14 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use ferraft::log_id::index_of;
 use ferraft::{BasicNode, ClusterId, Entry, EntryPayload, LogId, LogIndex, LogState, NodeId, Snapshot, Vote};
 
-use crate::model::{fingerprint, Put};
+use crate::model::Put;
 
 /// An entry as stored.
 pub type SimEntry = Entry<Put, BasicNode>;
 
-/// One node's disk.
-#[derive(Debug, Default, Clone)]
-pub struct SimDisk {
+/// One node's disk, holding entries of commands `C` (the simulator's
+/// [`Put`]; any, for the store conformance suite).
+#[derive(Debug, Clone)]
+pub struct SimDisk<C = Put> {
     /// Saved synchronously, like the vote.
     cluster_id: Option<ClusterId>,
     vote: Option<Vote>,
@@ -28,17 +29,33 @@ pub struct SimDisk {
     committed: Option<LogId>,
     last_purged: Option<LogId>,
     /// Entries after `last_purged`, durable or not.
-    entries: Vec<SimEntry>,
+    entries: Vec<Entry<C, BasicNode>>,
     /// Entries up to this index are durable.
     synced: LogIndex,
     snapshot: Option<Snapshot<BasicNode>>,
-    /// The log id and payload fingerprint of the entry last written at each
-    /// index, kept after a purge: what the node applied there, for the
-    /// checkers (the host hands only client writes to the state machine).
-    written: BTreeMap<LogIndex, (LogId, u64)>,
+    /// The entry last written at each index, kept after a purge: what the
+    /// node applied there, for the checkers (the host hands only client
+    /// writes to the state machine).
+    written: BTreeMap<LogIndex, Entry<C, BasicNode>>,
 }
 
-impl SimDisk {
+impl<C> Default for SimDisk<C> {
+    fn default() -> Self {
+        Self {
+            cluster_id: None,
+            vote: None,
+            older_vote: None,
+            committed: None,
+            last_purged: None,
+            entries: Vec::new(),
+            synced: 0,
+            snapshot: None,
+            written: BTreeMap::new(),
+        }
+    }
+}
+
+impl<C: Clone> SimDisk<C> {
     /// Persists the cluster id.
     pub fn save_cluster_id(&mut self, cluster_id: ClusterId) {
         self.cluster_id = Some(cluster_id);
@@ -65,17 +82,16 @@ impl SimDisk {
     }
 
     /// Appends entries to the page cache.
-    pub fn append(&mut self, entries: &[SimEntry]) {
+    pub fn append(&mut self, entries: &[Entry<C, BasicNode>]) {
         self.entries.extend_from_slice(entries);
         for e in entries {
-            self.written.insert(e.log_id.index, (e.log_id, fingerprint(&e.payload)));
+            self.written.insert(e.log_id.index, e.clone());
         }
     }
 
-    /// The log id and payload fingerprint of the entry written last at
-    /// `index`, even if purged since.
-    pub fn written_at(&self, index: LogIndex) -> Option<(LogId, u64)> {
-        self.written.get(&index).copied()
+    /// The entry written last at `index`, even if purged since.
+    pub fn written_at(&self, index: LogIndex) -> Option<&Entry<C, BasicNode>> {
+        self.written.get(&index)
     }
 
     /// The configs of the membership in force at `index`, as this disk shows
@@ -155,7 +171,7 @@ impl SimDisk {
     }
 
     /// What a restarting node reads back.
-    pub fn log_state(&self) -> LogState<Put, BasicNode> {
+    pub fn log_state(&self) -> LogState<C, BasicNode> {
         LogState {
             cluster_id: self.cluster_id,
             vote: self.vote,
@@ -178,7 +194,7 @@ mod tests {
 
     #[test]
     fn crash_drops_unsynced_appends_only() {
-        let mut disk = SimDisk::default();
+        let mut disk = SimDisk::<Put>::default();
         disk.append(&[entry(1), entry(2)]);
         disk.fsync(false);
         disk.append(&[entry(3)]);
@@ -189,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_lying_fsync_loses_the_entries_it_reported() {
-        let mut disk = SimDisk::default();
+        let mut disk = SimDisk::<Put>::default();
         disk.append(&[entry(1)]);
         assert_eq!(disk.fsync(true), Some(entry(1).log_id));
         disk.crash(false);
@@ -198,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_broken_disk_forgets_the_last_vote() {
-        let mut disk = SimDisk::default();
+        let mut disk = SimDisk::<Put>::default();
         disk.save_vote(Vote::new(1, 1));
         disk.save_vote(Vote::new(2, 3));
         disk.crash(true);

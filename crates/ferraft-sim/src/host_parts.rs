@@ -8,38 +8,38 @@ use std::sync::{Arc, Mutex};
 
 use ferraft::runtime::{Answer, ReplyKind, SnapshotSpawner, SnapshotTask};
 use ferraft::{
-    AppendDurability, BasicNode, ClusterId, FlushNotifier, LogId, LogIndex, LogState, LogStore, Message, Network,
-    Snapshot, StorageError, Vote,
+    AppData, AppendDurability, BasicNode, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore,
+    Message, Network, Snapshot, StorageError, Vote,
 };
 
-use crate::disk::{SimDisk, SimEntry};
+use crate::disk::SimDisk;
 use crate::journal::{Journal, Record};
-use crate::model::{KvState, Put};
+use crate::model::Put;
 
 /// A [`LogStore`] over a simulated disk: appends reach the page cache only
 /// (durable at a simulated fsync the simulator schedules, lost in a crash).
-pub struct SimStore {
-    disk: Arc<Mutex<SimDisk>>,
-    journal: Journal,
+pub struct SimStore<C = Put> {
+    disk: Arc<Mutex<SimDisk<C>>>,
+    journal: Journal<C>,
 }
 
-impl SimStore {
+impl<C: Clone> SimStore<C> {
     /// A store over `disk`, journaling into `journal`.
-    pub fn new(disk: Arc<Mutex<SimDisk>>, journal: Journal) -> Self {
+    pub fn new(disk: Arc<Mutex<SimDisk<C>>>, journal: Journal<C>) -> Self {
         Self { disk, journal }
     }
 
-    fn disk(&self) -> std::sync::MutexGuard<'_, SimDisk> {
+    fn disk(&self) -> std::sync::MutexGuard<'_, SimDisk<C>> {
         self.disk.lock().expect("single-threaded")
     }
 }
 
-impl LogStore<Put, BasicNode> for SimStore {
-    fn read_state(&mut self) -> Result<LogState<Put, BasicNode>, StorageError> {
+impl<C: AppData> LogStore<C, BasicNode> for SimStore<C> {
+    fn read_state(&mut self) -> Result<LogState<C, BasicNode>, StorageError> {
         Ok(self.disk().log_state())
     }
 
-    fn append(&mut self, entries: &[SimEntry], _: &FlushNotifier) -> Result<AppendDurability, StorageError> {
+    fn append(&mut self, entries: &[Entry<C, BasicNode>], _: &FlushNotifier) -> Result<AppendDurability, StorageError> {
         let Some(first) = entries.first() else { return Ok(AppendDurability::Pending) };
         let mut disk = self.disk();
         let last_on_disk = disk.last_log_id();
@@ -80,9 +80,8 @@ impl LogStore<Put, BasicNode> for SimStore {
 
     fn save_snapshot(&mut self, snapshot: &Snapshot<BasicNode>) -> Result<(), StorageError> {
         let index = index_of(snapshot.meta.last_log_id);
-        let digest = KvState::decode(&snapshot.data).digest();
         self.disk().save_snapshot(snapshot.clone());
-        self.journal.push(Record::SnapshotSaved { index, digest });
+        self.journal.push(Record::SnapshotSaved { index, data: snapshot.data.clone() });
         Ok(())
     }
 }

@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
+use bytes::Bytes;
 use ferraft::runtime::{IndexResult, MembershipResult, SnapshotTask, WriteResult};
-use ferraft::{BasicNode, LogId, LogIndex, Message, NodeId};
+use ferraft::{BasicNode, Entry, LogId, LogIndex, Message, NodeId};
 
-use crate::disk::SimEntry;
 use crate::invariants::RequestHandle;
 use crate::kv_machine::SimKv;
 use crate::model::Put;
@@ -18,23 +18,23 @@ use crate::model::Put;
 /// force there (when the disk still knows it).
 pub type Committed = (Option<LogId>, Option<Vec<BTreeSet<NodeId>>>);
 
-/// One thing a host did.
-pub enum Record {
+/// One thing a host did (`C`: the commands in its log).
+pub enum Record<C = Put> {
     /// Entries went to the page cache after `prev` (`None`: not right after
     /// the last entry on disk); `committed`: what the disk said was committed then.
-    Appended { entries: Vec<SimEntry>, prev: Option<Option<LogId>>, committed: Committed },
+    Appended { entries: Vec<Entry<C, BasicNode>>, prev: Option<Option<LogId>>, committed: Committed },
     /// These entries were truncated.
     Truncated(Vec<LogId>),
     /// The log was purged up to here.
     Purged(LogId),
-    /// A snapshot after `index`, of a state with `digest`, was saved.
-    SnapshotSaved { index: LogIndex, digest: u64 },
+    /// A snapshot after `index`, of state `data`, was saved.
+    SnapshotSaved { index: LogIndex, data: Bytes },
     /// The state machine applied write `op` at `log_id`.
     Applied { log_id: LogId, op: u64 },
     /// The state machine was replaced by the snapshot saved just before.
     Restored,
     /// A message was handed to the transport.
-    Sent(Box<Message<Put, BasicNode>>),
+    Sent(Box<Message<C, BasicNode>>),
     /// A snapshot job was spawned.
     SnapshotTask(SnapshotTask<BasicNode>),
     /// Write `op` was answered.
@@ -49,17 +49,28 @@ pub enum Record {
 }
 
 /// One node's journal, shared by the parts of its host.
-#[derive(Clone, Default)]
-pub struct Journal(Arc<Mutex<Vec<Record>>>);
+pub struct Journal<C = Put>(Arc<Mutex<Vec<Record<C>>>>);
 
-impl Journal {
+impl<C> Clone for Journal<C> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<C> Default for Journal<C> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<C> Journal<C> {
     /// Adds a record.
-    pub fn push(&self, record: Record) {
+    pub fn push(&self, record: Record<C>) {
         self.0.lock().expect("single-threaded").push(record);
     }
 
     /// Takes every record so far.
-    pub fn take(&self) -> Vec<Record> {
+    pub fn take(&self) -> Vec<Record<C>> {
         std::mem::take(&mut *self.0.lock().expect("single-threaded"))
     }
 }

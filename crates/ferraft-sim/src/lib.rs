@@ -30,6 +30,8 @@ pub mod model;
 pub mod network;
 pub mod options;
 pub mod sim;
+#[cfg(test)]
+mod store_conformance;
 
 pub use options::{Fault, SimOptions};
 pub use sim::{run_seed, Failure, RunStats};

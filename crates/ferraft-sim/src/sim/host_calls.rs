@@ -12,7 +12,7 @@ use rand::Rng;
 use super::{describe, Event, SimHost, SimMessage, Simulation};
 use crate::invariants::Violation;
 use crate::journal::{Committed, Record};
-use crate::model::{fingerprint, Put};
+use crate::model::{fingerprint, KvState, Put};
 use crate::options::Fault;
 
 impl Simulation {
@@ -109,7 +109,8 @@ impl Simulation {
                     self.nodes[i].truncated.extend(removed);
                 }
                 Record::Purged(upto) => self.nodes[i].truncated.retain(|t| t.index > upto.index),
-                Record::SnapshotSaved { index, digest } => {
+                Record::SnapshotSaved { index, data } => {
+                    let digest = KvState::decode(&data).digest();
                     self.nodes[i].saved_snapshot = (index, digest);
                     self.trace(|| format!("n{id} saved snapshot at {index}"));
                     let result = self.checkers.state_machine.observe_snapshot(id, index, digest);
@@ -171,7 +172,12 @@ impl Simulation {
         let id = self.nodes[i].id;
         while self.nodes[i].applied_seen < index {
             let next = self.nodes[i].applied_seen + 1;
-            let written = self.nodes[i].disk.lock().expect("single-threaded").written_at(next);
+            let written = self.nodes[i]
+                .disk
+                .lock()
+                .expect("single-threaded")
+                .written_at(next)
+                .map(|e| (e.log_id, fingerprint(&e.payload)));
             let result = match written {
                 Some((log_id, fingerprint)) => self.checkers.state_machine.observe_apply(id, log_id, fingerprint),
                 None => Err(Violation {
