@@ -176,6 +176,8 @@ struct SimNode {
     leading_as: Option<LeaderId>,
     /// The last index the checkers saw applied.
     applied_seen: LogIndex,
+    /// How fast this machine's clock runs: node milliseconds per simulated one.
+    clock_rate: f64,
     /// The index and state digest of the snapshot saved last, for a restore that follows.
     saved_snapshot: (LogIndex, u64),
     /// Entries truncated in the running batch; checked once the batch is done,
@@ -186,6 +188,16 @@ struct SimNode {
 impl SimNode {
     fn engine(&self) -> Option<&SimEngine> {
         self.host.as_ref().map(|h| h.engine())
+    }
+
+    /// This machine's clock at simulated time `sim_ms` (it never runs backwards).
+    fn clock(&self, sim_ms: u64) -> u64 {
+        (sim_ms as f64 * self.clock_rate) as u64
+    }
+
+    /// The simulated time at which this machine's clock shows `node_ms`.
+    fn sim_time(&self, node_ms: u64) -> u64 {
+        (node_ms as f64 / self.clock_rate).ceil() as u64
     }
 
     /// What a client reading `key` here sees now.
@@ -225,6 +237,11 @@ struct Scenario {
     read_per_tick: f64,
     /// Share of reads served from the leader lease instead of a read-index round.
     lease_read_share: f64,
+    /// Most a node's clock runs fast or slow, as a share of real time.
+    clock_drift: f64,
+    /// A node whose disk is slow while faults last: this much more latency
+    /// on each fsync and snapshot job.
+    slow_disk: Option<(NodeId, u64)>,
 }
 
 /// The whole simulated world.
@@ -290,7 +307,20 @@ impl Simulation {
             write_per_tick: rng.gen_range(0.05..0.3),
             read_per_tick: rng.gen_range(0.05..0.3),
             lease_read_share: 0.0,
+            clock_drift: 0.0,
+            slow_disk: None,
         };
+        // machine faults come from their own generator, so adding them left
+        // the rest of each seed's schedule as it was
+        let mut machines = SmallRng::seed_from_u64(options.seed ^ 0x00C1_0C4D_D15C);
+        let mut scenario = scenario;
+        // the leader lease (0.9 of the shortest election timeout) is meant to
+        // hold while two clocks run within a tenth of each other
+        scenario.clock_drift = [0.0, 0.0, 0.01, 0.04][machines.gen_range(0..4)];
+        if machines.gen_bool(0.3) {
+            let node = machines.gen_range(1..=scenario.nodes);
+            scenario.slow_disk = Some((node, machines.gen_range(30..=300)));
+        }
         let config = Config {
             cluster_id: 7,
             heartbeat_interval_ms: 30,
@@ -339,6 +369,7 @@ impl Simulation {
                     seen_committed: 0,
                     leading_as: None,
                     applied_seen: 0,
+                    clock_rate: 1.0 + machines.gen_range(-1.0..=1.0) * scenario.clock_drift,
                     saved_snapshot: (0, 0),
                     truncated: Vec::new(),
                 };
@@ -348,7 +379,6 @@ impl Simulation {
             .collect();
         let mut network = network;
         let reorder = rng.gen_bool(0.3);
-        let mut scenario = scenario;
         scenario.lease_read_share = [0.0, 0.0, 0.3, 0.8][rng.gen_range(0..4)];
         if options.lease_stress {
             scenario.lease_read_share = 0.8;
@@ -461,9 +491,10 @@ impl Simulation {
         }
         self.now = until;
         for i in 0..self.nodes.len() {
-            let due = self.nodes[i].engine().is_some_and(|e| e.next_deadline_ms() <= until);
+            let node_now = self.nodes[i].clock(until);
+            let due = self.nodes[i].engine().is_some_and(|e| e.next_deadline_ms() <= node_now);
             if due {
-                self.call(i, |h| h.tick(until));
+                self.call(i, |h| h.tick(node_now));
             }
         }
         let result = self.checkers.answers.poll(self.now, &self.checkers.committed);
@@ -482,6 +513,7 @@ impl Simulation {
                 let lying = self.options.fault == Fault::LyingFsync;
                 let last = self.nodes[i].disk.lock().expect("single-threaded").fsync(lying);
                 if let Some(last) = last {
+                    self.trace(|| format!("n{node} fsync up to {last}"));
                     self.call(i, |h| h.flushed(last));
                 }
             }
@@ -514,7 +546,7 @@ impl Simulation {
         }
         self.stats.delivered += 1;
         self.trace(|| format!("deliver {from}->{to} {}", describe(&message.body)));
-        let now = self.now;
+        let now = self.nodes[i].clock(self.now);
         self.call(i, |h| {
             h.tick(now);
             h.receive(message)
@@ -570,7 +602,8 @@ impl Simulation {
         let heal = self.rng.gen_range(400..=800);
         self.schedule(heal, Event::Heal { epoch });
         // just before the isolated follower's election timer fires
-        let deadline = self.nodes[Self::idx(isolated)].engine().map_or(self.now, |e| e.next_deadline_ms());
+        let node = &self.nodes[Self::idx(isolated)];
+        let deadline = node.engine().map_or(self.now, |e| node.sim_time(e.next_deadline_ms()));
         let bounce = deadline.saturating_sub(self.now + 1).max(1) + self.rng.gen_range(0..=30);
         for node in &bounced {
             self.schedule(bounce, Event::Bounce { node: *node });
@@ -618,7 +651,8 @@ impl Simulation {
         };
         node.seen_committed = 0;
         node.leading_as = None;
-        node.start(&self.config, seed, self.now);
+        let now = node.clock(self.now);
+        node.start(&self.config, seed, now);
         let host = node.host.as_ref().expect("just started");
         let (applied, digest) = (index_of(host.applied()), node.kv.lock().expect("single-threaded").digest());
         node.applied_seen = applied;

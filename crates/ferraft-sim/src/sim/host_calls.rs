@@ -138,7 +138,7 @@ impl Simulation {
                 Record::Sent(message) => self.send(*message),
                 Record::SnapshotTask(task) => {
                     let generation = self.nodes[i].incarnation;
-                    let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms * 2);
+                    let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms * 2) + self.disk_latency(id);
                     self.schedule(delay, Event::SnapshotJob { node: id, generation, task });
                 }
                 Record::WriteAnswered { op, result } => self.write_answered(id, op, result),
@@ -242,9 +242,15 @@ impl Simulation {
         if !node.fsync_pending {
             node.fsync_pending = true;
             let generation = node.incarnation;
-            let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms);
+            let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms) + self.disk_latency(id);
             self.schedule(delay, Event::Fsync { node: id, generation });
         }
+    }
+
+    /// The extra latency of node `id`'s disk (the slow disk's, while faults last).
+    fn disk_latency(&self, id: NodeId) -> u64 {
+        let slow = self.scenario.slow_disk.filter(|(slow, _)| self.faults_on && *slow == id);
+        slow.map_or(0, |(_, ms)| ms)
     }
 
     /// The membership before `log_id` if node `i` appended it as its own proposal (as leader).
