@@ -17,16 +17,23 @@ use crate::journal::{Journal, Record};
 use crate::model::Put;
 
 /// A [`LogStore`] over a simulated disk: appends reach the page cache only
-/// (durable at a simulated fsync the simulator schedules, lost in a crash).
+/// (durable at a simulated fsync the simulator schedules, lost in a crash),
+/// or, on a disk that syncs on append, are durable when `append` returns.
 pub struct SimStore<C = Put> {
     disk: Arc<Mutex<SimDisk<C>>>,
     journal: Journal<C>,
+    sync_on_append: bool,
 }
 
 impl<C: Clone> SimStore<C> {
     /// A store over `disk`, journaling into `journal`.
     pub fn new(disk: Arc<Mutex<SimDisk<C>>>, journal: Journal<C>) -> Self {
-        Self { disk, journal }
+        Self { disk, journal, sync_on_append: false }
+    }
+
+    /// Makes every append durable before it returns (`AppendDurability::Durable`).
+    pub fn syncing_on_append(self, on: bool) -> Self {
+        Self { sync_on_append: on, ..self }
     }
 
     fn disk(&self) -> std::sync::MutexGuard<'_, SimDisk<C>> {
@@ -46,9 +53,16 @@ impl<C: AppData> LogStore<C, BasicNode> for SimStore<C> {
         let prev = (index_of(last_on_disk) + 1 == first.log_id.index).then_some(last_on_disk);
         let committed = (disk.committed(), disk.membership_at(index_of(disk.committed())));
         disk.append(entries);
+        let durability = if self.sync_on_append {
+            disk.fsync(false);
+            AppendDurability::Durable
+        } else {
+            AppendDurability::Pending
+        };
         drop(disk);
-        self.journal.push(Record::Appended { entries: entries.to_vec(), prev, committed });
-        Ok(AppendDurability::Pending)
+        let synced = durability == AppendDurability::Durable;
+        self.journal.push(Record::Appended { entries: entries.to_vec(), prev, committed, synced });
+        Ok(durability)
     }
 
     fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {

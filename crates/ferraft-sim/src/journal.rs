@@ -21,8 +21,9 @@ pub type Committed = (Option<LogId>, Option<Vec<BTreeSet<NodeId>>>);
 /// One thing a host did (`C`: the commands in its log).
 pub enum Record<C = Put> {
     /// Entries went to the page cache after `prev` (`None`: not right after
-    /// the last entry on disk); `committed`: what the disk said was committed then.
-    Appended { entries: Vec<Entry<C, BasicNode>>, prev: Option<Option<LogId>>, committed: Committed },
+    /// the last entry on disk), or to the disk when `synced`; `committed`: what
+    /// the disk said was committed then.
+    Appended { entries: Vec<Entry<C, BasicNode>>, prev: Option<Option<LogId>>, committed: Committed, synced: bool },
     /// These entries were truncated.
     Truncated(Vec<LogId>),
     /// The log was purged up to here.

@@ -178,6 +178,9 @@ struct SimNode {
     applied_seen: LogIndex,
     /// How fast this machine's clock runs: node milliseconds per simulated one.
     clock_rate: f64,
+    /// Its disk makes each append durable before returning (the host then
+    /// reports the flush itself).
+    sync_on_append: bool,
     /// The index and state digest of the snapshot saved last, for a restore that follows.
     saved_snapshot: (LogIndex, u64),
     /// Entries truncated in the running batch; checked once the batch is done,
@@ -211,7 +214,9 @@ impl SimNode {
         self.kv = Arc::default();
         let parts = HostParts {
             network: Arc::new(SimTransport::new(self.journal.clone())),
-            store: Box::new(SimStore::new(self.disk.clone(), self.journal.clone())),
+            store: Box::new(
+                SimStore::new(self.disk.clone(), self.journal.clone()).syncing_on_append(self.sync_on_append),
+            ),
             state_machine: SimKv::new(self.kv.clone(), self.journal.clone()),
             spawner: Box::new(SimSpawner::new(self.journal.clone())),
             // the simulator reports flushes itself, at each simulated fsync
@@ -370,6 +375,8 @@ impl Simulation {
                     leading_as: None,
                     applied_seen: 0,
                     clock_rate: 1.0 + machines.gen_range(-1.0..=1.0) * scenario.clock_drift,
+                    // a lying fsync must stay the only way to durability
+                    sync_on_append: options.fault != Fault::LyingFsync && machines.gen_bool(0.2),
                     saved_snapshot: (0, 0),
                     truncated: Vec::new(),
                 };

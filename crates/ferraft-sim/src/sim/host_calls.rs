@@ -92,7 +92,15 @@ impl Simulation {
                     .membership_at(index_of(membership_before))
                     .map(|m| m.membership.configs().to_vec())
                     .unwrap_or_else(|| now.clone());
-                result = self.checkers.membership.observe_leader_commit(id, log_id, &[&before, &now], &holders);
+                // the config the entry itself came under: one call may propose,
+                // commit (an append durable at once) and move past a membership
+                let at_commit = engine
+                    .log()
+                    .membership_at(log_id.index)
+                    .map(|m| m.membership.configs().to_vec())
+                    .unwrap_or_else(|| now.clone());
+                result =
+                    self.checkers.membership.observe_leader_commit(id, log_id, &[&before, &at_commit, &now], &holders);
             }
         }
         self.check(result);
@@ -103,7 +111,9 @@ impl Simulation {
         let id = self.nodes[i].id;
         for record in self.nodes[i].journal.take() {
             match record {
-                Record::Appended { entries, prev, committed } => self.appended(i, entries, prev, committed),
+                Record::Appended { entries, prev, committed, synced } => {
+                    self.appended(i, entries, prev, committed, synced)
+                }
                 Record::Truncated(removed) => {
                     self.trace(|| format!("n{id} truncate: {} entries", removed.len()));
                     self.nodes[i].truncated.extend(removed);
@@ -214,6 +224,7 @@ impl Simulation {
         entries: Vec<crate::disk::SimEntry>,
         prev: Option<Option<LogId>>,
         committed: Committed,
+        synced: bool,
     ) {
         let id = self.nodes[i].id;
         let Some(first) = entries.first() else { return };
@@ -239,7 +250,7 @@ impl Simulation {
             format!("n{id} append {}..{last} ({} entries)", first.log_id, entries.len())
         });
         let node = &mut self.nodes[i];
-        if !node.fsync_pending {
+        if !synced && !node.fsync_pending {
             node.fsync_pending = true;
             let generation = node.incarnation;
             let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms) + self.disk_latency(id);
