@@ -18,6 +18,7 @@ mod health;
 mod keys;
 mod list;
 mod membership_ext;
+mod readmit;
 mod request;
 mod routes;
 mod watch;

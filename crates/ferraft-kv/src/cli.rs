@@ -373,6 +373,13 @@ pub enum CtlCommand {
         #[command(flatten)]
         promote: crate::ctl_promote::PromoteArgs,
     },
+    /// Bring back a member whose data dir was wiped or whose machine was
+    /// replaced: records its new incarnation, as a learner (a voter is
+    /// demoted on the way). Start it first; promote it once caught up.
+    Readmit {
+        /// The member to bring back.
+        id: u64,
+    },
     /// Swap a voter for a caught-up learner in one change.
     ReplaceVoter {
         /// The voter to remove.

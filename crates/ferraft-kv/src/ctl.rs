@@ -53,6 +53,7 @@ fn is_change(command: &CtlCommand) -> bool {
             | CtlCommand::Commit { .. }
             | CtlCommand::Abort { .. }
             | CtlCommand::TransferLeader { .. }
+            | CtlCommand::Readmit { .. }
     )
 }
 
@@ -153,6 +154,9 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
                 add_learner(client, id, &raft, &api, !no_wait, !json_out).await?
             };
             Answer::membership(value)
+        }
+        CtlCommand::Readmit { id } => {
+            Answer::membership(client.post("/v1/cluster/readmit", &json!({ "id": id })).await?)
         }
         CtlCommand::ReplaceVoter { old, new } => {
             Answer::membership(crate::ctl_promote::replace_voter(client, old, new).await?)

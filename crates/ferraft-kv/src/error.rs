@@ -260,6 +260,9 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
             ChangeMembershipError::WrongPrepareIndex { given, pending } => {
                 ApiError::new(Code::Conflict, message).with("given", given).with("pending", json!(pending))
             }
+            ChangeMembershipError::IncarnationUnknown { node_id } => {
+                ApiError::new(Code::Conflict, message).with("node_id", node_id)
+            }
             ChangeMembershipError::PeerRefused { node_id, .. } => {
                 ApiError::new(Code::Conflict, message).with("node_id", node_id)
             }

@@ -6,7 +6,7 @@
 //! id, truncations, purges and snapshots are durable when written (the store
 //! contract lets `save_committed` be lazy; being eager is one valid choice).
 
-use ferraft::{BasicNode, ClusterId, Entry, LogId, LogIndex, LogState, Snapshot, Vote};
+use ferraft::{BasicNode, ClusterId, Entry, Incarnation, LogId, LogIndex, LogState, Snapshot, Vote};
 
 use crate::model::Put;
 
@@ -16,6 +16,10 @@ pub type SimEntry = Entry<Put, BasicNode>;
 /// One node's disk.
 #[derive(Debug, Default, Clone)]
 pub struct SimDisk {
+    /// The data's incarnation: kept through crashes, new on a wipe.
+    incarnation: Option<Incarnation>,
+    /// This disk replaced a wiped one.
+    wiped: bool,
     /// Saved synchronously, like the vote.
     cluster_id: Option<ClusterId>,
     vote: Option<Vote>,
@@ -32,6 +36,27 @@ pub struct SimDisk {
 }
 
 impl SimDisk {
+    /// A new, empty disk with `incarnation`.
+    pub fn new(incarnation: Option<Incarnation>) -> Self {
+        Self { incarnation, ..Self::default() }
+    }
+
+    /// The disk was wiped (or the machine replaced): everything is gone, and
+    /// the data starts a new incarnation.
+    pub fn wipe(&mut self, incarnation: Option<Incarnation>) {
+        *self = Self { wiped: true, ..Self::new(incarnation) };
+    }
+
+    /// Whether this disk replaced a wiped one.
+    pub fn was_wiped(&self) -> bool {
+        self.wiped
+    }
+
+    /// The data's incarnation.
+    pub fn incarnation(&self) -> Option<Incarnation> {
+        self.incarnation
+    }
+
     /// Persists the cluster id.
     pub fn save_cluster_id(&mut self, cluster_id: ClusterId) {
         self.cluster_id = Some(cluster_id);
@@ -127,6 +152,7 @@ impl SimDisk {
     pub fn log_state(&self) -> LogState<Put, BasicNode> {
         LogState {
             cluster_id: self.cluster_id,
+            incarnation: self.incarnation,
             vote: self.vote,
             committed: self.committed,
             last_purged: self.last_purged,

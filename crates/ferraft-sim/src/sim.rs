@@ -13,8 +13,8 @@ use ferraft::engine::{Engine, Output, Role};
 use ferraft::log_id::index_of;
 use ferraft::message::SnapshotChunk;
 use ferraft::{
-    BasicNode, ChangeMembers, Config, EntryPayload, LeaderId, LeaderIdMode, LogId, LogIndex, LogState, Membership,
-    Message, MessageBody, NodeId, Snapshot, SnapshotMeta, StoredMembership, Vote,
+    BasicNode, ChangeMembers, Config, EntryPayload, LeaderId, LeaderIdMode, LogId, LogIndex, Membership, Message,
+    MessageBody, NodeId, Snapshot, SnapshotMeta, StoredMembership, Vote,
 };
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
@@ -28,8 +28,10 @@ use crate::linearizability;
 use crate::model::{fingerprint, KvState, Put};
 use crate::network::Network;
 use crate::options::{Fault, SimOptions};
+use wipes::first_incarnation;
 
 mod membership_calls;
+mod wipes;
 
 type SimEngine = Engine<Put, BasicNode>;
 type SimMessage = Message<Put, BasicNode>;
@@ -88,6 +90,8 @@ pub struct RunStats {
     pub leaders: usize,
     /// Node crashes.
     pub crashes: usize,
+    /// Crashes after which the node came back with a wiped disk.
+    pub wipes: usize,
     /// Membership entries committed.
     pub memberships: usize,
     /// Snapshots installed from a leader.
@@ -290,8 +294,14 @@ impl Simulation {
         let nodes = (1..=scenario.nodes)
             .map(|id| SimNode {
                 id,
-                engine: Some(Engine::new(id, config.clone(), &LogState::default(), rng.gen(), 0)),
-                disk: SimDisk::default(),
+                engine: Some(Engine::new(
+                    id,
+                    config.clone(),
+                    &SimDisk::new(first_incarnation(id)).log_state(),
+                    rng.gen(),
+                    0,
+                )),
+                disk: SimDisk::new(first_incarnation(id)),
                 kv: KvState::default(),
                 applied: None,
                 snapshot: None,
@@ -874,6 +884,8 @@ impl Simulation {
         }
         node.disk.crash(lose_vote);
         node.incarnation += 1;
+        self.maybe_wipe(id);
+        let node = &mut self.nodes[Self::idx(id)];
         node.reads.clear();
         node.receiving = None;
         node.fsync_pending = false;
@@ -909,7 +921,7 @@ impl Simulation {
         self.call(i, |_| ());
         // an operator whose initial member came back empty initializes it again
         let empty = self.nodes[i].engine.as_ref().is_some_and(|e| e.membership().is_none());
-        if id <= self.scenario.voters && empty {
+        if id <= self.scenario.voters && empty && !self.nodes[i].disk.was_wiped() {
             let membership = self.initial_membership();
             let result = self.call(i, |e| e.initialize(membership).map_err(|e| e.to_string()));
             self.trace(|| format!("n{id} initialized again: {result:?}"));
@@ -993,6 +1005,10 @@ impl Simulation {
         let leaders: Vec<usize> =
             (0..self.nodes.len()).filter(|i| self.nodes[*i].engine.as_ref().is_some_and(|e| e.is_leader())).collect();
         let Some(i) = leaders.into_iter().choose(&mut self.rng) else { return };
+        self.probe_wiped(i);
+        if self.readmit_wiped(i) {
+            return;
+        }
         let engine = self.nodes[i].engine.as_ref().expect("leader is up");
         let Some(stored) = engine.membership().cloned() else { return };
         let m = stored.membership;
@@ -1062,7 +1078,7 @@ impl Simulation {
         self.trace(|| format!("n{} transfer leadership to {to:?}: {result:?}", i + 1));
     }
 
-    fn request_change(&mut self, i: usize, request_id: u64, change: ChangeMembers<BasicNode>, retain: bool) {
+    pub(super) fn request_change(&mut self, i: usize, request_id: u64, change: ChangeMembers<BasicNode>, retain: bool) {
         let shown = format!("{change:?}");
         let asked = Asked::Change { change: change.clone(), retain };
         let handle = self.issue_membership_request(i, Some(request_id), asked);

@@ -46,6 +46,9 @@ pub enum BrokenRule {
     DoubleVote,
     /// Answer a planned membership change as done without proposing it.
     AnswerWithoutProposing,
+    /// Count a node of another incarnation than membership records as its
+    /// old self (its votes and acknowledgements).
+    CountOtherIncarnations,
 }
 
 /// How a node behaves. Start from `Config::default()` and change what you need;

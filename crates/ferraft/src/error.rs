@@ -205,6 +205,14 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
         /// The committed membership in force when the answer was decided.
         membership: Box<StoredMembership<N>>,
     },
+    /// A node to readmit did not say which incarnation it is now (it is down,
+    /// unreachable, or keeps no incarnation), so the leader cannot record it:
+    /// start it and try again. Nothing changed.
+    #[error("node {node_id} did not say which incarnation it is: start it (on its new data) and try again")]
+    IncarnationUnknown {
+        /// The node to readmit.
+        node_id: NodeId,
+    },
     /// The node to add answered, but refused this cluster: it belongs to
     /// another one, or its address leads to another node. Nothing changed.
     #[error("node {node_id} cannot be added: {refusal}")]

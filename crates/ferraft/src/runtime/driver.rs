@@ -70,7 +70,7 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     /// votes, and of nodes probed before they are added.
     directory: HashMap<u64, N>,
     /// Callers waiting to hear whether a probed node refuses this cluster.
-    probes: HashMap<NodeId, Vec<Reply<Option<PeerRefusal>>>>,
+    probes: HashMap<NodeId, Vec<Reply<Result<u64, PeerRefusal>>>>,
     /// Peers that refused this node, until they answer normally.
     refused: BTreeMap<NodeId, PeerRefusal>,
     /// When pending progress-only metric changes must be published.
@@ -106,6 +106,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         let (metrics, metrics_rx) = watch::channel(RaftMetrics {
             id,
             cluster_id: engine.cluster_id(),
+            incarnation: engine.incarnation(),
             state: engine.server_state(),
             current_term: 0,
             vote: engine.vote(),
@@ -226,18 +227,18 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::Unreachable(peer) => {
                 tracing::debug!(node = self.engine.id(), peer, "peer unreachable: backing off");
                 self.engine.on_peer_unreachable(peer);
-                self.answer_probes(peer, None);
+                self.answer_probes(peer, Ok(0));
             }
             Event::Refused(peer, refusal) => {
                 tracing::warn!(node = self.engine.id(), peer, %refusal, "peer refused this node");
                 self.engine.on_peer_unreachable(peer);
                 self.refused.insert(peer, refusal);
-                self.answer_probes(peer, Some(refusal));
+                self.answer_probes(peer, Err(refusal));
             }
             Event::ProbePeer(peer, node, reply) => {
                 // only the leader adds nodes: elsewhere the change is forwarded, and probed there
                 if peer == self.engine.id() || !self.engine.is_leader() {
-                    let _ = reply.send(None);
+                    let _ = reply.send(Ok(0));
                 } else {
                     self.directory.insert(peer, node);
                     self.probes.entry(peer).or_default().push(reply);
@@ -327,9 +328,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
     }
 
     /// Answers everyone waiting to hear whether `peer` refuses this cluster.
-    fn answer_probes(&mut self, peer: NodeId, refusal: Option<PeerRefusal>) {
+    fn answer_probes(&mut self, peer: NodeId, answer: Result<u64, PeerRefusal>) {
         for reply in self.probes.remove(&peer).unwrap_or_default() {
-            let _ = reply.send(refusal);
+            let _ = reply.send(answer);
         }
     }
 
@@ -478,13 +479,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                     let _ = reply.send(result);
                 }
             }
-            Output::ProbeAnswered { from, seq: _, cluster_id } => {
+            Output::ProbeAnswered { from, seq: _, cluster_id, incarnation } => {
                 let ours = self.engine.cluster_id();
-                let refusal = match cluster_id {
-                    Some(theirs) if Some(theirs) != ours => Some(PeerRefusal::OtherCluster { theirs, ours }),
-                    _ => None,
+                let answer = match cluster_id {
+                    Some(theirs) if Some(theirs) != ours => Err(PeerRefusal::OtherCluster { theirs, ours }),
+                    _ => Ok(incarnation),
                 };
-                self.answer_probes(from, refusal);
+                self.answer_probes(from, answer);
             }
             Output::MembershipDone { request_id, result } => {
                 if let Some(reply) = self.memberships.remove(&request_id) {
@@ -657,7 +658,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 self.state_machine.restore(&snapshot.data)?;
                 self.applied = snapshot.meta.last_log_id;
                 let meta = snapshot.meta.clone();
-                self.snapshot = Some(Arc::new(snapshot));
+                self.snapshot = Some(Arc::new(*snapshot));
                 self.engine.on_snapshot_installed(from, meta, seq);
             }
         }

@@ -5,6 +5,7 @@ mod driver;
 mod event;
 mod membership_ext;
 mod metrics;
+mod readmit;
 mod snapshot_receiver;
 
 use std::collections::BTreeSet;
@@ -219,14 +220,14 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// Asks the node to be added which cluster it is in: one of another
     /// cluster, or another node at that address, is refused before anything
     /// is proposed. A node that does not answer in time is let through.
-    pub(crate) async fn probe_new_member(&self, id: NodeId, node: &N) -> Result<(), ChangeMembershipError<N>> {
+    /// Returns the node's incarnation (0 when it did not say), which the
+    /// leader now knows and records when the node becomes a learner.
+    pub(crate) async fn probe_new_member(&self, id: NodeId, node: &N) -> Result<u64, ChangeMembershipError<N>> {
         let asked = self.call(|tx| Event::ProbePeer(id, node.clone(), tx));
-        if let Ok(answer) = tokio::time::timeout(self.inner.probe_timeout, asked).await {
-            if let Some(refusal) = answer? {
-                return Err(ChangeMembershipError::PeerRefused { node_id: id, refusal });
-            }
+        match tokio::time::timeout(self.inner.probe_timeout, asked).await {
+            Ok(answer) => answer?.map_err(|refusal| ChangeMembershipError::PeerRefused { node_id: id, refusal }),
+            Err(_) => Ok(0),
         }
-        Ok(())
     }
 
     /// Changes membership by the extended algorithm (one step when safe, else
