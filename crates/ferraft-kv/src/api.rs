@@ -13,6 +13,7 @@ use std::time::Duration;
 mod backup;
 mod cluster;
 mod ctx;
+mod force_new_cluster;
 mod forward;
 mod health;
 mod keys;

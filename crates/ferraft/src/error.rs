@@ -251,6 +251,24 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     Fatal(#[from] Fatal),
 }
 
+/// Why force-new-cluster was refused. Nothing changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ForceNewClusterError {
+    /// This node has no membership: there is no cluster to recover.
+    #[error("this node is not initialized: there is no cluster to recover")]
+    NotInitialized,
+    /// The membership in force does not name this node, so it has no
+    /// address to be the new cluster's voter under.
+    #[error("the membership in force does not name this node")]
+    NotMember,
+    /// The confirmation was not given.
+    #[error("force-new-cluster needs an explicit confirmation: it makes this node the only voter of a new cluster")]
+    NotConfirmed,
+    /// The node cannot continue.
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+}
+
 /// Why a leader transfer failed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum TransferError<N: std::fmt::Debug> {

@@ -122,7 +122,10 @@ pub use cluster_id::{ClusterId, ParseClusterIdError};
 pub use config::{Config, ConfigError};
 pub use engine::{CatchUpReport, CatchUpStall, ChangeOptions, ChangeStatus, Readiness, ServerState};
 pub use entry::{AppData, Entry, EntryPayload};
-pub use error::{ChangeMembershipError, Fatal, ForwardToLeader, InitializeError, ReadError, TransferError, WriteError};
+pub use error::{
+    ChangeMembershipError, Fatal, ForceNewClusterError, ForwardToLeader, InitializeError, ReadError, TransferError,
+    WriteError,
+};
 pub use incarnation::Incarnation;
 pub use leader_id::{LeaderId, LeaderIdMode};
 pub use log_id::LogId;

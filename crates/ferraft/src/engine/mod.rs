@@ -13,6 +13,7 @@ mod cluster_identity;
 mod election;
 mod entry_bytes;
 mod follower;
+mod force_new_cluster;
 mod incarnations;
 mod joint_exit;
 mod membership_change;

@@ -263,6 +263,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                     let _ = reply.send(Err(e));
                 }
             },
+            Event::ForceNewCluster(cluster, reply) => {
+                let _ = reply.send(self.engine.force_new_cluster(cluster));
+            }
             Event::Initialize(membership, given, fresh, reply) => {
                 let _ = reply.send(self.engine.initialize_in_cluster(membership, given, fresh));
             }

@@ -43,6 +43,8 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     Write(SM::Command, WriteReply<SM, N>),
     ReadIndex(Reply<Result<LogIndex, ReadError<N>>>),
     LeaseRead(Reply<Result<LogIndex, ReadError<N>>>),
+    /// Force-new-cluster under this new cluster id (see `force_new_cluster`).
+    ForceNewCluster(ClusterId, Reply<Result<LogId, crate::error::ForceNewClusterError>>),
     /// The membership, the cluster id the caller gave, a fresh random one.
     Initialize(Membership<N>, Option<ClusterId>, ClusterId, Reply<Result<LogId, InitializeError>>),
     ChangeMembership(ChangeMembers<N>, bool, Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>),

@@ -3,6 +3,7 @@
 
 mod driver;
 mod event;
+mod force_new_cluster;
 mod membership_ext;
 mod metrics;
 mod readmit;

@@ -556,6 +556,7 @@ fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved
 }
 
 mod change_identity;
+mod force_new_cluster;
 mod incarnations;
 mod membership_answers;
 mod promotion;
