@@ -18,35 +18,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Incarnation(u64);
 
-impl Incarnation {
-    /// The incarnation `raw`; `None` for 0, which means "not known".
-    pub const fn new(raw: u64) -> Option<Self> {
-        match raw {
-            0 => None,
-            raw => Some(Self(raw)),
-        }
-    }
-
-    /// A fresh random incarnation, from the operating system's randomness:
-    /// two wipes of one node must never give the same id.
-    pub fn random() -> Self {
-        loop {
-            if let Some(id) = Self::new(rand::random()) {
-                return id;
-            }
-        }
-    }
-
-    /// The number, as carried in envelopes.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The envelope value of an optional incarnation: 0 for none.
-    pub fn wire(id: Option<Self>) -> u64 {
-        id.map_or(0, Self::get)
-    }
-}
+crate::nonzero_id::nonzero_id!(Incarnation, "\"not known\"");
 
 /// Whether a message from (or for) incarnation `seen` may stand for the
 /// recorded one: either being unknown (0) proves nothing, so it may.

@@ -111,6 +111,7 @@ pub mod membership;
 pub mod message;
 pub mod network;
 pub mod node;
+mod nonzero_id;
 pub mod peer_refusal;
 pub mod runtime;
 pub mod snapshot;

@@ -44,7 +44,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// Remembers the incarnation `id` says it has.
     pub(crate) fn learn_incarnation(&mut self, id: NodeId, incarnation: u64) {
-        if incarnation != 0 && id != self.id {
+        // on every message: look before writing
+        if incarnation != 0 && id != self.id && self.known_incarnations.get(&id) != Some(&incarnation) {
             self.known_incarnations.insert(id, incarnation);
         }
     }

@@ -1,8 +1,11 @@
-//! Issue 18 with real `ferraft serve` processes: a voter whose data dir is
-//! wiped comes back under its old id as a new incarnation. It counts for
-//! nothing (nothing is replicated to it, its votes and acknowledgements are
-//! dropped) until the operator runs `ferraft ctl readmit`, then it catches up
-//! and is promoted again.
+//! Issue 18 with real `ferraft serve` processes: the operator's recovery
+//! paths. A voter whose data dir is wiped comes back under its old id as a
+//! new incarnation and counts for nothing (nothing is replicated to it, its
+//! votes and acknowledgements are dropped) until `ferraft ctl readmit`; then
+//! it catches up and is promoted again. A cluster that lost two of three
+//! nodes for good is restarted from the survivor with `ferraft ctl
+//! force-new-cluster`, and a lost node restarted on its old data cannot
+//! rejoin and split it.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -90,4 +93,55 @@ async fn a_wiped_voter_is_not_its_old_self_until_readmitted_with_ctl() {
     let voters = status["membership"]["voters"].as_array().cloned().unwrap_or_default();
     assert_eq!(voters.len(), 3, "{status}");
     nodes[&victim].client.put("/v1/kv/after-readmit", &json!({"value": "y"})).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_survivor_forced_into_a_new_cluster_serves_writes_and_the_lost_cannot_split_it() {
+    let dir = TempDir::new().unwrap();
+    let mut nodes = start_nodes(Path::new(EXE), 3, dir.path()).await.unwrap();
+    let specs: serde_json::Map<String, Value> = nodes.values().map(|n| (n.id.to_string(), n.spec())).collect();
+    nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": specs })).await.unwrap();
+    for i in 0..10 {
+        nodes[&1].client.put(&format!("/v1/kv/k{i}"), &json!({"value": format!("v{i}")})).await.unwrap();
+    }
+    let old_cluster = nodes[&1].client.status().await.unwrap()["cluster_id"].clone();
+    // the survivor applied every write before the others are lost
+    nodes[&3].client.wait_local_value("k9", "v9", Duration::from_secs(10)).await.unwrap();
+    nodes.get_mut(&1).unwrap().kill9().await;
+    nodes.get_mut(&2).unwrap().kill9().await;
+    let survivor = nodes[&3].api.clone();
+
+    let (code, out, err) = ctl(&survivor, &["force-new-cluster"]).await;
+    assert_ne!(code, 0, "refused without the confirmation flag: {out} {err}");
+    let status = nodes[&3].client.status().await.unwrap();
+    assert_eq!(status["cluster_id"], old_cluster, "nothing changed without the confirmation");
+
+    let (code, out, err) = ctl(&survivor, &["force-new-cluster", "--yes-i-know-this-drops-the-other-members"]).await;
+    assert_eq!(code, 0, "force-new-cluster failed: {out} {err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(answer["membership"]["voters"], json!([3]), "{answer}");
+    assert_ne!(answer["cluster_id"], old_cluster, "a new cluster id");
+    let log = std::fs::read_to_string(&nodes[&3].log).unwrap();
+    assert!(log.contains("FORCE-NEW-CLUSTER"), "the survivor's log says loudly what happened");
+
+    // writes work, and nothing the survivor held was lost
+    nodes[&3].client.put("/v1/kv/after", &json!({"value": "forced"})).await.unwrap();
+    let v = nodes[&3].client.get("/v1/kv/k9").await.unwrap();
+    assert_eq!(v["value"], "v9");
+
+    // a lost node restarted on its old data is refused: it cannot join the
+    // new cluster, and alone it is no majority of the old one
+    let lost = nodes.get_mut(&1).unwrap();
+    lost.spawn().unwrap();
+    lost.wait_ready(Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let lost_status = nodes[&1].client.status().await.unwrap();
+    assert_eq!(lost_status["cluster_id"], old_cluster, "{lost_status}");
+    assert_ne!(lost_status["role"], "leader", "{lost_status}");
+    assert!(nodes[&1].client.put("/v1/kv/split", &json!({"value": "no"})).await.is_err(), "the lost node took a write");
+    let status = nodes[&3].client.status().await.unwrap();
+    assert_eq!(status["role"], "leader", "{status}");
+    assert_eq!(status["membership"]["voters"], json!([3]));
+    nodes[&3].client.put("/v1/kv/still", &json!({"value": "ok"})).await.unwrap();
+    assert!(nodes[&3].client.get("/v1/kv/split").await.is_err(), "no write of the lost node reached the new cluster");
 }
