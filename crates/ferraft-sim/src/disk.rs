@@ -20,6 +20,9 @@ pub struct SimDisk {
     incarnation: Option<Incarnation>,
     /// This disk replaced a wiped one.
     wiped: bool,
+    /// The disk it replaced: what that one held durably was acknowledged
+    /// truthfully, so a commit counted on it was sound when made.
+    previous: Option<Box<SimDisk>>,
     /// Saved synchronously, like the vote.
     cluster_id: Option<ClusterId>,
     vote: Option<Vote>,
@@ -44,7 +47,8 @@ impl SimDisk {
     /// The disk was wiped (or the machine replaced): everything is gone, and
     /// the data starts a new incarnation.
     pub fn wipe(&mut self, incarnation: Option<Incarnation>) {
-        *self = Self { wiped: true, ..Self::new(incarnation) };
+        let previous = Some(Box::new(std::mem::take(self)));
+        *self = Self { wiped: true, previous, ..Self::new(incarnation) };
     }
 
     /// Whether this disk replaced a wiped one.
@@ -129,8 +133,13 @@ impl SimDisk {
         last
     }
 
-    /// Whether `log_id` would survive a crash now.
+    /// Whether `log_id` would survive a crash now, or did on the disk this
+    /// one replaced until it was wiped.
     pub fn durably_holds(&self, log_id: LogId) -> bool {
+        self.holds_now(log_id) || self.previous.as_ref().is_some_and(|p| p.durably_holds(log_id))
+    }
+
+    fn holds_now(&self, log_id: LogId) -> bool {
         if self.last_purged.is_some_and(|p| p.index >= log_id.index) {
             // covered by the snapshot, which only holds committed entries
             return true;

@@ -37,7 +37,7 @@ fn a_wiped_node_under_its_old_id_never_loses_a_committed_write() {
     for failure in &failures {
         eprintln!("{failure}");
     }
-    assert!(wipes > count as usize / 4, "too few wipes ({wipes}) for the runs to mean anything");
+    assert!(wipes > count as usize / 5, "too few wipes ({wipes}) for the runs to mean anything");
     assert!(failures.is_empty(), "{} of {count} seeds failed; first: {}", failures.len(), failures[0]);
 }
 

@@ -15,11 +15,11 @@ pub(super) fn first_incarnation(id: NodeId) -> Option<Incarnation> {
 impl Simulation {
     /// With the fault on, sometimes replaces crashed node `id`'s disk by an
     /// empty one of a new incarnation: only while every config of a leader's
-    /// membership keeps a majority of members that are their recorded self,
-    /// else no operator path could bring the cluster back (that takes
-    /// force-new-cluster).
+    /// membership keeps a majority of members that are their recorded self
+    /// and no membership request is open, else no operator path could bring
+    /// the cluster back (that takes force-new-cluster).
     pub(super) fn maybe_wipe(&mut self, id: NodeId) {
-        if !self.options.wipe_disks || !self.rng.gen_bool(0.25) || !self.may_wipe(id) {
+        if !self.options.wipe_disks || !self.rng.gen_bool(0.5) || !self.may_wipe(id) {
             return;
         }
         // unique per run: one crash per node at a time
@@ -30,6 +30,11 @@ impl Simulation {
     }
 
     fn may_wipe(&self, id: NodeId) -> bool {
+        // a change still queued may go on to a config the wiped node is
+        // needed in, and only force-new-cluster gets out of that
+        if self.checkers.answers.has_open() {
+            return false;
+        }
         let leader = self.nodes.iter().filter_map(|n| n.engine.as_ref()).find(|e| e.is_leader());
         let Some(membership) = leader.and_then(|e| e.membership()).map(|m| &m.membership) else { return false };
         let stale = |member: NodeId| {
