@@ -389,6 +389,11 @@ impl MembershipAnswers {
         self.enabled && self.requests.iter().any(Request::is_open)
     }
 
+    /// Whether some promote-when-ready request is not done yet.
+    pub fn has_open_promotion(&self) -> bool {
+        self.promotions.iter().any(|p| p.done_seq.is_none())
+    }
+
     /// Faults stopped: from now on (or from its issue) each request has [`ANSWER_BOUND_MS`].
     pub fn observe_calm(&mut self, now_ms: u64) {
         self.calm_since_ms = Some(now_ms);

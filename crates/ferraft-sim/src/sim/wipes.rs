@@ -32,7 +32,7 @@ impl Simulation {
     fn may_wipe(&self, id: NodeId) -> bool {
         // a change still queued may go on to a config the wiped node is
         // needed in, and only force-new-cluster gets out of that
-        if self.checkers.answers.has_open() {
+        if self.checkers.answers.has_open() || self.checkers.answers.has_open_promotion() {
             return false;
         }
         let leader = self.nodes.iter().filter_map(|n| n.engine.as_ref()).find(|e| e.is_leader());
@@ -40,7 +40,8 @@ impl Simulation {
         let stale = |member: NodeId| {
             let recorded = membership.incarnation(member);
             let disk = Incarnation::wire(self.nodes[Self::idx(member)].disk.incarnation());
-            member == id || (recorded != 0 && recorded != disk)
+            // not recorded yet counts as not itself: the cluster cannot tell
+            member == id || recorded != disk
         };
         membership.configs().iter().all(|config| config.iter().filter(|m| !stale(**m)).count() * 2 > config.len())
     }
