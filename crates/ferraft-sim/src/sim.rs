@@ -930,7 +930,9 @@ impl Simulation {
 
     fn initial_membership(&self) -> Membership<BasicNode> {
         let nodes: BTreeMap<NodeId, BasicNode> = (1..=self.scenario.voters).map(|id| (id, node_addr(id))).collect();
-        Membership::new_uniform(nodes).expect("valid initial membership")
+        // as `Raft::initialize` does by probing the members: their incarnations
+        let incarnations = self.initial_incarnations();
+        Membership::new_uniform(nodes).expect("valid initial membership").with_incarnations(incarnations)
     }
 
     // ---- clients -----------------------------------------------------------------

@@ -96,4 +96,12 @@ impl Simulation {
         self.request_change(i, request_id, change, true);
         true
     }
+
+    /// The incarnations an operator initializing the cluster learns by
+    /// asking the initial members (the runtime's `initialize` probes them).
+    pub(super) fn initial_incarnations(&self) -> std::collections::BTreeMap<NodeId, u64> {
+        (1..=self.scenario.voters)
+            .map(|id| (id, Incarnation::wire(self.nodes[Self::idx(id)].disk.incarnation())))
+            .collect()
+    }
 }

@@ -106,7 +106,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             .nodes()
             .keys()
             .map(|&id| {
-                let recorded = current.map_or(0, |m| m.incarnation(id));
+                // without a membership (initialize), what the caller recorded
+                let recorded = current.map_or(next.incarnation(id), |m| m.incarnation(id));
                 let known = self.known_incarnation(id);
                 let stays_voter = next.is_voter(id) && current.is_some_and(|m| m.is_voter(id));
                 let keep_recorded = if stays_voter { recorded != 0 } else { known == 0 };

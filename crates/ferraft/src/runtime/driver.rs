@@ -236,8 +236,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 self.answer_probes(peer, Err(refusal));
             }
             Event::ProbePeer(peer, node, reply) => {
-                // only the leader adds nodes: elsewhere the change is forwarded, and probed there
-                if peer == self.engine.id() || !self.engine.is_leader() {
+                // only the leader adds nodes (elsewhere the change is forwarded,
+                // and probed there), and a node about to initialize asks its
+                // fellow initial members
+                let initializing = self.engine.membership().is_none();
+                if peer == self.engine.id() || !(self.engine.is_leader() || initializing) {
                     let _ = reply.send(Ok(0));
                 } else {
                     self.directory.insert(peer, node);

@@ -9,7 +9,7 @@ mod metrics;
 mod readmit;
 mod snapshot_receiver;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,6 +126,9 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// `Config::cluster_id`, when set). Call it on one node: the others join
     /// the cluster when its leader reaches them. To initialize every initial
     /// member instead, give them one id with [`Raft::initialize_in_cluster`].
+    /// First asks the other members who they are (their incarnations), so
+    /// the first entry records them; it waits up to two election timeouts
+    /// for members that do not answer.
     pub async fn initialize(
         &self,
         members: impl Into<std::collections::BTreeMap<NodeId, N>>,
@@ -149,7 +152,8 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         members: std::collections::BTreeMap<NodeId, N>,
         cluster_id: Option<ClusterId>,
     ) -> Result<LogId, InitializeError> {
-        let membership = Membership::new_uniform(members)?;
+        let incarnations = self.probe_initial_members(&members).await;
+        let membership = Membership::new_uniform(members)?.with_incarnations(incarnations);
         self.call(|tx| Event::Initialize(membership, cluster_id, ClusterId::random(), tx)).await?
     }
 
@@ -216,6 +220,29 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
             }
         }
         Ok(membership)
+    }
+
+    /// Asks every other initial member who it is, at once, so the initial
+    /// membership records their incarnations: a member wiped right after
+    /// then never counts as its old self. One that does not answer in time
+    /// is recorded later, by the first leader that hears from it.
+    async fn probe_initial_members(&self, members: &BTreeMap<NodeId, N>) -> BTreeMap<NodeId, u64> {
+        let mut asked = Vec::new();
+        for (id, node) in members.iter().filter(|(id, _)| **id != self.id()) {
+            let (tx, rx) = oneshot::channel();
+            if self.inner.tx.send(Event::ProbePeer(*id, node.clone(), tx)).is_ok() {
+                asked.push((*id, rx));
+            }
+        }
+        // one bound for all: they are asked at once
+        let deadline = tokio::time::Instant::now() + self.inner.probe_timeout;
+        let mut incarnations = BTreeMap::new();
+        for (id, rx) in asked {
+            if let Ok(Ok(Ok(incarnation))) = tokio::time::timeout_at(deadline, rx).await {
+                incarnations.insert(id, incarnation);
+            }
+        }
+        incarnations
     }
 
     /// Asks the node to be added which cluster it is in: one of another

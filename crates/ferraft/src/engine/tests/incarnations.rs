@@ -194,3 +194,19 @@ fn a_probe_is_answered_with_the_incarnation() {
     });
     assert_eq!(reply.map(|r| r.incarnation), Some(second_life(4)));
 }
+
+/// `Raft::initialize` asks the other members who they are first: the initial
+/// membership then records them from entry 1, leaving no window in which a
+/// member wiped early still counts as its old self.
+#[test]
+fn initialize_records_the_incarnations_the_caller_learned() {
+    let state = LogState { incarnation: Incarnation::new(first_life(1)), ..LogState::default() };
+    let mut engine: TestEngine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    let learned = [(2, first_life(2)), (3, first_life(3))].into();
+    let m = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap().with_incarnations(learned);
+    engine.initialize(m).unwrap();
+    let recorded = engine.effective().unwrap();
+    for id in [1, 2, 3] {
+        assert_eq!(recorded.incarnation(id), first_life(id), "node {id}");
+    }
+}
