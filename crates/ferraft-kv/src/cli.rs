@@ -373,6 +373,24 @@ pub enum CtlCommand {
         #[command(flatten)]
         promote: crate::ctl_promote::PromoteArgs,
     },
+    /// DESTRUCTIVE recovery when a majority of voters is lost for good: the
+    /// node at --endpoint keeps its data, moves to a new cluster id and
+    /// becomes the only voter of a new cluster. Entries only the lost nodes
+    /// held are lost; the lost nodes are refused from then on (bring their
+    /// machines back with empty data dirs, as learners). Refused without
+    /// --yes-i-know-this-drops-the-other-members.
+    ForceNewCluster {
+        /// The explicit confirmation.
+        #[arg(long = "yes-i-know-this-drops-the-other-members")]
+        confirm: bool,
+    },
+    /// Bring back a member whose data dir was wiped or whose machine was
+    /// replaced: records its new incarnation, as a learner (a voter is
+    /// demoted on the way). Start it first; promote it once caught up.
+    Readmit {
+        /// The member to bring back.
+        id: u64,
+    },
     /// Swap a voter for a caught-up learner in one change.
     ReplaceVoter {
         /// The voter to remove.

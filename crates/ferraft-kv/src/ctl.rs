@@ -53,6 +53,8 @@ fn is_change(command: &CtlCommand) -> bool {
             | CtlCommand::Commit { .. }
             | CtlCommand::Abort { .. }
             | CtlCommand::TransferLeader { .. }
+            | CtlCommand::Readmit { .. }
+            | CtlCommand::ForceNewCluster { .. }
     )
 }
 
@@ -153,6 +155,12 @@ async fn execute(client: &Client, command: CtlCommand, json_out: bool) -> Result
                 add_learner(client, id, &raft, &api, !no_wait, !json_out).await?
             };
             Answer::membership(value)
+        }
+        CtlCommand::ForceNewCluster { confirm } => {
+            Answer::membership(client.post("/v1/cluster/force-new-cluster", &json!({ "confirm": confirm })).await?)
+        }
+        CtlCommand::Readmit { id } => {
+            Answer::membership(client.post("/v1/cluster/readmit", &json!({ "id": id })).await?)
         }
         CtlCommand::ReplaceVoter { old, new } => {
             Answer::membership(crate::ctl_promote::replace_voter(client, old, new).await?)

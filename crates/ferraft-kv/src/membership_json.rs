@@ -19,7 +19,14 @@ pub fn membership(stored: Option<&StoredMembership<KvNode>>, committed: bool) ->
         "voters": m.voter_set(),
         "learners": m.learner_set(),
         "nodes": m.nodes(),
+        "incarnations": incarnations(m),
     })
+}
+
+/// Each member's recorded incarnation, as hex (issue 18); a member missing
+/// is not known yet.
+fn incarnations(m: &ferraft::Membership<KvNode>) -> Value {
+    m.incarnations().iter().map(|(id, i)| (id.to_string(), json!(format!("{i:016x}")))).collect()
 }
 
 /// The membership object of a change's result: the library answers a change
@@ -56,6 +63,7 @@ pub fn status(m: &RaftMetrics<KvNode>) -> Value {
     let mut status = json!({
         "id": m.id,
         "cluster_id": crate::cluster_identity::cluster_id_json(m),
+        "incarnation": format!("{:016x}", m.incarnation),
         "role": role(m.state),
         "term": m.current_term,
         "leader": m.current_leader,

@@ -65,7 +65,7 @@ impl Inbox<Command, BasicNode> for Collector {
 }
 
 fn envelope(from: NodeId, to: NodeId) -> Envelope {
-    Envelope { cluster_id: CLUSTER, from, to }
+    Envelope { cluster_id: CLUSTER, from, to, from_incarnation: 0, to_incarnation: 0 }
 }
 
 fn reply(seq: u64) -> AppendReply {

@@ -33,7 +33,7 @@
 //! let (addr_2, _listener) = node_2.serve("127.0.0.1:0", Arc::new(Collect(Mutex::new(tx)))).unwrap();
 //!
 //! let body = MessageBody::TimeoutNow(TimeoutNow { vote: Vote::new_committed(3, 1) });
-//! let message = Message { envelope: Envelope { cluster_id: 7, from: 1, to: 2 }, body };
+//! let message = Message { envelope: Envelope { cluster_id: 7, from: 1, to: 2, from_incarnation: 0, to_incarnation: 0 }, body };
 //! node_1.send(&BasicNode::new(addr_2.to_string()), message.clone());
 //! assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), message);
 //! ```

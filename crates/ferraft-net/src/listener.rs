@@ -157,7 +157,7 @@ mod tests {
     use ferraft::NodeId;
 
     fn envelope(cluster_id: u64, from: NodeId, to: NodeId) -> Envelope {
-        Envelope { cluster_id, from, to }
+        Envelope { cluster_id, from, to, from_incarnation: 0, to_incarnation: 0 }
     }
 
     #[test]

@@ -9,7 +9,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferraft::log_id::index_of;
-use ferraft::{BasicNode, ClusterId, Entry, EntryPayload, LogId, LogIndex, LogState, NodeId, Snapshot, Vote};
+use ferraft::{
+    BasicNode, ClusterId, Entry, EntryPayload, Incarnation, LogId, LogIndex, LogState, NodeId, Snapshot, Vote,
+};
 
 use crate::model::Put;
 
@@ -20,6 +22,13 @@ pub type SimEntry = Entry<Put, BasicNode>;
 /// [`Put`]; any, for the store conformance suite).
 #[derive(Debug, Clone)]
 pub struct SimDisk<C = Put> {
+    /// The data's incarnation: kept through crashes, new on a wipe.
+    incarnation: Option<Incarnation>,
+    /// This disk replaced a wiped one.
+    wiped: bool,
+    /// The disk it replaced: what that one held durably was acknowledged
+    /// truthfully, so a commit counted on it was sound when made.
+    previous: Option<Box<SimDisk<C>>>,
     /// Saved synchronously, like the vote.
     cluster_id: Option<ClusterId>,
     vote: Option<Vote>,
@@ -42,6 +51,9 @@ pub struct SimDisk<C = Put> {
 impl<C> Default for SimDisk<C> {
     fn default() -> Self {
         Self {
+            incarnation: None,
+            wiped: false,
+            previous: None,
             cluster_id: None,
             vote: None,
             older_vote: None,
@@ -56,6 +68,28 @@ impl<C> Default for SimDisk<C> {
 }
 
 impl<C: Clone> SimDisk<C> {
+    /// A new, empty disk with `incarnation`.
+    pub fn new(incarnation: Option<Incarnation>) -> Self {
+        Self { incarnation, ..Self::default() }
+    }
+
+    /// The disk was wiped (or the machine replaced): everything is gone, and
+    /// the data starts a new incarnation.
+    pub fn wipe(&mut self, incarnation: Option<Incarnation>) {
+        let previous = Some(Box::new(std::mem::take(self)));
+        *self = Self { wiped: true, previous, ..Self::new(incarnation) };
+    }
+
+    /// Whether this disk replaced a wiped one.
+    pub fn was_wiped(&self) -> bool {
+        self.wiped
+    }
+
+    /// The data's incarnation.
+    pub fn incarnation(&self) -> Option<Incarnation> {
+        self.incarnation
+    }
+
     /// Persists the cluster id.
     pub fn save_cluster_id(&mut self, cluster_id: ClusterId) {
         self.cluster_id = Some(cluster_id);
@@ -150,8 +184,13 @@ impl<C: Clone> SimDisk<C> {
         last
     }
 
-    /// Whether `log_id` would survive a crash now.
+    /// Whether `log_id` would survive a crash now, or did on the disk this
+    /// one replaced until it was wiped.
     pub fn durably_holds(&self, log_id: LogId) -> bool {
+        self.holds_now(log_id) || self.previous.as_ref().is_some_and(|p| p.durably_holds(log_id))
+    }
+
+    fn holds_now(&self, log_id: LogId) -> bool {
         if self.last_purged.is_some_and(|p| p.index >= log_id.index) {
             // covered by the snapshot, which only holds committed entries
             return true;
@@ -174,6 +213,7 @@ impl<C: Clone> SimDisk<C> {
     pub fn log_state(&self) -> LogState<C, BasicNode> {
         LogState {
             cluster_id: self.cluster_id,
+            incarnation: self.incarnation,
             vote: self.vote,
             committed: self.committed,
             last_purged: self.last_purged,

@@ -55,6 +55,11 @@ pub struct SimOptions {
     /// Many more membership changes, each followed now and then at once by a
     /// leader transfer, so leaders change in the middle of changes. Off in the CI set.
     pub membership_stress: bool,
+    /// Some crashes wipe the node's disk: it comes back empty, as a new
+    /// incarnation, under its old id (never so many that a config loses its
+    /// majority of intact members); leaders probe wiped members before a
+    /// membership change, so the churn's demotions and re-adds bring them back.
+    pub wipe_disks: bool,
     /// Print a trace of every event to stderr.
     pub trace: bool,
 }
@@ -71,6 +76,7 @@ impl SimOptions {
             lease_stress: false,
             check_membership_answers: true,
             membership_stress: false,
+            wipe_disks: false,
             trace: false,
         }
     }

@@ -34,9 +34,11 @@ use crate::linearizability;
 use crate::model::{KvState, Put};
 use crate::network::Network;
 use crate::options::{Fault, SimOptions};
+use wipes::first_incarnation;
 
 mod host_calls;
 mod membership_calls;
+mod wipes;
 
 type SimEngine = Engine<Put, BasicNode>;
 type SimMessage = Message<Put, BasicNode>;
@@ -97,6 +99,8 @@ pub struct RunStats {
     pub leaders: usize,
     /// Node crashes.
     pub crashes: usize,
+    /// Crashes after which the node came back with a wiped disk.
+    pub wipes: usize,
     /// Membership entries committed.
     pub memberships: usize,
     /// Snapshots installed from a leader.
@@ -366,7 +370,7 @@ impl Simulation {
                 let mut node = SimNode {
                     id,
                     host: None,
-                    disk: Arc::default(),
+                    disk: Arc::new(Mutex::new(SimDisk::new(first_incarnation(id)))),
                     kv: Arc::default(),
                     journal: Journal::default(),
                     incarnation: 0,
@@ -631,6 +635,8 @@ impl Simulation {
         node.disk.lock().expect("single-threaded").crash(lose_vote);
         node.journal.take();
         node.incarnation += 1;
+        self.maybe_wipe(id);
+        let node = &mut self.nodes[Self::idx(id)];
         node.fsync_pending = false;
         node.truncated.clear();
         self.stats.crashes += 1;
@@ -669,7 +675,7 @@ impl Simulation {
         self.call(i, |_| ());
         // an operator whose initial member came back empty initializes it again
         let empty = self.nodes[i].engine().is_some_and(|e| e.membership().is_none());
-        if id <= self.scenario.voters && empty {
+        if id <= self.scenario.voters && empty && !self.nodes[i].disk.lock().expect("single-threaded").was_wiped() {
             let membership = self.initial_membership();
             let result = self.call(i, |h| initialize(h, membership).map_err(|e| e.to_string()));
             self.trace(|| format!("n{id} initialized again: {result:?}"));
@@ -678,7 +684,9 @@ impl Simulation {
 
     fn initial_membership(&self) -> Membership<BasicNode> {
         let nodes: BTreeMap<NodeId, BasicNode> = (1..=self.scenario.voters).map(|id| (id, node_addr(id))).collect();
-        Membership::new_uniform(nodes).expect("valid initial membership")
+        // as `Raft::initialize` does by probing the members: their incarnations
+        let incarnations = self.initial_incarnations();
+        Membership::new_uniform(nodes).expect("valid initial membership").with_incarnations(incarnations)
     }
 
     // ---- clients -----------------------------------------------------------------
@@ -748,6 +756,10 @@ impl Simulation {
         let leaders: Vec<usize> =
             (0..self.nodes.len()).filter(|i| self.nodes[*i].engine().is_some_and(|e| e.is_leader())).collect();
         let Some(i) = leaders.into_iter().choose(&mut self.rng) else { return };
+        self.probe_wiped(i);
+        if self.readmit_wiped(i) {
+            return;
+        }
         let engine = self.nodes[i].engine().expect("leader is up");
         let Some(stored) = engine.membership().cloned() else { return };
         let m = stored.membership;
@@ -817,7 +829,7 @@ impl Simulation {
         self.trace(|| format!("n{} transfer leadership to {to:?}: {result:?}", i + 1));
     }
 
-    fn request_change(&mut self, i: usize, request_id: u64, change: ChangeMembers<BasicNode>, retain: bool) {
+    pub(super) fn request_change(&mut self, i: usize, request_id: u64, change: ChangeMembers<BasicNode>, retain: bool) {
         let shown = format!("{change:?}");
         let asked = Asked::Change { change: change.clone(), retain };
         let handle = self.issue_membership_request(i, Some(request_id), asked);

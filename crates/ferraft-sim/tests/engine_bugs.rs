@@ -99,6 +99,7 @@ impl Script {
         let log = engine.log();
         let state = LogState {
             cluster_id: engine.cluster_id(),
+            incarnation: ferraft::Incarnation::new(engine.incarnation()),
             vote: Some(engine.vote()),
             committed: engine.committed(),
             last_purged: log.purged(),

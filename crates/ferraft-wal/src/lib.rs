@@ -45,7 +45,9 @@
 //! A data dir holds:
 //! - `IDENTITY`: node id and [`WalOptions::cluster_id`] (a tag of the
 //!   application), written on first open and checked on every later one, so a
-//!   node never runs on another node's log.
+//!   node never runs on another node's log; and the data's incarnation, a
+//!   random id drawn then (a wiped data dir gets a new one: see
+//!   [`ferraft::incarnation`]).
 //! - `META`: the Raft cluster id, vote, committed log id and purge point in
 //!   two alternating checksummed slots, so a crash during a save leaves the
 //!   previous state. Slots written before cluster ids were saved (version 1)

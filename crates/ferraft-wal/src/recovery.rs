@@ -35,6 +35,8 @@ pub(crate) struct Recovered<C, N> {
     pub meta: MetaFile,
     /// The latest snapshot.
     pub snapshot: Option<Snapshot<N>>,
+    /// The data's incarnation, from the identity file.
+    pub incarnation: u64,
 }
 
 /// The segments still needed and the entries after the purge point.
@@ -47,7 +49,7 @@ struct LiveLog<C, N> {
 pub(crate) fn recover<C: AppData, N: Node>(dir: &Path, options: &WalOptions) -> Result<Recovered<C, N>, WalError> {
     remove_temp_files(dir)?;
     let segment_names = list_segments(dir)?;
-    check_identity(dir, options, !segment_names.is_empty())?;
+    let identity = check_identity(dir, options, !segment_names.is_empty())?;
     let mut meta = match MetaFile::open(dir, options.sync)? {
         Some(meta) => meta,
         None if segment_names.is_empty() && !dir.join(SNAPSHOT_FILE).exists() => MetaFile::create(dir, options.sync)?,
@@ -57,7 +59,7 @@ pub(crate) fn recover<C: AppData, N: Node>(dir: &Path, options: &WalOptions) -> 
     let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
     let LiveLog { segments, entries } = read_segments(dir, &segment_names, last_purged, options.sync)?;
     take_legacy_cluster_id(&mut meta, options, !entries.is_empty() || snapshot.is_some());
-    Ok(Recovered { segments, entries, meta, snapshot })
+    Ok(Recovered { segments, entries, meta, snapshot, incarnation: identity.incarnation })
 }
 
 /// A data dir written before cluster ids were saved, that holds a vote, a
@@ -69,17 +71,20 @@ fn take_legacy_cluster_id(meta: &mut MetaFile, options: &WalOptions, has_log: bo
     }
 }
 
-/// Checks the identity file, writing it if this is a new data dir.
-fn check_identity(dir: &Path, options: &WalOptions, has_segments: bool) -> Result<(), WalError> {
-    let expected = Identity { node_id: options.node_id, cluster_id: options.cluster_id };
+/// Checks the identity file, writing it with a fresh incarnation if this is
+/// a new data dir; the identity in force.
+fn check_identity(dir: &Path, options: &WalOptions, has_segments: bool) -> Result<Identity, WalError> {
+    let incarnation = ferraft::Incarnation::random().get();
+    let expected = Identity { node_id: options.node_id, cluster_id: options.cluster_id, incarnation };
     match Identity::read(dir)? {
-        Some(found) => found.check(dir, expected),
+        Some(found) => found.check(dir, expected).map(|()| found),
         None if has_segments || dir.join(META_FILE).exists() || dir.join(SNAPSHOT_FILE).exists() => {
             Err(WalError::MissingIdentity { path: dir.to_path_buf() })
         }
         None => {
             tracing::info!(dir = %dir.display(), node_id = options.node_id, "initialising a new WAL data dir");
-            expected.write(dir, options.sync)
+            expected.write(dir, options.sync)?;
+            Ok(expected)
         }
     }
 }

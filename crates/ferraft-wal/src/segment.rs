@@ -14,7 +14,8 @@ pub(crate) const SEGMENT_HEADER_BYTES: u64 = 24;
 
 /// The on-disk format version this build writes and reads. Version 2: a
 /// membership entry carries how a joint config is left (`JointExit`).
-pub(crate) const SEGMENT_VERSION: u32 = 2;
+/// Version 3: and the incarnation of each member.
+pub(crate) const SEGMENT_VERSION: u32 = 3;
 
 const MAGIC: &[u8; 8] = b"FRRFTWAL";
 const SUFFIX: &str = ".wal";

@@ -21,7 +21,8 @@ pub(crate) const SNAPSHOT_FILE: &str = "SNAPSHOT";
 
 const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
 /// Version 2: the membership in the metadata carries its `JointExit`.
-const VERSION: u32 = 2;
+/// Version 3: and the incarnation of each member.
+const VERSION: u32 = 3;
 const HEADER: usize = 8 + 4 + 4 + 8 + 4;
 
 /// A new name for a snapshot written off the Raft task to wait under until

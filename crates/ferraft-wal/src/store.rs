@@ -36,6 +36,8 @@ pub struct WalStore<C, N> {
     layout: Layout,
     last_purged: Option<LogId>,
     snapshot: Option<Snapshot<N>>,
+    /// The data's incarnation (identity file).
+    incarnation: u64,
     /// Entries read at open, handed out by the first `read_state` if nothing
     /// changed since (saves reading the log twice at startup).
     recovered: Option<Vec<Entry<C, N>>>,
@@ -94,6 +96,7 @@ impl<C: AppData, N: Node> WalStore<C, N> {
             layout: Layout::new(recovered.segments, options.segment_bytes),
             last_purged,
             snapshot: recovered.snapshot,
+            incarnation: recovered.incarnation,
             recovered: Some(recovered.entries),
             record_ends: Vec::new(),
             staged_snapshot: None,
@@ -325,6 +328,7 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
         let meta = self.shared.lock_meta().state.clone();
         Ok(LogState {
             cluster_id: meta.cluster_id,
+            incarnation: ferraft::Incarnation::new(self.incarnation),
             vote: meta.vote,
             committed: meta.committed,
             last_purged: self.last_purged,

@@ -38,6 +38,7 @@ rules!(
     mutations_apply_in_call_order,
     vote_survives_reopen,
     cluster_id_survives_reopen,
+    incarnation_lives_with_the_data,
     latest_vote_wins_after_reopen,
     committed_after_reopen_is_never_newer_than_saved,
     snapshot_survives_reopen,

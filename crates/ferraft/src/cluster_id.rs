@@ -26,35 +26,7 @@ pub struct ParseClusterIdError {
     text: String,
 }
 
-impl ClusterId {
-    /// The id `raw`; `None` for 0, which means "no cluster" on the wire.
-    pub const fn new(raw: u64) -> Option<Self> {
-        match raw {
-            0 => None,
-            raw => Some(Self(raw)),
-        }
-    }
-
-    /// A fresh random id, from the operating system's randomness so that
-    /// clusters initialized on different machines (or with one seed) differ.
-    pub fn random() -> Self {
-        loop {
-            if let Some(id) = Self::new(rand::random()) {
-                return id;
-            }
-        }
-    }
-
-    /// The number, as carried in envelopes.
-    pub const fn get(self) -> u64 {
-        self.0
-    }
-
-    /// The envelope value of an optional id: 0 for none.
-    pub fn wire(id: Option<Self>) -> u64 {
-        id.map_or(0, Self::get)
-    }
-}
+crate::nonzero_id::nonzero_id!(ClusterId, "\"no cluster\" on the wire");
 
 /// Sixteen hex digits: the form status pages and the CLI use.
 impl fmt::Display for ClusterId {

@@ -50,6 +50,9 @@ pub enum BrokenRule {
     /// with whatever write is applied next, matched by position instead of by
     /// log id: a write reply matched to the wrong index.
     AnswerWriteByPosition,
+    /// Count a node of another incarnation than membership records as its
+    /// old self (its votes and acknowledgements).
+    CountOtherIncarnations,
 }
 
 /// How a node behaves. Start from `Config::default()` and change what you need;

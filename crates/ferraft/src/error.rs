@@ -205,6 +205,14 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
         /// The committed membership in force when the answer was decided.
         membership: Box<StoredMembership<N>>,
     },
+    /// A node to readmit did not say which incarnation it is now (it is down,
+    /// unreachable, or keeps no incarnation), so the leader cannot record it:
+    /// start it and try again. Nothing changed.
+    #[error("node {node_id} did not say which incarnation it is: start it (on its new data) and try again")]
+    IncarnationUnknown {
+        /// The node to readmit.
+        node_id: NodeId,
+    },
     /// The node to add answered, but refused this cluster: it belongs to
     /// another one, or its address leads to another node. Nothing changed.
     #[error("node {node_id} cannot be added: {refusal}")]
@@ -238,6 +246,24 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
         /// The node named.
         node_id: NodeId,
     },
+    /// The node cannot continue.
+    #[error(transparent)]
+    Fatal(#[from] Fatal),
+}
+
+/// Why force-new-cluster was refused. Nothing changed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ForceNewClusterError {
+    /// This node has no membership: there is no cluster to recover.
+    #[error("this node is not initialized: there is no cluster to recover")]
+    NotInitialized,
+    /// The membership in force does not name this node, so it has no
+    /// address to be the new cluster's voter under.
+    #[error("the membership in force does not name this node")]
+    NotMember,
+    /// The confirmation was not given.
+    #[error("force-new-cluster needs an explicit confirmation: it makes this node the only voter of a new cluster")]
+    NotConfirmed,
     /// The node cannot continue.
     #[error(transparent)]
     Fatal(#[from] Fatal),

@@ -103,6 +103,7 @@ pub mod docs;
 pub mod engine;
 pub mod entry;
 pub mod error;
+pub mod incarnation;
 pub mod leader_id;
 pub mod log_id;
 pub mod mem;
@@ -110,6 +111,7 @@ pub mod membership;
 pub mod message;
 pub mod network;
 pub mod node;
+mod nonzero_id;
 pub mod peer_refusal;
 pub mod runtime;
 pub mod snapshot;
@@ -123,7 +125,11 @@ pub use cluster_id::{ClusterId, ParseClusterIdError};
 pub use config::{Config, ConfigError};
 pub use engine::{CatchUpReport, CatchUpStall, ChangeOptions, ChangeStatus, Readiness, ServerState};
 pub use entry::{AppData, Entry, EntryPayload};
-pub use error::{ChangeMembershipError, Fatal, ForwardToLeader, InitializeError, ReadError, TransferError, WriteError};
+pub use error::{
+    ChangeMembershipError, Fatal, ForceNewClusterError, ForwardToLeader, InitializeError, ReadError, TransferError,
+    WriteError,
+};
+pub use incarnation::Incarnation;
 pub use leader_id::{LeaderId, LeaderIdMode};
 pub use log_id::LogId;
 pub use membership::{ChangeGuard, ChangeMembers, ChangeMembersError, JointExit, Membership, StoredMembership};

@@ -24,6 +24,13 @@ pub struct Envelope {
     pub from: NodeId,
     /// The node the sender means to reach.
     pub to: NodeId,
+    /// The sender's incarnation (see [`crate::incarnation`]); 0 when its
+    /// store keeps none.
+    pub from_incarnation: u64,
+    /// The incarnation of `to` the sender's membership records; 0 when not
+    /// known. A receiver of another incarnation drops the message: it was
+    /// meant for the node's data before a wipe.
+    pub to_incarnation: u64,
 }
 
 /// A message with its envelope.
@@ -220,6 +227,8 @@ pub struct ProbeReply {
     pub seq: u64,
     /// The responder's cluster; 0 when it has none yet.
     pub cluster_id: u64,
+    /// The responder's incarnation; 0 when its store keeps none.
+    pub incarnation: u64,
 }
 
 impl<C: AppData, N: crate::Node> MessageBody<C, N> {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::cluster_id::ClusterId;
 use crate::entry::Entry;
+use crate::incarnation::Incarnation;
 use crate::log_id::LogId;
 use crate::node::LogIndex;
 use crate::snapshot::Snapshot;
@@ -70,6 +71,10 @@ pub struct LogState<C, N> {
     /// by a leader; `None` for a new node (and for a store written before
     /// cluster ids were saved: the engine then takes `Config::cluster_id`).
     pub cluster_id: Option<ClusterId>,
+    /// This data's incarnation (see [`crate::incarnation`]): chosen by the
+    /// store when it is first created and kept with its data. `None` for a
+    /// store that keeps none: the node is then taken on trust after a wipe.
+    pub incarnation: Option<Incarnation>,
     /// The last vote saved.
     pub vote: Option<Vote>,
     /// The last committed log id saved (may lag the real commit point).
@@ -84,7 +89,15 @@ pub struct LogState<C, N> {
 
 impl<C, N> Default for LogState<C, N> {
     fn default() -> Self {
-        Self { cluster_id: None, vote: None, committed: None, last_purged: None, entries: Vec::new(), snapshot: None }
+        Self {
+            cluster_id: None,
+            incarnation: None,
+            vote: None,
+            committed: None,
+            last_purged: None,
+            entries: Vec::new(),
+            snapshot: None,
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use axum::http::{header, HeaderValue, Method, Response};
 use axum::response::IntoResponse;
 use axum::Router;
 
-use super::{backup, cluster, health, keys, list, membership_ext, watch, Ctx, LEADER_HEADER};
+use super::{
+    backup, cluster, force_new_cluster, health, keys, list, membership_ext, readmit, watch, Ctx, LEADER_HEADER,
+};
 use crate::error::{ApiError, Code};
 use crate::http_metrics::EndpointClass;
 
@@ -45,6 +47,8 @@ enum Endpoint {
     Watch,
     Replace,
     ChangeStatus,
+    Readmit,
+    ForceNewCluster,
 }
 
 impl Endpoint {
@@ -65,6 +69,8 @@ impl Endpoint {
             "/v1/cluster/membership" => Endpoint::Membership,
             "/v1/cluster/membership/prepare" => Endpoint::Prepare,
             "/v1/cluster/replace" => Endpoint::Replace,
+            "/v1/cluster/readmit" => Endpoint::Readmit,
+            "/v1/cluster/force-new-cluster" => Endpoint::ForceNewCluster,
             "/v1/cluster/membership/commit" => Endpoint::Commit,
             "/v1/cluster/membership/abort" => Endpoint::Abort,
             "/v1/cluster/leader/transfer" => Endpoint::Transfer,
@@ -98,6 +104,8 @@ impl Endpoint {
             | Endpoint::Abort
             | Endpoint::Transfer
             | Endpoint::Replace
+            | Endpoint::Readmit
+            | Endpoint::ForceNewCluster
             | Endpoint::Snapshot => &[Method::POST],
         }
     }
@@ -149,6 +157,8 @@ async fn call(endpoint: Endpoint, ctx: Arc<Ctx>, req: Request) -> Response<Body>
         Endpoint::Ready => health::ready(&ctx).await,
         Endpoint::Watch => watch::watch(ctx, req).await,
         Endpoint::Replace => membership_ext::replace(ctx, req).await,
+        Endpoint::Readmit => readmit::readmit(ctx, req).await,
+        Endpoint::ForceNewCluster => force_new_cluster::force_new_cluster(ctx, req).await,
         Endpoint::ChangeStatus => {
             let id = req.uri().path().trim_start_matches("/v1/cluster/changes/").to_string();
             membership_ext::change_status(ctx, req, id).await

@@ -32,7 +32,13 @@ fn membership(ids: &[u64]) -> Membership<BasicNode> {
 }
 
 fn envelope() -> impl Strategy<Value = Envelope> {
-    (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(cluster_id, from, to)| Envelope { cluster_id, from, to })
+    (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(cluster_id, from, to)| Envelope {
+        cluster_id,
+        from,
+        to,
+        from_incarnation: 0,
+        to_incarnation: 0,
+    })
 }
 
 fn entry() -> impl Strategy<Value = Entry<Command, BasicNode>> {
@@ -153,7 +159,10 @@ fn heartbeat() -> TestMessage {
         seq: 1,
         leader_node: None,
     };
-    Message { envelope: Envelope { cluster_id: 7, from: 1, to: 2 }, body: MessageBody::Append(append) }
+    Message {
+        envelope: Envelope { cluster_id: 7, from: 1, to: 2, from_incarnation: 0, to_incarnation: 0 },
+        body: MessageBody::Append(append),
+    }
 }
 
 #[test]

@@ -9,7 +9,7 @@ use super::*;
 type TestMessage = Message<Bytes, BasicNode>;
 
 fn envelope() -> Envelope {
-    Envelope { cluster_id: 1, from: 1, to: 2 }
+    Envelope { cluster_id: 1, from: 1, to: 2, from_incarnation: 0, to_incarnation: 0 }
 }
 
 fn heartbeat(seq: u64) -> TestMessage {

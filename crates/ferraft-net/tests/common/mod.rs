@@ -127,7 +127,7 @@ pub fn closed_addr() -> SocketAddr {
 }
 
 pub fn envelope(from: NodeId, to: NodeId) -> Envelope {
-    Envelope { cluster_id: CLUSTER, from, to }
+    Envelope { cluster_id: CLUSTER, from, to, from_incarnation: 0, to_incarnation: 0 }
 }
 
 /// An append without entries: a heartbeat.

@@ -33,6 +33,7 @@ pub fn meaning(error: &ChangeMembershipError<BasicNode>) -> Meaning {
         | E::PreconditionFailed { .. }
         | E::BadChangeId { .. }
         | E::PeerRefused { .. }
+        | E::IncarnationUnknown { .. }
         | E::QueuedTooLong { .. }
         | E::LearnerNotReady { .. }
         | E::NotVoter { .. } => Meaning::NothingHappened,

@@ -421,6 +421,11 @@ impl MembershipAnswers {
         self.enabled && self.requests.iter().any(Request::is_open)
     }
 
+    /// Whether some promote-when-ready request is not done yet.
+    pub fn has_open_promotion(&self) -> bool {
+        self.promotions.iter().any(|p| p.done_seq.is_none())
+    }
+
     /// Faults stopped: from now on (or from its issue) each request has [`ANSWER_BOUND_MS`].
     pub fn observe_calm(&mut self, now_ms: u64) {
         self.calm_since_ms = Some(now_ms);
@@ -520,8 +525,13 @@ impl MembershipAnswers {
         let mut candidates = 0;
         let mut mine: Vec<&Proposal> = Vec::new();
         for proposal in self.proposals.iter().filter(|p| p.log_id.leader_id == leader && within(request, p.seq)) {
+            let next = self.memberships.get(&proposal.log_id);
+            if next.is_some_and(|next| is_incarnation_record(&proposal.prev, next)) {
+                // written by the leader itself (issue 18), for no request
+                continue;
+            }
             candidates += 1;
-            let Some(next) = self.memberships.get(&proposal.log_id) else { continue };
+            let Some(next) = next else { continue };
             let own_prev = mine.last().is_some_and(|m| self.memberships.get(&m.log_id) == Some(&proposal.prev));
             let contested =
                 rivals.iter().any(|r| within(r, proposal.seq) && r.asked.would_propose(&proposal.prev, next, true))
@@ -538,6 +548,16 @@ impl MembershipAnswers {
         let clean = mine.len() == candidates;
         (mine, clean)
     }
+}
+
+/// Whether `next` only records incarnations: the configs, nodes and exit of
+/// `prev`, no change id.
+fn is_incarnation_record(prev: &SimMembership, next: &SimMembership) -> bool {
+    next.change_id().is_none()
+        && next.configs() == prev.configs()
+        && next.nodes() == prev.nodes()
+        && next.exit() == prev.exit()
+        && next.incarnations() != prev.incarnations()
 }
 
 #[cfg(test)]

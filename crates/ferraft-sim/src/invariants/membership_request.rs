@@ -76,7 +76,10 @@ impl Asked {
             Asked::Change { change, .. } => {
                 let Ok((goal, _)) = change.goal(prev) else { return false };
                 let joint_step = next.configs() == [prev.last_config().clone(), goal.clone()];
-                let to_goal = next.configs() == [goal.clone()] && prev.configs().contains(&goal);
+                // a goal already in force alone is answered without an entry
+                let to_goal = next.configs() == [goal.clone()]
+                    && prev.configs().contains(&goal)
+                    && next.configs() != prev.configs();
                 joint_step || (to_goal && (!prev.is_joint() || own_prev))
             }
             Asked::Prepare { expect_voters, voters, .. } => next.configs() == [expect_voters.clone(), voters.clone()],

@@ -123,16 +123,24 @@ impl<C: AppData, N: Node> Engine<C, N> {
         match message.body {
             MessageBody::Probe(probe) => {
                 let cluster_id = ClusterId::wire(self.cluster_id);
-                let body = MessageBody::ProbeReply(ProbeReply { seq: probe.seq, cluster_id });
+                let incarnation = self.incarnation;
+                let body = MessageBody::ProbeReply(ProbeReply { seq: probe.seq, cluster_id, incarnation });
                 // answered in the asker's cluster, so its transport lets it through
-                let envelope =
-                    crate::message::Envelope { cluster_id: message.envelope.cluster_id, from: self.id, to: from };
+                let envelope = crate::message::Envelope {
+                    cluster_id: message.envelope.cluster_id,
+                    from: self.id,
+                    to: from,
+                    from_incarnation: self.incarnation,
+                    to_incarnation: message.envelope.from_incarnation,
+                };
                 self.output.push(Output::Send(Message { envelope, body }));
                 None
             }
             MessageBody::ProbeReply(reply) => {
+                self.learn_incarnation(from, reply.incarnation);
                 let cluster_id = ClusterId::new(reply.cluster_id);
-                self.output.push(Output::ProbeAnswered { from, seq: reply.seq, cluster_id });
+                let incarnation = reply.incarnation;
+                self.output.push(Output::ProbeAnswered { from, seq: reply.seq, cluster_id, incarnation });
                 None
             }
             _ => Some(message),

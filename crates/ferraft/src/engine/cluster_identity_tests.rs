@@ -159,7 +159,10 @@ fn a_probe_is_answered_across_clusters_and_changes_nothing() {
     let outputs = engine.take_outputs();
     let replies = sent(&outputs);
     assert_eq!(replies.len(), 1, "{outputs:?}");
-    assert_eq!(replies[0].envelope, Envelope { cluster_id: 99, from: 3, to: 9 });
+    assert_eq!(
+        replies[0].envelope,
+        Envelope { cluster_id: 99, from: 3, to: 9, from_incarnation: 0, to_incarnation: 0 }
+    );
     assert!(matches!(replies[0].body, MessageBody::ProbeReply(r) if r.seq == 4 && r.cluster_id == CLUSTER));
     assert_eq!(engine.vote(), vote);
     assert_eq!(engine.cluster_id(), ClusterId::new(CLUSTER));
@@ -168,13 +171,14 @@ fn a_probe_is_answered_across_clusters_and_changes_nothing() {
 #[test]
 fn a_probe_answer_is_handed_to_the_runtime() {
     let mut engine = member(1, &[1], standard());
-    let mut answer = msg(4, 1, MessageBody::ProbeReply(crate::message::ProbeReply { seq: 4, cluster_id: 99 }));
+    let mut answer =
+        msg(4, 1, MessageBody::ProbeReply(crate::message::ProbeReply { seq: 4, cluster_id: 99, incarnation: 0 }));
     answer.envelope.cluster_id = 99;
     engine.on_message(answer);
     let outputs = engine.take_outputs();
     let expected = ClusterId::new(99);
     assert!(
-        matches!(outputs.as_slice(), [Output::ProbeAnswered { from: 4, seq: 4, cluster_id }] if *cluster_id == expected),
+        matches!(outputs.as_slice(), [Output::ProbeAnswered { from: 4, seq: 4, cluster_id, .. }] if *cluster_id == expected),
         "{outputs:?}"
     );
 }

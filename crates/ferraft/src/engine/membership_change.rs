@@ -130,7 +130,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     self.remember_refusal(&request.guard, &result);
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result })
                 }
-                Ok(next) if next == current || self.breaks(crate::config::BrokenRule::AnswerWithoutProposing) => {
+                Ok(next)
+                    if next.clone().with_incarnations(current.incarnations().clone()) == current
+                        || self.breaks(crate::config::BrokenRule::AnswerWithoutProposing) =>
+                {
                     // the membership in force already is what was asked for
                     let request = self.membership_requests.remove(position);
                     let stored = self.membership().expect("a leader has a membership").clone();
@@ -160,6 +163,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 || self.breaks(crate::config::BrokenRule::SkipOldNewIntersect),
             "old-new-intersect violated"
         );
+        let next = self.stamp_incarnations(next);
+        self.forget_progress_of_replaced(&next);
         let log_id = self.append_local(EntryPayload::Membership(next));
         self.sync_progress_with_membership();
         self.replicate_to_all();

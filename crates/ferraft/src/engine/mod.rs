@@ -13,6 +13,8 @@ mod cluster_identity;
 mod election;
 mod entry_bytes;
 mod follower;
+mod force_new_cluster;
+mod incarnations;
 mod joint_exit;
 mod membership_change;
 mod membership_requests;
@@ -74,6 +76,12 @@ pub struct Engine<C, N: Node> {
     pub(crate) cluster_id_saved: bool,
     /// While `cluster_id` is unknown: the cluster of the last message let in.
     pub(crate) contacted_by_cluster: u64,
+    /// This node's incarnation (see `incarnations`); 0 when the store keeps none.
+    pub(crate) incarnation: u64,
+    /// The incarnation each peer last said it has.
+    pub(crate) known_incarnations: std::collections::BTreeMap<NodeId, u64>,
+    /// When a message of another incarnation was last logged.
+    pub(crate) incarnation_warned_ms: Option<u64>,
     pub(crate) vote: Vote,
     /// Greatest term seen in any message: a new campaign starts above it.
     pub(crate) observed_term: Term,
@@ -128,6 +136,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
             cluster_id,
             cluster_id_saved: !unsaved,
             contacted_by_cluster: 0,
+            incarnation: crate::incarnation::Incarnation::wire(state.incarnation),
+            known_incarnations: Default::default(),
+            incarnation_warned_ms: None,
             vote: state.vote.unwrap_or_default(),
             observed_term: state.vote.map_or(0, |v| v.term()),
             role: Role::Follower,
@@ -274,7 +285,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     pub(crate) fn is_voter(&self) -> bool {
-        self.membership().is_some_and(|m| m.membership.is_voter(self.id))
+        self.membership().is_some_and(|m| m.membership.is_voter(self.id)) && self.is_recorded_self()
     }
 
     /// A member once, and the membership in force no longer names it.
@@ -290,7 +301,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// The envelope of a message from this node to `to`.
     pub fn envelope(&self, to: NodeId) -> Envelope {
-        Envelope { cluster_id: self.wire_cluster_id(), from: self.id, to }
+        Envelope {
+            cluster_id: self.wire_cluster_id(),
+            from: self.id,
+            to,
+            from_incarnation: self.incarnation,
+            to_incarnation: self.recorded_incarnation(to),
+        }
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody<C, N>) {
@@ -481,6 +498,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // different sets then hold different log ids at index 1, never two
         // different entries under one id (log matching)
         let log_id = LogId::new(crate::leader_id::LeaderId::new(0, self.id), 1);
+        let membership = self.stamp_incarnations(membership);
         let entry = Entry { log_id, payload: EntryPayload::Membership(membership) };
         self.log.push(entry.clone());
         self.push_append_output(entry);
@@ -532,6 +550,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         if envelope.from == self.id {
             tracing::error!(node = self.id, "received a message from itself: a member's address points at this node");
+            return;
+        }
+        if !self.admits_incarnations(&envelope) {
             return;
         }
         let from = envelope.from;

@@ -76,6 +76,8 @@ pub enum Output<C, N: crate::Node> {
         seq: u64,
         /// Its cluster.
         cluster_id: Option<ClusterId>,
+        /// Its incarnation; 0 when its store keeps none.
+        incarnation: u64,
     },
     /// A membership request finished.
     MembershipDone {

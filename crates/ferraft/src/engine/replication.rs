@@ -357,6 +357,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.maybe_propose_membership();
             self.maybe_revert_uncommitted_joint();
         }
+        self.maybe_record_incarnations();
         let Role::Leader(leader) = &mut self.role else { return };
         if let Some((_, deadline)) = leader.transfer {
             if now >= deadline {

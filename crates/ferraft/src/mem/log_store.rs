@@ -4,6 +4,7 @@ use std::sync::{Arc, Mutex};
 
 use crate::cluster_id::ClusterId;
 use crate::entry::Entry;
+use crate::incarnation::Incarnation;
 use crate::log_id::LogId;
 use crate::node::LogIndex;
 use crate::snapshot::Snapshot;
@@ -17,9 +18,14 @@ pub struct MemLogStore<C, N> {
     state: Arc<Mutex<LogState<C, N>>>,
 }
 
+/// The state of a new store: empty, with an incarnation of its own.
+fn fresh_state<C, N>() -> LogState<C, N> {
+    LogState { incarnation: Some(Incarnation::random()), ..LogState::default() }
+}
+
 impl<C, N> Default for MemLogStore<C, N> {
     fn default() -> Self {
-        Self { state: Arc::new(Mutex::new(LogState::default())) }
+        Self { state: Arc::new(Mutex::new(fresh_state())) }
     }
 }
 
@@ -34,9 +40,9 @@ impl<C: Clone, N: Clone> MemLogStore<C, N> {
         self.lock().clone()
     }
 
-    /// Wipes the store, as if the node's disk was replaced.
+    /// Wipes the store, as if the node's disk was replaced: a new incarnation.
     pub fn wipe(&self) {
-        *self.lock() = LogState::default();
+        *self.lock() = fresh_state();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogState<C, N>> {

@@ -45,12 +45,17 @@ pub struct Membership<N> {
     /// The client change id of the call that proposed this entry, if it gave
     /// one: any leader finds a change's outcome by it (idempotent retries).
     change_id: Option<String>,
+    /// The incarnation of each member, as the leader that proposed this entry
+    /// knew it (see [`crate::incarnation`]); a member missing here is not
+    /// known yet and is taken on trust. Kept by the proposing leader, not by
+    /// the planning functions below.
+    incarnations: BTreeMap<NodeId, u64>,
 }
 
 impl<N: crate::Node> Membership<N> {
     /// Builds a membership, checking it is usable.
     pub fn new(configs: Vec<BTreeSet<NodeId>>, nodes: BTreeMap<NodeId, N>) -> Result<Self, MembershipError> {
-        let membership = Self { configs, nodes, exit: None, change_id: None };
+        let membership = Self { configs, nodes, exit: None, change_id: None, incarnations: BTreeMap::new() };
         membership.validate()?;
         Ok(membership)
     }
@@ -64,7 +69,13 @@ impl<N: crate::Node> Membership<N> {
 
     /// The same configs (and plan to leave them) with other node descriptors.
     pub fn with_nodes(&self, nodes: BTreeMap<NodeId, N>) -> Result<Self, MembershipError> {
-        let next = Self { configs: self.configs.clone(), nodes, exit: self.exit.clone(), change_id: None };
+        let next = Self {
+            configs: self.configs.clone(),
+            nodes,
+            exit: self.exit.clone(),
+            change_id: None,
+            incarnations: BTreeMap::new(),
+        };
         next.validate()?;
         Ok(next)
     }
@@ -73,6 +84,23 @@ impl<N: crate::Node> Membership<N> {
     pub fn with_change_id(mut self, change_id: Option<String>) -> Self {
         self.change_id = change_id;
         self
+    }
+
+    /// The same membership with these incarnations recorded (entries for
+    /// non-members and zeros are dropped).
+    pub fn with_incarnations(mut self, incarnations: BTreeMap<NodeId, u64>) -> Self {
+        self.incarnations = incarnations.into_iter().filter(|(id, i)| *i != 0 && self.nodes.contains_key(id)).collect();
+        self
+    }
+
+    /// The incarnation recorded for member `id`; 0 when not known.
+    pub fn incarnation(&self, id: NodeId) -> u64 {
+        self.incarnations.get(&id).copied().unwrap_or(0)
+    }
+
+    /// Every recorded incarnation.
+    pub fn incarnations(&self) -> &BTreeMap<NodeId, u64> {
+        &self.incarnations
     }
 
     /// The client change id of the call that proposed this entry.
@@ -199,11 +227,11 @@ impl<N: crate::Node> Membership<N> {
     ) -> Result<Self, MembershipError> {
         let last = self.last_config().clone();
         let mut next = if self.configs.contains(&goal) {
-            Self { configs: vec![goal], nodes, exit: None, change_id: None }
+            Self { configs: vec![goal], nodes, exit: None, change_id: None, incarnations: BTreeMap::new() }
         } else {
             let keep_as_learners = if retain { last.difference(&goal).copied().collect() } else { BTreeSet::new() };
             let exit = JointExit { automatic: true, keep_as_learners };
-            Self { configs: vec![last, goal], nodes, exit: Some(exit), change_id: None }
+            Self { configs: vec![last, goal], nodes, exit: Some(exit), change_id: None, incarnations: BTreeMap::new() }
         };
         if !retain {
             let voters = next.voter_set();

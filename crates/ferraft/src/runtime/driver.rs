@@ -79,6 +79,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         let (metrics, metrics_rx) = watch::channel(RaftMetrics {
             id,
             cluster_id: engine.cluster_id(),
+            incarnation: engine.incarnation(),
             state: engine.server_state(),
             current_term: 0,
             vote: engine.vote(),
@@ -167,6 +168,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::ProbePeer(peer, node, reply) => host.probe_peer(peer, node, reply),
             Event::ReadIndex(reply) => host.read_index(reply),
             Event::LeaseRead(reply) => host.lease_read(reply),
+            Event::ForceNewCluster(cluster, reply) => {
+                let _ = reply.send(host.force_new_cluster(cluster));
+            }
             Event::Initialize(membership, given, fresh, reply) => {
                 let _ = reply.send(host.initialize(membership, given, fresh));
             }

@@ -35,10 +35,15 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     Refused(NodeId, PeerRefusal),
     /// Ask a node about to be added which cluster it is in; the answer is
     /// its refusal, if it refuses this cluster.
-    ProbePeer(NodeId, N, Reply<Option<PeerRefusal>>),
+    /// Asks a peer who it is: its incarnation (0 when not known: no answer
+    /// in time, or not asked because this node is not the leader), or why it
+    /// refuses this cluster.
+    ProbePeer(NodeId, N, Reply<Result<u64, PeerRefusal>>),
     Write(SM::Command, WriteReply<SM, N>),
     ReadIndex(Reply<Result<LogIndex, ReadError<N>>>),
     LeaseRead(Reply<Result<LogIndex, ReadError<N>>>),
+    /// Force-new-cluster under this new cluster id (see `force_new_cluster`).
+    ForceNewCluster(ClusterId, Reply<Result<LogId, crate::error::ForceNewClusterError>>),
     /// The membership, the cluster id the caller gave, a fresh random one.
     Initialize(Membership<N>, Option<ClusterId>, ClusterId, Reply<Result<LogId, InitializeError>>),
     ChangeMembership(ChangeMembers<N>, bool, Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>),

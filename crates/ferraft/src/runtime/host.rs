@@ -205,7 +205,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     pub fn unreachable(&mut self, peer: NodeId) {
         tracing::debug!(node = self.engine.id(), peer, "peer unreachable: backing off");
         self.engine.on_peer_unreachable(peer);
-        self.books.answer_probes(peer, None);
+        self.books.answer_probes(peer, Ok(0));
     }
 
     /// The transport reached `peer`, which refused this node.
@@ -213,15 +213,19 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         tracing::warn!(node = self.engine.id(), peer, %refusal, "peer refused this node");
         self.engine.on_peer_unreachable(peer);
         self.refused.insert(peer, refusal);
-        self.books.answer_probes(peer, Some(refusal));
+        self.books.answer_probes(peer, Err(refusal));
     }
 
-    /// Asks a node about to be added which cluster it is in; the answer is
-    /// its refusal, if it refuses this cluster.
-    pub fn probe_peer(&mut self, peer: NodeId, node: N, reply: R::Reply<Option<PeerRefusal>>) {
-        // only the leader adds nodes: elsewhere the change is forwarded, and probed there
-        if peer == self.engine.id() || !self.engine.is_leader() {
-            reply.answer(None);
+    /// Asks a peer who it is: its incarnation (0 when not known: no answer
+    /// in time, or not asked because this node is not the leader), or why it
+    /// refuses this cluster.
+    pub fn probe_peer(&mut self, peer: NodeId, node: N, reply: R::Reply<Result<u64, PeerRefusal>>) {
+        // only the leader adds nodes (elsewhere the change is forwarded, and
+        // probed there), and a node about to initialize asks its fellow
+        // initial members
+        let initializing = self.engine.membership().is_none();
+        if peer == self.engine.id() || !(self.engine.is_leader() || initializing) {
+            reply.answer(Ok(0));
         } else {
             self.directory.insert(peer, node);
             self.books.await_probe(peer, reply);
@@ -248,6 +252,12 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             Ok(index) => self.books.reply_when_applied(index, index_of(self.applied), reply),
             Err(e) => reply.answer(Err(e)),
         }
+    }
+
+    /// Restarts the cluster from this node alone, under the new cluster id
+    /// `cluster` (see `Raft::force_new_cluster`).
+    pub fn force_new_cluster(&mut self, cluster: ClusterId) -> Result<LogId, crate::error::ForceNewClusterError> {
+        self.engine.force_new_cluster(cluster)
     }
 
     /// Makes a fresh node a first member: in cluster `given`, else `fresh`.

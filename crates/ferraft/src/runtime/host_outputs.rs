@@ -74,13 +74,13 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                 }
             }
             Output::LeadershipLost => self.books.leadership_lost(index_of(self.engine.committed())),
-            Output::ProbeAnswered { from, seq: _, cluster_id } => {
+            Output::ProbeAnswered { from, seq: _, cluster_id, incarnation } => {
                 let ours = self.engine.cluster_id();
-                let refusal = match cluster_id {
-                    Some(theirs) if Some(theirs) != ours => Some(PeerRefusal::OtherCluster { theirs, ours }),
-                    _ => None,
+                let answer = match cluster_id {
+                    Some(theirs) if Some(theirs) != ours => Err(PeerRefusal::OtherCluster { theirs, ours }),
+                    _ => Ok(incarnation),
                 };
-                self.books.answer_probes(from, refusal);
+                self.books.answer_probes(from, answer);
             }
             Output::MembershipDone { request_id, result } => {
                 if let Some(reply) = self.books.memberships.remove(&request_id) {

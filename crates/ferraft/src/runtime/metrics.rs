@@ -51,6 +51,8 @@ pub struct RaftMetrics<N> {
     pub id: NodeId,
     /// Its cluster; `None` until it is initialized or a leader reaches it.
     pub cluster_id: Option<ClusterId>,
+    /// Its incarnation (see [`crate::incarnation`]); 0 when its store keeps none.
+    pub incarnation: u64,
     /// Its role.
     pub state: ServerState,
     /// The current term.

@@ -4,17 +4,19 @@
 
 mod driver;
 mod event;
+mod force_new_cluster;
 mod host;
 mod host_outputs;
 mod membership_ext;
 mod metrics;
+mod readmit;
 mod reply;
 mod reply_books;
 mod snapshot_job;
 mod snapshot_lifecycle;
 mod snapshot_receiver;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -135,6 +137,9 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// `Config::cluster_id`, when set). Call it on one node: the others join
     /// the cluster when its leader reaches them. To initialize every initial
     /// member instead, give them one id with [`Raft::initialize_in_cluster`].
+    /// First asks the other members who they are (their incarnations), so
+    /// the first entry records them; it waits up to two election timeouts
+    /// for members that do not answer.
     pub async fn initialize(
         &self,
         members: impl Into<std::collections::BTreeMap<NodeId, N>>,
@@ -158,7 +163,8 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         members: std::collections::BTreeMap<NodeId, N>,
         cluster_id: Option<ClusterId>,
     ) -> Result<LogId, InitializeError> {
-        let membership = Membership::new_uniform(members)?;
+        let incarnations = self.probe_initial_members(&members).await;
+        let membership = Membership::new_uniform(members)?.with_incarnations(incarnations);
         self.call(|tx| Event::Initialize(membership, cluster_id, ClusterId::random(), tx)).await?
     }
 
@@ -227,17 +233,40 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         Ok(membership)
     }
 
+    /// Asks every other initial member who it is, at once, so the initial
+    /// membership records their incarnations: a member wiped right after
+    /// then never counts as its old self. One that does not answer in time
+    /// is recorded later, by the first leader that hears from it.
+    async fn probe_initial_members(&self, members: &BTreeMap<NodeId, N>) -> BTreeMap<NodeId, u64> {
+        let mut asked = Vec::new();
+        for (id, node) in members.iter().filter(|(id, _)| **id != self.id()) {
+            let (tx, rx) = oneshot::channel();
+            if self.inner.tx.send(Event::ProbePeer(*id, node.clone(), tx)).is_ok() {
+                asked.push((*id, rx));
+            }
+        }
+        // one bound for all: they are asked at once
+        let deadline = tokio::time::Instant::now() + self.inner.probe_timeout;
+        let mut incarnations = BTreeMap::new();
+        for (id, rx) in asked {
+            if let Ok(Ok(Ok(incarnation))) = tokio::time::timeout_at(deadline, rx).await {
+                incarnations.insert(id, incarnation);
+            }
+        }
+        incarnations
+    }
+
     /// Asks the node to be added which cluster it is in: one of another
     /// cluster, or another node at that address, is refused before anything
     /// is proposed. A node that does not answer in time is let through.
-    pub(crate) async fn probe_new_member(&self, id: NodeId, node: &N) -> Result<(), ChangeMembershipError<N>> {
+    /// Returns the node's incarnation (0 when it did not say), which the
+    /// leader now knows and records when the node becomes a learner.
+    pub(crate) async fn probe_new_member(&self, id: NodeId, node: &N) -> Result<u64, ChangeMembershipError<N>> {
         let asked = self.call(|tx| Event::ProbePeer(id, node.clone(), tx));
-        if let Ok(answer) = tokio::time::timeout(self.inner.probe_timeout, asked).await {
-            if let Some(refusal) = answer? {
-                return Err(ChangeMembershipError::PeerRefused { node_id: id, refusal });
-            }
+        match tokio::time::timeout(self.inner.probe_timeout, asked).await {
+            Ok(answer) => answer?.map_err(|refusal| ChangeMembershipError::PeerRefused { node_id: id, refusal }),
+            Err(_) => Ok(0),
         }
-        Ok(())
     }
 
     /// Changes membership by the extended algorithm (one step when safe, else

@@ -25,7 +25,7 @@ pub(crate) type WriteReply<SM, N, R> = <R as ReplyKind>::Reply<WriteResult<SM, N
 type ReadReply<N, R> = <R as ReplyKind>::Reply<ReadResult<N>>;
 type IndexReply<N, R> = <R as ReplyKind>::Reply<IndexResult<N>>;
 type MembershipReply<N, R> = <R as ReplyKind>::Reply<MembershipResult<N>>;
-type ProbeReply<R> = <R as ReplyKind>::Reply<Option<PeerRefusal>>;
+type ProbeReply<R> = <R as ReplyKind>::Reply<Result<u64, PeerRefusal>>;
 
 /// The callers a node has not answered yet.
 pub(crate) struct ReplyBooks<SM: StateMachine, N: Node, R: ReplyKind> {
@@ -91,9 +91,9 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
     }
 
     /// Answers everyone waiting to hear whether `peer` refuses this cluster.
-    pub(crate) fn answer_probes(&mut self, peer: NodeId, refusal: Option<PeerRefusal>) {
+    pub(crate) fn answer_probes(&mut self, peer: NodeId, answer: Result<u64, PeerRefusal>) {
         for reply in self.probes.remove(&peer).unwrap_or_default() {
-            reply.answer(refusal);
+            reply.answer(answer);
         }
     }
 

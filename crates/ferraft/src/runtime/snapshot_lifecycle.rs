@@ -136,7 +136,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                 self.state_machine.restore(&snapshot.data)?;
                 self.applied = snapshot.meta.last_log_id;
                 let meta = snapshot.meta.clone();
-                self.snapshot = Some(Arc::new(snapshot));
+                self.snapshot = Some(Arc::new(*snapshot));
                 self.engine.on_snapshot_installed(from, meta, seq);
             }
         }

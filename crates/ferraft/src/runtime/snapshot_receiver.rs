@@ -21,7 +21,7 @@ pub(crate) enum ChunkOutcome<N> {
     /// Continue from this offset.
     Continue(u64),
     /// The snapshot is complete.
-    Complete(Snapshot<N>),
+    Complete(Box<Snapshot<N>>),
 }
 
 impl<N: crate::Node> SnapshotReceiver<N> {
@@ -43,6 +43,6 @@ impl<N: crate::Node> SnapshotReceiver<N> {
             return ChunkOutcome::Continue(buffer.len() as u64);
         }
         let (meta, buffer) = self.current.take().expect("checked above");
-        ChunkOutcome::Complete(Snapshot { meta, data: Bytes::from(buffer) })
+        ChunkOutcome::Complete(Box::new(Snapshot { meta, data: Bytes::from(buffer) }))
     }
 }

@@ -48,7 +48,7 @@ pub(super) fn member(id: NodeId, voters: &[NodeId], config: Arc<Config>) -> Test
 }
 
 pub(super) fn msg(from: NodeId, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
-    Message { envelope: Envelope { cluster_id: CLUSTER, from, to }, body }
+    Message { envelope: Envelope { cluster_id: CLUSTER, from, to, from_incarnation: 0, to_incarnation: 0 }, body }
 }
 
 pub(super) fn vote_request(term: u64, candidate: NodeId, last: Option<LogId>) -> MessageBody<u64, BasicNode> {
@@ -556,6 +556,8 @@ fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved
 }
 
 mod change_identity;
+mod force_new_cluster;
+mod incarnations;
 mod membership_answers;
 mod promotion;
 

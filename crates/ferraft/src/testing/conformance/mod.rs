@@ -55,6 +55,7 @@ where
     mutations_apply_in_call_order(open);
     vote_survives_reopen(open);
     cluster_id_survives_reopen(open);
+    incarnation_lives_with_the_data(open);
     latest_vote_wins_after_reopen(open);
     committed_after_reopen_is_never_newer_than_saved(open);
     snapshot_survives_reopen(open);

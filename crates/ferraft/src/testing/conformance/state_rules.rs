@@ -39,6 +39,24 @@ where
     assert_eq!(state.vote, Some(Vote::new(2, 1)));
 }
 
+/// A store that keeps an incarnation keeps it with its data across reopens,
+/// and a store over other (or wiped) data has another one.
+pub fn incarnation_lives_with_the_data<S, F>(open: &mut F)
+where
+    S: LogStore<TestData, BasicNode>,
+    F: FnMut(&Path) -> Result<S, StorageError>,
+{
+    let dir = TestDir::new("incarnation_lives_with_the_data");
+    let (store, first) = start(open, dir.path());
+    let Some(incarnation) = first.incarnation else { return };
+    let (store, again) = restart(open, dir.path(), store);
+    assert_eq!(again.incarnation, Some(incarnation), "the same data, the same incarnation");
+    drop(store);
+    let other = TestDir::new("incarnation_lives_with_the_data_other");
+    let (_store, other_state) = start(open, other.path());
+    assert_ne!(other_state.incarnation, Some(incarnation), "other data, another incarnation");
+}
+
 /// The last saved vote is the one read back.
 pub fn latest_vote_wins_after_reopen<S, F>(open: &mut F)
 where

@@ -1,0 +1,147 @@
+//! Issue 18 with real `ferraft serve` processes: the operator's recovery
+//! paths. A voter whose data dir is wiped comes back under its old id as a
+//! new incarnation and counts for nothing (nothing is replicated to it, its
+//! votes and acknowledgements are dropped) until `ferraft ctl readmit`; then
+//! it catches up and is promoted again. A cluster that lost two of three
+//! nodes for good is restarted from the survivor with `ferraft ctl
+//! force-new-cluster`, and a lost node restarted on its old data cannot
+//! rejoin and split it.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use ferraft_kv::harness::start_nodes;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+const EXE: &str = env!("CARGO_BIN_EXE_ferraft");
+
+/// Runs `ferraft ctl --endpoint API ARGS`; its exit code and stdout.
+async fn ctl(api: &str, args: &[&str]) -> (i32, String, String) {
+    let output = tokio::process::Command::new(EXE)
+        .args(["ctl", "--endpoint", api, "--json"])
+        .args(args)
+        .env_remove("FERRAFT_ENDPOINT")
+        .env_remove("FERRAFT_ENDPOINTS")
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("ferraft runs");
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code().unwrap_or(-1), out, err)
+}
+
+async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wiped_voter_is_not_its_old_self_until_readmitted_with_ctl() {
+    let dir = TempDir::new().unwrap();
+    let mut nodes = start_nodes(Path::new(EXE), 3, dir.path()).await.unwrap();
+    let specs: serde_json::Map<String, Value> = nodes.values().map(|n| (n.id.to_string(), n.spec())).collect();
+    nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": specs })).await.unwrap();
+    for i in 0..20 {
+        nodes[&1].client.put(&format!("/v1/kv/k{i}"), &json!({"value": format!("v{i}")})).await.unwrap();
+    }
+    let status = nodes[&1].client.status().await.unwrap();
+    let leader = status["leader"].as_u64().expect("a leader");
+    let victim = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let survivor = [1, 2, 3].into_iter().find(|id| *id != leader && *id != victim).unwrap();
+    let leader_api = nodes[&leader].api.clone();
+    let recorded = |s: &Value| s["membership"]["incarnations"][victim.to_string()].clone();
+    let old_incarnation = recorded(&nodes[&leader].client.status().await.unwrap());
+    assert!(old_incarnation.is_string(), "the membership records every member's incarnation: {status}");
+
+    let node = nodes.get_mut(&victim).unwrap();
+    node.kill9().await;
+    std::fs::remove_dir_all(&node.data_dir).unwrap();
+    node.spawn().unwrap();
+    node.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let fresh = node.client.status().await.unwrap();
+    assert_ne!(json!(fresh["incarnation"]), old_incarnation, "a wiped data dir is a new incarnation");
+
+    // the two intact voters commit; nothing reaches the wiped node as its old self
+    nodes[&leader].client.put("/v1/kv/after-wipe", &json!({"value": "x"})).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let wiped = nodes[&victim].client.status().await.unwrap();
+    assert_eq!(wiped["applied"], 0, "the wiped node was fed as its old self: {wiped}");
+    let log = std::fs::read_to_string(&nodes[&victim].log).unwrap();
+    assert!(log.contains("another incarnation of this node"), "the wiped node says why it drops messages");
+
+    // the operator's path back: readmit (a learner of its new incarnation), then promote
+    let (code, out, err) = ctl(&leader_api, &["readmit", &victim.to_string()]).await;
+    assert_eq!(code, 0, "readmit failed: {out} {err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let learners = answer["membership"]["learners"].as_array().cloned().unwrap_or_default();
+    assert!(learners.contains(&json!(victim)), "{answer}");
+    assert_eq!(answer["membership"]["incarnations"][victim.to_string()], fresh["incarnation"]);
+    let client = nodes[&victim].client.clone();
+    wait_for("the readmitted node to catch up", async || {
+        client.get("/v1/kv/after-wipe?consistency=local").await.is_ok_and(|v| v["value"] == "x")
+    })
+    .await;
+    let (code, out, err) = ctl(&leader_api, &["change", "add-voters", &victim.to_string()]).await;
+    assert_eq!(code, 0, "promotion failed: {out} {err}");
+    let status = nodes[&survivor].client.status().await.unwrap();
+    let voters = status["membership"]["voters"].as_array().cloned().unwrap_or_default();
+    assert_eq!(voters.len(), 3, "{status}");
+    nodes[&victim].client.put("/v1/kv/after-readmit", &json!({"value": "y"})).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_survivor_forced_into_a_new_cluster_serves_writes_and_the_lost_cannot_split_it() {
+    let dir = TempDir::new().unwrap();
+    let mut nodes = start_nodes(Path::new(EXE), 3, dir.path()).await.unwrap();
+    let specs: serde_json::Map<String, Value> = nodes.values().map(|n| (n.id.to_string(), n.spec())).collect();
+    nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": specs })).await.unwrap();
+    for i in 0..10 {
+        nodes[&1].client.put(&format!("/v1/kv/k{i}"), &json!({"value": format!("v{i}")})).await.unwrap();
+    }
+    let old_cluster = nodes[&1].client.status().await.unwrap()["cluster_id"].clone();
+    // the survivor applied every write before the others are lost
+    nodes[&3].client.wait_local_value("k9", "v9", Duration::from_secs(10)).await.unwrap();
+    nodes.get_mut(&1).unwrap().kill9().await;
+    nodes.get_mut(&2).unwrap().kill9().await;
+    let survivor = nodes[&3].api.clone();
+
+    let (code, out, err) = ctl(&survivor, &["force-new-cluster"]).await;
+    assert_ne!(code, 0, "refused without the confirmation flag: {out} {err}");
+    let status = nodes[&3].client.status().await.unwrap();
+    assert_eq!(status["cluster_id"], old_cluster, "nothing changed without the confirmation");
+
+    let (code, out, err) = ctl(&survivor, &["force-new-cluster", "--yes-i-know-this-drops-the-other-members"]).await;
+    assert_eq!(code, 0, "force-new-cluster failed: {out} {err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(answer["membership"]["voters"], json!([3]), "{answer}");
+    assert_ne!(answer["cluster_id"], old_cluster, "a new cluster id");
+    let log = std::fs::read_to_string(&nodes[&3].log).unwrap();
+    assert!(log.contains("FORCE-NEW-CLUSTER"), "the survivor's log says loudly what happened");
+
+    // writes work, and nothing the survivor held was lost
+    nodes[&3].client.put("/v1/kv/after", &json!({"value": "forced"})).await.unwrap();
+    let v = nodes[&3].client.get("/v1/kv/k9").await.unwrap();
+    assert_eq!(v["value"], "v9");
+
+    // a lost node restarted on its old data is refused: it cannot join the
+    // new cluster, and alone it is no majority of the old one
+    let lost = nodes.get_mut(&1).unwrap();
+    lost.spawn().unwrap();
+    lost.wait_ready(Duration::from_secs(10)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let lost_status = nodes[&1].client.status().await.unwrap();
+    assert_eq!(lost_status["cluster_id"], old_cluster, "{lost_status}");
+    assert_ne!(lost_status["role"], "leader", "{lost_status}");
+    assert!(nodes[&1].client.put("/v1/kv/split", &json!({"value": "no"})).await.is_err(), "the lost node took a write");
+    let status = nodes[&3].client.status().await.unwrap();
+    assert_eq!(status["role"], "leader", "{status}");
+    assert_eq!(status["membership"]["voters"], json!([3]));
+    nodes[&3].client.put("/v1/kv/still", &json!({"value": "ok"})).await.unwrap();
+    assert!(nodes[&3].client.get("/v1/kv/split").await.is_err(), "no write of the lost node reached the new cluster");
+}

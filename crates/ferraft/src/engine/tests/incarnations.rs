@@ -1,0 +1,212 @@
+//! Node incarnations (issue 18): a wiped node under its old id is never
+//! counted as its old self.
+
+use super::*;
+use crate::incarnation::Incarnation;
+use crate::message::{Probe, ProbeReply};
+
+/// The incarnation each node of these tests had before any wipe.
+fn first_life(id: NodeId) -> u64 {
+    id * 11
+}
+
+/// A wiped node's incarnation.
+fn second_life(id: NodeId) -> u64 {
+    id * 111
+}
+
+/// Membership `voters` (uniform) with every member's first incarnation recorded.
+fn recorded_entry(voters: &[NodeId], all: &[NodeId]) -> Entry<u64, BasicNode> {
+    let incarnations = all.iter().map(|id| (*id, first_life(*id))).collect();
+    let m = Membership::new(vec![set(voters)], nodes(all)).unwrap().with_incarnations(incarnations);
+    Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) }
+}
+
+/// Node `id` in its first life, holding `entries` (the recorded membership first).
+fn node_with(id: NodeId, entries: Vec<Entry<u64, BasicNode>>, committed: Option<LogId>) -> TestEngine {
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        incarnation: Incarnation::new(first_life(id)),
+        entries,
+        committed,
+        ..LogState::default()
+    };
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
+    engine.take_outputs();
+    engine
+}
+
+/// Node `id` after its disk was wiped: nothing but a new incarnation.
+fn wiped(id: NodeId) -> TestEngine {
+    let state = LogState { incarnation: Incarnation::new(second_life(id)), ..LogState::default() };
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
+    engine.take_outputs();
+    engine
+}
+
+/// A message from `from` in incarnation `life` to `to` (its recorded incarnation unknown).
+fn from_life(from: NodeId, life: u64, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
+    let envelope = Envelope { cluster_id: CLUSTER, from, to, from_incarnation: life, to_incarnation: 0 };
+    Message { envelope, body }
+}
+
+fn command_entry(index: u64) -> Entry<u64, BasicNode> {
+    Entry { log_id: log_id(1, 1, index), payload: EntryPayload::Normal(index) }
+}
+
+/// Given {1,2,3} with entry 2 committed on nodes 1 and 2 only, when node 2's
+/// disk is wiped and node 3 (lacking entry 2) campaigns, the wiped node 2
+/// does not vote for it and its vote would not count: node 3 is not elected.
+#[test]
+fn a_wiped_voter_cannot_help_elect_a_leader_lacking_a_committed_entry() {
+    let mut candidate = node_with(3, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let mut wiped_two = wiped(2);
+    candidate.on_tick(10_000);
+    let requests = candidate.take_outputs();
+    let to_two = sent(&requests).into_iter().find(|m| m.envelope.to == 2).expect("vote request to 2").clone();
+    assert_eq!(to_two.envelope.to_incarnation, first_life(2), "addressed to the recorded incarnation");
+    wiped_two.on_message(to_two);
+    let replies = wiped_two.take_outputs();
+    assert!(sent(&replies).is_empty(), "the wiped node answers nothing meant for its old self: {replies:?}");
+
+    // even a granted vote from the new incarnation does not count
+    let vote = candidate.vote();
+    let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
+    candidate.on_message(from_life(2, second_life(2), 3, MessageBody::VoteReply(reply)));
+    assert!(!candidate.is_leader(), "elected with the vote of a wiped node: entry 2 would be lost");
+
+    // the same vote from the recorded incarnation does count
+    candidate.on_message(from_life(2, first_life(2), 3, MessageBody::VoteReply(reply)));
+    assert!(candidate.is_leader());
+}
+
+/// Given leader 1 of {1,2,3}, an acknowledgement from a new incarnation of
+/// node 2 does not commit an entry; one from the recorded incarnation does.
+#[test]
+fn acks_from_another_incarnation_do_not_count_toward_commit() {
+    let mut leader = node_with(1, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    leader.on_tick(10_000);
+    let vote = leader.vote();
+    let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
+    leader.on_message(from_life(3, first_life(3), 1, MessageBody::VoteReply(granted)));
+    assert!(leader.is_leader());
+    let vote = leader.vote();
+    let last = leader.log().last_log_id();
+    leader.on_log_flushed(last.unwrap());
+    let matched =
+        AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Success { matched: last }, committed: 0 };
+    leader.on_message(from_life(2, second_life(2), 1, MessageBody::AppendReply(matched)));
+    assert!(leader.committed() < last, "committed on the word of a wiped node");
+    leader.on_message(from_life(2, first_life(2), 1, MessageBody::AppendReply(matched)));
+    assert_eq!(leader.committed(), last);
+}
+
+/// A wiped node receiving entries meant for its old self drops them: it
+/// never acknowledges what its old self was sent.
+#[test]
+fn a_follower_drops_appends_meant_for_its_old_incarnation() {
+    let mut wiped_two = wiped(2);
+    let append = AppendEntries {
+        vote: Vote::new_committed(2, 1),
+        prev_log_id: None,
+        entries: vec![recorded_entry(&[1, 2, 3], &[1, 2, 3]), command_entry(2)],
+        committed: None,
+        seq: 1,
+        leader_node: Some(BasicNode::new("n1")),
+    };
+    let mut message = from_life(1, first_life(1), 2, MessageBody::Append(append));
+    message.envelope.to_incarnation = first_life(2);
+    wiped_two.on_message(message);
+    assert_eq!(wiped_two.log().last_index(), 0);
+    assert!(wiped_two.take_outputs().is_empty());
+}
+
+/// The operator's path back: the leader learns the new incarnation from a
+/// probe, the wiped voter is demoted to learner (retained) and that entry
+/// records the new incarnation; from then on its acknowledgements count.
+#[test]
+fn a_wiped_voter_readmitted_as_learner_is_recorded_with_its_new_incarnation() {
+    let entries = vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])];
+    let mut leader = node_with(1, entries, None);
+    leader.on_tick(10_000);
+    let vote = leader.vote();
+    let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
+    leader.on_message(from_life(3, first_life(3), 1, MessageBody::VoteReply(granted)));
+    let vote = leader.vote();
+    let commit_all = |leader: &mut TestEngine| {
+        let last = leader.log().last_log_id();
+        leader.on_log_flushed(last.unwrap());
+        let reply =
+            AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Success { matched: last }, committed: 0 };
+        leader.on_message(from_life(3, first_life(3), 1, MessageBody::AppendReply(reply)));
+        assert_eq!(leader.committed(), last);
+    };
+    commit_all(&mut leader);
+    leader.probe(2, 9);
+    leader.take_outputs();
+    let answer = ProbeReply { seq: 9, cluster_id: 0, incarnation: second_life(2) };
+    leader.on_message(from_life(2, second_life(2), 1, MessageBody::ProbeReply(answer)));
+
+    leader.change_membership(5, ChangeMembers::RemoveVoters(set(&[2])), true).unwrap();
+    let joint = leader.effective().unwrap().clone();
+    assert!(joint.is_joint());
+    assert_eq!(joint.incarnation(2), first_life(2), "still a voter of the old config: the old record stands");
+    commit_all(&mut leader);
+    commit_all(&mut leader);
+    let done = leader.effective().unwrap().clone();
+    assert_eq!(done.voter_set(), set(&[1, 3]));
+    assert_eq!(done.learner_set(), set(&[2]));
+    assert_eq!(done.incarnation(2), second_life(2), "a learner now, recorded as the new incarnation");
+    assert_eq!(leader.envelope(2).to_incarnation, second_life(2));
+}
+
+/// Members named at initialize are recorded once heard from: the leader
+/// writes their incarnations in an entry of the same configs.
+#[test]
+fn a_leader_records_the_incarnations_of_members_named_at_initialize() {
+    let mut leader = leader(&[1, 2, 3]);
+    let last = leader.log().last_log_id();
+    leader.on_log_flushed(last.unwrap());
+    let vote = leader.vote();
+    for peer in [2, 3] {
+        let reply =
+            AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Success { matched: last }, committed: 0 };
+        leader.on_message(from_life(peer, first_life(peer), 1, MessageBody::AppendReply(reply)));
+    }
+    assert_eq!(leader.committed(), last);
+    leader.on_tick(20_000);
+    let recorded = leader.effective().unwrap();
+    assert_eq!(recorded.incarnation(2), first_life(2));
+    assert_eq!(recorded.incarnation(3), first_life(3));
+    assert_eq!(recorded.voter_set(), set(&[1, 2, 3]), "the same config");
+}
+
+/// A probe is answered with the node's incarnation, so the leader learns it
+/// before adding it.
+#[test]
+fn a_probe_is_answered_with_the_incarnation() {
+    let mut node = wiped(4);
+    node.on_message(from_life(1, first_life(1), 4, MessageBody::Probe(Probe { seq: 3, asker_node: None })));
+    let outputs = node.take_outputs();
+    let reply = sent(&outputs).into_iter().find_map(|m| match &m.body {
+        MessageBody::ProbeReply(r) => Some(*r),
+        _ => None,
+    });
+    assert_eq!(reply.map(|r| r.incarnation), Some(second_life(4)));
+}
+
+/// `Raft::initialize` asks the other members who they are first: the initial
+/// membership then records them from entry 1, leaving no window in which a
+/// member wiped early still counts as its old self.
+#[test]
+fn initialize_records_the_incarnations_the_caller_learned() {
+    let state = LogState { incarnation: Incarnation::new(first_life(1)), ..LogState::default() };
+    let mut engine: TestEngine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    let learned = [(2, first_life(2)), (3, first_life(3))].into();
+    let m = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap().with_incarnations(learned);
+    engine.initialize(m).unwrap();
+    let recorded = engine.effective().unwrap();
+    for id in [1, 2, 3] {
+        assert_eq!(recorded.incarnation(id), first_life(id), "node {id}");
+    }
+}
