@@ -607,6 +607,8 @@ impl Simulation {
                 let result = self.checkers.answers.observe_done(id, request_id, &result);
                 self.check(result);
             }
+            // the simulated clients write on the leader only
+            Output::ForwardAccepted { .. } | Output::ForwardFailed { .. } => {}
             Output::ProbeAnswered { from, cluster_id, .. } => {
                 self.trace(|| format!("n{id} probe answered by n{from}: cluster {cluster_id:?}"))
             }
@@ -981,7 +983,8 @@ impl Simulation {
             return;
         }
         self.nodes[i].reads.push(PendingRead { request_id, key, invoke, read_index: None });
-        let accepted = self.call(i, |e| e.read_index(request_id)).is_some_and(|r| r.is_ok());
+        // on a follower: a read index asked of the leader, the read served here
+        let accepted = self.call(i, |e| e.read_index_here(request_id, false)).is_some_and(|r| r.is_ok());
         if !accepted {
             self.nodes[i].reads.retain(|r| r.request_id != request_id);
         }
@@ -1287,5 +1290,9 @@ fn describe(body: &MessageBody<Put, BasicNode>) -> String {
         MessageBody::TimeoutNow(t) => format!("timeout-now {}", t.vote),
         MessageBody::Probe(p) => format!("probe seq {}", p.seq),
         MessageBody::ProbeReply(r) => format!("probe-reply seq {} cluster {}", r.seq, r.cluster_id),
+        MessageBody::ForwardWrite(w) => format!("forward-write id {} n={}", w.id, w.commands.len()),
+        MessageBody::ForwardWriteReply(r) => format!("forward-write-reply id {} {:?}", r.id, r.outcome),
+        MessageBody::ReadIndexAsk(a) => format!("read-index-ask id {} lease={}", a.id, a.lease),
+        MessageBody::ReadIndexReply(r) => format!("read-index-reply id {} {:?}", r.id, r.outcome),
     }
 }

@@ -13,6 +13,7 @@ mod cluster_identity;
 mod election;
 mod entry_bytes;
 mod follower;
+mod forwarding;
 mod joint_exit;
 mod membership_change;
 mod membership_requests;
@@ -37,6 +38,7 @@ use rand::{Rng, SeedableRng};
 
 pub use catch_up::{CatchUpReport, CatchUpStall};
 pub use change_identity::ChangeStatus;
+pub use forwarding::ForwardFailure;
 pub use output::Output;
 pub use progress::{Progress, ReplicationMode};
 pub use raft_log::RaftLog;
@@ -102,6 +104,8 @@ pub struct Engine<C, N: Node> {
     pub(crate) change_refusals: change_identity::ChangeRefusals<N>,
     /// Learners the leader promotes once ready (cancelled by a leader change).
     pub(crate) promotions: Vec<promotion::PendingPromotion>,
+    /// Client writes and reads served with the leader's help (both sides).
+    pub(crate) forwarding: forwarding::Forwarding,
     pub(crate) output: Vec<Output<C, N>>,
 }
 
@@ -145,6 +149,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             membership_requests: Vec::new(),
             change_refusals: Default::default(),
             promotions: Vec::new(),
+            forwarding: Default::default(),
             output: Vec::new(),
         };
         if let Some(cluster_id) = cluster_id.filter(|_| unsaved) {
@@ -338,6 +343,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.output.push(Output::SaveCommitted(committed));
         self.emit_apply();
         self.settle_membership_requests();
+        self.answer_committed_forwards();
+        self.forget_committed_batches();
     }
 
     pub(crate) fn emit_apply(&mut self) {
@@ -544,6 +551,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
             MessageBody::SnapshotReply(reply) => self.on_snapshot_reply(from, reply),
             MessageBody::TimeoutNow(m) => self.on_timeout_now(from, m),
             MessageBody::Probe(_) | MessageBody::ProbeReply(_) => {}
+            MessageBody::ForwardWrite(request) => self.on_forward_write(from, request),
+            MessageBody::ForwardWriteReply(reply) => self.on_forward_write_reply(reply),
+            MessageBody::ReadIndexAsk(ask) => self.on_read_index_ask(from, ask),
+            MessageBody::ReadIndexReply(reply) => self.on_read_index_reply(reply),
         }
     }
 
@@ -552,6 +563,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.now_ms = self.now_ms.max(now_ms);
         self.settle_membership_requests();
         self.settle_promotions();
+        self.expire_forwarded();
         if self.is_leader() {
             self.leader_tick();
         } else if self.now_ms >= self.election_deadline_ms {

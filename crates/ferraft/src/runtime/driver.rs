@@ -59,6 +59,8 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     next_request_id: u64,
     writes: VecDeque<(LogId, WriteReply<SM, N>)>,
     write_batch: Vec<(C<SM>, WriteReply<SM, N>)>,
+    /// Writes served here with the leader's help.
+    forwards: super::forwarding::ForwardBook<SM, N>,
     reads: HashMap<u64, ReadReply<N>>,
     reads_waiting_apply: Vec<(LogIndex, ReadReply<N>)>,
     memberships: HashMap<u64, MembershipReply<N>>,
@@ -138,6 +140,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             next_request_id: 0,
             writes: VecDeque::new(),
             write_batch: Vec::new(),
+            forwards: Default::default(),
             reads: HashMap::new(),
             reads_waiting_apply: Vec::new(),
             memberships: HashMap::new(),
@@ -202,11 +205,23 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
     }
 
     fn handle(&mut self, event: Event<SM, N>) {
-        if !matches!(event, Event::Write(..)) {
+        if !matches!(event, Event::Write(..) | Event::WriteHere(..)) {
             self.flush_write_batch();
         }
         match event {
             Event::Write(command, reply) => self.write_batch.push((command, reply)),
+            Event::WriteHere(command, reply) => self.forwards.batch.push((command, reply)),
+            Event::ReadHere(lease, reply) => {
+                let id = self.request_id();
+                match self.engine.read_index_here(id, lease) {
+                    Ok(()) => {
+                        self.reads.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
             Event::Message(message) => {
                 let sender_node = match &message.body {
                     MessageBody::Vote(req) => req.candidate_node.as_ref(),
@@ -352,6 +367,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
     }
 
     fn flush_write_batch(&mut self) {
+        if !self.forwards.batch.is_empty() {
+            if self.engine.is_leader() {
+                self.write_batch.append(&mut self.forwards.batch);
+            } else {
+                self.forward_batch();
+            }
+        }
         if self.write_batch.is_empty() {
             return;
         }
@@ -365,6 +387,19 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 }
             }
             Ok(None) => {}
+            Err(forward) => {
+                for reply in replies {
+                    let _ = reply.send(Err(WriteError::ForwardToLeader(forward.clone())));
+                }
+            }
+        }
+    }
+
+    /// Hands this turn's writes to the leader in one message.
+    fn forward_batch(&mut self) {
+        let (commands, replies): (Vec<_>, Vec<_>) = self.forwards.batch.drain(..).unzip();
+        match self.engine.forward_write(commands) {
+            Ok(forward_id) => self.forwards.sent(forward_id, replies),
             Err(forward) => {
                 for reply in replies {
                     let _ = reply.send(Err(WriteError::ForwardToLeader(forward.clone())));
@@ -465,6 +500,12 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                     let _ = reply.send(Err(ReadError::NotConfirmed));
                 }
             }
+            Output::ForwardAccepted { forward_id, first } => {
+                self.forwards.accepted(forward_id, first, index_of(self.applied));
+            }
+            Output::ForwardFailed { forward_id, failure } => {
+                self.forwards.failed(forward_id, failure, self.engine.forward_to_leader());
+            }
             Output::LeadershipLost => {
                 for (_, reply) in self.writes.drain(..) {
                     let _ = reply.send(Err(WriteError::LeadershipLost));
@@ -511,8 +552,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         for index in from..=upto.index {
             let Some(entry) = self.engine.log().get(index) else { break };
             let log_id = entry.log_id;
-            if let EntryPayload::Normal(command) = &entry.payload {
-                let response = self.state_machine.apply(log_id, command);
+            let response = match &entry.payload {
+                EntryPayload::Normal(command) => Some(self.state_machine.apply(log_id, command)),
+                _ => None,
+            };
+            if let Some(response) = self.forwards.applied(log_id, response) {
                 while self.writes.front().is_some_and(|(w, _)| w.index < index) {
                     let (_, reply) = self.writes.pop_front().expect("checked");
                     let _ = reply.send(Err(WriteError::LeadershipLost));
@@ -656,6 +700,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 self.store.save_snapshot(&snapshot)?;
                 self.state_machine.restore(&snapshot.data)?;
                 self.applied = snapshot.meta.last_log_id;
+                self.forwards.lost_upto(index_of(self.applied));
                 let meta = snapshot.meta.clone();
                 self.snapshot = Some(Arc::new(snapshot));
                 self.engine.on_snapshot_installed(from, meta, seq);
@@ -805,6 +850,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         for (_, reply) in self.write_batch.drain(..) {
             let _ = reply.send(Err(WriteError::Fatal(fatal.clone())));
         }
+        self.forwards.stop(|| WriteError::Fatal(fatal.clone()));
         self.metrics.send_modify(|m| m.stopped = true);
         if let Some(reply) = self.stopping.take() {
             let _ = reply.send(());

@@ -38,6 +38,10 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     /// its refusal, if it refuses this cluster.
     ProbePeer(NodeId, N, Reply<Option<PeerRefusal>>),
     Write(SM::Command, WriteReply<SM, N>),
+    /// A write served on any node: a follower hands it to the leader.
+    WriteHere(SM::Command, WriteReply<SM, N>),
+    /// A linearizable read served on any node (`true`: the leader may use its lease).
+    ReadHere(bool, Reply<Result<LogIndex, ReadError<N>>>),
     ReadIndex(Reply<Result<LogIndex, ReadError<N>>>),
     LeaseRead(Reply<Result<LogIndex, ReadError<N>>>),
     /// The membership, the cluster id the caller gave, a fresh random one.
