@@ -71,9 +71,9 @@ impl<SM: StateMachine, N: Node> ForwardBook<SM, N> {
     /// none (a blank or membership entry). A write placed at an index below,
     /// or at this index under another log id, was lost.
     pub(crate) fn applied(&mut self, log_id: LogId, response: Option<SM::Response>) -> Option<SM::Response> {
-        let first = self.placed.keys().next().copied()?;
-        if first > log_id.index {
-            return response;
+        match self.placed.keys().next() {
+            Some(first) if *first <= log_id.index => {}
+            _ => return response,
         }
         self.lost_upto(log_id.index - 1);
         match self.placed.remove(&log_id.index) {
