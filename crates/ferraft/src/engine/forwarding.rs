@@ -31,8 +31,9 @@ const SEEN_IDS: usize = 4096;
 /// Why a forwarded write got no success.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardFailure {
-    /// The node asked does not lead: nothing was proposed; send it elsewhere.
-    NotLeader,
+    /// Nothing was proposed (the node asked does not lead, or the message
+    /// never left this node); the caller may send the write elsewhere.
+    NotProposed,
     /// No answer in time, or the batch was taken and not seen to commit:
     /// the outcome is unknown.
     Unknown,
@@ -77,6 +78,9 @@ pub(crate) struct Forwarding {
     /// Leader side: recently taken batches, to ignore their copies.
     seen: HashSet<(NodeId, u64)>,
     seen_order: VecDeque<(NodeId, u64)>,
+    /// Follower side: when the transport last said it cannot reach the
+    /// leader; until the leader is heard from again nothing is sent to it.
+    leader_unreachable_ms: Option<(NodeId, u64)>,
 }
 
 impl<C: AppData, N: Node> Engine<C, N> {
@@ -87,8 +91,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// batch id: `Output::ForwardAccepted` then gives the log ids to answer
     /// the writes at, or `Output::ForwardFailed` says why there are none.
     pub fn forward_write(&mut self, commands: Vec<C>) -> Result<u64, ForwardToLeader<N>> {
-        let leader = self.current_leader().filter(|leader| *leader != self.id && !commands.is_empty());
-        let Some(leader) = leader else { return Err(self.forward_to_leader()) };
+        let Some(leader) = self.reachable_leader().filter(|_| !commands.is_empty()) else {
+            return Err(ForwardToLeader { leader_id: None, leader_node: None });
+        };
         let count = commands.len() as u64;
         let id = self.await_leader(Awaited::Write { count });
         self.send(leader, MessageBody::ForwardWrite(ForwardWrite { id, commands }));
@@ -107,12 +112,58 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
             return self.read_index(request_id);
         }
-        let Some(leader) = self.current_leader().filter(|leader| *leader != self.id) else {
-            return Err(ReadError::ForwardToLeader(self.forward_to_leader()));
+        let Some(leader) = self.reachable_leader() else {
+            return Err(ReadError::ForwardToLeader(ForwardToLeader { leader_id: None, leader_node: None }));
         };
         let id = self.await_leader(Awaited::Read { request_id });
         self.send(leader, MessageBody::ReadIndexAsk(ReadIndexAsk { id, lease }));
         Ok(())
+    }
+
+    /// The leader to hand requests to: another node, heard from since the
+    /// transport last found it unreachable. A message to an unreachable node
+    /// is dropped unsent, and a write that went nowhere must not be answered
+    /// "outcome unknown".
+    fn reachable_leader(&self) -> Option<NodeId> {
+        let leader = self.current_leader().filter(|leader| *leader != self.id)?;
+        match self.forwarding.leader_unreachable_ms {
+            Some((peer, at)) if peer == leader && self.leader_seen_ms.is_none_or(|seen| seen <= at) => None,
+            _ => Some(leader),
+        }
+    }
+
+    /// The transport dropped forwarded batches `ids` to `peer` before they
+    /// left this node: nothing was proposed, so their callers may go elsewhere.
+    pub fn on_forward_undelivered(&mut self, peer: NodeId, ids: &[u64]) {
+        for id in ids {
+            if let Some(Sent { awaited: Awaited::Write { .. }, .. }) = self.forwarding.sent.get(id) {
+                self.forwarding.sent.remove(id);
+                tracing::debug!(node = self.id, peer, id, "forwarded writes dropped unsent");
+                self.output.push(Output::ForwardFailed { forward_id: *id, failure: ForwardFailure::NotProposed });
+            }
+        }
+    }
+
+    /// The transport cannot reach `peer`: if it is the leader, reads waiting
+    /// for it fail now (a read may be retried freely), and nothing more is
+    /// sent to it until it is heard from.
+    pub(crate) fn on_leader_unreachable(&mut self, peer: NodeId) {
+        if self.is_leader() || self.current_leader() != Some(peer) {
+            return;
+        }
+        self.forwarding.leader_unreachable_ms = Some((peer, self.now_ms));
+        let reads: Vec<(u64, u64)> = self
+            .forwarding
+            .sent
+            .iter()
+            .filter_map(
+                |(id, s)| if let Awaited::Read { request_id } = s.awaited { Some((*id, request_id)) } else { None },
+            )
+            .collect();
+        for (id, request_id) in reads {
+            self.forwarding.sent.remove(&id);
+            self.output.push(Output::ReadFailed { request_id });
+        }
     }
 
     /// Records what this node waits for from the leader; returns its id.
@@ -147,7 +198,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             (Awaited::Commit { .. }, ForwardOutcome::Committed { upto }) => self.learn_committed(Some(upto)),
             (Awaited::Write { .. }, ForwardOutcome::NotLeader { leader }) => {
                 tracing::debug!(node = self.id, ?leader, "forwarded writes refused: not the leader");
-                self.output.push(Output::ForwardFailed { forward_id: reply.id, failure: ForwardFailure::NotLeader });
+                self.output.push(Output::ForwardFailed { forward_id: reply.id, failure: ForwardFailure::NotProposed });
             }
             // an answer that does not fit what was asked: keep waiting
             (_, _) => {

@@ -243,6 +243,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 self.engine.on_peer_unreachable(peer);
                 self.answer_probes(peer, None);
             }
+            Event::Undelivered(peer, ids) => self.engine.on_forward_undelivered(peer, &ids),
             Event::Refused(peer, refusal) => {
                 tracing::warn!(node = self.engine.id(), peer, %refusal, "peer refused this node");
                 self.engine.on_peer_unreachable(peer);

@@ -32,6 +32,8 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     Message(Message<SM::Command, N>),
     Flushed(LogId),
     Unreachable(NodeId),
+    /// Forwarded writes to the peer were dropped unsent.
+    Undelivered(NodeId, Vec<u64>),
     /// The transport reached the peer, which refused this node.
     Refused(NodeId, PeerRefusal),
     /// Ask a node about to be added which cluster it is in; the answer is

@@ -52,7 +52,7 @@ impl<SM: StateMachine, N: Node> ForwardBook<SM, N> {
     /// view, for a caller told to go to the leader itself.
     pub(crate) fn failed(&mut self, forward_id: u64, failure: ForwardFailure, leader: ForwardToLeader<N>) {
         let error = || match failure {
-            ForwardFailure::NotLeader => WriteError::ForwardToLeader(leader.clone()),
+            ForwardFailure::NotProposed => WriteError::ForwardToLeader(leader.clone()),
             ForwardFailure::Unknown => WriteError::LeadershipLost,
         };
         for reply in self.sent.remove(&forward_id).unwrap_or_default() {

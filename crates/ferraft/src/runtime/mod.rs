@@ -114,6 +114,13 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         let _ = self.inner.tx.send(Event::Unreachable(peer));
     }
 
+    /// Tells this node that forwarded writes it sent to `peer` (the ids of
+    /// `MessageBody::ForwardWrite` messages) were dropped unsent (called by
+    /// the transport): their callers learn that nothing was proposed.
+    pub fn report_undelivered(&self, peer: NodeId, forward_ids: Vec<u64>) {
+        let _ = self.inner.tx.send(Event::Undelivered(peer, forward_ids));
+    }
+
     /// Tells this node that `peer` answered but refused it (called by the
     /// transport): shown in the metrics, and an `add_learner` of that peer fails.
     pub fn report_refused(&self, peer: NodeId, refusal: PeerRefusal) {

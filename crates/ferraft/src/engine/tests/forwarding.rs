@@ -300,3 +300,28 @@ fn a_follower_cut_off_from_its_leader_fails_its_reads_and_takes_no_new_ones() {
         "a leader silent for an election timeout is not named"
     );
 }
+
+#[test]
+fn a_follower_hands_nothing_to_a_leader_it_cannot_reach_until_it_hears_from_it_again() {
+    let mut engine = follower_of_1(vec![]);
+    engine.read_index_here(9, false).unwrap();
+    engine.take_outputs();
+    engine.on_tick(5);
+    engine.on_peer_unreachable(1);
+    let outputs = engine.take_outputs();
+    assert!(outputs.iter().any(|o| matches!(o, Output::ReadFailed { request_id: 9 })), "{outputs:?}");
+    let refused = engine.forward_write(vec![7]).unwrap_err();
+    assert_eq!(refused.leader_id, None, "nothing sent, nothing happened: go find the leader");
+    assert!(sent(&engine.take_outputs()).is_empty());
+    engine.on_tick(6);
+    let heartbeat = AppendEntries {
+        vote: Vote::new_committed(2, 1),
+        prev_log_id: Some(log_id(1, 1, 1)),
+        entries: vec![],
+        committed: None,
+        seq: 2,
+        leader_node: None,
+    };
+    engine.on_message(msg(1, 3, MessageBody::Append(heartbeat)));
+    assert!(engine.forward_write(vec![7]).is_ok(), "heard from again: writes go to it");
+}
