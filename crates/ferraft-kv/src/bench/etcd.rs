@@ -16,8 +16,11 @@ use crate::harness::free_port;
 
 /// The etcd binary: `$ETCD_BIN`, else `etcd` on the `PATH`.
 pub fn locate() -> Result<PathBuf, String> {
-    if let Some(explicit) = std::env::var_os("ETCD_BIN") {
-        return Ok(PathBuf::from(explicit));
+    if let Some(explicit) = std::env::var_os("ETCD_BIN").map(PathBuf::from) {
+        return match explicit.is_file() {
+            true => Ok(explicit),
+            false => Err(format!("ETCD_BIN={} is not a file; skipping --vs-etcd", explicit.display())),
+        };
     }
     let found = std::env::var_os("PATH")
         .iter()

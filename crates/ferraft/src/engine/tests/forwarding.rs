@@ -9,19 +9,29 @@ fn standard() -> Arc<Config> {
     config(LeaderIdMode::Standard, false)
 }
 
+/// An append from the leader of `term`, `leader`, with `entries` after the
+/// initial membership entry.
+fn append_from(
+    term: u64,
+    leader: NodeId,
+    entries: Vec<Entry<u64, BasicNode>>,
+    seq: u64,
+) -> MessageBody<u64, BasicNode> {
+    MessageBody::Append(AppendEntries {
+        vote: Vote::new_committed(term, leader),
+        prev_log_id: Some(log_id(1, 1, 1)),
+        entries,
+        committed: None,
+        seq,
+        leader_node: None,
+    })
+}
+
 /// Node 3 of {1,2,3}, following leader 1 (term 2), holding `entries` after
 /// the initial membership.
 fn follower_of_1(entries: Vec<Entry<u64, BasicNode>>) -> TestEngine {
     let mut engine = member(3, &[1, 2, 3], standard());
-    let append = AppendEntries {
-        vote: Vote::new_committed(2, 1),
-        prev_log_id: Some(log_id(1, 1, 1)),
-        entries,
-        committed: Some(log_id(1, 1, 1)),
-        seq: 1,
-        leader_node: None,
-    };
-    engine.on_message(msg(1, 3, MessageBody::Append(append)));
+    engine.on_message(msg(1, 3, append_from(2, 1, entries, 1)));
     engine.take_outputs();
     engine
 }
@@ -178,24 +188,8 @@ fn a_follower_does_not_commit_on_the_leaders_word_an_entry_it_holds_under_anothe
     // index 2 here is an entry of an old leader (term 1, node 2), not the leader's
     let mut engine = member(3, &[1, 2, 3], standard());
     let old = Entry { log_id: log_id(1, 2, 2), payload: EntryPayload::Normal(5) };
-    let append = AppendEntries {
-        vote: Vote::new_committed(1, 2),
-        prev_log_id: Some(log_id(1, 1, 1)),
-        entries: vec![old],
-        committed: None,
-        seq: 1,
-        leader_node: None,
-    };
-    engine.on_message(msg(2, 3, MessageBody::Append(append)));
-    let heartbeat = AppendEntries {
-        vote: Vote::new_committed(2, 1),
-        prev_log_id: Some(log_id(1, 1, 1)),
-        entries: vec![],
-        committed: None,
-        seq: 1,
-        leader_node: None,
-    };
-    engine.on_message(msg(1, 3, MessageBody::Append(heartbeat)));
+    engine.on_message(msg(2, 3, append_from(1, 2, vec![old], 1)));
+    engine.on_message(msg(1, 3, append_from(2, 1, vec![], 1)));
     let id = engine.forward_write(vec![7]).unwrap();
     engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Accepted { first: log_id(2, 1, 2) })));
     engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
@@ -314,14 +308,6 @@ fn a_follower_hands_nothing_to_a_leader_it_cannot_reach_until_it_hears_from_it_a
     assert_eq!(refused.leader_id, None, "nothing sent, nothing happened: go find the leader");
     assert!(sent(&engine.take_outputs()).is_empty());
     engine.on_tick(6);
-    let heartbeat = AppendEntries {
-        vote: Vote::new_committed(2, 1),
-        prev_log_id: Some(log_id(1, 1, 1)),
-        entries: vec![],
-        committed: None,
-        seq: 2,
-        leader_node: None,
-    };
-    engine.on_message(msg(1, 3, MessageBody::Append(heartbeat)));
+    engine.on_message(msg(1, 3, append_from(2, 1, vec![], 2)));
     assert!(engine.forward_write(vec![7]).is_ok(), "heard from again: writes go to it");
 }
