@@ -585,6 +585,12 @@ async fn a_watch_resumes_across_a_leader_change_and_a_restart_without_missing_or
     assert!(stopping.elapsed() < Duration::from_secs(2), "SIGTERM took {:?}", stopping.elapsed());
     open.task.abort();
     let other = (1..=3).find(|id| *id != watched && *id != old_leader).unwrap();
+    // as above: the write is taken once `other` follows a leader still running
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while nodes.leader_seen_by(other).await == watched {
+        assert!(Instant::now() < deadline, "node {other} still follows the stopped node");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let more = write_events(nodes.api(other), &[("w/d", Some("6")), ("w/c", None)]).await;
     nodes.nodes.get_mut(&watched).unwrap().spawn().unwrap();
     nodes.nodes[&watched].wait_ready(Duration::from_secs(10)).await.unwrap();
