@@ -6,16 +6,20 @@
 //! id, truncations, purges and snapshots are durable when written (the store
 //! contract lets `save_committed` be lazy; being eager is one valid choice).
 
-use ferraft::{BasicNode, ClusterId, Entry, LogId, LogIndex, LogState, Snapshot, Vote};
+use std::collections::{BTreeMap, BTreeSet};
+
+use ferraft::log_id::index_of;
+use ferraft::{BasicNode, ClusterId, Entry, EntryPayload, LogId, LogIndex, LogState, NodeId, Snapshot, Vote};
 
 use crate::model::Put;
 
 /// An entry as stored.
 pub type SimEntry = Entry<Put, BasicNode>;
 
-/// One node's disk.
-#[derive(Debug, Default, Clone)]
-pub struct SimDisk {
+/// One node's disk, holding entries of commands `C` (the simulator's
+/// [`Put`]; any, for the store conformance suite).
+#[derive(Debug, Clone)]
+pub struct SimDisk<C = Put> {
     /// Saved synchronously, like the vote.
     cluster_id: Option<ClusterId>,
     vote: Option<Vote>,
@@ -25,13 +29,33 @@ pub struct SimDisk {
     committed: Option<LogId>,
     last_purged: Option<LogId>,
     /// Entries after `last_purged`, durable or not.
-    entries: Vec<SimEntry>,
+    entries: Vec<Entry<C, BasicNode>>,
     /// Entries up to this index are durable.
     synced: LogIndex,
     snapshot: Option<Snapshot<BasicNode>>,
+    /// The entry last written at each index, kept after a purge: what the
+    /// node applied there, for the checkers (the host hands only client
+    /// writes to the state machine).
+    written: BTreeMap<LogIndex, Entry<C, BasicNode>>,
 }
 
-impl SimDisk {
+impl<C> Default for SimDisk<C> {
+    fn default() -> Self {
+        Self {
+            cluster_id: None,
+            vote: None,
+            older_vote: None,
+            committed: None,
+            last_purged: None,
+            entries: Vec::new(),
+            synced: 0,
+            snapshot: None,
+            written: BTreeMap::new(),
+        }
+    }
+}
+
+impl<C: Clone> SimDisk<C> {
     /// Persists the cluster id.
     pub fn save_cluster_id(&mut self, cluster_id: ClusterId) {
         self.cluster_id = Some(cluster_id);
@@ -58,8 +82,29 @@ impl SimDisk {
     }
 
     /// Appends entries to the page cache.
-    pub fn append(&mut self, entries: &[SimEntry]) {
+    pub fn append(&mut self, entries: &[Entry<C, BasicNode>]) {
         self.entries.extend_from_slice(entries);
+        for e in entries {
+            self.written.insert(e.log_id.index, e.clone());
+        }
+    }
+
+    /// The entry written last at `index`, even if purged since.
+    pub fn written_at(&self, index: LogIndex) -> Option<&Entry<C, BasicNode>> {
+        self.written.get(&index)
+    }
+
+    /// The configs of the membership in force at `index`, as this disk shows
+    /// it: its latest membership entry up to there, else its snapshot's.
+    pub fn membership_at(&self, index: LogIndex) -> Option<Vec<BTreeSet<NodeId>>> {
+        let entry = self.entries.iter().rev().filter(|e| e.log_id.index <= index).find_map(|e| match &e.payload {
+            EntryPayload::Membership(m) => Some(m.configs().to_vec()),
+            _ => None,
+        });
+        entry.or_else(|| {
+            let snapshot = self.snapshot.as_ref().filter(|s| index_of(s.meta.last_log_id) <= index)?;
+            Some(snapshot.meta.membership.membership.configs().to_vec())
+        })
     }
 
     /// The last log id on disk (durable or not), including the purge point.
@@ -71,6 +116,7 @@ impl SimDisk {
     pub fn truncate(&mut self, since: LogIndex) -> Vec<LogId> {
         let keep = self.entries.iter().take_while(|e| e.log_id.index < since).count();
         let removed = self.entries.drain(keep..).map(|e| e.log_id).collect();
+        self.written.split_off(&since);
         self.synced = self.synced.min(since.saturating_sub(1));
         removed
     }
@@ -118,13 +164,14 @@ impl SimDisk {
     pub fn crash(&mut self, lose_vote: bool) {
         let synced = self.synced;
         self.entries.retain(|e| e.log_id.index <= synced);
+        self.written.split_off(&(synced + 1));
         if lose_vote && self.older_vote != self.vote {
             self.vote = self.older_vote;
         }
     }
 
     /// What a restarting node reads back.
-    pub fn log_state(&self) -> LogState<Put, BasicNode> {
+    pub fn log_state(&self) -> LogState<C, BasicNode> {
         LogState {
             cluster_id: self.cluster_id,
             vote: self.vote,
@@ -139,7 +186,7 @@ impl SimDisk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::{EntryPayload, LeaderId};
+    use ferraft::LeaderId;
 
     fn entry(index: u64) -> SimEntry {
         Entry { log_id: LogId::new(LeaderId::new(1, 1), index), payload: EntryPayload::Blank }
@@ -147,7 +194,7 @@ mod tests {
 
     #[test]
     fn crash_drops_unsynced_appends_only() {
-        let mut disk = SimDisk::default();
+        let mut disk = SimDisk::<Put>::default();
         disk.append(&[entry(1), entry(2)]);
         disk.fsync(false);
         disk.append(&[entry(3)]);
@@ -158,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_lying_fsync_loses_the_entries_it_reported() {
-        let mut disk = SimDisk::default();
+        let mut disk = SimDisk::<Put>::default();
         disk.append(&[entry(1)]);
         assert_eq!(disk.fsync(true), Some(entry(1).log_id));
         disk.crash(false);
@@ -167,7 +214,7 @@ mod tests {
 
     #[test]
     fn a_broken_disk_forgets_the_last_vote() {
-        let mut disk = SimDisk::default();
+        let mut disk = SimDisk::<Put>::default();
         disk.save_vote(Vote::new(1, 1));
         disk.save_vote(Vote::new(2, 3));
         disk.crash(true);

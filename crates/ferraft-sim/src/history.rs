@@ -75,15 +75,20 @@ impl History {
         self.writes.get(&op).is_some_and(|w| w.complete.is_some())
     }
 
-    /// Some node applied write `op`.
-    pub fn write_applied(&mut self, op: u64) {
+    /// Whether write `op` was invoked and not cancelled.
+    pub fn is_invoked(&self, op: u64) -> bool {
+        self.writes.contains_key(&op)
+    }
+
+    /// Some node applied write `op`; false if it was cancelled (never invoked).
+    pub fn write_applied(&mut self, op: u64) -> bool {
         let stamp = self.stamp + 1;
-        if let Some(write) = self.writes.get_mut(&op) {
-            if write.complete.is_none() {
-                write.complete = Some(stamp);
-                self.stamp = stamp;
-            }
+        let Some(write) = self.writes.get_mut(&op) else { return false };
+        if write.complete.is_none() {
+            write.complete = Some(stamp);
+            self.stamp = stamp;
         }
+        true
     }
 
     /// A read of `key` invoked at stamp `invoke` returned `value` now.

@@ -2,8 +2,10 @@
 //!
 //! One seed is one reproducible run. The simulator owns every source of
 //! nondeterminism (clock, network, disks, crashes, clients, membership churn)
-//! and drives the *real* engine through its public API, executing each
-//! [`Output`] the way the runtime would. After every engine call it runs the
+//! and drives the runtime's own node host (`ferraft::runtime::NodeHost`),
+//! which runs the *real* engine and executes each [`Output`], over a
+//! simulated disk, network, state machine, snapshot spawner and reply
+//! channels: a bug in output execution or reply matching shows in the seeds. After every engine call it runs the
 //! safety checkers in [`invariants`]; at the end it checks liveness once faults
 //! stop and that the client history is linearizable ([`linearizability`]).
 //!
@@ -18,13 +20,18 @@
 
 pub mod disk;
 pub mod history;
+mod host_parts;
 pub mod invariants;
+mod journal;
 pub mod known_bugs;
+mod kv_machine;
 pub mod linearizability;
 pub mod model;
 pub mod network;
 pub mod options;
 pub mod sim;
+#[cfg(test)]
+mod store_conformance;
 
 pub use options::{Fault, SimOptions};
 pub use sim::{run_seed, Failure, RunStats};

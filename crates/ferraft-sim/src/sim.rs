@@ -1,20 +1,23 @@
 //! The simulation loop: one seed, one cluster, one history.
 //!
-//! Every engine call goes through [`Simulation::call`], which runs the safety
-//! checkers on the node's new state and then executes the engine's outputs in
-//! order, exactly as the runtime driver does (outputs produced while executing
-//! a batch run after that batch).
+//! Each node is the runtime's own [`NodeHost`] over a simulated disk
+//! ([`SimStore`]), KV ([`SimKv`]), transport, snapshot spawner and reply
+//! channels. Every call goes through [`Simulation::call`], which lets the host
+//! execute the engine's outputs exactly as under tokio, runs the safety
+//! checkers on the node's new state, and acts on the host's journal.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet};
 use std::sync::Arc;
 
-use ferraft::engine::{Engine, Output, Role};
+use std::sync::Mutex;
+
+use ferraft::engine::Engine;
 use ferraft::log_id::index_of;
-use ferraft::message::SnapshotChunk;
+use ferraft::runtime::{HostParts, MembershipCall, NodeHost, SnapshotTask};
 use ferraft::{
-    BasicNode, ChangeMembers, Config, EntryPayload, LeaderId, LeaderIdMode, LogId, LogIndex, LogState, Membership,
-    Message, MessageBody, NodeId, Snapshot, SnapshotMeta, StoredMembership, Vote,
+    BasicNode, ChangeMembers, ClusterId, Config, FlushNotifier, LeaderId, LeaderIdMode, LogId, LogIndex, Membership,
+    Message, MessageBody, NodeId, StoredMembership, Vote,
 };
 use rand::rngs::SmallRng;
 use rand::seq::IteratorRandom;
@@ -22,17 +25,23 @@ use rand::{Rng, SeedableRng};
 
 use crate::disk::SimDisk;
 use crate::history::History;
+use crate::host_parts::{SimReplies, SimSpawner, SimStore, SimTransport};
 use crate::invariants::{AnswerTally, Asked, Checkers, ElectionSafety, MembershipAnswers, Violation};
+use crate::journal::Journal;
 use crate::known_bugs::{self, KNOWN_BUG_PREFIX};
+use crate::kv_machine::SimKv;
 use crate::linearizability;
-use crate::model::{fingerprint, KvState, Put};
+use crate::model::{KvState, Put};
 use crate::network::Network;
 use crate::options::{Fault, SimOptions};
 
+mod host_calls;
 mod membership_calls;
 
 type SimEngine = Engine<Put, BasicNode>;
 type SimMessage = Message<Put, BasicNode>;
+/// A simulated node: the runtime's host over simulated parts.
+type SimHost = NodeHost<SimKv, BasicNode, SimReplies>;
 
 /// Granularity of the simulated clock between events: nodes are ticked and
 /// faults rolled this often.
@@ -118,6 +127,12 @@ enum Event {
     Bounce {
         node: NodeId,
     },
+    /// A snapshot job spawned by a host runs and reports back.
+    SnapshotJob {
+        node: NodeId,
+        generation: u64,
+        task: SnapshotTask<BasicNode>,
+    },
 }
 
 /// Events ordered by time, then by scheduling order (determinism).
@@ -144,33 +159,74 @@ impl Ord for Scheduled {
     }
 }
 
-/// A read waiting for its read index to be confirmed and applied.
-#[derive(Debug, Clone, Copy)]
-struct PendingRead {
-    request_id: u64,
-    key: u8,
-    invoke: u64,
-    read_index: Option<LogIndex>,
-}
-
-/// One simulated machine: its engine (absent while crashed), disk and state machine.
+/// One simulated machine: its host (absent while crashed), disk and KV state.
 struct SimNode {
     id: NodeId,
-    engine: Option<SimEngine>,
-    disk: SimDisk,
-    kv: KvState,
-    applied: Option<LogId>,
-    snapshot: Option<Snapshot<BasicNode>>,
-    receiving: Option<(SnapshotMeta<BasicNode>, Vec<u8>)>,
+    host: Option<SimHost>,
+    /// Shared with the host's store.
+    disk: Arc<Mutex<SimDisk>>,
+    /// The host's KV state (a new one each life).
+    kv: Arc<Mutex<KvState>>,
+    /// What the host did in the running call.
+    journal: Journal,
     /// Lives so far; bumped by each crash, so stale fsyncs are ignored.
     incarnation: u64,
     fsync_pending: bool,
     seen_committed: LogIndex,
     leading_as: Option<LeaderId>,
-    reads: Vec<PendingRead>,
+    /// The last index the checkers saw applied.
+    applied_seen: LogIndex,
+    /// How fast this machine's clock runs: node milliseconds per simulated one.
+    clock_rate: f64,
+    /// Its disk makes each append durable before returning (the host then
+    /// reports the flush itself).
+    sync_on_append: bool,
+    /// The index and state digest of the snapshot saved last, for a restore that follows.
+    saved_snapshot: (LogIndex, u64),
     /// Entries truncated in the running batch; checked once the batch is done,
     /// because a snapshot install truncates then purges what the snapshot covers.
     truncated: Vec<LogId>,
+}
+
+impl SimNode {
+    fn engine(&self) -> Option<&SimEngine> {
+        self.host.as_ref().map(|h| h.engine())
+    }
+
+    /// This machine's clock at simulated time `sim_ms` (it never runs backwards).
+    fn clock(&self, sim_ms: u64) -> u64 {
+        (sim_ms as f64 * self.clock_rate) as u64
+    }
+
+    /// The simulated time at which this machine's clock shows `node_ms`.
+    fn sim_time(&self, node_ms: u64) -> u64 {
+        (node_ms as f64 / self.clock_rate).ceil() as u64
+    }
+
+    /// What a client reading `key` here sees now.
+    fn read(&self, key: u8) -> Option<u64> {
+        self.kv.lock().expect("single-threaded").get(key)
+    }
+
+    /// Starts a life: a host over this node's disk, with a fresh KV that
+    /// restores the disk's snapshot.
+    fn start(&mut self, config: &Arc<Config>, seed: u64, now_ms: u64) {
+        self.kv = Arc::default();
+        let parts = HostParts {
+            network: Arc::new(SimTransport::new(self.journal.clone())),
+            store: Box::new(
+                SimStore::new(self.disk.clone(), self.journal.clone()).syncing_on_append(self.sync_on_append),
+            ),
+            state_machine: SimKv::new(self.kv.clone(), self.journal.clone()),
+            spawner: Box::new(SimSpawner::new(self.journal.clone())),
+            // the simulator reports flushes itself, at each simulated fsync
+            notifier: FlushNotifier::new(|_| {}),
+        };
+        let host = NodeHost::new(self.id, config.clone(), parts, seed, now_ms);
+        self.host = Some(host.expect("the simulated store never fails"));
+        // the restore of the disk's snapshot, if any, is checked by `restart`
+        self.journal.take();
+    }
 }
 
 /// Per-seed shape of the run, drawn from the seed.
@@ -186,6 +242,11 @@ struct Scenario {
     read_per_tick: f64,
     /// Share of reads served from the leader lease instead of a read-index round.
     lease_read_share: f64,
+    /// Most a node's clock runs fast or slow, as a share of real time.
+    clock_drift: f64,
+    /// A node whose disk is slow while faults last: this much more latency
+    /// on each fsync and snapshot job.
+    slow_disk: Option<(NodeId, u64)>,
 }
 
 /// The whole simulated world.
@@ -251,7 +312,20 @@ impl Simulation {
             write_per_tick: rng.gen_range(0.05..0.3),
             read_per_tick: rng.gen_range(0.05..0.3),
             lease_read_share: 0.0,
+            clock_drift: 0.0,
+            slow_disk: None,
         };
+        // machine faults come from their own generator, so adding them left
+        // the rest of each seed's schedule as it was
+        let mut machines = SmallRng::seed_from_u64(options.seed ^ 0x00C1_0C4D_D15C);
+        let mut scenario = scenario;
+        // the leader lease (0.9 of the shortest election timeout) is meant to
+        // hold while two clocks run within a tenth of each other
+        scenario.clock_drift = [0.0, 0.0, 0.01, 0.04][machines.gen_range(0..4)];
+        if machines.gen_bool(0.3) {
+            let node = machines.gen_range(1..=scenario.nodes);
+            scenario.slow_disk = Some((node, machines.gen_range(30..=300)));
+        }
         let config = Config {
             cluster_id: 7,
             heartbeat_interval_ms: 30,
@@ -268,8 +342,8 @@ impl Simulation {
             // short bounds make reverts of stuck joint configs happen in runs
             joint_exit_timeout_ms: [0, 600, 3_000, 30_000][rng.gen_range(0..4)],
             allow_log_reversion: false,
-            // the simulated runtime applies straight from the engine log and never trims it
-            log_cache_entries: u64::MAX / 2,
+            // small caches make followers that fall behind need snapshots
+            log_cache_entries: [16, 200, 10_000][rng.gen_range(0..3)],
             promote_max_lag_entries: [0, 5, 1_000][rng.gen_range(0..3)],
             broken_rule: match options.fault {
                 Fault::Broken(rule) => Some(rule),
@@ -288,25 +362,30 @@ impl Simulation {
         };
         let config = Arc::new(config);
         let nodes = (1..=scenario.nodes)
-            .map(|id| SimNode {
-                id,
-                engine: Some(Engine::new(id, config.clone(), &LogState::default(), rng.gen(), 0)),
-                disk: SimDisk::default(),
-                kv: KvState::default(),
-                applied: None,
-                snapshot: None,
-                receiving: None,
-                incarnation: 0,
-                fsync_pending: false,
-                seen_committed: 0,
-                leading_as: None,
-                reads: Vec::new(),
-                truncated: Vec::new(),
+            .map(|id| {
+                let mut node = SimNode {
+                    id,
+                    host: None,
+                    disk: Arc::default(),
+                    kv: Arc::default(),
+                    journal: Journal::default(),
+                    incarnation: 0,
+                    fsync_pending: false,
+                    seen_committed: 0,
+                    leading_as: None,
+                    applied_seen: 0,
+                    clock_rate: 1.0 + machines.gen_range(-1.0..=1.0) * scenario.clock_drift,
+                    // a lying fsync must stay the only way to durability
+                    sync_on_append: options.fault != Fault::LyingFsync && machines.gen_bool(0.2),
+                    saved_snapshot: (0, 0),
+                    truncated: Vec::new(),
+                };
+                node.start(&config, rng.gen(), 0);
+                node
             })
             .collect();
         let mut network = network;
         let reorder = rng.gen_bool(0.3);
-        let mut scenario = scenario;
         scenario.lease_read_share = [0.0, 0.0, 0.3, 0.8][rng.gen_range(0..4)];
         if options.lease_stress {
             scenario.lease_read_share = 0.8;
@@ -400,7 +479,7 @@ impl Simulation {
         let membership = self.initial_membership();
         for id in 1..=self.scenario.voters {
             let m = membership.clone();
-            if let Some(Err(e)) = self.call(Self::idx(id), |e| e.initialize(m)) {
+            if let Some(Err(e)) = self.call(Self::idx(id), |h| initialize(h, m)) {
                 self.fail(format!("node {id} failed to initialize: {e}"));
             }
         }
@@ -419,9 +498,10 @@ impl Simulation {
         }
         self.now = until;
         for i in 0..self.nodes.len() {
-            let due = self.nodes[i].engine.as_ref().is_some_and(|e| e.next_deadline_ms() <= until);
+            let node_now = self.nodes[i].clock(until);
+            let due = self.nodes[i].engine().is_some_and(|e| e.next_deadline_ms() <= node_now);
             if due {
-                self.call(i, |e| e.on_tick(until));
+                self.call(i, |h| h.tick(node_now));
             }
         }
         let result = self.checkers.answers.poll(self.now, &self.checkers.committed);
@@ -433,13 +513,22 @@ impl Simulation {
             Event::Deliver(message) => self.deliver(*message),
             Event::Fsync { node, generation } => {
                 let i = Self::idx(node);
-                if self.nodes[i].incarnation != generation || self.nodes[i].engine.is_none() {
+                if self.nodes[i].incarnation != generation || self.nodes[i].host.is_none() {
                     return;
                 }
                 self.nodes[i].fsync_pending = false;
                 let lying = self.options.fault == Fault::LyingFsync;
-                if let Some(last) = self.nodes[i].disk.fsync(lying) {
-                    self.call(i, |e| e.on_log_flushed(last));
+                let last = self.nodes[i].disk.lock().expect("single-threaded").fsync(lying);
+                if let Some(last) = last {
+                    self.trace(|| format!("n{node} fsync up to {last}"));
+                    self.call(i, |h| h.flushed(last));
+                }
+            }
+            Event::SnapshotJob { node, generation, task } => {
+                let i = Self::idx(node);
+                if self.nodes[i].incarnation == generation {
+                    let built = task.run();
+                    self.call(i, |h| h.snapshot_built(built));
                 }
             }
             Event::Restart { node } => self.restart(node),
@@ -459,352 +548,16 @@ impl Simulation {
             return;
         }
         let i = Self::idx(to);
-        if self.nodes[i].engine.is_none() {
+        if self.nodes[i].host.is_none() {
             return;
         }
         self.stats.delivered += 1;
         self.trace(|| format!("deliver {from}->{to} {}", describe(&message.body)));
-        let now = self.now;
-        self.call(i, |e| {
-            e.on_tick(now);
-            e.on_message(message)
+        let now = self.nodes[i].clock(self.now);
+        self.call(i, |h| {
+            h.tick(now);
+            h.receive(message)
         });
-    }
-
-    // ---- engine calls and outputs ------------------------------------------------
-
-    /// Calls the engine of node `i` (if up), checks, and executes its outputs.
-    fn call<R>(&mut self, i: usize, f: impl FnOnce(&mut SimEngine) -> R) -> Option<R> {
-        let result = self.call_nested(i, f)?;
-        while let Some(engine) = self.nodes[i].engine.as_mut() {
-            let outputs = engine.take_outputs();
-            if outputs.is_empty() {
-                break;
-            }
-            for output in outputs {
-                if self.nodes[i].engine.is_none() {
-                    break;
-                }
-                self.execute(i, output);
-            }
-        }
-        let truncated = std::mem::take(&mut self.nodes[i].truncated);
-        if !truncated.is_empty() {
-            let result = self.checkers.committed.observe_truncate(self.nodes[i].id, truncated);
-            self.check(result);
-        }
-        Some(result)
-    }
-
-    /// Calls the engine and checks, leaving its outputs for the running batch.
-    fn call_nested<R>(&mut self, i: usize, f: impl FnOnce(&mut SimEngine) -> R) -> Option<R> {
-        let engine = self.nodes[i].engine.as_mut()?;
-        let before = engine.membership().and_then(|m| m.log_id);
-        let result = f(engine);
-        self.observe(i, before);
-        Some(result)
-    }
-
-    /// Runs every checker on node `i`'s state after an engine call.
-    fn observe(&mut self, i: usize, membership_before: Option<LogId>) {
-        let node = &mut self.nodes[i];
-        let Some(engine) = node.engine.as_ref() else { return };
-        let id = node.id;
-        let checkers = &mut self.checkers;
-        let mut result = engine.check_invariants().map_err(|e| Violation { rule: "engine invariants", detail: e });
-        if result.is_ok() && engine.is_leader() {
-            let leader_id = engine.vote().leader_id;
-            result = checkers.election.observe_leader(id, node.incarnation, leader_id);
-            if self.reverted_seen.is_none() {
-                if let Role::Leader(leader) = engine.role() {
-                    if let Some((peer, _)) = leader.progress.iter().find(|(_, p)| p.reverted) {
-                        self.reverted_seen =
-                            Some(format!("leader {leader_id} marked n{peer} reverted at {} ms", self.now));
-                    }
-                }
-            }
-            if result.is_ok() && node.leading_as != Some(leader_id) {
-                node.leading_as = Some(leader_id);
-                self.leaders_seen.insert(leader_id);
-                result =
-                    checkers.leader_completeness.observe_new_leader(id, leader_id, engine.log(), &checkers.committed);
-            }
-        }
-        let committed = engine.committed();
-        if result.is_ok() && index_of(committed) > node.seen_committed {
-            let term = engine.vote().term();
-            for index in node.seen_committed + 1..=index_of(committed) {
-                let Some(entry) = engine.log().get(index) else {
-                    if let Some(log_id) = engine.log().log_id_at(index) {
-                        result = result.and(checkers.committed.observe_commit(id, log_id, term));
-                    }
-                    continue;
-                };
-                result = result.and(checkers.committed.observe_commit(id, entry.log_id, term));
-                if let EntryPayload::Membership(m) = &entry.payload {
-                    result = result.and(checkers.membership.observe_committed(index, m.configs()));
-                }
-            }
-            node.seen_committed = index_of(committed);
-            if result.is_ok() && engine.is_leader() {
-                let log_id = committed.expect("advanced");
-                let holders: BTreeSet<NodeId> =
-                    self.nodes.iter().filter(|n| n.disk.durably_holds(log_id)).map(|n| n.id).collect();
-                let engine = self.nodes[i].engine.as_ref().expect("checked");
-                let now = engine.membership().map(|m| m.membership.configs().to_vec()).unwrap_or_default();
-                let before = engine
-                    .log()
-                    .membership_at(index_of(membership_before))
-                    .map(|m| m.membership.configs().to_vec())
-                    .unwrap_or_else(|| now.clone());
-                result = self.checkers.membership.observe_leader_commit(id, log_id, &[&before, &now], &holders);
-            }
-        }
-        self.check(result);
-    }
-
-    fn execute(&mut self, i: usize, output: Output<Put, BasicNode>) {
-        let id = self.nodes[i].id;
-        match output {
-            Output::SaveClusterId(cluster_id) => self.nodes[i].disk.save_cluster_id(cluster_id),
-            Output::SaveVote(vote) => self.nodes[i].disk.save_vote(vote),
-            Output::AppendLog(entries) => self.append(i, entries),
-            Output::TruncateLog(since) => {
-                let removed = self.nodes[i].disk.truncate(since);
-                self.trace(|| format!("n{id} truncate from {since}: {} entries", removed.len()));
-                self.nodes[i].truncated.extend(removed);
-            }
-            Output::PurgeLog(upto) => {
-                let node = &mut self.nodes[i];
-                node.disk.purge(upto);
-                node.truncated.retain(|t| t.index > upto.index);
-            }
-            Output::SaveCommitted(committed) => self.nodes[i].disk.save_committed(committed),
-            Output::Send(message) => self.send(message),
-            Output::Apply { upto } => self.apply(i, upto),
-            Output::BuildSnapshot => {
-                self.build_snapshot(i);
-            }
-            Output::SendSnapshotChunk { to, offset, seq, vote } => self.send_snapshot_chunk(i, to, offset, seq, vote),
-            Output::ReceiveSnapshotChunk { from, chunk } => self.receive_snapshot_chunk(i, from, chunk),
-            Output::ReadReady { request_id, read_index } => {
-                if let Some(read) = self.nodes[i].reads.iter_mut().find(|r| r.request_id == request_id) {
-                    read.read_index = Some(read_index);
-                }
-                self.complete_reads(i);
-            }
-            Output::ReadFailed { request_id } => self.nodes[i].reads.retain(|r| r.request_id != request_id),
-            Output::LeadershipLost => {
-                self.trace(|| format!("n{id} lost leadership"));
-                let result = self.checkers.answers.observe_leadership_lost(id, &self.checkers.committed);
-                self.check(result);
-            }
-            Output::MembershipDone { request_id, result } => {
-                self.trace(|| match &result {
-                    Ok(m) => format!("n{id} membership request {request_id} done: {}", m.membership),
-                    Err(e) => format!("n{id} membership request {request_id} failed: {e}"),
-                });
-                let result = self.checkers.answers.observe_done(id, request_id, &result);
-                self.check(result);
-            }
-            // the simulated clients write on the leader only
-            Output::ForwardAccepted { .. } | Output::ForwardFailed { .. } => {}
-            Output::ProbeAnswered { from, cluster_id, .. } => {
-                self.trace(|| format!("n{id} probe answered by n{from}: cluster {cluster_id:?}"))
-            }
-        }
-    }
-
-    fn append(&mut self, i: usize, entries: Vec<crate::disk::SimEntry>) {
-        let id = self.nodes[i].id;
-        let Some(first) = entries.first() else { return };
-        let last_on_disk = self.nodes[i].disk.last_log_id();
-        let mut prev = if index_of(last_on_disk) + 1 == first.log_id.index { Some(last_on_disk) } else { None };
-        let mut result = Ok(());
-        for entry in &entries {
-            result = result.and(self.checkers.log_matching.observe_append(
-                id,
-                entry.log_id,
-                fingerprint(&entry.payload),
-                prev,
-            ));
-            prev = Some(Some(entry.log_id));
-            if let EntryPayload::Membership(next) = &entry.payload {
-                result = result.and(self.check_proposal(i, entry.log_id, next));
-                let own_prev = self.own_proposal_base(i, entry.log_id).map(|prev| prev.membership.clone());
-                self.checkers.answers.observe_append(entry.log_id, next, own_prev.as_ref());
-            }
-        }
-        self.check(result);
-        self.trace(|| {
-            let last = entries.last().map(|e| e.log_id.to_string()).unwrap_or_default();
-            format!("n{id} append {}..{last} ({} entries)", entries[0].log_id, entries.len())
-        });
-        let node = &mut self.nodes[i];
-        node.disk.append(&entries);
-        if !node.fsync_pending {
-            node.fsync_pending = true;
-            let generation = node.incarnation;
-            let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms);
-            self.schedule(delay, Event::Fsync { node: id, generation });
-        }
-    }
-
-    /// The membership before `log_id` if node `i` appended it as its own proposal (as leader).
-    fn own_proposal_base(&self, i: usize, log_id: LogId) -> Option<&StoredMembership<BasicNode>> {
-        let engine = self.nodes[i].engine.as_ref()?;
-        if !engine.is_leader() || engine.vote().leader_id != log_id.leader_id {
-            return None;
-        }
-        engine.log().membership_at(log_id.index - 1)
-    }
-
-    /// Checks a membership entry this node proposed as leader.
-    fn check_proposal(&self, i: usize, log_id: LogId, next: &Membership<BasicNode>) -> Result<(), Violation> {
-        let node = &self.nodes[i];
-        let Some(prev) = self.own_proposal_base(i, log_id) else { return Ok(()) };
-        self.trace(|| format!("n{} proposes membership {next} at {log_id}", node.id));
-        let Some(engine) = node.engine.as_ref() else { return Ok(()) };
-        let last_committed = engine.log().membership_at(index_of(node.disk.committed()));
-        self.checkers.membership.observe_proposal(
-            log_id.leader_id,
-            log_id.index,
-            next.configs(),
-            (index_of(prev.log_id), prev.membership.configs()),
-            last_committed.map(|m| m.membership.configs()),
-            node.disk.committed(),
-        )
-    }
-
-    fn send(&mut self, mut message: SimMessage) {
-        if self.options.fault == Fault::ForgeAckSender
-            && matches!(message.body, MessageBody::AppendReply(_))
-            && self.rng.gen_bool(0.2)
-        {
-            let to = message.envelope.to;
-            let other = (1..=self.scenario.nodes).filter(|id| *id != to).choose(&mut self.rng);
-            if let Some(other) = other {
-                message.envelope.from = other;
-            }
-        }
-        let (from, to) = (message.envelope.from, message.envelope.to);
-        for at in self.network.plan(from, to, self.now, &mut self.rng) {
-            self.schedule(at - self.now, Event::Deliver(Box::new(message.clone())));
-        }
-    }
-
-    fn apply(&mut self, i: usize, upto: LogId) {
-        let node = &mut self.nodes[i];
-        let Some(engine) = node.engine.as_ref() else { return };
-        let mut result = Ok(());
-        for index in index_of(node.applied) + 1..=upto.index {
-            let Some(entry) = engine.log().get(index) else {
-                result = Err(Violation {
-                    rule: "apply",
-                    detail: format!("node {} asked to apply {index}, which is not in its log", node.id),
-                });
-                break;
-            };
-            result = result.and(self.checkers.state_machine.observe_apply(
-                node.id,
-                entry.log_id,
-                fingerprint(&entry.payload),
-            ));
-            if let EntryPayload::Normal(put) = &entry.payload {
-                node.kv.apply(put);
-                self.history.write_applied(put.op);
-            }
-            node.applied = Some(entry.log_id);
-        }
-        self.check(result);
-        self.complete_reads(i);
-    }
-
-    fn complete_reads(&mut self, i: usize) {
-        let node = &mut self.nodes[i];
-        let applied = index_of(node.applied);
-        let (ready, waiting): (Vec<PendingRead>, Vec<PendingRead>) =
-            node.reads.drain(..).partition(|r| r.read_index.is_some_and(|ri| ri <= applied));
-        node.reads = waiting;
-        for read in ready {
-            let value = self.nodes[i].kv.get(read.key);
-            self.history.read_done(read.key, read.invoke, value);
-        }
-    }
-
-    /// Snapshots the state machine at its applied point, as the driver does.
-    fn build_snapshot(&mut self, i: usize) -> Option<Snapshot<BasicNode>> {
-        let node = &mut self.nodes[i];
-        let engine = node.engine.as_mut()?;
-        let last = node.applied;
-        let membership = engine.log().membership_at(index_of(last)).cloned().or_else(|| engine.membership().cloned());
-        let Some(membership) = membership else {
-            engine.on_snapshot_failed();
-            return None;
-        };
-        if let Some(existing) = node.snapshot.clone().filter(|s| s.meta.last_log_id == last) {
-            self.call_nested(i, |e| e.on_snapshot_saved(last));
-            return Some(existing);
-        }
-        let snapshot = Snapshot { meta: SnapshotMeta { last_log_id: last, membership }, data: node.kv.encode() };
-        node.disk.save_snapshot(snapshot.clone());
-        node.snapshot = Some(snapshot.clone());
-        let (id, digest) = (node.id, node.kv.digest());
-        let result = self.checkers.state_machine.observe_state(id, index_of(last), digest);
-        self.check(result);
-        self.trace(|| format!("n{id} built snapshot at {}", index_of(last)));
-        self.call_nested(i, |e| e.on_snapshot_saved(last));
-        Some(snapshot)
-    }
-
-    fn send_snapshot_chunk(&mut self, i: usize, to: NodeId, offset: u64, seq: u64, vote: Vote) {
-        let node = &self.nodes[i];
-        let Some(engine) = node.engine.as_ref() else { return };
-        let first = engine.log().first_index();
-        let snapshot = match &node.snapshot {
-            Some(s) if index_of(s.meta.last_log_id) >= first.saturating_sub(1) => Some(s.clone()),
-            _ => self.build_snapshot(i),
-        };
-        let Some(snapshot) = snapshot else { return };
-        let Some(engine) = self.nodes[i].engine.as_ref() else { return };
-        let chunk = SnapshotChunk::cut(&snapshot, offset, engine.config_chunk_bytes(), vote, seq);
-        let message = Message { envelope: engine.envelope(to), body: MessageBody::Snapshot(chunk) };
-        self.send(message);
-    }
-
-    /// Reassembles chunks like the runtime's receiver; installs a complete snapshot.
-    fn receive_snapshot_chunk(&mut self, i: usize, from: NodeId, chunk: SnapshotChunk<BasicNode>) {
-        let node = &mut self.nodes[i];
-        let (seq, last) = (chunk.seq, chunk.meta.last_log_id);
-        if chunk.offset == 0 {
-            node.receiving = Some((chunk.meta.clone(), Vec::new()));
-        }
-        let next = match node.receiving.as_mut() {
-            None => Some(0),
-            Some((meta, _)) if *meta != chunk.meta => Some(0),
-            Some((_, buffer)) if chunk.offset != buffer.len() as u64 => Some(buffer.len() as u64),
-            Some((_, buffer)) => {
-                buffer.extend_from_slice(&chunk.data);
-                (!chunk.done).then_some(buffer.len() as u64)
-            }
-        };
-        if let Some(next) = next {
-            self.call_nested(i, |e| e.on_snapshot_chunk_stored(from, last, next, seq));
-            return;
-        }
-        let (meta, data) = node.receiving.take().expect("complete transfer");
-        let snapshot = Snapshot { meta: meta.clone(), data: data.into() };
-        node.disk.save_snapshot(snapshot.clone());
-        node.kv = KvState::decode(&snapshot.data);
-        node.applied = meta.last_log_id;
-        node.snapshot = Some(snapshot);
-        let (id, digest) = (node.id, node.kv.digest());
-        self.stats.snapshots_installed += 1;
-        self.trace(|| format!("n{id} installs snapshot at {} from n{from}", index_of(last)));
-        let result = self.checkers.state_machine.observe_state(id, index_of(last), digest);
-        self.check(result);
-        self.call_nested(i, |e| e.on_snapshot_installed(from, meta, seq));
-        self.complete_reads(i);
     }
 
     // ---- faults ------------------------------------------------------------------
@@ -813,7 +566,7 @@ impl Simulation {
         if !self.faults_on {
             return;
         }
-        let down = self.nodes.iter().filter(|n| n.engine.is_none()).count();
+        let down = self.nodes.iter().filter(|n| n.host.is_none()).count();
         if down < MAX_DOWN && self.rng.gen_bool(self.scenario.crash_per_tick) {
             let id = self.rng.gen_range(1..=self.scenario.nodes);
             self.crash(id, None);
@@ -836,12 +589,11 @@ impl Simulation {
     /// later, crash-restart another follower at once. A leader lease must not
     /// survive the election the isolated follower may then win.
     fn isolate_and_bounce(&mut self) {
-        let Some(leader) =
-            (0..self.nodes.len()).find(|i| self.nodes[*i].engine.as_ref().is_some_and(|e| e.is_leader()))
+        let Some(leader) = (0..self.nodes.len()).find(|i| self.nodes[*i].engine().is_some_and(|e| e.is_leader()))
         else {
             return;
         };
-        let engine = self.nodes[leader].engine.as_ref().expect("leader is up");
+        let engine = self.nodes[leader].engine().expect("leader is up");
         let leader_id = engine.id();
         let voters: Vec<NodeId> = engine
             .membership()
@@ -857,7 +609,8 @@ impl Simulation {
         let heal = self.rng.gen_range(400..=800);
         self.schedule(heal, Event::Heal { epoch });
         // just before the isolated follower's election timer fires
-        let deadline = self.nodes[Self::idx(isolated)].engine.as_ref().map_or(self.now, |e| e.next_deadline_ms());
+        let node = &self.nodes[Self::idx(isolated)];
+        let deadline = node.engine().map_or(self.now, |e| node.sim_time(e.next_deadline_ms()));
         let bounce = deadline.saturating_sub(self.now + 1).max(1) + self.rng.gen_range(0..=30);
         for node in &bounced {
             self.schedule(bounce, Event::Bounce { node: *node });
@@ -871,14 +624,15 @@ impl Simulation {
     fn crash(&mut self, id: NodeId, down_ms: Option<u64>) {
         let lose_vote = self.options.fault == Fault::LoseVote;
         let node = &mut self.nodes[Self::idx(id)];
-        if node.engine.take().is_none() {
+        // a crash answers nobody: the replies the host held go unanswered
+        if node.host.take().is_none() {
             return;
         }
-        node.disk.crash(lose_vote);
+        node.disk.lock().expect("single-threaded").crash(lose_vote);
+        node.journal.take();
         node.incarnation += 1;
-        node.reads.clear();
-        node.receiving = None;
         node.fsync_pending = false;
+        node.truncated.clear();
         self.stats.crashes += 1;
         let result = self.checkers.answers.observe_crash(id, &self.checkers.committed);
         self.check(result);
@@ -892,28 +646,32 @@ impl Simulation {
 
     fn restart(&mut self, id: NodeId) {
         let i = Self::idx(id);
-        if self.nodes[i].engine.is_some() {
+        if self.nodes[i].host.is_some() {
             return;
         }
         let seed = self.rng.gen();
         let node = &mut self.nodes[i];
-        let state = node.disk.log_state();
-        node.snapshot = state.snapshot.clone();
-        node.kv = state.snapshot.as_ref().map(|s| KvState::decode(&s.data)).unwrap_or_default();
-        node.applied = state.snapshot.as_ref().and_then(|s| s.meta.last_log_id);
+        let (vote, entries) = {
+            let disk = node.disk.lock().expect("single-threaded");
+            let state = disk.log_state();
+            (state.vote, state.entries.len())
+        };
         node.seen_committed = 0;
         node.leading_as = None;
-        node.engine = Some(Engine::new(id, self.config.clone(), &state, seed, self.now));
-        let (applied, digest) = (index_of(node.applied), node.kv.digest());
-        self.trace(|| format!("n{id} restarts: vote {:?}, {} entries", state.vote, state.entries.len()));
+        let now = node.clock(self.now);
+        node.start(&self.config, seed, now);
+        let host = node.host.as_ref().expect("just started");
+        let (applied, digest) = (index_of(host.applied()), node.kv.lock().expect("single-threaded").digest());
+        node.applied_seen = applied;
+        self.trace(|| format!("n{id} restarts: vote {vote:?}, {entries} entries"));
         let result = self.checkers.state_machine.observe_state(id, applied, digest);
         self.check(result);
         self.call(i, |_| ());
         // an operator whose initial member came back empty initializes it again
-        let empty = self.nodes[i].engine.as_ref().is_some_and(|e| e.membership().is_none());
+        let empty = self.nodes[i].engine().is_some_and(|e| e.membership().is_none());
         if id <= self.scenario.voters && empty {
             let membership = self.initial_membership();
-            let result = self.call(i, |e| e.initialize(membership).map_err(|e| e.to_string()));
+            let result = self.call(i, |h| initialize(h, membership).map_err(|e| e.to_string()));
             self.trace(|| format!("n{id} initialized again: {result:?}"));
         }
     }
@@ -927,9 +685,9 @@ impl Simulation {
 
     /// A live node to send a request to: usually a leader, sometimes anyone.
     fn pick_target(&mut self) -> Option<usize> {
-        let live = (0..self.nodes.len()).filter(|i| self.nodes[*i].engine.is_some());
+        let live = (0..self.nodes.len()).filter(|i| self.nodes[*i].host.is_some());
         let leaders: Vec<usize> =
-            live.clone().filter(|i| self.nodes[*i].engine.as_ref().is_some_and(|e| e.is_leader())).collect();
+            live.clone().filter(|i| self.nodes[*i].engine().is_some_and(|e| e.is_leader())).collect();
         if !leaders.is_empty() && self.rng.gen_bool(0.9) {
             return leaders.into_iter().choose(&mut self.rng);
         }
@@ -951,8 +709,13 @@ impl Simulation {
         let op = self.next_op;
         self.next_op += 1;
         self.history.invoke_write(op, key);
-        let accepted = self.call(i, |e| e.propose([Put { op, key, value: op }])).is_some_and(|r| r.is_ok());
-        if !accepted {
+        let reply = self.write_reply(i, op);
+        let called = self.call(i, |h| {
+            h.client_write(Put { op, key, value: op }, reply);
+            h.flush_write_batch();
+        });
+        // refused at once (not the leader): the answer cancelled it
+        if called.is_none() || !self.history.is_invoked(op) {
             self.history.cancel_write(op);
             return None;
         }
@@ -965,38 +728,28 @@ impl Simulation {
         let key = self.rng.gen_range(0..KEYS);
         let invoke = self.history.stamp();
         if self.options.fault == Fault::StaleReads {
-            let value = self.nodes[i].kv.get(key);
+            let value = self.nodes[i].read(key);
             self.history.read_done(key, invoke, value);
             return;
         }
-        let request_id = self.next_request;
-        self.next_request += 1;
+        let reply = self.read_reply(i, key, invoke);
         if self.rng.gen_bool(self.scenario.lease_read_share) {
-            // a lease read needs no round trip: it may run as soon as its index is applied
-            let lease = self.call(i, |e| e.lease_read());
-            if let Some(Ok(read_index)) = lease {
-                self.trace(|| format!("client lease read key {key} at n{} index {read_index}", i + 1));
-                let read = PendingRead { request_id, key, invoke, read_index: Some(read_index) };
-                self.nodes[i].reads.push(read);
-                self.complete_reads(i);
-            }
+            // a lease read needs no round trip: it is answered as soon as its index is applied
+            self.trace(|| format!("client lease read key {key} at n{}", i + 1));
+            self.call(i, |h| h.lease_read(reply));
             return;
         }
-        self.nodes[i].reads.push(PendingRead { request_id, key, invoke, read_index: None });
         // on a follower: a read index asked of the leader, the read served here
-        let accepted = self.call(i, |e| e.read_index_here(request_id, false)).is_some_and(|r| r.is_ok());
-        if !accepted {
-            self.nodes[i].reads.retain(|r| r.request_id != request_id);
-        }
+        self.call(i, |h| h.read_here(false, reply));
     }
 
     // ---- membership churn ----------------------------------------------------------
 
     fn churn(&mut self) {
         let leaders: Vec<usize> =
-            (0..self.nodes.len()).filter(|i| self.nodes[*i].engine.as_ref().is_some_and(|e| e.is_leader())).collect();
+            (0..self.nodes.len()).filter(|i| self.nodes[*i].engine().is_some_and(|e| e.is_leader())).collect();
         let Some(i) = leaders.into_iter().choose(&mut self.rng) else { return };
-        let engine = self.nodes[i].engine.as_ref().expect("leader is up");
+        let engine = self.nodes[i].engine().expect("leader is up");
         let Some(stored) = engine.membership().cloned() else { return };
         let m = stored.membership;
         let voters = m.voter_set();
@@ -1061,7 +814,7 @@ impl Simulation {
 
     fn transfer_leader(&mut self, i: usize, voters: &BTreeSet<NodeId>) {
         let to = if self.rng.gen_bool(0.5) { voters.iter().copied().choose(&mut self.rng) } else { None };
-        let result = self.call(i, |e| e.transfer_leader(to).map_err(|e| e.to_string()));
+        let result = self.call(i, |h| h.transfer_leader(to).map_err(|e| e.to_string()));
         self.trace(|| format!("n{} transfer leadership to {to:?}: {result:?}", i + 1));
     }
 
@@ -1072,9 +825,12 @@ impl Simulation {
         // unforced, a change refuses learners lagging more than the config allows
         let options = ferraft::ChangeOptions { retain, force: self.rng.gen_bool(0.5), ..Default::default() };
         let shown_options = format!("{options:?}");
-        let result = self.call(i, |e| e.change_membership_with(request_id, change, options));
-        self.trace(|| format!("n{} change {request_id} {shown} {shown_options}: {result:?}", i + 1));
-        self.membership_call_returned(i, handle, result.map(|r| r.map(|()| None)));
+        let reply = self.membership_reply(i, request_id);
+        let called = self.call(i, |h| h.membership_call(MembershipCall::Change(change, options), reply));
+        self.trace(|| format!("n{} change {request_id} {shown} {shown_options}", i + 1));
+        if called.is_none() {
+            self.membership_call_returned(handle, None);
+        }
     }
 
     /// Promote when ready: the leader promotes the learner once its random rule held.
@@ -1085,8 +841,9 @@ impl Simulation {
             hold_ms: self.rng.gen_range(0..300),
         };
         self.checkers.answers.issue_promotion(self.nodes[i].id, request_id, learner);
-        let result = self.call(i, |e| e.promote_when_ready(request_id, learner, rule).map_err(|e| e.to_string()));
-        self.trace(|| format!("n{} promote {learner} when {rule:?} ({request_id}): {result:?}", i + 1));
+        let reply = self.membership_reply(i, request_id);
+        self.call(i, |h| h.membership_call(MembershipCall::PromoteWhenReady(learner, rule), reply));
+        self.trace(|| format!("n{} promote {learner} when {rule:?} ({request_id})", i + 1));
     }
 
     /// Explicit joint consensus: prepare a random target, or commit / abort the pending one.
@@ -1097,17 +854,18 @@ impl Simulation {
             let joint = StoredMembership { log_id, membership: m.clone() };
             let asked = if abort { Asked::Abort { joint } } else { Asked::Commit { joint, keep: None } };
             let handle = self.issue_membership_request(i, None, asked);
-            let result = self.call(i, |e| {
+            let reply = self.step_reply(i, handle);
+            let result = self.call(i, |h| {
                 if abort {
-                    e.abort_membership(prepare_index)
+                    h.abort_membership(prepare_index, reply)
                 } else {
-                    e.commit_membership(prepare_index)
+                    h.commit_membership(prepare_index, reply)
                 }
             });
             self.trace(|| {
                 format!("n{} {} joint {prepare_index}: {result:?}", i + 1, if abort { "abort" } else { "commit" })
             });
-            self.membership_call_returned(i, handle, result.map(|r| r.map(Some)));
+            self.step_returned(i, handle, result);
             return;
         }
         let members: Vec<NodeId> = m.nodes().keys().copied().collect();
@@ -1120,9 +878,11 @@ impl Simulation {
         let asked =
             Asked::Prepare { expect_voters: expect_voters.clone(), voters: voters.clone(), learners: learners.clone() };
         let handle = self.issue_membership_request(i, None, asked);
-        let result = self.call(i, |e| e.prepare_membership(&expect_voters, &expect_learners, &voters, &learners));
+        let reply = self.step_reply(i, handle);
+        let result =
+            self.call(i, |h| h.prepare_membership((&expect_voters, &expect_learners), &voters, &learners, reply));
         self.trace(|| format!("n{} prepare voters {voters:?} learners {learners:?}: {result:?}", i + 1));
-        self.membership_call_returned(i, handle, result.map(|r| r.map(Some)));
+        self.step_returned(i, handle, result);
     }
 
     // ---- the end -----------------------------------------------------------------
@@ -1169,7 +929,7 @@ impl Simulation {
             let states: Vec<String> = self
                 .nodes
                 .iter()
-                .filter_map(|n| n.engine.as_ref())
+                .filter_map(|n| n.engine())
                 .map(|e| format!("n{} {:?} vote {} committed {:?}", e.id(), e.server_state(), e.vote(), e.committed()))
                 .collect();
             let known = match (self.demoted_deadlock(), &self.reverted_seen) {
@@ -1196,7 +956,7 @@ impl Simulation {
     /// leader, and some node is a voter of its committed membership but not of
     /// the uncommitted one in force, so it never campaigns.
     fn demoted_deadlock(&self) -> Option<Vec<NodeId>> {
-        let engines: Vec<&SimEngine> = self.nodes.iter().filter_map(|n| n.engine.as_ref()).collect();
+        let engines: Vec<&SimEngine> = self.nodes.iter().filter_map(|n| n.engine()).collect();
         if engines.iter().any(|e| e.is_leader()) {
             return None;
         }
@@ -1216,7 +976,7 @@ impl Simulation {
     /// its campaign saved a vote but before its initial membership entry was
     /// durable: it has a vote, no log, and refuses `initialize` for good.
     fn bricked_initial_member(&self) -> Option<NodeId> {
-        self.nodes.iter().filter_map(|n| n.engine.as_ref()).find_map(|e| {
+        self.nodes.iter().filter_map(|n| n.engine()).find_map(|e| {
             let bricked = e.id() <= self.scenario.voters && e.membership().is_none() && e.vote() != Vote::default();
             bricked.then(|| e.id())
         })
@@ -1225,7 +985,7 @@ impl Simulation {
     fn final_checks(&mut self) {
         let mut result = Ok(());
         for node in &self.nodes {
-            if let Some(engine) = node.engine.as_ref() {
+            if let Some(engine) = node.engine() {
                 result =
                     result.and(self.checkers.committed.check_log(node.id, engine.log(), index_of(engine.committed())));
             }
@@ -1234,8 +994,9 @@ impl Simulation {
         // nodes that applied up to the same index hold the same state, however
         // they got there (log replay, snapshot install, restart)
         let mut states: BTreeMap<LogIndex, (NodeId, u64)> = BTreeMap::new();
-        for node in self.nodes.iter().filter(|n| n.engine.is_some()) {
-            let (index, digest) = (index_of(node.applied), node.kv.digest());
+        for node in self.nodes.iter() {
+            let Some(host) = node.host.as_ref() else { continue };
+            let (index, digest) = (index_of(host.applied()), node.kv.lock().expect("single-threaded").digest());
             let (first, first_digest) = *states.entry(index).or_insert((node.id, digest));
             if first_digest != digest {
                 self.fail(format!(
@@ -1251,6 +1012,12 @@ impl Simulation {
         let result = self.checkers.answers.final_check(&self.checkers.committed);
         self.check(result);
     }
+}
+
+/// Initializes a fresh node as a first member (the cluster id comes from the config).
+fn initialize(host: &mut SimHost, membership: Membership<BasicNode>) -> Result<LogId, ferraft::InitializeError> {
+    let fresh = host.engine().cluster_id().or_else(|| ClusterId::new(7)).expect("a valid cluster id");
+    host.initialize(membership, None, fresh)
 }
 
 fn node_addr(id: NodeId) -> BasicNode {

@@ -3,7 +3,8 @@
 //! the fault on must be reported as failing by the expected checker.
 //!
 //! The engine's own test-only switches (`Config::broken_rule`) each turn off
-//! one protocol rule; the CI seed set must catch every one.
+//! one protocol rule (one breaks the runtime's node host instead); the CI
+//! seed set must catch every one.
 
 use ferraft::config::BrokenRule;
 use ferraft_sim::{run_seed, Failure, Fault, SimOptions};
@@ -108,4 +109,12 @@ fn caught_by_answers(fault: Fault, rule: &str) -> Failure {
 #[test]
 fn answering_a_change_done_without_making_it_is_caught() {
     caught_by_answers(Fault::Broken(BrokenRule::AnswerWithoutProposing), "membership answers");
+}
+
+/// A planted bug in the runtime's node host, not the engine: a write is
+/// answered with whichever write is applied next. The simulator runs the
+/// runtime's own host, so the bug shows in its write replies.
+#[test]
+fn a_write_reply_matched_to_the_wrong_index_is_caught() {
+    caught(Fault::Broken(BrokenRule::AnswerWriteByPosition), &["write answers"]);
 }

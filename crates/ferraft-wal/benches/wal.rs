@@ -26,8 +26,8 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ferraft::testing::conformance::TestData;
 use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore};
-use ferraft_wal::conformance::TestData;
 use ferraft_wal::{WalOptions, WalStore};
 
 /// One measured row: totals over its timed cycles.

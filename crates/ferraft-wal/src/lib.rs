@@ -4,7 +4,7 @@
 //! ```
 //! use bytes::Bytes;
 //! use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogStore, Vote};
-//! use ferraft_wal::conformance::TestData;
+//! use ferraft::testing::conformance::TestData;
 //! use ferraft_wal::{WalOptions, WalStore};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -102,7 +102,6 @@
 //! still one this node gave, but a vote saved just before may be forgotten.
 #![deny(missing_docs)]
 
-pub mod conformance;
 mod error;
 mod fsutil;
 mod identity;

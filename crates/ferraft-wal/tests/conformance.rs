@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
+use ferraft::testing::conformance::{self, TestData};
 use ferraft::{BasicNode, StorageError};
-use ferraft_wal::conformance::{self, TestData};
 use ferraft_wal::{WalOptions, WalStore};
 
 /// Segments of 4 KiB: most rules then span several segments.

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use ferraft::testing::conformance::{TestData, TestDir};
 use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, Term, Vote};
-use ferraft_wal::conformance::{TestData, TestDir};
 use ferraft_wal::{WalOptions, WalStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -84,7 +84,7 @@ fn run_idle_child(dir: &Path) -> ! {
     let mut store = WalStore::<TestData, BasicNode>::open(dir, options()).expect("child opens the WAL");
     store.read_state().expect("child reads state");
     let batch: Vec<_> = (1..=10).map(|index| make_entry(index, 1)).collect();
-    ferraft_wal::conformance::append_durably(&mut store, &batch);
+    ferraft::testing::conformance::append_durably(&mut store, &batch);
     store.save_committed(Some(batch[9].log_id)).unwrap();
     say(format_args!("committed 10"));
     loop {

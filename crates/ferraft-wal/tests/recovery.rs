@@ -5,8 +5,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use ferraft::testing::conformance::{append_durably, entries, entry, log_id, TestData, TestDir};
 use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LogStore, StorageError, Vote};
-use ferraft_wal::conformance::{append_durably, entries, entry, log_id, TestData, TestDir};
 use ferraft_wal::{Corruption, WalError, WalOptions, WalStore};
 
 type Store = WalStore<TestData, BasicNode>;

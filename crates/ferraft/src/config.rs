@@ -46,6 +46,10 @@ pub enum BrokenRule {
     DoubleVote,
     /// Answer a planned membership change as done without proposing it.
     AnswerWithoutProposing,
+    /// (The host's rule, not the engine's.) Answer the oldest waiting write
+    /// with whatever write is applied next, matched by position instead of by
+    /// log id: a write reply matched to the wrong index.
+    AnswerWriteByPosition,
 }
 
 /// How a node behaves. Start from `Config::default()` and change what you need;

@@ -115,6 +115,8 @@ pub mod runtime;
 pub mod snapshot;
 pub mod state_machine;
 pub mod storage;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod vote;
 
 pub use cluster_id::{ClusterId, ParseClusterIdError};

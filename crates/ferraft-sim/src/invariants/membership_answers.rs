@@ -3,7 +3,8 @@
 //!
 //! - **Answered.** A `change_membership` accepted by a node is answered by
 //!   `Output::MembershipDone`; a `prepare` / `commit` / `abort` that returns an
-//!   index is answered by that entry committing (as the runtime waits for it).
+//!   index is answered by that entry committing, which the node host's answer
+//!   must then report (it may also give up: an unknown outcome).
 //!   Either must come within [`ANSWER_BOUND_MS`] of fault-free time (counted
 //!   from the request or from the end of faults, whichever is later: a slow
 //!   log under faults is not a hang) unless the node crashes first (the caller
@@ -38,7 +39,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use ferraft::{BasicNode, ChangeMembershipError, LeaderId, LogId, Membership, NodeId, StoredMembership};
+use ferraft::{BasicNode, ChangeMembershipError, LeaderId, LogId, LogIndex, Membership, NodeId, StoredMembership};
 
 use super::answer_meaning::{meaning, Meaning};
 use super::membership_request::Asked;
@@ -272,7 +273,44 @@ impl MembershipAnswers {
         self.answer(handle.0, &answer)
     }
 
-    /// `node` emitted `Output::MembershipDone` for `request_id`.
+    /// The host answered an explicit joint step (`prepare` / `commit` /
+    /// `abort`): with its entry's index once committed, or with an error.
+    pub fn step_answered(
+        &mut self,
+        handle: RequestHandle,
+        result: &Result<LogIndex, ChangeMembershipError<BasicNode>>,
+        chain: &CommittedNeverLost,
+    ) -> Check {
+        match self.requests[handle.0].state {
+            // answered within the call: refused, or its entry had committed
+            // already (the simulator then names the entry with `proposed`)
+            State::Pending => match result {
+                Ok(_) => Ok(()),
+                Err(e) => self.refused(handle, e),
+            },
+            State::AwaitingCommit(log_id) => {
+                let settled = self.settle(chain);
+                let result = match result {
+                    Ok(index) if *index != log_id.index || !chain.holds(log_id) => {
+                        let detail = format!(
+                            "{} answered committed at index {index}, but its entry {log_id} has not committed",
+                            self.requests[handle.0].describe()
+                        );
+                        self.report(Err(Violation { rule: RULE, detail }))
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) if self.requests[handle.0].is_open() => self.answer(handle.0, &Err(e.clone())),
+                    Err(_) => Ok(()),
+                };
+                settled.and(result)
+            }
+            // settled by its entry committing, or closed by a crash
+            State::Done { .. } => Ok(()),
+        }
+    }
+
+    /// `node`'s host answered membership request `request_id` (the engine's
+    /// `Output::MembershipDone`, or a refusal at once).
     pub fn observe_done(
         &mut self,
         node: NodeId,
@@ -361,12 +399,11 @@ impl MembershipAnswers {
     }
 
     /// Closes `node`'s open requests as unknown (their entries that committed count as answered).
-    fn close_node(&mut self, node: NodeId, chain: &CommittedNeverLost, only_calls: bool) -> Check {
+    fn close_node(&mut self, node: NodeId, chain: &CommittedNeverLost) -> Check {
         let result = self.settle(chain);
         for index in 0..self.requests.len() {
             let request = &self.requests[index];
-            let call = matches!(request.state, State::AwaitingCommit(_));
-            if request.node == node && request.is_open() && (call || !only_calls) {
+            if request.node == node && request.is_open() {
                 let seq = self.next_seq();
                 self.requests[index].state = State::Done { seq, answer: Answer::Unknown };
             }
@@ -374,14 +411,9 @@ impl MembershipAnswers {
         result
     }
 
-    /// `node` stopped leading: a call's entry not committed by now has an unknown outcome.
-    pub fn observe_leadership_lost(&mut self, node: NodeId, chain: &CommittedNeverLost) -> Check {
-        self.close_node(node, chain, true)
-    }
-
     /// `node` crashed: its callers learn nothing more.
     pub fn observe_crash(&mut self, node: NodeId, chain: &CommittedNeverLost) -> Check {
-        self.close_node(node, chain, false)
+        self.close_node(node, chain)
     }
 
     /// Whether some request is still waiting for its answer.

@@ -39,10 +39,9 @@ impl StateMachineSafety {
         Ok(())
     }
 
-    /// `node` holds a state machine whose state after `index` has `digest`
-    /// (a snapshot was built or installed, or a restart restored one).
-    pub fn observe_state(&mut self, node: NodeId, index: LogIndex, digest: u64) -> Check {
-        self.last_applied.insert(node, index);
+    /// `node` saved a snapshot of its state after `index`, with `digest`
+    /// (built while it applied on: its applied index stays where it is).
+    pub fn observe_snapshot(&mut self, node: NodeId, index: LogIndex, digest: u64) -> Check {
         let (first, first_node) = *self.states.entry(index).or_insert((digest, node));
         if first != digest {
             return Err(Violation {
@@ -51,6 +50,13 @@ impl StateMachineSafety {
             });
         }
         Ok(())
+    }
+
+    /// `node` holds a state machine whose state after `index` has `digest`
+    /// (a snapshot was built or installed, or a restart restored one).
+    pub fn observe_state(&mut self, node: NodeId, index: LogIndex, digest: u64) -> Check {
+        self.last_applied.insert(node, index);
+        self.observe_snapshot(node, index, digest)
     }
 }
 

@@ -4,6 +4,7 @@ use std::collections::BTreeSet;
 
 use tokio::sync::oneshot;
 
+use super::snapshot_job::SnapshotBuilt;
 use crate::cluster_id::ClusterId;
 use crate::error::{ChangeMembershipError, Fatal, InitializeError, ReadError, TransferError, WriteError};
 use crate::log_id::LogId;
@@ -11,9 +12,7 @@ use crate::membership::{ChangeMembers, Membership, StoredMembership};
 use crate::message::Message;
 use crate::node::{LogIndex, NodeId};
 use crate::peer_refusal::PeerRefusal;
-use crate::snapshot::Snapshot;
 use crate::state_machine::StateMachine;
-use crate::storage::StorageError;
 
 /// The response to a committed and applied write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,9 +62,9 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     Elect,
     Heartbeat,
     Snapshot(Reply<Result<Option<LogId>, Fatal>>),
-    /// A snapshot encoded (and staged, when the flag says so) on a blocking
-    /// thread, back for the driver to make current.
-    SnapshotBuilt(Box<Result<Snapshot<N>, StorageError>>, bool),
+    /// A snapshot encoded (and staged) on a blocking thread, back for the
+    /// host to make current.
+    SnapshotBuilt(SnapshotBuilt<N>),
     Shutdown(Reply<()>),
 }
 

@@ -25,15 +25,20 @@ pub struct AddLearnerOptions {
     pub promote_when: Option<Readiness>,
 }
 
-/// A readiness-aware membership call, handed to the driver.
+/// A readiness-aware membership call, handed to [`super::NodeHost::membership_call`].
 #[derive(Debug)]
-pub(crate) enum MembershipCall<N> {
+pub enum MembershipCall<N> {
     /// A planned change with options.
     Change(ChangeMembers<N>, ChangeOptions),
     /// Promote a learner once it meets a rule.
     PromoteWhenReady(NodeId, Readiness),
     /// Swap voter `old` for learner `new`.
-    ReplaceVoter { old: NodeId, new: NodeId },
+    ReplaceVoter {
+        /// The voter leaving.
+        old: NodeId,
+        /// The learner taking its place.
+        new: NodeId,
+    },
 }
 
 impl<N: Node> MembershipCall<N> {

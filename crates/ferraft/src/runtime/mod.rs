@@ -1,11 +1,18 @@
-//! The tokio runtime: one driver task per node feeds the engine and executes
-//! its outputs; [`Raft`] is the handle applications hold.
+//! The tokio runtime: one driver task per node feeds a [`NodeHost`], which
+//! executes the engine's outputs; [`Raft`] is the handle applications hold.
+//! The simulator drives the same host.
 
 mod driver;
 mod event;
 mod forwarding;
+mod host;
+mod host_outputs;
 mod membership_ext;
 mod metrics;
+mod reply;
+mod reply_books;
+mod snapshot_job;
+mod snapshot_lifecycle;
 mod snapshot_receiver;
 
 use std::collections::BTreeSet;
@@ -16,8 +23,12 @@ use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 
 pub use event::WriteResponse;
-pub use membership_ext::AddLearnerOptions;
+pub use host::{HostParts, NodeHost};
+pub use membership_ext::{AddLearnerOptions, MembershipCall};
 pub use metrics::{RaftMetrics, ReplicationMetrics, SnapshotTransfer, Wait, WaitError};
+pub use reply::{Answer, Oneshot, ReplyKind};
+pub use reply_books::{IndexResult, MembershipResult, ReadResult, WriteResult};
+pub use snapshot_job::{SnapshotBuilt, SnapshotSpawner, SnapshotTask};
 
 use crate::cluster_id::ClusterId;
 use crate::config::{Config, ConfigError};

@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use ferraft::{
+use crate::{
     AppendDurability, BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, Membership,
     Term,
 };
+use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// The application command the suite stores: an opaque payload.

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
+use crate::{AppendDurability, BasicNode, Entry, EntryPayload, FlushNotifier, LogState, LogStore, StorageError};
 use bytes::Bytes;
-use ferraft::{AppendDurability, BasicNode, Entry, EntryPayload, FlushNotifier, LogState, LogStore, StorageError};
 
 use super::support::{append_durably, blank, entries, entry, log_id, membership_entry, TestData, TestDir};
 

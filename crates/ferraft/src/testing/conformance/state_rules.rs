@@ -3,10 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::{BasicNode, ClusterId, LogStore, Membership, Snapshot, SnapshotMeta, StorageError, StoredMembership, Vote};
 use bytes::Bytes;
-use ferraft::{
-    BasicNode, ClusterId, LogStore, Membership, Snapshot, SnapshotMeta, StorageError, StoredMembership, Vote,
-};
 
 use super::log_rules::{restart, start};
 use super::support::{append_durably, entries, log_id, TestData, TestDir};

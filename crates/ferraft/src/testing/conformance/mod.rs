@@ -7,14 +7,19 @@
 //! [`run_all`], or call the functions one by one to get one test per rule:
 //!
 //! ```
-//! use ferraft::BasicNode;
-//! use ferraft_wal::conformance::{self, TestData};
-//! use ferraft_wal::{WalOptions, WalStore};
+//! use std::collections::HashMap;
+//! use std::path::{Path, PathBuf};
 //!
-//! conformance::run_all(&mut |dir: &std::path::Path| {
-//!     WalStore::<TestData, BasicNode>::open(dir, WalOptions::new(1, 1))
-//! });
+//! use ferraft::mem::MemLogStore;
+//! use ferraft::testing::conformance::{self, TestData};
+//! use ferraft::BasicNode;
+//!
+//! // an in-memory store keyed by the directory: reopening finds the same data
+//! let mut stores: HashMap<PathBuf, MemLogStore<TestData, BasicNode>> = HashMap::new();
+//! conformance::run_all(&mut |dir: &Path| Ok(stores.entry(dir.to_path_buf()).or_default().clone()));
 //! ```
+//!
+//! `MemLogStore`, the WAL (`ferraft-wal`) and the simulator's disk all run it.
 //!
 //! Rules that need durability wait for the store's notifier (or take
 //! `AppendDurability::Durable` at its word) before reopening.
@@ -29,7 +34,7 @@ pub use support::{append_durably, blank, entries, entry, log_id, membership_entr
 
 use std::path::Path;
 
-use ferraft::{BasicNode, LogStore, StorageError};
+use crate::{BasicNode, LogStore, StorageError};
 
 /// Runs every rule of the suite against the store `open` opens.
 pub fn run_all<S, F>(open: &mut F)
