@@ -125,9 +125,22 @@ pub struct ClusterArgs {
     /// Read consistency of gets: linearizable, lease or local.
     #[arg(long, default_value = "linearizable")]
     pub consistency: String,
-    /// Spread the clients over all nodes (followers forward) instead of sending all to the leader.
-    #[arg(long)]
+    /// Spread the clients over all nodes (the default; kept for old scripts).
+    #[arg(long, hide = true, conflicts_with = "leader_only")]
     pub spread: bool,
+    /// Send every client to the leader instead of spreading them over all
+    /// nodes (followers hand writes to the leader over the Raft transport).
+    #[arg(long)]
+    pub leader_only: bool,
+    /// Also run the same load against an etcd 3.4 cluster of the same size
+    /// on this machine (the `etcd` binary, e.g. Debian's `etcd-server`),
+    /// through its HTTP/JSON gateway, and print both side by side.
+    #[arg(long)]
+    pub vs_etcd: bool,
+    /// Run the table of the README instead of one load: puts at 1, 64 and
+    /// 256 clients and gets at 64 (with `--vs-etcd`: etcd's next to each).
+    #[arg(long)]
+    pub table: bool,
     /// Threads of each `ferraft serve` process (its --workers): the nodes
     /// share this machine's cores, and one thread each costs the least CPU per put.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]

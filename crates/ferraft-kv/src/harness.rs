@@ -149,6 +149,24 @@ impl LocalNode {
         }
     }
 
+    /// SIGSTOP: the process freezes (it neither sends nor answers) until
+    /// [`LocalNode::resume`], as if cut off by a partition.
+    pub fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    /// SIGCONT: a paused process goes on.
+    pub fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        if let Some(pid) = self.pid() {
+            // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
+            unsafe { libc::kill(pid as libc::pid_t, signal) };
+        }
+    }
+
     /// SIGTERM, then waits for the exit; returns the exit code.
     pub async fn terminate(&mut self) -> Option<i32> {
         let mut child = self.child.take()?;

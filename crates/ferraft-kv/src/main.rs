@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use clap::error::ErrorKind;
 use clap::Parser;
-use ferraft_kv::cli::{BenchArgs, BenchCommand, Cli, DurableArgs, ServeArgs, Top};
+use ferraft_kv::cli::{BenchArgs, BenchCommand, Cli, ClusterArgs, DurableArgs, ServeArgs, Top};
 use ferraft_kv::server::{ServeOptions, Server};
 
 /// glibc's malloc was a quarter of the durable benchmark's CPU; mimalloc cuts
@@ -118,20 +118,44 @@ fn bench(args: &BenchArgs) -> ExitCode {
             }
         }
         BenchCommand::Durable(d) => bench_durable(d),
-        BenchCommand::Cluster(c) => {
-            println!("{}", ferraft_kv::bench::cluster::describe(c));
-            match ferraft_kv::bench::cluster::run(c) {
-                Ok(report) => {
-                    println!("{}", report.line(c.workload));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    ExitCode::from(2)
-                }
+        BenchCommand::Cluster(c) => bench_cluster(c),
+    }
+}
+
+fn bench_cluster(args: &ClusterArgs) -> ExitCode {
+    use ferraft_kv::bench::cluster::{self, Protocol};
+    println!("{}", cluster::describe(args));
+    if args.table {
+        return match ferraft_kv::bench::cluster_table::run(args) {
+            Ok(table) => {
+                println!("{table}");
+                ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    let ours = match cluster::run(args) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    println!("ferraft: {}", ours.line(args.workload));
+    if args.vs_etcd {
+        match cluster::run_on(args, Protocol::Etcd) {
+            Ok(etcd) => {
+                println!("etcd:    {}", etcd.line(args.workload));
+                println!("ratio:   {:.2}× etcd's ops/s", ours.ops_per_second / etcd.ops_per_second.max(1e-9));
+            }
+            // a missing etcd skips the comparison; ours stands
+            Err(e) => eprintln!("warning: --vs-etcd: {e}"),
         }
     }
+    ExitCode::SUCCESS
 }
 
 fn bench_durable(args: &DurableArgs) -> ExitCode {

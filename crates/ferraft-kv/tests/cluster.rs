@@ -419,3 +419,96 @@ fn the_demo_walks_through_and_exits_0() {
     assert!(stdout.contains("joint"), "{stdout}");
     assert!(started.elapsed() < Duration::from_secs(30), "the demo took {:?}", started.elapsed());
 }
+
+/// Writers putting unique keys through `clients` until stopped; every 200
+/// answer is kept with the index it named.
+fn put_through(clients: Vec<Client>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<(String, u64)>> {
+    tokio::spawn(async move {
+        let seq = Arc::new(AtomicU64::new(0));
+        let writers = clients.into_iter().map(|client| {
+            let (stop, seq) = (stop.clone(), seq.clone());
+            tokio::spawn(async move {
+                let mut acked = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("fwd/{:06}", seq.fetch_add(1, Ordering::Relaxed));
+                    match client.put(&kv_path(&key), &json!({ "value": key })).await {
+                        Ok(answer) => acked.push((key, answer["index"].as_u64().unwrap())),
+                        Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+                    }
+                }
+                acked
+            })
+        });
+        let mut acked = Vec::new();
+        for writer in writers.collect::<Vec<_>>() {
+            acked.extend(writer.await.unwrap());
+        }
+        acked
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn puts_through_followers_while_the_leader_is_killed_are_all_present_at_the_index_answered() {
+    let mut cluster = Cluster::start_initialized(3).await;
+    let old = cluster.leader(Duration::from_secs(5)).await;
+    let followers: Vec<Client> =
+        cluster.nodes.values().filter(|n| n.id != old).flat_map(|n| [n.client.clone(), n.client.clone()]).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers = put_through(followers, stop.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    cluster.nodes.get_mut(&old).unwrap().kill9().await;
+    let new = cluster.leader(Duration::from_secs(10)).await;
+    let committed = cluster.client(new).status().await.unwrap()["committed"].as_u64().unwrap();
+    // writes go on under the new leader before the writers stop
+    cluster.wait_applied(new, committed + 20).await;
+    stop.store(true, Ordering::Relaxed);
+    let acked = writers.await.unwrap();
+    let last = acked.iter().map(|(_, index)| *index).max().unwrap();
+    for node in cluster.nodes.values().filter(|n| n.is_running()) {
+        cluster.wait_applied(node.id, last).await;
+        for (key, index) in &acked {
+            let read = node.client.get(&format!("{}?consistency=local", kv_path(key))).await;
+            let read = read.unwrap_or_else(|e| panic!("node {}: acknowledged {key} missing: {e}", node.id));
+            assert_eq!(read, json!({ "value": key, "index": index }), "node {}: answered at its index", node.id);
+        }
+    }
+    eprintln!("{} puts acknowledged through followers across the leader's death", acked.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_cut_off_from_the_cluster_answers_reads_with_an_error_not_stale_data() {
+    let cluster = Cluster::start_initialized(3).await;
+    let leader = cluster.leader(Duration::from_secs(5)).await;
+    let follower = *cluster.nodes.keys().find(|id| **id != leader).unwrap();
+    let other = *cluster.nodes.keys().find(|id| **id != leader && **id != follower).unwrap();
+    let put = cluster.client(leader).put(&kv_path("k"), &json!({ "value": "old" })).await.unwrap();
+    cluster.wait_applied(follower, put["index"].as_u64().unwrap()).await;
+    // the follower misses a write, then the rest of the cluster goes away
+    cluster.nodes[&follower].pause();
+    cluster.client(leader).put(&kv_path("k"), &json!({ "value": "new" })).await.unwrap();
+    cluster.nodes[&leader].pause();
+    cluster.nodes[&other].pause();
+    cluster.nodes[&follower].resume();
+    let local = cluster.client(follower).get(&format!("{}?consistency=local", kv_path("k"))).await.unwrap();
+    assert_eq!(local["value"], "old", "the follower's own state is stale");
+    for consistency in ["linearizable", "lease"] {
+        let read = cluster.client(follower).get(&format!("{}?consistency={consistency}", kv_path("k"))).await;
+        let (status, code) = code(read);
+        assert!(
+            (status, code.as_str()) == (503, "no_leader") || (status, code.as_str()) == (504, "timeout"),
+            "{consistency}: {status} {code}"
+        );
+    }
+    cluster.nodes[&leader].resume();
+    cluster.nodes[&other].resume();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match cluster.client(follower).get(&kv_path("k")).await {
+            Ok(read) if read["value"] == "new" => break,
+            Ok(read) => panic!("a linearizable read answered stale data: {read}"),
+            Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "the follower never served the read once the cluster came back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -23,6 +23,13 @@ pub trait Inbox<C: AppData, N: Node>: Send + Sync + 'static {
         let _ = rejection;
         self.unreachable(peer);
     }
+    /// Forwarded writes (`MessageBody::ForwardWrite` ids) to `peer` were
+    /// dropped before they were written to any connection: nothing was
+    /// proposed, and the node may say so. By default ignored (the node then
+    /// answers "outcome unknown" when no answer comes).
+    fn undelivered(&self, peer: NodeId, forward_ids: Vec<u64>) {
+        let _ = (peer, forward_ids);
+    }
     /// The local node's cluster now, when `NetConfig::cluster_id` is 0: it
     /// may be learnt late (at initialize, or from the first leader). `None`
     /// (the default): no cluster yet, so peers of any cluster are let in.

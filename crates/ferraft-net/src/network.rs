@@ -134,10 +134,14 @@ impl<C: AppData, N: Node + NodeAddr> Network<C, N> for TcpNetwork<C, N> {
             );
             return;
         }
+        let forward = crate::queue::forward_write_id(&message);
         match self.peer(to, target.raft_addr()).queue.push(message, frame_bytes) {
-            Pushed::Queued => {}
+            Pushed::Queued => return,
             Pushed::Full => trace!(peer = to, frame_bytes, "peer queue full; message dropped"),
             Pushed::Closed => trace!(peer = to, "peer is shutting down; message dropped"),
+        }
+        if let (Some(id), Some(inbox)) = (forward, crate::inbox::current(&self.inbox)) {
+            inbox.undelivered(to, vec![id]);
         }
     }
 }

@@ -145,7 +145,7 @@ impl<C: AppData, N: Node> Writer<C, N> {
 
     fn on_outage(&self, error: &NetError) {
         warn!(peer = self.peer, addr = %self.addr, %error, "peer unreachable; backing off");
-        let dropped = self.shared.queue.discard();
+        let dropped = self.discard_queued();
         if dropped > 0 {
             debug!(peer = self.peer, dropped, "discarded messages queued for an unreachable peer");
         }
@@ -155,6 +155,17 @@ impl<C: AppData, N: Node> Writer<C, N> {
                 _ => inbox.unreachable(self.peer),
             }
         }
+    }
+
+    /// Drops what is queued; the node hears which forwarded writes never left.
+    fn discard_queued(&self) -> usize {
+        let (dropped, forwards) = self.shared.queue.discard_reporting();
+        if !forwards.is_empty() {
+            if let Some(inbox) = inbox::current(&self.inbox) {
+                inbox.undelivered(self.peer, forwards);
+            }
+        }
+        dropped
     }
 
     /// Opens a connection and completes the handshake.
@@ -183,10 +194,12 @@ impl<C: AppData, N: Node> Writer<C, N> {
             if !self.write_pending(&mut writer).await? {
                 return Ok(());
             }
+            // a close first: what is queued then never goes into a connection
+            // the peer already left, so the node can be told it was not sent
             tokio::select! {
                 biased;
-                () = self.shared.queue.wait() => {}
                 closed = watch_for_close(&mut reader) => return Err(closed),
+                () = self.shared.queue.wait() => {}
             }
         }
     }
@@ -226,7 +239,7 @@ impl<C: AppData, N: Node> Writer<C, N> {
         let deadline = Instant::now() + delay;
         loop {
             if discard {
-                self.shared.queue.discard();
+                self.discard_queued();
             }
             if self.shared.queue.is_closed() {
                 return false;

@@ -142,15 +142,18 @@ impl<C, N> OutQueue<C, N> {
 
     /// Drops everything queued (the peer is unreachable: by the time it is
     /// back these messages are stale). Returns how many were dropped.
-    pub(crate) fn discard(&self) -> usize {
+    /// Also returns the ids of the forwarded writes dropped: they never left
+    /// this node, so nothing was proposed.
+    pub(crate) fn discard_reporting(&self) -> (usize, Vec<u64>) {
         let mut lanes = self.lock();
         let count = lanes.control.len() + lanes.bulk.len();
+        let forwards = lanes.control.iter().filter_map(forward_write_id).collect();
         lanes.control.clear();
         lanes.bulk.clear();
         lanes.control_bytes = 0;
         lanes.bulk_bytes = 0;
         lanes.dropped_messages += count as u64;
-        count
+        (count, forwards)
     }
 
     /// Stops the queue; the writer task notices and exits.
@@ -189,3 +192,11 @@ impl<C, N> OutQueue<C, N> {
 
 #[cfg(test)]
 mod tests;
+
+/// The id of a forwarded write, which its sender must hear of if it is dropped.
+pub(crate) fn forward_write_id<C, N>(message: &Message<C, N>) -> Option<u64> {
+    match &message.body {
+        MessageBody::ForwardWrite(write) => Some(write.id),
+        _ => None,
+    }
+}

@@ -15,6 +15,10 @@ impl<SM: StateMachine, N: Node> Inbox<SM::Command, N> for Raft<SM, N> {
         self.report_unreachable(peer);
     }
 
+    fn undelivered(&self, peer: NodeId, forward_ids: Vec<u64>) {
+        self.report_undelivered(peer, forward_ids);
+    }
+
     fn refused(&self, peer: NodeId, rejection: Rejection) {
         self.report_refused(peer, rejection.as_refusal());
     }

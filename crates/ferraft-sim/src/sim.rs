@@ -747,7 +747,8 @@ impl Simulation {
             self.call(i, |h| h.lease_read(reply));
             return;
         }
-        self.call(i, |h| h.read_index(reply));
+        // on a follower: a read index asked of the leader, the read served here
+        self.call(i, |h| h.read_here(false, reply));
     }
 
     // ---- membership churn ----------------------------------------------------------
@@ -1068,5 +1069,9 @@ fn describe(body: &MessageBody<Put, BasicNode>) -> String {
         MessageBody::TimeoutNow(t) => format!("timeout-now {}", t.vote),
         MessageBody::Probe(p) => format!("probe seq {}", p.seq),
         MessageBody::ProbeReply(r) => format!("probe-reply seq {} cluster {}", r.seq, r.cluster_id),
+        MessageBody::ForwardWrite(w) => format!("forward-write id {} n={}", w.id, w.commands.len()),
+        MessageBody::ForwardWriteReply(r) => format!("forward-write-reply id {} {:?}", r.id, r.outcome),
+        MessageBody::ReadIndexAsk(a) => format!("read-index-ask id {} lease={}", a.id, a.lease),
+        MessageBody::ReadIndexReply(r) => format!("read-index-reply id {} {:?}", r.id, r.outcome),
     }
 }

@@ -13,6 +13,9 @@ use crate::node::{LogIndex, NodeId};
 use crate::snapshot::SnapshotMeta;
 use crate::vote::Vote;
 
+mod forward;
+pub use forward::{ForwardOutcome, ForwardWrite, ForwardWriteReply, ReadIndexAsk, ReadIndexOutcome, ReadIndexReply};
+
 /// Who a message is from and for. A receiver drops messages of another cluster
 /// or meant for another node: a stale address can then never make one node act
 /// on another's traffic.
@@ -66,6 +69,14 @@ pub enum MessageBody<C, N> {
     Probe(Probe<N>),
     /// The answer to a probe.
     ProbeReply(ProbeReply),
+    /// Client writes a follower hands to the leader.
+    ForwardWrite(ForwardWrite<C>),
+    /// The answer to a forwarded write.
+    ForwardWriteReply(ForwardWriteReply),
+    /// A follower asks the leader for a read index.
+    ReadIndexAsk(ReadIndexAsk),
+    /// The answer to a read-index request.
+    ReadIndexReply(ReadIndexReply),
 }
 
 /// Asks for a vote.
@@ -237,6 +248,10 @@ impl<C: AppData, N: crate::Node> MessageBody<C, N> {
     pub fn vote(&self) -> Vote {
         match self {
             Self::Probe(_) | Self::ProbeReply(_) => Vote::default(),
+            // client traffic: answered on its own terms, never a step down
+            Self::ForwardWrite(_) | Self::ForwardWriteReply(_) | Self::ReadIndexAsk(_) | Self::ReadIndexReply(_) => {
+                Vote::default()
+            }
             Self::Vote(m) => m.vote,
             Self::VoteReply(m) => m.vote,
             Self::Append(m) => m.vote,

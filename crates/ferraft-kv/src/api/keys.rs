@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, Response};
 use axum::response::IntoResponse;
-use ferraft::{LogIndex, ReadError};
+use ferraft::LogIndex;
 use serde::{Deserialize, Serialize};
 
 use super::forward::serve;
@@ -122,7 +122,8 @@ pub(super) fn consistency(incoming: &Incoming) -> Result<Consistency, ApiError> 
 
 async fn write(ctx: &Ctx, command: Command) -> Result<KvReply, ApiError> {
     ctx.require_initialized()?;
-    let written = ctx.raft.client_write(command).await?;
+    // on a follower the write goes to the leader over the Raft transport
+    let written = ctx.raft.client_write_here(command).await?;
     Ok(match written.response {
         CommandResponse::Put { index } | CommandResponse::Noop { index } => KvReply::Put { index },
         CommandResponse::Delete { index, deleted } => KvReply::Delete { deleted, index },
@@ -134,16 +135,13 @@ async fn write(ctx: &Ctx, command: Command) -> Result<KvReply, ApiError> {
 pub(super) async fn await_consistency(ctx: &Ctx, consistency: Consistency) -> Result<(), ApiError> {
     ctx.require_initialized()?;
     match consistency {
+        // served here, on a follower too: the leader only confirms a read index
         Consistency::Linearizable => {
-            ctx.raft.ensure_linearizable().await?;
+            ctx.raft.ensure_linearizable_here().await?;
         }
-        Consistency::Lease => match ctx.raft.lease_read().await {
-            Ok(_) => {}
-            Err(ReadError::LeaseExpired) => {
-                ctx.raft.ensure_linearizable().await?;
-            }
-            Err(e) => return Err(e.into()),
-        },
+        Consistency::Lease => {
+            ctx.raft.lease_read_here().await?;
+        }
         Consistency::Local => {}
     }
     Ok(())

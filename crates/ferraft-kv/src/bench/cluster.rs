@@ -3,19 +3,20 @@
 //! closed-loop clients: puts, linearizable gets, or a 50/50 mix.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use bytes::Bytes;
 use rand::Rng;
 use serde_json::{json, Value};
 
-use super::http_client::HttpConnection;
+use super::http_client::{ExchangeError, HttpConnection};
 
 use super::{cpu_seconds, peak_rss_mib, seconds, thousands, Measured, Window, Workload};
 use crate::cli::{ClusterArgs, ClusterWorkload};
-use crate::client::{kv_path, Client};
+use crate::client::kv_path;
 use crate::harness::LocalNode;
 
 /// How long a benchmark request may take before it counts as failed.
@@ -62,7 +63,7 @@ impl ClusterReport {
 
 /// The settings line printed before a run.
 pub fn describe(args: &ClusterArgs) -> String {
-    let target = if args.spread { "spread over all nodes" } else { "all to the leader" };
+    let target = if args.leader_only { "all to the leader" } else { "spread over all nodes" };
     format!(
         "bench cluster: {} `ferraft serve` processes on loopback (WAL fsync on), HTTP API, {} closed-loop clients \
          ({target}), workload {:?}, {}-byte values to {} keys, {} s warm-up + {} s measured, {} thread(s) per node",
@@ -80,6 +81,12 @@ pub fn describe(args: &ClusterArgs) -> String {
 /// Runs the benchmark; the server processes are killed and their data dirs
 /// removed however it ends (error, Ctrl-C).
 pub fn run(args: &ClusterArgs) -> Result<ClusterReport, String> {
+    run_on(args, Protocol::Ferraft)
+}
+
+/// Runs the benchmark against ferraft or, with [`Protocol::Etcd`], against an
+/// etcd cluster of the same size started for it.
+pub fn run_on(args: &ClusterArgs, protocol: Protocol) -> Result<ClusterReport, String> {
     if !(1..=9).contains(&args.members) {
         return Err(format!("members must be 1..=9, got {}", args.members));
     }
@@ -98,6 +105,9 @@ pub fn run(args: &ClusterArgs) -> Result<ClusterReport, String> {
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     let result = runtime.block_on(async {
+        if protocol == Protocol::Etcd {
+            return bench_etcd(args, dir.path(), warmup, duration).await;
+        }
         let mut nodes: Vec<LocalNode> = (1..=args.members)
             .map(|id| {
                 let mut node = LocalNode::new(&exe, id, dir.path());
@@ -120,6 +130,30 @@ pub fn run(args: &ClusterArgs) -> Result<ClusterReport, String> {
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(dir);
+    result
+}
+
+/// The same load against etcd; its processes are killed however it ends.
+async fn bench_etcd(
+    args: &ClusterArgs,
+    dir: &Path,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<ClusterReport, String> {
+    let exe = super::etcd::locate()?;
+    let mut etcd = super::etcd::EtcdCluster::start(&exe, args.members, dir).await?;
+    let target = Target {
+        endpoints: etcd.endpoints.clone(),
+        leader: etcd.leader_index().await,
+        pids: etcd.pids(),
+        protocol: Protocol::Etcd,
+    };
+    let result = tokio::select! {
+        result = drive(args, &target, warmup, duration) => result,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+        _ = terminated() => Err("terminated".to_owned()),
+    };
+    etcd.kill().await;
     result
 }
 
@@ -152,30 +186,61 @@ async fn bench(
     duration: Duration,
 ) -> Result<ClusterReport, String> {
     let leader = start_cluster(nodes).await?;
-    let pids: Vec<u32> = nodes.iter().filter_map(LocalNode::pid).collect();
-    let leader_index = nodes.iter().position(|n| n.id == leader).unwrap_or(0);
+    let target = Target {
+        endpoints: nodes.iter().map(|n| n.api.clone()).collect(),
+        leader: nodes.iter().position(|n| n.id == leader).unwrap_or(0),
+        pids: nodes.iter().filter_map(LocalNode::pid).collect(),
+        protocol: Protocol::Ferraft,
+    };
+    drive(args, &target, warmup, duration).await
+}
+
+/// Which API the clients speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// ferraft's HTTP API.
+    Ferraft,
+    /// etcd's HTTP/JSON gateway.
+    Etcd,
+}
+
+/// A running cluster to load.
+pub struct Target {
+    /// `host:port` of each member's client API.
+    pub endpoints: Vec<String>,
+    /// Which of them leads (where `--leader-only` sends every client).
+    pub leader: usize,
+    /// The server processes, for CPU and memory figures.
+    pub pids: Vec<u32>,
+    /// The API they speak.
+    pub protocol: Protocol,
+}
+
+/// Runs the closed-loop clients against `target` and measures the window.
+pub async fn drive(
+    args: &ClusterArgs,
+    target: &Target,
+    warmup: Duration,
+    duration: Duration,
+) -> Result<ClusterReport, String> {
+    let pids = &target.pids;
     let workload = Arc::new(Workload::new(args.keys, args.value_size));
+    let requests = Arc::new(Requests::new(target.protocol, &workload, &args.consistency)?);
     let readable = if args.workload == ClusterWorkload::Put {
         0
     } else {
-        let leader_client = Client::with_timeout(&nodes[leader_index].api, CLIENT_TIMEOUT);
-        prefill(&leader_client, &workload, args.keys).await?
+        prefill(&target.endpoints[target.leader], &requests, args.keys).await?
     };
     let window = Window::after(warmup, duration);
-    let get_query = format!("?consistency={}", args.consistency);
-    HttpConnection::check_path(&format!("{}{get_query}", kv_path("k")))
-        .map_err(|_| format!("--consistency {:?} does not fit in a URL query", args.consistency))?;
-    let body = Bytes::from(serde_json::to_vec(&json!({ "value": workload.value() })).map_err(|e| e.to_string())?);
     let mut tasks = Vec::with_capacity(args.clients as usize);
     for c in 0..args.clients {
-        let node = if args.spread { c as usize % nodes.len() } else { leader_index };
-        let connection = HttpConnection::new(&nodes[node].api, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+        let node = if args.leader_only { target.leader } else { c as usize % target.endpoints.len() };
+        let connection = HttpConnection::new(&target.endpoints[node], CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
         let settings = LoopSettings {
             workload: workload.clone(),
             window,
             kind: args.workload,
-            put_body: body.clone(),
-            get_query: get_query.clone(),
+            requests: requests.clone(),
             readable,
         };
         tasks.push(tokio::spawn(client_loop(connection, settings, c)));
@@ -185,10 +250,10 @@ async fn bench(
         Some((servers?, cpu_seconds(None)?))
     };
     tokio::time::sleep_until(window.start.into()).await;
-    let before = cpu(&pids);
+    let before = cpu(pids);
     let started = Instant::now();
     tokio::time::sleep_until(window.end.into()).await;
-    let after = cpu(&pids);
+    let after = cpu(pids);
     let elapsed = started.elapsed();
     let rss = pids.iter().filter_map(|p| peak_rss_mib(Some(*p))).reduce(f64::max);
     let mut all = Measured::default();
@@ -213,6 +278,53 @@ async fn bench(
         client_cpu_us_per_op: client_cpu,
         server_peak_rss_mib: rss,
     })
+}
+
+/// How a put or a get of a key is sent, in the target's API.
+struct Requests {
+    protocol: Protocol,
+    /// ferraft: the JSON body of every put, built once; etcd: the value in base64.
+    put_value: Bytes,
+    /// ferraft: `?consistency=...` of every get.
+    get_query: String,
+    /// etcd: a local (serializable) read.
+    serializable: bool,
+}
+
+impl Requests {
+    fn new(protocol: Protocol, workload: &Workload, consistency: &str) -> Result<Self, String> {
+        let get_query = format!("?consistency={consistency}");
+        HttpConnection::check_path(&format!("{}{get_query}", kv_path("k")))
+            .map_err(|_| format!("--consistency {consistency:?} does not fit in a URL query"))?;
+        let put_value = match protocol {
+            Protocol::Ferraft => {
+                Bytes::from(serde_json::to_vec(&json!({ "value": workload.value() })).map_err(|e| e.to_string())?)
+            }
+            Protocol::Etcd => Bytes::from(super::etcd::base64(workload.value().as_bytes())),
+        };
+        Ok(Self { protocol, put_value, get_query, serializable: consistency == "local" })
+    }
+
+    async fn put(&self, connection: &mut HttpConnection, key: &str) -> Result<StatusCode, ExchangeError> {
+        match self.protocol {
+            Protocol::Ferraft => connection.put(kv_path(key), self.put_value.clone()).await,
+            Protocol::Etcd => {
+                let value = std::str::from_utf8(&self.put_value).unwrap_or_default();
+                let body = super::etcd::put_body_encoded(key, value);
+                connection.send(Method::POST, super::etcd::PUT_PATH, Some(body.as_bytes())).await
+            }
+        }
+    }
+
+    async fn get(&self, connection: &mut HttpConnection, key: &str) -> Result<StatusCode, ExchangeError> {
+        match self.protocol {
+            Protocol::Ferraft => connection.get(kv_path(key) + &self.get_query).await,
+            Protocol::Etcd => {
+                let body = super::etcd::range_body(key, self.serializable);
+                connection.send(Method::POST, super::etcd::RANGE_PATH, Some(body.as_bytes())).await
+            }
+        }
+    }
 }
 
 /// Spawns the processes, initializes them as one cluster and returns the leader's id.
@@ -251,19 +363,21 @@ async fn start_cluster(nodes: &mut [LocalNode]) -> Result<u64, String> {
 }
 
 /// Writes the first keys (at most 1000) so gets find values; returns how many.
-async fn prefill(client: &Client, workload: &Workload, keys: u64) -> Result<u64, String> {
+async fn prefill(endpoint: &str, requests: &Arc<Requests>, keys: u64) -> Result<u64, String> {
     let n = keys.clamp(1, 1000);
     let chunk = 50;
     let writers: Vec<_> = (0..n.div_ceil(chunk))
         .map(|w| {
-            let client = client.clone();
-            let value = workload.value().to_owned();
+            let requests = requests.clone();
+            let connection = HttpConnection::new(endpoint, CLIENT_TIMEOUT);
             tokio::spawn(async move {
+                let mut connection = connection.map_err(|e| e.to_string())?;
                 for k in (w * chunk)..((w + 1) * chunk).min(n) {
-                    client
-                        .put(&kv_path(&format!("k{k:08}")), &json!({ "value": value }))
-                        .await
-                        .map_err(|e| format!("prefill failed: {e}"))?;
+                    match requests.put(&mut connection, &format!("k{k:08}")).await {
+                        Ok(status) if status.is_success() => {}
+                        Ok(status) => return Err(format!("prefill failed: {status}")),
+                        Err(e) => return Err(format!("prefill failed: {e}")),
+                    }
                 }
                 Ok::<(), String>(())
             })
@@ -280,10 +394,8 @@ struct LoopSettings {
     workload: Arc<Workload>,
     window: Window,
     kind: ClusterWorkload,
-    /// The JSON body of every put, built once.
-    put_body: Bytes,
-    /// `?consistency=...` of every get.
-    get_query: String,
+    /// How requests are sent.
+    requests: Arc<Requests>,
     /// Gets read keys below this (the prefilled ones).
     readable: u64,
 }
@@ -293,7 +405,7 @@ struct LoopSettings {
 /// as a success, anything else (an error status, a transport error) as a
 /// failure.
 async fn client_loop(mut connection: HttpConnection, settings: LoopSettings, seed: u64) -> (Measured, u64) {
-    let LoopSettings { workload, window, kind, put_body, get_query, readable } = settings;
+    let LoopSettings { workload, window, kind, requests, readable } = settings;
     let mut rng = Workload::rng(seed + 1);
     let mut m = Measured::default();
     let mut puts = 0;
@@ -308,10 +420,10 @@ async fn client_loop(mut connection: HttpConnection, settings: LoopSettings, see
             ClusterWorkload::Mixed => rng.gen_bool(0.5),
         };
         let result = if is_put {
-            connection.put(kv_path(&workload.key(&mut rng)), put_body.clone()).await
+            requests.put(&mut connection, &workload.key(&mut rng)).await
         } else {
             let key = format!("k{:08}", rng.gen_range(0..readable.max(1)));
-            connection.get(kv_path(&key) + &get_query).await
+            requests.get(&mut connection, &key).await
         };
         let ok = result.as_ref().is_ok_and(StatusCode::is_success);
         let done = Instant::now();

@@ -4,8 +4,10 @@
 //! `ferraft-bench` crate.
 
 pub mod cluster;
+pub mod cluster_table;
 pub mod dongting;
 pub mod durable;
+pub mod etcd;
 pub mod http_client;
 
 use std::time::{Duration, Instant};

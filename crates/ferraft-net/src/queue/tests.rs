@@ -120,9 +120,25 @@ fn discard_empties_the_queue_and_counts_the_drops() {
     let queue = OutQueue::new(100, 1000);
     queue.push(append(1), 10);
     queue.push(heartbeat(2), 10);
-    assert_eq!(queue.discard(), 2);
+    assert_eq!(queue.discard_reporting(), (2, vec![]));
     assert!(queue.is_empty());
     assert_eq!(queue.usage(), (0, 2));
+}
+
+#[test]
+fn discarding_names_the_forwarded_writes_that_never_left() {
+    let queue = OutQueue::new(1000, 1000);
+    let forward = |id| TestMessage {
+        envelope: envelope(),
+        body: MessageBody::ForwardWrite(ferraft::message::ForwardWrite {
+            id,
+            commands: vec![Bytes::from_static(b"7")],
+        }),
+    };
+    queue.push(forward(5), 10);
+    queue.push(heartbeat(2), 10);
+    queue.push(forward(6), 10);
+    assert_eq!(queue.discard_reporting(), (3, vec![5, 6]));
 }
 
 #[test]

@@ -214,8 +214,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if let Role::Leader(leader) = old {
             tracing::info!(node = self.id, vote = %self.vote, "stepping down");
             for read in leader.reads {
-                self.output.push(Output::ReadFailed { request_id: read.request_id });
+                match read.asker {
+                    Some(asker) => self.refuse_read_index(asker, read.request_id),
+                    None => self.output.push(Output::ReadFailed { request_id: read.request_id }),
+                }
             }
+            self.drop_proposed_forwards();
             self.on_membership_leadership_lost();
             self.output.push(Output::LeadershipLost);
             self.reset_election_deadline();

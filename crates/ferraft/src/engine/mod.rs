@@ -14,6 +14,7 @@ mod election;
 mod entry_bytes;
 mod follower;
 mod force_new_cluster;
+mod forwarding;
 mod incarnations;
 mod joint_exit;
 mod membership_change;
@@ -39,6 +40,7 @@ use rand::{Rng, SeedableRng};
 
 pub use catch_up::{CatchUpReport, CatchUpStall};
 pub use change_identity::ChangeStatus;
+pub use forwarding::ForwardFailure;
 pub use output::Output;
 pub use progress::{Progress, ReplicationMode};
 pub use raft_log::RaftLog;
@@ -110,6 +112,8 @@ pub struct Engine<C, N: Node> {
     pub(crate) change_refusals: change_identity::ChangeRefusals<N>,
     /// Learners the leader promotes once ready (cancelled by a leader change).
     pub(crate) promotions: Vec<promotion::PendingPromotion>,
+    /// Client writes and reads served with the leader's help (both sides).
+    pub(crate) forwarding: forwarding::Forwarding,
     pub(crate) output: Vec<Output<C, N>>,
 }
 
@@ -156,6 +160,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             membership_requests: Vec::new(),
             change_refusals: Default::default(),
             promotions: Vec::new(),
+            forwarding: Default::default(),
             output: Vec::new(),
         };
         if let Some(cluster_id) = cluster_id.filter(|_| unsaved) {
@@ -355,6 +360,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.output.push(Output::SaveCommitted(committed));
         self.emit_apply();
         self.settle_membership_requests();
+        self.answer_committed_forwards();
+        self.forget_committed_batches();
     }
 
     pub(crate) fn emit_apply(&mut self) {
@@ -565,6 +572,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
             MessageBody::SnapshotReply(reply) => self.on_snapshot_reply(from, reply),
             MessageBody::TimeoutNow(m) => self.on_timeout_now(from, m),
             MessageBody::Probe(_) | MessageBody::ProbeReply(_) => {}
+            MessageBody::ForwardWrite(request) => self.on_forward_write(from, request),
+            MessageBody::ForwardWriteReply(reply) => self.on_forward_write_reply(reply),
+            MessageBody::ReadIndexAsk(ask) => self.on_read_index_ask(from, ask),
+            MessageBody::ReadIndexReply(reply) => self.on_read_index_reply(reply),
         }
     }
 
@@ -573,6 +584,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.now_ms = self.now_ms.max(now_ms);
         self.settle_membership_requests();
         self.settle_promotions();
+        self.expire_forwarded();
         if self.is_leader() {
             self.leader_tick();
         } else if self.now_ms >= self.election_deadline_ms {

@@ -65,6 +65,22 @@ pub enum Output<C, N: crate::Node> {
         /// The caller's request id.
         request_id: u64,
     },
+    /// The leader took forwarded batch `forward_id`: its writes sit at
+    /// consecutive indexes from `first`; answer each when the entry with
+    /// exactly that log id applies here (another entry there: it was lost).
+    ForwardAccepted {
+        /// The id `Engine::forward_write` returned.
+        forward_id: u64,
+        /// The log id of the batch's first write.
+        first: LogId,
+    },
+    /// Forwarded batch `forward_id` has no success to report.
+    ForwardFailed {
+        /// The id `Engine::forward_write` returned.
+        forward_id: u64,
+        /// Why.
+        failure: super::ForwardFailure,
+    },
     /// This node stopped being leader: writes not yet applied have an unknown outcome.
     LeadershipLost,
     /// A node answered a probe: it belongs to `cluster_id` (`None`: to no

@@ -5,7 +5,7 @@ use super::{Engine, Output};
 use crate::entry::AppData;
 use crate::error::ReadError;
 use crate::log_id::index_of;
-use crate::node::{LogIndex, Node};
+use crate::node::{LogIndex, Node, NodeId};
 
 /// A read waiting for a quorum to confirm this leader.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +16,8 @@ pub struct PendingRead {
     pub read_index: LogIndex,
     /// Acknowledgements of messages with at least this sequence confirm it.
     pub seq: u64,
+    /// The follower that asked for this read index (`None`: a read here).
+    pub asker: Option<NodeId>,
 }
 
 impl<C: AppData, N: Node> Engine<C, N> {
@@ -28,7 +30,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return Err(ReadError::ForwardToLeader(self.forward_to_leader()));
         };
         let read_index = committed.max(leader.term_start_index);
-        leader.reads.push_back(PendingRead { request_id, read_index, seq: leader.seq + 1 });
+        leader.reads.push_back(PendingRead { request_id, read_index, seq: leader.seq + 1, asker: None });
         leader.read_round_needed = true;
         self.maybe_confirm_reads();
         Ok(())
@@ -67,15 +69,23 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return;
         }
         let Some(membership) = self.log.effective_membership() else { return };
+        let mut confirmed = Vec::new();
         while let Some(read) = leader.reads.front() {
-            let confirmed = membership
+            let quorum = membership
                 .membership
                 .is_quorum(|id| id == self.id || leader.progress.get(&id).is_some_and(|p| p.acked_seq >= read.seq));
-            if !confirmed {
+            if !quorum {
                 break;
             }
-            self.output.push(Output::ReadReady { request_id: read.request_id, read_index: read.read_index });
-            leader.reads.pop_front();
+            confirmed.extend(leader.reads.pop_front());
+        }
+        for read in confirmed {
+            match read.asker {
+                Some(asker) => self.answer_read_index(asker, read.request_id, read.read_index),
+                None => {
+                    self.output.push(Output::ReadReady { request_id: read.request_id, read_index: read.read_index })
+                }
+            }
         }
     }
 

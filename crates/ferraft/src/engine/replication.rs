@@ -270,6 +270,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// to one probe every other heartbeat until it answers again.
     pub fn on_peer_unreachable(&mut self, peer: NodeId) {
         let now = self.now_ms;
+        self.on_leader_unreachable(peer);
         if let Role::Leader(leader) = &mut self.role {
             if let Some(progress) = leader.progress.get_mut(&peer) {
                 progress.catch_up.on_unreachable(now);

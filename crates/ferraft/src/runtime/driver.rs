@@ -156,11 +156,14 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
 
     fn handle(&mut self, event: Event<SM, N>) {
         let host = &mut self.host;
-        if !matches!(event, Event::Write(..)) {
+        if !matches!(event, Event::Write(..) | Event::WriteHere(..)) {
             host.flush_write_batch();
         }
         match event {
             Event::Write(command, reply) => host.client_write(command, reply),
+            Event::WriteHere(command, reply) => host.forwards.batch.push((command, reply)),
+            Event::ReadHere(lease, reply) => host.read_here(lease, reply),
+            Event::Undelivered(peer, ids) => host.engine.on_forward_undelivered(peer, &ids),
             Event::Message(message) => host.receive(message),
             Event::Flushed(log_id) => host.flushed(log_id),
             Event::Unreachable(peer) => host.unreachable(peer),

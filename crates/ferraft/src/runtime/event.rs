@@ -31,6 +31,8 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     Message(Message<SM::Command, N>),
     Flushed(LogId),
     Unreachable(NodeId),
+    /// Forwarded writes to the peer were dropped unsent.
+    Undelivered(NodeId, Vec<u64>),
     /// The transport reached the peer, which refused this node.
     Refused(NodeId, PeerRefusal),
     /// Ask a node about to be added which cluster it is in; the answer is
@@ -40,6 +42,10 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     /// refuses this cluster.
     ProbePeer(NodeId, N, Reply<Result<u64, PeerRefusal>>),
     Write(SM::Command, WriteReply<SM, N>),
+    /// A write served on any node: a follower hands it to the leader.
+    WriteHere(SM::Command, WriteReply<SM, N>),
+    /// A linearizable read served on any node (`true`: the leader may use its lease).
+    ReadHere(bool, Reply<Result<LogIndex, ReadError<N>>>),
     ReadIndex(Reply<Result<LogIndex, ReadError<N>>>),
     LeaseRead(Reply<Result<LogIndex, ReadError<N>>>),
     /// Force-new-cluster under this new cluster id (see `force_new_cluster`).

@@ -65,6 +65,8 @@ pub struct NodeHost<SM: StateMachine, N: Node, R: ReplyKind> {
     pub(crate) snapshot: Option<Arc<Snapshot<N>>>,
     pub(crate) receiver: SnapshotReceiver<N>,
     pub(crate) books: ReplyBooks<SM, N, R>,
+    /// Writes served here with the leader's help.
+    pub(crate) forwards: super::forwarding::ForwardBook<SM, N, R>,
     pub(crate) outputs: Vec<Output<C<SM>, N>>,
     /// Addresses of candidates not (yet) in our membership, to answer their
     /// votes, and of nodes probed before they are added.
@@ -106,6 +108,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             snapshot,
             receiver: SnapshotReceiver::default(),
             books: ReplyBooks::default(),
+            forwards: Default::default(),
             outputs: Vec::new(),
             directory: HashMap::new(),
             refused: BTreeMap::new(),
@@ -158,6 +161,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     /// Proposes the queued writes as one append (or answers them where to
     /// forward, off the leader).
     pub fn flush_write_batch(&mut self) {
+        self.flush_forward_batch();
         if self.books.write_batch.is_empty() {
             return;
         }
@@ -363,5 +367,6 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     pub fn stop(&mut self) {
         let fatal = self.fatal.clone().unwrap_or(Fatal::Stopped);
         self.books.stopped(&fatal);
+        self.forwards.stop(|| WriteError::Fatal(fatal.clone()));
     }
 }

@@ -73,6 +73,12 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                     reply.answer(Err(ReadError::NotConfirmed));
                 }
             }
+            Output::ForwardAccepted { forward_id, first } => {
+                self.forwards.accepted(forward_id, first, index_of(self.applied));
+            }
+            Output::ForwardFailed { forward_id, failure } => {
+                self.forwards.failed(forward_id, failure, self.engine.forward_to_leader());
+            }
             Output::LeadershipLost => self.books.leadership_lost(index_of(self.engine.committed())),
             Output::ProbeAnswered { from, seq: _, cluster_id, incarnation } => {
                 let ours = self.engine.cluster_id();
@@ -110,8 +116,12 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         for index in from..=upto.index {
             let Some(entry) = self.engine.log().get(index) else { break };
             let log_id = entry.log_id;
-            if let EntryPayload::Normal(command) = &entry.payload {
-                let response = self.state_machine.apply(log_id, command);
+            let response = match &entry.payload {
+                EntryPayload::Normal(command) => Some(self.state_machine.apply(log_id, command)),
+                _ => None,
+            };
+            // a write served here with the leader's help takes its response
+            if let Some(response) = self.forwards.applied(log_id, response) {
                 if self.engine.breaks(BrokenRule::AnswerWriteByPosition) {
                     self.books.write_applied_by_position(log_id, response);
                 } else {

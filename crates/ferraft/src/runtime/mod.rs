@@ -5,6 +5,7 @@
 mod driver;
 mod event;
 mod force_new_cluster;
+mod forwarding;
 mod host;
 mod host_outputs;
 mod membership_ext;
@@ -126,6 +127,13 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         let _ = self.inner.tx.send(Event::Unreachable(peer));
     }
 
+    /// Tells this node that forwarded writes it sent to `peer` (the ids of
+    /// `MessageBody::ForwardWrite` messages) were dropped unsent (called by
+    /// the transport): their callers learn that nothing was proposed.
+    pub fn report_undelivered(&self, peer: NodeId, forward_ids: Vec<u64>) {
+        let _ = self.inner.tx.send(Event::Undelivered(peer, forward_ids));
+    }
+
     /// Tells this node that `peer` answered but refused it (called by the
     /// transport): shown in the metrics, and an `add_learner` of that peer fails.
     pub fn report_refused(&self, peer: NodeId, refusal: PeerRefusal) {
@@ -172,6 +180,33 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// here. Concurrent calls are batched into one append.
     pub async fn client_write(&self, command: Command<SM>) -> Result<WriteResponse<SM::Response>, WriteError<N>> {
         self.call(|tx| Event::Write(command, tx)).await?
+    }
+
+    /// Like [`Raft::client_write`], served on any node: a follower hands the
+    /// command to the leader over the Raft transport (batched with whatever
+    /// else goes there) and answers once the entry applies here, with this
+    /// node's state machine's response. The command is sent once and never
+    /// resent: when the leader changes before the outcome is known the
+    /// answer is `LeadershipLost` (outcome unknown); `ForwardToLeader` means
+    /// nothing was proposed.
+    pub async fn client_write_here(&self, command: Command<SM>) -> Result<WriteResponse<SM::Response>, WriteError<N>> {
+        self.call(|tx| Event::WriteHere(command, tx)).await?
+    }
+
+    /// Like [`Raft::ensure_linearizable`], served on any node: a follower asks
+    /// the leader for a read index (the leader confirms its leadership with a
+    /// quorum as for its own reads) and waits until it applied that far; read
+    /// its state machine afterwards. A follower cut off from the leader fails
+    /// with `NotConfirmed` or `ForwardToLeader` (no leader known), never
+    /// serving stale data.
+    pub async fn ensure_linearizable_here(&self) -> Result<LogIndex, ReadError<N>> {
+        self.call(|tx| Event::ReadHere(false, tx)).await?
+    }
+
+    /// Like [`Raft::ensure_linearizable_here`], but the leader may answer from
+    /// its lease, with no quorum round (on the leader itself: no round trip).
+    pub async fn lease_read_here(&self) -> Result<LogIndex, ReadError<N>> {
+        self.call(|tx| Event::ReadHere(true, tx)).await?
     }
 
     /// Confirms this node leads and waits until its state machine reflects

@@ -135,6 +135,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                 self.store.save_snapshot(&snapshot)?;
                 self.state_machine.restore(&snapshot.data)?;
                 self.applied = snapshot.meta.last_log_id;
+                self.forwards.lost_upto(index_of(self.applied));
                 let meta = snapshot.meta.clone();
                 self.snapshot = Some(Arc::new(*snapshot));
                 self.engine.on_snapshot_installed(from, meta, seq);

@@ -88,7 +88,7 @@ pub(super) fn leader(voters: &[NodeId]) -> TestEngine {
     engine
 }
 
-fn ack(engine: &mut TestEngine, from: NodeId, matched: Option<LogId>) {
+pub(super) fn ack(engine: &mut TestEngine, from: NodeId, matched: Option<LogId>) {
     let reply = AppendReply {
         vote: engine.vote(),
         seq: u64::MAX / 2,
@@ -557,6 +557,7 @@ fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved
 
 mod change_identity;
 mod force_new_cluster;
+mod forwarding;
 mod incarnations;
 mod membership_answers;
 mod promotion;

@@ -1,0 +1,347 @@
+//! Every node serves clients: a follower hands client writes to its leader
+//! and asks it for read indexes over the Raft transport, then answers from
+//! its own state machine. See `reads.md` and `forwarding.md`.
+//!
+//! A forwarded batch is proposed at most once: the follower never resends
+//! it (an unanswered batch is answered "outcome unknown"), and the leader
+//! ignores a copy of a batch it already took (a duplicating network).
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+
+use rand::Rng;
+
+use super::reads::PendingRead;
+use super::role::Role;
+use super::{Engine, Output};
+use crate::entry::AppData;
+use crate::error::{ForwardToLeader, ReadError};
+use crate::log_id::{index_of, LogId};
+use crate::message::{
+    ForwardOutcome, ForwardWrite, ForwardWriteReply, MessageBody, ReadIndexAsk, ReadIndexOutcome, ReadIndexReply,
+};
+use crate::node::{LogIndex, Node, NodeId};
+
+/// How long a follower waits for its leader's answer, in election timeouts,
+/// before it answers the caller "outcome unknown" (writes) or "not
+/// confirmed" (reads).
+const ANSWER_WAIT_ELECTION_TIMEOUTS: u64 = 2;
+/// How many forwarded batch ids a leader remembers to recognise copies.
+const SEEN_IDS: usize = 4096;
+
+/// Why a forwarded write got no success.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForwardFailure {
+    /// Nothing was proposed (the node asked does not lead, or the message
+    /// never left this node); the caller may send the write elsewhere.
+    NotProposed,
+    /// No answer in time, or the batch was taken and not seen to commit:
+    /// the outcome is unknown.
+    Unknown,
+}
+
+/// What a follower waits for from its leader.
+#[derive(Debug, Clone, Copy)]
+enum Awaited {
+    /// A batch of `count` writes, not yet accepted.
+    Write { count: u64 },
+    /// An accepted batch, until its last entry commits here.
+    Commit { last: LogIndex },
+    /// A read index for the caller's read `request_id`.
+    Read { request_id: u64 },
+}
+
+/// A request to the leader and when its caller stops waiting.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    awaited: Awaited,
+    deadline_ms: u64,
+}
+
+/// A forwarded batch the leader proposed, answered once it commits.
+#[derive(Debug, Clone, Copy)]
+struct Proposed {
+    from: NodeId,
+    id: u64,
+    last: LogId,
+}
+
+/// Both sides of forwarding.
+#[derive(Debug, Default)]
+pub(crate) struct Forwarding {
+    /// Ids count up from a random start, so a restarted follower's ids are
+    /// not taken for copies of its earlier ones (0: not drawn yet).
+    next_id: u64,
+    /// Follower side: by id.
+    sent: BTreeMap<u64, Sent>,
+    /// Leader side: in log order.
+    proposed: VecDeque<Proposed>,
+    /// Leader side: recently taken batches, to ignore their copies.
+    seen: HashSet<(NodeId, u64)>,
+    seen_order: VecDeque<(NodeId, u64)>,
+    /// Follower side: when the transport last said it cannot reach the
+    /// leader; until the leader is heard from again nothing is sent to it.
+    leader_unreachable_ms: Option<(NodeId, u64)>,
+}
+
+impl<C: AppData, N: Node> Engine<C, N> {
+    // ---- follower side -------------------------------------------------------
+
+    /// Hands client `commands` to the leader (call it on a node that does not
+    /// lead; the leader proposes its own with [`Engine::propose`]). Returns the
+    /// batch id: `Output::ForwardAccepted` then gives the log ids to answer
+    /// the writes at, or `Output::ForwardFailed` says why there are none.
+    pub fn forward_write(&mut self, commands: Vec<C>) -> Result<u64, ForwardToLeader<N>> {
+        let Some(leader) = self.reachable_leader().filter(|_| !commands.is_empty()) else {
+            return Err(ForwardToLeader { leader_id: None, leader_node: None });
+        };
+        let count = commands.len() as u64;
+        let id = self.await_leader(Awaited::Write { count });
+        self.send(leader, MessageBody::ForwardWrite(ForwardWrite { id, commands }));
+        Ok(id)
+    }
+
+    /// A linearizable read served here, on any node: on the leader as
+    /// [`Engine::read_index`]; elsewhere the leader is asked for a read index
+    /// (`lease`: it may answer from its lease). `Output::ReadReady` or
+    /// `Output::ReadFailed` follows with `request_id`.
+    pub fn read_index_here(&mut self, request_id: u64, lease: bool) -> Result<(), ReadError<N>> {
+        if self.is_leader() {
+            if let Some(read_index) = self.lease_read().ok().filter(|_| lease) {
+                self.output.push(Output::ReadReady { request_id, read_index });
+                return Ok(());
+            }
+            return self.read_index(request_id);
+        }
+        let Some(leader) = self.reachable_leader() else {
+            return Err(ReadError::ForwardToLeader(ForwardToLeader { leader_id: None, leader_node: None }));
+        };
+        let id = self.await_leader(Awaited::Read { request_id });
+        self.send(leader, MessageBody::ReadIndexAsk(ReadIndexAsk { id, lease }));
+        Ok(())
+    }
+
+    /// The leader to hand requests to: another node, heard from since the
+    /// transport last found it unreachable. A message to an unreachable node
+    /// is dropped unsent, and a write that went nowhere must not be answered
+    /// "outcome unknown".
+    fn reachable_leader(&self) -> Option<NodeId> {
+        let leader = self.current_leader().filter(|leader| *leader != self.id)?;
+        match self.forwarding.leader_unreachable_ms {
+            Some((peer, at)) if peer == leader && self.leader_seen_ms.is_none_or(|seen| seen <= at) => None,
+            _ => Some(leader),
+        }
+    }
+
+    /// The transport dropped forwarded batches `ids` to `peer` before they
+    /// left this node: nothing was proposed, so their callers may go elsewhere.
+    pub fn on_forward_undelivered(&mut self, peer: NodeId, ids: &[u64]) {
+        for id in ids {
+            if let Some(Sent { awaited: Awaited::Write { .. }, .. }) = self.forwarding.sent.get(id) {
+                self.forwarding.sent.remove(id);
+                tracing::debug!(node = self.id, peer, id, "forwarded writes dropped unsent");
+                self.output.push(Output::ForwardFailed { forward_id: *id, failure: ForwardFailure::NotProposed });
+            }
+        }
+    }
+
+    /// The transport cannot reach `peer`: if it is the leader, reads waiting
+    /// for it fail now (a read may be retried freely), and nothing more is
+    /// sent to it until it is heard from.
+    pub(crate) fn on_leader_unreachable(&mut self, peer: NodeId) {
+        if self.is_leader() || self.current_leader() != Some(peer) {
+            return;
+        }
+        self.forwarding.leader_unreachable_ms = Some((peer, self.now_ms));
+        let reads: Vec<(u64, u64)> = self
+            .forwarding
+            .sent
+            .iter()
+            .filter_map(
+                |(id, s)| if let Awaited::Read { request_id } = s.awaited { Some((*id, request_id)) } else { None },
+            )
+            .collect();
+        for (id, request_id) in reads {
+            self.forwarding.sent.remove(&id);
+            self.output.push(Output::ReadFailed { request_id });
+        }
+    }
+
+    /// Records what this node waits for from the leader; returns its id.
+    fn await_leader(&mut self, awaited: Awaited) -> u64 {
+        if self.forwarding.next_id == 0 {
+            // drawn only when first needed: simulator runs without forwarding stay as they were
+            self.forwarding.next_id = (self.rng.gen::<u32>() as u64 + 1) << 24;
+        }
+        let id = self.forwarding.next_id;
+        self.forwarding.next_id += 1;
+        let deadline_ms = self.forward_deadline_ms();
+        self.forwarding.sent.insert(id, Sent { awaited, deadline_ms });
+        id
+    }
+
+    fn forward_deadline_ms(&self) -> u64 {
+        self.now_ms + self.config.election_timeout_max_ms * ANSWER_WAIT_ELECTION_TIMEOUTS
+    }
+
+    pub(crate) fn on_forward_write_reply(&mut self, reply: ForwardWriteReply) {
+        let Some(sent) = self.forwarding.sent.remove(&reply.id) else { return };
+        match (sent.awaited, reply.outcome) {
+            (Awaited::Write { count }, ForwardOutcome::Accepted { first }) => {
+                // the caller learns where its writes sit before they can apply here
+                self.output.push(Output::ForwardAccepted { forward_id: reply.id, first });
+                let last = first.index + count - 1;
+                if last > index_of(self.committed) {
+                    let awaited = Awaited::Commit { last };
+                    self.forwarding.sent.insert(reply.id, Sent { awaited, deadline_ms: self.forward_deadline_ms() });
+                }
+            }
+            (Awaited::Commit { .. }, ForwardOutcome::Committed { upto }) => self.learn_committed(Some(upto)),
+            (Awaited::Write { .. }, ForwardOutcome::NotLeader { leader }) => {
+                tracing::debug!(node = self.id, ?leader, "forwarded writes refused: not the leader");
+                self.output.push(Output::ForwardFailed { forward_id: reply.id, failure: ForwardFailure::NotProposed });
+            }
+            // an answer that does not fit what was asked: keep waiting
+            (_, _) => {
+                self.forwarding.sent.insert(reply.id, sent);
+            }
+        }
+    }
+
+    pub(crate) fn on_read_index_reply(&mut self, reply: ReadIndexReply) {
+        let Some(Sent { awaited: Awaited::Read { request_id }, .. }) = self.forwarding.sent.remove(&reply.id) else {
+            return;
+        };
+        match reply.outcome {
+            ReadIndexOutcome::Ready { read_index, committed } => {
+                self.learn_committed(committed);
+                self.output.push(Output::ReadReady { request_id, read_index });
+            }
+            ReadIndexOutcome::NotConfirmed => self.output.push(Output::ReadFailed { request_id }),
+        }
+    }
+
+    /// The leader says `committed` is committed. An entry with that log id in
+    /// this log proves the whole prefix before it equal to the leader's (log
+    /// matching), so it is committed here too.
+    fn learn_committed(&mut self, committed: Option<LogId>) {
+        if committed > self.committed && self.log.contains(committed) {
+            self.commit_to(committed);
+        }
+        self.forget_committed_batches();
+    }
+
+    /// Drops accepted batches whose entries committed here.
+    pub(crate) fn forget_committed_batches(&mut self) {
+        let committed = index_of(self.committed);
+        self.forwarding.sent.retain(|_, sent| !matches!(sent.awaited, Awaited::Commit { last } if last <= committed));
+    }
+
+    /// Answers requests the leader left unanswered past their deadline.
+    pub(crate) fn expire_forwarded(&mut self) {
+        let now = self.now_ms;
+        if !self.forwarding.sent.values().any(|s| s.deadline_ms <= now) {
+            return;
+        }
+        self.forget_committed_batches();
+        let expired: Vec<(u64, Awaited)> =
+            self.forwarding.sent.iter().filter(|(_, s)| s.deadline_ms <= now).map(|(id, s)| (*id, s.awaited)).collect();
+        for (id, awaited) in expired {
+            self.forwarding.sent.remove(&id);
+            self.output.push(match awaited {
+                Awaited::Read { request_id } => Output::ReadFailed { request_id },
+                Awaited::Write { .. } | Awaited::Commit { .. } => {
+                    Output::ForwardFailed { forward_id: id, failure: ForwardFailure::Unknown }
+                }
+            });
+        }
+    }
+
+    // ---- leader side ---------------------------------------------------------
+
+    pub(crate) fn on_forward_write(&mut self, from: NodeId, request: ForwardWrite<C>) {
+        if self.forwarding.seen.contains(&(from, request.id)) {
+            return;
+        }
+        let first = match self.propose(request.commands) {
+            Ok(Some(first)) => first,
+            Ok(None) => return,
+            Err(forward) => {
+                let outcome = ForwardOutcome::NotLeader { leader: forward.leader_id };
+                self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id: request.id, outcome }));
+                return;
+            }
+        };
+        self.remember_taken(from, request.id);
+        let last = self.log.last_log_id().expect("just proposed");
+        let outcome = ForwardOutcome::Accepted { first };
+        self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id: request.id, outcome }));
+        self.forwarding.proposed.push_back(Proposed { from, id: request.id, last });
+        self.answer_committed_forwards();
+    }
+
+    fn remember_taken(&mut self, from: NodeId, id: u64) {
+        let forwarding = &mut self.forwarding;
+        forwarding.seen.insert((from, id));
+        forwarding.seen_order.push_back((from, id));
+        if forwarding.seen_order.len() > SEEN_IDS {
+            if let Some(old) = forwarding.seen_order.pop_front() {
+                forwarding.seen.remove(&old);
+            }
+        }
+    }
+
+    /// Tells followers their forwarded batches committed: one message per
+    /// follower per commit, naming its last committed batch entry.
+    pub(crate) fn answer_committed_forwards(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        let committed = index_of(self.committed);
+        let mut last_of: BTreeMap<NodeId, (u64, LogId)> = BTreeMap::new();
+        while let Some(batch) = self.forwarding.proposed.front().filter(|b| b.last.index <= committed) {
+            last_of.insert(batch.from, (batch.id, batch.last));
+            self.forwarding.proposed.pop_front();
+        }
+        for (from, (id, upto)) in last_of {
+            let outcome = ForwardOutcome::Committed { upto };
+            self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id, outcome }));
+        }
+    }
+
+    /// Leadership ended: the batches not committed yet are the new leader's
+    /// to commit or drop; their followers learn which when they apply.
+    pub(crate) fn drop_proposed_forwards(&mut self) {
+        self.forwarding.proposed.clear();
+    }
+
+    pub(crate) fn on_read_index_ask(&mut self, from: NodeId, ask: ReadIndexAsk) {
+        if !self.is_leader() {
+            self.refuse_read_index(from, ask.id);
+            return;
+        }
+        if ask.lease {
+            if let Ok(read_index) = self.lease_read() {
+                self.answer_read_index(from, ask.id, read_index);
+                return;
+            }
+        }
+        let Role::Leader(leader) = &mut self.role else { return };
+        let read_index = index_of(self.committed).max(leader.term_start_index);
+        let seq = leader.seq + 1;
+        leader.reads.push_back(PendingRead { request_id: ask.id, read_index, seq, asker: Some(from) });
+        leader.read_round_needed = true;
+        self.maybe_confirm_reads();
+    }
+
+    /// Sends a confirmed read index to the follower that asked for it.
+    pub(crate) fn answer_read_index(&mut self, to: NodeId, id: u64, read_index: LogIndex) {
+        let outcome = ReadIndexOutcome::Ready { read_index, committed: self.committed };
+        self.send(to, MessageBody::ReadIndexReply(ReadIndexReply { id, outcome }));
+    }
+
+    /// Tells the follower that asked for a read index that it is not coming.
+    pub(crate) fn refuse_read_index(&mut self, to: NodeId, id: u64) {
+        let outcome = ReadIndexOutcome::NotConfirmed;
+        self.send(to, MessageBody::ReadIndexReply(ReadIndexReply { id, outcome }));
+    }
+}

@@ -1,0 +1,313 @@
+//! Serving clients on followers: writes handed to the leader, read indexes
+//! asked of it.
+
+use super::*;
+use crate::error::ReadError;
+use crate::message::{ForwardOutcome, ForwardWrite, ForwardWriteReply, ReadIndexAsk, ReadIndexOutcome, ReadIndexReply};
+
+fn standard() -> Arc<Config> {
+    config(LeaderIdMode::Standard, false)
+}
+
+/// An append from the leader of `term`, `leader`, with `entries` after the
+/// initial membership entry.
+fn append_from(
+    term: u64,
+    leader: NodeId,
+    entries: Vec<Entry<u64, BasicNode>>,
+    seq: u64,
+) -> MessageBody<u64, BasicNode> {
+    MessageBody::Append(AppendEntries {
+        vote: Vote::new_committed(term, leader),
+        prev_log_id: Some(log_id(1, 1, 1)),
+        entries,
+        committed: None,
+        seq,
+        leader_node: None,
+    })
+}
+
+/// Node 3 of {1,2,3}, following leader 1 (term 2), holding `entries` after
+/// the initial membership.
+fn follower_of_1(entries: Vec<Entry<u64, BasicNode>>) -> TestEngine {
+    let mut engine = member(3, &[1, 2, 3], standard());
+    engine.on_message(msg(1, 3, append_from(2, 1, entries, 1)));
+    engine.take_outputs();
+    engine
+}
+
+/// `from` acknowledges the leader's message `seq`, holding up to `matched`.
+fn ack_seq(engine: &mut TestEngine, from: NodeId, matched: Option<LogId>, seq: u64) {
+    let reply = AppendReply { vote: engine.vote(), seq, outcome: AppendOutcome::Success { matched }, committed: 0 };
+    engine.on_message(msg(from, engine.id(), MessageBody::AppendReply(reply)));
+}
+
+/// The sequence number of the last append sent to `to` among `outputs`.
+fn last_seq_to(outputs: &[Output<u64, BasicNode>], to: NodeId) -> u64 {
+    sent(outputs)
+        .iter()
+        .filter(|m| m.envelope.to == to)
+        .filter_map(|m| if let MessageBody::Append(a) = &m.body { Some(a.seq) } else { None })
+        .next_back()
+        .expect("an append was sent")
+}
+
+/// Leader 1 of {1,2,3} whose blank entry of its term committed.
+fn settled_leader() -> TestEngine {
+    let mut engine = leader(&[1, 2, 3]);
+    let blank = engine.log().last_log_id();
+    engine.on_log_flushed(blank.unwrap());
+    ack_seq(&mut engine, 2, blank, 1);
+    assert_eq!(engine.committed(), blank);
+    engine.take_outputs();
+    engine
+}
+
+fn forward_replies(outputs: &[Output<u64, BasicNode>]) -> Vec<(NodeId, ForwardWriteReply)> {
+    sent(outputs)
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::ForwardWriteReply(r) => Some((m.envelope.to, *r)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn read_index_replies(outputs: &[Output<u64, BasicNode>]) -> Vec<(NodeId, ReadIndexReply)> {
+    sent(outputs)
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::ReadIndexReply(r) => Some((m.envelope.to, *r)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn forward_write(id: u64, commands: Vec<u64>) -> MessageBody<u64, BasicNode> {
+    MessageBody::ForwardWrite(ForwardWrite { id, commands })
+}
+
+fn reply(id: u64, outcome: ForwardOutcome) -> MessageBody<u64, BasicNode> {
+    MessageBody::ForwardWriteReply(ForwardWriteReply { id, outcome })
+}
+
+#[test]
+fn a_follower_hands_a_batch_of_writes_to_its_leader_in_one_message() {
+    let mut engine = follower_of_1(vec![]);
+    let id = engine.forward_write(vec![7, 8]).unwrap();
+    let outputs = engine.take_outputs();
+    let messages = sent(&outputs);
+    assert_eq!(messages.len(), 1, "{outputs:?}");
+    assert_eq!(messages[0].envelope.to, 1);
+    assert_eq!(messages[0].body, forward_write(id, vec![7, 8]));
+    assert_eq!(engine.log().last_index(), 1, "nothing is appended on the follower");
+}
+
+#[test]
+fn a_follower_that_knows_no_leader_refuses_to_forward() {
+    let mut engine = member(3, &[1, 2, 3], standard());
+    let refused = engine.forward_write(vec![7]).unwrap_err();
+    assert_eq!(refused.leader_id, None);
+    assert!(engine.take_outputs().is_empty());
+}
+
+#[test]
+fn the_leader_proposes_forwarded_writes_and_says_where_they_sit() {
+    let mut engine = settled_leader();
+    let before = engine.log().last_index();
+    engine.on_message(msg(2, 1, forward_write(40, vec![7, 8])));
+    let outputs = engine.take_outputs();
+    assert_eq!(engine.log().last_index(), before + 2);
+    let first = engine.log().log_id_at(before + 1).unwrap();
+    assert_eq!(
+        forward_replies(&outputs),
+        vec![(2, ForwardWriteReply { id: 40, outcome: ForwardOutcome::Accepted { first } })]
+    );
+    assert!(outputs.iter().any(|o| matches!(o, Output::AppendLog(e) if e.len() == 2)), "{outputs:?}");
+}
+
+#[test]
+fn the_leader_tells_the_follower_when_its_forwarded_writes_commit() {
+    let mut engine = settled_leader();
+    engine.on_message(msg(2, 1, forward_write(40, vec![7, 8])));
+    engine.take_outputs();
+    let last = engine.log().last_log_id();
+    engine.on_log_flushed(last.unwrap());
+    assert!(forward_replies(&engine.take_outputs()).is_empty(), "not committed yet: nothing to say");
+    ack(&mut engine, 3, last);
+    let committed = ForwardWriteReply { id: 40, outcome: ForwardOutcome::Committed { upto: last.unwrap() } };
+    assert_eq!(forward_replies(&engine.take_outputs()), vec![(2, committed)]);
+}
+
+#[test]
+fn a_copy_of_a_forwarded_batch_is_proposed_once() {
+    let mut engine = settled_leader();
+    engine.on_message(msg(2, 1, forward_write(40, vec![7])));
+    let after_first = engine.log().last_index();
+    engine.take_outputs();
+    engine.on_message(msg(2, 1, forward_write(40, vec![7])));
+    assert_eq!(engine.log().last_index(), after_first, "a duplicated message proposes nothing");
+    assert!(forward_replies(&engine.take_outputs()).is_empty());
+}
+
+#[test]
+fn a_node_that_does_not_lead_refuses_forwarded_writes_and_proposes_nothing() {
+    let mut engine = follower_of_1(vec![]);
+    engine.on_message(msg(2, 3, forward_write(40, vec![7])));
+    let outputs = engine.take_outputs();
+    assert_eq!(engine.log().last_index(), 1);
+    let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(1) } };
+    assert_eq!(forward_replies(&outputs), vec![(2, refused)]);
+}
+
+#[test]
+fn an_accepted_batch_is_reported_before_it_can_apply_and_commits_when_the_leader_says_so() {
+    let entry = Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Normal(7) };
+    let mut engine = follower_of_1(vec![entry]);
+    let id = engine.forward_write(vec![7]).unwrap();
+    engine.take_outputs();
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Accepted { first: log_id(2, 1, 2) })));
+    let outputs = engine.take_outputs();
+    assert!(
+        matches!(outputs[..], [Output::ForwardAccepted { forward_id, first }] if forward_id == id && first == log_id(2, 1, 2)),
+        "{outputs:?}"
+    );
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
+    assert_eq!(engine.committed(), Some(log_id(2, 1, 2)));
+    let outputs = engine.take_outputs();
+    assert!(outputs.iter().any(|o| matches!(o, Output::Apply { upto } if *upto == log_id(2, 1, 2))), "{outputs:?}");
+    engine.on_tick(10_000_000);
+    assert!(
+        !engine.take_outputs().iter().any(|o| matches!(o, Output::ForwardFailed { .. })),
+        "committed: nothing left to fail"
+    );
+}
+
+#[test]
+fn a_follower_does_not_commit_on_the_leaders_word_an_entry_it_holds_under_another_log_id() {
+    // index 2 here is an entry of an old leader (term 1, node 2), not the leader's
+    let mut engine = member(3, &[1, 2, 3], standard());
+    let old = Entry { log_id: log_id(1, 2, 2), payload: EntryPayload::Normal(5) };
+    engine.on_message(msg(2, 3, append_from(1, 2, vec![old], 1)));
+    engine.on_message(msg(1, 3, append_from(2, 1, vec![], 1)));
+    let id = engine.forward_write(vec![7]).unwrap();
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Accepted { first: log_id(2, 1, 2) })));
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
+    assert!(engine.committed() < Some(log_id(1, 2, 2)), "the entry held is not the committed one");
+}
+
+#[test]
+fn a_forward_left_unanswered_is_answered_outcome_unknown_after_two_election_timeouts() {
+    let mut engine = follower_of_1(vec![]);
+    let id = engine.forward_write(vec![7]).unwrap();
+    engine.take_outputs();
+    let timeout = engine.config_election_timeout_max_ms();
+    engine.on_tick(timeout);
+    assert!(!engine.take_outputs().iter().any(|o| matches!(o, Output::ForwardFailed { .. })));
+    engine.on_tick(timeout * 2 + 1);
+    let outputs = engine.take_outputs();
+    let failed = |o: &Output<u64, BasicNode>| matches!(o, Output::ForwardFailed { forward_id, failure: ForwardFailure::Unknown } if *forward_id == id);
+    assert!(outputs.iter().any(failed), "{outputs:?}");
+}
+
+#[test]
+fn a_follower_asks_its_leader_for_a_read_index_and_reads_once_it_applied_that_far() {
+    let entry = Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Blank };
+    let mut engine = follower_of_1(vec![entry]);
+    engine.read_index_here(9, false).unwrap();
+    let outputs = engine.take_outputs();
+    let ask = sent(&outputs)
+        .iter()
+        .find_map(|m| if let MessageBody::ReadIndexAsk(a) = m.body { Some(a) } else { None })
+        .expect("asked");
+    assert!(!ask.lease);
+    let ready = ReadIndexOutcome::Ready { read_index: 2, committed: Some(log_id(2, 1, 2)) };
+    engine.on_message(msg(1, 3, MessageBody::ReadIndexReply(ReadIndexReply { id: ask.id, outcome: ready })));
+    let outputs = engine.take_outputs();
+    let apply = outputs.iter().position(|o| matches!(o, Output::Apply { upto } if upto.index == 2));
+    let read = outputs.iter().position(|o| matches!(o, Output::ReadReady { request_id: 9, read_index: 2 }));
+    assert!(apply.is_some() && apply < read, "the read index commits here first, then the read may run: {outputs:?}");
+}
+
+#[test]
+fn the_leader_answers_a_read_index_only_once_a_quorum_confirmed_it_still_leads() {
+    let mut engine = settled_leader();
+    engine.on_message(msg(2, 1, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: false })));
+    let outputs = engine.take_outputs();
+    assert!(read_index_replies(&outputs).is_empty(), "no answer before the round: {outputs:?}");
+    let round = last_seq_to(&outputs, 3);
+    let committed = engine.committed();
+    ack_seq(&mut engine, 3, committed, 1);
+    assert!(
+        read_index_replies(&engine.take_outputs()).is_empty(),
+        "an ack of a message sent before the ask confirms nothing"
+    );
+    ack_seq(&mut engine, 3, committed, round);
+    let committed = engine.committed();
+    let ready = ReadIndexOutcome::Ready { read_index: index_of(committed), committed };
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, ReadIndexReply { id: 5, outcome: ready })]);
+}
+
+#[test]
+fn a_leader_with_a_lease_answers_a_lease_read_index_without_a_round() {
+    let mut engine = settled_leader();
+    let committed = engine.committed();
+    ack(&mut engine, 3, committed);
+    engine.take_outputs();
+    engine.on_message(msg(2, 1, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: true })));
+    let outputs = engine.take_outputs();
+    assert_eq!(read_index_replies(&outputs).len(), 1, "{outputs:?}");
+    assert!(!sent(&outputs).iter().any(|m| matches!(m.body, MessageBody::Append(_))), "no round: {outputs:?}");
+}
+
+#[test]
+fn a_leader_that_steps_down_refuses_the_read_indexes_it_was_confirming() {
+    let mut engine = settled_leader();
+    engine.on_message(msg(2, 1, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: false })));
+    engine.take_outputs();
+    let newer = AppendReply { vote: Vote::new_committed(9, 3), seq: 0, outcome: AppendOutcome::Rejected, committed: 0 };
+    engine.on_message(msg(3, 1, MessageBody::AppendReply(newer)));
+    assert!(!engine.is_leader());
+    let refused = ReadIndexReply { id: 5, outcome: ReadIndexOutcome::NotConfirmed };
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, refused)]);
+}
+
+#[test]
+fn a_node_that_does_not_lead_refuses_a_read_index() {
+    let mut engine = follower_of_1(vec![]);
+    engine.on_message(msg(2, 3, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: true })));
+    let refused = ReadIndexReply { id: 5, outcome: ReadIndexOutcome::NotConfirmed };
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, refused)]);
+}
+
+#[test]
+fn a_follower_cut_off_from_its_leader_fails_its_reads_and_takes_no_new_ones() {
+    let mut engine = follower_of_1(vec![]);
+    engine.read_index_here(9, false).unwrap();
+    engine.take_outputs();
+    let timeout = engine.config_election_timeout_max_ms();
+    engine.on_tick(timeout * 2 + 1);
+    let outputs = engine.take_outputs();
+    assert!(outputs.iter().any(|o| matches!(o, Output::ReadFailed { request_id: 9 })), "{outputs:?}");
+    assert!(
+        matches!(engine.read_index_here(10, false), Err(ReadError::ForwardToLeader(f)) if f.leader_id.is_none()),
+        "a leader silent for an election timeout is not named"
+    );
+}
+
+#[test]
+fn a_follower_hands_nothing_to_a_leader_it_cannot_reach_until_it_hears_from_it_again() {
+    let mut engine = follower_of_1(vec![]);
+    engine.read_index_here(9, false).unwrap();
+    engine.take_outputs();
+    engine.on_tick(5);
+    engine.on_peer_unreachable(1);
+    let outputs = engine.take_outputs();
+    assert!(outputs.iter().any(|o| matches!(o, Output::ReadFailed { request_id: 9 })), "{outputs:?}");
+    let refused = engine.forward_write(vec![7]).unwrap_err();
+    assert_eq!(refused.leader_id, None, "nothing sent, nothing happened: go find the leader");
+    assert!(sent(&engine.take_outputs()).is_empty());
+    engine.on_tick(6);
+    engine.on_message(msg(1, 3, append_from(2, 1, vec![], 2)));
+    assert!(engine.forward_write(vec![7]).is_ok(), "heard from again: writes go to it");
+}
