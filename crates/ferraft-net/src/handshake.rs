@@ -19,7 +19,7 @@ use crate::frame::{encode_frame, read_frame};
 pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 
 /// The wire format version; bumped on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.
 const HANDSHAKE_MAX_FRAME_BYTES: usize = 64;
