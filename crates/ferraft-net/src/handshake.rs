@@ -19,7 +19,8 @@ use crate::frame::{encode_frame, read_frame};
 pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 
 /// The wire format version; bumped on any incompatible change.
-/// Version 2: envelopes carry the sender's and receiver's incarnations.
+/// Version 2: envelopes carry the sender's and receiver's incarnations,
+/// snapshot chunks name the leader's address.
 pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.

@@ -105,7 +105,7 @@ fn index_of(log_id: Option<LogId>) -> LogIndex {
 }
 
 /// The transport: messages go to the journal; the simulator's network model
-/// delivers them (routed by node id).
+/// delivers them to the machine at the target address.
 pub struct SimTransport {
     journal: Journal,
 }
@@ -118,8 +118,8 @@ impl SimTransport {
 }
 
 impl Network<Put, BasicNode> for SimTransport {
-    fn send(&self, _target: &BasicNode, message: Message<Put, BasicNode>) {
-        self.journal.push(Record::Sent(Box::new(message)));
+    fn send(&self, target: &BasicNode, message: Message<Put, BasicNode>) {
+        self.journal.push(Record::Sent { message: Box::new(message), target: target.clone() });
     }
 }
 

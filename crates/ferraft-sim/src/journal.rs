@@ -34,8 +34,8 @@ pub enum Record<C = Put> {
     Applied { log_id: LogId, op: u64 },
     /// The state machine was replaced by the snapshot saved just before.
     Restored,
-    /// A message was handed to the transport.
-    Sent(Box<Message<C, BasicNode>>),
+    /// A message was handed to the transport for the node at `target`.
+    Sent { message: Box<Message<C, BasicNode>>, target: BasicNode },
     /// A snapshot job was spawned.
     SnapshotTask(SnapshotTask<BasicNode>),
     /// Write `op` was answered.

@@ -116,7 +116,11 @@ pub struct RunStats {
 /// A scheduled event.
 #[derive(Debug)]
 enum Event {
-    Deliver(Box<SimMessage>),
+    /// A message arrives at machine `machine`.
+    Deliver {
+        machine: NodeId,
+        message: Box<SimMessage>,
+    },
     Fsync {
         node: NodeId,
         generation: u64,
@@ -514,7 +518,7 @@ impl Simulation {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Deliver(message) => self.deliver(*message),
+            Event::Deliver { machine, message } => self.deliver(machine, *message),
             Event::Fsync { node, generation } => {
                 let i = Self::idx(node);
                 if self.nodes[i].incarnation != generation || self.nodes[i].host.is_none() {
@@ -546,12 +550,12 @@ impl Simulation {
         }
     }
 
-    fn deliver(&mut self, message: SimMessage) {
+    fn deliver(&mut self, machine: NodeId, message: SimMessage) {
         let (from, to) = (message.envelope.from, message.envelope.to);
-        if to == 0 || to > self.scenario.nodes || !self.network.connected(from, to) {
+        if machine == 0 || machine > self.scenario.nodes || !self.network.connected(from, machine) {
             return;
         }
-        let i = Self::idx(to);
+        let i = Self::idx(machine);
         if self.nodes[i].host.is_none() {
             return;
         }
@@ -795,9 +799,13 @@ impl Simulation {
                 None
             }
             9 => members.iter().choose(&mut self.rng).map(|id| {
-                // a new address, or (refused) another member's
+                // a new address of the same machine, or (refused) another member's
+                // current one: messages go to the machine an address names
                 let other = members.iter().copied().choose(&mut self.rng).unwrap_or(*id);
-                let addr = if self.rng.gen_bool(0.8) { format!("n{id}-{request_id}") } else { format!("n{other}") };
+                let addr = match m.node(other) {
+                    Some(node) if self.rng.gen_bool(0.2) => node.addr.clone(),
+                    _ => format!("n{id}-{request_id}"),
+                };
                 ChangeMembers::SetNodes([(*id, BasicNode::new(addr))].into())
             }),
             8 => {

@@ -182,11 +182,23 @@ pub struct SnapshotChunk<N> {
     pub done: bool,
     /// Echoed sequence.
     pub seq: u64,
+    /// The leader's own descriptor: a node restarted with no data knows no
+    /// address to answer at, and a leader streaming a snapshot sends it no
+    /// heartbeats.
+    pub leader_node: Option<N>,
 }
 
 impl<N: crate::Node> SnapshotChunk<N> {
-    /// The chunk of `snapshot` that starts at `offset`, at most `chunk_bytes` long.
-    pub fn cut(snapshot: &crate::snapshot::Snapshot<N>, offset: u64, chunk_bytes: usize, vote: Vote, seq: u64) -> Self {
+    /// The chunk of `snapshot` that starts at `offset`, at most `chunk_bytes`
+    /// long, from the leader `leader_node`.
+    pub fn cut(
+        snapshot: &crate::snapshot::Snapshot<N>,
+        offset: u64,
+        chunk_bytes: usize,
+        vote: Vote,
+        seq: u64,
+        leader_node: Option<N>,
+    ) -> Self {
         let len = snapshot.data.len();
         let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
         let end = start.saturating_add(chunk_bytes).min(len);
@@ -197,6 +209,7 @@ impl<N: crate::Node> SnapshotChunk<N> {
             data: snapshot.data.slice(start..end),
             done: end == len,
             seq,
+            leader_node,
         }
     }
 }

@@ -134,6 +134,34 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
     assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>());
 }
 
+/// A node restarted on an empty data dir knows no addresses, and a leader
+/// streaming it a snapshot sends it no heartbeats: the chunks themselves must
+/// name the leader, or the node cannot answer them and never catches up.
+#[tokio::test]
+async fn a_follower_restarted_with_an_empty_data_dir_is_caught_up_by_snapshot() {
+    let config = ferraft::Config {
+        snapshot_logs_since_last: 20,
+        purge_keep_entries: 5,
+        snapshot_chunk_bytes: 64,
+        // the wiped node's log went backwards: the documented remedy
+        allow_log_reversion: true,
+        ..fast_config(LeaderIdMode::Standard)
+    };
+    let (mut cluster, leader, down) = writes_while_a_follower_is_down(config, 100).await;
+    let streaming = move |m: &ferraft::RaftMetrics<_>| {
+        m.replication.as_ref().and_then(|r| r.get(&down)).is_some_and(|p| p.snapshot.is_some())
+    };
+    cluster.raft(leader).wait(WAIT).metrics(streaming, "leader streams a snapshot to the stopped node").await.unwrap();
+    // the data dir is lost: the node comes back on a fresh store
+    cluster.members.remove(&down);
+    cluster.start(down).await;
+    let last = cluster.read_index(leader).await;
+    cluster.wait_applied(&[down], last).await;
+    let installed = cluster.members[&down].store.snapshot_state().snapshot.and_then(|s| s.meta.last_log_id);
+    assert!(installed.is_some(), "caught up through a snapshot");
+    assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>());
+}
+
 #[tokio::test]
 async fn with_snapshots_off_memory_keeps_only_the_log_cache_and_a_lagging_follower_still_catches_up() {
     let config =

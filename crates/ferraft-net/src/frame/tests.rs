@@ -74,7 +74,15 @@ fn body() -> impl Strategy<Value = MessageBody<Command, BasicNode>> {
                     last_log_id,
                     membership: StoredMembership { log_id: last_log_id, membership: membership(&[1, 2, 3]) },
                 };
-                MessageBody::Snapshot(SnapshotChunk { vote, meta, offset, data: Bytes::from(data), done, seq: offset })
+                MessageBody::Snapshot(SnapshotChunk {
+                    vote,
+                    meta,
+                    offset,
+                    data: Bytes::from(data),
+                    done,
+                    seq: offset,
+                    leader_node: None,
+                })
             }
         ),
         vote.prop_map(|vote| MessageBody::TimeoutNow(TimeoutNow { vote })),

@@ -50,8 +50,15 @@ fn snapshot_chunk() -> TestMessage {
     let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
     let meta = SnapshotMeta { last_log_id: None, membership };
-    let chunk =
-        SnapshotChunk { vote: Vote::new(1, 1), meta, offset: 0, data: Bytes::from_static(b"s"), done: true, seq: 0 };
+    let chunk = SnapshotChunk {
+        vote: Vote::new(1, 1),
+        meta,
+        offset: 0,
+        data: Bytes::from_static(b"s"),
+        done: true,
+        seq: 0,
+        leader_node: None,
+    };
     Message { envelope: envelope(), body: MessageBody::Snapshot(chunk) }
 }
 

@@ -161,7 +161,15 @@ pub fn snapshot_chunk(from: NodeId, to: NodeId, bytes: usize) -> TestMessage {
     let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
     let meta = SnapshotMeta { last_log_id: None, membership };
     let data = Bytes::from((0..bytes).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
-    let chunk = SnapshotChunk { vote: Vote::new_committed(1, from), meta, offset: 0, data, done: true, seq: 1 };
+    let chunk = SnapshotChunk {
+        vote: Vote::new_committed(1, from),
+        meta,
+        offset: 0,
+        data,
+        done: true,
+        seq: 1,
+        leader_node: None,
+    };
     Message { envelope: envelope(from, to), body: MessageBody::Snapshot(chunk) }
 }
 

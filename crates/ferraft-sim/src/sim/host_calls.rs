@@ -145,7 +145,7 @@ impl Simulation {
                         ));
                     }
                 }
-                Record::Sent(message) => self.send(*message),
+                Record::Sent { message, target } => self.send(*message, &target),
                 Record::SnapshotTask(task) => {
                     let generation = self.nodes[i].incarnation;
                     let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms * 2) + self.disk_latency(id);
@@ -297,7 +297,11 @@ impl Simulation {
         )
     }
 
-    fn send(&mut self, mut message: SimMessage) {
+    /// Sends `message` to the machine at address `target` (`n<id>`, or
+    /// `n<id>-<anything>` for an address a `SetNodes` gave it): a host that
+    /// resolved the wrong address reaches the wrong machine, whose engine
+    /// drops a message addressed to another node.
+    fn send(&mut self, mut message: SimMessage, target: &ferraft::BasicNode) {
         if self.options.fault == Fault::ForgeAckSender
             && matches!(message.body, MessageBody::AppendReply(_))
             && self.rng.gen_bool(0.2)
@@ -309,14 +313,36 @@ impl Simulation {
             }
         }
         let (from, to) = (message.envelope.from, message.envelope.to);
-        self.trace(|| format!("send {from}->{to} {}", describe(&message.body)));
-        for at in self.network.plan(from, to, self.now, &mut self.rng) {
-            self.schedule(at - self.now, Event::Deliver(Box::new(message.clone())));
+        let Some(machine) = machine_at(&target.addr) else {
+            self.trace(|| format!("send {from}->{to} to unknown address {}: dropped", target.addr));
+            return;
+        };
+        self.trace(|| format!("send {from}->{to} (at n{machine}) {}", describe(&message.body)));
+        for at in self.network.plan(from, machine, self.now, &mut self.rng) {
+            self.schedule(at - self.now, Event::Deliver { machine, message: Box::new(message.clone()) });
         }
     }
+}
+
+/// The machine listening at `addr`: `n<id>` or `n<id>-<suffix>`.
+fn machine_at(addr: &str) -> Option<NodeId> {
+    let rest = addr.strip_prefix('n')?;
+    rest.split('-').next()?.parse().ok()
 }
 
 /// The fingerprint of a client write's entry (see [`fingerprint`]).
 fn fingerprint_of_write(op: u64) -> u64 {
     fingerprint(&EntryPayload::Normal(Put { op, key: 0, value: op }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::machine_at;
+
+    #[test]
+    fn addresses_name_their_machine() {
+        assert_eq!(machine_at("n3"), Some(3));
+        assert_eq!(machine_at("n3-17"), Some(3), "an address SetNodes gave node 3");
+        assert_eq!(machine_at("10.0.0.1:7000"), None);
+    }
 }

@@ -53,7 +53,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             not_member_of: BTreeSet::new(),
         });
         tracing::debug!(node = self.id, %vote, pre_vote, "campaigning");
-        let candidate_node = self.effective().and_then(|m| m.node(self.id).cloned());
+        let candidate_node = self.own_node().cloned();
         let request = VoteRequest { candidate_node, vote, last_log_id: self.log.last_log_id(), pre_vote, transfer };
         let voters: Vec<NodeId> =
             self.effective().map(|m| m.voter_ids().filter(|id| *id != self.id).collect()).unwrap_or_default();

@@ -173,10 +173,16 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// The membership in force just committed on this leader.
     pub(crate) fn on_membership_committed(&mut self) {
+        // a leader the committed config leaves out hands over (Raft thesis
+        // §4.2.2) before proposing anything queued: requests keep arriving, and
+        // a leader that is no member names no address its followers can answer.
+        // A joint config it is in neither half of it still leaves first.
+        let exit_due = self.effective().is_some_and(|m| m.leaves_automatically());
+        if !self.is_voter() && !exit_due && self.is_leader() {
+            self.step_down_after_removal();
+            return;
+        }
         self.maybe_propose_membership();
-        // a leader outside the config still manages the cluster until its
-        // pending changes are proposed and committed (Raft thesis §4.2.2), then
-        // hands over
         let pending = !self.membership_committed() || self.membership_work_pending();
         if !self.is_voter() && !pending && self.is_leader() {
             self.step_down_after_removal();

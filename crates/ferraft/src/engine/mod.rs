@@ -304,6 +304,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.membership().map(|m| &m.membership)
     }
 
+    /// This node's own descriptor, from the latest membership that names it:
+    /// a leader still naming itself after its removal lets the nodes it
+    /// replicates to answer it.
+    pub fn own_node(&self) -> Option<&N> {
+        self.log.latest_node(self.id)
+    }
+
     /// The envelope of a message from this node to `to`.
     pub fn envelope(&self, to: NodeId) -> Envelope {
         Envelope {

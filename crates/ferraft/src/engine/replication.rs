@@ -83,8 +83,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.leader_state().and_then(|l| l.progress.get(&peer)).is_some_and(|p| p.mode == ReplicationMode::Probe);
         // heartbeats and probes name the leader so a follower that lost its
         // membership (new or wiped) can still answer
-        let leader_node =
-            if probing || heartbeat { self.effective().and_then(|m| m.node(self.id).cloned()) } else { None };
+        let leader_node = if probing || heartbeat { self.own_node().cloned() } else { None };
         let envelope = self.envelope(peer);
         let Role::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&peer) else { return };

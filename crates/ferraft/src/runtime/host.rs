@@ -188,6 +188,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         let sender_node = match &message.body {
             MessageBody::Vote(req) => req.candidate_node.as_ref(),
             MessageBody::Append(req) => req.leader_node.as_ref(),
+            MessageBody::Snapshot(req) => req.leader_node.as_ref(),
             MessageBody::Probe(req) => req.asker_node.as_ref(),
             _ => None,
         };

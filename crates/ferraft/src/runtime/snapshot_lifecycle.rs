@@ -116,7 +116,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             Some(s) if index_of(s.meta.last_log_id) >= self.engine.log().first_index().saturating_sub(1) => s.clone(),
             _ => self.build_snapshot()?,
         };
-        let chunk = SnapshotChunk::cut(&snapshot, offset, self.engine.config_chunk_bytes(), vote, seq);
+        let leader_node = self.engine.own_node().cloned();
+        let chunk = SnapshotChunk::cut(&snapshot, offset, self.engine.config_chunk_bytes(), vote, seq, leader_node);
         let message = Message { envelope: self.engine.envelope(to), body: MessageBody::Snapshot(chunk) };
         self.send(message);
         Ok(())

@@ -560,7 +560,9 @@ mod force_new_cluster;
 mod forwarding;
 mod incarnations;
 mod membership_answers;
+mod named_sender;
 mod promotion;
+mod removed_leader;
 
 /// Seed 3682 (membership stress): n2 led term 2, crashed, restarted and led
 /// term 3; n1, already following term 3, refused a term-2 append still in
