@@ -110,6 +110,7 @@ mod layout;
 mod meta;
 mod options;
 mod queue;
+mod range_read;
 mod record;
 mod recovery;
 mod segment;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use ferraft::mem::MemLogStore;
 use ferraft::{BasicNode, StorageError};
 use ferraft_wal::conformance::{self, TestData};
 use ferraft_wal::{WalOptions, WalStore};
@@ -44,6 +45,12 @@ rules!(
     newer_snapshot_replaces_older,
     staged_snapshot_replaces_the_saved_one_only_when_saved,
     state_survives_many_reopens,
+    read_range_returns_the_entries_in_order,
+    read_range_stops_at_the_last_entry,
+    read_range_of_purged_entries_is_empty,
+    read_range_sees_appends_made_before_it,
+    read_range_runs_beside_appends,
+    read_range_racing_a_purge_returns_entries_or_nothing,
 );
 
 #[test]
@@ -58,5 +65,15 @@ fn whole_suite_passes_without_sync() {
             dir,
             WalOptions { sync: false, segment_bytes: 4096, ..WalOptions::new(1, 1) },
         )
+    });
+}
+
+/// The in-memory store keeps the suite's rules too; its data is keyed by the
+/// directory so a reopen sees what was written.
+#[test]
+fn whole_suite_passes_for_the_in_memory_store() {
+    let mut stores = std::collections::HashMap::new();
+    conformance::run_all(&mut |dir: &Path| {
+        Ok::<_, StorageError>(stores.entry(dir.to_path_buf()).or_insert_with(MemLogStore::new).clone())
     });
 }
