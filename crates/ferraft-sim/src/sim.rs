@@ -585,6 +585,13 @@ impl Simulation {
             Output::BuildSnapshot => {
                 self.build_snapshot(i);
             }
+            Output::ReadEntries { to, vote, from, end } => {
+                // the runtime reads on another thread; here the answer comes at once
+                let entries = self.nodes[i].disk.read_range(from..end);
+                if let Some(engine) = self.nodes[i].engine.as_mut() {
+                    engine.on_entries_read(to, vote, from, entries);
+                }
+            }
             Output::SendSnapshotChunk { to, offset, seq, vote } => self.send_snapshot_chunk(i, to, offset, seq, vote),
             Output::ReceiveSnapshotChunk { from, chunk } => self.receive_snapshot_chunk(i, from, chunk),
             Output::ReadReady { request_id, read_index } => {
@@ -758,9 +765,8 @@ impl Simulation {
     fn send_snapshot_chunk(&mut self, i: usize, to: NodeId, offset: u64, seq: u64, vote: Vote) {
         let node = &self.nodes[i];
         let Some(engine) = node.engine.as_ref() else { return };
-        let first = engine.log().first_index();
         let snapshot = match &node.snapshot {
-            Some(s) if index_of(s.meta.last_log_id) >= first.saturating_sub(1) => Some(s.clone()),
+            Some(s) if index_of(s.meta.last_log_id) >= engine.snapshot_must_cover() => Some(s.clone()),
             _ => self.build_snapshot(i),
         };
         let Some(snapshot) = snapshot else { return };

@@ -155,7 +155,7 @@ async fn with_snapshots_off_memory_keeps_only_the_log_cache_and_a_lagging_follow
     cluster.start(down).await;
     let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[down], last).await;
-    assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>(), "caught up through an on-demand snapshot");
+    assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>(), "caught up (from the store: snapshots are off)");
 }
 
 /// Starts nodes 1-3, stops one follower and writes commands `0..writes`

@@ -78,6 +78,13 @@ pub struct CatchUpReport {
     pub snapshot_bytes_sent: Option<u64>,
     /// Why it is stuck, if it is.
     pub stall: Option<CatchUpStall>,
+    /// Entries sent to it that were read back from the log store, under
+    /// this leadership.
+    #[serde(default)]
+    pub entries_from_store: u64,
+    /// Snapshot transfers started to it under this leadership.
+    #[serde(default)]
+    pub snapshots_started: u64,
 }
 
 impl CatchUp {
@@ -158,6 +165,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             eta_ms,
             snapshot_bytes_sent: snapshot_offset(progress),
             stall: self.stall_of(progress, lag_entries),
+            entries_from_store: progress.store.entries_sent,
+            snapshots_started: progress.store.snapshots_started,
         })
     }
 

@@ -168,6 +168,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
             self.log.install_snapshot(last, meta.membership);
             self.output.push(Output::PurgeLog(last));
+            self.store_purged = self.store_purged.max(Some(last));
             if index_of(self.durable) < last.index || !self.log.contains(self.durable) {
                 self.durable = Some(last);
             }

@@ -24,6 +24,7 @@ mod readiness;
 mod reads;
 mod replication;
 mod role;
+mod store_reads;
 
 #[cfg(test)]
 mod cluster_identity_tests;
@@ -42,6 +43,7 @@ pub use progress::{Progress, ReplicationMode};
 pub use raft_log::RaftLog;
 pub use readiness::{ChangeOptions, Readiness};
 pub use role::{CandidateState, LeaderState, Role, ServerState};
+pub use store_reads::{StoreFeed, StoreRead};
 
 use crate::cluster_id::ClusterId;
 use crate::config::Config;
@@ -89,6 +91,8 @@ pub struct Engine<C, N: Node> {
     pub(crate) snapshot_building: bool,
     /// The last purge the store was asked to do.
     pub(crate) store_purged: Option<LogId>,
+    /// Whether the store reads ranges back (see `store_reads`).
+    pub(crate) store_reads: bool,
     pub(crate) election_deadline_ms: u64,
     /// When a leader was last heard from (leader stickiness).
     pub(crate) leader_seen_ms: Option<u64>,
@@ -138,6 +142,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             snapshot_index: index_of(snapshot_last),
             snapshot_building: false,
             store_purged: state.last_purged,
+            store_reads: true,
             election_deadline_ms: 0,
             leader_seen_ms: None,
             pending_replies: Vec::new(),

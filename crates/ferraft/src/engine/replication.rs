@@ -79,6 +79,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let committed = self.committed;
         let vote = self.vote;
         let first_index = self.log.first_index();
+        let (store_purged, store_reads) = (self.store_purged, self.store_reads);
         let probing =
             self.leader_state().and_then(|l| l.progress.get(&peer)).is_some_and(|p| p.mode == ReplicationMode::Probe);
         // heartbeats and probes name the leader so a follower that lost its
@@ -96,14 +97,17 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if let ReplicationMode::Snapshot { .. } = progress.mode {
                 break;
             }
-            if progress.next_index < first_index {
-                // the entries it needs are purged: stream a snapshot
-                progress.mode = ReplicationMode::Snapshot { next_offset: 0, sent_ms: now };
-                leader.seq += 1;
-                let seq = leader.seq;
-                progress.record_sent(seq, now);
-                self.output.push(Output::SendSnapshotChunk { to: peer, offset: 0, seq, vote });
-                return;
+            let behind_cache = progress.next_index < first_index;
+            if behind_cache {
+                use super::store_reads::{behind_cache, BehindCache};
+                match behind_cache(progress, first_index, store_purged, store_reads, max_entries, max_inflight) {
+                    BehindCache::Read(read, end) => {
+                        progress.store.reading = Some(read);
+                        self.output.push(Output::ReadEntries { to: peer, vote, from: read.from, end });
+                    }
+                    BehindCache::Wait => {}
+                    BehindCache::Snapshot => return self.start_snapshot_to(peer),
+                }
             }
             let window_full = match progress.mode {
                 ReplicationMode::Probe => {
@@ -114,7 +118,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             };
             // a probe goes out even with nothing new: it is how we find where the logs match
             let has_entries = progress.next_index <= last_index || progress.mode == ReplicationMode::Probe;
-            if window_full || !has_entries {
+            if window_full || !has_entries || behind_cache {
                 if heartbeat && !sent_any {
                     // a heartbeat asserts leadership without touching the pipeline
                     leader.seq += 1;

@@ -322,6 +322,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                     self.fail(error);
                 }
             }
+            Event::EntriesRead(read) => {
+                if let Err(error) = read.deliver(&mut self.engine) {
+                    self.fail(error);
+                }
+            }
             Event::Shutdown(reply) => self.stopping = Some(reply),
         }
     }
@@ -453,6 +458,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 self.engine.trim_applied(index_of(self.applied));
             }
             Output::BuildSnapshot => self.start_snapshot_job()?,
+            Output::ReadEntries { to, vote, from, end } => {
+                super::log_reader::start(self.store.as_mut(), &mut self.engine, &self.events, to, vote, from..end)
+            }
             Output::SendSnapshotChunk { to, offset, seq, vote } => self.send_snapshot_chunk(to, offset, seq, vote)?,
             Output::ReceiveSnapshotChunk { from, chunk } => self.receive_snapshot_chunk(from, chunk)?,
             Output::ReadReady { request_id, read_index } => {
@@ -634,7 +642,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         vote: crate::vote::Vote,
     ) -> Result<(), StorageError> {
         let snapshot = match &self.snapshot {
-            Some(s) if index_of(s.meta.last_log_id) >= self.engine.log().first_index().saturating_sub(1) => s.clone(),
+            Some(s) if index_of(s.meta.last_log_id) >= self.engine.snapshot_must_cover() => s.clone(),
             _ => self.build_snapshot()?,
         };
         let chunk = SnapshotChunk::cut(&snapshot, offset, self.engine.config_chunk_bytes(), vote, seq);
@@ -831,5 +839,7 @@ fn replication_metrics(
         eta_ms: report.eta_ms,
         snapshot,
         stall: report.stall,
+        entries_from_store: report.entries_from_store,
+        snapshots_started: report.snapshots_started,
     }
 }

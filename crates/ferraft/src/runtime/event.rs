@@ -60,6 +60,8 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     /// A snapshot encoded (and staged, when the flag says so) on a blocking
     /// thread, back for the driver to make current.
     SnapshotBuilt(Box<Result<Snapshot<N>, StorageError>>, bool),
+    /// Entries read from the store on a blocking thread, for a follower.
+    EntriesRead(super::log_reader::EntriesRead<SM::Command, N>),
     Shutdown(Reply<()>),
 }
 

@@ -33,6 +33,11 @@ pub struct ReplicationMetrics {
     pub snapshot: Option<SnapshotTransfer>,
     /// Why its catch-up is stuck, if it is.
     pub stall: Option<CatchUpStall>,
+    /// Entries it was sent that the leader read back from its log store
+    /// (it lagged behind the in-memory cache), under this leadership.
+    pub entries_from_store: u64,
+    /// Snapshot transfers started to it under this leadership.
+    pub snapshots_started: u64,
 }
 
 /// A snapshot on its way to a follower.

@@ -3,6 +3,7 @@
 
 mod driver;
 mod event;
+mod log_reader;
 mod membership_ext;
 mod metrics;
 mod snapshot_receiver;
