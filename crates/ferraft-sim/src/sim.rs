@@ -264,6 +264,8 @@ impl Simulation {
             max_inflight_appends: [1, 2, 8, 64][rng.gen_range(0..4)],
             snapshot_logs_since_last: [0, 8, 25, 60][rng.gen_range(0..4)],
             purge_keep_entries: [0, 2, 10][rng.gen_range(0..3)],
+            // the hold that was ten times the keep before it became a setting
+            catch_up_retain_entries: 0,
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.gen_range(0..3)],
             // short bounds make reverts of stuck joint configs happen in runs
             joint_exit_timeout_ms: [0, 600, 3_000, 30_000][rng.gen_range(0..4)],

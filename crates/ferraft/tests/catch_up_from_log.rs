@@ -57,6 +57,50 @@ async fn a_follower_behind_the_log_cache_catches_up_from_the_store_without_a_sna
     assert!(report.entries_from_store >= 250, "entries came from the store: {report:?}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_and_purges_during_a_catch_up_never_send_the_follower_a_snapshot() {
+    // a snapshot every 20 entries, purged right behind it: only the hold for
+    // the catching-up follower keeps the entries it needs in the store
+    let config = ferraft::Config { snapshot_logs_since_last: 20, purge_keep_entries: 0, ..small_cache_config() };
+    let ids = [1, 2, 3];
+    let mut cluster = Cluster::start_initialized(config, &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.crash(down).await;
+    for i in 0..300 {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.snapshot.is_some(), "leader took a snapshot").await.unwrap();
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    assert!(m.snapshot.unwrap().index > behind + 100, "the leader's snapshots cover what the follower lacks");
+
+    // the follower catches up while writes go on, and snapshots and purges with them
+    cluster.start(down).await;
+    let raft = cluster.raft(leader).clone();
+    let writer = tokio::spawn(async move {
+        for i in 300..600 {
+            raft.client_write(i).await.unwrap();
+        }
+    });
+    writer.await.unwrap();
+    let last = cluster.read_index(leader).await;
+    cluster.wait_applied(&[down], last).await;
+    assert_eq!(cluster.applied(down), (0..600).collect::<Vec<_>>());
+    // (the follower takes snapshots of its own: its store cannot tell)
+    let report = caught_up_report(&cluster, leader, down).await;
+    assert_eq!(report.snapshots_started, 0, "{report:?}");
+    assert!(report.entries_from_store > 0, "{report:?}");
+    // once it caught up, the hold is gone (the purge runs after the answer)
+    cluster.raft(leader).trigger_snapshot().await.unwrap();
+    let store = &cluster.members[&leader].store;
+    let purged = tokio::time::timeout(WAIT, async {
+        while store.snapshot_state().last_purged.is_none_or(|p| p.index < last) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    purged.await.expect("the leader purged its store once the follower caught up");
+}
+
 /// A [`MemLogStore`] that cannot read ranges, as a user's store may be.
 struct NoRangeReads(MemLogStore<u64, BasicNode>);
 

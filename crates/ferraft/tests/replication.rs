@@ -113,6 +113,8 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
     let config = ferraft::Config {
         snapshot_logs_since_last: 20,
         purge_keep_entries: 5,
+        // the leader holds the log for a follower behind only this far
+        catch_up_retain_entries: 10,
         snapshot_chunk_bytes: 64,
         ..fast_config(LeaderIdMode::Standard)
     };

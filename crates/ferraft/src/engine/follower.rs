@@ -169,6 +169,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.log.install_snapshot(last, meta.membership);
             self.output.push(Output::PurgeLog(last));
             self.store_purged = self.store_purged.max(Some(last));
+            self.log.on_store_purged(last.index);
             if index_of(self.durable) < last.index || !self.log.contains(self.durable) {
                 self.durable = Some(last);
             }

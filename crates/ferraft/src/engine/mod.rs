@@ -12,6 +12,7 @@ mod change_identity;
 mod cluster_identity;
 mod election;
 mod entry_bytes;
+mod evicted_ids;
 mod follower;
 mod joint_exit;
 mod membership_change;
@@ -19,6 +20,7 @@ mod membership_requests;
 mod output;
 mod progress;
 mod promotion;
+mod purge_hold;
 mod raft_log;
 mod readiness;
 mod reads;
@@ -383,26 +385,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.snapshot_building = false;
         let Some(last) = last else { return };
         self.snapshot_index = self.snapshot_index.max(last.index);
-        let mut upto = last.index.saturating_sub(self.config.purge_keep_entries);
-        if let Role::Leader(leader) = &self.role {
-            let slowest = leader.progress.values().map(|p| p.matched_index()).min().unwrap_or(upto);
-            upto = upto.min(slowest.max(last.index.saturating_sub(self.config.purge_keep_entries * 10)));
-        }
-        if upto >= self.log.first_index() {
-            if let Some(purge_id) = self.log.log_id_at(upto) {
-                self.log.purge(purge_id);
-                self.store_purged = self.store_purged.max(Some(purge_id));
-                self.output.push(Output::PurgeLog(purge_id));
-            }
-        } else if let Some(in_memory) = self.log.purged() {
-            // memory was trimmed past the keep point already: purge the store
-            // up to what the snapshot covers, no further than memory
-            let store_upto = if in_memory.index <= last.index { in_memory } else { last };
-            if Some(store_upto) > self.store_purged {
-                self.store_purged = Some(store_upto);
-                self.output.push(Output::PurgeLog(store_upto));
-            }
-        }
+        self.purge_behind_snapshot(last);
         // entries applied while the job ran count too: an idle node would
         // otherwise wait for its next write to take the snapshot they are due
         self.maybe_build_snapshot();

@@ -253,6 +253,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Some(progress) = leader.progress.get_mut(&from) else { return };
         progress.record_ack(reply.seq, now);
         if let ReplicationMode::Snapshot { .. } = progress.mode {
+            progress.store.snapshot_last = reply.last_log_id;
             if reply.next_offset == u64::MAX {
                 progress.inflight.clear();
                 progress.record_match(reply.last_log_id, sent_so_far);

@@ -45,6 +45,8 @@ pub struct StoreFeed {
     pub entries_sent: u64,
     /// Snapshot transfers started for this follower.
     pub snapshots_started: u64,
+    /// The snapshot it said it is receiving: the log must go on after it.
+    pub snapshot_last: Option<LogId>,
 }
 
 /// What a follower whose next entry is below the cache gets now.
@@ -123,6 +125,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Some(progress) = leader.progress.get_mut(&peer) else { return };
         progress.mode = ReplicationMode::Snapshot { next_offset: 0, sent_ms: now };
         progress.store.snapshots_started += 1;
+        progress.store.snapshot_last = None;
         leader.seq += 1;
         let seq = leader.seq;
         progress.record_sent(seq, now);

@@ -558,6 +558,7 @@ fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved
 mod change_identity;
 mod membership_answers;
 mod promotion;
+mod purge_hold;
 mod store_reads;
 
 /// Seed 3682 (membership stress): n2 led term 2, crashed, restarted and led

@@ -248,7 +248,7 @@ fn replace_voter_is_refused_while_the_learner_lags_and_is_one_joint_change_once_
 /// leader streams it a snapshot.
 fn streaming_a_snapshot_to_learner_4(matched: u64) -> TestEngine {
     let mut engine = leader_with_learner_lagging(50);
-    engine.config = Arc::new(Config { purge_keep_entries: 0, ..(*engine.config).clone() });
+    engine.config = Arc::new(Config { purge_keep_entries: 0, catch_up_retain_entries: 0, ..(*engine.config).clone() });
     let last = engine.log().last_log_id();
     engine.on_snapshot_saved(last);
     assert!(engine.log().first_index() > matched + 1, "the entries learner 4 needs are purged");

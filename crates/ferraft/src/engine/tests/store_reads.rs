@@ -7,7 +7,7 @@ use crate::engine::ReplicationMode;
 /// window of 2; 30 commands committed by node 3 alone, node 2 refusing them
 /// back to index 2 (it lost them), and memory trimmed to the cache. Returns
 /// the engine and the entries 2..=32 as the store holds them.
-fn leader_with_follower_behind_cache() -> (TestEngine, Vec<Entry<u64, BasicNode>>) {
+pub(super) fn leader_with_follower_behind_cache() -> (TestEngine, Vec<Entry<u64, BasicNode>>) {
     let config = Config {
         log_cache_entries: 8,
         max_entries_per_append: 4,
