@@ -97,10 +97,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if let ReplicationMode::Snapshot { .. } = progress.mode {
                 break;
             }
+            let window_full = match progress.mode {
+                ReplicationMode::Probe => {
+                    !progress.inflight.is_empty()
+                        && now < progress.probe_sent_ms + self.config.heartbeat_interval_ms * 2
+                }
+                _ => progress.inflight.len() >= max_inflight,
+            };
             let behind_cache = progress.next_index < first_index;
             if behind_cache {
                 use super::store_reads::{behind_cache, BehindCache};
-                match behind_cache(progress, first_index, store_purged, store_reads, max_entries, max_inflight) {
+                let (purged, reads) = (store_purged, store_reads);
+                match behind_cache(progress, first_index, purged, reads, max_entries, max_inflight, window_full) {
                     BehindCache::Read(read, end) => {
                         progress.store.reading = Some(read);
                         self.output.push(Output::ReadEntries { to: peer, vote, from: read.from, end });
@@ -109,13 +117,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     BehindCache::Snapshot => return self.start_snapshot_to(peer),
                 }
             }
-            let window_full = match progress.mode {
-                ReplicationMode::Probe => {
-                    !progress.inflight.is_empty()
-                        && now < progress.probe_sent_ms + self.config.heartbeat_interval_ms * 2
-                }
-                _ => progress.inflight.len() >= max_inflight,
-            };
             // a probe goes out even with nothing new: it is how we find where the logs match
             let has_entries = progress.next_index <= last_index || progress.mode == ReplicationMode::Probe;
             if window_full || !has_entries || behind_cache {

@@ -71,6 +71,7 @@ pub(crate) fn behind_cache(
     store_reads: bool,
     max_entries: usize,
     max_inflight: usize,
+    window_full: bool,
 ) -> BehindCache {
     let next = progress.next_index;
     if !store_reads || next <= index_of(store_purged) {
@@ -79,8 +80,10 @@ pub(crate) fn behind_cache(
     if progress.store.reading.is_some() {
         return BehindCache::Wait;
     }
+    // a probe lost on the way reopens the window after a while, as for any probe
     let free = match progress.mode {
-        ReplicationMode::Probe => usize::from(progress.inflight.is_empty()),
+        _ if window_full => 0,
+        ReplicationMode::Probe => 1,
         _ => max_inflight.saturating_sub(progress.inflight.len()),
     };
     if free == 0 {

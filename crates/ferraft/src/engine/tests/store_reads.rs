@@ -92,6 +92,21 @@ fn a_follower_behind_the_cache_is_fed_from_the_store_not_a_snapshot() {
 }
 
 #[test]
+fn a_probe_from_the_store_lost_on_the_way_is_read_and_sent_again() {
+    let (mut engine, stored) = leader_with_follower_behind_cache();
+    engine.take_outputs();
+    let vote = engine.vote();
+    engine.on_entries_read(2, vote, 2, stored[..5].to_vec());
+    assert_eq!(appends_to(&engine.take_outputs(), 2), vec![(2, vec![3, 4, 5, 6])]);
+    // the probe is lost: no answer; two heartbeats later it is read again
+    let heartbeat = engine.config.heartbeat_interval_ms;
+    engine.on_tick(engine.now_ms + heartbeat);
+    assert!(reads(&engine.take_outputs()).is_empty(), "a probe in flight is waited for");
+    engine.on_tick(engine.now_ms + heartbeat);
+    assert_eq!(reads(&engine.take_outputs()), vec![(2, 2, 7)]);
+}
+
+#[test]
 fn an_answer_of_another_leadership_or_a_moved_follower_is_dropped() {
     let (mut engine, stored) = leader_with_follower_behind_cache();
     engine.take_outputs();
