@@ -14,6 +14,7 @@ mod election;
 mod entry_bytes;
 mod evicted_ids;
 mod follower;
+mod install_phase;
 mod joint_exit;
 mod membership_change;
 mod membership_requests;

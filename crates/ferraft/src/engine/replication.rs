@@ -255,6 +255,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         progress.record_ack(reply.seq, now);
         if let ReplicationMode::Snapshot { .. } = progress.mode {
             progress.store.snapshot_last = reply.last_log_id;
+            if super::install_phase::on_installing(progress, &reply, now) {
+                return;
+            }
             if reply.next_offset == u64::MAX {
                 progress.inflight.clear();
                 progress.record_match(reply.last_log_id, sent_so_far);
@@ -401,7 +404,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Role::Leader(leader) = &mut self.role else { return };
         for (peer, progress) in leader.progress.iter_mut() {
             if let ReplicationMode::Snapshot { next_offset, sent_ms } = progress.mode {
-                if now >= sent_ms + timeout {
+                if now >= sent_ms + timeout && !super::install_phase::waiting_for_install(progress, now, timeout) {
                     leader.seq += 1;
                     progress.record_sent(leader.seq, now);
                     progress.mode = ReplicationMode::Snapshot { next_offset, sent_ms: now };

@@ -47,6 +47,8 @@ pub struct StoreFeed {
     pub snapshots_started: u64,
     /// The snapshot it said it is receiving: the log must go on after it.
     pub snapshot_last: Option<LogId>,
+    /// When it said it has every byte and is installing (see `install_phase`).
+    pub installing_since_ms: Option<u64>,
 }
 
 /// What a follower whose next entry is below the cache gets now.
@@ -129,6 +131,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         progress.mode = ReplicationMode::Snapshot { next_offset: 0, sent_ms: now };
         progress.store.snapshots_started += 1;
         progress.store.snapshot_last = None;
+        progress.store.installing_since_ms = None;
         leader.seq += 1;
         let seq = leader.seq;
         progress.record_sent(seq, now);

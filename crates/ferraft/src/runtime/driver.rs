@@ -661,6 +661,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         match self.receiver.accept(chunk) {
             ChunkOutcome::Continue(next) => self.engine.on_snapshot_chunk_stored(from, last, next, seq),
             ChunkOutcome::Complete(snapshot) => {
+                // the transfer is over: say so before the install, which may be long
+                let received = snapshot.data.len() as u64;
+                self.send(self.engine.snapshot_installing_reply(from, last, received, seq));
                 self.store.save_snapshot(&snapshot)?;
                 self.state_machine.restore(&snapshot.data)?;
                 self.applied = snapshot.meta.last_log_id;
@@ -827,9 +830,11 @@ fn replication_metrics(
     report: crate::engine::CatchUpReport,
     snapshot_bytes: u64,
 ) -> ReplicationMetrics {
-    let snapshot = report
-        .snapshot_bytes_sent
-        .map(|sent| super::SnapshotTransfer { bytes_sent: sent, bytes_total: snapshot_bytes.max(sent) });
+    let snapshot = report.snapshot_bytes_sent.map(|sent| super::SnapshotTransfer {
+        bytes_sent: sent,
+        bytes_total: snapshot_bytes.max(sent),
+        installing: report.snapshot_installing,
+    });
     ReplicationMetrics {
         matched: progress.matched,
         reverted: progress.reverted,

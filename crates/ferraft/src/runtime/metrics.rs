@@ -47,6 +47,8 @@ pub struct SnapshotTransfer {
     pub bytes_sent: u64,
     /// The snapshot's size.
     pub bytes_total: u64,
+    /// Every byte arrived and the follower is installing it.
+    pub installing: bool,
 }
 
 /// A snapshot of a node's state, published on every change.

@@ -556,6 +556,7 @@ fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved
 }
 
 mod change_identity;
+mod install_phase;
 mod membership_answers;
 mod promotion;
 mod purge_hold;

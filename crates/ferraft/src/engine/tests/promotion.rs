@@ -265,8 +265,8 @@ fn streaming_a_snapshot_to_learner_4(matched: u64) -> TestEngine {
 }
 
 fn snapshot_reply(engine: &mut TestEngine, next_offset: u64) {
-    let reply =
-        crate::message::SnapshotReply { vote: engine.vote(), last_log_id: None, next_offset, seq: u64::MAX / 2 };
+    let (vote, seq) = (engine.vote(), u64::MAX / 2);
+    let reply = crate::message::SnapshotReply { vote, last_log_id: None, next_offset, seq, installing: false };
     engine.on_message(msg(4, 1, MessageBody::SnapshotReply(reply)));
 }
 

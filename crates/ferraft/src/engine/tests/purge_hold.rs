@@ -41,7 +41,13 @@ fn a_follower_receiving_a_snapshot_keeps_the_log_after_that_snapshot() {
     engine.on_entries_read(2, engine.vote(), 2, Vec::new());
     assert!(engine.take_outputs().iter().any(|o| matches!(o, Output::SendSnapshotChunk { to: 2, .. })));
     // the follower says which snapshot it is receiving: the one at 20
-    let reply = SnapshotReply { vote: engine.vote(), last_log_id: Some(log_id(1, 1, 20)), next_offset: 64, seq: 0 };
+    let reply = SnapshotReply {
+        vote: engine.vote(),
+        last_log_id: Some(log_id(1, 1, 20)),
+        next_offset: 64,
+        seq: 0,
+        installing: false,
+    };
     engine.on_message(msg(2, 1, MessageBody::SnapshotReply(reply)));
     engine.take_outputs();
     engine.on_snapshot_saved(engine.log().last_log_id());
