@@ -163,10 +163,11 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
     learner.wait_ready(Duration::from_secs(10)).await?;
     let learner_spec = json!({ "id": LEARNER, "raft": learner.raft, "api": learner.api, "blocking": false });
     let learner_client = learner.client.clone();
-    let leader_node = nodes.iter().find(|n| n.id == leader).expect("the leader is one of them");
     let stop = Arc::new(AtomicBool::new(false));
     let clients = writes.start(stop.clone())?;
-    let target = leader_node.client.status().await.map_err(|e| e.to_string())?["last_log_index"].as_u64().unwrap_or(0);
+    let now_leading = leader_status(&nodes[..3]).await?;
+    let target = now_leading["last_log_index"].as_u64().unwrap_or(0);
+    let leader_node = nodes.iter().find(|n| Some(n.id) == now_leading["id"].as_u64()).unwrap_or(&nodes[0]);
     let joined = Instant::now();
     leader_node.client.post("/v1/cluster/learners", &learner_spec).await.map_err(|e| format!("add learner: {e}"))?;
     let mut snapshot_installed = None;
@@ -178,7 +179,8 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
                 }
             }
         }
-        let status = leader_node.client.status().await.map_err(|e| e.to_string())?;
+        // the leader may change under load: ask whoever leads now
+        let status = leader_status(&nodes[..3]).await?;
         let matched = status["replication"][LEARNER.to_string()]["matched"].as_u64().unwrap_or(0);
         if matched >= target {
             break joined.elapsed();
@@ -207,6 +209,24 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
         during,
         peak_rss_mib,
     })
+}
+
+/// The status of the node that leads now (waiting up to 10 s for one).
+async fn leader_status(voters: &[LocalNode]) -> Result<serde_json::Value, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for node in voters {
+            if let Ok(status) = node.client.status().await {
+                if status["role"] == "leader" {
+                    return Ok(status);
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("no leader for 10 s".into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 fn kib_to_mib(kib: u64) -> f64 {
