@@ -45,6 +45,40 @@ pub enum BenchCommand {
     Durable(DurableArgs),
     /// A real cluster of `ferraft serve` processes driven over the HTTP API.
     Cluster(ClusterArgs),
+    /// A learner joining a loaded 3-node cluster of `ferraft serve`
+    /// processes while clients write: catch-up time, snapshot rate, client
+    /// throughput and p99 beside a run without it, peak RSS.
+    CatchUp(CatchUpArgs),
+}
+
+/// `ferraft bench catch-up`.
+#[derive(Debug, Clone, Args)]
+pub struct CatchUpArgs {
+    /// MiB of values loaded before the learner joins.
+    #[arg(long, default_value_t = 256)]
+    pub data_mib: u64,
+    /// Size of each loaded value in bytes.
+    #[arg(long, default_value_t = 65_536)]
+    pub load_value_size: usize,
+    /// Do not snapshot (and purge) the voters before the join: the learner
+    /// then catches up from the log.
+    #[arg(long)]
+    pub no_snapshot: bool,
+    /// Closed-loop clients writing during the baseline and the catch-up.
+    #[arg(short = 'c', long, default_value_t = 16)]
+    pub clients: u64,
+    /// Size of the clients' values in bytes.
+    #[arg(long, default_value_t = 256)]
+    pub value_size: usize,
+    /// Distinct keys the clients write, at random.
+    #[arg(long, default_value_t = 100_000)]
+    pub keys: u64,
+    /// Seconds of writes without a catch-up, measured first.
+    #[arg(long, default_value_t = 5.0)]
+    pub baseline: f64,
+    /// Threads of each `ferraft serve` process.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub server_workers: u16,
 }
 
 /// `ferraft bench durable`.

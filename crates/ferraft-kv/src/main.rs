@@ -118,6 +118,21 @@ fn bench(args: &BenchArgs) -> ExitCode {
             }
         }
         BenchCommand::Durable(d) => bench_durable(d),
+        BenchCommand::CatchUp(c) => {
+            println!("{}", ferraft_kv::bench::catch_up::describe(c));
+            match ferraft_kv::bench::catch_up::run(c) {
+                Ok(report) => {
+                    for line in report.lines() {
+                        println!("{line}");
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
         BenchCommand::Cluster(c) => bench_cluster(c),
     }
 }

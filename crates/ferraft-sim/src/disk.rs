@@ -162,6 +162,17 @@ impl<C: Clone> SimDisk<C> {
         self.synced = self.synced.max(upto.index);
     }
 
+    /// The entries from `range.start` on, as far as held and below `range.end`
+    /// (like `LogStore::read_range`: nothing when the start is purged).
+    pub fn read_range(&self, range: std::ops::Range<LogIndex>) -> Vec<Entry<C, BasicNode>> {
+        let Some(first) = self.entries.first().map(|e| e.log_id.index) else { return Vec::new() };
+        if range.start < first {
+            return Vec::new();
+        }
+        let skip = (range.start - first) as usize;
+        self.entries.iter().skip(skip).take(range.end.saturating_sub(range.start) as usize).cloned().collect()
+    }
+
     /// Persists a snapshot.
     pub fn save_snapshot(&mut self, snapshot: Snapshot<BasicNode>) {
         self.snapshot = Some(snapshot);

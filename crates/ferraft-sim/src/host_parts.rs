@@ -6,10 +6,10 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferraft::runtime::{Answer, ReplyKind, SnapshotSpawner, SnapshotTask};
+use ferraft::runtime::{Answer, JobSpawner, ReadTask, ReplyKind, SnapshotTask};
 use ferraft::{
     AppData, AppendDurability, BasicNode, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore,
-    Message, Network, Snapshot, StorageError, Vote,
+    Message, Network, ReadRange, Snapshot, StorageError, Vote,
 };
 
 use crate::disk::SimDisk;
@@ -98,6 +98,13 @@ impl<C: AppData> LogStore<C, BasicNode> for SimStore<C> {
         self.journal.push(Record::SnapshotSaved { index, data: snapshot.data.clone() });
         Ok(())
     }
+
+    /// Reads the disk when the simulator runs the job, as a thread of the
+    /// runtime would: a purge or truncation meanwhile shows in what it finds.
+    fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<C, BasicNode>> {
+        let disk = self.disk.clone();
+        Some(Box::new(move || Ok(disk.lock().expect("single-threaded").read_range(range))))
+    }
 }
 
 fn index_of(log_id: Option<LogId>) -> LogIndex {
@@ -123,8 +130,8 @@ impl Network<Put, BasicNode> for SimTransport {
     }
 }
 
-/// Snapshot jobs go to the journal; the simulator runs each later, at a
-/// time it draws, and hands the result back to the host.
+/// Snapshot jobs and log reads go to the journal; the simulator runs each
+/// later, at a time it draws, and hands the result back to the host.
 pub struct SimSpawner {
     journal: Journal,
 }
@@ -136,9 +143,13 @@ impl SimSpawner {
     }
 }
 
-impl SnapshotSpawner<BasicNode> for SimSpawner {
-    fn spawn(&mut self, task: SnapshotTask<BasicNode>) {
+impl JobSpawner<Put, BasicNode> for SimSpawner {
+    fn spawn_snapshot(&mut self, task: SnapshotTask<BasicNode>) {
         self.journal.push(Record::SnapshotTask(task));
+    }
+
+    fn spawn_read(&mut self, task: ReadTask<Put, BasicNode>) {
+        self.journal.push(Record::ReadTask(task));
     }
 }
 

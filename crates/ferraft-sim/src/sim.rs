@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use ferraft::engine::Engine;
 use ferraft::log_id::index_of;
-use ferraft::runtime::{HostParts, MembershipCall, NodeHost, SnapshotTask};
+use ferraft::runtime::{HostParts, MembershipCall, NodeHost, ReadTask, SnapshotTask};
 use ferraft::{
     BasicNode, ChangeMembers, ClusterId, Config, FlushNotifier, LeaderId, LeaderIdMode, LogId, LogIndex, Membership,
     Message, MessageBody, NodeId, StoredMembership, Vote,
@@ -140,6 +140,12 @@ enum Event {
         node: NodeId,
         generation: u64,
         task: SnapshotTask<BasicNode>,
+    },
+    /// A log read spawned by a host for a lagging follower runs and reports back.
+    ReadJob {
+        node: NodeId,
+        generation: u64,
+        task: ReadTask<Put, BasicNode>,
     },
 }
 
@@ -346,6 +352,8 @@ impl Simulation {
             max_inflight_appends: [1, 2, 8, 64][rng.gen_range(0..4)],
             snapshot_logs_since_last: [0, 8, 25, 60][rng.gen_range(0..4)],
             purge_keep_entries: [0, 2, 10][rng.gen_range(0..3)],
+            // the hold that was ten times the keep before it became a setting
+            catch_up_retain_entries: 0,
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.gen_range(0..3)],
             // short bounds make reverts of stuck joint configs happen in runs
             joint_exit_timeout_ms: [0, 600, 3_000, 30_000][rng.gen_range(0..4)],
@@ -537,6 +545,13 @@ impl Simulation {
                 if self.nodes[i].incarnation == generation {
                     let built = task.run();
                     self.call(i, |h| h.snapshot_built(built));
+                }
+            }
+            Event::ReadJob { node, generation, task } => {
+                let i = Self::idx(node);
+                if self.nodes[i].incarnation == generation {
+                    let read = task.run();
+                    self.call(i, |h| h.entries_read(read));
                 }
             }
             Event::Restart { node } => self.restart(node),

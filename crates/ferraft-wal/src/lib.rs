@@ -111,6 +111,7 @@ mod layout;
 mod meta;
 mod options;
 mod queue;
+mod range_read;
 mod record;
 mod recovery;
 mod segment;

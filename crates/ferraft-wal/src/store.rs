@@ -1,28 +1,25 @@
 //! [`WalStore`]: the [`LogStore`] over a data dir.
 
-use std::fs::File;
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
-use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use ferraft::log_id::index_of;
 use ferraft::{
-    AppData, AppendDurability, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node, Snapshot,
-    StageSnapshot, StorageError, Vote,
+    AppData, AppendDurability, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node, ReadRange,
+    Snapshot, StageSnapshot, StorageError, Vote,
 };
 
-use crate::error::{io_error, Corruption, WalError};
+use crate::error::{io_error, WalError};
 use crate::fsutil::{sync_dir, DirLock};
 use crate::layout::Layout;
 use crate::options::{WalOptions, MIN_SEGMENT_BYTES};
 use crate::queue::{Op, Shared, MAX_QUEUED_BYTES};
-use crate::record::{encode_record, read_frame, RECORD_HEADER_BYTES};
-use crate::segment::file_name;
+use crate::record::encode_record;
 use crate::spare::SpareSegments;
-use crate::{recovery, snapshot_file, writer};
+use crate::{range_read, recovery, snapshot_file, writer};
 
 /// A durable Raft log in a directory: segmented, checksummed, group-committed.
 ///
@@ -160,41 +157,14 @@ impl<C: AppData, N: Node> WalStore<C, N> {
 
     /// Queues a barrier and waits for the writer to reach it.
     fn barrier(&mut self) -> Result<(), WalError> {
-        self.shared.check_writer()?;
-        let (reply, answer) = mpsc::sync_channel(1);
-        self.shared.lock_queue().ops.push(Op::Barrier(reply));
-        self.shared.work.notify_one();
-        match answer.recv() {
-            Ok(result) => result.map_err(WalError::WriterFailed),
-            Err(mpsc::RecvError) => Err(self.shared.check_writer().err().unwrap_or(WalError::WriterGone)),
-        }
+        range_read::barrier(&self.shared)
     }
 
     /// Reads entries `first..end` from disk, one read per segment.
     fn read_entries(&self, first: LogIndex, end: LogIndex) -> Result<Vec<Entry<C, N>>, WalError> {
         let mut entries = Vec::with_capacity(end.saturating_sub(first).min(1 << 20) as usize);
-        let mut index = first;
-        while let Some(run) = self.layout.run(index, end) {
-            let path = self.shared.dir.join(file_name(run.segment));
-            let mut data = vec![0u8; (run.end - run.start) as usize];
-            File::open(&path)
-                .and_then(|file| file.read_exact_at(&mut data, run.start))
-                .map_err(io_error("reading", &path))?;
-            let mut offset = 0;
-            for expected in index..run.next {
-                let corrupt =
-                    |problem| WalError::Corrupt { path: path.clone(), offset: run.start + offset as u64, problem };
-                let payload = read_frame(&data, offset).map_err(|_| corrupt(Corruption::RecordChecksum))?;
-                let entry: Entry<C, N> =
-                    postcard::from_bytes(payload).map_err(|e| corrupt(Corruption::Undecodable(e)))?;
-                if entry.log_id.index != expected {
-                    return Err(corrupt(Corruption::WrongIndex { expected, found: entry.log_id.index }));
-                }
-                entries.push(entry);
-                offset += RECORD_HEADER_BYTES + payload.len();
-            }
-            index = run.next;
-        }
+        let runs = range_read::plan(&self.layout, first, end);
+        range_read::read_runs(&self.shared.dir, &runs, first, &mut entries)?;
         Ok(entries)
     }
 
@@ -381,6 +351,15 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
             snapshot_file::stage(&dir, &staged, snapshot, sync)
                 .map_err(|error| error.into_storage("staging a snapshot"))
         }))
+    }
+
+    fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<C, N>> {
+        let first = range.start.max(1);
+        let runs = match first > index_of(self.last_purged) {
+            true => range_read::plan(&self.layout, first, range.end.min(self.next_index())),
+            false => Vec::new(),
+        };
+        Some(range_read::job(self.shared.clone(), runs, first))
     }
 
     fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {

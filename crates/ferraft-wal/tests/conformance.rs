@@ -45,6 +45,12 @@ rules!(
     newer_snapshot_replaces_older,
     staged_snapshot_replaces_the_saved_one_only_when_saved,
     state_survives_many_reopens,
+    read_range_returns_the_entries_in_order,
+    read_range_stops_at_the_last_entry,
+    read_range_of_purged_entries_is_empty,
+    read_range_sees_appends_made_before_it,
+    read_range_runs_beside_appends,
+    read_range_racing_a_purge_returns_entries_or_nothing,
 );
 
 #[test]

@@ -91,6 +91,13 @@ pub struct Config {
     /// Keep this many entries before the snapshot point when purging, so slightly
     /// lagging followers can catch up from the log.
     pub purge_keep_entries: u64,
+    /// After a snapshot, a leader keeps up to this many entries before the
+    /// snapshot point in its store for followers still catching up: from the
+    /// log, or through a snapshot that the log after it must then follow (so
+    /// catch-up never loops between snapshot and log). A follower further
+    /// behind gets a newer snapshot. Costs disk, not memory: entries older
+    /// than the log cache are only in the store.
+    pub catch_up_retain_entries: u64,
     /// Applied entries kept in memory for followers that lag; older ones stay
     /// only in the log store, and a follower that needs them gets a snapshot.
     /// Bounds memory when snapshots are rare or off.
@@ -130,6 +137,7 @@ impl Default for Config {
             max_inflight_appends: 64,
             snapshot_logs_since_last: 50_000,
             purge_keep_entries: 1_000,
+            catch_up_retain_entries: 1_000_000,
             log_cache_entries: 50_000,
             snapshot_chunk_bytes: 1 << 20,
             joint_exit_timeout_ms: 5_000,

@@ -143,5 +143,5 @@ pub use runtime::{
 };
 pub use snapshot::{Snapshot, SnapshotMeta};
 pub use state_machine::{SnapshotJob, StateMachine};
-pub use storage::{AppendDurability, FlushNotifier, LogState, LogStore, StageSnapshot, StorageError};
+pub use storage::{AppendDurability, FlushNotifier, LogState, LogStore, ReadRange, StageSnapshot, StorageError};
 pub use vote::Vote;

@@ -225,6 +225,10 @@ pub struct SnapshotReply {
     pub next_offset: u64,
     /// Echoed sequence.
     pub seq: u64,
+    /// Every byte arrived and the receiver is installing the snapshot: the
+    /// transfer is over, and a long install is not a stalled transfer.
+    #[serde(default)]
+    pub installing: bool,
 }
 
 /// Asks the receiver to campaign at once (leader transfer).

@@ -157,7 +157,31 @@ pub trait LogStore<C, N>: Send + 'static {
     fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
         self.save_snapshot(snapshot)
     }
+
+    /// A job that reads the entries with indexes in `range` back from the
+    /// store, run on another thread: how a leader feeds a follower that lags
+    /// behind the entries it keeps in memory, without a snapshot and without
+    /// stalling the Raft task on disk reads. See [`ReadRange`] for what the
+    /// job returns. `None` (the default): the store cannot read ranges, and
+    /// such a follower gets a snapshot.
+    ///
+    /// The runtime only asks for committed entries, which are never
+    /// truncated; a purge may run before or while the job reads.
+    fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<C, N>> {
+        let _ = range;
+        None
+    }
 }
+
+/// Reads entries back from a store, off the Raft task; see [`LogStore::read_range`].
+///
+/// The job returns the entries from the start of the range, in order and
+/// without gaps, as far as the store holds them (it stops at the end of the
+/// log). Entries purged before or while it reads are missing, never an
+/// error: an empty vector means the start of the range is gone. It sees every
+/// append made before the job was created, durable or not. An error means the
+/// store is broken (unreadable, corrupt).
+pub type ReadRange<C, N> = Box<dyn FnOnce() -> Result<Vec<Entry<C, N>>, StorageError> + Send>;
 
 /// Writes a snapshot durably to a staging place; see [`LogStore::snapshot_stager`].
 pub type StageSnapshot<N> = Box<dyn FnOnce(&Snapshot<N>) -> Result<(), StorageError> + Send>;

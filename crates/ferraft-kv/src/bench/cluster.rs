@@ -168,7 +168,7 @@ async fn terminated() {
     }
 }
 
-fn print_logs(nodes: &[LocalNode]) {
+pub(super) fn print_logs(nodes: &[LocalNode]) {
     for node in nodes {
         if let Ok(log) = std::fs::read_to_string(&node.log) {
             let tail: Vec<&str> = log.lines().rev().take(5).collect();
@@ -328,7 +328,7 @@ impl Requests {
 }
 
 /// Spawns the processes, initializes them as one cluster and returns the leader's id.
-async fn start_cluster(nodes: &mut [LocalNode]) -> Result<u64, String> {
+pub(super) async fn start_cluster(nodes: &mut [LocalNode]) -> Result<u64, String> {
     for node in nodes.iter_mut() {
         node.spawn().map_err(|e| format!("cannot start node {}: {e}", node.id))?;
     }

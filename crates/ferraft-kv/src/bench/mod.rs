@@ -3,6 +3,7 @@
 //! `ferraft serve` processes (issue 8). `ferraft bench minimal` lives in the
 //! `ferraft-bench` crate.
 
+pub mod catch_up;
 pub mod cluster;
 pub mod cluster_table;
 pub mod dongting;

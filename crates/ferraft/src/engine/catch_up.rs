@@ -78,6 +78,16 @@ pub struct CatchUpReport {
     pub snapshot_bytes_sent: Option<u64>,
     /// Why it is stuck, if it is.
     pub stall: Option<CatchUpStall>,
+    /// Entries sent to it that were read back from the log store, under
+    /// this leadership.
+    #[serde(default)]
+    pub entries_from_store: u64,
+    /// Snapshot transfers started to it under this leadership.
+    #[serde(default)]
+    pub snapshots_started: u64,
+    /// Every byte of the snapshot arrived and it is installing it.
+    #[serde(default)]
+    pub snapshot_installing: bool,
 }
 
 impl CatchUp {
@@ -158,6 +168,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
             eta_ms,
             snapshot_bytes_sent: snapshot_offset(progress),
             stall: self.stall_of(progress, lag_entries),
+            entries_from_store: progress.store.entries_sent,
+            snapshots_started: progress.store.snapshots_started,
+            snapshot_installing: snapshot_offset(progress).is_some() && progress.store.installing_since_ms.is_some(),
         })
     }
 
@@ -171,7 +184,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if progress.reverted {
             return Some(CatchUpStall::LogReverted);
         }
-        if silent_ms >= patience_ms || progress.catch_up.unreachable_ms.is_some_and(|u| u >= progress.last_heard_ms) {
+        let transport_unreachable = progress.catch_up.unreachable_ms.is_some_and(|u| u >= progress.last_heard_ms);
+        if !transport_unreachable && super::install_phase::waiting_for_install(progress, now, timeout) {
+            // installing (busy, so maybe silent): not a stalled catch-up
+            return None;
+        }
+        if silent_ms >= patience_ms || transport_unreachable {
             return Some(CatchUpStall::Unreachable { silent_ms });
         }
         if snapshot_offset(progress).is_some() {

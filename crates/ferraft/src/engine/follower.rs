@@ -141,7 +141,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
     pub(crate) fn on_snapshot_chunk(&mut self, from: NodeId, chunk: SnapshotChunk<N>) {
         if !self.accept_leader(from, chunk.vote) {
             // seq 0: a refusal acknowledges nothing (see `on_append`)
-            let reply = SnapshotReply { vote: self.vote, last_log_id: chunk.meta.last_log_id, next_offset: 0, seq: 0 };
+            let last_log_id = chunk.meta.last_log_id;
+            let reply = SnapshotReply { vote: self.vote, last_log_id, next_offset: 0, seq: 0, installing: false };
             self.send(from, MessageBody::SnapshotReply(reply));
             return;
         }
@@ -168,6 +169,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
             self.log.install_snapshot(last, meta.membership);
             self.output.push(Output::PurgeLog(last));
+            self.store_purged = self.store_purged.max(Some(last));
+            self.log.on_store_purged(last.index);
             if index_of(self.durable) < last.index || !self.log.contains(self.durable) {
                 self.durable = Some(last);
             }
@@ -180,7 +183,21 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     fn reply_snapshot(&mut self, to: NodeId, last_log_id: Option<LogId>, next_offset: u64, seq: u64) {
-        let reply = SnapshotReply { vote: self.vote, last_log_id, next_offset, seq };
+        let reply = SnapshotReply { vote: self.vote, last_log_id, next_offset, seq, installing: false };
         self.send(to, MessageBody::SnapshotReply(reply));
+    }
+
+    /// The reply telling the leader that all `received` bytes of the snapshot
+    /// ending at `last_log_id` arrived and the install starts: the runtime
+    /// sends it at once, before the install (which may take long).
+    pub fn snapshot_installing_reply(
+        &self,
+        to: NodeId,
+        last_log_id: Option<LogId>,
+        received: u64,
+        seq: u64,
+    ) -> Message<C, N> {
+        let reply = SnapshotReply { vote: self.vote, last_log_id, next_offset: received, seq, installing: true };
+        Message { envelope: self.envelope(to), body: MessageBody::SnapshotReply(reply) }
     }
 }

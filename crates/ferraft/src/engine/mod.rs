@@ -12,21 +12,25 @@ mod change_identity;
 mod cluster_identity;
 mod election;
 mod entry_bytes;
+mod evicted_ids;
 mod follower;
 mod force_new_cluster;
 mod forwarding;
 mod incarnations;
+mod install_phase;
 mod joint_exit;
 mod membership_change;
 mod membership_requests;
 mod output;
 mod progress;
 mod promotion;
+mod purge_hold;
 mod raft_log;
 mod readiness;
 mod reads;
 mod replication;
 mod role;
+mod store_reads;
 
 #[cfg(test)]
 mod cluster_identity_tests;
@@ -46,6 +50,7 @@ pub use progress::{Progress, ReplicationMode};
 pub use raft_log::RaftLog;
 pub use readiness::{ChangeOptions, Readiness};
 pub use role::{CandidateState, LeaderState, Role, ServerState};
+pub use store_reads::{StoreFeed, StoreRead};
 
 use crate::cluster_id::ClusterId;
 use crate::config::Config;
@@ -99,6 +104,8 @@ pub struct Engine<C, N: Node> {
     pub(crate) snapshot_building: bool,
     /// The last purge the store was asked to do.
     pub(crate) store_purged: Option<LogId>,
+    /// Whether the store reads ranges back (see `store_reads`).
+    pub(crate) store_reads: bool,
     pub(crate) election_deadline_ms: u64,
     /// When a leader was last heard from (leader stickiness).
     pub(crate) leader_seen_ms: Option<u64>,
@@ -153,6 +160,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             snapshot_index: index_of(snapshot_last),
             snapshot_building: false,
             store_purged: state.last_purged,
+            store_reads: true,
             election_deadline_ms: 0,
             leader_seen_ms: None,
             pending_replies: Vec::new(),
@@ -409,26 +417,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.snapshot_building = false;
         let Some(last) = last else { return };
         self.snapshot_index = self.snapshot_index.max(last.index);
-        let mut upto = last.index.saturating_sub(self.config.purge_keep_entries);
-        if let Role::Leader(leader) = &self.role {
-            let slowest = leader.progress.values().map(|p| p.matched_index()).min().unwrap_or(upto);
-            upto = upto.min(slowest.max(last.index.saturating_sub(self.config.purge_keep_entries * 10)));
-        }
-        if upto >= self.log.first_index() {
-            if let Some(purge_id) = self.log.log_id_at(upto) {
-                self.log.purge(purge_id);
-                self.store_purged = self.store_purged.max(Some(purge_id));
-                self.output.push(Output::PurgeLog(purge_id));
-            }
-        } else if let Some(in_memory) = self.log.purged() {
-            // memory was trimmed past the keep point already: purge the store
-            // up to what the snapshot covers, no further than memory
-            let store_upto = if in_memory.index <= last.index { in_memory } else { last };
-            if Some(store_upto) > self.store_purged {
-                self.store_purged = Some(store_upto);
-                self.output.push(Output::PurgeLog(store_upto));
-            }
-        }
+        self.purge_behind_snapshot(last);
         // entries applied while the job ran count too: an idle node would
         // otherwise wait for its next write to take the snapshot they are due
         self.maybe_build_snapshot();

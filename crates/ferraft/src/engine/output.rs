@@ -34,6 +34,19 @@ pub enum Output<C, N: crate::Node> {
     /// Build a snapshot of the state machine at its applied point, then call
     /// `on_snapshot_saved`.
     BuildSnapshot,
+    /// Read entries `from..end` from the log store, off the Raft task, and
+    /// hand them to `on_entries_read` (or call `on_store_reads_unsupported`):
+    /// they lie behind the in-memory cache, and follower `to` needs them.
+    ReadEntries {
+        /// The follower.
+        to: NodeId,
+        /// The leader's vote when it asked, to give back with the entries.
+        vote: Vote,
+        /// The first entry.
+        from: LogIndex,
+        /// One past the last entry.
+        end: LogIndex,
+    },
     /// Send the snapshot chunk at `offset` of the current snapshot to `to`.
     SendSnapshotChunk {
         /// The follower.

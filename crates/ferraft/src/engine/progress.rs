@@ -52,6 +52,8 @@ pub struct Progress {
     pub reverted: bool,
     /// Its catch-up over time (rate, stalls).
     pub catch_up: super::catch_up::CatchUp,
+    /// Its feed from the log store while it lags behind the cache.
+    pub store: super::store_reads::StoreFeed,
 }
 
 /// Most (seq, time) pairs kept per follower; older ones only date old acks.
@@ -74,6 +76,7 @@ impl Progress {
             probe_sent_ms: 0,
             reverted: false,
             catch_up: super::catch_up::CatchUp::new(now_ms),
+            store: Default::default(),
         }
     }
 

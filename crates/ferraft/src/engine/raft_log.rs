@@ -21,6 +21,8 @@ pub struct RaftLog<C, N> {
     memberships: Vec<StoredMembership<N>>,
     /// Encoded sizes of the held entries (catch-up lag in bytes).
     bytes: super::entry_bytes::EntryBytes,
+    /// Log ids of entries purged from memory that the store may still hold.
+    evicted: super::evicted_ids::EvictedIds,
 }
 
 impl<C: AppData, N: Node> RaftLog<C, N> {
@@ -31,6 +33,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             entries: VecDeque::new(),
             memberships: base_membership.into_iter().collect(),
             bytes: Default::default(),
+            evicted: Default::default(),
         }
     }
 
@@ -63,6 +66,18 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             return self.purged;
         }
         self.get(index).map(|e| e.log_id)
+    }
+
+    /// The log id at `index` as the store holds it: like
+    /// [`log_id_at`](Self::log_id_at), and also for entries purged from
+    /// memory since the store last purged.
+    pub fn stored_log_id_at(&self, index: LogIndex) -> Option<LogId> {
+        self.log_id_at(index).or_else(|| (index < self.first_index()).then(|| self.evicted.log_id_at(index)).flatten())
+    }
+
+    /// The store purged up to `index`: forget the evicted log ids it held.
+    pub fn on_store_purged(&mut self, index: LogIndex) {
+        self.evicted.forget_upto(index);
     }
 
     /// Whether `log_id` is in this log (or is the purge point). `None` always is.
@@ -121,7 +136,9 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             return;
         }
         let count = ((upto.index - self.first_index() + 1) as usize).min(self.entries.len());
-        self.entries.drain(..count);
+        for entry in self.entries.drain(..count) {
+            self.evicted.record(entry.log_id);
+        }
         self.bytes.drain_front(count);
         self.purged = Some(upto);
         let base = self.memberships.iter().rposition(|m| m.log_id.map_or(0, |l| l.index) <= upto.index);
@@ -137,6 +154,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             self.purge(last);
         } else {
             self.entries.clear();
+            self.evicted.clear();
             self.bytes.clear();
             self.purged = Some(last);
             self.memberships.clear();

@@ -79,6 +79,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let committed = self.committed;
         let vote = self.vote;
         let first_index = self.log.first_index();
+        let (store_purged, store_reads) = (self.store_purged, self.store_reads);
         let probing =
             self.leader_state().and_then(|l| l.progress.get(&peer)).is_some_and(|p| p.mode == ReplicationMode::Probe);
         // heartbeats and probes name the leader so a follower that lost its
@@ -95,15 +96,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if let ReplicationMode::Snapshot { .. } = progress.mode {
                 break;
             }
-            if progress.next_index < first_index {
-                // the entries it needs are purged: stream a snapshot
-                progress.mode = ReplicationMode::Snapshot { next_offset: 0, sent_ms: now };
-                leader.seq += 1;
-                let seq = leader.seq;
-                progress.record_sent(seq, now);
-                self.output.push(Output::SendSnapshotChunk { to: peer, offset: 0, seq, vote });
-                return;
-            }
             let window_full = match progress.mode {
                 ReplicationMode::Probe => {
                     !progress.inflight.is_empty()
@@ -111,9 +103,22 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 }
                 _ => progress.inflight.len() >= max_inflight,
             };
+            let behind_cache = progress.next_index < first_index;
+            if behind_cache {
+                use super::store_reads::{behind_cache, BehindCache};
+                let (purged, reads) = (store_purged, store_reads);
+                match behind_cache(progress, first_index, purged, reads, max_entries, max_inflight, window_full) {
+                    BehindCache::Read(read, end) => {
+                        progress.store.reading = Some(read);
+                        self.output.push(Output::ReadEntries { to: peer, vote, from: read.from, end });
+                    }
+                    BehindCache::Wait => {}
+                    BehindCache::Snapshot => return self.start_snapshot_to(peer),
+                }
+            }
             // a probe goes out even with nothing new: it is how we find where the logs match
             let has_entries = progress.next_index <= last_index || progress.mode == ReplicationMode::Probe;
-            if window_full || !has_entries {
+            if window_full || !has_entries || behind_cache {
                 if heartbeat && !sent_any {
                     // a heartbeat asserts leadership without touching the pipeline
                     leader.seq += 1;
@@ -248,6 +253,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Some(progress) = leader.progress.get_mut(&from) else { return };
         progress.record_ack(reply.seq, now);
         if let ReplicationMode::Snapshot { .. } = progress.mode {
+            progress.store.snapshot_last = reply.last_log_id;
+            if super::install_phase::on_installing(progress, &reply, now) {
+                return;
+            }
             if reply.next_offset == u64::MAX {
                 progress.inflight.clear();
                 progress.record_match(reply.last_log_id, sent_so_far);
@@ -396,7 +405,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Role::Leader(leader) = &mut self.role else { return };
         for (peer, progress) in leader.progress.iter_mut() {
             if let ReplicationMode::Snapshot { next_offset, sent_ms } = progress.mode {
-                if now >= sent_ms + timeout {
+                if now >= sent_ms + timeout && !super::install_phase::waiting_for_install(progress, now, timeout) {
                     leader.seq += 1;
                     progress.record_sent(leader.seq, now);
                     progress.mode = ReplicationMode::Snapshot { next_offset, sent_ms: now };

@@ -8,7 +8,7 @@ use crate::incarnation::Incarnation;
 use crate::log_id::LogId;
 use crate::node::LogIndex;
 use crate::snapshot::Snapshot;
-use crate::storage::{AppendDurability, FlushNotifier, LogState, LogStore, StorageError};
+use crate::storage::{AppendDurability, FlushNotifier, LogState, LogStore, ReadRange, StorageError};
 use crate::vote::Vote;
 
 /// An in-memory [`LogStore`]: every append is "durable" at once. Clones share
@@ -91,5 +91,20 @@ impl<C: Clone + Send + 'static, N: Clone + Send + 'static> LogStore<C, N> for Me
     fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
         self.lock().snapshot = Some(snapshot.clone());
         Ok(())
+    }
+
+    fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<C, N>> {
+        let store = self.clone();
+        Some(Box::new(move || {
+            let state = store.lock();
+            // entries are contiguous: the first one's index locates the rest
+            let Some(first) = state.entries.first().map(|e| e.log_id.index) else { return Ok(Vec::new()) };
+            if range.start < first {
+                return Ok(Vec::new());
+            }
+            let skip = usize::try_from(range.start - first).unwrap_or(usize::MAX);
+            let take = usize::try_from(range.end.saturating_sub(range.start)).unwrap_or(usize::MAX);
+            Ok(state.entries.iter().skip(skip).take(take).cloned().collect())
+        }))
     }
 }

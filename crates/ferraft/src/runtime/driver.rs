@@ -10,9 +10,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::event::Event;
 use super::host::{HostParts, NodeHost, C};
+use super::job_spawner::JobSpawner;
+use super::log_reader::ReadTask;
 use super::metrics::{RaftMetrics, ReplicationMetrics};
 use super::reply::Oneshot;
-use super::snapshot_job::{SnapshotSpawner, SnapshotTask};
+use super::snapshot_job::SnapshotTask;
 use super::StartError;
 use crate::config::Config;
 use crate::engine::Role;
@@ -39,22 +41,32 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     stopping: Option<super::event::Reply<()>>,
 }
 
-/// Runs snapshot jobs on tokio's blocking threads; the result comes back as
-/// an event.
+/// Runs the host's jobs (snapshots, log reads) on tokio's blocking threads;
+/// each result comes back as an event.
 struct BlockingSpawner<SM: StateMachine, N: Node> {
     /// Weak, so the channel still closes when every handle is gone.
     events: mpsc::WeakUnboundedSender<Event<SM, N>>,
 }
 
-impl<SM: StateMachine, N: Node> SnapshotSpawner<N> for BlockingSpawner<SM, N> {
-    fn spawn(&mut self, task: SnapshotTask<N>) {
+impl<SM: StateMachine, N: Node> BlockingSpawner<SM, N> {
+    fn run_blocking(&self, job: impl FnOnce() -> Event<SM, N> + Send + 'static) {
         let events = self.events.clone();
         tokio::task::spawn_blocking(move || {
-            let built = task.run();
+            let event = job();
             if let Some(events) = events.upgrade() {
-                let _ = events.send(Event::SnapshotBuilt(built));
+                let _ = events.send(event);
             }
         });
+    }
+}
+
+impl<SM: StateMachine, N: Node> JobSpawner<SM::Command, N> for BlockingSpawner<SM, N> {
+    fn spawn_snapshot(&mut self, task: SnapshotTask<N>) {
+        self.run_blocking(move || Event::SnapshotBuilt(task.run()));
+    }
+
+    fn spawn_read(&mut self, task: ReadTask<SM::Command, N>) {
+        self.run_blocking(move || Event::EntriesRead(task.run()));
     }
 }
 
@@ -200,6 +212,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 let _ = reply.send(host.snapshot_now());
             }
             Event::SnapshotBuilt(built) => host.snapshot_built(built),
+            Event::EntriesRead(read) => host.entries_read(read),
             Event::Shutdown(reply) => self.stopping = Some(reply),
         }
     }
@@ -346,9 +359,11 @@ fn replication_metrics(
     report: crate::engine::CatchUpReport,
     snapshot_bytes: u64,
 ) -> ReplicationMetrics {
-    let snapshot = report
-        .snapshot_bytes_sent
-        .map(|sent| super::SnapshotTransfer { bytes_sent: sent, bytes_total: snapshot_bytes.max(sent) });
+    let snapshot = report.snapshot_bytes_sent.map(|sent| super::SnapshotTransfer {
+        bytes_sent: sent,
+        bytes_total: snapshot_bytes.max(sent),
+        installing: report.snapshot_installing,
+    });
     ReplicationMetrics {
         matched: progress.matched,
         reverted: progress.reverted,
@@ -358,5 +373,7 @@ fn replication_metrics(
         eta_ms: report.eta_ms,
         snapshot,
         stall: report.stall,
+        entries_from_store: report.entries_from_store,
+        snapshots_started: report.snapshots_started,
     }
 }

@@ -70,6 +70,8 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     /// A snapshot encoded (and staged) on a blocking thread, back for the
     /// host to make current.
     SnapshotBuilt(SnapshotBuilt<N>),
+    /// Entries read from the store off the host, for a follower.
+    EntriesRead(super::log_reader::EntriesRead<SM::Command, N>),
     Shutdown(Reply<()>),
 }
 

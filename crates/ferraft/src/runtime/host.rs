@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
+use super::job_spawner::JobSpawner;
 use super::membership_ext::MembershipCall;
 use super::reply::{Answer, ReplyKind};
 use super::reply_books::{IndexResult, MembershipResult, ReadResult, ReplyBooks, WriteResult};
-use super::snapshot_job::SnapshotSpawner;
 use super::snapshot_receiver::SnapshotReceiver;
 use crate::cluster_id::ClusterId;
 use crate::config::Config;
@@ -41,8 +41,8 @@ pub struct HostParts<SM: StateMachine, N: Node> {
     pub store: Box<dyn LogStore<C<SM>, N>>,
     /// The replicated application.
     pub state_machine: SM,
-    /// Runs periodic snapshot jobs off the host.
-    pub spawner: Box<dyn SnapshotSpawner<N>>,
+    /// Runs periodic snapshot jobs and log reads off the host.
+    pub spawner: Box<dyn JobSpawner<C<SM>, N>>,
     /// Handed to the store with each append, to report group-commit flushes.
     pub notifier: FlushNotifier,
 }
@@ -54,7 +54,7 @@ pub struct NodeHost<SM: StateMachine, N: Node, R: ReplyKind> {
     pub(crate) network: Arc<dyn Network<C<SM>, N>>,
     pub(crate) store: Box<dyn LogStore<C<SM>, N>>,
     pub(crate) state_machine: SM,
-    pub(crate) spawner: Box<dyn SnapshotSpawner<N>>,
+    pub(crate) spawner: Box<dyn JobSpawner<C<SM>, N>>,
     /// A snapshot job is running (at most one: its staging place is the
     /// store's single staging place).
     pub(crate) snapshot_job_running: bool,

@@ -61,6 +61,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                 self.engine.trim_applied(index_of(self.applied));
             }
             Output::BuildSnapshot => self.start_snapshot_job()?,
+            Output::ReadEntries { to, vote, from, end } => self.start_read(to, vote, from..end),
             Output::SendSnapshotChunk { to, offset, seq, vote } => self.send_snapshot_chunk(to, offset, seq, vote)?,
             Output::ReceiveSnapshotChunk { from, chunk } => self.receive_snapshot_chunk(from, chunk)?,
             Output::ReadReady { request_id, read_index } => {

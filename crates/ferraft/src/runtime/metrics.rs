@@ -33,6 +33,11 @@ pub struct ReplicationMetrics {
     pub snapshot: Option<SnapshotTransfer>,
     /// Why its catch-up is stuck, if it is.
     pub stall: Option<CatchUpStall>,
+    /// Entries it was sent that the leader read back from its log store
+    /// (it lagged behind the in-memory cache), under this leadership.
+    pub entries_from_store: u64,
+    /// Snapshot transfers started to it under this leadership.
+    pub snapshots_started: u64,
 }
 
 /// A snapshot on its way to a follower.
@@ -42,6 +47,8 @@ pub struct SnapshotTransfer {
     pub bytes_sent: u64,
     /// The snapshot's size.
     pub bytes_total: u64,
+    /// Every byte arrived and the follower is installing it.
+    pub installing: bool,
 }
 
 /// A snapshot of a node's state, published on every change.

@@ -8,6 +8,8 @@ mod force_new_cluster;
 mod forwarding;
 mod host;
 mod host_outputs;
+mod job_spawner;
+mod log_reader;
 mod membership_ext;
 mod metrics;
 mod readmit;
@@ -26,11 +28,13 @@ use tokio::task::JoinHandle;
 
 pub use event::WriteResponse;
 pub use host::{HostParts, NodeHost};
+pub use job_spawner::JobSpawner;
+pub use log_reader::{EntriesRead, ReadTask};
 pub use membership_ext::{AddLearnerOptions, MembershipCall};
 pub use metrics::{RaftMetrics, ReplicationMetrics, SnapshotTransfer, Wait, WaitError};
 pub use reply::{Answer, Oneshot, ReplyKind};
 pub use reply_books::{IndexResult, MembershipResult, ReadResult, WriteResult};
-pub use snapshot_job::{SnapshotBuilt, SnapshotSpawner, SnapshotTask};
+pub use snapshot_job::{SnapshotBuilt, SnapshotTask};
 
 use crate::cluster_id::ClusterId;
 use crate::config::{Config, ConfigError};

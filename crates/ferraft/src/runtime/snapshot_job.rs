@@ -1,6 +1,6 @@
 //! A periodic snapshot built off the host: the state machine's point-in-time
 //! copy is taken on the host, its encoding and the store's staging write run
-//! wherever the [`SnapshotSpawner`] puts them (a blocking thread under tokio,
+//! wherever the [`JobSpawner`](super::JobSpawner) puts them (a blocking thread under tokio,
 //! a scheduled event in the simulator), and the result comes back to
 //! [`NodeHost::snapshot_built`](super::NodeHost::snapshot_built).
 
@@ -41,11 +41,4 @@ pub struct SnapshotBuilt<N> {
     pub(crate) result: Result<Snapshot<N>, StorageError>,
     /// Written to the store's staging place (made current by a rename).
     pub(crate) staged: bool,
-}
-
-/// Runs snapshot tasks off the host; each result must reach the host's
-/// `snapshot_built` (unless the node stopped meanwhile).
-pub trait SnapshotSpawner<N>: Send {
-    /// Starts `task`.
-    fn spawn(&mut self, task: SnapshotTask<N>);
 }

@@ -52,7 +52,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
 
     /// Starts a periodic snapshot: the state machine's point-in-time copy is
     /// taken here, encoding and the store's write run off the host (see
-    /// [`SnapshotSpawner`](super::SnapshotSpawner)), and
+    /// [`JobSpawner`](super::JobSpawner)), and
     /// [`snapshot_built`](Self::snapshot_built) makes it current. A big
     /// state used to stall replication for the whole encode and write.
     pub(crate) fn start_snapshot_job(&mut self) -> Result<(), StorageError> {
@@ -68,7 +68,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         let job = self.state_machine.snapshot_job();
         let stager = self.store.snapshot_stager();
         self.snapshot_job_running = true;
-        self.spawner.spawn(SnapshotTask { meta, job, stager });
+        self.spawner.spawn_snapshot(SnapshotTask { meta, job, stager });
         Ok(())
     }
 
@@ -113,7 +113,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         vote: Vote,
     ) -> Result<(), StorageError> {
         let snapshot = match &self.snapshot {
-            Some(s) if index_of(s.meta.last_log_id) >= self.engine.log().first_index().saturating_sub(1) => s.clone(),
+            Some(s) if index_of(s.meta.last_log_id) >= self.engine.snapshot_must_cover() => s.clone(),
             _ => self.build_snapshot()?,
         };
         let leader_node = self.engine.own_node().cloned();
@@ -133,6 +133,9 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         match self.receiver.accept(chunk) {
             ChunkOutcome::Continue(next) => self.engine.on_snapshot_chunk_stored(from, last, next, seq),
             ChunkOutcome::Complete(snapshot) => {
+                // the transfer is over: say so before the install, which may be long
+                let received = snapshot.data.len() as u64;
+                self.send(self.engine.snapshot_installing_reply(from, last, received, seq));
                 self.store.save_snapshot(&snapshot)?;
                 self.state_machine.restore(&snapshot.data)?;
                 self.applied = snapshot.meta.last_log_id;

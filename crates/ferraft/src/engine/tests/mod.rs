@@ -559,10 +559,13 @@ mod change_identity;
 mod force_new_cluster;
 mod forwarding;
 mod incarnations;
+mod install_phase;
 mod membership_answers;
 mod named_sender;
 mod promotion;
+mod purge_hold;
 mod removed_leader;
+mod store_reads;
 
 /// Seed 3682 (membership stress): n2 led term 2, crashed, restarted and led
 /// term 3; n1, already following term 3, refused a term-2 append still in

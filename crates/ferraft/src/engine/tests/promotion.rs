@@ -248,7 +248,7 @@ fn replace_voter_is_refused_while_the_learner_lags_and_is_one_joint_change_once_
 /// leader streams it a snapshot.
 fn streaming_a_snapshot_to_learner_4(matched: u64) -> TestEngine {
     let mut engine = leader_with_learner_lagging(50);
-    engine.config = Arc::new(Config { purge_keep_entries: 0, ..(*engine.config).clone() });
+    engine.config = Arc::new(Config { purge_keep_entries: 0, catch_up_retain_entries: 0, ..(*engine.config).clone() });
     let last = engine.log().last_log_id();
     engine.on_snapshot_saved(last);
     assert!(engine.log().first_index() > matched + 1, "the entries learner 4 needs are purged");
@@ -265,8 +265,8 @@ fn streaming_a_snapshot_to_learner_4(matched: u64) -> TestEngine {
 }
 
 fn snapshot_reply(engine: &mut TestEngine, next_offset: u64) {
-    let reply =
-        crate::message::SnapshotReply { vote: engine.vote(), last_log_id: None, next_offset, seq: u64::MAX / 2 };
+    let (vote, seq) = (engine.vote(), u64::MAX / 2);
+    let reply = crate::message::SnapshotReply { vote, last_log_id: None, next_offset, seq, installing: false };
     engine.on_message(msg(4, 1, MessageBody::SnapshotReply(reply)));
 }
 

@@ -25,10 +25,12 @@
 //! `AppendDurability::Durable` at its word) before reopening.
 
 mod log_rules;
+mod range_rules;
 mod state_rules;
 mod support;
 
 pub use log_rules::*;
+pub use range_rules::*;
 pub use state_rules::*;
 pub use support::{append_durably, blank, entries, entry, log_id, membership_entry, TestData, TestDir};
 
@@ -62,4 +64,10 @@ where
     newer_snapshot_replaces_older(open);
     staged_snapshot_replaces_the_saved_one_only_when_saved(open);
     state_survives_many_reopens(open);
+    read_range_returns_the_entries_in_order(open);
+    read_range_stops_at_the_last_entry(open);
+    read_range_of_purged_entries_is_empty(open);
+    read_range_sees_appends_made_before_it(open);
+    read_range_runs_beside_appends(open);
+    read_range_racing_a_purge_returns_entries_or_nothing(open);
 }

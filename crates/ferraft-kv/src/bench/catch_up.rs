@@ -1,0 +1,332 @@
+//! `ferraft bench catch-up`: a learner joins a loaded 3-node cluster of real
+//! `ferraft serve` processes (WAL with fsync, TCP on loopback) while clients
+//! keep writing. Measures the time until the learner holds the leader's log
+//! as of its join, the snapshot's size and transfer rate (when the learner
+//! needed one), client put/s and p99 during the catch-up beside a window
+//! without it, and each node's peak RSS.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde_json::json;
+
+use super::cluster::{print_logs, start_cluster};
+use super::http_client::HttpConnection;
+use super::{peak_rss_mib, seconds, status_kib, thousands, Measured, Workload};
+use crate::cli::CatchUpArgs;
+use crate::client::kv_path;
+use crate::harness::LocalNode;
+
+/// How long a request may take before it counts as failed.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the learner's progress is polled.
+const POLL: Duration = Duration::from_millis(20);
+/// The joining node's id.
+const LEARNER: u64 = 4;
+
+/// What a run measured.
+#[derive(Debug, Clone)]
+pub struct CatchUpReport {
+    /// Bytes of KV values loaded before the learner joined.
+    pub loaded_bytes: u64,
+    /// From the add-learner call until the learner matched the leader's
+    /// last index as of the call.
+    pub caught_up: Duration,
+    /// The leader's snapshot file, if the learner was sent one.
+    pub snapshot_bytes: Option<u64>,
+    /// From the add-learner call until the learner had installed it.
+    pub snapshot_installed: Option<Duration>,
+    /// Clients without a catch-up: put/s and p99 in µs.
+    pub baseline: (f64, u32),
+    /// Clients during the catch-up: put/s and p99 in µs, and failures.
+    pub during: (f64, u32, u64),
+    /// Peak RSS per node id, MiB, and the RSS each voter had before the join.
+    pub peak_rss_mib: BTreeMap<u64, (f64, Option<f64>)>,
+}
+
+impl CatchUpReport {
+    /// The summary lines.
+    pub fn lines(&self) -> Vec<String> {
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        let mut lines = vec![format!(
+            "loaded {:.0} MiB; learner caught up in {:.2} s",
+            mib(self.loaded_bytes),
+            self.caught_up.as_secs_f64()
+        )];
+        match (self.snapshot_bytes, self.snapshot_installed) {
+            (Some(bytes), Some(t)) => lines.push(format!(
+                "snapshot {:.0} MiB installed {:.2} s after the join: {:.0} MB/s (build excluded: it existed)",
+                mib(bytes),
+                t.as_secs_f64(),
+                bytes as f64 / 1e6 / t.as_secs_f64().max(1e-9)
+            )),
+            _ => lines.push("no snapshot: the learner caught up from the log".to_owned()),
+        }
+        let (base_puts, base_p99) = self.baseline;
+        let (puts, p99, failed) = self.during;
+        lines.push(format!(
+            "clients: {} put/s, p99 {base_p99} µs without a catch-up; {} put/s ({:.0}%), p99 {p99} µs during it{}",
+            thousands(base_puts),
+            thousands(puts),
+            100.0 * puts / base_puts.max(1e-9),
+            if failed > 0 { format!(" ({failed} FAILED)") } else { String::new() }
+        ));
+        let rss: Vec<String> = self
+            .peak_rss_mib
+            .iter()
+            .map(|(id, (peak, before))| match before {
+                Some(before) => format!("n{id} {peak:.0} (was {before:.0} before the join)"),
+                None => format!("n{id} {peak:.0}"),
+            })
+            .collect();
+        lines.push(format!("peak RSS MiB: {}", rss.join(", ")));
+        lines
+    }
+}
+
+/// The settings line printed before a run.
+pub fn describe(args: &CatchUpArgs) -> String {
+    format!(
+        "bench catch-up: 3 `ferraft serve` processes on loopback (WAL fsync on), {} MiB loaded as {}-byte values, \
+         snapshot{} taken, then learner {LEARNER} joins while {} closed-loop clients put {}-byte values; \
+         {} s baseline, {} thread(s) per node",
+        args.data_mib,
+        args.load_value_size,
+        if args.no_snapshot { " NOT" } else { "" },
+        args.clients,
+        args.value_size,
+        args.baseline,
+        args.server_workers
+    )
+}
+
+/// Runs the benchmark; the processes are killed and their dirs removed however it ends.
+pub fn run(args: &CatchUpArgs) -> Result<CatchUpReport, String> {
+    if args.clients == 0 || args.load_value_size == 0 {
+        return Err("-c and --load-value-size must be at least 1".into());
+    }
+    let baseline = seconds("--baseline", args.baseline)?;
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find the ferraft binary: {e}"))?;
+    let dir = tempfile::Builder::new().prefix("ferraft-bench-catch-up-").tempdir().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    let result = runtime.block_on(async {
+        let mut nodes: Vec<LocalNode> = (1..=LEARNER)
+            .map(|id| {
+                let mut node = LocalNode::new(&exe, id, dir.path());
+                node.workers = Some(args.server_workers);
+                node
+            })
+            .collect();
+        let result = tokio::select! {
+            result = bench(args, &mut nodes, baseline) => result,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
+        };
+        if result.is_err() {
+            print_logs(&nodes);
+        }
+        for node in &mut nodes {
+            node.kill9().await;
+        }
+        result
+    });
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    drop(dir);
+    result
+}
+
+async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) -> Result<CatchUpReport, String> {
+    let leader = start_cluster(&mut nodes[..3]).await?;
+    let leader_node = nodes.iter().find(|n| n.id == leader).expect("the leader is one of them");
+    let started = Instant::now();
+    let loaded_bytes = load(leader_node, args).await?;
+    eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
+    if !args.no_snapshot {
+        for node in &nodes[..3] {
+            node.client.post("/v1/cluster/snapshot", &json!({})).await.map_err(|e| format!("snapshot: {e}"))?;
+        }
+    }
+    let writes = Writes::new(args, leader_node)?;
+    let base = writes.run_for(baseline).await?;
+    eprintln!("baseline measured; the learner joins");
+    let rss_before: BTreeMap<u64, Option<f64>> =
+        nodes[..3].iter().map(|n| (n.id, n.pid().and_then(|p| status_kib(Some(p), "VmRSS")).map(kib_to_mib))).collect();
+
+    let learner = &mut nodes[3];
+    learner.spawn().map_err(|e| format!("cannot start the learner: {e}"))?;
+    learner.wait_ready(Duration::from_secs(10)).await?;
+    let learner_spec = json!({ "id": LEARNER, "raft": learner.raft, "api": learner.api, "blocking": false });
+    let learner_client = learner.client.clone();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = writes.start(stop.clone())?;
+    let now_leading = leader_status(&nodes[..3]).await?;
+    let target = now_leading["last_log_index"].as_u64().unwrap_or(0);
+    let leader_node = nodes.iter().find(|n| Some(n.id) == now_leading["id"].as_u64()).unwrap_or(&nodes[0]);
+    let joined = Instant::now();
+    leader_node.client.post("/v1/cluster/learners", &learner_spec).await.map_err(|e| format!("add learner: {e}"))?;
+    let mut snapshot_installed = None;
+    let caught_up = loop {
+        if snapshot_installed.is_none() {
+            if let Ok(status) = learner_client.status().await {
+                if status["snapshot_index"].as_u64().is_some() {
+                    snapshot_installed = Some(joined.elapsed());
+                }
+            }
+        }
+        // the leader may change under load: ask whoever leads now
+        let status = leader_status(&nodes[..3]).await?;
+        let matched = status["replication"][LEARNER.to_string()]["matched"].as_u64().unwrap_or(0);
+        if matched >= target {
+            break joined.elapsed();
+        }
+        if joined.elapsed().as_millis() % 5_000 < POLL.as_millis() {
+            eprintln!("{:.0} s: learner matched {matched} of {target}", joined.elapsed().as_secs_f64());
+        }
+        if joined.elapsed() > Duration::from_secs(600) {
+            return Err(format!("the learner did not catch up within 600 s (matched {matched} of {target})"));
+        }
+        tokio::time::sleep(POLL).await;
+    };
+    stop.store(true, Ordering::Relaxed);
+    let during = Writes::finish(clients, caught_up).await?;
+    let snapshot_bytes = snapshot_installed.and_then(|_| snapshot_file_bytes(leader_node));
+    let peak_rss_mib = nodes
+        .iter()
+        .filter_map(|n| Some((n.id, (peak_rss_mib(n.pid())?, rss_before.get(&n.id).copied().flatten()))))
+        .collect();
+    Ok(CatchUpReport {
+        loaded_bytes,
+        caught_up,
+        snapshot_bytes,
+        snapshot_installed,
+        baseline: (base.0, base.1),
+        during,
+        peak_rss_mib,
+    })
+}
+
+/// The status of the node that leads now (waiting up to 10 s for one).
+async fn leader_status(voters: &[LocalNode]) -> Result<serde_json::Value, String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        for node in voters {
+            if let Ok(status) = node.client.status().await {
+                if status["role"] == "leader" {
+                    return Ok(status);
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            return Err("no leader for 10 s".into());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn kib_to_mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// The size of the snapshot file in a node's WAL dir.
+fn snapshot_file_bytes(node: &LocalNode) -> Option<u64> {
+    std::fs::metadata(node.data_dir.join("wal").join("SNAPSHOT")).ok().map(|m| m.len())
+}
+
+/// Loads `--data-mib` of values through the leader, 16 writers at a time;
+/// returns the bytes of values written.
+async fn load(leader: &LocalNode, args: &CatchUpArgs) -> Result<u64, String> {
+    let keys = (args.data_mib * 1024 * 1024).div_ceil(args.load_value_size as u64).max(1);
+    let value: String = (0..args.load_value_size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
+    let body = Bytes::from(serde_json::to_vec(&json!({ "value": value })).map_err(|e| e.to_string())?);
+    let writers = 16u64;
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let mut connection = HttpConnection::new(&leader.api, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut k = w;
+            while k < keys {
+                let status = connection.put(kv_path(&format!("load{k:010}")), body.clone()).await;
+                if !status.as_ref().is_ok_and(StatusCode::is_success) {
+                    return Err(format!("loading key {k} failed: {status:?}"));
+                }
+                k += writers;
+            }
+            Ok(())
+        }));
+    }
+    for task in tasks {
+        task.await.map_err(|e| e.to_string())??;
+    }
+    Ok(keys * args.load_value_size as u64)
+}
+
+/// The clients' writes: small puts to random keys through the leader.
+struct Writes {
+    api: String,
+    clients: u64,
+    workload: Arc<Workload>,
+    body: Bytes,
+}
+
+type ClientTasks = Vec<tokio::task::JoinHandle<Measured>>;
+
+impl Writes {
+    fn new(args: &CatchUpArgs, leader: &LocalNode) -> Result<Self, String> {
+        let workload = Arc::new(Workload::new(args.keys, args.value_size));
+        let body = Bytes::from(serde_json::to_vec(&json!({ "value": workload.value() })).map_err(|e| e.to_string())?);
+        Ok(Self { api: leader.api.clone(), clients: args.clients, workload, body })
+    }
+
+    /// Starts the clients; they stop once `stop` is set.
+    fn start(&self, stop: Arc<AtomicBool>) -> Result<ClientTasks, String> {
+        let mut tasks = Vec::new();
+        for c in 0..self.clients {
+            let mut connection = HttpConnection::new(&self.api, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+            let (workload, body, stop) = (self.workload.clone(), self.body.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut rng = Workload::rng(c + 1);
+                let mut m = Measured::default();
+                while !stop.load(Ordering::Relaxed) {
+                    let issued = Instant::now();
+                    let result = connection.put(kv_path(&workload.key(&mut rng)), body.clone()).await;
+                    if result.as_ref().is_ok_and(StatusCode::is_success) {
+                        m.ok += 1;
+                        m.latency.record(issued.elapsed());
+                    } else {
+                        m.failed += 1;
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                }
+                m
+            }));
+        }
+        Ok(tasks)
+    }
+
+    /// Runs the clients for `duration`: (put/s, p99 µs).
+    async fn run_for(&self, duration: Duration) -> Result<(f64, u32), String> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let tasks = self.start(stop.clone())?;
+        tokio::time::sleep(duration).await;
+        stop.store(true, Ordering::Relaxed);
+        let (puts, p99, _) = Self::finish(tasks, duration).await?;
+        Ok((puts, p99))
+    }
+
+    /// Collects stopped clients that ran for `elapsed`: (put/s, p99 µs, failures).
+    async fn finish(tasks: ClientTasks, elapsed: Duration) -> Result<(f64, u32, u64), String> {
+        let mut all = Measured::default();
+        for task in tasks {
+            all.merge(task.await.map_err(|e| format!("a client failed: {e}"))?);
+        }
+        let puts = all.ok as f64 / elapsed.as_secs_f64().max(1e-9);
+        Ok((puts, all.latency.percentile_us(99.0), all.failed))
+    }
+}

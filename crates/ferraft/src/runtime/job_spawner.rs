@@ -1,0 +1,16 @@
+//! Where the host's off-task work runs: snapshot encoding and reads of the
+//! log for lagging followers. A blocking thread under tokio, a scheduled
+//! event in the simulator, so the simulator runs the same jobs the runtime
+//! does, at times it chooses.
+
+use super::log_reader::ReadTask;
+use super::snapshot_job::SnapshotTask;
+
+/// Runs the host's jobs off the host. Each result must come back to the
+/// host (`snapshot_built`, `entries_read`) unless the node stopped meanwhile.
+pub trait JobSpawner<C, N>: Send {
+    /// Starts a snapshot task.
+    fn spawn_snapshot(&mut self, task: SnapshotTask<N>);
+    /// Starts a read of the log for a follower.
+    fn spawn_read(&mut self, task: ReadTask<C, N>);
+}

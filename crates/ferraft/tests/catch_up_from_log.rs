@@ -1,0 +1,173 @@
+//! A follower that lags behind the leader's in-memory log cache catches up
+//! from entries the leader reads back from its log store, off the Raft task;
+//! it gets a snapshot only when the store no longer holds what it needs (or
+//! cannot read ranges at all).
+
+mod support;
+
+use ferraft::mem::MemLogStore;
+use ferraft::{
+    AppendDurability, BasicNode, ClusterId, Entry, FlushNotifier, LeaderIdMode, LogId, LogIndex, LogState, LogStore,
+    NodeId, Raft, ReplicationMetrics, Snapshot, StorageError, Vote,
+};
+use support::{addr, fast_config, Cluster, Member, Sm, WAIT};
+
+/// Snapshots off, a cache of 10 entries and small appends: a follower that
+/// missed 300 writes needs many reads from the store.
+fn small_cache_config() -> ferraft::Config {
+    ferraft::Config {
+        snapshot_logs_since_last: 0,
+        log_cache_entries: 10,
+        max_entries_per_append: 7,
+        ..fast_config(LeaderIdMode::Standard)
+    }
+}
+
+/// What the leader reports of `peer`'s catch-up once it is caught up.
+async fn caught_up_report(cluster: &Cluster, leader: NodeId, peer: NodeId) -> ReplicationMetrics {
+    let caught_up = move |m: &ferraft::RaftMetrics<BasicNode>| {
+        m.replication.as_ref().and_then(|r| r.get(&peer)).is_some_and(|p| p.lag_entries == 0)
+    };
+    let m = cluster.raft(leader).wait(WAIT).metrics(caught_up, "follower caught up").await.unwrap();
+    m.replication.unwrap()[&peer]
+}
+
+#[tokio::test]
+async fn a_follower_behind_the_log_cache_catches_up_from_the_store_without_a_snapshot() {
+    let ids = [1, 2, 3];
+    let mut cluster = Cluster::start_initialized(small_cache_config(), &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.crash(down).await;
+    for i in 0..300 {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader trimmed its cache").await.unwrap();
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    assert!(m.purged.unwrap().index > behind + 100, "the follower lags far behind the cache");
+
+    cluster.start(down).await;
+    let last = cluster.read_index(leader).await;
+    cluster.wait_applied(&[down], last).await;
+    assert_eq!(cluster.applied(down), (0..300).collect::<Vec<_>>());
+    let stored = cluster.members[&down].store.snapshot_state();
+    assert_eq!(stored.snapshot.map(|s| s.meta.last_log_id), None, "no snapshot reached the follower");
+    let report = caught_up_report(&cluster, leader, down).await;
+    assert_eq!(report.snapshots_started, 0, "{report:?}");
+    assert!(report.entries_from_store >= 250, "entries came from the store: {report:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshots_and_purges_during_a_catch_up_never_send_the_follower_a_snapshot() {
+    // a snapshot every 20 entries, purged right behind it: only the hold for
+    // the catching-up follower keeps the entries it needs in the store
+    let config = ferraft::Config { snapshot_logs_since_last: 20, purge_keep_entries: 0, ..small_cache_config() };
+    let ids = [1, 2, 3];
+    let mut cluster = Cluster::start_initialized(config, &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.crash(down).await;
+    for i in 0..300 {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.snapshot.is_some(), "leader took a snapshot").await.unwrap();
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    assert!(m.snapshot.unwrap().index > behind + 100, "the leader's snapshots cover what the follower lacks");
+
+    // the follower catches up while writes go on, and snapshots and purges with them
+    cluster.start(down).await;
+    let raft = cluster.raft(leader).clone();
+    let writer = tokio::spawn(async move {
+        for i in 300..600 {
+            raft.client_write(i).await.unwrap();
+        }
+    });
+    writer.await.unwrap();
+    let last = cluster.read_index(leader).await;
+    cluster.wait_applied(&[down], last).await;
+    assert_eq!(cluster.applied(down), (0..600).collect::<Vec<_>>());
+    // (the follower takes snapshots of its own: its store cannot tell)
+    let report = caught_up_report(&cluster, leader, down).await;
+    assert_eq!(report.snapshots_started, 0, "{report:?}");
+    assert!(report.entries_from_store > 0, "{report:?}");
+    // once it caught up, the hold is gone (the purge runs after the answer)
+    cluster.raft(leader).trigger_snapshot().await.unwrap();
+    let store = &cluster.members[&leader].store;
+    let purged = tokio::time::timeout(WAIT, async {
+        while store.snapshot_state().last_purged.is_none_or(|p| p.index < last) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    });
+    purged.await.expect("the leader purged its store once the follower caught up");
+}
+
+/// A [`MemLogStore`] that cannot read ranges, as a user's store may be.
+struct NoRangeReads(MemLogStore<u64, BasicNode>);
+
+impl LogStore<u64, BasicNode> for NoRangeReads {
+    fn read_state(&mut self) -> Result<LogState<u64, BasicNode>, StorageError> {
+        self.0.read_state()
+    }
+    fn append(
+        &mut self,
+        entries: &[Entry<u64, BasicNode>],
+        n: &FlushNotifier,
+    ) -> Result<AppendDurability, StorageError> {
+        self.0.append(entries, n)
+    }
+    fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {
+        self.0.truncate(since)
+    }
+    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
+        self.0.purge(upto)
+    }
+    fn save_cluster_id(&mut self, cluster_id: ClusterId) -> Result<(), StorageError> {
+        self.0.save_cluster_id(cluster_id)
+    }
+    fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.0.save_vote(vote)
+    }
+    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.0.save_committed(committed)
+    }
+    fn save_snapshot(&mut self, snapshot: &Snapshot<BasicNode>) -> Result<(), StorageError> {
+        self.0.save_snapshot(snapshot)
+    }
+}
+
+/// Starts node `id` on a store that cannot read ranges.
+async fn start_without_range_reads(cluster: &mut Cluster, id: NodeId) {
+    let store = cluster.members.remove(&id).map(|m| m.store).unwrap_or_default();
+    let sm = Sm::new();
+    let network = cluster.router.network();
+    let raft = Raft::new(id, cluster.config.clone(), network, Box::new(NoRangeReads(store.clone())), sm.clone())
+        .await
+        .expect("node starts");
+    cluster.router.register(addr(id), raft.clone());
+    cluster.members.insert(id, Member { raft, store, sm });
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_read_ranges_still_catches_up_a_follower_through_a_snapshot() {
+    let ids = [1, 2, 3];
+    let mut cluster = Cluster::new(small_cache_config());
+    for id in ids {
+        start_without_range_reads(&mut cluster, id).await;
+    }
+    cluster.raft(1).initialize(support::nodes(&ids)).await.expect("initialize");
+    let leader = cluster.leader_among(&ids).await;
+    let down = ids.iter().copied().find(|id| *id != leader).unwrap();
+    cluster.crash(down).await;
+    for i in 0..100 {
+        cluster.raft(leader).client_write(i).await.unwrap();
+    }
+    cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader trimmed its cache").await.unwrap();
+    let _ = cluster.raft(down).shutdown().await;
+    start_without_range_reads(&mut cluster, down).await;
+    let last = cluster.read_index(leader).await;
+    cluster.wait_applied(&[down], last).await;
+    assert_eq!(cluster.applied(down), (0..100).collect::<Vec<_>>());
+    let report = caught_up_report(&cluster, leader, down).await;
+    assert!(report.snapshots_started >= 1, "{report:?}");
+    assert_eq!(report.entries_from_store, 0, "{report:?}");
+}
