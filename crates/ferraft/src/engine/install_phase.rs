@@ -13,6 +13,12 @@ use crate::message::SnapshotReply;
 /// takes the follower for lost and resumes the transfer.
 pub const INSTALL_PATIENCE_ELECTION_TIMEOUTS: u64 = 100;
 
+/// While a follower installs, how often (in election timeouts) the leader
+/// asks where it stands, with an empty chunk from the end: a follower done
+/// installing answers "installed", so a lost final reply costs this long,
+/// not the whole patience bound.
+pub const INSTALL_PROBE_ELECTION_TIMEOUTS: u64 = 4;
+
 /// Records a follower's "every byte arrived, installing" answer; true when
 /// `reply` was one (nothing more to send until the install ends).
 pub(crate) fn on_installing(progress: &mut Progress, reply: &SnapshotReply, now_ms: u64) -> bool {
