@@ -19,6 +19,8 @@ pub const INSTALL_PATIENCE_ELECTION_TIMEOUTS: u64 = 100;
 /// not the whole patience bound.
 pub const INSTALL_PROBE_ELECTION_TIMEOUTS: u64 = 4;
 
+const _: () = assert!(INSTALL_PROBE_ELECTION_TIMEOUTS < INSTALL_PATIENCE_ELECTION_TIMEOUTS);
+
 /// Records a follower's "every byte arrived, installing" answer; true when
 /// `reply` was one (nothing more to send until the install ends).
 pub(crate) fn on_installing(progress: &mut Progress, reply: &SnapshotReply, now_ms: u64) -> bool {
