@@ -93,6 +93,20 @@ impl Progress {
         self.sent_log.push_back((seq, now_ms));
     }
 
+    /// Records an append of entries up to `sent_last` sent as message `seq`:
+    /// a probe goes alone (next_index moves only when it succeeds), other
+    /// appends are pipelined.
+    pub(crate) fn record_append(&mut self, seq: u64, sent_last: LogIndex, now_ms: u64) {
+        self.record_sent(seq, now_ms);
+        if self.mode == ReplicationMode::Probe {
+            self.inflight.clear();
+            self.probe_sent_ms = now_ms;
+        } else {
+            self.next_index = sent_last + 1;
+        }
+        self.inflight.push_back((sent_last, now_ms));
+    }
+
     /// Records an acknowledgement of message `seq`.
     pub fn record_ack(&mut self, seq: u64, now_ms: u64) {
         self.last_heard_ms = now_ms;

@@ -145,15 +145,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let sent_last = entries.last().map_or(prev_index, |e| e.log_id.index);
             leader.seq += 1;
             let seq = leader.seq;
-            progress.record_sent(seq, now);
-            if probing {
-                // one probe at a time; next_index moves only when it succeeds
-                progress.inflight.clear();
-                progress.probe_sent_ms = now;
-            } else {
-                progress.next_index = sent_last + 1;
-            }
-            progress.inflight.push_back((sent_last, now));
+            progress.record_append(seq, sent_last, now);
             let message =
                 AppendEntries { vote, prev_log_id, entries, committed, seq, leader_node: leader_node.clone() };
             self.output.push(Output::Send(crate::message::Message { envelope, body: MessageBody::Append(message) }));

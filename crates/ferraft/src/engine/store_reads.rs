@@ -172,6 +172,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let max_inflight = self.config.max_inflight_appends;
         let probe_wait = self.config.heartbeat_interval_ms * 2;
         let envelope = self.envelope(to);
+        let own_node = self.own_node().cloned();
         let Role::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&to) else { return };
         let mut entries = entries.into_iter().peekable();
@@ -193,17 +194,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let sent_last = chunk.last().map_or(0, |e| e.log_id.index);
             leader.seq += 1;
             let seq = leader.seq;
-            progress.record_sent(seq, now);
-            if probing {
-                progress.inflight.clear();
-                progress.probe_sent_ms = now;
-            } else {
-                progress.next_index = sent_last + 1;
-            }
-            progress.inflight.push_back((sent_last, now));
+            progress.record_append(seq, sent_last, now);
             progress.store.entries_sent += chunk.len() as u64;
             let next_prev = chunk.last().map(|e| e.log_id);
-            let message = AppendEntries { vote, prev_log_id, entries: chunk, committed, seq, leader_node: None };
+            // a probe names the leader, as one from memory does (see `replicate_to`)
+            let leader_node = if probing { own_node.clone() } else { None };
+            let message = AppendEntries { vote, prev_log_id, entries: chunk, committed, seq, leader_node };
             self.output.push(Output::Send(Message { envelope, body: MessageBody::Append(message) }));
             prev_log_id = next_prev;
             if probing {

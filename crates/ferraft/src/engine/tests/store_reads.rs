@@ -154,3 +154,25 @@ fn a_follower_behind_the_stores_purge_point_gets_a_snapshot_at_once() {
     assert!(reads(&outputs).is_empty());
     assert_eq!(snapshot_sends(&outputs), 1);
 }
+
+/// A follower that lost its data (readmitted, or new) knows no addresses: a
+/// probe read from the store must name the leader, as a probe from memory
+/// does, or the follower cannot answer it and never catches up.
+#[test]
+fn a_probe_from_the_store_names_the_leader() {
+    let (mut engine, stored) = leader_with_follower_behind_cache();
+    engine.take_outputs();
+    let vote = engine.vote();
+    engine.on_entries_read(2, vote, 2, stored[..5].to_vec());
+    let outputs = engine.take_outputs();
+    let probes: Vec<bool> = outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send(Message { envelope, body: MessageBody::Append(a) }) if envelope.to == 2 => {
+                Some(a.leader_node.is_some())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(probes, vec![true], "the probe names the leader's address");
+}
