@@ -52,7 +52,7 @@ fn a_follower_installing_a_snapshot_is_sent_no_chunks_and_not_reported_stalled()
     let timeout = engine.config.election_timeout_max_ms;
     let until = engine.now_ms + 5 * timeout;
     let resent = silent_follower_until(&mut engine, until);
-    assert!(resent.is_empty(), "a long install is not a lost chunk: {resent:?}");
+    assert!(resent.iter().all(|offset| *offset == 8192), "a long install is not a lost chunk: {resent:?}");
     let report = engine.catch_up(2).unwrap();
     assert_eq!(report.stall, None, "busy installing, not stalled");
     assert!(report.snapshot_installing);
@@ -69,4 +69,19 @@ fn an_install_that_never_ends_resumes_the_transfer_past_the_bound() {
     let resent = silent_follower_until(&mut engine, until);
     assert_eq!(resent.first(), Some(&8192), "the follower may have crashed mid-install: ask where it stands");
     assert!(matches!(engine.catch_up(2).unwrap().stall, Some(CatchUpStall::Unreachable { .. })));
+}
+
+#[test]
+fn a_lost_installed_reply_is_asked_for_again_within_a_few_election_timeouts() {
+    // the follower said it is installing; its "installed" reply is lost (or it
+    // crashed after the install): only the leader can speak next
+    let mut engine = streaming_to_2();
+    snapshot_reply(&mut engine, 8192, true);
+    engine.take_outputs();
+    let until = engine.now_ms + 3 * engine.config.election_timeout_max_ms;
+    let asked = silent_follower_until(&mut engine, until);
+    assert_eq!(asked.first(), Some(&8192), "the leader asks where the follower stands, from the end: {asked:?}");
+    assert!(asked.iter().all(|offset| *offset == 8192), "no byte is sent again: {asked:?}");
+    snapshot_reply(&mut engine, u64::MAX, false);
+    assert!(!engine.catch_up(2).unwrap().snapshot_installing, "installed: replication goes on");
 }
