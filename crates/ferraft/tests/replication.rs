@@ -139,13 +139,13 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
 /// A node restarted on an empty data dir knows no addresses, and a leader
 /// streaming it a snapshot sends it no heartbeats: the chunks themselves must
 /// name the leader, or the node cannot answer them and never catches up.
-/// (Its empty data is a new incarnation: it is readmitted as a learner first.)
 #[tokio::test]
 async fn a_follower_restarted_with_an_empty_data_dir_is_caught_up_by_snapshot() {
     let config = ferraft::Config {
         snapshot_logs_since_last: 20,
         purge_keep_entries: 5,
-        // the leader holds the log for a follower behind only this far
+        // the leader holds the log for a follower behind only this far (else
+        // it feeds the stopped node from the store and never streams a snapshot)
         catch_up_retain_entries: 10,
         snapshot_chunk_bytes: 64,
         // the wiped node's log went backwards: the documented remedy
@@ -157,10 +157,11 @@ async fn a_follower_restarted_with_an_empty_data_dir_is_caught_up_by_snapshot() 
         m.replication.as_ref().and_then(|r| r.get(&down)).is_some_and(|p| p.snapshot.is_some())
     };
     cluster.raft(leader).wait(WAIT).metrics(streaming, "leader streams a snapshot to the stopped node").await.unwrap();
-    // the data dir is lost: the node comes back on a fresh store
+    // the data dir is lost: the node comes back on a fresh store, a new
+    // incarnation, which the operator readmits (issue 18)
     cluster.members.remove(&down);
     cluster.start(down).await;
-    cluster.raft(leader).readmit(down).await.expect("readmitted as its new incarnation");
+    cluster.raft(leader).readmit(down).await.expect("readmitted");
     let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[down], last).await;
     let installed = cluster.members[&down].store.snapshot_state().snapshot.and_then(|s| s.meta.last_log_id);

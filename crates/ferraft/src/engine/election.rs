@@ -260,8 +260,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
+    /// As the incarnation that membership records: a wiped node holding an old
+    /// committed config that named its old self is not that voter.
     fn is_voter_of_committed_membership(&self) -> bool {
-        self.log.membership_at(index_of(self.committed)).is_some_and(|m| m.membership.is_voter(self.id))
+        self.log.membership_at(index_of(self.committed)).is_some_and(|m| {
+            m.membership.is_voter(self.id)
+                && crate::incarnation::incarnations_agree(m.membership.incarnation(self.id), self.incarnation)
+        })
     }
 
     pub(crate) fn on_timeout_now(&mut self, from: NodeId, message: TimeoutNow) {

@@ -195,7 +195,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     self.forwarding.sent.insert(reply.id, Sent { awaited, deadline_ms: self.forward_deadline_ms() });
                 }
             }
-            (Awaited::Commit { .. }, ForwardOutcome::Committed { upto }) => self.learn_committed(Some(upto)),
+            (Awaited::Commit { .. }, ForwardOutcome::Committed { upto }) => {
+                // still awaited (with its deadline) until it commits here: a
+                // lagging follower may not hold `upto`, and may never get it
+                self.forwarding.sent.insert(reply.id, sent);
+                self.learn_committed(Some(upto));
+            }
             (Awaited::Write { .. }, ForwardOutcome::NotLeader { leader }) => {
                 tracing::debug!(node = self.id, ?leader, "forwarded writes refused: not the leader");
                 self.output.push(Output::ForwardFailed { forward_id: reply.id, failure: ForwardFailure::NotProposed });

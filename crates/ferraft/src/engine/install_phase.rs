@@ -1,25 +1,20 @@
 //! Transfer and install are separate phases of a snapshot catch-up.
 //!
 //! Once a follower has every byte it says so before installing; the leader
-//! then stops resending chunks and does not report the stream failing while
-//! the install runs, however long a large state takes to load. Only past a
-//! generous bound (the follower may have crashed mid-install) does the leader
-//! resume the transfer, from where the follower then says it stands.
+//! then sends no byte again and does not report the stream failing while
+//! the install runs, however long a large state takes to load. It still asks,
+//! once an election timeout, where the follower stands (a chunk from the end,
+//! with no data): a node handles messages only after its install, so the
+//! question is answered then, and the "installed" reply it may have lost is
+//! not waited for. Past a generous bound (the follower may have crashed
+//! mid-install) the stream is reported stalled.
 
 use super::progress::Progress;
 use crate::message::SnapshotReply;
 
 /// How long an install may run, in election timeouts, before the leader
-/// takes the follower for lost and resumes the transfer.
+/// reports the stream stalled.
 pub const INSTALL_PATIENCE_ELECTION_TIMEOUTS: u64 = 100;
-
-/// While a follower installs, how often (in election timeouts) the leader
-/// asks where it stands, with an empty chunk from the end: a follower done
-/// installing answers "installed", so a lost final reply costs this long,
-/// not the whole patience bound.
-pub const INSTALL_PROBE_ELECTION_TIMEOUTS: u64 = 4;
-
-const _: () = assert!(INSTALL_PROBE_ELECTION_TIMEOUTS < INSTALL_PATIENCE_ELECTION_TIMEOUTS);
 
 /// Records a follower's "every byte arrived, installing" answer; true when
 /// `reply` was one (nothing more to send until the install ends).

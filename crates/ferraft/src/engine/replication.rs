@@ -397,10 +397,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Role::Leader(leader) = &mut self.role else { return };
         for (peer, progress) in leader.progress.iter_mut() {
             if let ReplicationMode::Snapshot { next_offset, sent_ms } = progress.mode {
-                let installing = super::install_phase::waiting_for_install(progress, now, timeout);
-                let wait =
-                    if installing { timeout * super::install_phase::INSTALL_PROBE_ELECTION_TIMEOUTS } else { timeout };
-                if now >= sent_ms + wait {
+                // while it installs, this re-asks from the end (no byte again): the
+                // follower answers once installed, and its "installed" reply may be lost
+                if now >= sent_ms + timeout {
                     leader.seq += 1;
                     progress.record_sent(leader.seq, now);
                     progress.mode = ReplicationMode::Snapshot { next_offset, sent_ms: now };

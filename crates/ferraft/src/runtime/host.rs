@@ -319,7 +319,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     fn reply_when_committed(&mut self, result: IndexResult<N>, reply: R::Reply<IndexResult<N>>) -> Option<LogIndex> {
         let proposed = result.as_ref().ok().copied();
         let answer_by = self.now_ms + self.engine.config_election_timeout_max_ms() * COMMIT_WAIT_ELECTION_TIMEOUTS;
-        self.books.reply_when_committed(result, index_of(self.engine.committed()), answer_by, reply);
+        self.books.reply_when_committed(result, self.engine.log(), index_of(self.engine.committed()), answer_by, reply);
         proposed
     }
 

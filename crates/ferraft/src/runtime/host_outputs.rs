@@ -37,7 +37,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             }
             self.outputs = outputs;
         }
-        self.books.check_commit_waiters(index_of(self.engine.committed()), self.now_ms);
+        self.books.check_commit_waiters(self.engine.log(), index_of(self.engine.committed()), self.now_ms);
     }
 
     fn execute(&mut self, output: Output<C<SM>, N>) -> Result<(), StorageError> {
@@ -80,7 +80,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             Output::ForwardFailed { forward_id, failure } => {
                 self.forwards.failed(forward_id, failure, self.engine.forward_to_leader());
             }
-            Output::LeadershipLost => self.books.leadership_lost(index_of(self.engine.committed())),
+            Output::LeadershipLost => self.books.leadership_lost(self.engine.log(), index_of(self.engine.committed())),
             Output::ProbeAnswered { from, seq: _, cluster_id, incarnation } => {
                 let ours = self.engine.cluster_id();
                 let answer = match cluster_id {

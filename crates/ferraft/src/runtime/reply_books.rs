@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 
 use super::event::WriteResponse;
 use super::reply::{Answer, ReplyKind};
+use crate::engine::RaftLog;
 use crate::error::{ChangeMembershipError, Fatal, ReadError, WriteError};
 use crate::log_id::LogId;
 use crate::membership::StoredMembership;
@@ -40,9 +41,10 @@ pub(crate) struct ReplyBooks<SM: StateMachine, N: Node, R: ReplyKind> {
     reads_waiting_apply: Vec<(LogIndex, ReadReply<N, R>)>,
     /// Membership requests the engine answers, by request id.
     pub(crate) memberships: HashMap<u64, MembershipReply<N, R>>,
-    /// Explicit membership steps waiting for their entry to commit, each with
-    /// the time by which it is answered anyway.
-    commit_waiters: Vec<(LogIndex, u64, IndexReply<N, R>)>,
+    /// Explicit membership steps waiting for their entry (by log id: another
+    /// leader may put its own entry at that index) to commit, each with the
+    /// time by which it is answered anyway.
+    commit_waiters: Vec<(LogId, u64, IndexReply<N, R>)>,
     /// Callers waiting to hear whether a probed node refuses this cluster.
     probes: HashMap<NodeId, Vec<ProbeReply<R>>>,
 }
@@ -102,29 +104,35 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
     pub(crate) fn reply_when_committed(
         &mut self,
         result: IndexResult<N>,
+        log: &RaftLog<SM::Command, N>,
         committed: LogIndex,
         answer_by: u64,
         reply: IndexReply<N, R>,
     ) {
         match result {
             Ok(index) if index <= committed => reply.answer(Ok(index)),
-            Ok(index) => self.commit_waiters.push((index, answer_by, reply)),
+            Ok(index) => match log.log_id_at(index) {
+                Some(log_id) => self.commit_waiters.push((log_id, answer_by, reply)),
+                None => reply.answer(Err(ChangeMembershipError::LeadershipLost)),
+            },
             Err(e) => reply.answer(Err(e)),
         }
     }
 
-    /// Answers the steps whose entry committed or whose time ran out.
-    pub(crate) fn check_commit_waiters(&mut self, committed: LogIndex, now_ms: u64) {
+    /// Answers the steps whose entry committed, was replaced, or whose time
+    /// ran out.
+    pub(crate) fn check_commit_waiters(&mut self, log: &RaftLog<SM::Command, N>, committed: LogIndex, now_ms: u64) {
         if self.commit_waiters.is_empty() {
             return;
         }
-        for (index, answer_by, reply) in std::mem::take(&mut self.commit_waiters) {
-            if index <= committed {
-                reply.answer(Ok(index));
+        for (log_id, answer_by, reply) in std::mem::take(&mut self.commit_waiters) {
+            let index = log_id.index;
+            if index <= committed || log.log_id_at(index).is_some_and(|held| held != log_id) {
+                reply.answer(step_outcome(log, log_id, committed));
             } else if now_ms >= answer_by {
                 reply.answer(Err(ChangeMembershipError::NotCommittedInTime { index }));
             } else {
-                self.commit_waiters.push((index, answer_by, reply));
+                self.commit_waiters.push((log_id, answer_by, reply));
             }
         }
     }
@@ -176,13 +184,12 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
     /// its explicit steps are answered by whether their entry committed (a
     /// leader removed by the change it committed steps down right after:
     /// that change did succeed).
-    pub(crate) fn leadership_lost(&mut self, committed: LogIndex) {
+    pub(crate) fn leadership_lost(&mut self, log: &RaftLog<SM::Command, N>, committed: LogIndex) {
         for (_, reply) in self.writes.drain(..) {
             reply.answer(Err(WriteError::LeadershipLost));
         }
-        for (index, _, reply) in self.commit_waiters.drain(..) {
-            let result = if index <= committed { Ok(index) } else { Err(ChangeMembershipError::LeadershipLost) };
-            reply.answer(result);
+        for (log_id, _, reply) in self.commit_waiters.drain(..) {
+            reply.answer(step_outcome(log, log_id, committed));
         }
     }
 
@@ -194,5 +201,19 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
         for (_, reply) in self.write_batch.drain(..) {
             reply.answer(Err(WriteError::Fatal(fatal.clone())));
         }
+    }
+}
+
+/// A step whose entry `log_id` committed if this log holds it at or below
+/// `committed`; an entry replaced there (by another leader's) or no longer
+/// known did not commit as far as this node can tell.
+fn step_outcome<C: crate::entry::AppData, N: Node>(
+    log: &RaftLog<C, N>,
+    log_id: LogId,
+    committed: LogIndex,
+) -> IndexResult<N> {
+    match log.log_id_at(log_id.index) {
+        Some(held) if held == log_id && log_id.index <= committed => Ok(log_id.index),
+        _ => Err(ChangeMembershipError::LeadershipLost),
     }
 }

@@ -311,3 +311,20 @@ fn a_follower_hands_nothing_to_a_leader_it_cannot_reach_until_it_hears_from_it_a
     engine.on_message(msg(1, 3, append_from(2, 1, vec![], 2)));
     assert!(engine.forward_write(vec![7]).is_ok(), "heard from again: writes go to it");
 }
+
+#[test]
+fn a_batch_the_leader_says_committed_before_this_follower_holds_it_still_fails_unknown_after_its_deadline() {
+    // the follower lags: index 2 is committed on a quorum it is not part of
+    let mut engine = follower_of_1(vec![]);
+    let id = engine.forward_write(vec![7]).unwrap();
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Accepted { first: log_id(2, 1, 2) })));
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
+    assert_eq!(engine.log().last_index(), 1, "the entry never reached this follower");
+    engine.take_outputs();
+    // cut off for good (or removed): the entry never arrives, the caller must still hear
+    let timeout = engine.config_election_timeout_max_ms();
+    engine.on_tick(timeout * 4 + 1);
+    let outputs = engine.take_outputs();
+    let failed = |o: &Output<u64, BasicNode>| matches!(o, Output::ForwardFailed { forward_id, failure: ForwardFailure::Unknown } if *forward_id == id);
+    assert!(outputs.iter().any(failed), "the caller waits for an entry that may never come: {outputs:?}");
+}

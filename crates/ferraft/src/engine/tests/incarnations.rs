@@ -210,3 +210,30 @@ fn initialize_records_the_incarnations_the_caller_learned() {
         assert_eq!(recorded.incarnation(id), first_life(id), "node {id}");
     }
 }
+
+/// Given a wiped node 1, caught up again as a learner only as far as an old
+/// committed entry that made node 1 (its first life) the only voter, and then
+/// removed, when it restarts it does not campaign as that voter: it would
+/// elect itself alone and commit writes the cluster never sees (sim seed
+/// 23304 of the wiped-disk runs).
+#[test]
+fn a_wiped_node_holding_an_old_committed_config_naming_its_old_self_does_not_campaign() {
+    let mut old_config = recorded_entry(&[1], &[1, 2, 3]);
+    old_config.log_id = log_id(1, 1, 1);
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        incarnation: Incarnation::new(second_life(1)),
+        entries: vec![old_config],
+        committed: Some(log_id(1, 1, 1)),
+        ..LogState::default()
+    };
+    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    engine.take_outputs();
+    engine.on_tick(10_000);
+    let outputs = engine.take_outputs();
+    assert!(!engine.is_leader(), "a wiped node elected itself as its old self: {outputs:?}");
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::SaveVote(_))),
+        "it campaigns as the voter its old self was: {outputs:?}"
+    );
+}

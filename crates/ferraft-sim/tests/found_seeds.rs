@@ -1,0 +1,37 @@
+//! Seeds of the large release runs that found bugs, pinned one by one so the
+//! fixes stay fixed (the CI set covers seeds 0-499 only).
+
+use ferraft_sim::{run_seed, SimOptions};
+
+fn passes(seed: u64) {
+    let options = SimOptions { check_membership_answers: true, ..SimOptions::new(seed) };
+    if let Err(failure) = run_seed(&options) {
+        panic!("{failure}");
+    }
+}
+
+/// A follower's "installed" reply was lost: the leader sent it nothing for
+/// 100 election timeouts, and the joint config that needed it never committed.
+#[test]
+fn seed_14190_a_lost_installed_reply_does_not_strand_the_follower() {
+    passes(14_190);
+}
+
+/// A deposed leader's explicit joint step at index 103 was answered committed
+/// when the new leader's own entry at 103 committed.
+#[test]
+fn seed_32046_a_step_is_answered_committed_only_for_its_own_entry() {
+    passes(32_046);
+}
+
+/// A wiped node, caught up as a learner only as far as an old committed
+/// config that made its old self the only voter, then removed, elected itself
+/// alone after a restart (the committed-config campaign rule ignored
+/// incarnations).
+#[test]
+fn seed_23304_of_the_wiped_disk_runs_a_wiped_node_never_elects_itself_as_its_old_self() {
+    let options = SimOptions { wipe_disks: true, ..SimOptions::new(23_304) };
+    if let Err(failure) = run_seed(&options) {
+        panic!("{failure}");
+    }
+}
