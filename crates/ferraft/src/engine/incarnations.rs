@@ -19,6 +19,17 @@ use crate::incarnation::incarnations_agree;
 use crate::membership::Membership;
 use crate::message::Envelope;
 use crate::node::{Node, NodeId};
+use crate::vote::Vote;
+
+/// What a message says of its sender's standing, for the incarnation check.
+pub(crate) enum SenderStanding {
+    /// A leader's message (append, snapshot chunk) under this vote.
+    Leading(Vote),
+    /// A vote request from a candidate whose log ends here.
+    Candidate(Option<crate::log_id::LogId>),
+    /// Anything else (replies, probes).
+    Other,
+}
 
 /// At most one warning about another incarnation per this many milliseconds.
 const WARN_EVERY_MS: u64 = 10_000;
@@ -59,11 +70,27 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// Whether a message with `envelope` is from and for the incarnations the
     /// membership records; logs (rate-limited) when not.
-    pub(crate) fn admits_incarnations(&mut self, envelope: &Envelope) -> bool {
+    pub(crate) fn admits_incarnations(&mut self, envelope: &Envelope, standing: SenderStanding) -> bool {
         self.learn_incarnation(envelope.from, envelope.from_incarnation);
         let for_other_self = !incarnations_agree(self.incarnation, envelope.to_incarnation);
         let recorded = self.recorded_incarnation(envelope.from);
-        let from_other_self = !incarnations_agree(recorded, envelope.from_incarnation);
+        // This node may lag behind the entry that records a readmitted
+        // member's new incarnation. A leader elected under a vote at least
+        // ours won an election that counted only recorded incarnations, and a
+        // candidate whose log is ahead of ours holds that entry: both are
+        // heard (the candidate on the usual vote rules), or this node never
+        // catches up. Their acknowledgements are another matter: a node
+        // counts only those of incarnations it records.
+        let vouched = match standing {
+            SenderStanding::Leading(vote) => {
+                vote.committed
+                    && vote.leader_id.node_id == envelope.from
+                    && self.vote.may_advance_to(&vote, self.config.leader_id_mode)
+            }
+            SenderStanding::Candidate(last) => last > self.log.last_log_id(),
+            SenderStanding::Other => false,
+        };
+        let from_other_self = !vouched && !incarnations_agree(recorded, envelope.from_incarnation);
         if (!for_other_self && !from_other_self) || self.breaks(crate::config::BrokenRule::CountOtherIncarnations) {
             return true;
         }

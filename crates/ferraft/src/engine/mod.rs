@@ -62,6 +62,7 @@ use crate::message::{Envelope, Message, MessageBody};
 use crate::node::{LogIndex, Node, NodeId, Term};
 use crate::storage::LogState;
 use crate::vote::Vote;
+use incarnations::SenderStanding;
 
 /// A reply to send once the log is durable up to `matched`.
 #[derive(Debug, Clone)]
@@ -555,7 +556,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
             tracing::error!(node = self.id, "received a message from itself: a member's address points at this node");
             return;
         }
-        if !self.admits_incarnations(&envelope) {
+        let standing = match &message.body {
+            MessageBody::Append(req) => SenderStanding::Leading(req.vote),
+            MessageBody::Snapshot(chunk) => SenderStanding::Leading(chunk.vote),
+            MessageBody::Vote(req) => SenderStanding::Candidate(req.last_log_id),
+            _ => SenderStanding::Other,
+        };
+        if !self.admits_incarnations(&envelope, standing) {
             return;
         }
         let from = envelope.from;

@@ -237,3 +237,68 @@ fn a_wiped_node_holding_an_old_committed_config_naming_its_old_self_does_not_cam
         "it campaigns as the voter its old self was: {outputs:?}"
     );
 }
+
+/// Sim seed 21206 (wiped disks): node 1 was wiped, readmitted, promoted and
+/// elected by members recording its new incarnation; node 2 lagged behind
+/// the entry that records it and dropped every append of the new leader as
+/// "from another incarnation", so it never caught up, and a joint config
+/// needing it never committed. A leader's append under a vote at least this
+/// node's own was won by election, which already counted only recorded
+/// incarnations: it is followed.
+#[test]
+fn a_lagging_follower_follows_a_leader_elected_in_its_new_incarnation() {
+    let mut two = node_with(2, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let incarnations = [(1, second_life(1)), (2, first_life(2)), (3, first_life(3))].into_iter().collect();
+    let readmitted = Membership::new(vec![set(&[1, 2, 3])], nodes(&[1, 2, 3])).unwrap().with_incarnations(incarnations);
+    let append = AppendEntries {
+        vote: Vote::new_committed(3, 1),
+        prev_log_id: Some(log_id(1, 1, 1)),
+        entries: vec![Entry { log_id: log_id(3, 1, 2), payload: EntryPayload::Membership(readmitted) }],
+        committed: None,
+        seq: 1,
+        leader_node: Some(BasicNode::new("n1")),
+    };
+    let mut message = from_life(1, second_life(1), 2, MessageBody::Append(append));
+    message.envelope.to_incarnation = first_life(2);
+    two.on_message(message);
+    assert_eq!(two.log().last_index(), 2, "the elected leader's entries are taken");
+    // an older leadership of another incarnation is still dropped
+    let stale = AppendEntries {
+        vote: Vote::new_committed(1, 1),
+        prev_log_id: Some(log_id(3, 1, 2)),
+        entries: vec![command_entry(3)],
+        committed: None,
+        seq: 2,
+        leader_node: None,
+    };
+    two.on_message(from_life(1, first_life(1) + 1, 2, MessageBody::Append(stale)));
+    assert_eq!(two.log().last_index(), 2);
+}
+
+/// Sim seed 21206 again, one step on: the readmitted leader restarted and
+/// campaigned; the lagging voter dropped its vote requests as "from another
+/// incarnation" and no leader could be elected. A candidate whose log is
+/// ahead of this node's holds every entry this node has (the one recording
+/// its new incarnation too): its request is judged on the usual rules.
+/// A wiped candidate, whose log is empty, is still dropped.
+#[test]
+fn a_lagging_voter_answers_a_readmitted_candidate_whose_log_is_ahead() {
+    let mut two = node_with(2, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let ahead = VoteRequest {
+        candidate_node: Some(BasicNode::new("n1")),
+        vote: Vote::new(3, 1),
+        last_log_id: Some(log_id(3, 1, 5)),
+        pre_vote: false,
+        transfer: false,
+    };
+    two.on_message(from_life(1, second_life(1), 2, MessageBody::Vote(ahead.clone())));
+    let granted = two.take_outputs().iter().any(|o| {
+        matches!(o, Output::Send(Message { body: MessageBody::VoteReply(r), .. }) if r.granted)
+            || matches!(o, Output::SaveVote(v) if *v == Vote::new(3, 1))
+    });
+    assert!(granted, "a candidate ahead of this node is answered");
+    let mut three = node_with(3, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let empty = VoteRequest { last_log_id: None, ..ahead };
+    three.on_message(from_life(1, second_life(1), 3, MessageBody::Vote(empty)));
+    assert!(three.take_outputs().is_empty(), "a wiped candidate is dropped");
+}
