@@ -56,6 +56,13 @@ async fn a_wiped_voter_is_not_its_old_self_until_readmitted_with_ctl() {
     let survivor = [1, 2, 3].into_iter().find(|id| *id != leader && *id != victim).unwrap();
     let leader_api = nodes[&leader].api.clone();
     let recorded = |s: &Value| s["membership"]["incarnations"][victim.to_string()].clone();
+    // recorded at init when the member answered the init probe in time, else
+    // by the leader once it hears from it (a loaded machine: later)
+    let leader_client = nodes[&leader].client.clone();
+    wait_for("the membership to record the victim's incarnation", async || {
+        recorded(&leader_client.status().await.unwrap()).is_string()
+    })
+    .await;
     let old_incarnation = recorded(&nodes[&leader].client.status().await.unwrap());
     assert!(old_incarnation.is_string(), "the membership records every member's incarnation: {status}");
 
