@@ -14,8 +14,9 @@ use axum::http::StatusCode;
 use bytes::Bytes;
 use serde_json::json;
 
-use super::cluster::{print_logs, start_cluster};
+use super::cluster::start_cluster;
 use super::http_client::HttpConnection;
+use super::local_nodes::{local_nodes, stop_nodes, until_stopped};
 use super::{peak_rss_mib, seconds, status_kib, thousands, Measured, Workload};
 use crate::cli::CatchUpArgs;
 use crate::client::kv_path;
@@ -117,23 +118,9 @@ pub fn run(args: &CatchUpArgs) -> Result<CatchUpReport, String> {
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     let result = runtime.block_on(async {
-        let mut nodes: Vec<LocalNode> = (1..=LEARNER)
-            .map(|id| {
-                let mut node = LocalNode::new(&exe, id, dir.path());
-                node.workers = Some(args.server_workers);
-                node
-            })
-            .collect();
-        let result = tokio::select! {
-            result = bench(args, &mut nodes, baseline) => result,
-            _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
-        };
-        if result.is_err() {
-            print_logs(&nodes);
-        }
-        for node in &mut nodes {
-            node.kill9().await;
-        }
+        let mut nodes = local_nodes(&exe, dir.path(), LEARNER, args.server_workers);
+        let result = until_stopped(bench(args, &mut nodes, baseline)).await;
+        stop_nodes(&mut nodes, result.is_err()).await;
         result
     });
     runtime.shutdown_timeout(Duration::from_secs(2));

@@ -13,6 +13,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 
 use super::http_client::{ExchangeError, HttpConnection};
+use super::local_nodes::{local_nodes, stop_nodes, until_stopped};
 
 use super::{cpu_seconds, peak_rss_mib, seconds, thousands, Measured, Window, Workload};
 use crate::cli::{ClusterArgs, ClusterWorkload};
@@ -108,24 +109,9 @@ pub fn run_on(args: &ClusterArgs, protocol: Protocol) -> Result<ClusterReport, S
         if protocol == Protocol::Etcd {
             return bench_etcd(args, dir.path(), warmup, duration).await;
         }
-        let mut nodes: Vec<LocalNode> = (1..=args.members)
-            .map(|id| {
-                let mut node = LocalNode::new(&exe, id, dir.path());
-                node.workers = Some(args.server_workers);
-                node
-            })
-            .collect();
-        let result = tokio::select! {
-            result = bench(args, &mut nodes, warmup, duration) => result,
-            _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
-            _ = terminated() => Err("terminated".to_owned()),
-        };
-        if result.is_err() {
-            print_logs(&nodes);
-        }
-        for node in &mut nodes {
-            node.kill9().await;
-        }
+        let mut nodes = local_nodes(&exe, dir.path(), args.members, args.server_workers);
+        let result = until_stopped(bench(args, &mut nodes, warmup, duration)).await;
+        stop_nodes(&mut nodes, result.is_err()).await;
         result
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -148,35 +134,9 @@ async fn bench_etcd(
         pids: etcd.pids(),
         protocol: Protocol::Etcd,
     };
-    let result = tokio::select! {
-        result = drive(args, &target, warmup, duration) => result,
-        _ = tokio::signal::ctrl_c() => Err("interrupted".to_owned()),
-        _ = terminated() => Err("terminated".to_owned()),
-    };
+    let result = until_stopped(drive(args, &target, warmup, duration)).await;
     etcd.kill().await;
     result
-}
-
-/// Resolves on SIGTERM (never, if it cannot be watched).
-async fn terminated() {
-    use tokio::signal::unix::{signal, SignalKind};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            term.recv().await;
-        }
-        Err(_) => std::future::pending::<()>().await,
-    }
-}
-
-pub(super) fn print_logs(nodes: &[LocalNode]) {
-    for node in nodes {
-        if let Ok(log) = std::fs::read_to_string(&node.log) {
-            let tail: Vec<&str> = log.lines().rev().take(5).collect();
-            for line in tail.iter().rev() {
-                eprintln!("node {}: {line}", node.id);
-            }
-        }
-    }
 }
 
 async fn bench(

@@ -10,6 +10,7 @@ pub mod dongting;
 pub mod durable;
 pub mod etcd;
 pub mod http_client;
+mod local_nodes;
 
 use std::time::{Duration, Instant};
 
