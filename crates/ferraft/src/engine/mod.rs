@@ -178,7 +178,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             membership_requests: Vec::new(),
             change_refusals: Default::default(),
             promotions: Vec::new(),
-            forwarding: Default::default(),
+            forwarding: forwarding::Forwarding::starting_at(state.vote.map_or(0, |v| v.term())),
             output: Vec::new(),
         };
         if let Some(cluster_id) = cluster_id.filter(|_| unsaved) {
