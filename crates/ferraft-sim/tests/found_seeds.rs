@@ -48,3 +48,12 @@ fn seed_21206_of_the_wiped_disk_runs_a_lagging_voters_grant_reaches_the_readmitt
         panic!("{failure}");
     }
 }
+
+/// A learner added to a joint config (its incarnation recorded) was not
+/// attributed to its AddNodes request, but to a ReplaceAllVoters request
+/// whose goal the joint config held: "nothing happened" looked false. A
+/// checker fix (attribution), not an engine one.
+#[test]
+fn seed_15238_a_learner_added_to_a_joint_config_is_its_add_nodes_requests_proposal() {
+    passes(15_238);
+}
