@@ -152,3 +152,65 @@ async fn a_survivor_forced_into_a_new_cluster_serves_writes_and_the_lost_cannot_
     nodes[&3].client.put("/v1/kv/still", &json!({"value": "ok"})).await.unwrap();
     assert!(nodes[&3].client.get("/v1/kv/split").await.is_err(), "no write of the lost node reached the new cluster");
 }
+
+/// `ctl status --cluster` as JSON, through `api`: the row of each member by id.
+async fn cluster_rows(api: &str) -> std::collections::BTreeMap<u64, Value> {
+    let (code, out, err) = ctl(api, &["status", "--cluster"]).await;
+    assert_eq!(code, 0, "status --cluster failed: {out} {err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rows = answer["nodes"].as_array().cloned().unwrap_or_default();
+    rows.into_iter().map(|row| (row["id"].as_u64().expect("a row names its member"), row)).collect()
+}
+
+/// The operator sees incarnations: a wiped voter, back as a new incarnation,
+/// is flagged in `ctl status --cluster` with the fix (`ferraft ctl readmit`),
+/// the leader's metrics name the incarnation each member is recorded as and
+/// the wiped node's its own; once readmitted, the flag is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wiped_member_is_flagged_with_readmit_in_status_and_metrics() {
+    let dir = TempDir::new().unwrap();
+    let mut nodes = start_nodes(Path::new(EXE), 3, dir.path()).await.unwrap();
+    let specs: serde_json::Map<String, Value> = nodes.values().map(|n| (n.id.to_string(), n.spec())).collect();
+    nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": specs })).await.unwrap();
+    nodes[&1].client.put("/v1/kv/k", &json!({"value": "v"})).await.unwrap();
+    let leader = nodes[&1].client.status().await.unwrap()["leader"].as_u64().expect("a leader");
+    let victim = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let leader_api = nodes[&leader].api.clone();
+    let recorded = |s: &Value| s["membership"]["incarnations"][victim.to_string()].clone();
+    let leader_client = nodes[&leader].client.clone();
+    wait_for("the membership to record the victim's incarnation", async || {
+        recorded(&leader_client.status().await.unwrap()).is_string()
+    })
+    .await;
+    let old = recorded(&leader_client.status().await.unwrap()).as_str().unwrap().to_owned();
+    let rows = cluster_rows(&leader_api).await;
+    assert!(rows.values().all(|row| row["incarnation_fix"].is_null()), "nothing to fix yet: {rows:?}");
+
+    let node = nodes.get_mut(&victim).unwrap();
+    node.kill9().await;
+    std::fs::remove_dir_all(&node.data_dir).unwrap();
+    node.spawn().unwrap();
+    node.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let fresh = node.client.status().await.unwrap()["incarnation"].as_str().unwrap().to_owned();
+    assert_ne!(fresh, old);
+
+    let rows = cluster_rows(&leader_api).await;
+    let fix = format!("ferraft ctl readmit {victim}");
+    assert_eq!(rows[&victim]["incarnation_fix"], json!(fix), "{:?}", rows[&victim]);
+    assert_eq!(rows[&victim]["recorded_incarnation"], json!(old));
+    assert!(rows.iter().filter(|(id, _)| **id != victim).all(|(_, row)| row["incarnation_fix"].is_null()));
+    let metrics =
+        |api: String| async move { reqwest::get(format!("http://{api}/metrics")).await.unwrap().text().await.unwrap() };
+    let leader_metrics = metrics(leader_api.clone()).await;
+    let line = format!("ferraft_member_incarnation_info{{id=\"{victim}\",incarnation=\"{old}\"}} 1");
+    assert!(leader_metrics.contains(&line), "{line} missing from the leader's metrics:\n{leader_metrics}");
+    let victim_metrics = metrics(nodes[&victim].api.clone()).await;
+    let line = format!("ferraft_incarnation_info{{incarnation=\"{fresh}\"}} 1");
+    assert!(victim_metrics.contains(&line), "{line} missing from the wiped node's metrics:\n{victim_metrics}");
+
+    let (code, out, err) = ctl(&leader_api, &["readmit", &victim.to_string()]).await;
+    assert_eq!(code, 0, "readmit failed: {out} {err}");
+    let rows = cluster_rows(&leader_api).await;
+    assert!(rows[&victim]["incarnation_fix"].is_null(), "still flagged after readmit: {:?}", rows[&victim]);
+    assert_eq!(rows[&victim]["recorded_incarnation"], json!(fresh));
+}
