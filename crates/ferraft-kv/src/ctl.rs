@@ -447,6 +447,7 @@ fn status_table(s: &Value) -> String {
         vec!["membership".into(), membership_line(&s["membership"])],
     ];
     let rows = crate::ctl_identity::with_address_mismatch(rows, s);
+    let rows = crate::incarnation_view::with_incarnation(rows, s);
     table(&["FIELD", "VALUE"], &rows)
 }
 

@@ -30,12 +30,15 @@ pub(crate) async fn cluster_status(client: &Client) -> Result<Answer, CtlError> 
     let asks: Vec<_> = members
         .into_iter()
         .map(|(id, api)| {
+            let recorded = first["membership"]["incarnations"].clone();
             tokio::spawn(async move {
                 let status = Client::with_timeout(&api, MEMBER_TIMEOUT).status().await;
-                match status {
+                let mut row = match status {
                     Ok(status) => json!({ "id": id, "api": api, "status": status }),
                     Err(e) => json!({ "id": id, "api": api, "error": crate::ctl::CtlError::from(e).json()["error"] }),
-                }
+                };
+                with_recorded_incarnation(&mut row, &recorded[id.to_string()]);
+                row
             })
         })
         .collect();
@@ -46,9 +49,19 @@ pub(crate) async fn cluster_status(client: &Client) -> Result<Answer, CtlError> 
     Ok(answer(rows))
 }
 
+/// Adds to a member's row the incarnation the membership records for it
+/// and, when the member reports another one, the command that readmits it.
+fn with_recorded_incarnation(row: &mut Value, recorded: &Value) {
+    row["recorded_incarnation"] = recorded.clone();
+    if crate::incarnation_view::differs(recorded, &row["status"]["incarnation"]) {
+        row["incarnation_fix"] = json!(row["id"].as_u64().map(crate::incarnation_view::readmit_command));
+    }
+}
+
 fn answer(rows: Vec<Value>) -> Answer {
     let cells: Vec<Vec<String>> = rows.iter().map(row_cells).collect();
-    let human = table(&["ID", "API", "ROLE", "TERM", "LEADER", "LAST LOG", "COMMITTED", "APPLIED", "STATE"], &cells);
+    let header = ["ID", "API", "ROLE", "TERM", "LEADER", "LAST LOG", "COMMITTED", "APPLIED", "INCARNATION", "STATE"];
+    let human = table(&header, &cells);
     Answer { value: json!({ "nodes": rows }), human, exit_code: 0 }
 }
 
@@ -67,6 +80,7 @@ fn row_cells(row: &Value) -> Vec<String> {
         text(&s["last_log_index"]),
         text(&s["committed"]),
         text(&s["applied"]),
+        crate::incarnation_view::cluster_cell(&row["id"], &s["incarnation"], &row["recorded_incarnation"]),
         state,
     ]
 }

@@ -19,6 +19,7 @@ pub mod error;
 pub mod error_text;
 pub mod harness;
 pub mod http_metrics;
+pub mod incarnation_view;
 pub mod kv;
 pub mod membership_errors;
 pub mod membership_json;

@@ -64,6 +64,7 @@ pub fn status(m: &RaftMetrics<KvNode>) -> Value {
         "id": m.id,
         "cluster_id": crate::cluster_identity::cluster_id_json(m),
         "incarnation": format!("{:016x}", m.incarnation),
+        "incarnation_mismatch": crate::incarnation_view::self_mismatch(m),
         "role": role(m.state),
         "term": m.current_term,
         "leader": m.current_leader,

@@ -44,6 +44,7 @@ pub fn render(m: &RaftMetrics<KvNode>, me: &KvNode, keys: usize, http: &HttpMetr
     );
     out.push_str(&crate::cluster_identity::cluster_id_metric(m));
     out.push_str(&crate::address_check::mismatch_metric(me, m));
+    out.push_str(&crate::incarnation_view::metrics(m));
     let _ = writeln!(out, "# HELP ferraft_http_responses_total HTTP responses by outcome.");
     let _ = writeln!(out, "# TYPE ferraft_http_responses_total counter");
     for (code, count) in http.responses() {

@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use ferraft_kv::harness::start_nodes;
+use std::collections::BTreeMap;
+
+use ferraft_kv::harness::{start_nodes, LocalNode};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -41,20 +43,24 @@ async fn wait_for(what: &str, mut check: impl AsyncFnMut() -> bool) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_wiped_voter_is_not_its_old_self_until_readmitted_with_ctl() {
-    let dir = TempDir::new().unwrap();
-    let mut nodes = start_nodes(Path::new(EXE), 3, dir.path()).await.unwrap();
+/// Three voters, `writes` keys written, and a follower (the victim) whose
+/// incarnation the membership records.
+struct Recorded {
+    nodes: BTreeMap<u64, LocalNode>,
+    leader: u64,
+    victim: u64,
+    old_incarnation: Value,
+}
+
+async fn three_voters(dir: &Path, writes: usize) -> Recorded {
+    let nodes = start_nodes(Path::new(EXE), 3, dir).await.unwrap();
     let specs: serde_json::Map<String, Value> = nodes.values().map(|n| (n.id.to_string(), n.spec())).collect();
     nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": specs })).await.unwrap();
-    for i in 0..20 {
+    for i in 0..writes {
         nodes[&1].client.put(&format!("/v1/kv/k{i}"), &json!({"value": format!("v{i}")})).await.unwrap();
     }
-    let status = nodes[&1].client.status().await.unwrap();
-    let leader = status["leader"].as_u64().expect("a leader");
+    let leader = nodes[&1].client.status().await.unwrap()["leader"].as_u64().expect("a leader");
     let victim = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    let survivor = [1, 2, 3].into_iter().find(|id| *id != leader && *id != victim).unwrap();
-    let leader_api = nodes[&leader].api.clone();
     let recorded = |s: &Value| s["membership"]["incarnations"][victim.to_string()].clone();
     // recorded at init when the member answered the init probe in time, else
     // by the leader once it hears from it (a loaded machine: later)
@@ -63,16 +69,27 @@ async fn a_wiped_voter_is_not_its_old_self_until_readmitted_with_ctl() {
         recorded(&leader_client.status().await.unwrap()).is_string()
     })
     .await;
-    let old_incarnation = recorded(&nodes[&leader].client.status().await.unwrap());
-    assert!(old_incarnation.is_string(), "the membership records every member's incarnation: {status}");
+    let old_incarnation = recorded(&leader_client.status().await.unwrap());
+    Recorded { nodes, leader, victim, old_incarnation }
+}
 
-    let node = nodes.get_mut(&victim).unwrap();
+/// Kills `node`, wipes its data dir and starts it again: its new incarnation.
+async fn wipe(node: &mut LocalNode) -> Value {
     node.kill9().await;
     std::fs::remove_dir_all(&node.data_dir).unwrap();
     node.spawn().unwrap();
     node.wait_ready(Duration::from_secs(10)).await.unwrap();
-    let fresh = node.client.status().await.unwrap();
-    assert_ne!(json!(fresh["incarnation"]), old_incarnation, "a wiped data dir is a new incarnation");
+    node.client.status().await.unwrap()["incarnation"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wiped_voter_is_not_its_old_self_until_readmitted_with_ctl() {
+    let dir = TempDir::new().unwrap();
+    let Recorded { mut nodes, leader, victim, old_incarnation } = three_voters(dir.path(), 20).await;
+    let survivor = [1, 2, 3].into_iter().find(|id| *id != leader && *id != victim).unwrap();
+    let leader_api = nodes[&leader].api.clone();
+    let fresh = wipe(nodes.get_mut(&victim).unwrap()).await;
+    assert_ne!(fresh, old_incarnation, "a wiped data dir is a new incarnation");
 
     // the two intact voters commit; nothing reaches the wiped node as its old self
     nodes[&leader].client.put("/v1/kv/after-wipe", &json!({"value": "x"})).await.unwrap();
@@ -88,7 +105,7 @@ async fn a_wiped_voter_is_not_its_old_self_until_readmitted_with_ctl() {
     let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     let learners = answer["membership"]["learners"].as_array().cloned().unwrap_or_default();
     assert!(learners.contains(&json!(victim)), "{answer}");
-    assert_eq!(answer["membership"]["incarnations"][victim.to_string()], fresh["incarnation"]);
+    assert_eq!(answer["membership"]["incarnations"][victim.to_string()], fresh);
     let client = nodes[&victim].client.clone();
     wait_for("the readmitted node to catch up", async || {
         client.get("/v1/kv/after-wipe?consistency=local").await.is_ok_and(|v| v["value"] == "x")
@@ -151,4 +168,49 @@ async fn a_survivor_forced_into_a_new_cluster_serves_writes_and_the_lost_cannot_
     assert_eq!(status["membership"]["voters"], json!([3]));
     nodes[&3].client.put("/v1/kv/still", &json!({"value": "ok"})).await.unwrap();
     assert!(nodes[&3].client.get("/v1/kv/split").await.is_err(), "no write of the lost node reached the new cluster");
+}
+
+/// `ctl status --cluster` as JSON, through `api`: the row of each member by id.
+async fn cluster_rows(api: &str) -> BTreeMap<u64, Value> {
+    let (code, out, err) = ctl(api, &["status", "--cluster"]).await;
+    assert_eq!(code, 0, "status --cluster failed: {out} {err}");
+    let answer: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let rows = answer["nodes"].as_array().cloned().unwrap_or_default();
+    rows.into_iter().map(|row| (row["id"].as_u64().expect("a row names its member"), row)).collect()
+}
+
+/// The operator sees incarnations: a wiped voter, back as a new incarnation,
+/// is flagged in `ctl status --cluster` with the fix (`ferraft ctl readmit`),
+/// the leader's metrics name the incarnation each member is recorded as and
+/// the wiped node's its own; once readmitted, the flag is gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wiped_member_is_flagged_with_readmit_in_status_and_metrics() {
+    let dir = TempDir::new().unwrap();
+    let Recorded { mut nodes, leader, victim, old_incarnation: old } = three_voters(dir.path(), 1).await;
+    let leader_api = nodes[&leader].api.clone();
+    let rows = cluster_rows(&leader_api).await;
+    assert!(rows.values().all(|row| row["incarnation_fix"].is_null()), "nothing to fix yet: {rows:?}");
+    let old = old.as_str().expect("recorded as hex").to_owned();
+    let fresh = wipe(nodes.get_mut(&victim).unwrap()).await.as_str().expect("reported as hex").to_owned();
+    assert_ne!(fresh, old);
+
+    let rows = cluster_rows(&leader_api).await;
+    let fix = format!("ferraft ctl readmit {victim}");
+    assert_eq!(rows[&victim]["incarnation_fix"], json!(fix), "{:?}", rows[&victim]);
+    assert_eq!(rows[&victim]["recorded_incarnation"], json!(old));
+    assert!(rows.iter().filter(|(id, _)| **id != victim).all(|(_, row)| row["incarnation_fix"].is_null()));
+    let metrics =
+        |api: String| async move { reqwest::get(format!("http://{api}/metrics")).await.unwrap().text().await.unwrap() };
+    let leader_metrics = metrics(leader_api.clone()).await;
+    let line = format!("ferraft_member_incarnation_info{{id=\"{victim}\",incarnation=\"{old}\"}} 1");
+    assert!(leader_metrics.contains(&line), "{line} missing from the leader's metrics:\n{leader_metrics}");
+    let victim_metrics = metrics(nodes[&victim].api.clone()).await;
+    let line = format!("ferraft_incarnation_info{{incarnation=\"{fresh}\"}} 1");
+    assert!(victim_metrics.contains(&line), "{line} missing from the wiped node's metrics:\n{victim_metrics}");
+
+    let (code, out, err) = ctl(&leader_api, &["readmit", &victim.to_string()]).await;
+    assert_eq!(code, 0, "readmit failed: {out} {err}");
+    let rows = cluster_rows(&leader_api).await;
+    assert!(rows[&victim]["incarnation_fix"].is_null(), "still flagged after readmit: {:?}", rows[&victim]);
+    assert_eq!(rows[&victim]["recorded_incarnation"], json!(fresh));
 }

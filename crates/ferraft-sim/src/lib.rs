@@ -34,4 +34,4 @@ pub mod sim;
 mod store_conformance;
 
 pub use options::{Fault, SimOptions};
-pub use sim::{run_seed, Failure, RunStats};
+pub use sim::{run_seed, run_two_clusters, CrossingStats, Failure, RunStats, SECOND_CLUSTER_FIRST_OP};

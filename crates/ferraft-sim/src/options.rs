@@ -65,6 +65,15 @@ pub struct SimOptions {
 }
 
 impl SimOptions {
+    /// The test target whose seed set these options are: it replays a seed.
+    pub fn test_name(&self) -> &'static str {
+        if self.wipe_disks {
+            "wiped_disks a_wiped"
+        } else {
+            "sim_seeds sim_seeds"
+        }
+    }
+
     /// The default run for `seed`.
     pub fn new(seed: u64) -> Self {
         Self {

@@ -38,7 +38,10 @@ use wipes::first_incarnation;
 
 mod host_calls;
 mod membership_calls;
+mod two_clusters;
 mod wipes;
+
+pub use two_clusters::{run_two_clusters, CrossingStats, SECOND_CLUSTER_FIRST_OP};
 
 type SimEngine = Engine<Put, BasicNode>;
 type SimMessage = Message<Put, BasicNode>;
@@ -62,6 +65,8 @@ pub struct Failure {
     pub at_ms: u64,
     /// What went wrong.
     pub message: String,
+    /// The test target that replays it (`sim_seeds`, `wiped_disks`, ...).
+    pub test: &'static str,
 }
 
 impl Failure {
@@ -69,8 +74,8 @@ impl Failure {
     pub fn replay_command(&self) -> String {
         format!(
             "FERRAFT_SIM_START={} FERRAFT_SIM_SEEDS=1 FERRAFT_SIM_TRACE=1 cargo test -p ferraft-sim --release \
-             --test sim_seeds sim_seeds -- --nocapture",
-            self.seed
+             --test {} -- --nocapture",
+            self.seed, self.test
         )
     }
 }
@@ -285,6 +290,8 @@ pub struct Simulation {
     /// A leader marked a follower's log as gone backwards, which no fault here
     /// causes (disks are never wiped): the symptom of a known engine bug.
     reverted_seen: Option<String>,
+    /// In a two-cluster run: which cluster this is, and traffic to the other.
+    crossing: Option<two_clusters::Crossing>,
 }
 
 /// Runs one seed to the end: fault phase, liveness phase, final checks.
@@ -299,14 +306,19 @@ pub fn run_seed(options: &SimOptions) -> Result<RunStats, Failure> {
     }));
     match outcome {
         Ok((None, _, stats)) => Ok(stats),
-        Ok((Some(message), at_ms, _)) => Err(Failure { seed: options.seed, at_ms, message }),
+        Ok((Some(message), at_ms, _)) => Err(Failure { seed: options.seed, at_ms, message, test: options.test_name() }),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "non-string panic".to_string());
-            Err(Failure { seed: options.seed, at_ms: 0, message: format!("panicked: {message}") })
+            Err(Failure {
+                seed: options.seed,
+                at_ms: 0,
+                message: format!("panicked: {message}"),
+                test: options.test_name(),
+            })
         }
     }
 }
@@ -314,6 +326,11 @@ pub fn run_seed(options: &SimOptions) -> Result<RunStats, Failure> {
 impl Simulation {
     /// Builds the cluster for `options.seed` (nothing runs yet).
     pub fn new(options: SimOptions) -> Self {
+        Self::new_in(options, None)
+    }
+
+    /// Builds a world that is one side of a two-cluster run when `crossing` is given.
+    fn new_in(options: SimOptions, crossing: Option<two_clusters::Crossing>) -> Self {
         let mut rng = SmallRng::seed_from_u64(options.seed);
         let voters = [1, 2, 3, 3, 3, 3, 4, 5, 5, 3][rng.gen_range(0..10)];
         let scenario = Scenario {
@@ -341,7 +358,7 @@ impl Simulation {
             scenario.slow_disk = Some((node, machines.gen_range(30..=300)));
         }
         let config = Config {
-            cluster_id: 7,
+            cluster_id: crossing.as_ref().map_or(7, two_clusters::Crossing::cluster_id),
             heartbeat_interval_ms: 30,
             election_timeout_min_ms: 150,
             election_timeout_max_ms: 300,
@@ -429,6 +446,7 @@ impl Simulation {
             stats: RunStats::default(),
             leaders_seen: HashSet::new(),
             reverted_seen: None,
+            crossing,
         }
     }
 
@@ -702,7 +720,8 @@ impl Simulation {
     }
 
     fn initial_membership(&self) -> Membership<BasicNode> {
-        let nodes: BTreeMap<NodeId, BasicNode> = (1..=self.scenario.voters).map(|id| (id, node_addr(id))).collect();
+        let nodes: BTreeMap<NodeId, BasicNode> =
+            (1..=self.scenario.voters).map(|id| (id, self.node_addr(id))).collect();
         // as `Raft::initialize` does by probing the members: their incarnations
         let incarnations = self.initial_incarnations();
         Membership::new_uniform(nodes).expect("valid initial membership").with_incarnations(incarnations)
@@ -792,7 +811,9 @@ impl Simulation {
         self.next_request += 1;
         let change = match self.rng.gen_range(0..11) {
             0 | 1 => {
-                outsiders.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddNodes([(*id, node_addr(*id))].into()))
+                let prefix = self.addr_prefix();
+                let addr = |id: NodeId| BasicNode::new(format!("{prefix}{id}"));
+                outsiders.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddNodes([(*id, addr(*id))].into()))
             }
             2 => learners.iter().choose(&mut self.rng).map(|id| ChangeMembers::AddVoterIds([*id].into())),
             3 => {
@@ -819,7 +840,7 @@ impl Simulation {
                 let other = members.iter().copied().choose(&mut self.rng).unwrap_or(*id);
                 let addr = match m.node(other) {
                     Some(node) if self.rng.gen_bool(0.2) => node.addr.clone(),
-                    _ => format!("n{id}-{request_id}"),
+                    _ => format!("{}{id}-{request_id}", self.addr_prefix()),
                 };
                 ChangeMembers::SetNodes([(*id, BasicNode::new(addr))].into())
             }),
@@ -1053,10 +1074,6 @@ impl Simulation {
 fn initialize(host: &mut SimHost, membership: Membership<BasicNode>) -> Result<LogId, ferraft::InitializeError> {
     let fresh = host.engine().cluster_id().or_else(|| ClusterId::new(7)).expect("a valid cluster id");
     host.initialize(membership, None, fresh)
-}
-
-fn node_addr(id: NodeId) -> BasicNode {
-    BasicNode::new(format!("n{id}"))
 }
 
 fn describe(body: &MessageBody<Put, BasicNode>) -> String {

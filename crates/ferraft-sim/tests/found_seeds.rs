@@ -35,3 +35,25 @@ fn seed_23304_of_the_wiped_disk_runs_a_wiped_node_never_elects_itself_as_its_old
         panic!("{failure}");
     }
 }
+
+/// A wiped node, readmitted, promoted and made leader, restarted and
+/// campaigned; a voter lagging behind the entry recording its new
+/// incarnation granted its votes but addressed each reply to its old
+/// incarnation, and the candidate dropped them: no leader for the rest of
+/// the run (liveness).
+#[test]
+fn seed_21206_of_the_wiped_disk_runs_a_lagging_voters_grant_reaches_the_readmitted_candidate() {
+    let options = SimOptions { wipe_disks: true, ..SimOptions::new(21_206) };
+    if let Err(failure) = run_seed(&options) {
+        panic!("{failure}");
+    }
+}
+
+/// A learner added to a joint config (its incarnation recorded) was not
+/// attributed to its AddNodes request, but to a ReplaceAllVoters request
+/// whose goal the joint config held: "nothing happened" looked false. A
+/// checker fix (attribution), not an engine one.
+#[test]
+fn seed_15238_a_learner_added_to_a_joint_config_is_its_add_nodes_requests_proposal() {
+    passes(15_238);
+}

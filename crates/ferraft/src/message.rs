@@ -30,9 +30,10 @@ pub struct Envelope {
     /// The sender's incarnation (see [`crate::incarnation`]); 0 when its
     /// store keeps none.
     pub from_incarnation: u64,
-    /// The incarnation of `to` the sender's membership records; 0 when not
-    /// known. A receiver of another incarnation drops the message: it was
-    /// meant for the node's data before a wipe.
+    /// The incarnation of `to` the sender's membership records (for a reply:
+    /// the one that asked); 0 when not known. A receiver of another
+    /// incarnation drops the message: it was meant for the node's data
+    /// before a wipe.
     pub to_incarnation: u64,
 }
 
@@ -277,5 +278,19 @@ impl<C: AppData, N: crate::Node> MessageBody<C, N> {
             Self::SnapshotReply(m) => m.vote,
             Self::TimeoutNow(m) => m.vote,
         }
+    }
+
+    /// Whether this answers a request: it is then meant for the incarnation
+    /// that asked, which may be newer than the one the sender records.
+    pub fn is_reply(&self) -> bool {
+        matches!(
+            self,
+            Self::VoteReply(_)
+                | Self::AppendReply(_)
+                | Self::SnapshotReply(_)
+                | Self::ProbeReply(_)
+                | Self::ForwardWriteReply(_)
+                | Self::ReadIndexReply(_)
+        )
     }
 }

@@ -70,11 +70,17 @@ impl Asked {
     /// engine may also leave a joint config on its own.
     pub fn would_propose(&self, prev: &SimMembership, next: &SimMembership, own_prev: bool) -> bool {
         match self {
-            Asked::Change { change, retain } if change.is_node_change() => {
-                change.next_membership(prev, *retain).is_ok_and(|m| m == *next)
-            }
+            // the leader records incarnations in the entry as it knows them
+            // (a probed new learner's too): only configs and nodes tell
+            Asked::Change { change, retain } if change.is_node_change() => change
+                .next_membership(prev, *retain)
+                .is_ok_and(|m| m.configs() == next.configs() && m.nodes() == next.nodes()),
             Asked::Change { change, .. } => {
-                let Ok((goal, _)) = change.goal(prev) else { return false };
+                let Ok((goal, goal_nodes)) = change.goal(prev) else { return false };
+                // a voter change adds no node its goal does not name
+                if next.nodes().keys().any(|id| !prev.is_member(*id) && !goal_nodes.contains_key(id)) {
+                    return false;
+                }
                 let joint_step = next.configs() == [prev.last_config().clone(), goal.clone()];
                 // a goal already in force alone is answered without an entry
                 let to_goal = next.configs() == [goal.clone()]
@@ -266,5 +272,26 @@ mod tests {
         let left = membership(&[&[1, 2, 3, 4]], &[1, 2, 3, 4]);
         assert!(asked.would_propose(&joint, &left, true));
         assert!(!asked.would_propose(&joint, &left, false));
+    }
+
+    /// Sim seed 15238: a node change's proposal records the new learner's
+    /// incarnation (the leader probed it first); it is still that request's.
+    #[test]
+    fn a_node_change_is_attributed_whatever_incarnations_the_leader_recorded() {
+        let prev = membership(&[&[1, 2], &[1, 2]], &[1, 2]);
+        let add = change(ChangeMembers::AddNodes([(3, BasicNode::new("n3"))].into()), true);
+        let next = membership(&[&[1, 2], &[1, 2]], &[1, 2, 3]).with_incarnations([(3, 33)].into());
+        assert!(add.would_propose(&prev, &next, false));
+    }
+
+    /// Sim seed 15238 again: a voter change never adds a node its goal does
+    /// not name, so the entry adding learner 3 to the joint `[{1,2},{1,2}]`
+    /// is not a step of `ReplaceAllVoters({1,2})`, though its configs fit.
+    #[test]
+    fn a_voter_change_is_not_attributed_an_entry_adding_another_node() {
+        let prev = membership(&[&[1, 2], &[1, 2]], &[1, 2]);
+        let replace = change(ChangeMembers::ReplaceAllVoters(set(&[1, 2])), true);
+        assert!(!replace.would_propose(&prev, &membership(&[&[1, 2], &[1, 2]], &[1, 2, 3]), false));
+        assert!(replace.would_propose(&prev, &membership(&[&[1, 2], &[1, 2]], &[1, 2]), false));
     }
 }

@@ -9,6 +9,7 @@ use ferraft::{EntryPayload, LogId, Membership, MessageBody, NodeId, StoredMember
 use rand::seq::IteratorRandom;
 use rand::Rng;
 
+use super::two_clusters::Route;
 use super::{describe, Event, SimHost, SimMessage, Simulation};
 use crate::invariants::Violation;
 use crate::journal::{Committed, Record};
@@ -249,6 +250,7 @@ impl Simulation {
                 self.checkers.answers.observe_append(entry.log_id, next, own_prev.as_ref());
             }
         }
+        let result = result.and(self.check_own_entries(id, &entries));
         self.check(result);
         self.trace(|| {
             let last = entries.last().map(|e| e.log_id.to_string()).unwrap_or_default();
@@ -318,36 +320,28 @@ impl Simulation {
             }
         }
         let (from, to) = (message.envelope.from, message.envelope.to);
-        let Some(machine) = machine_at(&target.addr) else {
-            self.trace(|| format!("send {from}->{to} to unknown address {}: dropped", target.addr));
-            return;
+        let machine = match self.route(&target.addr) {
+            Some(Route::Here(machine)) => machine,
+            Some(Route::There(machine)) => {
+                self.trace(|| {
+                    format!("send {from}->{to} (at the other cluster's n{machine}) {}", describe(&message.body))
+                });
+                return self.send_across(machine, &message);
+            }
+            None => {
+                self.trace(|| format!("send {from}->{to} to unknown address {}: dropped", target.addr));
+                return;
+            }
         };
         self.trace(|| format!("send {from}->{to} (at n{machine}) {}", describe(&message.body)));
         for at in self.network.plan(from, machine, self.now, &mut self.rng) {
             self.schedule(at - self.now, Event::Deliver { machine, message: Box::new(message.clone()) });
         }
+        self.maybe_misdeliver(machine, &message);
     }
-}
-
-/// The machine listening at `addr`: `n<id>` or `n<id>-<suffix>`.
-fn machine_at(addr: &str) -> Option<NodeId> {
-    let rest = addr.strip_prefix('n')?;
-    rest.split('-').next()?.parse().ok()
 }
 
 /// The fingerprint of a client write's entry (see [`fingerprint`]).
 fn fingerprint_of_write(op: u64) -> u64 {
     fingerprint(&EntryPayload::Normal(Put { op, key: 0, value: op }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::machine_at;
-
-    #[test]
-    fn addresses_name_their_machine() {
-        assert_eq!(machine_at("n3"), Some(3));
-        assert_eq!(machine_at("n3-17"), Some(3), "an address SetNodes gave node 3");
-        assert_eq!(machine_at("10.0.0.1:7000"), None);
-    }
 }

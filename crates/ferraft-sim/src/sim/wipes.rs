@@ -65,7 +65,8 @@ impl Simulation {
             .collect();
         for id in wiped {
             // the answer reaches the engine, which records the incarnation
-            self.call(i, |host| host.probe_peer(id, super::node_addr(id), SimReply::new(|_| ())));
+            let node = self.node_addr(id);
+            self.call(i, |host| host.probe_peer(id, node, SimReply::new(|_| ())));
         }
     }
 

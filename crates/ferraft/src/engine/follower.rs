@@ -124,7 +124,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             outcome,
             committed: index_of(self.committed),
         });
-        let message = Message { envelope: self.envelope(to), body };
+        let message = Message { envelope: self.reply_envelope(to), body };
         match matched {
             Some(m) if m.index > index_of(self.durable) => {
                 self.pending_replies.push(PendingReply { matched: m, message });
@@ -198,6 +198,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
         seq: u64,
     ) -> Message<C, N> {
         let reply = SnapshotReply { vote: self.vote, last_log_id, next_offset: received, seq, installing: true };
-        Message { envelope: self.envelope(to), body: MessageBody::SnapshotReply(reply) }
+        Message { envelope: self.reply_envelope(to), body: MessageBody::SnapshotReply(reply) }
     }
 }

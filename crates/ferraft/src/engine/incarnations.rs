@@ -68,6 +68,19 @@ impl<C: AppData, N: Node> Engine<C, N> {
         incarnations_agree(self.recorded_incarnation(self.id), self.incarnation)
     }
 
+    /// The envelope of a reply to `to`: addressed to the incarnation last
+    /// heard from it, the one that asked. A voter or follower lagging behind
+    /// the entry that records a readmitted member's new incarnation still
+    /// records the old one; a reply addressed to that was dropped by the
+    /// asker, whose grants and acknowledgements then never arrived (sim seed
+    /// 21206 of the wiped-disk runs). What the reply says still counts at the
+    /// asker only if it records the replier's incarnation.
+    pub(crate) fn reply_envelope(&self, to: NodeId) -> Envelope {
+        let asker = self.known_incarnation(to);
+        let envelope = self.envelope(to);
+        Envelope { to_incarnation: if asker != 0 { asker } else { envelope.to_incarnation }, ..envelope }
+    }
+
     /// Whether a message with `envelope` is from and for the incarnations the
     /// membership records; logs (rate-limited) when not.
     pub(crate) fn admits_incarnations(&mut self, envelope: &Envelope, standing: SenderStanding) -> bool {

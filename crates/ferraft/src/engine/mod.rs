@@ -352,8 +352,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     pub(crate) fn send(&mut self, to: NodeId, body: MessageBody<C, N>) {
-        let message = Message { envelope: self.envelope(to), body };
-        self.output.push(Output::Send(message));
+        let envelope = if body.is_reply() { self.reply_envelope(to) } else { self.envelope(to) };
+        self.output.push(Output::Send(Message { envelope, body }));
     }
 
     pub(crate) fn reset_election_deadline(&mut self) {

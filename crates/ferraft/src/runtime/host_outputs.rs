@@ -8,7 +8,7 @@ use crate::engine::Output;
 use crate::entry::EntryPayload;
 use crate::error::ReadError;
 use crate::log_id::{index_of, LogId};
-use crate::message::Message;
+use crate::message::{Message, MessageBody};
 use crate::node::Node;
 use crate::peer_refusal::PeerRefusal;
 use crate::state_machine::StateMachine;
@@ -83,8 +83,9 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             Output::LeadershipLost => self.books.leadership_lost(self.engine.log(), index_of(self.engine.committed())),
             Output::ProbeAnswered { from, seq: _, cluster_id, incarnation } => {
                 let ours = self.engine.cluster_id();
+                let skip = self.engine.breaks(BrokenRule::SkipClusterCheck);
                 let answer = match cluster_id {
-                    Some(theirs) if Some(theirs) != ours => Err(PeerRefusal::OtherCluster { theirs, ours }),
+                    Some(theirs) if Some(theirs) != ours && !skip => Err(PeerRefusal::OtherCluster { theirs, ours }),
                     _ => Ok(incarnation),
                 };
                 self.books.answer_probes(from, answer);
@@ -99,11 +100,19 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     }
 
     /// Sends to the peer's address: in the membership, else in the directory.
+    /// A probe and its answer go to the address the operator or the asker
+    /// gave (in the directory): the node asked about may be one an old
+    /// membership names at another address, and the asker may be of another
+    /// cluster, whose ids name other machines here.
     pub(crate) fn send(&self, message: Message<C<SM>, N>) {
         let to = message.envelope.to;
+        let in_log = || self.engine.log().latest_node(to);
         // a node just removed is still told of its removal: its address is in
         // the memberships before the one in force
-        let node = self.engine.log().latest_node(to).or_else(|| self.directory.get(&to));
+        let node = match message.body {
+            MessageBody::Probe(_) | MessageBody::ProbeReply(_) => self.directory.get(&to).or_else(in_log),
+            _ => in_log().or_else(|| self.directory.get(&to)),
+        };
         match node {
             Some(node) => self.network.send(node, message),
             None => tracing::debug!(node = self.engine.id(), to, "no address for peer; message dropped"),

@@ -302,3 +302,97 @@ fn a_lagging_voter_answers_a_readmitted_candidate_whose_log_is_ahead() {
     three.on_message(from_life(1, second_life(1), 3, MessageBody::Vote(empty)));
     assert!(three.take_outputs().is_empty(), "a wiped candidate is dropped");
 }
+
+/// Node 1 in its second life, voter of {1,2,3} by an entry at index 2 that
+/// records its new incarnation; nodes 2 and 3 recorded in their first.
+fn readmitted_one(pre_vote: bool) -> TestEngine {
+    let incarnations = [(1, second_life(1)), (2, first_life(2)), (3, first_life(3))].into_iter().collect();
+    let readmitted = Membership::new(vec![set(&[1, 2, 3])], nodes(&[1, 2, 3])).unwrap().with_incarnations(incarnations);
+    let entries = vec![
+        recorded_entry(&[1, 2, 3], &[1, 2, 3]),
+        Entry { log_id: log_id(1, 1, 2), payload: EntryPayload::Membership(readmitted) },
+    ];
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        incarnation: Incarnation::new(second_life(1)),
+        entries,
+        committed: Some(log_id(1, 1, 2)),
+        ..LogState::default()
+    };
+    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, pre_vote), &state, 1, 0);
+    engine.take_outputs();
+    engine
+}
+
+/// Delivers every message `outputs` holds for `to`, returning what `to` sends back.
+fn deliver(outputs: &[Output<u64, BasicNode>], to: &mut TestEngine) -> Vec<Output<u64, BasicNode>> {
+    let id = to.id();
+    for message in sent(outputs).into_iter().filter(|m| m.envelope.to == id) {
+        to.on_message(message.clone());
+    }
+    let mut answers = to.take_outputs();
+    if let Some(last) = to.log().last_log_id() {
+        to.on_log_flushed(last);
+        answers.extend(to.take_outputs());
+    }
+    answers
+}
+
+/// Sim seed 21206 (wiped disks), the last step: the readmitted node 1,
+/// promoted and then restarted, campaigned; the lagging voter 2 (which has
+/// not yet got the entry recording node 1's new incarnation) granted its
+/// (pre-)votes but addressed each reply to node 1's old incarnation, so node 1
+/// dropped them as "meant for another incarnation" and no leader was ever
+/// elected. A reply goes to the incarnation that asked.
+#[test]
+fn a_readmitted_candidate_counts_the_grant_of_a_voter_lagging_behind_its_record() {
+    for pre_vote in [false, true] {
+        let mut one = readmitted_one(pre_vote);
+        let mut two = node_with(2, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+        one.on_tick(10_000);
+        let requests = one.take_outputs();
+        let replies = deliver(&requests, &mut two);
+        let reply = sent(&replies).into_iter().find(|m| matches!(m.body, MessageBody::VoteReply(_))).cloned();
+        let reply = reply.expect("node 2 answers the candidate");
+        assert_eq!(reply.envelope.to_incarnation, second_life(1), "pre-vote {pre_vote}: the reply goes to the asker");
+        one.on_message(reply);
+        if pre_vote {
+            // the pre-vote won: now the real vote, answered the same way
+            let requests = one.take_outputs();
+            let replies = deliver(&requests, &mut two);
+            for reply in sent(&replies) {
+                one.on_message(reply.clone());
+            }
+        }
+        assert!(one.is_leader(), "pre-vote {pre_vote}: the grant of a recorded voter was dropped");
+    }
+}
+
+/// The same lagging voter, as the readmitted leader's follower: its append
+/// replies (the mismatch that makes the leader back up, then the match) go
+/// to the leader's new incarnation, so it is caught up and counts toward
+/// commit; the entry recording the new incarnation reaches it on the way.
+#[test]
+fn a_readmitted_leader_catches_up_a_voter_lagging_behind_its_record() {
+    let mut one = readmitted_one(false);
+    let mut two = node_with(2, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    one.on_tick(10_000);
+    let vote = one.vote();
+    let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
+    one.on_message(from_life(3, first_life(3), 1, MessageBody::VoteReply(granted)));
+    assert!(one.is_leader());
+    let blank = one.log().last_log_id();
+    let mut outputs = one.take_outputs();
+    one.on_log_flushed(blank.unwrap());
+    outputs.extend(one.take_outputs());
+    for _ in 0..6 {
+        let replies = deliver(&outputs, &mut two);
+        for reply in sent(&replies) {
+            assert_eq!(reply.envelope.to_incarnation, second_life(1), "{reply:?}");
+            one.on_message(reply.clone());
+        }
+        outputs = one.take_outputs();
+    }
+    assert_eq!(two.log().last_log_id(), blank, "node 2 caught up");
+    assert_eq!(one.committed(), blank, "on node 2's acknowledgement");
+}
