@@ -105,6 +105,7 @@
 #![deny(missing_docs)]
 
 mod error;
+mod file_system;
 mod fsutil;
 mod identity;
 mod layout;
@@ -117,11 +118,14 @@ mod recovery;
 mod segment;
 mod snapshot_file;
 mod spare;
+mod stepped;
 mod store;
 mod writer;
 
 pub use error::{Corruption, WalError};
+pub use file_system::{FileSystem, FsFile, LockGuard, StdFileSystem};
 pub use options::{WalOptions, DEFAULT_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
+pub use stepped::{PlantedBug, SteppedIo, WalStepper};
 pub use store::WalStore;
 
 /// The snapshot last saved in the WAL dir `dir`, or `None`. Safe while a
@@ -129,5 +133,5 @@ pub use store::WalStore;
 /// reads the old file or the new one whole (and checks its checksum), which
 /// is how a backup is taken from a live node.
 pub fn read_saved_snapshot<N: ferraft::Node>(dir: &std::path::Path) -> Result<Option<ferraft::Snapshot<N>>, WalError> {
-    snapshot_file::load(dir)
+    snapshot_file::load(&StdFileSystem, dir)
 }
