@@ -30,8 +30,10 @@ pub mod model;
 pub mod network;
 pub mod options;
 pub mod sim;
+pub mod sim_fs;
 #[cfg(test)]
 mod store_conformance;
+mod wal_store;
 
 pub use options::{Fault, SimOptions};
 pub use sim::{run_seed, Failure, RunStats};

@@ -27,6 +27,8 @@ pub enum Fault {
     NeverHeals,
     /// A protocol rule switched off inside the engine (its test-only switch).
     Broken(ferraft::config::BrokenRule),
+    /// A bug planted in the WAL (runs with [`SimOptions::wal`] only).
+    Wal(ferraft_wal::PlantedBug),
 }
 
 /// One run.
@@ -60,6 +62,11 @@ pub struct SimOptions {
     /// majority of intact members); leaders probe wiped members before a
     /// membership change, so the churn's demotions and re-adds bring them back.
     pub wipe_disks: bool,
+    /// Nodes store their log in the real WAL (`ferraft_wal::WalStore`, run
+    /// stepped) on a simulated file system that loses unsynced data and
+    /// tears writes in a crash; some crashes cut the power in the middle of
+    /// a writer batch.
+    pub wal: bool,
     /// Print a trace of every event to stderr.
     pub trace: bool,
 }
@@ -77,6 +84,7 @@ impl SimOptions {
             check_membership_answers: true,
             membership_stress: false,
             wipe_disks: false,
+            wal: false,
             trace: false,
         }
     }
