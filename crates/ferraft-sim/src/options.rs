@@ -27,6 +27,10 @@ pub enum Fault {
     NeverHeals,
     /// A protocol rule switched off inside the engine (its test-only switch).
     Broken(ferraft::config::BrokenRule),
+    /// The KV writes a compare-and-set whatever the register holds, while
+    /// answering as if it checked (runs with [`SimOptions::cas`]; expect a
+    /// non-linearizable history).
+    CasAlwaysWrites,
     /// A bug planted in the WAL (runs with [`SimOptions::wal`] only).
     Wal(ferraft_wal::PlantedBug),
 }
@@ -67,6 +71,9 @@ pub struct SimOptions {
     /// tears writes in a crash; some crashes cut the power in the middle of
     /// a writer batch.
     pub wal: bool,
+    /// Some client writes are compare-and-sets of the value the node they
+    /// go to shows (often current, sometimes stale).
+    pub cas: bool,
     /// Print a trace of every event to stderr.
     pub trace: bool,
 }
@@ -85,6 +92,7 @@ impl SimOptions {
             membership_stress: false,
             wipe_disks: false,
             wal: false,
+            cas: false,
             trace: false,
         }
     }

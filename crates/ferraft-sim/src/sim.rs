@@ -54,6 +54,8 @@ const TICK_MS: u64 = 5;
 const KEYS: u8 = 3;
 /// Most nodes down at once during the fault phase.
 const MAX_DOWN: usize = 2;
+/// Share of client writes that are compare-and-sets, when the run has them.
+const CAS_SHARE: f64 = 0.4;
 
 /// A run that broke a rule.
 #[derive(Debug, Clone)]
@@ -64,6 +66,8 @@ pub struct Failure {
     pub at_ms: u64,
     /// What went wrong.
     pub message: String,
+    /// The test file and test of the seed set it belongs to.
+    pub seed_set: (&'static str, &'static str),
 }
 
 impl Failure {
@@ -71,8 +75,8 @@ impl Failure {
     pub fn replay_command(&self) -> String {
         format!(
             "FERRAFT_SIM_START={} FERRAFT_SIM_SEEDS=1 FERRAFT_SIM_TRACE=1 cargo test -p ferraft-sim --release \
-             --test sim_seeds sim_seeds -- --nocapture",
-            self.seed
+             --test {} {} -- --nocapture",
+            self.seed, self.seed_set.0, self.seed_set.1
         )
     }
 }
@@ -206,6 +210,8 @@ struct SimNode {
     truncated: Vec<LogId>,
     /// The real WAL on a simulated file system, when the run uses it.
     wal: Option<WalNode>,
+    /// The planted bug `Fault::CasAlwaysWrites`.
+    cas_always_writes: bool,
 }
 
 impl SimNode {
@@ -246,7 +252,8 @@ impl SimNode {
         let parts = HostParts {
             network: Arc::new(SimTransport::new(self.journal.clone())),
             store,
-            state_machine: SimKv::new(self.kv.clone(), self.journal.clone()),
+            state_machine: SimKv::new(self.kv.clone(), self.journal.clone())
+                .with_cas_always_writing(self.cas_always_writes),
             spawner: Box::new(SimSpawner::new(self.journal.clone())),
             notifier,
         };
@@ -312,16 +319,22 @@ pub fn run_seed(options: &SimOptions) -> Result<RunStats, Failure> {
         sim.run();
         (sim.failure.take(), sim.now, sim.stats)
     }));
+    let seed_set = match (options.wal, options.wipe_disks, options.cas) {
+        (true, _, _) => ("wal_seeds", "nodes_on_the_wal"),
+        (false, true, _) => ("wiped_disks", "a_wiped_node_under_its_old_id"),
+        (false, false, true) => ("cas_seeds", "histories_with"),
+        (false, false, false) => ("sim_seeds", "sim_seeds"),
+    };
     match outcome {
         Ok((None, _, stats)) => Ok(stats),
-        Ok((Some(message), at_ms, _)) => Err(Failure { seed: options.seed, at_ms, message }),
+        Ok((Some(message), at_ms, _)) => Err(Failure { seed: options.seed, at_ms, message, seed_set }),
         Err(panic) => {
             let message = panic
                 .downcast_ref::<String>()
                 .cloned()
                 .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
                 .unwrap_or_else(|| "non-string panic".to_string());
-            Err(Failure { seed: options.seed, at_ms: 0, message: format!("panicked: {message}") })
+            Err(Failure { seed: options.seed, at_ms: 0, message: format!("panicked: {message}"), seed_set })
         }
     }
 }
@@ -417,6 +430,7 @@ impl Simulation {
                     saved_snapshot: (0, 0),
                     truncated: Vec::new(),
                     wal: options.wal.then(|| WalNode::new(id, &mut wal_machines, wal_bug)),
+                    cas_always_writes: options.fault == Fault::CasAlwaysWrites,
                 };
                 node.start(&config, rng.gen(), 0).expect("a new data dir opens");
                 node
@@ -768,12 +782,14 @@ impl Simulation {
     fn client_write(&mut self) -> Option<u64> {
         let i = self.pick_target()?;
         let key = self.rng.gen_range(0..KEYS);
+        // a compare-and-set of what the node shows now (it may be stale)
+        let expect = (self.options.cas && self.rng.gen_bool(CAS_SHARE)).then(|| self.nodes[i].read(key));
         let op = self.next_op;
         self.next_op += 1;
-        self.history.invoke_write(op, key);
+        self.history.invoke_cas(op, key, expect);
         let reply = self.write_reply(i, op);
         let called = self.call(i, |h| {
-            h.client_write(Put { op, key, value: op }, reply);
+            h.client_write(Put { expect, ..Put::write(op, key) }, reply);
             h.flush_write_batch();
         });
         // refused at once (not the leader): the answer cancelled it

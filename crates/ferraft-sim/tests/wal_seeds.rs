@@ -6,7 +6,7 @@
 //! LogStore durability contract.
 //!
 //! `FERRAFT_SIM_START` and `FERRAFT_SIM_SEEDS` choose the range (default 0
-//! and 100; thousands locally in release), `FERRAFT_SIM_TRACE=1` prints
+//! and 200; thousands locally in release), `FERRAFT_SIM_TRACE=1` prints
 //! every event (use with one seed).
 
 use ferraft_sim::{run_seed, SimOptions};
@@ -18,7 +18,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 #[test]
 fn nodes_on_the_wal_over_a_crashing_file_system_keep_every_rule() {
     let start = env_u64("FERRAFT_SIM_START", 0);
-    let count = env_u64("FERRAFT_SIM_SEEDS", 100);
+    let count = env_u64("FERRAFT_SIM_SEEDS", 200);
     let trace = std::env::var("FERRAFT_SIM_TRACE").is_ok_and(|v| v == "1");
     let threads = if trace { 1 } else { std::thread::available_parallelism().map_or(2, |n| n.get()).min(8) as u64 };
     let began = std::time::Instant::now();

@@ -5,7 +5,7 @@ use ferraft_sim::{run_seed, Failure, Fault, SimOptions};
 use ferraft_wal::PlantedBug;
 
 /// The WAL seed set's CI size (`tests/wal_seeds.rs`).
-const CI_SEEDS: u64 = 100;
+const CI_SEEDS: u64 = 200;
 
 /// Runs the WAL set's CI seeds with `bug` planted until one fails; the
 /// failure must name one of `rules`.

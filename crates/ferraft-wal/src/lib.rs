@@ -99,6 +99,14 @@
 //! order; if an intact record survives behind a lost one the store refuses
 //! to open, and an operator must restore the node's data from a peer.
 //!
+//! # File system and threads
+//!
+//! Every file operation goes through a [`FileSystem`] ([`StdFileSystem`] by
+//! default). [`WalStore::open_stepped`] opens a store on a file system the
+//! caller gives, with no background thread: the caller runs each writer
+//! batch with a [`WalStepper`]. That is how the simulator runs the real WAL
+//! over a simulated disk that loses unsynced data and tears writes in crashes.
+//!
 //! A flipped bit in the newest `META` slot is indistinguishable from a save
 //! interrupted by a crash: the previous vote is used. The previous vote is
 //! still one this node gave, but a vote saved just before may be forgotten.
