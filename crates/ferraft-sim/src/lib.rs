@@ -29,6 +29,7 @@ pub mod linearizability;
 pub mod model;
 pub mod network;
 pub mod options;
+pub mod seed_sets;
 pub mod sim;
 pub mod sim_fs;
 #[cfg(test)]

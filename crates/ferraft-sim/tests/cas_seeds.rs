@@ -6,38 +6,18 @@
 //! `FERRAFT_SIM_START` and `FERRAFT_SIM_SEEDS` choose the range (default 0
 //! and 100).
 
-use ferraft_sim::{run_seed, Fault, SimOptions};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn run(seeds: std::ops::Range<u64>, fault: Fault) -> Vec<Result<ferraft_sim::RunStats, ferraft_sim::Failure>> {
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).min(8) as u64;
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let seeds = seeds.clone();
-                scope.spawn(move || {
-                    (seeds.start + t..seeds.end)
-                        .step_by(threads as usize)
-                        .map(|seed| run_seed(&SimOptions { cas: true, fault, ..SimOptions::new(seed) }))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("simulation thread panicked")).collect()
-    })
-}
+use ferraft_sim::seed_sets::{run_seeds, seeds_from_env};
+use ferraft_sim::{Fault, SimOptions};
 
 #[test]
 fn histories_with_compare_and_set_are_linearizable() {
-    let start = env_u64("FERRAFT_SIM_START", 0);
-    let count = env_u64("FERRAFT_SIM_SEEDS", 100);
-    let results = run(start..start + count, Fault::None);
+    let (seeds, trace) = seeds_from_env(100);
+    let results = run_seeds(seeds.clone(), trace, |seed| SimOptions { cas: true, ..SimOptions::new(seed) });
     let writes: usize = results.iter().filter_map(|r| r.as_ref().ok()).map(|s| s.writes).sum();
-    let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    println!("compare-and-set: {count} seeds from {start}, {writes} writes, {} failed", failures.len());
+    let mut failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    failures.sort_by_key(|f| f.seed);
+    let count = seeds.end - seeds.start;
+    println!("compare-and-set: {count} seeds from {}, {writes} writes, {} failed", seeds.start, failures.len());
     for failure in &failures {
         eprintln!("{failure}");
     }
@@ -48,8 +28,10 @@ fn histories_with_compare_and_set_are_linearizable() {
 /// register holds (answering as if it checked) is caught.
 #[test]
 fn a_cas_that_writes_whatever_the_register_holds_is_caught() {
-    let failure = run(0..40, Fault::CasAlwaysWrites).into_iter().find_map(Result::err);
-    let failure = failure.expect("a compare-and-set that ignores its expectation was not caught in 40 seeds");
+    let options = |seed| SimOptions { cas: true, fault: Fault::CasAlwaysWrites, ..SimOptions::new(seed) };
+    let mut failures: Vec<_> = run_seeds(0..40, false, options).into_iter().filter_map(Result::err).collect();
+    failures.sort_by_key(|f| f.seed);
+    let failure = failures.first().expect("a compare-and-set that ignores its expectation was not caught in 40 seeds");
     assert!(failure.message.contains("linearizab"), "caught by an unexpected check: {failure}");
     println!("caught: {failure}");
 }

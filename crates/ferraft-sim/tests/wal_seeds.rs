@@ -9,39 +9,24 @@
 //! and 200; thousands locally in release), `FERRAFT_SIM_TRACE=1` prints
 //! every event (use with one seed).
 
-use ferraft_sim::{run_seed, SimOptions};
-
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
+use ferraft_sim::seed_sets::{run_seeds, seeds_from_env};
+use ferraft_sim::SimOptions;
 
 #[test]
 fn nodes_on_the_wal_over_a_crashing_file_system_keep_every_rule() {
-    let start = env_u64("FERRAFT_SIM_START", 0);
-    let count = env_u64("FERRAFT_SIM_SEEDS", 200);
-    let trace = std::env::var("FERRAFT_SIM_TRACE").is_ok_and(|v| v == "1");
-    let threads = if trace { 1 } else { std::thread::available_parallelism().map_or(2, |n| n.get()).min(8) as u64 };
+    let (seeds, trace) = seeds_from_env(200);
     let began = std::time::Instant::now();
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (start + t..start + count)
-                        .step_by(threads as usize)
-                        .map(|seed| run_seed(&SimOptions { wal: true, trace, ..SimOptions::new(seed) }))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("simulation thread panicked")).collect()
-    });
+    let results = run_seeds(seeds.clone(), trace, |seed| SimOptions { wal: true, ..SimOptions::new(seed) });
     let stats: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
     let crashes: usize = stats.iter().map(|s| s.crashes).sum();
     let torn: usize = stats.iter().map(|s| s.torn_writes).sum();
     let writes: usize = stats.iter().map(|s| s.writes).sum();
-    let failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    let mut failures: Vec<_> = results.iter().filter_map(|r| r.as_ref().err()).collect();
+    failures.sort_by_key(|f| f.seed);
+    let count = seeds.end - seeds.start;
     println!(
-        "WAL seeds: {count} from {start} in {:.1}s; {writes} writes, {crashes} crashes, {torn} torn writes, {} failed",
+        "WAL seeds: {count} from {} in {:.1}s; {writes} writes, {crashes} crashes, {torn} torn writes, {} failed",
+        seeds.start,
         began.elapsed().as_secs_f64(),
         failures.len()
     );

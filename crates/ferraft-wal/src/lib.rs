@@ -107,6 +107,13 @@
 //! batch with a [`WalStepper`]. That is how the simulator runs the real WAL
 //! over a simulated disk that loses unsynced data and tears writes in crashes.
 //!
+//! A snapshot is durable when saved, and the purge (and truncation) that
+//! follow installing one from a leader are queued behind it; a crash between
+//! them leaves a log that does not hold the snapshot's last entry. Recovery
+//! finishes such an install: the snapshot becomes the purge point and the
+//! log's old entries go, so the next append (right after the snapshot)
+//! continues the log.
+//!
 //! A flipped bit in the newest `META` slot is indistinguishable from a save
 //! interrupted by a crash: the previous vote is used. The previous vote is
 //! still one this node gave, but a vote saved just before may be forgotten.

@@ -64,9 +64,50 @@ pub(crate) fn recover<C: AppData, N: Node>(
     };
     let snapshot = snapshot_file::load(fs, dir)?;
     let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
-    let LiveLog { segments, entries } = read_segments(io, dir, &segment_names, last_purged, options.sync)?;
+    let mut live = read_segments(io, dir, &segment_names, last_purged, options.sync)?;
+    if let Some(covered) = interrupted_install(snapshot.as_ref(), last_purged, &live.entries) {
+        finish_install(io, dir, &mut meta, covered, &mut live, options.sync)?;
+    }
+    let LiveLog { segments, entries } = live;
     take_legacy_cluster_id(&mut meta, options, !entries.is_empty() || snapshot.is_some());
     Ok(Recovered { segments, entries, meta, snapshot, incarnation: identity.incarnation })
+}
+
+/// The snapshot's last log id, if the snapshot was installed from a leader
+/// and the truncation and purge that follow an install may not have reached
+/// the disk: it is past the purge point and the log does not hold its last
+/// entry. (A snapshot this node built is of entries its log holds.)
+fn interrupted_install<C, N>(
+    snapshot: Option<&Snapshot<N>>,
+    last_purged: LogIndex,
+    entries: &[Entry<C, N>],
+) -> Option<ferraft::LogId> {
+    let covered = snapshot?.meta.last_log_id?;
+    let held = entries.iter().any(|entry| entry.log_id == covered);
+    (covered.index > last_purged && !held).then_some(covered)
+}
+
+/// Finishes an install a crash interrupted, as it would have ended: the log
+/// is purged up to the snapshot, and what it held is gone (before the
+/// snapshot: covered by it; after: a branch that diverged from it). Without
+/// this the next append, right after the snapshot, would not continue the
+/// log. The purge point is durable before any segment goes, as for a purge.
+fn finish_install<C, N>(
+    io: &Io,
+    dir: &Path,
+    meta: &mut MetaFile,
+    covered: ferraft::LogId,
+    live: &mut LiveLog<C, N>,
+    sync: bool,
+) -> Result<(), WalError> {
+    tracing::warn!(dir = %dir.display(), snapshot = %covered, "finishing a snapshot install a crash interrupted");
+    meta.state.last_purged = Some(covered);
+    meta.persist()?;
+    for segment in live.segments.drain(..) {
+        remove_segment(io, dir, segment.first_index, sync)?;
+    }
+    live.entries.clear();
+    Ok(())
 }
 
 /// A data dir written before cluster ids were saved, that holds a vote, a
