@@ -195,6 +195,25 @@ impl<C: Clone> SimDisk<C> {
         last
     }
 
+    /// A store that syncs by itself (the WAL) reported entries up to
+    /// `index` durable.
+    pub fn synced_up_to(&mut self, index: LogIndex) {
+        self.synced = self.synced.max(index.min(index_of(self.last_log_id())));
+    }
+
+    /// A store recovered `state` after a crash (checked against this disk
+    /// first): it may hold more than was reported durable (unsynced writes
+    /// that survived) and an older purge point or committed log id.
+    pub fn adopt_recovered(&mut self, state: &LogState<C, BasicNode>) {
+        self.entries = state.entries.clone();
+        for entry in &state.entries {
+            self.written.insert(entry.log_id.index, entry.clone());
+        }
+        self.last_purged = state.last_purged;
+        self.committed = state.committed;
+        self.synced = index_of(self.last_log_id());
+    }
+
     /// Whether `log_id` would survive a crash now, or did on the disk this
     /// one replaced until it was wiped.
     pub fn durably_holds(&self, log_id: LogId) -> bool {

@@ -13,6 +13,16 @@ pub enum OpKind {
     Write(u64),
     /// Read this value (`None`: never written).
     Read(Option<u64>),
+    /// Compare-and-set: wrote `value` if the register held `expect`
+    /// (`succeeded`), else left it (and so it held something else).
+    Cas {
+        /// The value required.
+        expect: Option<u64>,
+        /// The (globally unique) value written on success.
+        value: u64,
+        /// Whether it wrote.
+        succeeded: bool,
+    },
 }
 
 /// One completed client operation.
@@ -33,6 +43,10 @@ struct PendingWrite {
     key: u8,
     invoke: u64,
     complete: Option<u64>,
+    /// A compare-and-set's expectation.
+    expect: Option<Option<u64>>,
+    /// Whether it wrote, once applied.
+    wrote: bool,
 }
 
 /// Records operations as the simulation runs.
@@ -58,8 +72,13 @@ impl History {
 
     /// A client proposed write `op` of `key` (its value is `op`).
     pub fn invoke_write(&mut self, op: u64, key: u8) {
+        self.invoke_cas(op, key, None);
+    }
+
+    /// A client proposed write `op` of `key`; a compare-and-set of `expect` if given.
+    pub fn invoke_cas(&mut self, op: u64, key: u8, expect: Option<Option<u64>>) {
         let invoke = self.stamp();
-        self.writes.insert(op, PendingWrite { key, invoke, complete: None });
+        self.writes.insert(op, PendingWrite { key, invoke, complete: None, expect, wrote: true });
         self.write_order.push(op);
     }
 
@@ -80,12 +99,15 @@ impl History {
         self.writes.contains_key(&op)
     }
 
-    /// Some node applied write `op`; false if it was cancelled (never invoked).
-    pub fn write_applied(&mut self, op: u64) -> bool {
+    /// Some node applied write `op` (`wrote`: false for a compare-and-set
+    /// whose expectation failed; every node applies it alike, so the first
+    /// tells); false if it was cancelled (never invoked).
+    pub fn write_applied(&mut self, op: u64, wrote: bool) -> bool {
         let stamp = self.stamp + 1;
         let Some(write) = self.writes.get_mut(&op) else { return false };
         if write.complete.is_none() {
             write.complete = Some(stamp);
+            write.wrote = wrote;
             self.stamp = stamp;
         }
         true
@@ -101,7 +123,11 @@ impl History {
     pub fn completed(&self) -> Vec<Op> {
         let writes = self.write_order.iter().filter_map(|op| {
             let w = self.writes[op];
-            w.complete.map(|complete| Op { key: w.key, kind: OpKind::Write(*op), invoke: w.invoke, complete })
+            let kind = match w.expect {
+                None => OpKind::Write(*op),
+                Some(expect) => OpKind::Cas { expect, value: *op, succeeded: w.wrote },
+            };
+            w.complete.map(|complete| Op { key: w.key, kind, invoke: w.invoke, complete })
         });
         writes.chain(self.reads.iter().copied()).collect()
     }

@@ -30,8 +30,9 @@ pub enum Record<C = Put> {
     Purged(LogId),
     /// A snapshot after `index`, of state `data`, was saved.
     SnapshotSaved { index: LogIndex, data: Bytes },
-    /// The state machine applied write `op` at `log_id`.
-    Applied { log_id: LogId, op: u64 },
+    /// The state machine applied write `op` at `log_id`; `wrote`: false
+    /// for a compare-and-set whose expectation failed.
+    Applied { log_id: LogId, op: u64, wrote: bool },
     /// The state machine was replaced by the snapshot saved just before.
     Restored,
     /// A message was handed to the transport for the node at `target`.

@@ -13,12 +13,19 @@ use crate::model::{KvState, Put};
 pub struct SimKv {
     state: Arc<Mutex<KvState>>,
     journal: Journal,
+    /// A planted bug (`Fault::CasAlwaysWrites`).
+    cas_always_writes: bool,
 }
 
 impl SimKv {
     /// A KV over `state`, journaling into `journal`.
     pub fn new(state: Arc<Mutex<KvState>>, journal: Journal) -> Self {
-        Self { state, journal }
+        Self { state, journal, cas_always_writes: false }
+    }
+
+    /// Plants the bug of writing a compare-and-set whatever the register holds.
+    pub fn with_cas_always_writing(self, on: bool) -> Self {
+        Self { cas_always_writes: on, ..self }
     }
 }
 
@@ -29,8 +36,18 @@ impl StateMachine for SimKv {
     type Response = u64;
 
     fn apply(&mut self, log_id: LogId, command: &Put) -> u64 {
-        self.state.lock().expect("single-threaded").apply(command);
-        self.journal.push(Record::Applied { log_id, op: command.op });
+        let mut state = self.state.lock().expect("single-threaded");
+        let wrote = match self.cas_always_writes {
+            // the planted bug: the expectation is reported, not enforced
+            true if command.expect.is_some() => {
+                let matched = command.expect == Some(state.get(command.key));
+                state.apply(&Put { expect: None, ..command.clone() });
+                matched
+            }
+            _ => state.apply(command),
+        };
+        drop(state);
+        self.journal.push(Record::Applied { log_id, op: command.op, wrote });
         command.op
     }
 

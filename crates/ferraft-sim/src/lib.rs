@@ -29,9 +29,12 @@ pub mod linearizability;
 pub mod model;
 pub mod network;
 pub mod options;
+pub mod seed_sets;
 pub mod sim;
+pub mod sim_fs;
 #[cfg(test)]
 mod store_conformance;
+mod wal_store;
 
 pub use options::{Fault, SimOptions};
 pub use sim::{run_seed, run_two_clusters, CrossingStats, Failure, RunStats, SECOND_CLUSTER_FIRST_OP};

@@ -12,7 +12,8 @@ use bytes::Bytes;
 use ferraft::{BasicNode, EntryPayload, Membership};
 use serde::{Deserialize, Serialize};
 
-/// A client write: set `key` to `value`.
+/// A client write: set `key` to `value`; or, with `expect`, a
+/// compare-and-set that writes only if the register holds `expect`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Put {
     /// The client operation id; also the value written, so values never repeat.
@@ -21,6 +22,15 @@ pub struct Put {
     pub key: u8,
     /// The value written.
     pub value: u64,
+    /// A compare-and-set: the value the register must hold (`Some(None)`: unset).
+    pub expect: Option<Option<u64>>,
+}
+
+impl Put {
+    /// The plain write `op` of `key` (its value is `op`).
+    pub fn write(op: u64, key: u8) -> Self {
+        Self { op, key, value: op, expect: None }
+    }
 }
 
 /// The payload type the simulated cluster replicates.
@@ -34,9 +44,14 @@ pub struct KvState {
 }
 
 impl KvState {
-    /// Applies a write.
-    pub fn apply(&mut self, put: &Put) {
+    /// Applies a write; whether it wrote (a compare-and-set whose
+    /// expectation fails does not).
+    pub fn apply(&mut self, put: &Put) -> bool {
+        if put.expect.is_some_and(|expect| self.get(put.key) != expect) {
+            return false;
+        }
         self.values.insert(put.key, put.value);
+        true
     }
 
     /// Reads a register.
@@ -99,8 +114,8 @@ mod tests {
     #[test]
     fn snapshot_encoding_round_trips() {
         let mut kv = KvState::default();
-        kv.apply(&Put { op: 1, key: 3, value: 77 });
-        kv.apply(&Put { op: 2, key: 0, value: u64::MAX });
+        kv.apply(&Put { value: 77, ..Put::write(1, 3) });
+        kv.apply(&Put { value: u64::MAX, ..Put::write(2, 0) });
         assert_eq!(KvState::decode(&kv.encode()), kv);
     }
 }

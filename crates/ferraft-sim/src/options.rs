@@ -27,6 +27,12 @@ pub enum Fault {
     NeverHeals,
     /// A protocol rule switched off inside the engine (its test-only switch).
     Broken(ferraft::config::BrokenRule),
+    /// The KV writes a compare-and-set whatever the register holds, while
+    /// answering as if it checked (runs with [`SimOptions::cas`]; expect a
+    /// non-linearizable history).
+    CasAlwaysWrites,
+    /// A bug planted in the WAL (runs with [`SimOptions::wal`] only).
+    Wal(ferraft_wal::PlantedBug),
 }
 
 /// One run.
@@ -60,6 +66,14 @@ pub struct SimOptions {
     /// majority of intact members); leaders probe wiped members before a
     /// membership change, so the churn's demotions and re-adds bring them back.
     pub wipe_disks: bool,
+    /// Nodes store their log in the real WAL (`ferraft_wal::WalStore`, run
+    /// stepped) on a simulated file system that loses unsynced data and
+    /// tears writes in a crash; some crashes cut the power in the middle of
+    /// a writer batch.
+    pub wal: bool,
+    /// Some client writes are compare-and-sets of the value the node they
+    /// go to shows (often current, sometimes stale).
+    pub cas: bool,
     /// Print a trace of every event to stderr.
     pub trace: bool,
 }
@@ -67,8 +81,12 @@ pub struct SimOptions {
 impl SimOptions {
     /// The test target whose seed set these options are: it replays a seed.
     pub fn test_name(&self) -> &'static str {
-        if self.wipe_disks {
+        if self.wal {
+            "wal_seeds nodes_on_the_wal"
+        } else if self.wipe_disks {
             "wiped_disks a_wiped"
+        } else if self.cas {
+            "cas_seeds histories_with"
         } else {
             "sim_seeds sim_seeds"
         }
@@ -86,6 +104,8 @@ impl SimOptions {
             check_membership_answers: true,
             membership_stress: false,
             wipe_disks: false,
+            wal: false,
+            cas: false,
             trace: false,
         }
     }

@@ -34,11 +34,13 @@ use crate::linearizability;
 use crate::model::{KvState, Put};
 use crate::network::Network;
 use crate::options::{Fault, SimOptions};
+use crate::wal_store::WalNode;
 use wipes::first_incarnation;
 
 mod host_calls;
 mod membership_calls;
 mod two_clusters;
+mod wal_calls;
 mod wipes;
 
 pub use two_clusters::{run_two_clusters, CrossingStats, SECOND_CLUSTER_FIRST_OP};
@@ -55,6 +57,8 @@ const TICK_MS: u64 = 5;
 const KEYS: u8 = 3;
 /// Most nodes down at once during the fault phase.
 const MAX_DOWN: usize = 2;
+/// Share of client writes that are compare-and-sets, when the run has them.
+const CAS_SHARE: f64 = 0.4;
 
 /// A run that broke a rule.
 #[derive(Debug, Clone)]
@@ -106,6 +110,8 @@ pub struct RunStats {
     pub crashes: usize,
     /// Crashes after which the node came back with a wiped disk.
     pub wipes: usize,
+    /// Writes torn by crashes (WAL runs: the simulated file systems').
+    pub torn_writes: usize,
     /// Membership entries committed.
     pub memberships: usize,
     /// Snapshots installed from a leader.
@@ -205,6 +211,10 @@ struct SimNode {
     /// Entries truncated in the running batch; checked once the batch is done,
     /// because a snapshot install truncates then purges what the snapshot covers.
     truncated: Vec<LogId>,
+    /// The real WAL on a simulated file system, when the run uses it.
+    wal: Option<WalNode>,
+    /// The planted bug `Fault::CasAlwaysWrites`.
+    cas_always_writes: bool,
 }
 
 impl SimNode {
@@ -228,23 +238,33 @@ impl SimNode {
     }
 
     /// Starts a life: a host over this node's disk, with a fresh KV that
-    /// restores the disk's snapshot.
-    fn start(&mut self, config: &Arc<Config>, seed: u64, now_ms: u64) {
+    /// restores the disk's snapshot. Fails only on a WAL that cannot recover.
+    fn start(&mut self, config: &Arc<Config>, seed: u64, now_ms: u64) -> Result<(), String> {
         self.kv = Arc::default();
+        let (store, notifier): (Box<dyn ferraft::LogStore<Put, BasicNode>>, _) = match self.wal.as_mut() {
+            Some(wal) => {
+                let store = wal.open(&self.disk, self.journal.clone()).map_err(|e| e.to_string())?;
+                (Box::new(store), wal.notifier())
+            }
+            // the simulator reports flushes itself, at each simulated fsync
+            None => (
+                Box::new(SimStore::new(self.disk.clone(), self.journal.clone()).syncing_on_append(self.sync_on_append)),
+                FlushNotifier::new(|_| {}),
+            ),
+        };
         let parts = HostParts {
             network: Arc::new(SimTransport::new(self.journal.clone())),
-            store: Box::new(
-                SimStore::new(self.disk.clone(), self.journal.clone()).syncing_on_append(self.sync_on_append),
-            ),
-            state_machine: SimKv::new(self.kv.clone(), self.journal.clone()),
+            store,
+            state_machine: SimKv::new(self.kv.clone(), self.journal.clone())
+                .with_cas_always_writing(self.cas_always_writes),
             spawner: Box::new(SimSpawner::new(self.journal.clone())),
-            // the simulator reports flushes itself, at each simulated fsync
-            notifier: FlushNotifier::new(|_| {}),
+            notifier,
         };
         let host = NodeHost::new(self.id, config.clone(), parts, seed, now_ms);
-        self.host = Some(host.expect("the simulated store never fails"));
+        self.host = Some(host.map_err(|e| format!("WAL recovery of n{}: {e}", self.id))?);
         // the restore of the disk's snapshot, if any, is checked by `restart`
         self.journal.take();
+        Ok(())
     }
 }
 
@@ -394,6 +414,12 @@ impl Simulation {
             ..Checkers::default()
         };
         let config = Arc::new(config);
+        // the WAL's machines draw from their own generator too
+        let mut wal_machines = SmallRng::seed_from_u64(options.seed ^ 0x0057_A1F5);
+        let wal_bug = match options.fault {
+            Fault::Wal(bug) => Some(bug),
+            _ => None,
+        };
         let nodes = (1..=scenario.nodes)
             .map(|id| {
                 let mut node = SimNode {
@@ -409,11 +435,13 @@ impl Simulation {
                     applied_seen: 0,
                     clock_rate: 1.0 + machines.gen_range(-1.0..=1.0) * scenario.clock_drift,
                     // a lying fsync must stay the only way to durability
-                    sync_on_append: options.fault != Fault::LyingFsync && machines.gen_bool(0.2),
+                    sync_on_append: options.fault != Fault::LyingFsync && machines.gen_bool(0.2) && !options.wal,
                     saved_snapshot: (0, 0),
                     truncated: Vec::new(),
+                    wal: options.wal.then(|| WalNode::new(id, &mut wal_machines, wal_bug)),
+                    cas_always_writes: options.fault == Fault::CasAlwaysWrites,
                 };
-                node.start(&config, rng.gen(), 0);
+                node.start(&config, rng.gen(), 0).expect("a new data dir opens");
                 node
             })
             .collect();
@@ -551,6 +579,10 @@ impl Simulation {
                     return;
                 }
                 self.nodes[i].fsync_pending = false;
+                if self.nodes[i].wal.is_some() {
+                    self.step_wal(i);
+                    return;
+                }
                 let lying = self.options.fault == Fault::LyingFsync;
                 let last = self.nodes[i].disk.lock().expect("single-threaded").fsync(lying);
                 if let Some(last) = last {
@@ -570,6 +602,8 @@ impl Simulation {
                 if self.nodes[i].incarnation == generation {
                     let read = task.run();
                     self.call(i, |h| h.entries_read(read));
+                    // a WAL read waits for the writer: it may have synced
+                    self.report_wal_flush(i);
                 }
             }
             Event::Restart { node } => self.restart(node),
@@ -664,11 +698,15 @@ impl Simulation {
     /// Crashes `id`; it restarts after `down_ms` (random when `None`).
     fn crash(&mut self, id: NodeId, down_ms: Option<u64>) {
         let lose_vote = self.options.fault == Fault::LoseVote;
-        let node = &mut self.nodes[Self::idx(id)];
-        // a crash answers nobody: the replies the host held go unanswered
-        if node.host.take().is_none() {
+        if self.nodes[Self::idx(id)].host.is_none() {
             return;
         }
+        // the power goes before the host is gone (its store must not get to
+        // flush on the way down)
+        self.cut_wal_power(id);
+        let node = &mut self.nodes[Self::idx(id)];
+        // a crash answers nobody: the replies the host held go unanswered
+        node.host.take();
         node.disk.lock().expect("single-threaded").crash(lose_vote);
         node.journal.take();
         node.incarnation += 1;
@@ -702,7 +740,10 @@ impl Simulation {
         node.seen_committed = 0;
         node.leading_as = None;
         let now = node.clock(self.now);
-        node.start(&self.config, seed, now);
+        if let Err(error) = node.start(&self.config, seed, now) {
+            self.fail(error);
+            return;
+        }
         let host = node.host.as_ref().expect("just started");
         let (applied, digest) = (index_of(host.applied()), node.kv.lock().expect("single-threaded").digest());
         node.applied_seen = applied;
@@ -752,12 +793,14 @@ impl Simulation {
     fn client_write(&mut self) -> Option<u64> {
         let i = self.pick_target()?;
         let key = self.rng.gen_range(0..KEYS);
+        // a compare-and-set of what the node shows now (it may be stale)
+        let expect = (self.options.cas && self.rng.gen_bool(CAS_SHARE)).then(|| self.nodes[i].read(key));
         let op = self.next_op;
         self.next_op += 1;
-        self.history.invoke_write(op, key);
+        self.history.invoke_cas(op, key, expect);
         let reply = self.write_reply(i, op);
         let called = self.call(i, |h| {
-            h.client_write(Put { op, key, value: op }, reply);
+            h.client_write(Put { expect, ..Put::write(op, key) }, reply);
             h.flush_write_batch();
         });
         // refused at once (not the leader): the answer cancelled it

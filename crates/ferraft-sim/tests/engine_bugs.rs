@@ -158,7 +158,7 @@ fn a_stale_conflict_reply_does_not_mark_the_follower_reverted() {
     let follower = 3 - leader;
     // three appends in flight, one entry each
     for op in 1..=3 {
-        s.call(leader, |e| e.propose([Put { op, key: 0, value: op }])).unwrap();
+        s.call(leader, |e| e.propose([Put::write(op, 0)])).unwrap();
     }
     let appends: Vec<SimMessage> = s.queue.drain(..).collect();
     assert_eq!(appends.len(), 3, "{appends:?}");
@@ -178,7 +178,7 @@ fn a_stale_conflict_reply_does_not_mark_the_follower_reverted() {
     if let Role::Leader(state) = s.engine(leader).role() {
         assert!(!state.progress[&follower].reverted, "the leader took a stale conflict for a wiped follower");
     }
-    s.call(leader, |e| e.propose([Put { op: 4, key: 0, value: 4 }])).unwrap();
+    s.call(leader, |e| e.propose([Put::write(4, 0)])).unwrap();
     s.run(2_000, |_| true);
     let last = s.engine(leader).log().last_log_id();
     assert_eq!(s.engine(follower).log().last_log_id(), last, "the follower no longer receives anything");
@@ -317,7 +317,7 @@ fn a_follower_restart_does_not_let_a_lease_outlive_leadership() {
     if !s.engines[&b].is_leader() {
         return; // a refused to vote: the lease is safe
     }
-    let written = s.call(b, |e| e.propose([Put { op: 7, key: 0, value: 7 }])).unwrap().expect("b leads");
+    let written = s.call(b, |e| e.propose([Put::write(7, 0)])).unwrap().expect("b leads");
     while s.deliver_one(|m| cut(m) && m.envelope.from != old_leader && m.envelope.to != old_leader) {}
     assert!(s.engine(b).committed().is_some_and(|c| c.index >= written.index), "b committed the write with a");
     let lease = s.engine(old_leader).lease_read();

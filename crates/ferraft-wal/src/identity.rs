@@ -14,6 +14,7 @@ use std::path::Path;
 use ferraft::NodeId;
 
 use crate::error::{Corruption, WalError};
+use crate::file_system::FileSystem;
 use crate::fsutil::{read_if_exists, write_atomic};
 
 /// The identity file's name in the data dir.
@@ -36,9 +37,9 @@ pub(crate) struct Identity {
 
 impl Identity {
     /// Reads the identity of `dir`, or `None` if it has none yet.
-    pub fn read(dir: &Path) -> Result<Option<Self>, WalError> {
+    pub fn read(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Self>, WalError> {
         let path = dir.join(IDENTITY_FILE);
-        let Some(bytes) = read_if_exists(&path)? else { return Ok(None) };
+        let Some(bytes) = read_if_exists(fs, &path)? else { return Ok(None) };
         let corrupt = |problem| WalError::Corrupt { path: path.clone(), offset: 0, problem };
         if bytes.len() < 12 {
             return Err(corrupt(Corruption::Truncated));
@@ -63,7 +64,7 @@ impl Identity {
     }
 
     /// Records this identity in `dir`, atomically.
-    pub fn write(&self, dir: &Path, sync: bool) -> Result<(), WalError> {
+    pub fn write(&self, fs: &dyn FileSystem, dir: &Path, sync: bool) -> Result<(), WalError> {
         let mut bytes = [0u8; LEN];
         bytes[..8].copy_from_slice(MAGIC);
         bytes[8..12].copy_from_slice(&VERSION.to_le_bytes());
@@ -72,7 +73,7 @@ impl Identity {
         bytes[28..36].copy_from_slice(&self.incarnation.to_le_bytes());
         let crc = crc32c::crc32c(&bytes[..LEN - 4]);
         bytes[LEN - 4..].copy_from_slice(&crc.to_le_bytes());
-        write_atomic(dir, IDENTITY_FILE, &[&bytes], sync)
+        write_atomic(fs, dir, IDENTITY_FILE, &[&bytes], sync)
     }
 
     /// Fails unless `self` (found on disk) is the identity the store was opened with.
@@ -93,14 +94,15 @@ impl Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::file_system::StdFileSystem;
     use ferraft::testing::conformance::TestDir;
 
     #[test]
     fn an_identity_reads_back_with_its_incarnation() {
         let dir = TestDir::new("identity_round_trip");
         let identity = Identity { node_id: 3, cluster_id: 7, incarnation: u64::MAX - 1 };
-        identity.write(dir.path(), false).unwrap();
-        assert_eq!(Identity::read(dir.path()).unwrap(), Some(identity));
+        identity.write(&StdFileSystem, dir.path(), false).unwrap();
+        assert_eq!(Identity::read(&StdFileSystem, dir.path()).unwrap(), Some(identity));
     }
 
     #[test]
@@ -121,7 +123,7 @@ mod tests {
         let crc = crc32c::crc32c(&old[..28]);
         old[28..].copy_from_slice(&crc.to_le_bytes());
         std::fs::write(dir.path().join(IDENTITY_FILE), old).unwrap();
-        match Identity::read(dir.path()) {
+        match Identity::read(&StdFileSystem, dir.path()) {
             Err(WalError::UnsupportedVersion { version: 1, supported: VERSION, .. }) => {}
             other => panic!("expected UnsupportedVersion, got {other:?}"),
         }

@@ -99,12 +99,28 @@
 //! order; if an intact record survives behind a lost one the store refuses
 //! to open, and an operator must restore the node's data from a peer.
 //!
+//! # File system and threads
+//!
+//! Every file operation goes through a [`FileSystem`] ([`StdFileSystem`] by
+//! default). [`WalStore::open_stepped`] opens a store on a file system the
+//! caller gives, with no background thread: the caller runs each writer
+//! batch with a [`WalStepper`]. That is how the simulator runs the real WAL
+//! over a simulated disk that loses unsynced data and tears writes in crashes.
+//!
+//! A snapshot is durable when saved, and the purge (and truncation) that
+//! follow installing one from a leader are queued behind it; a crash between
+//! them leaves a log that does not hold the snapshot's last entry. Recovery
+//! finishes such an install: the snapshot becomes the purge point and the
+//! log's old entries go, so the next append (right after the snapshot)
+//! continues the log.
+//!
 //! A flipped bit in the newest `META` slot is indistinguishable from a save
 //! interrupted by a crash: the previous vote is used. The previous vote is
 //! still one this node gave, but a vote saved just before may be forgotten.
 #![deny(missing_docs)]
 
 mod error;
+mod file_system;
 mod fsutil;
 mod identity;
 mod layout;
@@ -117,11 +133,14 @@ mod recovery;
 mod segment;
 mod snapshot_file;
 mod spare;
+mod stepped;
 mod store;
 mod writer;
 
 pub use error::{Corruption, WalError};
+pub use file_system::{FileSystem, FsFile, LockGuard, StdFileSystem};
 pub use options::{WalOptions, DEFAULT_SEGMENT_BYTES, MIN_SEGMENT_BYTES};
+pub use stepped::{PlantedBug, SteppedIo, WalStepper};
 pub use store::WalStore;
 
 /// The snapshot last saved in the WAL dir `dir`, or `None`. Safe while a
@@ -129,5 +148,5 @@ pub use store::WalStore;
 /// reads the old file or the new one whole (and checks its checksum), which
 /// is how a backup is taken from a live node.
 pub fn read_saved_snapshot<N: ferraft::Node>(dir: &std::path::Path) -> Result<Option<ferraft::Snapshot<N>>, WalError> {
-    snapshot_file::load(dir)
+    snapshot_file::load(&StdFileSystem, dir)
 }

@@ -13,15 +13,15 @@
 //! Slots of version 1 (magic `FRMT`, written before cluster ids were saved)
 //! are still read; every save writes version 2 (`FRM2`).
 
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use ferraft::{ClusterId, LogId, Vote};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{io_error, Corruption, WalError};
+use crate::file_system::{FileSystem, FsFile};
 use crate::fsutil::{read_if_exists, write_atomic};
 
 /// The metadata file's name in the data dir.
@@ -66,7 +66,7 @@ struct MetaStateV1 {
 /// The open metadata file and the state it holds (or is about to hold).
 #[derive(Debug)]
 pub(crate) struct MetaFile {
-    file: File,
+    file: Box<dyn FsFile>,
     path: PathBuf,
     sequence: u64,
     sync: bool,
@@ -81,11 +81,11 @@ pub(crate) struct MetaFile {
 
 impl MetaFile {
     /// Creates the metadata file of a new data dir, holding the empty state.
-    pub fn create(dir: &Path, sync: bool) -> Result<Self, WalError> {
+    pub fn create(fs: &Arc<dyn FileSystem>, dir: &Path, sync: bool) -> Result<Self, WalError> {
         let mut bytes = vec![0u8; 2 * SLOT_STRIDE];
         encode_slot(1, &MetaState::default(), &mut bytes[..SLOT_BYTES])?;
-        write_atomic(dir, META_FILE, &[&bytes], sync)?;
-        Self::open(dir, sync)?.ok_or_else(|| WalError::Io {
+        write_atomic(&**fs, dir, META_FILE, &[&bytes], sync)?;
+        Self::open(fs, dir, sync)?.ok_or_else(|| WalError::Io {
             action: "reopening just-created",
             path: dir.join(META_FILE),
             source: std::io::ErrorKind::NotFound.into(),
@@ -93,9 +93,9 @@ impl MetaFile {
     }
 
     /// Opens the metadata file of `dir`, or `None` if there is none.
-    pub fn open(dir: &Path, sync: bool) -> Result<Option<Self>, WalError> {
+    pub fn open(fs: &Arc<dyn FileSystem>, dir: &Path, sync: bool) -> Result<Option<Self>, WalError> {
         let path = dir.join(META_FILE);
-        let Some(bytes) = read_if_exists(&path)? else { return Ok(None) };
+        let Some(bytes) = read_if_exists(&**fs, &path)? else { return Ok(None) };
         let corrupt = |problem| WalError::Corrupt { path: path.clone(), offset: 0, problem };
         if bytes.len() != 2 * SLOT_STRIDE {
             return Err(corrupt(Corruption::Truncated));
@@ -107,7 +107,7 @@ impl MetaFile {
         let Some((sequence, state, from_version_1)) = latest else {
             return Err(corrupt(Corruption::NoValidMetaSlot));
         };
-        let file = OpenOptions::new().read(true).write(true).open(&path).map_err(io_error("opening", &path))?;
+        let file = fs.open(&path).map_err(io_error("opening", &path))?;
         let last_persist = Instant::now();
         Ok(Some(Self { file, path, sequence, sync, state, from_version_1, committed_dirty: false, last_persist }))
     }

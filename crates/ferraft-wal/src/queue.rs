@@ -17,6 +17,8 @@ use ferraft::{FlushNotifier, LogId, LogIndex};
 
 use crate::error::WalError;
 use crate::meta::MetaFile;
+use crate::stepped::Io;
+use crate::writer::Writer;
 
 /// Queued bytes above which `append` waits for the writer: bounds memory when
 /// the disk cannot keep up, without blocking in the normal case.
@@ -105,6 +107,10 @@ pub(crate) struct Shared {
     pub dir: PathBuf,
     /// Whether to sync (see [`WalOptions::sync`](crate::WalOptions::sync)).
     pub sync: bool,
+    /// The file system, and whether the caller steps the writer.
+    pub io: Io,
+    /// The writer, when stepped by the caller instead of running on a thread.
+    pub stepped_writer: Mutex<Option<Writer>>,
     /// Work for the writer.
     pub queue: Mutex<Queue>,
     /// Signals the writer that work (or closing) arrived.
@@ -124,10 +130,12 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Shared state for a store over `dir`.
-    pub fn new(dir: PathBuf, sync: bool, meta: MetaFile) -> Self {
+    pub fn new(dir: PathBuf, sync: bool, meta: MetaFile, io: Io) -> Self {
         Self {
             dir,
             sync,
+            io,
+            stepped_writer: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -157,6 +165,16 @@ impl Shared {
     /// Records a committed log id for the writer to save lazily.
     pub fn save_committed(&self, committed: Option<LogId>) {
         *self.pending_committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(committed);
+    }
+
+    /// Runs one batch of a stepped writer; fails if there is none (threaded,
+    /// or closed).
+    pub fn step(&self) -> Result<(), WalError> {
+        let mut writer = self.stepped_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        match writer.as_mut() {
+            Some(writer) => writer.step(),
+            None => Err(self.check_writer().err().unwrap_or(WalError::WriterGone)),
+        }
     }
 
     /// Fails if the writer stopped: nothing queued from now on would land.

@@ -6,8 +6,6 @@
 //! the files. A purge that deletes a segment meanwhile shortens the answer
 //! (the entries are gone, which the caller handles) instead of failing it.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{mpsc, Arc};
 
@@ -15,6 +13,7 @@ use ferraft::log_id::index_of;
 use ferraft::{AppData, Entry, LogIndex, Node, ReadRange};
 
 use crate::error::{io_error, Corruption, WalError};
+use crate::file_system::FileSystem;
 use crate::layout::{Layout, Run};
 use crate::queue::{Op, Shared};
 use crate::record::{read_frame, RECORD_HEADER_BYTES};
@@ -34,6 +33,7 @@ pub(crate) fn plan(layout: &Layout, first: LogIndex, end: LogIndex) -> Vec<Run> 
 /// Reads `runs` (starting at entry `first`) into `entries`, checking every
 /// record. On an error, `entries` holds what was read before it.
 pub(crate) fn read_runs<C: AppData, N: Node>(
+    fs: &dyn FileSystem,
     dir: &Path,
     runs: &[Run],
     first: LogIndex,
@@ -43,7 +43,7 @@ pub(crate) fn read_runs<C: AppData, N: Node>(
     for run in runs {
         let path = dir.join(file_name(run.segment));
         let mut data = vec![0u8; (run.end - run.start) as usize];
-        File::open(&path)
+        fs.open_read(&path)
             .and_then(|file| file.read_exact_at(&mut data, run.start))
             .map_err(io_error("reading", &path))?;
         let mut offset = 0;
@@ -66,6 +66,9 @@ pub(crate) fn read_runs<C: AppData, N: Node>(
 /// Waits until the writer has written (and synced) everything queued so far.
 pub(crate) fn barrier(shared: &Shared) -> Result<(), WalError> {
     shared.check_writer()?;
+    if shared.io.stepped {
+        return shared.step();
+    }
     let (reply, answer) = mpsc::sync_channel(1);
     shared.lock_queue().ops.push(Op::Barrier(reply));
     shared.work.notify_one();
@@ -82,7 +85,7 @@ pub(crate) fn job<C: AppData, N: Node>(shared: Arc<Shared>, runs: Vec<Run>, firs
     Box::new(move || {
         let wanted = runs.last().map_or(0, |run| run.next.saturating_sub(first));
         let mut entries = Vec::with_capacity(wanted.min(1 << 16) as usize);
-        let result = barrier(&shared).and_then(|()| read_runs(&shared.dir, &runs, first, &mut entries));
+        let result = barrier(&shared).and_then(|()| read_runs(&*shared.io.fs, &shared.dir, &runs, first, &mut entries));
         match result {
             Ok(()) => Ok(entries),
             Err(error) => {

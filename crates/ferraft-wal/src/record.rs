@@ -53,6 +53,17 @@ pub(crate) enum FrameFault {
 
 /// The payload of the record at `offset` in `data`, checked.
 pub(crate) fn read_frame(data: &[u8], offset: usize) -> Result<&[u8], FrameFault> {
+    frame(data, offset, true)
+}
+
+/// [`read_frame`] without the checksum: the WAL's planted bug
+/// [`PlantedBug::TrustRecordsWithoutChecksum`](crate::PlantedBug), for the
+/// simulator's teeth tests.
+pub(crate) fn read_frame_unchecked(data: &[u8], offset: usize) -> Result<&[u8], FrameFault> {
+    frame(data, offset, false)
+}
+
+fn frame(data: &[u8], offset: usize, check: bool) -> Result<&[u8], FrameFault> {
     let header = data.get(offset..offset + RECORD_HEADER_BYTES).ok_or(FrameFault::Short)?;
     let len_bytes: [u8; 4] = header[..4].try_into().expect("slice of 4");
     let crc = u32::from_le_bytes(header[4..].try_into().expect("slice of 4"));
@@ -62,7 +73,7 @@ pub(crate) fn read_frame(data: &[u8], offset: usize) -> Result<&[u8], FrameFault
     }
     let start = offset + RECORD_HEADER_BYTES;
     let payload = data.get(start..start + len).ok_or(FrameFault::Short)?;
-    if checksum(len_bytes, payload) != crc {
+    if check && checksum(len_bytes, payload) != crc {
         return Err(FrameFault::BadChecksum);
     }
     Ok(payload)

@@ -14,6 +14,7 @@ use bytes::Bytes;
 use ferraft::{Node, Snapshot, SnapshotMeta};
 
 use crate::error::{Corruption, WalError};
+use crate::file_system::FileSystem;
 use crate::fsutil::{read_if_exists, rename_synced, write_atomic, write_synced, TEMP_SUFFIX};
 
 /// The snapshot file's name in the data dir.
@@ -35,21 +36,32 @@ pub(crate) fn staged_name() -> String {
 }
 
 /// Saves `snapshot`, replacing the previous one; durable on return when syncing.
-pub(crate) fn save<N: Node>(dir: &Path, snapshot: &Snapshot<N>, sync: bool) -> Result<(), WalError> {
+pub(crate) fn save<N: Node>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    snapshot: &Snapshot<N>,
+    sync: bool,
+) -> Result<(), WalError> {
     let (header, meta) = encode_head(snapshot)?;
-    write_atomic(dir, SNAPSHOT_FILE, &[&header, &meta, &snapshot.data], sync)
+    write_atomic(fs, dir, SNAPSHOT_FILE, &[&header, &meta, &snapshot.data], sync)
 }
 
 /// Writes `snapshot` to `dir/staged`, synced; [`install_staged`] makes it current.
-pub(crate) fn stage<N: Node>(dir: &Path, staged: &str, snapshot: &Snapshot<N>, sync: bool) -> Result<(), WalError> {
+pub(crate) fn stage<N: Node>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    staged: &str,
+    snapshot: &Snapshot<N>,
+    sync: bool,
+) -> Result<(), WalError> {
     let (header, meta) = encode_head(snapshot)?;
-    write_synced(&dir.join(staged), &[&header, &meta, &snapshot.data], sync)
+    write_synced(fs, &dir.join(staged), &[&header, &meta, &snapshot.data], sync)
 }
 
 /// Makes the snapshot staged at `dir/staged` the saved one: a rename and a
 /// directory sync.
-pub(crate) fn install_staged(dir: &Path, staged: &str, sync: bool) -> Result<(), WalError> {
-    rename_synced(dir, staged, SNAPSHOT_FILE, sync)
+pub(crate) fn install_staged(fs: &dyn FileSystem, dir: &Path, staged: &str, sync: bool) -> Result<(), WalError> {
+    rename_synced(fs, dir, staged, SNAPSHOT_FILE, sync)
 }
 
 /// The fixed header and the encoded metadata that precede the data.
@@ -66,9 +78,9 @@ fn encode_head<N: Node>(snapshot: &Snapshot<N>) -> Result<([u8; HEADER], Vec<u8>
 }
 
 /// Loads the saved snapshot, or `None` if none was saved.
-pub(crate) fn load<N: Node>(dir: &Path) -> Result<Option<Snapshot<N>>, WalError> {
+pub(crate) fn load<N: Node>(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Snapshot<N>>, WalError> {
     let path = dir.join(SNAPSHOT_FILE);
-    let Some(bytes) = read_if_exists(&path)? else { return Ok(None) };
+    let Some(bytes) = read_if_exists(fs, &path)? else { return Ok(None) };
     let corrupt = |offset: usize, problem| WalError::Corrupt { path: path.clone(), offset: offset as u64, problem };
     if bytes.len() < HEADER {
         return Err(corrupt(0, Corruption::Truncated));

@@ -16,13 +16,12 @@
 //! for it) nor competes with the appender's syncs more often than once per
 //! segment.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crate::error::{io_error, WalError};
+use crate::file_system::{FileSystem, FsFile};
 use crate::fsutil::TEMP_SUFFIX;
 
 /// The spare's name; a temporary file, so a crash leaves nothing to recover.
@@ -43,6 +42,7 @@ pub(crate) struct SpareSegments {
 
 #[derive(Debug)]
 struct SpareShared {
+    fs: Arc<dyn FileSystem>,
     path: PathBuf,
     bytes: u64,
     state: Mutex<SpareState>,
@@ -63,10 +63,23 @@ impl SpareSegments {
     /// Starts the helper for spares of `bytes` in `dir`. With `fill_now` it
     /// fills the first one at once (a new segment is due); otherwise when
     /// [`note_written`](Self::note_written) reports the open segment half full.
-    pub fn start(dir: &Path, bytes: u64, fill_now: bool) -> Result<Self, WalError> {
+    /// A `stepped` one has no helper thread: it fills a spare inline when
+    /// one is asked for.
+    pub fn start(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        bytes: u64,
+        fill_now: bool,
+        stepped: bool,
+    ) -> Result<Self, WalError> {
         let path = dir.join(format!("{SPARE_NAME}{TEMP_SUFFIX}"));
         let state = SpareState { filling: fill_now, ..SpareState::default() };
-        let shared = Arc::new(SpareShared { path, bytes, state: Mutex::new(state), changed: Condvar::new() });
+        let shared = Arc::new(SpareShared { fs, path, bytes, state: Mutex::new(state), changed: Condvar::new() });
+        if stepped {
+            let spares = Self { shared, helper: None, next_requested: fill_now };
+            spares.fill_if_stepped();
+            return Ok(spares);
+        }
         let helper = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -88,13 +101,21 @@ impl SpareSegments {
             }
             drop(state);
             self.shared.changed.notify_all();
+            self.fill_if_stepped();
+        }
+    }
+
+    /// Without a helper thread, does its work now.
+    fn fill_if_stepped(&self) {
+        if self.helper.is_none() && self.shared.lock().wants_filling() {
+            self.shared.fill_wanted();
         }
     }
 
     /// Moves the spare to `target` and returns it open for writing, waiting
     /// for the helper if it is filling one; `None` if there is none (the
     /// caller then creates a plain file, and the next spare is started).
-    pub fn take(&mut self, target: &Path) -> Option<File> {
+    pub fn take(&mut self, target: &Path) -> Option<Box<dyn FsFile>> {
         let mut state = self.shared.lock();
         while state.wants_filling() {
             state = self.shared.changed.wait(state).unwrap_or_else(|p| p.into_inner());
@@ -103,8 +124,9 @@ impl SpareSegments {
         // Renamed under the lock: the helper must not start the next spare
         // at the same path before this one is gone.
         let taken = was_ready.then(|| {
-            fs::rename(&self.shared.path, target)
-                .and_then(|()| OpenOptions::new().write(true).open(target))
+            let fs = &self.shared.fs;
+            fs.rename(&self.shared.path, target)
+                .and_then(|()| fs.open(target))
                 .map_err(|error| tracing::warn!(%error, "cannot use the spare WAL segment; creating a plain one"))
                 .ok()
         });
@@ -115,6 +137,7 @@ impl SpareSegments {
         self.next_requested = plain;
         drop(state);
         self.shared.changed.notify_all();
+        self.fill_if_stepped();
         taken.flatten()
     }
 }
@@ -126,7 +149,7 @@ impl Drop for SpareSegments {
         if let Some(helper) = self.helper.take() {
             let _ = helper.join();
         }
-        let _ = fs::remove_file(&self.shared.path);
+        let _ = self.shared.fs.remove_file(&self.shared.path);
     }
 }
 
@@ -154,28 +177,33 @@ impl SpareShared {
                     return;
                 }
             }
-            let filled = self.fill();
-            let mut state = self.lock();
-            match filled {
-                Ok(true) => state.ready = true,
-                Ok(false) => {}
-                Err(error) => {
-                    // Most likely a full disk. Appends go on into plain files;
-                    // the next roll tries again.
-                    tracing::warn!(%error, "cannot preallocate a WAL segment");
-                    let _ = fs::remove_file(&self.path);
-                }
-            }
-            state.filling = false;
-            drop(state);
-            self.changed.notify_all();
+            self.fill_wanted();
         }
+    }
+
+    /// Fills the spare that was asked for and says how it went.
+    fn fill_wanted(&self) {
+        let filled = self.fill();
+        let mut state = self.lock();
+        match filled {
+            Ok(true) => state.ready = true,
+            Ok(false) => {}
+            Err(error) => {
+                // Most likely a full disk. Appends go on into plain files;
+                // the next roll tries again.
+                tracing::warn!(%error, "cannot preallocate a WAL segment");
+                let _ = self.fs.remove_file(&self.path);
+            }
+        }
+        state.filling = false;
+        drop(state);
+        self.changed.notify_all();
     }
 
     /// Writes `bytes` of zeros to the spare path and syncs them with the
     /// file's size; `Ok(false)` if interrupted by closing.
     fn fill(&self) -> Result<bool, WalError> {
-        let file = File::create(&self.path).map_err(io_error("creating", &self.path))?;
+        let file = self.fs.create(&self.path).map_err(io_error("creating", &self.path))?;
         let zeros = vec![0u8; CHUNK_BYTES];
         let mut offset = 0;
         while offset < self.bytes {
@@ -200,16 +228,22 @@ pub(crate) fn is_zero_tail(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::file_system::StdFileSystem;
+    use std::fs;
+
+    fn start(dir: &Path, bytes: u64, fill_now: bool) -> SpareSegments {
+        SpareSegments::start(Arc::new(StdFileSystem), dir, bytes, fill_now, false).unwrap()
+    }
 
     #[test]
     fn a_taken_spare_is_full_size_zeros_and_the_next_one_follows() {
         let dir = tempfile_dir("spare_taken");
-        let mut spares = SpareSegments::start(&dir, 3 * CHUNK_BYTES as u64 + 5, true).unwrap();
+        let mut spares = start(&dir, 3 * CHUNK_BYTES as u64 + 5, true);
         for n in 0..2 {
             let target = dir.join(format!("segment-{n}"));
-            let file = spares.take(&target).expect("a spare");
+            let _file = spares.take(&target).expect("a spare");
             spares.note_written(2 * CHUNK_BYTES as u64);
-            assert_eq!(file.metadata().unwrap().len(), 3 * CHUNK_BYTES as u64 + 5);
+            assert_eq!(fs::metadata(&target).unwrap().len(), 3 * CHUNK_BYTES as u64 + 5);
             assert!(is_zero_tail(&fs::read(&target).unwrap()));
         }
         drop(spares);
@@ -223,7 +257,7 @@ mod tests {
         // A directory where the spare file should be makes creating it fail.
         let blocker = dir.join(format!("{SPARE_NAME}{TEMP_SUFFIX}"));
         fs::create_dir(&blocker).unwrap();
-        let mut spares = SpareSegments::start(&dir, 4096, true).unwrap();
+        let mut spares = start(&dir, 4096, true);
         assert!(spares.take(&dir.join("a")).is_none());
         fs::remove_dir(&blocker).unwrap();
         // The failed take asked for another spare; the one after can use it.
@@ -236,7 +270,7 @@ mod tests {
     #[test]
     fn the_next_spare_waits_until_the_segment_is_half_written() {
         let dir = tempfile_dir("spare_half");
-        let mut spares = SpareSegments::start(&dir, 4096, true).unwrap();
+        let mut spares = start(&dir, 4096, true);
         assert!(spares.take(&dir.join("first")).is_some());
         spares.note_written(2047);
         assert!(spares.take(&dir.join("early")).is_none(), "not asked for before half way");
@@ -251,7 +285,7 @@ mod tests {
     #[test]
     fn a_store_reopened_on_a_roomy_segment_fills_no_spare_until_half_way() {
         let dir = tempfile_dir("spare_later");
-        let mut spares = SpareSegments::start(&dir, 4096, false).unwrap();
+        let mut spares = start(&dir, 4096, false);
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(!dir.join(format!("{SPARE_NAME}{TEMP_SUFFIX}")).exists(), "nothing written at start");
         spares.note_written(2048);

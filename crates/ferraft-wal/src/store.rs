@@ -19,6 +19,7 @@ use crate::options::{WalOptions, MIN_SEGMENT_BYTES};
 use crate::queue::{Op, Shared, MAX_QUEUED_BYTES};
 use crate::record::encode_record;
 use crate::spare::SpareSegments;
+use crate::stepped::{Io, SteppedIo, WalStepper};
 use crate::{range_read, recovery, snapshot_file, writer};
 
 /// A durable Raft log in a directory: segmented, checksummed, group-committed.
@@ -59,37 +60,53 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     /// [`StorageError`] whose source is a [`WalError`], when the data is
     /// corrupt, belongs to another node or cluster, or is open elsewhere.
     pub fn open(dir: impl AsRef<Path>, options: WalOptions) -> Result<Self, StorageError> {
-        Self::open_dir(dir.as_ref(), options).map_err(|error| error.into_storage("opening the WAL"))
+        Self::open_dir(dir.as_ref(), options, Io::threaded()).map_err(|error| error.into_storage("opening the WAL"))
     }
 
-    fn open_dir(dir: &Path, options: WalOptions) -> Result<Self, WalError> {
+    /// Opens the WAL in `dir` on the file system `io.fs`, with no
+    /// background thread: the returned [`WalStepper`] runs the writer. For
+    /// deterministic simulation (see [`SteppedIo`]); [`open`](Self::open) otherwise.
+    pub fn open_stepped(
+        dir: impl AsRef<Path>,
+        options: WalOptions,
+        io: SteppedIo,
+    ) -> Result<(Self, WalStepper), StorageError> {
+        let store = Self::open_dir(dir.as_ref(), options, Io::stepped(io))
+            .map_err(|error| error.into_storage("opening the WAL"))?;
+        let stepper = WalStepper::new(store.shared.clone());
+        Ok((store, stepper))
+    }
+
+    fn open_dir(dir: &Path, options: WalOptions, io: Io) -> Result<Self, WalError> {
+        let fs = io.fs.clone();
         if options.segment_bytes < MIN_SEGMENT_BYTES {
             return Err(WalError::SegmentTooSmall { segment_bytes: options.segment_bytes, min: MIN_SEGMENT_BYTES });
         }
-        if !dir.exists() {
-            std::fs::create_dir_all(dir).map_err(io_error("creating", dir))?;
+        if !fs.exists(dir) {
+            fs.create_dir_all(dir).map_err(io_error("creating", dir))?;
             // Otherwise a power failure could take the new dir, and with it a
             // vote this node gave, away.
             if let Some(parent) = dir.parent().filter(|_| options.sync) {
-                sync_dir(if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
+                sync_dir(&*fs, if parent.as_os_str().is_empty() { Path::new(".") } else { parent })?;
             }
         }
-        let lock = DirLock::acquire(dir)?;
-        let recovered = recovery::recover::<C, N>(dir, &options)?;
+        let lock = DirLock::acquire(&*fs, dir)?;
+        let recovered = recovery::recover::<C, N>(&io, dir, &options)?;
         let last_purged = recovered.meta.state.last_purged;
-        let shared = Arc::new(Shared::new(dir.to_path_buf(), options.sync, recovered.meta));
+        let stepped = io.stepped;
+        let shared = Arc::new(Shared::new(dir.to_path_buf(), options.sync, recovered.meta, io));
         // A fresh log needs its first segment now; a reopened one, only
         // once its open segment is half full.
         let open_segment_roomy =
             recovered.segments.last().is_some_and(|last| last.len_bytes < options.segment_bytes / 2);
         let spares = match options.preallocate && options.sync {
-            true => Some(SpareSegments::start(dir, options.segment_bytes, !open_segment_roomy)?),
+            true => Some(SpareSegments::start(fs, dir, options.segment_bytes, !open_segment_roomy, stepped)?),
             false => None,
         };
         let writer = writer::spawn(shared.clone(), spares)?;
         Ok(Self {
             shared,
-            writer: Some(writer),
+            writer,
             layout: Layout::new(recovered.segments, options.segment_bytes),
             last_purged,
             snapshot: recovered.snapshot,
@@ -164,7 +181,7 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     fn read_entries(&self, first: LogIndex, end: LogIndex) -> Result<Vec<Entry<C, N>>, WalError> {
         let mut entries = Vec::with_capacity(end.saturating_sub(first).min(1 << 20) as usize);
         let runs = range_read::plan(&self.layout, first, end);
-        range_read::read_runs(&self.shared.dir, &runs, first, &mut entries)?;
+        range_read::read_runs(&*self.shared.io.fs, &self.shared.dir, &runs, first, &mut entries)?;
         Ok(entries)
     }
 
@@ -182,7 +199,8 @@ impl<C: AppData, N: Node> WalStore<C, N> {
         }
         self.recovered = None;
         let mut queue = self.shared.lock_queue();
-        while queue.buf.len() >= MAX_QUEUED_BYTES {
+        // (a stepped writer runs only when its caller says: nothing to wait for)
+        while queue.buf.len() >= MAX_QUEUED_BYTES && !self.shared.io.stepped {
             self.shared.check_writer()?;
             queue = self.shared.room.wait(queue).unwrap_or_else(|poisoned| poisoned.into_inner());
         }
@@ -272,6 +290,12 @@ impl<C, N> Drop for WalStore<C, N> {
 
 /// Stops the writer after it drained the queue; the failure that stopped it early, if any.
 fn shutdown(shared: &Shared, writer: &mut Option<JoinHandle<()>>) -> Result<(), WalError> {
+    let stepped = shared.stepped_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    if let Some(mut stepped) = stepped {
+        // what the thread does before it exits; the writer goes with it
+        // (it holds the shared state: a cycle otherwise)
+        return stepped.step();
+    }
     let Some(writer) = writer.take() else { return Ok(()) };
     shared.lock_queue().closing = true;
     shared.work.notify_one();
@@ -337,18 +361,18 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
-        snapshot_file::save(&self.shared.dir, snapshot, self.shared.sync)
+        snapshot_file::save(&*self.shared.io.fs, &self.shared.dir, snapshot, self.shared.sync)
             .map_err(|error| error.into_storage("saving the snapshot"))?;
         self.snapshot = Some(snapshot.clone());
         Ok(())
     }
 
     fn snapshot_stager(&mut self) -> Option<StageSnapshot<N>> {
-        let (dir, sync) = (self.shared.dir.clone(), self.shared.sync);
+        let (dir, sync, fs) = (self.shared.dir.clone(), self.shared.sync, self.shared.io.fs.clone());
         let staged = snapshot_file::staged_name();
         self.staged_snapshot = Some(staged.clone());
         Some(Box::new(move |snapshot: &Snapshot<N>| {
-            snapshot_file::stage(&dir, &staged, snapshot, sync)
+            snapshot_file::stage(&*fs, &dir, &staged, snapshot, sync)
                 .map_err(|error| error.into_storage("staging a snapshot"))
         }))
     }
@@ -366,7 +390,7 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
         let staged = self.staged_snapshot.take().ok_or_else(|| {
             StorageError::new("saving the staged snapshot", "no snapshot was staged since the last one saved")
         })?;
-        snapshot_file::install_staged(&self.shared.dir, &staged, self.shared.sync)
+        snapshot_file::install_staged(&*self.shared.io.fs, &self.shared.dir, &staged, self.shared.sync)
             .map_err(|error| error.into_storage("saving the staged snapshot"))?;
         self.snapshot = Some(snapshot.clone());
         Ok(())

@@ -5,9 +5,7 @@
 //! last appended entry is durable. Callers never wait for a sync; appends that
 //! arrive during one are coalesced into the next batch.
 
-use std::fs::{self, File, OpenOptions};
 use std::mem;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
@@ -18,10 +16,12 @@ use std::time::Duration;
 use ferraft::{FlushNotifier, LogId, LogIndex};
 
 use crate::error::{io_error, WalError};
+use crate::file_system::FsFile;
 use crate::fsutil::{sync_dir, TEMP_SUFFIX};
 use crate::queue::{Op, Shared};
 use crate::segment::{encode_header, file_name};
 use crate::spare::SpareSegments;
+use crate::stepped::PlantedBug;
 
 /// How long a changed committed log id may stay unsaved. `save_committed` is
 /// lazy by contract; this bounds how far behind it is after a crash without
@@ -29,26 +29,33 @@ use crate::spare::SpareSegments;
 pub(crate) const COMMITTED_PERSIST_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Starts the writer thread for `shared`, creating new segments from `spares`
-/// when given.
-pub(crate) fn spawn(shared: Arc<Shared>, spares: Option<SpareSegments>) -> Result<JoinHandle<()>, WalError> {
+/// when given; or, for a stepped store, parks the writer in `shared` for the
+/// caller to step (no handle then).
+pub(crate) fn spawn(shared: Arc<Shared>, spares: Option<SpareSegments>) -> Result<Option<JoinHandle<()>>, WalError> {
+    if shared.io.stepped {
+        let writer = Writer::new(shared.clone(), spares);
+        *shared.stepped_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(writer);
+        return Ok(None);
+    }
     let dir = shared.dir.clone();
     std::thread::Builder::new()
         .name("ferraft-wal-writer".into())
         .spawn(move || Writer::new(shared, spares).run())
+        .map(Some)
         .map_err(io_error("starting the writer thread for", &dir))
 }
 
 /// The open segment being written.
 struct ActiveSegment {
     first_index: LogIndex,
-    file: File,
+    file: Box<dyn FsFile>,
     path: PathBuf,
     /// Written since the last sync.
     dirty: bool,
 }
 
 /// The writer's state between batches.
-struct Writer {
+pub(crate) struct Writer {
     shared: Arc<Shared>,
     /// The batch being executed; swapped with the queue's each round.
     buf: Vec<u8>,
@@ -71,6 +78,12 @@ impl Drop for ExitGuard {
     }
 }
 
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("queued_ops", &self.ops.len()).finish()
+    }
+}
+
 impl Writer {
     fn new(shared: Arc<Shared>, spares: Option<SpareSegments>) -> Self {
         let (buf, ops, barriers, flush_points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -88,6 +101,35 @@ impl Writer {
         if let Err(error) = self.persist_committed(Duration::ZERO) {
             self.fail(error);
         }
+    }
+
+    /// One batch of a stepped writer: everything queued, at once; a lazily
+    /// committed log id is saved with every step (a simulator has no clock
+    /// the 200 ms could be measured on).
+    pub(crate) fn step(&mut self) -> Result<(), WalError> {
+        self.shared.check_writer()?;
+        let result = if self.take_batch() { self.execute_batch() } else { self.persist_committed(Duration::ZERO) };
+        if let Err(error) = result {
+            // recorded as the store's failure: later calls are refused
+            self.fail(error);
+            return self.shared.check_writer();
+        }
+        Ok(())
+    }
+
+    /// Takes everything queued, without waiting; false if nothing was.
+    fn take_batch(&mut self) -> bool {
+        let shared = self.shared.clone();
+        let mut queue = shared.lock_queue();
+        if queue.ops.is_empty() {
+            return false;
+        }
+        mem::swap(&mut queue.buf, &mut self.buf);
+        mem::swap(&mut queue.ops, &mut self.ops);
+        mem::swap(&mut queue.flush_points, &mut self.flush_points);
+        drop(queue);
+        shared.room.notify_all();
+        true
     }
 
     /// Waits for work and takes the whole queue; false once closing with
@@ -110,12 +152,8 @@ impl Writer {
                 queue = shared.lock_queue();
             }
         }
-        mem::swap(&mut queue.buf, &mut self.buf);
-        mem::swap(&mut queue.ops, &mut self.ops);
-        mem::swap(&mut queue.flush_points, &mut self.flush_points);
         drop(queue);
-        shared.room.notify_all();
-        true
+        self.take_batch()
     }
 
     /// Writes and syncs one batch, then reports it durable.
@@ -132,11 +170,11 @@ impl Writer {
         }
         self.ops = ops;
         result?;
-        self.sync_active()?;
-        if let Some((log_id, notifier)) = self.flush_points.last() {
-            notifier.flushed(*log_id);
+        if self.shared.io.bug == Some(PlantedBug::ReportBeforeSync) {
+            self.report_flushed();
         }
-        self.flush_points.clear();
+        self.sync_active()?;
+        self.report_flushed();
         for barrier in self.barriers.drain(..) {
             let _ = barrier.send(Ok(()));
         }
@@ -145,7 +183,25 @@ impl Writer {
         if self.buf.capacity() > 4 * crate::queue::MAX_QUEUED_BYTES {
             self.buf.shrink_to(crate::queue::MAX_QUEUED_BYTES);
         }
-        self.persist_committed(COMMITTED_PERSIST_INTERVAL)
+        self.persist_committed(self.committed_age())
+    }
+
+    /// Tells the notifier the batch's last append is durable.
+    fn report_flushed(&mut self) {
+        if let Some((log_id, notifier)) = self.flush_points.last() {
+            notifier.flushed(*log_id);
+        }
+        self.flush_points.clear();
+    }
+
+    /// How long a changed committed log id may wait: a stepped writer saves
+    /// it with each step.
+    fn committed_age(&self) -> Duration {
+        if self.shared.io.stepped {
+            Duration::ZERO
+        } else {
+            COMMITTED_PERSIST_INTERVAL
+        }
     }
 
     fn execute(&mut self, op: Op) -> Result<(), WalError> {
@@ -177,13 +233,13 @@ impl Writer {
                     self.active = None;
                 }
                 let path = self.shared.dir.join(file_name(segment));
-                match fs::remove_file(&path) {
+                match self.shared.io.fs.remove_file(&path) {
                     Ok(()) => {}
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
                     Err(error) => return Err(io_error("deleting", &path)(error)),
                 }
                 if must_sync && self.shared.sync {
-                    sync_dir(&self.shared.dir)?;
+                    sync_dir(&*self.shared.io.fs, &self.shared.dir)?;
                 }
                 Ok(())
             }
@@ -201,7 +257,7 @@ impl Writer {
         if self.active.as_ref().is_none_or(|a| a.first_index != segment) {
             self.sync_active()?;
             let path = self.shared.dir.join(file_name(segment));
-            let file = OpenOptions::new().write(true).open(&path).map_err(io_error("opening", &path))?;
+            let file = self.shared.io.fs.open(&path).map_err(io_error("opening", &path))?;
             self.active = Some(ActiveSegment { first_index: segment, file, path, dirty: false });
         }
         Ok(())
@@ -213,20 +269,20 @@ impl Writer {
     /// header always means corruption.
     fn create_segment(&mut self, segment: LogIndex) -> Result<(), WalError> {
         self.sync_active()?;
-        let dir = &self.shared.dir;
+        let (dir, fs) = (&self.shared.dir, &*self.shared.io.fs);
         let path = dir.join(file_name(segment));
         let temp = dir.join(format!("{}{TEMP_SUFFIX}", file_name(segment)));
         let file = match self.spares.as_mut().and_then(|spares| spares.take(&temp)) {
             Some(file) => file,
-            None => File::create(&temp).map_err(io_error("creating", &temp))?,
+            None => fs.create(&temp).map_err(io_error("creating", &temp))?,
         };
         file.write_all_at(&encode_header(segment), 0).map_err(io_error("writing", &temp))?;
         if self.shared.sync {
             file.sync_all().map_err(io_error("syncing", &temp))?;
         }
-        fs::rename(&temp, &path).map_err(io_error("renaming into place", &path))?;
+        fs.rename(&temp, &path).map_err(io_error("renaming into place", &path))?;
         if self.shared.sync {
-            sync_dir(dir)?;
+            sync_dir(fs, dir)?;
         }
         self.active = Some(ActiveSegment { first_index: segment, file, path, dirty: false });
         Ok(())

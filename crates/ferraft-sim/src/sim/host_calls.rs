@@ -135,12 +135,12 @@ impl Simulation {
                     let result = self.checkers.state_machine.observe_state(id, index, digest);
                     self.check(result);
                 }
-                Record::Applied { log_id, op } => {
+                Record::Applied { log_id, op, wrote } => {
                     self.applied_up_to(i, log_id.index - 1);
                     let result = self.checkers.state_machine.observe_apply(id, log_id, fingerprint_of_write(op));
                     self.check(result);
                     self.nodes[i].applied_seen = log_id.index;
-                    if !self.history.write_applied(op) {
+                    if !self.history.write_applied(op, wrote) {
                         self.fail(format!(
                             "write answers: write {op} was answered as not made, yet applied at {log_id}"
                         ));
@@ -343,5 +343,5 @@ impl Simulation {
 
 /// The fingerprint of a client write's entry (see [`fingerprint`]).
 fn fingerprint_of_write(op: u64) -> u64 {
-    fingerprint(&EntryPayload::Normal(Put { op, key: 0, value: op }))
+    fingerprint(&EntryPayload::Normal(Put::write(op, 0)))
 }

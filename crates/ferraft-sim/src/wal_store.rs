@@ -1,0 +1,250 @@
+//! The real WAL as a simulated node's store, on the simulated file system.
+//!
+//! [`SimWalStore`] hands every call to a [`WalStore`] opened in stepped mode
+//! on the machine's [`SimFs`], and mirrors it into the node's [`SimStore`]:
+//! the shadow disk the checkers read (what is durable *as the WAL
+//! reported it*) and the journal the simulator acts on. So the whole run
+//! checks the WAL the way it checks the engine: a commit is counted on what
+//! the WAL claimed durable, and a restart reads back what the WAL recovered
+//! from the crashed file system, after checking it against the LogStore
+//! contract: everything reported durable is there, the vote, the cluster id
+//! and the snapshot are the last saved, and every entry returned is one that
+//! was appended there.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+
+use ferraft::log_id::index_of;
+use ferraft::{
+    AppendDurability, BasicNode, ClusterId, Entry, FlushNotifier, Incarnation, LogId, LogIndex, LogState, LogStore,
+    ReadRange, Snapshot, StorageError, Vote,
+};
+use ferraft_wal::{PlantedBug, SteppedIo, WalOptions, WalStepper, WalStore};
+use rand::rngs::SmallRng;
+use rand::Rng;
+
+use crate::disk::SimDisk;
+use crate::host_parts::SimStore;
+use crate::journal::Journal;
+use crate::model::{fingerprint, Put};
+use crate::sim_fs::SimDiskFs;
+
+/// Where a simulated node keeps its WAL.
+const WAL_DIR: &str = "/data/wal";
+
+/// What was ever appended on a node: (index, log id, payload fingerprint).
+type Appended = BTreeSet<(LogIndex, LogId, u64)>;
+
+/// A simulated machine's WAL: its file system, the stepper of the running
+/// store, and what the store reported.
+pub(crate) struct WalNode {
+    /// The machine's disk.
+    pub fs: SimDiskFs,
+    options: WalOptions,
+    bug: Option<PlantedBug>,
+    /// The running store's writer (none while down).
+    stepper: Option<WalStepper>,
+    /// The last flush the store reported and no one acted on yet.
+    flushed: Arc<Mutex<Option<LogId>>>,
+    appended: Arc<Mutex<Appended>>,
+}
+
+impl WalNode {
+    /// A new machine for node `id`, with its fault choices (and store
+    /// options) drawn from `rng`.
+    pub fn new(id: ferraft::NodeId, rng: &mut SmallRng, bug: Option<PlantedBug>) -> Self {
+        let options = WalOptions {
+            segment_bytes: [1024, 4096, 1 << 16][rng.gen_range(0..3)],
+            preallocate: rng.gen_bool(0.5),
+            ..WalOptions::new(id, 7)
+        };
+        Self {
+            fs: SimDiskFs::new(rng.gen()),
+            options,
+            bug,
+            stepper: None,
+            flushed: Arc::default(),
+            appended: Arc::default(),
+        }
+    }
+
+    /// The notifier the host hands the store: it notes the flush for
+    /// [`take_flushed`](Self::take_flushed).
+    pub fn notifier(&self) -> FlushNotifier {
+        let flushed = self.flushed.clone();
+        FlushNotifier::new(move |log_id| {
+            let mut last = flushed.lock().expect("single-threaded");
+            *last = (*last).max(Some(log_id));
+        })
+    }
+
+    /// The flush reported since the last call, if any.
+    pub fn take_flushed(&self) -> Option<LogId> {
+        self.flushed.lock().expect("single-threaded").take()
+    }
+
+    /// Opens the store for a new life over `shadow` (the checkers' disk).
+    pub fn open(&mut self, shadow: &Arc<Mutex<SimDisk>>, journal: Journal) -> Result<SimWalStore, StorageError> {
+        self.flushed.lock().expect("single-threaded").take();
+        let incarnation = Incarnation::wire(shadow.lock().expect("single-threaded").incarnation());
+        let io = SteppedIo { fs: Arc::new(self.fs.boot()), new_incarnation: incarnation, planted_bug: self.bug };
+        let (wal, stepper) = WalStore::open_stepped(WAL_DIR, self.options.clone(), io)?;
+        self.stepper = Some(stepper);
+        Ok(SimWalStore {
+            wal,
+            shadow: SimStore::new(shadow.clone(), journal),
+            disk: shadow.clone(),
+            appended: self.appended.clone(),
+        })
+    }
+
+    /// Runs one writer batch (the simulated disk's fsync). An error means
+    /// the store failed, which nothing in a correct run causes.
+    pub fn step(&self) -> Result<(), StorageError> {
+        match &self.stepper {
+            Some(stepper) => stepper.step(),
+            None => Ok(()),
+        }
+    }
+
+    /// The power goes while the writer is `after_ops` file operations into
+    /// its next batch (if it has work). What it reported durable before the
+    /// cut is returned: the entries count as durable, as the engine was told.
+    pub fn crash_mid_batch(&mut self, after_ops: u64) -> Option<LogId> {
+        if self.stepper.as_ref().is_some_and(WalStepper::has_work) {
+            self.fs.crash_after_ops(after_ops);
+            let _ = self.step();
+        }
+        self.crash();
+        self.take_flushed()
+    }
+
+    /// Whether the store of this life runs (the power is on).
+    pub fn is_running(&self) -> bool {
+        self.stepper.is_some()
+    }
+
+    /// The power goes now; the store of this life is dead.
+    pub fn crash(&mut self) {
+        self.fs.crash();
+        self.stepper = None;
+    }
+}
+
+/// A node's store: the WAL, mirrored into the shadow disk and journal.
+pub(crate) struct SimWalStore {
+    wal: WalStore<Put, BasicNode>,
+    shadow: SimStore,
+    disk: Arc<Mutex<SimDisk>>,
+    appended: Arc<Mutex<Appended>>,
+}
+
+impl SimWalStore {
+    /// Checks what the WAL recovered against what it promised: the shadow
+    /// disk after the crash holds exactly what was reported durable.
+    fn check_recovered(&self, state: &LogState<Put, BasicNode>) -> Result<(), String> {
+        let promised = self.disk.lock().expect("single-threaded").log_state();
+        let purged = index_of(state.last_purged);
+        let first = purged + 1;
+        for entry in promised.entries.iter().filter(|e| e.log_id.index > purged) {
+            let found = state.entries.get((entry.log_id.index - first) as usize);
+            if found != Some(entry) {
+                return Err(format!(
+                    "entry {} was reported durable but recovered as {:?}",
+                    entry.log_id,
+                    found.map(|e| e.log_id)
+                ));
+            }
+        }
+        let appended = self.appended.lock().expect("single-threaded");
+        for (position, entry) in state.entries.iter().enumerate() {
+            let key = (entry.log_id.index, entry.log_id, fingerprint(&entry.payload));
+            if entry.log_id.index != first + position as u64 || !appended.contains(&key) {
+                return Err(format!("recovered entry {} at position {position} was never appended", entry.log_id));
+            }
+        }
+        if state.vote != promised.vote {
+            return Err(format!("the vote saved last was {:?}, recovered {:?}", promised.vote, state.vote));
+        }
+        if state.cluster_id != promised.cluster_id {
+            return Err(format!(
+                "the cluster id saved was {:?}, recovered {:?}",
+                promised.cluster_id, state.cluster_id
+            ));
+        }
+        let snapshot_at = |s: &Option<Snapshot<BasicNode>>| s.as_ref().map(|s| (s.meta.last_log_id, s.data.clone()));
+        if snapshot_at(&state.snapshot) != snapshot_at(&promised.snapshot) {
+            return Err("the snapshot saved last was not recovered".to_string());
+        }
+        if index_of(state.committed) > index_of(promised.committed) {
+            return Err(format!(
+                "committed {:?} recovered, newer than saved {:?}",
+                state.committed, promised.committed
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl LogStore<Put, BasicNode> for SimWalStore {
+    fn read_state(&mut self) -> Result<LogState<Put, BasicNode>, StorageError> {
+        let state = self.wal.read_state()?;
+        self.check_recovered(&state).map_err(|detail| StorageError::new("WAL durability", detail))?;
+        self.disk.lock().expect("single-threaded").adopt_recovered(&state);
+        Ok(state)
+    }
+
+    fn append(
+        &mut self,
+        entries: &[Entry<Put, BasicNode>],
+        notifier: &FlushNotifier,
+    ) -> Result<AppendDurability, StorageError> {
+        let durability = self.wal.append(entries, notifier)?;
+        let mut appended = self.appended.lock().expect("single-threaded");
+        appended.extend(entries.iter().map(|e| (e.log_id.index, e.log_id, fingerprint(&e.payload))));
+        drop(appended);
+        // journals the append for the checkers (and the fsync to schedule)
+        self.shadow.append(entries, notifier)?;
+        if durability == AppendDurability::Durable {
+            let last = entries.last().map_or(0, |e| e.log_id.index);
+            self.disk.lock().expect("single-threaded").synced_up_to(last);
+        }
+        Ok(durability)
+    }
+
+    fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {
+        self.wal.truncate(since)?;
+        self.shadow.truncate(since)
+    }
+
+    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
+        self.wal.purge(upto)?;
+        self.shadow.purge(upto)
+    }
+
+    fn save_cluster_id(&mut self, cluster_id: ClusterId) -> Result<(), StorageError> {
+        self.wal.save_cluster_id(cluster_id)?;
+        self.shadow.save_cluster_id(cluster_id)
+    }
+
+    fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.wal.save_vote(vote)?;
+        self.shadow.save_vote(vote)
+    }
+
+    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.wal.save_committed(committed)?;
+        self.shadow.save_committed(committed)
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot<BasicNode>) -> Result<(), StorageError> {
+        self.wal.save_snapshot(snapshot)?;
+        self.shadow.save_snapshot(snapshot)
+    }
+
+    /// Read from the WAL's files when the simulator runs the job (its
+    /// barrier runs a writer step: the simulator reports that flush after).
+    fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<Put, BasicNode>> {
+        self.wal.read_range(range)
+    }
+}

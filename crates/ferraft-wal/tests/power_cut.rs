@@ -1,0 +1,165 @@
+//! Power cuts between steps of a stepped store (`WalStore::open_stepped`),
+//! on the real file system behind a switch that fails every later write:
+//! the moments a crash test with `kill -9` rarely hits. Each test is named
+//! after the state the cut leaves.
+
+use std::ffi::OsString;
+use std::io;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ferraft::testing::conformance::{entries, entry, log_id, TestData, TestDir};
+use ferraft::{BasicNode, FlushNotifier, LogStore};
+use ferraft_wal::{FileSystem, FsFile, LockGuard, StdFileSystem, SteppedIo, WalOptions, WalStepper, WalStore};
+
+type Store = WalStore<TestData, BasicNode>;
+
+/// The real file system until [`cut`](PowerSwitch::cut): then every call
+/// that would change the disk fails, so nothing queued reaches it.
+#[derive(Debug, Default)]
+struct PowerSwitch {
+    off: AtomicBool,
+}
+
+impl PowerSwitch {
+    fn cut(&self) {
+        self.off.store(true, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> io::Result<()> {
+        match self.off.load(Ordering::SeqCst) {
+            true => Err(io::Error::other("power cut")),
+            false => Ok(()),
+        }
+    }
+}
+
+/// A file of [`PowerSwitch`]: writes, resizes and syncs fail once it is off.
+#[derive(Debug)]
+struct SwitchedFile {
+    file: Box<dyn FsFile>,
+    switch: Arc<PowerSwitch>,
+}
+
+impl FsFile for SwitchedFile {
+    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        self.switch.check()?;
+        self.file.write_all_at(data, offset)
+    }
+    fn read_exact_at(&self, data: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(data, offset)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.switch.check()?;
+        self.file.set_len(len)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.switch.check()?;
+        self.file.sync_data()
+    }
+    fn sync_all(&self) -> io::Result<()> {
+        self.switch.check()?;
+        self.file.sync_all()
+    }
+}
+
+#[derive(Debug)]
+struct SwitchedFs(Arc<PowerSwitch>);
+
+impl SwitchedFs {
+    fn wrap(&self, file: io::Result<Box<dyn FsFile>>) -> io::Result<Box<dyn FsFile>> {
+        Ok(Box::new(SwitchedFile { file: file?, switch: self.0.clone() }))
+    }
+}
+
+impl FileSystem for SwitchedFs {
+    fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.0.check()?;
+        self.wrap(StdFileSystem.create(path))
+    }
+    fn open(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.wrap(StdFileSystem.open(path))
+    }
+    fn open_read(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
+        self.wrap(StdFileSystem.open_read(path))
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        StdFileSystem.read(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.0.check()?;
+        StdFileSystem.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.0.check()?;
+        StdFileSystem.remove_file(path)
+    }
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<OsString>> {
+        StdFileSystem.list_dir(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.0.check()?;
+        StdFileSystem.sync_dir(dir)
+    }
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        self.0.check()?;
+        StdFileSystem.create_dir_all(dir)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        StdFileSystem.exists(path)
+    }
+    fn try_lock(&self, path: &Path) -> io::Result<Option<LockGuard>> {
+        StdFileSystem.try_lock(path)
+    }
+}
+
+/// Opens a stepped store on `dir` behind a fresh switch.
+fn open(dir: &Path) -> (Store, WalStepper, Arc<PowerSwitch>) {
+    let switch = Arc::new(PowerSwitch::default());
+    let io = SteppedIo { fs: Arc::new(SwitchedFs(switch.clone())), new_incarnation: 1, planted_bug: None };
+    let options = WalOptions { segment_bytes: 4096, ..WalOptions::new(1, 1) };
+    let (store, stepper) = WalStore::open_stepped(dir, options, io).unwrap();
+    (store, stepper, switch)
+}
+
+/// A snapshot covering entries up to `index`.
+fn snapshot_at(index: u64) -> ferraft::Snapshot<BasicNode> {
+    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let membership = ferraft::Membership::new_uniform(nodes).unwrap();
+    ferraft::Snapshot {
+        meta: ferraft::SnapshotMeta {
+            last_log_id: Some(log_id(1, index)),
+            membership: ferraft::StoredMembership { log_id: None, membership },
+        },
+        data: Bytes::from_static(b"state"),
+    }
+}
+
+/// A follower installs a leader's snapshot past its log's end: the snapshot
+/// is durable at once, the purge to its end is queued, and the power goes
+/// before the writer gets to it. The store must come back with the snapshot
+/// as its purge point, so the entry after the snapshot is the next append.
+#[test]
+fn a_snapshot_saved_before_its_purge_was_durable_takes_the_next_append() {
+    let dir = TestDir::new("power_cut_snapshot_before_purge");
+    let (mut store, stepper, switch) = open(dir.path());
+    store.read_state().unwrap();
+    store.append(&entries(1, 1..=10), &FlushNotifier::new(|_| {})).unwrap();
+    stepper.step().unwrap();
+    store.truncate(8).unwrap();
+    store.save_snapshot(&snapshot_at(12)).unwrap();
+    store.purge(log_id(1, 12)).unwrap();
+    switch.cut();
+    drop((store, stepper));
+
+    let (mut store, stepper, _) = open(dir.path());
+    let state = store.read_state().unwrap();
+    assert_eq!(state.snapshot.map(|s| s.meta.last_log_id), Some(Some(log_id(1, 12))));
+    assert_eq!(state.last_purged, Some(log_id(1, 12)), "the snapshot covers everything up to 12");
+    assert!(state.entries.is_empty(), "entries the snapshot covers are not the log: {:?}", state.entries);
+    store.append(&[entry(1, 13)], &FlushNotifier::new(|_| {})).unwrap();
+    stepper.step().unwrap();
+    assert_eq!(store.entries(..).unwrap(), vec![entry(1, 13)]);
+}
