@@ -116,6 +116,7 @@ mod record;
 mod recovery;
 mod segment;
 mod snapshot_file;
+mod snapshot_stream;
 mod spare;
 mod store;
 mod writer;
