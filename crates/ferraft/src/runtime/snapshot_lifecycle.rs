@@ -120,6 +120,10 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         for reply in self.snapshot_waits.covered_by(index_of(last)) {
             reply.answer(Ok(last));
         }
+        if index_of(last) < self.engine.snapshot_must_cover() {
+            // not enough for them: they wait for the next job (or the engine's retry)
+            return;
+        }
         for WaitingChunk { to, offset, seq, vote } in std::mem::take(&mut self.snapshot_waits.chunks) {
             if vote == self.engine.vote() {
                 if let Err(error) = self.send_snapshot_chunk(to, offset, seq, vote) {
