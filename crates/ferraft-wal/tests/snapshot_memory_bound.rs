@@ -146,5 +146,6 @@ fn a_snapshot_larger_than_the_memory_bound_is_saved_sent_resumed_and_read_in_bou
     assert_eq!(reader.read(&mut got).unwrap(), 0, "nothing after the state");
 
     let peak = peak_since_reset().saturating_sub(baseline);
+    eprintln!("peak heap {peak} bytes for a {SNAPSHOT_BYTES}-byte snapshot");
     assert!(peak < HEAP_BOUND_BYTES, "peak heap {peak} bytes for a {SNAPSHOT_BYTES}-byte snapshot");
 }
