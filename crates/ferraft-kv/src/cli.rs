@@ -233,6 +233,11 @@ pub struct ServeArgs {
     /// cores (default: one per CPU core).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub workers: Option<u16>,
+    /// The most snapshot MiB a second this node sends, as leader, to each
+    /// node catching up by snapshot (0: as fast as it acknowledges), so a
+    /// new node does not take the bandwidth and disk the clients need.
+    #[arg(long, default_value_t = 0)]
+    pub snapshot_max_mib_per_s: u64,
 }
 
 /// What `ferraft ctl --help` says after the flags: the contract scripts rely on.

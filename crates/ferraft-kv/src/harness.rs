@@ -60,6 +60,8 @@ pub struct LocalNode {
     pub client: Client,
     /// Its `--workers` (`None`: the server's default).
     pub workers: Option<u16>,
+    /// More `serve` flags, as given.
+    pub serve_args: Vec<String>,
     exe: PathBuf,
     child: Option<Child>,
 }
@@ -78,6 +80,7 @@ impl LocalNode {
             data_dir: dir.join(format!("node-{id}")),
             log: dir.join(format!("node-{id}.log")),
             workers: None,
+            serve_args: Vec::new(),
             exe: exe.to_owned(),
             child: None,
         }
@@ -116,6 +119,7 @@ impl LocalNode {
         if let Some(workers) = self.workers {
             command.args(["--workers", &workers.to_string()]);
         }
+        command.args(&self.serve_args);
         let child = command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).kill_on_drop(true).spawn()?;
         self.child = Some(child);
         Ok(())

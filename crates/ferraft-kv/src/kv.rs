@@ -1,10 +1,11 @@
 //! The replicated key-value state machine and the node descriptor.
 
 use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use ferraft::{LogId, LogIndex, SnapshotJob, StateMachine, StorageError};
+use ferraft::{LogId, LogIndex, SnapshotInstall, SnapshotJob, SnapshotWriter, StateMachine, StorageError};
 use serde::{Deserialize, Serialize};
 
 use crate::watch_log::{Change, ChangeLog};
@@ -191,20 +192,70 @@ impl StateMachine for KvStateMachine {
         Box::new(move || encode_snapshot(&copy, last_command))
     }
 
+    /// Streams the copy's JSON into the store's sink on the snapshot
+    /// thread: no buffer of the encoding's size.
+    fn snapshot_writer(&mut self) -> SnapshotWriter {
+        let copy = self.store.read().clone();
+        let last_command = self.store.changes.applied();
+        Box::new(move |sink| {
+            serde_json::to_writer(sink, &Encoded { last_command, kvs: &copy })
+                .map_err(|e| StorageError::new("encoding a snapshot", e))
+        })
+    }
+
     fn restore(&mut self, data: &Bytes) -> Result<(), StorageError> {
-        let (map, last_command) = match serde_json::from_slice::<SnapshotData>(data) {
-            Ok(snapshot) => (snapshot.kvs, Some(snapshot.last_command)),
-            // the bare map of earlier versions: which command it ends with is unknown
-            Err(_) => (serde_json::from_slice(data).map_err(|e| StorageError::new("decoding a snapshot", e))?, None),
-        };
-        let mut current = self.store.write();
-        *current = map;
-        self.store.changes.reset(last_command);
+        let (map, last_command) = decode(data)?;
+        self.swap_in(map, last_command);
         Ok(())
+    }
+
+    /// Decodes from the reader piece by piece, off the Raft task; the
+    /// install only swaps the map in.
+    fn decode_snapshot(reader: &mut dyn Read) -> Result<SnapshotInstall<Self>, StorageError> {
+        let mut reader = BufReader::with_capacity(DECODE_BUFFER_BYTES, reader);
+        let head = reader.fill_buf().map_err(|e| StorageError::new("reading a snapshot", e))?;
+        let (map, last_command) = if head.starts_with(CURRENT_FORMAT_PREFIX) {
+            let snapshot: SnapshotData =
+                serde_json::from_reader(reader).map_err(|e| StorageError::new("decoding a snapshot", e))?;
+            (snapshot.kvs, Some(snapshot.last_command))
+        } else {
+            let mut all = Vec::new();
+            reader.read_to_end(&mut all).map_err(|e| StorageError::new("reading a snapshot", e))?;
+            decode(&all)?
+        };
+        Ok(Box::new(move |state_machine: &mut Self| {
+            state_machine.swap_in(map, last_command);
+            Ok(())
+        }))
+    }
+}
+
+/// How a snapshot of the current format starts (serde writes fields in order).
+const CURRENT_FORMAT_PREFIX: &[u8] = br#"{"last_command":"#;
+
+/// The read buffer when decoding a snapshot.
+const DECODE_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// Decodes a snapshot held whole: the current format, or the bare map of
+/// earlier versions (which command it ends with is unknown).
+fn decode(data: &[u8]) -> Result<(KvMap, Option<LogIndex>), StorageError> {
+    match serde_json::from_slice::<SnapshotData>(data) {
+        Ok(snapshot) => Ok((snapshot.kvs, Some(snapshot.last_command))),
+        Err(_) => Ok((serde_json::from_slice(data).map_err(|e| StorageError::new("decoding a snapshot", e))?, None)),
     }
 }
 
 impl KvStateMachine {
+    /// Replaces the map; the old one is freed on another thread (freeing
+    /// millions of strings is not the Raft task's work).
+    fn swap_in(&mut self, map: KvMap, last_command: Option<LogIndex>) {
+        let old = std::mem::replace(&mut *self.store.write(), map);
+        self.store.changes.reset(last_command);
+        if old.len() > FREE_ELSEWHERE_KEYS {
+            std::thread::spawn(move || drop(old));
+        }
+    }
+
     /// Records the change a command made (once the map is unlocked) and
     /// answers its response.
     fn recorded(
@@ -240,12 +291,17 @@ fn set(map: &mut KvMap, key: &str, value: &str, index: LogIndex) -> Change {
     Change { index, key, value: Some(value) }
 }
 
+/// Maps larger than this are freed on another thread after a swap.
+const FREE_ELSEWHERE_KEYS: usize = 10_000;
+
+/// A snapshot as encoded (what [`SnapshotData`] decodes).
+#[derive(Serialize)]
+struct Encoded<'a> {
+    last_command: LogIndex,
+    kvs: &'a KvMap,
+}
+
 fn encode_snapshot(map: &KvMap, last_command: LogIndex) -> Result<Bytes, StorageError> {
-    #[derive(Serialize)]
-    struct Encoded<'a> {
-        last_command: LogIndex,
-        kvs: &'a KvMap,
-    }
     let bytes = serde_json::to_vec(&Encoded { last_command, kvs: map })
         .map_err(|e| StorageError::new("encoding a snapshot", e))?;
     Ok(Bytes::from(bytes))

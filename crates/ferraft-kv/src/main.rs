@@ -219,6 +219,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         api_listen: args.api_listen,
         raft_advertise: args.raft_advertise,
         api_advertise: args.api_advertise,
+        snapshot_max_bytes_per_s: args.snapshot_max_mib_per_s.saturating_mul(1024 * 1024),
     };
     let server = match Server::start(options).await {
         Ok(server) => server,

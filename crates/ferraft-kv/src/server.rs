@@ -31,6 +31,8 @@ pub struct ServeOptions {
     pub raft_advertise: Option<String>,
     /// The API address reported to peers and clients (default: the bound listen address).
     pub api_advertise: Option<String>,
+    /// See [`ferraft::Config::snapshot_max_bytes_per_s`]; 0: no limit.
+    pub snapshot_max_bytes_per_s: u64,
 }
 
 /// Why a node could not start.
@@ -199,7 +201,8 @@ impl Server {
         let wal = WalStore::<Command, KvNode>::open(&wal_dir, WalOptions::new(options.id, CLUSTER_ID))
             .map_err(|e| data_error(e.to_string()))?;
         let store = KvStore::default();
-        let raft = KvRaft::new(options.id, raft_config(), network, Box::new(wal), KvStateMachine::new(store.clone()))
+        let config = Config { snapshot_max_bytes_per_s: options.snapshot_max_bytes_per_s, ..raft_config() };
+        let raft = KvRaft::new(options.id, config, network, Box::new(wal), KvStateMachine::new(store.clone()))
             .await
             .map_err(|e| match e {
                 ferraft::StartError::Storage(e) => data_error(e.to_string()),

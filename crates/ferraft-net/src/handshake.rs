@@ -21,7 +21,9 @@ pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 /// The wire format version; bumped on any incompatible change.
 /// Version 2: envelopes carry the sender's and receiver's incarnations,
 /// snapshot chunks name the leader's address.
-/// Version 3: forwarded writes name the leadership they are handed to.
+/// Version 3: forwarded writes name the leadership they are handed to;
+/// snapshot chunks carry the checksum of the snapshot's bytes (a transfer
+/// resumes only onto the same bytes).
 pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.

@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferraft::runtime::{Answer, JobSpawner, ReadTask, ReplyKind, SnapshotTask};
+use ferraft::runtime::{Answer, InstallTask, JobSpawner, ReadTask, ReplyKind, SnapshotTask};
 use ferraft::{
     AppData, AppendDurability, BasicNode, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore,
     Message, Network, ReadRange, Snapshot, StorageError, Vote,
@@ -95,7 +95,8 @@ impl<C: AppData> LogStore<C, BasicNode> for SimStore<C> {
     fn save_snapshot(&mut self, snapshot: &Snapshot<BasicNode>) -> Result<(), StorageError> {
         let index = index_of(snapshot.meta.last_log_id);
         self.disk().save_snapshot(snapshot.clone());
-        self.journal.push(Record::SnapshotSaved { index, data: snapshot.data.clone() });
+        let data = snapshot.data.to_bytes().map_err(|e| StorageError::new("reading the snapshot", e))?;
+        self.journal.push(Record::SnapshotSaved { index, data });
         Ok(())
     }
 
@@ -130,7 +131,7 @@ impl Network<Put, BasicNode> for SimTransport {
     }
 }
 
-/// Snapshot jobs and log reads go to the journal; the simulator runs each
+/// Snapshot jobs, installs and log reads go to the journal; the simulator runs each
 /// later, at a time it draws, and hands the result back to the host.
 pub struct SimSpawner {
     journal: Journal,
@@ -150,6 +151,10 @@ impl JobSpawner<Put, BasicNode> for SimSpawner {
 
     fn spawn_read(&mut self, task: ReadTask<Put, BasicNode>) {
         self.journal.push(Record::ReadTask(task));
+    }
+
+    fn spawn_install(&mut self, task: InstallTask<BasicNode>) {
+        self.journal.push(Record::InstallTask(task));
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use ferraft::runtime::{IndexResult, MembershipResult, ReadTask, SnapshotTask, WriteResult};
+use ferraft::runtime::{IndexResult, InstallTask, MembershipResult, ReadTask, SnapshotTask, WriteResult};
 use ferraft::{BasicNode, Entry, LogId, LogIndex, Message, NodeId};
 
 use crate::invariants::RequestHandle;
@@ -39,6 +39,8 @@ pub enum Record<C = Put> {
     Sent { message: Box<Message<C, BasicNode>>, target: BasicNode },
     /// A snapshot job was spawned.
     SnapshotTask(SnapshotTask<BasicNode>),
+    /// The host spawned the install of a received snapshot.
+    InstallTask(InstallTask<BasicNode>),
     /// A read of the log for a lagging follower was spawned.
     ReadTask(ReadTask<C, BasicNode>),
     /// Write `op` was answered.

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use ferraft::engine::Engine;
 use ferraft::log_id::index_of;
-use ferraft::runtime::{HostParts, MembershipCall, NodeHost, ReadTask, SnapshotTask};
+use ferraft::runtime::{HostParts, InstallTask, MembershipCall, NodeHost, ReadTask, SnapshotTask};
 use ferraft::{
     BasicNode, ChangeMembers, ClusterId, Config, FlushNotifier, LeaderId, LeaderIdMode, LogId, LogIndex, Membership,
     Message, MessageBody, NodeId, StoredMembership, Vote,
@@ -151,6 +151,12 @@ enum Event {
         node: NodeId,
         generation: u64,
         task: SnapshotTask<BasicNode>,
+    },
+    /// The install of a received snapshot spawned by a host runs and reports back.
+    InstallJob {
+        node: NodeId,
+        generation: u64,
+        task: InstallTask<BasicNode>,
     },
     /// A log read spawned by a host for a lagging follower runs and reports back.
     ReadJob {
@@ -392,6 +398,8 @@ impl Simulation {
             // the hold that was ten times the keep before it became a setting
             catch_up_retain_entries: 0,
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.gen_range(0..3)],
+            // unlimited: a drawn rate would shift every seed's draws
+            snapshot_max_bytes_per_s: 0,
             // short bounds make reverts of stuck joint configs happen in runs
             joint_exit_timeout_ms: [0, 600, 3_000, 30_000][rng.gen_range(0..4)],
             allow_log_reversion: false,
@@ -595,6 +603,13 @@ impl Simulation {
                 if self.nodes[i].incarnation == generation {
                     let built = task.run();
                     self.call(i, |h| h.snapshot_built(built));
+                }
+            }
+            Event::InstallJob { node, generation, task } => {
+                let i = Self::idx(node);
+                if self.nodes[i].incarnation == generation {
+                    let decoded = task.run();
+                    self.call(i, |h| h.snapshot_decoded(decoded));
                 }
             }
             Event::ReadJob { node, generation, task } => {

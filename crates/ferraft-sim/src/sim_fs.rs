@@ -466,6 +466,12 @@ impl FsFile for SimFile {
     fn sync_all(&self) -> io::Result<()> {
         self.sync()
     }
+
+    fn byte_len(&self) -> io::Result<u64> {
+        let state = self.lock();
+        state.read_only(self.life)?;
+        Ok(state.inodes.get(&self.inode).ok_or_else(crashed)?.current.len() as u64)
+    }
 }
 
 #[cfg(test)]

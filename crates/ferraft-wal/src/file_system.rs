@@ -28,6 +28,8 @@ pub trait FsFile: Send + Sync + Debug {
     fn sync_data(&self) -> io::Result<()>;
     /// Makes the file's data and metadata durable: `fsync`.
     fn sync_all(&self) -> io::Result<()>;
+    /// The file's length in bytes.
+    fn byte_len(&self) -> io::Result<u64>;
 }
 
 /// A lock held until dropped.
@@ -35,7 +37,8 @@ pub type LockGuard = Box<dyn Any + Send + Sync>;
 
 /// A file system holding WAL data dirs.
 pub trait FileSystem: Send + Sync + Debug {
-    /// Creates `path` empty (truncating an existing file), open for writing.
+    /// Creates `path` empty (truncating an existing file), open for writing
+    /// and reading.
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
     /// Opens the existing file `path` for reading and writing.
     fn open(&self, path: &Path) -> io::Result<Box<dyn FsFile>>;
@@ -84,11 +87,15 @@ impl FsFile for File {
     fn sync_all(&self) -> io::Result<()> {
         File::sync_all(self)
     }
+
+    fn byte_len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
 }
 
 impl FileSystem for StdFileSystem {
     fn create(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {
-        Ok(Box::new(File::create(path)?))
+        Ok(Box::new(OpenOptions::new().read(true).write(true).create(true).truncate(true).open(path)?))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn FsFile>> {

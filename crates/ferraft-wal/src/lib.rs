@@ -54,7 +54,11 @@
 //!   still open; such a data dir with a vote or a log reports the `IDENTITY`
 //!   tag as its cluster id, which is what its node sent in every message.
 //! - `SNAPSHOT`: the latest snapshot, replaced by write-temp, sync, rename,
-//!   sync-directory.
+//!   sync-directory. Its data is read in place, by offset, never loaded whole.
+//! - `SNAPSHOT.partial`: a snapshot being received from a leader, with the
+//!   checksum the leader named and how many bytes are known durable (synced
+//!   every 16 MiB and when a transfer is dropped); kept across restarts so a
+//!   new transfer of the same bytes resumes there.
 //! - `<first index>.wal`: segments. A 24-byte checksummed header, then records
 //!   framed as `[length u32][crc32c u32][postcard-encoded Entry]`, then (when
 //!   preallocated) zeros up to the segment size. A segment is closed once it
@@ -80,9 +84,12 @@
 //!   append overwrites existing blocks and its `fdatasync` has no file size
 //!   to commit through the journal (on ext4 about 40% cheaper when several
 //!   logs sync at once).
-//! - **Snapshots** are written by [`LogStore::save_snapshot`](ferraft::LogStore::save_snapshot),
-//!   or off the Raft task by a [`snapshot_stager`](ferraft::LogStore::snapshot_stager)
-//!   job to a temporary file that `save_staged_snapshot` renames into place.
+//! - **Snapshots** are written off the Raft task into a
+//!   [`snapshot_sink`](ferraft::LogStore::snapshot_sink) (a temporary file,
+//!   checksummed as it is written, header last, synced), or received into a
+//!   [`partial_snapshot`](ferraft::LogStore::partial_snapshot) (checked
+//!   against the leader's checksum, then given a snapshot header and synced);
+//!   `save_staged_snapshot` renames either into place.
 //! - [`WalOptions::sync`] `= false` skips every sync: **unsafe**, for tests only.
 //!
 //! # Recovery
@@ -132,6 +139,7 @@ mod record;
 mod recovery;
 mod segment;
 mod snapshot_file;
+mod snapshot_stream;
 mod spare;
 mod stepped;
 mod store;

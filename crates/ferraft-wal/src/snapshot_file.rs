@@ -2,29 +2,26 @@
 //!
 //! Layout: magic, version, metadata length, data length, crc32c of metadata
 //! and data, then the postcard-encoded [`SnapshotMeta`] and the state
-//! machine's bytes as they are (no copy into an encoding buffer: snapshots can
-//! be large). Saving writes a temporary file, syncs it, renames it over the
+//! machine's bytes as they are. The file is written and read piece by piece
+//! (see [`snapshot_stream`](crate::snapshot_stream)): snapshots can be larger
+//! than memory. Saving writes a temporary file, syncs it, renames it over the
 //! old one and syncs the directory, so a crash leaves the old snapshot or the
 //! new one, never a mix.
 
+use std::io;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use bytes::Bytes;
-use ferraft::{Node, Snapshot, SnapshotMeta};
+use ferraft::{Node, Snapshot, SnapshotData, SnapshotMeta, SnapshotSource};
 
-use crate::error::{Corruption, WalError};
+use crate::error::{io_error, Corruption, WalError};
 use crate::file_system::FileSystem;
-use crate::fsutil::{read_if_exists, rename_synced, write_atomic, write_synced, TEMP_SUFFIX};
+use crate::fsutil::{rename_synced, TEMP_SUFFIX};
+use crate::snapshot_stream::{checksums, FileSink, FileSnapshot, Header, HEADER, MAGIC, VERSION};
 
 /// The snapshot file's name in the data dir.
 pub(crate) const SNAPSHOT_FILE: &str = "SNAPSHOT";
-
-const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
-/// Version 2: the membership in the metadata carries its `JointExit`.
-/// Version 3: and the incarnation of each member.
-const VERSION: u32 = 3;
-const HEADER: usize = 8 + 4 + 4 + 8 + 4;
 
 /// A new name for a snapshot written off the Raft task to wait under until
 /// it is made current: a temporary file, so a crash before that removes it,
@@ -35,27 +32,36 @@ pub(crate) fn staged_name() -> String {
     format!("SNAPSHOT.staged-{}-{}{TEMP_SUFFIX}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// Saves `snapshot`, replacing the previous one; durable on return when syncing.
+/// The metadata as stored.
+pub(crate) fn encode_meta<N: Node>(meta: &SnapshotMeta<N>) -> Result<Vec<u8>, WalError> {
+    postcard::to_allocvec(meta).map_err(WalError::Encode)
+}
+
+/// A sink for a new snapshot file staged at `dir/staged`.
+pub(crate) fn sink<N: Node>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    staged: &str,
+    meta: &SnapshotMeta<N>,
+    sync: bool,
+) -> Result<FileSink, WalError> {
+    FileSink::create(fs, dir, staged, &encode_meta(meta)?, sync)
+}
+
+/// Saves `snapshot`, replacing the previous one; durable on return when
+/// syncing. Its bytes are copied piece by piece from wherever they are.
 pub(crate) fn save<N: Node>(
     fs: &dyn FileSystem,
     dir: &Path,
     snapshot: &Snapshot<N>,
     sync: bool,
-) -> Result<(), WalError> {
-    let (header, meta) = encode_head(snapshot)?;
-    write_atomic(fs, dir, SNAPSHOT_FILE, &[&header, &meta, &snapshot.data], sync)
-}
-
-/// Writes `snapshot` to `dir/staged`, synced; [`install_staged`] makes it current.
-pub(crate) fn stage<N: Node>(
-    fs: &dyn FileSystem,
-    dir: &Path,
-    staged: &str,
-    snapshot: &Snapshot<N>,
-    sync: bool,
-) -> Result<(), WalError> {
-    let (header, meta) = encode_head(snapshot)?;
-    write_synced(fs, &dir.join(staged), &[&header, &meta, &snapshot.data], sync)
+) -> Result<SnapshotData, WalError> {
+    let temp = format!("{SNAPSHOT_FILE}{TEMP_SUFFIX}");
+    let mut sink = sink(fs, dir, &temp, &snapshot.meta, sync)?;
+    io::copy(&mut snapshot.data.reader(), &mut sink).map_err(io_error("writing", &dir.join(&temp)))?;
+    let written = sink.complete()?;
+    rename_synced(fs, dir, &temp, SNAPSHOT_FILE, sync)?;
+    Ok(SnapshotData::from(Arc::new(written) as Arc<dyn SnapshotSource>))
 }
 
 /// Makes the snapshot staged at `dir/staged` the saved one: a rename and a
@@ -64,47 +70,41 @@ pub(crate) fn install_staged(fs: &dyn FileSystem, dir: &Path, staged: &str, sync
     rename_synced(fs, dir, staged, SNAPSHOT_FILE, sync)
 }
 
-/// The fixed header and the encoded metadata that precede the data.
-fn encode_head<N: Node>(snapshot: &Snapshot<N>) -> Result<([u8; HEADER], Vec<u8>), WalError> {
-    let meta = postcard::to_allocvec(&snapshot.meta).map_err(WalError::Encode)?;
-    let crc = crc32c::crc32c_append(crc32c::crc32c(&meta), &snapshot.data);
-    let mut header = [0u8; HEADER];
-    header[..8].copy_from_slice(MAGIC);
-    header[8..12].copy_from_slice(&VERSION.to_le_bytes());
-    header[12..16].copy_from_slice(&(meta.len() as u32).to_le_bytes());
-    header[16..24].copy_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
-    header[24..28].copy_from_slice(&crc.to_le_bytes());
-    Ok((header, meta))
-}
-
-/// Loads the saved snapshot, or `None` if none was saved.
+/// Loads the saved snapshot, or `None` if none was saved. Its data stays in
+/// the file; the whole file is read once, a piece at a time, to check it.
 pub(crate) fn load<N: Node>(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Snapshot<N>>, WalError> {
     let path = dir.join(SNAPSHOT_FILE);
-    let Some(bytes) = read_if_exists(fs, &path)? else { return Ok(None) };
-    let corrupt = |offset: usize, problem| WalError::Corrupt { path: path.clone(), offset: offset as u64, problem };
-    if bytes.len() < HEADER {
+    let file = match fs.open_read(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io_error("opening", &path)(error)),
+    };
+    let corrupt = |offset: u64, problem| WalError::Corrupt { path: path.clone(), offset, problem };
+    let file_len = file.byte_len().map_err(io_error("reading", &path))?;
+    let mut head = [0u8; HEADER];
+    if file_len < HEADER as u64 || file.read_exact_at(&mut head, 0).is_err() {
         return Err(corrupt(0, Corruption::Truncated));
     }
-    if &bytes[..8] != MAGIC {
+    let header = Header::decode(&head);
+    if header.magic != *MAGIC {
         return Err(corrupt(0, Corruption::BadMagic));
     }
-    let version = u32::from_le_bytes(bytes[8..12].try_into().expect("slice of 4"));
-    if version != VERSION {
-        return Err(WalError::UnsupportedVersion { path, version, supported: VERSION });
+    if header.version != VERSION {
+        return Err(WalError::UnsupportedVersion { path, version: header.version, supported: VERSION });
     }
-    let meta_len = u32::from_le_bytes(bytes[12..16].try_into().expect("slice of 4")) as u64;
-    let data_len = u64::from_le_bytes(bytes[16..24].try_into().expect("slice of 8"));
-    let crc = u32::from_le_bytes(bytes[24..28].try_into().expect("slice of 4"));
-    if meta_len.checked_add(data_len) != Some((bytes.len() - HEADER) as u64) {
-        return Err(corrupt(HEADER, Corruption::Truncated));
+    let body = file_len - HEADER as u64;
+    if (header.meta_len as u64).checked_add(header.data_len) != Some(body) {
+        return Err(corrupt(HEADER as u64, Corruption::Truncated));
     }
-    if crc32c::crc32c(&bytes[HEADER..]) != crc {
-        return Err(corrupt(HEADER, Corruption::RecordChecksum));
+    let mut meta = vec![0u8; header.meta_len as usize];
+    file.read_exact_at(&mut meta, HEADER as u64).map_err(io_error("reading", &path))?;
+    let data_start = HEADER as u64 + header.meta_len as u64;
+    let (whole, data_checksum) = checksums(&*file, &meta, data_start, header.data_len, &path)?;
+    if whole != header.crc {
+        return Err(corrupt(HEADER as u64, Corruption::RecordChecksum));
     }
-    let data_start = HEADER + meta_len as usize;
     let meta: SnapshotMeta<N> =
-        postcard::from_bytes(&bytes[HEADER..data_start]).map_err(|e| corrupt(HEADER, Corruption::Undecodable(e)))?;
-    // The file's buffer becomes the snapshot's bytes: no copy.
-    let data = Bytes::from(bytes).slice(data_start..);
-    Ok(Some(Snapshot { meta, data }))
+        postcard::from_bytes(&meta).map_err(|e| corrupt(HEADER as u64, Corruption::Undecodable(e)))?;
+    let data = FileSnapshot::new(file, data_start, header.data_len, data_checksum);
+    Ok(Some(Snapshot { meta, data: SnapshotData::from(Arc::new(data) as Arc<dyn SnapshotSource>) }))
 }

@@ -8,8 +8,8 @@ use std::thread::JoinHandle;
 
 use ferraft::log_id::index_of;
 use ferraft::{
-    AppData, AppendDurability, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node, ReadRange,
-    Snapshot, StageSnapshot, StorageError, Vote,
+    AppData, AppendDurability, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node,
+    PartialSnapshot, ReadRange, Snapshot, SnapshotMeta, SnapshotSink, StorageError, Vote,
 };
 
 use crate::error::{io_error, WalError};
@@ -18,6 +18,7 @@ use crate::layout::Layout;
 use crate::options::{WalOptions, MIN_SEGMENT_BYTES};
 use crate::queue::{Op, Shared, MAX_QUEUED_BYTES};
 use crate::record::encode_record;
+use crate::snapshot_stream::{FileSnapshot, PartialFile};
 use crate::spare::SpareSegments;
 use crate::stepped::{Io, SteppedIo, WalStepper};
 use crate::{range_read, recovery, snapshot_file, writer};
@@ -41,8 +42,6 @@ pub struct WalStore<C, N> {
     recovered: Option<Vec<Entry<C, N>>>,
     /// Record end offsets of the append in progress; kept to reuse its allocation.
     record_ends: Vec<usize>,
-    /// The file name the latest `snapshot_stager` job writes to.
-    staged_snapshot: Option<String>,
     _lock: DirLock,
     _entries: PhantomData<fn() -> C>,
 }
@@ -113,7 +112,6 @@ impl<C: AppData, N: Node> WalStore<C, N> {
             incarnation: recovered.incarnation,
             recovered: Some(recovered.entries),
             record_ends: Vec::new(),
-            staged_snapshot: None,
             _lock: lock,
             _entries: PhantomData,
         })
@@ -361,20 +359,28 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
-        snapshot_file::save(&*self.shared.io.fs, &self.shared.dir, snapshot, self.shared.sync)
+        let data = snapshot_file::save(&*self.shared.io.fs, &self.shared.dir, snapshot, self.shared.sync)
             .map_err(|error| error.into_storage("saving the snapshot"))?;
-        self.snapshot = Some(snapshot.clone());
+        self.snapshot = Some(Snapshot { meta: snapshot.meta.clone(), data });
         Ok(())
     }
 
-    fn snapshot_stager(&mut self) -> Option<StageSnapshot<N>> {
-        let (dir, sync, fs) = (self.shared.dir.clone(), self.shared.sync, self.shared.io.fs.clone());
+    fn snapshot_sink(&mut self, meta: &SnapshotMeta<N>) -> Result<Box<dyn SnapshotSink>, StorageError> {
         let staged = snapshot_file::staged_name();
-        self.staged_snapshot = Some(staged.clone());
-        Some(Box::new(move |snapshot: &Snapshot<N>| {
-            snapshot_file::stage(&*fs, &dir, &staged, snapshot, sync)
-                .map_err(|error| error.into_storage("staging a snapshot"))
-        }))
+        let sink = snapshot_file::sink(&*self.shared.io.fs, &self.shared.dir, &staged, meta, self.shared.sync)
+            .map_err(|error| error.into_storage("starting a snapshot"))?;
+        Ok(Box::new(sink))
+    }
+
+    fn partial_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<N>,
+        checksum: u32,
+    ) -> Result<Box<dyn PartialSnapshot>, StorageError> {
+        let opened = snapshot_file::encode_meta(meta).and_then(|meta| {
+            PartialFile::open(self.shared.io.fs.clone(), &self.shared.dir, &meta, checksum, self.shared.sync)
+        });
+        Ok(Box::new(opened.map_err(|error| error.into_storage("receiving a snapshot"))?))
     }
 
     fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<C, N>> {
@@ -387,9 +393,10 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     }
 
     fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
-        let staged = self.staged_snapshot.take().ok_or_else(|| {
-            StorageError::new("saving the staged snapshot", "no snapshot was staged since the last one saved")
-        })?;
+        // written by this store's sink or partial file: a rename makes it current
+        let Some(staged) = FileSnapshot::take_staged(&snapshot.data, &self.shared.dir) else {
+            return self.save_snapshot(snapshot);
+        };
         snapshot_file::install_staged(&*self.shared.io.fs, &self.shared.dir, &staged, self.shared.sync)
             .map_err(|error| error.into_storage("saving the staged snapshot"))?;
         self.snapshot = Some(snapshot.clone());

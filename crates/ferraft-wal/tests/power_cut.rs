@@ -63,6 +63,9 @@ impl FsFile for SwitchedFile {
         self.switch.check()?;
         self.file.sync_all()
     }
+    fn byte_len(&self) -> io::Result<u64> {
+        self.file.byte_len()
+    }
 }
 
 #[derive(Debug)]
@@ -133,7 +136,7 @@ fn snapshot_at(index: u64) -> ferraft::Snapshot<BasicNode> {
             last_log_id: Some(log_id(1, index)),
             membership: ferraft::StoredMembership { log_id: None, membership },
         },
-        data: Bytes::from_static(b"state"),
+        data: Bytes::from_static(b"state").into(),
     }
 }
 

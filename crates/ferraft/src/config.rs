@@ -108,6 +108,9 @@ pub struct Config {
     pub log_cache_entries: u64,
     /// Snapshot chunk size in bytes.
     pub snapshot_chunk_bytes: usize,
+    /// The most snapshot bytes a second sent to each catching-up node; 0
+    /// (the default) sends as fast as the follower acknowledges.
+    pub snapshot_max_bytes_per_s: u64,
     /// A joint config that leaves by itself waits this long for a majority of
     /// its new voters to be reachable and caught up; if they are not, the
     /// leader reverts it to the old voters instead (the caller hears
@@ -144,6 +147,7 @@ impl Default for Config {
             catch_up_retain_entries: 1_000_000,
             log_cache_entries: 50_000,
             snapshot_chunk_bytes: 1 << 20,
+            snapshot_max_bytes_per_s: 0,
             joint_exit_timeout_ms: 5_000,
             allow_log_reversion: false,
             promote_max_lag_entries: 1_000,

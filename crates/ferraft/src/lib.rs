@@ -118,6 +118,8 @@ mod nonzero_id;
 pub mod peer_refusal;
 pub mod runtime;
 pub mod snapshot;
+mod snapshot_data;
+pub mod snapshot_sink;
 pub mod state_machine;
 pub mod storage;
 #[cfg(feature = "testing")]
@@ -144,7 +146,8 @@ pub use runtime::{
     AddLearnerOptions, Raft, RaftMetrics, ReplicationMetrics, SnapshotTransfer, StartError, Wait, WaitError,
     WriteResponse,
 };
-pub use snapshot::{Snapshot, SnapshotMeta};
-pub use state_machine::{SnapshotJob, StateMachine};
-pub use storage::{AppendDurability, FlushNotifier, LogState, LogStore, ReadRange, StageSnapshot, StorageError};
+pub use snapshot::{Snapshot, SnapshotData, SnapshotMeta, SnapshotReader, SnapshotSource};
+pub use snapshot_sink::{MemorySnapshot, PartialSnapshot, SnapshotSink};
+pub use state_machine::{SnapshotInstall, SnapshotJob, SnapshotWriter, StateMachine};
+pub use storage::{AppendDurability, FlushNotifier, LogState, LogStore, ReadRange, StorageError};
 pub use vote::Vote;

@@ -181,6 +181,10 @@ pub struct SnapshotChunk<N> {
     pub data: Bytes,
     /// True on the last chunk.
     pub done: bool,
+    /// The crc32c of the whole snapshot's bytes: names the bytes, so a
+    /// receiver resumes only a transfer of these very bytes (two nodes may
+    /// encode the same state differently) and checks them once all arrived.
+    pub checksum: u32,
     /// Echoed sequence.
     pub seq: u64,
     /// The leader's own descriptor: a node restarted with no data knows no
@@ -191,7 +195,8 @@ pub struct SnapshotChunk<N> {
 
 impl<N: crate::Node> SnapshotChunk<N> {
     /// The chunk of `snapshot` that starts at `offset`, at most `chunk_bytes`
-    /// long, from the leader `leader_node`.
+    /// long, from the leader `leader_node`: only those bytes are read (from
+    /// the file, for a snapshot on disk).
     pub fn cut(
         snapshot: &crate::snapshot::Snapshot<N>,
         offset: u64,
@@ -199,19 +204,20 @@ impl<N: crate::Node> SnapshotChunk<N> {
         vote: Vote,
         seq: u64,
         leader_node: Option<N>,
-    ) -> Self {
+    ) -> std::io::Result<Self> {
         let len = snapshot.data.len();
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
-        let end = start.saturating_add(chunk_bytes).min(len);
-        Self {
+        let start = offset.min(len);
+        let data = snapshot.data.read_chunk(start, chunk_bytes)?;
+        Ok(Self {
             vote,
             meta: snapshot.meta.clone(),
-            offset: start as u64,
-            data: snapshot.data.slice(start..end),
-            done: end == len,
+            offset: start,
+            done: start + data.len() as u64 == len,
+            data,
+            checksum: snapshot.data.checksum(),
             seq,
             leader_node,
-        }
+        })
     }
 }
 

@@ -1,10 +1,10 @@
 //! State machine snapshots.
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use crate::log_id::LogId;
 use crate::membership::StoredMembership;
+pub use crate::snapshot_data::{SnapshotData, SnapshotReader, SnapshotSource};
 
 /// What a snapshot covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -16,12 +16,12 @@ pub struct SnapshotMeta<N> {
     pub membership: StoredMembership<N>,
 }
 
-/// A complete snapshot: metadata plus the state machine's own encoding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(bound = "N: crate::Node")]
+/// A complete snapshot: metadata plus the state machine's own encoding, as
+/// a handle to bytes that may live in a file (see [`SnapshotData`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot<N> {
     /// What it covers.
     pub meta: SnapshotMeta<N>,
     /// The state machine's bytes.
-    pub data: Bytes,
+    pub data: SnapshotData,
 }

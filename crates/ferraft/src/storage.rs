@@ -7,7 +7,8 @@ use crate::entry::Entry;
 use crate::incarnation::Incarnation;
 use crate::log_id::LogId;
 use crate::node::LogIndex;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::snapshot_sink::{MemorySnapshot, PartialSnapshot, SnapshotSink};
 use crate::vote::Vote;
 
 /// A storage failure. Raft cannot continue safely after one: the node stops.
@@ -141,19 +142,36 @@ pub trait LogStore<C, N>: Send + 'static {
     /// returns (write to a temporary file, sync, rename).
     fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError>;
 
-    /// A job that writes a snapshot durably to a staging place, without
-    /// making it current, from any thread: the slow part of
-    /// [`save_snapshot`](Self::save_snapshot) moved off the Raft task. The
-    /// runtime then calls [`save_staged_snapshot`](Self::save_staged_snapshot)
-    /// with the same snapshot. `None` (the default): the runtime calls
-    /// `save_snapshot` instead.
-    fn snapshot_stager(&mut self) -> Option<StageSnapshot<N>> {
-        None
+    /// Where a new snapshot's bytes go as the state machine writes them, on
+    /// a blocking thread: a temporary file for a store on disk, so no buffer
+    /// of the snapshot's size is needed. Created on the Raft task, so it
+    /// must be cheap. The runtime then calls
+    /// [`save_staged_snapshot`](Self::save_staged_snapshot) with the data it
+    /// finished into. The default keeps the bytes in memory.
+    fn snapshot_sink(&mut self, meta: &SnapshotMeta<N>) -> Result<Box<dyn SnapshotSink>, StorageError> {
+        let _ = meta;
+        Ok(Box::<MemorySnapshot>::default())
     }
 
-    /// Makes the snapshot last written by a [`snapshot_stager`](Self::snapshot_stager)
-    /// job current (for example by a rename), replacing the previous one;
-    /// durable when this returns. Only called after that job succeeded.
+    /// Where a snapshot `meta` whose bytes have the crc32c `checksum`,
+    /// arriving from a leader, is gathered. A store on disk keeps it across
+    /// transfers and restarts, so a new transfer of the same bytes resumes
+    /// at [`PartialSnapshot::received`]; one of other bytes replaces it.
+    /// The default keeps the bytes in memory and starts empty.
+    fn partial_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<N>,
+        checksum: u32,
+    ) -> Result<Box<dyn PartialSnapshot>, StorageError> {
+        let _ = (meta, checksum);
+        Ok(Box::<MemorySnapshot>::default())
+    }
+
+    /// Makes `snapshot` current, replacing the previous one; durable when
+    /// this returns. Its data was finished by a [`snapshot_sink`](Self::snapshot_sink)
+    /// or a [`partial_snapshot`](Self::partial_snapshot) of this store, so a
+    /// store on disk can make it current by a rename instead of a copy. The
+    /// default calls [`save_snapshot`](Self::save_snapshot).
     fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
         self.save_snapshot(snapshot)
     }
@@ -182,6 +200,3 @@ pub trait LogStore<C, N>: Send + 'static {
 /// append made before the job was created, durable or not. An error means the
 /// store is broken (unreadable, corrupt).
 pub type ReadRange<C, N> = Box<dyn FnOnce() -> Result<Vec<Entry<C, N>>, StorageError> + Send>;
-
-/// Writes a snapshot durably to a staging place; see [`LogStore::snapshot_stager`].
-pub type StageSnapshot<N> = Box<dyn FnOnce(&Snapshot<N>) -> Result<(), StorageError> + Send>;

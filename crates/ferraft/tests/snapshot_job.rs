@@ -89,7 +89,7 @@ async fn a_slow_snapshot_encode_does_not_stall_writes_and_captures_its_point_in_
     // The entries applied meanwhile may have started the next job already:
     // whichever snapshot the store holds now is one consistent point in time.
     let saved = store.snapshot_state().snapshot.expect("the store has the snapshot");
-    let state: Vec<u64> = serde_json::from_slice(&saved.data).unwrap();
+    let state: Vec<u64> = serde_json::from_slice(&saved.data.to_bytes().unwrap()).unwrap();
     assert_eq!(state, (0..state.len() as u64).collect::<Vec<_>>());
     // Log index = command + 2 (initial membership entry, then the leader's blank entry).
     assert_eq!(saved.meta.last_log_id.unwrap().index, state.len() as u64 + 2);

@@ -8,7 +8,7 @@ use axum::body::Body;
 use axum::http::{header, HeaderValue, Response};
 use axum::response::IntoResponse;
 use ferraft::log_id::index_of;
-use ferraft::Snapshot;
+use ferraft::{Snapshot, SnapshotData};
 
 use super::{Ctx, REQUEST_TIMEOUT};
 use crate::error::{ApiError, Code};
@@ -35,7 +35,7 @@ pub(super) async fn download(ctx: &Ctx) -> Response<Body> {
 fn answer(snapshot: Snapshot<KvNode>) -> Response<Body> {
     let meta = &snapshot.meta;
     let membership = membership_json::membership(Some(&meta.membership), true).to_string();
-    let mut response = Response::new(Body::from(snapshot.data));
+    let mut response = Response::new(Body::from_stream(stream_data(snapshot.data)));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(SNAPSHOT_INDEX_HEADER, HeaderValue::from(index_of(meta.last_log_id)));
@@ -44,6 +44,31 @@ fn answer(snapshot: Snapshot<KvNode>) -> Response<Body> {
         headers.insert(SNAPSHOT_MEMBERSHIP_HEADER, value);
     }
     response
+}
+
+/// Bytes read per piece of the download.
+const DOWNLOAD_PIECE_BYTES: usize = 1024 * 1024;
+
+/// The snapshot's bytes a piece at a time, read on blocking threads: a
+/// snapshot on disk is never loaded whole.
+fn stream_data(
+    data: SnapshotData,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> + Send + 'static {
+    futures_util::stream::unfold(Some((data, 0u64)), |state| async move {
+        let (data, offset) = state?;
+        if offset >= data.len() {
+            return None;
+        }
+        let reader = data.clone();
+        let piece = tokio::task::spawn_blocking(move || reader.read_chunk(offset, DOWNLOAD_PIECE_BYTES)).await;
+        match piece.map_err(std::io::Error::other).and_then(|read| read) {
+            Ok(piece) => {
+                let next = offset + piece.len() as u64;
+                Some((Ok(piece), Some((data, next))))
+            }
+            Err(error) => Some((Err(error), None)),
+        }
+    })
 }
 
 async fn latest(ctx: &Ctx) -> Result<Snapshot<KvNode>, ApiError> {

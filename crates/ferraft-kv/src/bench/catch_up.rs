@@ -80,7 +80,7 @@ impl CatchUpReport {
             .peak_rss_mib
             .iter()
             .map(|(id, (peak, before))| match before {
-                Some(before) => format!("n{id} {peak:.0} (was {before:.0} before the join)"),
+                Some(before) => format!("n{id} {peak:.0} (was {before:.0} before the join, peak since)"),
                 None => format!("n{id} {peak:.0}"),
             })
             .collect();
@@ -128,6 +128,14 @@ pub fn run(args: &CatchUpArgs) -> Result<CatchUpReport, String> {
     result
 }
 
+/// Resets a process's peak RSS (`VmHWM`) to its current RSS (Linux
+/// `clear_refs` 5); a kernel without it leaves the lifetime peak.
+fn reset_peak_rss(pid: u32) {
+    if let Err(error) = std::fs::write(format!("/proc/{pid}/clear_refs"), "5") {
+        eprintln!("cannot reset the peak RSS of {pid} ({error}): the voters' peaks include the load");
+    }
+}
+
 async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) -> Result<CatchUpReport, String> {
     let leader = start_cluster(&mut nodes[..3]).await?;
     let leader_node = nodes.iter().find(|n| n.id == leader).expect("the leader is one of them");
@@ -144,6 +152,10 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
     eprintln!("baseline measured; the learner joins");
     let rss_before: BTreeMap<u64, Option<f64>> =
         nodes[..3].iter().map(|n| (n.id, n.pid().and_then(|p| status_kib(Some(p), "VmRSS")).map(kib_to_mib))).collect();
+    for pid in nodes[..3].iter().filter_map(|n| n.pid()) {
+        // the peak measured from here on is the join's, not the load's
+        reset_peak_rss(pid);
+    }
 
     let learner = &mut nodes[3];
     learner.spawn().map_err(|e| format!("cannot start the learner: {e}"))?;

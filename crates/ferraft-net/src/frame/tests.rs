@@ -80,6 +80,7 @@ fn body() -> impl Strategy<Value = MessageBody<Command, BasicNode>> {
                     offset,
                     data: Bytes::from(data),
                     done,
+                    checksum: offset as u32,
                     seq: offset,
                     leader_node: None,
                 })

@@ -56,6 +56,7 @@ fn snapshot_chunk() -> TestMessage {
         offset: 0,
         data: Bytes::from_static(b"s"),
         done: true,
+        checksum: 0,
         seq: 0,
         leader_node: None,
     };

@@ -167,6 +167,7 @@ pub fn snapshot_chunk(from: NodeId, to: NodeId, bytes: usize) -> TestMessage {
         offset: 0,
         data,
         done: true,
+        checksum: 0,
         seq: 1,
         leader_node: None,
     };

@@ -152,6 +152,11 @@ impl Simulation {
                     let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms * 2) + self.disk_latency(id);
                     self.schedule(delay, Event::SnapshotJob { node: id, generation, task });
                 }
+                Record::InstallTask(task) => {
+                    let generation = self.nodes[i].incarnation;
+                    let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms * 2) + self.disk_latency(id);
+                    self.schedule(delay, Event::InstallJob { node: id, generation, task });
+                }
                 Record::ReadTask(task) => {
                     let generation = self.nodes[i].incarnation;
                     let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms) + self.disk_latency(id);

@@ -189,6 +189,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
             // installing (busy, so maybe silent): not a stalled catch-up
             return None;
         }
+        if !transport_unreachable && progress.store.pace.waiting.is_some() {
+            // the rate limit holds the next chunk back: silent because not asked
+            return None;
+        }
         if silent_ms >= patience_ms || transport_unreachable {
             return Some(CatchUpStall::Unreachable { silent_ms });
         }

@@ -30,6 +30,7 @@ mod readiness;
 mod reads;
 mod replication;
 mod role;
+mod snapshot_pace;
 mod store_reads;
 
 #[cfg(test)]
@@ -609,6 +610,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.settle_promotions();
         self.expire_forwarded();
         if self.is_leader() {
+            self.send_due_snapshot_chunks();
             self.leader_tick();
         } else if self.now_ms >= self.election_deadline_ms {
             self.on_election_timeout();
@@ -618,7 +620,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// The earliest time at which `on_tick` has something to do.
     pub fn next_deadline_ms(&self) -> u64 {
         match &self.role {
-            Role::Leader(leader) => leader.next_heartbeat_ms,
+            Role::Leader(leader) => {
+                self.next_chunk_due_ms().map_or(leader.next_heartbeat_ms, |due| due.min(leader.next_heartbeat_ms))
+            }
             _ => self.election_deadline_ms,
         }
     }

@@ -239,6 +239,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return;
         }
         let now = self.now_ms;
+        let limits = (self.config.snapshot_chunk_bytes as u64, self.config.snapshot_max_bytes_per_s);
         let vote = self.vote;
         let Role::Leader(leader) = &mut self.role else { return };
         let sent_so_far = leader.seq;
@@ -258,6 +259,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 self.replicate_to(from, false);
             } else {
                 progress.mode = ReplicationMode::Snapshot { next_offset: reply.next_offset, sent_ms: now };
+                if !Self::pace_allows(progress, reply.next_offset, now, limits) {
+                    return;
+                }
                 leader.seq += 1;
                 let seq = leader.seq;
                 progress.record_sent(seq, now);
@@ -397,6 +401,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Role::Leader(leader) = &mut self.role else { return };
         for (peer, progress) in leader.progress.iter_mut() {
             if let ReplicationMode::Snapshot { next_offset, sent_ms } = progress.mode {
+                if progress.store.pace.waiting.is_some() {
+                    // held back by the rate limit, not stalled
+                    continue;
+                }
                 // while it installs, this re-asks from the end (no byte again): the
                 // follower answers once installed, and its "installed" reply may be lost
                 if now >= sent_ms + timeout {

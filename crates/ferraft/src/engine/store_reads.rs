@@ -49,6 +49,8 @@ pub struct StoreFeed {
     pub snapshot_last: Option<LogId>,
     /// When it said it has every byte and is installing (see `install_phase`).
     pub installing_since_ms: Option<u64>,
+    /// The send budget of the snapshot transfer to it (see `snapshot_pace`).
+    pub pace: super::snapshot_pace::SnapshotPace,
 }
 
 /// What a follower whose next entry is below the cache gets now.
@@ -132,6 +134,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         progress.store.snapshots_started += 1;
         progress.store.snapshot_last = None;
         progress.store.installing_since_ms = None;
+        progress.store.pace = super::snapshot_pace::SnapshotPace::start(now);
         leader.seq += 1;
         let seq = leader.seq;
         progress.record_sent(seq, now);

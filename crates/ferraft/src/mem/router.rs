@@ -15,6 +15,7 @@ use crate::runtime::Raft;
 use crate::state_machine::StateMachine;
 
 type Sink<C> = Arc<dyn Fn(Message<C, BasicNode>) + Send + Sync>;
+type Tap<C> = Arc<dyn Fn(&Message<C, BasicNode>) + Send + Sync>;
 
 struct Faults {
     isolated: HashSet<NodeId>,
@@ -30,6 +31,7 @@ pub struct MemRouter<C> {
     sinks: RwLock<HashMap<String, Sink<C>>>,
     faults: Mutex<Faults>,
     faulty: std::sync::atomic::AtomicBool,
+    tap: RwLock<Option<Tap<C>>>,
 }
 
 impl<C: AppData> MemRouter<C> {
@@ -45,6 +47,7 @@ impl<C: AppData> MemRouter<C> {
                 rng: SmallRng::seed_from_u64(7),
             }),
             faulty: std::sync::atomic::AtomicBool::new(false),
+            tap: RwLock::new(None),
         })
     }
 
@@ -57,6 +60,12 @@ impl<C: AppData> MemRouter<C> {
     pub fn register<SM: StateMachine<Command = C>>(&self, addr: impl Into<String>, raft: Raft<SM, BasicNode>) {
         let sink: Sink<C> = Arc::new(move |message| raft.receive(message));
         self.sinks.write().unwrap_or_else(|p| p.into_inner()).insert(addr.into(), sink);
+    }
+
+    /// Shows every message handed to the router to `tap` (before faults):
+    /// how a test counts what was sent.
+    pub fn set_tap(&self, tap: impl Fn(&Message<C, BasicNode>) + Send + Sync + 'static) {
+        *self.tap.write().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(tap));
     }
 
     /// Makes `addr` unreachable (the node crashed).
@@ -119,6 +128,9 @@ impl<C: AppData> MemRouter<C> {
     }
 
     fn deliver(&self, target: &BasicNode, message: Message<C, BasicNode>) {
+        if let Some(tap) = self.tap.read().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            tap(&message);
+        }
         let mut delay = None;
         if self.faulty.load(std::sync::atomic::Ordering::Relaxed) {
             let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());

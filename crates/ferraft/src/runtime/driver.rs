@@ -68,6 +68,10 @@ impl<SM: StateMachine, N: Node> JobSpawner<SM::Command, N> for BlockingSpawner<S
     fn spawn_read(&mut self, task: ReadTask<SM::Command, N>) {
         self.run_blocking(move || Event::EntriesRead(task.run()));
     }
+
+    fn spawn_install(&mut self, task: super::InstallTask<N>) {
+        self.run_blocking(move || Event::SnapshotDecoded(task.run()));
+    }
 }
 
 impl<SM: StateMachine, N: Node> Driver<SM, N> {
@@ -209,9 +213,10 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::Elect => host.elect(),
             Event::Heartbeat => host.heartbeat(),
             Event::Snapshot(reply) => {
-                let _ = reply.send(host.snapshot_now());
+                host.snapshot_now(reply);
             }
             Event::SnapshotBuilt(built) => host.snapshot_built(built),
+            Event::SnapshotDecoded(decoded) => host.snapshot_decoded(decoded),
             Event::EntriesRead(read) => host.entries_read(read),
             Event::Shutdown(reply) => self.stopping = Some(reply),
         }
@@ -252,7 +257,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             self.log_structural_change();
         }
         let engine = &self.host.engine;
-        let snapshot_bytes = self.host.snapshot.as_ref().map_or(0, |s| s.data.len() as u64);
+        let snapshot_bytes = self.host.snapshot.as_ref().map_or(0, |s| s.data.len());
         let replication = match engine.role() {
             Role::Leader(leader) => Some(
                 leader

@@ -70,6 +70,9 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     /// A snapshot encoded (and staged) on a blocking thread, back for the
     /// host to make current.
     SnapshotBuilt(SnapshotBuilt<N>),
+    /// A snapshot received from a leader, checked and decoded on a blocking
+    /// thread, back for the host to swap in.
+    SnapshotDecoded(super::install_job::SnapshotDecoded<N>),
     /// Entries read from the store off the host, for a follower.
     EntriesRead(super::log_reader::EntriesRead<SM::Command, N>),
     Shutdown(Reply<()>),

@@ -58,6 +58,11 @@ pub struct NodeHost<SM: StateMachine, N: Node, R: ReplyKind> {
     /// A snapshot job is running (at most one: its staging place is the
     /// store's single staging place).
     pub(crate) snapshot_job_running: bool,
+    /// Callers and chunks waiting for that job.
+    pub(crate) snapshot_waits: super::snapshot_waits::SnapshotWaits<R>,
+    /// The snapshot each transfer streams, kept until the next transfer to
+    /// that node starts, even when a newer one is made current meanwhile.
+    pub(crate) snapshot_sends: HashMap<NodeId, Arc<Snapshot<N>>>,
     pub(crate) notifier: FlushNotifier,
     /// The time of the last tick, in the driver's milliseconds.
     pub(crate) now_ms: u64,
@@ -91,7 +96,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         let mut applied = None;
         let snapshot = state.snapshot.clone().map(Arc::new);
         if let Some(snapshot) = &snapshot {
-            state_machine.restore(&snapshot.data)?;
+            SM::decode_snapshot(&mut snapshot.data.reader())?(&mut state_machine)?;
             applied = snapshot.meta.last_log_id;
         }
         let engine = Engine::new(id, config, &state, seed, now_ms);
@@ -102,6 +107,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             state_machine,
             spawner,
             snapshot_job_running: false,
+            snapshot_waits: Default::default(),
+            snapshot_sends: HashMap::new(),
             notifier,
             now_ms,
             applied,
@@ -349,11 +356,11 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         self.engine.heartbeat_now()
     }
 
-    /// Builds and saves a snapshot now, on the host; returns its last log id.
-    pub fn snapshot_now(&mut self) -> Result<Option<LogId>, Fatal> {
+    /// Builds and saves a snapshot of what is applied now, off the host;
+    /// `reply` gets its last log id once it is current.
+    pub fn snapshot_now(&mut self, reply: R::Reply<super::snapshot_waits::SnapshotResult>) {
         self.execute_outputs();
-        let result = self.build_snapshot().map_err(|e| self.fail(e));
-        result.map(|s| s.meta.last_log_id)
+        self.snapshot_when_built(reply);
     }
 
     /// Stops the node for good after a storage failure.

@@ -1,8 +1,9 @@
-//! Where the host's off-task work runs: snapshot encoding and reads of the
-//! log for lagging followers. A blocking thread under tokio, a scheduled
+//! Where the host's off-task work runs: snapshot encoding and decoding, and
+//! reads of the log for lagging followers. A blocking thread under tokio, a scheduled
 //! event in the simulator, so the simulator runs the same jobs the runtime
 //! does, at times it chooses.
 
+use super::install_job::InstallTask;
 use super::log_reader::ReadTask;
 use super::snapshot_job::SnapshotTask;
 
@@ -13,4 +14,7 @@ pub trait JobSpawner<C, N>: Send {
     fn spawn_snapshot(&mut self, task: SnapshotTask<N>);
     /// Starts a read of the log for a follower.
     fn spawn_read(&mut self, task: ReadTask<C, N>);
+    /// Starts the install of a snapshot received from a leader; its result
+    /// goes to `snapshot_decoded`.
+    fn spawn_install(&mut self, task: InstallTask<N>);
 }

@@ -8,6 +8,7 @@ mod force_new_cluster;
 mod forwarding;
 mod host;
 mod host_outputs;
+mod install_job;
 mod job_spawner;
 mod log_reader;
 mod membership_ext;
@@ -18,6 +19,7 @@ mod reply_books;
 mod snapshot_job;
 mod snapshot_lifecycle;
 mod snapshot_receiver;
+mod snapshot_waits;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -28,6 +30,7 @@ use tokio::task::JoinHandle;
 
 pub use event::WriteResponse;
 pub use host::{HostParts, NodeHost};
+pub use install_job::{InstallTask, SnapshotDecoded};
 pub use job_spawner::JobSpawner;
 pub use log_reader::{EntriesRead, ReadTask};
 pub use membership_ext::{AddLearnerOptions, MembershipCall};
@@ -35,6 +38,7 @@ pub use metrics::{RaftMetrics, ReplicationMetrics, SnapshotTransfer, Wait, WaitE
 pub use reply::{Answer, Oneshot, ReplyKind};
 pub use reply_books::{IndexResult, MembershipResult, ReadResult, WriteResult};
 pub use snapshot_job::{SnapshotBuilt, SnapshotTask};
+pub use snapshot_waits::SnapshotResult;
 
 use crate::cluster_id::ClusterId;
 use crate::config::{Config, ConfigError};

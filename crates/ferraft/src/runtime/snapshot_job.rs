@@ -1,37 +1,45 @@
-//! A periodic snapshot built off the host: the state machine's point-in-time
-//! copy is taken on the host, its encoding and the store's staging write run
-//! wherever the [`JobSpawner`](super::JobSpawner) puts them (a blocking thread under tokio,
-//! a scheduled event in the simulator), and the result comes back to
+//! A periodic or on-demand snapshot built off the host: the state machine's
+//! point-in-time copy is taken on the host, then its encoding streams into
+//! the store's sink (a temporary file for the WAL) wherever the
+//! [`JobSpawner`](super::JobSpawner) puts the job (a blocking thread under
+//! tokio, a scheduled event in the simulator), and the result comes back to
 //! [`NodeHost::snapshot_built`](super::NodeHost::snapshot_built).
 
+use std::io::{BufWriter, Write};
+
 use crate::snapshot::{Snapshot, SnapshotMeta};
-use crate::state_machine::SnapshotJob;
-use crate::storage::{StageSnapshot, StorageError};
+use crate::snapshot_sink::SnapshotSink;
+use crate::state_machine::SnapshotWriter;
+use crate::storage::StorageError;
+
+/// Bytes gathered before each write to the sink: state machines may write
+/// in tiny pieces, and each sink write may be a system call.
+const SINK_BUFFER_BYTES: usize = 256 * 1024;
 
 /// The work of one snapshot, ready to run on any thread.
 pub struct SnapshotTask<N> {
     pub(crate) meta: SnapshotMeta<N>,
-    pub(crate) job: SnapshotJob,
-    pub(crate) stager: Option<StageSnapshot<N>>,
+    pub(crate) writer: SnapshotWriter,
+    pub(crate) sink: Box<dyn SnapshotSink>,
 }
 
 impl<N> std::fmt::Debug for SnapshotTask<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnapshotTask").field("staged", &self.stager.is_some()).finish_non_exhaustive()
+        f.debug_struct("SnapshotTask").finish_non_exhaustive()
     }
 }
 
 impl<N> SnapshotTask<N> {
-    /// Encodes the state and, when the store stages snapshots, writes it to
-    /// the staging place.
+    /// Writes the state into the store's sink and makes it durable there.
     pub fn run(self) -> SnapshotBuilt<N> {
-        let Self { meta, job, stager } = self;
-        let staged = stager.is_some();
-        let result = job().and_then(|data| {
-            let snapshot = Snapshot { meta, data };
-            stager.map_or(Ok(()), |stage| stage(&snapshot)).map(|()| snapshot)
-        });
-        SnapshotBuilt { result, staged }
+        let Self { meta, writer, mut sink } = self;
+        let written = {
+            let mut buffered = BufWriter::with_capacity(SINK_BUFFER_BYTES, &mut sink);
+            writer(&mut buffered)
+                .and_then(|()| buffered.flush().map_err(|e| StorageError::new("writing a snapshot", e)))
+        };
+        let result = written.and_then(|()| sink.finish()).map(|data| Snapshot { meta, data });
+        SnapshotBuilt { result }
     }
 }
 
@@ -39,6 +47,4 @@ impl<N> SnapshotTask<N> {
 #[derive(Debug)]
 pub struct SnapshotBuilt<N> {
     pub(crate) result: Result<Snapshot<N>, StorageError>,
-    /// Written to the store's staging place (made current by a rename).
-    pub(crate) staged: bool,
 }

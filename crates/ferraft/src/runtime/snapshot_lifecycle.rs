@@ -1,17 +1,21 @@
-//! The host's snapshots: built on demand or by an off-host job, made
-//! current, cut into chunks for a follower, and installed from a leader's.
+//! The host's snapshots: built by an off-host job (periodic, on demand, or
+//! for a follower that needs one), made current, cut into chunks for a
+//! follower, and installed from a leader's. Nothing here encodes or copies
+//! the whole state on the host.
 
 use std::sync::Arc;
 
 use super::host::NodeHost;
-use super::reply::ReplyKind;
+use super::install_job::{Decode, InstallTask, SnapshotDecoded};
+use super::reply::{Answer, ReplyKind};
 use super::snapshot_job::{SnapshotBuilt, SnapshotTask};
-use super::snapshot_receiver::ChunkOutcome;
+use super::snapshot_receiver::{ChunkOutcome, Receiving};
+use super::snapshot_waits::{SnapshotResult, WaitingChunk};
 use crate::log_id::index_of;
 use crate::message::{Message, MessageBody, SnapshotChunk};
 use crate::node::{Node, NodeId};
 use crate::snapshot::{Snapshot, SnapshotMeta};
-use crate::state_machine::StateMachine;
+use crate::state_machine::{SnapshotInstall, StateMachine};
 use crate::storage::StorageError;
 use crate::vote::Vote;
 
@@ -38,37 +42,45 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         self.snapshot.as_ref().filter(|s| index_of(s.meta.last_log_id) >= index_of(meta.last_log_id)).cloned()
     }
 
-    /// Builds and saves a snapshot here, on the host: for an explicit
-    /// request and for a follower that needs one when none exists.
-    pub(crate) fn build_snapshot(&mut self) -> Result<Arc<Snapshot<N>>, StorageError> {
-        let meta = self.snapshot_point()?;
-        if let Some(existing) = self.covers(&meta) {
-            self.engine.on_snapshot_saved(existing.meta.last_log_id);
-            return Ok(existing);
+    /// Answers `reply` with a snapshot covering what is applied now: the
+    /// current one if it does, else one a job builds.
+    pub(crate) fn snapshot_when_built(&mut self, reply: R::Reply<SnapshotResult>) {
+        if self.applied.is_some()
+            && index_of(self.snapshot.as_ref().and_then(|s| s.meta.last_log_id)) >= index_of(self.applied)
+        {
+            return reply.answer(Ok(self.snapshot.as_ref().and_then(|s| s.meta.last_log_id)));
         }
-        let data = self.state_machine.snapshot()?;
-        self.save_snapshot(Snapshot { meta, data }, false)
+        if let Err(error) = self.snapshot_point() {
+            return reply.answer(Err(self.fail(error)));
+        }
+        self.snapshot_waits.callers.push((index_of(self.applied), reply));
+        if let Err(error) = self.start_snapshot_job() {
+            let fatal = self.fail(error);
+            for (_, reply) in self.snapshot_waits.callers.drain(..) {
+                reply.answer(Err(fatal.clone()));
+            }
+        }
     }
 
-    /// Starts a periodic snapshot: the state machine's point-in-time copy is
-    /// taken here, encoding and the store's write run off the host (see
+    /// Starts a snapshot: the state machine's point-in-time copy is taken
+    /// here, its encoding streams into the store's sink off the host (see
     /// [`JobSpawner`](super::JobSpawner)), and
-    /// [`snapshot_built`](Self::snapshot_built) makes it current. A big
-    /// state used to stall replication for the whole encode and write.
+    /// [`snapshot_built`](Self::snapshot_built) makes it current.
     pub(crate) fn start_snapshot_job(&mut self) -> Result<(), StorageError> {
         if self.snapshot_job_running {
-            // The engine hears back when the running one finishes.
+            // the engine, and whoever waits, hear back when the running one finishes
             return Ok(());
         }
         let meta = self.snapshot_point()?;
         if let Some(existing) = self.covers(&meta) {
             self.engine.on_snapshot_saved(existing.meta.last_log_id);
+            self.answer_snapshot_waits();
             return Ok(());
         }
-        let job = self.state_machine.snapshot_job();
-        let stager = self.store.snapshot_stager();
+        let sink = self.store.snapshot_sink(&meta)?;
+        let writer = self.state_machine.snapshot_writer();
         self.snapshot_job_running = true;
-        self.spawner.spawn_snapshot(SnapshotTask { meta, job, stager });
+        self.spawner.spawn_snapshot(SnapshotTask { meta, writer, sink });
         Ok(())
     }
 
@@ -77,7 +89,10 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     pub fn snapshot_built(&mut self, built: SnapshotBuilt<N>) {
         self.snapshot_job_running = false;
         if let Err(error) = self.finish_snapshot(built) {
-            self.fail(error);
+            let fatal = self.fail(error);
+            for (_, reply) in self.snapshot_waits.callers.drain(..) {
+                reply.answer(Err(fatal.clone()));
+            }
         }
     }
 
@@ -85,24 +100,37 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         let snapshot = built.result?;
         if let Some(existing) = self.covers(&snapshot.meta) {
             self.engine.on_snapshot_saved(existing.meta.last_log_id);
-            return Ok(());
+        } else {
+            self.store.save_staged_snapshot(&snapshot)?;
+            let snapshot = Arc::new(snapshot);
+            self.snapshot = Some(snapshot.clone());
+            self.engine.on_snapshot_saved(snapshot.meta.last_log_id);
         }
-        self.save_snapshot(snapshot, built.staged).map(drop)
+        self.answer_snapshot_waits();
+        if self.snapshot_waits.any() {
+            // asked for after the job took its copy: one more
+            self.start_snapshot_job()?;
+        }
+        Ok(())
     }
 
-    /// Makes `snapshot` the current one: saved by the store (or, when
-    /// `staged`, the copy a stager job wrote made current), kept for sending,
-    /// and reported to the engine, which then purges the log behind it.
-    fn save_snapshot(&mut self, snapshot: Snapshot<N>, staged: bool) -> Result<Arc<Snapshot<N>>, StorageError> {
-        if staged {
-            self.store.save_staged_snapshot(&snapshot)?;
-        } else {
-            self.store.save_snapshot(&snapshot)?;
+    /// Answers the callers and sends the chunks the current snapshot serves.
+    fn answer_snapshot_waits(&mut self) {
+        let last = self.snapshot.as_ref().and_then(|s| s.meta.last_log_id);
+        for reply in self.snapshot_waits.covered_by(index_of(last)) {
+            reply.answer(Ok(last));
         }
-        let snapshot = Arc::new(snapshot);
-        self.snapshot = Some(snapshot.clone());
-        self.engine.on_snapshot_saved(snapshot.meta.last_log_id);
-        Ok(snapshot)
+        if index_of(last) < self.engine.snapshot_must_cover() {
+            // not enough for them: they wait for the next job (or the engine's retry)
+            return;
+        }
+        for WaitingChunk { to, offset, seq, vote } in std::mem::take(&mut self.snapshot_waits.chunks) {
+            if vote == self.engine.vote() {
+                if let Err(error) = self.send_snapshot_chunk(to, offset, seq, vote) {
+                    self.fail(error);
+                }
+            }
+        }
     }
 
     pub(crate) fn send_snapshot_chunk(
@@ -112,12 +140,25 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         seq: u64,
         vote: Vote,
     ) -> Result<(), StorageError> {
-        let snapshot = match &self.snapshot {
-            Some(s) if index_of(s.meta.last_log_id) >= self.engine.snapshot_must_cover() => s.clone(),
-            _ => self.build_snapshot()?,
+        let must_cover = self.engine.snapshot_must_cover();
+        let covers = |s: &&Arc<Snapshot<N>>| index_of(s.meta.last_log_id) >= must_cover;
+        // a transfer goes on with the snapshot it started with: a newer one
+        // made current meanwhile would send it back to byte 0 (and a long
+        // transfer might never end)
+        let streaming = self.snapshot_sends.get(&to).filter(|_| offset > 0).filter(covers);
+        let snapshot = match streaming.or(self.snapshot.as_ref().filter(covers)) {
+            Some(s) => s.clone(),
+            None => {
+                // none covers what the follower needs: one is built off the host
+                self.snapshot_waits.chunks.push(WaitingChunk { to, offset, seq, vote });
+                return self.start_snapshot_job();
+            }
         };
         let leader_node = self.engine.own_node().cloned();
-        let chunk = SnapshotChunk::cut(&snapshot, offset, self.engine.config_chunk_bytes(), vote, seq, leader_node);
+        let chunk_bytes = self.engine.config_chunk_bytes();
+        let chunk = SnapshotChunk::cut(&snapshot, offset, chunk_bytes, vote, seq, leader_node)
+            .map_err(|e| StorageError::new("reading a snapshot chunk", e))?;
+        self.snapshot_sends.insert(to, snapshot);
         let message = Message { envelope: self.engine.envelope(to), body: MessageBody::Snapshot(chunk) };
         self.send(message);
         Ok(())
@@ -130,21 +171,69 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         // leader's messages of that number
         let seq = if chunk.vote == self.engine.vote() { chunk.seq } else { 0 };
         let last = chunk.meta.last_log_id;
-        match self.receiver.accept(chunk) {
+        let store = &mut self.store;
+        match self.receiver.accept(chunk, |meta, checksum| store.partial_snapshot(meta, checksum))? {
             ChunkOutcome::Continue(next) => self.engine.on_snapshot_chunk_stored(from, last, next, seq),
-            ChunkOutcome::Complete(snapshot) => {
-                // the transfer is over: say so before the install, which may be long
-                let received = snapshot.data.len() as u64;
-                self.send(self.engine.snapshot_installing_reply(from, last, received, seq));
-                self.store.save_snapshot(&snapshot)?;
-                self.state_machine.restore(&snapshot.data)?;
-                self.applied = snapshot.meta.last_log_id;
-                self.forwards.lost_upto(index_of(self.applied));
-                let meta = snapshot.meta.clone();
-                self.snapshot = Some(Arc::new(*snapshot));
-                self.engine.on_snapshot_installed(from, meta, seq);
+            ChunkOutcome::Complete(receiving) => self.start_install(from, receiving, seq),
+            ChunkOutcome::Installing(last, received) => {
+                self.send(self.engine.snapshot_installing_reply(from, last, received, seq))
             }
         }
+        Ok(())
+    }
+
+    /// Every byte of a leader's snapshot arrived: says so, then checks and
+    /// decodes it off the host (see [`InstallTask`]).
+    fn start_install(&mut self, from: NodeId, receiving: Receiving<N>, seq: u64) {
+        let Receiving { meta, checksum, partial } = receiving;
+        // the transfer is over: say so before the install, which may be long
+        let received = partial.received();
+        self.send(self.engine.snapshot_installing_reply(from, meta.last_log_id, received, seq));
+        self.receiver.installing = Some((meta.last_log_id, received));
+        let decode: Decode = Box::new(|reader| {
+            SM::decode_snapshot(reader).map(|install| Box::new(install) as Box<dyn std::any::Any + Send>)
+        });
+        self.spawner.spawn_install(InstallTask { from, seq, meta, checksum, partial, decode });
+    }
+
+    /// An install job ended: makes its snapshot current and swaps the
+    /// decoded state in, unless this node got past it meanwhile. A failure
+    /// stops the node.
+    pub fn snapshot_decoded(&mut self, decoded: SnapshotDecoded<N>) {
+        self.receiver.installing = None;
+        let SnapshotDecoded { from, seq, meta, result } = decoded;
+        let installed = result.and_then(|decoded| match decoded {
+            Some((data, install)) => self.install_decoded(from, seq, Snapshot { meta, data }, install),
+            None => {
+                tracing::warn!(node = self.engine.id(), from, "received snapshot bytes do not match their checksum");
+                self.engine.on_snapshot_chunk_stored(from, meta.last_log_id, 0, seq);
+                Ok(())
+            }
+        });
+        if let Err(error) = installed {
+            self.fail(error);
+        }
+    }
+
+    fn install_decoded(
+        &mut self,
+        from: NodeId,
+        seq: u64,
+        snapshot: Snapshot<N>,
+        install: Box<dyn std::any::Any + Send>,
+    ) -> Result<(), StorageError> {
+        if snapshot.meta.last_log_id > self.engine.committed() {
+            let install = install
+                .downcast::<SnapshotInstall<SM>>()
+                .map_err(|_| StorageError::new("installing a snapshot", "decoded for another state machine"))?;
+            self.store.save_staged_snapshot(&snapshot)?;
+            install(&mut self.state_machine)?;
+            self.applied = snapshot.meta.last_log_id;
+            self.forwards.lost_upto(index_of(self.applied));
+            self.snapshot = Some(Arc::new(snapshot.clone()));
+        }
+        // already past it (a leader's entries arrived meanwhile): only the answer
+        self.engine.on_snapshot_installed(from, snapshot.meta, seq);
         Ok(())
     }
 }

@@ -5,7 +5,7 @@ use super::*;
 use crate::engine::install_phase::INSTALL_PATIENCE_ELECTION_TIMEOUTS;
 use crate::message::SnapshotReply;
 
-fn chunks_to_2(outputs: &[Output<u64, BasicNode>]) -> Vec<u64> {
+pub(super) fn chunks_to_2(outputs: &[Output<u64, BasicNode>]) -> Vec<u64> {
     outputs
         .iter()
         .filter_map(|o| match o {
@@ -16,7 +16,7 @@ fn chunks_to_2(outputs: &[Output<u64, BasicNode>]) -> Vec<u64> {
 }
 
 /// Leader 1 streams a snapshot to follower 2, which got 4096 bytes of it.
-fn streaming_to_2() -> TestEngine {
+pub(super) fn streaming_to_2() -> TestEngine {
     let (mut engine, _) = leader_with_follower_behind_cache();
     engine.take_outputs();
     engine.on_entries_read(2, engine.vote(), 2, Vec::new());
@@ -24,7 +24,7 @@ fn streaming_to_2() -> TestEngine {
     engine
 }
 
-fn snapshot_reply(engine: &mut TestEngine, next_offset: u64, installing: bool) {
+pub(super) fn snapshot_reply(engine: &mut TestEngine, next_offset: u64, installing: bool) {
     let (vote, last_log_id) = (engine.vote(), Some(log_id(1, 1, 30)));
     let reply = SnapshotReply { vote, last_log_id, next_offset, seq: u64::MAX / 2, installing };
     engine.on_message(msg(2, 1, MessageBody::SnapshotReply(reply)));

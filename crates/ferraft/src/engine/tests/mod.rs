@@ -565,6 +565,7 @@ mod named_sender;
 mod promotion;
 mod purge_hold;
 mod removed_leader;
+mod snapshot_pace;
 mod store_reads;
 
 /// Seed 3682 (membership stress): n2 led term 2, crashed, restarted and led

@@ -63,6 +63,7 @@ where
     snapshot_survives_reopen(open);
     newer_snapshot_replaces_older(open);
     staged_snapshot_replaces_the_saved_one_only_when_saved(open);
+    partial_snapshot_resumes_only_the_same_bytes(open);
     state_survives_many_reopens(open);
     read_range_returns_the_entries_in_order(open);
     read_range_stops_at_the_last_entry(open);

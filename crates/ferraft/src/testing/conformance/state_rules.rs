@@ -4,6 +4,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::{BasicNode, ClusterId, LogStore, Membership, Snapshot, SnapshotMeta, StorageError, StoredMembership, Vote};
+use std::io::Write;
+
 use bytes::Bytes;
 
 use super::log_rules::{restart, start};
@@ -123,8 +125,9 @@ where
     assert_eq!(state.snapshot, Some(test_snapshot(9, 10)));
 }
 
-/// A snapshot written by a `snapshot_stager` job replaces the saved one only
-/// once `save_staged_snapshot` returns; a crash before leaves the old one.
+/// A snapshot written into a `snapshot_sink` (on another thread, as the
+/// runtime does) replaces the saved one only once `save_staged_snapshot`
+/// returns; a crash before leaves the old one.
 pub fn staged_snapshot_replaces_the_saved_one_only_when_saved<S, F>(open: &mut F)
 where
     S: LogStore<TestData, BasicNode>,
@@ -133,22 +136,63 @@ where
     let dir = TestDir::new("staged_snapshot");
     let (mut store, _) = start(open, dir.path());
     store.save_snapshot(&test_snapshot(5, 2_000)).expect("save snapshot");
-    if let Some(stage) = store.snapshot_stager() {
-        let staged = test_snapshot(9, 3_000);
-        // Staged on another thread, as the runtime does; then a crash.
-        std::thread::spawn(move || stage(&staged)).join().expect("stager runs").expect("stage snapshot");
-        let (reopened, state) = restart(open, dir.path(), store);
-        assert_eq!(state.snapshot, Some(test_snapshot(5, 2_000)), "a staged snapshot is not yet the saved one");
-        store = reopened;
-    }
     let newer = test_snapshot(9, 3_000);
-    if let Some(stage) = store.snapshot_stager() {
-        let staged = newer.clone();
-        std::thread::spawn(move || stage(&staged)).join().expect("stager runs").expect("stage snapshot");
-    }
-    store.save_staged_snapshot(&newer).expect("save the staged snapshot");
+    write_in_sink(&mut store, &newer);
+    let (mut store, state) = restart(open, dir.path(), store);
+    assert_eq!(state.snapshot, Some(test_snapshot(5, 2_000)), "a staged snapshot is not yet the saved one");
+    let staged = write_in_sink(&mut store, &newer);
+    store.save_staged_snapshot(&staged).expect("save the staged snapshot");
     let (_store, state) = restart(open, dir.path(), store);
     assert_eq!(state.snapshot, Some(newer));
+}
+
+/// Writes `snapshot`'s bytes into a sink of `store` on another thread.
+fn write_in_sink<S: LogStore<TestData, BasicNode>>(
+    store: &mut S,
+    snapshot: &Snapshot<BasicNode>,
+) -> Snapshot<BasicNode> {
+    let mut sink = store.snapshot_sink(&snapshot.meta).expect("a sink");
+    let bytes = snapshot.data.to_bytes().expect("test data in memory");
+    let written = std::thread::spawn(move || {
+        sink.write_all(&bytes).map_err(|e| StorageError::new("writing", e))?;
+        sink.finish()
+    });
+    let data = written.join().expect("the writer runs").expect("write the snapshot");
+    assert_eq!(data, snapshot.data);
+    Snapshot { meta: snapshot.meta.clone(), data }
+}
+
+/// A partial snapshot resumes (or starts over, for a store that keeps none)
+/// only for the same bytes, and is handed back only when its bytes have the
+/// checksum the sender named.
+pub fn partial_snapshot_resumes_only_the_same_bytes<S, F>(open: &mut F)
+where
+    S: LogStore<TestData, BasicNode>,
+    F: FnMut(&Path) -> Result<S, StorageError>,
+{
+    let dir = TestDir::new("partial_snapshot");
+    let (mut store, _) = start(open, dir.path());
+    let snapshot = test_snapshot(9, 3_000);
+    let (meta, checksum) = (&snapshot.meta, snapshot.data.checksum());
+    let bytes = snapshot.data.to_bytes().expect("test data in memory");
+    let mut partial = store.partial_snapshot(meta, checksum).expect("a partial snapshot");
+    assert_eq!(partial.received(), 0, "a new transfer starts empty");
+    partial.append(&bytes[..1_000]).expect("append");
+    drop(partial);
+    let (mut store, _) = restart(open, dir.path(), store);
+    let partial = store.partial_snapshot(meta, checksum).expect("a partial snapshot");
+    assert!([0, 1_000].contains(&partial.received()), "resumed at {}", partial.received());
+    drop(partial);
+    let mut other = store.partial_snapshot(meta, checksum ^ 1).expect("a partial snapshot");
+    assert_eq!(other.received(), 0, "other bytes of the same snapshot never resume these");
+    other.append(&bytes).expect("append");
+    let refused = other.finish(checksum ^ 1).expect("finish");
+    assert_eq!(refused, None, "bytes that do not match the checksum named are refused");
+    let mut partial = store.partial_snapshot(meta, checksum).expect("a partial snapshot");
+    let held = partial.received() as usize;
+    partial.append(&bytes[held..]).expect("append");
+    let data = partial.finish(checksum).expect("finish").expect("bytes with the named checksum");
+    assert_eq!(data, snapshot.data);
 }
 
 /// Log, vote and purge point survive a series of restarts with work between them.
@@ -185,6 +229,6 @@ fn test_snapshot(last_index: u64, data_bytes: usize) -> Snapshot<BasicNode> {
             last_log_id: Some(log_id(1, last_index)),
             membership: StoredMembership { log_id: Some(log_id(1, 1)), membership },
         },
-        data: Bytes::from(vec![last_index as u8; data_bytes]),
+        data: Bytes::from(vec![last_index as u8; data_bytes]).into(),
     }
 }

@@ -1,0 +1,405 @@
+//! Snapshot files written and read piece by piece: the sink a snapshot job
+//! encodes into, the file a leader reads chunks from, and the partial file a
+//! follower gathers chunks in. None holds more than one bounded buffer, so
+//! a state of many GiB needs no buffer of that size on either side.
+//!
+//! Every file has the layout of [`snapshot_file`](crate::snapshot_file): a
+//! fixed header, the encoded metadata, then the data. The header is written
+//! last, when the lengths and checksum are known. A partial file uses the
+//! same layout with its own magic; its header's length field says how many
+//! bytes are known durable (a restart resumes from there) and its checksum
+//! field holds the checksum the sender named.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use ferraft::{PartialSnapshot, SnapshotData, SnapshotSink, SnapshotSource, StorageError};
+
+use crate::error::{io_error, WalError};
+use crate::file_system::{FileSystem, FsFile};
+
+/// The saved snapshot's magic.
+pub(crate) const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
+/// A partial snapshot's magic.
+const PARTIAL_MAGIC: &[u8; 8] = b"FRPART\0\0";
+/// Version 2: the membership in the metadata carries its `JointExit`.
+/// Version 3: and the incarnation of each member.
+pub(crate) const VERSION: u32 = 3;
+/// Magic, version, metadata length, data length, checksum.
+pub(crate) const HEADER: usize = 8 + 4 + 4 + 8 + 4;
+/// The partial snapshot's file name: no temporary suffix, so it outlives a
+/// restart.
+pub(crate) const PARTIAL_FILE: &str = "SNAPSHOT.partial";
+/// A partial snapshot is synced, and its durable length recorded, every
+/// this many bytes: what a restart may have to receive again.
+const PARTIAL_CHECKPOINT_BYTES: u64 = 16 * 1024 * 1024;
+/// The read size when checksumming a file.
+const SCAN_BYTES: usize = 1024 * 1024;
+
+/// A snapshot header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) magic: [u8; 8],
+    pub(crate) version: u32,
+    pub(crate) meta_len: u32,
+    pub(crate) data_len: u64,
+    pub(crate) crc: u32,
+}
+
+impl Header {
+    pub(crate) fn encode(&self) -> [u8; HEADER] {
+        let mut header = [0u8; HEADER];
+        header[..8].copy_from_slice(&self.magic);
+        header[8..12].copy_from_slice(&self.version.to_le_bytes());
+        header[12..16].copy_from_slice(&self.meta_len.to_le_bytes());
+        header[16..24].copy_from_slice(&self.data_len.to_le_bytes());
+        header[24..28].copy_from_slice(&self.crc.to_le_bytes());
+        header
+    }
+
+    pub(crate) fn decode(bytes: &[u8; HEADER]) -> Self {
+        let field = |range: std::ops::Range<usize>| bytes[range].to_vec();
+        Self {
+            magic: bytes[..8].try_into().expect("slice of 8"),
+            version: u32::from_le_bytes(field(8..12).try_into().expect("slice of 4")),
+            meta_len: u32::from_le_bytes(field(12..16).try_into().expect("slice of 4")),
+            data_len: u64::from_le_bytes(field(16..24).try_into().expect("slice of 8")),
+            crc: u32::from_le_bytes(field(24..28).try_into().expect("slice of 4")),
+        }
+    }
+}
+
+/// A snapshot file's data, read by offset: what the store hands out as a
+/// snapshot's [`SnapshotData`].
+#[derive(Debug)]
+pub(crate) struct FileSnapshot {
+    file: Box<dyn FsFile>,
+    data_start: u64,
+    len: u64,
+    checksum: u32,
+    /// The dir and the name it was written under while not yet current;
+    /// taken when it is made current.
+    staged: Mutex<Option<(PathBuf, String)>>,
+}
+
+impl FileSnapshot {
+    /// The data of an open snapshot file, `len` bytes from `data_start`.
+    pub(crate) fn new(file: Box<dyn FsFile>, data_start: u64, len: u64, checksum: u32) -> Self {
+        Self { file, data_start, len, checksum, staged: Mutex::new(None) }
+    }
+
+    /// Takes the staged name, if `data` is a file written by this crate in
+    /// `dir` and not yet made current.
+    pub(crate) fn take_staged(data: &SnapshotData, dir: &Path) -> Option<String> {
+        let file = data.source()?.as_any().downcast_ref::<FileSnapshot>()?;
+        let mut staged = file.staged.lock().unwrap_or_else(|p| p.into_inner());
+        match staged.as_ref() {
+            Some((staged_dir, _)) if staged_dir == dir => staged.take().map(|(_, name)| name),
+            _ => None,
+        }
+    }
+}
+
+impl SnapshotSource for FileSnapshot {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    fn checksum(&self) -> u32 {
+        self.checksum
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let available = self.len.saturating_sub(offset);
+        let n = buf.len().min(usize::try_from(available).unwrap_or(usize::MAX));
+        self.file.read_exact_at(&mut buf[..n], self.data_start + offset)?;
+        Ok(n)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+/// Computes (crc of `prefix` then the data, crc of the data alone) over
+/// `len` bytes of `file` from `start`, one bounded buffer at a time.
+pub(crate) fn checksums(
+    file: &dyn FsFile,
+    prefix: &[u8],
+    start: u64,
+    len: u64,
+    path: &Path,
+) -> Result<(u32, u32), WalError> {
+    let mut buf = vec![0u8; SCAN_BYTES.min(usize::try_from(len).unwrap_or(SCAN_BYTES))];
+    let (mut whole, mut data) = (crc32c::crc32c(prefix), 0u32);
+    let mut done = 0u64;
+    while done < len {
+        let want = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
+        file.read_exact_at(&mut buf[..want], start + done).map_err(io_error("reading", path))?;
+        whole = crc32c::crc32c_append(whole, &buf[..want]);
+        data = crc32c::crc32c_append(data, &buf[..want]);
+        done += want as u64;
+    }
+    Ok((whole, data))
+}
+
+/// Writes a new snapshot file: header last, synced on finish. See
+/// [`ferraft::LogStore::snapshot_sink`].
+pub(crate) struct FileSink {
+    file: Box<dyn FsFile>,
+    dir: PathBuf,
+    name: String,
+    meta_len: u32,
+    len: u64,
+    crc_whole: u32,
+    crc_data: u32,
+    sync: bool,
+}
+
+impl FileSink {
+    /// Creates `dir/name` holding the encoded metadata `meta`.
+    pub(crate) fn create(
+        fs: &dyn FileSystem,
+        dir: &Path,
+        name: &str,
+        meta: &[u8],
+        sync: bool,
+    ) -> Result<Self, WalError> {
+        let path = dir.join(name);
+        let file = fs.create(&path).map_err(io_error("creating", &path))?;
+        file.write_all_at(meta, HEADER as u64).map_err(io_error("writing", &path))?;
+        let meta_len = u32::try_from(meta.len()).map_err(|_| WalError::Io {
+            action: "encoding snapshot metadata for",
+            path: path.clone(),
+            source: io::Error::new(io::ErrorKind::InvalidInput, "metadata over 4 GiB"),
+        })?;
+        let crc_whole = crc32c::crc32c(meta);
+        Ok(Self {
+            file,
+            dir: dir.to_path_buf(),
+            name: name.to_string(),
+            meta_len,
+            len: 0,
+            crc_whole,
+            crc_data: 0,
+            sync,
+        })
+    }
+
+    fn data_start(&self) -> u64 {
+        HEADER as u64 + self.meta_len as u64
+    }
+
+    /// Writes the header and syncs; the file's data as a snapshot's.
+    pub(crate) fn complete(self) -> Result<FileSnapshot, WalError> {
+        let path = self.dir.join(&self.name);
+        let header = Header {
+            magic: *MAGIC,
+            version: VERSION,
+            meta_len: self.meta_len,
+            data_len: self.len,
+            crc: self.crc_whole,
+        };
+        self.file.write_all_at(&header.encode(), 0).map_err(io_error("writing", &path))?;
+        if self.sync {
+            self.file.sync_all().map_err(io_error("syncing", &path))?;
+        }
+        let data_start = self.data_start();
+        let snapshot = FileSnapshot::new(self.file, data_start, self.len, self.crc_data);
+        *snapshot.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.dir, self.name));
+        Ok(snapshot)
+    }
+}
+
+impl Write for FileSink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_all_at(buf, self.data_start() + self.len)?;
+        self.crc_whole = crc32c::crc32c_append(self.crc_whole, buf);
+        self.crc_data = crc32c::crc32c_append(self.crc_data, buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl SnapshotSink for FileSink {
+    fn finish(self: Box<Self>) -> Result<SnapshotData, StorageError> {
+        let snapshot = self.complete().map_err(|e| e.into_storage("finishing a snapshot"))?;
+        Ok(SnapshotData::from(Arc::new(snapshot) as Arc<dyn SnapshotSource>))
+    }
+}
+
+/// A snapshot being received, in `dir/SNAPSHOT.partial`. See
+/// [`ferraft::LogStore::partial_snapshot`].
+pub(crate) struct PartialFile {
+    fs: Arc<dyn FileSystem>,
+    file: Box<dyn FsFile>,
+    dir: PathBuf,
+    meta_len: u32,
+    checksum: u32,
+    received: u64,
+    /// Bytes known synced (recorded in the header).
+    durable: u64,
+    sync: bool,
+    finished: bool,
+}
+
+impl PartialFile {
+    /// Resumes the partial file if it holds the bytes of `meta` (encoded)
+    /// with `checksum`, else starts a new one.
+    pub(crate) fn open(
+        fs: Arc<dyn FileSystem>,
+        dir: &Path,
+        meta: &[u8],
+        checksum: u32,
+        sync: bool,
+    ) -> Result<Self, WalError> {
+        let path = dir.join(PARTIAL_FILE);
+        if let Some(resumed) = Self::resume(&fs, dir, &path, meta, checksum, sync)? {
+            return Ok(resumed);
+        }
+        let sink = FileSink::create(&*fs, dir, PARTIAL_FILE, meta, sync)?;
+        let mut partial = Self {
+            fs,
+            file: sink.file,
+            dir: dir.to_path_buf(),
+            meta_len: sink.meta_len,
+            checksum,
+            received: 0,
+            durable: 0,
+            sync,
+            finished: false,
+        };
+        partial.record_durable(0)?;
+        Ok(partial)
+    }
+
+    fn resume(
+        fs: &Arc<dyn FileSystem>,
+        dir: &Path,
+        path: &Path,
+        meta: &[u8],
+        checksum: u32,
+        sync: bool,
+    ) -> Result<Option<Self>, WalError> {
+        let file = match fs.open(path) {
+            Ok(file) => file,
+            Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(io_error("opening", path)(error)),
+        };
+        let mut head = [0u8; HEADER];
+        if file.read_exact_at(&mut head, 0).is_err() {
+            return Ok(None);
+        }
+        let header = Header::decode(&head);
+        let fits = header.magic == *PARTIAL_MAGIC
+            && header.version == VERSION
+            && header.crc == checksum
+            && header.meta_len as usize == meta.len();
+        if !fits {
+            return Ok(None);
+        }
+        let mut held_meta = vec![0u8; meta.len()];
+        if file.read_exact_at(&mut held_meta, HEADER as u64).is_err() || held_meta != meta {
+            return Ok(None);
+        }
+        let data_start = HEADER as u64 + meta.len() as u64;
+        // bytes past the durable mark may be torn by a crash: received again
+        file.set_len(data_start + header.data_len).map_err(io_error("truncating", path))?;
+        let received = header.data_len;
+        let meta_len = header.meta_len;
+        let dir = dir.to_path_buf();
+        let fs = fs.clone();
+        Ok(Some(Self { fs, file, dir, meta_len, checksum, received, durable: received, sync, finished: false }))
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.join(PARTIAL_FILE)
+    }
+
+    fn data_start(&self) -> u64 {
+        HEADER as u64 + self.meta_len as u64
+    }
+
+    /// Syncs what was received and records it in the header as durable.
+    fn record_durable(&mut self, received: u64) -> Result<(), WalError> {
+        let path = self.path();
+        if self.sync {
+            self.file.sync_data().map_err(io_error("syncing", &path))?;
+        }
+        let header = Header {
+            magic: *PARTIAL_MAGIC,
+            version: VERSION,
+            meta_len: self.meta_len,
+            data_len: received,
+            crc: self.checksum,
+        };
+        self.file.write_all_at(&header.encode(), 0).map_err(io_error("writing", &path))?;
+        self.durable = received;
+        Ok(())
+    }
+
+    /// Checks the bytes against the sender's checksum and turns the file
+    /// into a complete snapshot file, or removes it when they differ.
+    fn complete(mut self) -> Result<Option<FileSnapshot>, WalError> {
+        self.finished = true;
+        let path = self.path();
+        let mut meta = vec![0u8; self.meta_len as usize];
+        self.file.read_exact_at(&mut meta, HEADER as u64).map_err(io_error("reading", &path))?;
+        let (whole, data) = checksums(&*self.file, &meta, self.data_start(), self.received, &path)?;
+        if data != self.checksum {
+            self.fs.remove_file(&path).map_err(io_error("removing", &path))?;
+            return Ok(None);
+        }
+        let header =
+            Header { magic: *MAGIC, version: VERSION, meta_len: self.meta_len, data_len: self.received, crc: whole };
+        self.file.write_all_at(&header.encode(), 0).map_err(io_error("writing", &path))?;
+        if self.sync {
+            self.file.sync_all().map_err(io_error("syncing", &path))?;
+        }
+        let file = self.fs.open_read(&path).map_err(io_error("opening", &path))?;
+        let snapshot = FileSnapshot::new(file, self.data_start(), self.received, data);
+        *snapshot.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.dir.clone(), PARTIAL_FILE.to_string()));
+        Ok(Some(snapshot))
+    }
+}
+
+impl PartialSnapshot for PartialFile {
+    fn received(&self) -> u64 {
+        self.received
+    }
+
+    fn append(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        let path = self.path();
+        let at = self.data_start() + self.received;
+        let written = self.file.write_all_at(data, at).map_err(io_error("writing", &path));
+        written.map_err(|e| e.into_storage("receiving a snapshot"))?;
+        self.received += data.len() as u64;
+        if self.received - self.durable >= PARTIAL_CHECKPOINT_BYTES {
+            self.record_durable(self.received).map_err(|e| e.into_storage("receiving a snapshot"))?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>, checksum: u32) -> Result<Option<SnapshotData>, StorageError> {
+        debug_assert_eq!(checksum, self.checksum, "opened for this checksum");
+        let snapshot = self.complete().map_err(|e| e.into_storage("finishing a received snapshot"))?;
+        Ok(snapshot.map(|s| SnapshotData::from(Arc::new(s) as Arc<dyn SnapshotSource>)))
+    }
+}
+
+impl Drop for PartialFile {
+    /// A transfer left unfinished keeps what arrived for the next one: the
+    /// bytes are synced and recorded as durable.
+    fn drop(&mut self) {
+        if !self.finished && self.received > self.durable {
+            if let Err(error) = self.record_durable(self.received) {
+                tracing::warn!(%error, "could not record a partial snapshot's progress");
+            }
+        }
+    }
+}

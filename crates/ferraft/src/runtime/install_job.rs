@@ -1,0 +1,65 @@
+//! Installing a snapshot received from a leader, off the host: the store's
+//! partial copy is checked against the sender's checksum and made durable,
+//! and the state machine decodes it piece by piece, wherever the
+//! [`JobSpawner`](super::JobSpawner) runs jobs. The host then only renames
+//! the file into place and swaps the decoded state in
+//! ([`NodeHost::snapshot_decoded`](super::NodeHost::snapshot_decoded)).
+
+use std::any::Any;
+use std::io::Read;
+
+use crate::node::NodeId;
+use crate::snapshot::{SnapshotData, SnapshotMeta};
+use crate::snapshot_sink::PartialSnapshot;
+use crate::storage::StorageError;
+
+/// Decodes a snapshot into the state machine's install closure, type-erased
+/// so the spawner need not know the state machine.
+pub(crate) type Decode = Box<dyn FnOnce(&mut dyn Read) -> Result<Box<dyn Any + Send>, StorageError> + Send>;
+
+/// A received snapshot's data and the state machine's (type-erased) install.
+pub(crate) type Decoded = (SnapshotData, Box<dyn Any + Send>);
+
+/// The work of one install, ready to run on any thread.
+pub struct InstallTask<N> {
+    pub(crate) from: NodeId,
+    pub(crate) seq: u64,
+    pub(crate) meta: SnapshotMeta<N>,
+    pub(crate) checksum: u32,
+    pub(crate) partial: Box<dyn PartialSnapshot>,
+    pub(crate) decode: Decode,
+}
+
+impl<N> std::fmt::Debug for InstallTask<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstallTask").field("from", &self.from).finish_non_exhaustive()
+    }
+}
+
+impl<N> InstallTask<N> {
+    /// Finishes the received bytes and decodes them.
+    pub fn run(self) -> SnapshotDecoded<N> {
+        let Self { from, seq, meta, checksum, partial, decode } = self;
+        let result = partial.finish(checksum).and_then(|finished| match finished {
+            None => Ok(None),
+            Some(data) => decode(&mut data.reader()).map(|install| Some((data, install))),
+        });
+        SnapshotDecoded { from, seq, meta, result }
+    }
+}
+
+/// What an [`InstallTask`] produced: the snapshot's data and the state
+/// machine's install closure, `None` when the bytes did not match the
+/// sender's checksum (they are forgotten and asked for again).
+pub struct SnapshotDecoded<N> {
+    pub(crate) from: NodeId,
+    pub(crate) seq: u64,
+    pub(crate) meta: SnapshotMeta<N>,
+    pub(crate) result: Result<Option<Decoded>, StorageError>,
+}
+
+impl<N> std::fmt::Debug for SnapshotDecoded<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SnapshotDecoded").field("from", &self.from).finish_non_exhaustive()
+    }
+}
