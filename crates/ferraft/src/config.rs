@@ -86,6 +86,11 @@ pub struct Config {
     pub leader_id_mode: LeaderIdMode,
     /// Most entries in one AppendEntries message.
     pub max_entries_per_append: usize,
+    /// Most bytes of encoded entries in one AppendEntries message (one entry
+    /// larger than this still goes alone). Keep it well below the
+    /// transport's largest message (16 MiB for `ferraft-net`): a message
+    /// above that is dropped, and the follower would never catch up.
+    pub max_append_bytes: usize,
     /// Most unacknowledged AppendEntries messages per follower.
     pub max_inflight_appends: usize,
     /// Build a snapshot about every this many applied entries; 0 = never.
@@ -141,6 +146,7 @@ impl Default for Config {
             check_quorum: true,
             leader_id_mode: LeaderIdMode::Standard,
             max_entries_per_append: 4096,
+            max_append_bytes: 4 << 20,
             max_inflight_appends: 64,
             snapshot_logs_since_last: 50_000,
             purge_keep_entries: 1_000,
@@ -175,6 +181,7 @@ impl Config {
         for (name, value) in [
             ("heartbeat_interval_ms", self.heartbeat_interval_ms as usize),
             ("max_entries_per_append", self.max_entries_per_append),
+            ("max_append_bytes", self.max_append_bytes),
             ("max_inflight_appends", self.max_inflight_appends),
             ("log_cache_entries", self.log_cache_entries as usize),
             ("snapshot_chunk_bytes", self.snapshot_chunk_bytes),

@@ -46,6 +46,15 @@ impl EntryBytes {
         self.totals.clear();
     }
 
+    /// How many entries from the `skip`-th held one on (at most `max`) fit
+    /// in `max_bytes`: at least one, however large, when one is held.
+    pub fn count_within(&self, skip: usize, max: usize, max_bytes: u64) -> usize {
+        let before = if skip == 0 { self.base } else { self.totals.get(skip - 1).copied().unwrap_or(self.base) };
+        let held = self.totals.range(skip.min(self.totals.len())..).take(max);
+        let fitting = held.take_while(|total| **total - before <= max_bytes).count();
+        fitting.max(usize::from(skip < self.totals.len() && max > 0))
+    }
+
     /// Bytes of the entries after `index`, for a log whose first held entry
     /// is `first`. Entries before `first` are gone from memory: they are
     /// counted at the average size of the held ones (an estimate; such a

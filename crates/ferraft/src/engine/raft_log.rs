@@ -98,12 +98,21 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
     }
 
     /// Clones up to `max` entries starting at `from`.
+    #[cfg(any(test, feature = "testing"))]
     pub fn slice(&self, from: LogIndex, max: usize) -> Vec<Entry<C, N>> {
+        self.slice_within(from, max, u64::MAX)
+    }
+
+    /// Like [`slice`](Self::slice), and no more than `max_bytes` of encoded
+    /// entries (at least one): what fits in one message.
+    pub fn slice_within(&self, from: LogIndex, max: usize, max_bytes: u64) -> Vec<Entry<C, N>> {
         let first = self.first_index();
         if from < first {
             return Vec::new();
         }
-        self.entries.iter().skip((from - first) as usize).take(max).cloned().collect()
+        let skip = (from - first) as usize;
+        let count = self.bytes.count_within(skip, max, max_bytes);
+        self.entries.range(skip.min(self.entries.len())..).take(count).cloned().collect()
     }
 
     /// Appends one entry; its index must follow the last.

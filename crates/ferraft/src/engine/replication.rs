@@ -141,7 +141,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let prev_index = progress.next_index - 1;
             let prev_log_id = self.log.log_id_at(prev_index);
             let batch = if probing { max_entries.min(64) } else { max_entries };
-            let entries = self.log.slice(progress.next_index, batch);
+            let entries = self.log.slice_within(progress.next_index, batch, self.config.max_append_bytes as u64);
             let sent_last = entries.last().map_or(prev_index, |e| e.log_id.index);
             leader.seq += 1;
             let seq = leader.seq;

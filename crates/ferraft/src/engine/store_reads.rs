@@ -172,6 +172,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     fn send_read_entries(&mut self, to: NodeId, read: StoreRead, entries: Vec<Entry<C, N>>) {
         let (now, vote, committed) = (self.now_ms, self.vote, self.committed);
         let max_entries = self.config.max_entries_per_append;
+        let max_bytes = self.config.max_append_bytes as u64;
         let max_inflight = self.config.max_inflight_appends;
         let probe_wait = self.config.heartbeat_interval_ms * 2;
         let envelope = self.envelope(to);
@@ -193,7 +194,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if window_full {
                 break;
             }
-            let chunk: Vec<_> = entries.by_ref().take(batch).collect();
+            let chunk = take_within(&mut entries, batch, max_bytes);
             let sent_last = chunk.last().map_or(0, |e| e.log_id.index);
             leader.seq += 1;
             let seq = leader.seq;
@@ -210,4 +211,25 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
         }
     }
+}
+
+/// Takes up to `max` entries and no more than `max_bytes` of them encoded
+/// (at least one): what fits in one append.
+fn take_within<C: AppData, N: Node>(
+    entries: &mut std::iter::Peekable<std::vec::IntoIter<Entry<C, N>>>,
+    max: usize,
+    max_bytes: u64,
+) -> Vec<Entry<C, N>> {
+    let mut chunk = Vec::new();
+    let mut bytes = 0;
+    while chunk.len() < max {
+        let Some(next) = entries.peek() else { break };
+        let size = super::entry_bytes::encoded_size(next);
+        if !chunk.is_empty() && bytes + size > max_bytes {
+            break;
+        }
+        bytes += size;
+        chunk.extend(entries.next());
+    }
+    chunk
 }

@@ -555,6 +555,7 @@ fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved
     assert!(asked, "30 entries past the saved snapshot, the policy of one every 10 asks for the next at once");
 }
 
+mod append_bytes;
 mod change_identity;
 mod force_new_cluster;
 mod forwarding;
