@@ -392,6 +392,9 @@ impl Simulation {
             check_quorum: rng.gen_bool(0.8),
             leader_id_mode: if rng.gen_bool(0.3) { LeaderIdMode::Advanced } else { LeaderIdMode::Standard },
             max_entries_per_append: [1, 3, 16, 4096][rng.gen_range(0..4)],
+            // from its own generator, so every other draw of a seed stays put;
+            // 64 bytes holds two or three puts
+            max_append_bytes: [64, 1 << 20][SmallRng::seed_from_u64(options.seed ^ 0xB17E_5A11).gen_range(0..2)],
             max_inflight_appends: [1, 2, 8, 64][rng.gen_range(0..4)],
             snapshot_logs_since_last: [0, 8, 25, 60][rng.gen_range(0..4)],
             purge_keep_entries: [0, 2, 10][rng.gen_range(0..3)],
