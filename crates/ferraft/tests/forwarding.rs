@@ -129,3 +129,39 @@ async fn writes_forwarded_while_the_leader_crashes_are_never_answered_wrongly() 
     commands.dedup();
     assert_eq!(commands.len(), count, "no write applied twice");
 }
+
+#[tokio::test]
+async fn a_follower_splits_its_forwarded_writes_so_no_message_exceeds_max_append_bytes() {
+    // a transport drops a message above its frame limit: one turn's writes
+    // of many clients must not add up to one oversized message
+    let max_bytes = 16;
+    let config = ferraft::Config { max_append_bytes: max_bytes, ..fast_config(LeaderIdMode::Standard) };
+    let ids = [1, 2, 3];
+    let cluster = Cluster::start_initialized(config, &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let follower = followers(&ids, leader)[0];
+    let batches = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = batches.clone();
+    cluster.router.set_tap(move |message| {
+        if let ferraft::MessageBody::ForwardWrite(forward) = &message.body {
+            seen.lock().unwrap().push(forward.commands.clone());
+        }
+    });
+    let calls: Vec<_> = (0..100u64)
+        .map(|i| {
+            let raft = cluster.raft(follower).clone();
+            tokio::spawn(async move { raft.client_write_here(u64::MAX - i).await })
+        })
+        .collect();
+    for call in calls {
+        call.await.unwrap().expect("every write succeeds");
+    }
+    let batches = batches.lock().unwrap();
+    let sent: usize = batches.iter().map(Vec::len).sum();
+    assert_eq!(sent, 100, "each write handed over once");
+    for commands in batches.iter() {
+        let bytes: usize = commands.iter().map(|c| postcard::to_allocvec(c).unwrap().len()).sum();
+        assert!(commands.len() == 1 || bytes <= max_bytes, "{} commands, {bytes} bytes in one message", commands.len());
+    }
+    assert!(batches.len() >= 100 * 10 / max_bytes, "u64::MAX - i takes 10 bytes: at most one per message");
+}

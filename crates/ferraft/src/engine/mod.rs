@@ -11,7 +11,7 @@ mod catch_up;
 mod change_identity;
 mod cluster_identity;
 mod election;
-mod entry_bytes;
+pub(crate) mod entry_bytes;
 mod evicted_ids;
 mod follower;
 mod force_new_cluster;
@@ -304,6 +304,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// The snapshot chunk size in bytes.
     pub fn config_chunk_bytes(&self) -> usize {
         self.config.snapshot_chunk_bytes
+    }
+
+    /// The most bytes of encoded entries (or forwarded commands) one message carries.
+    pub(crate) fn config_max_append_bytes(&self) -> u64 {
+        self.config.max_append_bytes as u64
     }
 
     // ---- helpers shared by the handlers -------------------------------------

@@ -132,14 +132,22 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             self.books.write_batch.append(&mut self.forwards.batch);
             return;
         }
-        let (commands, replies): (Vec<_>, Vec<_>) = self.forwards.batch.drain(..).unzip();
-        match self.engine.forward_write(commands) {
-            Ok(forward_id) => self.forwards.sent(forward_id, replies),
-            Err(forward) => {
-                for reply in replies {
-                    reply.answer(Err(WriteError::ForwardToLeader(forward.clone())));
+        // one message per `max_append_bytes` of commands: a transport drops
+        // a message above its frame limit
+        let max_bytes = self.engine.config_max_append_bytes();
+        let mut batch = std::mem::take(&mut self.forwards.batch);
+        while !batch.is_empty() {
+            let rest = batch.split_off(count_within(&batch, max_bytes));
+            let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            match self.engine.forward_write(commands) {
+                Ok(forward_id) => self.forwards.sent(forward_id, replies),
+                Err(forward) => {
+                    for reply in replies {
+                        reply.answer(Err(WriteError::ForwardToLeader(forward.clone())));
+                    }
                 }
             }
+            batch = rest;
         }
     }
 
@@ -154,4 +162,18 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             Err(e) => reply.answer(Err(e)),
         }
     }
+}
+
+/// How many of the first commands of `batch` fit in `max_bytes` encoded
+/// (at least one).
+fn count_within<C: serde::Serialize, T>(batch: &[(C, T)], max_bytes: u64) -> usize {
+    let mut bytes = 0;
+    let fitting = batch
+        .iter()
+        .take_while(|(command, _)| {
+            bytes += crate::engine::entry_bytes::encoded_size(command);
+            bytes <= max_bytes
+        })
+        .count();
+    fitting.max(1)
 }
