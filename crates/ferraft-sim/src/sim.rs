@@ -455,7 +455,9 @@ impl Simulation {
 
     fn trace(&self, what: impl FnOnce() -> String) {
         if self.options.trace {
-            eprintln!("[{:>6}ms] {}", self.now, what());
+            // in a two-cluster run, which cluster
+            let side = self.crossing.as_ref().map_or(String::new(), |c| format!("c{} ", c.cluster_id()));
+            eprintln!("[{:>6}ms] {side}{}", self.now, what());
         }
     }
 
