@@ -333,20 +333,23 @@ pub fn run_seed(options: &SimOptions) -> Result<RunStats, Failure> {
     match outcome {
         Ok((None, _, stats)) => Ok(stats),
         Ok((Some(message), at_ms, _)) => Err(Failure { seed: options.seed, at_ms, message, test: options.test_name() }),
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "non-string panic".to_string());
-            Err(Failure {
-                seed: options.seed,
-                at_ms: 0,
-                message: format!("panicked: {message}"),
-                test: options.test_name(),
-            })
-        }
+        Err(panic) => Err(Failure {
+            seed: options.seed,
+            at_ms: 0,
+            message: panic_text(panic.as_ref()),
+            test: options.test_name(),
+        }),
     }
+}
+
+/// What a panic in a run said.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "non-string panic".to_string());
+    format!("panicked: {message}")
 }
 
 impl Simulation {
@@ -491,7 +494,9 @@ impl Simulation {
 
     fn trace(&self, what: impl FnOnce() -> String) {
         if self.options.trace {
-            eprintln!("[{:>6}ms] {}", self.now, what());
+            // in a two-cluster run, which cluster
+            let side = self.crossing.as_ref().map_or(String::new(), |c| format!("c{} ", c.cluster_id()));
+            eprintln!("[{:>6}ms] {side}{}", self.now, what());
         }
     }
 
@@ -528,6 +533,18 @@ impl Simulation {
             self.roll_faults();
             self.roll_clients();
         }
+        self.finish();
+        let (writes, reads) = self.history.counts();
+        self.stats.writes = writes;
+        self.stats.reads = reads;
+        self.stats.leaders = self.leaders_seen.len();
+        self.stats.committed = self.checkers.committed.last_index();
+        self.stats.memberships = self.checkers.membership.committed_count();
+        self.stats.membership_answers = self.checkers.answers.tally();
+    }
+
+    /// Once the fault phase is over: calm, liveness, answers, final checks.
+    fn finish(&mut self) {
         if self.failure.is_none() {
             self.calm_down();
             self.check_liveness();
@@ -539,13 +556,6 @@ impl Simulation {
         if self.failure.is_none() {
             self.final_checks();
         }
-        let (writes, reads) = self.history.counts();
-        self.stats.writes = writes;
-        self.stats.reads = reads;
-        self.stats.leaders = self.leaders_seen.len();
-        self.stats.committed = self.checkers.committed.last_index();
-        self.stats.memberships = self.checkers.membership.committed_count();
-        self.stats.membership_answers = self.checkers.answers.tally();
     }
 
     fn bootstrap(&mut self) {

@@ -6,7 +6,8 @@
 //! an entry of the other or names one of its nodes.
 //!
 //! `FERRAFT_SIM_START` and `FERRAFT_SIM_SEEDS` choose the range (default 0
-//! and [`CI_SEEDS`]); `FERRAFT_SIM_TRACE=1` prints every event (one seed).
+//! and [`CI_SEEDS`]); `FERRAFT_SIM_TRACE=1` prints every event (one seed);
+//! `FERRAFT_SIM_WIPE=1` wipes disks too (see `tests/wiped_disks.rs`).
 
 use ferraft::config::BrokenRule;
 use ferraft_sim::{run_two_clusters, CrossingStats, Failure, Fault, SimOptions};
@@ -21,6 +22,7 @@ fn env_u64(name: &str, default: u64) -> u64 {
 /// Runs `count` seeds from `start` with `fault` on a few threads.
 fn run_all(start: u64, count: u64, fault: Fault) -> Vec<Result<CrossingStats, Failure>> {
     let trace = std::env::var("FERRAFT_SIM_TRACE").is_ok_and(|v| v == "1");
+    let wipe_disks = std::env::var("FERRAFT_SIM_WIPE").is_ok_and(|v| v == "1");
     let threads = if trace { 1 } else { std::thread::available_parallelism().map_or(2, |n| n.get()).min(8) as u64 };
     std::thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
@@ -28,7 +30,7 @@ fn run_all(start: u64, count: u64, fault: Fault) -> Vec<Result<CrossingStats, Fa
                 scope.spawn(move || {
                     (start + t..start + count)
                         .step_by(threads as usize)
-                        .map(|seed| run_two_clusters(&SimOptions { fault, trace, ..SimOptions::new(seed) }))
+                        .map(|seed| run_two_clusters(&SimOptions { fault, trace, wipe_disks, ..SimOptions::new(seed) }))
                         .collect::<Vec<_>>()
                 })
             })
@@ -76,4 +78,21 @@ fn skipping_the_cluster_id_check_is_caught() {
         }
     }
     panic!("skipping the cluster-id check went unnoticed in {CI_SEEDS} seeds");
+}
+
+/// Seeds of the runs with wiped disks that found bugs, pinned.
+/// 187: a leader learned the incarnation a probe's answer from the other
+/// cluster gave (its own member 4's address was reused), recorded it for its
+/// member 4, and dropped every message of the real one: a joint config
+/// needing it never committed. 1214: a probe of the other cluster's node 2
+/// and one of this cluster's own (wiped) node 2 were in flight at once; the
+/// first answer (this cluster's) answered both, and the other cluster's node
+/// was added.
+#[test]
+fn found_seeds_with_wiped_disks_stay_fixed() {
+    for seed in [187, 1214] {
+        if let Err(failure) = run_two_clusters(&SimOptions { wipe_disks: true, ..SimOptions::new(seed) }) {
+            panic!("{failure}");
+        }
+    }
 }

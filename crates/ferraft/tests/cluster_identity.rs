@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use ferraft::{BasicNode, ChangeMembershipError, ClusterId, LeaderIdMode, PeerRefusal, ServerState};
+use ferraft::{
+    BasicNode, ChangeMembers, ChangeMembershipError, ClusterId, LeaderIdMode, PeerRefusal, Raft, ServerState,
+};
 use support::*;
 
 #[tokio::test]
@@ -57,4 +59,39 @@ async fn initialize_with_the_id_the_caller_gives() {
     let given = ClusterId::new(0xfeed).unwrap();
     node.initialize_in_cluster(nodes(&[1]), given).await.unwrap();
     assert_eq!(node.wait(WAIT).state(ServerState::Leader).await.unwrap().cluster_id, Some(given));
+}
+
+/// The probe before an add goes to the address the operator gives. Node 3,
+/// once a learner here and removed (an old membership still names it at its
+/// address, and it still runs), is added again at an address where a node 3
+/// of another cluster listens: refused. The probe went to the address the
+/// old membership gave, the old node answered for this cluster, and the
+/// other cluster's node was added (found by the two-cluster simulator).
+#[tokio::test]
+async fn a_probe_goes_to_the_address_given_not_to_one_an_old_membership_names() {
+    let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1]).await;
+    let leader = cluster.leader_among(&[1]).await;
+    cluster.start(3).await;
+    cluster.raft(leader).add_learner(3, BasicNode::new(addr(3)), true).await.unwrap();
+    cluster.raft(leader).change_membership(ChangeMembers::RemoveNodes([3].into()), false).await.unwrap();
+
+    let store = Box::new(ferraft::mem::MemLogStore::new());
+    let other = Raft::new(3, cluster.config.clone(), cluster.router.network(), store, Sm::new()).await.unwrap();
+    cluster.router.register("elsewhere", other.clone());
+    let other_id = ClusterId::new(0x0dd).unwrap();
+    let itself = std::collections::BTreeMap::from([(3, BasicNode::new("elsewhere"))]);
+    other.initialize_in_cluster(itself, other_id).await.unwrap();
+    other.wait(WAIT).state(ServerState::Leader).await.unwrap();
+
+    let added = tokio::time::timeout(WAIT, cluster.raft(leader).add_learner(3, BasicNode::new("elsewhere"), false))
+        .await
+        .expect("answered");
+    match added {
+        Err(ChangeMembershipError::PeerRefused { node_id: 3, refusal: PeerRefusal::OtherCluster { theirs, .. } }) => {
+            assert_eq!(theirs, other_id)
+        }
+        other => panic!("a node of another cluster was not refused: {other:?}"),
+    }
+    let membership = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
+    assert!(!membership.membership.is_member(3), "nothing changed: {membership:?}");
 }

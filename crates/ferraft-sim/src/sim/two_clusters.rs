@@ -227,10 +227,7 @@ pub fn run_two_clusters(options: &SimOptions) -> Result<CrossingStats, Failure> 
     match outcome {
         Ok(Ok(stats)) => Ok(stats),
         Ok(Err((at_ms, message))) => Err(failure(at_ms, message)),
-        Err(panic) => {
-            let message = panic.downcast_ref::<String>().cloned().unwrap_or_else(|| "a panic".to_string());
-            Err(failure(0, format!("panicked: {message}")))
-        }
+        Err(panic) => Err(failure(0, super::panic_text(panic.as_ref()))),
     }
 }
 
@@ -287,15 +284,8 @@ impl TwoClusters {
             crossing.outbox.clear();
         }
         for sim in &mut self.sides {
+            sim.finish();
             if sim.failure.is_none() {
-                sim.calm_down();
-                sim.check_liveness();
-            }
-            while sim.failure.is_none() && sim.checkers.answers.has_open() {
-                sim.advance();
-            }
-            if sim.failure.is_none() {
-                sim.final_checks();
                 sim.check_apart();
             }
         }

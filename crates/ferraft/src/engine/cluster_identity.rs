@@ -138,7 +138,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 None
             }
             MessageBody::ProbeReply(reply) => {
-                self.learn_incarnation(from, reply.incarnation);
+                // a node of another cluster at that address is not our member
+                // of that id: what it says of itself is not learned
+                let ours = self.cluster_id.is_none_or(|ours| ours.get() == reply.cluster_id);
+                if ours || reply.cluster_id == 0 {
+                    self.learn_incarnation(from, reply.incarnation);
+                }
                 let cluster_id = ClusterId::new(reply.cluster_id);
                 let incarnation = reply.incarnation;
                 self.output.push(Output::ProbeAnswered { from, seq: reply.seq, cluster_id, incarnation });

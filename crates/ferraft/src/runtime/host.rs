@@ -217,7 +217,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     pub fn unreachable(&mut self, peer: NodeId) {
         tracing::debug!(node = self.engine.id(), peer, "peer unreachable: backing off");
         self.engine.on_peer_unreachable(peer);
-        self.books.answer_probes(peer, Ok(0));
+        self.books.answer_probes(peer, None, Ok(0));
     }
 
     /// The transport reached `peer`, which refused this node.
@@ -225,7 +225,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         tracing::warn!(node = self.engine.id(), peer, %refusal, "peer refused this node");
         self.engine.on_peer_unreachable(peer);
         self.refused.insert(peer, refusal);
-        self.books.answer_probes(peer, Err(refusal));
+        self.books.answer_probes(peer, None, Err(refusal));
     }
 
     /// Asks a peer who it is: its incarnation (0 when not known: no answer
@@ -240,8 +240,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             reply.answer(Ok(0));
         } else {
             self.directory.insert(peer, node);
-            self.books.await_probe(peer, reply);
             let seq = self.books.request_id();
+            self.books.await_probe(peer, seq, reply);
             self.engine.probe(peer, seq);
         }
     }

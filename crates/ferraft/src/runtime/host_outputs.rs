@@ -81,14 +81,14 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                 self.forwards.failed(forward_id, failure, self.engine.forward_to_leader());
             }
             Output::LeadershipLost => self.books.leadership_lost(self.engine.log(), index_of(self.engine.committed())),
-            Output::ProbeAnswered { from, seq: _, cluster_id, incarnation } => {
+            Output::ProbeAnswered { from, seq, cluster_id, incarnation } => {
                 let ours = self.engine.cluster_id();
                 let skip = self.engine.breaks(BrokenRule::SkipClusterCheck);
                 let answer = match cluster_id {
                     Some(theirs) if Some(theirs) != ours && !skip => Err(PeerRefusal::OtherCluster { theirs, ours }),
                     _ => Ok(incarnation),
                 };
-                self.books.answer_probes(from, answer);
+                self.books.answer_probes(from, Some(seq), answer);
             }
             Output::MembershipDone { request_id, result } => {
                 if let Some(reply) = self.books.memberships.remove(&request_id) {

@@ -45,8 +45,10 @@ pub(crate) struct ReplyBooks<SM: StateMachine, N: Node, R: ReplyKind> {
     /// leader may put its own entry at that index) to commit, each with the
     /// time by which it is answered anyway.
     commit_waiters: Vec<(LogId, u64, IndexReply<N, R>)>,
-    /// Callers waiting to hear whether a probed node refuses this cluster.
-    probes: HashMap<NodeId, Vec<ProbeReply<R>>>,
+    /// Callers waiting to hear whether a probed node refuses this cluster,
+    /// with their probe's number: two probes of one id may go to two
+    /// addresses (a readmit and an add at once), and each hears its own answer.
+    probes: HashMap<NodeId, Vec<(u64, ProbeReply<R>)>>,
 }
 
 impl<SM: StateMachine, N: Node, R: ReplyKind> Default for ReplyBooks<SM, N, R> {
@@ -87,14 +89,23 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
         }
     }
 
-    /// Waits for the answer of a probe of `peer`.
-    pub(crate) fn await_probe(&mut self, peer: NodeId, reply: ProbeReply<R>) {
-        self.probes.entry(peer).or_default().push(reply);
+    /// Waits for the answer of probe `seq` of `peer`.
+    pub(crate) fn await_probe(&mut self, peer: NodeId, seq: u64, reply: ProbeReply<R>) {
+        self.probes.entry(peer).or_default().push((seq, reply));
     }
 
-    /// Answers everyone waiting to hear whether `peer` refuses this cluster.
-    pub(crate) fn answer_probes(&mut self, peer: NodeId, answer: Result<u64, PeerRefusal>) {
-        for reply in self.probes.remove(&peer).unwrap_or_default() {
+    /// Answers those waiting to hear whether `peer` refuses this cluster:
+    /// the asker of probe `seq`, or (`None`: the transport could not reach
+    /// it, or it refused the connection) every one.
+    pub(crate) fn answer_probes(&mut self, peer: NodeId, seq: Option<u64>, answer: Result<u64, PeerRefusal>) {
+        let Some(waiting) = self.probes.get_mut(&peer) else { return };
+        let (answered, still): (Vec<_>, Vec<_>) =
+            waiting.drain(..).partition(|(asked, _)| seq.is_none_or(|seq| seq == *asked));
+        *waiting = still;
+        if waiting.is_empty() {
+            self.probes.remove(&peer);
+        }
+        for (_, reply) in answered {
             reply.answer(answer);
         }
     }

@@ -396,3 +396,24 @@ fn a_readmitted_leader_catches_up_a_voter_lagging_behind_its_record() {
     assert_eq!(two.log().last_log_id(), blank, "node 2 caught up");
     assert_eq!(one.committed(), blank, "on node 2's acknowledgement");
 }
+
+/// A probe answered by a node of another cluster (an address reused by
+/// another cluster's machine, an operator's typo) says nothing about this
+/// cluster's member of that id: its incarnation is not learned. It was, and
+/// the leader recorded the other cluster's incarnation for its own member,
+/// whose every message was then dropped as another incarnation's (two-cluster
+/// simulator, seed 187 with wiped disks: a joint config never committed).
+#[test]
+fn a_probe_answer_from_another_cluster_teaches_no_incarnation() {
+    let mut leader = node_with(1, vec![recorded_entry(&[1], &[1, 2])], None);
+    leader.on_tick(10_000);
+    assert!(leader.is_leader());
+    leader.probe(2, 9);
+    leader.take_outputs();
+    let foreign = ProbeReply { seq: 9, cluster_id: CLUSTER + 2, incarnation: second_life(2) };
+    leader.on_message(from_life(2, second_life(2), 1, MessageBody::ProbeReply(foreign)));
+    assert_eq!(leader.known_incarnation(2), 0, "learned from another cluster's node");
+    let ours = ProbeReply { seq: 10, cluster_id: CLUSTER, incarnation: second_life(2) };
+    leader.on_message(from_life(2, second_life(2), 1, MessageBody::ProbeReply(ours)));
+    assert_eq!(leader.known_incarnation(2), second_life(2));
+}
