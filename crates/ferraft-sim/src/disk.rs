@@ -212,6 +212,10 @@ impl<C: Clone> SimDisk<C> {
         self.last_purged = state.last_purged;
         self.committed = state.committed;
         self.synced = index_of(self.last_log_id());
+        // a save the power cut may have landed whole
+        self.vote = state.vote;
+        self.cluster_id = state.cluster_id;
+        self.snapshot = state.snapshot.clone();
     }
 
     /// Whether `log_id` would survive a crash now, or did on the disk this

@@ -19,6 +19,8 @@ impl Simulation {
     /// Calls the host of node `i` (if up), lets it execute the engine's
     /// outputs, and checks what happened.
     pub(super) fn call<R>(&mut self, i: usize, f: impl FnOnce(&mut SimHost) -> R) -> Option<R> {
+        self.nodes[i].host.as_ref()?;
+        self.maybe_cut_power_in_call(i);
         let host = self.nodes[i].host.as_mut()?;
         let before = host.engine().membership().and_then(|m| m.log_id);
         let result = f(host);
@@ -33,6 +35,7 @@ impl Simulation {
             let result = self.checkers.committed.observe_truncate(self.nodes[i].id, truncated);
             self.check(result);
         }
+        self.crash_if_power_lost(i);
         Some(result)
     }
 
