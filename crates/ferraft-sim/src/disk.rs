@@ -105,6 +105,11 @@ impl<C: Clone> SimDisk<C> {
         self.vote = Some(vote);
     }
 
+    /// The vote saved last.
+    pub fn vote(&self) -> Option<Vote> {
+        self.vote
+    }
+
     /// Persists the committed log id.
     pub fn save_committed(&mut self, committed: Option<LogId>) {
         self.committed = committed;
