@@ -105,6 +105,11 @@ impl<C: Clone> SimDisk<C> {
         self.vote = Some(vote);
     }
 
+    /// The vote saved last.
+    pub fn vote(&self) -> Option<Vote> {
+        self.vote
+    }
+
     /// Persists the committed log id.
     pub fn save_committed(&mut self, committed: Option<LogId>) {
         self.committed = committed;
@@ -212,6 +217,10 @@ impl<C: Clone> SimDisk<C> {
         self.last_purged = state.last_purged;
         self.committed = state.committed;
         self.synced = index_of(self.last_log_id());
+        // a save the power cut may have landed whole
+        self.vote = state.vote;
+        self.cluster_id = state.cluster_id;
+        self.snapshot = state.snapshot.clone();
     }
 
     /// Whether `log_id` would survive a crash now, or did on the disk this

@@ -247,9 +247,11 @@ impl SimNode {
     /// restores the disk's snapshot. Fails only on a WAL that cannot recover.
     fn start(&mut self, config: &Arc<Config>, seed: u64, now_ms: u64) -> Result<(), String> {
         self.kv = Arc::default();
+        let id = self.id;
         let (store, notifier): (Box<dyn ferraft::LogStore<Put, BasicNode>>, _) = match self.wal.as_mut() {
             Some(wal) => {
-                let store = wal.open(&self.disk, self.journal.clone()).map_err(|e| e.to_string())?;
+                let store =
+                    wal.open(&self.disk, self.journal.clone()).map_err(|e| format!("WAL recovery of n{id}: {e}"))?;
                 (Box::new(store), wal.notifier())
             }
             // the simulator reports flushes itself, at each simulated fsync

@@ -180,6 +180,11 @@ impl SimDiskFs {
         self.lock().crash_countdown = Some(ops);
     }
 
+    /// Cancels a scheduled crash that has not happened.
+    pub fn disarm(&self) {
+        self.lock().crash_countdown = None;
+    }
+
     /// Whether a scheduled crash has happened since `life` began.
     pub fn crashed_since(&self, fs: &SimFs) -> bool {
         self.lock().life != fs.life

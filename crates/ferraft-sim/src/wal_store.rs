@@ -35,6 +35,15 @@ const WAL_DIR: &str = "/data/wal";
 /// What was ever appended on a node: (index, log id, payload fingerprint).
 type Appended = BTreeSet<(LogIndex, LogId, u64)>;
 
+/// Saves that failed because the power went during them: each may have
+/// landed whole or not at all, so either value may come back.
+#[derive(Debug, Default)]
+struct Unacknowledged {
+    vote: Option<Vote>,
+    cluster_id: Option<ClusterId>,
+    snapshot: Option<Snapshot<BasicNode>>,
+}
+
 /// A simulated machine's WAL: its file system, the stepper of the running
 /// store, and what the store reported.
 pub(crate) struct WalNode {
@@ -42,11 +51,13 @@ pub(crate) struct WalNode {
     pub fs: SimDiskFs,
     options: WalOptions,
     bug: Option<PlantedBug>,
-    /// The running store's writer (none while down).
+    /// The running store's writer and file system (none while down).
     stepper: Option<WalStepper>,
+    life: Option<crate::sim_fs::SimFs>,
     /// The last flush the store reported and no one acted on yet.
     flushed: Arc<Mutex<Option<LogId>>>,
     appended: Arc<Mutex<Appended>>,
+    unacknowledged: Arc<Mutex<Unacknowledged>>,
 }
 
 impl WalNode {
@@ -63,8 +74,10 @@ impl WalNode {
             options,
             bug,
             stepper: None,
+            life: None,
             flushed: Arc::default(),
             appended: Arc::default(),
+            unacknowledged: Arc::default(),
         }
     }
 
@@ -87,14 +100,17 @@ impl WalNode {
     pub fn open(&mut self, shadow: &Arc<Mutex<SimDisk>>, journal: Journal) -> Result<SimWalStore, StorageError> {
         self.flushed.lock().expect("single-threaded").take();
         let incarnation = Incarnation::wire(shadow.lock().expect("single-threaded").incarnation());
-        let io = SteppedIo { fs: Arc::new(self.fs.boot()), new_incarnation: incarnation, planted_bug: self.bug };
+        let life = self.fs.boot();
+        let io = SteppedIo { fs: Arc::new(life.clone()), new_incarnation: incarnation, planted_bug: self.bug };
         let (wal, stepper) = WalStore::open_stepped(WAL_DIR, self.options.clone(), io)?;
         self.stepper = Some(stepper);
+        self.life = Some(life);
         Ok(SimWalStore {
             wal,
             shadow: SimStore::new(shadow.clone(), journal),
             disk: shadow.clone(),
             appended: self.appended.clone(),
+            unacknowledged: self.unacknowledged.clone(),
         })
     }
 
@@ -128,6 +144,19 @@ impl WalNode {
     pub fn crash(&mut self) {
         self.fs.crash();
         self.stepper = None;
+        self.life = None;
+    }
+
+    /// Whether a power cut scheduled on the file system happened in this
+    /// life; the store is dead then.
+    pub fn power_lost(&mut self) -> bool {
+        self.fs.disarm();
+        let lost = self.life.as_ref().is_some_and(|life| self.fs.crashed_since(life));
+        if lost {
+            self.stepper = None;
+            self.life = None;
+        }
+        lost
     }
 }
 
@@ -137,9 +166,14 @@ pub(crate) struct SimWalStore {
     shadow: SimStore,
     disk: Arc<Mutex<SimDisk>>,
     appended: Arc<Mutex<Appended>>,
+    unacknowledged: Arc<Mutex<Unacknowledged>>,
 }
 
 impl SimWalStore {
+    fn unacknowledged(&self) -> std::sync::MutexGuard<'_, Unacknowledged> {
+        self.unacknowledged.lock().expect("single-threaded")
+    }
+
     /// Checks what the WAL recovered against what it promised: the shadow
     /// disk after the crash holds exactly what was reported durable.
     fn check_recovered(&self, state: &LogState<Put, BasicNode>) -> Result<(), String> {
@@ -163,17 +197,24 @@ impl SimWalStore {
                 return Err(format!("recovered entry {} at position {position} was never appended", entry.log_id));
             }
         }
-        if state.vote != promised.vote {
+        drop(appended);
+        let maybe = self.unacknowledged();
+        if state.vote != promised.vote && (state.vote.is_none() || state.vote != maybe.vote) {
             return Err(format!("the vote saved last was {:?}, recovered {:?}", promised.vote, state.vote));
         }
-        if state.cluster_id != promised.cluster_id {
+        if state.cluster_id != promised.cluster_id
+            && (state.cluster_id.is_none() || state.cluster_id != maybe.cluster_id)
+        {
             return Err(format!(
                 "the cluster id saved was {:?}, recovered {:?}",
                 promised.cluster_id, state.cluster_id
             ));
         }
-        let snapshot_at = |s: &Option<Snapshot<BasicNode>>| s.as_ref().map(|s| (s.meta.last_log_id, s.data.clone()));
-        if snapshot_at(&state.snapshot) != snapshot_at(&promised.snapshot) {
+        let snapshot_at = |s: Option<&Snapshot<BasicNode>>| s.map(|s| (s.meta.last_log_id, s.data.clone()));
+        let recovered = snapshot_at(state.snapshot.as_ref());
+        if recovered != snapshot_at(promised.snapshot.as_ref())
+            && (recovered.is_none() || recovered != snapshot_at(maybe.snapshot.as_ref()))
+        {
             return Err("the snapshot saved last was not recovered".to_string());
         }
         if index_of(state.committed) > index_of(promised.committed) {
@@ -191,6 +232,7 @@ impl LogStore<Put, BasicNode> for SimWalStore {
         let state = self.wal.read_state()?;
         self.check_recovered(&state).map_err(|detail| StorageError::new("WAL durability", detail))?;
         self.disk.lock().expect("single-threaded").adopt_recovered(&state);
+        *self.unacknowledged() = Unacknowledged::default();
         Ok(state)
     }
 
@@ -223,11 +265,13 @@ impl LogStore<Put, BasicNode> for SimWalStore {
     }
 
     fn save_cluster_id(&mut self, cluster_id: ClusterId) -> Result<(), StorageError> {
+        self.unacknowledged().cluster_id = Some(cluster_id);
         self.wal.save_cluster_id(cluster_id)?;
         self.shadow.save_cluster_id(cluster_id)
     }
 
     fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
+        self.unacknowledged().vote = Some(*vote);
         self.wal.save_vote(vote)?;
         self.shadow.save_vote(vote)
     }
@@ -238,6 +282,7 @@ impl LogStore<Put, BasicNode> for SimWalStore {
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot<BasicNode>) -> Result<(), StorageError> {
+        self.unacknowledged().snapshot = Some(snapshot.clone());
         self.wal.save_snapshot(snapshot)?;
         self.shadow.save_snapshot(snapshot)
     }

@@ -69,6 +69,8 @@ pub(crate) struct MetaFile {
     file: Box<dyn FsFile>,
     path: PathBuf,
     sequence: u64,
+    /// Which slot (0 or 1) holds the latest intact state.
+    latest_slot: usize,
     sync: bool,
     /// The state as the store sees it; saved by [`MetaFile::persist`].
     pub state: MetaState,
@@ -102,28 +104,36 @@ impl MetaFile {
         }
         let latest = [decode_slot(&bytes[..SLOT_BYTES]), decode_slot(&bytes[SLOT_STRIDE..SLOT_STRIDE + SLOT_BYTES])]
             .into_iter()
-            .flatten()
-            .max_by_key(|(sequence, _, _)| *sequence);
-        let Some((sequence, state, from_version_1)) = latest else {
+            .enumerate()
+            .filter_map(|(slot, decoded)| decoded.map(|decoded| (slot, decoded)))
+            .max_by_key(|(_, (sequence, _, _))| *sequence);
+        let Some((latest_slot, (sequence, state, from_version_1))) = latest else {
             return Err(corrupt(Corruption::NoValidMetaSlot));
         };
         let file = fs.open(&path).map_err(io_error("opening", &path))?;
         let last_persist = Instant::now();
-        Ok(Some(Self { file, path, sequence, sync, state, from_version_1, committed_dirty: false, last_persist }))
+        let committed_dirty = false;
+        Ok(Some(Self { file, path, sequence, latest_slot, sync, state, from_version_1, committed_dirty, last_persist }))
     }
 
-    /// Saves the current state into the older slot; durable on return when syncing.
+    /// Saves the current state into the slot not holding the latest intact
+    /// state; durable on return when syncing.
     pub fn persist(&mut self) -> Result<(), WalError> {
-        // Advance even if the write fails: the next attempt then goes to the
-        // same (already damaged) slot and never overwrites the intact one.
+        // The target is the slot the latest state is *not* in (not a parity
+        // of the sequence: a new file's only intact slot would then be the
+        // first one overwritten). It moves only once a save is complete, so
+        // after a failed save the next attempt goes to the same (possibly
+        // damaged) slot and never overwrites the intact one.
         self.sequence += 1;
+        let target = 1 - self.latest_slot;
         let mut slot = [0u8; SLOT_BYTES];
         encode_slot(self.sequence, &self.state, &mut slot)?;
-        let offset = (self.sequence % 2) * SLOT_STRIDE as u64;
+        let offset = (target * SLOT_STRIDE) as u64;
         self.file.write_all_at(&slot, offset).map_err(io_error("writing", &self.path))?;
         if self.sync {
             self.file.sync_data().map_err(io_error("syncing", &self.path))?;
         }
+        self.latest_slot = target;
         self.committed_dirty = false;
         self.from_version_1 = false;
         self.last_persist = Instant::now();

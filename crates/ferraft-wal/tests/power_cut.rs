@@ -17,15 +17,22 @@ use ferraft_wal::{FileSystem, FsFile, LockGuard, StdFileSystem, SteppedIo, WalOp
 type Store = WalStore<TestData, BasicNode>;
 
 /// The real file system until [`cut`](PowerSwitch::cut): then every call
-/// that would change the disk fails, so nothing queued reaches it.
+/// that would change the disk fails, so nothing queued reaches it. Or
+/// [`tear_next_write`](PowerSwitch::tear_next_write): the power goes after
+/// the first 8 bytes of the next write.
 #[derive(Debug, Default)]
 struct PowerSwitch {
     off: AtomicBool,
+    tear: AtomicBool,
 }
 
 impl PowerSwitch {
     fn cut(&self) {
         self.off.store(true, Ordering::SeqCst);
+    }
+
+    fn tear_next_write(&self) {
+        self.tear.store(true, Ordering::SeqCst);
     }
 
     fn check(&self) -> io::Result<()> {
@@ -46,6 +53,11 @@ struct SwitchedFile {
 impl FsFile for SwitchedFile {
     fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
         self.switch.check()?;
+        if self.switch.tear.swap(false, Ordering::SeqCst) {
+            self.file.write_all_at(&data[..data.len().min(8)], offset)?;
+            self.switch.cut();
+            return self.switch.check();
+        }
         self.file.write_all_at(data, offset)
     }
     fn read_exact_at(&self, data: &mut [u8], offset: u64) -> io::Result<()> {
@@ -165,4 +177,36 @@ fn a_snapshot_saved_before_its_purge_was_durable_takes_the_next_append() {
     store.append(&[entry(1, 13)], &FlushNotifier::new(|_| {})).unwrap();
     stepper.step().unwrap();
     assert_eq!(store.entries(..).unwrap(), vec![entry(1, 13)]);
+}
+
+/// The first vote a new data dir saves is torn by a power cut: the store
+/// must come back with the state before it (no vote), not refuse to open
+/// because no metadata slot is intact.
+#[test]
+fn a_torn_first_metadata_save_leaves_the_initial_state() {
+    let dir = TestDir::new("power_cut_first_meta_save");
+    let (mut store, stepper, switch) = open(dir.path());
+    store.read_state().unwrap();
+    switch.tear_next_write();
+    assert!(store.save_vote(&ferraft::Vote::new(1, 1)).is_err());
+    drop((store, stepper));
+
+    let (mut store, _, _) = open(dir.path());
+    assert_eq!(store.read_state().unwrap().vote, None);
+}
+
+/// The same cut on a later save leaves the vote saved before it.
+#[test]
+fn a_torn_metadata_save_leaves_the_vote_saved_before() {
+    let dir = TestDir::new("power_cut_later_meta_save");
+    let (mut store, stepper, switch) = open(dir.path());
+    store.read_state().unwrap();
+    store.save_vote(&ferraft::Vote::new(1, 1)).unwrap();
+    store.save_vote(&ferraft::Vote::new(2, 1)).unwrap();
+    switch.tear_next_write();
+    assert!(store.save_vote(&ferraft::Vote::new(3, 1)).is_err());
+    drop((store, stepper));
+
+    let (mut store, _, _) = open(dir.path());
+    assert_eq!(store.read_state().unwrap().vote, Some(ferraft::Vote::new(2, 1)));
 }

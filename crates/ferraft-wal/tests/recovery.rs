@@ -213,15 +213,16 @@ fn damaged_newest_meta_slot_falls_back_to_the_previous_vote() {
     let dir = TestDir::new("meta_slot");
     let mut store = open(dir.path(), 1 << 20).unwrap();
     store.read_state().unwrap();
-    store.save_vote(&Vote::new(1, 1)).unwrap(); // sequence 2: slot 0
-    store.save_vote(&Vote::new(2, 1)).unwrap(); // sequence 3: slot 1
+    // the new file's state is in slot 0; each save goes to the other slot
+    store.save_vote(&Vote::new(1, 1)).unwrap(); // sequence 2: slot 1
+    store.save_vote(&Vote::new(2, 1)).unwrap(); // sequence 3: slot 0
     drop(store);
     let meta = dir.path().join("META");
     let mut bytes = fs::read(&meta).unwrap();
-    bytes[4096 + 20] ^= 1; // a torn save of the newest slot looks like this
+    bytes[20] ^= 1; // a torn save of the newest slot looks like this
     fs::write(&meta, &bytes).unwrap();
     assert_eq!(open(dir.path(), 1 << 20).unwrap().read_state().unwrap().vote, Some(Vote::new(1, 1)));
-    bytes[20] ^= 1;
+    bytes[4096 + 20] ^= 1;
     fs::write(&meta, &bytes).unwrap();
     let error = open(dir.path(), 1 << 20).unwrap_err();
     assert!(matches!(wal_error(&error), WalError::Corrupt { problem: Corruption::NoValidMetaSlot, .. }), "{error}");

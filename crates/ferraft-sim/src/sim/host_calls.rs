@@ -20,6 +20,8 @@ impl Simulation {
     /// Calls the host of node `i` (if up), lets it execute the engine's
     /// outputs, and checks what happened.
     pub(super) fn call<R>(&mut self, i: usize, f: impl FnOnce(&mut SimHost) -> R) -> Option<R> {
+        self.nodes[i].host.as_ref()?;
+        self.maybe_cut_power_in_call(i);
         let host = self.nodes[i].host.as_mut()?;
         let before = host.engine().membership().and_then(|m| m.log_id);
         let result = f(host);
@@ -34,6 +36,7 @@ impl Simulation {
             let result = self.checkers.committed.observe_truncate(self.nodes[i].id, truncated);
             self.check(result);
         }
+        self.crash_if_power_lost(i);
         Some(result)
     }
 
@@ -44,7 +47,11 @@ impl Simulation {
         let id = node.id;
         let checkers = &mut self.checkers;
         let mut result = engine.check_invariants().map_err(|e| Violation { rule: "engine invariants", detail: e });
-        if result.is_ok() && engine.is_leader() {
+        // on the WAL, a save can fail (the power went in the call): a
+        // leadership whose vote never reached the disk never took effect
+        let vote_on_disk =
+            node.wal.is_none() || node.disk.lock().expect("single-threaded").vote() == Some(engine.vote());
+        if result.is_ok() && engine.is_leader() && vote_on_disk {
             let leader_id = engine.vote().leader_id;
             result = checkers.election.observe_leader(id, node.incarnation, leader_id);
             if self.reverted_seen.is_none() {

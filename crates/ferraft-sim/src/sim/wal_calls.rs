@@ -11,6 +11,10 @@ use super::{Simulation, MAX_DOWN};
 /// (while faults last).
 const MID_BATCH_CRASH_PER_STEP: f64 = 0.01;
 
+/// How often the power of a WAL node goes a few file operations into a call
+/// of its host (a vote or snapshot being saved, say), while faults last.
+const CRASH_IN_CALL_PER_CALL: f64 = 0.001;
+
 impl Simulation {
     /// Node `i`'s disk gets to the WAL's queued batch: write, sync, report.
     pub(super) fn step_wal(&mut self, i: usize) {
@@ -34,6 +38,35 @@ impl Simulation {
         self.nodes[i].disk.lock().expect("single-threaded").synced_up_to(flushed.index);
         self.trace(|| format!("n{} WAL synced up to {flushed}", self.nodes[i].id));
         self.call(i, |h| h.flushed(flushed));
+    }
+
+    /// Maybe schedules a power cut a few file operations into the call node
+    /// `i`'s host is about to make (a no-op if the call does fewer).
+    pub(super) fn maybe_cut_power_in_call(&mut self, i: usize) {
+        if self.nodes[i].wal.is_none() || !self.faults_on {
+            return;
+        }
+        let down = self.nodes.iter().filter(|n| n.host.is_none()).count();
+        if down < MAX_DOWN && self.rng.gen_bool(CRASH_IN_CALL_PER_CALL) {
+            let after_ops = self.rng.gen_range(0..4);
+            if let Some(wal) = self.nodes[i].wal.as_ref() {
+                wal.fs.crash_after_ops(after_ops);
+            }
+        }
+    }
+
+    /// After a call of node `i`'s host: if the power went during it (the
+    /// host failed on its store), the machine is down.
+    pub(super) fn crash_if_power_lost(&mut self, i: usize) {
+        let Some(wal) = self.nodes[i].wal.as_mut() else { return };
+        if !wal.power_lost() {
+            return;
+        }
+        let reported = wal.take_flushed();
+        self.power_cut(i, reported);
+        let id = self.nodes[i].id;
+        self.trace(|| format!("n{id} loses power inside a call"));
+        self.crash(id, None);
     }
 
     /// The power goes while node `i`'s writer is a few operations into
