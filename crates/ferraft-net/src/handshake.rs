@@ -21,7 +21,8 @@ pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 /// The wire format version; bumped on any incompatible change.
 /// Version 2: envelopes carry the sender's and receiver's incarnations,
 /// snapshot chunks name the leader's address.
-pub const PROTOCOL_VERSION: u32 = 2;
+/// Version 3: forwarded writes name the leadership they are handed to.
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.
 const HANDSHAKE_MAX_FRAME_BYTES: usize = 64;

@@ -31,28 +31,29 @@ pub enum ConfigError {
     },
 }
 
-/// A protocol rule switched off on purpose, so the simulator can show its
-/// checkers catch the breakage. Never set outside such tests.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BrokenRule {
-    /// Commit with a majority of the last config of a joint membership only.
-    CommitWithOneConfig,
-    /// Propose a membership before the previous one is committed.
-    ProposeBeforeCommit,
-    /// Go straight to the target config, skipping the old-new-intersect step.
-    SkipOldNewIntersect,
-    /// Grant a second vote in a term to another candidate.
-    DoubleVote,
-    /// Answer a planned membership change as done without proposing it.
-    AnswerWithoutProposing,
-    /// (The host's rule, not the engine's.) Answer the oldest waiting write
-    /// with whatever write is applied next, matched by position instead of by
-    /// log id: a write reply matched to the wrong index.
-    AnswerWriteByPosition,
-    /// Count a node of another incarnation than membership records as its
-    /// old self (its votes and acknowledgements).
-    CountOtherIncarnations,
+testing_pub! {
+    /// A protocol rule switched off on purpose, so the simulator can show its
+    /// checkers catch the breakage. Public only with the `testing` feature.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    enum BrokenRule {
+        /// Commit with a majority of the last config of a joint membership only.
+        CommitWithOneConfig,
+        /// Propose a membership before the previous one is committed.
+        ProposeBeforeCommit,
+        /// Go straight to the target config, skipping the old-new-intersect step.
+        SkipOldNewIntersect,
+        /// Grant a second vote in a term to another candidate.
+        DoubleVote,
+        /// Answer a planned membership change as done without proposing it.
+        AnswerWithoutProposing,
+        /// (The host's rule, not the engine's.) Answer the oldest waiting write
+        /// with whatever write is applied next, matched by position instead of by
+        /// log id: a write reply matched to the wrong index.
+        AnswerWriteByPosition,
+        /// Count a node of another incarnation than membership records as its
+        /// old self (its votes and acknowledgements).
+        CountOtherIncarnations,
+    }
 }
 
 /// How a node behaves. Start from `Config::default()` and change what you need;
@@ -117,8 +118,8 @@ pub struct Config {
     /// (refused with its lag) unless the change is forced: a voter that
     /// must first catch up can stall commits.
     pub promote_max_lag_entries: u64,
-    /// Test-only: break one protocol rule (see [`BrokenRule`]).
-    #[doc(hidden)]
+    /// Test-only: break one protocol rule (see `BrokenRule`).
+    #[cfg(feature = "testing")]
     #[serde(skip)]
     pub broken_rule: Option<BrokenRule>,
 }
@@ -143,6 +144,7 @@ impl Default for Config {
             joint_exit_timeout_ms: 5_000,
             allow_log_reversion: false,
             promote_max_lag_entries: 1_000,
+            #[cfg(feature = "testing")]
             broken_rule: None,
         }
     }

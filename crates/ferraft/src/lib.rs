@@ -97,6 +97,9 @@
 //! - [FAQ](docs::faq).
 #![deny(missing_docs)]
 
+#[macro_use]
+mod testing_pub;
+
 pub mod cluster_id;
 pub mod config;
 pub mod docs;

@@ -139,6 +139,7 @@ fn discarding_names_the_forwarded_writes_that_never_left() {
         envelope: envelope(),
         body: MessageBody::ForwardWrite(ferraft::message::ForwardWrite {
             id,
+            leader: ferraft::LeaderId::new(1, 1),
             commands: vec![Bytes::from_static(b"7")],
         }),
     };

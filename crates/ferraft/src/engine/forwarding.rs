@@ -19,7 +19,7 @@ use crate::log_id::{index_of, LogId};
 use crate::message::{
     ForwardOutcome, ForwardWrite, ForwardWriteReply, MessageBody, ReadIndexAsk, ReadIndexOutcome, ReadIndexReply,
 };
-use crate::node::{LogIndex, Node, NodeId};
+use crate::node::{LogIndex, Node, NodeId, Term};
 
 /// How long a follower waits for its leader's answer, in election timeouts,
 /// before it answers the caller "outcome unknown" (writes) or "not
@@ -81,6 +81,17 @@ pub(crate) struct Forwarding {
     /// Follower side: when the transport last said it cannot reach the
     /// leader; until the leader is heard from again nothing is sent to it.
     leader_unreachable_ms: Option<(NodeId, u64)>,
+    /// Leader side: the term of the vote this node started with. Its
+    /// leaderships after it are this process's own, so it knows which
+    /// batches they took; of earlier ones (before a restart) it knows nothing.
+    term_at_start: Term,
+}
+
+impl Forwarding {
+    /// For a node whose saved vote (if any) is of `term_at_start`.
+    pub(crate) fn starting_at(term_at_start: Term) -> Self {
+        Self { term_at_start, ..Default::default() }
+    }
 }
 
 impl<C: AppData, N: Node> Engine<C, N> {
@@ -96,7 +107,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         };
         let count = commands.len() as u64;
         let id = self.await_leader(Awaited::Write { count });
-        self.send(leader, MessageBody::ForwardWrite(ForwardWrite { id, commands }));
+        let addressed = self.vote.leader_id;
+        self.send(leader, MessageBody::ForwardWrite(ForwardWrite { id, leader: addressed, commands }));
         Ok(id)
     }
 
@@ -265,6 +277,20 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     pub(crate) fn on_forward_write(&mut self, from: NodeId, request: ForwardWrite<C>) {
         if self.forwarding.seen.contains(&(from, request.id)) {
+            return;
+        }
+        if !(self.is_leader() && self.vote.leader_id == request.leader) {
+            // "not proposed" is true only of a leadership this process held:
+            // it took the batch iff it remembers taking it. A leadership
+            // before a restart may have taken it: say nothing, and the
+            // follower answers "outcome unknown" at its deadline.
+            let ours = request.leader.node_id == self.id && request.leader.term > self.forwarding.term_at_start;
+            if ours {
+                let outcome = ForwardOutcome::NotLeader { leader: self.current_leader() };
+                self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id: request.id, outcome }));
+            } else {
+                tracing::debug!(node = self.id, from, addressed = ?request.leader, "forwarded writes for a leadership before a restart: not answered");
+            }
             return;
         }
         let first = match self.propose(request.commands) {

@@ -46,11 +46,20 @@ pub use catch_up::{CatchUpReport, CatchUpStall};
 pub use change_identity::ChangeStatus;
 pub use forwarding::ForwardFailure;
 pub use output::Output;
-pub use progress::{Progress, ReplicationMode};
-pub use raft_log::RaftLog;
+testing_pub!(
+    use progress::{Progress, ReplicationMode};
+);
+testing_pub!(
+    use raft_log::RaftLog;
+);
 pub use readiness::{ChangeOptions, Readiness};
-pub use role::{CandidateState, LeaderState, Role, ServerState};
-pub use store_reads::{StoreFeed, StoreRead};
+pub use role::ServerState;
+testing_pub!(
+    use role::{CandidateState, LeaderState, Role};
+);
+testing_pub!(
+    use store_reads::{StoreFeed, StoreRead};
+);
 
 use crate::cluster_id::ClusterId;
 use crate::config::Config;
@@ -169,7 +178,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             membership_requests: Vec::new(),
             change_refusals: Default::default(),
             promotions: Vec::new(),
-            forwarding: Default::default(),
+            forwarding: forwarding::Forwarding::starting_at(state.vote.map_or(0, |v| v.term())),
             output: Vec::new(),
         };
         if let Some(cluster_id) = cluster_id.filter(|_| unsaved) {
@@ -205,14 +214,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
-    /// The role with its state (leader progress etc.).
-    pub fn role(&self) -> &Role {
-        &self.role
+    testing_pub! {
+        /// The role with its state (leader progress etc.).
+        fn role(&self) -> &Role {
+            &self.role
+        }
     }
 
-    /// The log as the engine sees it.
-    pub fn log(&self) -> &RaftLog<C, N> {
-        &self.log
+    testing_pub! {
+        /// The log as the engine sees it.
+        fn log(&self) -> &RaftLog<C, N> {
+            &self.log
+        }
     }
 
     /// The last committed log id.
@@ -294,8 +307,15 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     // ---- helpers shared by the handlers -------------------------------------
 
+    /// Whether a test switched `rule` off; always false without the `testing` feature.
     pub(crate) fn breaks(&self, rule: crate::config::BrokenRule) -> bool {
-        self.config.broken_rule == Some(rule)
+        #[cfg(feature = "testing")]
+        return self.config.broken_rule == Some(rule);
+        #[cfg(not(feature = "testing"))]
+        {
+            let _ = rule;
+            false
+        }
     }
 
     pub(crate) fn is_voter(&self) -> bool {

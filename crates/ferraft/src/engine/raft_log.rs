@@ -195,16 +195,6 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         let n = self.memberships.len();
         (n >= 2).then(|| &self.memberships[n - 2])
     }
-
-    /// Number of entries held.
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    /// True when no entry is held after the purge point.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
 }
 
 #[cfg(test)]
@@ -267,7 +257,8 @@ mod tests {
         };
         log.install_snapshot(id(2, 5), m);
         assert_eq!(log.last_log_id(), Some(id(2, 5)));
-        assert!(log.is_empty());
+        assert_eq!(log.get(5), None, "the snapshot replaced the entries");
+        assert_eq!(log.get(1), None);
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(2, 4)));
     }
 }

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::entry::AppData;
+use crate::leader_id::LeaderId;
 use crate::log_id::LogId;
 use crate::node::{LogIndex, NodeId};
 
@@ -15,6 +16,10 @@ use crate::node::{LogIndex, NodeId};
 pub struct ForwardWrite<C> {
     /// The follower's id for this batch; the leader echoes it.
     pub id: u64,
+    /// The leadership the batch is handed to. Only that leadership proposes
+    /// it: a copy reaching the same node in a later term (a duplicate, or
+    /// after a restart) is never proposed a second time.
+    pub leader: LeaderId,
     /// The commands, proposed in this order at consecutive indexes.
     pub commands: Vec<C>,
 }

@@ -83,8 +83,13 @@ fn read_index_replies(outputs: &[Output<u64, BasicNode>]) -> Vec<(NodeId, ReadIn
         .collect()
 }
 
+/// A batch handed to node 1 as leader of term 1 (what `settled_leader` is).
 fn forward_write(id: u64, commands: Vec<u64>) -> MessageBody<u64, BasicNode> {
-    MessageBody::ForwardWrite(ForwardWrite { id, commands })
+    forward_write_to(LeaderId::new(1, 1), id, commands)
+}
+
+fn forward_write_to(leader: LeaderId, id: u64, commands: Vec<u64>) -> MessageBody<u64, BasicNode> {
+    MessageBody::ForwardWrite(ForwardWrite { id, leader, commands })
 }
 
 fn reply(id: u64, outcome: ForwardOutcome) -> MessageBody<u64, BasicNode> {
@@ -99,7 +104,7 @@ fn a_follower_hands_a_batch_of_writes_to_its_leader_in_one_message() {
     let messages = sent(&outputs);
     assert_eq!(messages.len(), 1, "{outputs:?}");
     assert_eq!(messages[0].envelope.to, 1);
-    assert_eq!(messages[0].body, forward_write(id, vec![7, 8]));
+    assert_eq!(messages[0].body, forward_write_to(LeaderId::new(2, 1), id, vec![7, 8]), "to leader 1 of term 2");
     assert_eq!(engine.log().last_index(), 1, "nothing is appended on the follower");
 }
 
@@ -153,7 +158,7 @@ fn a_copy_of_a_forwarded_batch_is_proposed_once() {
 #[test]
 fn a_node_that_does_not_lead_refuses_forwarded_writes_and_proposes_nothing() {
     let mut engine = follower_of_1(vec![]);
-    engine.on_message(msg(2, 3, forward_write(40, vec![7])));
+    engine.on_message(msg(2, 3, forward_write_to(LeaderId::new(2, 3), 40, vec![7])));
     let outputs = engine.take_outputs();
     assert_eq!(engine.log().last_index(), 1);
     let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(1) } };
@@ -327,4 +332,79 @@ fn a_batch_the_leader_says_committed_before_this_follower_holds_it_still_fails_u
     let outputs = engine.take_outputs();
     let failed = |o: &Output<u64, BasicNode>| matches!(o, Output::ForwardFailed { forward_id, failure: ForwardFailure::Unknown } if *forward_id == id);
     assert!(outputs.iter().any(failed), "the caller waits for an entry that may never come: {outputs:?}");
+}
+
+/// Leader 1 of term 2 learns of leader 2 of term 3 and follows it.
+fn superseded(engine: &mut TestEngine) {
+    let append = MessageBody::Append(AppendEntries {
+        vote: Vote::new_committed(3, 2),
+        prev_log_id: engine.log().last_log_id(),
+        entries: vec![],
+        committed: None,
+        seq: 1,
+        leader_node: None,
+    });
+    engine.on_message(msg(2, 1, append));
+    assert!(!engine.is_leader());
+    engine.take_outputs();
+}
+
+/// Node 1, a follower now, times out and wins the next term.
+fn wins_again(engine: &mut TestEngine) {
+    engine.on_tick(120_000);
+    let vote = engine.vote();
+    for peer in [2, 3] {
+        let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
+        engine.on_message(msg(peer, 1, MessageBody::VoteReply(reply)));
+    }
+    assert!(engine.is_leader(), "node 1 leads again");
+    engine.take_outputs();
+}
+
+#[test]
+fn a_copy_of_a_batch_sent_to_an_earlier_leadership_is_never_proposed_by_a_later_one() {
+    // the follower sent batch 40 to node 1 as leader of term 1; one copy
+    // arrives after node 1 stepped down (refused: nothing proposed, and the
+    // follower says so), a duplicate after node 1 won term 4
+    let mut engine = settled_leader();
+    superseded(&mut engine);
+    engine.on_message(msg(2, 1, forward_write(40, vec![7])));
+    let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(2) } };
+    assert_eq!(forward_replies(&engine.take_outputs()), vec![(2, refused)]);
+    wins_again(&mut engine);
+    let before = engine.log().last_index();
+    engine.on_message(msg(2, 1, forward_write(40, vec![7])));
+    assert_eq!(engine.log().last_index(), before, "the follower was told batch 40 was not proposed");
+}
+
+#[test]
+fn a_node_that_took_a_batch_never_refuses_a_copy_of_it() {
+    // "not proposed" after the batch was proposed would be a wrong answer
+    let mut engine = settled_leader();
+    engine.on_message(msg(2, 1, forward_write(40, vec![7])));
+    engine.take_outputs();
+    superseded(&mut engine);
+    engine.on_message(msg(2, 1, forward_write(40, vec![7])));
+    assert!(forward_replies(&engine.take_outputs()).is_empty());
+}
+
+#[test]
+fn a_restarted_leader_says_nothing_of_a_batch_sent_to_its_leadership_before_the_restart() {
+    // its earlier self may have proposed the batch: "not proposed" could be
+    // false, so the follower must fall back to "outcome unknown"
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        vote: Some(Vote::new_committed(1, 1)),
+        entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])],
+        ..LogState::default()
+    };
+    let mut engine = Engine::new(1, standard(), &state, 1, 0);
+    engine.take_outputs();
+    engine.on_message(msg(2, 1, forward_write(40, vec![7])));
+    assert!(forward_replies(&engine.take_outputs()).is_empty());
+    wins_again(&mut engine);
+    let before = engine.log().last_index();
+    engine.on_message(msg(2, 1, forward_write(40, vec![7])));
+    assert_eq!(engine.log().last_index(), before, "never proposed by a later leadership");
+    assert!(forward_replies(&engine.take_outputs()).is_empty());
 }
