@@ -12,7 +12,21 @@ use ferraft_kv::server::{ServeOptions, Server};
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc asks the kernel for transparent huge pages on its arena, and a
+/// 2 MiB page stays resident while any object on it lives: the scattered
+/// small allocations of log entries, messages and replies then kept ~40 MiB
+/// more resident (`bench durable --in-flight 2000`: peak RSS 285-294 MiB
+/// with them, 249 without) for no throughput measured. Setting
+/// `MIMALLOC_ALLOW_THP` (e.g. to 1) leaves the choice to mimalloc.
+fn keep_small_pages() {
+    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
+        // SAFETY: PR_SET_THP_DISABLE only sets a flag of this process.
+        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+    }
+}
+
 fn main() -> ExitCode {
+    keep_small_pages();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {

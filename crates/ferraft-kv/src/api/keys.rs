@@ -73,7 +73,7 @@ pub(super) async fn key(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
             Method::PUT => {
                 let body: PutBody = incoming.json()?;
                 check_value(&body.value)?;
-                write(&ctx, Command::Put { key, value: body.value }).await
+                write(&ctx, Command::Put { key, value: body.value.into() }).await
             }
             Method::DELETE => write(&ctx, Command::Delete { key }).await,
             _ => read(&ctx, key, consistency(&incoming)?).await.map(KvReply::Read),

@@ -40,6 +40,19 @@ pub struct ClusterReport {
     pub client_cpu_us_per_op: Option<f64>,
     /// The largest peak RSS of a server process, MiB.
     pub server_peak_rss_mib: Option<f64>,
+    /// Spread clients: p50 and p99 in µs of the operations the leader
+    /// served and of those a follower served, apart (a follower hands a
+    /// put to the leader: the difference is what that costs).
+    pub by_server: Option<ServedLatency>,
+}
+
+/// Latencies split by which node served the operation.
+#[derive(Debug, Clone, Copy)]
+pub struct ServedLatency {
+    /// Served by the leader: operations, p50 µs, p99 µs.
+    pub leader: (u64, u32, u32),
+    /// Served by a follower: operations, p50 µs, p99 µs.
+    pub follower: (u64, u32, u32),
 }
 
 impl ClusterReport {
@@ -52,9 +65,13 @@ impl ClusterReport {
         };
         let failed = if self.failed > 0 { format!(" ({} FAILED)", self.failed) } else { String::new() };
         let opt = |v: Option<f64>| v.map_or("?".to_owned(), |v| format!("{v:.0}"));
+        let by_server = self.by_server.map_or(String::new(), |s| {
+            let ((ln, l50, l99), (fln, f50, f99)) = (s.leader, s.follower);
+            format!("; p50 / p99 served by the leader {l50} / {l99} µs ({ln} ops), by followers {f50} / {f99} µs ({fln} ops)")
+        });
         format!(
             "{what}{failed}; latency p50 {p50} µs, p90 {p90} µs, p99 {p99} µs, p999 {p999} µs; CPU/op: servers {} µs, \
-             client {} µs; server peak RSS {} MiB",
+             client {} µs; server peak RSS {} MiB{by_server}",
             opt(self.server_cpu_us_per_op),
             opt(self.client_cpu_us_per_op),
             opt(self.server_peak_rss_mib)
@@ -64,7 +81,7 @@ impl ClusterReport {
 
 /// The settings line printed before a run.
 pub fn describe(args: &ClusterArgs) -> String {
-    let target = if args.leader_only { "all to the leader" } else { "spread over all nodes" };
+    let target = if args.leader_only { "all to the leader" } else { "each rotating over all nodes" };
     format!(
         "bench cluster: {} `ferraft serve` processes on loopback (WAL fsync on), HTTP API, {} closed-loop clients \
          ({target}), workload {:?}, {}-byte values to {} keys, {} s warm-up + {} s measured, {} thread(s) per node",
@@ -194,8 +211,12 @@ pub async fn drive(
     let window = Window::after(warmup, duration);
     let mut tasks = Vec::with_capacity(args.clients as usize);
     for c in 0..args.clients {
-        let node = if args.leader_only { target.leader } else { c as usize % target.endpoints.len() };
-        let connection = HttpConnection::new(&target.endpoints[node], CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+        let servers = if args.leader_only { vec![target.leader] } else { rotation(c, target.endpoints.len()) };
+        let mut connections = Vec::with_capacity(servers.len());
+        for node in servers {
+            let connection = HttpConnection::new(&target.endpoints[node], CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+            connections.push((connection, node == target.leader));
+        }
         let settings = LoopSettings {
             workload: workload.clone(),
             window,
@@ -203,7 +224,7 @@ pub async fn drive(
             requests: requests.clone(),
             readable,
         };
-        tasks.push(tokio::spawn(client_loop(connection, settings, c)));
+        tasks.push(tokio::spawn(client_loop(connections, settings, c)));
     }
     let cpu = |pids: &[u32]| -> Option<(f64, f64)> {
         let servers: Option<f64> = pids.iter().map(|p| cpu_seconds(Some(*p))).sum();
@@ -216,13 +237,21 @@ pub async fn drive(
     let after = cpu(pids);
     let elapsed = started.elapsed();
     let rss = pids.iter().filter_map(|p| peak_rss_mib(Some(*p))).reduce(f64::max);
-    let mut all = Measured::default();
+    let mut served = [Measured::default(), Measured::default()];
     let mut puts = 0;
     for task in tasks {
-        let (m, p) = task.await.map_err(|e| format!("a client failed: {e}"))?;
+        let (by_leader, by_follower, p) = task.await.map_err(|e| format!("a client failed: {e}"))?;
         puts += p;
-        all.merge(m);
+        served[0].merge(by_leader);
+        served[1].merge(by_follower);
     }
+    let by_server = (!args.leader_only).then(|| {
+        let mut summary =
+            served.iter_mut().map(|m| (m.ok, m.latency.percentile_us(50.0), m.latency.percentile_us(99.0)));
+        ServedLatency { leader: summary.next().unwrap_or_default(), follower: summary.next().unwrap_or_default() }
+    });
+    let [mut all, by_follower] = served;
+    all.merge(by_follower);
     let ok = all.ok.max(1) as f64;
     let (server_cpu, client_cpu) = match (before, after) {
         (Some((s0, c0)), Some((s1, c1))) => (Some((s1 - s0) * 1e6 / ok), Some((c1 - c0) * 1e6 / ok)),
@@ -237,6 +266,7 @@ pub async fn drive(
         server_cpu_us_per_op: server_cpu,
         client_cpu_us_per_op: client_cpu,
         server_peak_rss_mib: rss,
+        by_server,
     })
 }
 
@@ -360,33 +390,48 @@ struct LoopSettings {
     readable: u64,
 }
 
-/// One closed-loop client on its own connection; returns what it measured
-/// and how many of its successful operations were puts. A 2xx answer counts
-/// as a success, anything else (an error status, a transport error) as a
-/// failure.
-async fn client_loop(mut connection: HttpConnection, settings: LoopSettings, seed: u64) -> (Measured, u64) {
+/// The nodes client `c` of a spread load sends to, in turn: all of them,
+/// starting at a different one per client, so that even one client puts
+/// the same share on every node (on followers, two thirds of three).
+fn rotation(c: u64, nodes: usize) -> Vec<usize> {
+    (0..nodes).map(|i| (c as usize + i) % nodes).collect()
+}
+
+/// One closed-loop client with a keep-alive connection to each of its nodes,
+/// sending each operation to the next node in turn; returns what it
+/// measured on the leader and on followers, and how many of its successful
+/// operations were puts. A 2xx answer counts as a success, anything else
+/// (an error status, a transport error) as a failure.
+async fn client_loop(
+    mut connections: Vec<(HttpConnection, bool)>,
+    settings: LoopSettings,
+    seed: u64,
+) -> (Measured, Measured, u64) {
     let LoopSettings { workload, window, kind, requests, readable } = settings;
     let mut rng = Workload::rng(seed + 1);
-    let mut m = Measured::default();
+    let (mut by_leader, mut by_follower) = (Measured::default(), Measured::default());
     let mut puts = 0;
-    loop {
+    let nodes = connections.len();
+    for turn in 0.. {
         let issued = Instant::now();
         if issued >= window.end {
-            return (m, puts);
+            break;
         }
+        let (connection, on_leader) = &mut connections[turn % nodes];
         let is_put = match kind {
             ClusterWorkload::Put => true,
             ClusterWorkload::Get => false,
             ClusterWorkload::Mixed => rng.gen_bool(0.5),
         };
         let result = if is_put {
-            requests.put(&mut connection, &workload.key(&mut rng)).await
+            requests.put(connection, &workload.key(&mut rng)).await
         } else {
             let key = format!("k{:08}", rng.gen_range(0..readable.max(1)));
-            requests.get(&mut connection, &key).await
+            requests.get(connection, &key).await
         };
         let ok = result.as_ref().is_ok_and(StatusCode::is_success);
         let done = Instant::now();
+        let m = if *on_leader { &mut by_leader } else { &mut by_follower };
         if window.counts(done) {
             if ok {
                 m.ok += 1;
@@ -398,5 +443,19 @@ async fn client_loop(mut connection: HttpConnection, settings: LoopSettings, see
         } else if !ok {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
+    }
+    (by_leader, by_follower, puts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rotation;
+
+    #[test]
+    fn every_client_rotates_over_all_nodes_from_its_own_start() {
+        assert_eq!(rotation(0, 3), [0, 1, 2]);
+        assert_eq!(rotation(1, 3), [1, 2, 0]);
+        assert_eq!(rotation(5, 3), [2, 0, 1]);
+        assert_eq!(rotation(7, 1), [0]);
     }
 }

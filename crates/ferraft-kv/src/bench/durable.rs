@@ -213,7 +213,8 @@ async fn drive(
 }
 
 fn put(workload: &Workload, rng: &mut rand::rngs::SmallRng) -> Command {
-    Command::Put { key: workload.key(rng), value: workload.value().to_owned() }
+    // a fresh copy per put, as a value arriving in a request would be
+    Command::Put { key: workload.key(rng), value: workload.value().into() }
 }
 
 /// One client keeping `in_flight` puts outstanding: a semaphore bounds them,

@@ -81,6 +81,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if provable > self.committed && self.log.contains(provable) {
             self.commit_to(provable);
         }
+        self.maybe_commit_reported();
         self.reply_success_when_durable(from, req.seq, matched);
     }
 

@@ -81,6 +81,10 @@ pub(crate) struct Forwarding {
     /// Follower side: when the transport last said it cannot reach the
     /// leader; until the leader is heard from again nothing is sent to it.
     leader_unreachable_ms: Option<(NodeId, u64)>,
+    /// Follower side: a commit the leader reported for an entry not held
+    /// here yet (its report overtook the append carrying it); it applies
+    /// once an entry with that very log id arrives.
+    reported_commit: Option<LogId>,
     /// Leader side: the term of the vote this node started with. Its
     /// leaderships after it are this process's own, so it knows which
     /// batches they took; of earlier ones (before a restart) it knows nothing.
@@ -241,10 +245,27 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// this log proves the whole prefix before it equal to the leader's (log
     /// matching), so it is committed here too.
     fn learn_committed(&mut self, committed: Option<LogId>) {
-        if committed > self.committed && self.log.contains(committed) {
-            self.commit_to(committed);
+        if committed > self.committed {
+            if self.log.contains(committed) {
+                self.commit_to(committed);
+            } else {
+                self.forwarding.reported_commit = self.forwarding.reported_commit.max(committed);
+            }
         }
         self.forget_committed_batches();
+    }
+
+    /// Entries arrived: commits up to a commit the leader reported before
+    /// they did, if this log now holds that exact log id (which proves the
+    /// prefix equal to the leader's, as in [`Self::learn_committed`]).
+    pub(crate) fn maybe_commit_reported(&mut self) {
+        let Some(reported) = self.forwarding.reported_commit else { return };
+        if Some(reported) <= self.committed {
+            self.forwarding.reported_commit = None;
+        } else if self.log.contains(Some(reported)) {
+            self.forwarding.reported_commit = None;
+            self.commit_to(Some(reported));
+        }
     }
 
     /// Drops accepted batches whose entries committed here.

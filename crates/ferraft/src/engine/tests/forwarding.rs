@@ -408,3 +408,34 @@ fn a_restarted_leader_says_nothing_of_a_batch_sent_to_its_leadership_before_the_
     assert_eq!(engine.log().last_index(), before, "never proposed by a later leadership");
     assert!(forward_replies(&engine.take_outputs()).is_empty());
 }
+
+#[test]
+fn a_commit_the_leader_reported_before_its_entry_arrived_applies_as_soon_as_the_entry_does() {
+    // the leader's control lane let "committed up to 2" overtake the append
+    // carrying entry 2, which still says nothing of commits: the follower
+    // must not wait for a later append (after its own sync and ack) to apply
+    let mut engine = follower_of_1(vec![]);
+    let id = engine.forward_write(vec![7]).unwrap();
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Accepted { first: log_id(2, 1, 2) })));
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
+    assert_eq!(engine.committed(), None, "entry 2 is not here yet");
+    engine.take_outputs();
+    let entry = Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Normal(7) };
+    engine.on_message(msg(1, 3, append_from(2, 1, vec![entry], 2)));
+    assert_eq!(engine.committed(), Some(log_id(2, 1, 2)));
+    let outputs = engine.take_outputs();
+    assert!(outputs.iter().any(|o| matches!(o, Output::Apply { upto } if *upto == log_id(2, 1, 2))), "{outputs:?}");
+}
+
+#[test]
+fn a_reported_commit_applies_only_to_the_entry_with_that_exact_log_id() {
+    // the leader of term 2 said its entry 2 committed; an entry 2 of the
+    // next leadership arriving later proves nothing
+    let mut engine = follower_of_1(vec![]);
+    let id = engine.forward_write(vec![7]).unwrap();
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
+    let other = Entry { log_id: log_id(3, 2, 2), payload: EntryPayload::Normal(5) };
+    engine.on_message(msg(2, 3, append_from(3, 2, vec![other], 2)));
+    assert_eq!(engine.log().last_log_id(), Some(log_id(3, 2, 2)));
+    assert_eq!(engine.committed(), None);
+}
