@@ -140,7 +140,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
     pub fn new(id: NodeId, config: Arc<Config>, state: &LogState<C, N>, seed: u64, now_ms: u64) -> Self {
         let base_membership = state.snapshot.as_ref().map(|s| s.meta.membership.clone());
         let snapshot_last = state.snapshot.as_ref().and_then(|s| s.meta.last_log_id);
-        let purged = state.last_purged.max(snapshot_last.filter(|_| state.entries.is_empty()));
+        // a snapshot past the last entry (a crash between installing it and
+        // purging the log behind it) is where the log goes on
+        let log_ends_before = |s: &LogId| state.entries.last().is_none_or(|e| e.log_id.index < s.index);
+        let purged = state.last_purged.max(snapshot_last.filter(log_ends_before));
         let mut log = RaftLog::new(purged, base_membership);
         for entry in &state.entries {
             if entry.log_id.index == log.last_index() + 1 {

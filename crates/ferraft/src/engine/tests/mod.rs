@@ -566,6 +566,7 @@ mod named_sender;
 mod promotion;
 mod purge_hold;
 mod removed_leader;
+mod restart_state;
 mod snapshot_pace;
 mod store_reads;
 
