@@ -391,6 +391,34 @@ mod tests {
     }
 
     #[test]
+    fn a_streamed_snapshot_decodes_from_a_reader_into_the_map_as_it_was_when_taken() {
+        let mut sm = KvStateMachine::default();
+        sm.apply(at(1), &put("a", "1"));
+        sm.apply(at(2), &put("b", "2"));
+        let writer = sm.snapshot_writer();
+        sm.apply(at(3), &put("a", "changed after"));
+        let mut sink = Vec::new();
+        writer(&mut sink).unwrap();
+        let install = KvStateMachine::decode_snapshot(&mut &sink[..]).unwrap();
+        let mut other = KvStateMachine::default();
+        other.apply(at(1), &put("stale", "x"));
+        install(&mut other).unwrap();
+        assert_eq!(other.store.get("a"), Some(("1".into(), 1)));
+        assert_eq!(other.store.get("b"), Some(("2".into(), 2)));
+        assert_eq!(other.store.get("stale"), None);
+        let compacted = other.store.changes().since(2, 10, |_| true).unwrap_err();
+        assert_eq!(compacted.oldest_index, 3, "the history starts after the snapshot's last command");
+    }
+
+    #[test]
+    fn a_bare_map_snapshot_of_earlier_versions_still_decodes_from_a_reader() {
+        let install = KvStateMachine::decode_snapshot(&mut &br#"{"k": ["v", 7]}"#[..]).unwrap();
+        let mut sm = KvStateMachine::default();
+        install(&mut sm).unwrap();
+        assert_eq!(sm.store.get("k"), Some(("v".into(), 7)));
+    }
+
+    #[test]
     fn a_snapshot_job_encodes_the_map_as_it_was_when_taken() {
         let mut sm = KvStateMachine::default();
         sm.apply(at(1), &put("a", "1"));

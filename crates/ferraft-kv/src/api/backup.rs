@@ -35,9 +35,12 @@ pub(super) async fn download(ctx: &Ctx) -> Response<Body> {
 fn answer(snapshot: Snapshot<KvNode>) -> Response<Body> {
     let meta = &snapshot.meta;
     let membership = membership_json::membership(Some(&meta.membership), true).to_string();
+    let length = snapshot.data.len();
     let mut response = Response::new(Body::from_stream(stream_data(snapshot.data)));
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    // streamed, but with its length, as when it was one buffer
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     headers.insert(SNAPSHOT_INDEX_HEADER, HeaderValue::from(index_of(meta.last_log_id)));
     headers.insert(SNAPSHOT_TERM_HEADER, HeaderValue::from(meta.last_log_id.map_or(0, |l| l.leader_id.term)));
     if let Ok(value) = HeaderValue::from_str(&membership) {

@@ -45,10 +45,11 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     /// Answers `reply` with a snapshot covering what is applied now: the
     /// current one if it does, else one a job builds.
     pub(crate) fn snapshot_when_built(&mut self, reply: R::Reply<SnapshotResult>) {
-        if self.applied.is_some()
-            && index_of(self.snapshot.as_ref().and_then(|s| s.meta.last_log_id)) >= index_of(self.applied)
-        {
-            return reply.answer(Ok(self.snapshot.as_ref().and_then(|s| s.meta.last_log_id)));
+        let current = self.snapshot.as_ref().and_then(|s| s.meta.last_log_id);
+        if self.applied.is_some() && index_of(current) >= index_of(self.applied) {
+            // as if saved now: the log behind it is purged as far as it may be now
+            self.engine.on_snapshot_saved(current);
+            return reply.answer(Ok(current));
         }
         if let Err(error) = self.snapshot_point() {
             return reply.answer(Err(self.fail(error)));
@@ -105,6 +106,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             let snapshot = Arc::new(snapshot);
             self.snapshot = Some(snapshot.clone());
             self.engine.on_snapshot_saved(snapshot.meta.last_log_id);
+            self.forget_finished_sends();
         }
         self.answer_snapshot_waits();
         if self.snapshot_waits.any() {
@@ -131,6 +133,14 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                 }
             }
         }
+    }
+
+    /// Lets go of the snapshots pinned for nodes this one no longer streams
+    /// to (not leading, or the node left): an old snapshot's file is held
+    /// open only while a transfer may still need it.
+    fn forget_finished_sends(&mut self) {
+        let engine = &self.engine;
+        self.snapshot_sends.retain(|peer, _| engine.catch_up(*peer).is_some_and(|r| r.snapshot_bytes_sent.is_some()));
     }
 
     pub(crate) fn send_snapshot_chunk(
