@@ -215,7 +215,12 @@ impl SimWalStore {
         if recovered != snapshot_at(promised.snapshot.as_ref())
             && (recovered.is_none() || recovered != snapshot_at(maybe.snapshot.as_ref()))
         {
-            return Err("the snapshot saved last was not recovered".to_string());
+            let meta = |s: Option<&Snapshot<BasicNode>>| s.map(|s| (s.meta.last_log_id, s.data.checksum()));
+            return Err(format!(
+                "the snapshot saved last ({:?}) was not recovered: {:?}",
+                meta(promised.snapshot.as_ref()),
+                meta(state.snapshot.as_ref())
+            ));
         }
         if index_of(state.committed) > index_of(promised.committed) {
             return Err(format!(
@@ -231,7 +236,9 @@ impl LogStore<Put, BasicNode> for SimWalStore {
     fn read_state(&mut self) -> Result<LogState<Put, BasicNode>, StorageError> {
         let state = self.wal.read_state()?;
         self.check_recovered(&state).map_err(|detail| StorageError::new("WAL durability", detail))?;
-        self.disk.lock().expect("single-threaded").adopt_recovered(&state);
+        let mut adopted = state.clone();
+        adopted.snapshot = state.snapshot.as_ref().map(in_memory).transpose()?;
+        self.disk.lock().expect("single-threaded").adopt_recovered(&adopted);
         *self.unacknowledged() = Unacknowledged::default();
         Ok(state)
     }
@@ -282,9 +289,10 @@ impl LogStore<Put, BasicNode> for SimWalStore {
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot<BasicNode>) -> Result<(), StorageError> {
-        self.unacknowledged().snapshot = Some(snapshot.clone());
+        let kept = in_memory(snapshot)?;
+        self.unacknowledged().snapshot = Some(kept.clone());
         self.wal.save_snapshot(snapshot)?;
-        self.shadow.save_snapshot(snapshot)
+        self.shadow.save_snapshot(&kept)
     }
 
     /// Read from the WAL's files when the simulator runs the job (its
@@ -292,4 +300,12 @@ impl LogStore<Put, BasicNode> for SimWalStore {
     fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<Put, BasicNode>> {
         self.wal.read_range(range)
     }
+}
+
+/// `snapshot` with its bytes in memory: what the shadow disk keeps. A
+/// snapshot the WAL hands out reads its file through a handle of this life
+/// of the file system, which fails once the machine crashes.
+fn in_memory(snapshot: &Snapshot<BasicNode>) -> Result<Snapshot<BasicNode>, StorageError> {
+    let bytes = snapshot.data.to_bytes().map_err(|e| StorageError::new("reading a snapshot back", e))?;
+    Ok(Snapshot { meta: snapshot.meta.clone(), data: bytes.into() })
 }
