@@ -81,12 +81,15 @@ pub(crate) struct FileSnapshot {
     /// The dir and the name it was written under while not yet current;
     /// taken when it is made current.
     staged: Mutex<Option<(PathBuf, String)>>,
+    /// Set for a file under a name of its own: removed on drop if never
+    /// made current.
+    remove_unsaved: Option<Arc<dyn FileSystem>>,
 }
 
 impl FileSnapshot {
     /// The data of an open snapshot file, `len` bytes from `data_start`.
     pub(crate) fn new(file: Box<dyn FsFile>, data_start: u64, len: u64, checksum: u32) -> Self {
-        Self { file, data_start, len, checksum, staged: Mutex::new(None) }
+        Self { file, data_start, len, checksum, staged: Mutex::new(None), remove_unsaved: None }
     }
 
     /// Takes the staged name, if `data` is a file written by this crate in
@@ -119,6 +122,23 @@ impl SnapshotSource for FileSnapshot {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+impl Drop for FileSnapshot {
+    /// A snapshot written under a name of its own and let go before it was
+    /// made current (one installed meanwhile covers it) is removed: else
+    /// every such one stays on disk, a full copy of the state, until the
+    /// next open. Files under reused names (`SNAPSHOT.partial`, a save's
+    /// temporary file) are not: that name may be another file's by now.
+    fn drop(&mut self) {
+        let staged = self.staged.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let (Some(fs), Some((dir, name))) = (&self.remove_unsaved, staged) {
+            let path = dir.join(name);
+            if let Err(error) = fs.remove_file(&path) {
+                tracing::warn!(%error, path = %path.display(), "could not remove a snapshot never made current");
+            }
+        }
     }
 }
 
@@ -155,6 +175,7 @@ pub(crate) struct FileSink {
     crc_whole: u32,
     crc_data: u32,
     sync: bool,
+    remove_unsaved: Option<Arc<dyn FileSystem>>,
 }
 
 impl FileSink {
@@ -184,7 +205,15 @@ impl FileSink {
             crc_whole,
             crc_data: 0,
             sync,
+            remove_unsaved: None,
         })
+    }
+
+    /// The snapshot finished here is removed through `fs` if it is dropped
+    /// before being made current: for a file under a name of its own.
+    pub(crate) fn removed_unless_made_current(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.remove_unsaved = Some(fs);
+        self
     }
 
     fn data_start(&self) -> u64 {
@@ -206,7 +235,8 @@ impl FileSink {
             self.file.sync_all().map_err(io_error("syncing", &path))?;
         }
         let data_start = self.data_start();
-        let snapshot = FileSnapshot::new(self.file, data_start, self.len, self.crc_data);
+        let mut snapshot = FileSnapshot::new(self.file, data_start, self.len, self.crc_data);
+        snapshot.remove_unsaved = self.remove_unsaved;
         *snapshot.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.dir, self.name));
         Ok(snapshot)
     }
