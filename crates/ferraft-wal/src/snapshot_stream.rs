@@ -398,6 +398,39 @@ impl PartialFile {
     }
 }
 
+/// Removes the partial snapshot in `dir` if no transfer can resume it any
+/// more: its snapshot ends at or before `covered` (the state this node
+/// already holds: such a snapshot is never installed), or it was completed
+/// and not installed, or it is not a partial file of this version. Else a
+/// transfer cut short, then overtaken by the log or a newer snapshot, keeps
+/// its bytes (up to a whole snapshot) on disk forever.
+pub(crate) fn remove_stale_partial<N: ferraft::Node>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    covered: ferraft::LogIndex,
+) -> Result<(), WalError> {
+    let path = dir.join(PARTIAL_FILE);
+    let file = match fs.open_read(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io_error("opening", &path)(error)),
+    };
+    let mut head = [0u8; HEADER];
+    let header = file.read_exact_at(&mut head, 0).ok().map(|()| Header::decode(&head));
+    let header = header.filter(|h| h.magic == *PARTIAL_MAGIC && h.version == VERSION);
+    let meta = header.and_then(|header| {
+        let mut meta = vec![0u8; header.meta_len as usize];
+        file.read_exact_at(&mut meta, HEADER as u64).ok()?;
+        postcard::from_bytes::<ferraft::SnapshotMeta<N>>(&meta).ok()
+    });
+    drop(file);
+    if meta.is_some_and(|meta| ferraft::log_id::index_of(meta.last_log_id) > covered) {
+        return Ok(());
+    }
+    tracing::info!(path = %path.display(), "removing a partial snapshot no transfer can resume");
+    fs.remove_file(&path).map_err(io_error("removing", &path))
+}
+
 impl PartialSnapshot for PartialFile {
     fn received(&self) -> u64 {
         self.received

@@ -66,3 +66,36 @@ fn a_built_snapshot_made_current_stays_after_its_data_is_dropped() {
     std::io::Read::read_to_end(&mut saved.data.reader(), &mut bytes).unwrap();
     assert_eq!(bytes, b"state at 3");
 }
+
+/// Starts receiving the snapshot `meta(index)` and keeps `bytes` of it, as a
+/// transfer cut short does.
+fn receive_part(store: &mut Store, index: u64, bytes: &[u8]) {
+    let mut partial = store.partial_snapshot(&meta(index), 7).unwrap();
+    partial.append(bytes).unwrap();
+    drop(partial);
+}
+
+#[test]
+fn a_partial_snapshot_the_saved_state_already_covers_is_removed_on_open() {
+    let dir = TestDir::new("partial_covered");
+    let mut store = open(dir.path());
+    receive_part(&mut store, 3, &[1u8; 4096]);
+    assert!(dir.path().join("SNAPSHOT.partial").exists());
+    // the node got past it another way (here a newer snapshot): no transfer
+    // of that snapshot can be of use any more
+    store.save_snapshot(&Snapshot { meta: meta(5), data: Bytes::from_static(b"state at 5").into() }).unwrap();
+    drop(store);
+    let _store = open(dir.path());
+    assert!(!dir.path().join("SNAPSHOT.partial").exists(), "4 KiB of a useless transfer kept forever");
+}
+
+#[test]
+fn a_partial_snapshot_past_the_saved_state_resumes_after_open() {
+    let dir = TestDir::new("partial_ahead");
+    let mut store = open(dir.path());
+    store.save_snapshot(&Snapshot { meta: meta(5), data: Bytes::from_static(b"state at 5").into() }).unwrap();
+    receive_part(&mut store, 9, &[1u8; 4096]);
+    drop(store);
+    let mut store = open(dir.path());
+    assert_eq!(store.partial_snapshot(&meta(9), 7).unwrap().received(), 4096);
+}
