@@ -267,7 +267,7 @@ impl<C: Clone> SimDisk<C> {
 /// which a later crash closes, and a shadow copy read through it then
 /// differs from everything (every WAL seed with a restart after a
 /// snapshot failed "the snapshot saved last was not recovered").
-fn in_memory(snapshot: &Snapshot<BasicNode>) -> Snapshot<BasicNode> {
+pub(crate) fn in_memory(snapshot: &Snapshot<BasicNode>) -> Snapshot<BasicNode> {
     match snapshot.data.to_bytes() {
         Ok(bytes) => Snapshot { meta: snapshot.meta.clone(), data: bytes.into() },
         // unreadable right after recovery: kept as it is, and the next check says so
