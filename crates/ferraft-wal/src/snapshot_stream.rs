@@ -338,6 +338,12 @@ impl PartialFile {
             return Ok(None);
         }
         let data_start = HEADER as u64 + meta.len() as u64;
+        // a durable length past the file's end (a flipped bit, a torn
+        // header) names bytes that are not there: start over
+        let file_len = file.byte_len().map_err(io_error("reading", path))?;
+        if data_start.checked_add(header.data_len).is_none_or(|end| end > file_len) {
+            return Ok(None);
+        }
         // bytes past the durable mark may be torn by a crash: received again
         file.set_len(data_start + header.data_len).map_err(io_error("truncating", path))?;
         let received = header.data_len;

@@ -99,3 +99,19 @@ fn a_partial_snapshot_past_the_saved_state_resumes_after_open() {
     let mut store = open(dir.path());
     assert_eq!(store.partial_snapshot(&meta(9), 7).unwrap().received(), 4096);
 }
+
+#[test]
+fn a_partial_snapshot_claiming_more_bytes_than_its_file_holds_starts_over() {
+    let dir = TestDir::new("partial_overlong");
+    let mut store = open(dir.path());
+    receive_part(&mut store, 9, &[1u8; 4096]);
+    drop(store);
+    // a flipped bit in the durable length (a real disk's rot, or a torn
+    // header): the bytes it claims are not there
+    let path = dir.path().join("SNAPSHOT.partial");
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[16..24].copy_from_slice(&u64::MAX.to_le_bytes());
+    fs::write(&path, bytes).unwrap();
+    let mut store = open(dir.path());
+    assert_eq!(store.partial_snapshot(&meta(9), 7).unwrap().received(), 0);
+}
