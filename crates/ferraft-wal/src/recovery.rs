@@ -21,6 +21,7 @@ use crate::options::WalOptions;
 use crate::record::{find_frame_after, read_frame, read_frame_unchecked, FrameFault, RECORD_HEADER_BYTES};
 use crate::segment::{decode_header, file_name, parse_file_name, Segment, SEGMENT_HEADER_BYTES, SEGMENT_VERSION};
 use crate::snapshot_file::{self, SNAPSHOT_FILE};
+use crate::snapshot_stream::remove_stale_partial;
 use crate::spare::is_zero_tail;
 use crate::stepped::{Io, PlantedBug};
 
@@ -63,6 +64,8 @@ pub(crate) fn recover<C: AppData, N: Node>(
         None => return Err(WalError::Corrupt { path: dir.join(META_FILE), offset: 0, problem: Corruption::Missing }),
     };
     let snapshot = snapshot_file::load(fs, dir)?;
+    let held = snapshot.as_ref().and_then(|s| s.meta.last_log_id).max(meta.state.committed);
+    remove_stale_partial::<N>(fs, dir, held.map_or(0, |log_id| log_id.index))?;
     let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
     let mut live = read_segments(io, dir, &segment_names, last_purged, options.sync)?;
     if let Some(covered) = interrupted_install(snapshot.as_ref(), last_purged, &live.entries) {

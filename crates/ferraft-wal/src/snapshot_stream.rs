@@ -81,12 +81,15 @@ pub(crate) struct FileSnapshot {
     /// The dir and the name it was written under while not yet current;
     /// taken when it is made current.
     staged: Mutex<Option<(PathBuf, String)>>,
+    /// Set for a file under a name of its own: removed on drop if never
+    /// made current.
+    remove_unsaved: Option<Arc<dyn FileSystem>>,
 }
 
 impl FileSnapshot {
     /// The data of an open snapshot file, `len` bytes from `data_start`.
     pub(crate) fn new(file: Box<dyn FsFile>, data_start: u64, len: u64, checksum: u32) -> Self {
-        Self { file, data_start, len, checksum, staged: Mutex::new(None) }
+        Self { file, data_start, len, checksum, staged: Mutex::new(None), remove_unsaved: None }
     }
 
     /// Takes the staged name, if `data` is a file written by this crate in
@@ -119,6 +122,23 @@ impl SnapshotSource for FileSnapshot {
 
     fn as_any(&self) -> &dyn std::any::Any {
         self
+    }
+}
+
+impl Drop for FileSnapshot {
+    /// A snapshot written under a name of its own and let go before it was
+    /// made current (one installed meanwhile covers it) is removed: else
+    /// every such one stays on disk, a full copy of the state, until the
+    /// next open. Files under reused names (`SNAPSHOT.partial`, a save's
+    /// temporary file) are not: that name may be another file's by now.
+    fn drop(&mut self) {
+        let staged = self.staged.get_mut().unwrap_or_else(|p| p.into_inner()).take();
+        if let (Some(fs), Some((dir, name))) = (&self.remove_unsaved, staged) {
+            let path = dir.join(name);
+            if let Err(error) = fs.remove_file(&path) {
+                tracing::warn!(%error, path = %path.display(), "could not remove a snapshot never made current");
+            }
+        }
     }
 }
 
@@ -155,6 +175,7 @@ pub(crate) struct FileSink {
     crc_whole: u32,
     crc_data: u32,
     sync: bool,
+    remove_unsaved: Option<Arc<dyn FileSystem>>,
 }
 
 impl FileSink {
@@ -184,7 +205,15 @@ impl FileSink {
             crc_whole,
             crc_data: 0,
             sync,
+            remove_unsaved: None,
         })
+    }
+
+    /// The snapshot finished here is removed through `fs` if it is dropped
+    /// before being made current: for a file under a name of its own.
+    pub(crate) fn removed_unless_made_current(mut self, fs: Arc<dyn FileSystem>) -> Self {
+        self.remove_unsaved = Some(fs);
+        self
     }
 
     fn data_start(&self) -> u64 {
@@ -206,7 +235,8 @@ impl FileSink {
             self.file.sync_all().map_err(io_error("syncing", &path))?;
         }
         let data_start = self.data_start();
-        let snapshot = FileSnapshot::new(self.file, data_start, self.len, self.crc_data);
+        let mut snapshot = FileSnapshot::new(self.file, data_start, self.len, self.crc_data);
+        snapshot.remove_unsaved = self.remove_unsaved;
         *snapshot.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.dir, self.name));
         Ok(snapshot)
     }
@@ -308,6 +338,12 @@ impl PartialFile {
             return Ok(None);
         }
         let data_start = HEADER as u64 + meta.len() as u64;
+        // a durable length past the file's end (a flipped bit, a torn
+        // header) names bytes that are not there: start over
+        let file_len = file.byte_len().map_err(io_error("reading", path))?;
+        if data_start.checked_add(header.data_len).is_none_or(|end| end > file_len) {
+            return Ok(None);
+        }
         // bytes past the durable mark may be torn by a crash: received again
         file.set_len(data_start + header.data_len).map_err(io_error("truncating", path))?;
         let received = header.data_len;
@@ -366,6 +402,39 @@ impl PartialFile {
         *snapshot.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.dir.clone(), PARTIAL_FILE.to_string()));
         Ok(Some(snapshot))
     }
+}
+
+/// Removes the partial snapshot in `dir` if no transfer can resume it any
+/// more: its snapshot ends at or before `covered` (the state this node
+/// already holds: such a snapshot is never installed), or it was completed
+/// and not installed, or it is not a partial file of this version. Else a
+/// transfer cut short, then overtaken by the log or a newer snapshot, keeps
+/// its bytes (up to a whole snapshot) on disk forever.
+pub(crate) fn remove_stale_partial<N: ferraft::Node>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    covered: ferraft::LogIndex,
+) -> Result<(), WalError> {
+    let path = dir.join(PARTIAL_FILE);
+    let file = match fs.open_read(&path) {
+        Ok(file) => file,
+        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(error) => return Err(io_error("opening", &path)(error)),
+    };
+    let mut head = [0u8; HEADER];
+    let header = file.read_exact_at(&mut head, 0).ok().map(|()| Header::decode(&head));
+    let header = header.filter(|h| h.magic == *PARTIAL_MAGIC && h.version == VERSION);
+    let meta = header.and_then(|header| {
+        let mut meta = vec![0u8; header.meta_len as usize];
+        file.read_exact_at(&mut meta, HEADER as u64).ok()?;
+        postcard::from_bytes::<ferraft::SnapshotMeta<N>>(&meta).ok()
+    });
+    drop(file);
+    if meta.is_some_and(|meta| ferraft::log_id::index_of(meta.last_log_id) > covered) {
+        return Ok(());
+    }
+    tracing::info!(path = %path.display(), "removing a partial snapshot no transfer can resume");
+    fs.remove_file(&path).map_err(io_error("removing", &path))
 }
 
 impl PartialSnapshot for PartialFile {

@@ -369,7 +369,7 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
         let staged = snapshot_file::staged_name();
         let sink = snapshot_file::sink(&*self.shared.io.fs, &self.shared.dir, &staged, meta, self.shared.sync)
             .map_err(|error| error.into_storage("starting a snapshot"))?;
-        Ok(Box::new(sink))
+        Ok(Box::new(sink.removed_unless_made_current(self.shared.io.fs.clone())))
     }
 
     fn partial_snapshot(

@@ -42,7 +42,8 @@ impl<N> InstallTask<N> {
         let Self { from, seq, meta, checksum, partial, decode } = self;
         let result = partial.finish(checksum).and_then(|finished| match finished {
             None => Ok(None),
-            Some(data) => decode(&mut data.reader()).map(|install| Some((data, install))),
+            Some(data) => super::job_spawner::state_machine_part("decoding a snapshot", || decode(&mut data.reader()))
+                .map(|install| Some((data, install))),
         });
         SnapshotDecoded { from, seq, meta, result }
     }
@@ -61,5 +62,27 @@ pub struct SnapshotDecoded<N> {
 impl<N> std::fmt::Debug for SnapshotDecoded<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SnapshotDecoded").field("from", &self.from).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log_id::LogId;
+    use crate::membership::{Membership, StoredMembership};
+    use crate::snapshot_sink::MemorySnapshot;
+    use crate::{BasicNode, LeaderId};
+
+    #[test]
+    fn a_state_machine_that_panics_decoding_gives_an_error_not_a_lost_answer() {
+        let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+        let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
+        let meta = SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(1, 1), 9)), membership };
+        let partial = Box::<MemorySnapshot>::default();
+        let checksum = SnapshotData::from(Vec::new()).checksum();
+        let decode: Decode = Box::new(|_| panic!("a state machine bug"));
+        // without an answer the receiver would refuse every chunk, installing forever
+        let decoded = InstallTask { from: 2, seq: 1, meta, checksum, partial, decode }.run();
+        assert!(decoded.result.is_err());
     }
 }

@@ -18,3 +18,14 @@ pub trait JobSpawner<C, N>: Send {
     /// goes to `snapshot_decoded`.
     fn spawn_install(&mut self, task: InstallTask<N>);
 }
+
+/// Runs the state machine's part of a job, a panic in it becoming an error
+/// for `action`: a job that unwinds sends no result, and the host would wait
+/// for it forever (no snapshot again, or a received one installing forever).
+pub(crate) fn state_machine_part<T>(
+    action: &'static str,
+    part: impl FnOnce() -> Result<T, crate::storage::StorageError>,
+) -> Result<T, crate::storage::StorageError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(part))
+        .unwrap_or_else(|_| Err(crate::storage::StorageError::new(action, "the state machine panicked")))
+}

@@ -35,7 +35,7 @@ impl<N> SnapshotTask<N> {
         let Self { meta, writer, mut sink } = self;
         let written = {
             let mut buffered = BufWriter::with_capacity(SINK_BUFFER_BYTES, &mut sink);
-            writer(&mut buffered)
+            super::job_spawner::state_machine_part("encoding a snapshot", || writer(&mut buffered))
                 .and_then(|()| buffered.flush().map_err(|e| StorageError::new("writing a snapshot", e)))
         };
         let result = written.and_then(|()| sink.finish()).map(|data| Snapshot { meta, data });
@@ -47,4 +47,23 @@ impl<N> SnapshotTask<N> {
 #[derive(Debug)]
 pub struct SnapshotBuilt<N> {
     pub(crate) result: Result<Snapshot<N>, StorageError>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::membership::{Membership, StoredMembership};
+    use crate::snapshot_sink::MemorySnapshot;
+    use crate::BasicNode;
+
+    #[test]
+    fn a_state_machine_that_panics_encoding_gives_an_error_not_a_lost_answer() {
+        let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+        let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
+        let meta = SnapshotMeta { last_log_id: None, membership };
+        let writer: SnapshotWriter = Box::new(|_| panic!("a state machine bug"));
+        // without an answer the host would never start another snapshot
+        let built = SnapshotTask { meta, writer, sink: Box::<MemorySnapshot>::default() }.run();
+        assert!(built.result.is_err());
+    }
 }
