@@ -408,6 +408,8 @@ impl Simulation {
             snapshot_chunk_bytes: [8, 40, 1 << 20][rng.gen_range(0..3)],
             // unlimited: a drawn rate would shift every seed's draws
             snapshot_max_bytes_per_s: 0,
+            // from its own generator too: one chunk at a time, or a window
+            snapshot_chunks_in_flight: [1, 4, 8][SmallRng::seed_from_u64(options.seed ^ 0xC4A2_5A11).gen_range(0..3)],
             // short bounds make reverts of stuck joint configs happen in runs
             joint_exit_timeout_ms: [0, 600, 3_000, 30_000][rng.gen_range(0..4)],
             allow_log_reversion: false,

@@ -116,6 +116,10 @@ pub struct Config {
     /// The most snapshot bytes a second sent to each catching-up node; 0
     /// (the default) sends as fast as the follower acknowledges.
     pub snapshot_max_bytes_per_s: u64,
+    /// Snapshot chunks sent to a follower before the first is acknowledged
+    /// (0 counts as 1). Several hide the round trip per chunk; each is read
+    /// at its offset when sent, so a transfer holds at most this many.
+    pub snapshot_chunks_in_flight: usize,
     /// A joint config that leaves by itself waits this long for a majority of
     /// its new voters to be reachable and caught up; if they are not, the
     /// leader reverts it to the old voters instead (the caller hears
@@ -154,6 +158,7 @@ impl Default for Config {
             log_cache_entries: 50_000,
             snapshot_chunk_bytes: 1 << 20,
             snapshot_max_bytes_per_s: 0,
+            snapshot_chunks_in_flight: 8,
             joint_exit_timeout_ms: 5_000,
             allow_log_reversion: false,
             promote_max_lag_entries: 1_000,

@@ -41,6 +41,9 @@ pub struct CatchUpReport {
     pub snapshot_bytes: Option<u64>,
     /// From the add-learner call until the learner had installed it.
     pub snapshot_installed: Option<Duration>,
+    /// From the add-learner call until the leader first saw the learner
+    /// holding every byte (installing): the transfer alone, as polled.
+    pub snapshot_transferred: Option<Duration>,
     /// Clients without a catch-up: put/s and p99 in µs.
     pub baseline: (f64, u32),
     /// Clients during the catch-up: put/s and p99 in µs, and failures.
@@ -66,6 +69,13 @@ impl CatchUpReport {
                 bytes as f64 / 1e6 / t.as_secs_f64().max(1e-9)
             )),
             _ => lines.push("no snapshot: the learner caught up from the log".to_owned()),
+        }
+        if let (Some(bytes), Some(t)) = (self.snapshot_bytes, self.snapshot_transferred) {
+            lines.push(format!(
+                "snapshot transferred (every byte at the learner, before its install) {:.2} s after the join: {:.0} MB/s",
+                t.as_secs_f64(),
+                bytes as f64 / 1e6 / t.as_secs_f64().max(1e-9)
+            ));
         }
         let (base_puts, base_p99) = self.baseline;
         let (puts, p99, failed) = self.during;
@@ -170,6 +180,7 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
     let joined = Instant::now();
     leader_node.client.post("/v1/cluster/learners", &learner_spec).await.map_err(|e| format!("add learner: {e}"))?;
     let mut snapshot_installed = None;
+    let mut snapshot_transferred = None;
     let caught_up = loop {
         if snapshot_installed.is_none() {
             if let Ok(status) = learner_client.status().await {
@@ -181,6 +192,12 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
         // the leader may change under load: ask whoever leads now
         let status = leader_status(&nodes[..3]).await?;
         let matched = status["replication"][LEARNER.to_string()]["matched"].as_u64().unwrap_or(0);
+        let snapshot = &status["replication"][LEARNER.to_string()]["snapshot"];
+        let (sent, total) = (snapshot["bytes_sent"].as_u64(), snapshot["bytes_total"].as_u64());
+        let installing = sent.is_some_and(|sent| sent > 0 && Some(sent) >= total);
+        if snapshot_transferred.is_none() && (installing || snapshot_installed.is_some()) {
+            snapshot_transferred = Some(joined.elapsed());
+        }
         if matched >= target {
             break joined.elapsed();
         }
@@ -204,6 +221,7 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
         caught_up,
         snapshot_bytes,
         snapshot_installed,
+        snapshot_transferred,
         baseline: (base.0, base.1),
         during,
         peak_rss_mib,

@@ -31,6 +31,7 @@ mod reads;
 mod replication;
 mod role;
 mod snapshot_pace;
+mod snapshot_window;
 mod store_reads;
 
 #[cfg(test)]

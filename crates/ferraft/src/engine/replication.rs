@@ -239,8 +239,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return;
         }
         let now = self.now_ms;
-        let limits = (self.config.snapshot_chunk_bytes as u64, self.config.snapshot_max_bytes_per_s);
-        let vote = self.vote;
+        let chunk_bytes = self.config.snapshot_chunk_bytes as u64;
         let Role::Leader(leader) = &mut self.role else { return };
         let sent_so_far = leader.seq;
         let Some(progress) = leader.progress.get_mut(&from) else { return };
@@ -258,14 +257,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 self.leader_maybe_commit();
                 self.replicate_to(from, false);
             } else {
-                progress.mode = ReplicationMode::Snapshot { next_offset: reply.next_offset, sent_ms: now };
-                if !Self::pace_allows(progress, reply.next_offset, now, limits) {
-                    return;
-                }
-                leader.seq += 1;
-                let seq = leader.seq;
-                progress.record_sent(seq, now);
-                self.output.push(Output::SendSnapshotChunk { to: from, offset: reply.next_offset, seq, vote });
+                let answer = (reply.next_offset, reply.seq);
+                super::snapshot_window::on_acknowledged(progress, answer, sent_so_far, chunk_bytes, now);
+                self.fill_snapshot_window(from);
             }
         }
     }
@@ -398,6 +392,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let now = self.now_ms;
         let vote = self.vote;
         let timeout = self.config.election_timeout_max_ms;
+        let chunk_bytes = self.config.snapshot_chunk_bytes as u64;
         let Role::Leader(leader) = &mut self.role else { return };
         for (peer, progress) in leader.progress.iter_mut() {
             if let ReplicationMode::Snapshot { next_offset, sent_ms } = progress.mode {
@@ -408,6 +403,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 // while it installs, this re-asks from the end (no byte again): the
                 // follower answers once installed, and its "installed" reply may be lost
                 if now >= sent_ms + timeout {
+                    // one chunk from where the receiver stands; its answer reopens the window
+                    progress.store.window = super::snapshot_window::SnapshotWindow::restart(next_offset, leader.seq);
+                    progress.store.window.sent_until = next_offset.saturating_add(chunk_bytes);
                     leader.seq += 1;
                     progress.record_sent(leader.seq, now);
                     progress.mode = ReplicationMode::Snapshot { next_offset, sent_ms: now };

@@ -6,13 +6,12 @@
 //! `n` chunks' worth of bytes at the rate after the transfer started. A
 //! chunk that is not due yet waits for the tick at its due time, and the
 //! leader's next deadline includes it. Backpressure is the transfer's own:
-//! one chunk is in flight at a time (the next one leaves when the follower
-//! acknowledges the last), so neither side holds more than a chunk per
-//! transfer.
+//! at most a window of chunks is in flight (see `snapshot_window`), so
+//! neither side holds more than that per transfer.
 
 use super::progress::{Progress, ReplicationMode};
 use super::role::Role;
-use super::{Engine, Output};
+use super::Engine;
 use crate::entry::AppData;
 use crate::node::Node;
 
@@ -45,7 +44,7 @@ impl SnapshotPace {
 
 impl<C: AppData, N: Node> Engine<C, N> {
     /// The chunk budget of the config: (chunk bytes, rate).
-    fn pace_limits(&self) -> (u64, u64) {
+    pub(crate) fn pace_limits(&self) -> (u64, u64) {
         (self.config.snapshot_chunk_bytes as u64, self.config.snapshot_max_bytes_per_s)
     }
 
@@ -64,21 +63,22 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// Sends the waiting chunks that are due.
     pub(crate) fn send_due_snapshot_chunks(&mut self) {
-        let (now, vote, limits) = (self.now_ms, self.vote, self.pace_limits());
+        let now = self.now_ms;
+        let limits = self.pace_limits();
         let Role::Leader(leader) = &mut self.role else { return };
+        let mut due = Vec::new();
         for (peer, progress) in leader.progress.iter_mut() {
-            let Some(offset) = progress.store.pace.waiting else { continue };
+            if progress.store.pace.waiting.is_none() {
+                continue;
+            }
             if !matches!(progress.mode, ReplicationMode::Snapshot { .. }) {
                 progress.store.pace.waiting = None;
-                continue;
+            } else if now >= progress.store.pace.due_ms(limits.0, limits.1) {
+                due.push(*peer);
             }
-            if !Self::pace_allows(progress, offset, now, limits) {
-                continue;
-            }
-            leader.seq += 1;
-            progress.record_sent(leader.seq, now);
-            progress.mode = ReplicationMode::Snapshot { next_offset: offset, sent_ms: now };
-            self.output.push(Output::SendSnapshotChunk { to: *peer, offset, seq: leader.seq, vote });
+        }
+        for peer in due {
+            self.fill_snapshot_window(peer);
         }
     }
 

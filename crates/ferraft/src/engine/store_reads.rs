@@ -51,6 +51,8 @@ pub struct StoreFeed {
     pub installing_since_ms: Option<u64>,
     /// The send budget of the snapshot transfer to it (see `snapshot_pace`).
     pub pace: super::snapshot_pace::SnapshotPace,
+    /// The chunks in flight to it (see `snapshot_window`).
+    pub window: super::snapshot_window::SnapshotWindow,
 }
 
 /// What a follower whose next entry is below the cache gets now.
@@ -135,10 +137,15 @@ impl<C: AppData, N: Node> Engine<C, N> {
         progress.store.snapshot_last = None;
         progress.store.installing_since_ms = None;
         progress.store.pace = super::snapshot_pace::SnapshotPace::start(now);
+        let chunk_bytes = self.config.snapshot_chunk_bytes as u64;
+        let settled_seq = leader.seq;
+        progress.store.window = super::snapshot_window::SnapshotWindow::restart(0, settled_seq);
+        progress.store.window.sent_until = chunk_bytes;
         leader.seq += 1;
         let seq = leader.seq;
         progress.record_sent(seq, now);
         self.output.push(Output::SendSnapshotChunk { to: peer, offset: 0, seq, vote });
+        self.fill_snapshot_window(peer);
     }
 
     /// The runtime read `entries` from the store for `to`, answering an

@@ -164,6 +164,10 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                 return self.start_snapshot_job();
             }
         };
+        if offset > snapshot.data.len() {
+            // the window runs ahead of a snapshot whose end the engine does not know
+            return Ok(());
+        }
         let leader_node = self.engine.own_node().cloned();
         let chunk_bytes = self.engine.config_chunk_bytes();
         let chunk = SnapshotChunk::cut(&snapshot, offset, chunk_bytes, vote, seq, leader_node)

@@ -568,6 +568,7 @@ mod purge_hold;
 mod removed_leader;
 mod restart_state;
 mod snapshot_pace;
+mod snapshot_window;
 mod store_reads;
 
 /// Seed 3682 (membership stress): n2 led term 2, crashed, restarted and led

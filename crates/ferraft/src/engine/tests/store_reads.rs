@@ -14,6 +14,8 @@ pub(super) fn leader_with_follower_behind_cache() -> (TestEngine, Vec<Entry<u64,
         max_inflight_appends: 2,
         purge_keep_entries: 0,
         pre_vote: false,
+        // one chunk at a time: the window has its own tests (snapshot_window)
+        snapshot_chunks_in_flight: 1,
         ..Config::default()
     };
     let state = LogState { entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])], ..LogState::default() };
