@@ -50,9 +50,12 @@ impl EntryBytes {
     /// in `max_bytes`: at least one, however large, when one is held.
     pub fn count_within(&self, skip: usize, max: usize, max_bytes: u64) -> usize {
         let before = if skip == 0 { self.base } else { self.totals.get(skip - 1).copied().unwrap_or(self.base) };
-        let held = self.totals.range(skip.min(self.totals.len())..).take(max);
-        let fitting = held.take_while(|total| **total - before <= max_bytes).count();
-        fitting.max(usize::from(skip < self.totals.len() && max > 0))
+        let sizes = self.totals.range(skip.min(self.totals.len())..).scan(before, |previous, total| {
+            let size = total - *previous;
+            *previous = *total;
+            Some(size)
+        });
+        count_fitting(sizes, max, max_bytes)
     }
 
     /// Bytes of the entries after `index`, for a log whose first held entry
@@ -70,6 +73,20 @@ impl EntryBytes {
         let average = if self.totals.is_empty() { 0 } else { held / self.totals.len() as u64 };
         held + (first - 1 - index) * average
     }
+}
+
+/// How many of the leading items of encoded `sizes`, at most `max`, fit in
+/// `max_bytes`: at least one when there is one, however large (it must go
+/// alone). The one rule for what one message carries.
+pub(crate) fn count_fitting(sizes: impl IntoIterator<Item = u64>, max: usize, max_bytes: u64) -> usize {
+    let (mut count, mut bytes) = (0, 0);
+    for size in sizes.into_iter().take(max) {
+        if count > 0 && bytes + size > max_bytes {
+            break;
+        }
+        (count, bytes) = (count + 1, bytes + size);
+    }
+    count
 }
 
 /// The encoded size of `value`, counted without encoding it.

@@ -186,14 +186,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let own_node = self.own_node().cloned();
         let Role::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&to) else { return };
-        let mut entries = entries.into_iter().peekable();
+        let mut entries = std::collections::VecDeque::from(entries);
         let mut prev_log_id = match read.prev {
             Some(prev) => prev,
-            None => entries.next().map(|e| e.log_id),
+            None => entries.pop_front().map(|e| e.log_id),
         };
         let probing = progress.mode == ReplicationMode::Probe;
         let batch = if probing { max_entries.min(64) } else { max_entries };
-        while entries.peek().is_some() {
+        while !entries.is_empty() {
             let window_full = match probing {
                 true => !progress.inflight.is_empty() && now < progress.probe_sent_ms + probe_wait,
                 false => progress.inflight.len() >= max_inflight,
@@ -201,7 +201,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if window_full {
                 break;
             }
-            let chunk = take_within(&mut entries, batch, max_bytes);
+            let sizes = entries.iter().map(super::entry_bytes::encoded_size);
+            let chunk: Vec<_> = entries.drain(..super::entry_bytes::count_fitting(sizes, batch, max_bytes)).collect();
             let sent_last = chunk.last().map_or(0, |e| e.log_id.index);
             leader.seq += 1;
             let seq = leader.seq;
@@ -218,25 +219,4 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
         }
     }
-}
-
-/// Takes up to `max` entries and no more than `max_bytes` of them encoded
-/// (at least one): what fits in one append.
-fn take_within<C: AppData, N: Node>(
-    entries: &mut std::iter::Peekable<std::vec::IntoIter<Entry<C, N>>>,
-    max: usize,
-    max_bytes: u64,
-) -> Vec<Entry<C, N>> {
-    let mut chunk = Vec::new();
-    let mut bytes = 0;
-    while chunk.len() < max {
-        let Some(next) = entries.peek() else { break };
-        let size = super::entry_bytes::encoded_size(next);
-        if !chunk.is_empty() && bytes + size > max_bytes {
-            break;
-        }
-        bytes += size;
-        chunk.extend(entries.next());
-    }
-    chunk
 }

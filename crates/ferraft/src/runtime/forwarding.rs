@@ -7,6 +7,7 @@ use super::event::WriteResponse;
 use super::host::NodeHost;
 use super::reply::{Answer, ReplyKind};
 use super::reply_books::{ReadResult, WriteReply};
+use crate::engine::entry_bytes::{count_fitting, encoded_size};
 use crate::engine::ForwardFailure;
 use crate::error::{ForwardToLeader, WriteError};
 use crate::log_id::LogId;
@@ -137,7 +138,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         let max_bytes = self.engine.config_max_append_bytes();
         let mut batch = std::mem::take(&mut self.forwards.batch);
         while !batch.is_empty() {
-            let rest = batch.split_off(count_within(&batch, max_bytes));
+            let sizes = batch.iter().map(|(command, _)| encoded_size(command));
+            let rest = batch.split_off(count_fitting(sizes, usize::MAX, max_bytes));
             let (commands, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
             match self.engine.forward_write(commands) {
                 Ok(forward_id) => self.forwards.sent(forward_id, replies),
@@ -162,18 +164,4 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             Err(e) => reply.answer(Err(e)),
         }
     }
-}
-
-/// How many of the first commands of `batch` fit in `max_bytes` encoded
-/// (at least one).
-fn count_within<C: serde::Serialize, T>(batch: &[(C, T)], max_bytes: u64) -> usize {
-    let mut bytes = 0;
-    let fitting = batch
-        .iter()
-        .take_while(|(command, _)| {
-            bytes += crate::engine::entry_bytes::encoded_size(command);
-            bytes <= max_bytes
-        })
-        .count();
-    fitting.max(1)
 }
