@@ -190,8 +190,17 @@ async fn a_node_restarted_on_another_address_reports_the_mismatch() {
     assert_eq!(mismatch["raft"]["advertised"], node.raft.as_str(), "{status}");
     let metrics = metrics_text(&node).await;
     assert!(metrics.contains("ferraft_address_mismatch 1"), "{metrics}");
-    let log = std::fs::read_to_string(&node.log).unwrap();
-    assert!(log.contains("WARN") && log.contains("ferraft ctl change set-nodes 1="), "{log}");
+    // the warning comes from a task woken by the same metrics change, which
+    // may run after the status answered
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(&node.log).unwrap();
+        if log.contains("WARN") && log.contains("ferraft ctl change set-nodes 1=") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no WARN with the fix: {log}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `GET /metrics` of `node`.

@@ -111,6 +111,14 @@ async fn a_wiped_voter_is_not_its_old_self_until_readmitted_with_ctl() {
         client.get("/v1/kv/after-wipe?consistency=local").await.is_ok_and(|v| v["value"] == "x")
     })
     .await;
+    // the leader promotes only a learner it has seen caught up; its view
+    // trails the learner's own by an acknowledgement
+    let leader_client = nodes[&leader].client.clone();
+    wait_for("the leader to see the readmitted node caught up", async || {
+        let status = leader_client.status().await.unwrap();
+        status["replication"][victim.to_string()]["lag_entries"] == 0
+    })
+    .await;
     let (code, out, err) = ctl(&leader_api, &["change", "add-voters", &victim.to_string()]).await;
     assert_eq!(code, 0, "promotion failed: {out} {err}");
     let status = nodes[&survivor].client.status().await.unwrap();
