@@ -145,6 +145,23 @@ impl LocalNode {
         }
     }
 
+    /// Waits until this node knows a leader: a voter named at `init` learns it
+    /// is initialized only from the leader's first append, which a loaded
+    /// machine may deliver late. Returns the leader's id.
+    pub async fn wait_knows_leader(&self, timeout: Duration) -> Result<u64, String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.client.status().await.map_err(|e| format!("node {}: {e}", self.id))?;
+            if let Some(leader) = status["leader"].as_u64() {
+                return Ok(leader);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!("node {} knows no leader: {status}", self.id));
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `kill -9`: the process dies at once, without flushing anything.
     pub async fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {

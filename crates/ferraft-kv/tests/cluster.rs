@@ -33,14 +33,8 @@ impl Cluster {
             (1..=n.min(3)).map(|id| (id.to_string(), cluster.nodes[&id].spec())).collect();
         cluster.client(1).post("/v1/cluster/init", &json!({ "nodes": voters })).await.unwrap();
         cluster.leader(Duration::from_secs(10)).await;
-        // a voter learns it is initialized from the leader's first append,
-        // which a loaded machine may deliver late
-        let deadline = Instant::now() + Duration::from_secs(10);
         for id in 1..=n.min(3) {
-            while cluster.client(id).status().await.is_ok_and(|s| s["leader"].is_null()) {
-                assert!(Instant::now() < deadline, "voter {id} never heard from a leader");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
+            cluster.nodes[&id].wait_knows_leader(Duration::from_secs(10)).await.unwrap();
         }
         cluster
     }

@@ -37,6 +37,9 @@ impl Nodes {
             let voters: BTreeMap<String, Value> =
                 (1..=n.min(3)).map(|id| (id.to_string(), started.nodes[&id].spec())).collect();
             started.nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": voters })).await.unwrap();
+            for id in 1..=n.min(3) {
+                started.nodes[&id].wait_knows_leader(Duration::from_secs(10)).await.unwrap();
+            }
         }
         started
     }
