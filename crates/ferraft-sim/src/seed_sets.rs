@@ -50,14 +50,10 @@ fn run_parallel<R: Send>(seeds: Range<u64>, threads: usize, run: &(impl Fn(u64) 
                 scope.spawn(move || (seeds.start + t..seeds.end).step_by(threads).map(run).collect::<Vec<_>>())
             })
             .collect();
-        let mut per_thread: Vec<_> = handles
-            .into_iter()
-            .map(|h| h.join().expect("simulation thread panicked").into_iter())
-            .collect();
+        let mut per_thread: Vec<_> =
+            handles.into_iter().map(|h| h.join().expect("simulation thread panicked").into_iter()).collect();
         // seed `start + n` ran on thread `n % threads`, as its `n / threads`-th
-        (0..seeds.end - seeds.start)
-            .map(|n| per_thread[n as usize % threads].next().expect("every seed ran"))
-            .collect()
+        (0..seeds.end - seeds.start).map(|n| per_thread[n as usize % threads].next().expect("every seed ran")).collect()
     })
 }
 
@@ -149,7 +145,10 @@ pub fn caught<S: Send>(
 /// Asserts that `failure` (of planted bug `bug`) was reported by one of the
 /// checks named in `checks`, not by another one.
 pub fn assert_caught_by(bug: &str, failure: &Failure, checks: &[&str]) {
-    assert!(checks.iter().any(|check| failure.message.contains(check)), "{bug} caught by an unexpected check: {failure}");
+    assert!(
+        checks.iter().any(|check| failure.message.contains(check)),
+        "{bug} caught by an unexpected check: {failure}"
+    );
 }
 
 #[cfg(test)]

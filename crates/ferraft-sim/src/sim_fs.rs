@@ -12,7 +12,12 @@
 //!   any order before an fsync, so any subset of the unsynced writes'
 //!   4 KiB pages may have reached the platter (a later write present while
 //!   an earlier one is lost), and one lost page is torn. A lost page reads
-//!   as what was there before: zeros past the old end of the file.
+//!   as what was there before: zeros past the old end of the file. Half
+//!   these disks lose 512-byte sectors instead of pages: what a device
+//!   persists atomically is one logical block, often a sector, and it may
+//!   persist the blocks of one page write in any order too. (The WAL seed
+//!   set's batches are mostly shorter than a page: sectors make it meet
+//!   the out-of-order case far more often.)
 //!
 //! A torn write or page keeps a prefix of itself, or garbage of its length
 //! (which one: drawn per disk). Size changes (`set_len`) are metadata and,
@@ -41,17 +46,23 @@ use ferraft_wal::{FileSystem, FsFile, LockGuard};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// The unit a page cache writes back: out-of-order writeback keeps or
-/// loses whole pages of this size (aligned in the file).
+/// The unit a page cache writes back.
 pub const PAGE_BYTES: u64 = 4096;
+
+/// The unit many devices persist atomically.
+pub const SECTOR_BYTES: u64 = 512;
 
 /// In what order a disk writes a file's unsynced data back before a crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Writeback {
     /// Write by write, in the order they were made: a crash keeps a prefix.
     InOrder,
-    /// Page by page, in any order: a crash keeps any subset of the pages.
-    AnyOrder,
+    /// Block by block, in any order: a crash keeps any subset of the
+    /// blocks of `block_bytes` (aligned in the file).
+    AnyOrder {
+        /// [`PAGE_BYTES`] or [`SECTOR_BYTES`].
+        block_bytes: u64,
+    },
 }
 
 /// What survives of an unsynced write (or page) a crash cuts.
@@ -99,6 +110,9 @@ struct FsState {
     crash_countdown: Option<u64>,
     /// Writes torn by crashes, not yet counted in the run's stats.
     torn_writes: u64,
+    /// Files a crash left with a page lost before a page kept (out of
+    /// order), not yet counted in the run's stats.
+    reordered_files: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -161,13 +175,14 @@ impl DirOp {
 /// writeback model from, apart from the stream of crash choices.
 const WRITEBACK_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
 
-/// The write of `data` at `offset`, split where it crosses page boundaries.
-fn pages(offset: u64, data: &[u8]) -> Vec<Change> {
+/// The write of `data` at `offset`, split where it crosses a boundary of
+/// `block_bytes` blocks.
+fn blocks(offset: u64, data: &[u8], block_bytes: u64) -> Vec<Change> {
     let mut pieces = Vec::new();
     let mut start = 0;
     while start < data.len() {
         let at = offset + start as u64;
-        let end = (start as u64 + PAGE_BYTES - at % PAGE_BYTES).min(data.len() as u64) as usize;
+        let end = (start as u64 + block_bytes - at % block_bytes).min(data.len() as u64) as usize;
         pieces.push(Change::Write { offset: at, data: data[start..end].to_vec() });
         start = end;
     }
@@ -188,8 +203,12 @@ impl SimDiskFs {
     /// stream of its own, so an in-order disk crashes exactly as disks did
     /// before out-of-order writeback was modelled (old seeds replay).
     pub fn new(seed: u64) -> Self {
-        let any_order = SmallRng::seed_from_u64(seed ^ WRITEBACK_STREAM).gen_bool(0.5);
-        Self::with_writeback(seed, if any_order { Writeback::AnyOrder } else { Writeback::InOrder })
+        let mut rng = SmallRng::seed_from_u64(seed ^ WRITEBACK_STREAM);
+        let writeback = match rng.gen_bool(0.5) {
+            false => Writeback::InOrder,
+            true => Writeback::AnyOrder { block_bytes: if rng.gen_bool(0.5) { PAGE_BYTES } else { SECTOR_BYTES } },
+        };
+        Self::with_writeback(seed, writeback)
     }
 
     /// An empty disk that writes back as `writeback` says, whatever the seed.
@@ -210,6 +229,7 @@ impl SimDiskFs {
             locks: BTreeSet::new(),
             crash_countdown: None,
             torn_writes: 0,
+            reordered_files: 0,
         };
         Self { state: Arc::new(Mutex::new(state)) }
     }
@@ -256,6 +276,12 @@ impl SimDiskFs {
         std::mem::take(&mut self.lock().torn_writes)
     }
 
+    /// Files left by crashes since the last call with a page lost before a
+    /// page kept: how often the out-of-order case was met.
+    pub fn take_reordered_files(&self) -> u64 {
+        std::mem::take(&mut self.lock().reordered_files)
+    }
+
     fn lock(&self) -> MutexGuard<'_, FsState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -270,7 +296,7 @@ impl FsState {
             let mut content = std::mem::take(&mut inode.synced);
             let survivors = match self.writeback {
                 Writeback::InOrder => self.in_order_survivors(&inode.pending),
-                Writeback::AnyOrder => self.any_order_survivors(&inode.pending),
+                Writeback::AnyOrder { block_bytes } => self.any_order_survivors(&inode.pending, block_bytes),
             };
             for change in &survivors {
                 change.apply(&mut content);
@@ -301,15 +327,16 @@ impl FsState {
     }
 
     /// What of `pending` reaches the platter, in order, on an out-of-order
-    /// disk: each page of each write independently (how likely: drawn per
+    /// disk: each block of each write independently (how likely: drawn per
     /// crash, so some crashes keep almost everything and some almost
-    /// nothing), a prefix of the size changes, and one lost page torn.
-    fn any_order_survivors(&mut self, pending: &[Change]) -> Vec<Change> {
+    /// nothing), a prefix of the size changes, and one lost block torn.
+    fn any_order_survivors(&mut self, pending: &[Change], block_bytes: u64) -> Vec<Change> {
         let keep_share: f64 = self.rng.gen();
         let size_changes = pending.iter().filter(|c| matches!(c, Change::SetLen(_))).count();
         let mut size_changes_kept = self.rng.gen_range(0..=size_changes);
         let mut survivors = Vec::new();
         let mut lost = Vec::new();
+        let mut reordered = false;
         for change in pending {
             match change {
                 Change::SetLen(_) if size_changes_kept > 0 => {
@@ -318,19 +345,21 @@ impl FsState {
                 }
                 Change::SetLen(_) => {}
                 Change::Write { offset, data } => {
-                    for page in pages(*offset, data) {
+                    for block in blocks(*offset, data, block_bytes) {
                         if self.rng.gen_bool(keep_share) {
-                            survivors.push(page);
+                            reordered |= !lost.is_empty();
+                            survivors.push(block);
                         } else {
-                            lost.push((survivors.len(), page));
+                            lost.push((survivors.len(), block));
                         }
                     }
                 }
             }
         }
+        self.reordered_files += u64::from(reordered);
         if !lost.is_empty() {
-            let (position, page) = lost.swap_remove(self.rng.gen_range(0..lost.len()));
-            if let Change::Write { offset, data } = page {
+            let (position, block) = lost.swap_remove(self.rng.gen_range(0..lost.len()));
+            if let Change::Write { offset, data } = block {
                 // in its place among the writes: a later write over the same bytes wins
                 if let Some(torn) = self.torn_write(offset, &data) {
                     survivors.insert(position, torn);
@@ -668,8 +697,15 @@ mod tests {
 
     #[test]
     fn both_writeback_models_are_drawn() {
-        let any_order = (0..100).filter(|seed| SimDiskFs::new(*seed).writeback() == Writeback::AnyOrder).count();
-        assert!((20..80).contains(&any_order), "{any_order} of 100 disks write back out of order");
+        let drawn: Vec<Writeback> = (0..100).map(|seed| SimDiskFs::new(seed).writeback()).collect();
+        let count = |writeback| drawn.iter().filter(|w| **w == writeback).count();
+        for writeback in [
+            Writeback::InOrder,
+            Writeback::AnyOrder { block_bytes: PAGE_BYTES },
+            Writeback::AnyOrder { block_bytes: SECTOR_BYTES },
+        ] {
+            assert!(count(writeback) > 10, "{} of 100 disks write back {writeback:?}", count(writeback));
+        }
     }
 
     /// Three pages written by one write and two more: each page of the
@@ -681,7 +717,7 @@ mod tests {
         let written: Vec<u8> = (0..5 * page).map(|i| (i / page) as u8 + 1).collect();
         let (mut later_without_earlier, mut torn) = (0, 0);
         for seed in 0..200 {
-            let (disk, fs) = disk_with_dir_writing_back(seed, Writeback::AnyOrder);
+            let (disk, fs) = disk_with_dir_writing_back(seed, Writeback::AnyOrder { block_bytes: PAGE_BYTES });
             let file = fs.create(&path("a")).unwrap();
             file.write_all_at(b"synced", 0).unwrap();
             file.sync_data().unwrap();
@@ -716,9 +752,9 @@ mod tests {
     }
 
     #[test]
-    fn a_write_splits_at_page_boundaries() {
+    fn a_write_splits_at_block_boundaries() {
         let page = PAGE_BYTES as usize;
-        let pieces: Vec<(u64, usize)> = pages(page as u64 - 2, &vec![7; page + 4])
+        let pieces: Vec<(u64, usize)> = blocks(page as u64 - 2, &vec![7; page + 4], PAGE_BYTES)
             .into_iter()
             .map(|piece| match piece {
                 Change::Write { offset, data } => (offset, data.len()),

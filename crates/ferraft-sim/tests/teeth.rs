@@ -20,7 +20,8 @@ const CHECK_MEMBERSHIP_ANSWERS: bool = false;
 
 /// Runs CI seeds with `fault` until one fails; the failure must name one of `rules`.
 fn caught(fault: Fault, rules: &[&str]) -> Failure {
-    let options = |seed| SimOptions { fault, check_membership_answers: CHECK_MEMBERSHIP_ANSWERS, ..SimOptions::new(seed) };
+    let options =
+        |seed| SimOptions { fault, check_membership_answers: CHECK_MEMBERSHIP_ANSWERS, ..SimOptions::new(seed) };
     let failure = seed_sets::caught(&format!("{fault:?}"), CI_SEEDS, |seed| run_seed(&options(seed)), |_| true);
     assert_caught_by(&format!("{fault:?}"), &failure, rules);
     failure

@@ -19,9 +19,8 @@ const CI_SEEDS: u64 = 150;
 #[test]
 fn two_clusters_on_one_network_never_mix() {
     let wipe_disks = env_flag("FERRAFT_SIM_WIPE");
-    let run = run_set(CI_SEEDS, |seed, trace| {
-        run_two_clusters(&SimOptions { trace, wipe_disks, ..SimOptions::new(seed) })
-    });
+    let run =
+        run_set(CI_SEEDS, |seed, trace| run_two_clusters(&SimOptions { trace, wipe_disks, ..SimOptions::new(seed) }));
     let total = CrossingStats {
         crossed: run.sum(|s| s.crossed),
         reused_addresses: run.sum(|s| s.reused_addresses),

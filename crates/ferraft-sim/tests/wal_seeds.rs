@@ -22,7 +22,11 @@ fn nodes_on_the_wal_over_a_crashing_file_system_keep_every_rule() {
     let crashes = run.sum(|s| s.crashes);
     let torn = run.sum(|s| s.torn_writes);
     let writes = run.sum(|s| s.writes);
-    run.report("WAL seeds", &format!("{writes} writes, {crashes} crashes, {torn} torn writes"));
+    let reordered = run.sum(|s| s.reordered_files);
+    run.report(
+        "WAL seeds",
+        &format!("{writes} writes, {crashes} crashes, {torn} torn writes, {reordered} files written back out of order"),
+    );
     assert!(crashes > run.count() as usize, "too few crashes ({crashes}) for the runs to mean anything");
     assert!(torn > 0, "no write was ever torn");
 }

@@ -26,5 +26,8 @@ fn a_wal_that_reports_a_batch_durable_before_syncing_it_is_caught() {
 fn a_wal_recovery_that_trusts_records_without_their_checksum_is_caught() {
     // the garbage it trusts shows as a recovered state the contract forbids, or as
     // corruption found at a later open (a torn tail must never read as corrupt)
-    caught_in_wal_seeds(PlantedBug::TrustRecordsWithoutChecksum, &["WAL recovery", "never appended", "corrupt WAL data"]);
+    caught_in_wal_seeds(
+        PlantedBug::TrustRecordsWithoutChecksum,
+        &["WAL recovery", "never appended", "corrupt WAL data"],
+    );
 }

@@ -1,6 +1,6 @@
 //! The real WAL on a disk that writes pages back out of order
-//! (`sim_fs::Writeback::AnyOrder`), cut in the middle of a batch of many
-//! pages: whatever subset of the batch's pages reached the disk, the store
+//! (`sim_fs::Writeback::AnyOrder`, by pages or sectors), cut in the middle
+//! of a batch of many pages: whatever subset of its blocks reached the disk, the store
 //! opens with every entry synced before the batch, and takes appends after.
 //!
 //! The WAL seed set meets this case rarely (its batches are mostly shorter
@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use ferraft::testing::conformance::{entries, entry, TestData};
 use ferraft::{BasicNode, FlushNotifier, LogStore};
-use ferraft_sim::sim_fs::{SimDiskFs, Writeback};
+use ferraft_sim::sim_fs::{SimDiskFs, Writeback, PAGE_BYTES, SECTOR_BYTES};
 use ferraft_wal::{SteppedIo, WalOptions, WalStepper, WalStore};
 
 type Store = WalStore<TestData, BasicNode>;
@@ -28,7 +28,8 @@ fn open(disk: &SimDiskFs, preallocate: bool) -> Result<(Store, WalStepper), ferr
 fn a_power_cut_in_a_batch_of_many_pages_keeps_what_was_synced_before_it() {
     let mut first_record_lost = 0;
     for seed in 0..200 {
-        let disk = SimDiskFs::with_writeback(seed, Writeback::AnyOrder);
+        let block_bytes = if seed % 4 < 2 { PAGE_BYTES } else { SECTOR_BYTES };
+        let disk = SimDiskFs::with_writeback(seed, Writeback::AnyOrder { block_bytes });
         let preallocate = seed % 2 == 0;
         let (mut store, stepper) = open(&disk, preallocate).unwrap();
         store.read_state().unwrap();

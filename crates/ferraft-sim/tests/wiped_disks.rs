@@ -22,8 +22,9 @@ fn a_wiped_node_under_its_old_id_never_loses_a_committed_write() {
 #[test]
 fn counting_a_wiped_node_as_its_old_self_is_caught() {
     let fault = Fault::Broken(BrokenRule::CountOtherIncarnations);
-    let run =
-        |seed| run_seed(&SimOptions { wipe_disks: true, fault, check_membership_answers: false, ..SimOptions::new(seed) });
+    let run = |seed| {
+        run_seed(&SimOptions { wipe_disks: true, fault, check_membership_answers: false, ..SimOptions::new(seed) })
+    };
     // a node counted as its old self may also stall the cluster (the
     // leader sees its log go backwards): only a safety failure counts
     let safety = ["committed entries never lost", "leader completeness", "state machine safety", "linearizab"];
