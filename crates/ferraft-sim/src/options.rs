@@ -87,6 +87,8 @@ impl SimOptions {
             "wiped_disks a_wiped"
         } else if self.cas {
             "cas_seeds histories_with"
+        } else if self.membership_stress {
+            "membership_answers membership_requests_are_answered"
         } else {
             "sim_seeds sim_seeds"
         }

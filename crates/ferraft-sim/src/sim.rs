@@ -112,6 +112,9 @@ pub struct RunStats {
     pub wipes: usize,
     /// Writes torn by crashes (WAL runs: the simulated file systems').
     pub torn_writes: usize,
+    /// Files a crash left with a page lost before a page kept (WAL runs on
+    /// disks writing back out of order).
+    pub reordered_files: usize,
     /// Membership entries committed.
     pub memberships: usize,
     /// Snapshots installed from a leader.

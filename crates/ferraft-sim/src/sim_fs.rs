@@ -2,14 +2,34 @@
 //!
 //! In memory, one per machine. A write lands in the page cache and becomes
 //! durable at the next sync of its file; a creation, rename or removal
-//! becomes durable at the next directory sync (all of them up to it, as a
-//! journaling file system commits its metadata in order). A crash keeps a
-//! prefix of each file's unsynced writes and of the unsynced directory
-//! operations (how long: drawn per crash) and *tears* the first write it
-//! loses: a prefix of it survives, or garbage of its length (which one: drawn
-//! per file system, from the seed). This is the fault model the WAL claims
-//! to survive (its recovery cuts a torn tail); out-of-order page writeback,
-//! which it documents as refusing to open, is not simulated.
+//! becomes durable at the next directory sync.
+//!
+//! What a crash keeps of the rest depends on the disk's [`Writeback`],
+//! drawn per disk from its seed:
+//! - [`Writeback::InOrder`]: a prefix of each file's unsynced writes (how
+//!   long: drawn per crash), and the first write it loses is *torn*.
+//! - [`Writeback::AnyOrder`]: a real page cache writes dirty pages back in
+//!   any order before an fsync, so any subset of the unsynced writes'
+//!   4 KiB pages may have reached the platter (a later write present while
+//!   an earlier one is lost), and one lost page is torn. A lost page reads
+//!   as what was there before: zeros past the old end of the file. Half
+//!   these disks lose 512-byte sectors instead of pages: what a device
+//!   persists atomically is one logical block, often a sector, and it may
+//!   persist the blocks of one page write in any order too. (The WAL seed
+//!   set's batches are mostly shorter than a page: sectors make it meet
+//!   the out-of-order case far more often.)
+//!
+//! A torn write or page keeps a prefix of itself, or garbage of its length
+//! (which one: drawn per disk). Size changes (`set_len`) are metadata and,
+//! like directory operations, survive as a prefix in both models.
+//!
+//! Directory operations follow their own rule in both models: they are
+//! journaled metadata, and ext4's journal (like any journaling file system's)
+//! commits them in the order they were made, so a crash keeps a prefix of
+//! the unsynced ones, never a later rename without an earlier one. Their
+//! order relative to data writes is not modelled (ext4's `data=ordered`
+//! flushes a file's data before the metadata that exposes it, but only for
+//! newly allocated blocks): the WAL syncs a file before renaming it.
 //!
 //! A crash can also be scheduled [`after`](SimFs::crash_after_ops) a number
 //! of operations, to cut power in the middle of a writer batch or a snapshot
@@ -26,7 +46,26 @@ use ferraft_wal::{FileSystem, FsFile, LockGuard};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// What survives of the first unsynced write a crash loses.
+/// The unit a page cache writes back.
+pub const PAGE_BYTES: u64 = 4096;
+
+/// The unit many devices persist atomically.
+pub const SECTOR_BYTES: u64 = 512;
+
+/// In what order a disk writes a file's unsynced data back before a crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writeback {
+    /// Write by write, in the order they were made: a crash keeps a prefix.
+    InOrder,
+    /// Block by block, in any order: a crash keeps any subset of the
+    /// blocks of `block_bytes` (aligned in the file).
+    AnyOrder {
+        /// [`PAGE_BYTES`] or [`SECTOR_BYTES`].
+        block_bytes: u64,
+    },
+}
+
+/// What survives of an unsynced write (or page) a crash cuts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tear {
     /// A prefix of it, of random length.
@@ -55,6 +94,7 @@ struct FsState {
     life: u64,
     rng: SmallRng,
     tear: Tear,
+    writeback: Writeback,
     inodes: BTreeMap<u64, Inode>,
     next_inode: u64,
     /// Files by path, as the running process sees them.
@@ -70,6 +110,9 @@ struct FsState {
     crash_countdown: Option<u64>,
     /// Writes torn by crashes, not yet counted in the run's stats.
     torn_writes: u64,
+    /// Files a crash left with a page lost before a page kept (out of
+    /// order), not yet counted in the run's stats.
+    reordered_files: u64,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -128,6 +171,24 @@ impl DirOp {
     }
 }
 
+/// Mixed into a disk's seed for the stream [`SimDiskFs::new`] draws the
+/// writeback model from, apart from the stream of crash choices.
+const WRITEBACK_STREAM: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The write of `data` at `offset`, split where it crosses a boundary of
+/// `block_bytes` blocks.
+fn blocks(offset: u64, data: &[u8], block_bytes: u64) -> Vec<Change> {
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    while start < data.len() {
+        let at = offset + start as u64;
+        let end = (start as u64 + block_bytes - at % block_bytes).min(data.len() as u64) as usize;
+        pieces.push(Change::Write { offset: at, data: data[start..end].to_vec() });
+        start = end;
+    }
+    pieces
+}
+
 fn crashed() -> io::Error {
     io::Error::other("the machine crashed")
 }
@@ -137,14 +198,28 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 impl SimDiskFs {
-    /// An empty disk whose crash choices come from `seed`; `tear` is drawn from it too.
+    /// An empty disk whose crash choices come from `seed`; how it tears
+    /// and writes back are drawn from it too. The writeback choice has a
+    /// stream of its own, so an in-order disk crashes exactly as disks did
+    /// before out-of-order writeback was modelled (old seeds replay).
     pub fn new(seed: u64) -> Self {
+        let mut rng = SmallRng::seed_from_u64(seed ^ WRITEBACK_STREAM);
+        let writeback = match rng.gen_bool(0.5) {
+            false => Writeback::InOrder,
+            true => Writeback::AnyOrder { block_bytes: if rng.gen_bool(0.5) { PAGE_BYTES } else { SECTOR_BYTES } },
+        };
+        Self::with_writeback(seed, writeback)
+    }
+
+    /// An empty disk that writes back as `writeback` says, whatever the seed.
+    pub fn with_writeback(seed: u64, writeback: Writeback) -> Self {
         let mut rng = SmallRng::seed_from_u64(seed);
         let tear = if rng.gen_bool(0.5) { Tear::Prefix } else { Tear::Garbage };
         let state = FsState {
             life: 0,
             rng,
             tear,
+            writeback,
             inodes: BTreeMap::new(),
             next_inode: 1,
             names: BTreeMap::new(),
@@ -154,6 +229,7 @@ impl SimDiskFs {
             locks: BTreeSet::new(),
             crash_countdown: None,
             torn_writes: 0,
+            reordered_files: 0,
         };
         Self { state: Arc::new(Mutex::new(state)) }
     }
@@ -161,6 +237,11 @@ impl SimDiskFs {
     /// How this disk tears a write.
     pub fn tear(&self) -> Tear {
         self.lock().tear
+    }
+
+    /// How this disk writes unsynced data back.
+    pub fn writeback(&self) -> Writeback {
+        self.lock().writeback
     }
 
     /// The file system for a new life of the machine's process.
@@ -195,6 +276,12 @@ impl SimDiskFs {
         std::mem::take(&mut self.lock().torn_writes)
     }
 
+    /// Files left by crashes since the last call with a page lost before a
+    /// page kept: how often the out-of-order case was met.
+    pub fn take_reordered_files(&self) -> u64 {
+        std::mem::take(&mut self.lock().reordered_files)
+    }
+
     fn lock(&self) -> MutexGuard<'_, FsState> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -206,17 +293,13 @@ impl FsState {
         let ids: Vec<u64> = self.inodes.keys().copied().collect();
         for id in ids {
             let mut inode = self.inodes.remove(&id).expect("listed");
-            let kept = self.rng.gen_range(0..=inode.pending.len());
             let mut content = std::mem::take(&mut inode.synced);
-            for change in &inode.pending[..kept] {
+            let survivors = match self.writeback {
+                Writeback::InOrder => self.in_order_survivors(&inode.pending),
+                Writeback::AnyOrder { block_bytes } => self.any_order_survivors(&inode.pending, block_bytes),
+            };
+            for change in &survivors {
                 change.apply(&mut content);
-            }
-            if let Some(Change::Write { offset, data }) = inode.pending.get(kept) {
-                let torn = self.torn(data);
-                if !torn.is_empty() {
-                    self.torn_writes += 1;
-                    Change::Write { offset: *offset, data: torn }.apply(&mut content);
-                }
             }
             self.inodes.insert(id, Inode { synced: content.clone(), current: content, pending: Vec::new() });
         }
@@ -230,6 +313,70 @@ impl FsState {
         self.inodes.retain(|id, _| live.contains(id));
         self.locks.clear();
         self.life += 1;
+    }
+
+    /// What of `pending` reaches the platter, in order, on an in-order disk:
+    /// a prefix, then what the tear leaves of the first write lost.
+    fn in_order_survivors(&mut self, pending: &[Change]) -> Vec<Change> {
+        let kept = self.rng.gen_range(0..=pending.len());
+        let mut survivors = pending[..kept].to_vec();
+        if let Some(Change::Write { offset, data }) = pending.get(kept) {
+            survivors.extend(self.torn_write(*offset, data));
+        }
+        survivors
+    }
+
+    /// What of `pending` reaches the platter, in order, on an out-of-order
+    /// disk: each block of each write independently (how likely: drawn per
+    /// crash, so some crashes keep almost everything and some almost
+    /// nothing), a prefix of the size changes, and one lost block torn.
+    fn any_order_survivors(&mut self, pending: &[Change], block_bytes: u64) -> Vec<Change> {
+        let keep_share: f64 = self.rng.gen();
+        let size_changes = pending.iter().filter(|c| matches!(c, Change::SetLen(_))).count();
+        let mut size_changes_kept = self.rng.gen_range(0..=size_changes);
+        let mut survivors = Vec::new();
+        let mut lost = Vec::new();
+        let mut reordered = false;
+        for change in pending {
+            match change {
+                Change::SetLen(_) if size_changes_kept > 0 => {
+                    size_changes_kept -= 1;
+                    survivors.push(change.clone());
+                }
+                Change::SetLen(_) => {}
+                Change::Write { offset, data } => {
+                    for block in blocks(*offset, data, block_bytes) {
+                        if self.rng.gen_bool(keep_share) {
+                            reordered |= !lost.is_empty();
+                            survivors.push(block);
+                        } else {
+                            lost.push((survivors.len(), block));
+                        }
+                    }
+                }
+            }
+        }
+        self.reordered_files += u64::from(reordered);
+        if !lost.is_empty() {
+            let (position, block) = lost.swap_remove(self.rng.gen_range(0..lost.len()));
+            if let Change::Write { offset, data } = block {
+                // in its place among the writes: a later write over the same bytes wins
+                if let Some(torn) = self.torn_write(offset, &data) {
+                    survivors.insert(position, torn);
+                }
+            }
+        }
+        survivors
+    }
+
+    /// What a cut leaves of the write of `data` at `offset`, if anything.
+    fn torn_write(&mut self, offset: u64, data: &[u8]) -> Option<Change> {
+        let torn = self.torn(data);
+        if torn.is_empty() {
+            return None;
+        }
+        self.torn_writes += 1;
+        Some(Change::Write { offset, data: torn })
     }
 
     /// What reaches the platter of a write cut by the power.
@@ -488,7 +635,11 @@ mod tests {
     }
 
     fn disk_with_dir(seed: u64) -> (SimDiskFs, SimFs) {
-        let disk = SimDiskFs::new(seed);
+        disk_with_dir_writing_back(seed, SimDiskFs::new(seed).writeback())
+    }
+
+    fn disk_with_dir_writing_back(seed: u64, writeback: Writeback) -> (SimDiskFs, SimFs) {
+        let disk = SimDiskFs::with_writeback(seed, writeback);
         let fs = disk.boot();
         fs.create_dir_all(Path::new("/d")).unwrap();
         (disk, fs)
@@ -519,7 +670,7 @@ mod tests {
         let expected = b"aaaabbbbcccc";
         let mut torn = 0;
         for seed in 0..200 {
-            let (disk, fs) = disk_with_dir(seed);
+            let (disk, fs) = disk_with_dir_writing_back(seed, Writeback::InOrder);
             let file = fs.create(&path("a")).unwrap();
             file.sync_data().unwrap();
             fs.sync_dir(Path::new("/d")).unwrap();
@@ -542,6 +693,75 @@ mod tests {
             }
         }
         assert!(torn > 20, "writes are torn now and then ({torn})");
+    }
+
+    #[test]
+    fn both_writeback_models_are_drawn() {
+        let drawn: Vec<Writeback> = (0..100).map(|seed| SimDiskFs::new(seed).writeback()).collect();
+        let count = |writeback| drawn.iter().filter(|w| **w == writeback).count();
+        for writeback in [
+            Writeback::InOrder,
+            Writeback::AnyOrder { block_bytes: PAGE_BYTES },
+            Writeback::AnyOrder { block_bytes: SECTOR_BYTES },
+        ] {
+            assert!(count(writeback) > 10, "{} of 100 disks write back {writeback:?}", count(writeback));
+        }
+    }
+
+    /// Three pages written by one write and two more: each page of the
+    /// result is new, old (zeros), or torn (at most one), and some crash
+    /// keeps a later page while losing an earlier one.
+    #[test]
+    fn out_of_order_writeback_keeps_any_subset_of_pages_and_tears_one() {
+        let page = PAGE_BYTES as usize;
+        let written: Vec<u8> = (0..5 * page).map(|i| (i / page) as u8 + 1).collect();
+        let (mut later_without_earlier, mut torn) = (0, 0);
+        for seed in 0..200 {
+            let (disk, fs) = disk_with_dir_writing_back(seed, Writeback::AnyOrder { block_bytes: PAGE_BYTES });
+            let file = fs.create(&path("a")).unwrap();
+            file.write_all_at(b"synced", 0).unwrap();
+            file.sync_data().unwrap();
+            fs.sync_dir(Path::new("/d")).unwrap();
+            file.write_all_at(&written[6..3 * page], 6).unwrap();
+            file.write_all_at(&written[3 * page..4 * page], 3 * page as u64).unwrap();
+            file.write_all_at(&written[4 * page..], 4 * page as u64).unwrap();
+            disk.crash();
+            let mut data = disk.boot().read(&path("a")).unwrap();
+            assert_eq!(&data[..6], b"synced", "seed {seed}: synced bytes survive");
+            data.resize(5 * page, 0);
+            let mut kept = Vec::new();
+            let mut torn_here = 0;
+            for (n, content) in data.chunks(page).enumerate() {
+                let start = if n == 0 { 6 } else { 0 };
+                let (content, new) = (&content[start..], &written[n * page + start..(n + 1) * page]);
+                if content == new {
+                    kept.push(true);
+                } else if content.iter().all(|b| *b == 0) {
+                    kept.push(false);
+                } else {
+                    kept.push(false);
+                    torn_here += 1;
+                }
+            }
+            assert!(torn_here <= 1, "seed {seed}: one page torn at most, {torn_here} were");
+            torn += torn_here;
+            later_without_earlier += usize::from(kept.windows(2).any(|w| !w[0] && w[1]));
+        }
+        assert!(later_without_earlier > 50, "later pages outlive earlier ones now and then ({later_without_earlier})");
+        assert!(torn > 20, "pages are torn now and then ({torn})");
+    }
+
+    #[test]
+    fn a_write_splits_at_block_boundaries() {
+        let page = PAGE_BYTES as usize;
+        let pieces: Vec<(u64, usize)> = blocks(page as u64 - 2, &vec![7; page + 4], PAGE_BYTES)
+            .into_iter()
+            .map(|piece| match piece {
+                Change::Write { offset, data } => (offset, data.len()),
+                Change::SetLen(_) => unreachable!("pages are writes"),
+            })
+            .collect();
+        assert_eq!(pieces, [(page as u64 - 2, 2), (page as u64, page), (2 * page as u64, 2)]);
     }
 
     #[test]

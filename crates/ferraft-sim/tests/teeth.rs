@@ -7,7 +7,11 @@
 //! seed set must catch every one.
 
 use ferraft::config::BrokenRule;
+use ferraft_sim::seed_sets::{self, assert_caught_by};
 use ferraft_sim::{run_seed, Failure, Fault, SimOptions};
+
+/// The CI seed set (`tests/sim_seeds.rs`), where every planted bug must be caught.
+const CI_SEEDS: std::ops::Range<u64> = 0..500;
 
 /// The faults below break the protocol itself; a wrong membership answer is
 /// then only a symptom, and the answer check (with its own teeth test at the
@@ -16,18 +20,11 @@ const CHECK_MEMBERSHIP_ANSWERS: bool = false;
 
 /// Runs CI seeds with `fault` until one fails; the failure must name one of `rules`.
 fn caught(fault: Fault, rules: &[&str]) -> Failure {
-    for seed in 0..500 {
-        let options = SimOptions { fault, check_membership_answers: CHECK_MEMBERSHIP_ANSWERS, ..SimOptions::new(seed) };
-        if let Err(failure) = run_seed(&options) {
-            assert!(
-                rules.iter().any(|r| failure.message.contains(r)),
-                "{fault:?} caught by an unexpected check: {failure}"
-            );
-            println!("{fault:?} caught: {failure}");
-            return failure;
-        }
-    }
-    panic!("{fault:?} was not caught by any of the 500 CI seeds");
+    let options =
+        |seed| SimOptions { fault, check_membership_answers: CHECK_MEMBERSHIP_ANSWERS, ..SimOptions::new(seed) };
+    let failure = seed_sets::caught(&format!("{fault:?}"), CI_SEEDS, |seed| run_seed(&options(seed)), |_| true);
+    assert_caught_by(&format!("{fault:?}"), &failure, rules);
+    failure
 }
 
 #[test]
@@ -92,18 +89,12 @@ fn granting_two_votes_in_one_term_is_caught() {
 /// passes without the fault (while the engine still fails the check on some
 /// seeds, those say nothing about the fault); the failure must name `rule`.
 fn caught_by_answers(fault: Fault, rule: &str) -> Failure {
-    for seed in 0..500 {
-        let Err(failure) = run_seed(&SimOptions { fault, check_membership_answers: true, ..SimOptions::new(seed) })
-        else {
-            continue;
-        };
-        if run_seed(&SimOptions { check_membership_answers: true, ..SimOptions::new(seed) }).is_ok() {
-            assert!(failure.message.contains(rule), "{fault:?} caught by an unexpected check: {failure}");
-            println!("{fault:?} caught: {failure}");
-            return failure;
-        }
-    }
-    panic!("{fault:?} was not caught by any of the 500 CI seeds");
+    let options = |seed, fault| SimOptions { fault, check_membership_answers: true, ..SimOptions::new(seed) };
+    let passes_without_fault = |failure: &Failure| run_seed(&options(failure.seed, Fault::None)).is_ok();
+    let run = |seed| run_seed(&options(seed, fault));
+    let failure = seed_sets::caught(&format!("{fault:?}"), CI_SEEDS, run, passes_without_fault);
+    assert_caught_by(&format!("{fault:?}"), &failure, &[rule]);
+    failure
 }
 
 #[test]

@@ -10,57 +10,29 @@
 //! `FERRAFT_SIM_WIPE=1` wipes disks too (see `tests/wiped_disks.rs`).
 
 use ferraft::config::BrokenRule;
-use ferraft_sim::{run_two_clusters, CrossingStats, Failure, Fault, SimOptions};
+use ferraft_sim::seed_sets::{caught, env_flag, run_set};
+use ferraft_sim::{run_two_clusters, CrossingStats, Fault, SimOptions};
 
 /// The CI set: its debug run stays well under a minute on two cores.
 const CI_SEEDS: u64 = 150;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// Runs `count` seeds from `start` with `fault` on a few threads.
-fn run_all(start: u64, count: u64, fault: Fault) -> Vec<Result<CrossingStats, Failure>> {
-    let trace = std::env::var("FERRAFT_SIM_TRACE").is_ok_and(|v| v == "1");
-    let wipe_disks = std::env::var("FERRAFT_SIM_WIPE").is_ok_and(|v| v == "1");
-    let threads = if trace { 1 } else { std::thread::available_parallelism().map_or(2, |n| n.get()).min(8) as u64 };
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                scope.spawn(move || {
-                    (start + t..start + count)
-                        .step_by(threads as usize)
-                        .map(|seed| run_two_clusters(&SimOptions { fault, trace, wipe_disks, ..SimOptions::new(seed) }))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().expect("simulation thread panicked")).collect()
-    })
-}
-
 #[test]
 fn two_clusters_on_one_network_never_mix() {
-    let start = env_u64("FERRAFT_SIM_START", 0);
-    let count = env_u64("FERRAFT_SIM_SEEDS", CI_SEEDS);
-    let results = run_all(start, count, Fault::None);
-    let mut total = CrossingStats::default();
-    for stats in results.iter().filter_map(|r| r.as_ref().ok()) {
-        total.crossed += stats.crossed;
-        total.reused_addresses += stats.reused_addresses;
-        total.refused_adds += stats.refused_adds;
-        total.unanswered_adds += stats.unanswered_adds;
-    }
-    let failures: Vec<&Failure> = results.iter().filter_map(|r| r.as_ref().err()).collect();
-    println!("two clusters: {count} seeds from {start}, {total:?}, {} failed", failures.len());
-    for failure in &failures {
-        eprintln!("{failure}");
-    }
-    assert!(failures.is_empty(), "{} of {count} seeds failed; first: {}", failures.len(), failures[0]);
+    let wipe_disks = env_flag("FERRAFT_SIM_WIPE");
+    let run =
+        run_set(CI_SEEDS, |seed, trace| run_two_clusters(&SimOptions { trace, wipe_disks, ..SimOptions::new(seed) }));
+    let total = CrossingStats {
+        crossed: run.sum(|s| s.crossed),
+        reused_addresses: run.sum(|s| s.reused_addresses),
+        refused_adds: run.sum(|s| s.refused_adds),
+        unanswered_adds: run.sum(|s| s.unanswered_adds),
+    };
+    run.report("two clusters", &format!("{total:?}"));
     // the faults must make the clusters meet, or the runs prove nothing
-    assert!(total.crossed > count as usize * 10, "too few messages crossed: {total:?}");
-    assert!(total.reused_addresses > count as usize / 4, "too few addresses reused: {total:?}");
-    assert!(total.refused_adds > count as usize / 4, "too few operator adds refused: {total:?}");
+    let count = run.count() as usize;
+    assert!(total.crossed > count * 10, "too few messages crossed: {total:?}");
+    assert!(total.reused_addresses > count / 4, "too few addresses reused: {total:?}");
+    assert!(total.refused_adds > count / 4, "too few operator adds refused: {total:?}");
 }
 
 /// The runs have teeth: with the cluster-id check skipped (messages of
@@ -69,15 +41,8 @@ fn two_clusters_on_one_network_never_mix() {
 #[test]
 fn skipping_the_cluster_id_check_is_caught() {
     let fault = Fault::Broken(BrokenRule::SkipClusterCheck);
-    for seed in 0..CI_SEEDS {
-        if let Err(failure) = run_two_clusters(&SimOptions { fault, ..SimOptions::new(seed) }) {
-            if failure.message.contains("two clusters apart") {
-                println!("caught: {failure}");
-                return;
-            }
-        }
-    }
-    panic!("skipping the cluster-id check went unnoticed in {CI_SEEDS} seeds");
+    let run = |seed| run_two_clusters(&SimOptions { fault, ..SimOptions::new(seed) });
+    caught("skipping the cluster-id check", 0..CI_SEEDS, run, |f| f.message.contains("two clusters apart"));
 }
 
 /// Seeds of the runs with wiped disks that found bugs, pinned.

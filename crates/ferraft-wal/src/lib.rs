@@ -60,7 +60,8 @@
 //!   every 16 MiB and when a transfer is dropped); kept across restarts so a
 //!   new transfer of the same bytes resumes there.
 //! - `<first index>.wal`: segments. A 24-byte checksummed header, then records
-//!   framed as `[length u32][crc32c u32][postcard-encoded Entry]`, then (when
+//!   framed as `[length u32][crc32c u32][postcard-encoded Entry]` (the
+//!   length's top bit marks the first record written since a sync), then (when
 //!   preallocated) zeros up to the segment size. A segment is closed once it
 //!   reaches [`WalOptions::segment_bytes`].
 //! - `*.tmp`: files being written before an atomic rename (the next spare
@@ -97,14 +98,16 @@
 //! Opening checks every checksum. Zeros after a segment's last record are its
 //! unwritten, preallocated rest (zeros never frame a record: length 0 is
 //! invalid). Only the end of the last segment can hold a partial write after
-//! a crash, so a damaged record there with no intact
-//! record after it is a torn tail and is cut off. Damage anywhere else (or a
+//! a crash: what was written since its last sync, whose pages a *power
+//! failure* may have persisted in any order (a later record on disk, an
+//! earlier one lost). The first record of each write since a sync carries a
+//! mark (the top bit of its length), so a damaged record there followed by
+//! no intact mark is a torn tail and is cut off with what follows it: none of
+//! it was reported durable. Damage anywhere else (or a
 //! missing segment) makes `open` fail with [`WalError::Corrupt`] or
 //! [`WalError::MissingEntries`] rather than silently drop entries that may
-//! have been acknowledged. Caveat: after a *power failure* (not a process
-//! crash) a disk may persist the pages of the last, unsynced batch out of
-//! order; if an intact record survives behind a lost one the store refuses
-//! to open, and an operator must restore the node's data from a peer.
+//! have been acknowledged. Segments of format version 3 (unmarked) are still
+//! read, with the old rule: any intact record after a damaged one is corruption.
 //!
 //! # File system and threads
 //!

@@ -2,8 +2,12 @@
 //!
 //! The checksum covers the length bytes and the payload, so a flipped length
 //! bit is caught like a flipped payload bit. Recovery tells a torn write from
-//! corruption by what follows a bad record (see [`find_frame_after`]), which is
-//! why the frame needs no separate header checksum.
+//! corruption by what follows a bad record (see [`find_write_start_after`]),
+//! which is why the frame needs no separate header checksum.
+//!
+//! The top bit of the length field ([`WRITE_START`]) marks the first record
+//! the writer wrote to its segment since the segment's last sync: the start
+//! of a write that may be lost in a power cut, page by page in any order.
 
 use postcard::ser_flavors::Flavor;
 use serde::Serialize;
@@ -16,6 +20,10 @@ pub(crate) const RECORD_HEADER_BYTES: usize = 8;
 /// The largest payload framed; guards recovery against absurd lengths and
 /// keeps offsets comfortably inside `u32`.
 pub(crate) const MAX_RECORD_BYTES: usize = 1 << 30;
+
+/// The length field's flag for "first record written since the segment's
+/// last sync" (segment format version 4). Lengths never reach it.
+const WRITE_START: u32 = 1 << 31;
 
 /// Appends one framed record holding `value` to `buf`.
 ///
@@ -33,11 +41,25 @@ pub(crate) fn encode_record<T: Serialize>(value: &T, buf: &mut Vec<u8>) -> Resul
         buf.truncate(start);
         return Err(WalError::RecordTooLarge { bytes: payload_len, max: MAX_RECORD_BYTES });
     }
-    let len_bytes = (payload_len as u32).to_le_bytes();
-    let crc = checksum(len_bytes, &buf[start + RECORD_HEADER_BYTES..]);
-    buf[start..start + 4].copy_from_slice(&len_bytes);
-    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    write_header(&mut buf[start..], payload_len as u32);
     Ok(())
+}
+
+/// Marks the record at the start of `records` (framed by [`encode_record`])
+/// as the first written since its segment's last sync, re-checksummed.
+pub(crate) fn mark_write_start(records: &mut [u8]) {
+    let len = u32::from_le_bytes(records[..4].try_into().expect("slice of 4"));
+    write_header(records, len | WRITE_START);
+}
+
+/// Writes the header of the record at the start of `record`, whose payload
+/// follows it, with the length field `len_field`.
+fn write_header(record: &mut [u8], len_field: u32) {
+    let len_bytes = len_field.to_le_bytes();
+    let payload_len = (len_field & !WRITE_START) as usize;
+    let crc = checksum(len_bytes, &record[RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + payload_len]);
+    record[..4].copy_from_slice(&len_bytes);
+    record[4..8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Why the bytes at an offset are not a complete, intact record.
@@ -53,21 +75,23 @@ pub(crate) enum FrameFault {
 
 /// The payload of the record at `offset` in `data`, checked.
 pub(crate) fn read_frame(data: &[u8], offset: usize) -> Result<&[u8], FrameFault> {
-    frame(data, offset, true)
+    frame(data, offset, true).map(|(payload, _)| payload)
 }
 
 /// [`read_frame`] without the checksum: the WAL's planted bug
 /// [`PlantedBug::TrustRecordsWithoutChecksum`](crate::PlantedBug), for the
 /// simulator's teeth tests.
 pub(crate) fn read_frame_unchecked(data: &[u8], offset: usize) -> Result<&[u8], FrameFault> {
-    frame(data, offset, false)
+    frame(data, offset, false).map(|(payload, _)| payload)
 }
 
-fn frame(data: &[u8], offset: usize, check: bool) -> Result<&[u8], FrameFault> {
+/// The payload of the record at `offset`, and whether it starts a write.
+fn frame(data: &[u8], offset: usize, check: bool) -> Result<(&[u8], bool), FrameFault> {
     let header = data.get(offset..offset + RECORD_HEADER_BYTES).ok_or(FrameFault::Short)?;
     let len_bytes: [u8; 4] = header[..4].try_into().expect("slice of 4");
     let crc = u32::from_le_bytes(header[4..].try_into().expect("slice of 4"));
-    let len = u32::from_le_bytes(len_bytes) as usize;
+    let len_field = u32::from_le_bytes(len_bytes);
+    let len = (len_field & !WRITE_START) as usize;
     if len == 0 || len > MAX_RECORD_BYTES {
         return Err(FrameFault::BadLength);
     }
@@ -76,19 +100,35 @@ fn frame(data: &[u8], offset: usize, check: bool) -> Result<&[u8], FrameFault> {
     if check && checksum(len_bytes, payload) != crc {
         return Err(FrameFault::BadChecksum);
     }
-    Ok(payload)
+    Ok((payload, len_field & WRITE_START != 0))
 }
 
-/// The first offset after `offset` where an intact record starts, if any.
+/// The first offset after `offset` where an intact record starts, if any:
+/// for segments written before records marked their writes (version 3),
+/// where any intact record after a bad one means the bad one was synced.
 ///
-/// After a crash only the last, unsynced write can be damaged, so a bad record
-/// followed by an intact one is corruption of synced data, while a bad record
-/// with nothing intact after it is a torn tail. Random bytes pass the 32-bit
-/// checksum about once in four billion tries, and most candidate lengths point
-/// past the end, so the scan is cheap and false alarms are negligible (and a
-/// false alarm only makes the node refuse to start, never lose data).
+/// Random bytes pass the 32-bit checksum about once in four billion tries,
+/// and most candidate lengths point past the end, so the scan is cheap and
+/// false alarms are negligible (and a false alarm only makes the node refuse
+/// to start, never lose data).
 pub(crate) fn find_frame_after(data: &[u8], offset: usize) -> Option<usize> {
     (offset + 1..data.len().saturating_sub(RECORD_HEADER_BYTES)).find(|candidate| read_frame(data, *candidate).is_ok())
+}
+
+/// The first offset after `offset` where an intact record marked as the
+/// start of a write begins, if any.
+///
+/// After a crash only what was written since the last sync can be damaged,
+/// but all of it, in any order: a page cache writes dirty pages back as it
+/// likes, so a later record of the unsynced write may be on disk while an
+/// earlier one is not. A bad record followed by the intact start of a later
+/// write was synced (the writer syncs before it starts another write to the
+/// segment): that is corruption. A bad record followed by nothing, or only
+/// by intact records of its own write, is a torn tail. (The scan's cost and
+/// false alarms are those of [`find_frame_after`].)
+pub(crate) fn find_write_start_after(data: &[u8], offset: usize) -> Option<usize> {
+    (offset + 1..data.len().saturating_sub(RECORD_HEADER_BYTES))
+        .find(|candidate| frame(data, *candidate, true).is_ok_and(|(_, starts_write)| starts_write))
 }
 
 /// The record checksum: crc32c over the length bytes, then the payload.
@@ -159,6 +199,30 @@ mod tests {
     fn zeros_are_not_a_record() {
         assert_eq!(read_frame(&[0; 64], 0), Err(FrameFault::BadLength));
         assert_eq!(find_frame_after(&[0; 64], 0), None);
+    }
+
+    #[test]
+    fn a_marked_record_reads_back_and_is_found_as_a_write_start() {
+        let mut buf = framed(&["first", "second", "third"]);
+        let second = RECORD_HEADER_BYTES + read_frame(&buf, 0).unwrap().len();
+        let third = second + RECORD_HEADER_BYTES + read_frame(&buf, second).unwrap().len();
+        assert_eq!(find_write_start_after(&buf, 0), None, "unmarked records start no write");
+        mark_write_start(&mut buf[third..]);
+        assert_eq!(postcard::from_bytes::<&str>(read_frame(&buf, third).unwrap()).unwrap(), "third");
+        buf[RECORD_HEADER_BYTES] ^= 0xff;
+        assert_eq!(find_write_start_after(&buf, 0), Some(third));
+        assert_eq!(find_frame_after(&buf, 0), Some(second));
+    }
+
+    #[test]
+    fn every_bit_flip_of_a_marked_record_is_caught() {
+        let mut buf = framed(&["hello world"]);
+        mark_write_start(&mut buf);
+        for bit in 0..buf.len() * 8 {
+            let mut damaged = buf.clone();
+            damaged[bit / 8] ^= 1 << (bit % 8);
+            assert!(frame(&damaged, 0, true).is_err(), "flip of bit {bit} went unnoticed");
+        }
     }
 
     #[test]

@@ -3,11 +3,15 @@
 //! The rule that separates a crash from corruption: the writer syncs a segment
 //! completely before writing the next, and syncs each batch before starting
 //! another, so after a crash only the end of the last segment can hold a
-//! partial write. A bad record there with nothing intact after it is a torn
-//! tail and is cut off (it was never reported durable). Zeros after the last
-//! record are the unwritten part of a preallocated segment. A bad record anywhere
-//! else is damage to data that may have been acknowledged, and the store
-//! refuses to open rather than silently forget it.
+//! partial write: the last write since a sync, any of whose pages may be lost
+//! or torn (a page cache writes them back in any order). A bad record there
+//! followed by no intact record that starts a later write is a torn tail and
+//! is cut off with everything after it (none of it was reported durable).
+//! Zeros after the last record are the unwritten part of a preallocated
+//! segment. A bad record anywhere else is damage to data that may have been
+//! acknowledged, and the store refuses to open rather than silently forget it.
+//! (What this cannot see: a synced record damaged *and* the start of the
+//! write after it lost, two faults at once; it is cut as a torn tail.)
 
 use std::path::Path;
 
@@ -18,8 +22,13 @@ use crate::fsutil::{remove_temp_files, sync_dir};
 use crate::identity::Identity;
 use crate::meta::{MetaFile, META_FILE};
 use crate::options::WalOptions;
-use crate::record::{find_frame_after, read_frame, read_frame_unchecked, FrameFault, RECORD_HEADER_BYTES};
-use crate::segment::{decode_header, file_name, parse_file_name, Segment, SEGMENT_HEADER_BYTES, SEGMENT_VERSION};
+use crate::record::{
+    find_frame_after, find_write_start_after, read_frame, read_frame_unchecked, FrameFault, RECORD_HEADER_BYTES,
+};
+use crate::segment::{
+    decode_header, file_name, parse_file_name, Segment, OLDEST_READABLE_SEGMENT_VERSION, SEGMENT_HEADER_BYTES,
+    SEGMENT_VERSION,
+};
 use crate::snapshot_file::{self, SNAPSHOT_FILE};
 use crate::snapshot_stream::remove_stale_partial;
 use crate::spare::is_zero_tail;
@@ -204,9 +213,15 @@ fn read_segment<C: AppData, N: Node>(
     let data = io.fs.read(&path).map_err(io_error("reading", &path))?;
     let corrupt = |offset: usize, problem| WalError::Corrupt { path: path.clone(), offset: offset as u64, problem };
     let header = decode_header(&data).map_err(|problem| corrupt(0, problem))?;
-    if header.version != SEGMENT_VERSION {
+    if !(OLDEST_READABLE_SEGMENT_VERSION..=SEGMENT_VERSION).contains(&header.version) {
         return Err(WalError::UnsupportedVersion { path, version: header.version, supported: SEGMENT_VERSION });
     }
+    // an unmarked segment (version 3): any intact record after a bad one
+    // means the bad one was synced, as before writes were marked
+    let synced_follows = |offset| match header.version {
+        OLDEST_READABLE_SEGMENT_VERSION => find_frame_after(&data, offset).is_some(),
+        _ => find_write_start_after(&data, offset).is_some(),
+    };
     if header.first_index != first {
         return Err(corrupt(0, Corruption::NameMismatch { header: header.first_index, name: first }));
     }
@@ -225,7 +240,7 @@ fn read_segment<C: AppData, N: Node>(
         };
         let payload = match frame {
             Ok(payload) => payload,
-            Err(fault) if is_last && find_frame_after(&data, offset).is_none() => {
+            Err(fault) if is_last && !synced_follows(offset) => {
                 tracing::warn!(path = %path.display(), offset, ?fault, "cutting a torn write at the WAL tail");
                 cut_torn_tail(io, &path, offset as u64, sync)?;
                 break;

@@ -14,8 +14,13 @@ pub(crate) const SEGMENT_HEADER_BYTES: u64 = 24;
 
 /// The on-disk format version this build writes and reads. Version 2: a
 /// membership entry carries how a joint config is left (`JointExit`).
-/// Version 3: and the incarnation of each member.
-pub(crate) const SEGMENT_VERSION: u32 = 3;
+/// Version 3: and the incarnation of each member. Version 4: the first
+/// record of each write since a sync is marked (see `record.rs`), so
+/// recovery can tell an unsynced write's lost pages from corruption.
+pub(crate) const SEGMENT_VERSION: u32 = 4;
+
+/// The oldest version read: version 3 records are version 4's, unmarked.
+pub(crate) const OLDEST_READABLE_SEGMENT_VERSION: u32 = 3;
 
 const MAGIC: &[u8; 8] = b"FRRFTWAL";
 const SUFFIX: &str = ".wal";

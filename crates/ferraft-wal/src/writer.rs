@@ -19,6 +19,7 @@ use crate::error::{io_error, WalError};
 use crate::file_system::FsFile;
 use crate::fsutil::{sync_dir, TEMP_SUFFIX};
 use crate::queue::{Op, Shared};
+use crate::record::mark_write_start;
 use crate::segment::{encode_header, file_name};
 use crate::spare::SpareSegments;
 use crate::stepped::PlantedBug;
@@ -50,7 +51,8 @@ struct ActiveSegment {
     first_index: LogIndex,
     file: Box<dyn FsFile>,
     path: PathBuf,
-    /// Written since the last sync.
+    /// Written since the last sync (the next write's first record is
+    /// marked as a write start when not).
     dirty: bool,
 }
 
@@ -210,6 +212,10 @@ impl Writer {
             Op::Write { segment, offset, start, end } => {
                 self.activate(segment)?;
                 let active = self.active.as_mut().expect("just activated");
+                if !active.dirty {
+                    // recovery's landmark: what comes before this was synced
+                    mark_write_start(&mut self.buf[start..end]);
+                }
                 active.file.write_all_at(&self.buf[start..end], offset).map_err(io_error("writing", &active.path))?;
                 active.dirty = true;
                 if let Some(spares) = self.spares.as_mut() {

@@ -160,6 +160,51 @@ fn corrupt_record_before_the_tail_refuses_to_start() {
     assert!(error.to_string().contains("corrupt"), "message names the problem: {error}");
 }
 
+/// One batch of ten records whose fifth is damaged, nothing synced after
+/// it: all ten were one write, unsynced until its sync returned, so the
+/// damage is what a power cut leaves of a write whose pages went to disk out
+/// of order, and the store keeps the four before it. The segment file.
+fn damage_the_fifth_of_one_write(dir: &Path) -> PathBuf {
+    let mut store = open(dir, 1 << 20).unwrap();
+    store.read_state().unwrap();
+    append_durably(&mut store, &entries(1, 1..=10));
+    drop(store);
+    let segment = segment_files(dir).pop().unwrap();
+    let mut bytes = fs::read(&segment).unwrap();
+    let record_bytes = (bytes.len() - 24) / 10;
+    bytes[24 + 4 * record_bytes + 10] ^= 0x40;
+    fs::write(&segment, &bytes).unwrap();
+    segment
+}
+
+#[test]
+fn a_damaged_record_followed_only_by_records_of_its_own_write_is_a_torn_tail() {
+    let dir = TestDir::new("damaged_inside_the_last_write");
+    damage_the_fifth_of_one_write(dir.path());
+    assert_eq!(read_entries(dir.path(), 1 << 20).unwrap(), entries(1, 1..=4));
+}
+
+/// Segments written before writes were marked (format version 3) still
+/// open, under the rule they were written for: any intact record after a
+/// damaged one is corruption.
+#[test]
+fn a_version_3_segment_opens_and_an_intact_record_after_a_damaged_one_is_corruption() {
+    let dir = TestDir::new("version_3_segment");
+    let segment = damage_the_fifth_of_one_write(dir.path());
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[8..12].copy_from_slice(&3u32.to_le_bytes());
+    let header_checksum = crc32c::crc32c(&bytes[..20]);
+    bytes[20..24].copy_from_slice(&header_checksum.to_le_bytes());
+    fs::write(&segment, &bytes).unwrap();
+    let error = open(dir.path(), 1 << 20).unwrap_err();
+    assert!(matches!(wal_error(&error), WalError::Corrupt { problem: Corruption::RecordChecksum, .. }), "{error}");
+    // the version 3 segment itself reads: undamaged, all ten come back
+    let record_bytes = (bytes.len() - 24) / 10;
+    bytes[24 + 4 * record_bytes + 10] ^= 0x40;
+    fs::write(&segment, &bytes).unwrap();
+    assert_eq!(read_entries(dir.path(), 1 << 20).unwrap(), entries(1, 1..=10));
+}
+
 #[test]
 fn missing_segment_refuses_to_start() {
     let dir = TestDir::new("missing_segment");

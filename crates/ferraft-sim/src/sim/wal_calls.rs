@@ -114,6 +114,7 @@ impl Simulation {
         }
         if let Some(wal) = self.nodes[i].wal.as_mut() {
             self.stats.torn_writes += wal.fs.take_torn_writes() as usize;
+            self.stats.reordered_files += wal.fs.take_reordered_files() as usize;
         }
     }
 }
