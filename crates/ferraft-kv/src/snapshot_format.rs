@@ -188,7 +188,8 @@ mod tests {
 
     #[test]
     fn a_map_reads_back_as_written_with_its_last_command() {
-        let original = map(&[("a", "1", 3), ("", "empty key", 4), ("ключ", "значение", 5), ("big", &"x".repeat(100_000), 6)]);
+        let original =
+            map(&[("a", "1", 3), ("", "empty key", 4), ("ключ", "значение", 5), ("big", &"x".repeat(100_000), 6)]);
         let bytes = encoded(&original, 42);
         let (read_back, last_command) = read(&mut &bytes[..]).unwrap();
         assert_eq!(read_back, original);
@@ -197,7 +198,8 @@ mod tests {
 
     #[test]
     fn values_that_span_the_readers_buffer_read_back_whole() {
-        let original: KvMap = (0..50).map(|i| (Arc::from(format!("k{i}")), (Arc::from("v".repeat(997 * i)), i as u64))).collect();
+        let original: KvMap =
+            (0..50).map(|i| (Arc::from(format!("k{i}")), (Arc::from("v".repeat(997 * i)), i as u64))).collect();
         let bytes = encoded(&original, 1);
         let mut small_buffer = std::io::BufReader::with_capacity(4096, &bytes[..]);
         assert_eq!(read(&mut small_buffer).unwrap().0, original);

@@ -8,8 +8,8 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{header, HeaderValue, Response};
 use axum::response::IntoResponse;
-use ferraft::log_id::index_of;
 use bytes::Bytes;
+use ferraft::log_id::index_of;
 use ferraft::{Snapshot, SnapshotData};
 
 use super::{Ctx, REQUEST_TIMEOUT};
