@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ferraft::LogIndex;
 use ferraft_kv::kv::{decode, KvMap};
+use ferraft_kv::kv_map::Versioned;
 use ferraft_kv::snapshot_format;
 
 const RUNS: usize = 5;
@@ -31,7 +32,7 @@ fn timed(mut run: impl FnMut()) -> String {
     )
 }
 
-fn entries(keys: usize, value_bytes: usize) -> Vec<(Arc<str>, (Arc<str>, LogIndex))> {
+fn entries(keys: usize, value_bytes: usize) -> Vec<(Arc<str>, Versioned)> {
     (0..keys).map(|i| (Arc::from(format!("key{i:010}")), (Arc::from("v".repeat(value_bytes)), i as u64))).collect()
 }
 
@@ -55,17 +56,22 @@ fn decodes(keys: usize, value_bytes: usize) {
     let kvs = map.iter().map(|(k, (v, i))| (&**k, (&**v, *i))).collect();
     let json = serde_json::to_vec(&OldJson { last_command: 1, kvs }).expect("encodes");
     let mib = binary.len() / (1024 * 1024);
-    println!("{keys} keys of {value_bytes} B ({mib} MiB): decode binary {}", timed(|| {
-        drop(std::hint::black_box(decode(&mut &binary[..]).expect("decodes")))
-    }));
-    println!("{keys} keys of {value_bytes} B ({mib} MiB): decode JSON   {}", timed(|| {
-        drop(std::hint::black_box(decode(&mut &json[..]).expect("decodes")))
-    }));
+    println!(
+        "{keys} keys of {value_bytes} B ({mib} MiB): decode binary {}",
+        timed(|| { drop(std::hint::black_box(decode(&mut &binary[..]).expect("decodes"))) })
+    );
+    println!(
+        "{keys} keys of {value_bytes} B ({mib} MiB): decode JSON   {}",
+        timed(|| { drop(std::hint::black_box(decode(&mut &json[..]).expect("decodes"))) })
+    );
     let mut sink = Vec::with_capacity(binary.len());
-    println!("{keys} keys of {value_bytes} B ({mib} MiB): encode binary {}", timed(|| {
-        sink.clear();
-        snapshot_format::write(&mut sink, &map, 1).expect("encodes")
-    }));
+    println!(
+        "{keys} keys of {value_bytes} B ({mib} MiB): encode binary {}",
+        timed(|| {
+            sink.clear();
+            snapshot_format::write(&mut sink, &map, 1).expect("encodes")
+        })
+    );
 }
 
 fn main() {
