@@ -1,7 +1,6 @@
 //! The replicated key-value state machine and the node descriptor.
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufReader, BufWriter, Read};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
@@ -9,6 +8,7 @@ use ferraft::{LogId, LogIndex, SnapshotInstall, SnapshotJob, SnapshotWriter, Sta
 use serde::{Deserialize, Serialize};
 
 use crate::watch_log::{Change, ChangeLog};
+use crate::{snapshot_format, snapshot_json};
 
 /// A cluster member as the KV server describes it: where its Raft transport
 /// and its HTTP API listen.
@@ -88,12 +88,7 @@ pub enum CommandResponse {
     },
 }
 
-/// The key-value map: key → (value, index of the write that last set it).
-/// A hash map: point reads and writes only, and apply is the hottest code of
-/// the durable benchmark (an ordered map spent ~12 µs per put comparing keys).
-/// Shared strings, so the copy a snapshot takes on the Raft task is a table
-/// copy with reference counts, not a copy of every key and value.
-pub type KvMap = HashMap<Arc<str>, (Arc<str>, LogIndex)>;
+pub use crate::kv_map::KvMap;
 
 /// The map shared between the state machine (owned by the Raft driver) and
 /// the HTTP readers.
@@ -182,49 +177,43 @@ impl StateMachine for KvStateMachine {
     }
 
     fn snapshot(&mut self) -> Result<Bytes, StorageError> {
-        encode_snapshot(&self.store.read(), self.store.changes.applied())
+        let mut bytes = Vec::new();
+        self.snapshot_writer()(&mut bytes)?;
+        Ok(Bytes::from(bytes))
     }
 
-    /// Copies the map here (a few ms for 100k keys) and encodes the copy on
-    /// the snapshot thread: encoding tens of MB of JSON on the Raft task
-    /// stalled the node for hundreds of milliseconds.
     fn snapshot_job(&mut self) -> SnapshotJob {
-        let copy = self.store.read().clone();
-        let last_command = self.store.changes.applied();
-        Box::new(move || encode_snapshot(&copy, last_command))
+        let writer = self.snapshot_writer();
+        Box::new(move || {
+            let mut bytes = Vec::new();
+            writer(&mut bytes)?;
+            Ok(Bytes::from(bytes))
+        })
     }
 
-    /// Streams the copy's JSON into the store's sink on the snapshot
-    /// thread: no buffer of the encoding's size.
+    /// Takes the point-in-time copy here, on the Raft task: one reference
+    /// count per shard of the map, whatever its size (a full copy of 100k
+    /// keys took 8–40 ms). The encoding streams on the snapshot thread.
     fn snapshot_writer(&mut self) -> SnapshotWriter {
         let copy = self.store.read().clone();
         let last_command = self.store.changes.applied();
         Box::new(move |sink| {
-            serde_json::to_writer(sink, &Encoded { last_command, kvs: &copy })
+            let mut sink = BufWriter::with_capacity(SNAPSHOT_BUFFER_BYTES, sink);
+            snapshot_format::write(&mut sink, &copy, last_command)
                 .map_err(|e| StorageError::new("encoding a snapshot", e))
         })
     }
 
     fn restore(&mut self, data: &Bytes) -> Result<(), StorageError> {
-        let (map, last_command) = decode(data)?;
+        let (map, last_command) = decode(&mut &data[..])?;
         self.swap_in(map, last_command);
         Ok(())
     }
 
-    /// Decodes from the reader piece by piece, off the Raft task; the
-    /// install only swaps the map in.
+    /// Decodes from the reader off the Raft task; the install only swaps
+    /// the map in.
     fn decode_snapshot(reader: &mut dyn Read) -> Result<SnapshotInstall<Self>, StorageError> {
-        let mut reader = BufReader::with_capacity(DECODE_BUFFER_BYTES, reader);
-        let head = reader.fill_buf().map_err(|e| StorageError::new("reading a snapshot", e))?;
-        let (map, last_command) = if head.starts_with(CURRENT_FORMAT_PREFIX) {
-            let snapshot: SnapshotData =
-                serde_json::from_reader(reader).map_err(|e| StorageError::new("decoding a snapshot", e))?;
-            (snapshot.kvs, Some(snapshot.last_command))
-        } else {
-            let mut all = Vec::new();
-            reader.read_to_end(&mut all).map_err(|e| StorageError::new("reading a snapshot", e))?;
-            decode(&all)?
-        };
+        let (map, last_command) = decode(reader)?;
         Ok(Box::new(move |state_machine: &mut Self| {
             state_machine.swap_in(map, last_command);
             Ok(())
@@ -232,19 +221,26 @@ impl StateMachine for KvStateMachine {
     }
 }
 
-/// How a snapshot of the current format starts (serde writes fields in order).
-const CURRENT_FORMAT_PREFIX: &[u8] = br#"{"last_command":"#;
+/// The buffer between a snapshot and its sink or reader: few large writes
+/// and reads, and most values copied straight out of it.
+const SNAPSHOT_BUFFER_BYTES: usize = 1024 * 1024;
 
-/// The read buffer when decoding a snapshot.
-const DECODE_BUFFER_BYTES: usize = 1024 * 1024;
-
-/// Decodes a snapshot held whole: the current format, or the bare map of
-/// earlier versions (which command it ends with is unknown).
-fn decode(data: &[u8]) -> Result<(KvMap, Option<LogIndex>), StorageError> {
-    match serde_json::from_slice::<SnapshotData>(data) {
-        Ok(snapshot) => Ok((snapshot.kvs, Some(snapshot.last_command))),
-        Err(_) => Ok((serde_json::from_slice(data).map_err(|e| StorageError::new("decoding a snapshot", e))?, None)),
+/// Decodes a snapshot of any format this server ever wrote: the binary one,
+/// or the JSON of earlier versions (whose bare-map layout does not say which
+/// command the snapshot ends with).
+pub fn decode(reader: &mut dyn Read) -> Result<(KvMap, Option<LogIndex>), StorageError> {
+    // read, not peeked: a reader may answer a few bytes at a time
+    let mut head = Vec::with_capacity(snapshot_json::HEAD_BYTES);
+    Read::take(&mut *reader, snapshot_json::HEAD_BYTES as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| StorageError::new("reading a snapshot", e))?;
+    let mut whole = BufReader::with_capacity(SNAPSHOT_BUFFER_BYTES, head.as_slice().chain(reader));
+    if head.starts_with(snapshot_format::MAGIC) {
+        let (map, last_command) =
+            snapshot_format::read(&mut whole).map_err(|e| StorageError::new("decoding a snapshot", e))?;
+        return Ok((map, Some(last_command)));
     }
+    snapshot_json::read(&head, &mut whole)
 }
 
 impl KvStateMachine {
@@ -273,14 +269,6 @@ impl KvStateMachine {
     }
 }
 
-/// A snapshot's bytes: the map and the index of the last command applied to
-/// it (where the change history of a restored node starts).
-#[derive(Serialize, Deserialize)]
-struct SnapshotData {
-    last_command: LogIndex,
-    kvs: KvMap,
-}
-
 /// Sets `key`, reusing the key's allocation when it already exists; the
 /// change shares the map's strings.
 fn set(map: &mut KvMap, key: &str, value: Arc<str>, index: LogIndex) -> Change {
@@ -294,19 +282,6 @@ fn set(map: &mut KvMap, key: &str, value: Arc<str>, index: LogIndex) -> Change {
 
 /// Maps larger than this are freed on another thread after a swap.
 const FREE_ELSEWHERE_KEYS: usize = 10_000;
-
-/// A snapshot as encoded (what [`SnapshotData`] decodes).
-#[derive(Serialize)]
-struct Encoded<'a> {
-    last_command: LogIndex,
-    kvs: &'a KvMap,
-}
-
-fn encode_snapshot(map: &KvMap, last_command: LogIndex) -> Result<Bytes, StorageError> {
-    let bytes = serde_json::to_vec(&Encoded { last_command, kvs: map })
-        .map_err(|e| StorageError::new("encoding a snapshot", e))?;
-    Ok(Bytes::from(bytes))
-}
 
 #[cfg(test)]
 mod tests {
@@ -429,5 +404,92 @@ mod tests {
         other.restore(&job().unwrap()).unwrap();
         assert_eq!(other.store.get("a"), Some(("1".into(), 1)));
         assert_eq!(other.store.len(), 1);
+    }
+
+    /// What the JSON encoder before the binary format wrote, kept to prove
+    /// that its snapshots still restore.
+    fn old_json_encoder(map: &KvMap, last_command: LogIndex) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Encoded {
+            last_command: LogIndex,
+            kvs: std::collections::HashMap<Arc<str>, (Arc<str>, LogIndex)>,
+        }
+        let kvs = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        serde_json::to_vec(&Encoded { last_command, kvs }).unwrap()
+    }
+
+    /// Answers one byte per read: the decoder may not count on large reads.
+    struct OneByteAtATime<'a>(&'a [u8]);
+
+    impl Read for OneByteAtATime<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            let Some((first, rest)) = self.0.split_first() else { return Ok(0) };
+            match buf.first_mut() {
+                Some(slot) => {
+                    *slot = *first;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                None => Ok(0),
+            }
+        }
+    }
+
+    fn applied(commands: &[(LogIndex, Command)]) -> KvStateMachine {
+        let mut sm = KvStateMachine::default();
+        for (index, command) in commands {
+            sm.apply(at(*index), command);
+        }
+        sm
+    }
+
+    #[test]
+    fn snapshots_are_written_in_the_binary_format() {
+        let mut sm = applied(&[(1, put("a", "1"))]);
+        let data = sm.snapshot().unwrap();
+        assert!(data.starts_with(snapshot_format::MAGIC));
+        let mut streamed = Vec::new();
+        sm.snapshot_writer()(&mut streamed).unwrap();
+        assert_eq!(streamed, data);
+    }
+
+    #[test]
+    fn a_json_snapshot_of_the_old_encoder_still_restores_and_decodes_from_a_reader() {
+        let sm = applied(&[(1, put("a", "1")), (2, put("quote\"d", "ü\n")), (3, put("b", "2")), (4, Command::Noop)]);
+        let old = old_json_encoder(&sm.store.read(), 4);
+        assert!(old.starts_with(b"{\"last_command\":4,"), "the layout the streaming path recognises");
+        let mut restored = KvStateMachine::default();
+        restored.restore(&Bytes::from(old.clone())).unwrap();
+        assert_eq!(*restored.store.read(), *sm.store.read());
+        let install = KvStateMachine::decode_snapshot(&mut OneByteAtATime(&old)).unwrap();
+        let mut decoded = KvStateMachine::default();
+        install(&mut decoded).unwrap();
+        assert_eq!(*decoded.store.read(), *sm.store.read());
+        assert_eq!(decoded.store.changes().since(4, 10, |_| true).unwrap_err().oldest_index, 5);
+    }
+
+    #[test]
+    fn a_binary_snapshot_decodes_from_a_reader_that_answers_a_byte_at_a_time() {
+        let mut sm = applied(&[(1, put("a", "1")), (2, put("b", &"v".repeat(5000)))]);
+        let data = sm.snapshot().unwrap();
+        let install = KvStateMachine::decode_snapshot(&mut OneByteAtATime(&data)).unwrap();
+        let mut other = KvStateMachine::default();
+        install(&mut other).unwrap();
+        assert_eq!(*other.store.read(), *sm.store.read());
+    }
+
+    #[test]
+    fn bad_snapshot_bytes_are_a_storage_error_and_leave_the_state_machine_alone() {
+        let mut sm = applied(&[(1, put("a", "1")), (2, put("b", "2"))]);
+        let data = sm.snapshot().unwrap();
+        let mut wrong_version = data.to_vec();
+        wrong_version[snapshot_format::MAGIC.len()] = 9;
+        let bad: [&[u8]; 5] = [&data[..data.len() - 3], &data[..20], &wrong_version, b"", b"{\"kvs\": 3}"];
+        for bytes in bad {
+            let mut other = applied(&[(1, put("kept", "x"))]);
+            assert!(other.restore(&Bytes::copy_from_slice(bytes)).is_err(), "{bytes:?}");
+            assert!(KvStateMachine::decode_snapshot(&mut &bytes[..]).is_err(), "{bytes:?}");
+            assert_eq!(other.store.get("kept"), Some(("x".into(), 1)));
+        }
     }
 }

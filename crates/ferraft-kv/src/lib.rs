@@ -21,10 +21,13 @@ pub mod harness;
 pub mod http_metrics;
 pub mod incarnation_view;
 pub mod kv;
+pub mod kv_map;
 pub mod membership_errors;
 pub mod membership_json;
 pub mod metrics_text;
 pub mod server;
+pub mod snapshot_format;
+pub mod snapshot_json;
 pub mod watch_log;
 
 pub use kv::{Command, CommandResponse, KvNode, KvStateMachine, KvStore};

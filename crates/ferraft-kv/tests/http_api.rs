@@ -106,8 +106,26 @@ async fn raw(api: &str, method: &str, target: &str, body: Option<Value>) -> Answ
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    Answer { status, headers, body: body.to_owned() }
+        .collect::<BTreeMap<String, String>>();
+    let body = match headers.get("transfer-encoding").map(String::as_str) {
+        Some("chunked") => dechunked(body),
+        _ => body.to_owned(),
+    };
+    Answer { status, headers, body }
+}
+
+/// The body of a chunked answer (a transcoded snapshot download has no length).
+fn dechunked(mut rest: &str) -> String {
+    let mut body = String::new();
+    loop {
+        let (size, after) = rest.split_once("\r\n").expect("a chunk size line");
+        let size = usize::from_str_radix(size.trim(), 16).expect("a hex chunk size");
+        if size == 0 {
+            return body;
+        }
+        body.push_str(&after[..size]);
+        rest = after[size..].strip_prefix("\r\n").expect("a chunk ends with CRLF");
+    }
 }
 
 async fn get(api: &str, target: &str) -> Answer {
