@@ -88,8 +88,12 @@
 //!   [`snapshot_sink`](ferraft::LogStore::snapshot_sink) (a temporary file,
 //!   checksummed as it is written, header last, synced), or received into a
 //!   [`partial_snapshot`](ferraft::LogStore::partial_snapshot) (checked
-//!   against the leader's checksum, then given a snapshot header and synced);
-//!   `save_staged_snapshot` renames either into place.
+//!   against the leader's checksum, every byte recorded durable under its
+//!   partial header); the job that finished either makes it current
+//!   ([`snapshot_saver`](ferraft::LogStore::snapshot_saver): a received one
+//!   gets its snapshot header, then a rename and a directory sync, off the
+//!   Raft task; an older snapshot never replaces a newer one). A crash before
+//!   the rename leaves a received snapshot resumable whole.
 //! - [`WalOptions::sync`] `= false` skips every sync: **unsafe**, for tests only.
 //!
 //! # Recovery
@@ -139,6 +143,7 @@ mod record;
 mod recovery;
 mod segment;
 mod snapshot_file;
+mod snapshot_saver;
 mod snapshot_stream;
 mod spare;
 mod stepped;

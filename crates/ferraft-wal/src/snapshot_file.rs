@@ -18,7 +18,7 @@ use ferraft::{Node, Snapshot, SnapshotData, SnapshotMeta, SnapshotSource};
 use crate::error::{io_error, Corruption, WalError};
 use crate::file_system::FileSystem;
 use crate::fsutil::{rename_synced, TEMP_SUFFIX};
-use crate::snapshot_stream::{checksums, FileSink, FileSnapshot, Header, HEADER, MAGIC, VERSION};
+use crate::snapshot_stream::{checksums, FileSink, FileSnapshot, Header, Staged, HEADER, MAGIC, VERSION};
 
 /// The snapshot file's name in the data dir.
 pub(crate) const SNAPSHOT_FILE: &str = "SNAPSHOT";
@@ -64,10 +64,33 @@ pub(crate) fn save<N: Node>(
     Ok(SnapshotData::from(Arc::new(written) as Arc<dyn SnapshotSource>))
 }
 
-/// Makes the snapshot staged at `dir/staged` the saved one: a rename and a
-/// directory sync.
-pub(crate) fn install_staged(fs: &dyn FileSystem, dir: &Path, staged: &str, sync: bool) -> Result<(), WalError> {
-    rename_synced(fs, dir, staged, SNAPSHOT_FILE, sync)
+/// Makes the snapshot `staged` the saved one: its snapshot header if it
+/// has none yet (a received one), then a rename and a directory sync.
+pub(crate) fn install_staged(fs: &dyn FileSystem, staged: &Staged, sync: bool) -> Result<(), WalError> {
+    if let Some(header) = &staged.final_header {
+        let path = staged.dir.join(&staged.name);
+        let file = fs.open(&path).map_err(io_error("opening", &path))?;
+        file.write_all_at(header, 0).map_err(io_error("writing", &path))?;
+        if sync {
+            file.sync_data().map_err(io_error("syncing", &path))?;
+        }
+    }
+    rename_synced(fs, &staged.dir, &staged.name, SNAPSHOT_FILE, sync)
+}
+
+/// Makes `snapshot` the saved one: by a rename when this crate staged it
+/// in `dir`, else by a copy. Durable on return when syncing; the snapshot
+/// as now saved.
+pub(crate) fn make_current<N: Node>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    snapshot: &Snapshot<N>,
+    sync: bool,
+) -> Result<Snapshot<N>, WalError> {
+    match FileSnapshot::take_staged(&snapshot.data, dir) {
+        Some(staged) => install_staged(fs, &staged, sync).map(|()| snapshot.clone()),
+        None => save(fs, dir, snapshot, sync).map(|data| Snapshot { meta: snapshot.meta.clone(), data }),
+    }
 }
 
 /// Loads the saved snapshot, or `None` if none was saved. Its data stays in

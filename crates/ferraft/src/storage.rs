@@ -8,6 +8,7 @@ use crate::incarnation::Incarnation;
 use crate::log_id::LogId;
 use crate::node::LogIndex;
 use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::snapshot_saver::SnapshotSaver;
 use crate::snapshot_sink::{MemorySnapshot, PartialSnapshot, SnapshotSink};
 use crate::vote::Vote;
 
@@ -174,6 +175,16 @@ pub trait LogStore<C, N>: Send + 'static {
     /// default calls [`save_snapshot`](Self::save_snapshot).
     fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
         self.save_snapshot(snapshot)
+    }
+
+    /// What makes snapshots finished by this store's sink or partial
+    /// snapshot current from a job's thread, so a slow rename and directory
+    /// sync do not stall the Raft task. Created on the Raft task (cheap),
+    /// once per job. `None` (the default): the runtime calls
+    /// [`save_staged_snapshot`](Self::save_staged_snapshot) on the Raft task
+    /// instead, which suits stores in memory.
+    fn snapshot_saver(&mut self) -> Option<Box<dyn SnapshotSaver<N>>> {
+        None
     }
 
     /// A job that reads the entries with indexes in `range` back from the
