@@ -98,7 +98,9 @@
 //!
 //! # Recovery
 //!
-//! Opening checks every checksum. Zeros after a segment's last record are its
+//! Opening checks every checksum of the log, and the snapshot's header and
+//! metadata; the snapshot's data is checked on its first full read (see
+//! `snapshot_file::load`: a node reads it whole at startup). Zeros after a segment's last record are its
 //! unwritten, preallocated rest (zeros never frame a record: length 0 is
 //! invalid). Only the end of the last segment can hold a partial write after
 //! a crash, so a damaged record there with no intact
@@ -161,5 +163,5 @@ pub use store::WalStore;
 /// reads the old file or the new one whole (and checks its checksum), which
 /// is how a backup is taken from a live node.
 pub fn read_saved_snapshot<N: ferraft::Node>(dir: &std::path::Path) -> Result<Option<ferraft::Snapshot<N>>, WalError> {
-    snapshot_file::load(&StdFileSystem, dir)
+    snapshot_file::load_checked(&StdFileSystem, dir)
 }

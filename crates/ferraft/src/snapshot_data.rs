@@ -134,6 +134,15 @@ impl SnapshotData {
         SnapshotReader { data: self.clone(), offset: 0 }
     }
 
+    /// A [`reader`](Self::reader) that also checks the bytes against
+    /// [`checksum`](Self::checksum): reading to the end of bytes that do not
+    /// match fails with [`io::ErrorKind::InvalidData`]. A store may hand out
+    /// a snapshot whose checksum it recorded when writing it without reading
+    /// it back; its first full read (a node loading it at startup) checks it.
+    pub fn checked_reader(&self) -> CheckedReader {
+        CheckedReader { reader: self.reader(), crc: 0, expected: self.checksum(), checked: false }
+    }
+
     /// Every byte in one buffer. Costs the snapshot's size in memory: for
     /// tests, small states, and callers that need the bytes whole.
     pub fn to_bytes(&self) -> io::Result<Bytes> {
@@ -191,6 +200,30 @@ impl Read for SnapshotReader {
     }
 }
 
+/// Reads a [`SnapshotData`] and checks it at the end; see
+/// [`SnapshotData::checked_reader`].
+#[derive(Debug)]
+pub struct CheckedReader {
+    reader: SnapshotReader,
+    crc: u32,
+    expected: u32,
+    checked: bool,
+}
+
+impl Read for CheckedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        if n == 0 && !buf.is_empty() && !self.checked {
+            self.checked = true;
+            if self.crc != self.expected {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot bytes do not match their checksum"));
+            }
+        }
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +234,39 @@ mod tests {
         assert_eq!(data.read_chunk(4, 10).unwrap(), Bytes::from_static(b"ef"));
         assert!(data.read_chunk(9, 10).unwrap().is_empty());
         assert_eq!(data.read_chunk(u64::MAX, usize::MAX).unwrap(), Bytes::new());
+    }
+
+    #[derive(Debug)]
+    struct WrongChecksum(Bytes);
+
+    impl SnapshotSource for WrongChecksum {
+        fn len(&self) -> u64 {
+            self.0.len() as u64
+        }
+        fn checksum(&self) -> u32 {
+            crc32c::crc32c(&self.0) ^ 1
+        }
+        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+            let rest = &self.0[(offset as usize).min(self.0.len())..];
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            Ok(n)
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    #[test]
+    fn a_checked_read_fails_at_the_end_of_bytes_that_do_not_match_their_checksum() {
+        let good = SnapshotData::from(Bytes::from_static(b"the state"));
+        let mut all = Vec::new();
+        good.checked_reader().read_to_end(&mut all).unwrap();
+        assert_eq!(all, b"the state");
+        let bad =
+            SnapshotData::from(Arc::new(WrongChecksum(Bytes::from_static(b"the state"))) as Arc<dyn SnapshotSource>);
+        let error = bad.checked_reader().read_to_end(&mut Vec::new()).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
     #[test]

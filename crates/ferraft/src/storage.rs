@@ -85,7 +85,12 @@ pub struct LogState<C, N> {
     pub last_purged: Option<LogId>,
     /// Every entry after `last_purged`, in order.
     pub entries: Vec<Entry<C, N>>,
-    /// The latest snapshot saved.
+    /// The latest snapshot saved. A store need not read its data back to
+    /// check it (1 GiB is seconds): its [`checksum`](crate::SnapshotData::checksum)
+    /// must be the one recorded when it was written, and the node reads it
+    /// whole through a [`checked_reader`](crate::SnapshotData::checked_reader)
+    /// at startup, refusing to start on a mismatch; a follower it is sent to
+    /// checks every byte against that checksum too.
     pub snapshot: Option<Snapshot<N>>,
 }
 

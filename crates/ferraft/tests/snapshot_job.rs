@@ -161,9 +161,8 @@ async fn the_job_makes_its_snapshot_current_and_the_log_is_purged_only_after() {
     let memory = MemLogStore::<u64, BasicNode>::new();
     let store = SavedByJobs { store: memory.clone(), gate: Arc::new(Mutex::new(Some(gate))) };
     let sm = GatedSm::default();
-    let raft = Raft::new(1, config, ferraft::mem::MemRouter::new().network(), Box::new(store), sm.clone())
-        .await
-        .unwrap();
+    let raft =
+        Raft::new(1, config, ferraft::mem::MemRouter::new().network(), Box::new(store), sm.clone()).await.unwrap();
     raft.initialize(nodes(&[1])).await.unwrap();
     raft.wait(WAIT).for_leader().await.unwrap();
 
