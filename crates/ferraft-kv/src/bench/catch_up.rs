@@ -28,6 +28,9 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
 /// The joining node's id.
 const LEARNER: u64 = 4;
+/// Times in a row a loading put may fail (timed out across a leader change)
+/// before the load gives up.
+const LOAD_RETRIES: u32 = 50;
 
 /// What a run measured.
 #[derive(Debug, Clone)]
@@ -279,12 +282,19 @@ async fn load(voters: &[LocalNode], args: &CatchUpArgs) -> Result<u64, String> {
         let done = done.clone();
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
-            let mut k = w;
+            let (mut k, mut failures) = (w, 0);
             while k < keys {
                 let status = connection.put(kv_path(&format!("load{k:010}")), body.clone()).await;
                 if !status.as_ref().is_ok_and(StatusCode::is_success) {
-                    return Err(format!("loading key {k} failed: {status:?}"));
+                    // a leader change under load times a put out: the same key again
+                    failures += 1;
+                    if failures > LOAD_RETRIES {
+                        return Err(format!("loading key {k} failed {failures} times: {status:?}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
+                failures = 0;
                 done.fetch_add(1, Ordering::Relaxed);
                 k += writers;
             }
