@@ -236,39 +236,6 @@ mod tests {
         assert_eq!(data.read_chunk(u64::MAX, usize::MAX).unwrap(), Bytes::new());
     }
 
-    #[derive(Debug)]
-    struct WrongChecksum(Bytes);
-
-    impl SnapshotSource for WrongChecksum {
-        fn len(&self) -> u64 {
-            self.0.len() as u64
-        }
-        fn checksum(&self) -> u32 {
-            crc32c::crc32c(&self.0) ^ 1
-        }
-        fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
-            let rest = &self.0[(offset as usize).min(self.0.len())..];
-            let n = rest.len().min(buf.len());
-            buf[..n].copy_from_slice(&rest[..n]);
-            Ok(n)
-        }
-        fn as_any(&self) -> &dyn std::any::Any {
-            self
-        }
-    }
-
-    #[test]
-    fn a_checked_read_fails_at_the_end_of_bytes_that_do_not_match_their_checksum() {
-        let good = SnapshotData::from(Bytes::from_static(b"the state"));
-        let mut all = Vec::new();
-        good.checked_reader().read_to_end(&mut all).unwrap();
-        assert_eq!(all, b"the state");
-        let bad =
-            SnapshotData::from(Arc::new(WrongChecksum(Bytes::from_static(b"the state"))) as Arc<dyn SnapshotSource>);
-        let error = bad.checked_reader().read_to_end(&mut Vec::new()).unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-    }
-
     #[test]
     fn the_reader_yields_every_byte_in_order() {
         let data = SnapshotData::from((0..=255u8).cycle().take(10_000).collect::<Vec<_>>());
