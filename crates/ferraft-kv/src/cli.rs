@@ -60,6 +60,16 @@ pub struct CatchUpArgs {
     /// Size of each loaded value in bytes.
     #[arg(long, default_value_t = 65_536)]
     pub load_value_size: usize,
+    /// Closed-loop writers loading the data, spread over the three voters:
+    /// many small keys (10 M of 16 bytes: `--data-mib 153 --load-value-size
+    /// 16`) need hundreds to load in minutes.
+    #[arg(long, default_value_t = 16)]
+    pub load_writers: u64,
+    /// Each node's `serve --snapshot-every` (default: serve's). A bulk load
+    /// of many keys at serve's default builds a snapshot of the growing map
+    /// every 100,000 puts.
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
     /// Do not snapshot (and purge) the voters before the join: the learner
     /// then catches up from the log.
     #[arg(long)]
@@ -238,6 +248,10 @@ pub struct ServeArgs {
     /// new node does not take the bandwidth and disk the clients need.
     #[arg(long, default_value_t = 0)]
     pub snapshot_max_mib_per_s: u64,
+    /// Build a snapshot (and purge the log behind it) every N applied
+    /// entries; 0: only on request (default: 100000).
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
 }
 
 /// What `ferraft ctl --help` says after the flags: the contract scripts rely on.

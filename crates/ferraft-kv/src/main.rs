@@ -234,6 +234,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         raft_advertise: args.raft_advertise,
         api_advertise: args.api_advertise,
         snapshot_max_bytes_per_s: args.snapshot_max_mib_per_s.saturating_mul(1024 * 1024),
+        snapshot_every: args.snapshot_every,
     };
     let server = match Server::start(options).await {
         Ok(server) => server,

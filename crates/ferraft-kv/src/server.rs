@@ -33,6 +33,9 @@ pub struct ServeOptions {
     pub api_advertise: Option<String>,
     /// See [`ferraft::Config::snapshot_max_bytes_per_s`]; 0: no limit.
     pub snapshot_max_bytes_per_s: u64,
+    /// See [`ferraft::Config::snapshot_logs_since_last`]; `None`: the
+    /// server's default ([`raft_config`]).
+    pub snapshot_every: Option<u64>,
 }
 
 /// Why a node could not start.
@@ -201,7 +204,10 @@ impl Server {
         let wal = WalStore::<Command, KvNode>::open(&wal_dir, WalOptions::new(options.id, CLUSTER_ID))
             .map_err(|e| data_error(e.to_string()))?;
         let store = KvStore::default();
-        let config = Config { snapshot_max_bytes_per_s: options.snapshot_max_bytes_per_s, ..raft_config() };
+        let mut config = Config { snapshot_max_bytes_per_s: options.snapshot_max_bytes_per_s, ..raft_config() };
+        if let Some(every) = options.snapshot_every {
+            config.snapshot_logs_since_last = every;
+        }
         let raft = KvRaft::new(options.id, config, network, Box::new(wal), KvStateMachine::new(store.clone()))
             .await
             .map_err(|e| match e {

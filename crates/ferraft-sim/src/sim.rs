@@ -621,15 +621,17 @@ impl Simulation {
             Event::SnapshotJob { node, generation, task } => {
                 let i = Self::idx(node);
                 if self.nodes[i].incarnation == generation {
-                    let built = task.run();
-                    self.call(i, |h| h.snapshot_built(built));
+                    // run inside the call: the power may go during the job's
+                    // writes, sync or rename, as it may on a blocking thread
+                    self.maybe_cut_power_in_job(i);
+                    self.call(i, |h| h.snapshot_built(task.run()));
                 }
             }
             Event::InstallJob { node, generation, task } => {
                 let i = Self::idx(node);
                 if self.nodes[i].incarnation == generation {
-                    let decoded = task.run();
-                    self.call(i, |h| h.snapshot_decoded(decoded));
+                    self.maybe_cut_power_in_job(i);
+                    self.call(i, |h| h.snapshot_decoded(task.run()));
                 }
             }
             Event::ReadJob { node, generation, task } => {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use ferraft::log_id::index_of;
 use ferraft::{
     AppendDurability, BasicNode, ClusterId, Entry, FlushNotifier, Incarnation, LogId, LogIndex, LogState, LogStore,
-    ReadRange, Snapshot, StorageError, Vote,
+    MadeCurrent, ReadRange, Snapshot, SnapshotSaver, StorageError, Vote,
 };
 use ferraft_wal::{PlantedBug, SteppedIo, WalOptions, WalStepper, WalStore};
 use rand::rngs::SmallRng;
@@ -112,6 +112,7 @@ impl WalNode {
         self.life = Some(life);
         Ok(SimWalStore {
             wal,
+            journal: journal.clone(),
             shadow: SimStore::new(shadow.clone(), journal),
             disk: shadow.clone(),
             appended: self.appended.clone(),
@@ -168,6 +169,7 @@ impl WalNode {
 /// A node's store: the WAL, mirrored into the shadow disk and journal.
 pub(crate) struct SimWalStore {
     wal: WalStore<Put, BasicNode>,
+    journal: Journal,
     shadow: SimStore,
     disk: Arc<Mutex<SimDisk>>,
     appended: Arc<Mutex<Appended>>,
@@ -330,9 +332,47 @@ impl LogStore<Put, BasicNode> for SimWalStore {
         self.shadow.save_snapshot(&copy)
     }
 
+    /// The WAL's own saver, run by the jobs over the crashing file system;
+    /// what it makes current goes to the shadow disk as it happens.
+    fn snapshot_saver(&mut self) -> Option<Box<dyn SnapshotSaver<BasicNode>>> {
+        Some(Box::new(ShadowedSaver {
+            wal: self.wal.snapshot_saver()?,
+            shadow: SimStore::new(self.disk.clone(), self.journal.clone()),
+            unacknowledged: self.unacknowledged.clone(),
+        }))
+    }
+
     /// Read from the WAL's files when the simulator runs the job (its
     /// barrier runs a writer step: the simulator reports that flush after).
     fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<Put, BasicNode>> {
         self.wal.read_range(range)
+    }
+}
+
+/// The WAL's snapshot saver, mirrored into the shadow disk: a snapshot is
+/// promised once the WAL says it is current, and may come back from the
+/// moment the WAL starts making it so.
+struct ShadowedSaver {
+    wal: Box<dyn SnapshotSaver<BasicNode>>,
+    shadow: SimStore,
+    unacknowledged: Arc<Mutex<Unacknowledged>>,
+}
+
+impl SnapshotSaver<BasicNode> for ShadowedSaver {
+    fn make_current(&mut self, snapshot: &Snapshot<BasicNode>) -> Result<MadeCurrent, StorageError> {
+        // the shadow keeps the bytes (the file belongs to this life)
+        let copy = crate::disk::in_memory(snapshot);
+        let maybe = |s: Option<Snapshot<BasicNode>>| {
+            std::mem::replace(&mut self.unacknowledged.lock().expect("single-threaded").snapshot, s)
+        };
+        let before = maybe(Some(copy.clone()));
+        let made = self.wal.make_current(snapshot)?;
+        match made {
+            MadeCurrent::Saved => self.shadow.save_snapshot(&copy)?,
+            MadeCurrent::Covered => {
+                maybe(before);
+            }
+        }
+        Ok(made)
     }
 }

@@ -89,13 +89,19 @@
 //!   [`snapshot_sink`](ferraft::LogStore::snapshot_sink) (a temporary file,
 //!   checksummed as it is written, header last, synced), or received into a
 //!   [`partial_snapshot`](ferraft::LogStore::partial_snapshot) (checked
-//!   against the leader's checksum, then given a snapshot header and synced);
-//!   `save_staged_snapshot` renames either into place.
+//!   against the leader's checksum, every byte recorded durable under its
+//!   partial header); the job that finished either makes it current
+//!   ([`snapshot_saver`](ferraft::LogStore::snapshot_saver): a received one
+//!   gets its snapshot header, then a rename and a directory sync, off the
+//!   Raft task; an older snapshot never replaces a newer one). A crash before
+//!   the rename leaves a received snapshot resumable whole.
 //! - [`WalOptions::sync`] `= false` skips every sync: **unsafe**, for tests only.
 //!
 //! # Recovery
 //!
-//! Opening checks every checksum. Zeros after a segment's last record are its
+//! Opening checks every checksum of the log, and the snapshot's header and
+//! metadata; the snapshot's data is checked on its first full read (see
+//! `snapshot_file::load`: a node reads it whole at startup). Zeros after a segment's last record are its
 //! unwritten, preallocated rest (zeros never frame a record: length 0 is
 //! invalid). Only the end of the last segment can hold a partial write after
 //! a crash: what was written since its last sync, whose pages a *power
@@ -142,6 +148,7 @@ mod record;
 mod recovery;
 mod segment;
 mod snapshot_file;
+mod snapshot_saver;
 mod snapshot_stream;
 mod spare;
 mod stepped;
@@ -159,5 +166,5 @@ pub use store::WalStore;
 /// reads the old file or the new one whole (and checks its checksum), which
 /// is how a backup is taken from a live node.
 pub fn read_saved_snapshot<N: ferraft::Node>(dir: &std::path::Path) -> Result<Option<ferraft::Snapshot<N>>, WalError> {
-    snapshot_file::load(&StdFileSystem, dir)
+    snapshot_file::load_checked(&StdFileSystem, dir)
 }

@@ -78,6 +78,10 @@ pub(crate) fn recover<C: AppData, N: Node>(
     let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
     let mut live = read_segments(io, dir, &segment_names, last_purged, options.sync)?;
     if let Some(covered) = interrupted_install(snapshot.as_ref(), last_purged, &live.entries) {
+        // the log goes on the word of the snapshot's metadata: check it first
+        if let Some(snapshot) = &snapshot {
+            snapshot_file::check(dir, snapshot)?;
+        }
         finish_install(io, dir, &mut meta, covered, &mut live, options.sync)?;
     }
     let LiveLog { segments, entries } = live;

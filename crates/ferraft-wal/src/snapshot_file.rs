@@ -18,7 +18,7 @@ use ferraft::{Node, Snapshot, SnapshotData, SnapshotMeta, SnapshotSource};
 use crate::error::{io_error, Corruption, WalError};
 use crate::file_system::FileSystem;
 use crate::fsutil::{rename_synced, TEMP_SUFFIX};
-use crate::snapshot_stream::{checksums, FileSink, FileSnapshot, Header, HEADER, MAGIC, VERSION};
+use crate::snapshot_stream::{data_checksum_of, FileSink, FileSnapshot, Header, Staged, HEADER, MAGIC, VERSION};
 
 /// The snapshot file's name in the data dir.
 pub(crate) const SNAPSHOT_FILE: &str = "SNAPSHOT";
@@ -64,14 +64,47 @@ pub(crate) fn save<N: Node>(
     Ok(SnapshotData::from(Arc::new(written) as Arc<dyn SnapshotSource>))
 }
 
-/// Makes the snapshot staged at `dir/staged` the saved one: a rename and a
-/// directory sync.
-pub(crate) fn install_staged(fs: &dyn FileSystem, dir: &Path, staged: &str, sync: bool) -> Result<(), WalError> {
-    rename_synced(fs, dir, staged, SNAPSHOT_FILE, sync)
+/// Makes the snapshot `staged` the saved one: its snapshot header if it
+/// has none yet (a received one), then a rename and a directory sync.
+pub(crate) fn install_staged(fs: &dyn FileSystem, staged: &Staged, sync: bool) -> Result<(), WalError> {
+    if let Some(header) = &staged.final_header {
+        let path = staged.dir.join(&staged.name);
+        let file = fs.open(&path).map_err(io_error("opening", &path))?;
+        file.write_all_at(header, 0).map_err(io_error("writing", &path))?;
+        if sync {
+            file.sync_data().map_err(io_error("syncing", &path))?;
+        }
+    }
+    rename_synced(fs, &staged.dir, &staged.name, SNAPSHOT_FILE, sync)
 }
 
-/// Loads the saved snapshot, or `None` if none was saved. Its data stays in
-/// the file; the whole file is read once, a piece at a time, to check it.
+/// Makes `snapshot` the saved one: by a rename when this crate staged it
+/// in `dir`, else by a copy. Durable on return when syncing; the snapshot
+/// as now saved.
+pub(crate) fn make_current<N: Node>(
+    fs: &dyn FileSystem,
+    dir: &Path,
+    snapshot: &Snapshot<N>,
+    sync: bool,
+) -> Result<Snapshot<N>, WalError> {
+    match FileSnapshot::take_staged(&snapshot.data, dir) {
+        Some(staged) => install_staged(fs, &staged, sync).map(|()| snapshot.clone()),
+        None => save(fs, dir, snapshot, sync).map(|data| Snapshot { meta: snapshot.meta.clone(), data }),
+    }
+}
+
+/// Loads the saved snapshot, or `None` if none was saved, reading only its
+/// header and metadata: its data stays in the file, unread. The checksum of
+/// the data as written follows from the header's checksum of metadata and
+/// data together (crc32c is linear), so the data is checked on its first
+/// full read against what was written, not here: a node reads it all at
+/// startup anyway (to load its state), and a leader names that checksum to
+/// the followers it sends it to, which check every byte they receive. So a
+/// corrupt snapshot is never installed, nor accepted from a sender, and a
+/// 1 GiB snapshot is read once at startup instead of twice. Until that read
+/// the metadata is unchecked: what acts on it at open beyond handing it out
+/// (finishing an interrupted install, which removes the log) checks the
+/// whole file first ([`check`]).
 pub(crate) fn load<N: Node>(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Snapshot<N>>, WalError> {
     let path = dir.join(SNAPSHOT_FILE);
     let file = match fs.open_read(&path) {
@@ -99,12 +132,32 @@ pub(crate) fn load<N: Node>(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Sn
     let mut meta = vec![0u8; header.meta_len as usize];
     file.read_exact_at(&mut meta, HEADER as u64).map_err(io_error("reading", &path))?;
     let data_start = HEADER as u64 + header.meta_len as u64;
-    let (whole, data_checksum) = checksums(&*file, &meta, data_start, header.data_len, &path)?;
-    if whole != header.crc {
-        return Err(corrupt(HEADER as u64, Corruption::RecordChecksum));
-    }
+    let data_checksum = data_checksum_of(header.crc, crc32c::crc32c(&meta), header.data_len);
     let meta: SnapshotMeta<N> =
         postcard::from_bytes(&meta).map_err(|e| corrupt(HEADER as u64, Corruption::Undecodable(e)))?;
     let data = FileSnapshot::new(file, data_start, header.data_len, data_checksum);
     Ok(Some(Snapshot { meta, data: SnapshotData::from(Arc::new(data) as Arc<dyn SnapshotSource>) }))
+}
+
+/// Reads the whole of a loaded snapshot and checks it against the checksum
+/// written with it.
+pub(crate) fn check<N>(dir: &Path, snapshot: &Snapshot<N>) -> Result<(), WalError> {
+    let path = dir.join(SNAPSHOT_FILE);
+    io::copy(&mut snapshot.data.checked_reader(), &mut io::sink()).map_err(|error| match error.kind() {
+        io::ErrorKind::InvalidData => {
+            WalError::Corrupt { path: path.clone(), offset: HEADER as u64, problem: Corruption::RecordChecksum }
+        }
+        _ => io_error("reading", &path)(error),
+    })?;
+    Ok(())
+}
+
+/// Loads the saved snapshot and checks all of it, for a reader that hands
+/// it on without reading it whole first (a backup).
+pub(crate) fn load_checked<N: Node>(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Snapshot<N>>, WalError> {
+    let snapshot = load(fs, dir)?;
+    if let Some(snapshot) = &snapshot {
+        check(dir, snapshot)?;
+    }
+    Ok(snapshot)
 }

@@ -78,9 +78,8 @@ pub(crate) struct FileSnapshot {
     data_start: u64,
     len: u64,
     checksum: u32,
-    /// The dir and the name it was written under while not yet current;
-    /// taken when it is made current.
-    staged: Mutex<Option<(PathBuf, String)>>,
+    /// Where it waits while not yet current; taken when it is made current.
+    staged: Mutex<Option<Staged>>,
     /// Set for a file under a name of its own: removed on drop if never
     /// made current.
     remove_unsaved: Option<Arc<dyn FileSystem>>,
@@ -92,15 +91,19 @@ impl FileSnapshot {
         Self { file, data_start, len, checksum, staged: Mutex::new(None), remove_unsaved: None }
     }
 
-    /// Takes the staged name, if `data` is a file written by this crate in
-    /// `dir` and not yet made current.
-    pub(crate) fn take_staged(data: &SnapshotData, dir: &Path) -> Option<String> {
+    /// Takes where it is staged, if `data` is a file written by this crate
+    /// in `dir` and not yet made current.
+    pub(crate) fn take_staged(data: &SnapshotData, dir: &Path) -> Option<Staged> {
         let file = data.source()?.as_any().downcast_ref::<FileSnapshot>()?;
         let mut staged = file.staged.lock().unwrap_or_else(|p| p.into_inner());
         match staged.as_ref() {
-            Some((staged_dir, _)) if staged_dir == dir => staged.take().map(|(_, name)| name),
+            Some(place) if place.dir == dir => staged.take(),
             _ => None,
         }
+    }
+
+    fn stage(&self, staged: Staged) {
+        *self.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some(staged);
     }
 }
 
@@ -133,13 +136,33 @@ impl Drop for FileSnapshot {
     /// temporary file) are not: that name may be another file's by now.
     fn drop(&mut self) {
         let staged = self.staged.get_mut().unwrap_or_else(|p| p.into_inner()).take();
-        if let (Some(fs), Some((dir, name))) = (&self.remove_unsaved, staged) {
+        if let (Some(fs), Some(Staged { dir, name, .. })) = (&self.remove_unsaved, staged) {
             let path = dir.join(name);
             if let Err(error) = fs.remove_file(&path) {
                 tracing::warn!(%error, path = %path.display(), "could not remove a snapshot never made current");
             }
         }
     }
+}
+
+/// Where a finished snapshot file waits until it is made current.
+#[derive(Debug)]
+pub(crate) struct Staged {
+    pub(crate) dir: PathBuf,
+    pub(crate) name: String,
+    /// The snapshot header to write just before the rename: a received
+    /// snapshot keeps its partial header (resumable whole after a crash)
+    /// until it is made current.
+    pub(crate) final_header: Option<[u8; HEADER]>,
+}
+
+/// The crc32c of a snapshot file's data alone, from that of its metadata
+/// and data together (`whole`, as its header records), that of the
+/// metadata alone, and the data's length: crc32c is linear, so no byte of
+/// the data need be read.
+pub(crate) fn data_checksum_of(whole: u32, meta_crc: u32, data_len: u64) -> u32 {
+    let len = usize::try_from(data_len).unwrap_or(usize::MAX);
+    whole ^ crc32c::crc32c_combine(meta_crc, 0, len)
 }
 
 /// Computes (crc of `prefix` then the data, crc of the data alone) over
@@ -237,7 +260,7 @@ impl FileSink {
         let data_start = self.data_start();
         let mut snapshot = FileSnapshot::new(self.file, data_start, self.len, self.crc_data);
         snapshot.remove_unsaved = self.remove_unsaved;
-        *snapshot.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.dir, self.name));
+        snapshot.stage(Staged { dir: self.dir, name: self.name, final_header: None });
         Ok(snapshot)
     }
 }
@@ -326,15 +349,22 @@ impl PartialFile {
             return Ok(None);
         }
         let header = Header::decode(&head);
-        let fits = header.magic == *PARTIAL_MAGIC
-            && header.version == VERSION
-            && header.crc == checksum
-            && header.meta_len as usize == meta.len();
-        if !fits {
+        if header.version != VERSION || header.meta_len as usize != meta.len() {
             return Ok(None);
         }
         let mut held_meta = vec![0u8; meta.len()];
         if file.read_exact_at(&mut held_meta, HEADER as u64).is_err() || held_meta != meta {
+            return Ok(None);
+        }
+        // a completed one (given its snapshot header just before a crash
+        // kept it from being renamed into place) records the checksum of
+        // metadata and data together, whence that of its data
+        let held_checksum = match header.magic {
+            magic if magic == *PARTIAL_MAGIC => header.crc,
+            magic if magic == *MAGIC => data_checksum_of(header.crc, crc32c::crc32c(meta), header.data_len),
+            _ => return Ok(None),
+        };
+        if held_checksum != checksum {
             return Ok(None);
         }
         let data_start = HEADER as u64 + meta.len() as u64;
@@ -379,10 +409,14 @@ impl PartialFile {
         Ok(())
     }
 
-    /// Checks the bytes against the sender's checksum and turns the file
-    /// into a complete snapshot file, or removes it when they differ.
+    /// Checks the bytes against the sender's checksum, or removes the file
+    /// when they differ. The file keeps its partial header, every byte
+    /// recorded durable, until it is made current (which writes the
+    /// snapshot header first): a crash before that, during the long check
+    /// or decode, leaves a transfer that resumes complete, not from byte 0.
     fn complete(mut self) -> Result<Option<FileSnapshot>, WalError> {
         self.finished = true;
+        self.record_durable(self.received)?;
         let path = self.path();
         let mut meta = vec![0u8; self.meta_len as usize];
         self.file.read_exact_at(&mut meta, HEADER as u64).map_err(io_error("reading", &path))?;
@@ -393,21 +427,18 @@ impl PartialFile {
         }
         let header =
             Header { magic: *MAGIC, version: VERSION, meta_len: self.meta_len, data_len: self.received, crc: whole };
-        self.file.write_all_at(&header.encode(), 0).map_err(io_error("writing", &path))?;
-        if self.sync {
-            self.file.sync_all().map_err(io_error("syncing", &path))?;
-        }
         let file = self.fs.open_read(&path).map_err(io_error("opening", &path))?;
         let snapshot = FileSnapshot::new(file, self.data_start(), self.received, data);
-        *snapshot.staged.lock().unwrap_or_else(|p| p.into_inner()) = Some((self.dir.clone(), PARTIAL_FILE.to_string()));
+        let final_header = Some(header.encode());
+        snapshot.stage(Staged { dir: self.dir.clone(), name: PARTIAL_FILE.to_string(), final_header });
         Ok(Some(snapshot))
     }
 }
 
 /// Removes the partial snapshot in `dir` if no transfer can resume it any
 /// more: its snapshot ends at or before `covered` (the state this node
-/// already holds: such a snapshot is never installed), or it was completed
-/// and not installed, or it is not a partial file of this version. Else a
+/// already holds: such a snapshot is never installed), or it is not a
+/// partial (or completed) snapshot file of this version. Else a
 /// transfer cut short, then overtaken by the log or a newer snapshot, keeps
 /// its bytes (up to a whole snapshot) on disk forever.
 pub(crate) fn remove_stale_partial<N: ferraft::Node>(
@@ -423,7 +454,7 @@ pub(crate) fn remove_stale_partial<N: ferraft::Node>(
     };
     let mut head = [0u8; HEADER];
     let header = file.read_exact_at(&mut head, 0).ok().map(|()| Header::decode(&head));
-    let header = header.filter(|h| h.magic == *PARTIAL_MAGIC && h.version == VERSION);
+    let header = header.filter(|h| (h.magic == *PARTIAL_MAGIC || h.magic == *MAGIC) && h.version == VERSION);
     let meta = header.and_then(|header| {
         let mut meta = vec![0u8; header.meta_len as usize];
         file.read_exact_at(&mut meta, HEADER as u64).ok()?;
@@ -470,5 +501,17 @@ impl Drop for PartialFile {
                 tracing::warn!(%error, "could not record a partial snapshot's progress");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_data_checksum_follows_from_the_whole_and_the_metadata_checksums() {
+        let (meta, data) = (b"the metadata".as_slice(), vec![7u8; 100_000]);
+        let whole = crc32c::crc32c_append(crc32c::crc32c(meta), &data);
+        let derived = super::data_checksum_of(whole, crc32c::crc32c(meta), data.len() as u64);
+        assert_eq!(derived, crc32c::crc32c(&data));
+        assert_eq!(super::data_checksum_of(crc32c::crc32c(meta), crc32c::crc32c(meta), 0), 0);
     }
 }

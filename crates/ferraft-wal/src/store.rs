@@ -3,13 +3,13 @@
 use std::marker::PhantomData;
 use std::ops::{Bound, RangeBounds};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use ferraft::log_id::index_of;
 use ferraft::{
     AppData, AppendDurability, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore, Node,
-    PartialSnapshot, ReadRange, Snapshot, SnapshotMeta, SnapshotSink, StorageError, Vote,
+    PartialSnapshot, ReadRange, Snapshot, SnapshotMeta, SnapshotSaver, SnapshotSink, StorageError, Vote,
 };
 
 use crate::error::{io_error, WalError};
@@ -18,7 +18,8 @@ use crate::layout::Layout;
 use crate::options::{WalOptions, MIN_SEGMENT_BYTES};
 use crate::queue::{Op, Shared, MAX_QUEUED_BYTES};
 use crate::record::encode_record;
-use crate::snapshot_stream::{FileSnapshot, PartialFile};
+use crate::snapshot_saver::{self as saver, CurrentSnapshot, WalSnapshotSaver};
+use crate::snapshot_stream::PartialFile;
 use crate::spare::SpareSegments;
 use crate::stepped::{Io, SteppedIo, WalStepper};
 use crate::{range_read, recovery, snapshot_file, writer};
@@ -34,7 +35,8 @@ pub struct WalStore<C, N> {
     writer: Option<JoinHandle<()>>,
     layout: Layout,
     last_purged: Option<LogId>,
-    snapshot: Option<Snapshot<N>>,
+    /// The saved snapshot, shared with the jobs that make new ones current.
+    snapshot: CurrentSnapshot<N>,
     /// The data's incarnation (identity file).
     incarnation: u64,
     /// Entries read at open, handed out by the first `read_state` if nothing
@@ -108,7 +110,7 @@ impl<C: AppData, N: Node> WalStore<C, N> {
             writer,
             layout: Layout::new(recovered.segments, options.segment_bytes),
             last_purged,
-            snapshot: recovered.snapshot,
+            snapshot: Arc::new(Mutex::new(recovered.snapshot)),
             incarnation: recovered.incarnation,
             recovered: Some(recovered.entries),
             record_ends: Vec::new(),
@@ -325,7 +327,7 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
             committed: meta.committed,
             last_purged: self.last_purged,
             entries,
-            snapshot: self.snapshot.clone(),
+            snapshot: saver::lock(&self.snapshot).clone(),
         })
     }
 
@@ -359,9 +361,10 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
+        let mut current = saver::lock(&self.snapshot);
         let data = snapshot_file::save(&*self.shared.io.fs, &self.shared.dir, snapshot, self.shared.sync)
             .map_err(|error| error.into_storage("saving the snapshot"))?;
-        self.snapshot = Some(Snapshot { meta: snapshot.meta.clone(), data });
+        *current = Some(Snapshot { meta: snapshot.meta.clone(), data });
         Ok(())
     }
 
@@ -394,12 +397,15 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
 
     fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
         // written by this store's sink or partial file: a rename makes it current
-        let Some(staged) = FileSnapshot::take_staged(&snapshot.data, &self.shared.dir) else {
-            return self.save_snapshot(snapshot);
-        };
-        snapshot_file::install_staged(&*self.shared.io.fs, &self.shared.dir, &staged, self.shared.sync)
+        let mut current = saver::lock(&self.snapshot);
+        let saved = snapshot_file::make_current(&*self.shared.io.fs, &self.shared.dir, snapshot, self.shared.sync)
             .map_err(|error| error.into_storage("saving the staged snapshot"))?;
-        self.snapshot = Some(snapshot.clone());
+        *current = Some(saved);
         Ok(())
+    }
+
+    fn snapshot_saver(&mut self) -> Option<Box<dyn SnapshotSaver<N>>> {
+        let (fs, dir) = (self.shared.io.fs.clone(), self.shared.dir.clone());
+        Some(Box::new(WalSnapshotSaver { fs, dir, sync: self.shared.sync, current: self.snapshot.clone() }))
     }
 }

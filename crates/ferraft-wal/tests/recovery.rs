@@ -273,21 +273,54 @@ fn damaged_newest_meta_slot_falls_back_to_the_previous_vote() {
     assert!(matches!(wal_error(&error), WalError::Corrupt { problem: Corruption::NoValidMetaSlot, .. }), "{error}");
 }
 
-#[test]
-fn damaged_snapshot_refuses_to_start() {
-    let dir = TestDir::new("snapshot_flip");
-    let mut store = open(dir.path(), 1 << 20).unwrap();
+/// Saves a snapshot at 3 holding `data` (after entries 1..=`entries`), then
+/// flips a bit in its last data byte.
+fn save_damaged_snapshot(dir: &Path, entries_before: u64, data: &'static [u8]) {
+    let mut store = open(dir, 1 << 20).unwrap();
     store.read_state().unwrap();
-    let snapshot = snapshot_at_3(b"state machine bytes");
-    store.save_snapshot(&snapshot).unwrap();
+    if entries_before > 0 {
+        append_durably(&mut store, &entries(1, 1..=entries_before));
+    }
+    store.save_snapshot(&snapshot_at_3(data)).unwrap();
     drop(store);
-    let path = dir.path().join("SNAPSHOT");
+    let path = dir.join("SNAPSHOT");
     let mut bytes = fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 4;
     fs::write(&path, &bytes).unwrap();
+}
+
+#[test]
+fn damaged_snapshot_data_opens_but_fails_its_first_full_read() {
+    let dir = TestDir::new("snapshot_flip");
+    save_damaged_snapshot(dir.path(), 5, b"state machine bytes");
+    // open reads only the header and metadata: no full read at startup
+    let state = open(dir.path(), 1 << 20).unwrap().read_state().unwrap();
+    let snapshot = state.snapshot.expect("the snapshot is handed out");
+    assert_eq!(state.entries.len(), 5, "the log is untouched");
+    // the checksum it is sent under is the one written: a follower refuses these bytes
+    assert_eq!(snapshot.data.checksum(), crc32c(b"state machine bytes"));
+    // the node's read at startup (to load its state) finds the damage
+    let error = std::io::Read::read_to_end(&mut snapshot.data.checked_reader(), &mut Vec::new()).unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+    // and a backup never hands it on
+    let error = ferraft_wal::read_saved_snapshot::<BasicNode>(dir.path()).unwrap_err();
+    assert!(matches!(error, WalError::Corrupt { problem: Corruption::RecordChecksum, .. }), "{error}");
+}
+
+#[test]
+fn damaged_snapshot_of_an_interrupted_install_refuses_to_open_and_keeps_the_log() {
+    let dir = TestDir::new("snapshot_flip_install");
+    // the log ends before the snapshot: recovery would finish an install
+    // by removing the log, on the word of the snapshot's metadata
+    save_damaged_snapshot(dir.path(), 2, b"state machine bytes");
     let error = open(dir.path(), 1 << 20).unwrap_err();
     assert!(matches!(wal_error(&error), WalError::Corrupt { .. }), "{error}");
+    assert_eq!(segment_files(dir.path()).len(), 1, "the log is kept for an operator");
+}
+
+fn crc32c(bytes: &[u8]) -> u32 {
+    ferraft::SnapshotData::from(bytes.to_vec()).checksum()
 }
 
 /// A snapshot covering entries up to 3, holding `data`.

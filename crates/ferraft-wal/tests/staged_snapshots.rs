@@ -115,3 +115,70 @@ fn a_partial_snapshot_claiming_more_bytes_than_its_file_holds_starts_over() {
     let mut store = open(dir.path());
     assert_eq!(store.partial_snapshot(&meta(9), 7).unwrap().received(), 0);
 }
+
+/// Receives every byte of the snapshot `meta(index)` holding `data` and
+/// checks them, as an install job does before it decodes them.
+fn receive_whole(store: &mut Store, index: u64, data: &[u8]) -> (u32, ferraft::SnapshotData) {
+    let checksum = ferraft::SnapshotData::from(data.to_vec()).checksum();
+    let mut partial = store.partial_snapshot(&meta(index), checksum).unwrap();
+    partial.append(data).unwrap();
+    (checksum, partial.finish(checksum).unwrap().expect("the bytes match the sender's checksum"))
+}
+
+#[test]
+fn a_received_snapshot_checked_but_not_yet_made_current_resumes_whole_after_a_restart() {
+    let dir = TestDir::new("partial_checked");
+    let mut store = open(dir.path());
+    let data = vec![3u8; 64 * 1024];
+    let (checksum, finished) = receive_whole(&mut store, 9, &data);
+    // the process dies while the state machine decodes it: never made current
+    drop(finished);
+    drop(store);
+    let mut store = open(dir.path());
+    assert_eq!(store.read_state().unwrap().snapshot, None);
+    let partial = store.partial_snapshot(&meta(9), checksum).unwrap();
+    assert_eq!(partial.received(), data.len() as u64, "nothing to receive again");
+    let data_back = partial.finish(checksum).unwrap().expect("still the sender's bytes");
+    assert_eq!(data_back.to_bytes().unwrap(), data);
+}
+
+#[test]
+fn a_received_snapshot_given_its_header_but_not_renamed_resumes_whole_after_a_restart() {
+    let dir = TestDir::new("partial_headed");
+    let mut store = open(dir.path());
+    let data = vec![4u8; 64 * 1024];
+    let (checksum, finished) = receive_whole(&mut store, 9, &data);
+    // the rename into place fails (as if the power went right before it):
+    // the file already has its snapshot header
+    fs::create_dir(dir.path().join("SNAPSHOT")).unwrap();
+    let mut saver = store.snapshot_saver().expect("the WAL saves off the Raft task");
+    assert!(saver.make_current(&Snapshot { meta: meta(9), data: finished }).is_err());
+    fs::remove_dir(dir.path().join("SNAPSHOT")).unwrap();
+    drop(store);
+    let mut store = open(dir.path());
+    let partial = store.partial_snapshot(&meta(9), checksum).unwrap();
+    assert_eq!(partial.received(), data.len() as u64, "nothing to receive again");
+    assert!(partial.finish(checksum).unwrap().is_some());
+}
+
+#[test]
+fn a_job_makes_a_snapshot_current_but_never_over_a_newer_one() {
+    let dir = TestDir::new("saver_order");
+    let mut store = open(dir.path());
+    let built = |store: &mut Store, index: u64| {
+        let mut sink = store.snapshot_sink(&meta(index)).unwrap();
+        std::io::Write::write_all(&mut sink, format!("state at {index}").as_bytes()).unwrap();
+        Snapshot { meta: meta(index), data: sink.finish().unwrap() }
+    };
+    let (older, newer) = (built(&mut store, 3), built(&mut store, 6));
+    let (mut first_job, mut second_job) = (store.snapshot_saver().unwrap(), store.snapshot_saver().unwrap());
+    // the newer one's job finishes first; the older one's must not replace it
+    assert_eq!(first_job.make_current(&newer).unwrap(), ferraft::MadeCurrent::Saved);
+    assert_eq!(second_job.make_current(&older).unwrap(), ferraft::MadeCurrent::Covered);
+    drop((older, newer));
+    assert_eq!(staged_files(dir.path()), Vec::<String>::new(), "the covered one's file is gone");
+    drop(store);
+    let mut store = open(dir.path());
+    let saved = store.read_state().unwrap().snapshot.expect("saved by the job");
+    assert_eq!((saved.meta, saved.data.to_bytes().unwrap()), (meta(6), Bytes::from_static(b"state at 6")));
+}

@@ -119,6 +119,7 @@ pub mod peer_refusal;
 pub mod runtime;
 pub mod snapshot;
 mod snapshot_data;
+pub mod snapshot_saver;
 pub mod snapshot_sink;
 pub mod state_machine;
 pub mod storage;
@@ -147,6 +148,7 @@ pub use runtime::{
     WriteResponse,
 };
 pub use snapshot::{Snapshot, SnapshotData, SnapshotMeta, SnapshotReader, SnapshotSource};
+pub use snapshot_saver::{MadeCurrent, SnapshotSaver};
 pub use snapshot_sink::{MemorySnapshot, PartialSnapshot, SnapshotSink};
 pub use state_machine::{SnapshotInstall, SnapshotJob, SnapshotWriter, StateMachine};
 pub use storage::{AppendDurability, FlushNotifier, LogState, LogStore, ReadRange, StorageError};

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::log_id::LogId;
 use crate::membership::StoredMembership;
-pub use crate::snapshot_data::{SnapshotData, SnapshotReader, SnapshotSource};
+pub use crate::snapshot_data::{CheckedReader, SnapshotData, SnapshotReader, SnapshotSource};
 
 /// What a snapshot covers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

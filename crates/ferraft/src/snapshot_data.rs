@@ -134,6 +134,15 @@ impl SnapshotData {
         SnapshotReader { data: self.clone(), offset: 0 }
     }
 
+    /// A [`reader`](Self::reader) that also checks the bytes against
+    /// [`checksum`](Self::checksum): reading to the end of bytes that do not
+    /// match fails with [`io::ErrorKind::InvalidData`]. A store may hand out
+    /// a snapshot whose checksum it recorded when writing it without reading
+    /// it back; its first full read (a node loading it at startup) checks it.
+    pub fn checked_reader(&self) -> CheckedReader {
+        CheckedReader { reader: self.reader(), crc: 0, expected: self.checksum(), checked: false }
+    }
+
     /// Every byte in one buffer. Costs the snapshot's size in memory: for
     /// tests, small states, and callers that need the bytes whole.
     pub fn to_bytes(&self) -> io::Result<Bytes> {
@@ -187,6 +196,30 @@ impl Read for SnapshotReader {
             }
         };
         self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads a [`SnapshotData`] and checks it at the end; see
+/// [`SnapshotData::checked_reader`].
+#[derive(Debug)]
+pub struct CheckedReader {
+    reader: SnapshotReader,
+    crc: u32,
+    expected: u32,
+    checked: bool,
+}
+
+impl Read for CheckedReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        if n == 0 && !buf.is_empty() && !self.checked {
+            self.checked = true;
+            if self.crc != self.expected {
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "snapshot bytes do not match their checksum"));
+            }
+        }
         Ok(n)
     }
 }

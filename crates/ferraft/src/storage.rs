@@ -8,6 +8,7 @@ use crate::incarnation::Incarnation;
 use crate::log_id::LogId;
 use crate::node::LogIndex;
 use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::snapshot_saver::SnapshotSaver;
 use crate::snapshot_sink::{MemorySnapshot, PartialSnapshot, SnapshotSink};
 use crate::vote::Vote;
 
@@ -84,7 +85,12 @@ pub struct LogState<C, N> {
     pub last_purged: Option<LogId>,
     /// Every entry after `last_purged`, in order.
     pub entries: Vec<Entry<C, N>>,
-    /// The latest snapshot saved.
+    /// The latest snapshot saved. A store need not read its data back to
+    /// check it (1 GiB is seconds): its [`checksum`](crate::SnapshotData::checksum)
+    /// must be the one recorded when it was written, and the node reads it
+    /// whole through a [`checked_reader`](crate::SnapshotData::checked_reader)
+    /// at startup, refusing to start on a mismatch; a follower it is sent to
+    /// checks every byte against that checksum too.
     pub snapshot: Option<Snapshot<N>>,
 }
 
@@ -174,6 +180,16 @@ pub trait LogStore<C, N>: Send + 'static {
     /// default calls [`save_snapshot`](Self::save_snapshot).
     fn save_staged_snapshot(&mut self, snapshot: &Snapshot<N>) -> Result<(), StorageError> {
         self.save_snapshot(snapshot)
+    }
+
+    /// What makes snapshots finished by this store's sink or partial
+    /// snapshot current from a job's thread, so a slow rename and directory
+    /// sync do not stall the Raft task. Created on the Raft task (cheap),
+    /// once per job. `None` (the default): the runtime calls
+    /// [`save_staged_snapshot`](Self::save_staged_snapshot) on the Raft task
+    /// instead, which suits stores in memory.
+    fn snapshot_saver(&mut self) -> Option<Box<dyn SnapshotSaver<N>>> {
+        None
     }
 
     /// A job that reads the entries with indexes in `range` back from the

@@ -101,3 +101,43 @@ async fn a_long_install_is_not_a_stalled_transfer_and_is_not_resent() {
     let _ = stop_tx.send(());
     node_thread.join().unwrap();
 }
+
+/// Stored snapshot bytes that no longer match the checksum recorded when
+/// they were written (a store that checks them only on their first full read).
+#[derive(Debug)]
+struct Rotted(Bytes);
+
+impl ferraft::SnapshotSource for Rotted {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn checksum(&self) -> u32 {
+        ferraft::SnapshotData::from(self.0.clone()).checksum() ^ 1
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        let rest = &self.0[(offset as usize).min(self.0.len())..];
+        let n = rest.len().min(buf.len());
+        buf[..n].copy_from_slice(&rest[..n]);
+        Ok(n)
+    }
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_node_does_not_start_from_a_stored_snapshot_that_fails_its_checksum() {
+    let mut store = ferraft::mem::MemLogStore::<u64, BasicNode>::new();
+    let nodes = [(1, BasicNode::new(addr(1)))].into_iter().collect();
+    let membership =
+        ferraft::StoredMembership { log_id: None, membership: ferraft::Membership::new_uniform(nodes).unwrap() };
+    let meta = ferraft::SnapshotMeta { last_log_id: Some(LogId::new(ferraft::LeaderId::new(1, 1), 3)), membership };
+    // bytes the state machine decodes fine: only the checksum tells
+    let bytes = Bytes::from(serde_json::to_vec(&Vec::<(LogId, u64)>::new()).unwrap());
+    let data =
+        ferraft::SnapshotData::from(std::sync::Arc::new(Rotted(bytes)) as std::sync::Arc<dyn ferraft::SnapshotSource>);
+    ferraft::LogStore::save_snapshot(&mut store, &ferraft::Snapshot { meta, data }).unwrap();
+    let network = ferraft::mem::MemRouter::new().network();
+    let started = Raft::new(1, fast_config(LeaderIdMode::Standard), network, Box::new(store), Sm::new()).await;
+    assert!(started.is_err(), "a state the store cannot vouch for is not loaded");
+}

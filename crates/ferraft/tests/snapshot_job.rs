@@ -95,3 +95,88 @@ async fn a_slow_snapshot_encode_does_not_stall_writes_and_captures_its_point_in_
     assert_eq!(saved.meta.last_log_id.unwrap().index, state.len() as u64 + 2);
     raft.shutdown().await.unwrap();
 }
+
+/// A [`MemLogStore`] whose snapshots are made current only by a job's saver,
+/// which waits at a gate the first time; on the Raft task (through
+/// `save_staged_snapshot`) they may not be.
+struct SavedByJobs {
+    store: MemLogStore<u64, BasicNode>,
+    gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
+}
+
+struct GatedSaver {
+    store: MemLogStore<u64, BasicNode>,
+    gate: Option<mpsc::Receiver<()>>,
+}
+
+impl ferraft::SnapshotSaver<BasicNode> for GatedSaver {
+    fn make_current(&mut self, snapshot: &ferraft::Snapshot<BasicNode>) -> Result<ferraft::MadeCurrent, StorageError> {
+        if let Some(gate) = self.gate.take() {
+            let _ = gate.recv();
+        }
+        ferraft::LogStore::<u64, BasicNode>::save_snapshot(&mut self.store, snapshot)?;
+        Ok(ferraft::MadeCurrent::Saved)
+    }
+}
+
+impl ferraft::LogStore<u64, BasicNode> for SavedByJobs {
+    fn read_state(&mut self) -> Result<ferraft::LogState<u64, BasicNode>, StorageError> {
+        self.store.read_state()
+    }
+    fn append(
+        &mut self,
+        entries: &[ferraft::Entry<u64, BasicNode>],
+        notifier: &ferraft::FlushNotifier,
+    ) -> Result<ferraft::AppendDurability, StorageError> {
+        self.store.append(entries, notifier)
+    }
+    fn truncate(&mut self, since: ferraft::LogIndex) -> Result<(), StorageError> {
+        self.store.truncate(since)
+    }
+    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
+        self.store.purge(upto)
+    }
+    fn save_cluster_id(&mut self, cluster_id: ferraft::ClusterId) -> Result<(), StorageError> {
+        self.store.save_cluster_id(cluster_id)
+    }
+    fn save_vote(&mut self, vote: &ferraft::Vote) -> Result<(), StorageError> {
+        self.store.save_vote(vote)
+    }
+    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+        self.store.save_committed(committed)
+    }
+    fn save_snapshot(&mut self, _: &ferraft::Snapshot<BasicNode>) -> Result<(), StorageError> {
+        panic!("a snapshot made current on the Raft task")
+    }
+    fn snapshot_saver(&mut self) -> Option<Box<dyn ferraft::SnapshotSaver<BasicNode>>> {
+        let gate = self.gate.lock().unwrap().take();
+        Some(Box::new(GatedSaver { store: self.store.clone(), gate }))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_job_makes_its_snapshot_current_and_the_log_is_purged_only_after() {
+    let config = Config { snapshot_logs_since_last: 10, purge_keep_entries: 0, ..fast_config(LeaderIdMode::Standard) };
+    let (open, gate) = mpsc::channel();
+    let memory = MemLogStore::<u64, BasicNode>::new();
+    let store = SavedByJobs { store: memory.clone(), gate: Arc::new(Mutex::new(Some(gate))) };
+    let sm = GatedSm::default();
+    let raft =
+        Raft::new(1, config, ferraft::mem::MemRouter::new().network(), Box::new(store), sm.clone()).await.unwrap();
+    raft.initialize(nodes(&[1])).await.unwrap();
+    raft.wait(WAIT).for_leader().await.unwrap();
+
+    // the first snapshot's job waits at the gate while making it current
+    for n in 0..40 {
+        raft.client_write(n).await.unwrap();
+    }
+    assert_eq!(sm.applied.lock().unwrap().len(), 40, "writes go on while the snapshot is being made current");
+    assert_eq!(raft.metrics().borrow().snapshot, None, "not current before its job says so");
+    assert_eq!(memory.snapshot_state().last_purged, None, "nothing purged before the snapshot is current");
+
+    open.send(()).unwrap();
+    let m = raft.wait(WAIT).metrics(|m| m.purged.is_some(), "log purged behind the snapshot").await.unwrap();
+    let saved = memory.snapshot_state().snapshot.expect("made current by the job");
+    assert!(m.purged.unwrap().index <= saved.meta.last_log_id.unwrap().index);
+    raft.shutdown().await.unwrap();
+}

@@ -28,6 +28,9 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 const POLL: Duration = Duration::from_millis(20);
 /// The joining node's id.
 const LEARNER: u64 = 4;
+/// Times in a row a loading put may fail (timed out across a leader change)
+/// before the load gives up.
+const LOAD_RETRIES: u32 = 50;
 
 /// What a run measured.
 #[derive(Debug, Clone)]
@@ -102,11 +105,12 @@ impl CatchUpReport {
 /// The settings line printed before a run.
 pub fn describe(args: &CatchUpArgs) -> String {
     format!(
-        "bench catch-up: 3 `ferraft serve` processes on loopback (WAL fsync on), {} MiB loaded as {}-byte values, \
-         snapshot{} taken, then learner {LEARNER} joins while {} closed-loop clients put {}-byte values; \
+        "bench catch-up: 3 `ferraft serve` processes on loopback (WAL fsync on), {} MiB loaded as {}-byte values \
+         by {} writers, snapshot{} taken, then learner {LEARNER} joins while {} closed-loop clients put {}-byte values; \
          {} s baseline, {} thread(s) per node",
         args.data_mib,
         args.load_value_size,
+        args.load_writers,
         if args.no_snapshot { " NOT" } else { "" },
         args.clients,
         args.value_size,
@@ -129,6 +133,11 @@ pub fn run(args: &CatchUpArgs) -> Result<CatchUpReport, String> {
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     let result = runtime.block_on(async {
         let mut nodes = local_nodes(&exe, dir.path(), LEARNER, args.server_workers);
+        if let Some(every) = args.snapshot_every {
+            for node in &mut nodes {
+                node.serve_args.extend(["--snapshot-every".to_owned(), every.to_string()]);
+            }
+        }
         let result = until_stopped(bench(args, &mut nodes, baseline)).await;
         stop_nodes(&mut nodes, result.is_err()).await;
         result
@@ -150,7 +159,7 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
     let leader = start_cluster(&mut nodes[..3]).await?;
     let leader_node = nodes.iter().find(|n| n.id == leader).expect("the leader is one of them");
     let started = Instant::now();
-    let loaded_bytes = load(leader_node, args).await?;
+    let loaded_bytes = load(&nodes[..3], args).await?;
     eprintln!("loaded in {:.1} s", started.elapsed().as_secs_f64());
     if !args.no_snapshot {
         for node in &nodes[..3] {
@@ -255,33 +264,60 @@ fn snapshot_file_bytes(node: &LocalNode) -> Option<u64> {
     std::fs::metadata(node.data_dir.join("wal").join("SNAPSHOT")).ok().map(|m| m.len())
 }
 
-/// Loads `--data-mib` of values through the leader, 16 writers at a time;
-/// returns the bytes of values written.
-async fn load(leader: &LocalNode, args: &CatchUpArgs) -> Result<u64, String> {
+/// Loads `--data-mib` of values, `--load-writers` closed-loop writers at a
+/// time spread over the voters (a follower hands the puts of one turn to the
+/// leader as one message, so many small keys load in batches); returns the
+/// bytes of values written.
+async fn load(voters: &[LocalNode], args: &CatchUpArgs) -> Result<u64, String> {
     let keys = (args.data_mib * 1024 * 1024).div_ceil(args.load_value_size as u64).max(1);
     let value: String = (0..args.load_value_size).map(|i| (b'a' + (i % 26) as u8) as char).collect();
     let body = Bytes::from(serde_json::to_vec(&json!({ "value": value })).map_err(|e| e.to_string())?);
-    let writers = 16u64;
+    let writers = args.load_writers.max(1);
+    let done = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let progress = tokio::spawn(report_load_progress(done.clone(), keys));
     let mut tasks = Vec::new();
     for w in 0..writers {
-        let mut connection = HttpConnection::new(&leader.api, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+        let api = &voters[w as usize % voters.len()].api;
+        let mut connection = HttpConnection::new(api, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
+        let done = done.clone();
         let body = body.clone();
         tasks.push(tokio::spawn(async move {
-            let mut k = w;
+            let (mut k, mut failures) = (w, 0);
             while k < keys {
                 let status = connection.put(kv_path(&format!("load{k:010}")), body.clone()).await;
                 if !status.as_ref().is_ok_and(StatusCode::is_success) {
-                    return Err(format!("loading key {k} failed: {status:?}"));
+                    // a leader change under load times a put out: the same key again
+                    failures += 1;
+                    if failures > LOAD_RETRIES {
+                        return Err(format!("loading key {k} failed {failures} times: {status:?}"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
                 }
+                failures = 0;
+                done.fetch_add(1, Ordering::Relaxed);
                 k += writers;
             }
             Ok(())
         }));
     }
+    let mut loaded = Ok(());
     for task in tasks {
-        task.await.map_err(|e| e.to_string())??;
+        loaded = loaded.and(task.await.map_err(|e| e.to_string()).and_then(|r| r));
     }
-    Ok(keys * args.load_value_size as u64)
+    progress.abort();
+    loaded.map(|()| keys * args.load_value_size as u64)
+}
+
+/// Prints the load's progress every 10 s: 10 M keys take minutes.
+async fn report_load_progress(done: Arc<std::sync::atomic::AtomicU64>, keys: u64) {
+    let started = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let n = done.load(Ordering::Relaxed);
+        let rate = n as f64 / started.elapsed().as_secs_f64();
+        eprintln!("loading: {n} of {keys} keys, {} put/s", thousands(rate));
+    }
 }
 
 /// The clients' writes: small puts to random keys through the leader.

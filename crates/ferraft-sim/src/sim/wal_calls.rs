@@ -15,6 +15,12 @@ const MID_BATCH_CRASH_PER_STEP: f64 = 0.01;
 /// of its host (a vote or snapshot being saved, say), while faults last.
 const CRASH_IN_CALL_PER_CALL: f64 = 0.001;
 
+/// How often the power of a WAL node goes during a snapshot job (its
+/// writes, syncs, or the rename that makes the snapshot current), while
+/// faults last; and the most file operations into the job it goes.
+const CRASH_IN_SNAPSHOT_JOB: f64 = 0.05;
+const SNAPSHOT_JOB_OPS: u64 = 12;
+
 impl Simulation {
     /// Node `i`'s disk gets to the WAL's queued batch: write, sync, report.
     pub(super) fn step_wal(&mut self, i: usize) {
@@ -38,6 +44,21 @@ impl Simulation {
         self.nodes[i].disk.lock().expect("single-threaded").synced_up_to(flushed.index);
         self.trace(|| format!("n{} WAL synced up to {flushed}", self.nodes[i].id));
         self.call(i, |h| h.flushed(flushed));
+    }
+
+    /// Maybe schedules a power cut some file operations into the snapshot
+    /// job node `i` is about to run (a no-op if the job does fewer).
+    pub(super) fn maybe_cut_power_in_job(&mut self, i: usize) {
+        if self.nodes[i].wal.is_none() || !self.faults_on {
+            return;
+        }
+        let down = self.nodes.iter().filter(|n| n.host.is_none()).count();
+        if down < MAX_DOWN && self.rng.gen_bool(CRASH_IN_SNAPSHOT_JOB) {
+            let after_ops = self.rng.gen_range(0..SNAPSHOT_JOB_OPS);
+            if let Some(wal) = self.nodes[i].wal.as_ref() {
+                wal.fs.crash_after_ops(after_ops);
+            }
+        }
     }
 
     /// Maybe schedules a power cut a few file operations into the call node

@@ -96,7 +96,13 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         let mut applied = None;
         let snapshot = state.snapshot.clone().map(Arc::new);
         if let Some(snapshot) = &snapshot {
-            SM::decode_snapshot(&mut snapshot.data.reader())?(&mut state_machine)?;
+            // the first full read of a stored snapshot checks it (a store
+            // need not read it all at open): a corrupt one is never installed
+            let mut reader = snapshot.data.checked_reader();
+            let install = SM::decode_snapshot(&mut reader)?;
+            std::io::copy(&mut reader, &mut std::io::sink())
+                .map_err(|e| StorageError::new("checking the stored snapshot", e))?;
+            install(&mut state_machine)?;
             applied = snapshot.meta.last_log_id;
         }
         let engine = Engine::new(id, config, &state, seed, now_ms);

@@ -2,12 +2,14 @@
 //! point-in-time copy is taken on the host, then its encoding streams into
 //! the store's sink (a temporary file for the WAL) wherever the
 //! [`JobSpawner`](super::JobSpawner) puts the job (a blocking thread under
-//! tokio, a scheduled event in the simulator), and the result comes back to
+//! tokio, a scheduled event in the simulator), which also makes it current
+//! when the store has a [`SnapshotSaver`], and the result comes back to
 //! [`NodeHost::snapshot_built`](super::NodeHost::snapshot_built).
 
 use std::io::{BufWriter, Write};
 
 use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::snapshot_saver::{MadeCurrent, SnapshotSaver};
 use crate::snapshot_sink::SnapshotSink;
 use crate::state_machine::SnapshotWriter;
 use crate::storage::StorageError;
@@ -21,6 +23,7 @@ pub struct SnapshotTask<N> {
     pub(crate) meta: SnapshotMeta<N>,
     pub(crate) writer: SnapshotWriter,
     pub(crate) sink: Box<dyn SnapshotSink>,
+    pub(crate) saver: Option<Box<dyn SnapshotSaver<N>>>,
 }
 
 impl<N> std::fmt::Debug for SnapshotTask<N> {
@@ -30,23 +33,38 @@ impl<N> std::fmt::Debug for SnapshotTask<N> {
 }
 
 impl<N> SnapshotTask<N> {
-    /// Writes the state into the store's sink and makes it durable there.
+    /// Writes the state into the store's sink, makes it durable there and,
+    /// with a saver, current.
     pub fn run(self) -> SnapshotBuilt<N> {
-        let Self { meta, writer, mut sink } = self;
+        let Self { meta, writer, mut sink, saver } = self;
         let written = {
             let mut buffered = BufWriter::with_capacity(SINK_BUFFER_BYTES, &mut sink);
             super::job_spawner::state_machine_part("encoding a snapshot", || writer(&mut buffered))
                 .and_then(|()| buffered.flush().map_err(|e| StorageError::new("writing a snapshot", e)))
         };
         let result = written.and_then(|()| sink.finish()).map(|data| Snapshot { meta, data });
+        let result = result.and_then(|snapshot| made_current(saver, snapshot));
         SnapshotBuilt { result }
     }
 }
 
-/// What a [`SnapshotTask`] produced, for the host to make current.
+/// Makes `snapshot` current through `saver`, if the store has one; `None`
+/// leaves that to the host.
+pub(crate) fn made_current<N>(
+    saver: Option<Box<dyn SnapshotSaver<N>>>,
+    snapshot: Snapshot<N>,
+) -> Result<(Snapshot<N>, Option<MadeCurrent>), StorageError> {
+    match saver {
+        Some(mut saver) => saver.make_current(&snapshot).map(|made| (snapshot, Some(made))),
+        None => Ok((snapshot, None)),
+    }
+}
+
+/// What a [`SnapshotTask`] produced: the snapshot and what its job did to
+/// make it current (`None`: the host makes it current).
 #[derive(Debug)]
 pub struct SnapshotBuilt<N> {
-    pub(crate) result: Result<Snapshot<N>, StorageError>,
+    pub(crate) result: Result<(Snapshot<N>, Option<MadeCurrent>), StorageError>,
 }
 
 #[cfg(test)]
@@ -63,7 +81,7 @@ mod tests {
         let meta = SnapshotMeta { last_log_id: None, membership };
         let writer: SnapshotWriter = Box::new(|_| panic!("a state machine bug"));
         // without an answer the host would never start another snapshot
-        let built = SnapshotTask { meta, writer, sink: Box::<MemorySnapshot>::default() }.run();
+        let built = SnapshotTask { meta, writer, sink: Box::<MemorySnapshot>::default(), saver: None }.run();
         assert!(built.result.is_err());
     }
 }

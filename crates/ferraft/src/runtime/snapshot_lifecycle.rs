@@ -15,6 +15,7 @@ use crate::log_id::index_of;
 use crate::message::{Message, MessageBody, SnapshotChunk};
 use crate::node::{Node, NodeId};
 use crate::snapshot::{Snapshot, SnapshotMeta};
+use crate::snapshot_saver::MadeCurrent;
 use crate::state_machine::{SnapshotInstall, StateMachine};
 use crate::storage::StorageError;
 use crate::vote::Vote;
@@ -64,9 +65,9 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     }
 
     /// Starts a snapshot: the state machine's point-in-time copy is taken
-    /// here, its encoding streams into the store's sink off the host (see
-    /// [`JobSpawner`](super::JobSpawner)), and
-    /// [`snapshot_built`](Self::snapshot_built) makes it current.
+    /// here; its encoding streams into the store's sink off the host (see
+    /// [`JobSpawner`](super::JobSpawner)), where the store's saver also makes
+    /// it current, and [`snapshot_built`](Self::snapshot_built) takes it.
     pub(crate) fn start_snapshot_job(&mut self) -> Result<(), StorageError> {
         if self.snapshot_job_running {
             // the engine, and whoever waits, hear back when the running one finishes
@@ -79,14 +80,17 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             return Ok(());
         }
         let sink = self.store.snapshot_sink(&meta)?;
+        let saver = self.store.snapshot_saver();
         let writer = self.state_machine.snapshot_writer();
         self.snapshot_job_running = true;
-        self.spawner.spawn_snapshot(SnapshotTask { meta, writer, sink });
+        self.spawner.spawn_snapshot(SnapshotTask { meta, writer, sink, saver });
         Ok(())
     }
 
-    /// Makes a snapshot built by a spawned job current, unless one installed
-    /// meanwhile covers it. A failure stops the node.
+    /// Takes a snapshot a spawned job built, and made current unless one
+    /// installed meanwhile covers it (a store without a saver leaves that
+    /// here). The engine learns of it only now, so the log behind it is
+    /// purged only once it is durable. A failure stops the node.
     pub fn snapshot_built(&mut self, built: SnapshotBuilt<N>) {
         self.snapshot_job_running = false;
         if let Err(error) = self.finish_snapshot(built) {
@@ -98,15 +102,23 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     }
 
     fn finish_snapshot(&mut self, built: SnapshotBuilt<N>) -> Result<(), StorageError> {
-        let snapshot = built.result?;
-        if let Some(existing) = self.covers(&snapshot.meta) {
-            self.engine.on_snapshot_saved(existing.meta.last_log_id);
-        } else {
-            self.store.save_staged_snapshot(&snapshot)?;
-            let snapshot = Arc::new(snapshot);
-            self.snapshot = Some(snapshot.clone());
-            self.engine.on_snapshot_saved(snapshot.meta.last_log_id);
-            self.forget_finished_sends();
+        let (snapshot, made) = built.result?;
+        let covered_here = self.covers(&snapshot.meta);
+        match (made, covered_here) {
+            (Some(MadeCurrent::Saved), _) => self.adopt_snapshot(snapshot),
+            (None, None) => {
+                self.store.save_staged_snapshot(&snapshot)?;
+                self.adopt_snapshot(snapshot);
+            }
+            (None | Some(MadeCurrent::Covered), Some(existing)) => {
+                self.engine.on_snapshot_saved(existing.meta.last_log_id)
+            }
+            (Some(MadeCurrent::Covered), None) => {
+                // an install made a newer one current and its result is on
+                // the way: that answers whoever waits, no new job
+                self.engine.on_snapshot_failed();
+                return Ok(());
+            }
         }
         self.answer_snapshot_waits();
         if self.snapshot_waits.any() {
@@ -114,6 +126,15 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             self.start_snapshot_job()?;
         }
         Ok(())
+    }
+
+    /// Takes a snapshot made current (durable) as the host's: the engine may
+    /// purge the log behind it now.
+    fn adopt_snapshot(&mut self, snapshot: Snapshot<N>) {
+        let snapshot = Arc::new(snapshot);
+        self.snapshot = Some(snapshot.clone());
+        self.engine.on_snapshot_saved(snapshot.meta.last_log_id);
+        self.forget_finished_sends();
     }
 
     /// Answers the callers and sends the chunks the current snapshot serves.
@@ -207,17 +228,18 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         let decode: Decode = Box::new(|reader| {
             SM::decode_snapshot(reader).map(|install| Box::new(install) as Box<dyn std::any::Any + Send>)
         });
-        self.spawner.spawn_install(InstallTask { from, seq, meta, checksum, partial, decode });
+        let saver = self.store.snapshot_saver();
+        self.spawner.spawn_install(InstallTask { from, seq, meta, checksum, partial, decode, saver });
     }
 
-    /// An install job ended: makes its snapshot current and swaps the
-    /// decoded state in, unless this node got past it meanwhile. A failure
-    /// stops the node.
+    /// An install job ended: swaps the decoded state in (and makes the
+    /// snapshot current, if the job left that to the host), unless this
+    /// node got past it meanwhile. A failure stops the node.
     pub fn snapshot_decoded(&mut self, decoded: SnapshotDecoded<N>) {
         self.receiver.installing = None;
         let SnapshotDecoded { from, seq, meta, result } = decoded;
         let installed = result.and_then(|decoded| match decoded {
-            Some((data, install)) => self.install_decoded(from, seq, Snapshot { meta, data }, install),
+            Some((snapshot, install, made)) => self.install_decoded(from, seq, snapshot, install, made),
             None => {
                 tracing::warn!(node = self.engine.id(), from, "received snapshot bytes do not match their checksum");
                 self.engine.on_snapshot_chunk_stored(from, meta.last_log_id, 0, seq);
@@ -235,19 +257,44 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         seq: u64,
         snapshot: Snapshot<N>,
         install: Box<dyn std::any::Any + Send>,
+        made: Option<MadeCurrent>,
     ) -> Result<(), StorageError> {
-        if snapshot.meta.last_log_id > self.engine.committed() {
+        let last = snapshot.meta.last_log_id;
+        let ahead_of_commit = last > self.engine.committed();
+        // Made current by the job, the snapshot is on disk even when this
+        // node committed past it meanwhile: the state goes in whenever it is
+        // ahead of what is applied, so the host's snapshot and state never
+        // trail the one a restart would load. Left to the host, only a
+        // snapshot past the commit point is saved and installed.
+        let swap_state = match made {
+            Some(_) => index_of(last) > index_of(self.applied),
+            None => ahead_of_commit,
+        };
+        if swap_state {
             let install = install
                 .downcast::<SnapshotInstall<SM>>()
                 .map_err(|_| StorageError::new("installing a snapshot", "decoded for another state machine"))?;
-            self.store.save_staged_snapshot(&snapshot)?;
+            if made.is_none() {
+                self.store.save_staged_snapshot(&snapshot)?;
+            }
             install(&mut self.state_machine)?;
-            self.applied = snapshot.meta.last_log_id;
+            self.applied = last;
             self.forwards.lost_upto(index_of(self.applied));
-            self.snapshot = Some(Arc::new(snapshot.clone()));
+        }
+        let meta = snapshot.meta.clone();
+        let adopt = made == Some(MadeCurrent::Saved) || (made.is_none() && swap_state);
+        if adopt {
+            self.snapshot = Some(Arc::new(snapshot));
         }
         // already past it (a leader's entries arrived meanwhile): only the answer
-        self.engine.on_snapshot_installed(from, snapshot.meta, seq);
+        self.engine.on_snapshot_installed(from, meta, seq);
+        if adopt && !ahead_of_commit {
+            // current on disk and applied: the log behind it may go
+            self.engine.on_snapshot_saved(last);
+        }
+        if adopt {
+            self.answer_snapshot_waits();
+        }
         Ok(())
     }
 }
