@@ -79,7 +79,10 @@
 //!   A purge records its point durably before deleting whole segments.
 //! - **The cluster id and the vote** are durable when `save_cluster_id` and
 //!   `save_vote` return; **the committed log
-//!   id** is saved lazily (within about 200 ms, or with the next vote or purge).
+//!   id** is saved lazily: written within about 200 ms without a sync of
+//!   its own, durable with the next vote or purge (or the next open). A
+//!   power loss may take it back to an older one, never a newer one; the
+//!   slot it goes to is never the one holding the last durable state.
 //! - **Segments are preallocated** ([`WalOptions::preallocate`]): a helper
 //!   thread zero-fills and syncs the next segment file ahead of need, so an
 //!   append overwrites existing blocks and its `fdatasync` has no file size

@@ -69,8 +69,10 @@ pub(crate) struct MetaFile {
     file: Box<dyn FsFile>,
     path: PathBuf,
     sequence: u64,
-    /// Which slot (0 or 1) holds the latest intact state.
-    latest_slot: usize,
+    /// Which slot (0 or 1) holds the latest state known durable. Every
+    /// save goes into the other one, so a save that is torn, or was not
+    /// synced when the power went, never damages it.
+    synced_slot: usize,
     sync: bool,
     /// The state as the store sees it; saved by [`MetaFile::persist`].
     pub state: MetaState,
@@ -107,37 +109,59 @@ impl MetaFile {
             .enumerate()
             .filter_map(|(slot, decoded)| decoded.map(|decoded| (slot, decoded)))
             .max_by_key(|(_, (sequence, _, _))| *sequence);
-        let Some((latest_slot, (sequence, state, from_version_1))) = latest else {
+        let Some((synced_slot, (sequence, state, from_version_1))) = latest else {
             return Err(corrupt(Corruption::NoValidMetaSlot));
         };
         let file = fs.open(&path).map_err(io_error("opening", &path))?;
+        if sync {
+            // the latest slot may hold an unsynced save of a committed log
+            // id (see `save_unsynced`): the next save must not overwrite the
+            // other slot before this one is durable
+            file.sync_data().map_err(io_error("syncing", &path))?;
+        }
         let last_persist = Instant::now();
         let committed_dirty = false;
-        Ok(Some(Self { file, path, sequence, latest_slot, sync, state, from_version_1, committed_dirty, last_persist }))
+        Ok(Some(Self { file, path, sequence, synced_slot, sync, state, from_version_1, committed_dirty, last_persist }))
     }
 
-    /// Saves the current state into the slot not holding the latest intact
-    /// state; durable on return when syncing.
+    /// Saves the current state into the slot not holding the latest state
+    /// known durable; durable on return when syncing.
     pub fn persist(&mut self) -> Result<(), WalError> {
-        // The target is the slot the latest state is *not* in (not a parity
+        // The target is the slot the durable state is *not* in (not a parity
         // of the sequence: a new file's only intact slot would then be the
-        // first one overwritten). It moves only once a save is complete, so
+        // first one overwritten). It moves only once a save is durable, so
         // after a failed save the next attempt goes to the same (possibly
         // damaged) slot and never overwrites the intact one.
+        let target = self.write_slot()?;
+        if self.sync {
+            self.file.sync_data().map_err(io_error("syncing", &self.path))?;
+        }
+        self.synced_slot = target;
+        Ok(())
+    }
+
+    /// Saves the current state like [`persist`](Self::persist) but without a
+    /// sync: for a changed committed log id alone, which may be lost (the
+    /// contract lets it be older after a crash, never newer). A later save
+    /// goes to the same slot, so the durable one stays intact whatever the
+    /// power loses; `persist` or the next open makes it durable.
+    pub fn save_unsynced(&mut self) -> Result<(), WalError> {
+        self.write_slot().map(|_| ())
+    }
+
+    /// Writes the whole state into the slot not holding the durable state;
+    /// that slot.
+    fn write_slot(&mut self) -> Result<usize, WalError> {
         self.sequence += 1;
-        let target = 1 - self.latest_slot;
+        let target = 1 - self.synced_slot;
         let mut slot = [0u8; SLOT_BYTES];
         encode_slot(self.sequence, &self.state, &mut slot)?;
         let offset = (target * SLOT_STRIDE) as u64;
         self.file.write_all_at(&slot, offset).map_err(io_error("writing", &self.path))?;
-        if self.sync {
-            self.file.sync_data().map_err(io_error("syncing", &self.path))?;
-        }
-        self.latest_slot = target;
         self.committed_dirty = false;
         self.from_version_1 = false;
         self.last_persist = Instant::now();
-        Ok(())
+        Ok(target)
     }
 
     /// Records a new committed log id, to be saved with the next persist.
@@ -240,5 +264,31 @@ mod tests {
             assert_eq!(decode_slot(&damaged), None, "flip of bit {bit} went unnoticed");
         }
         assert_eq!(decode_slot(&[0u8; SLOT_BYTES]), None);
+    }
+
+    /// An unsynced save may be lost or torn by a power cut: it must never
+    /// land on the slot holding the last durable state, however many follow.
+    #[test]
+    fn unsynced_saves_leave_the_durable_slot_alone() {
+        let dir = std::env::temp_dir().join(format!("ferraft-meta-unsynced-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fs: Arc<dyn FileSystem> = Arc::new(crate::file_system::StdFileSystem);
+        let mut meta = MetaFile::create(&fs, &dir, true).unwrap();
+        meta.state.vote = Some(Vote::new_committed(2, 1));
+        meta.persist().unwrap();
+        let durable = std::fs::read(dir.join(META_FILE)).unwrap();
+        let durable_slot = (0..2).max_by_key(|s| decode_slot(&durable[s * SLOT_STRIDE..][..SLOT_BYTES]).map(|d| d.0));
+        let durable_slot = durable_slot.unwrap();
+        for index in 1..=3 {
+            meta.set_committed(Some(LogId::new(ferraft::LeaderId::new(2, 1), index)));
+            meta.save_unsynced().unwrap();
+        }
+        let now = std::fs::read(dir.join(META_FILE)).unwrap();
+        let range = durable_slot * SLOT_STRIDE..durable_slot * SLOT_STRIDE + SLOT_BYTES;
+        assert_eq!(now[range.clone()], durable[range], "an unsynced save overwrote the durable slot");
+        let reopened = MetaFile::open(&fs, &dir, true).unwrap().unwrap();
+        assert_eq!(reopened.state.committed.map(|c| c.index), Some(3));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -25,8 +25,10 @@ use crate::spare::SpareSegments;
 use crate::stepped::PlantedBug;
 
 /// How long a changed committed log id may stay unsaved. `save_committed` is
-/// lazy by contract; this bounds how far behind it is after a crash without
-/// adding a sync per batch.
+/// lazy by contract; this bounds how far behind it is after a process crash.
+/// It is written without a sync of its own: a `META` sync here took the
+/// writer ~0.2-0.3 ms (more with other logs syncing) every 200 ms, in the
+/// way of the next batch.
 pub(crate) const COMMITTED_PERSIST_INTERVAL: Duration = Duration::from_millis(200);
 
 /// Starts the writer thread for `shared`, creating new segments from `spares`
@@ -304,11 +306,12 @@ impl Writer {
         Ok(())
     }
 
-    /// Saves a changed committed log id if it has waited at least `age`.
+    /// Writes a changed committed log id, unsynced, if it has waited at
+    /// least `age` (durable with the next vote or purge, or at the next open).
     fn persist_committed(&self, age: Duration) -> Result<(), WalError> {
         let mut meta = self.shared.lock_meta();
         if meta.committed_dirty() && meta.last_persist().elapsed() >= age {
-            meta.persist()?;
+            meta.save_unsynced()?;
         }
         Ok(())
     }

@@ -27,7 +27,8 @@ use crate::storage::{FlushNotifier, LogStore};
 /// Most events handled before outputs are executed: bounds latency under load.
 const MAX_EVENTS_PER_BATCH: usize = 4096;
 
-/// Most delay before progress-only metric changes are published.
+/// Most delay before progress-only metric changes are published while
+/// events keep coming; a loop about to wait publishes them at once.
 const METRICS_INTERVAL: Duration = Duration::from_millis(1);
 
 pub(crate) struct Driver<SM: StateMachine, N: Node> {
@@ -35,8 +36,8 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     rx: mpsc::UnboundedReceiver<Event<SM, N>>,
     metrics: watch::Sender<RaftMetrics<N>>,
     started: Instant,
-    /// When pending progress-only metric changes must be published.
-    metrics_due: Option<Instant>,
+    /// When metrics were last published.
+    published_at: Instant,
     published_progress: [u64; 6],
     stopping: Option<super::event::Reply<()>>,
 }
@@ -116,7 +117,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             rx,
             metrics,
             started: Instant::now(),
-            metrics_due: None,
+            published_at: Instant::now(),
             published_progress: [0; 6],
             stopping: None,
         };
@@ -136,10 +137,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         tokio::pin!(sleep);
         let mut armed_for = None;
         while self.host.fatal.is_none() && self.stopping.is_none() {
-            let mut deadline = self.started + Duration::from_millis(self.host.engine.next_deadline_ms());
-            if let Some(due) = self.metrics_due {
-                deadline = deadline.min(due);
-            }
+            let deadline = self.started + Duration::from_millis(self.host.engine.next_deadline_ms());
             if armed_for != Some(deadline) {
                 sleep.as_mut().reset(deadline.into());
                 armed_for = Some(deadline);
@@ -165,7 +163,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             }
             self.host.flush_write_batch();
             self.host.execute_outputs();
-            self.publish_metrics(false);
+            // about to wait: nothing later would publish what changed
+            let idle = self.rx.is_empty();
+            self.publish_metrics(idle);
         }
         self.stop();
     }
@@ -223,9 +223,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
     }
 
     /// Publishes metrics. Changes of role, vote, leader or membership go out at
-    /// once; progress-only changes (indexes) at most every millisecond, so a
-    /// busy leader does not rebuild them for every batch.
-    fn publish_metrics(&mut self, force: bool) {
+    /// once; progress-only changes (indexes) when `now` (the loop is about to
+    /// wait) or at most every millisecond while events keep coming, so a busy
+    /// leader does not rebuild them for every batch. No timer: a timer armed
+    /// for them cost one put at a time an eventfd write (arming it earlier
+    /// than the runtime's next wake-up unparks the runtime) and a wake-up a
+    /// millisecond later.
+    fn publish_metrics(&mut self, now: bool) {
         let structural = {
             let m = self.metrics.borrow();
             m.state != self.host.engine.server_state()
@@ -237,21 +241,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 || m.membership_committed != self.host.engine.membership_committed()
         };
         let progress = self.progress_fingerprint();
-        if !force && !structural && progress == self.published_progress {
+        if !structural && progress == self.published_progress {
             return;
         }
-        let now = Instant::now();
-        if !force && !structural {
-            match self.metrics_due {
-                Some(due) if now < due => return,
-                Some(_) => {}
-                None => {
-                    self.metrics_due = Some(now + METRICS_INTERVAL);
-                    return;
-                }
-            }
+        if !now && !structural && self.published_at.elapsed() < METRICS_INTERVAL {
+            return;
         }
-        self.metrics_due = None;
+        self.published_at = Instant::now();
         self.published_progress = progress;
         if structural {
             self.log_structural_change();
@@ -290,7 +286,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             if changed {
                 m.state = state;
                 m.cluster_id = engine.cluster_id();
-                m.refused_peers = refused.clone();
+                if &m.refused_peers != refused {
+                    m.refused_peers = refused.clone();
+                }
                 m.vote = engine.vote();
                 m.current_term = engine.vote().term();
                 m.current_leader = engine.current_leader();
@@ -299,7 +297,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 m.last_applied = applied;
                 m.snapshot = snapshot;
                 m.purged = engine.log().purged();
-                m.membership = membership.cloned();
+                // most publishes are of progress: the membership (nodes
+                // and their addresses) is copied only when it changed
+                if m.membership.as_ref().map(|s| s.log_id) != membership.map(|s| s.log_id) {
+                    m.membership = membership.cloned();
+                }
                 m.membership_committed = engine.membership_committed();
                 m.replication = replication;
             }
