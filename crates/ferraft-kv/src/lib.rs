@@ -1,9 +1,9 @@
 //! The ferraft server: a replicated key-value store on the `ferraft` library,
 //! its HTTP API (documented in this crate's `API.md`), the operator CLI and the demo.
+//! A library: the `ferraft` binary that runs them is the `ferraft-cli` crate.
 
 pub mod address_check;
 pub mod api;
-pub mod bench;
 pub mod catch_up_view;
 pub mod cli;
 pub mod client;

@@ -23,7 +23,8 @@ fn every_license_the_manifest_names_has_its_file() {
 fn every_crate_inherits_the_workspace_rust_version() {
     let manifest = read("Cargo.toml");
     assert!(manifest.contains("rust-version = \"1.89\""), "ferraft-wal uses File::try_lock, stable since 1.89");
-    for krate in ["ferraft", "ferraft-wal", "ferraft-net", "ferraft-kv", "ferraft-sim", "ferraft-bench"] {
+    for krate in ["ferraft", "ferraft-wal", "ferraft-net", "ferraft-kv", "ferraft-sim", "ferraft-bench", "ferraft-cli"]
+    {
         let own = read(&format!("crates/{krate}/Cargo.toml"));
         assert!(own.contains("rust-version.workspace = true"), "{krate} declares its own rust-version");
     }

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use axum::http::Method;
+use http::Method;
 use tokio::process::{Child, Command};
 
 use super::http_client::HttpConnection;
-use crate::harness::free_port;
+use ferraft_kv::harness::free_port;
 
 /// The etcd binary: `$ETCD_BIN`, else `etcd` on the `PATH`.
 pub fn locate() -> Result<PathBuf, String> {

@@ -1,6 +1,6 @@
 //! WAL throughput beside a raw `write + fdatasync` loop on the same file system.
 //!
-//! `cargo bench -p ferraft-wal --bench wal`. Each row runs for
+//! `cargo bench -p ferraft-bench --bench wal`. Each row runs for
 //! `FERRAFT_WAL_BENCH_SECS` seconds (default 3) in `FERRAFT_WAL_BENCH_DIR`
 //! (default: cargo's target tmp dir).
 //!

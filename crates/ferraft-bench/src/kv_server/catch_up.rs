@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use bytes::Bytes;
+use http::StatusCode;
 use serde_json::json;
 
 use super::cluster::start_cluster;
@@ -19,8 +19,8 @@ use super::http_client::HttpConnection;
 use super::local_nodes::{local_nodes, stop_nodes, until_stopped};
 use super::{peak_rss_mib, seconds, status_kib, thousands, Measured, Workload};
 use crate::cli::CatchUpArgs;
-use crate::client::kv_path;
-use crate::harness::LocalNode;
+use ferraft_kv::client::kv_path;
+use ferraft_kv::harness::LocalNode;
 
 /// How long a request may take before it counts as failed.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -16,8 +16,8 @@
 use std::io::Write as _;
 use std::time::Duration;
 
-use axum::http::{Method, StatusCode};
 use bytes::Bytes;
+use http::{Method, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -393,7 +393,7 @@ async fn list_pages_through_a_prefix_or_a_range_from_any_node() {
 /// The codes in the error table of `API.md`: the first column of the table
 /// under the `## Errors` heading.
 fn documented_codes() -> BTreeMap<String, u16> {
-    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/API.md")).unwrap();
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ferraft-kv/API.md")).unwrap();
     let section = doc.split("\n## Errors").nth(1).expect("API.md has an Errors section");
     let section = section.split("\n## ").next().unwrap();
     section

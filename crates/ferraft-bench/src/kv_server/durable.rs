@@ -19,9 +19,9 @@ use tokio::task::JoinHandle;
 
 use super::{cpu_seconds, peak_rss_mib, seconds, thousands, Measured, Window, Workload};
 use crate::cli::DurableArgs;
-use crate::kv::{Command, KvNode, KvStateMachine, KvStore};
-use crate::server::raft_config;
-use crate::{KvRaft, CLUSTER_ID};
+use ferraft_kv::kv::{Command, KvNode, KvStateMachine, KvStore};
+use ferraft_kv::server::raft_config;
+use ferraft_kv::{KvRaft, CLUSTER_ID};
 
 /// What a run measured.
 #[derive(Debug, Clone)]
@@ -335,7 +335,7 @@ mod tests {
 
     #[test]
     fn dongting_flags_match_the_load() {
-        use crate::bench::dongting::java_flags;
+        use crate::kv_server::dongting::java_flags;
         assert_eq!(java_flags(&DurableArgs { in_flight: 256, no_fsync: false, ..args() }), ["-Dbench.maxOut=256"]);
         assert_eq!(java_flags(&DurableArgs { in_flight: 1, no_fsync: false, ..args() }), ["-Dbench.sync=true"]);
         assert_eq!(

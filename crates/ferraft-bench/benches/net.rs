@@ -1,6 +1,6 @@
 //! Transport benchmark over loopback, beside a plain tokio echo in the same run.
 //!
-//! `cargo bench -p ferraft-net --bench net`
+//! `cargo bench -p ferraft-bench --bench net`
 //!
 //! - round trip: node 1 sends an empty AppendEntries (a heartbeat), node 2's
 //!   inbox answers with an AppendReply over its own transport;

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::http::{Method, StatusCode};
 use bytes::Bytes;
+use http::{Method, StatusCode};
 use rand::Rng;
 use serde_json::{json, Value};
 
@@ -17,8 +17,8 @@ use super::local_nodes::{local_nodes, stop_nodes, until_stopped};
 
 use super::{cpu_seconds, peak_rss_mib, seconds, thousands, Measured, Window, Workload};
 use crate::cli::{ClusterArgs, ClusterWorkload};
-use crate::client::kv_path;
-use crate::harness::LocalNode;
+use ferraft_kv::client::kv_path;
+use ferraft_kv::harness::LocalNode;
 
 /// How long a benchmark request may take before it counts as failed.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -1,7 +1,7 @@
-//! `ferraft bench durable` and `ferraft bench cluster`: durable, replicated
-//! writes in one process (issue 13) and over the HTTP API against real
-//! `ferraft serve` processes (issue 8). `ferraft bench minimal` lives in the
-//! `ferraft-bench` crate.
+//! The benchmarks of the KV server (`ferraft-kv`): `ferraft bench durable`
+//! and `ferraft bench cluster`, durable, replicated writes in one process
+//! (issue 13) and over the HTTP API against real `ferraft serve` processes
+//! (issue 8), and `ferraft bench catch-up`.
 
 pub mod catch_up;
 pub mod cluster;
@@ -14,7 +14,7 @@ mod local_nodes;
 
 use std::time::{Duration, Instant};
 
-pub use ferraft_bench::latency::Latencies;
+pub use crate::latency::Latencies;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::path::Path;
 
-use crate::harness::LocalNode;
+use ferraft_kv::harness::LocalNode;
 
 /// Nodes 1..=`count` (not started), each with `workers` runtime threads.
 pub(super) fn local_nodes(exe: &Path, dir: &Path, count: u64, workers: u16) -> Vec<LocalNode> {

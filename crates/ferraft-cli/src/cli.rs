@@ -1,0 +1,67 @@
+//! The top of the `ferraft` command line and `ferraft serve`'s flags; `ctl`'s
+//! flags are in `ferraft_kv::cli`, `bench`'s in `ferraft_bench::cli`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use ferraft_bench::cli::BenchArgs;
+use ferraft_kv::cli::CtlArgs;
+
+/// ferraft: a replicated key-value store on Raft with dynamic membership.
+#[derive(Debug, Parser)]
+#[command(name = "ferraft", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Top,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Top {
+    /// Run a node.
+    Serve(ServeArgs),
+    /// Operate a cluster over its HTTP API.
+    Ctl(CtlArgs),
+    /// Run the embedded demonstration: five local nodes through a series of membership changes.
+    Demo,
+    /// Benchmarks.
+    Bench(BenchArgs),
+}
+
+/// `ferraft serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// This node's id (unique in the cluster, never reused).
+    #[arg(long)]
+    pub id: u64,
+    /// Where the node keeps its log, snapshots and identity.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// host:port where peers reach this node's Raft transport.
+    #[arg(long)]
+    pub raft_listen: String,
+    /// host:port of the HTTP API.
+    #[arg(long)]
+    pub api_listen: String,
+    /// The Raft address this node reports about itself (default: --raft-listen).
+    #[arg(long)]
+    pub raft_advertise: Option<String>,
+    /// The API address this node reports about itself (default: --api-listen).
+    #[arg(long)]
+    pub api_advertise: Option<String>,
+    /// Threads that run the node's tasks (HTTP API, Raft, transport); 1 runs
+    /// them all on one thread, the cheapest when several nodes share a few
+    /// cores (default: one per CPU core).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
+    /// The most snapshot MiB a second this node sends, as leader, to each
+    /// node catching up by snapshot (0: as fast as it acknowledges), so a
+    /// new node does not take the bandwidth and disk the clients need.
+    #[arg(long, default_value_t = 0)]
+    pub snapshot_max_mib_per_s: u64,
+    /// Build a snapshot (and purge the log behind it) every N applied
+    /// entries; 0: only on request (default: 100000).
+    #[arg(long)]
+    pub snapshot_every: Option<u64>,
+}
