@@ -227,7 +227,7 @@ fn bench_durable(args: &DurableArgs) -> ExitCode {
 async fn serve(args: ServeArgs) -> ExitCode {
     init_logging();
     let options = ServeOptions {
-        id: args.id,
+        id: ferraft::NodeId(args.id),
         data_dir: args.data_dir,
         raft_listen: args.raft_listen,
         api_listen: args.api_listen,

@@ -18,7 +18,7 @@ pub const HISTORY_CHANGES: usize = 100_000;
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
 /// The floor after restoring a snapshot that does not say where it ends.
-const UNKNOWN_FLOOR: LogIndex = LogIndex::MAX;
+const UNKNOWN_FLOOR: LogIndex = LogIndex(u64::MAX);
 
 /// One change of the map.
 #[derive(Debug, Clone, PartialEq, Eq)]

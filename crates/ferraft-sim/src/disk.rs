@@ -195,7 +195,7 @@ impl<C: Clone> SimDisk<C> {
         // covered them before the fsync) must still be reported flushed
         let last = self.last_log_id();
         if !lying {
-            self.synced = self.synced.max(last.map_or(0, |l| l.index));
+            self.synced = self.synced.max(last.map_or(LogIndex(0), |l| l.index));
         }
         last
     }

@@ -523,7 +523,7 @@ impl Simulation {
     }
 
     fn idx(id: NodeId) -> usize {
-        id as usize - 1
+        id.0 as usize - 1
     }
 
     // ---- the run ---------------------------------------------------------------
@@ -880,7 +880,7 @@ impl Simulation {
         let voters = m.voter_set();
         let learners = m.learner_set();
         let members: BTreeSet<NodeId> = m.nodes().keys().copied().collect();
-        let outsiders: Vec<NodeId> = (1..=self.scenario.nodes).filter(|id| !members.contains(id)).collect();
+        let outsiders: Vec<NodeId> = (1..=self.scenario.nodes).map(NodeId).filter(|id| !members.contains(id)).collect();
         let retain = self.rng.gen_bool(0.5);
         let request_id = self.next_request;
         self.next_request += 1;

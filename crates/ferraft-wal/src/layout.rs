@@ -105,7 +105,7 @@ impl Layout {
     pub fn run(&self, first: LogIndex, end: LogIndex) -> Option<Run> {
         let position = self.segments.partition_point(|s| s.first_index <= first).checked_sub(1)?;
         let segment = &self.segments[position];
-        let last = end.min(segment.next_index()).checked_sub(1).filter(|last| *last >= first)?;
+        let last = end.min(segment.next_index()).checked_prev().filter(|last| *last >= first)?;
         let (start, _) = segment.record_span(first)?;
         let (_, stop) = segment.record_span(last)?;
         Some(Run { segment: segment.first_index, start, end: stop, next: last + 1 })

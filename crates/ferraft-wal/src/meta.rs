@@ -200,6 +200,8 @@ fn decode_slot(slot: &[u8]) -> Option<(u64, MetaState, bool)> {
 
 #[cfg(test)]
 mod tests {
+    use ferraft::{LeaderId, LogIndex, NodeId, Term};
+
     use super::*;
 
     #[test]
@@ -213,6 +215,24 @@ mod tests {
         let mut slot = [0u8; SLOT_BYTES];
         encode_slot(9, &state, &mut slot).unwrap();
         assert_eq!(decode_slot(&slot), Some((9, state, false)));
+    }
+
+    /// The state as data dirs written while ids were plain `u64`s hold it:
+    /// postcard varints, `Some` as 1. Node ids, terms and indexes must keep
+    /// reading (and writing) exactly these bytes.
+    #[test]
+    fn a_state_written_with_plain_number_ids_reads_and_writes_the_same_bytes() {
+        let stored: &[u8] = &[
+            1, 7, // cluster id 7
+            1, 5, 3, 1, // vote: term 5, node 3, committed
+            1, 5, 3, 0xac, 0x02, // committed log id: term 5, node 3, index 300
+            0, // nothing purged
+        ];
+        let state: MetaState = postcard::from_bytes(stored).unwrap();
+        let leader = LeaderId::new(Term(5), NodeId(3));
+        assert_eq!(state.vote, Some(Vote::new_committed(Term(5), NodeId(3))));
+        assert_eq!(state.committed, Some(LogId::new(leader, LogIndex(300))));
+        assert_eq!(postcard::to_allocvec(&state).unwrap(), stored);
     }
 
     #[test]

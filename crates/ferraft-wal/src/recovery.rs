@@ -65,8 +65,8 @@ pub(crate) fn recover<C: AppData, N: Node>(
     };
     let snapshot = snapshot_file::load(fs, dir)?;
     let held = snapshot.as_ref().and_then(|s| s.meta.last_log_id).max(meta.state.committed);
-    remove_stale_partial::<N>(fs, dir, held.map_or(0, |log_id| log_id.index))?;
-    let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
+    remove_stale_partial::<N>(fs, dir, held.map_or(LogIndex(0), |log_id| log_id.index))?;
+    let last_purged = meta.state.last_purged.map_or(LogIndex(0), |log_id| log_id.index);
     let mut live = read_segments(io, dir, &segment_names, last_purged, options.sync)?;
     if let Some(covered) = interrupted_install(snapshot.as_ref(), last_purged, &live.entries) {
         finish_install(io, dir, &mut meta, covered, &mut live, options.sync)?;

@@ -39,7 +39,7 @@ pub(crate) fn encode_header(first_index: LogIndex) -> [u8; SEGMENT_HEADER_BYTES 
     let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
     header[..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-    header[12..20].copy_from_slice(&first_index.to_le_bytes());
+    header[12..20].copy_from_slice(&first_index.0.to_le_bytes());
     let crc = crc32c::crc32c(&header[..20]);
     header[20..].copy_from_slice(&crc.to_le_bytes());
     header
@@ -66,7 +66,7 @@ pub(crate) fn decode_header(data: &[u8]) -> Result<SegmentHeader, Corruption> {
     }
     Ok(SegmentHeader {
         version: u32::from_le_bytes(header[8..12].try_into().expect("slice of 4")),
-        first_index: u64::from_le_bytes(header[12..20].try_into().expect("slice of 8")),
+        first_index: LogIndex(u64::from_le_bytes(header[12..20].try_into().expect("slice of 8"))),
     })
 }
 
@@ -90,7 +90,7 @@ impl Segment {
     /// The index the next record appended here gets.
     pub fn next_index(&self) -> LogIndex {
         // Saturating: a hand-made file name near u64::MAX must not panic.
-        self.first_index.saturating_add(self.offsets.len() as u64)
+        LogIndex(self.first_index.0.saturating_add(self.offsets.len() as u64))
     }
 
     /// Whether the segment holds no record.

@@ -125,7 +125,7 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     /// The index of the last entry, or of the purge point if the log is empty
     /// (0 for a new log).
     pub fn last_index(&self) -> LogIndex {
-        self.next_index() - 1
+        self.next_index().prev()
     }
 
     /// The last entry removed by purge.
@@ -190,7 +190,9 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     ) -> Result<AppendDurability, WalError> {
         self.shared.check_writer()?;
         let Some(last) = entries.last() else { return Ok(AppendDurability::Durable) };
-        for (expected, entry) in (self.next_index()..).zip(entries) {
+        let next = self.next_index();
+        for (offset, entry) in entries.iter().enumerate() {
+            let expected = next + offset as u64;
             if entry.log_id.index != expected {
                 return Err(WalError::NotContiguous { expected, found: entry.log_id.index });
             }

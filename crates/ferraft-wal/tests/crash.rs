@@ -99,7 +99,7 @@ fn run_child(dir: &Path, round: u64, seed: u64) -> ! {
     let state = store.read_state().expect("child reads state");
     let mut terms: BTreeMap<LogIndex, Term> =
         state.entries.iter().map(|e| (e.log_id.index, e.log_id.leader_id.term)).collect();
-    let mut last_purged = state.last_purged.map_or(0, |l| l.index);
+    let mut last_purged = state.last_purged.map_or(LogIndex(0), |l| l.index);
     let mut next = terms.keys().next_back().map_or(last_purged, |i| *i) + 1;
     let durable = Arc::new(AtomicU64::new(next - 1));
     let notifier = {
@@ -207,7 +207,7 @@ impl Model {
         let mut store = WalStore::<TestData, BasicNode>::open(dir, options())
             .unwrap_or_else(|error| panic!("round {round}: reopening after kill -9 failed: {error}"));
         let state = store.read_state().unwrap();
-        let purged = state.last_purged.map_or(0, |l| l.index);
+        let purged = state.last_purged.map_or(LogIndex(0), |l| l.index);
         assert!(purged <= self.max_purge, "round {round}: purged {purged} beyond requested {}", self.max_purge);
         for entry in &state.entries {
             let EntryPayload::Normal(data) = &entry.payload else { panic!("round {round}: unexpected payload") };
@@ -225,9 +225,9 @@ impl Model {
                 "round {round}: entry {index} (term {term}) was reported durable but is not recovered"
             );
         }
-        let vote_term = state.vote.map_or(0, |v| v.term());
+        let vote_term = state.vote.map_or(Term(0), |v| v.term());
         assert!(vote_term >= self.vote_term, "round {round}: vote {vote_term} older than saved {}", self.vote_term);
-        let committed = state.committed.map_or(0, |c| c.index);
+        let committed = state.committed.map_or(LogIndex(0), |c| c.index);
         assert!(committed <= self.max_committed, "round {round}: committed {committed} newer than saved");
         self.terms = recovered;
         self.durable_upto = self.terms.keys().next_back().copied().unwrap_or(0);

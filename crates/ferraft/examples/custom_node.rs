@@ -138,7 +138,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     print_members(&rafts[&leader_id]);
 
     // Every node sees the same descriptors, replicated through the log.
-    let index = stored.log_id.map_or(0, |log_id| log_id.index);
+    let index = stored.log_id.map_or(LogIndex(0), |log_id| log_id.index);
     rafts[&4].wait(WAIT).applied_at_least(index).await?;
     let seen_by_4 = rafts[&4].metrics().borrow().membership.clone().expect("a member");
     println!("node 4 sees node 3 in zone {}", seen_by_4.membership.node(3).expect("a member").zone);

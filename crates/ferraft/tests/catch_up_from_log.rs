@@ -43,7 +43,7 @@ async fn a_follower_behind_the_log_cache_catches_up_from_the_store_without_a_sna
         cluster.raft(leader).client_write(i).await.unwrap();
     }
     let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader trimmed its cache").await.unwrap();
-    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(LogIndex(0), |e| e.log_id.index);
     assert!(m.purged.unwrap().index > behind + 100, "the follower lags far behind the cache");
 
     cluster.start(down).await;
@@ -71,7 +71,7 @@ async fn snapshots_and_purges_during_a_catch_up_never_send_the_follower_a_snapsh
         cluster.raft(leader).client_write(i).await.unwrap();
     }
     let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.snapshot.is_some(), "leader took a snapshot").await.unwrap();
-    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(LogIndex(0), |e| e.log_id.index);
     assert!(m.snapshot.unwrap().index > behind + 100, "the leader's snapshots cover what the follower lacks");
 
     // the follower catches up while writes go on, and snapshots and purges with them

@@ -122,7 +122,7 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
     // snapshots are built off the write path and may lag the writes: wait
     // until the leader purged past the stopped follower's last entry, so only
     // a snapshot can bring it back
-    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(LogIndex(0), |e| e.log_id.index);
     let purged_past_follower = move |m: &ferraft::RaftMetrics<_>| m.purged.is_some_and(|p| p.index > behind);
     let m =
         cluster.raft(leader).wait(WAIT).metrics(purged_past_follower, "leader purged past the follower").await.unwrap();
@@ -181,8 +181,8 @@ async fn with_snapshots_off_memory_keeps_only_the_log_cache_and_a_lagging_follow
     // on-demand snapshot for the stopped follower and purge at any moment
     let acknowledged = cluster.read_index(leader).await;
     let stored = cluster.members[&leader].store.snapshot_state();
-    let store_purged = stored.last_purged.map_or(0, |p| p.index);
-    let snapshot_last = stored.snapshot.as_ref().and_then(|s| s.meta.last_log_id).map_or(0, |l| l.index);
+    let store_purged = stored.last_purged.map_or(LogIndex(0), |p| p.index);
+    let snapshot_last = stored.snapshot.as_ref().and_then(|s| s.meta.last_log_id).map_or(LogIndex(0), |l| l.index);
     assert!(store_purged <= snapshot_last, "purged to {store_purged}, past the snapshot's {snapshot_last}");
     let held: Vec<u64> = stored.entries.iter().map(|e| e.log_id.index).collect();
     let needed: Vec<u64> = (store_purged + 1..=acknowledged).collect();

@@ -55,7 +55,7 @@ async fn a_long_install_is_not_a_stalled_transfer_and_is_not_resent() {
     for i in 0..100 {
         cluster.raft(leader).client_write(i).await.unwrap();
     }
-    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(LogIndex(0), |e| e.log_id.index);
     let purged_past = move |m: &ferraft::RaftMetrics<BasicNode>| m.purged.is_some_and(|p| p.index > behind);
     cluster.raft(leader).wait(WAIT).metrics(purged_past, "leader purged past the follower").await.unwrap();
 

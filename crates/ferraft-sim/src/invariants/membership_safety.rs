@@ -80,7 +80,7 @@ impl MembershipSafety {
     ) -> Check {
         let fail = |detail: String| Err(Violation { rule: RULE, detail });
         let (prev_index, prev) = prev;
-        let committed_index = committed.map_or(0, |c| c.index);
+        let committed_index = committed.map_or(LogIndex(0), |c| c.index);
         let reverts_uncommitted_joint =
             prev.len() == 2 && next == &prev[..1] && last_committed.is_some_and(|c| c == &prev[..1]);
         if prev_index > committed_index && !reverts_uncommitted_joint {

@@ -24,7 +24,7 @@ impl Simulation {
             return;
         }
         // unique per run: one crash per node at a time
-        let incarnation = Incarnation::new((self.now + 1) * 1_000 + id);
+        let incarnation = Incarnation::new((self.now + 1) * 1_000 + id.0);
         self.nodes[Self::idx(id)].disk.lock().expect("single-threaded").wipe(incarnation);
         self.stats.wipes += 1;
         self.trace(|| format!("n{id}'s disk is wiped: new incarnation {incarnation:?}"));

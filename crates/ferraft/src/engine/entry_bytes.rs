@@ -71,7 +71,7 @@ impl EntryBytes {
         }
         let held = last_total - self.base;
         let average = if self.totals.is_empty() { 0 } else { held / self.totals.len() as u64 };
-        held + (first - 1 - index) * average
+        held + (first.prev() - index) * average
     }
 }
 

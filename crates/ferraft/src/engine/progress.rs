@@ -72,7 +72,7 @@ impl Progress {
             acked_sent_ms: 0,
             last_heard_ms: now_ms,
             sent_log: VecDeque::new(),
-            committed_seen: 0,
+            committed_seen: LogIndex(0),
             probe_sent_ms: 0,
             reverted: false,
             catch_up: super::catch_up::CatchUp::new(now_ms),

@@ -24,10 +24,10 @@ pub fn committed_index(configs: &[BTreeSet<NodeId>], matched: impl Fn(NodeId) ->
             scratch.extend(config.iter().map(|id| matched(*id)));
             // descending: the majority-th greatest is reached by a majority
             scratch.sort_unstable_by(|a, b| b.cmp(a));
-            scratch.get(config.len() / 2).copied().unwrap_or(0)
+            scratch.get(config.len() / 2).copied().unwrap_or(LogIndex(0))
         })
         .min()
-        .unwrap_or(0)
+        .unwrap_or(LogIndex(0))
 }
 
 #[cfg(test)]
@@ -58,7 +58,7 @@ mod tests {
     #[test]
     fn committed_index_is_min_over_configs_of_majority_match() {
         let configs = [set(&[1, 2, 3]), set(&[3, 4, 5])];
-        let matched = |id: NodeId| [0, 10, 9, 5, 7, 1][id as usize];
+        let matched = |id: NodeId| [0, 10, 9, 5, 7, 1][id.0 as usize];
         // old: 10,9,5 -> 9 ; new: 7,5,1 -> 5
         assert_eq!(committed_index(&configs, matched), 5);
         assert_eq!(committed_index(&configs[..1], matched), 9);
@@ -68,7 +68,7 @@ mod tests {
     fn even_config_needs_more_than_half() {
         let configs = [set(&[1, 2, 3, 4])];
         assert!(!is_quorum(&configs, |id| id <= 2));
-        let matched = |id: NodeId| [0, 4, 3, 2, 1][id as usize];
+        let matched = |id: NodeId| [0, 4, 3, 2, 1][id.0 as usize];
         assert_eq!(committed_index(&configs, matched), 2);
     }
 }

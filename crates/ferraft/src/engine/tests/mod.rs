@@ -14,47 +14,64 @@ pub(super) type TestEngine = Engine<u64, BasicNode>;
 /// The cluster of the nodes built by `member`.
 pub(super) const CLUSTER: u64 = 7;
 
-pub(super) fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
-    ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
+// Scenarios name nodes, terms and indexes by plain numbers, as the docs do;
+// a helper taking one also takes the typed value.
+
+pub(super) fn nodes(ids: &[u64]) -> BTreeMap<NodeId, BasicNode> {
+    ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("n{id}")))).collect()
 }
 
-pub(super) fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-    ids.iter().copied().collect()
+pub(super) fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+    ids.iter().copied().map(NodeId).collect()
 }
 
 pub(super) fn config(mode: LeaderIdMode, pre_vote: bool) -> Arc<Config> {
     Arc::new(Config { leader_id_mode: mode, pre_vote, ..Config::default() })
 }
 
-pub(super) fn log_id(term: u64, leader: NodeId, index: u64) -> LogId {
-    LogId::new(LeaderId::new(term, leader), index)
+pub(super) fn log_id(term: impl Into<Term>, leader: impl Into<NodeId>, index: impl Into<LogIndex>) -> LogId {
+    LogId::new(LeaderId::new(term.into(), leader.into()), index.into())
 }
 
-pub(super) fn membership_entry(voters: &[NodeId], all: &[NodeId]) -> Entry<u64, BasicNode> {
+pub(super) fn vote(term: impl Into<Term>, node: impl Into<NodeId>) -> Vote {
+    Vote::new(term.into(), node.into())
+}
+
+pub(super) fn membership_entry(voters: &[u64], all: &[u64]) -> Entry<u64, BasicNode> {
     let m = Membership::new(vec![set(voters)], nodes(all)).unwrap();
     Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) }
 }
 
 /// A node whose log holds the initial membership `voters` (entry 1) and nothing else.
-pub(super) fn member(id: NodeId, voters: &[NodeId], config: Arc<Config>) -> TestEngine {
+pub(super) fn member(id: impl Into<NodeId>, voters: &[u64], config: Arc<Config>) -> TestEngine {
+    let id = id.into();
     let state = LogState {
         cluster_id: ClusterId::new(CLUSTER),
         entries: vec![membership_entry(voters, voters)],
         ..LogState::default()
     };
-    let mut engine = Engine::new(id, config, &state, id, 0);
+    let mut engine = Engine::new(id, config, &state, id.0, 0);
     engine.take_outputs();
     engine
 }
 
-pub(super) fn msg(from: NodeId, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
+pub(super) fn msg(
+    from: impl Into<NodeId>,
+    to: impl Into<NodeId>,
+    body: MessageBody<u64, BasicNode>,
+) -> Message<u64, BasicNode> {
+    let (from, to) = (from.into(), to.into());
     Message { envelope: Envelope { cluster_id: CLUSTER, from, to, from_incarnation: 0, to_incarnation: 0 }, body }
 }
 
-pub(super) fn vote_request(term: u64, candidate: NodeId, last: Option<LogId>) -> MessageBody<u64, BasicNode> {
+pub(super) fn vote_request(
+    term: impl Into<Term>,
+    candidate: impl Into<NodeId>,
+    last: Option<LogId>,
+) -> MessageBody<u64, BasicNode> {
     MessageBody::Vote(VoteRequest {
         candidate_node: None,
-        vote: Vote::new(term, candidate),
+        vote: vote(term, candidate),
         last_log_id: last,
         pre_vote: false,
         transfer: false,
@@ -75,7 +92,7 @@ pub(super) fn granted(outputs: &[Output<u64, BasicNode>]) -> Option<bool> {
 }
 
 /// Makes node 1 of `voters` leader: campaigns and collects every vote.
-pub(super) fn leader(voters: &[NodeId]) -> TestEngine {
+pub(super) fn leader(voters: &[u64]) -> TestEngine {
     let mut engine = member(1, voters, config(LeaderIdMode::Standard, false));
     engine.on_tick(10_000);
     let vote = engine.vote();
@@ -88,7 +105,7 @@ pub(super) fn leader(voters: &[NodeId]) -> TestEngine {
     engine
 }
 
-pub(super) fn ack(engine: &mut TestEngine, from: NodeId, matched: Option<LogId>) {
+pub(super) fn ack(engine: &mut TestEngine, from: impl Into<NodeId>, matched: Option<LogId>) {
     let reply = AppendReply {
         vote: engine.vote(),
         seq: u64::MAX / 2,
@@ -105,7 +122,7 @@ fn standard_mode_grants_one_vote_per_term() {
     assert_eq!(granted(&engine.take_outputs()), Some(true));
     engine.on_message(msg(2, 3, vote_request(5, 2, Some(log_id(1, 1, 1)))));
     assert_eq!(granted(&engine.take_outputs()), Some(false), "second candidate of term 5 refused");
-    assert_eq!(engine.vote(), Vote::new(5, 1));
+    assert_eq!(engine.vote(), vote(5, 1));
 }
 
 #[test]
@@ -137,7 +154,7 @@ fn pre_vote_changes_no_state_on_the_voter() {
     let before = engine.vote();
     let body = MessageBody::Vote(VoteRequest {
         candidate_node: None,
-        vote: Vote::new(9, 1),
+        vote: vote(9, 1),
         last_log_id: Some(log_id(1, 1, 1)),
         pre_vote: true,
         transfer: false,
@@ -166,7 +183,7 @@ fn follower_with_a_live_leader_refuses_votes_unless_it_is_a_transfer() {
     assert_eq!(granted(&engine.take_outputs()), Some(false), "leader stickiness");
     let transfer = MessageBody::Vote(VoteRequest {
         candidate_node: None,
-        vote: Vote::new(3, 2),
+        vote: vote(3, 2),
         last_log_id: Some(log_id(1, 1, 1)),
         pre_vote: false,
         transfer: true,
@@ -240,7 +257,7 @@ fn entries_of_an_earlier_term_commit_only_through_an_entry_of_the_current_term()
     // node 1's log: membership (term 1), an old entry of term 1 at index 2
     let mut state = LogState { entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])], ..LogState::default() };
     state.entries.push(Entry { log_id: log_id(1, 1, 2), payload: EntryPayload::Normal(1) });
-    state.vote = Some(Vote::new(1, 1));
+    state.vote = Some(vote(1, 1));
     let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
@@ -324,7 +341,7 @@ fn a_restarted_leader_campaigns_at_once_under_a_new_term() {
     };
     let mut engine: TestEngine = Engine::new(1, config(LeaderIdMode::Standard, true), &state, 1, 0);
     engine.on_tick(0);
-    assert_eq!(engine.vote(), Vote::new(5, 1), "no reuse of its old leader id, no pre-vote delay");
+    assert_eq!(engine.vote(), vote(5, 1), "no reuse of its old leader id, no pre-vote delay");
 }
 
 #[test]
