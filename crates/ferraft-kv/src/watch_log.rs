@@ -62,8 +62,8 @@ pub struct ChangeLog {
 
 impl Default for ChangeLog {
     fn default() -> Self {
-        let history = History { changes: VecDeque::new(), bytes: 0, floor: 1 };
-        Self { history: Mutex::new(history), applied: watch::Sender::new(0) }
+        let history = History { changes: VecDeque::new(), bytes: 0, floor: LogIndex(1) };
+        Self { history: Mutex::new(history), applied: watch::Sender::new(LogIndex(0)) }
     }
 }
 
@@ -102,7 +102,7 @@ impl ChangeLog {
         h.bytes = 0;
         h.floor = last_command.map_or(UNKNOWN_FLOOR, |last| last + 1);
         drop(h);
-        self.applied.send_replace(last_command.unwrap_or(0));
+        self.applied.send_replace(last_command.unwrap_or(LogIndex(0)));
     }
 
     /// The index of the last command applied.

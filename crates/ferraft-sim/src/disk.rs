@@ -14,6 +14,7 @@ use ferraft::{
 };
 
 use crate::model::Put;
+use ferraft::Term;
 
 /// An entry as stored.
 pub type SimEntry = Entry<Put, BasicNode>;
@@ -60,7 +61,7 @@ impl<C> Default for SimDisk<C> {
             committed: None,
             last_purged: None,
             entries: Vec::new(),
-            synced: 0,
+            synced: LogIndex(0),
             snapshot: None,
             written: BTreeMap::new(),
         }
@@ -156,7 +157,7 @@ impl<C: Clone> SimDisk<C> {
         let keep = self.entries.iter().take_while(|e| e.log_id.index < since).count();
         let removed = self.entries.drain(keep..).map(|e| e.log_id).collect();
         self.written.split_off(&since);
-        self.synced = self.synced.min(since.saturating_sub(1));
+        self.synced = self.synced.min(since.saturating_back(1));
         removed
     }
 
@@ -281,7 +282,7 @@ mod tests {
     use ferraft::LeaderId;
 
     fn entry(index: u64) -> SimEntry {
-        Entry { log_id: LogId::new(LeaderId::new(1, 1), index), payload: EntryPayload::Blank }
+        Entry { log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), index), payload: EntryPayload::Blank }
     }
 
     #[test]
@@ -307,9 +308,9 @@ mod tests {
     #[test]
     fn a_broken_disk_forgets_the_last_vote() {
         let mut disk = SimDisk::<Put>::default();
-        disk.save_vote(Vote::new(1, 1));
-        disk.save_vote(Vote::new(2, 3));
+        disk.save_vote(Vote::new(Term(1), NodeId(1)));
+        disk.save_vote(Vote::new(Term(2), NodeId(3)));
         disk.crash(true);
-        assert_eq!(disk.log_state().vote, Some(Vote::new(1, 1)));
+        assert_eq!(disk.log_state().vote, Some(Vote::new(Term(1), NodeId(1))));
     }
 }

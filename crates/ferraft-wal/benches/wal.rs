@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferraft::testing::conformance::TestData;
-use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore};
+use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, NodeId, Term};
 use ferraft_wal::{WalOptions, WalStore};
 
 /// One measured row: totals over its timed cycles.
@@ -131,22 +131,23 @@ struct WalLog {
 impl WalLog {
     fn open(base: &Path, entry_bytes: usize, batch: usize) -> Self {
         let dir = fresh_dir(base, "wal");
-        let mut wal = WalStore::open(&dir, WalOptions::new(1, 1)).unwrap();
+        let mut wal = WalStore::open(&dir, WalOptions::new(NodeId(1), 1)).unwrap();
         wal.read_state().unwrap();
         let payload = Bytes::from(vec![0x5au8; entry_bytes]);
         let entries = (0..batch)
             .map(|_| Entry {
-                log_id: LogId::new(LeaderId::new(1, 1), 0),
+                log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(0)),
                 payload: EntryPayload::Normal(TestData::new(payload.clone())),
             })
             .collect();
         let durable = Arc::new(Durable::default());
         let notifier = durable.notifier();
         // Not timed: the first append creates the segment (three syncs).
-        let warm_up = Entry { log_id: LogId::new(LeaderId::new(1, 1), 1), payload: EntryPayload::Blank };
+        let warm_up =
+            Entry { log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(1)), payload: EntryPayload::Blank };
         wal.append(&[warm_up], &notifier).unwrap();
-        durable.wait_for(1);
-        Self { dir, wal, entries, next: 2, durable, notifier }
+        durable.wait_for(LogIndex(1));
+        Self { dir, wal, entries, next: LogIndex(2), durable, notifier }
     }
 
     /// Appends one batch; waits until at most `in_flight` entries are not yet durable.

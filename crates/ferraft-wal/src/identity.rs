@@ -108,9 +108,9 @@ mod tests {
     #[test]
     fn another_incarnation_of_the_same_node_passes_the_check() {
         let dir = TestDir::new("identity_check");
-        let found = Identity { node_id: 3, cluster_id: 7, incarnation: 1 };
+        let found = Identity { node_id: NodeId(3), cluster_id: 7, incarnation: 1 };
         assert!(found.check(dir.path(), Identity { incarnation: 2, ..found }).is_ok());
-        assert!(found.check(dir.path(), Identity { node_id: 4, ..found }).is_err());
+        assert!(found.check(dir.path(), Identity { node_id: NodeId(4), ..found }).is_err());
     }
 
     #[test]

@@ -226,7 +226,7 @@ mod tests {
             1, 7, // cluster id 7
             1, 5, 3, 1, // vote: term 5, node 3, committed
             1, 5, 3, 0xac, 0x02, // committed log id: term 5, node 3, index 300
-            0, // nothing purged
+            0,    // nothing purged
         ];
         let state: MetaState = postcard::from_bytes(stored).unwrap();
         let leader = LeaderId::new(Term(5), NodeId(3));
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn a_slot_of_version_1_reads_as_a_state_without_cluster_id() {
-        let old = MetaStateV1 { vote: Some(Vote::new(3, 2)), committed: None, last_purged: None };
+        let old = MetaStateV1 { vote: Some(Vote::new(Term(3), NodeId(2))), committed: None, last_purged: None };
         let mut slot = [0u8; SLOT_BYTES];
         let len = postcard::to_slice(&old, &mut slot[SLOT_HEADER..]).unwrap().len();
         slot[..4].copy_from_slice(MAGIC_V1);

@@ -134,7 +134,7 @@ fn check_identity(io: &Io, dir: &Path, options: &WalOptions, has_segments: bool)
             Err(WalError::MissingIdentity { path: dir.to_path_buf() })
         }
         None => {
-            tracing::info!(dir = %dir.display(), node_id = options.node_id, "initialising a new WAL data dir");
+            tracing::info!(dir = %dir.display(), node_id = %options.node_id, "initialising a new WAL data dir");
             expected.write(fs, dir, options.sync)?;
             Ok(expected)
         }

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferraft::testing::conformance::{TestData, TestDir};
-use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, Term, Vote};
+use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, NodeId, Term, Vote};
 use ferraft_wal::{WalOptions, WalStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -36,7 +36,7 @@ const MARK: &str = "@@ ";
 
 fn options() -> WalOptions {
     // Small segments so purge deletes files and appends roll often.
-    WalOptions { segment_bytes: 64 * 1024, ..WalOptions::new(1, 1) }
+    WalOptions { segment_bytes: 64 * 1024, ..WalOptions::new(NodeId(1), 1) }
 }
 
 /// The payload of entry `index` written in `term`: its length and bytes
@@ -55,7 +55,7 @@ fn payload(index: LogIndex, term: Term) -> Bytes {
 
 fn make_entry(index: LogIndex, term: Term) -> Entry<TestData, BasicNode> {
     Entry {
-        log_id: LogId::new(LeaderId::new(term, 1), index),
+        log_id: LogId::new(LeaderId::new(term, NodeId(1)), index),
         payload: EntryPayload::Normal(TestData::new(payload(index, term))),
     }
 }
@@ -83,7 +83,7 @@ fn crash_child_process_entry_point() {
 fn run_idle_child(dir: &Path) -> ! {
     let mut store = WalStore::<TestData, BasicNode>::open(dir, options()).expect("child opens the WAL");
     store.read_state().expect("child reads state");
-    let batch: Vec<_> = (1..=10).map(|index| make_entry(index, 1)).collect();
+    let batch: Vec<_> = (1..=10).map(|index| make_entry(index, Term(1))).collect();
     ferraft::testing::conformance::append_durably(&mut store, &batch);
     store.save_committed(Some(batch[9].log_id)).unwrap();
     say(format_args!("committed 10"));
@@ -128,7 +128,7 @@ fn run_child(dir: &Path, round: u64, seed: u64) -> ! {
                 next += count;
             }
             85..=89 if next - 1 > last_purged + 1 => {
-                let since = rng.gen_range((last_purged + 1).max(next.saturating_sub(30))..next).max(last_purged + 1);
+                let since = rng.gen_range((last_purged + 1).max(next.saturating_back(30))..next).max(last_purged + 1);
                 term += 1;
                 say(format_args!("truncate {since}"));
                 store.truncate(since).expect("child truncate");
@@ -137,14 +137,14 @@ fn run_child(dir: &Path, round: u64, seed: u64) -> ! {
                 durable.fetch_min(since - 1, Ordering::SeqCst);
             }
             90..=92 => {
-                store.save_vote(&Vote::new(term, 1)).expect("child save vote");
+                store.save_vote(&Vote::new(term, NodeId(1))).expect("child save vote");
                 say(format_args!("vote {term}"));
             }
             93..=96 => {
                 let upto = durable.load(Ordering::SeqCst).saturating_sub(50);
                 if let Some(&upto_term) = terms.get(&upto).filter(|_| upto > last_purged) {
                     say(format_args!("purge {upto}"));
-                    store.purge(LogId::new(LeaderId::new(upto_term, 1), upto)).expect("child purge");
+                    store.purge(LogId::new(LeaderId::new(upto_term, NodeId(1)), upto)).expect("child purge");
                     terms.retain(|index, _| *index > upto);
                     last_purged = upto;
                 }
@@ -153,7 +153,7 @@ fn run_child(dir: &Path, round: u64, seed: u64) -> ! {
                 let index = durable.load(Ordering::SeqCst);
                 if let Some(&committed_term) = terms.get(&index) {
                     say(format_args!("committed {index}"));
-                    store.save_committed(Some(LogId::new(LeaderId::new(committed_term, 1), index))).unwrap();
+                    store.save_committed(Some(LogId::new(LeaderId::new(committed_term, NodeId(1)), index))).unwrap();
                 }
             }
         }
@@ -230,7 +230,7 @@ impl Model {
         let committed = state.committed.map_or(LogIndex(0), |c| c.index);
         assert!(committed <= self.max_committed, "round {round}: committed {committed} newer than saved");
         self.terms = recovered;
-        self.durable_upto = self.terms.keys().next_back().copied().unwrap_or(0);
+        self.durable_upto = self.terms.keys().next_back().copied().unwrap_or(LogIndex(0));
         self.ready = false;
         checked
     }
@@ -305,7 +305,7 @@ fn kill_9_at_random_moments_loses_no_durable_entry() {
         run_round(dir.path(), round, rng.gen(), kill_after, wait_ready, &mut model);
         checked += model.check_and_reset(dir.path(), round);
     }
-    let last = model.terms.keys().next_back().copied().unwrap_or(0);
+    let last = model.terms.keys().next_back().copied().unwrap_or(LogIndex(0));
     eprintln!("crash test: {checked} durable entries checked after kills; log ends at index {last}");
     assert!(checked > 0, "no append was ever reported durable: the test tested nothing");
 }

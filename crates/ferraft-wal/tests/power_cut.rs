@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferraft::testing::conformance::{entries, entry, log_id, TestData, TestDir};
-use ferraft::{BasicNode, FlushNotifier, LogStore};
+use ferraft::{BasicNode, FlushNotifier, LogIndex, LogStore, NodeId, Term};
 use ferraft_wal::{FileSystem, FsFile, LockGuard, StdFileSystem, SteppedIo, WalOptions, WalStepper, WalStore};
 
 type Store = WalStore<TestData, BasicNode>;
@@ -134,7 +134,7 @@ impl FileSystem for SwitchedFs {
 fn open(dir: &Path) -> (Store, WalStepper, Arc<PowerSwitch>) {
     let switch = Arc::new(PowerSwitch::default());
     let io = SteppedIo { fs: Arc::new(SwitchedFs(switch.clone())), new_incarnation: 1, planted_bug: None };
-    let options = WalOptions { segment_bytes: 4096, ..WalOptions::new(1, 1) };
+    let options = WalOptions { segment_bytes: 4096, ..WalOptions::new(NodeId(1), 1) };
     let (store, stepper) = WalStore::open_stepped(dir, options, io).unwrap();
     (store, stepper, switch)
 }
@@ -163,7 +163,7 @@ fn a_snapshot_saved_before_its_purge_was_durable_takes_the_next_append() {
     store.read_state().unwrap();
     store.append(&entries(1, 1..=10), &FlushNotifier::new(|_| {})).unwrap();
     stepper.step().unwrap();
-    store.truncate(8).unwrap();
+    store.truncate(LogIndex(8)).unwrap();
     store.save_snapshot(&snapshot_at(12)).unwrap();
     store.purge(log_id(1, 12)).unwrap();
     switch.cut();
@@ -188,7 +188,7 @@ fn a_torn_first_metadata_save_leaves_the_initial_state() {
     let (mut store, stepper, switch) = open(dir.path());
     store.read_state().unwrap();
     switch.tear_next_write();
-    assert!(store.save_vote(&ferraft::Vote::new(1, 1)).is_err());
+    assert!(store.save_vote(&ferraft::Vote::new(Term(1), NodeId(1))).is_err());
     drop((store, stepper));
 
     let (mut store, _, _) = open(dir.path());
@@ -201,12 +201,12 @@ fn a_torn_metadata_save_leaves_the_vote_saved_before() {
     let dir = TestDir::new("power_cut_later_meta_save");
     let (mut store, stepper, switch) = open(dir.path());
     store.read_state().unwrap();
-    store.save_vote(&ferraft::Vote::new(1, 1)).unwrap();
-    store.save_vote(&ferraft::Vote::new(2, 1)).unwrap();
+    store.save_vote(&ferraft::Vote::new(Term(1), NodeId(1))).unwrap();
+    store.save_vote(&ferraft::Vote::new(Term(2), NodeId(1))).unwrap();
     switch.tear_next_write();
-    assert!(store.save_vote(&ferraft::Vote::new(3, 1)).is_err());
+    assert!(store.save_vote(&ferraft::Vote::new(Term(3), NodeId(1))).is_err());
     drop((store, stepper));
 
     let (mut store, _, _) = open(dir.path());
-    assert_eq!(store.read_state().unwrap().vote, Some(ferraft::Vote::new(2, 1)));
+    assert_eq!(store.read_state().unwrap().vote, Some(ferraft::Vote::new(Term(2), NodeId(1))));
 }

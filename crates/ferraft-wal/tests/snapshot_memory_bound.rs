@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferraft::message::SnapshotChunk;
 use ferraft::testing::conformance::{log_id, TestData, TestDir};
-use ferraft::{BasicNode, LogStore, Membership, Snapshot, SnapshotMeta, StorageError, StoredMembership, Vote};
+use ferraft::{
+    BasicNode, LogStore, Membership, NodeId, Snapshot, SnapshotMeta, StorageError, StoredMembership, Term, Vote,
+};
 use ferraft_wal::{WalOptions, WalStore};
 
 /// Counts live heap bytes and their peak.
@@ -109,7 +111,9 @@ fn a_snapshot_larger_than_the_memory_bound_is_saved_sent_resumed_and_read_in_bou
     let mut partial = learner.partial_snapshot(&snapshot.meta, checksum).unwrap();
     let (mut offset, mut sent, mut restarted) = (0u64, 0u64, false);
     loop {
-        let chunk = SnapshotChunk::cut(&snapshot, offset, CHUNK_BYTES, Vote::new_committed(1, 1), 1, None).unwrap();
+        let chunk =
+            SnapshotChunk::cut(&snapshot, offset, CHUNK_BYTES, Vote::new_committed(Term(1), NodeId(1)), 1, None)
+                .unwrap();
         sent += chunk.data.len() as u64;
         partial.append(&chunk.data).unwrap();
         offset = partial.received();

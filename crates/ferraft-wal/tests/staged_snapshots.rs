@@ -9,13 +9,13 @@ use std::path::Path;
 
 use bytes::Bytes;
 use ferraft::testing::conformance::{log_id, TestData, TestDir};
-use ferraft::{BasicNode, LogStore, Snapshot, SnapshotMeta};
+use ferraft::{BasicNode, LogStore, NodeId, Snapshot, SnapshotMeta};
 use ferraft_wal::{WalOptions, WalStore};
 
 type Store = WalStore<TestData, BasicNode>;
 
 fn open(dir: &Path) -> Store {
-    let mut store = WalStore::open(dir, WalOptions::new(1, 1)).unwrap();
+    let mut store = WalStore::open(dir, WalOptions::new(NodeId(1), 1)).unwrap();
     store.read_state().unwrap();
     store
 }

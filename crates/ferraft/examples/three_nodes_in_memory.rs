@@ -131,8 +131,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         cluster.start(id).await?;
     }
     let members: BTreeMap<NodeId, BasicNode> = (1..=3).map(|id| (id, Cluster::addr(id))).collect();
-    cluster.raft(1).initialize(members).await?;
-    let leader = cluster.leader(1).await?;
+    cluster.raft(NodeId(1)).initialize(members).await?;
+    let leader = cluster.leader(NodeId(1)).await?;
     println!("node {} is the leader", leader.id());
     cluster.print_membership(&leader);
 
@@ -150,7 +150,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("== stop a follower, keep writing, start it again on its store");
-    let follower = if leader.id() == 3 { 2 } else { 3 };
+    let follower = if leader.id() == NodeId(3) { 2 } else { 3 };
     cluster.stop(follower).await?;
     let written = leader.client_write(set("size", "large")).await?;
     println!("  size = large at log index {} while node {follower} is down", written.log_id.index);
@@ -163,12 +163,12 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("  node {follower} is back and applied up to {last}: size = {size:?}");
 
     println!("== add node 4 as a learner; it catches up but does not vote");
-    cluster.start(4).await?;
-    let leader = cluster.leader(1).await?;
-    leader.add_learner(4, Cluster::addr(4), true).await?;
+    cluster.start(NodeId(4)).await?;
+    let leader = cluster.leader(NodeId(1)).await?;
+    leader.add_learner(4, Cluster::addr(NodeId(4)), true).await?;
     // `blocking` waits until the leader replicated its log to node 4; node 4
     // applies it as soon as it learns the commit point.
-    cluster.raft(4).wait(WAIT).applied_at_least(last).await?;
+    cluster.raft(NodeId(4)).wait(WAIT).applied_at_least(last).await?;
     println!("  node 4 caught up: colour = {:?}", cluster.nodes[&4].1.get("colour"));
     cluster.print_membership(&leader);
 
@@ -178,15 +178,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("  now in force: {}", stored.membership);
 
     println!("== remove voter 1, keeping it as a learner (retain = true)");
-    let leader = cluster.leader(2).await?;
+    let leader = cluster.leader(NodeId(2)).await?;
     let stored = leader.change_membership(ChangeMembers::RemoveVoters([1].into()), true).await?;
     println!("  now in force: {}", stored.membership);
 
     println!("== the cluster keeps working");
     // Node 1 was the leader: it stepped down once the config without it
     // committed, and handed leadership to an up-to-date voter.
-    let new_leader = |m: &ferraft::RaftMetrics<BasicNode>| m.current_leader.is_some_and(|l| l != 1);
-    let id = cluster.raft(2).wait(WAIT).metrics(new_leader, "a leader other than node 1").await?.current_leader;
+    let new_leader = |m: &ferraft::RaftMetrics<BasicNode>| m.current_leader.is_some_and(|l| l != NodeId(1));
+    let id = cluster.raft(NodeId(2)).wait(WAIT).metrics(new_leader, "a leader other than node 1").await?.current_leader;
     let leader = cluster.raft(id.expect("checked by the wait")).clone();
     let written = leader.client_write(set("shape", "square")).await?;
     println!("  node {} committed shape = square at index {}", leader.id(), written.log_id.index);

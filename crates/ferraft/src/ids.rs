@@ -15,7 +15,7 @@
 //! ```
 
 use std::fmt;
-use std::ops::{Add, Sub};
+use std::ops::{Add, AddAssign, Sub};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -92,6 +92,11 @@ impl LogIndex {
         Self(self.0 - 1)
     }
 
+    /// The position after this one, or this one at the end of the number range.
+    pub fn saturating_next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
     /// The position before this one, or 0 when this is 0.
     pub fn saturating_prev(self) -> Self {
         Self(self.0.saturating_sub(1))
@@ -138,6 +143,23 @@ impl Add<u64> for LogIndex {
 
     fn add(self, count: u64) -> LogIndex {
         LogIndex(self.0 + count)
+    }
+}
+
+/// Moves the position `count` entries further.
+impl AddAssign<u64> for LogIndex {
+    fn add_assign(&mut self, count: u64) {
+        self.0 += count;
+    }
+}
+
+/// The position `count` entries back; like `u64` subtraction, going below 0
+/// is a bug (a panic in debug builds).
+impl Sub<u64> for LogIndex {
+    type Output = LogIndex;
+
+    fn sub(self, count: u64) -> LogIndex {
+        LogIndex(self.0 - count)
     }
 }
 
@@ -188,10 +210,12 @@ mod tests {
         assert_eq!(LogIndex(4).next(), LogIndex(5));
         assert_eq!(LogIndex(4).prev(), LogIndex(3));
         assert_eq!(LogIndex(0).saturating_prev(), LogIndex(0));
+        assert_eq!(LogIndex(u64::MAX).saturating_next(), LogIndex(u64::MAX));
         assert_eq!(LogIndex(0).checked_prev(), None);
         assert_eq!(LogIndex(3).checked_sub(LogIndex(4)), None);
         assert_eq!(LogIndex(4) + 3, LogIndex(7));
         assert_eq!(LogIndex(7) - LogIndex(4), 3);
+        assert_eq!(LogIndex(7) - 4, LogIndex(3));
         assert_eq!(LogIndex(4).saturating_sub(LogIndex(7)), 0);
         assert_eq!(LogIndex(4).saturating_back(7), LogIndex(0));
         assert_eq!(Term(2).next(), Term(3));

@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use ferraft::NodeId;
 use ferraft::{
     BasicNode, ChangeMembers, ChangeMembershipError, ClusterId, LeaderIdMode, PeerRefusal, Raft, ServerState,
 };
@@ -39,14 +40,14 @@ async fn a_node_of_another_cluster_is_refused_as_learner_and_keeps_its_own() {
         .expect("the refusal comes at once, not after a catch-up that never ends");
     let ours = cluster.raft(leader).cluster_id();
     match refused {
-        Err(ChangeMembershipError::PeerRefused { node_id: 4, refusal }) => {
+        Err(ChangeMembershipError::PeerRefused { node_id: NodeId(4), refusal }) => {
             assert_eq!(refusal, PeerRefusal::OtherCluster { theirs: other_id, ours });
             assert!(refusal.to_string().contains(&other_id.to_string()), "{refusal}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
     let membership = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
-    assert!(!membership.membership.is_member(4), "nothing changed");
+    assert!(!membership.membership.is_member(NodeId(4)), "nothing changed");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let m = other.metrics().borrow().clone();
     assert_eq!((m.state, m.cluster_id), (ServerState::Leader, Some(other_id)), "node 4 keeps its cluster");
@@ -87,11 +88,14 @@ async fn a_probe_goes_to_the_address_given_not_to_one_an_old_membership_names() 
         .await
         .expect("answered");
     match added {
-        Err(ChangeMembershipError::PeerRefused { node_id: 3, refusal: PeerRefusal::OtherCluster { theirs, .. } }) => {
+        Err(ChangeMembershipError::PeerRefused {
+            node_id: NodeId(3),
+            refusal: PeerRefusal::OtherCluster { theirs, .. },
+        }) => {
             assert_eq!(theirs, other_id)
         }
         other => panic!("a node of another cluster was not refused: {other:?}"),
     }
     let membership = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
-    assert!(!membership.membership.is_member(3), "nothing changed: {membership:?}");
+    assert!(!membership.membership.is_member(NodeId(3)), "nothing changed: {membership:?}");
 }

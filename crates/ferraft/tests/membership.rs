@@ -5,7 +5,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ferraft::{BasicNode, ChangeMembers, ChangeMembersError, ChangeMembershipError, LeaderIdMode, ServerState};
+use ferraft::{BasicNode, ChangeMembers, ChangeMembersError, ChangeMembershipError, LeaderIdMode, NodeId, ServerState};
 use support::*;
 
 fn set(ids: &[u64]) -> BTreeSet<u64> {
@@ -45,7 +45,7 @@ async fn adding_a_voter_that_is_not_a_learner_is_an_error() {
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1]).await;
     cluster.leader_among(&[1]).await;
     let err = cluster.raft(1).change_membership(ChangeMembers::AddVoterIds(set(&[9])), false).await.unwrap_err();
-    assert!(matches!(err, ChangeMembershipError::Invalid(ChangeMembersError::NotLearner { node_id: 9 })));
+    assert!(matches!(err, ChangeMembershipError::Invalid(ChangeMembersError::NotLearner { node_id: NodeId(9) })));
 }
 
 async fn replace_123_with_345(retain: bool) -> Cluster {
@@ -189,7 +189,7 @@ async fn prepare_commit_abort_are_checked_and_idempotent() {
     assert!(matches!(err, ChangeMembershipError::Mismatch { .. }), "{err}");
     // both voter and learner
     let err = raft.prepare_membership(set(&[1, 2, 3]), set(&[4]), set(&[2, 3, 4]), set(&[4])).await.unwrap_err();
-    assert!(matches!(err, ChangeMembershipError::VoterAndLearner { node_id: 4 }));
+    assert!(matches!(err, ChangeMembershipError::VoterAndLearner { node_id: NodeId(4) }));
     // keep the leader a voter so the repeated calls reach it; demote another old voter
     let demoted = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
     let new_voters: BTreeSet<u64> = [1, 2, 3, 4].into_iter().filter(|id| *id != demoted).collect();
@@ -218,8 +218,8 @@ async fn commit_before_readiness_is_refused_and_abort_returns_to_the_old_config(
     let (cluster, leader) = cluster_with_learners(&[1, 2, 3], &[4, 5]).await;
     let raft = cluster.raft(leader).clone();
     // new voters 4 and 5 cannot report: a majority of the new config is missing
-    cluster.router.isolate(4);
-    cluster.router.isolate(5);
+    cluster.router.isolate(NodeId(4));
+    cluster.router.isolate(NodeId(5));
     let others: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
     let new_voters = set(&[leader, 4, 5]);
     let prepare = raft.prepare_membership(set(&[1, 2, 3]), set(&[4, 5]), new_voters, set(&[])).await;
@@ -228,8 +228,8 @@ async fn commit_before_readiness_is_refused_and_abort_returns_to_the_old_config(
         prepare.is_err() || raft.commit_membership(prepare.unwrap()).await.is_err(),
         "commit before readiness must be refused"
     );
-    cluster.router.restore(4);
-    cluster.router.restore(5);
+    cluster.router.restore(NodeId(4));
+    cluster.router.restore(NodeId(5));
     let _ = others;
     let leader = cluster
         .leader_among(

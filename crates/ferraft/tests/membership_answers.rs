@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ferraft::{BasicNode, ChangeMembers, ChangeMembershipError, LeaderIdMode, ServerState};
+use ferraft::{BasicNode, ChangeMembers, ChangeMembershipError, LeaderIdMode, NodeId, ServerState};
 use support::*;
 
 fn set(ids: &[u64]) -> BTreeSet<u64> {
@@ -21,7 +21,7 @@ async fn a_blocking_add_learner_is_answered_when_its_leader_steps_down() {
     let raft = cluster.raft(leader).clone();
     let call = tokio::spawn(async move { raft.add_learner(4, BasicNode::new(addr(4)), true).await });
     let added = |m: &ferraft::RaftMetrics<BasicNode>| {
-        m.membership.as_ref().is_some_and(|s| s.membership.is_member(4)) && m.membership_committed
+        m.membership.as_ref().is_some_and(|s| s.membership.is_member(NodeId(4))) && m.membership_committed
     };
     cluster.raft(leader).wait(WAIT).metrics(added, "learner 4 committed").await.unwrap();
     // the leader is cut off: check-quorum makes it step down, its vote still naming itself
@@ -29,7 +29,7 @@ async fn a_blocking_add_learner_is_answered_when_its_leader_steps_down() {
     let answer = tokio::time::timeout(WAIT, call).await.expect("answered within a bound").unwrap();
     match answer {
         Err(ChangeMembershipError::PartiallyApplied { membership }) => {
-            assert!(membership.membership.is_member(4), "the learner entry committed: that is said, not hidden")
+            assert!(membership.membership.is_member(NodeId(4)), "the learner entry committed: that is said, not hidden")
         }
         other => panic!("expected the partial outcome, got {other:?}"),
     }

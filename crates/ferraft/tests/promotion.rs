@@ -6,6 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use ferraft::NodeId;
 use ferraft::{
     AddLearnerOptions, BasicNode, CatchUpStall, ChangeMembers, ChangeMembershipError, ChangeOptions, LeaderIdMode,
     RaftMetrics, Readiness,
@@ -95,16 +96,20 @@ async fn promoting_a_lagging_learner_is_refused_with_its_lag_unless_forced() {
     write_many(&cluster, leader, 1200).await;
     let err = cluster.raft(leader).change_membership(ChangeMembers::AddVoterIds(set(&[4])), false).await.unwrap_err();
     match err {
-        ChangeMembershipError::LearnerNotReady { node_id: 4, lag_entries, lag_bytes } => {
+        ChangeMembershipError::LearnerNotReady { node_id: NodeId(4), lag_entries, lag_bytes } => {
             assert!(lag_entries >= 1200 && lag_bytes > 0, "{lag_entries} {lag_bytes}");
         }
         other => panic!("expected LearnerNotReady, got {other:?}"),
     }
     let m = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
-    assert!(!m.membership.is_voter(4), "nothing happened");
+    assert!(!m.membership.is_voter(NodeId(4)), "nothing happened");
     // a replace is refused the same way
-    let err = cluster.raft(leader).replace_voter(if leader == 3 { 2 } else { 3 }, 4).await.unwrap_err();
-    assert!(matches!(err, ChangeMembershipError::LearnerNotReady { node_id: 4, .. }), "{err:?}");
+    let err = cluster
+        .raft(leader)
+        .replace_voter(if leader == 3 { NodeId(2) } else { NodeId(3) }, NodeId(4))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChangeMembershipError::LearnerNotReady { node_id: NodeId(4), .. }), "{err:?}");
 
     let forced = ChangeOptions { retain: false, force: true, ..Default::default() };
     let m = cluster.raft(leader).change_membership_with(ChangeMembers::AddVoterIds(set(&[4])), forced).await.unwrap();
@@ -115,7 +120,7 @@ async fn promoting_a_lagging_learner_is_refused_with_its_lag_unless_forced() {
 async fn replace_voter_swaps_a_voter_for_a_caught_up_learner_in_one_change() {
     let (cluster, leader) = three_voters_and_learner_4().await;
     let old = if leader == 3 { 2 } else { 3 };
-    let m = cluster.raft(leader).replace_voter(old, 4).await.unwrap();
+    let m = cluster.raft(leader).replace_voter(old, NodeId(4)).await.unwrap();
     let mut expected = set(&[1, 2, 3, 4]);
     expected.remove(&old);
     assert_eq!(m.membership.configs(), &[expected.clone()]);
@@ -140,7 +145,7 @@ async fn a_leader_change_cancels_a_pending_promotion_and_says_partially_applied(
     let answer = tokio::time::timeout(WAIT, pending).await.expect("answered").unwrap();
     match answer {
         Err(ChangeMembershipError::PartiallyApplied { membership }) => {
-            assert!(membership.membership.is_member(4) && !membership.membership.is_voter(4));
+            assert!(membership.membership.is_member(NodeId(4)) && !membership.membership.is_voter(NodeId(4)));
         }
         other => panic!("expected PartiallyApplied, got {other:?}"),
     }

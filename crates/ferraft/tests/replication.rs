@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use ferraft::{LeaderIdMode, NodeId, ReadError, ServerState};
+use ferraft::{LeaderIdMode, LogIndex, NodeId, ReadError, ServerState};
 use support::*;
 
 #[tokio::test]

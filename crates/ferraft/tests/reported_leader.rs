@@ -40,7 +40,8 @@ async fn keep_one_of_three(keep: impl Fn(NodeId) -> NodeId) -> (Cluster, NodeId,
 
 #[tokio::test]
 async fn a_node_left_without_a_quorum_reports_no_leader() {
-    let (cluster, leader, survivor) = keep_one_of_three(|leader| if leader == 1 { 2 } else { 1 }).await;
+    let (cluster, leader, survivor) =
+        keep_one_of_three(|leader| if leader == NodeId(1) { NodeId(2) } else { NodeId(1) }).await;
     let seen = reported_over(&cluster, survivor, Duration::from_secs(1)).await;
     assert!(
         seen.iter().all(|(_, reported)| reported.is_none()),

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferraft::{BasicNode, LeaderIdMode, LogId, Raft, SnapshotJob, StateMachine, StorageError};
+use ferraft::{BasicNode, LeaderIdMode, LogId, LogIndex, Raft, SnapshotJob, StateMachine, StorageError};
 use support::{addr, fast_config, Cluster, Sm, WAIT};
 
 /// The recording state machine, with an install that takes `RESTORE` (the

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferraft::mem::MemLogStore;
-use ferraft::{BasicNode, LeaderIdMode, LogId, MessageBody, Raft, SnapshotInstall, StateMachine, StorageError};
+use ferraft::{
+    BasicNode, LeaderIdMode, LogId, LogIndex, MessageBody, NodeId, Raft, SnapshotInstall, StateMachine, StorageError,
+};
 use support::{addr, fast_config, Cluster, WAIT};
 
 const CHUNK_BYTES: usize = 256;
@@ -48,7 +50,7 @@ async fn a_transfer_cut_by_a_leader_change_resumes_from_the_bytes_the_learner_ho
     let counted = sent_to_learner.clone();
     cluster.router.set_tap(move |message| {
         if let MessageBody::Snapshot(chunk) = &message.body {
-            if message.envelope.to == 4 {
+            if message.envelope.to == NodeId(4) {
                 counted.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
             }
         }
@@ -138,7 +140,7 @@ async fn a_learner_restarted_mid_install_is_caught_up_after_its_restart() {
     for i in 0..100 {
         cluster.raft(leader).client_write(i).await.unwrap();
     }
-    let purged = |m: &ferraft::RaftMetrics<BasicNode>| m.purged.is_some_and(|p| p.index > 50);
+    let purged = |m: &ferraft::RaftMetrics<BasicNode>| m.purged.is_some_and(|p| p.index > LogIndex(50));
     cluster.raft(leader).wait(WAIT).metrics(purged, "the leader purged its log").await.unwrap();
 
     let store = MemLogStore::new();

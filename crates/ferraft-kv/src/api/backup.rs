@@ -41,7 +41,7 @@ fn answer(snapshot: Snapshot<KvNode>) -> Response<Body> {
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     // streamed, but with its length, as when it was one buffer
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
-    headers.insert(SNAPSHOT_INDEX_HEADER, HeaderValue::from(index_of(meta.last_log_id)));
+    headers.insert(SNAPSHOT_INDEX_HEADER, HeaderValue::from(index_of(meta.last_log_id).0));
     headers.insert(SNAPSHOT_TERM_HEADER, HeaderValue::from(meta.last_log_id.map_or(0, |l| l.leader_id.term.0)));
     if let Ok(value) = HeaderValue::from_str(&membership) {
         headers.insert(SNAPSHOT_MEMBERSHIP_HEADER, value);

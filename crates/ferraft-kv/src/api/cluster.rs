@@ -60,7 +60,7 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         let cluster_id = crate::cluster_identity::parse_cluster_id(body.cluster_id.as_deref())?;
         match crate::cluster_identity::initialize(&ctx.raft, members, cluster_id).await {
             Ok(log_id) => {
-                tracing::info!(id = ctx.id, voters = ?wanted, log_index = log_id.index, "initialized the cluster")
+                tracing::info!(id = %ctx.id, voters = ?wanted, log_index = %log_id.index, "initialized the cluster")
             }
             Err(error) => {
                 let current = ctx.raft.metrics().borrow().membership.clone();
@@ -217,7 +217,7 @@ pub(super) async fn prepare(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommitBody {
-    prepare_index: u64,
+    prepare_index: LogIndex,
 }
 
 pub(super) async fn commit(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -238,7 +238,7 @@ struct EmptyBody {}
 struct AbortBody {
     /// The prepare to abort; without it, the joint config pending now (a
     /// retried call of that form may abort a later prepare).
-    prepare_index: Option<u64>,
+    prepare_index: Option<LogIndex>,
 }
 
 pub(super) async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -262,7 +262,7 @@ pub(super) async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
 }
 
 /// The log index of the joint membership in force on this (leader) node, if any.
-fn pending_joint_index(ctx: &Ctx) -> Option<u64> {
+fn pending_joint_index(ctx: &Ctx) -> Option<LogIndex> {
     let metrics = ctx.raft.metrics();
     let m = metrics.borrow();
     let stored = m.membership.as_ref()?;

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use ferraft::{NodeId, Term};
 
 /// The application command used in these tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,7 +162,7 @@ proptest! {
 
 fn heartbeat() -> TestMessage {
     let append = AppendEntries {
-        vote: Vote::new(1, 1),
+        vote: Vote::new(Term(1), NodeId(1)),
         prev_log_id: None,
         entries: vec![],
         committed: None,
@@ -169,7 +170,7 @@ fn heartbeat() -> TestMessage {
         leader_node: None,
     };
     Message {
-        envelope: Envelope { cluster_id: 7, from: 1, to: 2, from_incarnation: 0, to_incarnation: 0 },
+        envelope: Envelope { cluster_id: 7, from: NodeId(1), to: NodeId(2), from_incarnation: 0, to_incarnation: 0 },
         body: MessageBody::Append(append),
     }
 }
@@ -178,7 +179,7 @@ fn heartbeat() -> TestMessage {
 fn frames_in_one_buffer_decode_in_order_and_a_partial_tail_waits() {
     let mut buf = BytesMut::new();
     let mut second = heartbeat();
-    second.envelope.to = 3;
+    second.envelope.to = NodeId(3);
     encode_frame(&mut buf, &heartbeat(), MAX).unwrap();
     encode_frame(&mut buf, &second, MAX).unwrap();
     encode_frame(&mut buf, &heartbeat(), MAX).unwrap();

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::entry::{AppData, Entry};
 use crate::log_id::{index_of, LogId};
 use crate::membership::StoredMembership;
-use crate::node::{LogIndex, Node};
+use crate::node::{LogIndex, Node, NodeId};
 
 /// The log after the purge point, kept in memory (the store holds it durably).
 ///
@@ -217,7 +217,7 @@ mod tests {
     type Log = RaftLog<u64, BasicNode>;
 
     fn id(term: u64, index: u64) -> LogId {
-        LogId::new(LeaderId::new(term, 1), index)
+        LogId::new(LeaderId::new(term, NodeId(1)), index)
     }
 
     fn membership_entry(term: u64, index: u64, voters: &[u64]) -> Entry<u64, BasicNode> {
@@ -236,7 +236,7 @@ mod tests {
         log.push(blank(1, 2));
         log.push(membership_entry(1, 3, &[1, 2]));
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 3)));
-        log.truncate(3);
+        log.truncate(LogIndex(3));
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 1)));
         assert_eq!(log.last_log_id(), Some(id(1, 2)));
     }
@@ -248,11 +248,11 @@ mod tests {
         log.push(blank(1, 2));
         log.push(blank(1, 3));
         log.purge(id(1, 2));
-        assert_eq!(log.first_index(), 3);
-        assert_eq!(log.log_id_at(2), Some(id(1, 2)));
-        assert_eq!(log.get(2), None);
+        assert_eq!(log.first_index(), LogIndex(3));
+        assert_eq!(log.log_id_at(LogIndex(2)), Some(id(1, 2)));
+        assert_eq!(log.get(LogIndex(2)), None);
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 1)));
-        assert_eq!(log.slice(3, 10).len(), 1);
+        assert_eq!(log.slice(LogIndex(3), 10).len(), 1);
     }
 
     #[test]
@@ -266,8 +266,8 @@ mod tests {
         };
         log.install_snapshot(id(2, 5), m);
         assert_eq!(log.last_log_id(), Some(id(2, 5)));
-        assert_eq!(log.get(5), None, "the snapshot replaced the entries");
-        assert_eq!(log.get(1), None);
+        assert_eq!(log.get(LogIndex(5)), None, "the snapshot replaced the entries");
+        assert_eq!(log.get(LogIndex(1)), None);
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(2, 4)));
     }
 }

@@ -197,57 +197,65 @@ mod tests {
 
     #[test]
     fn adding_a_voter_that_is_not_a_learner_is_refused() {
-        let m = uniform(&[1, 2, 3], &[1, 2, 3]);
-        let err = ChangeMembers::AddVoterIds(set(&[4])).next_membership(&m, false).unwrap_err();
-        assert_eq!(err, ChangeMembersError::NotLearner { node_id: 4 });
+        let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)]);
+        let err = ChangeMembers::AddVoterIds(set(&[NodeId(4)])).next_membership(&m, false).unwrap_err();
+        assert_eq!(err, ChangeMembersError::NotLearner { node_id: NodeId(4) });
     }
 
     #[test]
     fn adding_a_learner_as_voter_goes_through_a_joint_config() {
-        let m = uniform(&[1, 2, 3], &[1, 2, 3, 4]);
-        let next = ChangeMembers::AddVoterIds(set(&[4])).next_membership(&m, false).unwrap();
-        assert_eq!(next.configs(), &[set(&[1, 2, 3]), set(&[1, 2, 3, 4])]);
+        let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+        let next = ChangeMembers::AddVoterIds(set(&[NodeId(4)])).next_membership(&m, false).unwrap();
+        assert_eq!(
+            next.configs(),
+            &[set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(2), NodeId(3), 4])]
+        );
     }
 
     #[test]
     fn removing_every_voter_is_refused() {
-        let m = uniform(&[1], &[1]);
-        let err = ChangeMembers::RemoveVoters(set(&[1])).next_membership(&m, false).unwrap_err();
+        let m = uniform(&[NodeId(1)], &[NodeId(1)]);
+        let err = ChangeMembers::RemoveVoters(set(&[NodeId(1)])).next_membership(&m, false).unwrap_err();
         assert_eq!(err, ChangeMembersError::NoVoterLeft);
     }
 
     #[test]
     fn set_nodes_refuses_an_address_of_another_member() {
         // the brain-split example: b's address changed to one already used
-        let m = uniform(&[1, 2, 3], &[1, 2, 3]);
+        let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)]);
         let change = ChangeMembers::SetNodes([(2, BasicNode::new("n3"))].into());
         assert_eq!(
             change.next_membership(&m, false).unwrap_err(),
-            ChangeMembersError::DuplicateAddress { node_id: 3, other: 2 }
+            ChangeMembersError::DuplicateAddress { node_id: NodeId(3), other: NodeId(2) }
         );
     }
 
     #[test]
     fn node_changes_keep_the_configs() {
-        let joint = Membership::new(vec![set(&[1]), set(&[1, 2])], nodes(&[1, 2])).unwrap();
-        let next = ChangeMembers::AddNodes(nodes(&[5])).next_membership(&joint, false).unwrap();
+        let joint =
+            Membership::new(vec![set(&[NodeId(1)]), set(&[NodeId(1), NodeId(2)])], nodes(&[NodeId(1), NodeId(2)]))
+                .unwrap();
+        let next = ChangeMembers::AddNodes(nodes(&[NodeId(5)])).next_membership(&joint, false).unwrap();
         assert_eq!(next.configs(), joint.configs());
-        assert_eq!(next.learner_set(), set(&[5]));
+        assert_eq!(next.learner_set(), set(&[NodeId(5)]));
     }
 
     #[test]
     fn removing_a_voter_as_node_is_refused() {
-        let m = uniform(&[1, 2], &[1, 2, 3]);
-        let err = ChangeMembers::RemoveNodes(set(&[2])).next_membership(&m, false).unwrap_err();
-        assert_eq!(err, ChangeMembersError::NodeIsVoter { node_id: 2 });
-        let ok = ChangeMembers::RemoveNodes(set(&[3])).next_membership(&m, false).unwrap();
+        let m = uniform(&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2), NodeId(3)]);
+        let err = ChangeMembers::RemoveNodes(set(&[NodeId(2)])).next_membership(&m, false).unwrap_err();
+        assert_eq!(err, ChangeMembersError::NodeIsVoter { node_id: NodeId(2) });
+        let ok = ChangeMembers::RemoveNodes(set(&[NodeId(3)])).next_membership(&m, false).unwrap();
         assert_eq!(ok.learner_set(), set(&[]));
     }
 
     #[test]
     fn add_nodes_refuses_to_overwrite_a_different_descriptor() {
-        let m = uniform(&[1], &[1]);
+        let m = uniform(&[NodeId(1)], &[NodeId(1)]);
         let change = ChangeMembers::AddNodes([(1, BasicNode::new("elsewhere"))].into());
-        assert_eq!(change.next_membership(&m, false).unwrap_err(), ChangeMembersError::NodeExists { node_id: 1 });
+        assert_eq!(
+            change.next_membership(&m, false).unwrap_err(),
+            ChangeMembersError::NodeExists { node_id: NodeId(1) }
+        );
     }
 }

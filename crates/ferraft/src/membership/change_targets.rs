@@ -38,7 +38,7 @@ mod tests {
 
     #[test]
     fn removing_or_readdressing_a_non_member_is_refused() {
-        let unknown = Err(ChangeMembersError::UnknownNode { node_id: 99 });
+        let unknown = Err(ChangeMembersError::UnknownNode { node_id: NodeId(99) });
         for change in [
             ChangeMembers::RemoveVoters(BTreeSet::from([2, 99])),
             ChangeMembers::RemoveNodes(BTreeSet::from([99])),

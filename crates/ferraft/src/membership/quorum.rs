@@ -40,14 +40,14 @@ mod tests {
 
     #[test]
     fn majority_of_three_needs_two() {
-        let configs = [set(&[1, 2, 3])];
-        assert!(!is_quorum(&configs, |id| id == 1));
-        assert!(is_quorum(&configs, |id| id != 3));
+        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        assert!(!is_quorum(&configs, |id| id == NodeId(1)));
+        assert!(is_quorum(&configs, |id| id != NodeId(3)));
     }
 
     #[test]
     fn joint_quorum_needs_majority_of_each_config() {
-        let configs = [set(&[1, 2, 3]), set(&[3, 4, 5])];
+        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])];
         // majority of old only
         assert!(!is_quorum(&configs, |id| [1, 2].contains(&id)));
         // majority of new only
@@ -57,18 +57,18 @@ mod tests {
 
     #[test]
     fn committed_index_is_min_over_configs_of_majority_match() {
-        let configs = [set(&[1, 2, 3]), set(&[3, 4, 5])];
+        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])];
         let matched = |id: NodeId| [0, 10, 9, 5, 7, 1][id.0 as usize];
         // old: 10,9,5 -> 9 ; new: 7,5,1 -> 5
-        assert_eq!(committed_index(&configs, matched), 5);
-        assert_eq!(committed_index(&configs[..1], matched), 9);
+        assert_eq!(committed_index(&configs, matched), LogIndex(5));
+        assert_eq!(committed_index(&configs[..1], matched), LogIndex(9));
     }
 
     #[test]
     fn even_config_needs_more_than_half() {
-        let configs = [set(&[1, 2, 3, 4])];
-        assert!(!is_quorum(&configs, |id| id <= 2));
+        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3), 4])];
+        assert!(!is_quorum(&configs, |id| id <= NodeId(2)));
         let matched = |id: NodeId| [0, 4, 3, 2, 1][id.0 as usize];
-        assert_eq!(committed_index(&configs, matched), 2);
+        assert_eq!(committed_index(&configs, matched), LogIndex(2));
     }
 }

@@ -5,6 +5,7 @@
 //! offset held, whoever sends it.
 
 use crate::message::SnapshotChunk;
+use crate::node::{NodeId, Term};
 use crate::snapshot::SnapshotMeta;
 use crate::snapshot_sink::PartialSnapshot;
 use crate::storage::StorageError;
@@ -92,7 +93,7 @@ mod tests {
     fn meta(last: u64) -> SnapshotMeta<BasicNode> {
         let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
         let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-        SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(1, 1), last)), membership }
+        SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), last)), membership }
     }
 
     fn chunk(leader: u64, offset: u64, data: &'static [u8], done: bool, checksum: u32) -> SnapshotChunk<BasicNode> {

@@ -110,7 +110,7 @@ pub(super) fn ack(engine: &mut TestEngine, from: impl Into<NodeId>, matched: Opt
         vote: engine.vote(),
         seq: u64::MAX / 2,
         outcome: AppendOutcome::Success { matched },
-        committed: 0,
+        committed: LogIndex(0),
     };
     engine.on_message(msg(from, engine.id(), MessageBody::AppendReply(reply)));
 }
@@ -170,7 +170,7 @@ fn pre_vote_changes_no_state_on_the_voter() {
 fn follower_with_a_live_leader_refuses_votes_unless_it_is_a_transfer() {
     let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
     let append = AppendEntries {
-        vote: Vote::new_committed(2, 1),
+        vote: Vote::new_committed(Term(2), NodeId(1)),
         prev_log_id: Some(log_id(1, 1, 1)),
         entries: vec![],
         committed: None,
@@ -205,7 +205,7 @@ fn follower_answers_an_append_only_once_the_entries_are_durable() {
     let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
     let entry = Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Normal(7) };
     let append = AppendEntries {
-        vote: Vote::new_committed(2, 1),
+        vote: Vote::new_committed(Term(2), NodeId(1)),
         prev_log_id: Some(log_id(1, 1, 1)),
         entries: vec![entry],
         committed: None,
@@ -258,7 +258,7 @@ fn entries_of_an_earlier_term_commit_only_through_an_entry_of_the_current_term()
     let mut state = LogState { entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])], ..LogState::default() };
     state.entries.push(Entry { log_id: log_id(1, 1, 2), payload: EntryPayload::Normal(1) });
     state.vote = Some(vote(1, 1));
-    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    let mut engine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, false), &state, 1, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
     engine.on_message(msg(
@@ -298,18 +298,21 @@ fn conflicting_uncommitted_entries_are_truncated_and_replaced() {
     engine.on_message(msg(
         2,
         3,
-        MessageBody::Append(append(Vote::new_committed(2, 2), Some(log_id(1, 1, 1)), vec![old])),
+        MessageBody::Append(append(Vote::new_committed(Term(2), NodeId(2)), Some(log_id(1, 1, 1)), vec![old])),
     ));
     engine.take_outputs();
     let new = Entry { log_id: log_id(3, 1, 2), payload: EntryPayload::Normal(2) };
     engine.on_message(msg(
         1,
         3,
-        MessageBody::Append(append(Vote::new_committed(3, 1), Some(log_id(1, 1, 1)), vec![new])),
+        MessageBody::Append(append(Vote::new_committed(Term(3), NodeId(1)), Some(log_id(1, 1, 1)), vec![new])),
     ));
     let outputs = engine.take_outputs();
-    assert!(matches!(outputs.iter().find(|o| matches!(o, Output::TruncateLog(_))), Some(Output::TruncateLog(2))));
-    assert_eq!(engine.log().log_id_at(2), Some(log_id(3, 1, 2)));
+    assert!(matches!(
+        outputs.iter().find(|o| matches!(o, Output::TruncateLog(_))),
+        Some(Output::TruncateLog(LogIndex(2)))
+    ));
+    assert_eq!(engine.log().log_id_at(LogIndex(2)), Some(log_id(3, 1, 2)));
 }
 
 #[test]
@@ -326,7 +329,7 @@ fn a_message_for_another_node_or_cluster_is_dropped() {
 #[test]
 fn a_learner_never_campaigns() {
     let state = LogState { entries: vec![membership_entry(&[1, 2], &[1, 2, 3])], ..LogState::default() };
-    let mut engine: TestEngine = Engine::new(3, config(LeaderIdMode::Standard, false), &state, 3, 0);
+    let mut engine: TestEngine = Engine::new(NodeId(3), config(LeaderIdMode::Standard, false), &state, 3, 0);
     engine.on_tick(1_000_000);
     assert!(sent(&engine.take_outputs()).is_empty());
     assert_eq!(engine.server_state(), ServerState::Learner);
@@ -336,10 +339,10 @@ fn a_learner_never_campaigns() {
 fn a_restarted_leader_campaigns_at_once_under_a_new_term() {
     let state = LogState {
         entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])],
-        vote: Some(Vote::new_committed(4, 1)),
+        vote: Some(Vote::new_committed(Term(4), NodeId(1))),
         ..LogState::default()
     };
-    let mut engine: TestEngine = Engine::new(1, config(LeaderIdMode::Standard, true), &state, 1, 0);
+    let mut engine: TestEngine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, true), &state, 1, 0);
     engine.on_tick(0);
     assert_eq!(engine.vote(), vote(5, 1), "no reuse of its old leader id, no pre-vote delay");
 }
@@ -392,9 +395,9 @@ fn an_unreachable_follower_gets_one_probe_per_two_heartbeats_not_a_stream() {
     engine.on_log_flushed(blank.unwrap());
     ack(&mut engine, 2, blank);
     engine.take_outputs();
-    engine.on_peer_unreachable(2);
+    engine.on_peer_unreachable(NodeId(2));
     engine.propose([1, 2, 3]).unwrap();
-    let to_2 = |outputs: &[Output<u64, BasicNode>]| sent(outputs).iter().filter(|m| m.envelope.to == 2).count();
+    let to_2 = |outputs: &[Output<u64, BasicNode>]| sent(outputs).iter().filter(|m| m.envelope.to == NodeId(2)).count();
     assert_eq!(to_2(&engine.take_outputs()), 0, "no append streams to an unreachable peer");
     let later = engine.now_ms + engine.config.heartbeat_interval_ms * 2;
     engine.on_tick(later);
@@ -406,7 +409,7 @@ fn an_unreachable_follower_gets_one_probe_per_two_heartbeats_not_a_stream() {
 fn leader_of(configs: &[&[NodeId]], all: &[NodeId]) -> TestEngine {
     let m = Membership::new(configs.iter().map(|c| set(c)).collect(), nodes(all)).unwrap();
     let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) };
-    let mut engine = elected(1, LogState { entries: vec![entry], ..LogState::default() });
+    let mut engine = elected(NodeId(1), LogState { entries: vec![entry], ..LogState::default() });
     commit_everywhere(&mut engine);
     engine
 }
@@ -430,7 +433,8 @@ fn elected(id: NodeId, state: LogState<u64, BasicNode>) -> TestEngine {
 fn commit_everywhere(engine: &mut TestEngine) {
     let last = engine.log().last_log_id();
     engine.on_log_flushed(last.unwrap());
-    let peers: Vec<NodeId> = engine.effective().unwrap().nodes().keys().copied().filter(|id| *id != 1).collect();
+    let peers: Vec<NodeId> =
+        engine.effective().unwrap().nodes().keys().copied().filter(|id| *id != NodeId(1)).collect();
     for peer in peers {
         ack(engine, peer, last);
     }
@@ -444,7 +448,7 @@ fn configs_of(engine: &TestEngine) -> Vec<BTreeSet<NodeId>> {
 #[test]
 fn extended_path_c1c2c3_to_c3c4_to_c4() {
     // c1 = {1}, c2 = {2}, c3 = {3}, c4 = {4}; node 1 leads [c1,c2,c3]
-    let mut engine = leader_of(&[&[1], &[2], &[3]], &[1, 2, 3, 4]);
+    let mut engine = leader_of(&[&[NodeId(1)], &[NodeId(2)], &[NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
     engine.change_membership(7, ChangeMembers::ReplaceAllVoters(set(&[4])), false).unwrap();
     assert_eq!(configs_of(&engine), vec![set(&[3]), set(&[4])], "c1c2c3 -> c3c4 keeps c3 (old-new-intersect)");
     commit_everywhere(&mut engine);
@@ -453,11 +457,11 @@ fn extended_path_c1c2c3_to_c3c4_to_c4() {
 
 #[test]
 fn reverting_c1c2c3_to_c1() {
-    let mut engine = leader_of(&[&[1], &[2], &[3]], &[1, 2, 3]);
-    let index = engine.abort_membership(1).unwrap();
+    let mut engine = leader_of(&[&[NodeId(1)], &[NodeId(2)], &[NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+    let index = engine.abort_membership(LogIndex(1)).unwrap();
     assert_eq!(configs_of(&engine), vec![set(&[1])]);
     commit_everywhere(&mut engine);
-    assert_eq!(engine.abort_membership(1).unwrap(), index, "abort is idempotent");
+    assert_eq!(engine.abort_membership(LogIndex(1)).unwrap(), index, "abort is idempotent");
 }
 
 #[test]
@@ -466,7 +470,7 @@ fn disjoint_proposals_from_c1c2_never_both_commit() {
     // with c3 = {7}, but is cut off from c2: it cannot commit without a
     // majority of c2, which a rival leader in c2 would need too for [c2,c4]
     let all = [1, 2, 3, 4, 5, 6, 7];
-    let mut engine = leader_of(&[&[1, 2, 3], &[4, 5, 6]], &all);
+    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(4), NodeId(5), NodeId(6)]], &all);
     engine.prepare_membership(&set(&[1, 2, 3, 4, 5, 6]), &set(&[7]), &set(&[7]), &set(&[])).unwrap_err();
     engine.change_membership(9, ChangeMembers::ReplaceAllVoters(set(&[7])), false).unwrap();
     let proposed = engine.log().last_log_id().unwrap();
@@ -485,7 +489,7 @@ fn disjoint_proposals_from_c1c2_never_both_commit() {
 fn trimming_the_log_cache_keeps_the_store_until_a_snapshot_covers_it() {
     let config = Arc::new(Config { log_cache_entries: 8, purge_keep_entries: 0, ..Config::default() });
     let state = LogState { entries: vec![membership_entry(&[1], &[1])], ..LogState::default() };
-    let mut engine: TestEngine = Engine::new(1, config, &state, 1, 0);
+    let mut engine: TestEngine = Engine::new(NodeId(1), config, &state, 1, 0);
     engine.on_tick(10_000);
     assert!(engine.is_leader());
     let first = engine.propose(0..30u64).unwrap().unwrap();
@@ -602,19 +606,20 @@ fn a_refusal_of_an_earlier_leaderships_message_confirms_no_read() {
     engine.on_log_flushed(blank.unwrap());
     let vote = engine.vote();
     for peer in [2, 3] {
-        let ack = AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched: blank }, committed: 0 };
+        let ack =
+            AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched: blank }, committed: LogIndex(0) };
         engine.on_message(msg(peer, 1, MessageBody::AppendReply(ack)));
     }
     assert_eq!(engine.committed(), blank);
     engine.take_outputs();
     engine.read_index(77).unwrap();
     for peer in [2, 3] {
-        let stale = AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Rejected, committed: 0 };
+        let stale = AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Rejected, committed: LogIndex(0) };
         engine.on_message(msg(peer, 1, MessageBody::AppendReply(stale)));
     }
     // any later event that re-examines the reads: an old acknowledgement from 2
     let matched = engine.committed();
-    let old = AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched }, committed: 0 };
+    let old = AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched }, committed: LogIndex(0) };
     engine.on_message(msg(2, 1, MessageBody::AppendReply(old)));
     let ready = engine.take_outputs().iter().any(|o| matches!(o, Output::ReadReady { request_id: 77, .. }));
     assert!(!ready, "no peer acknowledged a message sent after the read arrived");
@@ -625,12 +630,12 @@ fn a_refusal_of_an_earlier_leaderships_message_confirms_no_read() {
 #[test]
 fn a_follower_refusing_a_stale_leader_echoes_no_sequence_number() {
     let mut engine = member(2, &[1, 2, 3], config(LeaderIdMode::Standard, false));
-    let current = Vote { leader_id: LeaderId::new(3, 1), committed: true };
+    let current = Vote { leader_id: LeaderId::new(Term(3), NodeId(1)), committed: true };
     let append =
         AppendEntries { leader_node: None, vote: current, seq: 1, prev_log_id: None, entries: vec![], committed: None };
     engine.on_message(msg(1, 2, MessageBody::Append(append)));
     engine.take_outputs();
-    let stale_vote = Vote { leader_id: LeaderId::new(2, 1), committed: true };
+    let stale_vote = Vote { leader_id: LeaderId::new(Term(2), NodeId(1)), committed: true };
     let stale = AppendEntries {
         leader_node: None,
         vote: stale_vote,

@@ -6,7 +6,7 @@ use super::*;
 /// Node 1 leads {1,2,3}; its own removal is proposed and a second change is
 /// queued behind it.
 fn leader_removing_itself_with_a_change_queued() -> TestEngine {
-    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
+    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
     engine.change_membership(7, ChangeMembers::RemoveVoters(set(&[1])), false).unwrap();
     engine.change_membership(8, ChangeMembers::RemoveNodes(set(&[4])), false).unwrap();
     engine
@@ -21,7 +21,7 @@ fn commit_removal(engine: &mut TestEngine) {
         ack(engine, 2, last);
         ack(engine, 3, last);
         let committed = engine.log().membership_at(index_of(engine.committed())).unwrap();
-        if !committed.membership.is_voter(1) {
+        if !committed.membership.is_voter(NodeId(1)) {
             return;
         }
     }
@@ -34,5 +34,5 @@ fn a_removed_leader_steps_down_once_its_removal_commits_though_a_change_is_queue
     commit_removal(&mut engine);
     assert!(!engine.is_leader(), "a leader whose removal committed steps down");
     let m = engine.membership().unwrap();
-    assert!(m.membership.is_member(4), "it proposed no change after its own removal: {}", m.membership);
+    assert!(m.membership.is_member(NodeId(4)), "it proposed no change after its own removal: {}", m.membership);
 }
