@@ -4,7 +4,7 @@
 //! `Option`'s debug form), which means nothing to someone using the HTTP API
 //! or `ferraft ctl`: these name the requests and commands instead.
 
-use ferraft::{ChangeMembersError, ChangeMembershipError, NodeId};
+use ferraft::{ChangeMembersError, ChangeMembershipError, LogIndex, NodeId};
 
 use crate::kv::KvNode;
 
@@ -70,12 +70,12 @@ mod tests {
     #[test]
     fn refusals_name_requests_and_commands_not_library_items() {
         let errors: Vec<ChangeMembershipError<KvNode>> = vec![
-            ChangeMembersError::NotLearner { node_id: 9 }.into(),
-            ChangeMembersError::NodeIsVoter { node_id: 2 }.into(),
-            ChangeMembersError::NodeExists { node_id: 3 }.into(),
+            ChangeMembersError::NotLearner { node_id: NodeId(9) }.into(),
+            ChangeMembersError::NodeIsVoter { node_id: NodeId(2) }.into(),
+            ChangeMembersError::NodeExists { node_id: NodeId(3) }.into(),
             ChangeMembershipError::Mismatch { voters: [1, 2].into(), learners: [].into() },
-            ChangeMembershipError::WrongPrepareIndex { given: 36, pending: Some(37) },
-            ChangeMembershipError::WrongPrepareIndex { given: 36, pending: None },
+            ChangeMembershipError::WrongPrepareIndex { given: LogIndex(36), pending: Some(LogIndex(37)) },
+            ChangeMembershipError::WrongPrepareIndex { given: LogIndex(36), pending: None },
             ChangeMembershipError::NoPendingJoint,
         ];
         for e in &errors {

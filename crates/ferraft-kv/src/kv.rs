@@ -5,7 +5,9 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use ferraft::{LogId, LogIndex, SnapshotInstall, SnapshotJob, SnapshotWriter, StateMachine, StorageError};
+use ferraft::{
+    LogId, LogIndex, NodeId, SnapshotInstall, SnapshotJob, SnapshotWriter, StateMachine, StorageError, Term,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::watch_log::{Change, ChangeLog};
@@ -314,7 +316,7 @@ mod tests {
     use ferraft::LeaderId;
 
     fn at(index: LogIndex) -> LogId {
-        LogId::new(LeaderId::new(1, 1), index)
+        LogId::new(LeaderId::new(Term(1), NodeId(1)), index)
     }
 
     fn put(key: &str, value: &str) -> Command {
@@ -324,15 +326,15 @@ mod tests {
     #[test]
     fn put_then_delete_reports_the_index_and_whether_the_key_existed() {
         let mut sm = KvStateMachine::default();
-        assert_eq!(sm.apply(at(1), &put("a", "1")), CommandResponse::Put { index: 1 });
+        assert_eq!(sm.apply(at(LogIndex(1)), &put("a", "1")), CommandResponse::Put { index: LogIndex(1) });
         assert_eq!(sm.store.get("a"), Some(("1".into(), 1)));
         assert_eq!(
-            sm.apply(at(2), &Command::Delete { key: "a".into() }),
-            CommandResponse::Delete { index: 2, deleted: true }
+            sm.apply(at(LogIndex(2)), &Command::Delete { key: "a".into() }),
+            CommandResponse::Delete { index: LogIndex(2), deleted: true }
         );
         assert_eq!(
-            sm.apply(at(3), &Command::Delete { key: "a".into() }),
-            CommandResponse::Delete { index: 3, deleted: false }
+            sm.apply(at(LogIndex(3)), &Command::Delete { key: "a".into() }),
+            CommandResponse::Delete { index: LogIndex(3), deleted: false }
         );
     }
 
@@ -341,26 +343,29 @@ mod tests {
         let mut sm = KvStateMachine::default();
         let create = Command::Cas { key: "k".into(), expect: None, value: Some("v1".into()) };
         assert_eq!(
-            sm.apply(at(1), &create),
-            CommandResponse::Cas { succeeded: true, current: Some("v1".into()), index: 1 }
+            sm.apply(at(LogIndex(1)), &create),
+            CommandResponse::Cas { succeeded: true, current: Some("v1".into()), index: LogIndex(1) }
         );
         assert_eq!(
-            sm.apply(at(2), &create),
-            CommandResponse::Cas { succeeded: false, current: Some("v1".into()), index: 2 }
+            sm.apply(at(LogIndex(2)), &create),
+            CommandResponse::Cas { succeeded: false, current: Some("v1".into()), index: LogIndex(2) }
         );
         let delete = Command::Cas { key: "k".into(), expect: Some("v1".into()), value: None };
-        assert_eq!(sm.apply(at(3), &delete), CommandResponse::Cas { succeeded: true, current: None, index: 3 });
+        assert_eq!(
+            sm.apply(at(LogIndex(3)), &delete),
+            CommandResponse::Cas { succeeded: true, current: None, index: LogIndex(3) }
+        );
         assert!(sm.store.is_empty());
     }
 
     #[test]
     fn snapshot_restores_the_same_map() {
         let mut sm = KvStateMachine::default();
-        sm.apply(at(1), &put("a", "1"));
-        sm.apply(at(2), &put("b", "2"));
+        sm.apply(at(LogIndex(1)), &put("a", "1"));
+        sm.apply(at(LogIndex(2)), &put("b", "2"));
         let data = sm.snapshot().unwrap();
         let mut other = KvStateMachine::default();
-        other.apply(at(1), &put("stale", "x"));
+        other.apply(at(LogIndex(1)), &put("stale", "x"));
         other.restore(&data).unwrap();
         assert_eq!(*other.store.read(), *sm.store.read());
     }
@@ -368,15 +373,15 @@ mod tests {
     #[test]
     fn a_restored_node_knows_the_changes_after_its_snapshot_only() {
         let mut sm = KvStateMachine::default();
-        sm.apply(at(1), &put("a", "1"));
-        sm.apply(at(2), &Command::Delete { key: "a".into() });
+        sm.apply(at(LogIndex(1)), &put("a", "1"));
+        sm.apply(at(LogIndex(2)), &Command::Delete { key: "a".into() });
         let data = sm.snapshot().unwrap();
         let mut other = KvStateMachine::default();
         other.restore(&data).unwrap();
-        other.apply(at(4), &put("b", "2"));
+        other.apply(at(LogIndex(4)), &put("b", "2"));
         let changes = other.store.changes();
-        assert_eq!(changes.since(2, 10, |_| true).unwrap_err().oldest_index, 3);
-        let (after, _) = changes.since(3, 10, |_| true).unwrap();
+        assert_eq!(changes.since(LogIndex(2), 10, |_| true).unwrap_err().oldest_index, LogIndex(3));
+        let (after, _) = changes.since(LogIndex(3), 10, |_| true).unwrap();
         assert_eq!(after.iter().map(|c| (c.index, &*c.key)).collect::<Vec<_>>(), [(4, "b")]);
     }
 
@@ -385,29 +390,29 @@ mod tests {
         let mut sm = KvStateMachine::default();
         sm.restore(&Bytes::from_static(br#"{"k": ["v", 7]}"#)).unwrap();
         assert_eq!(sm.store.get("k"), Some(("v".into(), 7)));
-        sm.apply(at(9), &put("x", "1"));
-        assert!(sm.store.changes().since(8, 10, |_| true).is_err(), "what came before is unknown");
-        assert_eq!(sm.store.changes().since(9, 10, |_| true).unwrap().0.len(), 1);
+        sm.apply(at(LogIndex(9)), &put("x", "1"));
+        assert!(sm.store.changes().since(LogIndex(8), 10, |_| true).is_err(), "what came before is unknown");
+        assert_eq!(sm.store.changes().since(LogIndex(9), 10, |_| true).unwrap().0.len(), 1);
     }
 
     #[test]
     fn a_streamed_snapshot_decodes_from_a_reader_into_the_map_as_it_was_when_taken() {
         let mut sm = KvStateMachine::default();
-        sm.apply(at(1), &put("a", "1"));
-        sm.apply(at(2), &put("b", "2"));
+        sm.apply(at(LogIndex(1)), &put("a", "1"));
+        sm.apply(at(LogIndex(2)), &put("b", "2"));
         let writer = sm.snapshot_writer();
-        sm.apply(at(3), &put("a", "changed after"));
+        sm.apply(at(LogIndex(3)), &put("a", "changed after"));
         let mut sink = Vec::new();
         writer(&mut sink).unwrap();
         let install = KvStateMachine::decode_snapshot(&mut &sink[..]).unwrap();
         let mut other = KvStateMachine::default();
-        other.apply(at(1), &put("stale", "x"));
+        other.apply(at(LogIndex(1)), &put("stale", "x"));
         install(&mut other).unwrap();
         assert_eq!(other.store.get("a"), Some(("1".into(), 1)));
         assert_eq!(other.store.get("b"), Some(("2".into(), 2)));
         assert_eq!(other.store.get("stale"), None);
-        let compacted = other.store.changes().since(2, 10, |_| true).unwrap_err();
-        assert_eq!(compacted.oldest_index, 3, "the history starts after the snapshot's last command");
+        let compacted = other.store.changes().since(LogIndex(2), 10, |_| true).unwrap_err();
+        assert_eq!(compacted.oldest_index, LogIndex(3), "the history starts after the snapshot's last command");
     }
 
     #[test]
@@ -421,10 +426,10 @@ mod tests {
     #[test]
     fn a_snapshot_job_encodes_the_map_as_it_was_when_taken() {
         let mut sm = KvStateMachine::default();
-        sm.apply(at(1), &put("a", "1"));
+        sm.apply(at(LogIndex(1)), &put("a", "1"));
         let job = sm.snapshot_job();
-        sm.apply(at(2), &put("a", "2"));
-        sm.apply(at(3), &put("b", "3"));
+        sm.apply(at(LogIndex(2)), &put("a", "2"));
+        sm.apply(at(LogIndex(3)), &put("b", "3"));
         let mut other = KvStateMachine::default();
         other.restore(&job().unwrap()).unwrap();
         assert_eq!(other.store.get("a"), Some(("1".into(), 1)));

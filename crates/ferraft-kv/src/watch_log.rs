@@ -155,18 +155,21 @@ mod tests {
     #[test]
     fn changes_come_back_from_any_index_held_in_order_and_filtered() {
         let log = ChangeLog::default();
-        log.record(2, Some(change(2, "a", Some("1"))));
-        log.record(3, None);
-        log.record(5, Some(change(5, "b", None)));
-        log.record(6, Some(change(6, "a", None)));
+        log.record(LogIndex(2), Some(change(LogIndex(2), "a", Some("1"))));
+        log.record(LogIndex(3), None);
+        log.record(LogIndex(5), Some(change(LogIndex(5), "b", None)));
+        log.record(LogIndex(6), Some(change(LogIndex(6), "a", None)));
         let all = |_: &Change| true;
-        assert_eq!(log.since(1, 10, all).unwrap().0.len(), 3);
-        assert_eq!(log.since(3, 10, all).unwrap(), (vec![change(5, "b", None), change(6, "a", None)], 7));
-        assert_eq!(log.since(1, 1, all).unwrap(), (vec![change(2, "a", Some("1"))], 3));
-        assert_eq!(log.since(1, 10, |c| &*c.key == "a").unwrap().0.len(), 2);
-        assert_eq!(log.since(3, 10, |c| &*c.key == "x").unwrap(), (vec![], 7));
-        assert_eq!(log.since(7, 10, all).unwrap(), (vec![], 7));
-        assert_eq!(log.applied(), 6);
+        assert_eq!(log.since(LogIndex(1), 10, all).unwrap().0.len(), 3);
+        assert_eq!(
+            log.since(LogIndex(3), 10, all).unwrap(),
+            (vec![change(LogIndex(5), "b", None), change(LogIndex(6), "a", None)], 7)
+        );
+        assert_eq!(log.since(LogIndex(1), 1, all).unwrap(), (vec![change(LogIndex(2), "a", Some("1"))], 3));
+        assert_eq!(log.since(LogIndex(1), 10, |c| &*c.key == "a").unwrap().0.len(), 2);
+        assert_eq!(log.since(LogIndex(3), 10, |c| &*c.key == "x").unwrap(), (vec![], 7));
+        assert_eq!(log.since(LogIndex(7), 10, all).unwrap(), (vec![], 7));
+        assert_eq!(log.applied(), LogIndex(6));
     }
 
     #[test]
@@ -175,10 +178,10 @@ mod tests {
         for index in 1..=(HISTORY_CHANGES as u64 + 2) {
             log.record(index, Some(change(index, "k", Some("v"))));
         }
-        assert_eq!(log.since(2, 1, |_| true), Err(Compacted { oldest_index: 3 }));
-        assert_eq!(log.since(3, 1, |_| true).unwrap().0[0].index, 3);
-        log.reset(Some(500_000));
-        assert_eq!(log.since(500_000, 1, |_| true), Err(Compacted { oldest_index: 500_001 }));
-        assert_eq!(log.since(500_001, 1, |_| true).unwrap(), (vec![], 500_001));
+        assert_eq!(log.since(LogIndex(2), 1, |_| true), Err(Compacted { oldest_index: LogIndex(3) }));
+        assert_eq!(log.since(LogIndex(3), 1, |_| true).unwrap().0[0].index, LogIndex(3));
+        log.reset(Some(LogIndex(500_000)));
+        assert_eq!(log.since(LogIndex(500_000), 1, |_| true), Err(Compacted { oldest_index: LogIndex(500_001) }));
+        assert_eq!(log.since(LogIndex(500_001), 1, |_| true).unwrap(), (vec![], 500_001));
     }
 }

@@ -141,7 +141,7 @@ fn open(dir: &Path) -> (Store, WalStepper, Arc<PowerSwitch>) {
 
 /// A snapshot covering entries up to `index`.
 fn snapshot_at(index: u64) -> ferraft::Snapshot<BasicNode> {
-    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = ferraft::Membership::new_uniform(nodes).unwrap();
     ferraft::Snapshot {
         meta: ferraft::SnapshotMeta {

@@ -263,7 +263,7 @@ fn snapshot_at_3(data: &'static [u8]) -> ferraft::Snapshot<BasicNode> {
 }
 
 fn empty_membership() -> ferraft::Membership<BasicNode> {
-    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     ferraft::Membership::new_uniform(nodes).unwrap()
 }
 

@@ -21,7 +21,7 @@ fn open(dir: &Path) -> Store {
 }
 
 fn meta(index: u64) -> SnapshotMeta<BasicNode> {
-    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = ferraft::Membership::new_uniform(nodes).unwrap();
     SnapshotMeta {
         last_log_id: Some(log_id(1, index)),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferraft::mem::{MemLogStore, MemRouter};
-use ferraft::{BasicNode, ChangeMembers, Config, LogId, NodeId, Raft, StateMachine, StorageError};
+use ferraft::{BasicNode, ChangeMembers, Config, LogId, LogIndex, NodeId, Raft, StateMachine, StorageError};
 use serde::{Deserialize, Serialize};
 
 /// What clients write: set a key.
@@ -127,17 +127,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut cluster = Cluster { router: MemRouter::new(), config, nodes: BTreeMap::new(), stores: BTreeMap::new() };
 
     println!("== start three fresh nodes and make them a cluster");
-    for id in 1..=3 {
+    let ids = [1, 2, 3].map(NodeId);
+    for id in ids {
         cluster.start(id).await?;
     }
-    let members: BTreeMap<NodeId, BasicNode> = (1..=3).map(|id| (id, Cluster::addr(id))).collect();
+    let members: BTreeMap<NodeId, BasicNode> = ids.map(|id| (id, Cluster::addr(id))).into();
     cluster.raft(NodeId(1)).initialize(members).await?;
     let leader = cluster.leader(NodeId(1)).await?;
     println!("node {} is the leader", leader.id());
     cluster.print_membership(&leader);
 
     println!("== write through the leader");
-    let mut last = 0;
+    let mut last = LogIndex(0);
     for (key, value) in [("colour", "blue"), ("shape", "round"), ("colour", "green")] {
         let written = leader.client_write(set(key, value)).await?;
         println!("  {key} = {value} at log index {}, previous value {:?}", written.log_id.index, written.response);
@@ -150,7 +151,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("== stop a follower, keep writing, start it again on its store");
-    let follower = if leader.id() == NodeId(3) { 2 } else { 3 };
+    let follower = if leader.id() == NodeId(3) { NodeId(2) } else { NodeId(3) };
     cluster.stop(follower).await?;
     let written = leader.client_write(set("size", "large")).await?;
     println!("  size = large at log index {} while node {follower} is down", written.log_id.index);
@@ -165,21 +166,21 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("== add node 4 as a learner; it catches up but does not vote");
     cluster.start(NodeId(4)).await?;
     let leader = cluster.leader(NodeId(1)).await?;
-    leader.add_learner(4, Cluster::addr(NodeId(4)), true).await?;
+    leader.add_learner(NodeId(4), Cluster::addr(NodeId(4)), true).await?;
     // `blocking` waits until the leader replicated its log to node 4; node 4
     // applies it as soon as it learns the commit point.
     cluster.raft(NodeId(4)).wait(WAIT).applied_at_least(last).await?;
-    println!("  node 4 caught up: colour = {:?}", cluster.nodes[&4].1.get("colour"));
+    println!("  node 4 caught up: colour = {:?}", cluster.nodes[&NodeId(4)].1.get("colour"));
     cluster.print_membership(&leader);
 
     println!("== promote node 4 to voter (through a joint config, decided by the library)");
-    let ids: BTreeSet<NodeId> = [4].into();
+    let ids: BTreeSet<NodeId> = [NodeId(4)].into();
     let stored = leader.change_membership(ChangeMembers::AddVoterIds(ids), false).await?;
     println!("  now in force: {}", stored.membership);
 
     println!("== remove voter 1, keeping it as a learner (retain = true)");
     let leader = cluster.leader(NodeId(2)).await?;
-    let stored = leader.change_membership(ChangeMembers::RemoveVoters([1].into()), true).await?;
+    let stored = leader.change_membership(ChangeMembers::RemoveVoters([NodeId(1)].into()), true).await?;
     println!("  now in force: {}", stored.membership);
 
     println!("== the cluster keeps working");

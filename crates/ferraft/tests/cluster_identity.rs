@@ -74,13 +74,13 @@ async fn a_probe_goes_to_the_address_given_not_to_one_an_old_membership_names() 
     let leader = cluster.leader_among(&[1]).await;
     cluster.start(3).await;
     cluster.raft(leader).add_learner(3, BasicNode::new(addr(3)), true).await.unwrap();
-    cluster.raft(leader).change_membership(ChangeMembers::RemoveNodes([3].into()), false).await.unwrap();
+    cluster.raft(leader).change_membership(ChangeMembers::RemoveNodes([NodeId(3)].into()), false).await.unwrap();
 
     let store = Box::new(ferraft::mem::MemLogStore::new());
     let other = Raft::new(3, cluster.config.clone(), cluster.router.network(), store, Sm::new()).await.unwrap();
     cluster.router.register("elsewhere", other.clone());
     let other_id = ClusterId::new(0x0dd).unwrap();
-    let itself = std::collections::BTreeMap::from([(3, BasicNode::new("elsewhere"))]);
+    let itself = std::collections::BTreeMap::from([(NodeId(3), BasicNode::new("elsewhere"))]);
     other.initialize_in_cluster(itself, other_id).await.unwrap();
     other.wait(WAIT).state(ServerState::Leader).await.unwrap();
 

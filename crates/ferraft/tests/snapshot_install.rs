@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferraft::{BasicNode, LeaderIdMode, LogId, LogIndex, Raft, SnapshotJob, StateMachine, StorageError};
+use ferraft::{BasicNode, LeaderIdMode, LogId, LogIndex, NodeId, Raft, SnapshotJob, StateMachine, StorageError};
 use support::{addr, fast_config, Cluster, Sm, WAIT};
 
 /// The recording state machine, with an install that takes `RESTORE` (the
@@ -19,9 +19,9 @@ const RESTORE: Duration = Duration::from_millis(1_500);
 
 impl StateMachine for SlowRestore {
     type Command = u64;
-    type Response = u64;
+    type Response = LogIndex;
 
-    fn apply(&mut self, log_id: LogId, command: &u64) -> u64 {
+    fn apply(&mut self, log_id: LogId, command: &u64) -> LogIndex {
         self.0.apply(log_id, command)
     }
 
@@ -47,7 +47,7 @@ async fn a_long_install_is_not_a_stalled_transfer_and_is_not_resent() {
         catch_up_retain_entries: 0,
         ..fast_config(LeaderIdMode::Standard)
     };
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(config.clone(), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let down = ids.iter().copied().find(|id| *id != leader).unwrap();

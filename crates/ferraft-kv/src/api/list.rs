@@ -150,7 +150,7 @@ mod tests {
         let range = KeyRange { start: Some("b".into()), end: Some("d".into()), ..KeyRange::default() };
         let all = page(&m, &range, 10);
         assert_eq!((keys(&all), all.more), (vec!["b", "c"], false));
-        assert_eq!(all.kvs[0], Entry { key: "b".into(), value: "v1".into(), index: 2 });
+        assert_eq!(all.kvs[0], Entry { key: "b".into(), value: "v1".into(), index: LogIndex(2) });
     }
 
     #[test]

@@ -590,10 +590,13 @@ mod tests {
     fn joint_step_committed(answers: &mut MembershipAnswers, chain: &mut CommittedNeverLost) -> LogId {
         answers.issue(NodeId(1), Some(7), add_voter(NodeId(4)), Some(LeaderId::new(LEADER.0, LEADER.1)), 100);
         let joint = id(LEADER.0, LEADER.1, 5);
-        let prev = membership(&[&[NodeId(1), NodeId(2), 3]], &[NodeId(1), NodeId(2), 3, 4]);
+        let prev = membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
         answers.observe_append(
             joint,
-            &membership(&[&[NodeId(1), NodeId(2), 3], &[NodeId(1), NodeId(2), 3, 4]], &[NodeId(1), NodeId(2), 3, 4]),
+            &membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
+            ),
             Some(&prev),
         );
         chain.observe_commit(NodeId(1), joint, LEADER.0).unwrap();
@@ -661,13 +664,14 @@ mod tests {
         let mut chain = CommittedNeverLost::default();
         let joint = joint_step_committed(&mut answers, &mut chain);
         let last = id(LEADER.0, LEADER.1, 6);
-        let uniform = membership(&[&[NodeId(1), NodeId(2), 3, 4]], &[NodeId(1), NodeId(2), 3, 4]);
+        let uniform =
+            membership(&[&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
         answers.observe_append(
             last,
             &uniform,
             Some(&membership(
-                &[&[NodeId(1), NodeId(2), 3], &[NodeId(1), NodeId(2), 3, 4]],
-                &[NodeId(1), NodeId(2), 3, 4],
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
             )),
         );
         answers.observe_done(NodeId(1), 7, &Ok(StoredMembership { log_id: Some(last), membership: uniform })).unwrap();
@@ -684,8 +688,8 @@ mod tests {
         let stored = StoredMembership {
             log_id: Some(joint),
             membership: membership(
-                &[&[NodeId(1), NodeId(2), 3], &[NodeId(1), NodeId(2), 3, 4]],
-                &[NodeId(1), NodeId(2), 3, 4],
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
             ),
         };
         assert!(answers.observe_done(NodeId(1), 7, &Ok(stored)).is_err());
@@ -701,12 +705,12 @@ mod tests {
         let call = answers.issue(NodeId(1), None, prepare, leader, 100);
         let (joint_id, joint) = (
             id(LEADER.0, LEADER.1, 5),
-            membership(&[&[NodeId(1), NodeId(2), 3], &[NodeId(1)]], &[NodeId(1), NodeId(2), 3]),
+            membership(&[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1)]], &[NodeId(1), NodeId(2), NodeId(3)]),
         );
         answers.observe_append(
             joint_id,
             &joint,
-            Some(&membership(&[&[NodeId(1), NodeId(2), 3]], &[NodeId(1), NodeId(2), 3])),
+            Some(&membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)])),
         );
         answers.proposed(call, Some(joint_id));
         chain.observe_commit(NodeId(1), joint_id, LEADER.0).unwrap();

@@ -210,8 +210,15 @@ mod tests {
     #[test]
     fn a_success_that_did_not_add_the_voter_is_caught() {
         let asked = change(ChangeMembers::AddVoterIds(set(&[NodeId(4)])), false);
-        assert!(asked.unmet_by(&membership(&[&[NodeId(1), NodeId(2), 3, 4]], &[NodeId(1), NodeId(2), 3, 4])).is_none());
-        assert!(asked.unmet_by(&membership(&[&[NodeId(1), NodeId(2), 3]], &[NodeId(1), NodeId(2), 3, 4])).is_some());
+        assert!(asked
+            .unmet_by(&membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]
+            ))
+            .is_none());
+        assert!(asked
+            .unmet_by(&membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]))
+            .is_some());
     }
 
     #[test]
@@ -219,24 +226,24 @@ mod tests {
         let asked = change(ChangeMembers::AddVoterIds(set(&[NodeId(4)])), false);
         assert!(asked
             .unmet_by(&membership(
-                &[&[NodeId(1), NodeId(2), 3], &[NodeId(1), NodeId(2), 3, 4]],
-                &[NodeId(1), NodeId(2), 3, 4]
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]
             ))
             .is_some());
         // a node change leaves the voter configs in force as they are
-        let add = change(ChangeMembers::AddNodes([(5, BasicNode::new("n5"))].into()), false);
+        let add = change(ChangeMembers::AddNodes([(NodeId(5), BasicNode::new("n5"))].into()), false);
         assert!(add
             .unmet_by(&membership(
-                &[&[NodeId(1), NodeId(2), 3], &[NodeId(1), NodeId(2), 3, 4]],
-                &[NodeId(1), NodeId(2), 3, 4, 5]
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4), 5]
             ))
             .is_none());
     }
 
     #[test]
     fn a_removed_voter_is_kept_only_when_retained() {
-        let base = membership(&[&[NodeId(1), NodeId(2), 3]], &[NodeId(1), NodeId(2), 3]);
-        let kept = membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), 3]);
+        let base = membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+        let kept = membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)]);
         let gone = membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)]);
         let retained = change(ChangeMembers::RemoveVoters(set(&[NodeId(3)])), true);
         let dropped = change(ChangeMembers::RemoveVoters(set(&[NodeId(3)])), false);
@@ -255,7 +262,7 @@ mod tests {
     #[test]
     fn a_voter_that_was_no_longer_a_voter_is_not_removed_by_the_request() {
         // an earlier request left 3 as a learner: removing it again without retain is a no-op
-        let base = membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), 3]);
+        let base = membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)]);
         let dropped = change(ChangeMembers::RemoveVoters(set(&[NodeId(3)])), false);
         assert!(dropped.unmet_retain(&base, false, &base).is_none());
         assert!(dropped.unmet_retain(&base, true, &base).is_none());
@@ -265,10 +272,15 @@ mod tests {
     fn a_commit_must_keep_the_prepared_learners() {
         let joint = StoredMembership {
             log_id: None,
-            membership: membership(&[&[NodeId(1), NodeId(2), 3], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), 3]),
+            membership: membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2)]],
+                &[NodeId(1), NodeId(2), NodeId(3)],
+            ),
         };
         let keeping = Asked::Commit { joint: joint.clone(), keep: Some(set(&[NodeId(3)])) };
-        assert!(keeping.unmet_by(&membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), 3])).is_none());
+        assert!(keeping
+            .unmet_by(&membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)]))
+            .is_none());
         assert!(keeping.unmet_by(&membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)])).is_some());
         let unknown = Asked::Commit { joint, keep: None };
         assert!(unknown.unmet_by(&membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)])).is_none());
@@ -276,18 +288,24 @@ mod tests {
 
     #[test]
     fn proposals_are_attributed_by_what_the_request_would_propose() {
-        let prev = membership(&[&[NodeId(1), NodeId(2), 3]], &[NodeId(1), NodeId(2), 3, 4]);
+        let prev = membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
         let asked = change(ChangeMembers::AddVoterIds(set(&[NodeId(4)])), false);
-        let joint =
-            membership(&[&[NodeId(1), NodeId(2), 3], &[NodeId(1), NodeId(2), 3, 4]], &[NodeId(1), NodeId(2), 3, 4]);
+        let joint = membership(
+            &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+            &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
+        );
         assert!(asked.would_propose(&prev, &joint, false));
         assert!(!asked.would_propose(
             &prev,
-            &membership(&[&[NodeId(1), NodeId(2), 3], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), 3, 4]),
+            &membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]
+            ),
             false
         ));
         // leaving a joint config is this request's step only after its own joint step
-        let left = membership(&[&[NodeId(1), NodeId(2), 3, 4]], &[NodeId(1), NodeId(2), 3, 4]);
+        let left =
+            membership(&[&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
         assert!(asked.would_propose(&joint, &left, true));
         assert!(!asked.would_propose(&joint, &left, false));
     }
@@ -297,8 +315,8 @@ mod tests {
     #[test]
     fn a_node_change_is_attributed_whatever_incarnations_the_leader_recorded() {
         let prev = membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)]);
-        let add = change(ChangeMembers::AddNodes([(3, BasicNode::new("n3"))].into()), true);
-        let next = membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), 3])
+        let add = change(ChangeMembers::AddNodes([(NodeId(3), BasicNode::new("n3"))].into()), true);
+        let next = membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)])
             .with_incarnations([(3, 33)].into());
         assert!(add.would_propose(&prev, &next, false));
     }
@@ -312,7 +330,7 @@ mod tests {
         let replace = change(ChangeMembers::ReplaceAllVoters(set(&[NodeId(1), NodeId(2)])), true);
         assert!(!replace.would_propose(
             &prev,
-            &membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), 3]),
+            &membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)]),
             false
         ));
         assert!(replace.would_propose(

@@ -147,18 +147,20 @@ mod tests {
     #[test]
     fn committing_with_a_majority_of_one_joint_config_only_is_caught() {
         let check = MembershipSafety::default();
-        let joint = [set(&[NodeId(1), NodeId(2), 3]), set(&[NodeId(3), NodeId(4), 5])];
-        check.observe_leader_commit(NodeId(1), id(1, 1, 5), &[&joint], &set(&[NodeId(1), NodeId(3), 4])).unwrap();
+        let joint = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])];
+        check
+            .observe_leader_commit(NodeId(1), id(1, 1, 5), &[&joint], &set(&[NodeId(1), NodeId(3), NodeId(4)]))
+            .unwrap();
         assert!(check
-            .observe_leader_commit(NodeId(1), id(1, 1, 5), &[&joint], &set(&[NodeId(1), NodeId(2), 3]))
+            .observe_leader_commit(NodeId(1), id(1, 1, 5), &[&joint], &set(&[NodeId(1), NodeId(2), NodeId(3)]))
             .is_err());
     }
 
     #[test]
     fn proposing_before_the_previous_membership_commits_is_caught() {
         let check = MembershipSafety::default();
-        let old = [set(&[NodeId(1), NodeId(2), 3])];
-        let joint = [set(&[NodeId(1), NodeId(2), 3]), set(&[NodeId(1), NodeId(2), 4])];
+        let old = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let joint = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(2), NodeId(4)])];
         let leader = LeaderId::new(Term(2), NodeId(1));
         check.observe_proposal(leader, LogIndex(6), &joint, (LogIndex(4), &old), None, Some(id(2, 1, 5))).unwrap();
         assert!(check
@@ -169,14 +171,14 @@ mod tests {
     #[test]
     fn only_the_revert_of_an_uncommitted_joint_to_the_committed_config_may_skip_its_commit() {
         let check = MembershipSafety::default();
-        let old = [set(&[NodeId(1), NodeId(2), 3])];
-        let joint = [set(&[NodeId(1), NodeId(2), 3]), set(&[NodeId(1), NodeId(4), 5])];
+        let old = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let joint = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(4), NodeId(5)])];
         let leader = LeaderId::new(Term(2), NodeId(1));
         // the joint entry at 6 is uncommitted (commit point 5), [old] is the last committed
         check
             .observe_proposal(leader, LogIndex(7), &old, (LogIndex(6), &joint), Some(&old), Some(id(2, 1, 5)))
             .unwrap();
-        let other = [set(&[NodeId(1), NodeId(4), 5])];
+        let other = [set(&[NodeId(1), NodeId(4), NodeId(5)])];
         assert!(check
             .observe_proposal(leader, LogIndex(7), &other, (LogIndex(6), &joint), Some(&old), Some(id(2, 1, 5)))
             .is_err());
@@ -189,8 +191,8 @@ mod tests {
     #[test]
     fn proposing_before_an_own_term_commit_is_caught() {
         let check = MembershipSafety::default();
-        let old = [set(&[NodeId(1), NodeId(2), 3])];
-        let joint = [set(&[NodeId(1), NodeId(2), 3]), set(&[NodeId(1), NodeId(2), 4])];
+        let old = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let joint = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(2), NodeId(4)])];
         assert!(check
             .observe_proposal(
                 LeaderId::new(Term(2), NodeId(1)),
@@ -206,8 +208,8 @@ mod tests {
     #[test]
     fn skipping_the_joint_step_is_caught() {
         let check = MembershipSafety::default();
-        let old = [set(&[NodeId(1), NodeId(2), 3])];
-        let new = [set(&[NodeId(3), NodeId(4), 5])];
+        let old = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let new = [set(&[NodeId(3), NodeId(4), NodeId(5)])];
         let leader = LeaderId::new(Term(2), NodeId(1));
         assert!(check
             .observe_proposal(leader, LogIndex(6), &new, (LogIndex(4), &old), None, Some(id(2, 1, 5)))

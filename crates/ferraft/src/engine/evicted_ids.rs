@@ -49,7 +49,7 @@ mod tests {
     fn names_each_evicted_entry_by_its_run() {
         let mut ids = EvictedIds::default();
         for (term, index) in [(1, 3), (1, 4), (2, 5), (2, 6), (4, 7)] {
-            ids.record(LogId::new(LeaderId::new(term, NodeId(1)), index));
+            ids.record(LogId::new(LeaderId::new(Term(term), NodeId(1)), LogIndex(index)));
         }
         assert_eq!(ids.log_id_at(LogIndex(2)), None, "never recorded");
         assert_eq!(ids.log_id_at(LogIndex(4)), Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(4))));

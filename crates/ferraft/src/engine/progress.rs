@@ -184,10 +184,10 @@ mod tests {
     fn match_drains_inflight_and_never_goes_back() {
         let mut p = Progress::new(LogIndex(5), 0);
         p.mode = ReplicationMode::Pipeline;
-        p.inflight.extend([(5, 0), (9, 0), (12, 0)]);
+        p.inflight.extend([(LogIndex(5), 0), (LogIndex(9), 0), (LogIndex(12), 0)]);
         let l = |i| Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), i));
         p.record_match(l(LogIndex(9)), 1);
-        assert_eq!(p.inflight, VecDeque::from([(12, 0)]));
+        assert_eq!(p.inflight, VecDeque::from([(LogIndex(12), 0)]));
         p.record_match(l(LogIndex(6)), 2);
         assert_eq!(p.matched, l(LogIndex(9)));
         assert_eq!(p.mode, ReplicationMode::Pipeline);

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::entry::{AppData, Entry};
 use crate::log_id::{index_of, LogId};
 use crate::membership::StoredMembership;
-use crate::node::{LogIndex, Node, NodeId};
+use crate::node::{LogIndex, Node, NodeId, Term};
 
 /// The log after the purge point, kept in memory (the store holds it durably).
 ///
@@ -212,16 +212,16 @@ mod tests {
     use crate::entry::EntryPayload;
     use crate::leader_id::LeaderId;
     use crate::membership::Membership;
-    use crate::BasicNode;
+    use crate::{BasicNode, Term};
 
     type Log = RaftLog<u64, BasicNode>;
 
     fn id(term: u64, index: u64) -> LogId {
-        LogId::new(LeaderId::new(term, NodeId(1)), index)
+        LogId::new(LeaderId::new(Term(term), NodeId(1)), LogIndex(index))
     }
 
     fn membership_entry(term: u64, index: u64, voters: &[u64]) -> Entry<u64, BasicNode> {
-        let nodes = voters.iter().map(|v| (*v, BasicNode::new(format!("n{v}")))).collect();
+        let nodes = voters.iter().map(|v| (NodeId(*v), BasicNode::new(format!("n{v}")))).collect();
         Entry { log_id: id(term, index), payload: EntryPayload::Membership(Membership::new_uniform(nodes).unwrap()) }
     }
 
@@ -262,7 +262,7 @@ mod tests {
         log.push(blank(1, 2));
         let m = StoredMembership {
             log_id: Some(id(2, 4)),
-            membership: Membership::new_uniform([(1, BasicNode::new("a"))].into()).unwrap(),
+            membership: Membership::new_uniform([(NodeId(1), BasicNode::new("a"))].into()).unwrap(),
         };
         log.install_snapshot(id(2, 5), m);
         assert_eq!(log.last_log_id(), Some(id(2, 5)));

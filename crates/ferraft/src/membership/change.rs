@@ -204,11 +204,11 @@ mod tests {
 
     #[test]
     fn adding_a_learner_as_voter_goes_through_a_joint_config() {
-        let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+        let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
         let next = ChangeMembers::AddVoterIds(set(&[NodeId(4)])).next_membership(&m, false).unwrap();
         assert_eq!(
             next.configs(),
-            &[set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(2), NodeId(3), 4])]
+            &[set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)])]
         );
     }
 
@@ -223,7 +223,7 @@ mod tests {
     fn set_nodes_refuses_an_address_of_another_member() {
         // the brain-split example: b's address changed to one already used
         let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)]);
-        let change = ChangeMembers::SetNodes([(2, BasicNode::new("n3"))].into());
+        let change = ChangeMembers::SetNodes([(NodeId(2), BasicNode::new("n3"))].into());
         assert_eq!(
             change.next_membership(&m, false).unwrap_err(),
             ChangeMembersError::DuplicateAddress { node_id: NodeId(3), other: NodeId(2) }
@@ -252,7 +252,7 @@ mod tests {
     #[test]
     fn add_nodes_refuses_to_overwrite_a_different_descriptor() {
         let m = uniform(&[NodeId(1)], &[NodeId(1)]);
-        let change = ChangeMembers::AddNodes([(1, BasicNode::new("elsewhere"))].into());
+        let change = ChangeMembers::AddNodes([(NodeId(1), BasicNode::new("elsewhere"))].into());
         assert_eq!(
             change.next_membership(&m, false).unwrap_err(),
             ChangeMembersError::NodeExists { node_id: NodeId(1) }

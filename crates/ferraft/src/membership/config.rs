@@ -346,7 +346,7 @@ mod tests {
     fn learners_are_nodes_outside_every_config() {
         let m = Membership::new(
             vec![set(&[NodeId(1), NodeId(2)]), set(&[NodeId(2), NodeId(3)])],
-            nodes(&[NodeId(1), NodeId(2), NodeId(3), 4]),
+            nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]),
         )
         .unwrap();
         assert_eq!(m.voter_set(), set(&[NodeId(1), NodeId(2), NodeId(3)]));
@@ -359,7 +359,7 @@ mod tests {
         let joint = c1
             .next_toward(
                 set(&[NodeId(3), NodeId(4), NodeId(5)]),
-                nodes(&[NodeId(1), NodeId(2), NodeId(3), 4, 5]),
+                nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
                 false,
             )
             .unwrap();
@@ -379,7 +379,11 @@ mod tests {
     fn retain_keeps_removed_voters_as_learners() {
         let c1 = Membership::new_uniform(nodes(&[NodeId(1), NodeId(2), NodeId(3)])).unwrap();
         let joint = c1
-            .next_toward(set(&[NodeId(3), NodeId(4), NodeId(5)]), nodes(&[NodeId(1), NodeId(2), NodeId(3), 4, 5]), true)
+            .next_toward(
+                set(&[NodeId(3), NodeId(4), NodeId(5)]),
+                nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
+                true,
+            )
             .unwrap();
         assert_eq!(
             joint.exit().unwrap().keep_as_learners,
@@ -399,9 +403,11 @@ mod tests {
         .unwrap();
         let back = Membership::new(vec![set(&[NodeId(1)])], nodes(&[NodeId(1), NodeId(2), NodeId(3)])).unwrap();
         assert!(joint.may_transition_to(&back));
-        let c3c4 =
-            Membership::new(vec![set(&[NodeId(3)]), set(&[NodeId(4)])], nodes(&[NodeId(1), NodeId(2), NodeId(3), 4]))
-                .unwrap();
+        let c3c4 = Membership::new(
+            vec![set(&[NodeId(3)]), set(&[NodeId(4)])],
+            nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]),
+        )
+        .unwrap();
         assert!(joint.may_transition_to(&c3c4));
         let c4 = Membership::new(vec![set(&[NodeId(4)])], nodes(&[NodeId(4)])).unwrap();
         assert!(c3c4.may_transition_to(&c4));
@@ -412,13 +418,13 @@ mod tests {
     fn a_joint_config_reverts_to_its_old_side_in_one_step() {
         let joint = Membership::new(
             vec![set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])],
-            nodes(&[NodeId(1), NodeId(2), NodeId(3), 4, 5]),
+            nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
         )
         .unwrap();
         let back = joint
             .next_toward(
                 set(&[NodeId(1), NodeId(2), NodeId(3)]),
-                nodes(&[NodeId(1), NodeId(2), NodeId(3), 4, 5]),
+                nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
                 false,
             )
             .unwrap();
@@ -435,9 +441,14 @@ mod tests {
     fn node_changes_keep_the_exit_plan() {
         let c1 = Membership::new_uniform(nodes(&[NodeId(1), NodeId(2), NodeId(3)])).unwrap();
         let joint = c1
-            .next_toward(set(&[NodeId(3), NodeId(4), NodeId(5)]), nodes(&[NodeId(1), NodeId(2), NodeId(3), 4, 5]), true)
+            .next_toward(
+                set(&[NodeId(3), NodeId(4), NodeId(5)]),
+                nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
+                true,
+            )
             .unwrap();
-        let moved = joint.with_nodes(nodes(&[NodeId(1), NodeId(2), NodeId(3), 4, 5, 6])).unwrap();
+        let moved =
+            joint.with_nodes(nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5), NodeId(6)])).unwrap();
         assert_eq!(moved.exit(), joint.exit());
         assert!(moved.leaves_automatically());
     }

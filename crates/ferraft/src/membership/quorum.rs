@@ -49,16 +49,16 @@ mod tests {
     fn joint_quorum_needs_majority_of_each_config() {
         let configs = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])];
         // majority of old only
-        assert!(!is_quorum(&configs, |id| [1, 2].contains(&id)));
+        assert!(!is_quorum(&configs, |id| [1, 2].map(NodeId).contains(&id)));
         // majority of new only
-        assert!(!is_quorum(&configs, |id| [4, 5].contains(&id)));
-        assert!(is_quorum(&configs, |id| [2, 3, 4].contains(&id)));
+        assert!(!is_quorum(&configs, |id| [4, 5].map(NodeId).contains(&id)));
+        assert!(is_quorum(&configs, |id| [2, 3, 4].map(NodeId).contains(&id)));
     }
 
     #[test]
     fn committed_index_is_min_over_configs_of_majority_match() {
         let configs = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])];
-        let matched = |id: NodeId| [0, 10, 9, 5, 7, 1][id.0 as usize];
+        let matched = |id: NodeId| LogIndex([0, 10, 9, 5, 7, 1][id.0 as usize]);
         // old: 10,9,5 -> 9 ; new: 7,5,1 -> 5
         assert_eq!(committed_index(&configs, matched), LogIndex(5));
         assert_eq!(committed_index(&configs[..1], matched), LogIndex(9));
@@ -66,9 +66,9 @@ mod tests {
 
     #[test]
     fn even_config_needs_more_than_half() {
-        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3), 4])];
+        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)])];
         assert!(!is_quorum(&configs, |id| id <= NodeId(2)));
-        let matched = |id: NodeId| [0, 4, 3, 2, 1][id.0 as usize];
+        let matched = |id: NodeId| LogIndex([0, 4, 3, 2, 1][id.0 as usize]);
         assert_eq!(committed_index(&configs, matched), LogIndex(2));
     }
 }

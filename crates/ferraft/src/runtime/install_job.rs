@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn a_state_machine_that_panics_decoding_gives_an_error_not_a_lost_answer() {
-        let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+        let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
         let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
         let meta =
             SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(9))), membership };

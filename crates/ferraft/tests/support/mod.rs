@@ -29,8 +29,8 @@ pub fn addr(id: impl Into<NodeId>) -> String {
     format!("node-{}", id.into())
 }
 
-pub fn nodes(ids: &[u64]) -> BTreeMap<NodeId, BasicNode> {
-    ids.iter().map(|id| (NodeId(*id), BasicNode::new(addr(*id)))).collect()
+pub fn nodes(ids: &[impl Into<NodeId> + Copy]) -> BTreeMap<NodeId, BasicNode> {
+    ids.iter().map(|&id| (id.into(), BasicNode::new(addr(id)))).collect()
 }
 
 pub struct Member {
@@ -74,7 +74,7 @@ impl Cluster {
     }
 
     /// Starts nodes `ids` and initializes them as the voters.
-    pub async fn start_initialized(config: Config, ids: &[u64]) -> Self {
+    pub async fn start_initialized(config: Config, ids: &[impl Into<NodeId> + Copy]) -> Self {
         let mut cluster = Self::new(config);
         for id in ids {
             cluster.start(*id).await;
@@ -95,8 +95,8 @@ impl Cluster {
     }
 
     /// Waits until the nodes in `ids` agree on one leader among them; returns it.
-    pub async fn leader_among(&self, ids: &[u64]) -> NodeId {
-        let ids: Vec<NodeId> = ids.iter().copied().map(NodeId).collect();
+    pub async fn leader_among(&self, ids: &[impl Into<NodeId> + Copy]) -> NodeId {
+        let ids: Vec<NodeId> = ids.iter().map(|&id| id.into()).collect();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let leaders: Vec<NodeId> = ids
@@ -120,16 +120,16 @@ impl Cluster {
         self.raft(leader).ensure_linearizable().await.expect("leader read index")
     }
 
-    pub async fn wait_applied(&self, ids: &[u64], index: LogIndex) {
-        for id in ids {
-            self.raft(*id).wait(WAIT).applied_at_least(index).await.unwrap_or_else(|e| panic!("node {id}: {e}"));
+    pub async fn wait_applied(&self, ids: &[impl Into<NodeId> + Copy], index: LogIndex) {
+        for id in ids.iter().map(|&id| -> NodeId { id.into() }) {
+            self.raft(id).wait(WAIT).applied_at_least(index).await.unwrap_or_else(|e| panic!("node {id}: {e}"));
         }
     }
 
     /// Every node in `ids` applied exactly `expected`, in order.
-    pub fn assert_applied_everywhere(&self, ids: &[u64], expected: &[u64]) {
-        for id in ids {
-            assert_eq!(self.applied(*id), expected, "node {id} applied the same writes in the same order");
+    pub fn assert_applied_everywhere(&self, ids: &[impl Into<NodeId> + Copy], expected: &[u64]) {
+        for id in ids.iter().map(|&id| -> NodeId { id.into() }) {
+            assert_eq!(self.applied(id), expected, "node {id} applied the same writes in the same order");
         }
     }
 

@@ -46,7 +46,7 @@ fn entries_are_split_across_appends_to_stay_within_max_append_bytes() {
         assert!(bytes <= max_bytes as u64, "an append of {} entries, {bytes} bytes", entries.len());
     }
     let sent: Vec<LogIndex> = appends.iter().flatten().map(|e| e.log_id.index).collect();
-    let expected: Vec<LogIndex> = (proposed.index..proposed.index + 20).collect();
+    let expected: Vec<LogIndex> = proposed.index.until(proposed.index + 20).collect();
     assert_eq!(sent, expected, "every entry is sent, in order, across several appends");
 }
 

@@ -42,13 +42,14 @@ fn commit_all(engine: &mut TestEngine) {
 
 #[test]
 fn a_retried_change_id_gets_the_first_outcome_even_from_another_leader() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     engine.change_membership_guarded(1, ChangeMembers::AddVoterIds(set(&[4])), false, guard("grow")).unwrap();
     commit_everywhere(&mut engine);
     commit_everywhere(&mut engine);
     let first = done(&engine.take_outputs());
     assert!(matches!(&first[..], [(1, ok)] if ok.starts_with("Ok")), "{first:?}");
-    let entries: Vec<_> = (1..=engine.log().last_index()).map(|i| engine.log().get(i).unwrap().clone()).collect();
+    let entries: Vec<_> =
+        LogIndex(1).through(engine.log().last_index()).map(|i| engine.log().get(i).unwrap().clone()).collect();
     let last_before = engine.log().last_log_id();
     // the same call again, on node 2 leading after a failover: nothing new is proposed
     let mut other = leader_from_log(NodeId(2), entries);
@@ -67,7 +68,7 @@ fn a_retried_change_id_gets_the_first_outcome_even_from_another_leader() {
 fn a_retried_change_id_does_not_apply_a_removal_twice() {
     // RemoveVoters({3}) then AddVoterIds({3}) by someone else: retrying the
     // removal with its id must not remove 3 again
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3]);
     engine.change_membership_guarded(1, ChangeMembers::RemoveVoters(set(&[3])), true, guard("shrink")).unwrap();
     commit_everywhere(&mut engine);
     commit_everywhere(&mut engine);
@@ -84,7 +85,7 @@ fn a_retried_change_id_does_not_apply_a_removal_twice() {
 
 #[test]
 fn a_refused_change_id_is_refused_again_with_the_same_reason() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3]);
     let first = engine.change_membership_guarded(1, ChangeMembers::AddVoterIds(set(&[9])), false, guard("bad"));
     let again = engine.change_membership_guarded(2, ChangeMembers::AddVoterIds(set(&[9])), false, guard("bad"));
     assert!(matches!(first, Err(ChangeMembershipError::Invalid(_))));
@@ -95,7 +96,7 @@ fn a_refused_change_id_is_refused_again_with_the_same_reason() {
 
 #[test]
 fn a_change_whose_precondition_fails_changes_nothing() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     let in_force = index_of(engine.membership().unwrap().log_id);
     let stale = ChangeGuard { change_id: None, expect_membership_index: Some(in_force + 7) };
     let last = engine.log().last_log_id();
@@ -122,7 +123,7 @@ fn a_change_whose_precondition_fails_changes_nothing() {
 
 #[test]
 fn a_joint_entry_whose_new_voters_never_answer_is_rolled_back_in_time() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4, 5]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4, 5]);
     engine.take_outputs();
     engine
         .change_membership_guarded(1, ChangeMembers::ReplaceAllVoters(set(&[1, 4, 5])), false, guard("move"))
@@ -157,10 +158,10 @@ fn a_joint_entry_whose_new_voters_never_answer_is_rolled_back_in_time() {
 
 #[test]
 fn a_leader_after_a_whole_cluster_restart_finishes_a_committed_joint_config() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     engine.change_membership_guarded(1, ChangeMembers::AddVoterIds(set(&[4])), false, guard("grow")).unwrap();
     let joint = engine.log().last_log_id().unwrap();
-    let entries: Vec<_> = (1..=joint.index).map(|i| engine.log().get(i).unwrap().clone()).collect();
+    let entries: Vec<_> = LogIndex(1).through(joint.index).map(|i| engine.log().get(i).unwrap().clone()).collect();
     // every node restarts with the joint entry committed, nothing after it
     let mut restarted = leader_from_log(NodeId(2), entries);
     commit_all(&mut restarted);
@@ -172,7 +173,7 @@ fn a_leader_after_a_whole_cluster_restart_finishes_a_committed_joint_config() {
 
 #[test]
 fn an_uncommitted_prepared_joint_config_can_be_aborted_at_once() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4, 5]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4, 5]);
     let prepared = engine.prepare_membership(&set(&[1, 2, 3]), &set(&[4, 5]), &set(&[1, 4, 5]), &set(&[])).unwrap();
     // 4 and 5 never answer: the joint entry cannot commit, yet the operator can go back
     let joint = engine.log().last_log_id().unwrap();

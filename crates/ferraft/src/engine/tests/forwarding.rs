@@ -18,7 +18,7 @@ fn append_from(
     seq: u64,
 ) -> MessageBody<u64, BasicNode> {
     MessageBody::Append(AppendEntries {
-        vote: Vote::new_committed(term, leader),
+        vote: Vote::new_committed(Term(term), leader),
         prev_log_id: Some(log_id(1, 1, 1)),
         entries,
         committed: None,
@@ -131,7 +131,7 @@ fn the_leader_proposes_forwarded_writes_and_says_where_they_sit() {
     let first = engine.log().log_id_at(before + 1).unwrap();
     assert_eq!(
         forward_replies(&outputs),
-        vec![(2, ForwardWriteReply { id: 40, outcome: ForwardOutcome::Accepted { first } })]
+        vec![(NodeId(2), ForwardWriteReply { id: 40, outcome: ForwardOutcome::Accepted { first } })]
     );
     assert!(outputs.iter().any(|o| matches!(o, Output::AppendLog(e) if e.len() == 2)), "{outputs:?}");
 }
@@ -146,7 +146,7 @@ fn the_leader_tells_the_follower_when_its_forwarded_writes_commit() {
     assert!(forward_replies(&engine.take_outputs()).is_empty(), "not committed yet: nothing to say");
     ack(&mut engine, 3, last);
     let committed = ForwardWriteReply { id: 40, outcome: ForwardOutcome::Committed { upto: last.unwrap() } };
-    assert_eq!(forward_replies(&engine.take_outputs()), vec![(2, committed)]);
+    assert_eq!(forward_replies(&engine.take_outputs()), vec![(NodeId(2), committed)]);
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn a_node_that_does_not_lead_refuses_forwarded_writes_and_proposes_nothing() {
     let outputs = engine.take_outputs();
     assert_eq!(engine.log().last_index(), LogIndex(1));
     let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(NodeId(1)) } };
-    assert_eq!(forward_replies(&outputs), vec![(2, refused)]);
+    assert_eq!(forward_replies(&outputs), vec![(NodeId(2), refused)]);
 }
 
 #[test]
@@ -255,7 +255,7 @@ fn the_leader_answers_a_read_index_only_once_a_quorum_confirmed_it_still_leads()
     ack_seq(&mut engine, NodeId(3), committed, round);
     let committed = engine.committed();
     let ready = ReadIndexOutcome::Ready { read_index: index_of(committed), committed };
-    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, ReadIndexReply { id: 5, outcome: ready })]);
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(NodeId(2), ReadIndexReply { id: 5, outcome: ready })]);
 }
 
 #[test]
@@ -284,7 +284,7 @@ fn a_leader_that_steps_down_refuses_the_read_indexes_it_was_confirming() {
     engine.on_message(msg(3, 1, MessageBody::AppendReply(newer)));
     assert!(!engine.is_leader());
     let refused = ReadIndexReply { id: 5, outcome: ReadIndexOutcome::NotConfirmed };
-    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, refused)]);
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(NodeId(2), refused)]);
 }
 
 #[test]
@@ -292,7 +292,7 @@ fn a_node_that_does_not_lead_refuses_a_read_index() {
     let mut engine = follower_of_1(vec![]);
     engine.on_message(msg(2, 3, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: true })));
     let refused = ReadIndexReply { id: 5, outcome: ReadIndexOutcome::NotConfirmed };
-    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, refused)]);
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(NodeId(2), refused)]);
 }
 
 #[test]
@@ -380,7 +380,7 @@ fn a_copy_of_a_batch_sent_to_an_earlier_leadership_is_never_proposed_by_a_later_
     superseded(&mut engine);
     engine.on_message(msg(2, 1, forward_write(40, vec![7])));
     let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(NodeId(2)) } };
-    assert_eq!(forward_replies(&engine.take_outputs()), vec![(2, refused)]);
+    assert_eq!(forward_replies(&engine.take_outputs()), vec![(NodeId(2), refused)]);
     wins_again(&mut engine);
     let before = engine.log().last_index();
     engine.on_message(msg(2, 1, forward_write(40, vec![7])));

@@ -6,18 +6,18 @@ use crate::incarnation::Incarnation;
 use crate::message::{Probe, ProbeReply};
 
 /// The incarnation each node of these tests had before any wipe.
-fn first_life(id: NodeId) -> u64 {
-    id * 11
+fn first_life(id: impl Into<NodeId>) -> u64 {
+    id.into().0 * 11
 }
 
 /// A wiped node's incarnation.
-fn second_life(id: NodeId) -> u64 {
-    id * 111
+fn second_life(id: impl Into<NodeId>) -> u64 {
+    id.into().0 * 111
 }
 
 /// Membership `voters` (uniform) with every member's first incarnation recorded.
-fn recorded_entry(voters: &[NodeId], all: &[NodeId]) -> Entry<u64, BasicNode> {
-    let incarnations = all.iter().map(|id| (*id, first_life(*id))).collect();
+fn recorded_entry(voters: &[u64], all: &[u64]) -> Entry<u64, BasicNode> {
+    let incarnations = all.iter().map(|id| (NodeId(*id), first_life(*id))).collect();
     let m = Membership::new(vec![set(voters)], nodes(all)).unwrap().with_incarnations(incarnations);
     Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) }
 }
@@ -31,7 +31,7 @@ fn node_with(id: NodeId, entries: Vec<Entry<u64, BasicNode>>, committed: Option<
         committed,
         ..LogState::default()
     };
-    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id.0, 0);
     engine.take_outputs();
     engine
 }
@@ -39,13 +39,19 @@ fn node_with(id: NodeId, entries: Vec<Entry<u64, BasicNode>>, committed: Option<
 /// Node `id` after its disk was wiped: nothing but a new incarnation.
 fn wiped(id: NodeId) -> TestEngine {
     let state = LogState { incarnation: Incarnation::new(second_life(id)), ..LogState::default() };
-    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id.0, 0);
     engine.take_outputs();
     engine
 }
 
 /// A message from `from` in incarnation `life` to `to` (its recorded incarnation unknown).
-fn from_life(from: NodeId, life: u64, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
+fn from_life(
+    from: impl Into<NodeId>,
+    life: u64,
+    to: impl Into<NodeId>,
+    body: MessageBody<u64, BasicNode>,
+) -> Message<u64, BasicNode> {
+    let (from, to) = (from.into(), to.into());
     let envelope = Envelope { cluster_id: CLUSTER, from, to, from_incarnation: life, to_incarnation: 0 };
     Message { envelope, body }
 }
@@ -59,11 +65,7 @@ fn command_entry(index: u64) -> Entry<u64, BasicNode> {
 /// does not vote for it and its vote would not count: node 3 is not elected.
 #[test]
 fn a_wiped_voter_cannot_help_elect_a_leader_lacking_a_committed_entry() {
-    let mut candidate = node_with(
-        NodeId(3),
-        vec![recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)])],
-        None,
-    );
+    let mut candidate = node_with(NodeId(3), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     let mut wiped_two = wiped(NodeId(2));
     candidate.on_tick(10_000);
     let requests = candidate.take_outputs();
@@ -88,11 +90,7 @@ fn a_wiped_voter_cannot_help_elect_a_leader_lacking_a_committed_entry() {
 /// node 2 does not commit an entry; one from the recorded incarnation does.
 #[test]
 fn acks_from_another_incarnation_do_not_count_toward_commit() {
-    let mut leader = node_with(
-        NodeId(1),
-        vec![recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)])],
-        None,
-    );
+    let mut leader = node_with(NodeId(1), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     leader.on_tick(10_000);
     let vote = leader.vote();
     let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
@@ -121,10 +119,7 @@ fn a_follower_drops_appends_meant_for_its_old_incarnation() {
     let append = AppendEntries {
         vote: Vote::new_committed(Term(2), NodeId(1)),
         prev_log_id: None,
-        entries: vec![
-            recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)]),
-            command_entry(2),
-        ],
+        entries: vec![recorded_entry(&[1, 2, 3], &[1, 2, 3]), command_entry(2)],
         committed: None,
         seq: 1,
         leader_node: Some(BasicNode::new("n1")),
@@ -141,7 +136,7 @@ fn a_follower_drops_appends_meant_for_its_old_incarnation() {
 /// records the new incarnation; from then on its acknowledgements count.
 #[test]
 fn a_wiped_voter_readmitted_as_learner_is_recorded_with_its_new_incarnation() {
-    let entries = vec![recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)])];
+    let entries = vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])];
     let mut leader = node_with(NodeId(1), entries, None);
     leader.on_tick(10_000);
     let vote = leader.vote();
@@ -234,12 +229,12 @@ fn a_probe_is_answered_with_the_incarnation() {
 fn initialize_records_the_incarnations_the_caller_learned() {
     let state = LogState { incarnation: Incarnation::new(first_life(NodeId(1))), ..LogState::default() };
     let mut engine: TestEngine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, false), &state, 1, 0);
-    let learned = [(2, first_life(NodeId(2))), (3, first_life(NodeId(3)))].into();
+    let learned = [(NodeId(2), first_life(2)), (NodeId(3), first_life(3))].into();
     let m = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap().with_incarnations(learned);
     engine.initialize(m).unwrap();
     let recorded = engine.effective().unwrap();
     for id in [1, 2, 3] {
-        assert_eq!(recorded.incarnation(id), first_life(id), "node {id}");
+        assert_eq!(recorded.incarnation(NodeId(id)), first_life(id), "node {id}");
     }
 }
 
@@ -250,7 +245,7 @@ fn initialize_records_the_incarnations_the_caller_learned() {
 /// 23304 of the wiped-disk runs).
 #[test]
 fn a_wiped_node_holding_an_old_committed_config_naming_its_old_self_does_not_campaign() {
-    let mut old_config = recorded_entry(&[NodeId(1)], &[NodeId(1), NodeId(2), NodeId(3)]);
+    let mut old_config = recorded_entry(&[1], &[1, 2, 3]);
     old_config.log_id = log_id(1, 1, 1);
     let state = LogState {
         cluster_id: ClusterId::new(CLUSTER),
@@ -279,13 +274,9 @@ fn a_wiped_node_holding_an_old_committed_config_naming_its_old_self_does_not_cam
 /// incarnations: it is followed.
 #[test]
 fn a_lagging_follower_follows_a_leader_elected_in_its_new_incarnation() {
-    let mut two = node_with(
-        NodeId(2),
-        vec![recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)])],
-        None,
-    );
+    let mut two = node_with(NodeId(2), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     let incarnations =
-        [(1, second_life(NodeId(1))), (2, first_life(NodeId(2))), (3, first_life(NodeId(3)))].into_iter().collect();
+        [(NodeId(1), second_life(1)), (NodeId(2), first_life(2)), (NodeId(3), first_life(3))].into_iter().collect();
     let readmitted = Membership::new(vec![set(&[1, 2, 3])], nodes(&[1, 2, 3])).unwrap().with_incarnations(incarnations);
     let append = AppendEntries {
         vote: Vote::new_committed(Term(3), NodeId(1)),
@@ -320,11 +311,7 @@ fn a_lagging_follower_follows_a_leader_elected_in_its_new_incarnation() {
 /// A wiped candidate, whose log is empty, is still dropped.
 #[test]
 fn a_lagging_voter_answers_a_readmitted_candidate_whose_log_is_ahead() {
-    let mut two = node_with(
-        NodeId(2),
-        vec![recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)])],
-        None,
-    );
+    let mut two = node_with(NodeId(2), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     let ahead = VoteRequest {
         candidate_node: Some(BasicNode::new("n1")),
         vote: Vote::new(Term(3), NodeId(1)),
@@ -338,11 +325,7 @@ fn a_lagging_voter_answers_a_readmitted_candidate_whose_log_is_ahead() {
             || matches!(o, Output::SaveVote(v) if *v == Vote::new(Term(3), NodeId(1)))
     });
     assert!(granted, "a candidate ahead of this node is answered");
-    let mut three = node_with(
-        NodeId(3),
-        vec![recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)])],
-        None,
-    );
+    let mut three = node_with(NodeId(3), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     let empty = VoteRequest { last_log_id: None, ..ahead };
     three.on_message(from_life(NodeId(1), second_life(NodeId(1)), NodeId(3), MessageBody::Vote(empty)));
     assert!(three.take_outputs().is_empty(), "a wiped candidate is dropped");
@@ -352,10 +335,10 @@ fn a_lagging_voter_answers_a_readmitted_candidate_whose_log_is_ahead() {
 /// records its new incarnation; nodes 2 and 3 recorded in their first.
 fn readmitted_one(pre_vote: bool) -> TestEngine {
     let incarnations =
-        [(1, second_life(NodeId(1))), (2, first_life(NodeId(2))), (3, first_life(NodeId(3)))].into_iter().collect();
+        [(NodeId(1), second_life(1)), (NodeId(2), first_life(2)), (NodeId(3), first_life(3))].into_iter().collect();
     let readmitted = Membership::new(vec![set(&[1, 2, 3])], nodes(&[1, 2, 3])).unwrap().with_incarnations(incarnations);
     let entries = vec![
-        recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)]),
+        recorded_entry(&[1, 2, 3], &[1, 2, 3]),
         Entry { log_id: log_id(1, 1, 2), payload: EntryPayload::Membership(readmitted) },
     ];
     let state = LogState {
@@ -394,11 +377,7 @@ fn deliver(outputs: &[Output<u64, BasicNode>], to: &mut TestEngine) -> Vec<Outpu
 fn a_readmitted_candidate_counts_the_grant_of_a_voter_lagging_behind_its_record() {
     for pre_vote in [false, true] {
         let mut one = readmitted_one(pre_vote);
-        let mut two = node_with(
-            NodeId(2),
-            vec![recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)])],
-            None,
-        );
+        let mut two = node_with(NodeId(2), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
         one.on_tick(10_000);
         let requests = one.take_outputs();
         let replies = deliver(&requests, &mut two);
@@ -429,11 +408,7 @@ fn a_readmitted_candidate_counts_the_grant_of_a_voter_lagging_behind_its_record(
 #[test]
 fn a_readmitted_leader_catches_up_a_voter_lagging_behind_its_record() {
     let mut one = readmitted_one(false);
-    let mut two = node_with(
-        NodeId(2),
-        vec![recorded_entry(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)])],
-        None,
-    );
+    let mut two = node_with(NodeId(2), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     one.on_tick(10_000);
     let vote = one.vote();
     let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
@@ -463,7 +438,7 @@ fn a_readmitted_leader_catches_up_a_voter_lagging_behind_its_record() {
 /// simulator, seed 187 with wiped disks: a joint config never committed).
 #[test]
 fn a_probe_answer_from_another_cluster_teaches_no_incarnation() {
-    let mut leader = node_with(NodeId(1), vec![recorded_entry(&[NodeId(1)], &[NodeId(1), NodeId(2)])], None);
+    let mut leader = node_with(NodeId(1), vec![recorded_entry(&[1], &[1, 2])], None);
     leader.on_tick(10_000);
     assert!(leader.is_leader());
     leader.probe(NodeId(2), 9);

@@ -31,7 +31,7 @@ fn fresh_leader_of(membership: Membership<BasicNode>) -> TestEngine {
 /// A leader elected in a higher term deposes node 1 with an empty heartbeat
 /// that matches nothing (so nothing of node 1's log is confirmed or removed).
 fn depose(engine: &mut TestEngine, new_leader: NodeId) {
-    let vote = Vote { leader_id: LeaderId::new(engine.vote().term() + 1, new_leader), committed: true };
+    let vote = Vote { leader_id: LeaderId::new(engine.vote().term().next(), new_leader), committed: true };
     let append = AppendEntries { leader_node: None, vote, seq: 1, prev_log_id: None, entries: vec![], committed: None };
     engine.on_message(msg(new_leader, 1, MessageBody::Append(append)));
     assert!(!engine.is_leader());
@@ -39,7 +39,7 @@ fn depose(engine: &mut TestEngine, new_leader: NodeId) {
 
 /// Node 1 leads {1,2,3} with learner 4, its blank entry committed.
 fn leader_with_learner_4() -> TestEngine {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     engine.take_outputs();
     engine
 }
@@ -154,8 +154,7 @@ fn a_proposed_entry_truncated_by_the_next_leader_is_answered_nothing_happened() 
 /// nothing happened.
 #[test]
 fn a_proposed_entry_truncated_by_an_uncommitted_replacement_is_not_answered_nothing_happened() {
-    let mut engine =
-        leader_of(&[&[NodeId(1), NodeId(2), NodeId(3), 4, 5]], &[NodeId(1), NodeId(2), NodeId(3), 4, 5, 6]);
+    let mut engine = leader_of(&[&[1, 2, 3, 4, 5]], &[1, 2, 3, 4, 5, 6]);
     engine.take_outputs();
     engine.change_membership(10, ChangeMembers::AddVoterIds(set(&[6])), false).unwrap();
     let proposed = engine.log().last_log_id().unwrap();
@@ -180,7 +179,7 @@ fn a_proposed_entry_truncated_by_an_uncommitted_replacement_is_not_answered_noth
 
 #[test]
 fn the_learners_a_prepare_keeps_survive_a_failover_before_commit() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     let prepare_index = engine.prepare_membership(&set(&[1, 2, 3]), &set(&[4]), &set(&[1, 2, 4]), &set(&[3])).unwrap();
     assert_eq!(index_of(engine.membership().unwrap().log_id), prepare_index);
     let joint = engine.membership().unwrap().membership.clone();
@@ -205,7 +204,7 @@ fn the_learners_a_prepare_keeps_survive_a_failover_before_commit() {
 
 #[test]
 fn a_retried_abort_never_reverts_a_later_prepare() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     let prepare = |e: &mut TestEngine| e.prepare_membership(&set(&[1, 2, 3]), &set(&[4]), &set(&[1, 2, 4]), &set(&[]));
     let first = prepare(&mut engine).unwrap();
     commit_everywhere(&mut engine);
@@ -221,10 +220,7 @@ fn a_retried_abort_never_reverts_a_later_prepare() {
 
 #[test]
 fn a_joint_config_reverts_to_its_old_side_in_one_step() {
-    let mut engine = leader_of(
-        &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(3), NodeId(4), NodeId(5)]],
-        &[NodeId(1), NodeId(2), NodeId(3), 4, 5],
-    );
+    let mut engine = leader_of(&[&[1, 2, 3], &[3, 4, 5]], &[1, 2, 3, 4, 5]);
     engine.change_membership(11, ChangeMembers::ReplaceAllVoters(set(&[1, 2, 3])), false).unwrap();
     assert_eq!(configs_of(&engine), vec![set(&[1, 2, 3])], "[c1,c2] -> c1 directly, not via [c2,c1]");
     let proposed = engine.log().last_log_id().unwrap();
@@ -237,7 +233,7 @@ fn a_joint_config_reverts_to_its_old_side_in_one_step() {
 
 #[test]
 fn a_removed_node_is_sent_its_removal_until_it_holds_it_committed() {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3]);
     engine.change_membership(12, ChangeMembers::RemoveVoters(set(&[3])), false).unwrap();
     let joint = engine.log().last_log_id().unwrap();
     engine.on_log_flushed(joint);

@@ -406,7 +406,7 @@ fn an_unreachable_follower_gets_one_probe_per_two_heartbeats_not_a_stream() {
 
 /// Node 1 leads a cluster whose initial membership is `configs` over `all`,
 /// with its blank entry committed by every other voter.
-fn leader_of(configs: &[&[NodeId]], all: &[NodeId]) -> TestEngine {
+fn leader_of(configs: &[&[u64]], all: &[u64]) -> TestEngine {
     let m = Membership::new(configs.iter().map(|c| set(c)).collect(), nodes(all)).unwrap();
     let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) };
     let mut engine = elected(NodeId(1), LogState { entries: vec![entry], ..LogState::default() });
@@ -417,7 +417,7 @@ fn leader_of(configs: &[&[NodeId]], all: &[NodeId]) -> TestEngine {
 /// Node `id` started from `state` and elected by every other voter of its
 /// membership (its blank entry appended, not yet committed).
 fn elected(id: NodeId, state: LogState<u64, BasicNode>) -> TestEngine {
-    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id.0, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
     let voters: Vec<NodeId> = engine.effective().unwrap().voter_ids().filter(|v| *v != id).collect();
@@ -448,7 +448,7 @@ fn configs_of(engine: &TestEngine) -> Vec<BTreeSet<NodeId>> {
 #[test]
 fn extended_path_c1c2c3_to_c3c4_to_c4() {
     // c1 = {1}, c2 = {2}, c3 = {3}, c4 = {4}; node 1 leads [c1,c2,c3]
-    let mut engine = leader_of(&[&[NodeId(1)], &[NodeId(2)], &[NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1], &[2], &[3]], &[1, 2, 3, 4]);
     engine.change_membership(7, ChangeMembers::ReplaceAllVoters(set(&[4])), false).unwrap();
     assert_eq!(configs_of(&engine), vec![set(&[3]), set(&[4])], "c1c2c3 -> c3c4 keeps c3 (old-new-intersect)");
     commit_everywhere(&mut engine);
@@ -457,7 +457,7 @@ fn extended_path_c1c2c3_to_c3c4_to_c4() {
 
 #[test]
 fn reverting_c1c2c3_to_c1() {
-    let mut engine = leader_of(&[&[NodeId(1)], &[NodeId(2)], &[NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+    let mut engine = leader_of(&[&[1], &[2], &[3]], &[1, 2, 3]);
     let index = engine.abort_membership(LogIndex(1)).unwrap();
     assert_eq!(configs_of(&engine), vec![set(&[1])]);
     commit_everywhere(&mut engine);
@@ -470,7 +470,7 @@ fn disjoint_proposals_from_c1c2_never_both_commit() {
     // with c3 = {7}, but is cut off from c2: it cannot commit without a
     // majority of c2, which a rival leader in c2 would need too for [c2,c4]
     let all = [1, 2, 3, 4, 5, 6, 7];
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(4), NodeId(5), NodeId(6)]], &all);
+    let mut engine = leader_of(&[&[1, 2, 3], &[4, 5, 6]], &all);
     engine.prepare_membership(&set(&[1, 2, 3, 4, 5, 6]), &set(&[7]), &set(&[7]), &set(&[])).unwrap_err();
     engine.change_membership(9, ChangeMembers::ReplaceAllVoters(set(&[7])), false).unwrap();
     let proposed = engine.log().last_log_id().unwrap();
@@ -510,7 +510,7 @@ fn trimming_the_log_cache_keeps_the_store_until_a_snapshot_covers_it() {
 
 /// The applied indexes at which a lone node `id` asks for snapshots while
 /// applying `entries` entries, with a snapshot every `every`.
-fn snapshot_points(id: NodeId, every: u64, entries: u64) -> Vec<u64> {
+fn snapshot_points(id: u64, every: u64, entries: u64) -> Vec<LogIndex> {
     let config = Arc::new(Config { snapshot_logs_since_last: every, ..Config::default() });
     let mut engine = member(id, &[id], config);
     engine.on_tick(10_000);
@@ -536,13 +536,13 @@ fn snapshot_points(id: NodeId, every: u64, entries: u64) -> Vec<u64> {
 #[test]
 fn nodes_snapshot_at_staggered_points_every_interval() {
     let every = 100;
-    let points: Vec<Vec<u64>> = (1..=4).map(|id| snapshot_points(id, every, 500)).collect();
+    let points: Vec<Vec<LogIndex>> = (1..=4).map(|id| snapshot_points(id, every, 500)).collect();
     for (id, node) in (1..=4).zip(&points) {
         assert!(node.len() >= 3, "node {id}: {node:?}");
         assert!(node.windows(2).all(|w| w[1] - w[0] == every), "node {id} keeps its interval: {node:?}");
     }
     // Four ids, four distinct phases a quarter of the interval apart.
-    let mut phases: Vec<u64> = points.iter().map(|node| node[0] % every).collect();
+    let mut phases: Vec<u64> = points.iter().map(|node| node[0].0 % every).collect();
     phases.sort_unstable();
     assert_eq!(phases, [0, 25, 50, 75], "{points:?}");
 }

@@ -9,7 +9,7 @@ use crate::error::ChangeMembershipError;
 /// Node 1 leads {1,2,3} with learner 4, all caught up, then appends `extra`
 /// commands that only the voters acknowledge: learner 4 lacks them.
 fn leader_with_learner_lagging(extra: u64) -> TestEngine {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     engine.propose(0..extra).unwrap();
     let last = engine.log().last_log_id();
     engine.on_log_flushed(last.unwrap());
@@ -21,7 +21,7 @@ fn leader_with_learner_lagging(extra: u64) -> TestEngine {
 
 /// Runs heartbeats for `ms`, the voters holding the whole log and the
 /// learner acknowledging `acked(now)` each time.
-fn heartbeats(engine: &mut TestEngine, ms: u64, mut acked: impl FnMut(u64) -> Option<u64>) {
+fn heartbeats(engine: &mut TestEngine, ms: u64, mut acked: impl FnMut(u64) -> Option<LogIndex>) {
     let end = engine.now_ms + ms;
     while engine.now_ms < end {
         let now = engine.now_ms + engine.config.heartbeat_interval_ms;
@@ -37,7 +37,7 @@ fn heartbeats(engine: &mut TestEngine, ms: u64, mut acked: impl FnMut(u64) -> Op
     }
 }
 
-fn learner_4_matched_at(engine: &mut TestEngine, index: u64) {
+fn learner_4_matched_at(engine: &mut TestEngine, index: LogIndex) {
     let log_id = engine.log().log_id_at(index);
     ack(engine, 4, log_id);
 }
@@ -50,7 +50,7 @@ fn catch_up_reports_lag_in_entries_and_encoded_bytes() {
     let report = engine.catch_up(NodeId(4)).unwrap();
     assert_eq!(report.lag_entries, 40);
     let expected: u64 =
-        ((last - 39)..=last).map(|i| crate::engine::entry_bytes::encoded_size(engine.log().get(i).unwrap())).sum();
+        (last - 39).through(last).map(|i| crate::engine::entry_bytes::encoded_size(engine.log().get(i).unwrap())).sum();
     assert_eq!(report.lag_bytes, expected);
     assert_eq!(engine.catch_up(NodeId(2)).unwrap().lag_entries, 0);
     assert_eq!(engine.catch_up(NodeId(2)).unwrap().lag_bytes, 0);
@@ -109,7 +109,7 @@ fn the_transport_saying_unreachable_is_reported_at_once_and_cleared_by_an_answer
     assert!(matches!(engine.catch_up(NodeId(4)).unwrap().stall, Some(CatchUpStall::Unreachable { .. })));
     let now = engine.now_ms + 1;
     engine.on_tick(now);
-    learner_4_matched_at(&mut engine, 1);
+    learner_4_matched_at(&mut engine, LogIndex(1));
     assert_eq!(engine.catch_up(NodeId(4)).unwrap().stall, None);
 }
 
@@ -134,7 +134,7 @@ fn promoting_a_lagging_learner_is_refused_with_its_lag() {
 #[test]
 fn a_forced_promotion_of_a_lagging_learner_is_proposed() {
     let mut engine = leader_with_learner_lagging(2000);
-    learner_4_matched_at(&mut engine, 1);
+    learner_4_matched_at(&mut engine, LogIndex(1));
     let change = ChangeMembers::AddVoterIds(set(&[4]));
     engine
         .change_membership_with(7, change, ChangeOptions { retain: false, force: true, ..Default::default() })
@@ -196,7 +196,7 @@ fn a_leader_change_cancels_a_pending_promotion_as_partially_applied() {
     let mut engine = leader_with_learner_lagging(500);
     let rule = Readiness { max_lag_entries: 0, max_lag_bytes: 0, hold_ms: 0 };
     engine.promote_when_ready(9, NodeId(4), rule).unwrap();
-    let vote = Vote { leader_id: LeaderId::new(engine.vote().term() + 1, NodeId(2)), committed: true };
+    let vote = Vote { leader_id: LeaderId::new(engine.vote().term().next(), NodeId(2)), committed: true };
     let append = AppendEntries { leader_node: None, vote, seq: 1, prev_log_id: None, entries: vec![], committed: None };
     engine.on_message(msg(2, 1, MessageBody::Append(append)));
     let now = engine.now_ms + 1;
@@ -214,9 +214,9 @@ fn a_learner_that_never_gets_ready_is_given_up_on_within_the_bound() {
     let rule = Readiness { max_lag_entries: 0, max_lag_bytes: 0, hold_ms: 0 };
     engine.promote_when_ready(9, NodeId(4), rule).unwrap();
     let bound = engine.config.election_timeout_max_ms * 100;
-    heartbeats(&mut engine, bound - 200, |_| Some(1));
+    heartbeats(&mut engine, bound - 200, |_| Some(LogIndex(1)));
     assert!(answers(&engine.take_outputs()).is_empty(), "still waiting before the bound");
-    heartbeats(&mut engine, 400, |_| Some(1));
+    heartbeats(&mut engine, 400, |_| Some(LogIndex(1)));
     let answered = answers(&engine.take_outputs());
     assert!(
         matches!(&answered[..], [(9, Err(ChangeMembershipError::PartiallyApplied { membership }))] if !membership.membership.is_voter(NodeId(4))),
@@ -227,7 +227,7 @@ fn a_learner_that_never_gets_ready_is_given_up_on_within_the_bound() {
 #[test]
 fn replace_voter_is_refused_while_the_learner_lags_and_is_one_joint_change_once_ready() {
     let mut engine = leader_with_learner_lagging(2000);
-    learner_4_matched_at(&mut engine, 1);
+    learner_4_matched_at(&mut engine, LogIndex(1));
     let err = engine.replace_voter(5, NodeId(3), NodeId(4), false).unwrap_err();
     assert!(matches!(err, ChangeMembershipError::LearnerNotReady { node_id: NodeId(4), .. }), "{err:?}");
     assert_eq!(configs_of(&engine), [set(&[1, 2, 3])]);
@@ -249,7 +249,8 @@ fn replace_voter_is_refused_while_the_learner_lags_and_is_one_joint_change_once_
 
 /// Learner 4 (matched at `matched`) needs entries the leader purged: the
 /// leader streams it a snapshot.
-fn streaming_a_snapshot_to_learner_4(matched: u64) -> TestEngine {
+fn streaming_a_snapshot_to_learner_4(matched: impl Into<LogIndex>) -> TestEngine {
+    let matched = matched.into();
     let mut engine = leader_with_learner_lagging(50);
     engine.config = Arc::new(Config { purge_keep_entries: 0, catch_up_retain_entries: 0, ..(*engine.config).clone() });
     let last = engine.log().last_log_id();

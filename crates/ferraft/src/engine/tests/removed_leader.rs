@@ -6,7 +6,7 @@ use super::*;
 /// Node 1 leads {1,2,3}; its own removal is proposed and a second change is
 /// queued behind it.
 fn leader_removing_itself_with_a_change_queued() -> TestEngine {
-    let mut engine = leader_of(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), 4]);
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     engine.change_membership(7, ChangeMembers::RemoveVoters(set(&[1])), false).unwrap();
     engine.change_membership(8, ChangeMembers::RemoveNodes(set(&[4])), false).unwrap();
     engine

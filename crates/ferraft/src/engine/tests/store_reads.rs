@@ -62,7 +62,7 @@ fn appends_to(outputs: &[Output<u64, BasicNode>], to: NodeId) -> Vec<(u64, Vec<u
         .filter(|m| m.envelope.to == to)
         .filter_map(|m| match &m.body {
             MessageBody::Append(a) if !a.entries.is_empty() => {
-                Some((crate::log_id::index_of(a.prev_log_id), a.entries.iter().map(|e| e.log_id.index).collect()))
+                Some((crate::log_id::index_of(a.prev_log_id).0, a.entries.iter().map(|e| e.log_id.index.0).collect()))
             }
             _ => None,
         })
@@ -74,7 +74,7 @@ fn a_follower_behind_the_cache_is_fed_from_the_store_not_a_snapshot() {
     let (mut engine, stored) = leader_with_follower_behind_cache();
     let outputs = engine.take_outputs();
     // probing: one append's worth, starting a step early to learn prev_log_id
-    assert_eq!(reads(&outputs), vec![(2, 2, 7)]);
+    assert_eq!(reads(&outputs), vec![(NodeId(2), LogIndex(2), LogIndex(7))]);
     assert_eq!(snapshot_sends(&outputs), 0);
     let vote = engine.vote();
     engine.on_entries_read(NodeId(2), vote, LogIndex(2), stored[..5].to_vec());
@@ -85,7 +85,7 @@ fn a_follower_behind_the_cache_is_fed_from_the_store_not_a_snapshot() {
     // the probe succeeds: the window (2 appends of 4) is filled from the store
     ack(&mut engine, 2, Some(stored[4].log_id));
     let outputs = engine.take_outputs();
-    assert_eq!(reads(&outputs), vec![(2, 6, 15)]);
+    assert_eq!(reads(&outputs), vec![(NodeId(2), LogIndex(6), LogIndex(15))]);
     engine.on_entries_read(NodeId(2), vote, LogIndex(6), stored[4..13].to_vec());
     let outputs = engine.take_outputs();
     assert_eq!(appends_to(&outputs, NodeId(2)), vec![(6, vec![7, 8, 9, 10]), (10, vec![11, 12, 13, 14])]);
@@ -105,14 +105,14 @@ fn a_probe_from_the_store_lost_on_the_way_is_read_and_sent_again() {
     engine.on_tick(engine.now_ms + heartbeat);
     assert!(reads(&engine.take_outputs()).is_empty(), "a probe in flight is waited for");
     engine.on_tick(engine.now_ms + heartbeat);
-    assert_eq!(reads(&engine.take_outputs()), vec![(2, 2, 7)]);
+    assert_eq!(reads(&engine.take_outputs()), vec![(NodeId(2), LogIndex(2), LogIndex(7))]);
 }
 
 #[test]
 fn an_answer_of_another_leadership_or_a_moved_follower_is_dropped() {
     let (mut engine, stored) = leader_with_follower_behind_cache();
     engine.take_outputs();
-    let stale = Vote::new(engine.vote().term() - 1, NodeId(1));
+    let stale = Vote::new(Term(engine.vote().term().0 - 1), NodeId(1));
     engine.on_entries_read(NodeId(2), stale, LogIndex(2), stored[..5].to_vec());
     assert!(engine.take_outputs().is_empty(), "a read asked under another vote sends nothing");
     engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(3), stored[1..5].to_vec());
@@ -132,7 +132,7 @@ fn entries_gone_from_the_store_mean_a_snapshot() {
     engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), Vec::new());
     let outputs = engine.take_outputs();
     assert_eq!(snapshot_sends(&outputs), 1);
-    let progress = &engine.leader_state().unwrap().progress[&2];
+    let progress = &engine.leader_state().unwrap().progress[&NodeId(2)];
     assert!(matches!(progress.mode, ReplicationMode::Snapshot { next_offset: 0, .. }));
     assert_eq!(engine.catch_up(NodeId(2)).unwrap().snapshots_started, 1);
 }
@@ -153,7 +153,7 @@ fn a_follower_behind_the_stores_purge_point_gets_a_snapshot_at_once() {
     engine.take_outputs();
     engine.store_purged = Some(log_id(1, 1, 20));
     if let Role::Leader(leader) = &mut engine.role {
-        leader.progress.get_mut(&2).unwrap().store.reading = None;
+        leader.progress.get_mut(&NodeId(2)).unwrap().store.reading = None;
     }
     engine.replicate_to(NodeId(2), false);
     let outputs = engine.take_outputs();
