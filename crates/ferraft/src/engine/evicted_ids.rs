@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 
 use crate::leader_id::LeaderId;
 use crate::log_id::LogId;
-use crate::node::{LogIndex, NodeId, Term};
+use crate::node::LogIndex;
 
 /// Where each leader's run of evicted entries starts, oldest first.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +44,7 @@ impl EvictedIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::{NodeId, Term};
 
     #[test]
     fn names_each_evicted_entry_by_its_run() {

@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 
 use crate::log_id::{index_of, LogId};
-use crate::node::{LogIndex, NodeId, Term};
+use crate::node::LogIndex;
 
 /// How the leader currently replicates to a follower.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +165,7 @@ impl Progress {
 mod tests {
     use super::*;
     use crate::leader_id::LeaderId;
+    use crate::node::{NodeId, Term};
 
     #[test]
     fn ack_is_dated_by_send_time_of_that_message() {

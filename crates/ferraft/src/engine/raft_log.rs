@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use crate::entry::{AppData, Entry};
 use crate::log_id::{index_of, LogId};
 use crate::membership::StoredMembership;
-use crate::node::{LogIndex, Node, NodeId, Term};
+use crate::node::{LogIndex, Node};
 
 /// The log after the purge point, kept in memory (the store holds it durably).
 ///
@@ -212,7 +212,7 @@ mod tests {
     use crate::entry::EntryPayload;
     use crate::leader_id::LeaderId;
     use crate::membership::Membership;
-    use crate::{BasicNode, Term};
+    use crate::{BasicNode, NodeId, Term};
 
     type Log = RaftLog<u64, BasicNode>;
 

@@ -8,7 +8,7 @@
 use std::any::Any;
 use std::io::Read;
 
-use crate::node::{LogIndex, NodeId, Term};
+use crate::node::NodeId;
 use crate::snapshot::{SnapshotData, SnapshotMeta};
 use crate::snapshot_sink::PartialSnapshot;
 use crate::storage::StorageError;
@@ -71,7 +71,7 @@ mod tests {
     use crate::log_id::LogId;
     use crate::membership::{Membership, StoredMembership};
     use crate::snapshot_sink::MemorySnapshot;
-    use crate::{BasicNode, LeaderId};
+    use crate::{BasicNode, LeaderId, LogIndex, Term};
 
     #[test]
     fn a_state_machine_that_panics_decoding_gives_an_error_not_a_lost_answer() {

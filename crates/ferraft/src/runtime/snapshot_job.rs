@@ -7,7 +7,6 @@
 
 use std::io::{BufWriter, Write};
 
-use crate::node::NodeId;
 use crate::snapshot::{Snapshot, SnapshotMeta};
 use crate::snapshot_sink::SnapshotSink;
 use crate::state_machine::SnapshotWriter;

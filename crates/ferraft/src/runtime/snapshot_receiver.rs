@@ -5,7 +5,6 @@
 //! offset held, whoever sends it.
 
 use crate::message::SnapshotChunk;
-use crate::node::{LogIndex, NodeId, Term};
 use crate::snapshot::SnapshotMeta;
 use crate::snapshot_sink::PartialSnapshot;
 use crate::storage::StorageError;
@@ -88,7 +87,7 @@ mod tests {
     use crate::membership::{Membership, StoredMembership};
     use crate::snapshot_sink::MemorySnapshot;
     use crate::vote::Vote;
-    use crate::{BasicNode, LeaderId};
+    use crate::{BasicNode, LeaderId, LogIndex, NodeId, Term};
 
     fn meta(last: u64) -> SnapshotMeta<BasicNode> {
         let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
