@@ -4,7 +4,7 @@
 //! `Option`'s debug form), which means nothing to someone using the HTTP API
 //! or `ferraft ctl`: these name the requests and commands instead.
 
-use ferraft::{ChangeMembersError, ChangeMembershipError, LogIndex, NodeId};
+use ferraft::{ChangeMembersError, ChangeMembershipError, NodeId};
 
 use crate::kv::KvNode;
 

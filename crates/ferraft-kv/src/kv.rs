@@ -5,9 +5,7 @@ use std::io::{BufRead, BufReader, Read};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::Bytes;
-use ferraft::{
-    LogId, LogIndex, NodeId, SnapshotInstall, SnapshotJob, SnapshotWriter, StateMachine, StorageError, Term,
-};
+use ferraft::{LogId, LogIndex, SnapshotInstall, SnapshotJob, SnapshotWriter, StateMachine, StorageError};
 use serde::{Deserialize, Serialize};
 
 use crate::watch_log::{Change, ChangeLog};

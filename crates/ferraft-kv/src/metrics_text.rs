@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use ferraft::log_id::index_of;
-use ferraft::{NodeId, RaftMetrics, ServerState};
+use ferraft::{RaftMetrics, ServerState};
 
 use crate::http_metrics::{EndpointClass, HttpMetrics};
 use crate::kv::KvNode;

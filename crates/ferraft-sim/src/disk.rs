@@ -14,7 +14,6 @@ use ferraft::{
 };
 
 use crate::model::Put;
-use ferraft::Term;
 
 /// An entry as stored.
 pub type SimEntry = Entry<Put, BasicNode>;

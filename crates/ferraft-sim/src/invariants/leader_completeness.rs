@@ -6,7 +6,7 @@
 //! still win an election after a newer leader committed something, and that is
 //! allowed (it cannot commit anything: its term is stale everywhere).
 
-use ferraft::{LeaderId, NodeId, Term};
+use ferraft::{LeaderId, NodeId};
 
 use super::{Check, CommittedNeverLost, LogView, Violation};
 

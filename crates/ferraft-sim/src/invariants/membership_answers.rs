@@ -39,9 +39,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use ferraft::{
-    BasicNode, ChangeMembershipError, LeaderId, LogId, LogIndex, Membership, NodeId, StoredMembership, Term,
-};
+use ferraft::{BasicNode, ChangeMembershipError, LeaderId, LogId, LogIndex, Membership, NodeId, StoredMembership};
 
 use super::answer_meaning::{meaning, Meaning};
 use super::membership_request::Asked;

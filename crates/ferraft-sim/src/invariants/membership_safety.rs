@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferraft::membership::is_quorum;
-use ferraft::{LeaderId, LogId, LogIndex, NodeId, Term};
+use ferraft::{LeaderId, LogId, LogIndex, NodeId};
 
 use super::{Check, Violation};
 
