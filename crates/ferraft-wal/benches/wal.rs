@@ -157,7 +157,7 @@ impl WalLog {
             self.next += 1;
         }
         self.wal.append(&self.entries, &self.notifier).unwrap();
-        self.durable.wait_for((self.next - 1).saturating_sub(in_flight));
+        self.durable.wait_for((self.next - 1).saturating_back(in_flight));
     }
 }
 
@@ -194,7 +194,7 @@ fn pipelined(base: &Path, entry_bytes: usize, in_flight: u64, run: Duration) -> 
     }
     wal_log.cycle(0);
     let secs = started.elapsed().as_secs_f64();
-    Row { entries: wal_log.next - 2, syncs: 0, secs, entry_bytes, file_bytes: segment_bytes(&wal_log.dir) }
+    Row { entries: (wal_log.next - 2).0, syncs: 0, secs, entry_bytes, file_bytes: segment_bytes(&wal_log.dir) }
 }
 
 fn main() {

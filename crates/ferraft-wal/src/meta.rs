@@ -208,7 +208,7 @@ mod tests {
     fn slot_round_trips() {
         let state = MetaState {
             cluster_id: ClusterId::new(u64::MAX),
-            vote: Some(Vote::new_committed(u64::MAX, u64::MAX)),
+            vote: Some(Vote::new_committed(Term(u64::MAX), NodeId(u64::MAX))),
             committed: Some(LogId::default()),
             last_purged: None,
         };

@@ -113,7 +113,7 @@ mod tests {
 
     #[test]
     fn file_names_round_trip_and_sort_by_index() {
-        assert_eq!(parse_file_name(&file_name(LogIndex(42))), Some(42));
+        assert_eq!(parse_file_name(&file_name(LogIndex(42))), Some(LogIndex(42)));
         assert!(file_name(LogIndex(9)) < file_name(LogIndex(10)));
         assert_eq!(parse_file_name("42.wal"), None);
         assert_eq!(parse_file_name("0000000000000000004x.wal"), None);

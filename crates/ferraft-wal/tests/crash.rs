@@ -339,6 +339,6 @@ fn committed_is_saved_lazily_without_a_clean_shutdown() {
     child.wait().unwrap();
     let mut store = WalStore::<TestData, BasicNode>::open(dir.path(), options()).unwrap();
     let state = store.read_state().unwrap();
-    assert_eq!(state.committed.map(|c| c.index), Some(10));
+    assert_eq!(state.committed.map(|c| c.index), Some(LogIndex(10)));
     assert_eq!(state.entries.len(), 10);
 }

@@ -185,7 +185,7 @@ fn data_dir_of_another_node_or_cluster_is_refused() {
     append_durably(&mut store, &entries(1, 1..=3));
     drop(store);
     for (node_id, cluster_id) in [(2, 1), (1, 2)] {
-        let error = Store::open(dir.path(), WalOptions::new(node_id, cluster_id)).unwrap_err();
+        let error = Store::open(dir.path(), WalOptions::new(NodeId(node_id), cluster_id)).unwrap_err();
         assert!(matches!(
             wal_error(&error),
             WalError::WrongIdentity { found_node_id: NodeId(1), found_cluster_id: 1, .. }
@@ -319,11 +319,11 @@ fn entries_reads_ranges_including_unsynced_appends() {
     let mut store = open(dir.path(), 1024).unwrap();
     store.read_state().unwrap();
     store.append(&entries(1, 1..=50), &FlushNotifier::new(|_| {})).unwrap();
-    assert_eq!(store.entries(10..20).unwrap(), entries(1, 10..=19));
-    assert_eq!(store.entries(45..).unwrap(), entries(1, 45..=50));
+    assert_eq!(store.entries(LogIndex(10)..LogIndex(20)).unwrap(), entries(1, 10..=19));
+    assert_eq!(store.entries(LogIndex(45)..).unwrap(), entries(1, 45..=50));
     store.purge(log_id(1, 20)).unwrap();
-    assert_eq!(store.entries(..=22).unwrap(), entries(1, 21..=22));
-    assert_eq!(store.entries(60..70).unwrap(), Vec::new());
+    assert_eq!(store.entries(..=LogIndex(22)).unwrap(), entries(1, 21..=22));
+    assert_eq!(store.entries(LogIndex(60)..LogIndex(70)).unwrap(), Vec::new());
     assert_eq!(store.last_index(), LogIndex(50));
 }
 

@@ -48,7 +48,7 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 const HEAP_BOUND_BYTES: usize = 24 * 1024 * 1024;
 
 fn open(dir: &Path, node: u64) -> Store {
-    WalStore::open(dir, WalOptions::new(node, 1)).expect("open the store")
+    WalStore::open(dir, WalOptions::new(NodeId(node), 1)).expect("open the store")
 }
 
 fn meta() -> SnapshotMeta<BasicNode> {
