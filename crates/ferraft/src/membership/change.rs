@@ -183,46 +183,43 @@ mod tests {
     use super::*;
     use crate::BasicNode;
 
-    fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
-        ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
+    fn nodes(ids: &[u64]) -> BTreeMap<NodeId, BasicNode> {
+        ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("n{id}")))).collect()
     }
 
-    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-        ids.iter().copied().collect()
+    fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().copied().map(NodeId).collect()
     }
 
-    fn uniform(voters: &[NodeId], all: &[NodeId]) -> Membership<BasicNode> {
+    fn uniform(voters: &[u64], all: &[u64]) -> Membership<BasicNode> {
         Membership::new(vec![set(voters)], nodes(all)).unwrap()
     }
 
     #[test]
     fn adding_a_voter_that_is_not_a_learner_is_refused() {
-        let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)]);
-        let err = ChangeMembers::AddVoterIds(set(&[NodeId(4)])).next_membership(&m, false).unwrap_err();
+        let m = uniform(&[1, 2, 3], &[1, 2, 3]);
+        let err = ChangeMembers::AddVoterIds(set(&[4])).next_membership(&m, false).unwrap_err();
         assert_eq!(err, ChangeMembersError::NotLearner { node_id: NodeId(4) });
     }
 
     #[test]
     fn adding_a_learner_as_voter_goes_through_a_joint_config() {
-        let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
-        let next = ChangeMembers::AddVoterIds(set(&[NodeId(4)])).next_membership(&m, false).unwrap();
-        assert_eq!(
-            next.configs(),
-            &[set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)])]
-        );
+        let m = uniform(&[1, 2, 3], &[1, 2, 3, 4]);
+        let next = ChangeMembers::AddVoterIds(set(&[4])).next_membership(&m, false).unwrap();
+        assert_eq!(next.configs(), &[set(&[1, 2, 3]), set(&[1, 2, 3, 4])]);
     }
 
     #[test]
     fn removing_every_voter_is_refused() {
-        let m = uniform(&[NodeId(1)], &[NodeId(1)]);
-        let err = ChangeMembers::RemoveVoters(set(&[NodeId(1)])).next_membership(&m, false).unwrap_err();
+        let m = uniform(&[1], &[1]);
+        let err = ChangeMembers::RemoveVoters(set(&[1])).next_membership(&m, false).unwrap_err();
         assert_eq!(err, ChangeMembersError::NoVoterLeft);
     }
 
     #[test]
     fn set_nodes_refuses_an_address_of_another_member() {
         // the brain-split example: b's address changed to one already used
-        let m = uniform(&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3)]);
+        let m = uniform(&[1, 2, 3], &[1, 2, 3]);
         let change = ChangeMembers::SetNodes([(NodeId(2), BasicNode::new("n3"))].into());
         assert_eq!(
             change.next_membership(&m, false).unwrap_err(),
@@ -232,26 +229,24 @@ mod tests {
 
     #[test]
     fn node_changes_keep_the_configs() {
-        let joint =
-            Membership::new(vec![set(&[NodeId(1)]), set(&[NodeId(1), NodeId(2)])], nodes(&[NodeId(1), NodeId(2)]))
-                .unwrap();
-        let next = ChangeMembers::AddNodes(nodes(&[NodeId(5)])).next_membership(&joint, false).unwrap();
+        let joint = Membership::new(vec![set(&[1]), set(&[1, 2])], nodes(&[1, 2])).unwrap();
+        let next = ChangeMembers::AddNodes(nodes(&[5])).next_membership(&joint, false).unwrap();
         assert_eq!(next.configs(), joint.configs());
-        assert_eq!(next.learner_set(), set(&[NodeId(5)]));
+        assert_eq!(next.learner_set(), set(&[5]));
     }
 
     #[test]
     fn removing_a_voter_as_node_is_refused() {
-        let m = uniform(&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2), NodeId(3)]);
-        let err = ChangeMembers::RemoveNodes(set(&[NodeId(2)])).next_membership(&m, false).unwrap_err();
+        let m = uniform(&[1, 2], &[1, 2, 3]);
+        let err = ChangeMembers::RemoveNodes(set(&[2])).next_membership(&m, false).unwrap_err();
         assert_eq!(err, ChangeMembersError::NodeIsVoter { node_id: NodeId(2) });
-        let ok = ChangeMembers::RemoveNodes(set(&[NodeId(3)])).next_membership(&m, false).unwrap();
+        let ok = ChangeMembers::RemoveNodes(set(&[3])).next_membership(&m, false).unwrap();
         assert_eq!(ok.learner_set(), set(&[]));
     }
 
     #[test]
     fn add_nodes_refuses_to_overwrite_a_different_descriptor() {
-        let m = uniform(&[NodeId(1)], &[NodeId(1)]);
+        let m = uniform(&[1], &[1]);
         let change = ChangeMembers::AddNodes([(NodeId(1), BasicNode::new("elsewhere"))].into());
         assert_eq!(
             change.next_membership(&m, false).unwrap_err(),

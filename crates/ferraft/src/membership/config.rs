@@ -317,19 +317,19 @@ mod tests {
     use super::*;
     use crate::BasicNode;
 
-    fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
-        ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
+    fn nodes(ids: &[u64]) -> BTreeMap<NodeId, BasicNode> {
+        ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("n{id}")))).collect()
     }
 
-    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-        ids.iter().copied().collect()
+    fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().copied().map(NodeId).collect()
     }
 
     #[test]
     fn empty_config_is_rejected() {
-        assert_eq!(Membership::new(vec![], nodes(&[NodeId(1)])), Err(MembershipError::NoConfig));
+        assert_eq!(Membership::new(vec![], nodes(&[1])), Err(MembershipError::NoConfig));
         assert_eq!(
-            Membership::new(vec![set(&[NodeId(1)]), set(&[])], nodes(&[NodeId(1)])),
+            Membership::new(vec![set(&[1]), set(&[])], nodes(&[1])),
             Err(MembershipError::EmptyConfig { index: 1 })
         );
     }
@@ -337,39 +337,26 @@ mod tests {
     #[test]
     fn voter_needs_node_entry() {
         assert_eq!(
-            Membership::new(vec![set(&[NodeId(1), NodeId(2)])], nodes(&[NodeId(1)])),
+            Membership::new(vec![set(&[1, 2])], nodes(&[1])),
             Err(MembershipError::VoterWithoutNode { node_id: NodeId(2) })
         );
     }
 
     #[test]
     fn learners_are_nodes_outside_every_config() {
-        let m = Membership::new(
-            vec![set(&[NodeId(1), NodeId(2)]), set(&[NodeId(2), NodeId(3)])],
-            nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]),
-        )
-        .unwrap();
-        assert_eq!(m.voter_set(), set(&[NodeId(1), NodeId(2), NodeId(3)]));
-        assert_eq!(m.learner_set(), set(&[NodeId(4)]));
+        let m = Membership::new(vec![set(&[1, 2]), set(&[2, 3])], nodes(&[1, 2, 3, 4])).unwrap();
+        assert_eq!(m.voter_set(), set(&[1, 2, 3]));
+        assert_eq!(m.learner_set(), set(&[4]));
     }
 
     #[test]
     fn next_toward_goes_joint_then_uniform() {
-        let c1 = Membership::new_uniform(nodes(&[NodeId(1), NodeId(2), NodeId(3)])).unwrap();
-        let joint = c1
-            .next_toward(
-                set(&[NodeId(3), NodeId(4), NodeId(5)]),
-                nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
-                false,
-            )
-            .unwrap();
-        assert_eq!(
-            joint.configs(),
-            &[set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])]
-        );
+        let c1 = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap();
+        let joint = c1.next_toward(set(&[3, 4, 5]), nodes(&[1, 2, 3, 4, 5]), false).unwrap();
+        assert_eq!(joint.configs(), &[set(&[1, 2, 3]), set(&[3, 4, 5])]);
         assert!(c1.may_transition_to(&joint));
         let uniform = joint.leave_joint().unwrap();
-        assert_eq!(uniform.configs(), &[set(&[NodeId(3), NodeId(4), NodeId(5)])]);
+        assert_eq!(uniform.configs(), &[set(&[3, 4, 5])]);
         assert_eq!(uniform.learner_set(), set(&[]));
         assert!(joint.may_transition_to(&uniform));
         assert!(!c1.may_transition_to(&uniform), "c1 -> c2 directly is unsafe");
@@ -377,78 +364,39 @@ mod tests {
 
     #[test]
     fn retain_keeps_removed_voters_as_learners() {
-        let c1 = Membership::new_uniform(nodes(&[NodeId(1), NodeId(2), NodeId(3)])).unwrap();
-        let joint = c1
-            .next_toward(
-                set(&[NodeId(3), NodeId(4), NodeId(5)]),
-                nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
-                true,
-            )
-            .unwrap();
-        assert_eq!(
-            joint.exit().unwrap().keep_as_learners,
-            set(&[NodeId(1), NodeId(2)]),
-            "the plan is in the joint entry"
-        );
+        let c1 = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap();
+        let joint = c1.next_toward(set(&[3, 4, 5]), nodes(&[1, 2, 3, 4, 5]), true).unwrap();
+        assert_eq!(joint.exit().unwrap().keep_as_learners, set(&[1, 2]), "the plan is in the joint entry");
         let uniform = joint.leave_joint().unwrap();
-        assert_eq!(uniform.learner_set(), set(&[NodeId(1), NodeId(2)]));
+        assert_eq!(uniform.learner_set(), set(&[1, 2]));
     }
 
     #[test]
     fn reverting_a_joint_config_is_a_legal_transition() {
-        let joint = Membership::new(
-            vec![set(&[NodeId(1)]), set(&[NodeId(2)]), set(&[NodeId(3)])],
-            nodes(&[NodeId(1), NodeId(2), NodeId(3)]),
-        )
-        .unwrap();
-        let back = Membership::new(vec![set(&[NodeId(1)])], nodes(&[NodeId(1), NodeId(2), NodeId(3)])).unwrap();
+        let joint = Membership::new(vec![set(&[1]), set(&[2]), set(&[3])], nodes(&[1, 2, 3])).unwrap();
+        let back = Membership::new(vec![set(&[1])], nodes(&[1, 2, 3])).unwrap();
         assert!(joint.may_transition_to(&back));
-        let c3c4 = Membership::new(
-            vec![set(&[NodeId(3)]), set(&[NodeId(4)])],
-            nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]),
-        )
-        .unwrap();
+        let c3c4 = Membership::new(vec![set(&[3]), set(&[4])], nodes(&[1, 2, 3, 4])).unwrap();
         assert!(joint.may_transition_to(&c3c4));
-        let c4 = Membership::new(vec![set(&[NodeId(4)])], nodes(&[NodeId(4)])).unwrap();
+        let c4 = Membership::new(vec![set(&[4])], nodes(&[4])).unwrap();
         assert!(c3c4.may_transition_to(&c4));
         assert!(!joint.may_transition_to(&c4));
     }
 
     #[test]
     fn a_joint_config_reverts_to_its_old_side_in_one_step() {
-        let joint = Membership::new(
-            vec![set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])],
-            nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
-        )
-        .unwrap();
-        let back = joint
-            .next_toward(
-                set(&[NodeId(1), NodeId(2), NodeId(3)]),
-                nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
-                false,
-            )
-            .unwrap();
-        assert_eq!(
-            back.configs(),
-            &[set(&[NodeId(1), NodeId(2), NodeId(3)])],
-            "[c1,c2] -> c1 directly, not through [c2,c1]"
-        );
+        let joint = Membership::new(vec![set(&[1, 2, 3]), set(&[3, 4, 5])], nodes(&[1, 2, 3, 4, 5])).unwrap();
+        let back = joint.next_toward(set(&[1, 2, 3]), nodes(&[1, 2, 3, 4, 5]), false).unwrap();
+        assert_eq!(back.configs(), &[set(&[1, 2, 3])], "[c1,c2] -> c1 directly, not through [c2,c1]");
         assert_eq!(back.learner_set(), set(&[]), "without retain the voters that leave are gone");
         assert!(joint.may_transition_to(&back));
     }
 
     #[test]
     fn node_changes_keep_the_exit_plan() {
-        let c1 = Membership::new_uniform(nodes(&[NodeId(1), NodeId(2), NodeId(3)])).unwrap();
-        let joint = c1
-            .next_toward(
-                set(&[NodeId(3), NodeId(4), NodeId(5)]),
-                nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]),
-                true,
-            )
-            .unwrap();
-        let moved =
-            joint.with_nodes(nodes(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5), NodeId(6)])).unwrap();
+        let c1 = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap();
+        let joint = c1.next_toward(set(&[3, 4, 5]), nodes(&[1, 2, 3, 4, 5]), true).unwrap();
+        let moved = joint.with_nodes(nodes(&[1, 2, 3, 4, 5, 6])).unwrap();
         assert_eq!(moved.exit(), joint.exit());
         assert!(moved.leaves_automatically());
     }

@@ -34,20 +34,20 @@ pub fn committed_index(configs: &[BTreeSet<NodeId>], matched: impl Fn(NodeId) ->
 mod tests {
     use super::*;
 
-    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-        ids.iter().copied().collect()
+    fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().copied().map(NodeId).collect()
     }
 
     #[test]
     fn majority_of_three_needs_two() {
-        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let configs = [set(&[1, 2, 3])];
         assert!(!is_quorum(&configs, |id| id == NodeId(1)));
         assert!(is_quorum(&configs, |id| id != NodeId(3)));
     }
 
     #[test]
     fn joint_quorum_needs_majority_of_each_config() {
-        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])];
+        let configs = [set(&[1, 2, 3]), set(&[3, 4, 5])];
         // majority of old only
         assert!(!is_quorum(&configs, |id| [1, 2].map(NodeId).contains(&id)));
         // majority of new only
@@ -57,7 +57,7 @@ mod tests {
 
     #[test]
     fn committed_index_is_min_over_configs_of_majority_match() {
-        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])];
+        let configs = [set(&[1, 2, 3]), set(&[3, 4, 5])];
         let matched = |id: NodeId| LogIndex([0, 10, 9, 5, 7, 1][id.0 as usize]);
         // old: 10,9,5 -> 9 ; new: 7,5,1 -> 5
         assert_eq!(committed_index(&configs, matched), LogIndex(5));
@@ -66,7 +66,7 @@ mod tests {
 
     #[test]
     fn even_config_needs_more_than_half() {
-        let configs = [set(&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)])];
+        let configs = [set(&[1, 2, 3, 4])];
         assert!(!is_quorum(&configs, |id| id <= NodeId(2)));
         let matched = |id: NodeId| LogIndex([0, 4, 3, 2, 1][id.0 as usize]);
         assert_eq!(committed_index(&configs, matched), LogIndex(2));
