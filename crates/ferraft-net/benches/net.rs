@@ -97,7 +97,7 @@ fn entries(count: usize) -> Vec<Entry<Command, BasicNode>> {
     let data = Bytes::from(vec![0x5a; ENTRY_BYTES]);
     (0..count as u64)
         .map(|index| Entry {
-            log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), index + 1),
+            log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(index + 1)),
             payload: EntryPayload::Normal(Command { data: data.clone() }),
         })
         .collect()

@@ -82,7 +82,7 @@ mod tests {
         let older = inbound.register(NodeId(1));
         let newer = inbound.register(NodeId(1));
         drop(older);
-        assert_eq!(inbound.lock().get(&1).map(|(connection, _)| *connection), Some(newer.connection));
+        assert_eq!(inbound.lock().get(&NodeId(1)).map(|(connection, _)| *connection), Some(newer.connection));
         drop(newer);
         assert!(inbound.lock().is_empty());
     }

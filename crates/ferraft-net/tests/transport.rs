@@ -27,8 +27,8 @@ async fn two_nodes_exchange_messages_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_deliver_everything_in_send_order_per_sender() {
-    let mut nodes: Vec<TestNode> = (1..=3).map(TestNode::start).collect();
-    let addresses: BTreeMap<u64, _> = nodes.iter().map(|node| (node.id, node.node())).collect();
+    let mut nodes: Vec<TestNode> = (1..=3).map(|id| TestNode::start(NodeId(id))).collect();
+    let addresses: BTreeMap<NodeId, _> = nodes.iter().map(|node| (node.id, node.node())).collect();
     for seq in 0..50 {
         for from in &nodes {
             for (to, target) in addresses.iter().filter(|(id, _)| **id != from.id) {
@@ -37,7 +37,7 @@ async fn three_nodes_deliver_everything_in_send_order_per_sender() {
         }
     }
     for node in &mut nodes {
-        let mut next_seq: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut next_seq: BTreeMap<NodeId, u64> = BTreeMap::new();
         for _ in 0..100 {
             let message = node.recv().await;
             assert_eq!(message.envelope.to, node.id);
@@ -113,7 +113,7 @@ async fn a_dead_or_hung_peer_does_not_slow_a_live_one() {
 
     let mut reported = vec![node_1.recv_unreachable().await, node_1.recv_unreachable().await];
     reported.sort();
-    assert_eq!(reported, [2, 3], "each unreachable peer is reported once, not per message");
+    assert_eq!(reported, [NodeId(2), NodeId(3)], "each unreachable peer is reported once, not per message");
     for seq in 200..300 {
         node_1.network.send(&dead, heartbeat(NodeId(1), NodeId(2), seq));
         node_1.network.send(&node_4.node(), heartbeat(NodeId(1), NodeId(4), seq));
@@ -151,7 +151,7 @@ async fn a_message_above_the_frame_limit_is_dropped_by_the_sender_alone() {
 async fn a_peer_that_stops_reading_bounds_its_queue_by_bytes() {
     let config = NetConfig { peer_queue_bytes: 4 << 20, max_frame_bytes: 1 << 20, ..config(CLUSTER, NodeId(1)) };
     let node_1 = TestNode::start_with(config, "127.0.0.1:0");
-    let (stuck_addr, _stuck) = accept_and_never_read(2).await;
+    let (stuck_addr, _stuck) = accept_and_never_read(NodeId(2)).await;
     let target = ferraft::BasicNode::new(stuck_addr.to_string());
     // 600 x ~66 KiB = ~40 MiB: more than the queue plus every socket buffer.
     for seq in 0..600 {
@@ -164,7 +164,7 @@ async fn a_peer_that_stops_reading_bounds_its_queue_by_bytes() {
 }
 
 /// A peer that completes the handshake as node `id`, then never reads.
-async fn accept_and_never_read(id: u64) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+async fn accept_and_never_read(id: NodeId) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {

@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::*;
-use ferraft::{NodeId, Term};
+use ferraft::{LogIndex, NodeId, Term};
 
 /// The application command used in these tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,20 +23,20 @@ type TestMessage = Message<Command, BasicNode>;
 const MAX: usize = 1 << 20;
 
 fn log_id(term: u64, node: u64, index: u64) -> LogId {
-    LogId::new(LeaderId::new(term, node), index)
+    LogId::new(LeaderId::new(Term(term), NodeId(node)), LogIndex(index))
 }
 
 fn membership(ids: &[u64]) -> Membership<BasicNode> {
     let nodes: BTreeMap<_, _> =
-        ids.iter().map(|id| (*id, BasicNode::new(format!("127.0.0.1:{}", 7000 + id)))).collect();
+        ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("127.0.0.1:{}", 7000 + id)))).collect();
     Membership::new_uniform(nodes).expect("valid membership")
 }
 
 fn envelope() -> impl Strategy<Value = Envelope> {
     (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(cluster_id, from, to)| Envelope {
         cluster_id,
-        from,
-        to,
+        from: NodeId(from),
+        to: NodeId(to),
         from_incarnation: 0,
         to_incarnation: 0,
     })
@@ -55,7 +55,7 @@ fn entry() -> impl Strategy<Value = Entry<Command, BasicNode>> {
 }
 
 fn body() -> impl Strategy<Value = MessageBody<Command, BasicNode>> {
-    let vote = (any::<u64>(), any::<u64>()).prop_map(|(term, node)| Vote::new(term, node));
+    let vote = (any::<u64>(), any::<u64>()).prop_map(|(term, node)| Vote::new(Term(term), NodeId(node)));
     let last = proptest::option::of((any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(t, n, i)| log_id(t, n, i)));
     prop_oneof![
         (vote.clone(), last.clone(), any::<bool>(), any::<bool>()).prop_map(

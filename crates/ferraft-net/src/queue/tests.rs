@@ -5,7 +5,7 @@ use ferraft::{
 };
 
 use super::*;
-use ferraft::{NodeId, Term};
+use ferraft::{LogIndex, NodeId, Term};
 
 type TestMessage = Message<Bytes, BasicNode>;
 
@@ -27,7 +27,7 @@ fn heartbeat(seq: u64) -> TestMessage {
 
 fn append(seq: u64) -> TestMessage {
     let entry = ferraft::Entry {
-        log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), seq),
+        log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(seq)),
         payload: ferraft::EntryPayload::Normal(Bytes::from_static(b"x")),
     };
     let append = AppendEntries {

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferraft::message::{AppendEntries, SnapshotChunk, TimeoutNow};
-use ferraft::Term;
 use ferraft::{
     BasicNode, Entry, EntryPayload, Envelope, LeaderId, LogId, Membership, Message, MessageBody, NodeId, SnapshotMeta,
     StoredMembership, Vote,
 };
+use ferraft::{LogIndex, Term};
 use ferraft_net::{Inbox, NetConfig, TcpNetwork};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -141,7 +141,7 @@ pub fn append(from: NodeId, to: NodeId, seq: u64, entries: usize, entry_bytes: u
     let data = Bytes::from(vec![0xab; entry_bytes]);
     let entries = (0..entries as u64)
         .map(|index| Entry {
-            log_id: LogId::new(LeaderId::new(Term(1), from), seq * 1000 + index),
+            log_id: LogId::new(LeaderId::new(Term(1), from), LogIndex(seq * 1000 + index)),
             payload: EntryPayload::Normal(Command { data: data.clone() }),
         })
         .collect();
