@@ -311,7 +311,7 @@ fn encode_snapshot(map: &KvMap, last_command: LogIndex) -> Result<Bytes, Storage
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LeaderId;
+    use ferraft::{LeaderId, NodeId, Term};
 
     fn at(index: LogIndex) -> LogId {
         LogId::new(LeaderId::new(Term(1), NodeId(1)), index)
@@ -325,7 +325,7 @@ mod tests {
     fn put_then_delete_reports_the_index_and_whether_the_key_existed() {
         let mut sm = KvStateMachine::default();
         assert_eq!(sm.apply(at(LogIndex(1)), &put("a", "1")), CommandResponse::Put { index: LogIndex(1) });
-        assert_eq!(sm.store.get("a"), Some(("1".into(), 1)));
+        assert_eq!(sm.store.get("a"), Some(("1".into(), LogIndex(1))));
         assert_eq!(
             sm.apply(at(LogIndex(2)), &Command::Delete { key: "a".into() }),
             CommandResponse::Delete { index: LogIndex(2), deleted: true }
@@ -380,14 +380,14 @@ mod tests {
         let changes = other.store.changes();
         assert_eq!(changes.since(LogIndex(2), 10, |_| true).unwrap_err().oldest_index, LogIndex(3));
         let (after, _) = changes.since(LogIndex(3), 10, |_| true).unwrap();
-        assert_eq!(after.iter().map(|c| (c.index, &*c.key)).collect::<Vec<_>>(), [(4, "b")]);
+        assert_eq!(after.iter().map(|c| (c.index, &*c.key)).collect::<Vec<_>>(), [(LogIndex(4), "b")]);
     }
 
     #[test]
     fn a_bare_map_snapshot_of_earlier_versions_still_restores() {
         let mut sm = KvStateMachine::default();
         sm.restore(&Bytes::from_static(br#"{"k": ["v", 7]}"#)).unwrap();
-        assert_eq!(sm.store.get("k"), Some(("v".into(), 7)));
+        assert_eq!(sm.store.get("k"), Some(("v".into(), LogIndex(7))));
         sm.apply(at(LogIndex(9)), &put("x", "1"));
         assert!(sm.store.changes().since(LogIndex(8), 10, |_| true).is_err(), "what came before is unknown");
         assert_eq!(sm.store.changes().since(LogIndex(9), 10, |_| true).unwrap().0.len(), 1);
@@ -406,8 +406,8 @@ mod tests {
         let mut other = KvStateMachine::default();
         other.apply(at(LogIndex(1)), &put("stale", "x"));
         install(&mut other).unwrap();
-        assert_eq!(other.store.get("a"), Some(("1".into(), 1)));
-        assert_eq!(other.store.get("b"), Some(("2".into(), 2)));
+        assert_eq!(other.store.get("a"), Some(("1".into(), LogIndex(1))));
+        assert_eq!(other.store.get("b"), Some(("2".into(), LogIndex(2))));
         assert_eq!(other.store.get("stale"), None);
         let compacted = other.store.changes().since(LogIndex(2), 10, |_| true).unwrap_err();
         assert_eq!(compacted.oldest_index, LogIndex(3), "the history starts after the snapshot's last command");
@@ -418,7 +418,7 @@ mod tests {
         let install = KvStateMachine::decode_snapshot(&mut &br#"{"k": ["v", 7]}"#[..]).unwrap();
         let mut sm = KvStateMachine::default();
         install(&mut sm).unwrap();
-        assert_eq!(sm.store.get("k"), Some(("v".into(), 7)));
+        assert_eq!(sm.store.get("k"), Some(("v".into(), LogIndex(7))));
     }
 
     #[test]
@@ -430,7 +430,7 @@ mod tests {
         sm.apply(at(LogIndex(3)), &put("b", "3"));
         let mut other = KvStateMachine::default();
         other.restore(&job().unwrap()).unwrap();
-        assert_eq!(other.store.get("a"), Some(("1".into(), 1)));
+        assert_eq!(other.store.get("a"), Some(("1".into(), LogIndex(1))));
         assert_eq!(other.store.len(), 1);
     }
 }

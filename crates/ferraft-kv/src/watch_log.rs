@@ -163,25 +163,25 @@ mod tests {
         assert_eq!(log.since(LogIndex(1), 10, all).unwrap().0.len(), 3);
         assert_eq!(
             log.since(LogIndex(3), 10, all).unwrap(),
-            (vec![change(LogIndex(5), "b", None), change(LogIndex(6), "a", None)], 7)
+            (vec![change(LogIndex(5), "b", None), change(LogIndex(6), "a", None)], LogIndex(7))
         );
-        assert_eq!(log.since(LogIndex(1), 1, all).unwrap(), (vec![change(LogIndex(2), "a", Some("1"))], 3));
+        assert_eq!(log.since(LogIndex(1), 1, all).unwrap(), (vec![change(LogIndex(2), "a", Some("1"))], LogIndex(3)));
         assert_eq!(log.since(LogIndex(1), 10, |c| &*c.key == "a").unwrap().0.len(), 2);
-        assert_eq!(log.since(LogIndex(3), 10, |c| &*c.key == "x").unwrap(), (vec![], 7));
-        assert_eq!(log.since(LogIndex(7), 10, all).unwrap(), (vec![], 7));
+        assert_eq!(log.since(LogIndex(3), 10, |c| &*c.key == "x").unwrap(), (vec![], LogIndex(7)));
+        assert_eq!(log.since(LogIndex(7), 10, all).unwrap(), (vec![], LogIndex(7)));
         assert_eq!(log.applied(), LogIndex(6));
     }
 
     #[test]
     fn an_evicted_or_restored_past_is_compacted_not_skipped() {
         let log = ChangeLog::default();
-        for index in 1..=(HISTORY_CHANGES as u64 + 2) {
+        for index in LogIndex(1).through(LogIndex(HISTORY_CHANGES as u64 + 2)) {
             log.record(index, Some(change(index, "k", Some("v"))));
         }
         assert_eq!(log.since(LogIndex(2), 1, |_| true), Err(Compacted { oldest_index: LogIndex(3) }));
         assert_eq!(log.since(LogIndex(3), 1, |_| true).unwrap().0[0].index, LogIndex(3));
         log.reset(Some(LogIndex(500_000)));
         assert_eq!(log.since(LogIndex(500_000), 1, |_| true), Err(Compacted { oldest_index: LogIndex(500_001) }));
-        assert_eq!(log.since(LogIndex(500_001), 1, |_| true).unwrap(), (vec![], 500_001));
+        assert_eq!(log.since(LogIndex(500_001), 1, |_| true).unwrap(), (vec![], LogIndex(500_001)));
     }
 }

@@ -126,7 +126,10 @@ mod tests {
     use super::*;
 
     fn map(keys: &[&str]) -> KvMap {
-        keys.iter().enumerate().map(|(i, k)| (Arc::from(*k), (Arc::from(format!("v{i}")), i as u64 + 1))).collect()
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (Arc::from(*k), (Arc::from(format!("v{i}")), LogIndex(i as u64 + 1))))
+            .collect()
     }
 
     fn keys(page: &Page) -> Vec<&str> {
@@ -156,7 +159,7 @@ mod tests {
     #[test]
     fn a_page_of_large_values_ends_early_but_holds_at_least_one_entry() {
         let big = "x".repeat(MAX_LIST_PAGE_BYTES);
-        let m: KvMap = ["k1", "k2"].iter().map(|k| (Arc::from(*k), (Arc::from(big.as_str()), 1))).collect();
+        let m: KvMap = ["k1", "k2"].iter().map(|k| (Arc::from(*k), (Arc::from(big.as_str()), LogIndex(1)))).collect();
         let first = page(&m, &KeyRange::default(), 10);
         assert_eq!((keys(&first), first.next.as_deref()), (vec!["k1"], Some("k2")));
     }
