@@ -278,10 +278,10 @@ pub(crate) fn in_memory(snapshot: &Snapshot<BasicNode>) -> Snapshot<BasicNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LeaderId;
+    use ferraft::{LeaderId, Term};
 
     fn entry(index: u64) -> SimEntry {
-        Entry { log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), index), payload: EntryPayload::Blank }
+        Entry { log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(index)), payload: EntryPayload::Blank }
     }
 
     #[test]

@@ -30,7 +30,7 @@ impl Script {
     fn new(ids: &[NodeId], config: Config) -> Self {
         let config = Arc::new(config);
         let engines =
-            ids.iter().map(|id| (*id, Engine::new(*id, config.clone(), &LogState::default(), *id, 0))).collect();
+            ids.iter().map(|id| (*id, Engine::new(*id, config.clone(), &LogState::default(), id.0, 0))).collect();
         Self { engines, queue: VecDeque::new(), now: 0 }
     }
 
@@ -156,7 +156,7 @@ fn a_stale_conflict_reply_does_not_mark_the_follower_reverted() {
     s.call(NodeId(2), |e| e.initialize(uniform(&[NodeId(1), NodeId(2)]))).unwrap();
     s.run(1_000, |_| true);
     let leader = s.leader().expect("a leader is elected");
-    let follower = 3 - leader;
+    let follower = NodeId(3 - leader.0);
     // three appends in flight, one entry each
     for op in 1..=3 {
         s.call(leader, |e| e.propose([Put::write(op, 0)])).unwrap();
@@ -202,7 +202,7 @@ fn nodes_demoted_by_an_uncommitted_membership_still_elect_a_leader() {
     let mut s = Script::new(&[NodeId(1), NodeId(2)], config());
     s.call(NodeId(1), |e| e.initialize(uniform(&[NodeId(1)]))).unwrap();
     s.run(100, |_| true);
-    assert_eq!(s.leader(), Some(1));
+    assert_eq!(s.leader(), Some(NodeId(1)));
     let n2 = [(NodeId(2), BasicNode::new("n2"))].into();
     s.call(NodeId(1), |e| e.change_membership(1, ChangeMembers::AddNodes(n2), false)).unwrap();
     s.run(300, |_| true);
@@ -275,16 +275,16 @@ fn initialize_is_allowed_again_after_a_crash_lost_the_initial_entry() {
 #[test]
 fn a_follower_restart_does_not_let_a_lease_outlive_leadership() {
     let config = Arc::new(Config { check_quorum: true, ..config() });
-    let mut s = Script::new(&[NodeId(1), NodeId(2), 3], (*config).clone());
-    for id in 1..=3 {
-        s.call(id, |e| e.initialize(uniform(&[NodeId(1), NodeId(2), 3]))).unwrap();
+    let mut s = Script::new(&[NodeId(1), NodeId(2), NodeId(3)], (*config).clone());
+    for id in [NodeId(1), NodeId(2), NodeId(3)] {
+        s.call(id, |e| e.initialize(uniform(&[NodeId(1), NodeId(2), NodeId(3)]))).unwrap();
     }
     s.run(1_000, |_| true);
     let old_leader = s.leader().expect("a leader");
     let (a, b) = match old_leader {
-        NodeId(1) => (2, 3),
-        NodeId(2) => (1, 3),
-        _ => (1, 2),
+        NodeId(1) => (NodeId(2), NodeId(3)),
+        NodeId(2) => (NodeId(1), NodeId(3)),
+        _ => (NodeId(1), NodeId(2)),
     };
     // b is cut off from the leader; the leader keeps its lease with a's acks
     let cut = move |m: &SimMessage| {
@@ -295,7 +295,7 @@ fn a_follower_restart_does_not_let_a_lease_outlive_leadership() {
     let is_campaign = |m: &SimMessage| m.envelope.from == b && matches!(m.body, MessageBody::Vote(_));
     for _ in 0..100 {
         s.now += 10;
-        for id in [1, 2, 3] {
+        for id in [NodeId(1), NodeId(2), NodeId(3)] {
             let now = s.now;
             s.call(id, |e| e.on_tick(now));
         }

@@ -48,7 +48,7 @@ impl LeaderCompleteness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LogId;
+    use ferraft::{LogId, Term};
 
     use crate::invariants::test_log_id as id;
 

@@ -564,7 +564,7 @@ fn is_incarnation_record(prev: &SimMembership, next: &SimMembership) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use ferraft::{ChangeMembers, ForwardToLeader};
+    use ferraft::{ChangeMembers, ForwardToLeader, Term};
 
     use super::*;
     use crate::invariants::test_log_id as id;
@@ -586,7 +586,13 @@ mod tests {
 
     /// Request 7 to n1 adds voter 4; n1 proposes the joint step at index 5, which commits.
     fn joint_step_committed(answers: &mut MembershipAnswers, chain: &mut CommittedNeverLost) -> LogId {
-        answers.issue(NodeId(1), Some(7), add_voter(NodeId(4)), Some(LeaderId::new(LEADER.0, LEADER.1)), 100);
+        answers.issue(
+            NodeId(1),
+            Some(7),
+            add_voter(NodeId(4)),
+            Some(LeaderId::new(Term(LEADER.0), NodeId(LEADER.1))),
+            100,
+        );
         let joint = id(LEADER.0, LEADER.1, 5);
         let prev = membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
         answers.observe_append(
@@ -597,7 +603,7 @@ mod tests {
             ),
             Some(&prev),
         );
-        chain.observe_commit(NodeId(1), joint, LEADER.0).unwrap();
+        chain.observe_commit(NodeId(1), joint, Term(LEADER.0)).unwrap();
         joint
     }
 
@@ -649,7 +655,13 @@ mod tests {
     fn a_proposal_two_open_requests_would_make_is_not_held_against_either() {
         let mut answers = MembershipAnswers::default();
         let mut chain = CommittedNeverLost::default();
-        answers.issue(NodeId(1), Some(6), add_voter(NodeId(4)), Some(LeaderId::new(LEADER.0, LEADER.1)), 90);
+        answers.issue(
+            NodeId(1),
+            Some(6),
+            add_voter(NodeId(4)),
+            Some(LeaderId::new(Term(LEADER.0), NodeId(LEADER.1))),
+            90,
+        );
         joint_step_committed(&mut answers, &mut chain);
         answers.observe_done(NodeId(1), 7, &not_leader()).unwrap();
         answers.observe_done(NodeId(1), 6, &not_leader()).unwrap();
@@ -674,7 +686,7 @@ mod tests {
         );
         answers.observe_done(NodeId(1), 7, &Ok(StoredMembership { log_id: Some(last), membership: uniform })).unwrap();
         assert!(answers.final_check(&chain).is_err());
-        chain.observe_commit(NodeId(1), last, LEADER.0).unwrap();
+        chain.observe_commit(NodeId(1), last, Term(LEADER.0)).unwrap();
         assert!(answers.final_check(&chain).is_ok(), "committed after {joint}");
     }
 
@@ -697,9 +709,9 @@ mod tests {
     fn a_commit_that_drops_the_learners_its_prepare_kept_is_caught() {
         let mut answers = MembershipAnswers::default();
         let mut chain = CommittedNeverLost::default();
-        let leader = Some(LeaderId::new(LEADER.0, LEADER.1));
-        let (voters, learners) = ([1].into(), [2, 3].into());
-        let prepare = Asked::Prepare { expect_voters: [1, 2, 3].into(), voters, learners };
+        let leader = Some(LeaderId::new(Term(LEADER.0), NodeId(LEADER.1)));
+        let (voters, learners) = ([NodeId(1)].into(), [NodeId(2), NodeId(3)].into());
+        let prepare = Asked::Prepare { expect_voters: [NodeId(1), NodeId(2), NodeId(3)].into(), voters, learners };
         let call = answers.issue(NodeId(1), None, prepare, leader, 100);
         let (joint_id, joint) = (
             id(LEADER.0, LEADER.1, 5),
@@ -711,7 +723,7 @@ mod tests {
             Some(&membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)])),
         );
         answers.proposed(call, Some(joint_id));
-        chain.observe_commit(NodeId(1), joint_id, LEADER.0).unwrap();
+        chain.observe_commit(NodeId(1), joint_id, Term(LEADER.0)).unwrap();
         answers.poll(200, &chain).unwrap();
         // committed by another leader, which forgot the learners
         let other = LeaderId::new(Term(3), NodeId(2));

@@ -235,7 +235,7 @@ mod tests {
         assert!(add
             .unmet_by(&membership(
                 &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
-                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4), 5]
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]
             ))
             .is_none());
     }
@@ -317,7 +317,7 @@ mod tests {
         let prev = membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)]);
         let add = change(ChangeMembers::AddNodes([(NodeId(3), BasicNode::new("n3"))].into()), true);
         let next = membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)])
-            .with_incarnations([(3, 33)].into());
+            .with_incarnations([(NodeId(3), 33)].into());
         assert!(add.would_propose(&prev, &next, false));
     }
 

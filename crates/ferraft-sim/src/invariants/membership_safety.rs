@@ -137,6 +137,7 @@ impl MembershipSafety {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferraft::Term;
 
     fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
         ids.iter().copied().collect()
