@@ -14,7 +14,10 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferraft::message::{AppendEntries, AppendOutcome, AppendReply};
-use ferraft::{BasicNode, Entry, EntryPayload, Envelope, LeaderId, LogId, Message, MessageBody, Network, NodeId, Vote};
+use ferraft::{
+    BasicNode, Entry, EntryPayload, Envelope, LeaderId, LogId, LogIndex, Message, MessageBody, Network, NodeId, Term,
+    Vote,
+};
 use ferraft_net::{Inbox, NetConfig, TcpNetwork};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -43,7 +46,8 @@ struct Replier {
 impl Inbox<Command, BasicNode> for Replier {
     fn deliver(&self, message: Msg) {
         if let MessageBody::Append(append) = &message.body {
-            let reply = Message { envelope: envelope(2, 1), body: MessageBody::AppendReply(reply(append.seq)) };
+            let reply =
+                Message { envelope: envelope(NodeId(2), NodeId(1)), body: MessageBody::AppendReply(reply(append.seq)) };
             self.network.get().expect("set before traffic").send(&self.leader, reply);
         }
     }
@@ -70,30 +74,30 @@ fn envelope(from: NodeId, to: NodeId) -> Envelope {
 
 fn reply(seq: u64) -> AppendReply {
     AppendReply {
-        vote: Vote::new_committed(1, 1),
+        vote: Vote::new_committed(Term(1), NodeId(1)),
         seq,
         outcome: AppendOutcome::Success { matched: None },
-        committed: 0,
+        committed: LogIndex(0),
     }
 }
 
 fn append(seq: u64, entries: &[Entry<Command, BasicNode>]) -> Msg {
     let append = AppendEntries {
-        vote: Vote::new_committed(1, 1),
+        vote: Vote::new_committed(Term(1), NodeId(1)),
         prev_log_id: None,
         entries: entries.to_vec(),
         committed: None,
         seq,
         leader_node: None,
     };
-    Message { envelope: envelope(1, 2), body: MessageBody::Append(append) }
+    Message { envelope: envelope(NodeId(1), NodeId(2)), body: MessageBody::Append(append) }
 }
 
 fn entries(count: usize) -> Vec<Entry<Command, BasicNode>> {
     let data = Bytes::from(vec![0x5a; ENTRY_BYTES]);
     (0..count as u64)
         .map(|index| Entry {
-            log_id: LogId::new(LeaderId::new(1, 1), index + 1),
+            log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(index + 1)),
             payload: EntryPayload::Normal(Command { data: data.clone() }),
         })
         .collect()
@@ -102,8 +106,8 @@ fn entries(count: usize) -> Vec<Entry<Command, BasicNode>> {
 /// Two connected transports: node 1 sends, node 2 replies.
 fn pair() -> (Arc<Net>, BasicNode, mpsc::UnboundedReceiver<u64>) {
     let runtime = tokio::runtime::Handle::current();
-    let node_1 = Arc::new(Net::new(NetConfig::new(CLUSTER, 1), runtime.clone()).unwrap());
-    let node_2 = Arc::new(Net::new(NetConfig::new(CLUSTER, 2), runtime).unwrap());
+    let node_1 = Arc::new(Net::new(NetConfig::new(CLUSTER, NodeId(1)), runtime.clone()).unwrap());
+    let node_2 = Arc::new(Net::new(NetConfig::new(CLUSTER, NodeId(2)), runtime).unwrap());
     let (replies, replies_rx) = mpsc::unbounded_channel();
     let (addr_1, _) = node_1.serve("127.0.0.1:0", Arc::new(Collector(replies))).unwrap();
     let replier = Arc::new(Replier { network: OnceLock::new(), leader: BasicNode::new(addr_1.to_string()) });
@@ -222,9 +226,11 @@ async fn echo_throughput(chunk_bytes: usize, total_bytes: usize) -> f64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let heartbeat_frame = ferraft_net::frame::frame_len(&append(1, &[])).unwrap();
-    let reply_frame =
-        ferraft_net::frame::frame_len(&Msg { envelope: envelope(2, 1), body: MessageBody::AppendReply(reply(1)) })
-            .unwrap();
+    let reply_frame = ferraft_net::frame::frame_len(&Msg {
+        envelope: envelope(NodeId(2), NodeId(1)),
+        body: MessageBody::AppendReply(reply(1)),
+    })
+    .unwrap();
     let entry_frame = (ferraft_net::frame::frame_len(&append(1, &entries(256))).unwrap() - heartbeat_frame) / 256;
     println!("frame sizes: heartbeat {heartbeat_frame} B, reply {reply_frame} B, per 128-byte entry {entry_frame} B");
     println!();

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferraft::testing::conformance::TestData;
-use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore};
+use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, NodeId, Term};
 use ferraft_wal::{WalOptions, WalStore};
 
 /// One measured row: totals over its timed cycles.
@@ -131,22 +131,23 @@ struct WalLog {
 impl WalLog {
     fn open(base: &Path, entry_bytes: usize, batch: usize) -> Self {
         let dir = fresh_dir(base, "wal");
-        let mut wal = WalStore::open(&dir, WalOptions::new(1, 1)).unwrap();
+        let mut wal = WalStore::open(&dir, WalOptions::new(NodeId(1), 1)).unwrap();
         wal.read_state().unwrap();
         let payload = Bytes::from(vec![0x5au8; entry_bytes]);
         let entries = (0..batch)
             .map(|_| Entry {
-                log_id: LogId::new(LeaderId::new(1, 1), 0),
+                log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(0)),
                 payload: EntryPayload::Normal(TestData::new(payload.clone())),
             })
             .collect();
         let durable = Arc::new(Durable::default());
         let notifier = durable.notifier();
         // Not timed: the first append creates the segment (three syncs).
-        let warm_up = Entry { log_id: LogId::new(LeaderId::new(1, 1), 1), payload: EntryPayload::Blank };
+        let warm_up =
+            Entry { log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(1)), payload: EntryPayload::Blank };
         wal.append(&[warm_up], &notifier).unwrap();
-        durable.wait_for(1);
-        Self { dir, wal, entries, next: 2, durable, notifier }
+        durable.wait_for(LogIndex(1));
+        Self { dir, wal, entries, next: LogIndex(2), durable, notifier }
     }
 
     /// Appends one batch; waits until at most `in_flight` entries are not yet durable.
@@ -156,7 +157,7 @@ impl WalLog {
             self.next += 1;
         }
         self.wal.append(&self.entries, &self.notifier).unwrap();
-        self.durable.wait_for((self.next - 1).saturating_sub(in_flight));
+        self.durable.wait_for((self.next - 1).saturating_back(in_flight));
     }
 }
 
@@ -193,7 +194,7 @@ fn pipelined(base: &Path, entry_bytes: usize, in_flight: u64, run: Duration) -> 
     }
     wal_log.cycle(0);
     let secs = started.elapsed().as_secs_f64();
-    Row { entries: wal_log.next - 2, syncs: 0, secs, entry_bytes, file_bytes: segment_bytes(&wal_log.dir) }
+    Row { entries: (wal_log.next - 2).0, syncs: 0, secs, entry_bytes, file_bytes: segment_bytes(&wal_log.dir) }
 }
 
 fn main() {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use ferraft::mem::{MemLogStore, MemRouter, NoopStateMachine};
-use ferraft::{BasicNode, Config, Raft};
+use ferraft::{BasicNode, Config, NodeId, Raft};
 
 use crate::closed_loop::{run_closed_loop, ClosedLoopRun};
 
@@ -58,7 +58,7 @@ pub fn run(options: &MinimalOptions) -> Result<MinimalReport, String> {
 async fn run_async(options: &MinimalOptions) -> Result<MinimalReport, String> {
     let router = MemRouter::<()>::new();
     let config = Config { election_timeout_min_ms: 1000, election_timeout_max_ms: 2000, ..Config::default() };
-    let ids: Vec<u64> = (1..=options.members).collect();
+    let ids: Vec<NodeId> = (1..=options.members).map(NodeId).collect();
     let mut nodes = Vec::new();
     for id in &ids {
         let raft: Raft<NoopStateMachine> =
@@ -68,10 +68,10 @@ async fn run_async(options: &MinimalOptions) -> Result<MinimalReport, String> {
         router.register(format!("n{id}"), raft.clone());
         nodes.push(raft);
     }
-    let members: BTreeMap<u64, BasicNode> = ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect();
+    let members: BTreeMap<NodeId, BasicNode> = ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect();
     nodes[0].initialize(members).await.map_err(|e| e.to_string())?;
     let leader_id = nodes[0].wait(Duration::from_secs(10)).for_leader().await.map_err(|e| e.to_string())?;
-    let leader = nodes[(leader_id - 1) as usize].clone();
+    let leader = nodes[(leader_id.0 - 1) as usize].clone();
     let batch = options.batch;
     let rounds = options.operations / options.clients / batch;
     let write = move || {

@@ -104,7 +104,7 @@ fn runtime_with(workers: u16) -> tokio::runtime::Builder {
 async fn serve(args: ServeArgs) -> ExitCode {
     init_logging();
     let options = ServeOptions {
-        id: args.id,
+        id: ferraft::NodeId(args.id),
         data_dir: args.data_dir,
         raft_listen: args.raft_listen,
         api_listen: args.api_listen,

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ferraft::{LogIndex, LogStore, Snapshot, SnapshotData};
+use ferraft::{LogIndex, LogStore, NodeId, Snapshot, SnapshotData};
 use ferraft_kv::client::{kv_path, Client, ClientError};
 use ferraft_kv::harness::start_nodes;
 use ferraft_kv::kv::{Command, KvMap, KvNode};
@@ -64,9 +64,9 @@ async fn a_data_dir_with_a_json_snapshot_of_an_earlier_version_restarts_with_eve
     assert!(binary.starts_with(snapshot_format::MAGIC), "this version writes the binary format");
     let (mut map, last_command) = ferraft_kv::kv::decode(&mut &binary[..]).unwrap();
     // in no log entry: present after the restart only if this snapshot was decoded
-    map.insert("only in the snapshot".into(), ("yes".into(), 1));
+    map.insert("only in the snapshot".into(), ("yes".into(), LogIndex(1)));
     let json = old_json_encoder(&map, last_command.unwrap());
-    let mut store = WalStore::<Command, KvNode>::open(&wal, WalOptions::new(1, CLUSTER_ID)).unwrap();
+    let mut store = WalStore::<Command, KvNode>::open(&wal, WalOptions::new(NodeId(1), CLUSTER_ID)).unwrap();
     store.save_snapshot(&Snapshot { meta: saved.meta, data: SnapshotData::from(json.clone()) }).unwrap();
     drop(store);
 

@@ -33,7 +33,9 @@ fn timed(mut run: impl FnMut()) -> String {
 }
 
 fn entries(keys: usize, value_bytes: usize) -> Vec<(Arc<str>, Versioned)> {
-    (0..keys).map(|i| (Arc::from(format!("key{i:010}")), (Arc::from("v".repeat(value_bytes)), i as u64))).collect()
+    (0..keys)
+        .map(|i| (Arc::from(format!("key{i:010}")), (Arc::from("v".repeat(value_bytes)), ferraft::LogIndex(i as u64))))
+        .collect()
 }
 
 fn copies(keys: usize) {
@@ -47,14 +49,14 @@ fn copies(keys: usize) {
 fn decodes(keys: usize, value_bytes: usize) {
     let map: KvMap = entries(keys, value_bytes).into_iter().collect();
     let mut binary = Vec::new();
-    snapshot_format::write(&mut binary, &map, 1).expect("encodes");
+    snapshot_format::write(&mut binary, &map, LogIndex(1)).expect("encodes");
     #[derive(serde::Serialize)]
     struct OldJson<'a> {
         last_command: LogIndex,
         kvs: HashMap<&'a str, (&'a str, LogIndex)>,
     }
     let kvs = map.iter().map(|(k, (v, i))| (&**k, (&**v, *i))).collect();
-    let json = serde_json::to_vec(&OldJson { last_command: 1, kvs }).expect("encodes");
+    let json = serde_json::to_vec(&OldJson { last_command: LogIndex(1), kvs }).expect("encodes");
     let mib = binary.len() / (1024 * 1024);
     println!(
         "{keys} keys of {value_bytes} B ({mib} MiB): decode binary {}",
@@ -69,7 +71,7 @@ fn decodes(keys: usize, value_bytes: usize) {
         "{keys} keys of {value_bytes} B ({mib} MiB): encode binary {}",
         timed(|| {
             sink.clear();
-            snapshot_format::write(&mut sink, &map, 1).expect("encodes")
+            snapshot_format::write(&mut sink, &map, LogIndex(1)).expect("encodes")
         })
     );
 }

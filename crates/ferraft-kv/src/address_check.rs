@@ -89,7 +89,7 @@ pub fn spawn_mismatch_warnings(raft: KvRaft, me: KvNode) -> JoinHandle<()> {
             if let Some(differing) = seen.as_ref().filter(|_| seen != warned) {
                 let id = raft.id();
                 tracing::warn!(
-                    node = id,
+                    node = %id,
                     mismatch = %differing,
                     "the membership records other addresses for this node than it advertises; peers use the \
                      recorded ones. If this node moved, record its new addresses: {}",

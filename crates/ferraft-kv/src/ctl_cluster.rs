@@ -54,7 +54,8 @@ pub(crate) async fn cluster_status(client: &Client) -> Result<Answer, CtlError> 
 fn with_recorded_incarnation(row: &mut Value, recorded: &Value) {
     row["recorded_incarnation"] = recorded.clone();
     if crate::incarnation_view::differs(recorded, &row["status"]["incarnation"]) {
-        row["incarnation_fix"] = json!(row["id"].as_u64().map(crate::incarnation_view::readmit_command));
+        row["incarnation_fix"] =
+            json!(row["id"].as_u64().map(|id| crate::incarnation_view::readmit_command(ferraft::NodeId(id))));
     }
 }
 

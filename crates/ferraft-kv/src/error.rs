@@ -125,10 +125,10 @@ impl ApiError {
         ApiError::Reply { code, message: message.into(), extra: Map::new() }
     }
 
-    /// Adds an extra field to the error object.
-    pub fn with(mut self, name: &str, value: impl Into<Value>) -> Self {
+    /// Adds an extra field to the error object (ids and indexes as plain numbers).
+    pub fn with(mut self, name: &str, value: impl serde::Serialize) -> Self {
         if let ApiError::Reply { extra, .. } = &mut self {
-            extra.insert(name.to_owned(), value.into());
+            extra.insert(name.to_owned(), json!(value));
         }
         self
     }

@@ -63,6 +63,7 @@ fn ids<'a>(ids: impl Iterator<Item = &'a NodeId>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferraft::LogIndex;
 
     /// Library names a user of the API or ctl cannot act on.
     const LIBRARY_WORDS: &[&str] = &["add_learner", "SetNodes", "RemoveVoters", "Some(", "None", "{"];
@@ -70,12 +71,12 @@ mod tests {
     #[test]
     fn refusals_name_requests_and_commands_not_library_items() {
         let errors: Vec<ChangeMembershipError<KvNode>> = vec![
-            ChangeMembersError::NotLearner { node_id: 9 }.into(),
-            ChangeMembersError::NodeIsVoter { node_id: 2 }.into(),
-            ChangeMembersError::NodeExists { node_id: 3 }.into(),
-            ChangeMembershipError::Mismatch { voters: [1, 2].into(), learners: [].into() },
-            ChangeMembershipError::WrongPrepareIndex { given: 36, pending: Some(37) },
-            ChangeMembershipError::WrongPrepareIndex { given: 36, pending: None },
+            ChangeMembersError::NotLearner { node_id: NodeId(9) }.into(),
+            ChangeMembersError::NodeIsVoter { node_id: NodeId(2) }.into(),
+            ChangeMembersError::NodeExists { node_id: NodeId(3) }.into(),
+            ChangeMembershipError::Mismatch { voters: [NodeId(1), NodeId(2)].into(), learners: [].into() },
+            ChangeMembershipError::WrongPrepareIndex { given: LogIndex(36), pending: Some(LogIndex(37)) },
+            ChangeMembershipError::WrongPrepareIndex { given: LogIndex(36), pending: None },
             ChangeMembershipError::NoPendingJoint,
         ];
         for e in &errors {

@@ -90,7 +90,7 @@ pub fn cluster_cell(id: &Value, reported: &Value, recorded: &Value) -> String {
     let shown = crate::ctl::text(reported);
     match id.as_u64() {
         Some(id) if differs(recorded, reported) => {
-            format!("{shown} (membership records {}: {})", crate::ctl::text(recorded), readmit_command(id))
+            format!("{shown} (membership records {}: {})", crate::ctl::text(recorded), readmit_command(NodeId(id)))
         }
         _ => shown,
     }

@@ -286,10 +286,10 @@ const FREE_ELSEWHERE_KEYS: usize = 10_000;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LeaderId;
+    use ferraft::{LeaderId, NodeId, Term};
 
     fn at(index: LogIndex) -> LogId {
-        LogId::new(LeaderId::new(1, 1), index)
+        LogId::new(LeaderId::new(Term(1), NodeId(1)), index)
     }
 
     fn put(key: &str, value: &str) -> Command {
@@ -299,15 +299,15 @@ mod tests {
     #[test]
     fn put_then_delete_reports_the_index_and_whether_the_key_existed() {
         let mut sm = KvStateMachine::default();
-        assert_eq!(sm.apply(at(1), &put("a", "1")), CommandResponse::Put { index: 1 });
-        assert_eq!(sm.store.get("a"), Some(("1".into(), 1)));
+        assert_eq!(sm.apply(at(LogIndex(1)), &put("a", "1")), CommandResponse::Put { index: LogIndex(1) });
+        assert_eq!(sm.store.get("a"), Some(("1".into(), LogIndex(1))));
         assert_eq!(
-            sm.apply(at(2), &Command::Delete { key: "a".into() }),
-            CommandResponse::Delete { index: 2, deleted: true }
+            sm.apply(at(LogIndex(2)), &Command::Delete { key: "a".into() }),
+            CommandResponse::Delete { index: LogIndex(2), deleted: true }
         );
         assert_eq!(
-            sm.apply(at(3), &Command::Delete { key: "a".into() }),
-            CommandResponse::Delete { index: 3, deleted: false }
+            sm.apply(at(LogIndex(3)), &Command::Delete { key: "a".into() }),
+            CommandResponse::Delete { index: LogIndex(3), deleted: false }
         );
     }
 
@@ -316,26 +316,29 @@ mod tests {
         let mut sm = KvStateMachine::default();
         let create = Command::Cas { key: "k".into(), expect: None, value: Some("v1".into()) };
         assert_eq!(
-            sm.apply(at(1), &create),
-            CommandResponse::Cas { succeeded: true, current: Some("v1".into()), index: 1 }
+            sm.apply(at(LogIndex(1)), &create),
+            CommandResponse::Cas { succeeded: true, current: Some("v1".into()), index: LogIndex(1) }
         );
         assert_eq!(
-            sm.apply(at(2), &create),
-            CommandResponse::Cas { succeeded: false, current: Some("v1".into()), index: 2 }
+            sm.apply(at(LogIndex(2)), &create),
+            CommandResponse::Cas { succeeded: false, current: Some("v1".into()), index: LogIndex(2) }
         );
         let delete = Command::Cas { key: "k".into(), expect: Some("v1".into()), value: None };
-        assert_eq!(sm.apply(at(3), &delete), CommandResponse::Cas { succeeded: true, current: None, index: 3 });
+        assert_eq!(
+            sm.apply(at(LogIndex(3)), &delete),
+            CommandResponse::Cas { succeeded: true, current: None, index: LogIndex(3) }
+        );
         assert!(sm.store.is_empty());
     }
 
     #[test]
     fn snapshot_restores_the_same_map() {
         let mut sm = KvStateMachine::default();
-        sm.apply(at(1), &put("a", "1"));
-        sm.apply(at(2), &put("b", "2"));
+        sm.apply(at(LogIndex(1)), &put("a", "1"));
+        sm.apply(at(LogIndex(2)), &put("b", "2"));
         let data = sm.snapshot().unwrap();
         let mut other = KvStateMachine::default();
-        other.apply(at(1), &put("stale", "x"));
+        other.apply(at(LogIndex(1)), &put("stale", "x"));
         other.restore(&data).unwrap();
         assert_eq!(*other.store.read(), *sm.store.read());
     }
@@ -343,46 +346,46 @@ mod tests {
     #[test]
     fn a_restored_node_knows_the_changes_after_its_snapshot_only() {
         let mut sm = KvStateMachine::default();
-        sm.apply(at(1), &put("a", "1"));
-        sm.apply(at(2), &Command::Delete { key: "a".into() });
+        sm.apply(at(LogIndex(1)), &put("a", "1"));
+        sm.apply(at(LogIndex(2)), &Command::Delete { key: "a".into() });
         let data = sm.snapshot().unwrap();
         let mut other = KvStateMachine::default();
         other.restore(&data).unwrap();
-        other.apply(at(4), &put("b", "2"));
+        other.apply(at(LogIndex(4)), &put("b", "2"));
         let changes = other.store.changes();
-        assert_eq!(changes.since(2, 10, |_| true).unwrap_err().oldest_index, 3);
-        let (after, _) = changes.since(3, 10, |_| true).unwrap();
-        assert_eq!(after.iter().map(|c| (c.index, &*c.key)).collect::<Vec<_>>(), [(4, "b")]);
+        assert_eq!(changes.since(LogIndex(2), 10, |_| true).unwrap_err().oldest_index, LogIndex(3));
+        let (after, _) = changes.since(LogIndex(3), 10, |_| true).unwrap();
+        assert_eq!(after.iter().map(|c| (c.index, &*c.key)).collect::<Vec<_>>(), [(LogIndex(4), "b")]);
     }
 
     #[test]
     fn a_bare_map_snapshot_of_earlier_versions_still_restores() {
         let mut sm = KvStateMachine::default();
         sm.restore(&Bytes::from_static(br#"{"k": ["v", 7]}"#)).unwrap();
-        assert_eq!(sm.store.get("k"), Some(("v".into(), 7)));
-        sm.apply(at(9), &put("x", "1"));
-        assert!(sm.store.changes().since(8, 10, |_| true).is_err(), "what came before is unknown");
-        assert_eq!(sm.store.changes().since(9, 10, |_| true).unwrap().0.len(), 1);
+        assert_eq!(sm.store.get("k"), Some(("v".into(), LogIndex(7))));
+        sm.apply(at(LogIndex(9)), &put("x", "1"));
+        assert!(sm.store.changes().since(LogIndex(8), 10, |_| true).is_err(), "what came before is unknown");
+        assert_eq!(sm.store.changes().since(LogIndex(9), 10, |_| true).unwrap().0.len(), 1);
     }
 
     #[test]
     fn a_streamed_snapshot_decodes_from_a_reader_into_the_map_as_it_was_when_taken() {
         let mut sm = KvStateMachine::default();
-        sm.apply(at(1), &put("a", "1"));
-        sm.apply(at(2), &put("b", "2"));
+        sm.apply(at(LogIndex(1)), &put("a", "1"));
+        sm.apply(at(LogIndex(2)), &put("b", "2"));
         let writer = sm.snapshot_writer();
-        sm.apply(at(3), &put("a", "changed after"));
+        sm.apply(at(LogIndex(3)), &put("a", "changed after"));
         let mut sink = Vec::new();
         writer(&mut sink).unwrap();
         let install = KvStateMachine::decode_snapshot(&mut &sink[..]).unwrap();
         let mut other = KvStateMachine::default();
-        other.apply(at(1), &put("stale", "x"));
+        other.apply(at(LogIndex(1)), &put("stale", "x"));
         install(&mut other).unwrap();
-        assert_eq!(other.store.get("a"), Some(("1".into(), 1)));
-        assert_eq!(other.store.get("b"), Some(("2".into(), 2)));
+        assert_eq!(other.store.get("a"), Some(("1".into(), LogIndex(1))));
+        assert_eq!(other.store.get("b"), Some(("2".into(), LogIndex(2))));
         assert_eq!(other.store.get("stale"), None);
-        let compacted = other.store.changes().since(2, 10, |_| true).unwrap_err();
-        assert_eq!(compacted.oldest_index, 3, "the history starts after the snapshot's last command");
+        let compacted = other.store.changes().since(LogIndex(2), 10, |_| true).unwrap_err();
+        assert_eq!(compacted.oldest_index, LogIndex(3), "the history starts after the snapshot's last command");
     }
 
     #[test]
@@ -390,19 +393,19 @@ mod tests {
         let install = KvStateMachine::decode_snapshot(&mut &br#"{"k": ["v", 7]}"#[..]).unwrap();
         let mut sm = KvStateMachine::default();
         install(&mut sm).unwrap();
-        assert_eq!(sm.store.get("k"), Some(("v".into(), 7)));
+        assert_eq!(sm.store.get("k"), Some(("v".into(), LogIndex(7))));
     }
 
     #[test]
     fn a_snapshot_job_encodes_the_map_as_it_was_when_taken() {
         let mut sm = KvStateMachine::default();
-        sm.apply(at(1), &put("a", "1"));
+        sm.apply(at(LogIndex(1)), &put("a", "1"));
         let job = sm.snapshot_job();
-        sm.apply(at(2), &put("a", "2"));
-        sm.apply(at(3), &put("b", "3"));
+        sm.apply(at(LogIndex(2)), &put("a", "2"));
+        sm.apply(at(LogIndex(3)), &put("b", "3"));
         let mut other = KvStateMachine::default();
         other.restore(&job().unwrap()).unwrap();
-        assert_eq!(other.store.get("a"), Some(("1".into(), 1)));
+        assert_eq!(other.store.get("a"), Some(("1".into(), LogIndex(1))));
         assert_eq!(other.store.len(), 1);
     }
 
@@ -445,7 +448,7 @@ mod tests {
 
     #[test]
     fn snapshots_are_written_in_the_binary_format() {
-        let mut sm = applied(&[(1, put("a", "1"))]);
+        let mut sm = applied(&[(LogIndex(1), put("a", "1"))]);
         let data = sm.snapshot().unwrap();
         assert!(data.starts_with(snapshot_format::MAGIC));
         let mut streamed = Vec::new();
@@ -455,8 +458,13 @@ mod tests {
 
     #[test]
     fn a_json_snapshot_of_the_old_encoder_still_restores_and_decodes_from_a_reader() {
-        let sm = applied(&[(1, put("a", "1")), (2, put("quote\"d", "ü\n")), (3, put("b", "2")), (4, Command::Noop)]);
-        let old = old_json_encoder(&sm.store.read(), 4);
+        let sm = applied(&[
+            (LogIndex(1), put("a", "1")),
+            (LogIndex(2), put("quote\"d", "ü\n")),
+            (LogIndex(3), put("b", "2")),
+            (LogIndex(4), Command::Noop),
+        ]);
+        let old = old_json_encoder(&sm.store.read(), LogIndex(4));
         assert!(old.starts_with(b"{\"last_command\":4,"), "the layout the streaming path recognises");
         let mut restored = KvStateMachine::default();
         restored.restore(&Bytes::from(old.clone())).unwrap();
@@ -465,12 +473,12 @@ mod tests {
         let mut decoded = KvStateMachine::default();
         install(&mut decoded).unwrap();
         assert_eq!(*decoded.store.read(), *sm.store.read());
-        assert_eq!(decoded.store.changes().since(4, 10, |_| true).unwrap_err().oldest_index, 5);
+        assert_eq!(decoded.store.changes().since(LogIndex(4), 10, |_| true).unwrap_err().oldest_index, LogIndex(5));
     }
 
     #[test]
     fn a_binary_snapshot_decodes_from_a_reader_that_answers_a_byte_at_a_time() {
-        let mut sm = applied(&[(1, put("a", "1")), (2, put("b", &"v".repeat(5000)))]);
+        let mut sm = applied(&[(LogIndex(1), put("a", "1")), (LogIndex(2), put("b", &"v".repeat(5000)))]);
         let data = sm.snapshot().unwrap();
         let install = KvStateMachine::decode_snapshot(&mut OneByteAtATime(&data)).unwrap();
         let mut other = KvStateMachine::default();
@@ -480,16 +488,16 @@ mod tests {
 
     #[test]
     fn bad_snapshot_bytes_are_a_storage_error_and_leave_the_state_machine_alone() {
-        let mut sm = applied(&[(1, put("a", "1")), (2, put("b", "2"))]);
+        let mut sm = applied(&[(LogIndex(1), put("a", "1")), (LogIndex(2), put("b", "2"))]);
         let data = sm.snapshot().unwrap();
         let mut wrong_version = data.to_vec();
         wrong_version[snapshot_format::MAGIC.len()] = 9;
         let bad: [&[u8]; 5] = [&data[..data.len() - 3], &data[..20], &wrong_version, b"", b"{\"kvs\": 3}"];
         for bytes in bad {
-            let mut other = applied(&[(1, put("kept", "x"))]);
+            let mut other = applied(&[(LogIndex(1), put("kept", "x"))]);
             assert!(other.restore(&Bytes::copy_from_slice(bytes)).is_err(), "{bytes:?}");
             assert!(KvStateMachine::decode_snapshot(&mut &bytes[..]).is_err(), "{bytes:?}");
-            assert_eq!(other.store.get("kept"), Some(("x".into(), 1)));
+            assert_eq!(other.store.get("kept"), Some(("x".into(), LogIndex(1))));
         }
     }
 }

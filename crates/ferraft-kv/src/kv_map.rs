@@ -134,30 +134,30 @@ mod tests {
 
     #[test]
     fn a_copy_keeps_what_the_map_held_when_it_was_taken() {
-        let mut map: KvMap = (0..5000).map(|i| entry(&format!("k{i}"), "old", i)).collect();
+        let mut map: KvMap = (0..5000).map(|i| entry(&format!("k{i}"), "old", LogIndex(i))).collect();
         let copy = map.clone();
         for i in 0..5000 {
-            map.insert(format!("k{i}").into(), ("new".into(), i + 10_000));
+            map.insert(format!("k{i}").into(), ("new".into(), LogIndex(i + 10_000)));
         }
         map.remove_entry("k0");
-        map.insert("added".into(), ("x".into(), 1));
+        map.insert("added".into(), ("x".into(), LogIndex(1)));
         assert_eq!(copy.len(), 5000);
         assert!(copy.iter().all(|(_, (value, _))| &**value == "old"));
-        assert_eq!(copy.get("k0"), Some(&("old".into(), 0)));
+        assert_eq!(copy.get("k0"), Some(&("old".into(), LogIndex(0))));
         assert_eq!(copy.get("added"), None);
         assert_eq!(map.len(), 5000);
-        assert_eq!(map.get("k1"), Some(&("new".into(), 10_001)));
+        assert_eq!(map.get("k1"), Some(&("new".into(), LogIndex(10_001))));
     }
 
     #[test]
     fn a_copy_shares_every_shard_until_a_write_touches_one() {
-        let mut map: KvMap = (0..5000).map(|i| entry(&format!("k{i}"), "v", i)).collect();
+        let mut map: KvMap = (0..5000).map(|i| entry(&format!("k{i}"), "v", LogIndex(i))).collect();
         let copy = map.clone();
         let shared = |map: &KvMap, copy: &KvMap| {
             map.shards.iter().zip(copy.shards.iter()).filter(|(a, b)| Arc::ptr_eq(a, b)).count()
         };
         assert_eq!(shared(&map, &copy), SHARDS);
-        map.insert("k1".into(), ("w".into(), 9));
+        map.insert("k1".into(), ("w".into(), LogIndex(9)));
         assert_eq!(shared(&map, &copy), SHARDS - 1, "only the written shard is copied");
         map.remove_entry("absent");
         assert_eq!(shared(&map, &copy), SHARDS - 1, "a delete of an absent key copies nothing");
@@ -167,11 +167,11 @@ mod tests {
     fn len_counts_inserts_of_new_keys_and_removals_of_present_ones() {
         let mut map = KvMap::default();
         assert!(map.is_empty());
-        map.insert("a".into(), ("1".into(), 1));
-        map.insert("a".into(), ("2".into(), 2));
-        map.insert("b".into(), ("3".into(), 3));
+        map.insert("a".into(), ("1".into(), LogIndex(1)));
+        map.insert("a".into(), ("2".into(), LogIndex(2)));
+        map.insert("b".into(), ("3".into(), LogIndex(3)));
         assert_eq!(map.len(), 2);
-        assert_eq!(map.remove_entry("a").map(|(k, v)| (k, v.1)), Some(("a".into(), 2)));
+        assert_eq!(map.remove_entry("a").map(|(k, v)| (k, v.1)), Some(("a".into(), LogIndex(2))));
         assert_eq!(map.remove_entry("a"), None);
         assert_eq!(map.len(), 1);
         assert_eq!(map.iter().count(), 1);

@@ -109,3 +109,31 @@ pub fn change_status(change_id: &str, status: &ferraft::ChangeStatus<KvNode>) ->
     }
     answer
 }
+
+#[cfg(test)]
+mod tests {
+    use ferraft::{LeaderId, LogId, LogIndex, Membership, NodeId, Term};
+
+    use super::*;
+
+    /// The API's JSON carries node ids and indexes as plain numbers (and
+    /// node ids as the keys of `nodes`), as before they had types of their own.
+    #[test]
+    fn the_membership_object_shows_ids_and_indexes_as_plain_numbers() {
+        let node = |port: u16| KvNode { raft: format!("h:{port}"), api: format!("h:{}", port + 1) };
+        let members = [(NodeId(1), node(7001)), (NodeId(2), node(7003))].into();
+        let membership = Membership::new(vec![[NodeId(1)].into()], members).unwrap();
+        let log_id = LogId::new(LeaderId::new(Term(3), NodeId(1)), LogIndex(12));
+        let stored = StoredMembership { log_id: Some(log_id), membership };
+        let expected = json!({
+            "log_index": 12,
+            "committed": true,
+            "configs": [[1]],
+            "voters": [1],
+            "learners": [2],
+            "nodes": {"1": {"raft": "h:7001", "api": "h:7002"}, "2": {"raft": "h:7003", "api": "h:7004"}},
+            "incarnations": {},
+        });
+        assert_eq!(serde_json::to_string(&membership_result(&stored)).unwrap(), expected.to_string());
+    }
+}

@@ -15,15 +15,19 @@ pub fn render(m: &RaftMetrics<KvNode>, me: &KvNode, keys: usize, http: &HttpMetr
     let mut gauge = |name: &str, help: &str, value: u64| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
     };
-    gauge("ferraft_node_id", "This node's id.", m.id);
-    gauge("ferraft_term", "The current term.", m.current_term);
+    gauge("ferraft_node_id", "This node's id.", m.id.0);
+    gauge("ferraft_term", "The current term.", m.current_term.0);
     gauge("ferraft_is_leader", "1 if this node is the leader.", u64::from(m.state == ServerState::Leader));
-    gauge("ferraft_leader_id", "The leader this node knows of (0: none).", m.current_leader.unwrap_or(0));
-    gauge("ferraft_last_log_index", "The last log index.", m.last_log_index);
-    gauge("ferraft_committed_index", "The last committed log index.", index_of(m.committed));
-    gauge("ferraft_applied_index", "The last applied log index.", index_of(m.last_applied));
-    gauge("ferraft_snapshot_index", "The last snapshot's log index.", index_of(m.snapshot));
-    gauge("ferraft_purged_index", "The last purged log index.", index_of(m.purged));
+    gauge(
+        "ferraft_leader_id",
+        "The leader this node knows of (0: none).",
+        m.current_leader.map_or(0, |leader| leader.0),
+    );
+    gauge("ferraft_last_log_index", "The last log index.", m.last_log_index.0);
+    gauge("ferraft_committed_index", "The last committed log index.", index_of(m.committed).0);
+    gauge("ferraft_applied_index", "The last applied log index.", index_of(m.last_applied).0);
+    gauge("ferraft_snapshot_index", "The last snapshot's log index.", index_of(m.snapshot).0);
+    gauge("ferraft_purged_index", "The last purged log index.", index_of(m.purged).0);
     let (voters, learners, joint) = m.membership.as_ref().map_or((0, 0, false), |s| {
         (s.membership.voter_ids().count(), s.membership.learner_ids().count(), s.membership.is_joint())
     });

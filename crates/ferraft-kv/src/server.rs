@@ -186,7 +186,7 @@ impl Server {
                 tracing::error!(error = %e, "http server failed");
             }
         });
-        tracing::info!(id = options.id, raft = %raft_addr, api = %api_addr, "node started");
+        tracing::info!(id = %options.id, raft = %raft_addr, api = %api_addr, "node started");
         Ok(Self { raft, raft_addr, api_addr, me, ctx, network, raft_listener, http, stop_http: Some(stop_tx) })
     }
 
@@ -220,7 +220,7 @@ impl Server {
     /// Stops accepting requests, lets the ones in flight finish (briefly),
     /// stops the node (flushing its log) and closes the transport.
     pub async fn shutdown(mut self) {
-        tracing::info!(id = self.raft.id(), "shutting down: no new requests");
+        tracing::info!(id = %self.raft.id(), "shutting down: no new requests");
         self.ctx.close_streams();
         if let Some(stop) = self.stop_http.take() {
             let _ = stop.send(());
@@ -231,6 +231,6 @@ impl Server {
         let _ = self.raft.shutdown().await;
         self.raft_listener.abort();
         drop(self.network);
-        tracing::info!(id = self.raft.id(), "shut down: log flushed, transport closed");
+        tracing::info!(id = %self.raft.id(), "shut down: log flushed, transport closed");
     }
 }

@@ -59,12 +59,12 @@ pub enum FormatError {
 pub fn write(sink: &mut impl Write, map: &KvMap, last_command: LogIndex) -> Result<(), FormatError> {
     sink.write_all(MAGIC)?;
     sink.write_all(&VERSION.to_le_bytes())?;
-    sink.write_all(&last_command.to_le_bytes())?;
+    sink.write_all(&last_command.0.to_le_bytes())?;
     sink.write_all(&(map.len() as u64).to_le_bytes())?;
     for (key, (value, index)) in map.iter() {
         write_bytes(sink, key.as_bytes(), "key")?;
         write_bytes(sink, value.as_bytes(), "value")?;
-        sink.write_all(&index.to_le_bytes())?;
+        sink.write_all(&index.0.to_le_bytes())?;
     }
     sink.flush()?;
     Ok(())
@@ -108,7 +108,7 @@ impl<R: BufRead> Entries<R> {
         if version != VERSION {
             return Err(FormatError::UnknownVersion(version));
         }
-        let last_command = u64::from_le_bytes(read_array(&mut reader, "the header")?);
+        let last_command = LogIndex(u64::from_le_bytes(read_array(&mut reader, "the header")?));
         let remaining = u64::from_le_bytes(read_array(&mut reader, "the header")?);
         Ok(Self { reader, last_command, remaining })
     }
@@ -130,7 +130,7 @@ impl<R: BufRead> Entries<R> {
         self.remaining -= 1;
         let key = read_str(&mut self.reader, "key")?;
         let value = read_str(&mut self.reader, "value")?;
-        let index = u64::from_le_bytes(read_array(&mut self.reader, "an index")?);
+        let index = LogIndex(u64::from_le_bytes(read_array(&mut self.reader, "an index")?));
         Ok(Some((key, (value, index))))
     }
 }
@@ -188,26 +188,31 @@ mod tests {
 
     #[test]
     fn a_map_reads_back_as_written_with_its_last_command() {
-        let original =
-            map(&[("a", "1", 3), ("", "empty key", 4), ("ключ", "значение", 5), ("big", &"x".repeat(100_000), 6)]);
-        let bytes = encoded(&original, 42);
+        let original = map(&[
+            ("a", "1", LogIndex(3)),
+            ("", "empty key", LogIndex(4)),
+            ("ключ", "значение", LogIndex(5)),
+            ("big", &"x".repeat(100_000), LogIndex(6)),
+        ]);
+        let bytes = encoded(&original, LogIndex(42));
         let (read_back, last_command) = read(&mut &bytes[..]).unwrap();
         assert_eq!(read_back, original);
-        assert_eq!(last_command, 42);
+        assert_eq!(last_command, LogIndex(42));
     }
 
     #[test]
     fn values_that_span_the_readers_buffer_read_back_whole() {
-        let original: KvMap =
-            (0..50).map(|i| (Arc::from(format!("k{i}")), (Arc::from("v".repeat(997 * i)), i as u64))).collect();
-        let bytes = encoded(&original, 1);
+        let original: KvMap = (0..50)
+            .map(|i| (Arc::from(format!("k{i}")), (Arc::from("v".repeat(997 * i)), LogIndex(i as u64))))
+            .collect();
+        let bytes = encoded(&original, LogIndex(1));
         let mut small_buffer = std::io::BufReader::with_capacity(4096, &bytes[..]);
         assert_eq!(read(&mut small_buffer).unwrap().0, original);
     }
 
     #[test]
     fn every_truncation_is_an_error() {
-        let bytes = encoded(&map(&[("a", "1", 3), ("bb", "22", 4)]), 9);
+        let bytes = encoded(&map(&[("a", "1", LogIndex(3)), ("bb", "22", LogIndex(4))]), LogIndex(9));
         for cut in 0..bytes.len() {
             let error = read(&mut &bytes[..cut]).unwrap_err();
             assert!(matches!(error, FormatError::Truncated(_)), "cut at {cut}: {error}");
@@ -216,17 +221,17 @@ mod tests {
 
     #[test]
     fn bytes_after_the_last_key_are_an_error() {
-        let mut bytes = encoded(&map(&[("a", "1", 3)]), 9);
+        let mut bytes = encoded(&map(&[("a", "1", LogIndex(3))]), LogIndex(9));
         bytes.push(0);
         assert!(matches!(read(&mut &bytes[..]), Err(FormatError::TrailingBytes)));
     }
 
     #[test]
     fn a_wrong_magic_or_a_later_version_is_refused() {
-        let mut bytes = encoded(&KvMap::default(), 1);
+        let mut bytes = encoded(&KvMap::default(), LogIndex(1));
         bytes[0] = b'X';
         assert!(matches!(read(&mut &bytes[..]), Err(FormatError::WrongMagic)));
-        let mut bytes = encoded(&KvMap::default(), 1);
+        let mut bytes = encoded(&KvMap::default(), LogIndex(1));
         bytes[MAGIC.len()] = 2;
         assert!(matches!(read(&mut &bytes[..]), Err(FormatError::UnknownVersion(2))));
     }

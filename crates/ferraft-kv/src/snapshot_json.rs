@@ -73,20 +73,20 @@ mod tests {
     fn a_transcoded_binary_snapshot_reads_back_as_the_same_map() {
         let map: KvMap = [("a", "1", 3), ("quote\"d\\", "ü\n\u{1}", 4), ("", "", 5)]
             .iter()
-            .map(|(k, v, i)| (Arc::from(*k), (Arc::from(*v), *i)))
+            .map(|(k, v, i)| (Arc::from(*k), (Arc::from(*v), LogIndex(*i))))
             .collect();
         let mut binary = Vec::new();
-        crate::snapshot_format::write(&mut binary, &map, 9).unwrap();
+        crate::snapshot_format::write(&mut binary, &map, LogIndex(9)).unwrap();
         let mut json = Vec::new();
         transcode(&binary[..], &mut json).unwrap();
         let (read_back, last_command) = read(&json[..HEAD_BYTES], &mut &json[..]).unwrap();
-        assert_eq!((read_back, last_command), (map, Some(9)));
+        assert_eq!((read_back, last_command), (map, Some(LogIndex(9))));
     }
 
     #[test]
     fn an_empty_map_transcodes_to_an_empty_object() {
         let mut binary = Vec::new();
-        crate::snapshot_format::write(&mut binary, &KvMap::default(), 0).unwrap();
+        crate::snapshot_format::write(&mut binary, &KvMap::default(), LogIndex(0)).unwrap();
         let mut json = Vec::new();
         transcode(&binary[..], &mut json).unwrap();
         assert_eq!(json, br#"{"last_command":0,"kvs":{}}"#);
@@ -94,9 +94,9 @@ mod tests {
 
     #[test]
     fn a_truncated_binary_snapshot_is_an_error_not_json() {
-        let map: KvMap = [(Arc::from("a"), (Arc::from("1"), 1))].into_iter().collect();
+        let map: KvMap = [(Arc::from("a"), (Arc::from("1"), LogIndex(1)))].into_iter().collect();
         let mut binary = Vec::new();
-        crate::snapshot_format::write(&mut binary, &map, 1).unwrap();
+        crate::snapshot_format::write(&mut binary, &map, LogIndex(1)).unwrap();
         let mut json = Vec::new();
         assert!(transcode(&binary[..binary.len() - 1], &mut json).is_err());
     }

@@ -18,7 +18,7 @@ pub const HISTORY_CHANGES: usize = 100_000;
 pub const HISTORY_BYTES: usize = 64 * 1024 * 1024;
 
 /// The floor after restoring a snapshot that does not say where it ends.
-const UNKNOWN_FLOOR: LogIndex = LogIndex::MAX;
+const UNKNOWN_FLOOR: LogIndex = LogIndex(u64::MAX);
 
 /// One change of the map.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,8 +62,8 @@ pub struct ChangeLog {
 
 impl Default for ChangeLog {
     fn default() -> Self {
-        let history = History { changes: VecDeque::new(), bytes: 0, floor: 1 };
-        Self { history: Mutex::new(history), applied: watch::Sender::new(0) }
+        let history = History { changes: VecDeque::new(), bytes: 0, floor: LogIndex(1) };
+        Self { history: Mutex::new(history), applied: watch::Sender::new(LogIndex(0)) }
     }
 }
 
@@ -102,7 +102,7 @@ impl ChangeLog {
         h.bytes = 0;
         h.floor = last_command.map_or(UNKNOWN_FLOOR, |last| last + 1);
         drop(h);
-        self.applied.send_replace(last_command.unwrap_or(0));
+        self.applied.send_replace(last_command.unwrap_or(LogIndex(0)));
     }
 
     /// The index of the last command applied.
@@ -155,30 +155,33 @@ mod tests {
     #[test]
     fn changes_come_back_from_any_index_held_in_order_and_filtered() {
         let log = ChangeLog::default();
-        log.record(2, Some(change(2, "a", Some("1"))));
-        log.record(3, None);
-        log.record(5, Some(change(5, "b", None)));
-        log.record(6, Some(change(6, "a", None)));
+        log.record(LogIndex(2), Some(change(LogIndex(2), "a", Some("1"))));
+        log.record(LogIndex(3), None);
+        log.record(LogIndex(5), Some(change(LogIndex(5), "b", None)));
+        log.record(LogIndex(6), Some(change(LogIndex(6), "a", None)));
         let all = |_: &Change| true;
-        assert_eq!(log.since(1, 10, all).unwrap().0.len(), 3);
-        assert_eq!(log.since(3, 10, all).unwrap(), (vec![change(5, "b", None), change(6, "a", None)], 7));
-        assert_eq!(log.since(1, 1, all).unwrap(), (vec![change(2, "a", Some("1"))], 3));
-        assert_eq!(log.since(1, 10, |c| &*c.key == "a").unwrap().0.len(), 2);
-        assert_eq!(log.since(3, 10, |c| &*c.key == "x").unwrap(), (vec![], 7));
-        assert_eq!(log.since(7, 10, all).unwrap(), (vec![], 7));
-        assert_eq!(log.applied(), 6);
+        assert_eq!(log.since(LogIndex(1), 10, all).unwrap().0.len(), 3);
+        assert_eq!(
+            log.since(LogIndex(3), 10, all).unwrap(),
+            (vec![change(LogIndex(5), "b", None), change(LogIndex(6), "a", None)], LogIndex(7))
+        );
+        assert_eq!(log.since(LogIndex(1), 1, all).unwrap(), (vec![change(LogIndex(2), "a", Some("1"))], LogIndex(3)));
+        assert_eq!(log.since(LogIndex(1), 10, |c| &*c.key == "a").unwrap().0.len(), 2);
+        assert_eq!(log.since(LogIndex(3), 10, |c| &*c.key == "x").unwrap(), (vec![], LogIndex(7)));
+        assert_eq!(log.since(LogIndex(7), 10, all).unwrap(), (vec![], LogIndex(7)));
+        assert_eq!(log.applied(), LogIndex(6));
     }
 
     #[test]
     fn an_evicted_or_restored_past_is_compacted_not_skipped() {
         let log = ChangeLog::default();
-        for index in 1..=(HISTORY_CHANGES as u64 + 2) {
+        for index in LogIndex(1).through(LogIndex(HISTORY_CHANGES as u64 + 2)) {
             log.record(index, Some(change(index, "k", Some("v"))));
         }
-        assert_eq!(log.since(2, 1, |_| true), Err(Compacted { oldest_index: 3 }));
-        assert_eq!(log.since(3, 1, |_| true).unwrap().0[0].index, 3);
-        log.reset(Some(500_000));
-        assert_eq!(log.since(500_000, 1, |_| true), Err(Compacted { oldest_index: 500_001 }));
-        assert_eq!(log.since(500_001, 1, |_| true).unwrap(), (vec![], 500_001));
+        assert_eq!(log.since(LogIndex(2), 1, |_| true), Err(Compacted { oldest_index: LogIndex(3) }));
+        assert_eq!(log.since(LogIndex(3), 1, |_| true).unwrap().0[0].index, LogIndex(3));
+        log.reset(Some(LogIndex(500_000)));
+        assert_eq!(log.since(LogIndex(500_000), 1, |_| true), Err(Compacted { oldest_index: LogIndex(500_001) }));
+        assert_eq!(log.since(LogIndex(500_001), 1, |_| true).unwrap(), (vec![], LogIndex(500_001)));
     }
 }

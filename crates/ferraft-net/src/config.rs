@@ -99,12 +99,12 @@ mod tests {
 
     #[test]
     fn defaults_are_valid() {
-        assert_eq!(NetConfig::new(1, 1).validate(), Ok(()));
+        assert_eq!(NetConfig::new(1, NodeId(1)).validate(), Ok(()));
     }
 
     #[test]
     fn a_queue_that_cannot_hold_one_frame_is_refused() {
-        let config = NetConfig { peer_queue_bytes: 1024, max_frame_bytes: 2048, ..NetConfig::new(1, 1) };
+        let config = NetConfig { peer_queue_bytes: 1024, max_frame_bytes: 2048, ..NetConfig::new(1, NodeId(1)) };
         assert!(matches!(config.validate(), Err(NetConfigError::QueueSmallerThanFrame { .. })));
     }
 
@@ -113,14 +113,14 @@ mod tests {
         let config = NetConfig {
             backoff_min: Duration::from_secs(2),
             backoff_max: Duration::from_secs(1),
-            ..NetConfig::new(1, 1)
+            ..NetConfig::new(1, NodeId(1))
         };
         assert!(matches!(config.validate(), Err(NetConfigError::BackoffRange { .. })));
     }
 
     #[test]
     fn a_zero_timeout_is_refused() {
-        let config = NetConfig { connect_timeout: Duration::ZERO, ..NetConfig::new(1, 1) };
+        let config = NetConfig { connect_timeout: Duration::ZERO, ..NetConfig::new(1, NodeId(1)) };
         assert_eq!(config.validate(), Err(NetConfigError::Zero { name: "connect_timeout" }));
     }
 }

@@ -189,47 +189,51 @@ mod tests {
 
     #[test]
     fn hello_from_the_same_cluster_to_this_node_is_accepted() {
-        assert_eq!(Hello::new(7, 1, 2).check(7, 2), Ok(()));
+        assert_eq!(Hello::new(7, NodeId(1), NodeId(2)).check(7, NodeId(2)), Ok(()));
     }
 
     #[test]
     fn hello_from_another_cluster_is_rejected() {
-        let rejection = Hello::new(8, 1, 2).check(7, 2);
+        let rejection = Hello::new(8, NodeId(1), NodeId(2)).check(7, NodeId(2));
         assert_eq!(rejection, Err(Rejection::WrongCluster { sender_cluster: 8, receiver_cluster: 7 }));
     }
 
     #[test]
     fn a_node_in_no_cluster_yet_talks_to_any_cluster() {
-        assert_eq!(Hello::new(0, 1, 2).check(7, 2), Ok(()));
-        assert_eq!(Hello::new(8, 1, 2).check(0, 2), Ok(()));
+        assert_eq!(Hello::new(0, NodeId(1), NodeId(2)).check(7, NodeId(2)), Ok(()));
+        assert_eq!(Hello::new(8, NodeId(1), NodeId(2)).check(0, NodeId(2)), Ok(()));
     }
 
     #[test]
     fn a_rejection_tells_the_sender_which_cluster_it_reached() {
-        let rejection = Hello::new(8, 1, 2).check(7, 2).unwrap_err();
+        let rejection = Hello::new(8, NodeId(1), NodeId(2)).check(7, NodeId(2)).unwrap_err();
         let theirs = ClusterId::new(7).unwrap();
         assert_eq!(rejection.as_refusal(), PeerRefusal::OtherCluster { theirs, ours: ClusterId::new(8) });
     }
 
     #[test]
     fn hello_meant_for_another_node_is_rejected() {
-        assert_eq!(Hello::new(7, 1, 3).check(7, 2), Err(Rejection::WrongNode { expected: 3, actual: 2 }));
+        assert_eq!(
+            Hello::new(7, NodeId(1), NodeId(3)).check(7, NodeId(2)),
+            Err(Rejection::WrongNode { expected: NodeId(3), actual: NodeId(2) })
+        );
     }
 
     #[test]
     fn hello_of_another_protocol_version_is_rejected() {
-        let hello = Hello { version: PROTOCOL_VERSION + 1, ..Hello::new(7, 1, 2) };
-        assert!(matches!(hello.check(7, 2), Err(Rejection::Protocol { .. })));
+        let hello = Hello { version: PROTOCOL_VERSION + 1, ..Hello::new(7, NodeId(1), NodeId(2)) };
+        assert!(matches!(hello.check(7, NodeId(2)), Err(Rejection::Protocol { .. })));
     }
 
     #[tokio::test]
     async fn both_sides_see_a_rejection() {
         let (mut client, mut server) = tokio::io::duplex(1024);
         let server = tokio::spawn(async move {
-            accept(&mut server, &mut BytesMut::new(), 7, 2, Duration::from_secs(5)).await.map(|_| ())
+            accept(&mut server, &mut BytesMut::new(), 7, NodeId(2), Duration::from_secs(5)).await.map(|_| ())
         });
-        let offered = offer(&mut client, &mut BytesMut::new(), Hello::new(7, 1, 3), Duration::from_secs(5)).await;
-        let expected = Rejection::WrongNode { expected: 3, actual: 2 };
+        let offered =
+            offer(&mut client, &mut BytesMut::new(), Hello::new(7, NodeId(1), NodeId(3)), Duration::from_secs(5)).await;
+        let expected = Rejection::WrongNode { expected: NodeId(3), actual: NodeId(2) };
         assert!(matches!(offered, Err(NetError::Rejected(r)) if r == expected));
         assert!(matches!(server.await.unwrap(), Err(NetError::Rejected(r)) if r == expected));
     }
@@ -237,7 +241,9 @@ mod tests {
     #[tokio::test]
     async fn a_silent_peer_times_out() {
         let (mut client, _server) = tokio::io::duplex(1024);
-        let offered = offer(&mut client, &mut BytesMut::new(), Hello::new(7, 1, 2), Duration::from_millis(20)).await;
+        let offered =
+            offer(&mut client, &mut BytesMut::new(), Hello::new(7, NodeId(1), NodeId(2)), Duration::from_millis(20))
+                .await;
         assert!(matches!(offered, Err(NetError::HandshakeTimeout)));
     }
 }

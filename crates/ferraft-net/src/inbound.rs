@@ -69,9 +69,9 @@ mod tests {
     #[tokio::test]
     async fn a_newer_connection_from_the_same_peer_supersedes_the_older() {
         let inbound = Arc::new(Inbound::default());
-        let older = inbound.register(1);
-        let _other_peer = inbound.register(2);
-        let newer = inbound.register(1);
+        let older = inbound.register(NodeId(1));
+        let _other_peer = inbound.register(NodeId(2));
+        let newer = inbound.register(NodeId(1));
         tokio::time::timeout(Duration::from_secs(5), older.superseded()).await.unwrap();
         assert!(tokio::time::timeout(Duration::from_millis(10), newer.superseded()).await.is_err());
     }
@@ -79,10 +79,10 @@ mod tests {
     #[test]
     fn only_the_current_connection_unregisters_its_peer() {
         let inbound = Arc::new(Inbound::default());
-        let older = inbound.register(1);
-        let newer = inbound.register(1);
+        let older = inbound.register(NodeId(1));
+        let newer = inbound.register(NodeId(1));
         drop(older);
-        assert_eq!(inbound.lock().get(&1).map(|(connection, _)| *connection), Some(newer.connection));
+        assert_eq!(inbound.lock().get(&NodeId(1)).map(|(connection, _)| *connection), Some(newer.connection));
         drop(newer);
         assert!(inbound.lock().is_empty());
     }

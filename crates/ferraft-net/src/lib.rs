@@ -14,7 +14,7 @@
 //! ```
 //! use std::sync::{mpsc, Arc, Mutex};
 //! use ferraft::message::TimeoutNow;
-//! use ferraft::{BasicNode, Envelope, Message, MessageBody, Network, NodeId, Vote};
+//! use ferraft::{BasicNode, Envelope, Message, MessageBody, Network, NodeId, Term, Vote};
 //! use ferraft_net::{Inbox, NetConfig, TcpNetwork};
 //!
 //! /// Collects what arrives.
@@ -27,13 +27,14 @@
 //! }
 //!
 //! let runtime = tokio::runtime::Runtime::new().unwrap();
-//! let node_1 = TcpNetwork::<String, BasicNode>::new(NetConfig::new(7, 1), runtime.handle().clone()).unwrap();
-//! let node_2 = TcpNetwork::<String, BasicNode>::new(NetConfig::new(7, 2), runtime.handle().clone()).unwrap();
+//! let node_1 = TcpNetwork::<String, BasicNode>::new(NetConfig::new(7, NodeId(1)), runtime.handle().clone()).unwrap();
+//! let node_2 = TcpNetwork::<String, BasicNode>::new(NetConfig::new(7, NodeId(2)), runtime.handle().clone()).unwrap();
 //! let (tx, rx) = mpsc::channel();
 //! let (addr_2, _listener) = node_2.serve("127.0.0.1:0", Arc::new(Collect(Mutex::new(tx)))).unwrap();
 //!
-//! let body = MessageBody::TimeoutNow(TimeoutNow { vote: Vote::new_committed(3, 1) });
-//! let message = Message { envelope: Envelope { cluster_id: 7, from: 1, to: 2, from_incarnation: 0, to_incarnation: 0 }, body };
+//! let body = MessageBody::TimeoutNow(TimeoutNow { vote: Vote::new_committed(Term(3), NodeId(1)) });
+//! let envelope = Envelope { cluster_id: 7, from: NodeId(1), to: NodeId(2), from_incarnation: 0, to_incarnation: 0 };
+//! let message = Message { envelope, body };
 //! node_1.send(&BasicNode::new(addr_2.to_string()), message.clone());
 //! assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(5)).unwrap(), message);
 //! ```
@@ -47,10 +48,10 @@
 //! ```no_run
 //! # use std::sync::Arc;
 //! # use ferraft::mem::{MemLogStore, NoopStateMachine};
-//! # use ferraft::{BasicNode, Config, Raft};
+//! # use ferraft::{BasicNode, Config, NodeId, Raft};
 //! # use ferraft_net::{NetConfig, TcpNetwork};
 //! # async fn start() -> Result<(), Box<dyn std::error::Error>> {
-//! let id = 1;
+//! let id = NodeId(1);
 //! let network = Arc::new(TcpNetwork::new(NetConfig::new(0, id), tokio::runtime::Handle::current())?);
 //! let config = Config::default();
 //! let raft: Raft<NoopStateMachine, BasicNode> =

@@ -80,7 +80,7 @@ async fn serve_connection<C: AppData, N: Node>(
             return;
         }
     };
-    debug!(peer = hello.from, %remote, "peer connected");
+    debug!(peer = %hello.from, %remote, "peer connected");
     let registration = inbound.register(hello.from);
     let superseded = registration.superseded();
     tokio::pin!(superseded);
@@ -90,7 +90,7 @@ async fn serve_connection<C: AppData, N: Node>(
         let frame = tokio::select! {
             biased;
             () = &mut superseded => {
-                debug!(peer = hello.from, %remote, "closing a connection superseded by a newer one from the same peer");
+                debug!(peer = %hello.from, %remote, "closing a connection superseded by a newer one from the same peer");
                 return;
             }
             frame = read_frame::<Message<C, N>, _>(&mut stream, &mut buf, config.max_frame_bytes) => frame,
@@ -108,25 +108,25 @@ async fn serve_connection<C: AppData, N: Node>(
                     // accepted while this node had no cluster, which it has
                     // joined since: close, so the peer's reconnect is refused
                     // at the handshake and its node hears why
-                    warn!(peer = hello.from, %remote, envelope = ?message.envelope, local_cluster,
+                    warn!(peer = %hello.from, %remote, envelope = ?message.envelope, local_cluster,
                         "closing a connection of another cluster than the one this node joined");
                     return;
                 }
                 Err(reason) => {
                     misaddressed += 1;
                     if misaddressed == 1 {
-                        warn!(peer = hello.from, %remote, envelope = ?message.envelope, reason, "dropping misaddressed message");
+                        warn!(peer = %hello.from, %remote, envelope = ?message.envelope, reason, "dropping misaddressed message");
                     } else {
-                        debug!(peer = hello.from, envelope = ?message.envelope, reason, "dropping misaddressed message");
+                        debug!(peer = %hello.from, envelope = ?message.envelope, reason, "dropping misaddressed message");
                     }
                 }
             },
             Err(NetError::Closed) => {
-                debug!(peer = hello.from, %remote, "peer closed the connection");
+                debug!(peer = %hello.from, %remote, "peer closed the connection");
                 return;
             }
             Err(error) => {
-                warn!(peer = hello.from, %remote, %error, "closing connection");
+                warn!(peer = %hello.from, %remote, %error, "closing connection");
                 return;
             }
         }
@@ -162,31 +162,40 @@ mod tests {
 
     #[test]
     fn an_envelope_for_this_node_from_the_connected_peer_passes() {
-        let config = NetConfig::new(7, 2);
-        assert_eq!(check_envelope(&envelope(7, 1, 2), &Hello::new(7, 1, 2), &config, 7), Ok(()));
+        let config = NetConfig::new(7, NodeId(2));
+        assert_eq!(
+            check_envelope(&envelope(7, NodeId(1), NodeId(2)), &Hello::new(7, NodeId(1), NodeId(2)), &config, 7),
+            Ok(())
+        );
     }
 
     #[test]
     fn an_envelope_for_another_node_is_refused() {
-        let config = NetConfig::new(7, 2);
-        assert!(check_envelope(&envelope(7, 1, 3), &Hello::new(7, 1, 2), &config, 7).is_err());
+        let config = NetConfig::new(7, NodeId(2));
+        assert!(check_envelope(&envelope(7, NodeId(1), NodeId(3)), &Hello::new(7, NodeId(1), NodeId(2)), &config, 7)
+            .is_err());
     }
 
     #[test]
     fn an_envelope_from_another_sender_than_the_connected_peer_is_refused() {
-        let config = NetConfig::new(7, 2);
-        assert!(check_envelope(&envelope(7, 3, 2), &Hello::new(7, 1, 2), &config, 7).is_err());
+        let config = NetConfig::new(7, NodeId(2));
+        assert!(check_envelope(&envelope(7, NodeId(3), NodeId(2)), &Hello::new(7, NodeId(1), NodeId(2)), &config, 7)
+            .is_err());
     }
 
     #[test]
     fn an_envelope_of_another_cluster_is_refused() {
-        let config = NetConfig::new(7, 2);
-        assert!(check_envelope(&envelope(8, 1, 2), &Hello::new(7, 1, 2), &config, 7).is_err());
+        let config = NetConfig::new(7, NodeId(2));
+        assert!(check_envelope(&envelope(8, NodeId(1), NodeId(2)), &Hello::new(7, NodeId(1), NodeId(2)), &config, 7)
+            .is_err());
     }
 
     #[test]
     fn a_node_in_no_cluster_yet_lets_any_cluster_through() {
-        let config = NetConfig::new(0, 2);
-        assert_eq!(check_envelope(&envelope(8, 1, 2), &Hello::new(8, 1, 2), &config, 0), Ok(()));
+        let config = NetConfig::new(0, NodeId(2));
+        assert_eq!(
+            check_envelope(&envelope(8, NodeId(1), NodeId(2)), &Hello::new(8, NodeId(1), NodeId(2)), &config, 0),
+            Ok(())
+        );
     }
 }

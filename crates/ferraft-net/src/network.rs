@@ -70,7 +70,7 @@ impl<C: AppData, N: Node + NodeAddr> TcpNetwork<C, N> {
         *self.inbox.write().unwrap_or_else(PoisonError::into_inner) = Some(inbox.clone());
         let task = listener::spawn(&self.runtime, listener, self.config.clone(), inbox)?;
         lock(&self.listeners).push(task.abort_handle());
-        info!(node = self.config.node_id, addr = %bound, "raft transport listening");
+        info!(node = %self.config.node_id, addr = %bound, "raft transport listening");
         Ok((bound, task))
     }
 
@@ -101,7 +101,7 @@ impl<C: AppData, N: Node + NodeAddr> TcpNetwork<C, N> {
             if peer.addr == addr {
                 return peer.shared.clone();
             }
-            info!(peer = id, old = %peer.addr, new = %addr, "peer address changed; reconnecting");
+            info!(peer = %id, old = %peer.addr, new = %addr, "peer address changed; reconnecting");
         }
         let peer = Peer::spawn(&self.runtime, id, addr.to_owned(), self.config.clone(), self.inbox.clone());
         let shared = peer.shared.clone();
@@ -115,19 +115,19 @@ impl<C: AppData, N: Node + NodeAddr> Network<C, N> for TcpNetwork<C, N> {
     fn send(&self, target: &N, message: Message<C, N>) {
         let to = message.envelope.to;
         if to == self.config.node_id {
-            error!(node = to, addr = target.raft_addr(), "refusing to send a message to this node itself");
+            error!(node = %to, addr = target.raft_addr(), "refusing to send a message to this node itself");
             return;
         }
         let frame_bytes = match frame_len(&message) {
             Ok(frame_bytes) => frame_bytes,
             Err(error) => {
-                error!(peer = to, %error, "dropping a message that cannot be encoded");
+                error!(peer = %to, %error, "dropping a message that cannot be encoded");
                 return;
             }
         };
         if frame_bytes - LENGTH_PREFIX_BYTES > self.config.max_frame_bytes {
             error!(
-                peer = to,
+                peer = %to,
                 frame_bytes,
                 max = self.config.max_frame_bytes,
                 "dropping a message above max_frame_bytes"
@@ -137,8 +137,8 @@ impl<C: AppData, N: Node + NodeAddr> Network<C, N> for TcpNetwork<C, N> {
         let forward = crate::queue::forward_write_id(&message);
         match self.peer(to, target.raft_addr()).queue.push(message, frame_bytes) {
             Pushed::Queued => return,
-            Pushed::Full => trace!(peer = to, frame_bytes, "peer queue full; message dropped"),
-            Pushed::Closed => trace!(peer = to, "peer is shutting down; message dropped"),
+            Pushed::Full => trace!(peer = %to, frame_bytes, "peer queue full; message dropped"),
+            Pushed::Closed => trace!(peer = %to, "peer is shutting down; message dropped"),
         }
         if let (Some(id), Some(inbox)) = (forward, crate::inbox::current(&self.inbox)) {
             inbox.undelivered(to, vec![id]);

@@ -107,7 +107,7 @@ impl<C: AppData, N: Node> Writer<C, N> {
                     self.shared.connected.store(false, Ordering::Release);
                     match result {
                         Ok(()) => return,
-                        Err(error) => info!(peer = self.peer, addr = %self.addr, %error, "connection to peer lost"),
+                        Err(error) => info!(peer = %self.peer, addr = %self.addr, %error, "connection to peer lost"),
                     }
                     false
                 }
@@ -116,7 +116,7 @@ impl<C: AppData, N: Node> Writer<C, N> {
                         outage_since = Some(Instant::now());
                         self.on_outage(&error);
                     } else {
-                        debug!(peer = self.peer, addr = %self.addr, %error, "peer still unreachable");
+                        debug!(peer = %self.peer, addr = %self.addr, %error, "peer still unreachable");
                     }
                     true
                 }
@@ -137,17 +137,17 @@ impl<C: AppData, N: Node> Writer<C, N> {
         self.backoff.reset();
         match outage_since {
             Some(since) => {
-                info!(peer = self.peer, addr = %self.addr, down_ms = since.elapsed().as_millis() as u64, "peer reachable again")
+                info!(peer = %self.peer, addr = %self.addr, down_ms = since.elapsed().as_millis() as u64, "peer reachable again")
             }
-            None => debug!(peer = self.peer, addr = %self.addr, "connected to peer"),
+            None => debug!(peer = %self.peer, addr = %self.addr, "connected to peer"),
         }
     }
 
     fn on_outage(&self, error: &NetError) {
-        warn!(peer = self.peer, addr = %self.addr, %error, "peer unreachable; backing off");
+        warn!(peer = %self.peer, addr = %self.addr, %error, "peer unreachable; backing off");
         let dropped = self.discard_queued();
         if dropped > 0 {
-            debug!(peer = self.peer, dropped, "discarded messages queued for an unreachable peer");
+            debug!(peer = %self.peer, dropped, "discarded messages queued for an unreachable peer");
         }
         if let Some(inbox) = inbox::current(&self.inbox) {
             match error {
@@ -228,7 +228,7 @@ impl<C: AppData, N: Node> Writer<C, N> {
     fn encode_batch(&mut self) {
         for message in self.batch.drain(..) {
             if let Err(error) = encode_frame(&mut self.out, &message, self.config.max_frame_bytes) {
-                error!(peer = self.peer, %error, "dropping a message that cannot be encoded");
+                error!(peer = %self.peer, %error, "dropping a message that cannot be encoded");
             }
         }
     }

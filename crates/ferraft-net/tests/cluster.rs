@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use common::{config as net_config, Command, TestNetwork, CLUSTER, PATIENCE};
 use ferraft::mem::{MemLogStore, RecordingStateMachine};
-use ferraft::{BasicNode, Config, NodeId, Raft, ServerState};
+use ferraft::{BasicNode, Config, LogIndex, NodeId, Raft, ServerState};
 use tokio::task::JoinHandle;
 
 type Sm = RecordingStateMachine<Command>;
@@ -66,7 +66,7 @@ async fn single_leader(members: &BTreeMap<NodeId, Member>) -> NodeId {
     }
 }
 
-async fn write_all(raft: &Raft<Sm, BasicNode>, values: std::ops::Range<u64>) -> u64 {
+async fn write_all(raft: &Raft<Sm, BasicNode>, values: std::ops::Range<u64>) -> LogIndex {
     let writes: Vec<_> = values
         .map(|value| {
             let raft = raft.clone();
@@ -74,7 +74,7 @@ async fn write_all(raft: &Raft<Sm, BasicNode>, values: std::ops::Range<u64>) -> 
             tokio::spawn(async move { raft.client_write(command).await.map(|response| response.log_id.index) })
         })
         .collect();
-    let mut last = 0;
+    let mut last = LogIndex(0);
     for write in writes {
         last = last.max(write.await.unwrap().expect("write commits"));
     }
@@ -90,12 +90,12 @@ async fn three_nodes_replicate_over_tcp_and_a_restarted_follower_catches_up() {
     // Logs show only when the test fails.
     let _ = tracing_subscriber::fmt().with_test_writer().with_env_filter("info").try_init();
     let mut members = BTreeMap::new();
-    for id in 1..=3 {
+    for id in (1..=3).map(NodeId) {
         members.insert(id, start(id, "127.0.0.1:0", MemLogStore::new()).await);
     }
     let nodes: BTreeMap<NodeId, BasicNode> =
         members.iter().map(|(id, member)| (*id, BasicNode::new(member.addr.to_string()))).collect();
-    members[&1].raft.initialize(nodes).await.unwrap();
+    members[&NodeId(1)].raft.initialize(nodes).await.unwrap();
     let leader = single_leader(&members).await;
     let last = write_all(&members[&leader].raft, 0..100).await;
     for member in members.values() {

@@ -58,17 +58,17 @@ fn in_cluster(cluster: u64, mut message: TestMessage) -> TestMessage {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_in_no_cluster_is_reached_and_then_speaks_for_the_cluster_it_joined() {
-    let leader = node(1, Some(5));
-    let mut fresh = node(2, None);
-    leader.network.send(&fresh.addr, in_cluster(5, heartbeat(1, 2, 1)));
+    let leader = node(NodeId(1), Some(5));
+    let mut fresh = node(NodeId(2), None);
+    leader.network.send(&fresh.addr, in_cluster(5, heartbeat(NodeId(1), NodeId(2), 1)));
     let got = tokio::time::timeout(PATIENCE, fresh.messages.recv()).await.unwrap().unwrap();
     assert_eq!(got.envelope.cluster_id, 5);
     // it joined cluster 5: a leader of cluster 6 is now refused, and told why
     *fresh.inbox.cluster.lock().unwrap() = ClusterId::new(5);
-    let mut other = node(3, Some(6));
-    other.network.send(&fresh.addr, in_cluster(6, heartbeat(3, 2, 1)));
+    let mut other = node(NodeId(3), Some(6));
+    other.network.send(&fresh.addr, in_cluster(6, heartbeat(NodeId(3), NodeId(2), 1)));
     let (peer, refusal) = tokio::time::timeout(PATIENCE, other.refusals.recv()).await.unwrap().unwrap();
-    assert_eq!(peer, 2);
+    assert_eq!(peer, NodeId(2));
     let expected = PeerRefusal::OtherCluster { theirs: ClusterId::new(5).unwrap(), ours: ClusterId::new(6) };
     assert_eq!(refusal, expected);
     assert!(fresh.messages.try_recv().is_err(), "nothing of cluster 6 got through");
@@ -76,21 +76,21 @@ async fn a_node_in_no_cluster_is_reached_and_then_speaks_for_the_cluster_it_join
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_connection_let_in_before_the_node_joined_another_cluster_is_closed_and_refused() {
-    let mut leader = node(1, Some(5));
-    let mut fresh = node(2, None);
-    leader.network.send(&fresh.addr, in_cluster(5, heartbeat(1, 2, 1)));
+    let mut leader = node(NodeId(1), Some(5));
+    let mut fresh = node(NodeId(2), None);
+    leader.network.send(&fresh.addr, in_cluster(5, heartbeat(NodeId(1), NodeId(2), 1)));
     tokio::time::timeout(PATIENCE, fresh.messages.recv()).await.unwrap().unwrap();
     // meanwhile it was initialized as a cluster of its own
     *fresh.inbox.cluster.lock().unwrap() = ClusterId::new(9);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let (peer, refusal) = loop {
-        leader.network.send(&fresh.addr, in_cluster(5, heartbeat(1, 2, 2)));
+        leader.network.send(&fresh.addr, in_cluster(5, heartbeat(NodeId(1), NodeId(2), 2)));
         match tokio::time::timeout(std::time::Duration::from_millis(50), leader.refusals.recv()).await {
             Ok(refused) => break refused.unwrap(),
             Err(_) => assert!(tokio::time::Instant::now() < deadline, "never refused"),
         }
     };
-    assert_eq!(peer, 2);
+    assert_eq!(peer, NodeId(2));
     assert_eq!(refusal, PeerRefusal::OtherCluster { theirs: ClusterId::new(9).unwrap(), ours: ClusterId::new(5) });
     assert!(fresh.messages.try_recv().is_err(), "nothing of cluster 5 got through after it joined 9");
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use common::*;
-use ferraft::{MessageBody, Network};
+use ferraft::{MessageBody, Network, NodeId};
 use ferraft_net::frame::{decode_frame, encode_frame};
 use ferraft_net::{Hello, HelloReply, NetConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -17,18 +17,18 @@ use tokio::time::Instant;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_nodes_exchange_messages_both_ways() {
-    let mut node_1 = TestNode::start(1);
-    let mut node_2 = TestNode::start(2);
-    node_1.network.send(&node_2.node(), heartbeat(1, 2, 1));
-    assert_eq!(node_2.recv().await, heartbeat(1, 2, 1));
-    node_2.network.send(&node_1.node(), heartbeat(2, 1, 2));
-    assert_eq!(node_1.recv().await, heartbeat(2, 1, 2));
+    let mut node_1 = TestNode::start(NodeId(1));
+    let mut node_2 = TestNode::start(NodeId(2));
+    node_1.network.send(&node_2.node(), heartbeat(NodeId(1), NodeId(2), 1));
+    assert_eq!(node_2.recv().await, heartbeat(NodeId(1), NodeId(2), 1));
+    node_2.network.send(&node_1.node(), heartbeat(NodeId(2), NodeId(1), 2));
+    assert_eq!(node_1.recv().await, heartbeat(NodeId(2), NodeId(1), 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_deliver_everything_in_send_order_per_sender() {
-    let mut nodes: Vec<TestNode> = (1..=3).map(TestNode::start).collect();
-    let addresses: BTreeMap<u64, _> = nodes.iter().map(|node| (node.id, node.node())).collect();
+    let mut nodes: Vec<TestNode> = (1..=3).map(|id| TestNode::start(NodeId(id))).collect();
+    let addresses: BTreeMap<NodeId, _> = nodes.iter().map(|node| (node.id, node.node())).collect();
     for seq in 0..50 {
         for from in &nodes {
             for (to, target) in addresses.iter().filter(|(id, _)| **id != from.id) {
@@ -37,7 +37,7 @@ async fn three_nodes_deliver_everything_in_send_order_per_sender() {
         }
     }
     for node in &mut nodes {
-        let mut next_seq: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut next_seq: BTreeMap<NodeId, u64> = BTreeMap::new();
         for _ in 0..100 {
             let message = node.recv().await;
             assert_eq!(message.envelope.to, node.id);
@@ -51,22 +51,22 @@ async fn three_nodes_deliver_everything_in_send_order_per_sender() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_listener_is_reconnected_and_each_outage_is_reported_once() {
-    let mut node_1 = TestNode::start(1);
-    let mut node_2 = TestNode::start(2);
-    node_1.network.send(&node_2.node(), heartbeat(1, 2, 0));
+    let mut node_1 = TestNode::start(NodeId(1));
+    let mut node_2 = TestNode::start(NodeId(2));
+    node_1.network.send(&node_2.node(), heartbeat(NodeId(1), NodeId(2), 0));
     assert_eq!(seq_of(&node_2.recv().await), 0);
 
     for outage in 1..=2 {
         node_2.stop_listening().await;
-        assert_eq!(node_1.recv_unreachable().await, 2, "outage {outage} is reported");
+        assert_eq!(node_1.recv_unreachable().await, NodeId(2), "outage {outage} is reported");
         for seq in 0..20 {
-            node_1.network.send(&node_2.node(), heartbeat(1, 2, seq));
+            node_1.network.send(&node_2.node(), heartbeat(NodeId(1), NodeId(2), seq));
         }
         node_2.restart_listening();
         let received = keep_sending_until_received(&node_1, &mut node_2, outage * 1000).await;
-        assert_eq!(received.envelope.from, 1);
+        assert_eq!(received.envelope.from, NodeId(1));
         assert!(node_1.unreachable.try_recv().is_err(), "outage {outage} is reported only once");
-        assert!(node_1.network.peer_stats(2).unwrap().connected, "reconnected after outage {outage}");
+        assert!(node_1.network.peer_stats(NodeId(2)).unwrap().connected, "reconnected after outage {outage}");
     }
 }
 
@@ -93,8 +93,8 @@ async fn a_dead_or_hung_peer_does_not_slow_a_live_one() {
     // Long against the time 200 messages take even on a loaded machine, and
     // short of PATIENCE, within which the hung peer must still be reported.
     let handshake_timeout = Duration::from_secs(3);
-    let mut node_1 = TestNode::start_with(NetConfig { handshake_timeout, ..config(CLUSTER, 1) }, "127.0.0.1:0");
-    let mut node_4 = TestNode::start(4);
+    let mut node_1 = TestNode::start_with(NetConfig { handshake_timeout, ..config(CLUSTER, NodeId(1)) }, "127.0.0.1:0");
+    let mut node_4 = TestNode::start(NodeId(4));
     let dead = ferraft::BasicNode::new(closed_addr().to_string());
     // Connections complete in the kernel's backlog, but nobody ever answers the handshake.
     let hung_listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -102,9 +102,9 @@ async fn a_dead_or_hung_peer_does_not_slow_a_live_one() {
 
     let started = Instant::now();
     for seq in 0..200 {
-        node_1.network.send(&dead, heartbeat(1, 2, seq));
-        node_1.network.send(&hung, heartbeat(1, 3, seq));
-        node_1.network.send(&node_4.node(), heartbeat(1, 4, seq));
+        node_1.network.send(&dead, heartbeat(NodeId(1), NodeId(2), seq));
+        node_1.network.send(&hung, heartbeat(NodeId(1), NodeId(3), seq));
+        node_1.network.send(&node_4.node(), heartbeat(NodeId(1), NodeId(4), seq));
     }
     for seq in 0..200 {
         assert_eq!(seq_of(&node_4.recv().await), seq);
@@ -113,10 +113,10 @@ async fn a_dead_or_hung_peer_does_not_slow_a_live_one() {
 
     let mut reported = vec![node_1.recv_unreachable().await, node_1.recv_unreachable().await];
     reported.sort();
-    assert_eq!(reported, [2, 3], "each unreachable peer is reported once, not per message");
+    assert_eq!(reported, [NodeId(2), NodeId(3)], "each unreachable peer is reported once, not per message");
     for seq in 200..300 {
-        node_1.network.send(&dead, heartbeat(1, 2, seq));
-        node_1.network.send(&node_4.node(), heartbeat(1, 4, seq));
+        node_1.network.send(&dead, heartbeat(NodeId(1), NodeId(2), seq));
+        node_1.network.send(&node_4.node(), heartbeat(NodeId(1), NodeId(4), seq));
     }
     for seq in 200..300 {
         assert_eq!(seq_of(&node_4.recv().await), seq);
@@ -127,44 +127,44 @@ async fn a_dead_or_hung_peer_does_not_slow_a_live_one() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_chunk_of_several_mebibytes_arrives_intact() {
     let config = |id| NetConfig { max_frame_bytes: 8 << 20, ..config(CLUSTER, id) };
-    let node_1 = TestNode::start_with(config(1), "127.0.0.1:0");
-    let mut node_2 = TestNode::start_with(config(2), "127.0.0.1:0");
-    let chunk = snapshot_chunk(1, 2, 4 << 20);
+    let node_1 = TestNode::start_with(config(NodeId(1)), "127.0.0.1:0");
+    let mut node_2 = TestNode::start_with(config(NodeId(2)), "127.0.0.1:0");
+    let chunk = snapshot_chunk(NodeId(1), NodeId(2), 4 << 20);
     node_1.network.send(&node_2.node(), chunk.clone());
-    node_1.network.send(&node_2.node(), heartbeat(1, 2, 1));
+    node_1.network.send(&node_2.node(), heartbeat(NodeId(1), NodeId(2), 1));
     let mut received = vec![node_2.recv().await, node_2.recv().await];
     received.sort_by_key(|message| matches!(message.body, MessageBody::Snapshot(_)));
-    assert_eq!(received, [heartbeat(1, 2, 1), chunk]);
+    assert_eq!(received, [heartbeat(NodeId(1), NodeId(2), 1), chunk]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_above_the_frame_limit_is_dropped_by_the_sender_alone() {
     let config = |id| NetConfig { max_frame_bytes: 1 << 20, ..config(CLUSTER, id) };
-    let node_1 = TestNode::start_with(config(1), "127.0.0.1:0");
-    let mut node_2 = TestNode::start_with(config(2), "127.0.0.1:0");
-    node_1.network.send(&node_2.node(), snapshot_chunk(1, 2, 2 << 20));
-    node_1.network.send(&node_2.node(), append(1, 2, 1, 4, 128));
+    let node_1 = TestNode::start_with(config(NodeId(1)), "127.0.0.1:0");
+    let mut node_2 = TestNode::start_with(config(NodeId(2)), "127.0.0.1:0");
+    node_1.network.send(&node_2.node(), snapshot_chunk(NodeId(1), NodeId(2), 2 << 20));
+    node_1.network.send(&node_2.node(), append(NodeId(1), NodeId(2), 1, 4, 128));
     assert_eq!(seq_of(&node_2.recv().await), 1, "the connection carries on");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_stops_reading_bounds_its_queue_by_bytes() {
-    let config = NetConfig { peer_queue_bytes: 4 << 20, max_frame_bytes: 1 << 20, ..config(CLUSTER, 1) };
+    let config = NetConfig { peer_queue_bytes: 4 << 20, max_frame_bytes: 1 << 20, ..config(CLUSTER, NodeId(1)) };
     let node_1 = TestNode::start_with(config, "127.0.0.1:0");
-    let (stuck_addr, _stuck) = accept_and_never_read(2).await;
+    let (stuck_addr, _stuck) = accept_and_never_read(NodeId(2)).await;
     let target = ferraft::BasicNode::new(stuck_addr.to_string());
     // 600 x ~66 KiB = ~40 MiB: more than the queue plus every socket buffer.
     for seq in 0..600 {
-        node_1.network.send(&target, append(1, 2, seq, 64, 1024));
-        assert!(node_1.network.peer_stats(2).unwrap().queued_bytes <= 4 << 20);
+        node_1.network.send(&target, append(NodeId(1), NodeId(2), seq, 64, 1024));
+        assert!(node_1.network.peer_stats(NodeId(2)).unwrap().queued_bytes <= 4 << 20);
     }
-    let stats = node_1.network.peer_stats(2).unwrap();
+    let stats = node_1.network.peer_stats(NodeId(2)).unwrap();
     assert!(stats.dropped_messages > 0, "{stats:?}");
     assert!(stats.queued_bytes <= 4 << 20, "{stats:?}");
 }
 
 /// A peer that completes the handshake as node `id`, then never reads.
-async fn accept_and_never_read(id: u64) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
+async fn accept_and_never_read(id: NodeId) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let task = tokio::spawn(async move {
@@ -197,24 +197,25 @@ async fn write_one<T: serde::Serialize>(stream: &mut TcpStream, value: &T) {
 /// A hand-made client that has completed the handshake as node 1 towards node 2.
 async fn handshaken_client(node: &TestNode) -> TcpStream {
     let mut stream = TcpStream::connect(node.addr).await.unwrap();
-    write_one(&mut stream, &Hello::new(CLUSTER, 1, node.id)).await;
+    write_one(&mut stream, &Hello::new(CLUSTER, NodeId(1), node.id)).await;
     assert_eq!(read_one::<HelloReply>(&mut stream).await, HelloReply::Accepted);
     stream
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_whose_envelope_names_another_node_is_dropped() {
-    let mut node_2 = TestNode::start(2);
+    let mut node_2 = TestNode::start(NodeId(2));
     let mut client = handshaken_client(&node_2).await;
-    write_one(&mut client, &heartbeat(1, 3, 1)).await;
-    write_one(&mut client, &heartbeat(3, 2, 2)).await;
-    write_one(&mut client, &heartbeat(1, 2, 3)).await;
+    write_one(&mut client, &heartbeat(NodeId(1), NodeId(3), 1)).await;
+    write_one(&mut client, &heartbeat(NodeId(3), NodeId(2), 2)).await;
+    write_one(&mut client, &heartbeat(NodeId(1), NodeId(2), 3)).await;
     assert_eq!(seq_of(&node_2.recv().await), 3, "only the message for node 2 from node 1 arrives");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frame_above_the_limit_closes_the_connection() {
-    let node_2 = TestNode::start_with(NetConfig { max_frame_bytes: 1 << 20, ..config(CLUSTER, 2) }, "127.0.0.1:0");
+    let node_2 =
+        TestNode::start_with(NetConfig { max_frame_bytes: 1 << 20, ..config(CLUSTER, NodeId(2)) }, "127.0.0.1:0");
     let mut client = handshaken_client(&node_2).await;
     client.write_all(&((1u32 << 20) + 1).to_le_bytes()).await.unwrap();
     let mut byte = [0u8; 1];
@@ -224,7 +225,7 @@ async fn a_frame_above_the_limit_closes_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_instead_of_a_handshake_closes_the_connection() {
-    let node_2 = TestNode::start(2);
+    let node_2 = TestNode::start(NodeId(2));
     let mut client = TcpStream::connect(node_2.addr).await.unwrap();
     client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
     let mut byte = [0u8; 1];
@@ -234,44 +235,44 @@ async fn garbage_instead_of_a_handshake_closes_the_connection() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_of_another_cluster_is_refused() {
-    let mut node_1 = TestNode::start_with(config(CLUSTER + 1, 1), "127.0.0.1:0");
-    let mut node_2 = TestNode::start(2);
-    node_1.network.send(&node_2.node(), heartbeat(1, 2, 1));
-    assert_eq!(node_1.recv_unreachable().await, 2);
+    let mut node_1 = TestNode::start_with(config(CLUSTER + 1, NodeId(1)), "127.0.0.1:0");
+    let mut node_2 = TestNode::start(NodeId(2));
+    node_1.network.send(&node_2.node(), heartbeat(NodeId(1), NodeId(2), 1));
+    assert_eq!(node_1.recv_unreachable().await, NodeId(2));
     assert!(node_2.messages.try_recv().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_to_this_node_itself_is_refused_without_a_connection() {
-    let mut node_1 = TestNode::start(1);
-    node_1.network.send(&node_1.node(), heartbeat(1, 1, 1));
-    assert!(node_1.network.peer_stats(1).is_none());
+    let mut node_1 = TestNode::start(NodeId(1));
+    node_1.network.send(&node_1.node(), heartbeat(NodeId(1), NodeId(1), 1));
+    assert!(node_1.network.peer_stats(NodeId(1)).is_none());
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(node_1.messages.try_recv().is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_address_reconnects_to_the_new_one() {
-    let mut node_1 = TestNode::start(1);
-    let mut node_2 = TestNode::start(2);
-    node_1.network.send(&ferraft::BasicNode::new(closed_addr().to_string()), heartbeat(1, 2, 1));
-    assert_eq!(node_1.recv_unreachable().await, 2);
-    node_1.network.send(&node_2.node(), heartbeat(1, 2, 2));
+    let mut node_1 = TestNode::start(NodeId(1));
+    let mut node_2 = TestNode::start(NodeId(2));
+    node_1.network.send(&ferraft::BasicNode::new(closed_addr().to_string()), heartbeat(NodeId(1), NodeId(2), 1));
+    assert_eq!(node_1.recv_unreachable().await, NodeId(2));
+    node_1.network.send(&node_2.node(), heartbeat(NodeId(1), NodeId(2), 2));
     assert_eq!(seq_of(&node_2.recv().await), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heartbeats_and_timeout_now_travel_ahead_of_queued_entries() {
-    let node_1 = TestNode::start(1);
-    let mut node_2 = TestNode::start(2);
+    let node_1 = TestNode::start(NodeId(1));
+    let mut node_2 = TestNode::start(NodeId(2));
     // Connect first, so everything below is queued behind one in-progress write at most.
-    node_1.network.send(&node_2.node(), heartbeat(1, 2, 0));
+    node_1.network.send(&node_2.node(), heartbeat(NodeId(1), NodeId(2), 0));
     node_2.recv().await;
     // ~26 MiB of entries: far more than the writer can drain while they are queued.
     for seq in 1..=400 {
-        node_1.network.send(&node_2.node(), append(1, 2, seq, 64, 1024));
+        node_1.network.send(&node_2.node(), append(NodeId(1), NodeId(2), seq, 64, 1024));
     }
-    node_1.network.send(&node_2.node(), timeout_now(1, 2));
+    node_1.network.send(&node_2.node(), timeout_now(NodeId(1), NodeId(2)));
     let position = async {
         let mut position = 0;
         loop {
@@ -309,11 +310,11 @@ async fn a_wrong_address_is_rejected_and_logged_on_both_sides() {
         move || logs.clone()
     });
     let _guard = tracing::subscriber::set_default(subscriber.finish());
-    let mut node_1 = TestNode::start(1);
-    let mut node_3 = TestNode::start(3);
+    let mut node_1 = TestNode::start(NodeId(1));
+    let mut node_3 = TestNode::start(NodeId(3));
     // The membership says node 2 lives where node 3 does.
-    node_1.network.send(&node_3.node(), heartbeat(1, 2, 1));
-    assert_eq!(node_1.recv_unreachable().await, 2);
+    node_1.network.send(&node_3.node(), heartbeat(NodeId(1), NodeId(2), 1));
+    assert_eq!(node_1.recv_unreachable().await, NodeId(2));
     assert!(node_3.messages.try_recv().is_err());
     let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
     let rejection = "sender meant to reach node 2, but this is node 3";
@@ -323,12 +324,12 @@ async fn a_wrong_address_is_rejected_and_logged_on_both_sides() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_connection_from_the_same_peer_closes_the_older_one() {
-    let mut node_2 = TestNode::start(2);
+    let mut node_2 = TestNode::start(NodeId(2));
     let mut older = handshaken_client(&node_2).await;
     let mut newer = handshaken_client(&node_2).await;
     let mut byte = [0u8; 1];
     let read = tokio::time::timeout(PATIENCE, older.read(&mut byte)).await.unwrap();
     assert!(matches!(read, Ok(0) | Err(_)), "the older connection was closed");
-    write_one(&mut newer, &heartbeat(1, 2, 1)).await;
+    write_one(&mut newer, &heartbeat(NodeId(1), NodeId(2), 1)).await;
     assert_eq!(seq_of(&node_2.recv().await), 1);
 }

@@ -60,7 +60,7 @@ impl<C> Default for SimDisk<C> {
             committed: None,
             last_purged: None,
             entries: Vec::new(),
-            synced: 0,
+            synced: LogIndex(0),
             snapshot: None,
             written: BTreeMap::new(),
         }
@@ -156,7 +156,7 @@ impl<C: Clone> SimDisk<C> {
         let keep = self.entries.iter().take_while(|e| e.log_id.index < since).count();
         let removed = self.entries.drain(keep..).map(|e| e.log_id).collect();
         self.written.split_off(&since);
-        self.synced = self.synced.min(since.saturating_sub(1));
+        self.synced = self.synced.min(since.saturating_back(1));
         removed
     }
 
@@ -195,7 +195,7 @@ impl<C: Clone> SimDisk<C> {
         // covered them before the fsync) must still be reported flushed
         let last = self.last_log_id();
         if !lying {
-            self.synced = self.synced.max(last.map_or(0, |l| l.index));
+            self.synced = self.synced.max(last.map_or(LogIndex(0), |l| l.index));
         }
         last
     }
@@ -278,10 +278,10 @@ pub(crate) fn in_memory(snapshot: &Snapshot<BasicNode>) -> Snapshot<BasicNode> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LeaderId;
+    use ferraft::{LeaderId, Term};
 
     fn entry(index: u64) -> SimEntry {
-        Entry { log_id: LogId::new(LeaderId::new(1, 1), index), payload: EntryPayload::Blank }
+        Entry { log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(index)), payload: EntryPayload::Blank }
     }
 
     #[test]
@@ -307,9 +307,9 @@ mod tests {
     #[test]
     fn a_broken_disk_forgets_the_last_vote() {
         let mut disk = SimDisk::<Put>::default();
-        disk.save_vote(Vote::new(1, 1));
-        disk.save_vote(Vote::new(2, 3));
+        disk.save_vote(Vote::new(Term(1), NodeId(1)));
+        disk.save_vote(Vote::new(Term(2), NodeId(3)));
         disk.crash(true);
-        assert_eq!(disk.log_state().vote, Some(Vote::new(1, 1)));
+        assert_eq!(disk.log_state().vote, Some(Vote::new(Term(1), NodeId(1))));
     }
 }

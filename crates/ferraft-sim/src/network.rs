@@ -79,7 +79,7 @@ impl Network {
             for from in 1..=nodes {
                 for to in 1..=nodes {
                     if group[from as usize - 1] != group[to as usize - 1] {
-                        self.blocked.insert((from, to));
+                        self.blocked.insert((NodeId(from), NodeId(to)));
                     }
                 }
             }
@@ -87,7 +87,7 @@ impl Network {
             for from in 1..=nodes {
                 for to in 1..=nodes {
                     if from != to && rng.gen_bool(0.25) {
-                        self.blocked.insert((from, to));
+                        self.blocked.insert((NodeId(from), NodeId(to)));
                     }
                 }
             }

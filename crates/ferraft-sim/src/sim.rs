@@ -388,7 +388,7 @@ impl Simulation {
         // hold while two clocks run within a tenth of each other
         scenario.clock_drift = [0.0, 0.0, 0.01, 0.04][machines.gen_range(0..4)];
         if machines.gen_bool(0.3) {
-            let node = machines.gen_range(1..=scenario.nodes);
+            let node = NodeId(machines.gen_range(1..=scenario.nodes));
             scenario.slow_disk = Some((node, machines.gen_range(30..=300)));
         }
         let config = Config {
@@ -442,6 +442,7 @@ impl Simulation {
             _ => None,
         };
         let nodes = (1..=scenario.nodes)
+            .map(NodeId)
             .map(|id| {
                 let mut node = SimNode {
                     id,
@@ -451,13 +452,13 @@ impl Simulation {
                     journal: Journal::default(),
                     incarnation: 0,
                     fsync_pending: false,
-                    seen_committed: 0,
+                    seen_committed: LogIndex(0),
                     leading_as: None,
-                    applied_seen: 0,
+                    applied_seen: LogIndex(0),
                     clock_rate: 1.0 + machines.gen_range(-1.0..=1.0) * scenario.clock_drift,
                     // a lying fsync must stay the only way to durability
                     sync_on_append: options.fault != Fault::LyingFsync && machines.gen_bool(0.2) && !options.wal,
-                    saved_snapshot: (0, 0),
+                    saved_snapshot: (LogIndex(0), 0),
                     truncated: Vec::new(),
                     wal: options.wal.then(|| WalNode::new(id, &mut wal_machines, wal_bug)),
                     cas_always_writes: options.fault == Fault::CasAlwaysWrites,
@@ -526,7 +527,7 @@ impl Simulation {
     }
 
     fn idx(id: NodeId) -> usize {
-        id as usize - 1
+        id.0 as usize - 1
     }
 
     // ---- the run ---------------------------------------------------------------
@@ -567,7 +568,7 @@ impl Simulation {
 
     fn bootstrap(&mut self) {
         let membership = self.initial_membership();
-        for id in 1..=self.scenario.voters {
+        for id in (1..=self.scenario.voters).map(NodeId) {
             let m = membership.clone();
             if let Some(Err(e)) = self.call(Self::idx(id), |h| initialize(h, m)) {
                 self.fail(format!("node {id} failed to initialize: {e}"));
@@ -656,7 +657,7 @@ impl Simulation {
 
     fn deliver(&mut self, machine: NodeId, message: SimMessage) {
         let (from, to) = (message.envelope.from, message.envelope.to);
-        if machine == 0 || machine > self.scenario.nodes || !self.network.connected(from, machine) {
+        if machine == NodeId(0) || machine.0 > self.scenario.nodes || !self.network.connected(from, machine) {
             return;
         }
         let i = Self::idx(machine);
@@ -680,7 +681,7 @@ impl Simulation {
         }
         let down = self.nodes.iter().filter(|n| n.host.is_none()).count();
         if down < MAX_DOWN && self.rng.gen_bool(self.scenario.crash_per_tick) {
-            let id = self.rng.gen_range(1..=self.scenario.nodes);
+            let id = NodeId(self.rng.gen_range(1..=self.scenario.nodes));
             self.crash(id, None);
         }
         if self.rng.gen_bool(self.scenario.partition_per_tick) {
@@ -774,7 +775,7 @@ impl Simulation {
             let state = disk.log_state();
             (state.vote, state.entries.len())
         };
-        node.seen_committed = 0;
+        node.seen_committed = LogIndex(0);
         node.leading_as = None;
         let now = node.clock(self.now);
         if let Err(error) = node.start(&self.config, seed, now) {
@@ -790,7 +791,7 @@ impl Simulation {
         self.call(i, |_| ());
         // an operator whose initial member came back empty initializes it again
         let empty = self.nodes[i].engine().is_some_and(|e| e.membership().is_none());
-        if id <= self.scenario.voters && empty && !self.nodes[i].disk.lock().expect("single-threaded").was_wiped() {
+        if id.0 <= self.scenario.voters && empty && !self.nodes[i].disk.lock().expect("single-threaded").was_wiped() {
             let membership = self.initial_membership();
             let result = self.call(i, |h| initialize(h, membership).map_err(|e| e.to_string()));
             self.trace(|| format!("n{id} initialized again: {result:?}"));
@@ -799,7 +800,7 @@ impl Simulation {
 
     fn initial_membership(&self) -> Membership<BasicNode> {
         let nodes: BTreeMap<NodeId, BasicNode> =
-            (1..=self.scenario.voters).map(|id| (id, self.node_addr(id))).collect();
+            (1..=self.scenario.voters).map(NodeId).map(|id| (id, self.node_addr(id))).collect();
         // as `Raft::initialize` does by probing the members: their incarnations
         let incarnations = self.initial_incarnations();
         Membership::new_uniform(nodes).expect("valid initial membership").with_incarnations(incarnations)
@@ -885,7 +886,7 @@ impl Simulation {
         let voters = m.voter_set();
         let learners = m.learner_set();
         let members: BTreeSet<NodeId> = m.nodes().keys().copied().collect();
-        let outsiders: Vec<NodeId> = (1..=self.scenario.nodes).filter(|id| !members.contains(id)).collect();
+        let outsiders: Vec<NodeId> = (1..=self.scenario.nodes).map(NodeId).filter(|id| !members.contains(id)).collect();
         let retain = self.rng.gen_bool(0.5);
         let request_id = self.next_request;
         self.next_request += 1;
@@ -1030,7 +1031,7 @@ impl Simulation {
         if self.options.fault == Fault::NeverHeals {
             self.network.loss = 1.0;
         }
-        for id in 1..=self.scenario.nodes {
+        for id in (1..=self.scenario.nodes).map(NodeId) {
             self.restart(id);
         }
         self.trace(|| "faults stop; every node is up".to_string());
@@ -1113,7 +1114,7 @@ impl Simulation {
     /// durable: it has a vote, no log, and refuses `initialize` for good.
     fn bricked_initial_member(&self) -> Option<NodeId> {
         self.nodes.iter().filter_map(|n| n.engine()).find_map(|e| {
-            let bricked = e.id() <= self.scenario.voters && e.membership().is_none() && e.vote() != Vote::default();
+            let bricked = e.id().0 <= self.scenario.voters && e.membership().is_none() && e.vote() != Vote::default();
             bricked.then(|| e.id())
         })
     }

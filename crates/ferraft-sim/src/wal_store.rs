@@ -260,7 +260,7 @@ impl LogStore<Put, BasicNode> for SimWalStore {
         // journals the append for the checkers (and the fsync to schedule)
         self.shadow.append(entries, notifier)?;
         if durability == AppendDurability::Durable {
-            let last = entries.last().map_or(0, |e| e.log_id.index);
+            let last = entries.last().map_or(LogIndex(0), |e| e.log_id.index);
             self.disk.lock().expect("single-threaded").synced_up_to(last);
         }
         Ok(durability)

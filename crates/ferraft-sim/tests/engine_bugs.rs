@@ -30,7 +30,7 @@ impl Script {
     fn new(ids: &[NodeId], config: Config) -> Self {
         let config = Arc::new(config);
         let engines =
-            ids.iter().map(|id| (*id, Engine::new(*id, config.clone(), &LogState::default(), *id, 0))).collect();
+            ids.iter().map(|id| (*id, Engine::new(*id, config.clone(), &LogState::default(), id.0, 0))).collect();
         Self { engines, queue: VecDeque::new(), now: 0 }
     }
 
@@ -150,12 +150,13 @@ fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
 /// answers the latest probe. Fixed in 0dc5c3d.
 #[test]
 fn a_stale_conflict_reply_does_not_mark_the_follower_reverted() {
-    let mut s = Script::new(&[1, 2], Config { max_entries_per_append: 1, check_quorum: false, ..config() });
-    s.call(1, |e| e.initialize(uniform(&[1, 2]))).unwrap();
-    s.call(2, |e| e.initialize(uniform(&[1, 2]))).unwrap();
+    let mut s =
+        Script::new(&[NodeId(1), NodeId(2)], Config { max_entries_per_append: 1, check_quorum: false, ..config() });
+    s.call(NodeId(1), |e| e.initialize(uniform(&[NodeId(1), NodeId(2)]))).unwrap();
+    s.call(NodeId(2), |e| e.initialize(uniform(&[NodeId(1), NodeId(2)]))).unwrap();
     s.run(1_000, |_| true);
     let leader = s.leader().expect("a leader is elected");
-    let follower = 3 - leader;
+    let follower = NodeId(3 - leader.0);
     // three appends in flight, one entry each
     for op in 1..=3 {
         s.call(leader, |e| e.propose([Put::write(op, 0)])).unwrap();
@@ -198,29 +199,29 @@ fn a_stale_conflict_reply_does_not_mark_the_follower_reverted() {
 /// removed leader manages the cluster until C_new commits). Fixed in 0dc5c3d.
 #[test]
 fn nodes_demoted_by_an_uncommitted_membership_still_elect_a_leader() {
-    let mut s = Script::new(&[1, 2], config());
-    s.call(1, |e| e.initialize(uniform(&[1]))).unwrap();
+    let mut s = Script::new(&[NodeId(1), NodeId(2)], config());
+    s.call(NodeId(1), |e| e.initialize(uniform(&[NodeId(1)]))).unwrap();
     s.run(100, |_| true);
-    assert_eq!(s.leader(), Some(1));
-    let n2 = [(2, BasicNode::new("n2"))].into();
-    s.call(1, |e| e.change_membership(1, ChangeMembers::AddNodes(n2), false)).unwrap();
+    assert_eq!(s.leader(), Some(NodeId(1)));
+    let n2 = [(NodeId(2), BasicNode::new("n2"))].into();
+    s.call(NodeId(1), |e| e.change_membership(1, ChangeMembers::AddNodes(n2), false)).unwrap();
     s.run(300, |_| true);
-    s.call(1, |e| e.change_membership(2, ChangeMembers::AddVoterIds(set(&[2])), false)).unwrap();
+    s.call(NodeId(1), |e| e.change_membership(2, ChangeMembers::AddVoterIds(set(&[NodeId(2)])), false)).unwrap();
     s.run(300, |_| true);
-    assert_eq!(s.engine(1).membership().unwrap().membership.configs(), [set(&[1, 2])]);
+    assert_eq!(s.engine(NodeId(1)).membership().unwrap().membership.configs(), [set(&[NodeId(1), NodeId(2)])]);
     // n1 removes itself: the joint [{1,2},{2}] commits, then [{2}] is
     // proposed; from that moment nothing reaches n2
-    s.call(1, |e| e.change_membership(3, ChangeMembers::RemoveVoters(set(&[1])), true)).unwrap();
+    s.call(NodeId(1), |e| e.change_membership(3, ChangeMembers::RemoveVoters(set(&[NodeId(1)])), true)).unwrap();
     let mut cut = false;
     for _ in 0..1_000 {
         let pass = !cut;
-        if !s.deliver_one(|m| pass || m.envelope.to != 2) {
+        if !s.deliver_one(|m| pass || m.envelope.to != NodeId(2)) {
             break;
         }
-        cut = cut || s.engine(1).membership().unwrap().membership.configs() == [set(&[2])];
+        cut = cut || s.engine(NodeId(1)).membership().unwrap().membership.configs() == [set(&[NodeId(2)])];
     }
     assert!(cut, "n1 proposed the final config");
-    s.run(1_000, |m| m.envelope.to != 2);
+    s.run(1_000, |m| m.envelope.to != NodeId(2));
     assert_eq!(s.leader(), None, "check-quorum made n1 step down");
     // the network heals for good: some node must lead again
     s.run(10_000, |_| true);
@@ -243,8 +244,8 @@ fn nodes_demoted_by_an_uncommitted_membership_still_elect_a_leader() {
 #[test]
 fn initialize_is_allowed_again_after_a_crash_lost_the_initial_entry() {
     let config = Arc::new(config());
-    let mut engine: SimEngine = Engine::new(1, config.clone(), &LogState::default(), 1, 0);
-    engine.initialize(uniform(&[1])).unwrap();
+    let mut engine: SimEngine = Engine::new(NodeId(1), config.clone(), &LogState::default(), 1, 0);
+    engine.initialize(uniform(&[NodeId(1)])).unwrap();
     let mut vote: Option<Vote> = None;
     for output in engine.take_outputs() {
         if let Output::SaveVote(v) = output {
@@ -253,8 +254,8 @@ fn initialize_is_allowed_again_after_a_crash_lost_the_initial_entry() {
     }
     // crash before the initial entry was flushed: only the vote survives
     let survived = LogState { vote, ..LogState::default() };
-    let mut restarted: SimEngine = Engine::new(1, config, &survived, 2, 10);
-    let retry = restarted.initialize(uniform(&[1]));
+    let mut restarted: SimEngine = Engine::new(NodeId(1), config, &survived, 2, 10);
+    let retry = restarted.initialize(uniform(&[NodeId(1)]));
     assert!(retry.is_ok(), "initialize refused after a crash lost the initial entry: {retry:?} (vote {vote:?})");
 }
 
@@ -274,16 +275,16 @@ fn initialize_is_allowed_again_after_a_crash_lost_the_initial_entry() {
 #[test]
 fn a_follower_restart_does_not_let_a_lease_outlive_leadership() {
     let config = Arc::new(Config { check_quorum: true, ..config() });
-    let mut s = Script::new(&[1, 2, 3], (*config).clone());
-    for id in 1..=3 {
-        s.call(id, |e| e.initialize(uniform(&[1, 2, 3]))).unwrap();
+    let mut s = Script::new(&[NodeId(1), NodeId(2), NodeId(3)], (*config).clone());
+    for id in [NodeId(1), NodeId(2), NodeId(3)] {
+        s.call(id, |e| e.initialize(uniform(&[NodeId(1), NodeId(2), NodeId(3)]))).unwrap();
     }
     s.run(1_000, |_| true);
     let old_leader = s.leader().expect("a leader");
     let (a, b) = match old_leader {
-        1 => (2, 3),
-        2 => (1, 3),
-        _ => (1, 2),
+        NodeId(1) => (NodeId(2), NodeId(3)),
+        NodeId(2) => (NodeId(1), NodeId(3)),
+        _ => (NodeId(1), NodeId(2)),
     };
     // b is cut off from the leader; the leader keeps its lease with a's acks
     let cut = move |m: &SimMessage| {
@@ -294,7 +295,7 @@ fn a_follower_restart_does_not_let_a_lease_outlive_leadership() {
     let is_campaign = |m: &SimMessage| m.envelope.from == b && matches!(m.body, MessageBody::Vote(_));
     for _ in 0..100 {
         s.now += 10;
-        for id in [1, 2, 3] {
+        for id in [NodeId(1), NodeId(2), NodeId(3)] {
             let now = s.now;
             s.call(id, |e| e.on_tick(now));
         }

@@ -20,7 +20,7 @@ const DIR: &str = "/data/wal";
 
 fn open(disk: &SimDiskFs, preallocate: bool) -> Result<(Store, WalStepper), ferraft::StorageError> {
     let io = SteppedIo { fs: Arc::new(disk.boot()), new_incarnation: 1, planted_bug: None };
-    let options = WalOptions { segment_bytes: 1 << 20, preallocate, ..WalOptions::new(1, 1) };
+    let options = WalOptions { segment_bytes: 1 << 20, preallocate, ..WalOptions::new(ferraft::NodeId(1), 1) };
     WalStore::open_stepped(Path::new(DIR), options, io)
 }
 
@@ -49,7 +49,7 @@ fn a_power_cut_in_a_batch_of_many_pages_keeps_what_was_synced_before_it() {
         let next = recovered.len() as u64 + 1;
         store.append(&[entry(2, next)], &FlushNotifier::new(|_| {})).unwrap();
         stepper.step().unwrap();
-        assert_eq!(store.entries(next..).unwrap(), vec![entry(2, next)], "seed {seed}");
+        assert_eq!(store.entries(ferraft::LogIndex(next)..).unwrap(), vec![entry(2, next)], "seed {seed}");
     }
     println!("{first_record_lost} of 200 cuts lost the batch from its first record");
     assert!(first_record_lost > 20, "the cuts rarely lost the first record ({first_record_lost})");

@@ -60,7 +60,7 @@ impl Identity {
             return Err(corrupt(Corruption::HeaderChecksum));
         }
         let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("slice of 8"));
-        Ok(Some(Self { node_id: word(12), cluster_id: word(20), incarnation: word(28) }))
+        Ok(Some(Self { node_id: NodeId(word(12)), cluster_id: word(20), incarnation: word(28) }))
     }
 
     /// Records this identity in `dir`, atomically.
@@ -68,7 +68,7 @@ impl Identity {
         let mut bytes = [0u8; LEN];
         bytes[..8].copy_from_slice(MAGIC);
         bytes[8..12].copy_from_slice(&VERSION.to_le_bytes());
-        bytes[12..20].copy_from_slice(&self.node_id.to_le_bytes());
+        bytes[12..20].copy_from_slice(&self.node_id.0.to_le_bytes());
         bytes[20..28].copy_from_slice(&self.cluster_id.to_le_bytes());
         bytes[28..36].copy_from_slice(&self.incarnation.to_le_bytes());
         let crc = crc32c::crc32c(&bytes[..LEN - 4]);
@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn an_identity_reads_back_with_its_incarnation() {
         let dir = TestDir::new("identity_round_trip");
-        let identity = Identity { node_id: 3, cluster_id: 7, incarnation: u64::MAX - 1 };
+        let identity = Identity { node_id: NodeId(3), cluster_id: 7, incarnation: u64::MAX - 1 };
         identity.write(&StdFileSystem, dir.path(), false).unwrap();
         assert_eq!(Identity::read(&StdFileSystem, dir.path()).unwrap(), Some(identity));
     }
@@ -108,9 +108,9 @@ mod tests {
     #[test]
     fn another_incarnation_of_the_same_node_passes_the_check() {
         let dir = TestDir::new("identity_check");
-        let found = Identity { node_id: 3, cluster_id: 7, incarnation: 1 };
+        let found = Identity { node_id: NodeId(3), cluster_id: 7, incarnation: 1 };
         assert!(found.check(dir.path(), Identity { incarnation: 2, ..found }).is_ok());
-        assert!(found.check(dir.path(), Identity { node_id: 4, ..found }).is_err());
+        assert!(found.check(dir.path(), Identity { node_id: NodeId(4), ..found }).is_err());
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl Layout {
     pub fn run(&self, first: LogIndex, end: LogIndex) -> Option<Run> {
         let position = self.segments.partition_point(|s| s.first_index <= first).checked_sub(1)?;
         let segment = &self.segments[position];
-        let last = end.min(segment.next_index()).checked_sub(1).filter(|last| *last >= first)?;
+        let last = end.min(segment.next_index()).checked_prev().filter(|last| *last >= first)?;
         let (start, _) = segment.record_span(first)?;
         let (_, stop) = segment.record_span(last)?;
         Some(Run { segment: segment.first_index, start, end: stop, next: last + 1 })
@@ -133,9 +133,9 @@ mod tests {
     const HEADER: u64 = SEGMENT_HEADER_BYTES;
 
     /// Ten-byte records, three per segment.
-    fn layout_with(entries: LogIndex) -> Layout {
+    fn layout_with(entries: u64) -> Layout {
         let mut layout = Layout::new(Vec::new(), HEADER + 30);
-        for index in 1..=entries {
+        for index in LogIndex(1).through(LogIndex(entries)) {
             layout.place(index, 10);
         }
         layout
@@ -148,67 +148,79 @@ mod tests {
     #[test]
     fn full_segment_rolls() {
         let mut layout = layout_with(3);
-        assert_eq!(layout.place(4, 10), Placement { segment: 4, offset: HEADER, create: true });
-        assert_eq!(layout.place(5, 10), Placement { segment: 4, offset: HEADER + 10, create: false });
+        assert_eq!(layout.place(LogIndex(4), 10), Placement { segment: LogIndex(4), offset: HEADER, create: true });
+        assert_eq!(
+            layout.place(LogIndex(5), 10),
+            Placement { segment: LogIndex(4), offset: HEADER + 10, create: false }
+        );
     }
 
     #[test]
     fn oversized_record_gets_a_segment_of_its_own() {
         let mut layout = Layout::new(Vec::new(), HEADER + 30);
-        assert!(layout.place(1, 1000).create);
-        assert!(layout.place(2, 10).create);
+        assert!(layout.place(LogIndex(1), 1000).create);
+        assert!(layout.place(LogIndex(2), 10).create);
     }
 
     #[test]
     fn truncate_deletes_later_segments_and_cuts_the_one_holding_since() {
         let mut layout = layout_with(8);
-        let plan = layout.truncate(5);
-        assert_eq!(plan, TruncatePlan { delete: vec![7], cut: Some((4, HEADER + 10)) });
-        assert_eq!(layout.next_index(), Some(5));
-        assert_eq!(layout.place(5, 10).offset, HEADER + 10);
+        let plan = layout.truncate(LogIndex(5));
+        assert_eq!(plan, TruncatePlan { delete: vec![LogIndex(7)], cut: Some((LogIndex(4), HEADER + 10)) });
+        assert_eq!(layout.next_index(), Some(LogIndex(5)));
+        assert_eq!(layout.place(LogIndex(5), 10).offset, HEADER + 10);
     }
 
     #[test]
     fn truncate_at_a_segment_start_continues_in_the_previous_segment() {
         let mut layout = layout_with(8);
-        let plan = layout.truncate(4);
-        assert_eq!(plan, TruncatePlan { delete: vec![7, 4], cut: None });
-        assert_eq!(layout.next_index(), Some(4));
-        assert!(layout.place(4, 10).create, "previous segment is full");
+        let plan = layout.truncate(LogIndex(4));
+        assert_eq!(plan, TruncatePlan { delete: vec![LogIndex(7), LogIndex(4)], cut: None });
+        assert_eq!(layout.next_index(), Some(LogIndex(4)));
+        assert!(layout.place(LogIndex(4), 10).create, "previous segment is full");
     }
 
     #[test]
     fn truncate_past_the_end_changes_nothing() {
         let mut layout = layout_with(2);
-        assert_eq!(layout.truncate(3), TruncatePlan::default());
-        assert_eq!(layout.next_index(), Some(3));
+        assert_eq!(layout.truncate(LogIndex(3)), TruncatePlan::default());
+        assert_eq!(layout.next_index(), Some(LogIndex(3)));
     }
 
     #[test]
     fn purge_keeps_the_segment_holding_live_entries() {
         let mut layout = layout_with(8);
-        assert_eq!(layout.purge(5), vec![1]);
-        assert_eq!(firsts(&layout), vec![4, 7]);
-        assert_eq!(layout.purge(6), vec![4]);
-        assert_eq!(firsts(&layout), vec![7]);
+        assert_eq!(layout.purge(LogIndex(5)), vec![LogIndex(1)]);
+        assert_eq!(firsts(&layout), vec![LogIndex(4), LogIndex(7)]);
+        assert_eq!(layout.purge(LogIndex(6)), vec![LogIndex(4)]);
+        assert_eq!(firsts(&layout), vec![LogIndex(7)]);
     }
 
     #[test]
     fn purge_past_the_end_drops_every_segment() {
         let mut layout = layout_with(8);
-        assert_eq!(layout.purge(100), vec![1, 4, 7]);
+        assert_eq!(layout.purge(LogIndex(100)), vec![LogIndex(1), LogIndex(4), LogIndex(7)]);
         assert_eq!(layout.next_index(), None);
-        assert_eq!(layout.place(101, 10), Placement { segment: 101, offset: HEADER, create: true });
+        assert_eq!(layout.place(LogIndex(101), 10), Placement { segment: LogIndex(101), offset: HEADER, create: true });
     }
 
     #[test]
     fn run_stays_within_one_segment() {
         let layout = layout_with(8);
-        assert_eq!(layout.run(1, 9), Some(Run { segment: 1, start: HEADER, end: HEADER + 30, next: 4 }));
-        assert_eq!(layout.run(5, 6), Some(Run { segment: 4, start: HEADER + 10, end: HEADER + 20, next: 6 }));
-        assert_eq!(layout.run(7, 100), Some(Run { segment: 7, start: HEADER, end: HEADER + 20, next: 9 }));
-        assert_eq!(layout.run(9, 10), None);
-        assert_eq!(layout.run(0, 10), None);
-        assert_eq!(layout.run(3, 3), None);
+        assert_eq!(
+            layout.run(LogIndex(1), LogIndex(9)),
+            Some(Run { segment: LogIndex(1), start: HEADER, end: HEADER + 30, next: LogIndex(4) })
+        );
+        assert_eq!(
+            layout.run(LogIndex(5), LogIndex(6)),
+            Some(Run { segment: LogIndex(4), start: HEADER + 10, end: HEADER + 20, next: LogIndex(6) })
+        );
+        assert_eq!(
+            layout.run(LogIndex(7), LogIndex(100)),
+            Some(Run { segment: LogIndex(7), start: HEADER, end: HEADER + 20, next: LogIndex(9) })
+        );
+        assert_eq!(layout.run(LogIndex(9), LogIndex(10)), None);
+        assert_eq!(layout.run(LogIndex(0), LogIndex(10)), None);
+        assert_eq!(layout.run(LogIndex(3), LogIndex(3)), None);
     }
 }

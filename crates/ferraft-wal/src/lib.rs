@@ -3,14 +3,14 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogStore, Vote};
+//! use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, NodeId, Term, Vote};
 //! use ferraft::testing::conformance::TestData;
 //! use ferraft_wal::{WalOptions, WalStore};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let dir = std::env::temp_dir().join(format!("ferraft-wal-doc-{}", std::process::id()));
 //! # let _ = std::fs::remove_dir_all(&dir);
-//! let mut wal = WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(1, 7))?;
+//! let mut wal = WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(NodeId(1), 7))?;
 //! let state = wal.read_state()?;
 //! assert!(state.entries.is_empty());
 //!
@@ -18,23 +18,23 @@
 //! let (flushed_tx, flushed) = std::sync::mpsc::channel();
 //! let notifier = FlushNotifier::new(move |log_id| flushed_tx.send(log_id).unwrap());
 //! let entry = Entry {
-//!     log_id: LogId::new(LeaderId::new(1, 1), 1),
+//!     log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(1)),
 //!     payload: EntryPayload::Normal(TestData::new(Bytes::from_static(b"x=1"))),
 //! };
 //! wal.append(&[entry.clone()], &notifier)?;
 //! assert_eq!(flushed.recv()?, entry.log_id);
-//! wal.save_vote(&Vote::new_committed(1, 1))?; // durable on return
+//! wal.save_vote(&Vote::new_committed(Term(1), NodeId(1)))?; // durable on return
 //! drop(wal);
 //!
 //! // Reopening verifies every record and returns what was durable.
-//! let mut wal = WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(1, 7))?;
+//! let mut wal = WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(NodeId(1), 7))?;
 //! let state = wal.read_state()?;
 //! assert_eq!(state.entries, vec![entry]);
-//! assert_eq!(state.vote, Some(Vote::new_committed(1, 1)));
+//! assert_eq!(state.vote, Some(Vote::new_committed(Term(1), NodeId(1))));
 //! drop(wal);
 //!
 //! // Another node's data dir is refused.
-//! assert!(WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(2, 7)).is_err());
+//! assert!(WalStore::<TestData, BasicNode>::open(&dir, WalOptions::new(NodeId(2), 7)).is_err());
 //! # std::fs::remove_dir_all(&dir)?;
 //! # Ok(())
 //! # }

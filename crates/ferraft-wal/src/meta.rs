@@ -224,13 +224,15 @@ fn decode_slot(slot: &[u8]) -> Option<(u64, MetaState, bool)> {
 
 #[cfg(test)]
 mod tests {
+    use ferraft::{LeaderId, LogIndex, NodeId, Term};
+
     use super::*;
 
     #[test]
     fn slot_round_trips() {
         let state = MetaState {
             cluster_id: ClusterId::new(u64::MAX),
-            vote: Some(Vote::new_committed(u64::MAX, u64::MAX)),
+            vote: Some(Vote::new_committed(Term(u64::MAX), NodeId(u64::MAX))),
             committed: Some(LogId::default()),
             last_purged: None,
         };
@@ -239,9 +241,27 @@ mod tests {
         assert_eq!(decode_slot(&slot), Some((9, state, false)));
     }
 
+    /// The state as data dirs written while ids were plain `u64`s hold it:
+    /// postcard varints, `Some` as 1. Node ids, terms and indexes must keep
+    /// reading (and writing) exactly these bytes.
+    #[test]
+    fn a_state_written_with_plain_number_ids_reads_and_writes_the_same_bytes() {
+        let stored: &[u8] = &[
+            1, 7, // cluster id 7
+            1, 5, 3, 1, // vote: term 5, node 3, committed
+            1, 5, 3, 0xac, 0x02, // committed log id: term 5, node 3, index 300
+            0,    // nothing purged
+        ];
+        let state: MetaState = postcard::from_bytes(stored).unwrap();
+        let leader = LeaderId::new(Term(5), NodeId(3));
+        assert_eq!(state.vote, Some(Vote::new_committed(Term(5), NodeId(3))));
+        assert_eq!(state.committed, Some(LogId::new(leader, LogIndex(300))));
+        assert_eq!(postcard::to_allocvec(&state).unwrap(), stored);
+    }
+
     #[test]
     fn a_slot_of_version_1_reads_as_a_state_without_cluster_id() {
-        let old = MetaStateV1 { vote: Some(Vote::new(3, 2)), committed: None, last_purged: None };
+        let old = MetaStateV1 { vote: Some(Vote::new(Term(3), NodeId(2))), committed: None, last_purged: None };
         let mut slot = [0u8; SLOT_BYTES];
         let len = postcard::to_slice(&old, &mut slot[SLOT_HEADER..]).unwrap().len();
         slot[..4].copy_from_slice(MAGIC_V1);
@@ -275,20 +295,20 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let fs: Arc<dyn FileSystem> = Arc::new(crate::file_system::StdFileSystem);
         let mut meta = MetaFile::create(&fs, &dir, true).unwrap();
-        meta.state.vote = Some(Vote::new_committed(2, 1));
+        meta.state.vote = Some(Vote::new_committed(Term(2), NodeId(1)));
         meta.persist().unwrap();
         let durable = std::fs::read(dir.join(META_FILE)).unwrap();
         let durable_slot = (0..2).max_by_key(|s| decode_slot(&durable[s * SLOT_STRIDE..][..SLOT_BYTES]).map(|d| d.0));
         let durable_slot = durable_slot.unwrap();
         for index in 1..=3 {
-            meta.set_committed(Some(LogId::new(ferraft::LeaderId::new(2, 1), index)));
+            meta.set_committed(Some(LogId::new(ferraft::LeaderId::new(Term(2), NodeId(1)), LogIndex(index))));
             meta.save_unsynced().unwrap();
         }
         let now = std::fs::read(dir.join(META_FILE)).unwrap();
         let range = durable_slot * SLOT_STRIDE..durable_slot * SLOT_STRIDE + SLOT_BYTES;
         assert_eq!(now[range.clone()], durable[range], "an unsynced save overwrote the durable slot");
         let reopened = MetaFile::open(&fs, &dir, true).unwrap().unwrap();
-        assert_eq!(reopened.state.committed.map(|c| c.index), Some(3));
+        assert_eq!(reopened.state.committed.map(|c| c.index), Some(LogIndex(3)));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -196,19 +196,19 @@ mod tests {
     #[test]
     fn adjacent_writes_merge_into_one() {
         let mut queue = Queue::default();
-        queue.push_write(1, 24, 0, 10);
-        queue.push_write(1, 34, 10, 25);
-        assert!(matches!(queue.ops[..], [Op::Write { segment: 1, offset: 24, start: 0, end: 25 }]));
+        queue.push_write(LogIndex(1), 24, 0, 10);
+        queue.push_write(LogIndex(1), 34, 10, 25);
+        assert!(matches!(queue.ops[..], [Op::Write { segment: LogIndex(1), offset: 24, start: 0, end: 25 }]));
     }
 
     #[test]
     fn writes_to_another_segment_or_place_stay_apart() {
         let mut queue = Queue::default();
-        queue.push_write(1, 24, 0, 10);
-        queue.push_write(2, 24, 10, 20);
-        queue.push_write(2, 60, 20, 30);
+        queue.push_write(LogIndex(1), 24, 0, 10);
+        queue.push_write(LogIndex(2), 24, 10, 20);
+        queue.push_write(LogIndex(2), 60, 20, 30);
         queue.ops.push(Op::PersistMeta);
-        queue.push_write(2, 70, 30, 40);
+        queue.push_write(LogIndex(2), 70, 30, 40);
         assert_eq!(queue.ops.len(), 5);
     }
 }

@@ -47,7 +47,7 @@ pub(crate) fn read_runs<C: AppData, N: Node>(
             .and_then(|file| file.read_exact_at(&mut data, run.start))
             .map_err(io_error("reading", &path))?;
         let mut offset = 0;
-        for expected in index..run.next {
+        for expected in index.until(run.next) {
             let corrupt =
                 |problem| WalError::Corrupt { path: path.clone(), offset: run.start + offset as u64, problem };
             let payload = read_frame(&data, offset).map_err(|_| corrupt(Corruption::RecordChecksum))?;

@@ -74,8 +74,8 @@ pub(crate) fn recover<C: AppData, N: Node>(
     };
     let snapshot = snapshot_file::load(fs, dir)?;
     let held = snapshot.as_ref().and_then(|s| s.meta.last_log_id).max(meta.state.committed);
-    remove_stale_partial::<N>(fs, dir, held.map_or(0, |log_id| log_id.index))?;
-    let last_purged = meta.state.last_purged.map_or(0, |log_id| log_id.index);
+    remove_stale_partial::<N>(fs, dir, held.map_or(LogIndex(0), |log_id| log_id.index))?;
+    let last_purged = meta.state.last_purged.map_or(LogIndex(0), |log_id| log_id.index);
     let mut live = read_segments(io, dir, &segment_names, last_purged, options.sync)?;
     if let Some(covered) = interrupted_install(snapshot.as_ref(), last_purged, &live.entries) {
         // the log goes on the word of the snapshot's metadata: check it first
@@ -147,7 +147,7 @@ fn check_identity(io: &Io, dir: &Path, options: &WalOptions, has_segments: bool)
             Err(WalError::MissingIdentity { path: dir.to_path_buf() })
         }
         None => {
-            tracing::info!(dir = %dir.display(), node_id = options.node_id, "initialising a new WAL data dir");
+            tracing::info!(dir = %dir.display(), node_id = %options.node_id, "initialising a new WAL data dir");
             expected.write(fs, dir, options.sync)?;
             Ok(expected)
         }

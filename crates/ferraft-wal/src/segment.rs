@@ -44,7 +44,7 @@ pub(crate) fn encode_header(first_index: LogIndex) -> [u8; SEGMENT_HEADER_BYTES 
     let mut header = [0u8; SEGMENT_HEADER_BYTES as usize];
     header[..8].copy_from_slice(MAGIC);
     header[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-    header[12..20].copy_from_slice(&first_index.to_le_bytes());
+    header[12..20].copy_from_slice(&first_index.0.to_le_bytes());
     let crc = crc32c::crc32c(&header[..20]);
     header[20..].copy_from_slice(&crc.to_le_bytes());
     header
@@ -71,7 +71,7 @@ pub(crate) fn decode_header(data: &[u8]) -> Result<SegmentHeader, Corruption> {
     }
     Ok(SegmentHeader {
         version: u32::from_le_bytes(header[8..12].try_into().expect("slice of 4")),
-        first_index: u64::from_le_bytes(header[12..20].try_into().expect("slice of 8")),
+        first_index: LogIndex(u64::from_le_bytes(header[12..20].try_into().expect("slice of 8"))),
     })
 }
 
@@ -95,7 +95,7 @@ impl Segment {
     /// The index the next record appended here gets.
     pub fn next_index(&self) -> LogIndex {
         // Saturating: a hand-made file name near u64::MAX must not panic.
-        self.first_index.saturating_add(self.offsets.len() as u64)
+        LogIndex(self.first_index.0.saturating_add(self.offsets.len() as u64))
     }
 
     /// Whether the segment holds no record.
@@ -118,17 +118,20 @@ mod tests {
 
     #[test]
     fn file_names_round_trip_and_sort_by_index() {
-        assert_eq!(parse_file_name(&file_name(42)), Some(42));
-        assert!(file_name(9) < file_name(10));
+        assert_eq!(parse_file_name(&file_name(LogIndex(42))), Some(LogIndex(42)));
+        assert!(file_name(LogIndex(9)) < file_name(LogIndex(10)));
         assert_eq!(parse_file_name("42.wal"), None);
         assert_eq!(parse_file_name("0000000000000000004x.wal"), None);
-        assert_eq!(parse_file_name(&format!("{}.tmp", file_name(1))), None);
+        assert_eq!(parse_file_name(&format!("{}.tmp", file_name(LogIndex(1)))), None);
     }
 
     #[test]
     fn header_round_trips_and_detects_flips() {
-        let header = encode_header(7);
-        assert_eq!(decode_header(&header).unwrap(), SegmentHeader { version: SEGMENT_VERSION, first_index: 7 });
+        let header = encode_header(LogIndex(7));
+        assert_eq!(
+            decode_header(&header).unwrap(),
+            SegmentHeader { version: SEGMENT_VERSION, first_index: LogIndex(7) }
+        );
         for bit in 0..header.len() * 8 {
             let mut damaged = header;
             damaged[bit / 8] ^= 1 << (bit % 8);
@@ -138,11 +141,11 @@ mod tests {
 
     #[test]
     fn record_span_ends_at_the_next_record_or_the_file_end() {
-        let segment = Segment { first_index: 10, len_bytes: 100, offsets: vec![24, 50, 70] };
-        assert_eq!(segment.record_span(10), Some((24, 50)));
-        assert_eq!(segment.record_span(12), Some((70, 100)));
-        assert_eq!(segment.record_span(9), None);
-        assert_eq!(segment.record_span(13), None);
-        assert_eq!(segment.next_index(), 13);
+        let segment = Segment { first_index: LogIndex(10), len_bytes: 100, offsets: vec![24, 50, 70] };
+        assert_eq!(segment.record_span(LogIndex(10)), Some((24, 50)));
+        assert_eq!(segment.record_span(LogIndex(12)), Some((70, 100)));
+        assert_eq!(segment.record_span(LogIndex(9)), None);
+        assert_eq!(segment.record_span(LogIndex(13)), None);
+        assert_eq!(segment.next_index(), LogIndex(13));
     }
 }

@@ -127,7 +127,7 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     /// The index of the last entry, or of the purge point if the log is empty
     /// (0 for a new log).
     pub fn last_index(&self) -> LogIndex {
-        self.next_index() - 1
+        self.next_index().prev()
     }
 
     /// The last entry removed by purge.
@@ -144,13 +144,13 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     pub fn entries(&mut self, range: impl RangeBounds<LogIndex>) -> Result<Vec<Entry<C, N>>, StorageError> {
         let first = match range.start_bound() {
             Bound::Included(&start) => start,
-            Bound::Excluded(&start) => start.saturating_add(1),
-            Bound::Unbounded => 0,
+            Bound::Excluded(&start) => start.saturating_next(),
+            Bound::Unbounded => LogIndex(0),
         };
         let end = match range.end_bound() {
-            Bound::Included(&end) => end.saturating_add(1),
+            Bound::Included(&end) => end.saturating_next(),
             Bound::Excluded(&end) => end,
-            Bound::Unbounded => LogIndex::MAX,
+            Bound::Unbounded => LogIndex(u64::MAX),
         };
         let first = first.max(index_of(self.last_purged) + 1);
         let end = end.min(self.next_index());
@@ -192,7 +192,9 @@ impl<C: AppData, N: Node> WalStore<C, N> {
     ) -> Result<AppendDurability, WalError> {
         self.shared.check_writer()?;
         let Some(last) = entries.last() else { return Ok(AppendDurability::Durable) };
-        for (expected, entry) in (self.next_index()..).zip(entries) {
+        let next = self.next_index();
+        for (offset, entry) in entries.iter().enumerate() {
+            let expected = next + offset as u64;
             if entry.log_id.index != expected {
                 return Err(WalError::NotContiguous { expected, found: entry.log_id.index });
             }
@@ -387,7 +389,7 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     }
 
     fn read_range(&mut self, range: std::ops::Range<LogIndex>) -> Option<ReadRange<C, N>> {
-        let first = range.start.max(1);
+        let first = range.start.max(LogIndex(1));
         let runs = match first > index_of(self.last_purged) {
             true => range_read::plan(&self.layout, first, range.end.min(self.next_index())),
             false => Vec::new(),

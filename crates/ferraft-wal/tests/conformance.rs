@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use ferraft::testing::conformance::{self, TestData};
-use ferraft::{BasicNode, StorageError};
+use ferraft::{BasicNode, NodeId, StorageError};
 use ferraft_wal::{WalOptions, WalStore};
 
 /// Segments of 4 KiB: most rules then span several segments.
 fn open_small_segments(dir: &Path) -> Result<WalStore<TestData, BasicNode>, StorageError> {
-    WalStore::open(dir, WalOptions { segment_bytes: 4096, ..WalOptions::new(1, 1) })
+    WalStore::open(dir, WalOptions { segment_bytes: 4096, ..WalOptions::new(NodeId(1), 1) })
 }
 
 /// One test per rule, so a failure names the rule it broke.
@@ -55,7 +55,7 @@ rules!(
 
 #[test]
 fn whole_suite_passes_with_default_segments() {
-    conformance::run_all(&mut |dir: &Path| WalStore::<TestData, BasicNode>::open(dir, WalOptions::new(1, 1)));
+    conformance::run_all(&mut |dir: &Path| WalStore::<TestData, BasicNode>::open(dir, WalOptions::new(NodeId(1), 1)));
 }
 
 #[test]
@@ -63,7 +63,7 @@ fn whole_suite_passes_without_sync() {
     conformance::run_all(&mut |dir: &Path| {
         WalStore::<TestData, BasicNode>::open(
             dir,
-            WalOptions { sync: false, segment_bytes: 4096, ..WalOptions::new(1, 1) },
+            WalOptions { sync: false, segment_bytes: 4096, ..WalOptions::new(NodeId(1), 1) },
         )
     });
 }

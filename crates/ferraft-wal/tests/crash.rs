@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferraft::testing::conformance::{TestData, TestDir};
-use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, Term, Vote};
+use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, NodeId, Term, Vote};
 use ferraft_wal::{WalOptions, WalStore};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -36,13 +36,13 @@ const MARK: &str = "@@ ";
 
 fn options() -> WalOptions {
     // Small segments so purge deletes files and appends roll often.
-    WalOptions { segment_bytes: 64 * 1024, ..WalOptions::new(1, 1) }
+    WalOptions { segment_bytes: 64 * 1024, ..WalOptions::new(NodeId(1), 1) }
 }
 
 /// The payload of entry `index` written in `term`: its length and bytes
 /// follow from both, so a reader can check every recovered entry.
 fn payload(index: LogIndex, term: Term) -> Bytes {
-    let mut state = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ term.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
+    let mut state = index.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ term.0.wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     let len = (state % 300 + 1) as usize;
     (0..len)
         .map(|_| {
@@ -55,7 +55,7 @@ fn payload(index: LogIndex, term: Term) -> Bytes {
 
 fn make_entry(index: LogIndex, term: Term) -> Entry<TestData, BasicNode> {
     Entry {
-        log_id: LogId::new(LeaderId::new(term, 1), index),
+        log_id: LogId::new(LeaderId::new(term, NodeId(1)), index),
         payload: EntryPayload::Normal(TestData::new(payload(index, term))),
     }
 }
@@ -83,7 +83,7 @@ fn crash_child_process_entry_point() {
 fn run_idle_child(dir: &Path) -> ! {
     let mut store = WalStore::<TestData, BasicNode>::open(dir, options()).expect("child opens the WAL");
     store.read_state().expect("child reads state");
-    let batch: Vec<_> = (1..=10).map(|index| make_entry(index, 1)).collect();
+    let batch: Vec<_> = LogIndex(1).through(LogIndex(10)).map(|index| make_entry(index, Term(1))).collect();
     ferraft::testing::conformance::append_durably(&mut store, &batch);
     store.save_committed(Some(batch[9].log_id)).unwrap();
     say(format_args!("committed 10"));
@@ -99,61 +99,62 @@ fn run_child(dir: &Path, round: u64, seed: u64) -> ! {
     let state = store.read_state().expect("child reads state");
     let mut terms: BTreeMap<LogIndex, Term> =
         state.entries.iter().map(|e| (e.log_id.index, e.log_id.leader_id.term)).collect();
-    let mut last_purged = state.last_purged.map_or(0, |l| l.index);
+    let mut last_purged = state.last_purged.map_or(LogIndex(0), |l| l.index);
     let mut next = terms.keys().next_back().map_or(last_purged, |i| *i) + 1;
-    let durable = Arc::new(AtomicU64::new(next - 1));
+    let durable = Arc::new(AtomicU64::new((next - 1).0));
     let notifier = {
         let durable = durable.clone();
         FlushNotifier::new(move |log_id| {
             say(format_args!("durable {} {}", log_id.index, log_id.leader_id.term));
-            durable.fetch_max(log_id.index, Ordering::SeqCst);
+            durable.fetch_max(log_id.index.0, Ordering::SeqCst);
         })
     };
     // Each incarnation (and each truncation in it) uses a higher term, so
     // every log id names one entry.
-    let mut term = (round + 1) * 1000;
+    let mut term = Term((round + 1) * 1000);
     say(format_args!("ready {}", next - 1));
     loop {
         // Like a Raft runtime, keep a bounded number of entries in flight.
-        while next.saturating_sub(durable.load(Ordering::SeqCst)) > 400 {
+        while next.0.saturating_sub(durable.load(Ordering::SeqCst)) > 400 {
             std::thread::sleep(Duration::from_micros(200));
         }
         match rng.gen_range(0..100) {
             0..=84 => {
                 let count = rng.gen_range(1..=20);
-                let batch: Vec<_> = (next..next + count).map(|index| make_entry(index, term)).collect();
+                let batch: Vec<_> = next.until(next + count).map(|index| make_entry(index, term)).collect();
                 say(format_args!("append {} {} {}", next, next + count - 1, term));
                 store.append(&batch, &notifier).expect("child append");
-                terms.extend((next..next + count).map(|index| (index, term)));
+                terms.extend(next.until(next + count).map(|index| (index, term)));
                 next += count;
             }
             85..=89 if next - 1 > last_purged + 1 => {
-                let since = rng.gen_range((last_purged + 1).max(next.saturating_sub(30))..next).max(last_purged + 1);
-                term += 1;
+                let lowest = (last_purged + 1).max(next.saturating_back(30));
+                let since = LogIndex(rng.gen_range(lowest.0..next.0)).max(last_purged + 1);
+                term = term.next();
                 say(format_args!("truncate {since}"));
                 store.truncate(since).expect("child truncate");
                 terms.retain(|index, _| *index < since);
                 next = since;
-                durable.fetch_min(since - 1, Ordering::SeqCst);
+                durable.fetch_min((since - 1).0, Ordering::SeqCst);
             }
             90..=92 => {
-                store.save_vote(&Vote::new(term, 1)).expect("child save vote");
+                store.save_vote(&Vote::new(term, NodeId(1))).expect("child save vote");
                 say(format_args!("vote {term}"));
             }
             93..=96 => {
-                let upto = durable.load(Ordering::SeqCst).saturating_sub(50);
+                let upto = LogIndex(durable.load(Ordering::SeqCst).saturating_sub(50));
                 if let Some(&upto_term) = terms.get(&upto).filter(|_| upto > last_purged) {
                     say(format_args!("purge {upto}"));
-                    store.purge(LogId::new(LeaderId::new(upto_term, 1), upto)).expect("child purge");
+                    store.purge(LogId::new(LeaderId::new(upto_term, NodeId(1)), upto)).expect("child purge");
                     terms.retain(|index, _| *index > upto);
                     last_purged = upto;
                 }
             }
             _ => {
-                let index = durable.load(Ordering::SeqCst);
+                let index = LogIndex(durable.load(Ordering::SeqCst));
                 if let Some(&committed_term) = terms.get(&index) {
                     say(format_args!("committed {index}"));
-                    store.save_committed(Some(LogId::new(LeaderId::new(committed_term, 1), index))).unwrap();
+                    store.save_committed(Some(LogId::new(LeaderId::new(committed_term, NodeId(1)), index))).unwrap();
                 }
             }
         }
@@ -181,23 +182,24 @@ impl Model {
     fn apply(&mut self, line: &str) {
         let words: Vec<&str> = line.split_whitespace().collect();
         let number = |i: usize| -> u64 { words[i].parse().unwrap() };
+        let (index, term) = (|i: usize| LogIndex(number(i)), |i: usize| Term(number(i)));
         match words[0] {
             "ready" => self.ready = true,
-            "append" => self.terms.extend((number(1)..=number(2)).map(|index| (index, number(3)))),
+            "append" => self.terms.extend(index(1).through(index(2)).map(|at| (at, term(3)))),
             "truncate" => {
-                let since = number(1);
+                let since = index(1);
                 self.terms.retain(|index, _| *index < since);
                 self.durable_upto = self.durable_upto.min(since - 1);
             }
             // A report for an entry the child has since truncated says nothing
             // about the current log: match by log id, not index.
-            "durable" if self.terms.get(&number(1)) == Some(&number(2)) => {
-                self.durable_upto = self.durable_upto.max(number(1));
+            "durable" if self.terms.get(&index(1)) == Some(&term(2)) => {
+                self.durable_upto = self.durable_upto.max(index(1));
             }
             "durable" => {}
-            "vote" => self.vote_term = number(1),
-            "purge" => self.max_purge = self.max_purge.max(number(1)),
-            "committed" => self.max_committed = self.max_committed.max(number(1)),
+            "vote" => self.vote_term = term(1),
+            "purge" => self.max_purge = self.max_purge.max(index(1)),
+            "committed" => self.max_committed = self.max_committed.max(index(1)),
             other => panic!("unknown child line {other:?}"),
         }
     }
@@ -207,7 +209,7 @@ impl Model {
         let mut store = WalStore::<TestData, BasicNode>::open(dir, options())
             .unwrap_or_else(|error| panic!("round {round}: reopening after kill -9 failed: {error}"));
         let state = store.read_state().unwrap();
-        let purged = state.last_purged.map_or(0, |l| l.index);
+        let purged = state.last_purged.map_or(LogIndex(0), |l| l.index);
         assert!(purged <= self.max_purge, "round {round}: purged {purged} beyond requested {}", self.max_purge);
         for entry in &state.entries {
             let EntryPayload::Normal(data) = &entry.payload else { panic!("round {round}: unexpected payload") };
@@ -225,12 +227,12 @@ impl Model {
                 "round {round}: entry {index} (term {term}) was reported durable but is not recovered"
             );
         }
-        let vote_term = state.vote.map_or(0, |v| v.term());
+        let vote_term = state.vote.map_or(Term(0), |v| v.term());
         assert!(vote_term >= self.vote_term, "round {round}: vote {vote_term} older than saved {}", self.vote_term);
-        let committed = state.committed.map_or(0, |c| c.index);
+        let committed = state.committed.map_or(LogIndex(0), |c| c.index);
         assert!(committed <= self.max_committed, "round {round}: committed {committed} newer than saved");
         self.terms = recovered;
-        self.durable_upto = self.terms.keys().next_back().copied().unwrap_or(0);
+        self.durable_upto = self.terms.keys().next_back().copied().unwrap_or(LogIndex(0));
         self.ready = false;
         checked
     }
@@ -305,7 +307,7 @@ fn kill_9_at_random_moments_loses_no_durable_entry() {
         run_round(dir.path(), round, rng.gen(), kill_after, wait_ready, &mut model);
         checked += model.check_and_reset(dir.path(), round);
     }
-    let last = model.terms.keys().next_back().copied().unwrap_or(0);
+    let last = model.terms.keys().next_back().copied().unwrap_or(LogIndex(0));
     eprintln!("crash test: {checked} durable entries checked after kills; log ends at index {last}");
     assert!(checked > 0, "no append was ever reported durable: the test tested nothing");
 }
@@ -337,6 +339,6 @@ fn committed_is_saved_lazily_without_a_clean_shutdown() {
     child.wait().unwrap();
     let mut store = WalStore::<TestData, BasicNode>::open(dir.path(), options()).unwrap();
     let state = store.read_state().unwrap();
-    assert_eq!(state.committed.map(|c| c.index), Some(10));
+    assert_eq!(state.committed.map(|c| c.index), Some(LogIndex(10)));
     assert_eq!(state.entries.len(), 10);
 }

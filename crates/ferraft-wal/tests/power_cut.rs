@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use ferraft::testing::conformance::{entries, entry, log_id, TestData, TestDir};
-use ferraft::{BasicNode, FlushNotifier, LogStore};
+use ferraft::{BasicNode, FlushNotifier, LogIndex, LogStore, NodeId, Term};
 use ferraft_wal::{FileSystem, FsFile, LockGuard, StdFileSystem, SteppedIo, WalOptions, WalStepper, WalStore};
 
 type Store = WalStore<TestData, BasicNode>;
@@ -154,7 +154,7 @@ impl FileSystem for SwitchedFs {
 
 /// Opens a stepped store on `dir` behind a fresh switch.
 fn open(dir: &Path) -> (Store, WalStepper, Arc<PowerSwitch>) {
-    open_with(dir, WalOptions { segment_bytes: 4096, ..WalOptions::new(1, 1) })
+    open_with(dir, WalOptions { segment_bytes: 4096, ..WalOptions::new(NodeId(1), 1) })
 }
 
 fn open_with(dir: &Path, options: WalOptions) -> (Store, WalStepper, Arc<PowerSwitch>) {
@@ -166,7 +166,7 @@ fn open_with(dir: &Path, options: WalOptions) -> (Store, WalStepper, Arc<PowerSw
 
 /// A snapshot covering entries up to `index`.
 fn snapshot_at(index: u64) -> ferraft::Snapshot<BasicNode> {
-    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = ferraft::Membership::new_uniform(nodes).unwrap();
     ferraft::Snapshot {
         meta: ferraft::SnapshotMeta {
@@ -188,7 +188,7 @@ fn a_snapshot_saved_before_its_purge_was_durable_takes_the_next_append() {
     store.read_state().unwrap();
     store.append(&entries(1, 1..=10), &FlushNotifier::new(|_| {})).unwrap();
     stepper.step().unwrap();
-    store.truncate(8).unwrap();
+    store.truncate(LogIndex(8)).unwrap();
     store.save_snapshot(&snapshot_at(12)).unwrap();
     store.purge(log_id(1, 12)).unwrap();
     switch.cut();
@@ -213,7 +213,7 @@ fn a_torn_first_metadata_save_leaves_the_initial_state() {
     let (mut store, stepper, switch) = open(dir.path());
     store.read_state().unwrap();
     switch.tear_next_write();
-    assert!(store.save_vote(&ferraft::Vote::new(1, 1)).is_err());
+    assert!(store.save_vote(&ferraft::Vote::new(Term(1), NodeId(1))).is_err());
     drop((store, stepper));
 
     let (mut store, _, _) = open(dir.path());
@@ -226,14 +226,14 @@ fn a_torn_metadata_save_leaves_the_vote_saved_before() {
     let dir = TestDir::new("power_cut_later_meta_save");
     let (mut store, stepper, switch) = open(dir.path());
     store.read_state().unwrap();
-    store.save_vote(&ferraft::Vote::new(1, 1)).unwrap();
-    store.save_vote(&ferraft::Vote::new(2, 1)).unwrap();
+    store.save_vote(&ferraft::Vote::new(Term(1), NodeId(1))).unwrap();
+    store.save_vote(&ferraft::Vote::new(Term(2), NodeId(1))).unwrap();
     switch.tear_next_write();
-    assert!(store.save_vote(&ferraft::Vote::new(3, 1)).is_err());
+    assert!(store.save_vote(&ferraft::Vote::new(Term(3), NodeId(1))).is_err());
     drop((store, stepper));
 
     let (mut store, _, _) = open(dir.path());
-    assert_eq!(store.read_state().unwrap().vote, Some(ferraft::Vote::new(2, 1)));
+    assert_eq!(store.read_state().unwrap().vote, Some(ferraft::Vote::new(Term(2), NodeId(1))));
 }
 
 /// A batch of several pages is written back out of order: its later pages
@@ -246,7 +246,7 @@ fn a_torn_metadata_save_leaves_the_vote_saved_before() {
 fn a_batch_whose_later_pages_outlived_its_first_is_cut_after_the_synced_entries() {
     for preallocate in [false, true] {
         let dir = TestDir::new(&format!("power_cut_out_of_order_pages_{preallocate}"));
-        let options = WalOptions { segment_bytes: 1 << 20, preallocate, ..WalOptions::new(1, 1) };
+        let options = WalOptions { segment_bytes: 1 << 20, preallocate, ..WalOptions::new(NodeId(1), 1) };
         let (mut store, stepper, switch) = open_with(dir.path(), options.clone());
         store.read_state().unwrap();
         store.append(&entries(1, 1..=3), &FlushNotifier::new(|_| {})).unwrap();
@@ -261,7 +261,7 @@ fn a_batch_whose_later_pages_outlived_its_first_is_cut_after_the_synced_entries(
         assert_eq!(state.entries, entries(1, 1..=3), "preallocate {preallocate}");
         store.append(&[entry(2, 4)], &FlushNotifier::new(|_| {})).unwrap();
         stepper.step().unwrap();
-        assert_eq!(store.entries(4..).unwrap(), vec![entry(2, 4)]);
+        assert_eq!(store.entries(LogIndex(4)..).unwrap(), vec![entry(2, 4)]);
     }
 }
 

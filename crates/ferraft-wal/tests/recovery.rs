@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use ferraft::testing::conformance::{append_durably, entries, entry, log_id, TestData, TestDir};
-use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LogStore, StorageError, Vote};
+use ferraft::{BasicNode, Entry, EntryPayload, FlushNotifier, LogIndex, LogStore, NodeId, StorageError, Term, Vote};
 use ferraft_wal::{Corruption, WalError, WalOptions, WalStore};
 
 type Store = WalStore<TestData, BasicNode>;
@@ -14,11 +14,11 @@ type Store = WalStore<TestData, BasicNode>;
 /// Segments without preallocation, so a file's length is where its records
 /// end (most tests here find records by it).
 fn options(segment_bytes: u64) -> WalOptions {
-    WalOptions { segment_bytes, preallocate: false, ..WalOptions::new(1, 1) }
+    WalOptions { segment_bytes, preallocate: false, ..WalOptions::new(NodeId(1), 1) }
 }
 
 fn preallocated(segment_bytes: u64) -> WalOptions {
-    WalOptions { segment_bytes, ..WalOptions::new(1, 1) }
+    WalOptions { segment_bytes, ..WalOptions::new(NodeId(1), 1) }
 }
 
 fn open(dir: &Path, segment_bytes: u64) -> Result<Store, StorageError> {
@@ -216,7 +216,10 @@ fn missing_segment_refuses_to_start() {
     assert_eq!(files.len(), 3);
     fs::remove_file(&files[1]).unwrap();
     let error = open(dir.path(), 1024).unwrap_err();
-    assert!(matches!(wal_error(&error), WalError::MissingEntries { first_missing: 4, next_present: 7 }), "{error}");
+    assert!(
+        matches!(wal_error(&error), WalError::MissingEntries { first_missing: LogIndex(4), next_present: LogIndex(7) }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -227,8 +230,11 @@ fn data_dir_of_another_node_or_cluster_is_refused() {
     append_durably(&mut store, &entries(1, 1..=3));
     drop(store);
     for (node_id, cluster_id) in [(2, 1), (1, 2)] {
-        let error = Store::open(dir.path(), WalOptions::new(node_id, cluster_id)).unwrap_err();
-        assert!(matches!(wal_error(&error), WalError::WrongIdentity { found_node_id: 1, found_cluster_id: 1, .. }));
+        let error = Store::open(dir.path(), WalOptions::new(NodeId(node_id), cluster_id)).unwrap_err();
+        assert!(matches!(
+            wal_error(&error),
+            WalError::WrongIdentity { found_node_id: NodeId(1), found_cluster_id: 1, .. }
+        ));
     }
     assert_eq!(read_entries(dir.path(), 1 << 20).unwrap(), entries(1, 1..=3));
 }
@@ -259,14 +265,14 @@ fn damaged_newest_meta_slot_falls_back_to_the_previous_vote() {
     let mut store = open(dir.path(), 1 << 20).unwrap();
     store.read_state().unwrap();
     // the new file's state is in slot 0; each save goes to the other slot
-    store.save_vote(&Vote::new(1, 1)).unwrap(); // sequence 2: slot 1
-    store.save_vote(&Vote::new(2, 1)).unwrap(); // sequence 3: slot 0
+    store.save_vote(&Vote::new(Term(1), NodeId(1))).unwrap(); // sequence 2: slot 1
+    store.save_vote(&Vote::new(Term(2), NodeId(1))).unwrap(); // sequence 3: slot 0
     drop(store);
     let meta = dir.path().join("META");
     let mut bytes = fs::read(&meta).unwrap();
     bytes[20] ^= 1; // a torn save of the newest slot looks like this
     fs::write(&meta, &bytes).unwrap();
-    assert_eq!(open(dir.path(), 1 << 20).unwrap().read_state().unwrap().vote, Some(Vote::new(1, 1)));
+    assert_eq!(open(dir.path(), 1 << 20).unwrap().read_state().unwrap().vote, Some(Vote::new(Term(1), NodeId(1))));
     bytes[4096 + 20] ^= 1;
     fs::write(&meta, &bytes).unwrap();
     let error = open(dir.path(), 1 << 20).unwrap_err();
@@ -335,7 +341,7 @@ fn snapshot_at_3(data: &'static [u8]) -> ferraft::Snapshot<BasicNode> {
 }
 
 fn empty_membership() -> ferraft::Membership<BasicNode> {
-    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     ferraft::Membership::new_uniform(nodes).unwrap()
 }
 
@@ -391,12 +397,12 @@ fn entries_reads_ranges_including_unsynced_appends() {
     let mut store = open(dir.path(), 1024).unwrap();
     store.read_state().unwrap();
     store.append(&entries(1, 1..=50), &FlushNotifier::new(|_| {})).unwrap();
-    assert_eq!(store.entries(10..20).unwrap(), entries(1, 10..=19));
-    assert_eq!(store.entries(45..).unwrap(), entries(1, 45..=50));
+    assert_eq!(store.entries(LogIndex(10)..LogIndex(20)).unwrap(), entries(1, 10..=19));
+    assert_eq!(store.entries(LogIndex(45)..).unwrap(), entries(1, 45..=50));
     store.purge(log_id(1, 20)).unwrap();
-    assert_eq!(store.entries(..=22).unwrap(), entries(1, 21..=22));
-    assert_eq!(store.entries(60..70).unwrap(), Vec::new());
-    assert_eq!(store.last_index(), 50);
+    assert_eq!(store.entries(..=LogIndex(22)).unwrap(), entries(1, 21..=22));
+    assert_eq!(store.entries(LogIndex(60)..LogIndex(70)).unwrap(), Vec::new());
+    assert_eq!(store.last_index(), LogIndex(50));
 }
 
 #[test]
@@ -406,7 +412,10 @@ fn append_that_skips_an_index_is_rejected() {
     store.read_state().unwrap();
     append_durably(&mut store, &entries(1, 1..=3));
     let error = store.append(&entries(1, 5..=6), &FlushNotifier::new(|_| {})).unwrap_err();
-    assert!(matches!(wal_error(&error), WalError::NotContiguous { expected: 4, found: 5 }), "{error}");
+    assert!(
+        matches!(wal_error(&error), WalError::NotContiguous { expected: LogIndex(4), found: LogIndex(5) }),
+        "{error}"
+    );
     append_durably(&mut store, &entries(1, 4..=4));
     assert_eq!(store.entries(..).unwrap(), entries(1, 1..=4));
 }
@@ -418,19 +427,22 @@ fn truncate_into_purged_entries_is_rejected() {
     store.read_state().unwrap();
     append_durably(&mut store, &entries(1, 1..=10));
     store.purge(log_id(1, 5)).unwrap();
-    let error = store.truncate(3).unwrap_err();
-    assert!(matches!(wal_error(&error), WalError::TruncatePurged { since: 3, last_purged: 5 }), "{error}");
+    let error = store.truncate(LogIndex(3)).unwrap_err();
+    assert!(
+        matches!(wal_error(&error), WalError::TruncatePurged { since: LogIndex(3), last_purged: LogIndex(5) }),
+        "{error}"
+    );
 }
 
 #[test]
 fn no_sync_mode_reports_appends_durable_at_once() {
     let dir = TestDir::new("no_sync");
-    let mut store = Store::open(dir.path(), WalOptions { sync: false, ..WalOptions::new(1, 1) }).unwrap();
+    let mut store = Store::open(dir.path(), WalOptions { sync: false, ..WalOptions::new(NodeId(1), 1) }).unwrap();
     store.read_state().unwrap();
     let durability = store.append(&entries(1, 1..=3), &FlushNotifier::new(|_| panic!("not called"))).unwrap();
     assert_eq!(durability, ferraft::AppendDurability::Durable);
     drop(store);
-    let mut store = Store::open(dir.path(), WalOptions { sync: false, ..WalOptions::new(1, 1) }).unwrap();
+    let mut store = Store::open(dir.path(), WalOptions { sync: false, ..WalOptions::new(NodeId(1), 1) }).unwrap();
     assert_eq!(store.read_state().unwrap().entries, entries(1, 1..=3));
 }
 
@@ -552,29 +564,29 @@ fn write_version_1_meta(dir: &Path, vote: Option<Vote>) {
 #[test]
 fn a_data_dir_written_before_cluster_ids_opens_in_the_cluster_its_identity_names() {
     let dir = TestDir::new("wal-version-1-meta");
-    let legacy = WalOptions { preallocate: false, ..WalOptions::new(1, 0x77) };
+    let legacy = WalOptions { preallocate: false, ..WalOptions::new(NodeId(1), 0x77) };
     let mut store = Store::open(dir.path(), legacy.clone()).unwrap();
     store.read_state().unwrap();
     append_durably(&mut store, &entries(1, 1..=3));
     store.close().unwrap();
-    write_version_1_meta(dir.path(), Some(Vote::new(4, 1)));
+    write_version_1_meta(dir.path(), Some(Vote::new(Term(4), NodeId(1))));
 
     let mut store = Store::open(dir.path(), legacy.clone()).unwrap();
     let state = store.read_state().unwrap();
     assert_eq!(state.cluster_id, ferraft::ClusterId::new(0x77));
-    assert_eq!(state.vote, Some(Vote::new(4, 1)));
+    assert_eq!(state.vote, Some(Vote::new(Term(4), NodeId(1))));
     assert_eq!(state.entries, entries(1, 1..=3));
     // saving anything writes the new version, which keeps the id
-    store.save_vote(&Vote::new(5, 1)).unwrap();
+    store.save_vote(&Vote::new(Term(5), NodeId(1))).unwrap();
     store.close().unwrap();
     let state = Store::open(dir.path(), legacy).unwrap().read_state().unwrap();
-    assert_eq!((state.cluster_id, state.vote), (ferraft::ClusterId::new(0x77), Some(Vote::new(5, 1))));
+    assert_eq!((state.cluster_id, state.vote), (ferraft::ClusterId::new(0x77), Some(Vote::new(Term(5), NodeId(1)))));
 }
 
 #[test]
 fn an_unused_data_dir_written_before_cluster_ids_belongs_to_no_cluster() {
     let dir = TestDir::new("wal-version-1-meta-unused");
-    let legacy = WalOptions { preallocate: false, ..WalOptions::new(1, 0x77) };
+    let legacy = WalOptions { preallocate: false, ..WalOptions::new(NodeId(1), 0x77) };
     Store::open(dir.path(), legacy.clone()).unwrap().close().unwrap();
     write_version_1_meta(dir.path(), None);
     assert_eq!(Store::open(dir.path(), legacy).unwrap().read_state().unwrap().cluster_id, None);

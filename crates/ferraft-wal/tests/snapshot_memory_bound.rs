@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ferraft::message::SnapshotChunk;
 use ferraft::testing::conformance::{log_id, TestData, TestDir};
-use ferraft::{BasicNode, LogStore, Membership, Snapshot, SnapshotMeta, StorageError, StoredMembership, Vote};
+use ferraft::{
+    BasicNode, LogStore, Membership, NodeId, Snapshot, SnapshotMeta, StorageError, StoredMembership, Term, Vote,
+};
 use ferraft_wal::{WalOptions, WalStore};
 
 /// Counts live heap bytes and their peak.
@@ -46,11 +48,11 @@ const CHUNK_BYTES: usize = 1024 * 1024;
 const HEAP_BOUND_BYTES: usize = 24 * 1024 * 1024;
 
 fn open(dir: &Path, node: u64) -> Store {
-    WalStore::open(dir, WalOptions::new(node, 1)).expect("open the store")
+    WalStore::open(dir, WalOptions::new(NodeId(node), 1)).expect("open the store")
 }
 
 fn meta() -> SnapshotMeta<BasicNode> {
-    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
     SnapshotMeta { last_log_id: Some(log_id(1, 3)), membership }
 }
@@ -109,7 +111,9 @@ fn a_snapshot_larger_than_the_memory_bound_is_saved_sent_resumed_and_read_in_bou
     let mut partial = learner.partial_snapshot(&snapshot.meta, checksum).unwrap();
     let (mut offset, mut sent, mut restarted) = (0u64, 0u64, false);
     loop {
-        let chunk = SnapshotChunk::cut(&snapshot, offset, CHUNK_BYTES, Vote::new_committed(1, 1), 1, None).unwrap();
+        let chunk =
+            SnapshotChunk::cut(&snapshot, offset, CHUNK_BYTES, Vote::new_committed(Term(1), NodeId(1)), 1, None)
+                .unwrap();
         sent += chunk.data.len() as u64;
         partial.append(&chunk.data).unwrap();
         offset = partial.received();

@@ -9,19 +9,19 @@ use std::path::Path;
 
 use bytes::Bytes;
 use ferraft::testing::conformance::{log_id, TestData, TestDir};
-use ferraft::{BasicNode, LogStore, Snapshot, SnapshotMeta};
+use ferraft::{BasicNode, LogStore, NodeId, Snapshot, SnapshotMeta};
 use ferraft_wal::{WalOptions, WalStore};
 
 type Store = WalStore<TestData, BasicNode>;
 
 fn open(dir: &Path) -> Store {
-    let mut store = WalStore::open(dir, WalOptions::new(1, 1)).unwrap();
+    let mut store = WalStore::open(dir, WalOptions::new(NodeId(1), 1)).unwrap();
     store.read_state().unwrap();
     store
 }
 
 fn meta(index: u64) -> SnapshotMeta<BasicNode> {
-    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = ferraft::Membership::new_uniform(nodes).unwrap();
     SnapshotMeta {
         last_log_id: Some(log_id(1, index)),

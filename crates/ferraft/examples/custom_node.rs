@@ -13,7 +13,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use ferraft::mem::{MemLogStore, RecordingStateMachine};
-use ferraft::{ChangeMembers, Config, Message, Network, NodeId, Raft, WriteError};
+use ferraft::{ChangeMembers, Config, LogIndex, Message, Network, NodeId, Raft, WriteError};
 use serde::{Deserialize, Serialize};
 
 /// What the cluster knows about a member. Any type that is `Clone + Debug + Eq +
@@ -99,15 +99,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     };
     let network = Arc::new(LocalNetwork::default());
 
-    let zones = [(1, "eu-west"), (2, "eu-central"), (3, "us-east")];
+    let zones = [(NodeId(1), "eu-west"), (NodeId(2), "eu-central"), (NodeId(3), "us-east")];
     let mut rafts = BTreeMap::new();
     for (id, zone) in zones {
         rafts.insert(id, start(&network, &config, id, zone).await?);
     }
     let members: BTreeMap<NodeId, ZonedNode> =
         zones.iter().map(|(id, zone)| (*id, ZonedNode::new(*id, zone))).collect();
-    rafts[&1].initialize(members).await?;
-    let leader_id = rafts[&1].wait(WAIT).for_leader().await?;
+    rafts[&NodeId(1)].initialize(members).await?;
+    let leader_id = rafts[&NodeId(1)].wait(WAIT).for_leader().await?;
     println!("node {leader_id} leads; the membership carries every node's zone:");
     print_members(&rafts[&leader_id]);
 
@@ -125,23 +125,23 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("the leader committed \"hello\" at index {}", written.log_id.index);
 
     // A learner in a fourth zone.
-    rafts.insert(4, start(&network, &config, 4, "ap-south").await?);
-    rafts[&leader_id].add_learner(4, ZonedNode::new(4, "ap-south"), true).await?;
+    rafts.insert(NodeId(4), start(&network, &config, NodeId(4), "ap-south").await?);
+    rafts[&leader_id].add_learner(NodeId(4), ZonedNode::new(NodeId(4), "ap-south"), true).await?;
     println!("node 4 joined as a learner:");
     print_members(&rafts[&leader_id]);
 
     // Metadata other than the address may change with `SetNodes`: here node 3
     // moves to another zone label while keeping its address.
-    let relabelled = [(3, ZonedNode::new(3, "us-west"))].into();
+    let relabelled = [(NodeId(3), ZonedNode::new(NodeId(3), "us-west"))].into();
     let stored = rafts[&leader_id].change_membership(ChangeMembers::SetNodes(relabelled), false).await?;
     println!("after relabelling node 3 (membership entry {:?}):", stored.log_id.map(|l| l.index));
     print_members(&rafts[&leader_id]);
 
     // Every node sees the same descriptors, replicated through the log.
-    let index = stored.log_id.map_or(0, |log_id| log_id.index);
-    rafts[&4].wait(WAIT).applied_at_least(index).await?;
-    let seen_by_4 = rafts[&4].metrics().borrow().membership.clone().expect("a member");
-    println!("node 4 sees node 3 in zone {}", seen_by_4.membership.node(3).expect("a member").zone);
+    let index = stored.log_id.map_or(LogIndex(0), |log_id| log_id.index);
+    rafts[&NodeId(4)].wait(WAIT).applied_at_least(index).await?;
+    let seen_by_4 = rafts[&NodeId(4)].metrics().borrow().membership.clone().expect("a member");
+    println!("node 4 sees node 3 in zone {}", seen_by_4.membership.node(NodeId(3)).expect("a member").zone);
 
     for raft in rafts.values() {
         raft.shutdown().await?;

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferraft::mem::{MemLogStore, MemRouter};
-use ferraft::{BasicNode, ChangeMembers, Config, LogId, NodeId, Raft, StateMachine, StorageError};
+use ferraft::{BasicNode, ChangeMembers, Config, LogId, LogIndex, NodeId, Raft, StateMachine, StorageError};
 use serde::{Deserialize, Serialize};
 
 /// What clients write: set a key.
@@ -127,17 +127,18 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut cluster = Cluster { router: MemRouter::new(), config, nodes: BTreeMap::new(), stores: BTreeMap::new() };
 
     println!("== start three fresh nodes and make them a cluster");
-    for id in 1..=3 {
+    let ids = [1, 2, 3].map(NodeId);
+    for id in ids {
         cluster.start(id).await?;
     }
-    let members: BTreeMap<NodeId, BasicNode> = (1..=3).map(|id| (id, Cluster::addr(id))).collect();
-    cluster.raft(1).initialize(members).await?;
-    let leader = cluster.leader(1).await?;
+    let members: BTreeMap<NodeId, BasicNode> = ids.map(|id| (id, Cluster::addr(id))).into();
+    cluster.raft(NodeId(1)).initialize(members).await?;
+    let leader = cluster.leader(NodeId(1)).await?;
     println!("node {} is the leader", leader.id());
     cluster.print_membership(&leader);
 
     println!("== write through the leader");
-    let mut last = 0;
+    let mut last = LogIndex(0);
     for (key, value) in [("colour", "blue"), ("shape", "round"), ("colour", "green")] {
         let written = leader.client_write(set(key, value)).await?;
         println!("  {key} = {value} at log index {}, previous value {:?}", written.log_id.index, written.response);
@@ -150,7 +151,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     println!("== stop a follower, keep writing, start it again on its store");
-    let follower = if leader.id() == 3 { 2 } else { 3 };
+    let follower = if leader.id() == NodeId(3) { NodeId(2) } else { NodeId(3) };
     cluster.stop(follower).await?;
     let written = leader.client_write(set("size", "large")).await?;
     println!("  size = large at log index {} while node {follower} is down", written.log_id.index);
@@ -163,30 +164,30 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     println!("  node {follower} is back and applied up to {last}: size = {size:?}");
 
     println!("== add node 4 as a learner; it catches up but does not vote");
-    cluster.start(4).await?;
-    let leader = cluster.leader(1).await?;
-    leader.add_learner(4, Cluster::addr(4), true).await?;
+    cluster.start(NodeId(4)).await?;
+    let leader = cluster.leader(NodeId(1)).await?;
+    leader.add_learner(NodeId(4), Cluster::addr(NodeId(4)), true).await?;
     // `blocking` waits until the leader replicated its log to node 4; node 4
     // applies it as soon as it learns the commit point.
-    cluster.raft(4).wait(WAIT).applied_at_least(last).await?;
-    println!("  node 4 caught up: colour = {:?}", cluster.nodes[&4].1.get("colour"));
+    cluster.raft(NodeId(4)).wait(WAIT).applied_at_least(last).await?;
+    println!("  node 4 caught up: colour = {:?}", cluster.nodes[&NodeId(4)].1.get("colour"));
     cluster.print_membership(&leader);
 
     println!("== promote node 4 to voter (through a joint config, decided by the library)");
-    let ids: BTreeSet<NodeId> = [4].into();
+    let ids: BTreeSet<NodeId> = [NodeId(4)].into();
     let stored = leader.change_membership(ChangeMembers::AddVoterIds(ids), false).await?;
     println!("  now in force: {}", stored.membership);
 
     println!("== remove voter 1, keeping it as a learner (retain = true)");
-    let leader = cluster.leader(2).await?;
-    let stored = leader.change_membership(ChangeMembers::RemoveVoters([1].into()), true).await?;
+    let leader = cluster.leader(NodeId(2)).await?;
+    let stored = leader.change_membership(ChangeMembers::RemoveVoters([NodeId(1)].into()), true).await?;
     println!("  now in force: {}", stored.membership);
 
     println!("== the cluster keeps working");
     // Node 1 was the leader: it stepped down once the config without it
     // committed, and handed leadership to an up-to-date voter.
-    let new_leader = |m: &ferraft::RaftMetrics<BasicNode>| m.current_leader.is_some_and(|l| l != 1);
-    let id = cluster.raft(2).wait(WAIT).metrics(new_leader, "a leader other than node 1").await?.current_leader;
+    let new_leader = |m: &ferraft::RaftMetrics<BasicNode>| m.current_leader.is_some_and(|l| l != NodeId(1));
+    let id = cluster.raft(NodeId(2)).wait(WAIT).metrics(new_leader, "a leader other than node 1").await?.current_leader;
     let leader = cluster.raft(id.expect("checked by the wait")).clone();
     let written = leader.client_write(set("shape", "square")).await?;
     println!("  node {} committed shape = square at index {}", leader.id(), written.log_id.index);

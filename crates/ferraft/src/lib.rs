@@ -27,7 +27,7 @@
 //! use std::time::Duration;
 //!
 //! use ferraft::mem::{MemLogStore, MemRouter, RecordingStateMachine};
-//! use ferraft::{BasicNode, Config, Raft};
+//! use ferraft::{BasicNode, Config, NodeId, Raft};
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let runtime = tokio::runtime::Runtime::new()?;
@@ -43,7 +43,7 @@
 //!     let router = MemRouter::<String>::new();
 //!     let mut nodes = BTreeMap::new();
 //!     let mut rafts = BTreeMap::new();
-//!     for id in 1..=3 {
+//!     for id in [1, 2, 3].map(NodeId) {
 //!         let addr = format!("node-{id}");
 //!         let store = Box::new(MemLogStore::new());
 //!         let state_machine = RecordingStateMachine::<String>::new();
@@ -54,8 +54,8 @@
 //!     }
 //!
 //!     // Make the three fresh nodes a cluster: once, on one node.
-//!     rafts[&1].0.initialize(nodes).await?;
-//!     let leader_id = rafts[&1].0.wait(Duration::from_secs(5)).for_leader().await?;
+//!     rafts[&NodeId(1)].0.initialize(nodes).await?;
+//!     let leader_id = rafts[&NodeId(1)].0.wait(Duration::from_secs(5)).for_leader().await?;
 //!     let leader = &rafts[&leader_id].0;
 //!
 //!     // Writes go to the leader and return once applied there.
@@ -106,6 +106,7 @@ pub mod docs;
 pub mod engine;
 pub mod entry;
 pub mod error;
+pub mod ids;
 pub mod incarnation;
 pub mod leader_id;
 pub mod log_id;

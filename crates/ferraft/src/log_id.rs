@@ -47,5 +47,5 @@ impl fmt::Display for LogId {
 
 /// The index of an optional log id, 0 when absent.
 pub fn index_of(log_id: Option<LogId>) -> LogIndex {
-    log_id.map_or(0, |l| l.index)
+    log_id.map_or(LogIndex(0), |l| l.index)
 }

@@ -4,14 +4,7 @@ use std::fmt::Debug;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// A node's id, unique within a cluster and never reused for another machine's data.
-pub type NodeId = u64;
-
-/// A Raft term.
-pub type Term = u64;
-
-/// A position in the replicated log; index 0 is "before the first entry".
-pub type LogIndex = u64;
+pub use crate::ids::{LogIndex, NodeId, Term};
 
 /// What the cluster knows about a member besides its id: usually its address.
 ///

@@ -66,17 +66,17 @@ mod tests {
     #[test]
     fn standard_mode_one_vote_per_term_but_a_candidate_follows_the_elected_leader() {
         let mode = LeaderIdMode::Standard;
-        let candidate = Vote::new(2, 1);
-        assert!(!candidate.may_advance_to(&Vote::new(2, 2), mode));
-        assert!(candidate.may_advance_to(&Vote::new_committed(2, 2), mode));
-        assert!(!Vote::new_committed(2, 2).may_advance_to(&candidate, mode));
-        assert!(candidate.may_advance_to(&Vote::new(3, 2), mode));
+        let candidate = Vote::new(Term(2), NodeId(1));
+        assert!(!candidate.may_advance_to(&Vote::new(Term(2), NodeId(2)), mode));
+        assert!(candidate.may_advance_to(&Vote::new_committed(Term(2), NodeId(2)), mode));
+        assert!(!Vote::new_committed(Term(2), NodeId(2)).may_advance_to(&candidate, mode));
+        assert!(candidate.may_advance_to(&Vote::new(Term(3), NodeId(2)), mode));
     }
 
     #[test]
     fn advanced_mode_orders_leader_ids_within_a_term() {
         let mode = LeaderIdMode::Advanced;
-        assert!(Vote::new(2, 1).may_advance_to(&Vote::new(2, 2), mode));
-        assert!(!Vote::new(2, 2).may_advance_to(&Vote::new(2, 1), mode));
+        assert!(Vote::new(Term(2), NodeId(1)).may_advance_to(&Vote::new(Term(2), NodeId(2)), mode));
+        assert!(!Vote::new(Term(2), NodeId(2)).may_advance_to(&Vote::new(Term(2), NodeId(1)), mode));
     }
 }

@@ -34,7 +34,7 @@ async fn caught_up_report(cluster: &Cluster, leader: NodeId, peer: NodeId) -> Re
 
 #[tokio::test]
 async fn a_follower_behind_the_log_cache_catches_up_from_the_store_without_a_snapshot() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(small_cache_config(), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let down = ids.iter().copied().find(|id| *id != leader).unwrap();
@@ -43,7 +43,7 @@ async fn a_follower_behind_the_log_cache_catches_up_from_the_store_without_a_sna
         cluster.raft(leader).client_write(i).await.unwrap();
     }
     let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.purged.is_some(), "leader trimmed its cache").await.unwrap();
-    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(LogIndex(0), |e| e.log_id.index);
     assert!(m.purged.unwrap().index > behind + 100, "the follower lags far behind the cache");
 
     cluster.start(down).await;
@@ -62,7 +62,7 @@ async fn snapshots_and_purges_during_a_catch_up_never_send_the_follower_a_snapsh
     // a snapshot every 20 entries, purged right behind it: only the hold for
     // the catching-up follower keeps the entries it needs in the store
     let config = ferraft::Config { snapshot_logs_since_last: 20, purge_keep_entries: 0, ..small_cache_config() };
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(config, &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let down = ids.iter().copied().find(|id| *id != leader).unwrap();
@@ -71,7 +71,7 @@ async fn snapshots_and_purges_during_a_catch_up_never_send_the_follower_a_snapsh
         cluster.raft(leader).client_write(i).await.unwrap();
     }
     let m = cluster.raft(leader).wait(WAIT).metrics(|m| m.snapshot.is_some(), "leader took a snapshot").await.unwrap();
-    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(LogIndex(0), |e| e.log_id.index);
     assert!(m.snapshot.unwrap().index > behind + 100, "the leader's snapshots cover what the follower lacks");
 
     // the follower catches up while writes go on, and snapshots and purges with them
@@ -156,7 +156,7 @@ async fn start_without_range_reads(cluster: &mut Cluster, id: NodeId) {
 
 #[tokio::test]
 async fn a_store_that_cannot_read_ranges_still_catches_up_a_follower_through_a_snapshot() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::new(small_cache_config());
     for id in ids {
         start_without_range_reads(&mut cluster, id).await;

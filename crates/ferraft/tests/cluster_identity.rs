@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use ferraft::NodeId;
 use ferraft::{
     BasicNode, ChangeMembers, ChangeMembershipError, ClusterId, LeaderIdMode, PeerRefusal, Raft, ServerState,
 };
@@ -39,14 +40,14 @@ async fn a_node_of_another_cluster_is_refused_as_learner_and_keeps_its_own() {
         .expect("the refusal comes at once, not after a catch-up that never ends");
     let ours = cluster.raft(leader).cluster_id();
     match refused {
-        Err(ChangeMembershipError::PeerRefused { node_id: 4, refusal }) => {
+        Err(ChangeMembershipError::PeerRefused { node_id: NodeId(4), refusal }) => {
             assert_eq!(refusal, PeerRefusal::OtherCluster { theirs: other_id, ours });
             assert!(refusal.to_string().contains(&other_id.to_string()), "{refusal}");
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
     let membership = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
-    assert!(!membership.membership.is_member(4), "nothing changed");
+    assert!(!membership.membership.is_member(NodeId(4)), "nothing changed");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let m = other.metrics().borrow().clone();
     assert_eq!((m.state, m.cluster_id), (ServerState::Leader, Some(other_id)), "node 4 keeps its cluster");
@@ -73,13 +74,13 @@ async fn a_probe_goes_to_the_address_given_not_to_one_an_old_membership_names() 
     let leader = cluster.leader_among(&[1]).await;
     cluster.start(3).await;
     cluster.raft(leader).add_learner(3, BasicNode::new(addr(3)), true).await.unwrap();
-    cluster.raft(leader).change_membership(ChangeMembers::RemoveNodes([3].into()), false).await.unwrap();
+    cluster.raft(leader).change_membership(ChangeMembers::RemoveNodes([NodeId(3)].into()), false).await.unwrap();
 
     let store = Box::new(ferraft::mem::MemLogStore::new());
     let other = Raft::new(3, cluster.config.clone(), cluster.router.network(), store, Sm::new()).await.unwrap();
     cluster.router.register("elsewhere", other.clone());
     let other_id = ClusterId::new(0x0dd).unwrap();
-    let itself = std::collections::BTreeMap::from([(3, BasicNode::new("elsewhere"))]);
+    let itself = std::collections::BTreeMap::from([(NodeId(3), BasicNode::new("elsewhere"))]);
     other.initialize_in_cluster(itself, other_id).await.unwrap();
     other.wait(WAIT).state(ServerState::Leader).await.unwrap();
 
@@ -87,11 +88,14 @@ async fn a_probe_goes_to_the_address_given_not_to_one_an_old_membership_names() 
         .await
         .expect("answered");
     match added {
-        Err(ChangeMembershipError::PeerRefused { node_id: 3, refusal: PeerRefusal::OtherCluster { theirs, .. } }) => {
+        Err(ChangeMembershipError::PeerRefused {
+            node_id: NodeId(3),
+            refusal: PeerRefusal::OtherCluster { theirs, .. },
+        }) => {
             assert_eq!(theirs, other_id)
         }
         other => panic!("a node of another cluster was not refused: {other:?}"),
     }
     let membership = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
-    assert!(!membership.membership.is_member(3), "nothing changed: {membership:?}");
+    assert!(!membership.membership.is_member(NodeId(3)), "nothing changed: {membership:?}");
 }

@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use ferraft::{LeaderIdMode, ServerState};
+use ferraft::{LeaderIdMode, NodeId, ServerState};
 use support::*;
 
 #[tokio::test]
@@ -18,7 +18,7 @@ async fn single_node_cluster_elects_itself_at_once_and_serves_writes() {
 }
 
 async fn one_leader_per_term(mode: LeaderIdMode) {
-    let ids = [1, 2, 3, 4, 5];
+    let ids = [1, 2, 3, 4, 5].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(mode), &ids).await;
     let mut leaders_by_term = std::collections::BTreeMap::new();
     for round in 0..4 {
@@ -51,7 +51,7 @@ async fn five_nodes_advanced_mode_elects_and_replicates() {
 
 #[tokio::test]
 async fn partitioned_minority_leader_cannot_commit_and_steps_down() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let old = cluster.leader_among(&ids).await;
     cluster.router.isolate(old);
@@ -72,7 +72,7 @@ async fn partitioned_minority_leader_cannot_commit_and_steps_down() {
 
 #[tokio::test]
 async fn with_pre_vote_a_rejoining_node_does_not_bump_the_term() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let term = cluster.raft(leader).metrics().borrow().current_term;
@@ -90,7 +90,7 @@ async fn with_pre_vote_a_rejoining_node_does_not_bump_the_term() {
 
 #[tokio::test]
 async fn leader_transfer_moves_leadership_to_the_chosen_node() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let target = ids.iter().copied().find(|id| *id != leader).unwrap();

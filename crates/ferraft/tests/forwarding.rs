@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferraft::{LeaderIdMode, NodeId, ReadError, WriteError};
+use ferraft::{LeaderIdMode, LogIndex, NodeId, ReadError, WriteError};
 use support::*;
 
 fn followers(ids: &[NodeId], leader: NodeId) -> Vec<NodeId> {
@@ -15,7 +15,7 @@ fn followers(ids: &[NodeId], leader: NodeId) -> Vec<NodeId> {
 
 #[tokio::test]
 async fn writes_on_followers_are_applied_once_everywhere_and_answered_with_their_log_index() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let mut calls = Vec::new();
@@ -44,7 +44,7 @@ async fn writes_on_followers_are_applied_once_everywhere_and_answered_with_their
 
 #[tokio::test]
 async fn a_linearizable_read_on_a_follower_sees_every_write_acknowledged_before_it() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     for follower in followers(&ids, leader) {
@@ -62,7 +62,7 @@ async fn a_linearizable_read_on_a_follower_sees_every_write_acknowledged_before_
 
 #[tokio::test]
 async fn a_follower_cut_off_from_the_leader_answers_errors_never_stale_data() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let follower = followers(&ids, leader)[0];
@@ -85,7 +85,7 @@ async fn a_follower_cut_off_from_the_leader_answers_errors_never_stale_data() {
 
 #[tokio::test]
 async fn writes_forwarded_while_the_leader_crashes_are_never_answered_wrongly() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let follower = followers(&ids, leader)[0];
@@ -105,7 +105,7 @@ async fn writes_forwarded_while_the_leader_crashes_are_never_answered_wrongly() 
     let new = cluster.leader_among(&rest).await;
     let last = cluster.raft(new).client_write(10_000).await.unwrap().log_id.index;
     cluster.wait_applied(&rest, last).await;
-    let applied: BTreeMap<u64, u64> =
+    let applied: BTreeMap<LogIndex, u64> =
         cluster.members[&new].sm.applied().into_iter().map(|(log_id, c)| (log_id.index, c)).collect();
     let (mut ok, mut failed) = (0, 0);
     for (command, answer) in answers {
@@ -136,7 +136,7 @@ async fn a_follower_splits_its_forwarded_writes_so_no_message_exceeds_max_append
     // of many clients must not add up to one oversized message
     let max_bytes = 16;
     let config = ferraft::Config { max_append_bytes: max_bytes, ..fast_config(LeaderIdMode::Standard) };
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(config, &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let follower = followers(&ids, leader)[0];

@@ -5,14 +5,14 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ferraft::{BasicNode, ChangeMembers, ChangeMembersError, ChangeMembershipError, LeaderIdMode, ServerState};
+use ferraft::{BasicNode, ChangeMembers, ChangeMembersError, ChangeMembershipError, LeaderIdMode, NodeId, ServerState};
 use support::*;
 
-fn set(ids: &[u64]) -> BTreeSet<u64> {
-    ids.iter().copied().collect()
+fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+    ids.iter().copied().map(NodeId).collect()
 }
 
-async fn cluster_with_learners(voters: &[u64], learners: &[u64]) -> (Cluster, u64) {
+async fn cluster_with_learners(voters: &[u64], learners: &[u64]) -> (Cluster, NodeId) {
     let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), voters).await;
     let leader = cluster.leader_among(voters).await;
     for id in learners {
@@ -25,7 +25,7 @@ async fn cluster_with_learners(voters: &[u64], learners: &[u64]) -> (Cluster, u6
 #[tokio::test]
 async fn incremental_init_from_one_node_grows_to_three() {
     let (cluster, leader) = cluster_with_learners(&[1], &[2, 3]).await;
-    assert_eq!(leader, 1);
+    assert_eq!(leader, NodeId(1));
     let m = cluster.raft(1).change_membership(ChangeMembers::AddVoterIds(set(&[2, 3])), false).await.unwrap();
     assert_eq!(m.membership.configs(), &[set(&[1, 2, 3])]);
     let w = cluster.raft(1).client_write(1).await.unwrap();
@@ -45,7 +45,7 @@ async fn adding_a_voter_that_is_not_a_learner_is_an_error() {
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1]).await;
     cluster.leader_among(&[1]).await;
     let err = cluster.raft(1).change_membership(ChangeMembers::AddVoterIds(set(&[9])), false).await.unwrap_err();
-    assert!(matches!(err, ChangeMembershipError::Invalid(ChangeMembersError::NotLearner { node_id: 9 })));
+    assert!(matches!(err, ChangeMembershipError::Invalid(ChangeMembersError::NotLearner { node_id: NodeId(9) })));
 }
 
 async fn replace_123_with_345(retain: bool) -> Cluster {
@@ -108,7 +108,7 @@ async fn two_concurrent_replace_all_voters_end_in_one_of_them_or_a_valid_joint()
     });
     let _ = a.await.unwrap();
     let _ = b.await.unwrap();
-    let all = [1, 2, 3, 4, 5, 6];
+    let all = [1, 2, 3, 4, 5, 6].map(NodeId);
     let leader = cluster
         .leader_among(
             &all.iter()
@@ -129,8 +129,8 @@ async fn two_concurrent_replace_all_voters_end_in_one_of_them_or_a_valid_joint()
 #[tokio::test]
 async fn removing_the_leader_hands_over_and_it_steps_down() {
     let (cluster, leader) = cluster_with_learners(&[1, 2, 3], &[]).await;
-    let rest: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
-    cluster.raft(leader).change_membership(ChangeMembers::RemoveVoters(set(&[leader])), false).await.unwrap();
+    let rest: Vec<NodeId> = [1, 2, 3].map(NodeId).into_iter().filter(|id| *id != leader).collect();
+    cluster.raft(leader).change_membership(ChangeMembers::RemoveVoters(set(&[leader.0])), false).await.unwrap();
     cluster.raft(leader).wait(WAIT).metrics(|m| m.state != ServerState::Leader, "old leader steps down").await.unwrap();
     let new = cluster.leader_among(&rest).await;
     cluster.raft(new).client_write(3).await.unwrap();
@@ -152,7 +152,7 @@ async fn a_wiped_voter_counts_for_nothing_until_readmitted_then_catches_up() {
     for i in 0..5 {
         cluster.raft(leader).client_write(i).await.unwrap();
     }
-    let victim = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let victim = [1, 2, 3].map(NodeId).into_iter().find(|id| *id != leader).unwrap();
     let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[victim], last).await;
     cluster.crash(victim).await;
@@ -163,10 +163,10 @@ async fn a_wiped_voter_counts_for_nothing_until_readmitted_then_catches_up() {
     assert!(cluster.applied(victim).is_empty(), "nothing replicated to the wiped node as its old self");
 
     let m = cluster.raft(leader).readmit(victim).await.expect("readmitted");
-    assert_eq!(m.membership.learner_set(), set(&[victim]), "back as a learner");
+    assert_eq!(m.membership.learner_set(), set(&[victim.0]), "back as a learner");
     let last = cluster.read_index(leader).await;
     cluster.wait_applied(&[victim], last).await;
-    let change = ChangeMembers::AddVoterIds(set(&[victim]));
+    let change = ChangeMembers::AddVoterIds(set(&[victim.0]));
     let m = cluster.raft(leader).change_membership(change, false).await.expect("promoted once caught up");
     assert_eq!(m.membership.voter_set(), set(&[1, 2, 3]));
     cluster.raft(leader).client_write(6).await.unwrap();
@@ -175,7 +175,7 @@ async fn a_wiped_voter_counts_for_nothing_until_readmitted_then_catches_up() {
 #[tokio::test]
 async fn set_nodes_giving_a_node_another_members_address_is_refused() {
     let (cluster, leader) = cluster_with_learners(&[1, 2, 3], &[]).await;
-    let change = ChangeMembers::SetNodes([(2, BasicNode::new(addr(3)))].into());
+    let change = ChangeMembers::SetNodes([(NodeId(2), BasicNode::new(addr(3)))].into());
     let err = cluster.raft(leader).change_membership(change, false).await.unwrap_err();
     assert!(matches!(err, ChangeMembershipError::Invalid(ChangeMembersError::DuplicateAddress { .. })), "{err}");
 }
@@ -189,13 +189,14 @@ async fn prepare_commit_abort_are_checked_and_idempotent() {
     assert!(matches!(err, ChangeMembershipError::Mismatch { .. }), "{err}");
     // both voter and learner
     let err = raft.prepare_membership(set(&[1, 2, 3]), set(&[4]), set(&[2, 3, 4]), set(&[4])).await.unwrap_err();
-    assert!(matches!(err, ChangeMembershipError::VoterAndLearner { node_id: 4 }));
+    assert!(matches!(err, ChangeMembershipError::VoterAndLearner { node_id: NodeId(4) }));
     // keep the leader a voter so the repeated calls reach it; demote another old voter
-    let demoted = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    let new_voters: BTreeSet<u64> = [1, 2, 3, 4].into_iter().filter(|id| *id != demoted).collect();
+    let demoted = [1, 2, 3].map(NodeId).into_iter().find(|id| *id != leader).unwrap();
+    let new_voters: BTreeSet<NodeId> = [1, 2, 3, 4].map(NodeId).into_iter().filter(|id| *id != demoted).collect();
     let prepare =
-        raft.prepare_membership(set(&[1, 2, 3]), set(&[4]), new_voters.clone(), set(&[demoted])).await.unwrap();
-    let again = raft.prepare_membership(set(&[1, 2, 3]), set(&[4]), new_voters.clone(), set(&[demoted])).await.unwrap();
+        raft.prepare_membership(set(&[1, 2, 3]), set(&[4]), new_voters.clone(), set(&[demoted.0])).await.unwrap();
+    let again =
+        raft.prepare_membership(set(&[1, 2, 3]), set(&[4]), new_voters.clone(), set(&[demoted.0])).await.unwrap();
     assert_eq!(prepare, again, "prepare is idempotent");
     let err = raft.commit_membership(prepare + 100).await.unwrap_err();
     assert!(matches!(err, ChangeMembershipError::WrongPrepareIndex { .. }));
@@ -210,7 +211,7 @@ async fn prepare_commit_abort_are_checked_and_idempotent() {
     assert_eq!(raft.commit_membership(prepare).await.unwrap(), commit, "commit is idempotent");
     let m = raft.metrics().borrow().membership.clone().unwrap();
     assert_eq!(m.membership.configs(), &[new_voters]);
-    assert_eq!(m.membership.learner_set(), set(&[demoted]), "prepared learner kept");
+    assert_eq!(m.membership.learner_set(), set(&[demoted.0]), "prepared learner kept");
 }
 
 #[tokio::test]
@@ -218,22 +219,23 @@ async fn commit_before_readiness_is_refused_and_abort_returns_to_the_old_config(
     let (cluster, leader) = cluster_with_learners(&[1, 2, 3], &[4, 5]).await;
     let raft = cluster.raft(leader).clone();
     // new voters 4 and 5 cannot report: a majority of the new config is missing
-    cluster.router.isolate(4);
-    cluster.router.isolate(5);
-    let others: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != leader).collect();
-    let new_voters = set(&[leader, 4, 5]);
+    cluster.router.isolate(NodeId(4));
+    cluster.router.isolate(NodeId(5));
+    let others: Vec<NodeId> = [1, 2, 3].map(NodeId).into_iter().filter(|id| *id != leader).collect();
+    let new_voters = set(&[leader.0, 4, 5]);
     let prepare = raft.prepare_membership(set(&[1, 2, 3]), set(&[4, 5]), new_voters, set(&[])).await;
     // the joint entry itself cannot commit without a majority of {leader,4,5}
     assert!(
         prepare.is_err() || raft.commit_membership(prepare.unwrap()).await.is_err(),
         "commit before readiness must be refused"
     );
-    cluster.router.restore(4);
-    cluster.router.restore(5);
+    cluster.router.restore(NodeId(4));
+    cluster.router.restore(NodeId(5));
     let _ = others;
     let leader = cluster
         .leader_among(
             &[1, 2, 3, 4, 5]
+                .map(NodeId)
                 .into_iter()
                 .filter(|id| {
                     cluster.raft(*id).metrics().borrow().membership.as_ref().is_some_and(|m| m.membership.is_voter(*id))

@@ -6,11 +6,11 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use ferraft::{BasicNode, ChangeMembers, ChangeMembershipError, LeaderIdMode, ServerState};
+use ferraft::{BasicNode, ChangeMembers, ChangeMembershipError, LeaderIdMode, NodeId, ServerState};
 use support::*;
 
-fn set(ids: &[u64]) -> BTreeSet<u64> {
-    ids.iter().copied().collect()
+fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+    ids.iter().copied().map(NodeId).collect()
 }
 
 #[tokio::test]
@@ -21,7 +21,7 @@ async fn a_blocking_add_learner_is_answered_when_its_leader_steps_down() {
     let raft = cluster.raft(leader).clone();
     let call = tokio::spawn(async move { raft.add_learner(4, BasicNode::new(addr(4)), true).await });
     let added = |m: &ferraft::RaftMetrics<BasicNode>| {
-        m.membership.as_ref().is_some_and(|s| s.membership.is_member(4)) && m.membership_committed
+        m.membership.as_ref().is_some_and(|s| s.membership.is_member(NodeId(4))) && m.membership_committed
     };
     cluster.raft(leader).wait(WAIT).metrics(added, "learner 4 committed").await.unwrap();
     // the leader is cut off: check-quorum makes it step down, its vote still naming itself
@@ -29,7 +29,7 @@ async fn a_blocking_add_learner_is_answered_when_its_leader_steps_down() {
     let answer = tokio::time::timeout(WAIT, call).await.expect("answered within a bound").unwrap();
     match answer {
         Err(ChangeMembershipError::PartiallyApplied { membership }) => {
-            assert!(membership.membership.is_member(4), "the learner entry committed: that is said, not hidden")
+            assert!(membership.membership.is_member(NodeId(4)), "the learner entry committed: that is said, not hidden")
         }
         other => panic!("expected the partial outcome, got {other:?}"),
     }
@@ -42,12 +42,12 @@ async fn commit_on_another_leader_keeps_the_learners_the_prepare_named() {
     cluster.start(4).await;
     cluster.raft(leader).add_learner(4, BasicNode::new(addr(4)), true).await.unwrap();
     // swap out a voter that is not the leader, keeping it as a learner
-    let out = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    let stay: Vec<u64> = [1, 2, 3].into_iter().filter(|id| *id != out).collect();
-    let new_voters = set(&[stay[0], stay[1], 4]);
+    let out = [1, 2, 3].map(NodeId).into_iter().find(|id| *id != leader).unwrap();
+    let stay: Vec<NodeId> = [1, 2, 3].map(NodeId).into_iter().filter(|id| *id != out).collect();
+    let new_voters = set(&[stay[0].0, stay[1].0, 4]);
     let prepare_index = cluster
         .raft(leader)
-        .prepare_membership(set(&[1, 2, 3]), set(&[4]), new_voters.clone(), set(&[out]))
+        .prepare_membership(set(&[1, 2, 3]), set(&[4]), new_voters.clone(), set(&[out.0]))
         .await
         .unwrap();
     // leadership moves to the other voter that stays before the commit
@@ -65,7 +65,7 @@ async fn commit_on_another_leader_keeps_the_learners_the_prepare_named() {
     let m = cluster.raft(next).wait(WAIT).metrics(in_force, "commit in force").await.unwrap();
     let membership = m.membership.unwrap().membership;
     assert_eq!(membership.configs(), &[new_voters]);
-    assert_eq!(membership.learner_set(), set(&[out]), "kept as the prepare asked, by a leader that never saw it");
+    assert_eq!(membership.learner_set(), set(&[out.0]), "kept as the prepare asked, by a leader that never saw it");
 }
 
 #[tokio::test]
@@ -74,8 +74,8 @@ async fn a_removed_voter_learns_it_says_removed_and_stops_campaigning() {
     let config = ferraft::Config { pre_vote: false, ..fast_config(LeaderIdMode::Standard) };
     let cluster = Cluster::start_initialized(config, &[1, 2, 3]).await;
     let leader = cluster.leader_among(&[1, 2, 3]).await;
-    let out = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    cluster.raft(leader).change_membership(ChangeMembers::RemoveVoters(set(&[out])), false).await.unwrap();
+    let out = [1, 2, 3].map(NodeId).into_iter().find(|id| *id != leader).unwrap();
+    cluster.raft(leader).change_membership(ChangeMembers::RemoveVoters(set(&[out.0])), false).await.unwrap();
     let removed = |m: &ferraft::RaftMetrics<BasicNode>| m.state == ServerState::Removed;
     let m = cluster.raft(out).wait(WAIT).metrics(removed, "removed").await.expect("the removed node is told");
     let term = m.current_term;

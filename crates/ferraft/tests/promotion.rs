@@ -6,18 +6,19 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use ferraft::NodeId;
 use ferraft::{
     AddLearnerOptions, BasicNode, CatchUpStall, ChangeMembers, ChangeMembershipError, ChangeOptions, LeaderIdMode,
     RaftMetrics, Readiness,
 };
 use support::*;
 
-fn set(ids: &[u64]) -> BTreeSet<u64> {
-    ids.iter().copied().collect()
+fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+    ids.iter().copied().map(NodeId).collect()
 }
 
 /// Voters {1,2,3}; node 4 started and added as a learner that caught up.
-async fn three_voters_and_learner_4() -> (Cluster, u64) {
+async fn three_voters_and_learner_4() -> (Cluster, NodeId) {
     let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1, 2, 3]).await;
     let leader = cluster.leader_among(&[1, 2, 3]).await;
     cluster.start(4).await;
@@ -25,7 +26,7 @@ async fn three_voters_and_learner_4() -> (Cluster, u64) {
     (cluster, leader)
 }
 
-async fn write_many(cluster: &Cluster, leader: u64, count: u64) {
+async fn write_many(cluster: &Cluster, leader: NodeId, count: u64) {
     let writes: Vec<_> = (0..count).map(|i| cluster.raft(leader).client_write(i)).collect();
     for write in futures_join(writes).await {
         write.expect("write");
@@ -41,7 +42,7 @@ async fn futures_join<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
 }
 
 fn peer_4(m: &RaftMetrics<BasicNode>) -> ferraft::ReplicationMetrics {
-    m.replication.as_ref().and_then(|r| r.get(&4).copied()).expect("leader reports learner 4")
+    m.replication.as_ref().and_then(|r| r.get(&NodeId(4)).copied()).expect("leader reports learner 4")
 }
 
 #[tokio::test]
@@ -69,7 +70,10 @@ async fn a_silent_learner_shows_its_lag_in_entries_and_bytes_and_why_it_is_stuck
     cluster.crash(4).await;
     write_many(&cluster, leader, 100).await;
     let stalled = |m: &RaftMetrics<BasicNode>| {
-        m.replication.as_ref().and_then(|r| r.get(&4)).is_some_and(|p| p.stall.is_some() && p.lag_entries >= 100)
+        m.replication
+            .as_ref()
+            .and_then(|r| r.get(&NodeId(4)))
+            .is_some_and(|p| p.stall.is_some() && p.lag_entries >= 100)
     };
     let m = cluster.raft(leader).wait(WAIT).metrics(stalled, "learner 4 reported stuck").await.unwrap();
     let p = peer_4(&m);
@@ -80,7 +84,7 @@ async fn a_silent_learner_shows_its_lag_in_entries_and_bytes_and_why_it_is_stuck
 
     cluster.start(4).await;
     let caught_up = |m: &RaftMetrics<BasicNode>| {
-        m.replication.as_ref().and_then(|r| r.get(&4)).is_some_and(|p| p.lag_entries == 0 && p.stall.is_none())
+        m.replication.as_ref().and_then(|r| r.get(&NodeId(4))).is_some_and(|p| p.lag_entries == 0 && p.stall.is_none())
     };
     let m = cluster.raft(leader).wait(WAIT).metrics(caught_up, "learner 4 caught up").await.unwrap();
     let p = peer_4(&m);
@@ -95,16 +99,20 @@ async fn promoting_a_lagging_learner_is_refused_with_its_lag_unless_forced() {
     write_many(&cluster, leader, 1200).await;
     let err = cluster.raft(leader).change_membership(ChangeMembers::AddVoterIds(set(&[4])), false).await.unwrap_err();
     match err {
-        ChangeMembershipError::LearnerNotReady { node_id: 4, lag_entries, lag_bytes } => {
+        ChangeMembershipError::LearnerNotReady { node_id: NodeId(4), lag_entries, lag_bytes } => {
             assert!(lag_entries >= 1200 && lag_bytes > 0, "{lag_entries} {lag_bytes}");
         }
         other => panic!("expected LearnerNotReady, got {other:?}"),
     }
     let m = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
-    assert!(!m.membership.is_voter(4), "nothing happened");
+    assert!(!m.membership.is_voter(NodeId(4)), "nothing happened");
     // a replace is refused the same way
-    let err = cluster.raft(leader).replace_voter(if leader == 3 { 2 } else { 3 }, 4).await.unwrap_err();
-    assert!(matches!(err, ChangeMembershipError::LearnerNotReady { node_id: 4, .. }), "{err:?}");
+    let err = cluster
+        .raft(leader)
+        .replace_voter(if leader == NodeId(3) { NodeId(2) } else { NodeId(3) }, NodeId(4))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ChangeMembershipError::LearnerNotReady { node_id: NodeId(4), .. }), "{err:?}");
 
     let forced = ChangeOptions { retain: false, force: true, ..Default::default() };
     let m = cluster.raft(leader).change_membership_with(ChangeMembers::AddVoterIds(set(&[4])), forced).await.unwrap();
@@ -114,13 +122,13 @@ async fn promoting_a_lagging_learner_is_refused_with_its_lag_unless_forced() {
 #[tokio::test]
 async fn replace_voter_swaps_a_voter_for_a_caught_up_learner_in_one_change() {
     let (cluster, leader) = three_voters_and_learner_4().await;
-    let old = if leader == 3 { 2 } else { 3 };
-    let m = cluster.raft(leader).replace_voter(old, 4).await.unwrap();
+    let old = if leader == NodeId(3) { NodeId(2) } else { NodeId(3) };
+    let m = cluster.raft(leader).replace_voter(old, NodeId(4)).await.unwrap();
     let mut expected = set(&[1, 2, 3, 4]);
     expected.remove(&old);
     assert_eq!(m.membership.configs(), &[expected.clone()]);
     assert!(!m.membership.is_member(old));
-    let voters: Vec<u64> = expected.into_iter().collect();
+    let voters: Vec<NodeId> = expected.into_iter().collect();
     let leader = cluster.leader_among(&voters).await;
     let w = cluster.raft(leader).client_write(9).await.unwrap();
     cluster.wait_applied(&voters, w.log_id.index).await;
@@ -135,12 +143,12 @@ async fn a_leader_change_cancels_a_pending_promotion_and_says_partially_applied(
     let raft = cluster.raft(leader).clone();
     let pending = tokio::spawn(async move { raft.add_learner_with(4, BasicNode::new(addr(4)), options).await });
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let to = if leader == 1 { 2 } else { 1 };
+    let to = if leader == NodeId(1) { NodeId(2) } else { NodeId(1) };
     cluster.raft(leader).transfer_leader(Some(to)).await.expect("transfer");
     let answer = tokio::time::timeout(WAIT, pending).await.expect("answered").unwrap();
     match answer {
         Err(ChangeMembershipError::PartiallyApplied { membership }) => {
-            assert!(membership.membership.is_member(4) && !membership.membership.is_voter(4));
+            assert!(membership.membership.is_member(NodeId(4)) && !membership.membership.is_voter(NodeId(4)));
         }
         other => panic!("expected PartiallyApplied, got {other:?}"),
     }

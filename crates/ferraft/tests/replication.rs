@@ -4,19 +4,19 @@ mod support;
 
 use std::time::Duration;
 
-use ferraft::{LeaderIdMode, NodeId, ReadError, ServerState};
+use ferraft::{LeaderIdMode, LogIndex, NodeId, ReadError, ServerState};
 use support::*;
 
 #[tokio::test]
 async fn three_nodes_apply_the_same_writes_in_the_same_order() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let writes = (0..200u64).map(|i| {
         let raft = cluster.raft(leader).clone();
         tokio::spawn(async move { raft.client_write(i).await.map(|r| r.log_id.index) })
     });
-    let mut last = 0;
+    let mut last = LogIndex(0);
     for w in writes {
         last = last.max(w.await.unwrap().expect("write"));
     }
@@ -28,7 +28,7 @@ async fn three_nodes_apply_the_same_writes_in_the_same_order() {
 
 #[tokio::test]
 async fn leader_crash_elects_a_new_leader_and_keeps_committed_entries() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let old = cluster.leader_among(&ids).await;
     for i in 0..10 {
@@ -64,7 +64,7 @@ async fn a_follower_that_was_down_catches_up() {
 
 #[tokio::test]
 async fn restart_of_every_node_keeps_all_committed_data() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     for i in 0..20 {
@@ -85,7 +85,7 @@ async fn restart_of_every_node_keeps_all_committed_data() {
 
 #[tokio::test]
 async fn linearizable_read_after_a_write_sees_it_and_deposed_leader_cannot_read() {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let w = cluster.raft(leader).client_write(5).await.unwrap();
@@ -122,7 +122,7 @@ async fn a_follower_behind_the_purged_log_catches_up_from_a_snapshot() {
     // snapshots are built off the write path and may lag the writes: wait
     // until the leader purged past the stopped follower's last entry, so only
     // a snapshot can bring it back
-    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(LogIndex(0), |e| e.log_id.index);
     let purged_past_follower = move |m: &ferraft::RaftMetrics<_>| m.purged.is_some_and(|p| p.index > behind);
     let m =
         cluster.raft(leader).wait(WAIT).metrics(purged_past_follower, "leader purged past the follower").await.unwrap();
@@ -181,11 +181,11 @@ async fn with_snapshots_off_memory_keeps_only_the_log_cache_and_a_lagging_follow
     // on-demand snapshot for the stopped follower and purge at any moment
     let acknowledged = cluster.read_index(leader).await;
     let stored = cluster.members[&leader].store.snapshot_state();
-    let store_purged = stored.last_purged.map_or(0, |p| p.index);
-    let snapshot_last = stored.snapshot.as_ref().and_then(|s| s.meta.last_log_id).map_or(0, |l| l.index);
+    let store_purged = stored.last_purged.map_or(LogIndex(0), |p| p.index);
+    let snapshot_last = stored.snapshot.as_ref().and_then(|s| s.meta.last_log_id).map_or(LogIndex(0), |l| l.index);
     assert!(store_purged <= snapshot_last, "purged to {store_purged}, past the snapshot's {snapshot_last}");
-    let held: Vec<u64> = stored.entries.iter().map(|e| e.log_id.index).collect();
-    let needed: Vec<u64> = (store_purged + 1..=acknowledged).collect();
+    let held: Vec<LogIndex> = stored.entries.iter().map(|e| e.log_id.index).collect();
+    let needed: Vec<LogIndex> = (store_purged + 1).through(acknowledged).collect();
     assert!(held.starts_with(&needed), "the store lost an entry after its purge point {store_purged}: {held:?}");
     cluster.start(down).await;
     let last = cluster.read_index(leader).await;
@@ -196,7 +196,7 @@ async fn with_snapshots_off_memory_keeps_only_the_log_cache_and_a_lagging_follow
 /// Starts nodes 1-3, stops one follower and writes commands `0..writes`
 /// through the leader; returns the cluster, the leader and the stopped node.
 async fn writes_while_a_follower_is_down(config: ferraft::Config, writes: u64) -> (Cluster, NodeId, NodeId) {
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(config, &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let down = ids.iter().copied().find(|id| *id != leader).unwrap();

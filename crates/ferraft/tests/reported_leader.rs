@@ -31,7 +31,7 @@ async fn keep_one_of_three(keep: impl Fn(NodeId) -> NodeId) -> (Cluster, NodeId,
     let mut cluster = Cluster::start_initialized(config, &[1, 2, 3]).await;
     let leader = cluster.leader_among(&[1, 2, 3]).await;
     let kept = keep(leader);
-    for id in (1..=3).filter(|id| *id != kept) {
+    for id in (1..=3).map(NodeId).filter(|id| *id != kept) {
         cluster.crash(id).await;
     }
     tokio::time::sleep(wait_out).await;
@@ -40,7 +40,8 @@ async fn keep_one_of_three(keep: impl Fn(NodeId) -> NodeId) -> (Cluster, NodeId,
 
 #[tokio::test]
 async fn a_node_left_without_a_quorum_reports_no_leader() {
-    let (cluster, leader, survivor) = keep_one_of_three(|leader| if leader == 1 { 2 } else { 1 }).await;
+    let (cluster, leader, survivor) =
+        keep_one_of_three(|leader| if leader == NodeId(1) { NodeId(2) } else { NodeId(1) }).await;
     let seen = reported_over(&cluster, survivor, Duration::from_secs(1)).await;
     assert!(
         seen.iter().all(|(_, reported)| reported.is_none()),
@@ -62,7 +63,7 @@ async fn a_leader_that_lost_its_followers_stops_reporting_itself() {
 async fn a_follower_that_hears_from_its_leader_reports_it() {
     let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1, 2, 3]).await;
     let leader = cluster.leader_among(&[1, 2, 3]).await;
-    for id in 1..=3 {
+    for id in [1, 2, 3].map(NodeId) {
         let seen = reported_over(&cluster, id, Duration::from_millis(500)).await;
         let state = if id == leader { ServerState::Leader } else { ServerState::Follower };
         assert_eq!(seen, BTreeSet::from([(format!("{state:?}"), Some(leader))]), "node {id}");
@@ -88,11 +89,11 @@ async fn followers_learn_at_once_that_a_membership_change_committed() {
     cluster.raft(leader).add_learner(4, BasicNode::new(addr(4)), true).await.expect("add learner");
     let changed = cluster
         .raft(leader)
-        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([4])), false)
+        .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([4].map(NodeId))), false)
         .await
         .expect("add voter 4");
     let started = Instant::now();
-    for id in (1..=4).filter(|id| *id != leader) {
+    for id in (1..=4).map(NodeId).filter(|id| *id != leader) {
         let mut metrics = cluster.raft(id).metrics();
         let seen = tokio::time::timeout(
             Duration::from_millis(300),

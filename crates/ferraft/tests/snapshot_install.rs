@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferraft::{BasicNode, LeaderIdMode, LogId, Raft, SnapshotJob, StateMachine, StorageError};
+use ferraft::{BasicNode, LeaderIdMode, LogId, LogIndex, NodeId, Raft, SnapshotJob, StateMachine, StorageError, Term};
 use support::{addr, fast_config, Cluster, Sm, WAIT};
 
 /// The recording state machine, with an install that takes `RESTORE` (the
@@ -19,9 +19,9 @@ const RESTORE: Duration = Duration::from_millis(1_500);
 
 impl StateMachine for SlowRestore {
     type Command = u64;
-    type Response = u64;
+    type Response = LogIndex;
 
-    fn apply(&mut self, log_id: LogId, command: &u64) -> u64 {
+    fn apply(&mut self, log_id: LogId, command: &u64) -> LogIndex {
         self.0.apply(log_id, command)
     }
 
@@ -47,7 +47,7 @@ async fn a_long_install_is_not_a_stalled_transfer_and_is_not_resent() {
         catch_up_retain_entries: 0,
         ..fast_config(LeaderIdMode::Standard)
     };
-    let ids = [1, 2, 3];
+    let ids = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(config.clone(), &ids).await;
     let leader = cluster.leader_among(&ids).await;
     let down = ids.iter().copied().find(|id| *id != leader).unwrap();
@@ -55,7 +55,7 @@ async fn a_long_install_is_not_a_stalled_transfer_and_is_not_resent() {
     for i in 0..100 {
         cluster.raft(leader).client_write(i).await.unwrap();
     }
-    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(0, |e| e.log_id.index);
+    let behind = cluster.members[&down].store.snapshot_state().entries.last().map_or(LogIndex(0), |e| e.log_id.index);
     let purged_past = move |m: &ferraft::RaftMetrics<BasicNode>| m.purged.is_some_and(|p| p.index > behind);
     cluster.raft(leader).wait(WAIT).metrics(purged_past, "leader purged past the follower").await.unwrap();
 
@@ -128,10 +128,13 @@ impl ferraft::SnapshotSource for Rotted {
 #[tokio::test]
 async fn a_node_does_not_start_from_a_stored_snapshot_that_fails_its_checksum() {
     let mut store = ferraft::mem::MemLogStore::<u64, BasicNode>::new();
-    let nodes = [(1, BasicNode::new(addr(1)))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new(addr(1)))].into_iter().collect();
     let membership =
         ferraft::StoredMembership { log_id: None, membership: ferraft::Membership::new_uniform(nodes).unwrap() };
-    let meta = ferraft::SnapshotMeta { last_log_id: Some(LogId::new(ferraft::LeaderId::new(1, 1), 3)), membership };
+    let meta = ferraft::SnapshotMeta {
+        last_log_id: Some(LogId::new(ferraft::LeaderId::new(Term(1), NodeId(1)), LogIndex(3))),
+        membership,
+    };
     // bytes the state machine decodes fine: only the checksum tells
     let bytes = Bytes::from(serde_json::to_vec(&Vec::<(LogId, u64)>::new()).unwrap());
     let data =

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferraft::mem::MemLogStore;
-use ferraft::{BasicNode, Config, LeaderIdMode, LogId, Raft, SnapshotJob, StateMachine, StorageError};
+use ferraft::{BasicNode, Config, LeaderIdMode, LogId, LogIndex, Raft, SnapshotJob, StateMachine, StorageError};
 use support::{fast_config, nodes, WAIT};
 
 /// Applies `u64` commands into a list; its first snapshot job waits for the
@@ -92,7 +92,7 @@ async fn a_slow_snapshot_encode_does_not_stall_writes_and_captures_its_point_in_
     let state: Vec<u64> = serde_json::from_slice(&saved.data.to_bytes().unwrap()).unwrap();
     assert_eq!(state, (0..state.len() as u64).collect::<Vec<_>>());
     // Log index = command + 2 (initial membership entry, then the leader's blank entry).
-    assert_eq!(saved.meta.last_log_id.unwrap().index, state.len() as u64 + 2);
+    assert_eq!(saved.meta.last_log_id.unwrap().index, LogIndex(state.len() as u64 + 2));
     raft.shutdown().await.unwrap();
 }
 

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferraft::mem::MemLogStore;
-use ferraft::{BasicNode, LeaderIdMode, LogId, MessageBody, Raft, SnapshotInstall, StateMachine, StorageError};
+use ferraft::{
+    BasicNode, LeaderIdMode, LogId, LogIndex, MessageBody, NodeId, Raft, SnapshotInstall, StateMachine, StorageError,
+};
 use support::{addr, fast_config, Cluster, WAIT};
 
 const CHUNK_BYTES: usize = 256;
@@ -29,7 +31,7 @@ async fn a_transfer_cut_by_a_leader_change_resumes_from_the_bytes_the_learner_ho
         snapshot_max_bytes_per_s: RATE,
         ..fast_config(LeaderIdMode::Standard)
     };
-    let voters = [1, 2, 3];
+    let voters = [1, 2, 3].map(NodeId);
     let mut cluster = Cluster::start_initialized(config, &voters).await;
     let leader = cluster.leader_among(&voters).await;
     for i in 0..150 {
@@ -48,7 +50,7 @@ async fn a_transfer_cut_by_a_leader_change_resumes_from_the_bytes_the_learner_ho
     let counted = sent_to_learner.clone();
     cluster.router.set_tap(move |message| {
         if let MessageBody::Snapshot(chunk) = &message.body {
-            if message.envelope.to == 4 {
+            if message.envelope.to == NodeId(4) {
                 counted.fetch_add(chunk.data.len() as u64, Ordering::Relaxed);
             }
         }
@@ -59,7 +61,7 @@ async fn a_transfer_cut_by_a_leader_change_resumes_from_the_bytes_the_learner_ho
         let mut metrics = cluster.raft(leader).metrics();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            let report = metrics.borrow().replication.as_ref().and_then(|r| r.get(&4).copied());
+            let report = metrics.borrow().replication.as_ref().and_then(|r| r.get(&NodeId(4)).copied());
             if let Some(transfer) = report.and_then(|r| r.snapshot) {
                 if transfer.bytes_sent >= transfer.bytes_total / 3 {
                     break transfer.bytes_total;
@@ -90,9 +92,9 @@ const DECODE: Duration = Duration::from_millis(1_500);
 
 impl StateMachine for SlowDecode {
     type Command = u64;
-    type Response = u64;
+    type Response = LogIndex;
 
-    fn apply(&mut self, log_id: LogId, command: &u64) -> u64 {
+    fn apply(&mut self, log_id: LogId, command: &u64) -> LogIndex {
         self.0.apply(log_id, command)
     }
 
@@ -132,20 +134,20 @@ async fn a_learner_restarted_mid_install_is_caught_up_after_its_restart() {
         catch_up_retain_entries: 0,
         ..fast_config(LeaderIdMode::Standard)
     };
-    let voters = [1, 2, 3];
+    let voters = [1, 2, 3].map(NodeId);
     let cluster = Cluster::start_initialized(config, &voters).await;
     let leader = cluster.leader_among(&voters).await;
     for i in 0..100 {
         cluster.raft(leader).client_write(i).await.unwrap();
     }
-    let purged = |m: &ferraft::RaftMetrics<BasicNode>| m.purged.is_some_and(|p| p.index > 50);
+    let purged = |m: &ferraft::RaftMetrics<BasicNode>| m.purged.is_some_and(|p| p.index > LogIndex(50));
     cluster.raft(leader).wait(WAIT).metrics(purged, "the leader purged its log").await.unwrap();
 
     let store = MemLogStore::new();
     let (learner, _) = start_slow(&cluster, &store).await;
     cluster.raft(leader).add_learner(4, BasicNode::new(addr(4)), false).await.unwrap();
     let installing = |m: &ferraft::RaftMetrics<BasicNode>| {
-        let report = m.replication.as_ref().and_then(|r| r.get(&4).copied());
+        let report = m.replication.as_ref().and_then(|r| r.get(&NodeId(4)).copied());
         report.and_then(|r| r.snapshot).is_some_and(|s| s.installing)
     };
     cluster.raft(leader).wait(WAIT).metrics(installing, "the learner installing").await.unwrap();

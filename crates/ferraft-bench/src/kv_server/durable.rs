@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use ferraft::NodeId;
 use ferraft_net::{NetConfig, TcpNetwork};
 use ferraft_wal::{WalOptions, WalStore};
 use tokio::sync::Semaphore;
@@ -131,7 +132,7 @@ impl Cluster {
     async fn start(args: &DurableArgs, dir: &Path) -> Result<Self, String> {
         let mut nodes = Vec::new();
         let mut members = BTreeMap::new();
-        for id in 1..=args.members {
+        for id in (1..=args.members).map(NodeId) {
             let network = Arc::new(
                 TcpNetwork::<Command, KvNode>::new(NetConfig::new(0, id), tokio::runtime::Handle::current())
                     .map_err(|e| e.to_string())?,

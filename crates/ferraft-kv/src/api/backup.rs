@@ -51,8 +51,8 @@ fn answer(snapshot: Snapshot<KvNode>, binary: bool) -> Response<Body> {
     };
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(SNAPSHOT_INDEX_HEADER, HeaderValue::from(index_of(meta.last_log_id)));
-    headers.insert(SNAPSHOT_TERM_HEADER, HeaderValue::from(meta.last_log_id.map_or(0, |l| l.leader_id.term)));
+    headers.insert(SNAPSHOT_INDEX_HEADER, HeaderValue::from(index_of(meta.last_log_id).0));
+    headers.insert(SNAPSHOT_TERM_HEADER, HeaderValue::from(meta.last_log_id.map_or(0, |l| l.leader_id.term.0)));
     if let Ok(value) = HeaderValue::from_str(&membership) {
         headers.insert(SNAPSHOT_MEMBERSHIP_HEADER, value);
     }

@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::http::{header, Response};
 use axum::response::IntoResponse;
 use axum::Json;
-use ferraft::{ChangeMembers, NodeId};
+use ferraft::{ChangeMembers, LogIndex, NodeId};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -60,7 +60,7 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         let cluster_id = crate::cluster_identity::parse_cluster_id(body.cluster_id.as_deref())?;
         match crate::cluster_identity::initialize(&ctx.raft, members, cluster_id).await {
             Ok(log_id) => {
-                tracing::info!(id = ctx.id, voters = ?wanted, log_index = log_id.index, "initialized the cluster")
+                tracing::info!(id = %ctx.id, voters = ?wanted, log_index = %log_id.index, "initialized the cluster")
             }
             Err(error) => {
                 let current = ctx.raft.metrics().borrow().membership.clone();
@@ -160,7 +160,7 @@ struct MembershipBody {
     /// The caller's id for the change: a repeat returns the first outcome.
     change_id: Option<String>,
     /// Apply only if the membership in force is the entry at this index.
-    expect_membership_index: Option<u64>,
+    expect_membership_index: Option<LogIndex>,
 }
 
 pub(super) async fn membership(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -217,7 +217,7 @@ pub(super) async fn prepare(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommitBody {
-    prepare_index: u64,
+    prepare_index: LogIndex,
 }
 
 pub(super) async fn commit(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -238,7 +238,7 @@ struct EmptyBody {}
 struct AbortBody {
     /// The prepare to abort; without it, the joint config pending now (a
     /// retried call of that form may abort a later prepare).
-    prepare_index: Option<u64>,
+    prepare_index: Option<LogIndex>,
 }
 
 pub(super) async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
@@ -262,11 +262,11 @@ pub(super) async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
 }
 
 /// The log index of the joint membership in force on this (leader) node, if any.
-fn pending_joint_index(ctx: &Ctx) -> Option<u64> {
+fn pending_joint_index(ctx: &Ctx) -> Option<LogIndex> {
     let metrics = ctx.raft.metrics();
     let m = metrics.borrow();
     let stored = m.membership.as_ref()?;
-    stored.membership.is_joint().then(|| stored.log_id.map_or(0, |l| l.index))
+    stored.membership.is_joint().then(|| stored.log_id.map_or(LogIndex(0), |l| l.index))
 }
 
 #[derive(Deserialize)]
@@ -287,9 +287,9 @@ pub(super) async fn transfer(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
 pub(super) async fn snapshot(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, _: EmptyBody| async move {
         ctx.require_initialized()?;
-        let built = ctx.raft.trigger_snapshot().await?.map_or(0, |log_id| log_id.index);
+        let built = ctx.raft.trigger_snapshot().await?.map_or(LogIndex(0), |log_id| log_id.index);
         // answer once the status shows it too (the metrics follow the save)
-        let shown = move |m: &ferraft::RaftMetrics<KvNode>| m.snapshot.map_or(0, |s| s.index) >= built;
+        let shown = move |m: &ferraft::RaftMetrics<KvNode>| m.snapshot.map_or(LogIndex(0), |s| s.index) >= built;
         let _ = ctx.raft.wait(Duration::from_secs(2)).metrics(shown, "the snapshot in the metrics").await;
         Ok(json!({ "snapshot_index": built }))
     })
@@ -316,5 +316,17 @@ mod tests {
             serde_json::from_str(r#"{"change": {"set_nodes": {"2": {"raft": "h:1", "api": "h:2"}}}, "retain": true}"#)
                 .unwrap();
         assert!(matches!(nodes.change, ChangeBody::SetNodes(_)) && nodes.retain);
+    }
+
+    /// Bodies written when node ids and indexes were plain numbers parse as before.
+    #[test]
+    fn ids_and_indexes_in_a_body_are_plain_numbers() {
+        let body = r#"{"change": {"add_nodes": {"4": {"raft": "h:1", "api": "h:2"}}}, "expect_membership_index": 12}"#;
+        let parsed: MembershipBody = serde_json::from_str(body).unwrap();
+        assert_eq!(parsed.expect_membership_index, Some(LogIndex(12)));
+        let ChangeBody::AddNodes(nodes) = parsed.change else { panic!("add_nodes parsed as {:?}", parsed.change) };
+        assert_eq!(nodes.keys().copied().collect::<Vec<_>>(), [NodeId(4)]);
+        let prepare: PrepareBody = serde_json::from_str(r#"{"expect_voters": [1, 2], "voters": [1, 3]}"#).unwrap();
+        assert_eq!(prepare.voters, [NodeId(1), NodeId(3)].into());
     }
 }

@@ -35,7 +35,7 @@ pub async fn force_new_cluster(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
             ));
         }
         ctx.require_initialized()?;
-        tracing::warn!(node = ctx.id, "FORCE-NEW-CLUSTER requested over the HTTP API");
+        tracing::warn!(node = %ctx.id, "FORCE-NEW-CLUSTER requested over the HTTP API");
         let stored = ctx.raft.force_new_cluster(true).await?;
         let cluster_id = ctx.raft.metrics().borrow().cluster_id.map(|c| c.to_string());
         Ok(json!({ "cluster_id": cluster_id, "membership": membership_json::membership_result(&stored) }))

@@ -71,5 +71,8 @@ async fn leader_committed(ctx: &Ctx, leader: ferraft::NodeId) -> Result<LogIndex
     let url = format!("http://{}/v1/cluster/status", node.api);
     let response = ctx.client.get(url).timeout(READY_WAIT).send().await.map_err(|e| unreachable(e.to_string()))?;
     let status: serde_json::Value = response.json().await.map_err(|e| unreachable(e.to_string()))?;
-    status["committed"].as_u64().ok_or_else(|| unreachable(format!("no commit index in its status: {status}")))
+    status["committed"]
+        .as_u64()
+        .map(LogIndex)
+        .ok_or_else(|| unreachable(format!("no commit index in its status: {status}")))
 }

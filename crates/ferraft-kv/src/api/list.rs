@@ -126,7 +126,10 @@ mod tests {
     use super::*;
 
     fn map(keys: &[&str]) -> KvMap {
-        keys.iter().enumerate().map(|(i, k)| (Arc::from(*k), (Arc::from(format!("v{i}")), i as u64 + 1))).collect()
+        keys.iter()
+            .enumerate()
+            .map(|(i, k)| (Arc::from(*k), (Arc::from(format!("v{i}")), LogIndex(i as u64 + 1))))
+            .collect()
     }
 
     fn keys(page: &Page) -> Vec<&str> {
@@ -150,13 +153,13 @@ mod tests {
         let range = KeyRange { start: Some("b".into()), end: Some("d".into()), ..KeyRange::default() };
         let all = page(&m, &range, 10);
         assert_eq!((keys(&all), all.more), (vec!["b", "c"], false));
-        assert_eq!(all.kvs[0], Entry { key: "b".into(), value: "v1".into(), index: 2 });
+        assert_eq!(all.kvs[0], Entry { key: "b".into(), value: "v1".into(), index: LogIndex(2) });
     }
 
     #[test]
     fn a_page_of_large_values_ends_early_but_holds_at_least_one_entry() {
         let big = "x".repeat(MAX_LIST_PAGE_BYTES);
-        let m: KvMap = ["k1", "k2"].iter().map(|k| (Arc::from(*k), (Arc::from(big.as_str()), 1))).collect();
+        let m: KvMap = ["k1", "k2"].iter().map(|k| (Arc::from(*k), (Arc::from(big.as_str()), LogIndex(1)))).collect();
         let first = page(&m, &KeyRange::default(), 10);
         assert_eq!((keys(&first), first.next.as_deref()), (vec!["k1"], Some("k2")));
     }

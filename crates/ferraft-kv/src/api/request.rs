@@ -34,7 +34,7 @@ impl Incoming {
         Ok(Self {
             method: parts.method,
             hops: hops.map_or(0, |h| u32::try_from(h).unwrap_or(u32::MAX)),
-            from: header(FORWARDED_BY_HEADER),
+            from: header(FORWARDED_BY_HEADER).map(NodeId),
             uri: parts.uri,
             body,
             forward_path: None,

@@ -170,7 +170,7 @@ async fn call(endpoint: Endpoint, ctx: Arc<Ctx>, req: Request) -> Response<Body>
 fn with_leader(ctx: &Ctx, mut response: Response<Body>) -> Response<Body> {
     if !response.headers().contains_key(LEADER_HEADER) {
         if let Some(leader) = ctx.raft.metrics().borrow().current_leader {
-            response.headers_mut().insert(LEADER_HEADER, HeaderValue::from(leader));
+            response.headers_mut().insert(LEADER_HEADER, HeaderValue::from(leader.0));
         }
     }
     response

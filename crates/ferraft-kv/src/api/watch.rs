@@ -73,7 +73,7 @@ async fn start(ctx: &Ctx, req: axum::extract::Request) -> Result<Response<Body>,
         Some(text) => text
             .parse::<LogIndex>()
             .ok()
-            .filter(|n| *n > 0)
+            .filter(|n| *n > LogIndex(0))
             .ok_or_else(|| ApiError::bad_request(format!("from_index {text:?}: give a log index from 1")))?,
     };
     changes.since(from, 0, |_| false).map_err(|c| compacted(c, from))?;

@@ -10,6 +10,7 @@ use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::*;
+use ferraft::{LogIndex, NodeId, Term};
 
 /// The application command used in these tests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -22,20 +23,20 @@ type TestMessage = Message<Command, BasicNode>;
 const MAX: usize = 1 << 20;
 
 fn log_id(term: u64, node: u64, index: u64) -> LogId {
-    LogId::new(LeaderId::new(term, node), index)
+    LogId::new(LeaderId::new(Term(term), NodeId(node)), LogIndex(index))
 }
 
 fn membership(ids: &[u64]) -> Membership<BasicNode> {
     let nodes: BTreeMap<_, _> =
-        ids.iter().map(|id| (*id, BasicNode::new(format!("127.0.0.1:{}", 7000 + id)))).collect();
+        ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("127.0.0.1:{}", 7000 + id)))).collect();
     Membership::new_uniform(nodes).expect("valid membership")
 }
 
 fn envelope() -> impl Strategy<Value = Envelope> {
     (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(cluster_id, from, to)| Envelope {
         cluster_id,
-        from,
-        to,
+        from: NodeId(from),
+        to: NodeId(to),
         from_incarnation: 0,
         to_incarnation: 0,
     })
@@ -54,7 +55,7 @@ fn entry() -> impl Strategy<Value = Entry<Command, BasicNode>> {
 }
 
 fn body() -> impl Strategy<Value = MessageBody<Command, BasicNode>> {
-    let vote = (any::<u64>(), any::<u64>()).prop_map(|(term, node)| Vote::new(term, node));
+    let vote = (any::<u64>(), any::<u64>()).prop_map(|(term, node)| Vote::new(Term(term), NodeId(node)));
     let last = proptest::option::of((any::<u64>(), any::<u64>(), any::<u64>()).prop_map(|(t, n, i)| log_id(t, n, i)));
     prop_oneof![
         (vote.clone(), last.clone(), any::<bool>(), any::<bool>()).prop_map(
@@ -161,7 +162,7 @@ proptest! {
 
 fn heartbeat() -> TestMessage {
     let append = AppendEntries {
-        vote: Vote::new(1, 1),
+        vote: Vote::new(Term(1), NodeId(1)),
         prev_log_id: None,
         entries: vec![],
         committed: None,
@@ -169,7 +170,7 @@ fn heartbeat() -> TestMessage {
         leader_node: None,
     };
     Message {
-        envelope: Envelope { cluster_id: 7, from: 1, to: 2, from_incarnation: 0, to_incarnation: 0 },
+        envelope: Envelope { cluster_id: 7, from: NodeId(1), to: NodeId(2), from_incarnation: 0, to_incarnation: 0 },
         body: MessageBody::Append(append),
     }
 }
@@ -178,7 +179,7 @@ fn heartbeat() -> TestMessage {
 fn frames_in_one_buffer_decode_in_order_and_a_partial_tail_waits() {
     let mut buf = BytesMut::new();
     let mut second = heartbeat();
-    second.envelope.to = 3;
+    second.envelope.to = NodeId(3);
     encode_frame(&mut buf, &heartbeat(), MAX).unwrap();
     encode_frame(&mut buf, &second, MAX).unwrap();
     encode_frame(&mut buf, &heartbeat(), MAX).unwrap();

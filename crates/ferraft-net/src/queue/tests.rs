@@ -5,16 +5,17 @@ use ferraft::{
 };
 
 use super::*;
+use ferraft::{LogIndex, NodeId, Term};
 
 type TestMessage = Message<Bytes, BasicNode>;
 
 fn envelope() -> Envelope {
-    Envelope { cluster_id: 1, from: 1, to: 2, from_incarnation: 0, to_incarnation: 0 }
+    Envelope { cluster_id: 1, from: NodeId(1), to: NodeId(2), from_incarnation: 0, to_incarnation: 0 }
 }
 
 fn heartbeat(seq: u64) -> TestMessage {
     let append = AppendEntries {
-        vote: Vote::new(1, 1),
+        vote: Vote::new(Term(1), NodeId(1)),
         prev_log_id: None,
         entries: vec![],
         committed: None,
@@ -26,11 +27,11 @@ fn heartbeat(seq: u64) -> TestMessage {
 
 fn append(seq: u64) -> TestMessage {
     let entry = ferraft::Entry {
-        log_id: LogId::new(LeaderId::new(1, 1), seq),
+        log_id: LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(seq)),
         payload: ferraft::EntryPayload::Normal(Bytes::from_static(b"x")),
     };
     let append = AppendEntries {
-        vote: Vote::new(1, 1),
+        vote: Vote::new(Term(1), NodeId(1)),
         prev_log_id: None,
         entries: vec![entry],
         committed: None,
@@ -41,17 +42,22 @@ fn append(seq: u64) -> TestMessage {
 }
 
 fn vote() -> TestMessage {
-    let request =
-        VoteRequest { candidate_node: None, vote: Vote::new(2, 1), last_log_id: None, pre_vote: true, transfer: false };
+    let request = VoteRequest {
+        candidate_node: None,
+        vote: Vote::new(Term(2), NodeId(1)),
+        last_log_id: None,
+        pre_vote: true,
+        transfer: false,
+    };
     Message { envelope: envelope(), body: MessageBody::Vote(request) }
 }
 
 fn snapshot_chunk() -> TestMessage {
-    let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+    let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
     let meta = SnapshotMeta { last_log_id: None, membership };
     let chunk = SnapshotChunk {
-        vote: Vote::new(1, 1),
+        vote: Vote::new(Term(1), NodeId(1)),
         meta,
         offset: 0,
         data: Bytes::from_static(b"s"),
@@ -140,7 +146,7 @@ fn discarding_names_the_forwarded_writes_that_never_left() {
         envelope: envelope(),
         body: MessageBody::ForwardWrite(ferraft::message::ForwardWrite {
             id,
-            leader: ferraft::LeaderId::new(1, 1),
+            leader: ferraft::LeaderId::new(Term(1), NodeId(1)),
             commands: vec![Bytes::from_static(b"7")],
         }),
     };

@@ -12,6 +12,7 @@ use ferraft::{
     BasicNode, Entry, EntryPayload, Envelope, LeaderId, LogId, Membership, Message, MessageBody, NodeId, SnapshotMeta,
     StoredMembership, Vote,
 };
+use ferraft::{LogIndex, Term};
 use ferraft_net::{Inbox, NetConfig, TcpNetwork};
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
@@ -140,12 +141,12 @@ pub fn append(from: NodeId, to: NodeId, seq: u64, entries: usize, entry_bytes: u
     let data = Bytes::from(vec![0xab; entry_bytes]);
     let entries = (0..entries as u64)
         .map(|index| Entry {
-            log_id: LogId::new(LeaderId::new(1, from), seq * 1000 + index),
+            log_id: LogId::new(LeaderId::new(Term(1), from), LogIndex(seq * 1000 + index)),
             payload: EntryPayload::Normal(Command { data: data.clone() }),
         })
         .collect();
     let append = AppendEntries {
-        vote: Vote::new_committed(1, from),
+        vote: Vote::new_committed(Term(1), from),
         prev_log_id: None,
         entries,
         committed: None,
@@ -162,7 +163,7 @@ pub fn snapshot_chunk(from: NodeId, to: NodeId, bytes: usize) -> TestMessage {
     let meta = SnapshotMeta { last_log_id: None, membership };
     let data = Bytes::from((0..bytes).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     let chunk = SnapshotChunk {
-        vote: Vote::new_committed(1, from),
+        vote: Vote::new_committed(Term(1), from),
         meta,
         offset: 0,
         data,
@@ -176,7 +177,10 @@ pub fn snapshot_chunk(from: NodeId, to: NodeId, bytes: usize) -> TestMessage {
 
 /// A small control message other than a heartbeat.
 pub fn timeout_now(from: NodeId, to: NodeId) -> TestMessage {
-    Message { envelope: envelope(from, to), body: MessageBody::TimeoutNow(TimeoutNow { vote: Vote::new(1, from) }) }
+    Message {
+        envelope: envelope(from, to),
+        body: MessageBody::TimeoutNow(TimeoutNow { vote: Vote::new(Term(1), from) }),
+    }
 }
 
 /// The `seq` of an append (heartbeat or not).

@@ -72,7 +72,7 @@ impl CommittedNeverLost {
 
     /// The greatest committed index seen.
     pub fn last_index(&self) -> LogIndex {
-        self.chain.keys().next_back().copied().unwrap_or(0)
+        self.chain.keys().next_back().copied().unwrap_or(LogIndex(0))
     }
 
     /// Committed entries from `from` on: (index, log id, lowest term known committed).
@@ -89,27 +89,27 @@ mod tests {
     #[test]
     fn committing_another_entry_at_a_committed_index_is_caught() {
         let mut check = CommittedNeverLost::default();
-        check.observe_commit(1, id(1, 1, 4), 1).unwrap();
-        check.observe_commit(2, id(1, 1, 4), 2).unwrap();
-        assert!(check.observe_commit(3, id(2, 3, 4), 2).is_err());
+        check.observe_commit(NodeId(1), id(1, 1, 4), Term(1)).unwrap();
+        check.observe_commit(NodeId(2), id(1, 1, 4), Term(2)).unwrap();
+        assert!(check.observe_commit(NodeId(3), id(2, 3, 4), Term(2)).is_err());
     }
 
     #[test]
     fn truncating_a_committed_entry_is_caught() {
         let mut check = CommittedNeverLost::default();
-        check.observe_commit(1, id(1, 1, 4), 1).unwrap();
-        check.observe_truncate(2, [id(1, 2, 4)]).unwrap();
-        assert!(check.observe_truncate(2, [id(1, 1, 4)]).is_err());
+        check.observe_commit(NodeId(1), id(1, 1, 4), Term(1)).unwrap();
+        check.observe_truncate(NodeId(2), [id(1, 2, 4)]).unwrap();
+        assert!(check.observe_truncate(NodeId(2), [id(1, 1, 4)]).is_err());
     }
 
     #[test]
     fn a_log_missing_a_committed_entry_is_caught() {
         let mut check = CommittedNeverLost::default();
-        check.observe_commit(1, id(1, 1, 1), 1).unwrap();
-        check.observe_commit(1, id(1, 1, 2), 1).unwrap();
+        check.observe_commit(NodeId(1), id(1, 1, 1), Term(1)).unwrap();
+        check.observe_commit(NodeId(1), id(1, 1, 2), Term(1)).unwrap();
         let good = [id(1, 1, 1), id(1, 1, 2), id(2, 2, 3)];
-        check.check_log(2, &good[..], 3).unwrap();
+        check.check_log(NodeId(2), &good[..], LogIndex(3)).unwrap();
         let bad = [id(1, 1, 1), id(2, 2, 2)];
-        assert!(check.check_log(2, &bad[..], 2).is_err());
+        assert!(check.check_log(NodeId(2), &bad[..], LogIndex(2)).is_err());
     }
 }

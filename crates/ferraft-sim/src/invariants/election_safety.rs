@@ -57,28 +57,28 @@ mod tests {
     #[test]
     fn two_leaders_in_one_term_are_caught_in_standard_mode() {
         let mut check = ElectionSafety::new(LeaderIdMode::Standard);
-        check.observe_leader(1, 0, LeaderId::new(3, 1)).unwrap();
-        check.observe_leader(1, 0, LeaderId::new(3, 1)).unwrap();
-        assert!(check.observe_leader(2, 0, LeaderId::new(3, 2)).is_err());
+        check.observe_leader(NodeId(1), 0, LeaderId::new(Term(3), NodeId(1))).unwrap();
+        check.observe_leader(NodeId(1), 0, LeaderId::new(Term(3), NodeId(1))).unwrap();
+        assert!(check.observe_leader(NodeId(2), 0, LeaderId::new(Term(3), NodeId(2))).is_err());
     }
 
     #[test]
     fn advanced_mode_allows_ordered_leaders_within_a_term() {
         let mut check = ElectionSafety::new(LeaderIdMode::Advanced);
-        check.observe_leader(1, 0, LeaderId::new(3, 1)).unwrap();
-        check.observe_leader(2, 0, LeaderId::new(3, 2)).unwrap();
+        check.observe_leader(NodeId(1), 0, LeaderId::new(Term(3), NodeId(1))).unwrap();
+        check.observe_leader(NodeId(2), 0, LeaderId::new(Term(3), NodeId(2))).unwrap();
     }
 
     #[test]
     fn reusing_a_leader_id_after_restart_is_caught() {
         let mut check = ElectionSafety::new(LeaderIdMode::Advanced);
-        check.observe_leader(1, 0, LeaderId::new(3, 1)).unwrap();
-        assert!(check.observe_leader(1, 1, LeaderId::new(3, 1)).is_err());
+        check.observe_leader(NodeId(1), 0, LeaderId::new(Term(3), NodeId(1))).unwrap();
+        assert!(check.observe_leader(NodeId(1), 1, LeaderId::new(Term(3), NodeId(1))).is_err());
     }
 
     #[test]
     fn leading_under_a_foreign_leader_id_is_caught() {
         let mut check = ElectionSafety::new(LeaderIdMode::Standard);
-        assert!(check.observe_leader(1, 0, LeaderId::new(3, 2)).is_err());
+        assert!(check.observe_leader(NodeId(1), 0, LeaderId::new(Term(3), NodeId(2))).is_err());
     }
 }

@@ -48,27 +48,31 @@ impl LeaderCompleteness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ferraft::LogId;
+    use ferraft::{LogId, Term};
 
     use crate::invariants::test_log_id as id;
 
     #[test]
     fn a_leader_missing_an_older_committed_entry_is_caught() {
         let mut committed = CommittedNeverLost::default();
-        committed.observe_commit(1, id(1, 1, 1), 1).unwrap();
-        committed.observe_commit(1, id(1, 1, 2), 1).unwrap();
+        committed.observe_commit(NodeId(1), id(1, 1, 1), Term(1)).unwrap();
+        committed.observe_commit(NodeId(1), id(1, 1, 2), Term(1)).unwrap();
         let check = LeaderCompleteness;
         let complete = [id(1, 1, 1), id(1, 1, 2)];
-        check.observe_new_leader(2, LeaderId::new(2, 2), &complete[..], &committed).unwrap();
+        check.observe_new_leader(NodeId(2), LeaderId::new(Term(2), NodeId(2)), &complete[..], &committed).unwrap();
         let missing = [id(1, 1, 1)];
-        assert!(check.observe_new_leader(3, LeaderId::new(3, 3), &missing[..], &committed).is_err());
+        assert!(check
+            .observe_new_leader(NodeId(3), LeaderId::new(Term(3), NodeId(3)), &missing[..], &committed)
+            .is_err());
     }
 
     #[test]
     fn a_stale_term_leader_is_not_required_to_hold_newer_commits() {
         let mut committed = CommittedNeverLost::default();
-        committed.observe_commit(1, id(5, 1, 1), 5).unwrap();
+        committed.observe_commit(NodeId(1), id(5, 1, 1), Term(5)).unwrap();
         let empty: [LogId; 0] = [];
-        LeaderCompleteness.observe_new_leader(2, LeaderId::new(4, 2), &empty[..], &committed).unwrap();
+        LeaderCompleteness
+            .observe_new_leader(NodeId(2), LeaderId::new(Term(4), NodeId(2)), &empty[..], &committed)
+            .unwrap();
     }
 }

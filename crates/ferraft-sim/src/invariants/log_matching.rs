@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use ferraft::{LogId, NodeId};
+use ferraft::{LogId, LogIndex, NodeId};
 
 use super::{Check, Violation};
 
@@ -37,7 +37,7 @@ impl LogMatching {
         fingerprint: u64,
         prev: Option<Option<LogId>>,
     ) -> Check {
-        let prev = if log_id.index == 1 { Some(None) } else { prev };
+        let prev = if log_id.index == LogIndex(1) { Some(None) } else { prev };
         if let Some(Some(p)) = prev {
             if p.index + 1 != log_id.index {
                 return Err(Violation {
@@ -91,28 +91,28 @@ mod tests {
     #[test]
     fn same_log_id_with_other_payload_is_caught() {
         let mut check = LogMatching::default();
-        check.observe_append(1, id(1, 1, 1), 10, None).unwrap();
-        check.observe_append(2, id(1, 1, 1), 10, None).unwrap();
-        assert!(check.observe_append(3, id(1, 1, 1), 11, None).is_err());
+        check.observe_append(NodeId(1), id(1, 1, 1), 10, None).unwrap();
+        check.observe_append(NodeId(2), id(1, 1, 1), 10, None).unwrap();
+        assert!(check.observe_append(NodeId(3), id(1, 1, 1), 11, None).is_err());
     }
 
     #[test]
     fn same_log_id_after_different_entries_is_caught() {
         let mut check = LogMatching::default();
-        check.observe_append(1, id(2, 1, 3), 7, Some(Some(id(1, 1, 2)))).unwrap();
-        check.observe_append(2, id(2, 1, 3), 7, None).unwrap();
-        assert!(check.observe_append(2, id(2, 1, 3), 7, Some(Some(id(2, 2, 2)))).is_err());
+        check.observe_append(NodeId(1), id(2, 1, 3), 7, Some(Some(id(1, 1, 2)))).unwrap();
+        check.observe_append(NodeId(2), id(2, 1, 3), 7, None).unwrap();
+        assert!(check.observe_append(NodeId(2), id(2, 1, 3), 7, Some(Some(id(2, 2, 2)))).is_err());
     }
 
     #[test]
     fn an_entry_of_an_older_leader_after_a_newer_one_is_caught() {
         let mut check = LogMatching::default();
-        assert!(check.observe_append(1, id(4, 3, 6), 7, Some(Some(id(5, 3, 5)))).is_err());
+        assert!(check.observe_append(NodeId(1), id(4, 3, 6), 7, Some(Some(id(5, 3, 5)))).is_err());
     }
 
     #[test]
     fn a_gap_is_caught() {
         let mut check = LogMatching::default();
-        assert!(check.observe_append(1, id(2, 1, 5), 7, Some(Some(id(1, 1, 3)))).is_err());
+        assert!(check.observe_append(NodeId(1), id(2, 1, 5), 7, Some(Some(id(1, 1, 3)))).is_err());
     }
 }

@@ -564,7 +564,7 @@ fn is_incarnation_record(prev: &SimMembership, next: &SimMembership) -> bool {
 mod tests {
     use std::collections::BTreeMap;
 
-    use ferraft::{ChangeMembers, ForwardToLeader};
+    use ferraft::{ChangeMembers, ForwardToLeader, Term};
 
     use super::*;
     use crate::invariants::test_log_id as id;
@@ -586,11 +586,24 @@ mod tests {
 
     /// Request 7 to n1 adds voter 4; n1 proposes the joint step at index 5, which commits.
     fn joint_step_committed(answers: &mut MembershipAnswers, chain: &mut CommittedNeverLost) -> LogId {
-        answers.issue(1, Some(7), add_voter(4), Some(LeaderId::new(LEADER.0, LEADER.1)), 100);
+        answers.issue(
+            NodeId(1),
+            Some(7),
+            add_voter(NodeId(4)),
+            Some(LeaderId::new(Term(LEADER.0), NodeId(LEADER.1))),
+            100,
+        );
         let joint = id(LEADER.0, LEADER.1, 5);
-        let prev = membership(&[&[1, 2, 3]], &[1, 2, 3, 4]);
-        answers.observe_append(joint, &membership(&[&[1, 2, 3], &[1, 2, 3, 4]], &[1, 2, 3, 4]), Some(&prev));
-        chain.observe_commit(1, joint, LEADER.0).unwrap();
+        let prev = membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
+        answers.observe_append(
+            joint,
+            &membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
+            ),
+            Some(&prev),
+        );
+        chain.observe_commit(NodeId(1), joint, Term(LEADER.0)).unwrap();
         joint
     }
 
@@ -598,7 +611,7 @@ mod tests {
     fn a_request_left_unanswered_is_caught_once_overdue() {
         let mut answers = MembershipAnswers::default();
         let chain = CommittedNeverLost::default();
-        answers.issue(1, Some(7), add_voter(4), None, 100);
+        answers.issue(NodeId(1), Some(7), add_voter(NodeId(4)), None, 100);
         assert!(answers.poll(50_000, &chain).is_ok(), "no bound while faults go on");
         answers.observe_calm(6_000);
         assert!(answers.poll(6_000 + ANSWER_BOUND_MS, &chain).is_ok());
@@ -609,8 +622,8 @@ mod tests {
     fn a_crashed_node_owes_no_answer() {
         let mut answers = MembershipAnswers::default();
         let chain = CommittedNeverLost::default();
-        answers.issue(1, Some(7), add_voter(4), None, 100);
-        answers.observe_crash(1, &chain).unwrap();
+        answers.issue(NodeId(1), Some(7), add_voter(NodeId(4)), None, 100);
+        answers.observe_crash(NodeId(1), &chain).unwrap();
         answers.observe_calm(6_000);
         assert!(!answers.has_open());
         assert!(answers.poll(60_000, &chain).is_ok());
@@ -621,7 +634,7 @@ mod tests {
         let mut answers = MembershipAnswers::default();
         let mut chain = CommittedNeverLost::default();
         joint_step_committed(&mut answers, &mut chain);
-        answers.observe_done(1, 7, &not_leader()).unwrap();
+        answers.observe_done(NodeId(1), 7, &not_leader()).unwrap();
         assert!(answers.final_check(&chain).is_err());
     }
 
@@ -632,9 +645,9 @@ mod tests {
     fn a_joint_step_a_pending_promotion_would_make_is_not_held_against_a_change() {
         let mut answers = MembershipAnswers::default();
         let mut chain = CommittedNeverLost::default();
-        answers.issue_promotion(1, 6, 4);
+        answers.issue_promotion(NodeId(1), 6, NodeId(4));
         joint_step_committed(&mut answers, &mut chain);
-        answers.observe_done(1, 7, &not_leader()).unwrap();
+        answers.observe_done(NodeId(1), 7, &not_leader()).unwrap();
         assert!(answers.final_check(&chain).is_ok());
     }
 
@@ -642,10 +655,16 @@ mod tests {
     fn a_proposal_two_open_requests_would_make_is_not_held_against_either() {
         let mut answers = MembershipAnswers::default();
         let mut chain = CommittedNeverLost::default();
-        answers.issue(1, Some(6), add_voter(4), Some(LeaderId::new(LEADER.0, LEADER.1)), 90);
+        answers.issue(
+            NodeId(1),
+            Some(6),
+            add_voter(NodeId(4)),
+            Some(LeaderId::new(Term(LEADER.0), NodeId(LEADER.1))),
+            90,
+        );
         joint_step_committed(&mut answers, &mut chain);
-        answers.observe_done(1, 7, &not_leader()).unwrap();
-        answers.observe_done(1, 6, &not_leader()).unwrap();
+        answers.observe_done(NodeId(1), 7, &not_leader()).unwrap();
+        answers.observe_done(NodeId(1), 6, &not_leader()).unwrap();
         assert!(answers.final_check(&chain).is_ok());
     }
 
@@ -655,11 +674,19 @@ mod tests {
         let mut chain = CommittedNeverLost::default();
         let joint = joint_step_committed(&mut answers, &mut chain);
         let last = id(LEADER.0, LEADER.1, 6);
-        let uniform = membership(&[&[1, 2, 3, 4]], &[1, 2, 3, 4]);
-        answers.observe_append(last, &uniform, Some(&membership(&[&[1, 2, 3], &[1, 2, 3, 4]], &[1, 2, 3, 4])));
-        answers.observe_done(1, 7, &Ok(StoredMembership { log_id: Some(last), membership: uniform })).unwrap();
+        let uniform =
+            membership(&[&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
+        answers.observe_append(
+            last,
+            &uniform,
+            Some(&membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
+            )),
+        );
+        answers.observe_done(NodeId(1), 7, &Ok(StoredMembership { log_id: Some(last), membership: uniform })).unwrap();
         assert!(answers.final_check(&chain).is_err());
-        chain.observe_commit(1, last, LEADER.0).unwrap();
+        chain.observe_commit(NodeId(1), last, Term(LEADER.0)).unwrap();
         assert!(answers.final_check(&chain).is_ok(), "committed after {joint}");
     }
 
@@ -670,33 +697,43 @@ mod tests {
         let joint = joint_step_committed(&mut answers, &mut chain);
         let stored = StoredMembership {
             log_id: Some(joint),
-            membership: membership(&[&[1, 2, 3], &[1, 2, 3, 4]], &[1, 2, 3, 4]),
+            membership: membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
+            ),
         };
-        assert!(answers.observe_done(1, 7, &Ok(stored)).is_err());
+        assert!(answers.observe_done(NodeId(1), 7, &Ok(stored)).is_err());
     }
 
     #[test]
     fn a_commit_that_drops_the_learners_its_prepare_kept_is_caught() {
         let mut answers = MembershipAnswers::default();
         let mut chain = CommittedNeverLost::default();
-        let leader = Some(LeaderId::new(LEADER.0, LEADER.1));
-        let (voters, learners) = ([1].into(), [2, 3].into());
-        let prepare = Asked::Prepare { expect_voters: [1, 2, 3].into(), voters, learners };
-        let call = answers.issue(1, None, prepare, leader, 100);
-        let (joint_id, joint) = (id(LEADER.0, LEADER.1, 5), membership(&[&[1, 2, 3], &[1]], &[1, 2, 3]));
-        answers.observe_append(joint_id, &joint, Some(&membership(&[&[1, 2, 3]], &[1, 2, 3])));
+        let leader = Some(LeaderId::new(Term(LEADER.0), NodeId(LEADER.1)));
+        let (voters, learners) = ([NodeId(1)].into(), [NodeId(2), NodeId(3)].into());
+        let prepare = Asked::Prepare { expect_voters: [NodeId(1), NodeId(2), NodeId(3)].into(), voters, learners };
+        let call = answers.issue(NodeId(1), None, prepare, leader, 100);
+        let (joint_id, joint) = (
+            id(LEADER.0, LEADER.1, 5),
+            membership(&[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1)]], &[NodeId(1), NodeId(2), NodeId(3)]),
+        );
+        answers.observe_append(
+            joint_id,
+            &joint,
+            Some(&membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)])),
+        );
         answers.proposed(call, Some(joint_id));
-        chain.observe_commit(1, joint_id, LEADER.0).unwrap();
+        chain.observe_commit(NodeId(1), joint_id, Term(LEADER.0)).unwrap();
         answers.poll(200, &chain).unwrap();
         // committed by another leader, which forgot the learners
-        let other = LeaderId::new(3, 2);
+        let other = LeaderId::new(Term(3), NodeId(2));
         let commit =
             Asked::Commit { joint: StoredMembership { log_id: Some(joint_id), membership: joint.clone() }, keep: None };
-        let call = answers.issue(2, None, commit, Some(other), 300);
+        let call = answers.issue(NodeId(2), None, commit, Some(other), 300);
         let uniform_id = id(3, 2, 7);
-        answers.observe_append(uniform_id, &membership(&[&[1]], &[1]), Some(&joint));
+        answers.observe_append(uniform_id, &membership(&[&[NodeId(1)]], &[NodeId(1)]), Some(&joint));
         answers.proposed(call, Some(uniform_id));
-        chain.observe_commit(2, uniform_id, 3).unwrap();
+        chain.observe_commit(NodeId(2), uniform_id, Term(3)).unwrap();
         assert!(answers.poll(400, &chain).is_err());
     }
 }

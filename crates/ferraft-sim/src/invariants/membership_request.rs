@@ -209,27 +209,44 @@ mod tests {
 
     #[test]
     fn a_success_that_did_not_add_the_voter_is_caught() {
-        let asked = change(ChangeMembers::AddVoterIds(set(&[4])), false);
-        assert!(asked.unmet_by(&membership(&[&[1, 2, 3, 4]], &[1, 2, 3, 4])).is_none());
-        assert!(asked.unmet_by(&membership(&[&[1, 2, 3]], &[1, 2, 3, 4])).is_some());
+        let asked = change(ChangeMembers::AddVoterIds(set(&[NodeId(4)])), false);
+        assert!(asked
+            .unmet_by(&membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]
+            ))
+            .is_none());
+        assert!(asked
+            .unmet_by(&membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]))
+            .is_some());
     }
 
     #[test]
     fn a_voter_change_answered_in_a_joint_config_is_caught() {
-        let asked = change(ChangeMembers::AddVoterIds(set(&[4])), false);
-        assert!(asked.unmet_by(&membership(&[&[1, 2, 3], &[1, 2, 3, 4]], &[1, 2, 3, 4])).is_some());
+        let asked = change(ChangeMembers::AddVoterIds(set(&[NodeId(4)])), false);
+        assert!(asked
+            .unmet_by(&membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]
+            ))
+            .is_some());
         // a node change leaves the voter configs in force as they are
-        let add = change(ChangeMembers::AddNodes([(5, BasicNode::new("n5"))].into()), false);
-        assert!(add.unmet_by(&membership(&[&[1, 2, 3], &[1, 2, 3, 4]], &[1, 2, 3, 4, 5])).is_none());
+        let add = change(ChangeMembers::AddNodes([(NodeId(5), BasicNode::new("n5"))].into()), false);
+        assert!(add
+            .unmet_by(&membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4), NodeId(5)]
+            ))
+            .is_none());
     }
 
     #[test]
     fn a_removed_voter_is_kept_only_when_retained() {
-        let base = membership(&[&[1, 2, 3]], &[1, 2, 3]);
-        let kept = membership(&[&[1, 2]], &[1, 2, 3]);
-        let gone = membership(&[&[1, 2]], &[1, 2]);
-        let retained = change(ChangeMembers::RemoveVoters(set(&[3])), true);
-        let dropped = change(ChangeMembers::RemoveVoters(set(&[3])), false);
+        let base = membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+        let kept = membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+        let gone = membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)]);
+        let retained = change(ChangeMembers::RemoveVoters(set(&[NodeId(3)])), true);
+        let dropped = change(ChangeMembers::RemoveVoters(set(&[NodeId(3)])), false);
         assert!(retained.unmet_retain(&base, true, &kept).is_none());
         assert!(retained.unmet_retain(&base, true, &gone).is_some());
         assert!(dropped.unmet_retain(&base, true, &gone).is_none());
@@ -237,7 +254,7 @@ mod tests {
         // with other requests in between, only named voters are checked, and only to be gone
         assert!(dropped.unmet_retain(&base, false, &kept).is_some());
         assert!(retained.unmet_retain(&base, false, &gone).is_none());
-        let replaced = change(ChangeMembers::ReplaceAllVoters(set(&[1, 2])), false);
+        let replaced = change(ChangeMembers::ReplaceAllVoters(set(&[NodeId(1), NodeId(2)])), false);
         assert!(replaced.unmet_retain(&base, false, &kept).is_none());
         assert!(replaced.unmet_retain(&base, true, &kept).is_some());
     }
@@ -245,31 +262,50 @@ mod tests {
     #[test]
     fn a_voter_that_was_no_longer_a_voter_is_not_removed_by_the_request() {
         // an earlier request left 3 as a learner: removing it again without retain is a no-op
-        let base = membership(&[&[1, 2]], &[1, 2, 3]);
-        let dropped = change(ChangeMembers::RemoveVoters(set(&[3])), false);
+        let base = membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)]);
+        let dropped = change(ChangeMembers::RemoveVoters(set(&[NodeId(3)])), false);
         assert!(dropped.unmet_retain(&base, false, &base).is_none());
         assert!(dropped.unmet_retain(&base, true, &base).is_none());
     }
 
     #[test]
     fn a_commit_must_keep_the_prepared_learners() {
-        let joint = StoredMembership { log_id: None, membership: membership(&[&[1, 2, 3], &[1, 2]], &[1, 2, 3]) };
-        let keeping = Asked::Commit { joint: joint.clone(), keep: Some(set(&[3])) };
-        assert!(keeping.unmet_by(&membership(&[&[1, 2]], &[1, 2, 3])).is_none());
-        assert!(keeping.unmet_by(&membership(&[&[1, 2]], &[1, 2])).is_some());
+        let joint = StoredMembership {
+            log_id: None,
+            membership: membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2)]],
+                &[NodeId(1), NodeId(2), NodeId(3)],
+            ),
+        };
+        let keeping = Asked::Commit { joint: joint.clone(), keep: Some(set(&[NodeId(3)])) };
+        assert!(keeping
+            .unmet_by(&membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)]))
+            .is_none());
+        assert!(keeping.unmet_by(&membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)])).is_some());
         let unknown = Asked::Commit { joint, keep: None };
-        assert!(unknown.unmet_by(&membership(&[&[1, 2]], &[1, 2])).is_none());
+        assert!(unknown.unmet_by(&membership(&[&[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)])).is_none());
     }
 
     #[test]
     fn proposals_are_attributed_by_what_the_request_would_propose() {
-        let prev = membership(&[&[1, 2, 3]], &[1, 2, 3, 4]);
-        let asked = change(ChangeMembers::AddVoterIds(set(&[4])), false);
-        let joint = membership(&[&[1, 2, 3], &[1, 2, 3, 4]], &[1, 2, 3, 4]);
+        let prev = membership(&[&[NodeId(1), NodeId(2), NodeId(3)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
+        let asked = change(ChangeMembers::AddVoterIds(set(&[NodeId(4)])), false);
+        let joint = membership(
+            &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]],
+            &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)],
+        );
         assert!(asked.would_propose(&prev, &joint, false));
-        assert!(!asked.would_propose(&prev, &membership(&[&[1, 2, 3], &[1, 2]], &[1, 2, 3, 4]), false));
+        assert!(!asked.would_propose(
+            &prev,
+            &membership(
+                &[&[NodeId(1), NodeId(2), NodeId(3)], &[NodeId(1), NodeId(2)]],
+                &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]
+            ),
+            false
+        ));
         // leaving a joint config is this request's step only after its own joint step
-        let left = membership(&[&[1, 2, 3, 4]], &[1, 2, 3, 4]);
+        let left =
+            membership(&[&[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]], &[NodeId(1), NodeId(2), NodeId(3), NodeId(4)]);
         assert!(asked.would_propose(&joint, &left, true));
         assert!(!asked.would_propose(&joint, &left, false));
     }
@@ -278,9 +314,10 @@ mod tests {
     /// incarnation (the leader probed it first); it is still that request's.
     #[test]
     fn a_node_change_is_attributed_whatever_incarnations_the_leader_recorded() {
-        let prev = membership(&[&[1, 2], &[1, 2]], &[1, 2]);
-        let add = change(ChangeMembers::AddNodes([(3, BasicNode::new("n3"))].into()), true);
-        let next = membership(&[&[1, 2], &[1, 2]], &[1, 2, 3]).with_incarnations([(3, 33)].into());
+        let prev = membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)]);
+        let add = change(ChangeMembers::AddNodes([(NodeId(3), BasicNode::new("n3"))].into()), true);
+        let next = membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)])
+            .with_incarnations([(NodeId(3), 33)].into());
         assert!(add.would_propose(&prev, &next, false));
     }
 
@@ -289,9 +326,17 @@ mod tests {
     /// is not a step of `ReplaceAllVoters({1,2})`, though its configs fit.
     #[test]
     fn a_voter_change_is_not_attributed_an_entry_adding_another_node() {
-        let prev = membership(&[&[1, 2], &[1, 2]], &[1, 2]);
-        let replace = change(ChangeMembers::ReplaceAllVoters(set(&[1, 2])), true);
-        assert!(!replace.would_propose(&prev, &membership(&[&[1, 2], &[1, 2]], &[1, 2, 3]), false));
-        assert!(replace.would_propose(&prev, &membership(&[&[1, 2], &[1, 2]], &[1, 2]), false));
+        let prev = membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)]);
+        let replace = change(ChangeMembers::ReplaceAllVoters(set(&[NodeId(1), NodeId(2)])), true);
+        assert!(!replace.would_propose(
+            &prev,
+            &membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2), NodeId(3)]),
+            false
+        ));
+        assert!(replace.would_propose(
+            &prev,
+            &membership(&[&[NodeId(1), NodeId(2)], &[NodeId(1), NodeId(2)]], &[NodeId(1), NodeId(2)]),
+            false
+        ));
     }
 }

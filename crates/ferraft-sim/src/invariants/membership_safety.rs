@@ -80,7 +80,7 @@ impl MembershipSafety {
     ) -> Check {
         let fail = |detail: String| Err(Violation { rule: RULE, detail });
         let (prev_index, prev) = prev;
-        let committed_index = committed.map_or(0, |c| c.index);
+        let committed_index = committed.map_or(LogIndex(0), |c| c.index);
         let reverts_uncommitted_joint =
             prev.len() == 2 && next == &prev[..1] && last_committed.is_some_and(|c| c == &prev[..1]);
         if prev_index > committed_index && !reverts_uncommitted_joint {
@@ -137,6 +137,7 @@ impl MembershipSafety {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferraft::Term;
 
     fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
         ids.iter().copied().collect()
@@ -147,52 +148,75 @@ mod tests {
     #[test]
     fn committing_with_a_majority_of_one_joint_config_only_is_caught() {
         let check = MembershipSafety::default();
-        let joint = [set(&[1, 2, 3]), set(&[3, 4, 5])];
-        check.observe_leader_commit(1, id(1, 1, 5), &[&joint], &set(&[1, 3, 4])).unwrap();
-        assert!(check.observe_leader_commit(1, id(1, 1, 5), &[&joint], &set(&[1, 2, 3])).is_err());
+        let joint = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(3), NodeId(4), NodeId(5)])];
+        check
+            .observe_leader_commit(NodeId(1), id(1, 1, 5), &[&joint], &set(&[NodeId(1), NodeId(3), NodeId(4)]))
+            .unwrap();
+        assert!(check
+            .observe_leader_commit(NodeId(1), id(1, 1, 5), &[&joint], &set(&[NodeId(1), NodeId(2), NodeId(3)]))
+            .is_err());
     }
 
     #[test]
     fn proposing_before_the_previous_membership_commits_is_caught() {
         let check = MembershipSafety::default();
-        let old = [set(&[1, 2, 3])];
-        let joint = [set(&[1, 2, 3]), set(&[1, 2, 4])];
-        let leader = LeaderId::new(2, 1);
-        check.observe_proposal(leader, 6, &joint, (4, &old), None, Some(id(2, 1, 5))).unwrap();
-        assert!(check.observe_proposal(leader, 6, &joint, (4, &old), None, Some(id(2, 1, 3))).is_err());
+        let old = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let joint = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(2), NodeId(4)])];
+        let leader = LeaderId::new(Term(2), NodeId(1));
+        check.observe_proposal(leader, LogIndex(6), &joint, (LogIndex(4), &old), None, Some(id(2, 1, 5))).unwrap();
+        assert!(check
+            .observe_proposal(leader, LogIndex(6), &joint, (LogIndex(4), &old), None, Some(id(2, 1, 3)))
+            .is_err());
     }
 
     #[test]
     fn only_the_revert_of_an_uncommitted_joint_to_the_committed_config_may_skip_its_commit() {
         let check = MembershipSafety::default();
-        let old = [set(&[1, 2, 3])];
-        let joint = [set(&[1, 2, 3]), set(&[1, 4, 5])];
-        let leader = LeaderId::new(2, 1);
+        let old = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let joint = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(4), NodeId(5)])];
+        let leader = LeaderId::new(Term(2), NodeId(1));
         // the joint entry at 6 is uncommitted (commit point 5), [old] is the last committed
-        check.observe_proposal(leader, 7, &old, (6, &joint), Some(&old), Some(id(2, 1, 5))).unwrap();
-        let other = [set(&[1, 4, 5])];
-        assert!(check.observe_proposal(leader, 7, &other, (6, &joint), Some(&old), Some(id(2, 1, 5))).is_err());
-        let elsewhere = [set(&[1, 2])];
-        assert!(check.observe_proposal(leader, 7, &old, (6, &joint), Some(&elsewhere), Some(id(2, 1, 5))).is_err());
+        check
+            .observe_proposal(leader, LogIndex(7), &old, (LogIndex(6), &joint), Some(&old), Some(id(2, 1, 5)))
+            .unwrap();
+        let other = [set(&[NodeId(1), NodeId(4), NodeId(5)])];
+        assert!(check
+            .observe_proposal(leader, LogIndex(7), &other, (LogIndex(6), &joint), Some(&old), Some(id(2, 1, 5)))
+            .is_err());
+        let elsewhere = [set(&[NodeId(1), NodeId(2)])];
+        assert!(check
+            .observe_proposal(leader, LogIndex(7), &old, (LogIndex(6), &joint), Some(&elsewhere), Some(id(2, 1, 5)))
+            .is_err());
     }
 
     #[test]
     fn proposing_before_an_own_term_commit_is_caught() {
         let check = MembershipSafety::default();
-        let old = [set(&[1, 2, 3])];
-        let joint = [set(&[1, 2, 3]), set(&[1, 2, 4])];
-        assert!(check.observe_proposal(LeaderId::new(2, 1), 6, &joint, (4, &old), None, Some(id(1, 2, 5))).is_err());
+        let old = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let joint = [set(&[NodeId(1), NodeId(2), NodeId(3)]), set(&[NodeId(1), NodeId(2), NodeId(4)])];
+        assert!(check
+            .observe_proposal(
+                LeaderId::new(Term(2), NodeId(1)),
+                LogIndex(6),
+                &joint,
+                (LogIndex(4), &old),
+                None,
+                Some(id(1, 2, 5))
+            )
+            .is_err());
     }
 
     #[test]
     fn skipping_the_joint_step_is_caught() {
         let check = MembershipSafety::default();
-        let old = [set(&[1, 2, 3])];
-        let new = [set(&[3, 4, 5])];
-        let leader = LeaderId::new(2, 1);
-        assert!(check.observe_proposal(leader, 6, &new, (4, &old), None, Some(id(2, 1, 5))).is_err());
+        let old = [set(&[NodeId(1), NodeId(2), NodeId(3)])];
+        let new = [set(&[NodeId(3), NodeId(4), NodeId(5)])];
+        let leader = LeaderId::new(Term(2), NodeId(1));
+        assert!(check
+            .observe_proposal(leader, LogIndex(6), &new, (LogIndex(4), &old), None, Some(id(2, 1, 5)))
+            .is_err());
         let mut chain = MembershipSafety::default();
-        chain.observe_committed(1, &old).unwrap();
-        assert!(chain.observe_committed(6, &new).is_err());
+        chain.observe_committed(LogIndex(1), &old).unwrap();
+        assert!(chain.observe_committed(LogIndex(6), &new).is_err());
     }
 }

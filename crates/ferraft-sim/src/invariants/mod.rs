@@ -56,7 +56,7 @@ pub trait LogView {
 
 impl<C: AppData, N: Node> LogView for RaftLog<C, N> {
     fn first_known_index(&self) -> LogIndex {
-        self.first_index().saturating_sub(1).max(1)
+        self.first_index().saturating_back(1).max(LogIndex(1))
     }
 
     fn log_id_at(&self, index: LogIndex) -> Option<LogId> {
@@ -67,11 +67,11 @@ impl<C: AppData, N: Node> LogView for RaftLog<C, N> {
 /// A hand-built log: `ids[i]` is the log id at index `i + 1`.
 impl LogView for [LogId] {
     fn first_known_index(&self) -> LogIndex {
-        1
+        LogIndex(1)
     }
 
     fn log_id_at(&self, index: LogIndex) -> Option<LogId> {
-        index.checked_sub(1).and_then(|i| self.get(i as usize)).copied()
+        index.checked_sub(LogIndex(1)).and_then(|i| self.get(i as usize)).copied()
     }
 }
 
@@ -97,5 +97,5 @@ pub struct Checkers {
 /// A log id for the checkers' unit tests.
 #[cfg(test)]
 fn test_log_id(term: u64, node: u64, index: u64) -> LogId {
-    LogId::new(ferraft::LeaderId::new(term, node), index)
+    LogId::new(ferraft::LeaderId::new(ferraft::Term(term), ferraft::NodeId(node)), LogIndex(index))
 }

@@ -21,7 +21,7 @@ pub struct StateMachineSafety {
 impl StateMachineSafety {
     /// `node` applied the entry `log_id` with payload `fingerprint`.
     pub fn observe_apply(&mut self, node: NodeId, log_id: LogId, fingerprint: u64) -> Check {
-        let last = self.last_applied.entry(node).or_insert(0);
+        let last = self.last_applied.entry(node).or_insert(LogIndex(0));
         if log_id.index != *last + 1 {
             return Err(Violation {
                 rule: RULE,
@@ -68,23 +68,23 @@ mod tests {
     #[test]
     fn applying_different_entries_at_one_index_is_caught() {
         let mut check = StateMachineSafety::default();
-        check.observe_apply(1, id(1, 1, 1), 5).unwrap();
-        check.observe_apply(2, id(1, 1, 1), 5).unwrap();
-        assert!(check.observe_apply(3, id(2, 3, 1), 6).is_err());
+        check.observe_apply(NodeId(1), id(1, 1, 1), 5).unwrap();
+        check.observe_apply(NodeId(2), id(1, 1, 1), 5).unwrap();
+        assert!(check.observe_apply(NodeId(3), id(2, 3, 1), 6).is_err());
     }
 
     #[test]
     fn skipping_an_index_is_caught() {
         let mut check = StateMachineSafety::default();
-        check.observe_apply(1, id(1, 1, 1), 5).unwrap();
-        assert!(check.observe_apply(1, id(1, 1, 3), 6).is_err());
+        check.observe_apply(NodeId(1), id(1, 1, 1), 5).unwrap();
+        assert!(check.observe_apply(NodeId(1), id(1, 1, 3), 6).is_err());
     }
 
     #[test]
     fn diverging_snapshots_are_caught() {
         let mut check = StateMachineSafety::default();
-        check.observe_state(1, 10, 99).unwrap();
-        check.observe_apply(1, id(1, 1, 11), 5).unwrap();
-        assert!(check.observe_state(2, 10, 98).is_err());
+        check.observe_state(NodeId(1), LogIndex(10), 99).unwrap();
+        check.observe_apply(NodeId(1), id(1, 1, 11), 5).unwrap();
+        assert!(check.observe_state(NodeId(2), LogIndex(10), 98).is_err());
     }
 }

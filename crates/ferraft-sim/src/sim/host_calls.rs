@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use ferraft::log_id::index_of;
-use ferraft::{EntryPayload, LogId, Membership, MessageBody, NodeId, StoredMembership, WriteError};
+use ferraft::{EntryPayload, LogId, LogIndex, Membership, MessageBody, NodeId, StoredMembership, WriteError};
 use rand::seq::IteratorRandom;
 use rand::Rng;
 
@@ -72,7 +72,7 @@ impl Simulation {
         let committed = engine.committed();
         if result.is_ok() && index_of(committed) > node.seen_committed {
             let term = engine.vote().term();
-            for index in node.seen_committed + 1..=index_of(committed) {
+            for index in node.seen_committed.next().through(index_of(committed)) {
                 let Some(entry) = engine.log().get(index) else {
                     if let Some(log_id) = engine.log().log_id_at(index) {
                         result = result.and(checkers.committed.observe_commit(id, log_id, term));
@@ -190,13 +190,13 @@ impl Simulation {
                 }
             }
         }
-        let applied = self.nodes[i].host.as_ref().map_or(0, |h| index_of(h.applied()));
+        let applied = self.nodes[i].host.as_ref().map_or(LogIndex(0), |h| index_of(h.applied()));
         self.applied_up_to(i, applied);
     }
 
     /// Node `i` applied every entry up to `index`: the ones the state machine
     /// did not see (blank and membership entries) are checked from its disk.
-    fn applied_up_to(&mut self, i: usize, index: u64) {
+    fn applied_up_to(&mut self, i: usize, index: LogIndex) {
         let id = self.nodes[i].id;
         while self.nodes[i].applied_seen < index {
             let next = self.nodes[i].applied_seen + 1;
@@ -326,7 +326,7 @@ impl Simulation {
             && self.rng.gen_bool(0.2)
         {
             let to = message.envelope.to;
-            let other = (1..=self.scenario.nodes).filter(|id| *id != to).choose(&mut self.rng);
+            let other = (1..=self.scenario.nodes).map(NodeId).filter(|id| *id != to).choose(&mut self.rng);
             if let Some(other) = other {
                 message.envelope.from = other;
             }

@@ -53,7 +53,7 @@ const MISDELIVER: f64 = 0.01;
 /// How long an operator waits for a probe's answer before giving up.
 const PROBE_PATIENCE_MS: u64 = 600;
 /// Link ids for traffic to the other cluster start here (FIFO per link).
-const FOREIGN_LINK: NodeId = 1_000;
+const FOREIGN_LINK: u64 = 1_000;
 
 /// Where an operator's probe answer lands once it comes.
 type ProbeSlot = Rc<RefCell<Option<Result<u64, PeerRefusal>>>>;
@@ -170,7 +170,7 @@ impl Simulation {
     /// Sends `message` to the other cluster's `machine` (lost or delayed as any).
     pub(super) fn send_across(&mut self, machine: NodeId, message: &SimMessage) {
         let from = message.envelope.from;
-        let arrivals = self.network.plan(from, FOREIGN_LINK + machine, self.now, &mut self.rng);
+        let arrivals = self.network.plan(from, NodeId(FOREIGN_LINK + machine.0), self.now, &mut self.rng);
         if let Some(crossing) = self.crossing.as_mut() {
             crossing.outbox.extend(arrivals.into_iter().map(|at| (at, machine, message.clone())));
         }
@@ -312,7 +312,7 @@ impl TwoClusters {
         if !here.rng.gen_bool(ADDRESS_REUSE_PER_TICK) {
             return;
         }
-        let Some(machine) = down.into_iter().filter(|m| *m <= there.scenario.nodes).choose(&mut here.rng) else {
+        let Some(machine) = down.into_iter().filter(|m| m.0 <= there.scenario.nodes).choose(&mut here.rng) else {
             return;
         };
         there.crash(machine, Some(0));
@@ -395,12 +395,12 @@ mod tests {
     #[test]
     fn addresses_name_their_cluster_and_machine() {
         let first = Crossing::new(0);
-        assert!(matches!(first.route("n3"), Some(Route::Here(3))));
-        assert!(matches!(first.route("n3-17"), Some(Route::Here(3))));
-        assert!(matches!(first.route("m3"), Some(Route::There(3))));
+        assert!(matches!(first.route("n3"), Some(Route::Here(NodeId(3)))));
+        assert!(matches!(first.route("n3-17"), Some(Route::Here(NodeId(3)))));
+        assert!(matches!(first.route("m3"), Some(Route::There(NodeId(3)))));
         assert!(first.route("10.0.0.1:7000").is_none());
         let mut taken = Crossing::new(0);
-        taken.taken.insert(3, 3);
-        assert!(matches!(taken.route("n3"), Some(Route::There(3))), "an address the other cluster took over");
+        taken.taken.insert(NodeId(3), NodeId(3));
+        assert!(matches!(taken.route("n3"), Some(Route::There(NodeId(3)))), "an address the other cluster took over");
     }
 }

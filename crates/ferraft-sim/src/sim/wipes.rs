@@ -10,7 +10,7 @@ use crate::host_parts::SimReply;
 
 /// The incarnation of node `id`'s first disk.
 pub(super) fn first_incarnation(id: NodeId) -> Option<Incarnation> {
-    Incarnation::new(id)
+    Incarnation::new(id.0)
 }
 
 impl Simulation {
@@ -24,7 +24,7 @@ impl Simulation {
             return;
         }
         // unique per run: one crash per node at a time
-        let incarnation = Incarnation::new((self.now + 1) * 1_000 + id);
+        let incarnation = Incarnation::new((self.now + 1) * 1_000 + id.0);
         self.nodes[Self::idx(id)].disk.lock().expect("single-threaded").wipe(incarnation);
         self.stats.wipes += 1;
         self.trace(|| format!("n{id}'s disk is wiped: new incarnation {incarnation:?}"));
@@ -104,6 +104,7 @@ impl Simulation {
     /// asking the initial members (the runtime's `initialize` probes them).
     pub(super) fn initial_incarnations(&self) -> std::collections::BTreeMap<NodeId, u64> {
         (1..=self.scenario.voters)
+            .map(NodeId)
             .map(|id| {
                 (id, Incarnation::wire(self.nodes[Self::idx(id)].disk.lock().expect("single-threaded").incarnation()))
             })

@@ -93,7 +93,7 @@ pub struct CatchUpReport {
 impl CatchUp {
     /// A follower first seen at `now_ms`.
     pub fn new(now_ms: u64) -> Self {
-        Self { samples: VecDeque::new(), marker: (0, 0), last_advance_ms: now_ms, unreachable_ms: None }
+        Self { samples: VecDeque::new(), marker: (LogIndex(0), 0), last_advance_ms: now_ms, unreachable_ms: None }
     }
 
     /// The transport reported the follower unreachable.

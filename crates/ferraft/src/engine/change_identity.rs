@@ -10,7 +10,7 @@ use crate::entry::AppData;
 use crate::error::ChangeMembershipError;
 use crate::log_id::{index_of, LogId};
 use crate::membership::{ChangeGuard, StoredMembership};
-use crate::node::Node;
+use crate::node::{LogIndex, Node};
 
 /// Refusals remembered per change id (they leave no trace in the log).
 const REMEMBERED_REFUSALS: usize = 1024;
@@ -79,14 +79,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// The stage of the change `change_id` as its first entry in the log shows it.
     fn logged_stage(&self, change_id: &str) -> Option<RequestStage<N>> {
-        let first = self.log.memberships_after(0).find(|m| m.membership.change_id() == Some(change_id))?;
+        let first = self.log.memberships_after(LogIndex(0)).find(|m| m.membership.change_id() == Some(change_id))?;
         let log_id = first.log_id?;
         // a joint entry is the first step of a change that leaves it after;
         // a uniform or descriptor-only entry is the whole change
         let joint = first.membership.is_joint()
             && self
                 .log
-                .membership_at(log_id.index - 1)
+                .membership_at(log_id.index.prev())
                 .is_none_or(|before| before.membership.configs() != first.membership.configs());
         Some(if joint { RequestStage::Joint(log_id) } else { RequestStage::Proposed(log_id) })
     }

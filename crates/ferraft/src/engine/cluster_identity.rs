@@ -28,7 +28,7 @@ pub(crate) fn starting_cluster_id<C, N>(
     match (state.cluster_id, configured) {
         (Some(stored), Some(configured)) if stored != configured => {
             tracing::error!(
-                node,
+                %node,
                 %stored,
                 %configured,
                 "the store belongs to another cluster than Config::cluster_id names; keeping the stored one"
@@ -72,7 +72,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     pub(crate) fn adopt_contacting_cluster(&mut self) {
         if self.cluster_id.is_none() {
             if let Some(cluster) = ClusterId::new(self.contacted_by_cluster) {
-                tracing::info!(node = self.id, %cluster, "joining the cluster of the leader that reached this node");
+                tracing::info!(node = %self.id, %cluster, "joining the cluster of the leader that reached this node");
                 self.set_cluster_id(cluster);
             }
         }

@@ -11,7 +11,7 @@ use crate::message::{AppendEntries, Probe};
 use crate::node::BasicNode;
 
 fn fresh(config: Arc<Config>) -> TestEngine {
-    let mut engine = Engine::new(2, config, &LogState::default(), 2, 0);
+    let mut engine = Engine::new(NodeId(2), config, &LogState::default(), 2, 0);
     engine.take_outputs();
     engine
 }
@@ -23,7 +23,7 @@ fn standard() -> Arc<Config> {
 /// An append from leader 1 of `cluster` (term 2) carrying the initial membership {1}.
 fn leader_append(cluster: u64, to: NodeId) -> Message<u64, BasicNode> {
     let append = AppendEntries {
-        vote: Vote::new_committed(2, 1),
+        vote: Vote::new_committed(Term(2), NodeId(1)),
         prev_log_id: None,
         entries: vec![membership_entry(&[1], &[1, 2])],
         committed: Some(log_id(1, 1, 1)),
@@ -43,7 +43,7 @@ fn position(outputs: &[Output<u64, BasicNode>], wanted: impl Fn(&Output<u64, Bas
 fn a_new_node_joins_the_cluster_of_the_first_leader_and_saves_it_before_the_vote() {
     let mut engine = fresh(standard());
     assert_eq!(engine.cluster_id(), None);
-    engine.on_message(leader_append(42, 2));
+    engine.on_message(leader_append(42, NodeId(2)));
     let outputs = engine.take_outputs();
     assert_eq!(engine.cluster_id(), ClusterId::new(42));
     let saved = position(&outputs, |o| matches!(o, Output::SaveClusterId(c) if c.get() == 42));
@@ -57,13 +57,13 @@ fn a_new_node_joins_the_cluster_of_the_first_leader_and_saves_it_before_the_vote
 #[test]
 fn a_node_in_a_cluster_drops_a_leader_of_another_cluster() {
     let mut engine = fresh(standard());
-    engine.on_message(leader_append(42, 2));
+    engine.on_message(leader_append(42, NodeId(2)));
     engine.on_log_flushed(log_id(1, 1, 1));
     engine.take_outputs();
     let vote = engine.vote();
-    let mut other = leader_append(43, 2);
+    let mut other = leader_append(43, NodeId(2));
     if let MessageBody::Append(append) = &mut other.body {
-        append.vote = Vote::new_committed(9, 1);
+        append.vote = Vote::new_committed(Term(9), NodeId(1));
     }
     engine.on_message(other);
     assert!(engine.take_outputs().is_empty(), "a message of another cluster changes nothing");
@@ -124,7 +124,7 @@ fn initialize_with_another_id_than_the_node_has_is_refused() {
 #[test]
 fn a_node_reached_by_a_leader_refuses_to_be_initialized_as_another_cluster() {
     let mut engine = fresh(standard());
-    let mut heartbeat = leader_append(42, 2);
+    let mut heartbeat = leader_append(42, NodeId(2));
     if let MessageBody::Append(append) = &mut heartbeat.body {
         // a probe that does not match (the node's log is empty): nothing appended
         append.prev_log_id = Some(log_id(1, 1, 5));
@@ -135,7 +135,7 @@ fn a_node_reached_by_a_leader_refuses_to_be_initialized_as_another_cluster() {
     assert_eq!(engine.log().last_log_id(), None);
     let membership = Membership::new_uniform(super::tests::nodes(&[2])).unwrap();
     let refused = engine.initialize(membership);
-    assert!(matches!(refused, Err(InitializeError::JoinedCluster { leader: 1, .. })), "{refused:?}");
+    assert!(matches!(refused, Err(InitializeError::JoinedCluster { leader: NodeId(1), .. })), "{refused:?}");
     assert!(engine.take_outputs().is_empty());
 }
 
@@ -143,7 +143,7 @@ fn a_node_reached_by_a_leader_refuses_to_be_initialized_as_another_cluster() {
 fn a_store_written_before_cluster_ids_takes_the_configured_one_and_saves_it() {
     let state = LogState { entries: vec![membership_entry(&[1], &[1])], ..LogState::default() };
     let configured = Arc::new(Config { cluster_id: 0x5eed, ..Config::default() });
-    let mut engine: TestEngine = Engine::new(1, configured, &state, 1, 0);
+    let mut engine: TestEngine = Engine::new(NodeId(1), configured, &state, 1, 0);
     assert_eq!(engine.cluster_id(), ClusterId::new(0x5eed));
     let outputs = engine.take_outputs();
     assert!(outputs.iter().any(|o| matches!(o, Output::SaveClusterId(c) if c.get() == 0x5eed)), "{outputs:?}");
@@ -161,7 +161,7 @@ fn a_probe_is_answered_across_clusters_and_changes_nothing() {
     assert_eq!(replies.len(), 1, "{outputs:?}");
     assert_eq!(
         replies[0].envelope,
-        Envelope { cluster_id: 99, from: 3, to: 9, from_incarnation: 0, to_incarnation: 0 }
+        Envelope { cluster_id: 99, from: NodeId(3), to: NodeId(9), from_incarnation: 0, to_incarnation: 0 }
     );
     assert!(matches!(replies[0].body, MessageBody::ProbeReply(r) if r.seq == 4 && r.cluster_id == CLUSTER));
     assert_eq!(engine.vote(), vote);
@@ -178,7 +178,7 @@ fn a_probe_answer_is_handed_to_the_runtime() {
     let outputs = engine.take_outputs();
     let expected = ClusterId::new(99);
     assert!(
-        matches!(outputs.as_slice(), [Output::ProbeAnswered { from: 4, seq: 4, cluster_id, .. }] if *cluster_id == expected),
+        matches!(outputs.as_slice(), [Output::ProbeAnswered { from: NodeId(4), seq: 4, cluster_id, .. }] if *cluster_id == expected),
         "{outputs:?}"
     );
 }

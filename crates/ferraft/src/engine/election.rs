@@ -9,7 +9,7 @@ use crate::entry::{AppData, EntryPayload};
 use crate::error::TransferError;
 use crate::log_id::index_of;
 use crate::message::{MessageBody, TimeoutNow, VoteReply, VoteRequest};
-use crate::node::{Node, NodeId};
+use crate::node::{LogIndex, Node, NodeId};
 use crate::vote::Vote;
 
 impl<C: AppData, N: Node> Engine<C, N> {
@@ -39,7 +39,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// Starts a (pre-)vote round for a term above any seen.
     pub(crate) fn campaign(&mut self, pre_vote: bool, transfer: bool) {
-        let term = self.vote.term().max(self.observed_term) + 1;
+        let term = self.vote.term().max(self.observed_term).next();
         let vote = Vote::new(term, self.id);
         if !pre_vote {
             self.save_vote(vote);
@@ -52,7 +52,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             transfer,
             not_member_of: BTreeSet::new(),
         });
-        tracing::debug!(node = self.id, %vote, pre_vote, "campaigning");
+        tracing::debug!(node = %self.id, %vote, pre_vote, "campaigning");
         let candidate_node = self.own_node().cloned();
         let request = VoteRequest { candidate_node, vote, last_log_id: self.log.last_log_id(), pre_vote, transfer };
         let voters: Vec<NodeId> =
@@ -70,7 +70,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             // our membership would hold a longer log, and is heard normally).
             // Its term is not adopted (it would depose the leader) and it is
             // told, so it can stop campaigning.
-            tracing::debug!(node = self.id, from, vote = %req.vote, "vote request from a non-member: refused");
+            tracing::debug!(node = %self.id, %from, vote = %req.vote, "vote request from a non-member: refused");
             let reply = VoteReply {
                 vote: self.vote,
                 granted: false,
@@ -102,7 +102,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
             granted
         };
-        tracing::debug!(node = self.id, from, granted, pre_vote = req.pre_vote, vote = %req.vote, "vote request");
+        tracing::debug!(node = %self.id, %from, granted, pre_vote = req.pre_vote, vote = %req.vote, "vote request");
         let reply = VoteReply {
             vote: self.vote,
             granted,
@@ -125,7 +125,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if unknown {
                 // a quorum no longer knows this node: it was removed
                 tracing::info!(
-                    node = self.id,
+                    node = %self.id,
                     "a quorum says this node is not a member: it was removed; not campaigning"
                 );
                 self.removed_by_quorum = true;
@@ -201,7 +201,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             joint_wait_since: None,
         }));
         self.leader_seen_ms = Some(now);
-        tracing::info!(node = self.id, %vote, "became leader");
+        tracing::info!(node = %self.id, %vote, "became leader");
         // initial-log rule: commit a blank entry of this term before anything else
         self.append_local(EntryPayload::Blank);
         self.broadcast_append();
@@ -212,7 +212,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     pub(crate) fn become_follower(&mut self) {
         let old = std::mem::replace(&mut self.role, Role::Follower);
         if let Role::Leader(leader) = old {
-            tracing::info!(node = self.id, vote = %self.vote, "stepping down");
+            tracing::info!(node = %self.id, vote = %self.vote, "stepping down");
             for read in leader.reads {
                 match read.asker {
                     Some(asker) => self.refuse_read_index(asker, read.request_id),
@@ -241,7 +241,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             None => membership
                 .voter_ids()
                 .filter(|id| *id != self.id)
-                .max_by_key(|id| leader.progress.get(id).map_or(0, |p| p.matched_index()))
+                .max_by_key(|id| leader.progress.get(id).map_or(LogIndex(0), |p| p.matched_index()))
                 .ok_or(TransferError::NoTarget)?,
         };
         leader.transfer = Some((target, self.now_ms + self.config.election_timeout_max_ms * 2));
@@ -276,7 +276,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if !self.is_voter() {
             return;
         }
-        tracing::info!(node = self.id, from, "leader transfer: campaigning now");
+        tracing::info!(node = %self.id, %from, "leader transfer: campaigning now");
         self.campaign(false, true);
     }
 }

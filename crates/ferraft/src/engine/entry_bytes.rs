@@ -71,7 +71,7 @@ impl EntryBytes {
         }
         let held = last_total - self.base;
         let average = if self.totals.is_empty() { 0 } else { held / self.totals.len() as u64 };
-        held + (first - 1 - index) * average
+        held + (first.prev() - index) * average
     }
 }
 
@@ -108,23 +108,23 @@ mod tests {
     fn bytes_after_an_index_are_the_sizes_of_the_later_entries() {
         // entries 1..=4 of 10, 20, 30, 40 bytes
         let bytes = counted(&[10, 20, 30, 40]);
-        assert_eq!(bytes.after(0, 1), 100);
-        assert_eq!(bytes.after(2, 1), 70);
-        assert_eq!(bytes.after(4, 1), 0);
-        assert_eq!(bytes.after(9, 1), 0);
+        assert_eq!(bytes.after(LogIndex(0), LogIndex(1)), 100);
+        assert_eq!(bytes.after(LogIndex(2), LogIndex(1)), 70);
+        assert_eq!(bytes.after(LogIndex(4), LogIndex(1)), 0);
+        assert_eq!(bytes.after(LogIndex(9), LogIndex(1)), 0);
     }
 
     #[test]
     fn purge_and_truncate_keep_the_counts_of_what_is_held() {
         let mut bytes = counted(&[10, 20, 30, 40]);
         bytes.drain_front(2); // entries 3, 4 held
-        assert_eq!(bytes.after(2, 3), 70);
-        assert_eq!(bytes.after(3, 3), 40);
+        assert_eq!(bytes.after(LogIndex(2), LogIndex(3)), 70);
+        assert_eq!(bytes.after(LogIndex(3), LogIndex(3)), 40);
         // entries 1 and 2 are estimated at the average of the held ones (35)
-        assert_eq!(bytes.after(0, 3), 70 + 2 * 35);
+        assert_eq!(bytes.after(LogIndex(0), LogIndex(3)), 70 + 2 * 35);
         bytes.truncate(1);
         bytes.push(5);
-        assert_eq!(bytes.after(2, 3), 35);
+        assert_eq!(bytes.after(LogIndex(2), LogIndex(3)), 35);
     }
 
     #[test]

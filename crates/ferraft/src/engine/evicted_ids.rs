@@ -44,18 +44,19 @@ impl EvictedIds {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::node::{NodeId, Term};
 
     #[test]
     fn names_each_evicted_entry_by_its_run() {
         let mut ids = EvictedIds::default();
         for (term, index) in [(1, 3), (1, 4), (2, 5), (2, 6), (4, 7)] {
-            ids.record(LogId::new(LeaderId::new(term, 1), index));
+            ids.record(LogId::new(LeaderId::new(Term(term), NodeId(1)), LogIndex(index)));
         }
-        assert_eq!(ids.log_id_at(2), None, "never recorded");
-        assert_eq!(ids.log_id_at(4), Some(LogId::new(LeaderId::new(1, 1), 4)));
-        assert_eq!(ids.log_id_at(6), Some(LogId::new(LeaderId::new(2, 1), 6)));
-        ids.forget_upto(5);
+        assert_eq!(ids.log_id_at(LogIndex(2)), None, "never recorded");
+        assert_eq!(ids.log_id_at(LogIndex(4)), Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(4))));
+        assert_eq!(ids.log_id_at(LogIndex(6)), Some(LogId::new(LeaderId::new(Term(2), NodeId(1)), LogIndex(6))));
+        ids.forget_upto(LogIndex(5));
         assert_eq!(ids.runs.len(), 2, "the run holding 6 stays");
-        assert_eq!(ids.log_id_at(6), Some(LogId::new(LeaderId::new(2, 1), 6)));
+        assert_eq!(ids.log_id_at(LogIndex(6)), Some(LogId::new(LeaderId::new(Term(2), NodeId(1)), LogIndex(6))));
     }
 }

@@ -37,7 +37,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.reply_append(from, 0, AppendOutcome::Rejected);
             return;
         }
-        tracing::trace!(node = self.id, from, prev = ?req.prev_log_id, n = req.entries.len(), "append");
+        tracing::trace!(node = %self.id, %from, prev = ?req.prev_log_id, n = req.entries.len(), "append");
         if let Some(conflict) = self.find_conflict(req.prev_log_id) {
             let last_index = self.log.last_index();
             self.reply_append(from, req.seq, AppendOutcome::Conflict { hint_index: conflict, last_index });
@@ -56,9 +56,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if index <= self.log.last_index() {
                 if index <= index_of(self.committed) {
                     tracing::error!(
-                        node = self.id,
-                        from,
-                        index,
+                        node = %self.id,
+                        %from,
+                        %index,
                         "leader sent an entry conflicting with a committed one; ignoring"
                     );
                     return;
@@ -69,7 +69,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         for entry in entries {
             if entry.log_id.index != self.log.last_index() + 1 {
-                tracing::warn!(node = self.id, from, "non-contiguous entries in append; ignoring the rest");
+                tracing::warn!(node = %self.id, %from, "non-contiguous entries in append; ignoring the rest");
                 break;
             }
             matched = Some(entry.log_id);
@@ -100,9 +100,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         // skip back over the whole run of entries proposed by the conflicting leader
         let ours = self.log.log_id_at(prev.index).map(|l| l.leader_id);
-        let mut hint = prev.index - 1;
+        let mut hint = prev.index.prev();
         while hint > index_of(self.committed) && self.log.log_id_at(hint).map(|l| l.leader_id) == ours {
-            hint -= 1;
+            hint = hint.prev();
         }
         Some(hint)
     }
@@ -111,7 +111,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.log.truncate(index);
         self.output.push(Output::TruncateLog(index));
         if self.durable.is_some_and(|d| d.index >= index) {
-            self.durable = self.log.log_id_at(index - 1);
+            self.durable = self.log.log_id_at(index.prev());
         }
         // a membership a request of ours proposed may be gone: say so
         self.settle_membership_requests();

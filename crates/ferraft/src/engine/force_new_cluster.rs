@@ -24,7 +24,7 @@ use crate::error::ForceNewClusterError;
 use crate::leader_id::LeaderId;
 use crate::log_id::LogId;
 use crate::membership::Membership;
-use crate::node::Node;
+use crate::node::{Node, Term};
 use crate::vote::Vote;
 
 impl<C: AppData, N: Node> Engine<C, N> {
@@ -37,7 +37,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Some(me) = current.node(self.id).cloned() else { return Err(ForceNewClusterError::NotMember) };
         let old_cluster = self.cluster_id;
         tracing::warn!(
-            node = self.id,
+            node = %self.id,
             old_cluster = ?old_cluster.map(|c| c.to_string()),
             new_cluster = %cluster,
             last_log = ?self.log.last_log_id(),
@@ -52,8 +52,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.output.push(Output::SaveClusterId(cluster));
         // a term above any this node saw, so the new entry is the latest
         // log id anywhere this node will ever compare logs with
-        let term =
-            self.observed_term.max(self.vote.term()).max(self.log.last_log_id().map_or(0, |l| l.leader_id.term)) + 1;
+        let last_log_term = self.log.last_log_id().map_or(Term(0), |l| l.leader_id.term);
+        let term = self.observed_term.max(self.vote.term()).max(last_log_term).next();
         self.save_vote(Vote::new(term, self.id));
         let membership = Membership::new_uniform([(self.id, me)].into())
             .map_err(|_| ForceNewClusterError::NotMember)?

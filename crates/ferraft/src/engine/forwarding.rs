@@ -154,7 +154,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         for id in ids {
             if let Some(Sent { awaited: Awaited::Write { .. }, .. }) = self.forwarding.sent.get(id) {
                 self.forwarding.sent.remove(id);
-                tracing::debug!(node = self.id, peer, id, "forwarded writes dropped unsent");
+                tracing::debug!(node = %self.id, %peer, %id, "forwarded writes dropped unsent");
                 self.output.push(Output::ForwardFailed { forward_id: *id, failure: ForwardFailure::NotProposed });
             }
         }
@@ -205,7 +205,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             (Awaited::Write { count }, ForwardOutcome::Accepted { first }) => {
                 // the caller learns where its writes sit before they can apply here
                 self.output.push(Output::ForwardAccepted { forward_id: reply.id, first });
-                let last = first.index + count - 1;
+                let last = first.index + (count - 1);
                 if last > index_of(self.committed) {
                     let awaited = Awaited::Commit { last };
                     self.forwarding.sent.insert(reply.id, Sent { awaited, deadline_ms: self.forward_deadline_ms() });
@@ -218,7 +218,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 self.learn_committed(Some(upto));
             }
             (Awaited::Write { .. }, ForwardOutcome::NotLeader { leader }) => {
-                tracing::debug!(node = self.id, ?leader, "forwarded writes refused: not the leader");
+                tracing::debug!(node = %self.id, ?leader, "forwarded writes refused: not the leader");
                 self.output.push(Output::ForwardFailed { forward_id: reply.id, failure: ForwardFailure::NotProposed });
             }
             // an answer that does not fit what was asked: keep waiting
@@ -310,7 +310,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 let outcome = ForwardOutcome::NotLeader { leader: self.current_leader() };
                 self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id: request.id, outcome }));
             } else {
-                tracing::debug!(node = self.id, from, addressed = ?request.leader, "forwarded writes for a leadership before a restart: not answered");
+                tracing::debug!(node = %self.id, %from, addressed = ?request.leader, "forwarded writes for a leadership before a restart: not answered");
             }
             return;
         }

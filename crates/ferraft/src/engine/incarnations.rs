@@ -111,8 +111,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.incarnation_warned_ms = Some(self.now_ms);
             if for_other_self {
                 tracing::warn!(
-                    node = self.id,
-                    from = envelope.from,
+                    node = %self.id,
+                    from = %envelope.from,
                     ours = self.incarnation,
                     meant_for = envelope.to_incarnation,
                     "dropping messages meant for another incarnation of this node (its data was wiped or replaced): \
@@ -120,8 +120,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 );
             } else {
                 tracing::warn!(
-                    node = self.id,
-                    from = envelope.from,
+                    node = %self.id,
+                    from = %envelope.from,
                     recorded,
                     theirs = envelope.from_incarnation,
                     "dropping messages from another incarnation of a member (wiped or replaced): \

@@ -34,7 +34,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return None;
         }
         tracing::warn!(
-            node = self.id,
+            node = %self.id,
             membership = %joint,
             "the new voters of the joint config did not become reachable and caught up in time: reverting to the old voters"
         );
@@ -58,13 +58,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if self.new_side_ready(&joint, joint_index) || !self.waited_out(joint_index) {
             return;
         }
-        tracing::warn!(node = self.id, membership = %joint, "the joint entry did not commit in time: reverting to the old voters");
+        tracing::warn!(node = %self.id, membership = %joint, "the joint entry did not commit in time: reverting to the old voters");
         match joint.revert_joint(self.nodes_before(&joint)) {
             Ok(revert) => {
                 self.propose_membership(revert);
                 self.leader_maybe_commit();
             }
-            Err(e) => tracing::error!(node = self.id, error = %e, "cannot revert the joint config"),
+            Err(e) => tracing::error!(node = %self.id, error = %e, "cannot revert the joint config"),
         }
     }
 

@@ -105,7 +105,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                             self.leader_maybe_commit();
                         }
                         Err(e) => {
-                            tracing::error!(node = self.id, %current, error = %e, "cannot leave the joint config")
+                            tracing::error!(node = %self.id, %current, error = %e, "cannot leave the joint config")
                         }
                     }
                     continue;
@@ -157,7 +157,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     /// Appends a membership entry; it is in force at once (use-at-once rule).
     pub(crate) fn propose_membership(&mut self, next: Membership<N>) -> LogId {
-        tracing::info!(node = self.id, membership = %next, "proposing membership");
+        tracing::info!(node = %self.id, membership = %next, "proposing membership");
         debug_assert!(
             self.effective().is_some_and(|m| m.may_transition_to(&next))
                 || self.breaks(crate::config::BrokenRule::SkipOldNewIntersect),
@@ -196,7 +196,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let voters = self.effective()?.voter_set();
             leader.progress.iter().filter(|(id, p)| voters.contains(id) && p.matched == last).map(|(id, _)| *id).next()
         });
-        tracing::info!(node = self.id, ?successor, "removed from the voters: stepping down");
+        tracing::info!(node = %self.id, ?successor, "removed from the voters: stepping down");
         if let Some(successor) = successor {
             let vote = self.vote;
             self.send(successor, crate::message::MessageBody::TimeoutNow(crate::message::TimeoutNow { vote }));

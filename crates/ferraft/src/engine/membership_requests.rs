@@ -14,7 +14,7 @@ use crate::entry::AppData;
 use crate::error::ChangeMembershipError;
 use crate::log_id::{index_of, LogId};
 use crate::membership::{ChangeGuard, ChangeMembers, StoredMembership};
-use crate::node::Node;
+use crate::node::{LogIndex, Node};
 
 /// An accepted planned change, tracked until it is answered.
 #[derive(Debug, Clone)]
@@ -72,7 +72,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 Some(result) => {
                     self.remember_refusal(&request.guard, &result);
                     tracing::info!(
-                        node = self.id,
+                        node = %self.id,
                         request = request.request_id,
                         ok = result.is_ok(),
                         "membership request answered"
@@ -102,7 +102,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             >= self.config.election_timeout_max_ms * QUEUE_BOUND_ELECTION_TIMEOUTS;
         let expired = request.answer_by_ms.is_some_and(|by| self.now_ms >= by) || overdue;
         let committed = index_of(self.committed);
-        let unknown = |index: u64| {
+        let unknown = |index: LogIndex| {
             if self.is_leader() {
                 ChangeMembershipError::NotCommittedInTime { index }
             } else {

@@ -166,7 +166,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             known_incarnations: Default::default(),
             incarnation_warned_ms: None,
             vote: state.vote.unwrap_or_default(),
-            observed_term: state.vote.map_or(0, |v| v.term()),
+            observed_term: state.vote.map_or(Term(0), |v| v.term()),
             role: Role::Follower,
             log,
             committed,
@@ -183,7 +183,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             membership_requests: Vec::new(),
             change_refusals: Default::default(),
             promotions: Vec::new(),
-            forwarding: forwarding::Forwarding::starting_at(state.vote.map_or(0, |v| v.term())),
+            forwarding: forwarding::Forwarding::starting_at(state.vote.map_or(Term(0), |v| v.term())),
             output: Vec::new(),
         };
         if let Some(cluster_id) = cluster_id.filter(|_| unsaved) {
@@ -435,11 +435,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// log would otherwise all snapshot at the same index, and a snapshot's
     /// copy, encode and write then slow a quorum at once instead of one node.
     fn next_snapshot_at(&self, every: u64) -> LogIndex {
-        let phase = (self.id % 4) * (every / 4);
+        let phase = (self.id.0 % 4) * (every / 4);
         let after = self.snapshot_index + every / 2;
         // the first grid point above `after`
-        let steps = after.saturating_sub(phase) / every + 1;
-        phase + steps * every
+        let steps = after.0.saturating_sub(phase) / every + 1;
+        LogIndex(phase + steps * every)
     }
 
     /// The runtime saved a snapshot covering `last`: purge the log behind it,
@@ -463,7 +463,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if applied < self.log.first_index() + cache + cache / 8 {
             return;
         }
-        let upto = applied.min(index_of(self.committed)) - cache;
+        let upto = applied.min(index_of(self.committed)).saturating_back(cache);
         if let Some(log_id) = self.log.log_id_at(upto) {
             self.log.purge(log_id);
         }
@@ -531,7 +531,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // the initial entry is signed by its node: nodes initialized with
         // different sets then hold different log ids at index 1, never two
         // different entries under one id (log matching)
-        let log_id = LogId::new(crate::leader_id::LeaderId::new(0, self.id), 1);
+        let log_id = LogId::new(crate::leader_id::LeaderId::new(Term(0), self.id), LogIndex(1));
         let membership = self.stamp_incarnations(membership);
         let entry = Entry { log_id, payload: EntryPayload::Membership(membership) };
         self.log.push(entry.clone());
@@ -574,16 +574,16 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let envelope = message.envelope;
         if envelope.to != self.id || !self.accepts_cluster(envelope.cluster_id) {
             tracing::warn!(
-                node = self.id,
-                from = envelope.from,
-                to = envelope.to,
+                node = %self.id,
+                from = %envelope.from,
+                to = %envelope.to,
                 cluster = envelope.cluster_id,
                 "dropping a message not meant for this node (wrong receiver or cluster): check member addresses"
             );
             return;
         }
         if envelope.from == self.id {
-            tracing::error!(node = self.id, "received a message from itself: a member's address points at this node");
+            tracing::error!(node = %self.id, "received a message from itself: a member's address points at this node");
             return;
         }
         let standing = match &message.body {

@@ -72,7 +72,7 @@ impl Progress {
             acked_sent_ms: 0,
             last_heard_ms: now_ms,
             sent_log: VecDeque::new(),
-            committed_seen: 0,
+            committed_seen: LogIndex(0),
             probe_sent_ms: 0,
             reverted: false,
             catch_up: super::catch_up::CatchUp::new(now_ms),
@@ -165,10 +165,11 @@ impl Progress {
 mod tests {
     use super::*;
     use crate::leader_id::LeaderId;
+    use crate::node::{NodeId, Term};
 
     #[test]
     fn ack_is_dated_by_send_time_of_that_message() {
-        let mut p = Progress::new(1, 0);
+        let mut p = Progress::new(LogIndex(1), 0);
         p.record_sent(1, 100);
         p.record_sent(2, 150);
         p.record_ack(1, 400);
@@ -182,14 +183,14 @@ mod tests {
 
     #[test]
     fn match_drains_inflight_and_never_goes_back() {
-        let mut p = Progress::new(5, 0);
+        let mut p = Progress::new(LogIndex(5), 0);
         p.mode = ReplicationMode::Pipeline;
-        p.inflight.extend([(5, 0), (9, 0), (12, 0)]);
-        let l = |i| Some(LogId::new(LeaderId::new(1, 1), i));
-        p.record_match(l(9), 1);
-        assert_eq!(p.inflight, VecDeque::from([(12, 0)]));
-        p.record_match(l(6), 2);
-        assert_eq!(p.matched, l(9));
+        p.inflight.extend([(LogIndex(5), 0), (LogIndex(9), 0), (LogIndex(12), 0)]);
+        let l = |i| Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), i));
+        p.record_match(l(LogIndex(9)), 1);
+        assert_eq!(p.inflight, VecDeque::from([(LogIndex(12), 0)]));
+        p.record_match(l(LogIndex(6)), 2);
+        assert_eq!(p.matched, l(LogIndex(9)));
         assert_eq!(p.mode, ReplicationMode::Pipeline);
     }
 }

@@ -80,7 +80,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             std::mem::take(&mut self.promotions).into_iter().partition(|p| !self.is_leader() || p.vote != self.vote);
         self.promotions = current;
         for promotion in stale {
-            tracing::info!(node = self.id, learner = promotion.node_id, "leadership lost: promotion cancelled");
+            tracing::info!(node = %self.id, learner = %promotion.node_id, "leadership lost: promotion cancelled");
             self.answer_promotion_partially(promotion.request_id);
         }
     }
@@ -110,7 +110,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
             if now >= p.accepted_ms + bound {
                 tracing::warn!(
-                    learner = p.node_id,
+                    learner = %p.node_id,
                     waited_ms = now - p.accepted_ms,
                     "learner never got ready: promotion given up"
                 );
@@ -132,7 +132,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         for (request_id, node_id) in due {
             match node_id {
                 Due::Promote(node_id) => {
-                    tracing::info!(node = self.id, learner = node_id, "learner ready: promoting it");
+                    tracing::info!(node = %self.id, learner = %node_id, "learner ready: promoting it");
                     let change = ChangeMembers::AddVoterIds([node_id].into());
                     if let Err(e) = self.change_membership(request_id, change, false) {
                         self.output.push(Output::MembershipDone { request_id, result: Err(e) });

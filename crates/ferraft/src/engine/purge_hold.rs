@@ -28,10 +28,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// keep margin behind it, and on a leader no entry a catching-up
     /// follower still needs, unless it lags more than the retain bound.
     pub(crate) fn purge_point(&self, last: LogIndex) -> LogIndex {
-        let upto = last.saturating_sub(self.config.purge_keep_entries);
+        let upto = last.saturating_back(self.config.purge_keep_entries);
         let Role::Leader(leader) = &self.role else { return upto };
         let Some(slowest) = leader.progress.values().map(needed_after).min() else { return upto };
-        upto.min(slowest.max(last.saturating_sub(self.config.catch_up_retain_entries)))
+        upto.min(slowest.max(last.saturating_back(self.config.catch_up_retain_entries)))
     }
 
     /// Purges memory and the store behind a snapshot covering `last`.

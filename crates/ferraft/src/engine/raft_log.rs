@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use crate::entry::{AppData, Entry};
-use crate::log_id::LogId;
+use crate::log_id::{index_of, LogId};
 use crate::membership::StoredMembership;
 use crate::node::{LogIndex, Node};
 
@@ -44,7 +44,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
 
     /// The first index still held.
     pub fn first_index(&self) -> LogIndex {
-        self.purged.map_or(1, |p| p.index + 1)
+        self.purged.map_or(LogIndex(1), |p| p.index + 1)
     }
 
     /// The last log id, including the purge point when the log is empty.
@@ -54,12 +54,12 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
 
     /// The last index, 0 when the log is empty.
     pub fn last_index(&self) -> LogIndex {
-        self.last_log_id().map_or(0, |l| l.index)
+        self.last_log_id().map_or(LogIndex(0), |l| l.index)
     }
 
     /// The log id at `index`, if held (the purge point counts).
     pub fn log_id_at(&self, index: LogIndex) -> Option<LogId> {
-        if index == 0 {
+        if index == LogIndex(0) {
             return None;
         }
         if self.purged.map(|p| p.index) == Some(index) {
@@ -136,7 +136,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         let keep = since.saturating_sub(first) as usize;
         self.entries.truncate(keep);
         self.bytes.truncate(keep);
-        self.memberships.retain(|m| m.log_id.map_or(0, |l| l.index) < since);
+        self.memberships.retain(|m| index_of(m.log_id) < since);
     }
 
     /// Removes entries up to and including `upto`, keeping the membership in force there.
@@ -150,7 +150,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         }
         self.bytes.drain_front(count);
         self.purged = Some(upto);
-        let base = self.memberships.iter().rposition(|m| m.log_id.map_or(0, |l| l.index) <= upto.index);
+        let base = self.memberships.iter().rposition(|m| m.log_id.map_or(LogIndex(0), |l| l.index) <= upto.index);
         if let Some(base) = base {
             self.memberships.drain(..base);
         }
@@ -181,12 +181,12 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
 
     /// The last membership at or before `index`.
     pub fn membership_at(&self, index: LogIndex) -> Option<&StoredMembership<N>> {
-        self.memberships.iter().rev().find(|m| m.log_id.map_or(0, |l| l.index) <= index)
+        self.memberships.iter().rev().find(|m| m.log_id.map_or(LogIndex(0), |l| l.index) <= index)
     }
 
     /// The membership entries after `index`, in log order.
     pub fn memberships_after(&self, index: LogIndex) -> impl Iterator<Item = &StoredMembership<N>> {
-        self.memberships.iter().filter(move |m| m.log_id.map_or(0, |l| l.index) > index)
+        self.memberships.iter().filter(move |m| m.log_id.map_or(LogIndex(0), |l| l.index) > index)
     }
 
     /// The descriptor of `id` in the latest membership this log knows that names it.
@@ -212,16 +212,16 @@ mod tests {
     use crate::entry::EntryPayload;
     use crate::leader_id::LeaderId;
     use crate::membership::Membership;
-    use crate::BasicNode;
+    use crate::{BasicNode, NodeId, Term};
 
     type Log = RaftLog<u64, BasicNode>;
 
     fn id(term: u64, index: u64) -> LogId {
-        LogId::new(LeaderId::new(term, 1), index)
+        LogId::new(LeaderId::new(Term(term), NodeId(1)), LogIndex(index))
     }
 
     fn membership_entry(term: u64, index: u64, voters: &[u64]) -> Entry<u64, BasicNode> {
-        let nodes = voters.iter().map(|v| (*v, BasicNode::new(format!("n{v}")))).collect();
+        let nodes = voters.iter().map(|v| (NodeId(*v), BasicNode::new(format!("n{v}")))).collect();
         Entry { log_id: id(term, index), payload: EntryPayload::Membership(Membership::new_uniform(nodes).unwrap()) }
     }
 
@@ -236,7 +236,7 @@ mod tests {
         log.push(blank(1, 2));
         log.push(membership_entry(1, 3, &[1, 2]));
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 3)));
-        log.truncate(3);
+        log.truncate(LogIndex(3));
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 1)));
         assert_eq!(log.last_log_id(), Some(id(1, 2)));
     }
@@ -248,11 +248,11 @@ mod tests {
         log.push(blank(1, 2));
         log.push(blank(1, 3));
         log.purge(id(1, 2));
-        assert_eq!(log.first_index(), 3);
-        assert_eq!(log.log_id_at(2), Some(id(1, 2)));
-        assert_eq!(log.get(2), None);
+        assert_eq!(log.first_index(), LogIndex(3));
+        assert_eq!(log.log_id_at(LogIndex(2)), Some(id(1, 2)));
+        assert_eq!(log.get(LogIndex(2)), None);
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 1)));
-        assert_eq!(log.slice(3, 10).len(), 1);
+        assert_eq!(log.slice(LogIndex(3), 10).len(), 1);
     }
 
     #[test]
@@ -262,12 +262,12 @@ mod tests {
         log.push(blank(1, 2));
         let m = StoredMembership {
             log_id: Some(id(2, 4)),
-            membership: Membership::new_uniform([(1, BasicNode::new("a"))].into()).unwrap(),
+            membership: Membership::new_uniform([(NodeId(1), BasicNode::new("a"))].into()).unwrap(),
         };
         log.install_snapshot(id(2, 5), m);
         assert_eq!(log.last_log_id(), Some(id(2, 5)));
-        assert_eq!(log.get(5), None, "the snapshot replaced the entries");
-        assert_eq!(log.get(1), None);
+        assert_eq!(log.get(LogIndex(5)), None, "the snapshot replaced the entries");
+        assert_eq!(log.get(LogIndex(1)), None);
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(2, 4)));
     }
 }

@@ -56,7 +56,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             |lag_entries, lag_bytes| ChangeMembershipError::LearnerNotReady { node_id: id, lag_entries, lag_bytes };
         let Some(progress) = leader.progress.get(&id) else {
             // not replicated to at all (not a member): it lacks everything
-            return Err(not_ready(self.log.last_index(), self.log.bytes_after(0)));
+            return Err(not_ready(self.log.last_index() - LogIndex(0), self.log.bytes_after(LogIndex(0))));
         };
         let report = self.catch_up(id).expect("leader replicates to it");
         let heard = self.now_ms < progress.last_heard_ms + self.config.election_timeout_max_ms;

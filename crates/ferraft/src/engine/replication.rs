@@ -10,7 +10,7 @@ use crate::entry::{AppData, EntryPayload};
 use crate::error::ForwardToLeader;
 use crate::log_id::{index_of, LogId};
 use crate::message::{AppendEntries, AppendOutcome, AppendReply, MessageBody, SnapshotReply};
-use crate::node::{Node, NodeId};
+use crate::node::{LogIndex, Node, NodeId};
 
 impl<C: AppData, N: Node> Engine<C, N> {
     /// Appends client commands as entries and replicates them. Returns the
@@ -138,7 +138,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 break;
             }
             let probing = progress.mode == ReplicationMode::Probe;
-            let prev_index = progress.next_index - 1;
+            let prev_index = progress.next_index.prev();
             let prev_log_id = self.log.log_id_at(prev_index);
             let batch = if probing { max_entries.min(64) } else { max_entries };
             let entries = self.log.slice_within(progress.next_index, batch, self.config.max_append_bytes as u64);
@@ -165,7 +165,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // that lost (standard mode) does not
         if self.vote.may_advance_to(&theirs, self.config.leader_id_mode) {
             self.observed_term = self.observed_term.max(theirs.term());
-            tracing::info!(node = self.id, theirs = %theirs, ours = %self.vote, "a peer holds a newer vote");
+            tracing::info!(node = %self.id, theirs = %theirs, ours = %self.vote, "a peer holds a newer vote");
             self.become_follower();
             return true;
         }
@@ -173,7 +173,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     pub(crate) fn on_append_reply(&mut self, from: NodeId, reply: AppendReply) {
-        tracing::trace!(node = self.id, from, ?reply, "append reply");
+        tracing::trace!(node = %self.id, %from, ?reply, "append reply");
         if !self.is_leader() || self.step_down_if_superseded(reply.vote) || reply.vote != self.vote {
             return;
         }
@@ -195,7 +195,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         match reply.outcome {
             AppendOutcome::Success { matched } => {
                 if matched.is_some_and(|m| m.index > index_of(last_log_id)) {
-                    tracing::error!(node = self.id, from, "follower claims entries beyond our log; ignoring reply");
+                    tracing::error!(node = %self.id, %from, "follower claims entries beyond our log; ignoring reply");
                     return;
                 }
                 progress.record_match(matched, sent_so_far);
@@ -208,10 +208,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     if !allow_reversion {
                         if !progress.reverted {
                             tracing::error!(
-                                node = self.id,
-                                from,
-                                matched = progress.matched_index(),
-                                now_has = last_index,
+                                node = %self.id,
+                                %from,
+                                matched = %progress.matched_index(),
+                                now_has = %last_index,
                                 "follower's log went backwards (data wiped?): refusing to replicate to it; \
                                  remove and re-add it, or enable allow_log_reversion"
                             );
@@ -296,7 +296,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if id == self.id {
                 own
             } else {
-                leader.progress.get(&id).map_or(0, Progress::matched_index)
+                leader.progress.get(&id).map_or(LogIndex(0), Progress::matched_index)
             }
         });
         if index <= index_of(self.committed) {
@@ -360,12 +360,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Role::Leader(leader) = &mut self.role else { return };
         if let Some((_, deadline)) = leader.transfer {
             if now >= deadline {
-                tracing::warn!(node = self.id, "leader transfer timed out; resuming");
+                tracing::warn!(node = %self.id, "leader transfer timed out; resuming");
                 leader.transfer = None;
             }
         }
         if self.config.check_quorum && !self.quorum_heard_within(self.config.election_timeout_max_ms) {
-            tracing::warn!(node = self.id, "check-quorum: no quorum heard within an election timeout; stepping down");
+            tracing::warn!(node = %self.id, "check-quorum: no quorum heard within an election timeout; stepping down");
             self.become_follower();
             return;
         }

@@ -95,12 +95,12 @@ pub(crate) fn behind_cache(
     if free == 0 {
         return BehindCache::Wait;
     }
-    let prev = match next - 1 {
-        0 => Some(None),
+    let prev = match next.prev() {
+        LogIndex(0) => Some(None),
         index if index == index_of(store_purged) => Some(store_purged),
         _ => None,
     };
-    let from = if prev.is_some() { next } else { next - 1 };
+    let from = if prev.is_some() { next } else { next.prev() };
     let entries = (free.min(MAX_APPENDS_PER_READ) * max_entries) as u64;
     BehindCache::Read(StoreRead { next_index: next, from, prev }, (next + entries).min(first_index))
 }
@@ -123,7 +123,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     pub fn snapshot_must_cover(&self) -> LogIndex {
         match self.store_reads {
             true => index_of(self.store_purged),
-            false => self.log.first_index().saturating_sub(1),
+            false => self.log.first_index().saturating_prev(),
         }
     }
 
@@ -162,12 +162,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Some(read) = progress.store.reading.filter(|r| r.from == from) else { return };
         progress.store.reading = None;
         let fits = progress.next_index == read.next_index && !matches!(progress.mode, ReplicationMode::Snapshot { .. });
-        let contiguous = entries.iter().zip(from..).all(|(e, index)| e.log_id.index == index);
+        let contiguous = entries.iter().enumerate().all(|(i, e)| e.log_id.index == from + i as u64);
         let complete = contiguous && entries.len() as u64 > read.next_index - from;
         if fits && complete {
             self.send_read_entries(to, read, entries);
         } else if fits {
-            tracing::debug!(node = self.id, to, from, "entries gone from the store: sending a snapshot");
+            tracing::debug!(node = %self.id, %to, %from, "entries gone from the store: sending a snapshot");
             self.start_snapshot_to(to);
             return;
         }
@@ -203,7 +203,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
             let sizes = entries.iter().map(super::entry_bytes::encoded_size);
             let chunk: Vec<_> = entries.drain(..super::entry_bytes::count_fitting(sizes, batch, max_bytes)).collect();
-            let sent_last = chunk.last().map_or(0, |e| e.log_id.index);
+            let sent_last = chunk.last().map_or(LogIndex(0), |e| e.log_id.index);
             leader.seq += 1;
             let seq = leader.seq;
             progress.record_append(seq, sent_last, now);

@@ -7,6 +7,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::entry::AppData;
 use crate::log_id::LogId;
+use crate::node::LogIndex;
 use crate::state_machine::{SnapshotJob, StateMachine};
 use crate::storage::StorageError;
 
@@ -56,9 +57,9 @@ impl<C: Clone> RecordingStateMachine<C> {
 
 impl<C: AppData + Serialize + DeserializeOwned> StateMachine for RecordingStateMachine<C> {
     type Command = C;
-    type Response = u64;
+    type Response = LogIndex;
 
-    fn apply(&mut self, log_id: LogId, command: &C) -> u64 {
+    fn apply(&mut self, log_id: LogId, command: &C) -> LogIndex {
         self.applied.lock().unwrap_or_else(|p| p.into_inner()).push((log_id, command.clone()));
         log_id.index
     }

@@ -183,15 +183,15 @@ mod tests {
     use super::*;
     use crate::BasicNode;
 
-    fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
-        ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
+    fn nodes(ids: &[u64]) -> BTreeMap<NodeId, BasicNode> {
+        ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("n{id}")))).collect()
     }
 
-    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-        ids.iter().copied().collect()
+    fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().copied().map(NodeId).collect()
     }
 
-    fn uniform(voters: &[NodeId], all: &[NodeId]) -> Membership<BasicNode> {
+    fn uniform(voters: &[u64], all: &[u64]) -> Membership<BasicNode> {
         Membership::new(vec![set(voters)], nodes(all)).unwrap()
     }
 
@@ -199,7 +199,7 @@ mod tests {
     fn adding_a_voter_that_is_not_a_learner_is_refused() {
         let m = uniform(&[1, 2, 3], &[1, 2, 3]);
         let err = ChangeMembers::AddVoterIds(set(&[4])).next_membership(&m, false).unwrap_err();
-        assert_eq!(err, ChangeMembersError::NotLearner { node_id: 4 });
+        assert_eq!(err, ChangeMembersError::NotLearner { node_id: NodeId(4) });
     }
 
     #[test]
@@ -220,10 +220,10 @@ mod tests {
     fn set_nodes_refuses_an_address_of_another_member() {
         // the brain-split example: b's address changed to one already used
         let m = uniform(&[1, 2, 3], &[1, 2, 3]);
-        let change = ChangeMembers::SetNodes([(2, BasicNode::new("n3"))].into());
+        let change = ChangeMembers::SetNodes([(NodeId(2), BasicNode::new("n3"))].into());
         assert_eq!(
             change.next_membership(&m, false).unwrap_err(),
-            ChangeMembersError::DuplicateAddress { node_id: 3, other: 2 }
+            ChangeMembersError::DuplicateAddress { node_id: NodeId(3), other: NodeId(2) }
         );
     }
 
@@ -239,7 +239,7 @@ mod tests {
     fn removing_a_voter_as_node_is_refused() {
         let m = uniform(&[1, 2], &[1, 2, 3]);
         let err = ChangeMembers::RemoveNodes(set(&[2])).next_membership(&m, false).unwrap_err();
-        assert_eq!(err, ChangeMembersError::NodeIsVoter { node_id: 2 });
+        assert_eq!(err, ChangeMembersError::NodeIsVoter { node_id: NodeId(2) });
         let ok = ChangeMembers::RemoveNodes(set(&[3])).next_membership(&m, false).unwrap();
         assert_eq!(ok.learner_set(), set(&[]));
     }
@@ -247,7 +247,10 @@ mod tests {
     #[test]
     fn add_nodes_refuses_to_overwrite_a_different_descriptor() {
         let m = uniform(&[1], &[1]);
-        let change = ChangeMembers::AddNodes([(1, BasicNode::new("elsewhere"))].into());
-        assert_eq!(change.next_membership(&m, false).unwrap_err(), ChangeMembersError::NodeExists { node_id: 1 });
+        let change = ChangeMembers::AddNodes([(NodeId(1), BasicNode::new("elsewhere"))].into());
+        assert_eq!(
+            change.next_membership(&m, false).unwrap_err(),
+            ChangeMembersError::NodeExists { node_id: NodeId(1) }
+        );
     }
 }

@@ -32,17 +32,18 @@ mod tests {
     use crate::BasicNode;
 
     fn three() -> Membership<BasicNode> {
-        let nodes: BTreeMap<NodeId, BasicNode> = [1, 2, 3].map(|id| (id, BasicNode::new(format!("n{id}")))).into();
-        Membership::new(vec![BTreeSet::from([1, 2])], nodes).unwrap()
+        let nodes: BTreeMap<NodeId, BasicNode> =
+            [1, 2, 3].map(NodeId).map(|id| (id, BasicNode::new(format!("n{id}")))).into();
+        Membership::new(vec![BTreeSet::from([1, 2].map(NodeId))], nodes).unwrap()
     }
 
     #[test]
     fn removing_or_readdressing_a_non_member_is_refused() {
-        let unknown = Err(ChangeMembersError::UnknownNode { node_id: 99 });
+        let unknown = Err(ChangeMembersError::UnknownNode { node_id: NodeId(99) });
         for change in [
-            ChangeMembers::RemoveVoters(BTreeSet::from([2, 99])),
-            ChangeMembers::RemoveNodes(BTreeSet::from([99])),
-            ChangeMembers::SetNodes([(99, BasicNode::new("n99"))].into()),
+            ChangeMembers::RemoveVoters(BTreeSet::from([2, 99].map(NodeId))),
+            ChangeMembers::RemoveNodes(BTreeSet::from([99].map(NodeId))),
+            ChangeMembers::SetNodes([(NodeId(99), BasicNode::new("n99"))].into()),
         ] {
             assert_eq!(change.check_targets_are_members(&three()), unknown, "{change:?}");
             assert_eq!(change.next_membership(&three(), false).map(|_| ()), unknown, "{change:?}");
@@ -51,7 +52,7 @@ mod tests {
 
     #[test]
     fn removing_members_passes_the_check() {
-        let change = ChangeMembers::<BasicNode>::RemoveNodes(BTreeSet::from([3]));
+        let change = ChangeMembers::<BasicNode>::RemoveNodes(BTreeSet::from([3].map(NodeId)));
         assert_eq!(change.check_targets_are_members(&three()), Ok(()));
     }
 }

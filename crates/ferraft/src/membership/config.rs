@@ -317,12 +317,12 @@ mod tests {
     use super::*;
     use crate::BasicNode;
 
-    fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
-        ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
+    fn nodes(ids: &[u64]) -> BTreeMap<NodeId, BasicNode> {
+        ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("n{id}")))).collect()
     }
 
-    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-        ids.iter().copied().collect()
+    fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().copied().map(NodeId).collect()
     }
 
     #[test]
@@ -338,7 +338,7 @@ mod tests {
     fn voter_needs_node_entry() {
         assert_eq!(
             Membership::new(vec![set(&[1, 2])], nodes(&[1])),
-            Err(MembershipError::VoterWithoutNode { node_id: 2 })
+            Err(MembershipError::VoterWithoutNode { node_id: NodeId(2) })
         );
     }
 

@@ -24,51 +24,51 @@ pub fn committed_index(configs: &[BTreeSet<NodeId>], matched: impl Fn(NodeId) ->
             scratch.extend(config.iter().map(|id| matched(*id)));
             // descending: the majority-th greatest is reached by a majority
             scratch.sort_unstable_by(|a, b| b.cmp(a));
-            scratch.get(config.len() / 2).copied().unwrap_or(0)
+            scratch.get(config.len() / 2).copied().unwrap_or(LogIndex(0))
         })
         .min()
-        .unwrap_or(0)
+        .unwrap_or(LogIndex(0))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-        ids.iter().copied().collect()
+    fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+        ids.iter().copied().map(NodeId).collect()
     }
 
     #[test]
     fn majority_of_three_needs_two() {
         let configs = [set(&[1, 2, 3])];
-        assert!(!is_quorum(&configs, |id| id == 1));
-        assert!(is_quorum(&configs, |id| id != 3));
+        assert!(!is_quorum(&configs, |id| id == NodeId(1)));
+        assert!(is_quorum(&configs, |id| id != NodeId(3)));
     }
 
     #[test]
     fn joint_quorum_needs_majority_of_each_config() {
         let configs = [set(&[1, 2, 3]), set(&[3, 4, 5])];
         // majority of old only
-        assert!(!is_quorum(&configs, |id| [1, 2].contains(&id)));
+        assert!(!is_quorum(&configs, |id| [1, 2].map(NodeId).contains(&id)));
         // majority of new only
-        assert!(!is_quorum(&configs, |id| [4, 5].contains(&id)));
-        assert!(is_quorum(&configs, |id| [2, 3, 4].contains(&id)));
+        assert!(!is_quorum(&configs, |id| [4, 5].map(NodeId).contains(&id)));
+        assert!(is_quorum(&configs, |id| [2, 3, 4].map(NodeId).contains(&id)));
     }
 
     #[test]
     fn committed_index_is_min_over_configs_of_majority_match() {
         let configs = [set(&[1, 2, 3]), set(&[3, 4, 5])];
-        let matched = |id: NodeId| [0, 10, 9, 5, 7, 1][id as usize];
+        let matched = |id: NodeId| LogIndex([0, 10, 9, 5, 7, 1][id.0 as usize]);
         // old: 10,9,5 -> 9 ; new: 7,5,1 -> 5
-        assert_eq!(committed_index(&configs, matched), 5);
-        assert_eq!(committed_index(&configs[..1], matched), 9);
+        assert_eq!(committed_index(&configs, matched), LogIndex(5));
+        assert_eq!(committed_index(&configs[..1], matched), LogIndex(9));
     }
 
     #[test]
     fn even_config_needs_more_than_half() {
         let configs = [set(&[1, 2, 3, 4])];
-        assert!(!is_quorum(&configs, |id| id <= 2));
-        let matched = |id: NodeId| [0, 4, 3, 2, 1][id as usize];
-        assert_eq!(committed_index(&configs, matched), 2);
+        assert!(!is_quorum(&configs, |id| id <= NodeId(2)));
+        let matched = |id: NodeId| LogIndex([0, 4, 3, 2, 1][id.0 as usize]);
+        assert_eq!(committed_index(&configs, matched), LogIndex(2));
     }
 }

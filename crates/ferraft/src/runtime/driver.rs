@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::engine::Role;
 use crate::log_id::index_of;
 use crate::network::Network;
-use crate::node::Node;
+use crate::node::{LogIndex, Node, NodeId, Term};
 use crate::state_machine::StateMachine;
 use crate::storage::{FlushNotifier, LogStore};
 
@@ -77,7 +77,7 @@ impl<SM: StateMachine, N: Node> JobSpawner<SM::Command, N> for BlockingSpawner<S
 
 impl<SM: StateMachine, N: Node> Driver<SM, N> {
     pub(crate) fn start(
-        id: u64,
+        id: NodeId,
         config: Arc<Config>,
         network: Arc<dyn Network<C<SM>, N>>,
         store: Box<dyn LogStore<C<SM>, N>>,
@@ -90,7 +90,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             let _ = tx.send(Event::Flushed(log_id));
         });
         let parts = HostParts { network, store, state_machine, spawner, notifier };
-        let seed = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ std::process::id() as u64;
+        let seed = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ std::process::id() as u64;
         let host = NodeHost::new(id, config, parts, seed, 0)?;
         let engine = host.engine();
         let (metrics, metrics_rx) = watch::channel(RaftMetrics {
@@ -98,10 +98,10 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             cluster_id: engine.cluster_id(),
             incarnation: engine.incarnation(),
             state: engine.server_state(),
-            current_term: 0,
+            current_term: Term(0),
             vote: engine.vote(),
             current_leader: None,
-            last_log_index: 0,
+            last_log_index: LogIndex(0),
             committed: None,
             last_applied: None,
             snapshot: None,
@@ -317,7 +317,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         let role = self.host.engine.server_state();
         if m.state != role {
             let leader = self.host.engine.current_leader();
-            tracing::info!(node = id, term, from = ?m.state, to = ?role, ?leader, "role changed");
+            tracing::info!(node = %id, %term, from = ?m.state, to = ?role, ?leader, "role changed");
         }
         let membership = self.host.engine.membership();
         let committed = self.host.engine.membership_committed();
@@ -326,7 +326,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         {
             if let Some(s) = membership {
                 let (log_index, configs) = (index_of(s.log_id), s.membership.configs());
-                tracing::info!(node = id, term, log_index, ?configs, committed, "membership in force");
+                tracing::info!(node = %id, %term, %log_index, ?configs, %committed, "membership in force");
             }
         }
     }
@@ -336,16 +336,16 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         let replication = match self.host.engine.role() {
             // the heartbeat time: catch-up rates and stalls are sampled per heartbeat
             Role::Leader(leader) => leader.progress.values().fold(leader.next_heartbeat_ms, |acc, p| {
-                acc.wrapping_mul(31).wrapping_add(p.matched_index() * 2 + p.reverted as u64)
+                acc.wrapping_mul(31).wrapping_add(p.matched_index().0 * 2 + p.reverted as u64)
             }),
             _ => 0,
         };
         [
-            self.host.engine.log().last_index(),
-            index_of(self.host.engine.committed()),
-            index_of(self.host.applied),
-            index_of(self.host.snapshot.as_ref().and_then(|s| s.meta.last_log_id)),
-            index_of(self.host.engine.log().purged()),
+            self.host.engine.log().last_index().0,
+            index_of(self.host.engine.committed()).0,
+            index_of(self.host.applied).0,
+            index_of(self.host.snapshot.as_ref().and_then(|s| s.meta.last_log_id)).0,
+            index_of(self.host.engine.log().purged()).0,
             replication,
         ]
     }
@@ -356,7 +356,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         if let Some(reply) = self.stopping.take() {
             let _ = reply.send(());
         }
-        tracing::info!(node = self.host.engine.id(), "stopped");
+        tracing::info!(node = %self.host.engine.id(), "stopped");
     }
 }
 

@@ -29,7 +29,7 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
             return Err(ForceNewClusterError::NotConfirmed);
         }
         let cluster = ClusterId::random();
-        tracing::warn!(node = self.id(), %cluster, "FORCE-NEW-CLUSTER requested by the operator");
+        tracing::warn!(node = %self.id(), %cluster, "FORCE-NEW-CLUSTER requested by the operator");
         let log_id = self.call(|tx| Event::ForceNewCluster(cluster, tx)).await??;
         let done = |m: &super::RaftMetrics<N>| {
             m.state == ServerState::Leader

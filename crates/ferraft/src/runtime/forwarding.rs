@@ -82,7 +82,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ForwardBook<SM, N, R> {
             Some(first) if *first <= log_id.index => {}
             _ => return response,
         }
-        self.lost_upto(log_id.index - 1);
+        self.lost_upto(log_id.index.prev());
         match self.placed.remove(&log_id.index) {
             Some((placed, _, reply)) if placed == log_id => match response {
                 Some(response) => {

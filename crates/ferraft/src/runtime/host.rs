@@ -75,7 +75,7 @@ pub struct NodeHost<SM: StateMachine, N: Node, R: ReplyKind> {
     pub(crate) outputs: Vec<Output<C<SM>, N>>,
     /// Addresses of candidates not (yet) in our membership, to answer their
     /// votes, and of nodes probed before they are added.
-    pub(crate) directory: HashMap<u64, N>,
+    pub(crate) directory: HashMap<NodeId, N>,
     /// Peers that refused this node, until they answer normally.
     pub(crate) refused: BTreeMap<NodeId, PeerRefusal>,
     pub(crate) fatal: Option<Fatal>,
@@ -209,7 +209,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             self.directory.insert(message.envelope.from, node.clone());
         }
         if self.refused.remove(&message.envelope.from).is_some() {
-            tracing::info!(node = self.engine.id(), peer = message.envelope.from, "peer no longer refuses");
+            tracing::info!(node = %self.engine.id(), peer = %message.envelope.from, "peer no longer refuses");
         }
         self.engine.on_message(message)
     }
@@ -221,14 +221,14 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
 
     /// The transport could not reach `peer`.
     pub fn unreachable(&mut self, peer: NodeId) {
-        tracing::debug!(node = self.engine.id(), peer, "peer unreachable: backing off");
+        tracing::debug!(node = %self.engine.id(), %peer, "peer unreachable: backing off");
         self.engine.on_peer_unreachable(peer);
         self.books.answer_probes(peer, None, Ok(0));
     }
 
     /// The transport reached `peer`, which refused this node.
     pub fn refused(&mut self, peer: NodeId, refusal: PeerRefusal) {
-        tracing::warn!(node = self.engine.id(), peer, %refusal, "peer refused this node");
+        tracing::warn!(node = %self.engine.id(), %peer, %refusal, "peer refused this node");
         self.engine.on_peer_unreachable(peer);
         self.refused.insert(peer, refusal);
         self.books.answer_probes(peer, None, Err(refusal));
@@ -371,7 +371,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
 
     /// Stops the node for good after a storage failure.
     pub(crate) fn fail(&mut self, error: StorageError) -> Fatal {
-        tracing::error!(node = self.engine.id(), %error, "storage failure: stopping the node");
+        tracing::error!(node = %self.engine.id(), %error, "storage failure: stopping the node");
         let fatal = Fatal::Storage(Arc::new(error));
         self.fatal = Some(fatal.clone());
         fatal

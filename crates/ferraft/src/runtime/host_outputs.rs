@@ -115,15 +115,14 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         };
         match node {
             Some(node) => self.network.send(node, message),
-            None => tracing::debug!(node = self.engine.id(), to, "no address for peer; message dropped"),
+            None => tracing::debug!(node = %self.engine.id(), %to, "no address for peer; message dropped"),
         }
     }
 
     /// Applies committed entries up to `upto`, answering their writes and
     /// the reads that waited for them.
     fn apply(&mut self, upto: LogId) {
-        let from = index_of(self.applied) + 1;
-        for index in from..=upto.index {
+        for index in index_of(self.applied).next().through(upto.index) {
             let Some(entry) = self.engine.log().get(index) else { break };
             let log_id = entry.log_id;
             let response = match &entry.payload {

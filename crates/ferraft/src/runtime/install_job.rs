@@ -82,18 +82,19 @@ mod tests {
     use crate::log_id::LogId;
     use crate::membership::{Membership, StoredMembership};
     use crate::snapshot_sink::MemorySnapshot;
-    use crate::{BasicNode, LeaderId};
+    use crate::{BasicNode, LeaderId, LogIndex, Term};
 
     #[test]
     fn a_state_machine_that_panics_decoding_gives_an_error_not_a_lost_answer() {
-        let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+        let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
         let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-        let meta = SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(1, 1), 9)), membership };
+        let meta =
+            SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(9))), membership };
         let partial = Box::<MemorySnapshot>::default();
         let checksum = crate::snapshot::SnapshotData::from(Vec::new()).checksum();
         let decode: Decode = Box::new(|_| panic!("a state machine bug"));
         // without an answer the receiver would refuse every chunk, installing forever
-        let decoded = InstallTask { from: 2, seq: 1, meta, checksum, partial, decode, saver: None }.run();
+        let decoded = InstallTask { from: NodeId(2), seq: 1, meta, checksum, partial, decode, saver: None }.run();
         assert!(decoded.result.is_err());
     }
 }

@@ -67,7 +67,13 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// voter. A leader change before the promotion cancels it: the answer is
     /// then `PartiallyApplied` (the learner is in, not promoted; ask the new
     /// leader again).
-    pub async fn add_learner_with(&self, id: NodeId, node: N, options: AddLearnerOptions) -> MembershipResult<N> {
+    pub async fn add_learner_with(
+        &self,
+        id: impl Into<NodeId>,
+        node: N,
+        options: AddLearnerOptions,
+    ) -> MembershipResult<N> {
+        let id = id.into();
         let Some(rule) = options.promote_when else {
             return self.add_learner(id, node, options.blocking).await;
         };

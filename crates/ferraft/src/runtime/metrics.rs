@@ -151,7 +151,8 @@ impl<N: crate::Node> Wait<N> {
 
     /// Waits until this node's state machine applied `index`.
     pub async fn applied_at_least(&mut self, index: LogIndex) -> Result<RaftMetrics<N>, WaitError> {
-        self.metrics(move |m| m.last_applied.map_or(0, |l| l.index) >= index, format!("applied >= {index}")).await
+        self.metrics(move |m| m.last_applied.map_or(LogIndex(0), |l| l.index) >= index, format!("applied >= {index}"))
+            .await
     }
 
     /// Waits until this node plays `state`.

@@ -93,12 +93,13 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// A node with persisted state resumes where it stopped; a fresh node waits
     /// to be initialized or added by a leader.
     pub async fn new(
-        id: NodeId,
+        id: impl Into<NodeId>,
         config: Config,
         network: Arc<dyn Network<Command<SM>, N>>,
         store: Box<dyn LogStore<Command<SM>, N>>,
         state_machine: SM,
     ) -> Result<Self, StartError> {
+        let id = id.into();
         config.validate()?;
         let probe_timeout = Duration::from_millis(config.election_timeout_max_ms * 2);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -240,10 +241,11 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// yet, down) is added all the same.
     pub async fn add_learner(
         &self,
-        id: NodeId,
+        id: impl Into<NodeId>,
         node: N,
         blocking: bool,
     ) -> Result<StoredMembership<N>, ChangeMembershipError<N>> {
+        let id = id.into();
         self.probe_new_member(id, &node).await?;
         let membership = self.change_membership(ChangeMembers::AddNodes([(id, node)].into()), false).await?;
         if blocking {
@@ -264,7 +266,7 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
             if let Some(refusal) = m.refused_peers.get(&id) {
                 // refused after the learner entry committed: it is a member now,
                 // so "nothing changed" (PeerRefused) would be untrue
-                tracing::warn!(node = self.id(), learner = id, ?refusal, "the added learner refuses this cluster");
+                tracing::warn!(node = %self.id(), learner = %id, ?refusal, "the added learner refuses this cluster");
                 return Err(ChangeMembershipError::PartiallyApplied { membership: Box::new(membership) });
             }
             if m.state != ServerState::Leader {

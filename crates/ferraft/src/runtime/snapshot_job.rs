@@ -72,11 +72,11 @@ mod tests {
     use super::*;
     use crate::membership::{Membership, StoredMembership};
     use crate::snapshot_sink::MemorySnapshot;
-    use crate::BasicNode;
+    use crate::{BasicNode, NodeId};
 
     #[test]
     fn a_state_machine_that_panics_encoding_gives_an_error_not_a_lost_answer() {
-        let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+        let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
         let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
         let meta = SnapshotMeta { last_log_id: None, membership };
         let writer: SnapshotWriter = Box::new(|_| panic!("a state machine bug"));

@@ -241,7 +241,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         let installed = result.and_then(|decoded| match decoded {
             Some((snapshot, install, made)) => self.install_decoded(from, seq, snapshot, install, made),
             None => {
-                tracing::warn!(node = self.engine.id(), from, "received snapshot bytes do not match their checksum");
+                tracing::warn!(node = %self.engine.id(), %from, "received snapshot bytes do not match their checksum");
                 self.engine.on_snapshot_chunk_stored(from, meta.last_log_id, 0, seq);
                 Ok(())
             }

@@ -87,16 +87,17 @@ mod tests {
     use crate::membership::{Membership, StoredMembership};
     use crate::snapshot_sink::MemorySnapshot;
     use crate::vote::Vote;
-    use crate::{BasicNode, LeaderId};
+    use crate::{BasicNode, LeaderId, LogIndex, NodeId, Term};
 
     fn meta(last: u64) -> SnapshotMeta<BasicNode> {
-        let nodes = [(1, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
+        let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
         let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-        SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(1, 1), last)), membership }
+        SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(last))), membership }
     }
 
     fn chunk(leader: u64, offset: u64, data: &'static [u8], done: bool, checksum: u32) -> SnapshotChunk<BasicNode> {
-        let vote = Vote::new_committed(leader, leader);
+        // leader n is elected in term n
+        let vote = Vote::new_committed(Term(leader), NodeId(leader));
         let data = Bytes::from_static(data);
         SnapshotChunk { vote, meta: meta(9), offset, data, done, checksum, seq: 1, leader_node: None }
     }

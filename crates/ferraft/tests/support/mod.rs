@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferraft::mem::{MemLogStore, MemRouter, RecordingStateMachine};
-use ferraft::{BasicNode, Config, LeaderIdMode, NodeId, Raft, ServerState};
+use ferraft::{BasicNode, Config, LeaderIdMode, LogIndex, NodeId, Raft, ServerState};
 
 pub type Sm = RecordingStateMachine<u64>;
 pub type Node = Raft<Sm, BasicNode>;
@@ -23,12 +23,14 @@ pub fn fast_config(mode: LeaderIdMode) -> Config {
     }
 }
 
-pub fn addr(id: NodeId) -> String {
-    format!("node-{id}")
+// Scenarios name nodes by plain numbers; a helper taking one id also takes a `NodeId`.
+
+pub fn addr(id: impl Into<NodeId>) -> String {
+    format!("node-{}", id.into())
 }
 
-pub fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
-    ids.iter().map(|id| (*id, BasicNode::new(addr(*id)))).collect()
+pub fn nodes(ids: &[impl Into<NodeId> + Copy]) -> BTreeMap<NodeId, BasicNode> {
+    ids.iter().map(|&id| (id.into(), BasicNode::new(addr(id)))).collect()
 }
 
 pub struct Member {
@@ -53,7 +55,8 @@ impl Cluster {
     }
 
     /// Starts (or restarts, on its old store) node `id`.
-    pub async fn start(&mut self, id: NodeId) -> Node {
+    pub async fn start(&mut self, id: impl Into<NodeId>) -> Node {
+        let id = id.into();
         let (store, sm) = match self.members.remove(&id) {
             Some(old) => {
                 let _ = old.raft.shutdown().await;
@@ -71,7 +74,7 @@ impl Cluster {
     }
 
     /// Starts nodes `ids` and initializes them as the voters.
-    pub async fn start_initialized(config: Config, ids: &[NodeId]) -> Self {
+    pub async fn start_initialized(config: Config, ids: &[impl Into<NodeId> + Copy]) -> Self {
         let mut cluster = Self::new(config);
         for id in ids {
             cluster.start(*id).await;
@@ -80,18 +83,20 @@ impl Cluster {
         cluster
     }
 
-    pub fn raft(&self, id: NodeId) -> &Node {
-        &self.members[&id].raft
+    pub fn raft(&self, id: impl Into<NodeId>) -> &Node {
+        &self.members[&id.into()].raft
     }
 
     /// Stops a node (a crash: nothing in flight is flushed beyond the store).
-    pub async fn crash(&mut self, id: NodeId) {
+    pub async fn crash(&mut self, id: impl Into<NodeId>) {
+        let id = id.into();
         self.router.unregister(&addr(id));
         self.raft(id).shutdown().await.expect("shutdown");
     }
 
     /// Waits until the nodes in `ids` agree on one leader among them; returns it.
-    pub async fn leader_among(&self, ids: &[NodeId]) -> NodeId {
+    pub async fn leader_among(&self, ids: &[impl Into<NodeId> + Copy]) -> NodeId {
+        let ids: Vec<NodeId> = ids.iter().map(|&id| id.into()).collect();
         let deadline = tokio::time::Instant::now() + WAIT;
         loop {
             let leaders: Vec<NodeId> = ids
@@ -111,25 +116,25 @@ impl Cluster {
     }
 
     /// The leader's read index: covers every write it acknowledged.
-    pub async fn read_index(&self, leader: NodeId) -> u64 {
+    pub async fn read_index(&self, leader: impl Into<NodeId>) -> LogIndex {
         self.raft(leader).ensure_linearizable().await.expect("leader read index")
     }
 
-    pub async fn wait_applied(&self, ids: &[NodeId], index: u64) {
-        for id in ids {
-            self.raft(*id).wait(WAIT).applied_at_least(index).await.unwrap_or_else(|e| panic!("node {id}: {e}"));
+    pub async fn wait_applied(&self, ids: &[impl Into<NodeId> + Copy], index: LogIndex) {
+        for id in ids.iter().map(|&id| -> NodeId { id.into() }) {
+            self.raft(id).wait(WAIT).applied_at_least(index).await.unwrap_or_else(|e| panic!("node {id}: {e}"));
         }
     }
 
     /// Every node in `ids` applied exactly `expected`, in order.
-    pub fn assert_applied_everywhere(&self, ids: &[NodeId], expected: &[u64]) {
-        for id in ids {
-            assert_eq!(self.applied(*id), expected, "node {id} applied the same writes in the same order");
+    pub fn assert_applied_everywhere(&self, ids: &[impl Into<NodeId> + Copy], expected: &[u64]) {
+        for id in ids.iter().map(|&id| -> NodeId { id.into() }) {
+            assert_eq!(self.applied(id), expected, "node {id} applied the same writes in the same order");
         }
     }
 
     /// The commands node `id` applied, in order.
-    pub fn applied(&self, id: NodeId) -> Vec<u64> {
-        self.members[&id].sm.applied().into_iter().map(|(_, c)| c).collect()
+    pub fn applied(&self, id: impl Into<NodeId>) -> Vec<u64> {
+        self.members[&id.into()].sm.applied().into_iter().map(|(_, c)| c).collect()
     }
 }

@@ -40,13 +40,13 @@ fn entries_are_split_across_appends_to_stay_within_max_append_bytes() {
     ack(&mut engine, 2, blank);
     engine.take_outputs();
     let proposed = engine.propose((0..20).collect::<Vec<u64>>()).unwrap().unwrap();
-    let appends = appends_to(&engine.take_outputs(), 2);
+    let appends = appends_to(&engine.take_outputs(), NodeId(2));
     for entries in &appends {
         let bytes: u64 = entries.iter().map(encoded_size).sum();
         assert!(bytes <= max_bytes as u64, "an append of {} entries, {bytes} bytes", entries.len());
     }
     let sent: Vec<LogIndex> = appends.iter().flatten().map(|e| e.log_id.index).collect();
-    let expected: Vec<LogIndex> = (proposed.index..proposed.index + 20).collect();
+    let expected: Vec<LogIndex> = proposed.index.until(proposed.index + 20).collect();
     assert_eq!(sent, expected, "every entry is sent, in order, across several appends");
 }
 
@@ -57,6 +57,6 @@ fn an_entry_larger_than_max_append_bytes_still_goes_alone() {
     ack(&mut engine, 2, blank);
     engine.take_outputs();
     engine.propose(vec![7, 8]).unwrap();
-    let appends = appends_to(&engine.take_outputs(), 2);
+    let appends = appends_to(&engine.take_outputs(), NodeId(2));
     assert_eq!(appends.iter().map(Vec::len).collect::<Vec<_>>(), vec![1, 1]);
 }

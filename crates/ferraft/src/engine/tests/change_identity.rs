@@ -48,10 +48,11 @@ fn a_retried_change_id_gets_the_first_outcome_even_from_another_leader() {
     commit_everywhere(&mut engine);
     let first = done(&engine.take_outputs());
     assert!(matches!(&first[..], [(1, ok)] if ok.starts_with("Ok")), "{first:?}");
-    let entries: Vec<_> = (1..=engine.log().last_index()).map(|i| engine.log().get(i).unwrap().clone()).collect();
+    let entries: Vec<_> =
+        LogIndex(1).through(engine.log().last_index()).map(|i| engine.log().get(i).unwrap().clone()).collect();
     let last_before = engine.log().last_log_id();
     // the same call again, on node 2 leading after a failover: nothing new is proposed
-    let mut other = leader_from_log(2, entries);
+    let mut other = leader_from_log(NodeId(2), entries);
     commit_all(&mut other);
     other.take_outputs();
     let before = other.log().last_log_id();
@@ -74,10 +75,10 @@ fn a_retried_change_id_does_not_apply_a_removal_twice() {
     engine.change_membership(2, ChangeMembers::AddVoterIds(set(&[3])), false).unwrap();
     commit_everywhere(&mut engine);
     commit_everywhere(&mut engine);
-    assert!(engine.effective().unwrap().is_voter(3));
+    assert!(engine.effective().unwrap().is_voter(NodeId(3)));
     engine.take_outputs();
     engine.change_membership_guarded(3, ChangeMembers::RemoveVoters(set(&[3])), true, guard("shrink")).unwrap();
-    assert!(engine.effective().unwrap().is_voter(3), "the retry did not run the removal again");
+    assert!(engine.effective().unwrap().is_voter(NodeId(3)), "the retry did not run the removal again");
     let answered = done(&engine.take_outputs());
     assert!(matches!(&answered[..], [(3, ok)] if ok.starts_with("Ok")), "{answered:?}");
 }
@@ -116,8 +117,8 @@ fn a_change_whose_precondition_fails_changes_nothing() {
     }
     let answered = done(&engine.take_outputs());
     assert!(answered.iter().any(|(id, a)| *id == 4 && a.contains("PreconditionFailed")), "{answered:?}");
-    assert!(engine.effective().unwrap().is_member(6), "the change ahead of it ran");
-    assert!(engine.effective().unwrap().is_member(4), "the guarded removal never ran");
+    assert!(engine.effective().unwrap().is_member(NodeId(6)), "the change ahead of it ran");
+    assert!(engine.effective().unwrap().is_member(NodeId(4)), "the guarded removal never ran");
 }
 
 #[test]
@@ -160,9 +161,9 @@ fn a_leader_after_a_whole_cluster_restart_finishes_a_committed_joint_config() {
     let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
     engine.change_membership_guarded(1, ChangeMembers::AddVoterIds(set(&[4])), false, guard("grow")).unwrap();
     let joint = engine.log().last_log_id().unwrap();
-    let entries: Vec<_> = (1..=joint.index).map(|i| engine.log().get(i).unwrap().clone()).collect();
+    let entries: Vec<_> = LogIndex(1).through(joint.index).map(|i| engine.log().get(i).unwrap().clone()).collect();
     // every node restarts with the joint entry committed, nothing after it
-    let mut restarted = leader_from_log(2, entries);
+    let mut restarted = leader_from_log(NodeId(2), entries);
     commit_all(&mut restarted);
     let m = restarted.membership().unwrap().membership.clone();
     assert_eq!(m.configs(), &[set(&[1, 2, 3, 4])], "the new leader proposed the exit by itself");
@@ -205,7 +206,7 @@ fn a_leader_outside_the_old_config_does_not_revert_an_uncommitted_joint_config()
         entries: vec![membership_entry(&[1, 2, 3, 4], &[1, 2, 3, 4])],
         ..LogState::default()
     };
-    let mut engine = Engine::new(1, config, &state, 1, 0);
+    let mut engine = Engine::new(NodeId(1), config, &state, 1, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
     for peer in [2, 3, 4] {

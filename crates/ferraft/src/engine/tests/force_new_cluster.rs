@@ -14,7 +14,7 @@ fn a_forced_survivor_leads_alone_in_a_new_cluster_and_commits_its_log() {
     survivor.log.push(entry);
     let new_cluster = ClusterId::new(0xbeef).unwrap();
     let at = survivor.force_new_cluster(new_cluster).unwrap();
-    assert_eq!(at.index, 3, "the new membership follows the survivor's log");
+    assert_eq!(at.index, LogIndex(3), "the new membership follows the survivor's log");
     let outputs = survivor.take_outputs();
     let saved_cluster = outputs.iter().position(|o| matches!(o, Output::SaveClusterId(c) if *c == new_cluster));
     let saved_vote = outputs.iter().position(|o| matches!(o, Output::SaveVote(_)));
@@ -37,7 +37,7 @@ fn a_forced_survivor_leads_alone_in_a_new_cluster_and_commits_its_log() {
 #[test]
 fn force_new_cluster_needs_a_membership_naming_this_node() {
     let state = LogState::default();
-    let mut fresh: TestEngine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    let mut fresh: TestEngine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, false), &state, 1, 0);
     let cluster = ClusterId::new(9).unwrap();
     assert!(matches!(fresh.force_new_cluster(cluster), Err(ForceNewClusterError::NotInitialized)));
     let mut learner = member(4, &[1, 2, 3], config(LeaderIdMode::Standard, false));

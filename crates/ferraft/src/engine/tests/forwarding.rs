@@ -18,7 +18,7 @@ fn append_from(
     seq: u64,
 ) -> MessageBody<u64, BasicNode> {
     MessageBody::Append(AppendEntries {
-        vote: Vote::new_committed(term, leader),
+        vote: Vote::new_committed(Term(term), leader),
         prev_log_id: Some(log_id(1, 1, 1)),
         entries,
         committed: None,
@@ -31,14 +31,15 @@ fn append_from(
 /// the initial membership.
 fn follower_of_1(entries: Vec<Entry<u64, BasicNode>>) -> TestEngine {
     let mut engine = member(3, &[1, 2, 3], standard());
-    engine.on_message(msg(1, 3, append_from(2, 1, entries, 1)));
+    engine.on_message(msg(1, 3, append_from(2, NodeId(1), entries, 1)));
     engine.take_outputs();
     engine
 }
 
 /// `from` acknowledges the leader's message `seq`, holding up to `matched`.
 fn ack_seq(engine: &mut TestEngine, from: NodeId, matched: Option<LogId>, seq: u64) {
-    let reply = AppendReply { vote: engine.vote(), seq, outcome: AppendOutcome::Success { matched }, committed: 0 };
+    let reply =
+        AppendReply { vote: engine.vote(), seq, outcome: AppendOutcome::Success { matched }, committed: LogIndex(0) };
     engine.on_message(msg(from, engine.id(), MessageBody::AppendReply(reply)));
 }
 
@@ -57,7 +58,7 @@ fn settled_leader() -> TestEngine {
     let mut engine = leader(&[1, 2, 3]);
     let blank = engine.log().last_log_id();
     engine.on_log_flushed(blank.unwrap());
-    ack_seq(&mut engine, 2, blank, 1);
+    ack_seq(&mut engine, NodeId(2), blank, 1);
     assert_eq!(engine.committed(), blank);
     engine.take_outputs();
     engine
@@ -85,7 +86,7 @@ fn read_index_replies(outputs: &[Output<u64, BasicNode>]) -> Vec<(NodeId, ReadIn
 
 /// A batch handed to node 1 as leader of term 1 (what `settled_leader` is).
 fn forward_write(id: u64, commands: Vec<u64>) -> MessageBody<u64, BasicNode> {
-    forward_write_to(LeaderId::new(1, 1), id, commands)
+    forward_write_to(LeaderId::new(Term(1), NodeId(1)), id, commands)
 }
 
 fn forward_write_to(leader: LeaderId, id: u64, commands: Vec<u64>) -> MessageBody<u64, BasicNode> {
@@ -103,9 +104,13 @@ fn a_follower_hands_a_batch_of_writes_to_its_leader_in_one_message() {
     let outputs = engine.take_outputs();
     let messages = sent(&outputs);
     assert_eq!(messages.len(), 1, "{outputs:?}");
-    assert_eq!(messages[0].envelope.to, 1);
-    assert_eq!(messages[0].body, forward_write_to(LeaderId::new(2, 1), id, vec![7, 8]), "to leader 1 of term 2");
-    assert_eq!(engine.log().last_index(), 1, "nothing is appended on the follower");
+    assert_eq!(messages[0].envelope.to, NodeId(1));
+    assert_eq!(
+        messages[0].body,
+        forward_write_to(LeaderId::new(Term(2), NodeId(1)), id, vec![7, 8]),
+        "to leader 1 of term 2"
+    );
+    assert_eq!(engine.log().last_index(), LogIndex(1), "nothing is appended on the follower");
 }
 
 #[test]
@@ -126,7 +131,7 @@ fn the_leader_proposes_forwarded_writes_and_says_where_they_sit() {
     let first = engine.log().log_id_at(before + 1).unwrap();
     assert_eq!(
         forward_replies(&outputs),
-        vec![(2, ForwardWriteReply { id: 40, outcome: ForwardOutcome::Accepted { first } })]
+        vec![(NodeId(2), ForwardWriteReply { id: 40, outcome: ForwardOutcome::Accepted { first } })]
     );
     assert!(outputs.iter().any(|o| matches!(o, Output::AppendLog(e) if e.len() == 2)), "{outputs:?}");
 }
@@ -141,7 +146,7 @@ fn the_leader_tells_the_follower_when_its_forwarded_writes_commit() {
     assert!(forward_replies(&engine.take_outputs()).is_empty(), "not committed yet: nothing to say");
     ack(&mut engine, 3, last);
     let committed = ForwardWriteReply { id: 40, outcome: ForwardOutcome::Committed { upto: last.unwrap() } };
-    assert_eq!(forward_replies(&engine.take_outputs()), vec![(2, committed)]);
+    assert_eq!(forward_replies(&engine.take_outputs()), vec![(NodeId(2), committed)]);
 }
 
 #[test]
@@ -158,11 +163,11 @@ fn a_copy_of_a_forwarded_batch_is_proposed_once() {
 #[test]
 fn a_node_that_does_not_lead_refuses_forwarded_writes_and_proposes_nothing() {
     let mut engine = follower_of_1(vec![]);
-    engine.on_message(msg(2, 3, forward_write_to(LeaderId::new(2, 3), 40, vec![7])));
+    engine.on_message(msg(2, 3, forward_write_to(LeaderId::new(Term(2), NodeId(3)), 40, vec![7])));
     let outputs = engine.take_outputs();
-    assert_eq!(engine.log().last_index(), 1);
-    let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(1) } };
-    assert_eq!(forward_replies(&outputs), vec![(2, refused)]);
+    assert_eq!(engine.log().last_index(), LogIndex(1));
+    let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(NodeId(1)) } };
+    assert_eq!(forward_replies(&outputs), vec![(NodeId(2), refused)]);
 }
 
 #[test]
@@ -193,8 +198,8 @@ fn a_follower_does_not_commit_on_the_leaders_word_an_entry_it_holds_under_anothe
     // index 2 here is an entry of an old leader (term 1, node 2), not the leader's
     let mut engine = member(3, &[1, 2, 3], standard());
     let old = Entry { log_id: log_id(1, 2, 2), payload: EntryPayload::Normal(5) };
-    engine.on_message(msg(2, 3, append_from(1, 2, vec![old], 1)));
-    engine.on_message(msg(1, 3, append_from(2, 1, vec![], 1)));
+    engine.on_message(msg(2, 3, append_from(1, NodeId(2), vec![old], 1)));
+    engine.on_message(msg(1, 3, append_from(2, NodeId(1), vec![], 1)));
     let id = engine.forward_write(vec![7]).unwrap();
     engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Accepted { first: log_id(2, 1, 2) })));
     engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
@@ -226,11 +231,11 @@ fn a_follower_asks_its_leader_for_a_read_index_and_reads_once_it_applied_that_fa
         .find_map(|m| if let MessageBody::ReadIndexAsk(a) = m.body { Some(a) } else { None })
         .expect("asked");
     assert!(!ask.lease);
-    let ready = ReadIndexOutcome::Ready { read_index: 2, committed: Some(log_id(2, 1, 2)) };
+    let ready = ReadIndexOutcome::Ready { read_index: LogIndex(2), committed: Some(log_id(2, 1, 2)) };
     engine.on_message(msg(1, 3, MessageBody::ReadIndexReply(ReadIndexReply { id: ask.id, outcome: ready })));
     let outputs = engine.take_outputs();
-    let apply = outputs.iter().position(|o| matches!(o, Output::Apply { upto } if upto.index == 2));
-    let read = outputs.iter().position(|o| matches!(o, Output::ReadReady { request_id: 9, read_index: 2 }));
+    let apply = outputs.iter().position(|o| matches!(o, Output::Apply { upto } if upto.index == LogIndex(2)));
+    let read = outputs.iter().position(|o| matches!(o, Output::ReadReady { request_id: 9, read_index: LogIndex(2) }));
     assert!(apply.is_some() && apply < read, "the read index commits here first, then the read may run: {outputs:?}");
 }
 
@@ -240,17 +245,17 @@ fn the_leader_answers_a_read_index_only_once_a_quorum_confirmed_it_still_leads()
     engine.on_message(msg(2, 1, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: false })));
     let outputs = engine.take_outputs();
     assert!(read_index_replies(&outputs).is_empty(), "no answer before the round: {outputs:?}");
-    let round = last_seq_to(&outputs, 3);
+    let round = last_seq_to(&outputs, NodeId(3));
     let committed = engine.committed();
-    ack_seq(&mut engine, 3, committed, 1);
+    ack_seq(&mut engine, NodeId(3), committed, 1);
     assert!(
         read_index_replies(&engine.take_outputs()).is_empty(),
         "an ack of a message sent before the ask confirms nothing"
     );
-    ack_seq(&mut engine, 3, committed, round);
+    ack_seq(&mut engine, NodeId(3), committed, round);
     let committed = engine.committed();
     let ready = ReadIndexOutcome::Ready { read_index: index_of(committed), committed };
-    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, ReadIndexReply { id: 5, outcome: ready })]);
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(NodeId(2), ReadIndexReply { id: 5, outcome: ready })]);
 }
 
 #[test]
@@ -270,11 +275,16 @@ fn a_leader_that_steps_down_refuses_the_read_indexes_it_was_confirming() {
     let mut engine = settled_leader();
     engine.on_message(msg(2, 1, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: false })));
     engine.take_outputs();
-    let newer = AppendReply { vote: Vote::new_committed(9, 3), seq: 0, outcome: AppendOutcome::Rejected, committed: 0 };
+    let newer = AppendReply {
+        vote: Vote::new_committed(Term(9), NodeId(3)),
+        seq: 0,
+        outcome: AppendOutcome::Rejected,
+        committed: LogIndex(0),
+    };
     engine.on_message(msg(3, 1, MessageBody::AppendReply(newer)));
     assert!(!engine.is_leader());
     let refused = ReadIndexReply { id: 5, outcome: ReadIndexOutcome::NotConfirmed };
-    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, refused)]);
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(NodeId(2), refused)]);
 }
 
 #[test]
@@ -282,7 +292,7 @@ fn a_node_that_does_not_lead_refuses_a_read_index() {
     let mut engine = follower_of_1(vec![]);
     engine.on_message(msg(2, 3, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: true })));
     let refused = ReadIndexReply { id: 5, outcome: ReadIndexOutcome::NotConfirmed };
-    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(2, refused)]);
+    assert_eq!(read_index_replies(&engine.take_outputs()), vec![(NodeId(2), refused)]);
 }
 
 #[test]
@@ -306,14 +316,14 @@ fn a_follower_hands_nothing_to_a_leader_it_cannot_reach_until_it_hears_from_it_a
     engine.read_index_here(9, false).unwrap();
     engine.take_outputs();
     engine.on_tick(5);
-    engine.on_peer_unreachable(1);
+    engine.on_peer_unreachable(NodeId(1));
     let outputs = engine.take_outputs();
     assert!(outputs.iter().any(|o| matches!(o, Output::ReadFailed { request_id: 9 })), "{outputs:?}");
     let refused = engine.forward_write(vec![7]).unwrap_err();
     assert_eq!(refused.leader_id, None, "nothing sent, nothing happened: go find the leader");
     assert!(sent(&engine.take_outputs()).is_empty());
     engine.on_tick(6);
-    engine.on_message(msg(1, 3, append_from(2, 1, vec![], 2)));
+    engine.on_message(msg(1, 3, append_from(2, NodeId(1), vec![], 2)));
     assert!(engine.forward_write(vec![7]).is_ok(), "heard from again: writes go to it");
 }
 
@@ -324,7 +334,7 @@ fn a_batch_the_leader_says_committed_before_this_follower_holds_it_still_fails_u
     let id = engine.forward_write(vec![7]).unwrap();
     engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Accepted { first: log_id(2, 1, 2) })));
     engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
-    assert_eq!(engine.log().last_index(), 1, "the entry never reached this follower");
+    assert_eq!(engine.log().last_index(), LogIndex(1), "the entry never reached this follower");
     engine.take_outputs();
     // cut off for good (or removed): the entry never arrives, the caller must still hear
     let timeout = engine.config_election_timeout_max_ms();
@@ -337,7 +347,7 @@ fn a_batch_the_leader_says_committed_before_this_follower_holds_it_still_fails_u
 /// Leader 1 of term 2 learns of leader 2 of term 3 and follows it.
 fn superseded(engine: &mut TestEngine) {
     let append = MessageBody::Append(AppendEntries {
-        vote: Vote::new_committed(3, 2),
+        vote: Vote::new_committed(Term(3), NodeId(2)),
         prev_log_id: engine.log().last_log_id(),
         entries: vec![],
         committed: None,
@@ -369,8 +379,8 @@ fn a_copy_of_a_batch_sent_to_an_earlier_leadership_is_never_proposed_by_a_later_
     let mut engine = settled_leader();
     superseded(&mut engine);
     engine.on_message(msg(2, 1, forward_write(40, vec![7])));
-    let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(2) } };
-    assert_eq!(forward_replies(&engine.take_outputs()), vec![(2, refused)]);
+    let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: Some(NodeId(2)) } };
+    assert_eq!(forward_replies(&engine.take_outputs()), vec![(NodeId(2), refused)]);
     wins_again(&mut engine);
     let before = engine.log().last_index();
     engine.on_message(msg(2, 1, forward_write(40, vec![7])));
@@ -394,11 +404,11 @@ fn a_restarted_leader_says_nothing_of_a_batch_sent_to_its_leadership_before_the_
     // false, so the follower must fall back to "outcome unknown"
     let state = LogState {
         cluster_id: ClusterId::new(CLUSTER),
-        vote: Some(Vote::new_committed(1, 1)),
+        vote: Some(Vote::new_committed(Term(1), NodeId(1))),
         entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])],
         ..LogState::default()
     };
-    let mut engine = Engine::new(1, standard(), &state, 1, 0);
+    let mut engine = Engine::new(NodeId(1), standard(), &state, 1, 0);
     engine.take_outputs();
     engine.on_message(msg(2, 1, forward_write(40, vec![7])));
     assert!(forward_replies(&engine.take_outputs()).is_empty());
@@ -421,7 +431,7 @@ fn a_commit_the_leader_reported_before_its_entry_arrived_applies_as_soon_as_the_
     assert_eq!(engine.committed(), None, "entry 2 is not here yet");
     engine.take_outputs();
     let entry = Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Normal(7) };
-    engine.on_message(msg(1, 3, append_from(2, 1, vec![entry], 2)));
+    engine.on_message(msg(1, 3, append_from(2, NodeId(1), vec![entry], 2)));
     assert_eq!(engine.committed(), Some(log_id(2, 1, 2)));
     let outputs = engine.take_outputs();
     assert!(outputs.iter().any(|o| matches!(o, Output::Apply { upto } if *upto == log_id(2, 1, 2))), "{outputs:?}");
@@ -435,7 +445,7 @@ fn a_reported_commit_applies_only_to_the_entry_with_that_exact_log_id() {
     let id = engine.forward_write(vec![7]).unwrap();
     engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Committed { upto: log_id(2, 1, 2) })));
     let other = Entry { log_id: log_id(3, 2, 2), payload: EntryPayload::Normal(5) };
-    engine.on_message(msg(2, 3, append_from(3, 2, vec![other], 2)));
+    engine.on_message(msg(2, 3, append_from(3, NodeId(2), vec![other], 2)));
     assert_eq!(engine.log().last_log_id(), Some(log_id(3, 2, 2)));
     assert_eq!(engine.committed(), None);
 }

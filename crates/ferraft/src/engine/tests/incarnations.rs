@@ -6,18 +6,18 @@ use crate::incarnation::Incarnation;
 use crate::message::{Probe, ProbeReply};
 
 /// The incarnation each node of these tests had before any wipe.
-fn first_life(id: NodeId) -> u64 {
-    id * 11
+fn first_life(id: impl Into<NodeId>) -> u64 {
+    id.into().0 * 11
 }
 
 /// A wiped node's incarnation.
-fn second_life(id: NodeId) -> u64 {
-    id * 111
+fn second_life(id: impl Into<NodeId>) -> u64 {
+    id.into().0 * 111
 }
 
 /// Membership `voters` (uniform) with every member's first incarnation recorded.
-fn recorded_entry(voters: &[NodeId], all: &[NodeId]) -> Entry<u64, BasicNode> {
-    let incarnations = all.iter().map(|id| (*id, first_life(*id))).collect();
+fn recorded_entry(voters: &[u64], all: &[u64]) -> Entry<u64, BasicNode> {
+    let incarnations = all.iter().map(|id| (NodeId(*id), first_life(*id))).collect();
     let m = Membership::new(vec![set(voters)], nodes(all)).unwrap().with_incarnations(incarnations);
     Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) }
 }
@@ -31,7 +31,7 @@ fn node_with(id: NodeId, entries: Vec<Entry<u64, BasicNode>>, committed: Option<
         committed,
         ..LogState::default()
     };
-    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id.0, 0);
     engine.take_outputs();
     engine
 }
@@ -39,13 +39,19 @@ fn node_with(id: NodeId, entries: Vec<Entry<u64, BasicNode>>, committed: Option<
 /// Node `id` after its disk was wiped: nothing but a new incarnation.
 fn wiped(id: NodeId) -> TestEngine {
     let state = LogState { incarnation: Incarnation::new(second_life(id)), ..LogState::default() };
-    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id.0, 0);
     engine.take_outputs();
     engine
 }
 
 /// A message from `from` in incarnation `life` to `to` (its recorded incarnation unknown).
-fn from_life(from: NodeId, life: u64, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
+fn from_life(
+    from: impl Into<NodeId>,
+    life: u64,
+    to: impl Into<NodeId>,
+    body: MessageBody<u64, BasicNode>,
+) -> Message<u64, BasicNode> {
+    let (from, to) = (from.into(), to.into());
     let envelope = Envelope { cluster_id: CLUSTER, from, to, from_incarnation: life, to_incarnation: 0 };
     Message { envelope, body }
 }
@@ -59,12 +65,12 @@ fn command_entry(index: u64) -> Entry<u64, BasicNode> {
 /// does not vote for it and its vote would not count: node 3 is not elected.
 #[test]
 fn a_wiped_voter_cannot_help_elect_a_leader_lacking_a_committed_entry() {
-    let mut candidate = node_with(3, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
-    let mut wiped_two = wiped(2);
+    let mut candidate = node_with(NodeId(3), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let mut wiped_two = wiped(NodeId(2));
     candidate.on_tick(10_000);
     let requests = candidate.take_outputs();
-    let to_two = sent(&requests).into_iter().find(|m| m.envelope.to == 2).expect("vote request to 2").clone();
-    assert_eq!(to_two.envelope.to_incarnation, first_life(2), "addressed to the recorded incarnation");
+    let to_two = sent(&requests).into_iter().find(|m| m.envelope.to == NodeId(2)).expect("vote request to 2").clone();
+    assert_eq!(to_two.envelope.to_incarnation, first_life(NodeId(2)), "addressed to the recorded incarnation");
     wiped_two.on_message(to_two);
     let replies = wiped_two.take_outputs();
     assert!(sent(&replies).is_empty(), "the wiped node answers nothing meant for its old self: {replies:?}");
@@ -72,11 +78,11 @@ fn a_wiped_voter_cannot_help_elect_a_leader_lacking_a_committed_entry() {
     // even a granted vote from the new incarnation does not count
     let vote = candidate.vote();
     let reply = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
-    candidate.on_message(from_life(2, second_life(2), 3, MessageBody::VoteReply(reply)));
+    candidate.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(3), MessageBody::VoteReply(reply)));
     assert!(!candidate.is_leader(), "elected with the vote of a wiped node: entry 2 would be lost");
 
     // the same vote from the recorded incarnation does count
-    candidate.on_message(from_life(2, first_life(2), 3, MessageBody::VoteReply(reply)));
+    candidate.on_message(from_life(NodeId(2), first_life(NodeId(2)), NodeId(3), MessageBody::VoteReply(reply)));
     assert!(candidate.is_leader());
 }
 
@@ -84,20 +90,24 @@ fn a_wiped_voter_cannot_help_elect_a_leader_lacking_a_committed_entry() {
 /// node 2 does not commit an entry; one from the recorded incarnation does.
 #[test]
 fn acks_from_another_incarnation_do_not_count_toward_commit() {
-    let mut leader = node_with(1, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let mut leader = node_with(NodeId(1), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     leader.on_tick(10_000);
     let vote = leader.vote();
     let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
-    leader.on_message(from_life(3, first_life(3), 1, MessageBody::VoteReply(granted)));
+    leader.on_message(from_life(NodeId(3), first_life(NodeId(3)), NodeId(1), MessageBody::VoteReply(granted)));
     assert!(leader.is_leader());
     let vote = leader.vote();
     let last = leader.log().last_log_id();
     leader.on_log_flushed(last.unwrap());
-    let matched =
-        AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Success { matched: last }, committed: 0 };
-    leader.on_message(from_life(2, second_life(2), 1, MessageBody::AppendReply(matched)));
+    let matched = AppendReply {
+        vote,
+        seq: u64::MAX / 2,
+        outcome: AppendOutcome::Success { matched: last },
+        committed: LogIndex(0),
+    };
+    leader.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(1), MessageBody::AppendReply(matched)));
     assert!(leader.committed() < last, "committed on the word of a wiped node");
-    leader.on_message(from_life(2, first_life(2), 1, MessageBody::AppendReply(matched)));
+    leader.on_message(from_life(NodeId(2), first_life(NodeId(2)), NodeId(1), MessageBody::AppendReply(matched)));
     assert_eq!(leader.committed(), last);
 }
 
@@ -105,19 +115,19 @@ fn acks_from_another_incarnation_do_not_count_toward_commit() {
 /// never acknowledges what its old self was sent.
 #[test]
 fn a_follower_drops_appends_meant_for_its_old_incarnation() {
-    let mut wiped_two = wiped(2);
+    let mut wiped_two = wiped(NodeId(2));
     let append = AppendEntries {
-        vote: Vote::new_committed(2, 1),
+        vote: Vote::new_committed(Term(2), NodeId(1)),
         prev_log_id: None,
         entries: vec![recorded_entry(&[1, 2, 3], &[1, 2, 3]), command_entry(2)],
         committed: None,
         seq: 1,
         leader_node: Some(BasicNode::new("n1")),
     };
-    let mut message = from_life(1, first_life(1), 2, MessageBody::Append(append));
-    message.envelope.to_incarnation = first_life(2);
+    let mut message = from_life(NodeId(1), first_life(NodeId(1)), NodeId(2), MessageBody::Append(append));
+    message.envelope.to_incarnation = first_life(NodeId(2));
     wiped_two.on_message(message);
-    assert_eq!(wiped_two.log().last_index(), 0);
+    assert_eq!(wiped_two.log().last_index(), LogIndex(0));
     assert!(wiped_two.take_outputs().is_empty());
 }
 
@@ -127,37 +137,45 @@ fn a_follower_drops_appends_meant_for_its_old_incarnation() {
 #[test]
 fn a_wiped_voter_readmitted_as_learner_is_recorded_with_its_new_incarnation() {
     let entries = vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])];
-    let mut leader = node_with(1, entries, None);
+    let mut leader = node_with(NodeId(1), entries, None);
     leader.on_tick(10_000);
     let vote = leader.vote();
     let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
-    leader.on_message(from_life(3, first_life(3), 1, MessageBody::VoteReply(granted)));
+    leader.on_message(from_life(NodeId(3), first_life(NodeId(3)), NodeId(1), MessageBody::VoteReply(granted)));
     let vote = leader.vote();
     let commit_all = |leader: &mut TestEngine| {
         let last = leader.log().last_log_id();
         leader.on_log_flushed(last.unwrap());
-        let reply =
-            AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Success { matched: last }, committed: 0 };
-        leader.on_message(from_life(3, first_life(3), 1, MessageBody::AppendReply(reply)));
+        let reply = AppendReply {
+            vote,
+            seq: u64::MAX / 2,
+            outcome: AppendOutcome::Success { matched: last },
+            committed: LogIndex(0),
+        };
+        leader.on_message(from_life(NodeId(3), first_life(NodeId(3)), NodeId(1), MessageBody::AppendReply(reply)));
         assert_eq!(leader.committed(), last);
     };
     commit_all(&mut leader);
-    leader.probe(2, 9);
+    leader.probe(NodeId(2), 9);
     leader.take_outputs();
-    let answer = ProbeReply { seq: 9, cluster_id: 0, incarnation: second_life(2) };
-    leader.on_message(from_life(2, second_life(2), 1, MessageBody::ProbeReply(answer)));
+    let answer = ProbeReply { seq: 9, cluster_id: 0, incarnation: second_life(NodeId(2)) };
+    leader.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(1), MessageBody::ProbeReply(answer)));
 
     leader.change_membership(5, ChangeMembers::RemoveVoters(set(&[2])), true).unwrap();
     let joint = leader.effective().unwrap().clone();
     assert!(joint.is_joint());
-    assert_eq!(joint.incarnation(2), first_life(2), "still a voter of the old config: the old record stands");
+    assert_eq!(
+        joint.incarnation(NodeId(2)),
+        first_life(NodeId(2)),
+        "still a voter of the old config: the old record stands"
+    );
     commit_all(&mut leader);
     commit_all(&mut leader);
     let done = leader.effective().unwrap().clone();
     assert_eq!(done.voter_set(), set(&[1, 3]));
     assert_eq!(done.learner_set(), set(&[2]));
-    assert_eq!(done.incarnation(2), second_life(2), "a learner now, recorded as the new incarnation");
-    assert_eq!(leader.envelope(2).to_incarnation, second_life(2));
+    assert_eq!(done.incarnation(NodeId(2)), second_life(NodeId(2)), "a learner now, recorded as the new incarnation");
+    assert_eq!(leader.envelope(NodeId(2)).to_incarnation, second_life(NodeId(2)));
 }
 
 /// Members named at initialize are recorded once heard from: the leader
@@ -169,15 +187,19 @@ fn a_leader_records_the_incarnations_of_members_named_at_initialize() {
     leader.on_log_flushed(last.unwrap());
     let vote = leader.vote();
     for peer in [2, 3] {
-        let reply =
-            AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Success { matched: last }, committed: 0 };
-        leader.on_message(from_life(peer, first_life(peer), 1, MessageBody::AppendReply(reply)));
+        let reply = AppendReply {
+            vote,
+            seq: u64::MAX / 2,
+            outcome: AppendOutcome::Success { matched: last },
+            committed: LogIndex(0),
+        };
+        leader.on_message(from_life(peer, first_life(peer), NodeId(1), MessageBody::AppendReply(reply)));
     }
     assert_eq!(leader.committed(), last);
     leader.on_tick(20_000);
     let recorded = leader.effective().unwrap();
-    assert_eq!(recorded.incarnation(2), first_life(2));
-    assert_eq!(recorded.incarnation(3), first_life(3));
+    assert_eq!(recorded.incarnation(NodeId(2)), first_life(NodeId(2)));
+    assert_eq!(recorded.incarnation(NodeId(3)), first_life(NodeId(3)));
     assert_eq!(recorded.voter_set(), set(&[1, 2, 3]), "the same config");
 }
 
@@ -185,14 +207,19 @@ fn a_leader_records_the_incarnations_of_members_named_at_initialize() {
 /// before adding it.
 #[test]
 fn a_probe_is_answered_with_the_incarnation() {
-    let mut node = wiped(4);
-    node.on_message(from_life(1, first_life(1), 4, MessageBody::Probe(Probe { seq: 3, asker_node: None })));
+    let mut node = wiped(NodeId(4));
+    node.on_message(from_life(
+        NodeId(1),
+        first_life(NodeId(1)),
+        NodeId(4),
+        MessageBody::Probe(Probe { seq: 3, asker_node: None }),
+    ));
     let outputs = node.take_outputs();
     let reply = sent(&outputs).into_iter().find_map(|m| match &m.body {
         MessageBody::ProbeReply(r) => Some(*r),
         _ => None,
     });
-    assert_eq!(reply.map(|r| r.incarnation), Some(second_life(4)));
+    assert_eq!(reply.map(|r| r.incarnation), Some(second_life(NodeId(4))));
 }
 
 /// `Raft::initialize` asks the other members who they are first: the initial
@@ -200,14 +227,14 @@ fn a_probe_is_answered_with_the_incarnation() {
 /// member wiped early still counts as its old self.
 #[test]
 fn initialize_records_the_incarnations_the_caller_learned() {
-    let state = LogState { incarnation: Incarnation::new(first_life(1)), ..LogState::default() };
-    let mut engine: TestEngine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
-    let learned = [(2, first_life(2)), (3, first_life(3))].into();
+    let state = LogState { incarnation: Incarnation::new(first_life(NodeId(1))), ..LogState::default() };
+    let mut engine: TestEngine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, false), &state, 1, 0);
+    let learned = [(NodeId(2), first_life(2)), (NodeId(3), first_life(3))].into();
     let m = Membership::new_uniform(nodes(&[1, 2, 3])).unwrap().with_incarnations(learned);
     engine.initialize(m).unwrap();
     let recorded = engine.effective().unwrap();
     for id in [1, 2, 3] {
-        assert_eq!(recorded.incarnation(id), first_life(id), "node {id}");
+        assert_eq!(recorded.incarnation(NodeId(id)), first_life(id), "node {id}");
     }
 }
 
@@ -222,12 +249,12 @@ fn a_wiped_node_holding_an_old_committed_config_naming_its_old_self_does_not_cam
     old_config.log_id = log_id(1, 1, 1);
     let state = LogState {
         cluster_id: ClusterId::new(CLUSTER),
-        incarnation: Incarnation::new(second_life(1)),
+        incarnation: Incarnation::new(second_life(NodeId(1))),
         entries: vec![old_config],
         committed: Some(log_id(1, 1, 1)),
         ..LogState::default()
     };
-    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    let mut engine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, false), &state, 1, 0);
     engine.take_outputs();
     engine.on_tick(10_000);
     let outputs = engine.take_outputs();
@@ -247,32 +274,33 @@ fn a_wiped_node_holding_an_old_committed_config_naming_its_old_self_does_not_cam
 /// incarnations: it is followed.
 #[test]
 fn a_lagging_follower_follows_a_leader_elected_in_its_new_incarnation() {
-    let mut two = node_with(2, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
-    let incarnations = [(1, second_life(1)), (2, first_life(2)), (3, first_life(3))].into_iter().collect();
+    let mut two = node_with(NodeId(2), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let incarnations =
+        [(NodeId(1), second_life(1)), (NodeId(2), first_life(2)), (NodeId(3), first_life(3))].into_iter().collect();
     let readmitted = Membership::new(vec![set(&[1, 2, 3])], nodes(&[1, 2, 3])).unwrap().with_incarnations(incarnations);
     let append = AppendEntries {
-        vote: Vote::new_committed(3, 1),
+        vote: Vote::new_committed(Term(3), NodeId(1)),
         prev_log_id: Some(log_id(1, 1, 1)),
         entries: vec![Entry { log_id: log_id(3, 1, 2), payload: EntryPayload::Membership(readmitted) }],
         committed: None,
         seq: 1,
         leader_node: Some(BasicNode::new("n1")),
     };
-    let mut message = from_life(1, second_life(1), 2, MessageBody::Append(append));
-    message.envelope.to_incarnation = first_life(2);
+    let mut message = from_life(NodeId(1), second_life(NodeId(1)), NodeId(2), MessageBody::Append(append));
+    message.envelope.to_incarnation = first_life(NodeId(2));
     two.on_message(message);
-    assert_eq!(two.log().last_index(), 2, "the elected leader's entries are taken");
+    assert_eq!(two.log().last_index(), LogIndex(2), "the elected leader's entries are taken");
     // an older leadership of another incarnation is still dropped
     let stale = AppendEntries {
-        vote: Vote::new_committed(1, 1),
+        vote: Vote::new_committed(Term(1), NodeId(1)),
         prev_log_id: Some(log_id(3, 1, 2)),
         entries: vec![command_entry(3)],
         committed: None,
         seq: 2,
         leader_node: None,
     };
-    two.on_message(from_life(1, first_life(1) + 1, 2, MessageBody::Append(stale)));
-    assert_eq!(two.log().last_index(), 2);
+    two.on_message(from_life(NodeId(1), first_life(NodeId(1)) + 1, NodeId(2), MessageBody::Append(stale)));
+    assert_eq!(two.log().last_index(), LogIndex(2));
 }
 
 /// Sim seed 21206 again, one step on: the readmitted leader restarted and
@@ -283,30 +311,31 @@ fn a_lagging_follower_follows_a_leader_elected_in_its_new_incarnation() {
 /// A wiped candidate, whose log is empty, is still dropped.
 #[test]
 fn a_lagging_voter_answers_a_readmitted_candidate_whose_log_is_ahead() {
-    let mut two = node_with(2, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let mut two = node_with(NodeId(2), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     let ahead = VoteRequest {
         candidate_node: Some(BasicNode::new("n1")),
-        vote: Vote::new(3, 1),
+        vote: Vote::new(Term(3), NodeId(1)),
         last_log_id: Some(log_id(3, 1, 5)),
         pre_vote: false,
         transfer: false,
     };
-    two.on_message(from_life(1, second_life(1), 2, MessageBody::Vote(ahead.clone())));
+    two.on_message(from_life(NodeId(1), second_life(NodeId(1)), NodeId(2), MessageBody::Vote(ahead.clone())));
     let granted = two.take_outputs().iter().any(|o| {
         matches!(o, Output::Send(Message { body: MessageBody::VoteReply(r), .. }) if r.granted)
-            || matches!(o, Output::SaveVote(v) if *v == Vote::new(3, 1))
+            || matches!(o, Output::SaveVote(v) if *v == Vote::new(Term(3), NodeId(1)))
     });
     assert!(granted, "a candidate ahead of this node is answered");
-    let mut three = node_with(3, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let mut three = node_with(NodeId(3), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     let empty = VoteRequest { last_log_id: None, ..ahead };
-    three.on_message(from_life(1, second_life(1), 3, MessageBody::Vote(empty)));
+    three.on_message(from_life(NodeId(1), second_life(NodeId(1)), NodeId(3), MessageBody::Vote(empty)));
     assert!(three.take_outputs().is_empty(), "a wiped candidate is dropped");
 }
 
 /// Node 1 in its second life, voter of {1,2,3} by an entry at index 2 that
 /// records its new incarnation; nodes 2 and 3 recorded in their first.
 fn readmitted_one(pre_vote: bool) -> TestEngine {
-    let incarnations = [(1, second_life(1)), (2, first_life(2)), (3, first_life(3))].into_iter().collect();
+    let incarnations =
+        [(NodeId(1), second_life(1)), (NodeId(2), first_life(2)), (NodeId(3), first_life(3))].into_iter().collect();
     let readmitted = Membership::new(vec![set(&[1, 2, 3])], nodes(&[1, 2, 3])).unwrap().with_incarnations(incarnations);
     let entries = vec![
         recorded_entry(&[1, 2, 3], &[1, 2, 3]),
@@ -314,12 +343,12 @@ fn readmitted_one(pre_vote: bool) -> TestEngine {
     ];
     let state = LogState {
         cluster_id: ClusterId::new(CLUSTER),
-        incarnation: Incarnation::new(second_life(1)),
+        incarnation: Incarnation::new(second_life(NodeId(1))),
         entries,
         committed: Some(log_id(1, 1, 2)),
         ..LogState::default()
     };
-    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, pre_vote), &state, 1, 0);
+    let mut engine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, pre_vote), &state, 1, 0);
     engine.take_outputs();
     engine
 }
@@ -348,13 +377,17 @@ fn deliver(outputs: &[Output<u64, BasicNode>], to: &mut TestEngine) -> Vec<Outpu
 fn a_readmitted_candidate_counts_the_grant_of_a_voter_lagging_behind_its_record() {
     for pre_vote in [false, true] {
         let mut one = readmitted_one(pre_vote);
-        let mut two = node_with(2, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+        let mut two = node_with(NodeId(2), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
         one.on_tick(10_000);
         let requests = one.take_outputs();
         let replies = deliver(&requests, &mut two);
         let reply = sent(&replies).into_iter().find(|m| matches!(m.body, MessageBody::VoteReply(_))).cloned();
         let reply = reply.expect("node 2 answers the candidate");
-        assert_eq!(reply.envelope.to_incarnation, second_life(1), "pre-vote {pre_vote}: the reply goes to the asker");
+        assert_eq!(
+            reply.envelope.to_incarnation,
+            second_life(NodeId(1)),
+            "pre-vote {pre_vote}: the reply goes to the asker"
+        );
         one.on_message(reply);
         if pre_vote {
             // the pre-vote won: now the real vote, answered the same way
@@ -375,11 +408,11 @@ fn a_readmitted_candidate_counts_the_grant_of_a_voter_lagging_behind_its_record(
 #[test]
 fn a_readmitted_leader_catches_up_a_voter_lagging_behind_its_record() {
     let mut one = readmitted_one(false);
-    let mut two = node_with(2, vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
+    let mut two = node_with(NodeId(2), vec![recorded_entry(&[1, 2, 3], &[1, 2, 3])], None);
     one.on_tick(10_000);
     let vote = one.vote();
     let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
-    one.on_message(from_life(3, first_life(3), 1, MessageBody::VoteReply(granted)));
+    one.on_message(from_life(NodeId(3), first_life(NodeId(3)), NodeId(1), MessageBody::VoteReply(granted)));
     assert!(one.is_leader());
     let blank = one.log().last_log_id();
     let mut outputs = one.take_outputs();
@@ -388,7 +421,7 @@ fn a_readmitted_leader_catches_up_a_voter_lagging_behind_its_record() {
     for _ in 0..6 {
         let replies = deliver(&outputs, &mut two);
         for reply in sent(&replies) {
-            assert_eq!(reply.envelope.to_incarnation, second_life(1), "{reply:?}");
+            assert_eq!(reply.envelope.to_incarnation, second_life(NodeId(1)), "{reply:?}");
             one.on_message(reply.clone());
         }
         outputs = one.take_outputs();
@@ -405,15 +438,15 @@ fn a_readmitted_leader_catches_up_a_voter_lagging_behind_its_record() {
 /// simulator, seed 187 with wiped disks: a joint config never committed).
 #[test]
 fn a_probe_answer_from_another_cluster_teaches_no_incarnation() {
-    let mut leader = node_with(1, vec![recorded_entry(&[1], &[1, 2])], None);
+    let mut leader = node_with(NodeId(1), vec![recorded_entry(&[1], &[1, 2])], None);
     leader.on_tick(10_000);
     assert!(leader.is_leader());
-    leader.probe(2, 9);
+    leader.probe(NodeId(2), 9);
     leader.take_outputs();
-    let foreign = ProbeReply { seq: 9, cluster_id: CLUSTER + 2, incarnation: second_life(2) };
-    leader.on_message(from_life(2, second_life(2), 1, MessageBody::ProbeReply(foreign)));
-    assert_eq!(leader.known_incarnation(2), 0, "learned from another cluster's node");
-    let ours = ProbeReply { seq: 10, cluster_id: CLUSTER, incarnation: second_life(2) };
-    leader.on_message(from_life(2, second_life(2), 1, MessageBody::ProbeReply(ours)));
-    assert_eq!(leader.known_incarnation(2), second_life(2));
+    let foreign = ProbeReply { seq: 9, cluster_id: CLUSTER + 2, incarnation: second_life(NodeId(2)) };
+    leader.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(1), MessageBody::ProbeReply(foreign)));
+    assert_eq!(leader.known_incarnation(NodeId(2)), 0, "learned from another cluster's node");
+    let ours = ProbeReply { seq: 10, cluster_id: CLUSTER, incarnation: second_life(NodeId(2)) };
+    leader.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(1), MessageBody::ProbeReply(ours)));
+    assert_eq!(leader.known_incarnation(NodeId(2)), second_life(NodeId(2)));
 }

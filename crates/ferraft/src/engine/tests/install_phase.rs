@@ -9,7 +9,7 @@ pub(super) fn chunks_to_2(outputs: &[Output<u64, BasicNode>]) -> Vec<u64> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::SendSnapshotChunk { to: 2, offset, .. } => Some(*offset),
+            Output::SendSnapshotChunk { to: NodeId(2), offset, .. } => Some(*offset),
             _ => None,
         })
         .collect()
@@ -19,7 +19,7 @@ pub(super) fn chunks_to_2(outputs: &[Output<u64, BasicNode>]) -> Vec<u64> {
 pub(super) fn streaming_to_2() -> TestEngine {
     let (mut engine, _) = leader_with_follower_behind_cache();
     engine.take_outputs();
-    engine.on_entries_read(2, engine.vote(), 2, Vec::new());
+    engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), Vec::new());
     assert_eq!(chunks_to_2(&engine.take_outputs()), vec![0]);
     engine
 }
@@ -53,7 +53,7 @@ fn a_follower_installing_a_snapshot_is_sent_no_chunks_and_not_reported_stalled()
     let until = engine.now_ms + 5 * timeout;
     let resent = silent_follower_until(&mut engine, until);
     assert!(resent.iter().all(|offset| *offset == 8192), "a long install is not a lost chunk: {resent:?}");
-    let report = engine.catch_up(2).unwrap();
+    let report = engine.catch_up(NodeId(2)).unwrap();
     assert_eq!(report.stall, None, "busy installing, not stalled");
     assert!(report.snapshot_installing);
     assert_eq!(report.snapshots_started, 1);
@@ -68,7 +68,7 @@ fn an_install_that_never_ends_resumes_the_transfer_past_the_bound() {
     let until = engine.now_ms + bound + 100;
     let resent = silent_follower_until(&mut engine, until);
     assert_eq!(resent.first(), Some(&8192), "the follower may have crashed mid-install: ask where it stands");
-    assert!(matches!(engine.catch_up(2).unwrap().stall, Some(CatchUpStall::Unreachable { .. })));
+    assert!(matches!(engine.catch_up(NodeId(2)).unwrap().stall, Some(CatchUpStall::Unreachable { .. })));
 }
 
 #[test]
@@ -83,5 +83,5 @@ fn a_lost_installed_reply_is_asked_for_again_within_a_few_election_timeouts() {
     assert_eq!(asked.first(), Some(&8192), "the leader asks where the follower stands, from the end: {asked:?}");
     assert!(asked.iter().all(|offset| *offset == 8192), "no byte is sent again: {asked:?}");
     snapshot_reply(&mut engine, u64::MAX, false);
-    assert!(!engine.catch_up(2).unwrap().snapshot_installing, "installed: replication goes on");
+    assert!(!engine.catch_up(NodeId(2)).unwrap().snapshot_installing, "installed: replication goes on");
 }

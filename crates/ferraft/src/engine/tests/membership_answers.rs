@@ -23,7 +23,7 @@ pub(super) fn answers(outputs: &[Output<u64, BasicNode>]) -> Vec<(u64, Answer)> 
 fn fresh_leader_of(membership: Membership<BasicNode>) -> TestEngine {
     let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(membership) };
     let mut engine =
-        elected(1, LogState { entries: vec![entry], committed: Some(log_id(1, 1, 1)), ..LogState::default() });
+        elected(NodeId(1), LogState { entries: vec![entry], committed: Some(log_id(1, 1, 1)), ..LogState::default() });
     engine.take_outputs();
     engine
 }
@@ -31,7 +31,7 @@ fn fresh_leader_of(membership: Membership<BasicNode>) -> TestEngine {
 /// A leader elected in a higher term deposes node 1 with an empty heartbeat
 /// that matches nothing (so nothing of node 1's log is confirmed or removed).
 fn depose(engine: &mut TestEngine, new_leader: NodeId) {
-    let vote = Vote { leader_id: LeaderId::new(engine.vote().term() + 1, new_leader), committed: true };
+    let vote = Vote { leader_id: LeaderId::new(engine.vote().term().next(), new_leader), committed: true };
     let append = AppendEntries { leader_node: None, vote, seq: 1, prev_log_id: None, entries: vec![], committed: None };
     engine.on_message(msg(new_leader, 1, MessageBody::Append(append)));
     assert!(!engine.is_leader());
@@ -55,7 +55,7 @@ fn a_change_queued_before_the_blank_entry_commits_is_proposed_once_it_does() {
     assert_eq!(engine.committed(), Some(blank));
     let proposed = engine.log().last_log_id().unwrap();
     assert!(proposed.index > blank.index, "the queued change is proposed as soon as the blank entry commits");
-    assert!(engine.effective().unwrap().is_member(4));
+    assert!(engine.effective().unwrap().is_member(NodeId(4)));
     commit_everywhere(&mut engine);
     let answered = answers(&engine.take_outputs());
     assert!(matches!(&answered[..], [(7, Ok(m))] if m.log_id == Some(proposed)), "{answered:?}");
@@ -73,7 +73,7 @@ fn a_change_whose_joint_step_committed_is_finished_by_whoever_leads() {
     let exit = engine.log().last_log_id().unwrap();
     assert!(exit.index > joint.index, "the exit is proposed once the joint entry commits");
     engine.take_outputs();
-    depose(&mut engine, 2);
+    depose(&mut engine, NodeId(2));
     let answered = answers(&engine.take_outputs());
     assert!(
         matches!(&answered[..], [(9, Err(ChangeMembershipError::ForwardToLeader(_)))]),
@@ -98,7 +98,7 @@ fn a_deposed_leader_answers_a_committed_joint_step_as_partial_after_its_bound() 
     engine.change_membership(8, ChangeMembers::AddVoterIds(set(&[4])), false).unwrap();
     commit_everywhere(&mut engine);
     engine.take_outputs();
-    depose(&mut engine, 2);
+    depose(&mut engine, NodeId(2));
     let later = engine.now_ms + engine.config.election_timeout_max_ms * 5;
     engine.on_tick(later);
     let answered = answers(&engine.take_outputs());
@@ -114,10 +114,10 @@ fn a_deposed_leader_answers_a_committed_joint_step_as_partial_after_its_bound() 
 fn a_change_never_proposed_is_answered_forward_to_leader_when_leadership_moves() {
     let mut engine = fresh_leader_of(Membership::new_uniform(nodes(&[1, 2, 3])).unwrap());
     engine.change_membership(9, ChangeMembers::AddNodes(nodes(&[4])), false).unwrap();
-    depose(&mut engine, 2);
+    depose(&mut engine, NodeId(2));
     let answered = answers(&engine.take_outputs());
     assert!(
-        matches!(&answered[..], [(9, Err(ChangeMembershipError::ForwardToLeader(f)))] if f.leader_id == Some(2)),
+        matches!(&answered[..], [(9, Err(ChangeMembershipError::ForwardToLeader(f)))] if f.leader_id == Some(NodeId(2))),
         "{answered:?}"
     );
 }
@@ -127,7 +127,7 @@ fn a_proposed_entry_truncated_by_the_next_leader_is_answered_nothing_happened() 
     let mut engine = leader_with_learner_4();
     engine.change_membership(10, ChangeMembers::RemoveNodes(set(&[4])), false).unwrap();
     let proposed = engine.log().last_log_id().unwrap();
-    depose(&mut engine, 2);
+    depose(&mut engine, NodeId(2));
     assert!(answers(&engine.take_outputs()).is_empty(), "the entry may still commit: no answer yet");
     // the new leader's log has a blank entry of its own at that index
     let vote = engine.vote();
@@ -158,7 +158,7 @@ fn a_proposed_entry_truncated_by_an_uncommitted_replacement_is_not_answered_noth
     engine.take_outputs();
     engine.change_membership(10, ChangeMembers::AddVoterIds(set(&[6])), false).unwrap();
     let proposed = engine.log().last_log_id().unwrap();
-    depose(&mut engine, 2);
+    depose(&mut engine, NodeId(2));
     let vote = engine.vote();
     let prev = engine.log().log_id_at(proposed.index - 1);
     let replaced = Entry { log_id: LogId::new(vote.leader_id, proposed.index), payload: EntryPayload::Blank };
@@ -187,7 +187,7 @@ fn the_learners_a_prepare_keeps_survive_a_failover_before_commit() {
     // another leader, after a restart, holds only what the log holds (here
     // the joint entry at index 1)
     let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(joint) };
-    let mut other = elected(1, LogState { entries: vec![entry], ..LogState::default() });
+    let mut other = elected(NodeId(1), LogState { entries: vec![entry], ..LogState::default() });
     commit_everywhere(&mut other);
     // nodes 2 and 4 report the joint entry committed: a majority of old and new
     let committed = other.committed().unwrap();
@@ -196,7 +196,7 @@ fn the_learners_a_prepare_keeps_survive_a_failover_before_commit() {
         let reply = AppendReply { vote: other.vote(), seq: u64::MAX / 2, outcome, committed: committed.index };
         other.on_message(msg(peer, 1, MessageBody::AppendReply(reply)));
     }
-    other.commit_membership(1).unwrap();
+    other.commit_membership(LogIndex(1)).unwrap();
     let m = other.membership().unwrap().membership.clone();
     assert_eq!(m.configs(), &[set(&[1, 2, 4])]);
     assert_eq!(m.learner_set(), set(&[3]), "node 3 stays as the prepare asked, on a leader that never saw it");
@@ -240,14 +240,14 @@ fn a_removed_node_is_sent_its_removal_until_it_holds_it_committed() {
     ack(&mut engine, 2, Some(joint));
     ack(&mut engine, 3, Some(joint));
     let exit = engine.log().last_log_id().unwrap();
-    assert!(!engine.effective().unwrap().is_member(3), "the exit drops node 3");
+    assert!(!engine.effective().unwrap().is_member(NodeId(3)), "the exit drops node 3");
     engine.on_log_flushed(exit);
     ack(&mut engine, 2, Some(exit));
     assert_eq!(engine.committed(), Some(exit));
     engine.take_outputs();
     let later = engine.now_ms + engine.config.heartbeat_interval_ms;
     engine.on_tick(later);
-    let to_3 = sent(&engine.take_outputs()).iter().filter(|m| m.envelope.to == 3).count();
+    let to_3 = sent(&engine.take_outputs()).iter().filter(|m| m.envelope.to == NodeId(3)).count();
     assert!(to_3 >= 1, "node 3 is still sent the log: it must learn it was removed");
     // node 3 acknowledges the exit and reports it committed
     let reply = AppendReply {
@@ -262,7 +262,7 @@ fn a_removed_node_is_sent_its_removal_until_it_holds_it_committed() {
     engine.take_outputs();
     let later = engine.now_ms + engine.config.heartbeat_interval_ms;
     engine.on_tick(later);
-    let to_3 = sent(&engine.take_outputs()).iter().filter(|m| m.envelope.to == 3).count();
+    let to_3 = sent(&engine.take_outputs()).iter().filter(|m| m.envelope.to == NodeId(3)).count();
     assert_eq!(to_3, 0, "once it holds its removal committed it is left alone");
 }
 
@@ -270,7 +270,7 @@ fn a_removed_node_is_sent_its_removal_until_it_holds_it_committed() {
 fn a_node_whose_removal_committed_says_removed_and_never_campaigns() {
     let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
     let removal = Membership::new_uniform(nodes(&[1, 2])).unwrap();
-    let vote = Vote { leader_id: LeaderId::new(2, 1), committed: true };
+    let vote = Vote { leader_id: LeaderId::new(Term(2), NodeId(1)), committed: true };
     let entry = Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Membership(removal) };
     let append = AppendEntries {
         leader_node: None,
@@ -298,7 +298,7 @@ fn a_vote_request_from_a_non_member_is_refused_without_adopting_its_term() {
     let reply = vote_reply(&outputs).expect("the non-member is answered");
     assert!(!reply.granted && reply.not_member);
     assert_eq!(engine.vote(), before, "its term is not adopted: it cannot depose anyone");
-    assert!(engine.observed_term < 50);
+    assert!(engine.observed_term < Term(50));
 }
 
 #[test]
@@ -317,12 +317,17 @@ fn a_candidate_that_a_quorum_does_not_know_stops_campaigning() {
     let joint = Membership::new(vec![set(&[1, 2, 3]), set(&[1, 2])], nodes(&[1, 2, 3])).unwrap();
     let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(joint) };
     let state = LogState { entries: vec![entry], ..LogState::default() };
-    let mut engine = Engine::new(3, config(LeaderIdMode::Standard, false), &state, 3, 0);
+    let mut engine = Engine::new(NodeId(3), config(LeaderIdMode::Standard, false), &state, 3, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
     for peer in [1, 2] {
-        let reply =
-            VoteReply { vote: Vote::new(1, 1), granted: false, pre_vote: false, last_log_id: None, not_member: true };
+        let reply = VoteReply {
+            vote: Vote::new(Term(1), NodeId(1)),
+            granted: false,
+            pre_vote: false,
+            last_log_id: None,
+            not_member: true,
+        };
         engine.on_message(msg(peer, 3, MessageBody::VoteReply(reply)));
     }
     assert_eq!(engine.server_state(), ServerState::Removed);

@@ -14,47 +14,64 @@ pub(super) type TestEngine = Engine<u64, BasicNode>;
 /// The cluster of the nodes built by `member`.
 pub(super) const CLUSTER: u64 = 7;
 
-pub(super) fn nodes(ids: &[NodeId]) -> BTreeMap<NodeId, BasicNode> {
-    ids.iter().map(|id| (*id, BasicNode::new(format!("n{id}")))).collect()
+// Scenarios name nodes, terms and indexes by plain numbers, as the docs do;
+// a helper taking one also takes the typed value.
+
+pub(super) fn nodes(ids: &[u64]) -> BTreeMap<NodeId, BasicNode> {
+    ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("n{id}")))).collect()
 }
 
-pub(super) fn set(ids: &[NodeId]) -> BTreeSet<NodeId> {
-    ids.iter().copied().collect()
+pub(super) fn set(ids: &[u64]) -> BTreeSet<NodeId> {
+    ids.iter().copied().map(NodeId).collect()
 }
 
 pub(super) fn config(mode: LeaderIdMode, pre_vote: bool) -> Arc<Config> {
     Arc::new(Config { leader_id_mode: mode, pre_vote, ..Config::default() })
 }
 
-pub(super) fn log_id(term: u64, leader: NodeId, index: u64) -> LogId {
-    LogId::new(LeaderId::new(term, leader), index)
+pub(super) fn log_id(term: impl Into<Term>, leader: impl Into<NodeId>, index: impl Into<LogIndex>) -> LogId {
+    LogId::new(LeaderId::new(term.into(), leader.into()), index.into())
 }
 
-pub(super) fn membership_entry(voters: &[NodeId], all: &[NodeId]) -> Entry<u64, BasicNode> {
+pub(super) fn vote(term: impl Into<Term>, node: impl Into<NodeId>) -> Vote {
+    Vote::new(term.into(), node.into())
+}
+
+pub(super) fn membership_entry(voters: &[u64], all: &[u64]) -> Entry<u64, BasicNode> {
     let m = Membership::new(vec![set(voters)], nodes(all)).unwrap();
     Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) }
 }
 
 /// A node whose log holds the initial membership `voters` (entry 1) and nothing else.
-pub(super) fn member(id: NodeId, voters: &[NodeId], config: Arc<Config>) -> TestEngine {
+pub(super) fn member(id: impl Into<NodeId>, voters: &[u64], config: Arc<Config>) -> TestEngine {
+    let id = id.into();
     let state = LogState {
         cluster_id: ClusterId::new(CLUSTER),
         entries: vec![membership_entry(voters, voters)],
         ..LogState::default()
     };
-    let mut engine = Engine::new(id, config, &state, id, 0);
+    let mut engine = Engine::new(id, config, &state, id.0, 0);
     engine.take_outputs();
     engine
 }
 
-pub(super) fn msg(from: NodeId, to: NodeId, body: MessageBody<u64, BasicNode>) -> Message<u64, BasicNode> {
+pub(super) fn msg(
+    from: impl Into<NodeId>,
+    to: impl Into<NodeId>,
+    body: MessageBody<u64, BasicNode>,
+) -> Message<u64, BasicNode> {
+    let (from, to) = (from.into(), to.into());
     Message { envelope: Envelope { cluster_id: CLUSTER, from, to, from_incarnation: 0, to_incarnation: 0 }, body }
 }
 
-pub(super) fn vote_request(term: u64, candidate: NodeId, last: Option<LogId>) -> MessageBody<u64, BasicNode> {
+pub(super) fn vote_request(
+    term: impl Into<Term>,
+    candidate: impl Into<NodeId>,
+    last: Option<LogId>,
+) -> MessageBody<u64, BasicNode> {
     MessageBody::Vote(VoteRequest {
         candidate_node: None,
-        vote: Vote::new(term, candidate),
+        vote: vote(term, candidate),
         last_log_id: last,
         pre_vote: false,
         transfer: false,
@@ -75,7 +92,7 @@ pub(super) fn granted(outputs: &[Output<u64, BasicNode>]) -> Option<bool> {
 }
 
 /// Makes node 1 of `voters` leader: campaigns and collects every vote.
-pub(super) fn leader(voters: &[NodeId]) -> TestEngine {
+pub(super) fn leader(voters: &[u64]) -> TestEngine {
     let mut engine = member(1, voters, config(LeaderIdMode::Standard, false));
     engine.on_tick(10_000);
     let vote = engine.vote();
@@ -88,12 +105,12 @@ pub(super) fn leader(voters: &[NodeId]) -> TestEngine {
     engine
 }
 
-pub(super) fn ack(engine: &mut TestEngine, from: NodeId, matched: Option<LogId>) {
+pub(super) fn ack(engine: &mut TestEngine, from: impl Into<NodeId>, matched: Option<LogId>) {
     let reply = AppendReply {
         vote: engine.vote(),
         seq: u64::MAX / 2,
         outcome: AppendOutcome::Success { matched },
-        committed: 0,
+        committed: LogIndex(0),
     };
     engine.on_message(msg(from, engine.id(), MessageBody::AppendReply(reply)));
 }
@@ -105,7 +122,7 @@ fn standard_mode_grants_one_vote_per_term() {
     assert_eq!(granted(&engine.take_outputs()), Some(true));
     engine.on_message(msg(2, 3, vote_request(5, 2, Some(log_id(1, 1, 1)))));
     assert_eq!(granted(&engine.take_outputs()), Some(false), "second candidate of term 5 refused");
-    assert_eq!(engine.vote(), Vote::new(5, 1));
+    assert_eq!(engine.vote(), vote(5, 1));
 }
 
 #[test]
@@ -137,7 +154,7 @@ fn pre_vote_changes_no_state_on_the_voter() {
     let before = engine.vote();
     let body = MessageBody::Vote(VoteRequest {
         candidate_node: None,
-        vote: Vote::new(9, 1),
+        vote: vote(9, 1),
         last_log_id: Some(log_id(1, 1, 1)),
         pre_vote: true,
         transfer: false,
@@ -153,7 +170,7 @@ fn pre_vote_changes_no_state_on_the_voter() {
 fn follower_with_a_live_leader_refuses_votes_unless_it_is_a_transfer() {
     let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
     let append = AppendEntries {
-        vote: Vote::new_committed(2, 1),
+        vote: Vote::new_committed(Term(2), NodeId(1)),
         prev_log_id: Some(log_id(1, 1, 1)),
         entries: vec![],
         committed: None,
@@ -166,7 +183,7 @@ fn follower_with_a_live_leader_refuses_votes_unless_it_is_a_transfer() {
     assert_eq!(granted(&engine.take_outputs()), Some(false), "leader stickiness");
     let transfer = MessageBody::Vote(VoteRequest {
         candidate_node: None,
-        vote: Vote::new(3, 2),
+        vote: vote(3, 2),
         last_log_id: Some(log_id(1, 1, 1)),
         pre_vote: false,
         transfer: true,
@@ -188,7 +205,7 @@ fn follower_answers_an_append_only_once_the_entries_are_durable() {
     let mut engine = member(3, &[1, 2, 3], config(LeaderIdMode::Standard, false));
     let entry = Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Normal(7) };
     let append = AppendEntries {
-        vote: Vote::new_committed(2, 1),
+        vote: Vote::new_committed(Term(2), NodeId(1)),
         prev_log_id: Some(log_id(1, 1, 1)),
         entries: vec![entry],
         committed: None,
@@ -240,8 +257,8 @@ fn entries_of_an_earlier_term_commit_only_through_an_entry_of_the_current_term()
     // node 1's log: membership (term 1), an old entry of term 1 at index 2
     let mut state = LogState { entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])], ..LogState::default() };
     state.entries.push(Entry { log_id: log_id(1, 1, 2), payload: EntryPayload::Normal(1) });
-    state.vote = Some(Vote::new(1, 1));
-    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    state.vote = Some(vote(1, 1));
+    let mut engine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, false), &state, 1, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
     engine.on_message(msg(
@@ -281,18 +298,21 @@ fn conflicting_uncommitted_entries_are_truncated_and_replaced() {
     engine.on_message(msg(
         2,
         3,
-        MessageBody::Append(append(Vote::new_committed(2, 2), Some(log_id(1, 1, 1)), vec![old])),
+        MessageBody::Append(append(Vote::new_committed(Term(2), NodeId(2)), Some(log_id(1, 1, 1)), vec![old])),
     ));
     engine.take_outputs();
     let new = Entry { log_id: log_id(3, 1, 2), payload: EntryPayload::Normal(2) };
     engine.on_message(msg(
         1,
         3,
-        MessageBody::Append(append(Vote::new_committed(3, 1), Some(log_id(1, 1, 1)), vec![new])),
+        MessageBody::Append(append(Vote::new_committed(Term(3), NodeId(1)), Some(log_id(1, 1, 1)), vec![new])),
     ));
     let outputs = engine.take_outputs();
-    assert!(matches!(outputs.iter().find(|o| matches!(o, Output::TruncateLog(_))), Some(Output::TruncateLog(2))));
-    assert_eq!(engine.log().log_id_at(2), Some(log_id(3, 1, 2)));
+    assert!(matches!(
+        outputs.iter().find(|o| matches!(o, Output::TruncateLog(_))),
+        Some(Output::TruncateLog(LogIndex(2)))
+    ));
+    assert_eq!(engine.log().log_id_at(LogIndex(2)), Some(log_id(3, 1, 2)));
 }
 
 #[test]
@@ -309,7 +329,7 @@ fn a_message_for_another_node_or_cluster_is_dropped() {
 #[test]
 fn a_learner_never_campaigns() {
     let state = LogState { entries: vec![membership_entry(&[1, 2], &[1, 2, 3])], ..LogState::default() };
-    let mut engine: TestEngine = Engine::new(3, config(LeaderIdMode::Standard, false), &state, 3, 0);
+    let mut engine: TestEngine = Engine::new(NodeId(3), config(LeaderIdMode::Standard, false), &state, 3, 0);
     engine.on_tick(1_000_000);
     assert!(sent(&engine.take_outputs()).is_empty());
     assert_eq!(engine.server_state(), ServerState::Learner);
@@ -319,12 +339,12 @@ fn a_learner_never_campaigns() {
 fn a_restarted_leader_campaigns_at_once_under_a_new_term() {
     let state = LogState {
         entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])],
-        vote: Some(Vote::new_committed(4, 1)),
+        vote: Some(Vote::new_committed(Term(4), NodeId(1))),
         ..LogState::default()
     };
-    let mut engine: TestEngine = Engine::new(1, config(LeaderIdMode::Standard, true), &state, 1, 0);
+    let mut engine: TestEngine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, true), &state, 1, 0);
     engine.on_tick(0);
-    assert_eq!(engine.vote(), Vote::new(5, 1), "no reuse of its old leader id, no pre-vote delay");
+    assert_eq!(engine.vote(), vote(5, 1), "no reuse of its old leader id, no pre-vote delay");
 }
 
 #[test]
@@ -375,9 +395,9 @@ fn an_unreachable_follower_gets_one_probe_per_two_heartbeats_not_a_stream() {
     engine.on_log_flushed(blank.unwrap());
     ack(&mut engine, 2, blank);
     engine.take_outputs();
-    engine.on_peer_unreachable(2);
+    engine.on_peer_unreachable(NodeId(2));
     engine.propose([1, 2, 3]).unwrap();
-    let to_2 = |outputs: &[Output<u64, BasicNode>]| sent(outputs).iter().filter(|m| m.envelope.to == 2).count();
+    let to_2 = |outputs: &[Output<u64, BasicNode>]| sent(outputs).iter().filter(|m| m.envelope.to == NodeId(2)).count();
     assert_eq!(to_2(&engine.take_outputs()), 0, "no append streams to an unreachable peer");
     let later = engine.now_ms + engine.config.heartbeat_interval_ms * 2;
     engine.on_tick(later);
@@ -386,10 +406,10 @@ fn an_unreachable_follower_gets_one_probe_per_two_heartbeats_not_a_stream() {
 
 /// Node 1 leads a cluster whose initial membership is `configs` over `all`,
 /// with its blank entry committed by every other voter.
-fn leader_of(configs: &[&[NodeId]], all: &[NodeId]) -> TestEngine {
+fn leader_of(configs: &[&[u64]], all: &[u64]) -> TestEngine {
     let m = Membership::new(configs.iter().map(|c| set(c)).collect(), nodes(all)).unwrap();
     let entry = Entry { log_id: log_id(1, 1, 1), payload: EntryPayload::Membership(m) };
-    let mut engine = elected(1, LogState { entries: vec![entry], ..LogState::default() });
+    let mut engine = elected(NodeId(1), LogState { entries: vec![entry], ..LogState::default() });
     commit_everywhere(&mut engine);
     engine
 }
@@ -397,7 +417,7 @@ fn leader_of(configs: &[&[NodeId]], all: &[NodeId]) -> TestEngine {
 /// Node `id` started from `state` and elected by every other voter of its
 /// membership (its blank entry appended, not yet committed).
 fn elected(id: NodeId, state: LogState<u64, BasicNode>) -> TestEngine {
-    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id, 0);
+    let mut engine = Engine::new(id, config(LeaderIdMode::Standard, false), &state, id.0, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
     let voters: Vec<NodeId> = engine.effective().unwrap().voter_ids().filter(|v| *v != id).collect();
@@ -413,7 +433,8 @@ fn elected(id: NodeId, state: LogState<u64, BasicNode>) -> TestEngine {
 fn commit_everywhere(engine: &mut TestEngine) {
     let last = engine.log().last_log_id();
     engine.on_log_flushed(last.unwrap());
-    let peers: Vec<NodeId> = engine.effective().unwrap().nodes().keys().copied().filter(|id| *id != 1).collect();
+    let peers: Vec<NodeId> =
+        engine.effective().unwrap().nodes().keys().copied().filter(|id| *id != NodeId(1)).collect();
     for peer in peers {
         ack(engine, peer, last);
     }
@@ -437,10 +458,10 @@ fn extended_path_c1c2c3_to_c3c4_to_c4() {
 #[test]
 fn reverting_c1c2c3_to_c1() {
     let mut engine = leader_of(&[&[1], &[2], &[3]], &[1, 2, 3]);
-    let index = engine.abort_membership(1).unwrap();
+    let index = engine.abort_membership(LogIndex(1)).unwrap();
     assert_eq!(configs_of(&engine), vec![set(&[1])]);
     commit_everywhere(&mut engine);
-    assert_eq!(engine.abort_membership(1).unwrap(), index, "abort is idempotent");
+    assert_eq!(engine.abort_membership(LogIndex(1)).unwrap(), index, "abort is idempotent");
 }
 
 #[test]
@@ -468,7 +489,7 @@ fn disjoint_proposals_from_c1c2_never_both_commit() {
 fn trimming_the_log_cache_keeps_the_store_until_a_snapshot_covers_it() {
     let config = Arc::new(Config { log_cache_entries: 8, purge_keep_entries: 0, ..Config::default() });
     let state = LogState { entries: vec![membership_entry(&[1], &[1])], ..LogState::default() };
-    let mut engine: TestEngine = Engine::new(1, config, &state, 1, 0);
+    let mut engine: TestEngine = Engine::new(NodeId(1), config, &state, 1, 0);
     engine.on_tick(10_000);
     assert!(engine.is_leader());
     let first = engine.propose(0..30u64).unwrap().unwrap();
@@ -489,7 +510,7 @@ fn trimming_the_log_cache_keeps_the_store_until_a_snapshot_covers_it() {
 
 /// The applied indexes at which a lone node `id` asks for snapshots while
 /// applying `entries` entries, with a snapshot every `every`.
-fn snapshot_points(id: NodeId, every: u64, entries: u64) -> Vec<u64> {
+fn snapshot_points(id: u64, every: u64, entries: u64) -> Vec<LogIndex> {
     let config = Arc::new(Config { snapshot_logs_since_last: every, ..Config::default() });
     let mut engine = member(id, &[id], config);
     engine.on_tick(10_000);
@@ -515,13 +536,13 @@ fn snapshot_points(id: NodeId, every: u64, entries: u64) -> Vec<u64> {
 #[test]
 fn nodes_snapshot_at_staggered_points_every_interval() {
     let every = 100;
-    let points: Vec<Vec<u64>> = (1..=4).map(|id| snapshot_points(id, every, 500)).collect();
+    let points: Vec<Vec<LogIndex>> = (1..=4).map(|id| snapshot_points(id, every, 500)).collect();
     for (id, node) in (1..=4).zip(&points) {
         assert!(node.len() >= 3, "node {id}: {node:?}");
         assert!(node.windows(2).all(|w| w[1] - w[0] == every), "node {id} keeps its interval: {node:?}");
     }
     // Four ids, four distinct phases a quarter of the interval apart.
-    let mut phases: Vec<u64> = points.iter().map(|node| node[0] % every).collect();
+    let mut phases: Vec<u64> = points.iter().map(|node| node[0].0 % every).collect();
     phases.sort_unstable();
     assert_eq!(phases, [0, 25, 50, 75], "{points:?}");
 }
@@ -585,19 +606,20 @@ fn a_refusal_of_an_earlier_leaderships_message_confirms_no_read() {
     engine.on_log_flushed(blank.unwrap());
     let vote = engine.vote();
     for peer in [2, 3] {
-        let ack = AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched: blank }, committed: 0 };
+        let ack =
+            AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched: blank }, committed: LogIndex(0) };
         engine.on_message(msg(peer, 1, MessageBody::AppendReply(ack)));
     }
     assert_eq!(engine.committed(), blank);
     engine.take_outputs();
     engine.read_index(77).unwrap();
     for peer in [2, 3] {
-        let stale = AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Rejected, committed: 0 };
+        let stale = AppendReply { vote, seq: u64::MAX / 2, outcome: AppendOutcome::Rejected, committed: LogIndex(0) };
         engine.on_message(msg(peer, 1, MessageBody::AppendReply(stale)));
     }
     // any later event that re-examines the reads: an old acknowledgement from 2
     let matched = engine.committed();
-    let old = AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched }, committed: 0 };
+    let old = AppendReply { vote, seq: 1, outcome: AppendOutcome::Success { matched }, committed: LogIndex(0) };
     engine.on_message(msg(2, 1, MessageBody::AppendReply(old)));
     let ready = engine.take_outputs().iter().any(|o| matches!(o, Output::ReadReady { request_id: 77, .. }));
     assert!(!ready, "no peer acknowledged a message sent after the read arrived");
@@ -608,12 +630,12 @@ fn a_refusal_of_an_earlier_leaderships_message_confirms_no_read() {
 #[test]
 fn a_follower_refusing_a_stale_leader_echoes_no_sequence_number() {
     let mut engine = member(2, &[1, 2, 3], config(LeaderIdMode::Standard, false));
-    let current = Vote { leader_id: LeaderId::new(3, 1), committed: true };
+    let current = Vote { leader_id: LeaderId::new(Term(3), NodeId(1)), committed: true };
     let append =
         AppendEntries { leader_node: None, vote: current, seq: 1, prev_log_id: None, entries: vec![], committed: None };
     engine.on_message(msg(1, 2, MessageBody::Append(append)));
     engine.take_outputs();
-    let stale_vote = Vote { leader_id: LeaderId::new(2, 1), committed: true };
+    let stale_vote = Vote { leader_id: LeaderId::new(Term(2), NodeId(1)), committed: true };
     let stale = AppendEntries {
         leader_node: None,
         vote: stale_vote,

@@ -19,7 +19,7 @@ fn a_candidate_an_uncommitted_config_drops_still_names_itself() {
         ],
         ..LogState::default()
     };
-    let mut engine = Engine::new(1, config(LeaderIdMode::Standard, false), &state, 1, 0);
+    let mut engine = Engine::new(NodeId(1), config(LeaderIdMode::Standard, false), &state, 1, 0);
     engine.take_outputs();
     engine.on_tick(10_000);
     let outputs = engine.take_outputs();

@@ -20,7 +20,7 @@ fn a_snapshot_does_not_purge_the_store_past_a_follower_catching_up_from_it() {
     engine.take_outputs();
     engine.on_snapshot_saved(engine.log().last_log_id());
     assert_eq!(purges(&engine.take_outputs()), vec![log_id(1, 1, 2)], "the store keeps what follower 2 needs");
-    assert_eq!(engine.log().first_index(), 25, "the cache is not refilled either");
+    assert_eq!(engine.log().first_index(), LogIndex(25), "the cache is not refilled either");
 }
 
 #[test]
@@ -31,15 +31,15 @@ fn the_hold_for_a_lagging_follower_is_bounded_by_the_setting() {
     engine.on_snapshot_saved(engine.log().last_log_id());
     // 32 - 10: below the cache (25), named from the evicted entries' term
     assert_eq!(purges(&engine.take_outputs()), vec![log_id(1, 1, 22)]);
-    assert_eq!(engine.snapshot_must_cover(), 22);
+    assert_eq!(engine.snapshot_must_cover(), LogIndex(22));
 }
 
 #[test]
 fn a_follower_receiving_a_snapshot_keeps_the_log_after_that_snapshot() {
     let (mut engine, _) = leader_with_follower_behind_cache();
     engine.take_outputs();
-    engine.on_entries_read(2, engine.vote(), 2, Vec::new());
-    assert!(engine.take_outputs().iter().any(|o| matches!(o, Output::SendSnapshotChunk { to: 2, .. })));
+    engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), Vec::new());
+    assert!(engine.take_outputs().iter().any(|o| matches!(o, Output::SendSnapshotChunk { to: NodeId(2), .. })));
     // the follower says which snapshot it is receiving: the one at 20
     let reply = SnapshotReply {
         vote: engine.vote(),

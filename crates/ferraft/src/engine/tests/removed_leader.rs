@@ -21,7 +21,7 @@ fn commit_removal(engine: &mut TestEngine) {
         ack(engine, 2, last);
         ack(engine, 3, last);
         let committed = engine.log().membership_at(index_of(engine.committed())).unwrap();
-        if !committed.membership.is_voter(1) {
+        if !committed.membership.is_voter(NodeId(1)) {
             return;
         }
     }
@@ -34,5 +34,5 @@ fn a_removed_leader_steps_down_once_its_removal_commits_though_a_change_is_queue
     commit_removal(&mut engine);
     assert!(!engine.is_leader(), "a leader whose removal committed steps down");
     let m = engine.membership().unwrap();
-    assert!(m.membership.is_member(4), "it proposed no change after its own removal: {}", m.membership);
+    assert!(m.membership.is_member(NodeId(4)), "it proposed no change after its own removal: {}", m.membership);
 }

@@ -21,10 +21,10 @@ fn a_snapshot_past_the_end_of_the_log_is_where_the_log_continues() {
         }),
         ..LogState::default()
     };
-    let mut engine = Engine::new(3, config(LeaderIdMode::Standard, false), &state, 3, 0);
+    let mut engine = Engine::new(NodeId(3), config(LeaderIdMode::Standard, false), &state, 3, 0);
     assert_eq!(engine.log().last_log_id(), Some(log_id(2, 2, 9)));
     let append = MessageBody::Append(AppendEntries {
-        vote: Vote::new_committed(2, 2),
+        vote: Vote::new_committed(Term(2), NodeId(2)),
         prev_log_id: Some(log_id(2, 2, 9)),
         entries: vec![Entry { log_id: log_id(2, 2, 10), payload: EntryPayload::Normal(7) }],
         committed: Some(log_id(2, 2, 10)),
@@ -32,5 +32,5 @@ fn a_snapshot_past_the_end_of_the_log_is_where_the_log_continues() {
         leader_node: None,
     });
     engine.on_message(msg(2, 3, append));
-    assert_eq!(engine.log().last_index(), 10, "the entry after the snapshot is taken");
+    assert_eq!(engine.log().last_index(), LogIndex(10), "the entry after the snapshot is taken");
 }

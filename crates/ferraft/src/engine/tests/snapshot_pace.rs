@@ -48,7 +48,7 @@ fn a_chunk_held_back_by_the_rate_limit_is_not_a_stalled_transfer() {
     }
     assert!(engine.is_leader());
     assert!(sent.is_empty(), "nothing resent or sent early: {sent:?}");
-    assert_eq!(engine.catch_up(2).unwrap().stall, None, "held back, not stalled");
+    assert_eq!(engine.catch_up(NodeId(2)).unwrap().stall, None, "held back, not stalled");
     engine.on_tick(started + 10 * timeout);
     assert_eq!(chunks_to_2(&engine.take_outputs()), vec![chunk], "sent once due");
 }

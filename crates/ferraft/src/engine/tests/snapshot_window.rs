@@ -11,7 +11,7 @@ fn chunks_to_2(outputs: &[Output<u64, BasicNode>]) -> Vec<(u64, u64)> {
     outputs
         .iter()
         .filter_map(|o| match o {
-            Output::SendSnapshotChunk { to: 2, offset, seq, .. } => Some((*offset, *seq)),
+            Output::SendSnapshotChunk { to: NodeId(2), offset, seq, .. } => Some((*offset, *seq)),
             _ => None,
         })
         .collect()
@@ -29,7 +29,7 @@ fn streaming_to_2() -> (TestEngine, Vec<(u64, u64)>) {
     config.snapshot_chunks_in_flight = 4;
     config.snapshot_chunk_bytes = CHUNK as usize;
     engine.take_outputs();
-    engine.on_entries_read(2, engine.vote(), 2, Vec::new());
+    engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), Vec::new());
     let sent = chunks_to_2(&engine.take_outputs());
     (engine, sent)
 }
@@ -49,7 +49,7 @@ fn a_window_of_chunks_goes_out_before_any_acknowledgement() {
     // each acknowledged chunk lets one more go
     assert_eq!(offsets(&answer(&mut engine, sent[0].1, CHUNK)), vec![4 * CHUNK]);
     assert_eq!(offsets(&answer(&mut engine, sent[1].1, 2 * CHUNK)), vec![5 * CHUNK]);
-    assert_eq!(engine.catch_up(2).unwrap().snapshot_bytes_sent, Some(2 * CHUNK));
+    assert_eq!(engine.catch_up(NodeId(2)).unwrap().snapshot_bytes_sent, Some(2 * CHUNK));
 }
 
 #[test]
@@ -72,7 +72,7 @@ fn acknowledgements_out_of_order_do_not_move_the_offset_backwards() {
     let (mut engine, sent) = streaming_to_2();
     assert_eq!(offsets(&answer(&mut engine, sent[1].1, 2 * CHUNK)), vec![4 * CHUNK, 5 * CHUNK]);
     assert!(answer(&mut engine, sent[0].1, CHUNK).is_empty(), "a late answer sends nothing again");
-    assert_eq!(engine.catch_up(2).unwrap().snapshot_bytes_sent, Some(2 * CHUNK));
+    assert_eq!(engine.catch_up(NodeId(2)).unwrap().snapshot_bytes_sent, Some(2 * CHUNK));
 }
 
 #[test]
@@ -82,7 +82,7 @@ fn a_receiver_whose_copy_went_back_is_sent_the_window_from_where_it_now_stands()
     // it restarted and lost its partial copy: it answers a later chunk with 0
     let resent = answer(&mut engine, next[0].1, 0);
     assert_eq!(offsets(&resent), vec![0, CHUNK, 2 * CHUNK, 3 * CHUNK]);
-    assert_eq!(engine.catch_up(2).unwrap().snapshot_bytes_sent, Some(0));
+    assert_eq!(engine.catch_up(NodeId(2)).unwrap().snapshot_bytes_sent, Some(0));
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn a_rate_limited_window_sends_each_chunk_at_its_due_time() {
     let started = engine.now_ms;
     engine.on_tick(started);
     engine.take_outputs();
-    engine.on_entries_read(2, engine.vote(), 2, Vec::new());
+    engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), Vec::new());
     assert_eq!(offsets(&chunks_to_2(&engine.take_outputs())), vec![0], "the window waits for the rate");
     assert_eq!(engine.next_deadline_ms(), started + 100);
     engine.on_tick(started + 100);

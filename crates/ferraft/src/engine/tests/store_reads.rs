@@ -19,7 +19,7 @@ pub(super) fn leader_with_follower_behind_cache() -> (TestEngine, Vec<Entry<u64,
         ..Config::default()
     };
     let state = LogState { entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])], ..LogState::default() };
-    let mut engine: TestEngine = Engine::new(1, Arc::new(config), &state, 1, 0);
+    let mut engine: TestEngine = Engine::new(NodeId(1), Arc::new(config), &state, 1, 0);
     engine.on_tick(10_000);
     let vote = engine.vote();
     for peer in [2, 3] {
@@ -31,11 +31,11 @@ pub(super) fn leader_with_follower_behind_cache() -> (TestEngine, Vec<Entry<u64,
     let last = engine.log().last_log_id().unwrap();
     engine.on_log_flushed(last);
     ack(&mut engine, 3, Some(last));
-    let stored = engine.log().slice(2, 100);
+    let stored = engine.log().slice(LogIndex(2), 100);
     engine.trim_applied(last.index);
     assert_eq!(engine.log().first_index(), last.index - 8 + 1);
-    let conflict = AppendOutcome::Conflict { hint_index: 2, last_index: 2 };
-    let reply = AppendReply { vote: engine.vote(), seq: u64::MAX / 2, outcome: conflict, committed: 2 };
+    let conflict = AppendOutcome::Conflict { hint_index: LogIndex(2), last_index: LogIndex(2) };
+    let reply = AppendReply { vote: engine.vote(), seq: u64::MAX / 2, outcome: conflict, committed: LogIndex(2) };
     engine.take_outputs();
     engine.on_message(msg(2, 1, MessageBody::AppendReply(reply)));
     (engine, stored)
@@ -62,7 +62,7 @@ fn appends_to(outputs: &[Output<u64, BasicNode>], to: NodeId) -> Vec<(u64, Vec<u
         .filter(|m| m.envelope.to == to)
         .filter_map(|m| match &m.body {
             MessageBody::Append(a) if !a.entries.is_empty() => {
-                Some((crate::log_id::index_of(a.prev_log_id), a.entries.iter().map(|e| e.log_id.index).collect()))
+                Some((crate::log_id::index_of(a.prev_log_id).0, a.entries.iter().map(|e| e.log_id.index.0).collect()))
             }
             _ => None,
         })
@@ -74,22 +74,22 @@ fn a_follower_behind_the_cache_is_fed_from_the_store_not_a_snapshot() {
     let (mut engine, stored) = leader_with_follower_behind_cache();
     let outputs = engine.take_outputs();
     // probing: one append's worth, starting a step early to learn prev_log_id
-    assert_eq!(reads(&outputs), vec![(2, 2, 7)]);
+    assert_eq!(reads(&outputs), vec![(NodeId(2), LogIndex(2), LogIndex(7))]);
     assert_eq!(snapshot_sends(&outputs), 0);
     let vote = engine.vote();
-    engine.on_entries_read(2, vote, 2, stored[..5].to_vec());
+    engine.on_entries_read(NodeId(2), vote, LogIndex(2), stored[..5].to_vec());
     let outputs = engine.take_outputs();
-    assert_eq!(appends_to(&outputs, 2), vec![(2, vec![3, 4, 5, 6])]);
+    assert_eq!(appends_to(&outputs, NodeId(2)), vec![(2, vec![3, 4, 5, 6])]);
     assert!(reads(&outputs).is_empty(), "a probe is in flight: nothing more until it is answered");
 
     // the probe succeeds: the window (2 appends of 4) is filled from the store
     ack(&mut engine, 2, Some(stored[4].log_id));
     let outputs = engine.take_outputs();
-    assert_eq!(reads(&outputs), vec![(2, 6, 15)]);
-    engine.on_entries_read(2, vote, 6, stored[4..13].to_vec());
+    assert_eq!(reads(&outputs), vec![(NodeId(2), LogIndex(6), LogIndex(15))]);
+    engine.on_entries_read(NodeId(2), vote, LogIndex(6), stored[4..13].to_vec());
     let outputs = engine.take_outputs();
-    assert_eq!(appends_to(&outputs, 2), vec![(6, vec![7, 8, 9, 10]), (10, vec![11, 12, 13, 14])]);
-    let report = engine.catch_up(2).unwrap();
+    assert_eq!(appends_to(&outputs, NodeId(2)), vec![(6, vec![7, 8, 9, 10]), (10, vec![11, 12, 13, 14])]);
+    let report = engine.catch_up(NodeId(2)).unwrap();
     assert_eq!((report.entries_from_store, report.snapshots_started), (12, 0));
 }
 
@@ -98,39 +98,43 @@ fn a_probe_from_the_store_lost_on_the_way_is_read_and_sent_again() {
     let (mut engine, stored) = leader_with_follower_behind_cache();
     engine.take_outputs();
     let vote = engine.vote();
-    engine.on_entries_read(2, vote, 2, stored[..5].to_vec());
-    assert_eq!(appends_to(&engine.take_outputs(), 2), vec![(2, vec![3, 4, 5, 6])]);
+    engine.on_entries_read(NodeId(2), vote, LogIndex(2), stored[..5].to_vec());
+    assert_eq!(appends_to(&engine.take_outputs(), NodeId(2)), vec![(2, vec![3, 4, 5, 6])]);
     // the probe is lost: no answer; two heartbeats later it is read again
     let heartbeat = engine.config.heartbeat_interval_ms;
     engine.on_tick(engine.now_ms + heartbeat);
     assert!(reads(&engine.take_outputs()).is_empty(), "a probe in flight is waited for");
     engine.on_tick(engine.now_ms + heartbeat);
-    assert_eq!(reads(&engine.take_outputs()), vec![(2, 2, 7)]);
+    assert_eq!(reads(&engine.take_outputs()), vec![(NodeId(2), LogIndex(2), LogIndex(7))]);
 }
 
 #[test]
 fn an_answer_of_another_leadership_or_a_moved_follower_is_dropped() {
     let (mut engine, stored) = leader_with_follower_behind_cache();
     engine.take_outputs();
-    let stale = Vote::new(engine.vote().term() - 1, 1);
-    engine.on_entries_read(2, stale, 2, stored[..5].to_vec());
+    let stale = Vote::new(Term(engine.vote().term().0 - 1), NodeId(1));
+    engine.on_entries_read(NodeId(2), stale, LogIndex(2), stored[..5].to_vec());
     assert!(engine.take_outputs().is_empty(), "a read asked under another vote sends nothing");
-    engine.on_entries_read(2, engine.vote(), 3, stored[1..5].to_vec());
+    engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(3), stored[1..5].to_vec());
     assert!(engine.take_outputs().is_empty(), "an answer to no read in flight sends nothing");
-    engine.on_entries_read(2, engine.vote(), 2, stored[..5].to_vec());
-    assert_eq!(appends_to(&engine.take_outputs(), 2), vec![(2, vec![3, 4, 5, 6])], "the read in flight still counts");
+    engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), stored[..5].to_vec());
+    assert_eq!(
+        appends_to(&engine.take_outputs(), NodeId(2)),
+        vec![(2, vec![3, 4, 5, 6])],
+        "the read in flight still counts"
+    );
 }
 
 #[test]
 fn entries_gone_from_the_store_mean_a_snapshot() {
     let (mut engine, _) = leader_with_follower_behind_cache();
     engine.take_outputs();
-    engine.on_entries_read(2, engine.vote(), 2, Vec::new());
+    engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), Vec::new());
     let outputs = engine.take_outputs();
     assert_eq!(snapshot_sends(&outputs), 1);
-    let progress = &engine.leader_state().unwrap().progress[&2];
+    let progress = &engine.leader_state().unwrap().progress[&NodeId(2)];
     assert!(matches!(progress.mode, ReplicationMode::Snapshot { next_offset: 0, .. }));
-    assert_eq!(engine.catch_up(2).unwrap().snapshots_started, 1);
+    assert_eq!(engine.catch_up(NodeId(2)).unwrap().snapshots_started, 1);
 }
 
 #[test]
@@ -138,7 +142,7 @@ fn a_store_that_cannot_read_ranges_means_a_snapshot() {
     let (mut engine, _) = leader_with_follower_behind_cache();
     engine.take_outputs();
     engine.on_store_reads_unsupported();
-    engine.on_entries_read(2, engine.vote(), 2, Vec::new());
+    engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), Vec::new());
     assert_eq!(snapshot_sends(&engine.take_outputs()), 1);
     assert_eq!(engine.snapshot_must_cover(), engine.log().first_index() - 1, "a snapshot must reach the cache");
 }
@@ -149,9 +153,9 @@ fn a_follower_behind_the_stores_purge_point_gets_a_snapshot_at_once() {
     engine.take_outputs();
     engine.store_purged = Some(log_id(1, 1, 20));
     if let Role::Leader(leader) = &mut engine.role {
-        leader.progress.get_mut(&2).unwrap().store.reading = None;
+        leader.progress.get_mut(&NodeId(2)).unwrap().store.reading = None;
     }
-    engine.replicate_to(2, false);
+    engine.replicate_to(NodeId(2), false);
     let outputs = engine.take_outputs();
     assert!(reads(&outputs).is_empty());
     assert_eq!(snapshot_sends(&outputs), 1);
@@ -165,12 +169,12 @@ fn a_probe_from_the_store_names_the_leader() {
     let (mut engine, stored) = leader_with_follower_behind_cache();
     engine.take_outputs();
     let vote = engine.vote();
-    engine.on_entries_read(2, vote, 2, stored[..5].to_vec());
+    engine.on_entries_read(NodeId(2), vote, LogIndex(2), stored[..5].to_vec());
     let outputs = engine.take_outputs();
     let probes: Vec<bool> = outputs
         .iter()
         .filter_map(|o| match o {
-            Output::Send(Message { envelope, body: MessageBody::Append(a) }) if envelope.to == 2 => {
+            Output::Send(Message { envelope, body: MessageBody::Append(a) }) if envelope.to == NodeId(2) => {
                 Some(a.leader_node.is_some())
             }
             _ => None,

@@ -6,6 +6,7 @@ use crate::{AppendDurability, BasicNode, Entry, EntryPayload, FlushNotifier, Log
 use bytes::Bytes;
 
 use super::support::{append_durably, blank, entries, entry, log_id, membership_entry, TestData, TestDir};
+use crate::node::LogIndex;
 
 /// Opens a store over `dir` and reads its state, as a node does at startup.
 pub(super) fn start<S, F>(open: &mut F, dir: &Path) -> (S, LogState<TestData, BasicNode>)
@@ -116,7 +117,7 @@ where
     let dir = TestDir::new("truncate_then_append_replaces_tail");
     let (mut store, _) = start(open, dir.path());
     append_durably(&mut store, &entries(1, 1..=10));
-    store.truncate(6).expect("truncate");
+    store.truncate(LogIndex(6)).expect("truncate");
     append_durably(&mut store, &entries(2, 6..=8));
     let (_store, state) = restart(open, dir.path(), store);
     let mut expected = entries(1, 1..=5);
@@ -133,7 +134,7 @@ where
     let dir = TestDir::new("truncate_everything_then_append_restarts_log");
     let (mut store, _) = start(open, dir.path());
     append_durably(&mut store, &entries(1, 1..=4));
-    store.truncate(1).expect("truncate");
+    store.truncate(LogIndex(1)).expect("truncate");
     append_durably(&mut store, &entries(2, 1..=2));
     let (_store, state) = restart(open, dir.path(), store);
     assert_eq!(state.entries, entries(2, 1..=2));
@@ -148,7 +149,7 @@ where
     let dir = TestDir::new("truncate_past_last_entry_changes_nothing");
     let (mut store, _) = start(open, dir.path());
     append_durably(&mut store, &entries(1, 1..=3));
-    store.truncate(4).expect("truncate");
+    store.truncate(LogIndex(4)).expect("truncate");
     append_durably(&mut store, &entries(1, 4..=4));
     let (_store, state) = restart(open, dir.path(), store);
     assert_eq!(state.entries, entries(1, 1..=4));
@@ -203,9 +204,9 @@ where
     store.append(&entries(1, 1..=100), &ignore).expect("append");
     store.purge(log_id(1, 40)).expect("purge");
     store.append(&entries(1, 101..=150), &ignore).expect("append");
-    store.truncate(120).expect("truncate");
+    store.truncate(LogIndex(120)).expect("truncate");
     store.append(&entries(2, 120..=125), &ignore).expect("append");
-    store.truncate(124).expect("truncate");
+    store.truncate(LogIndex(124)).expect("truncate");
     append_durably(&mut store, &entries(3, 124..=130));
     let (_store, state) = restart(open, dir.path(), store);
     let mut expected = entries(1, 41..=119);

@@ -10,6 +10,7 @@ use bytes::Bytes;
 
 use super::log_rules::{restart, start};
 use super::support::{append_durably, entries, log_id, TestData, TestDir};
+use crate::node::{LogIndex, NodeId, Term};
 
 /// A vote is durable once `save_vote` returns.
 pub fn vote_survives_reopen<S, F>(open: &mut F)
@@ -19,9 +20,9 @@ where
 {
     let dir = TestDir::new("vote_survives_reopen");
     let (mut store, _) = start(open, dir.path());
-    store.save_vote(&Vote::new(3, 2)).expect("save vote");
+    store.save_vote(&Vote::new(Term(3), NodeId(2))).expect("save vote");
     let (_store, state) = restart(open, dir.path(), store);
-    assert_eq!(state.vote, Some(Vote::new(3, 2)));
+    assert_eq!(state.vote, Some(Vote::new(Term(3), NodeId(2))));
 }
 
 /// A cluster id is durable once `save_cluster_id` returns, and a new store has none.
@@ -35,10 +36,10 @@ where
     assert_eq!(state.cluster_id, None, "a new store belongs to no cluster");
     let cluster_id = ClusterId::new(0x0123_4567_89ab_cdef).expect("not 0");
     store.save_cluster_id(cluster_id).expect("save cluster id");
-    store.save_vote(&Vote::new(2, 1)).expect("save vote");
+    store.save_vote(&Vote::new(Term(2), NodeId(1))).expect("save vote");
     let (_store, state) = restart(open, dir.path(), store);
     assert_eq!(state.cluster_id, Some(cluster_id));
-    assert_eq!(state.vote, Some(Vote::new(2, 1)));
+    assert_eq!(state.vote, Some(Vote::new(Term(2), NodeId(1))));
 }
 
 /// A store that keeps an incarnation keeps it with its data across reopens,
@@ -68,14 +69,14 @@ where
     let dir = TestDir::new("latest_vote_wins_after_reopen");
     let (mut store, _) = start(open, dir.path());
     for term in 1..=5 {
-        store.save_vote(&Vote::new(term, 2)).expect("save vote");
+        store.save_vote(&Vote::new(Term(term), NodeId(2))).expect("save vote");
     }
-    store.save_vote(&Vote::new_committed(5, 2)).expect("save vote");
+    store.save_vote(&Vote::new_committed(Term(5), NodeId(2))).expect("save vote");
     let (mut store, state) = restart(open, dir.path(), store);
-    assert_eq!(state.vote, Some(Vote::new_committed(5, 2)));
-    store.save_vote(&Vote::new(6, 3)).expect("save vote");
+    assert_eq!(state.vote, Some(Vote::new_committed(Term(5), NodeId(2))));
+    store.save_vote(&Vote::new(Term(6), NodeId(3))).expect("save vote");
     let (_store, state) = restart(open, dir.path(), store);
-    assert_eq!(state.vote, Some(Vote::new(6, 3)));
+    assert_eq!(state.vote, Some(Vote::new(Term(6), NodeId(3))));
 }
 
 /// The committed log id may lag after a restart but never runs ahead.
@@ -205,7 +206,7 @@ where
     let (mut store, _) = start(open, dir.path());
     for round in 1..=5u64 {
         append_durably(&mut store, &entries(round, round * 20 - 19..=round * 20));
-        store.save_vote(&Vote::new_committed(round, 1)).expect("save vote");
+        store.save_vote(&Vote::new_committed(Term(round), NodeId(1))).expect("save vote");
         if round == 3 {
             store.purge(log_id(2, 30)).expect("purge");
         }
@@ -213,16 +214,16 @@ where
         store = reopened;
         let expected: Vec<_> = (1..=round)
             .flat_map(|term| entries(term, term * 20 - 19..=term * 20))
-            .filter(|entry| round < 3 || entry.log_id.index > 30)
+            .filter(|entry| round < 3 || entry.log_id.index > LogIndex(30))
             .collect();
         assert_eq!(state.entries, expected, "after round {round}");
-        assert_eq!(state.vote, Some(Vote::new_committed(round, 1)));
+        assert_eq!(state.vote, Some(Vote::new_committed(Term(round), NodeId(1))));
     }
 }
 
 /// A snapshot covering `last_index` with `data_bytes` of state.
 fn test_snapshot(last_index: u64, data_bytes: usize) -> Snapshot<BasicNode> {
-    let nodes: BTreeMap<_, _> = [(1, BasicNode::new("127.0.0.1:7001"))].into_iter().collect();
+    let nodes: BTreeMap<_, _> = [(NodeId(1), BasicNode::new("127.0.0.1:7001"))].into_iter().collect();
     let membership = Membership::new_uniform(nodes).expect("one voter is a valid membership");
     Snapshot {
         meta: SnapshotMeta {

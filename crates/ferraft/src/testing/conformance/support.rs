@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::{
     AppendDurability, BasicNode, Entry, EntryPayload, FlushNotifier, LeaderId, LogId, LogIndex, LogStore, Membership,
-    Term,
+    NodeId, Term,
 };
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -56,31 +56,34 @@ impl Drop for TestDir {
     }
 }
 
+// Rules name terms and indexes by plain numbers, as a reader of the rule would.
+
 /// The log id of entry `index` proposed by node 1 in `term`.
-pub fn log_id(term: Term, index: LogIndex) -> LogId {
-    LogId::new(LeaderId::new(term, 1), index)
+pub fn log_id(term: u64, index: u64) -> LogId {
+    LogId::new(LeaderId::new(Term(term), NodeId(1)), LogIndex(index))
 }
 
 /// A normal entry whose payload is derived from its position, so a reader
 /// can tell a right entry from a stale or damaged one.
-pub fn entry(term: Term, index: LogIndex) -> Entry<TestData, BasicNode> {
+pub fn entry(term: u64, index: u64) -> Entry<TestData, BasicNode> {
     let payload = Bytes::from(format!("term {term} index {index}"));
     Entry { log_id: log_id(term, index), payload: EntryPayload::Normal(TestData::new(payload)) }
 }
 
 /// Normal entries `indexes` of `term`.
-pub fn entries(term: Term, indexes: std::ops::RangeInclusive<LogIndex>) -> Vec<Entry<TestData, BasicNode>> {
+pub fn entries(term: u64, indexes: std::ops::RangeInclusive<u64>) -> Vec<Entry<TestData, BasicNode>> {
     indexes.map(|index| entry(term, index)).collect()
 }
 
 /// A blank entry (what a new leader appends first).
-pub fn blank(term: Term, index: LogIndex) -> Entry<TestData, BasicNode> {
+pub fn blank(term: u64, index: u64) -> Entry<TestData, BasicNode> {
     Entry { log_id: log_id(term, index), payload: EntryPayload::Blank }
 }
 
 /// An entry carrying a three-voter membership.
-pub fn membership_entry(term: Term, index: LogIndex) -> Entry<TestData, BasicNode> {
-    let nodes: BTreeMap<_, _> = (1..=3).map(|id| (id, BasicNode::new(format!("127.0.0.1:{}", 7000 + id)))).collect();
+pub fn membership_entry(term: u64, index: u64) -> Entry<TestData, BasicNode> {
+    let nodes: BTreeMap<_, _> =
+        (1..=3).map(|id| (NodeId(id), BasicNode::new(format!("127.0.0.1:{}", 7000 + id)))).collect();
     let membership = Membership::new_uniform(nodes).expect("three voters form a valid membership");
     Entry { log_id: log_id(term, index), payload: EntryPayload::Membership(membership) }
 }
