@@ -838,7 +838,8 @@ impl Simulation {
         self.history.invoke_cas(op, key, expect);
         let reply = self.write_reply(i, op);
         let called = self.call(i, |h| {
-            h.client_write(Put { expect, ..Put::write(op, key) }, reply);
+            // on a follower: handed to the leader, answered here once applied
+            h.client_write_here(Put { expect, ..Put::write(op, key) }, reply);
             h.flush_write_batch();
         });
         // refused at once (not the leader): the answer cancelled it

@@ -109,3 +109,10 @@ fn answering_a_change_done_without_making_it_is_caught() {
 fn a_write_reply_matched_to_the_wrong_index_is_caught() {
     caught(Fault::Broken(BrokenRule::AnswerWriteByPosition), &["write answers"]);
 }
+
+/// A follower that commits on its leader's flush notice although the two are
+/// not a quorum (five voters, or a joint membership).
+#[test]
+fn committing_on_the_leaders_flush_without_a_quorum_is_caught() {
+    caught(Fault::Broken(BrokenRule::FlushCommitWithoutQuorum), SAFETY);
+}

@@ -56,6 +56,9 @@ testing_pub! {
         /// Let in messages of another cluster, and (the host's rule) take a
         /// probe's answer from another cluster for a node free to be added.
         SkipClusterCheck,
+        /// On the leader's flush notice, commit without checking that this
+        /// node and the leader are a quorum of every config in force.
+        FlushCommitWithoutQuorum,
     }
 }
 

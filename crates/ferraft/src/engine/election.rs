@@ -191,6 +191,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.role = Role::Leader(Box::new(LeaderState {
             progress,
             term_start_index: next_index,
+            flush_told: LogIndex(0),
             seq: 0,
             reads: VecDeque::new(),
             read_round_needed: false,

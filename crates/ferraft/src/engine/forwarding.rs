@@ -1,6 +1,6 @@
 //! Every node serves clients: a follower hands client writes to its leader
 //! and asks it for read indexes over the Raft transport, then answers from
-//! its own state machine. See `reads.md` and `forwarding.md`.
+//! its own state machine. See `docs/reads.md`.
 //!
 //! A forwarded batch is proposed at most once: the follower never resends
 //! it (an unanswered batch is answered "outcome unknown"), and the leader
@@ -63,6 +63,8 @@ struct Proposed {
     from: NodeId,
     id: u64,
     last: LogId,
+    /// The follower was told this leader holds the batch durably.
+    flush_told: bool,
 }
 
 /// Both sides of forwarding.
@@ -81,6 +83,9 @@ pub(crate) struct Forwarding {
     /// Follower side: when the transport last said it cannot reach the
     /// leader; until the leader is heard from again nothing is sent to it.
     leader_unreachable_ms: Option<(NodeId, u64)>,
+    /// Follower side: the leader's last durable entry, as it reported
+    /// (see [`Engine::commit_on_leader_flush`]).
+    leader_flushed: Option<LogId>,
     /// Follower side: a commit the leader reported for an entry not held
     /// here yet (its report overtook the append carrying it); it applies
     /// once an entry with that very log id arrives.
@@ -217,6 +222,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 self.forwarding.sent.insert(reply.id, sent);
                 self.learn_committed(Some(upto));
             }
+            (Awaited::Commit { .. }, ForwardOutcome::Flushed { upto }) => {
+                self.forwarding.sent.insert(reply.id, sent);
+                self.forwarding.leader_flushed = self.forwarding.leader_flushed.max(Some(upto));
+                self.commit_on_leader_flush();
+            }
             (Awaited::Write { .. }, ForwardOutcome::NotLeader { leader }) => {
                 tracing::debug!(node = %self.id, ?leader, "forwarded writes refused: not the leader");
                 self.output.push(Output::ForwardFailed { forward_id: reply.id, failure: ForwardFailure::NotProposed });
@@ -265,6 +275,70 @@ impl<C: AppData, N: Node> Engine<C, N> {
         } else if self.log.contains(Some(reported)) {
             self.forwarding.reported_commit = None;
             self.commit_to(Some(reported));
+        }
+    }
+
+    /// Commits what this node and its leader both hold durably, where the
+    /// two are a quorum of every config in force: the entry is then on a
+    /// quorum, which is all that committing it means, so the follower need
+    /// not wait for its acknowledgement to reach the leader and the commit
+    /// news to come back (two hops). Only an entry of the leader's own term
+    /// counts (Raft §5.4.2, as on the leader), and holding it proves the
+    /// prefix: one leader writes one entry per index in its term, so an
+    /// entry here under its leader id is the leader's entry, and log
+    /// matching makes everything before it the leader's too. The configs
+    /// are those in force at that entry in this log, which is the leader's
+    /// prefix: the configs the leader itself counted with when it appended
+    /// the entry. Being on such a quorum is a fact about that leadership's
+    /// entry, so it holds even if another leader has been elected since.
+    pub(crate) fn commit_on_leader_flush(&mut self) {
+        let Some(flushed) = self.forwarding.leader_flushed else { return };
+        let index = index_of(self.durable).min(flushed.index);
+        if index <= index_of(self.committed) {
+            return;
+        }
+        let Some(log_id) = self.log.log_id_at(index).filter(|l| l.leader_id == flushed.leader_id) else { return };
+        let Some(membership) = self.log.membership_at(index) else { return };
+        let leader = flushed.leader_id.node_id;
+        let held = crate::membership::committed_index(membership.membership.configs(), |id| {
+            if id == self.id || id == leader {
+                index
+            } else {
+                LogIndex(0)
+            }
+        });
+        if held < index && !self.breaks(crate::config::BrokenRule::FlushCommitWithoutQuorum) {
+            return;
+        }
+        tracing::trace!(node = %self.id, %index, "committed on the leader's flush");
+        self.commit_to(Some(log_id));
+    }
+
+    /// Leader side: tells each follower whose forwarded batches this node now
+    /// holds durably (and has not committed yet) so, naming its last durable
+    /// entry, so the follower can commit them on its own flush
+    /// ([`Self::commit_on_leader_flush`]). One message per follower per flush,
+    /// and only to followers waiting for batches.
+    pub(crate) fn tell_flushed_forwards(&mut self) {
+        if !self.is_leader() {
+            return;
+        }
+        let Some(durable) = self.durable.filter(|d| d.leader_id == self.vote.leader_id) else { return };
+        let Role::Leader(leader) = &mut self.role else { return };
+        let mut told: BTreeMap<NodeId, u64> = BTreeMap::new();
+        for batch in self.forwarding.proposed.iter_mut() {
+            if !batch.flush_told && batch.last.index <= durable.index {
+                batch.flush_told = true;
+                told.insert(batch.from, batch.id);
+            }
+        }
+        if !told.is_empty() {
+            // before any follower can commit on this notice
+            leader.flush_told = leader.flush_told.max(durable.index);
+        }
+        for (from, id) in told {
+            let outcome = ForwardOutcome::Flushed { upto: durable };
+            self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id, outcome }));
         }
     }
 
@@ -327,7 +401,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let last = self.log.last_log_id().expect("just proposed");
         let outcome = ForwardOutcome::Accepted { first };
         self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id: request.id, outcome }));
-        self.forwarding.proposed.push_back(Proposed { from, id: request.id, last });
+        self.forwarding.proposed.push_back(Proposed { from, id: request.id, last, flush_told: false });
         self.answer_committed_forwards();
     }
 
@@ -378,7 +452,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             }
         }
         let Role::Leader(leader) = &mut self.role else { return };
-        let read_index = index_of(self.committed).max(leader.term_start_index);
+        let read_index = leader.read_floor(index_of(self.committed));
         let seq = leader.seq + 1;
         leader.reads.push_back(PendingRead { request_id: ask.id, read_index, seq, asker: Some(from) });
         leader.read_round_needed = true;

@@ -565,6 +565,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.output.extend(ready.into_iter().map(Output::Send));
         if self.is_leader() {
             self.leader_maybe_commit();
+            self.tell_flushed_forwards();
+        } else {
+            self.commit_on_leader_flush();
         }
     }
 

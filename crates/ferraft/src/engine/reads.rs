@@ -29,7 +29,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Role::Leader(leader) = &mut self.role else {
             return Err(ReadError::ForwardToLeader(self.forward_to_leader()));
         };
-        let read_index = committed.max(leader.term_start_index);
+        let read_index = leader.read_floor(committed);
         leader.reads.push_back(PendingRead { request_id, read_index, seq: leader.seq + 1, asker: None });
         leader.read_round_needed = true;
         self.maybe_confirm_reads();
@@ -55,7 +55,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 || leader.progress.get(&id).is_some_and(|p| p.acked_seq > 0 && p.acked_sent_ms + lease_ms > self.now_ms)
         });
         if valid {
-            Ok(committed)
+            Ok(leader.read_floor(committed))
         } else {
             Err(ReadError::LeaseExpired)
         }

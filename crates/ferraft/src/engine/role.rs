@@ -60,6 +60,10 @@ pub struct LeaderState {
     pub progress: BTreeMap<NodeId, Progress>,
     /// Index of this term's first (blank) entry; reads wait for it to commit.
     pub term_start_index: LogIndex,
+    /// The last entry followers were told this leader holds durably: they
+    /// may commit up to it and answer writes before this leader learns it
+    /// committed, so a read index is never below it.
+    pub flush_told: LogIndex,
     /// Sequence number of the last message sent.
     pub seq: u64,
     /// Reads waiting for a quorum to confirm leadership.
@@ -80,4 +84,14 @@ pub struct LeaderState {
     /// Since when (and for which joint entry) a joint config that leaves by
     /// itself has waited for its new voters.
     pub joint_wait_since: Option<(LogIndex, u64)>,
+}
+
+impl LeaderState {
+    /// The lowest read index that sees every write answered so far: what
+    /// committed (`committed`), this term's first entry (earlier terms'
+    /// entries that committed are before it), and what followers may have
+    /// committed on this leader's flush notices.
+    pub(crate) fn read_floor(&self, committed: LogIndex) -> LogIndex {
+        committed.max(self.term_start_index).max(self.flush_told)
+    }
 }

@@ -55,6 +55,15 @@ pub enum ForwardOutcome {
         /// The leader it knows of, if any.
         leader: Option<NodeId>,
     },
+    /// The leader holds its log durably up to `upto` (an entry of its own
+    /// term, at or after the batch's last entry). A follower that holds that
+    /// prefix durably too commits it at once where it and the leader are a
+    /// quorum of every config in force, instead of waiting for its
+    /// acknowledgement to reach the leader and the commit news to come back.
+    Flushed {
+        /// The leader's last durable entry.
+        upto: LogId,
+    },
 }
 
 /// A follower asks its leader for a read index (see `reads.md`).

@@ -177,7 +177,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         }
         match event {
             Event::Write(command, reply) => host.client_write(command, reply),
-            Event::WriteHere(command, reply) => host.forwards.batch.push((command, reply)),
+            Event::WriteHere(command, reply) => host.client_write_here(command, reply),
             Event::ReadHere(lease, reply) => host.read_here(lease, reply),
             Event::Undelivered(peer, ids) => host.engine.on_forward_undelivered(peer, &ids),
             Event::Message(message) => host.receive(message),

@@ -123,6 +123,13 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ForwardBook<SM, N, R> {
 }
 
 impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
+    /// A client write served on this node, leader or not: queued until
+    /// [`NodeHost::flush_write_batch`], which hands the follower's batch to
+    /// the leader (the leader proposes it with its own writes).
+    pub fn client_write_here(&mut self, command: SM::Command, reply: WriteReply<SM, N, R>) {
+        self.forwards.batch.push((command, reply));
+    }
+
     /// Hands this turn's writes to the leader in one message (the leader
     /// proposes its own with the other writes).
     pub(crate) fn flush_forward_batch(&mut self) {
