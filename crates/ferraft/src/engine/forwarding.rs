@@ -445,17 +445,19 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.refuse_read_index(from, ask.id);
             return;
         }
-        if ask.lease {
-            if let Ok(read_index) = self.lease_read() {
-                self.answer_read_index(from, ask.id, read_index);
-                return;
-            }
-        }
+        let leased = ask.lease && self.lease_read().is_ok();
+        let committed = index_of(self.committed);
         let Role::Leader(leader) = &mut self.role else { return };
-        let read_index = leader.read_floor(index_of(self.committed));
-        let seq = leader.seq + 1;
+        let read_index = leader.read_floor(committed);
+        if leased && read_index <= committed {
+            self.answer_read_index(from, ask.id, read_index);
+            return;
+        }
+        // the lease confirms leadership already (sequence 0: any
+        // acknowledgement will do); the read index still has to commit
+        let seq = if leased { 0 } else { leader.seq + 1 };
         leader.reads.push_back(PendingRead { request_id: ask.id, read_index, seq, asker: Some(from) });
-        leader.read_round_needed = true;
+        leader.read_round_needed |= !leased;
         self.maybe_confirm_reads();
     }
 

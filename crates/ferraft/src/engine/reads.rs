@@ -71,6 +71,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Some(membership) = self.log.effective_membership() else { return };
         let mut confirmed = Vec::new();
         while let Some(read) = leader.reads.front() {
+            // a read index above the commit (followers' flush notices) waits
+            // for it: a follower that asked then gets a commit point that
+            // covers it, instead of learning it with the next heartbeat
+            if read.read_index > committed {
+                break;
+            }
             let quorum = membership
                 .membership
                 .is_quorum(|id| id == self.id || leader.progress.get(&id).is_some_and(|p| p.acked_seq >= read.seq));

@@ -579,6 +579,9 @@ fn a_leader_that_committed_a_batch_sends_the_commit_news_and_no_flush_notice() {
 /// rule above came without this one): a follower answered a write it
 /// committed on the leader's flush notice, and a read at the leader, whose
 /// commit index was still below that write, returned the older value.
+/// A read index above the leader's commit is held until it commits, so a
+/// follower that asked gets a commit point that covers it (else it waited
+/// for the next heartbeat to learn that commit).
 #[test]
 fn a_read_index_covers_what_followers_may_have_committed_on_the_leaders_flush() {
     let mut engine = settled_leader();
@@ -590,8 +593,16 @@ fn a_read_index_covers_what_followers_may_have_committed_on_the_leaders_flush() 
     assert_eq!(engine.lease_read().ok(), Some(last.index), "lease read");
     engine.read_index(9).unwrap();
     engine.on_message(msg(2, 1, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 5, lease: false })));
+    engine.on_message(msg(3, 1, MessageBody::ReadIndexAsk(ReadIndexAsk { id: 6, lease: true })));
     engine.take_outputs();
     ack_seq(&mut engine, NodeId(2), None, seq + 1);
+    let outputs = engine.take_outputs();
+    assert!(
+        !outputs.iter().any(|o| matches!(o, Output::ReadReady { .. })) && read_index_replies(&outputs).is_empty(),
+        "confirmed, but the read index is not committed yet: {outputs:?}"
+    );
+    ack_seq(&mut engine, NodeId(2), Some(last), seq + 1);
+    assert_eq!(engine.committed(), Some(last));
     let outputs = engine.take_outputs();
     assert!(
         outputs
@@ -599,6 +610,12 @@ fn a_read_index_covers_what_followers_may_have_committed_on_the_leaders_flush() 
             .any(|o| matches!(o, Output::ReadReady { request_id: 9, read_index } if *read_index == last.index)),
         "read here: {outputs:?}"
     );
-    let ready = ReadIndexOutcome::Ready { read_index: last.index, committed: engine.committed() };
-    assert_eq!(read_index_replies(&outputs), vec![(NodeId(2), ReadIndexReply { id: 5, outcome: ready })]);
+    let ready = ReadIndexOutcome::Ready { read_index: last.index, committed: Some(last) };
+    assert_eq!(
+        read_index_replies(&outputs),
+        vec![
+            (NodeId(2), ReadIndexReply { id: 5, outcome: ready }),
+            (NodeId(3), ReadIndexReply { id: 6, outcome: ready })
+        ]
+    );
 }
