@@ -24,7 +24,9 @@ pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 /// Version 3: forwarded writes name the leadership they are handed to;
 /// snapshot chunks carry the checksum of the snapshot's bytes (a transfer
 /// resumes only onto the same bytes).
-pub const PROTOCOL_VERSION: u32 = 3;
+/// Version 4: a leader tells a follower it holds its forwarded writes
+/// durably (`ForwardOutcome::Flushed`, which a version 3 node cannot decode).
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.
 const HANDSHAKE_MAX_FRAME_BYTES: usize = 64;
