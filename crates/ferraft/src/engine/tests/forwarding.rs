@@ -619,3 +619,41 @@ fn a_read_index_covers_what_followers_may_have_committed_on_the_leaders_flush() 
         ]
     );
 }
+
+/// Found by the simulator with most writes sent to followers (CAS seed 402,
+/// `forward_heavy`): a leader in the middle of a transfer refuses a batch
+/// ("not the leader": nothing proposed, the follower's caller may send the
+/// write elsewhere), the transfer times out, and a duplicated copy of the
+/// batch then reaches the same leadership, which proposes it: the write is
+/// applied although its caller was told it was not made.
+#[test]
+fn a_copy_of_a_batch_refused_during_a_leader_transfer_is_not_proposed_once_the_transfer_ends() {
+    let mut engine = settled_leader();
+    let max_ms = Config::default().election_timeout_max_ms;
+    let start_ms = 10_000;
+    engine.transfer_leader(Some(NodeId(2))).unwrap();
+    engine.take_outputs();
+    let before = engine.log().last_log_id();
+    engine.on_message(msg(3, 1, forward_write(40, vec![7])));
+    let refused = ForwardWriteReply { id: 40, outcome: ForwardOutcome::NotLeader { leader: None } };
+    assert_eq!(forward_replies(&engine.take_outputs()), vec![(NodeId(3), refused)], "refused while transferring");
+    // node 2 keeps answering each heartbeat, so only the transfer's deadline passes
+    let heartbeat_ms = Config::default().heartbeat_interval_ms;
+    for now_ms in (start_ms..=start_ms + 2 * max_ms).step_by(heartbeat_ms as usize) {
+        engine.on_tick(now_ms);
+        let outputs = engine.take_outputs();
+        if let Some(seq) = sent(&outputs).iter().find_map(|m| match &m.body {
+            MessageBody::Append(a) if m.envelope.to == NodeId(2) => Some(a.seq),
+            _ => None,
+        }) {
+            ack_seq(&mut engine, NodeId(2), before, seq);
+        }
+    }
+    assert!(engine.is_leader() && engine.propose([8]).is_ok(), "the transfer timed out and this node leads again");
+    let before = engine.log().last_log_id();
+    engine.take_outputs();
+    engine.on_message(msg(3, 1, forward_write(40, vec![7])));
+    let outputs = engine.take_outputs();
+    assert_eq!(engine.log().last_log_id(), before, "the refused batch was proposed after all: {outputs:?}");
+    assert!(forward_replies(&outputs).iter().all(|(_, r)| !matches!(r.outcome, ForwardOutcome::Accepted { .. })));
+}
