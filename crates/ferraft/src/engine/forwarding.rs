@@ -392,6 +392,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
             Ok(Some(first)) => first,
             Ok(None) => return,
             Err(forward) => {
+                // refused for good: a copy arriving after a transfer ends must
+                // not be proposed, its caller was told nothing happened
+                self.remember_taken(from, request.id);
                 let outcome = ForwardOutcome::NotLeader { leader: forward.leader_id };
                 self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id: request.id, outcome }));
                 return;
