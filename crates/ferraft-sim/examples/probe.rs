@@ -1,6 +1,7 @@
 //! Runs seeds one at a time, printing each result and its duration: for profiling
 //! and bug hunts. Usage: `probe START COUNT`; env `TRACE`, `REORDER=0/1`,
-//! `LEASE_STRESS`, `MEMBERSHIP_STRESS`, `CHAOS_MS`.
+//! `LEASE_STRESS`, `MEMBERSHIP_STRESS`, `CHAOS_MS`, `WIPE_DISKS`, `WAL`, `CAS`,
+//! `FORWARD_HEAVY`.
 fn main() {
     let start: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let count: u64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(10);
@@ -17,6 +18,10 @@ fn main() {
             lease_stress,
             membership_stress,
             chaos_ms,
+            wipe_disks: std::env::var("WIPE_DISKS").is_ok(),
+            wal: std::env::var("WAL").is_ok(),
+            cas: std::env::var("CAS").is_ok(),
+            forward_heavy: std::env::var("FORWARD_HEAVY").is_ok(),
             ..ferraft_sim::SimOptions::new(seed)
         });
         let ms = began.elapsed().as_millis();

@@ -125,6 +125,8 @@ pub struct RunStats {
     pub committed: LogIndex,
     /// How membership requests ended.
     pub membership_answers: AnswerTally,
+    /// Commits a follower made before any other node (on its leader's flush notice).
+    pub follower_first_commits: usize,
 }
 
 /// A scheduled event.
@@ -813,7 +815,8 @@ impl Simulation {
         let live = (0..self.nodes.len()).filter(|i| self.nodes[*i].host.is_some());
         let leaders: Vec<usize> =
             live.clone().filter(|i| self.nodes[*i].engine().is_some_and(|e| e.is_leader())).collect();
-        if !leaders.is_empty() && self.rng.gen_bool(0.9) {
+        let leader_share = if self.options.forward_heavy { 0.3 } else { 0.9 };
+        if !leaders.is_empty() && self.rng.gen_bool(leader_share) {
             return leaders.into_iter().choose(&mut self.rng);
         }
         live.choose(&mut self.rng)

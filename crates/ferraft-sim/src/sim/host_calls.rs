@@ -70,6 +70,10 @@ impl Simulation {
             }
         }
         let committed = engine.committed();
+        // a commit no node made before, by a node that does not lead: only the
+        // commit on the leader's flush notice does that; check it against the disks
+        let leads = engine.is_leader();
+        let first_off_leader = !leads && index_of(committed) > checkers.committed.last_index();
         if result.is_ok() && index_of(committed) > node.seen_committed {
             let term = engine.vote().term();
             for index in node.seen_committed.next().through(index_of(committed)) {
@@ -85,7 +89,21 @@ impl Simulation {
                 }
             }
             node.seen_committed = index_of(committed);
-            if result.is_ok() && engine.is_leader() {
+            if result.is_ok() && first_off_leader {
+                let log_id = committed.expect("advanced");
+                self.stats.follower_first_commits += 1;
+                let holders: BTreeSet<NodeId> = self
+                    .nodes
+                    .iter()
+                    .filter(|n| n.disk.lock().expect("single-threaded").durably_holds(log_id))
+                    .map(|n| n.id)
+                    .collect();
+                let engine = self.nodes[i].host.as_ref().expect("checked").engine();
+                let at = engine.log().membership_at(log_id.index).map(|m| m.membership.configs().to_vec());
+                let at = at.unwrap_or_default();
+                result = self.checkers.membership.observe_leader_commit(id, log_id, &[&at], &holders);
+            }
+            if result.is_ok() && leads {
                 let log_id = committed.expect("advanced");
                 let holders: BTreeSet<NodeId> = self
                     .nodes
