@@ -116,3 +116,10 @@ fn a_write_reply_matched_to_the_wrong_index_is_caught() {
 fn committing_on_the_leaders_flush_without_a_quorum_is_caught() {
     caught(Fault::Broken(BrokenRule::FlushCommitWithoutQuorum), SAFETY);
 }
+
+/// The same planted bug, caught where it happens: the follower's commit is
+/// checked against the simulated disks, as a leader's is.
+#[test]
+fn a_follower_commit_without_a_durable_quorum_is_caught_when_made() {
+    caught(Fault::Broken(BrokenRule::FlushCommitWithoutQuorum), &["on its leader's flush notice"]);
+}

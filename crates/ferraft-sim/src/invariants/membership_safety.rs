@@ -62,6 +62,29 @@ impl MembershipSafety {
         })
     }
 
+    /// Follower `node` committed `log_id` before any other node (on its
+    /// leader's flush notice); `holders` durably hold it. It must be a quorum
+    /// of `configs`, those in force at that entry in the follower's log.
+    pub fn observe_commit_on_notice(
+        &self,
+        node: NodeId,
+        log_id: LogId,
+        configs: &[BTreeSet<NodeId>],
+        holders: &BTreeSet<NodeId>,
+    ) -> Check {
+        if is_quorum(configs, |id| holders.contains(&id)) {
+            return Ok(());
+        }
+        Err(Violation {
+            rule: RULE,
+            detail: format!(
+                "follower {node} committed {log_id} on its leader's flush notice, durable only on {holders:?}: \
+                 not a quorum of {}",
+                show(configs)
+            ),
+        })
+    }
+
     /// Leader `leader_id` appended a membership `next` at `index`, with `prev`
     /// in force before it (at `prev_index`), `last_committed` the configs of
     /// the last committed membership, and `committed` its commit point.

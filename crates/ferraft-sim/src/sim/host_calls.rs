@@ -101,7 +101,7 @@ impl Simulation {
                 let engine = self.nodes[i].host.as_ref().expect("checked").engine();
                 let at = engine.log().membership_at(log_id.index).map(|m| m.membership.configs().to_vec());
                 let at = at.unwrap_or_default();
-                result = self.checkers.membership.observe_leader_commit(id, log_id, &[&at], &holders);
+                result = self.checkers.membership.observe_commit_on_notice(id, log_id, &at, &holders);
             }
             if result.is_ok() && leads {
                 let log_id = committed.expect("advanced");
