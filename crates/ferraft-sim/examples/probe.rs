@@ -3,6 +3,9 @@
 //! `LEASE_STRESS`, `MEMBERSHIP_STRESS`, `CHAOS_MS`, `WIPE_DISKS`, `WAL`, `CAS`,
 //! `FORWARD_HEAVY`.
 fn main() {
+    if std::env::var("RUST_LOG").is_ok() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let start: u64 = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let count: u64 = std::env::args().nth(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     for seed in start..start + count {

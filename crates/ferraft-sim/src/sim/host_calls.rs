@@ -24,12 +24,13 @@ impl Simulation {
         self.maybe_cut_power_in_call(i);
         let host = self.nodes[i].host.as_mut()?;
         let before = host.engine().membership().and_then(|m| m.log_id);
+        let led_before = host.engine().is_leader();
         let result = f(host);
-        self.observe(i, before);
+        self.observe(i, before, led_before);
         if let Some(host) = self.nodes[i].host.as_mut() {
             host.execute_outputs();
         }
-        self.observe(i, before);
+        self.observe(i, before, led_before);
         self.drain(i);
         let truncated = std::mem::take(&mut self.nodes[i].truncated);
         if !truncated.is_empty() {
@@ -41,7 +42,9 @@ impl Simulation {
     }
 
     /// Runs every checker on node `i`'s state after a call.
-    fn observe(&mut self, i: usize, membership_before: Option<LogId>) {
+    /// `led_before`: the node led when the call began (it may have committed
+    /// as leader and stepped down within the call).
+    fn observe(&mut self, i: usize, membership_before: Option<LogId>, led_before: bool) {
         let node = &mut self.nodes[i];
         let Some(engine) = node.host.as_ref().map(|h| h.engine()) else { return };
         let id = node.id;
@@ -70,9 +73,9 @@ impl Simulation {
             }
         }
         let committed = engine.committed();
-        // a commit no node made before, by a node that does not lead: only the
+        // a commit no node made before, by a node that did not lead: only the
         // commit on the leader's flush notice does that; check it against the disks
-        let leads = engine.is_leader();
+        let leads = engine.is_leader() || led_before;
         let first_off_leader = !leads && index_of(committed) > checkers.committed.last_index();
         if result.is_ok() && index_of(committed) > node.seen_committed {
             let term = engine.vote().term();
