@@ -76,7 +76,8 @@ pub struct SimOptions {
     pub cas: bool,
     /// Send most client requests to followers (a leader takes 30% instead
     /// of 90%): forwarding and the commit on the leader's flush notice get
-    /// most of the traffic. Off in the CI sets.
+    /// most of the traffic, and lease reads are served on any node (the
+    /// follower asks the leader to answer from its lease). Off in the CI sets.
     pub forward_heavy: bool,
     /// Print a trace of every event to stderr.
     pub trace: bool,

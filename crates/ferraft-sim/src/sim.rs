@@ -867,7 +867,12 @@ impl Simulation {
         if self.rng.gen_bool(self.scenario.lease_read_share) {
             // a lease read needs no round trip: it is answered as soon as its index is applied
             self.trace(|| format!("client lease read key {key} at n{}", i + 1));
-            self.call(i, |h| h.lease_read(reply));
+            if self.options.forward_heavy {
+                // on a follower: the leader answers from its lease (`lease_read_here`)
+                self.call(i, |h| h.read_here(true, reply));
+            } else {
+                self.call(i, |h| h.lease_read(reply));
+            }
             return;
         }
         // on a follower: a read index asked of the leader, the read served here
