@@ -657,3 +657,52 @@ fn a_copy_of_a_batch_refused_during_a_leader_transfer_is_not_proposed_once_the_t
     assert_eq!(engine.log().last_log_id(), before, "the refused batch was proposed after all: {outputs:?}");
     assert!(forward_replies(&outputs).iter().all(|(_, r)| !matches!(r.outcome, ForwardOutcome::Accepted { .. })));
 }
+
+/// A flush notice of an earlier leadership reaching a node that has since
+/// won an election is no news for a leader: it commits by counting its own
+/// replicas (`leader_maybe_commit`), which also runs what a committed
+/// membership requires of the leader. Committing on the notice there skips
+/// that: here the membership {1} that leaves this node out commits on the
+/// late notice, and the leader, which must step down once the config
+/// without it commits, stays.
+#[test]
+fn a_late_flush_notice_does_not_commit_on_a_node_that_now_leads() {
+    let max_ms = Config::default().election_timeout_max_ms;
+    let mut engine = member(3, &[1, 2, 3], standard());
+    // leader 1 (term 2) goes from {1,2,3} through [{1,2,3},{1}] to {1}
+    let joint = Membership::new(vec![set(&[1, 2, 3]), set(&[1])], nodes(&[1, 2, 3])).unwrap();
+    let uniform = Membership::new(vec![set(&[1])], nodes(&[1, 2, 3])).unwrap();
+    let entries = vec![
+        Entry { log_id: log_id(2, 1, 2), payload: EntryPayload::Membership(joint) },
+        Entry { log_id: log_id(2, 1, 3), payload: EntryPayload::Membership(uniform) },
+        leaders_entry(4),
+    ];
+    let append = MessageBody::Append(AppendEntries {
+        vote: Vote::new_committed(Term(2), NodeId(1)),
+        prev_log_id: Some(log_id(1, 1, 1)),
+        entries,
+        committed: Some(log_id(1, 1, 1)),
+        seq: 1,
+        leader_node: None,
+    });
+    engine.on_message(msg(1, 3, append));
+    let id = engine.forward_write(vec![7]).unwrap();
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Accepted { first: log_id(2, 1, 4) })));
+    engine.on_log_flushed(log_id(2, 1, 4));
+    assert_eq!(engine.committed(), Some(log_id(1, 1, 1)));
+    // a voter of the last committed membership campaigns; node 1 (all of {1}) grants
+    engine.on_tick(max_ms);
+    let vote = engine.vote();
+    let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
+    engine.on_message(msg(1, 3, MessageBody::VoteReply(granted)));
+    assert!(engine.is_leader(), "node 3 leads term {}", vote.term());
+    let blank = engine.log().last_log_id();
+    engine.on_log_flushed(blank.unwrap());
+    engine.take_outputs();
+    // the old leadership's notice, delayed
+    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Flushed { upto: log_id(2, 1, 4) })));
+    assert_eq!(engine.committed(), Some(log_id(1, 1, 1)), "a leader commits by counting its replicas");
+    ack(&mut engine, 1, blank);
+    assert_eq!(engine.committed(), blank);
+    assert!(!engine.is_leader(), "the config {{1}} without this leader committed: it steps down");
+}
