@@ -255,7 +255,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// this log proves the whole prefix before it equal to the leader's (log
     /// matching), so it is committed here too.
     fn learn_committed(&mut self, committed: Option<LogId>) {
-        if committed > self.committed {
+        // a late report from a predecessor: a leader commits by its own rule
+        if committed > self.committed && !self.is_leader() {
             if self.log.contains(committed) {
                 self.commit_to(committed);
             } else {
@@ -292,6 +293,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// the entry. Being on such a quorum is a fact about that leadership's
     /// entry, so it holds even if another leader has been elected since.
     pub(crate) fn commit_on_leader_flush(&mut self) {
+        // a leader commits by its own rule, which also acts on a membership
+        // committing (a late notice from its predecessor would bypass that)
+        if self.is_leader() {
+            return;
+        }
         let Some(flushed) = self.forwarding.leader_flushed else { return };
         let index = index_of(self.durable).min(flushed.index);
         if index <= index_of(self.committed) {
