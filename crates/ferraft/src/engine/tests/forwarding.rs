@@ -667,6 +667,14 @@ fn a_copy_of_a_batch_refused_during_a_leader_transfer_is_not_proposed_once_the_t
 /// without it commits, stays.
 #[test]
 fn a_late_flush_notice_does_not_commit_on_a_node_that_now_leads() {
+    for late in [ForwardOutcome::Flushed { upto: log_id(2, 1, 4) }, ForwardOutcome::Committed { upto: log_id(2, 1, 4) }]
+    {
+        a_late_report_on_a_node_that_now_leads(late);
+    }
+}
+
+/// The same for a late commit report (`learn_committed`).
+fn a_late_report_on_a_node_that_now_leads(late: ForwardOutcome) {
     let max_ms = Config::default().election_timeout_max_ms;
     let mut engine = member(3, &[1, 2, 3], standard());
     // leader 1 (term 2) goes from {1,2,3} through [{1,2,3},{1}] to {1}
@@ -700,8 +708,8 @@ fn a_late_flush_notice_does_not_commit_on_a_node_that_now_leads() {
     engine.on_log_flushed(blank.unwrap());
     engine.take_outputs();
     // the old leadership's notice, delayed
-    engine.on_message(msg(1, 3, reply(id, ForwardOutcome::Flushed { upto: log_id(2, 1, 4) })));
-    assert_eq!(engine.committed(), Some(log_id(1, 1, 1)), "a leader commits by counting its replicas");
+    engine.on_message(msg(1, 3, reply(id, late)));
+    assert_eq!(engine.committed(), Some(log_id(1, 1, 1)), "a leader commits by counting its replicas: {late:?}");
     ack(&mut engine, 1, blank);
     assert_eq!(engine.committed(), blank);
     assert!(!engine.is_leader(), "the config {{1}} without this leader committed: it steps down");
