@@ -331,19 +331,21 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         let Some(durable) = self.durable.filter(|d| d.leader_id == self.vote.leader_id) else { return };
         let Role::Leader(leader) = &mut self.role else { return };
-        let mut told: BTreeMap<NodeId, u64> = BTreeMap::new();
-        for batch in self.forwarding.proposed.iter_mut() {
-            if !batch.flush_told && batch.last.index <= durable.index {
+        // each follower hears of its own last durable batch: that is all it
+        // needs to answer its writes, and it keeps the read floor (what
+        // followers may commit early) no higher than needed
+        let mut told: BTreeMap<NodeId, (u64, LogId)> = BTreeMap::new();
+        // batches are in log order, so those durable are a prefix
+        for batch in self.forwarding.proposed.iter_mut().take_while(|b| b.last.index <= durable.index) {
+            if !batch.flush_told {
                 batch.flush_told = true;
-                told.insert(batch.from, batch.id);
+                told.insert(batch.from, (batch.id, batch.last));
+                // before any follower can commit on this notice
+                leader.flush_told = leader.flush_told.max(batch.last.index);
             }
         }
-        if !told.is_empty() {
-            // before any follower can commit on this notice
-            leader.flush_told = leader.flush_told.max(durable.index);
-        }
-        for (from, id) in told {
-            let outcome = ForwardOutcome::Flushed { upto: durable };
+        for (from, (id, upto)) in told {
+            let outcome = ForwardOutcome::Flushed { upto };
             self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id, outcome }));
         }
     }

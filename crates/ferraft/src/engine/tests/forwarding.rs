@@ -714,3 +714,17 @@ fn a_late_report_on_a_node_that_now_leads(late: ForwardOutcome) {
     assert_eq!(engine.committed(), blank);
     assert!(!engine.is_leader(), "the config {{1}} without this leader committed: it steps down");
 }
+
+#[test]
+fn the_flush_notice_names_the_followers_own_last_batch_and_the_read_floor_goes_no_higher() {
+    let mut engine = settled_leader();
+    engine.on_message(msg(3, 1, forward_write(40, vec![7])));
+    let batch = engine.log().last_log_id().unwrap();
+    engine.propose([8]).unwrap();
+    let durable = engine.log().last_log_id().unwrap();
+    engine.take_outputs();
+    engine.on_log_flushed(durable);
+    let flushed = ForwardWriteReply { id: 40, outcome: ForwardOutcome::Flushed { upto: batch } };
+    assert_eq!(forward_replies(&engine.take_outputs()), vec![(NodeId(3), flushed)]);
+    assert_eq!(engine.lease_read().ok(), Some(batch.index), "the leader's own write is not covered by a notice");
+}
