@@ -138,6 +138,11 @@ pub fn run(args: &CatchUpArgs) -> Result<CatchUpReport, String> {
                 node.serve_args.extend(["--snapshot-every".to_owned(), every.to_string()]);
             }
         }
+        if let Some(nice) = args.background_job_nice {
+            for node in &mut nodes {
+                node.serve_args.extend(["--background-job-nice".to_owned(), nice.to_string()]);
+            }
+        }
         let result = until_stopped(bench(args, &mut nodes, baseline)).await;
         stop_nodes(&mut nodes, result.is_err()).await;
         result
