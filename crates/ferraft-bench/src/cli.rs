@@ -71,6 +71,10 @@ pub struct CatchUpArgs {
     /// runs snapshot and catch-up jobs at the nodes' own priority).
     #[arg(long)]
     pub background_job_nice: Option<u8>,
+    /// Each node's `serve --snapshot-max-mib-per-s` (default: serve's, no
+    /// limit): a slower transfer leaves the leader's thread to the clients.
+    #[arg(long)]
+    pub snapshot_max_mib_per_s: Option<u64>,
 }
 
 /// `ferraft bench durable`.
