@@ -67,6 +67,14 @@ pub struct CatchUpArgs {
     /// Threads of each `ferraft serve` process.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub server_workers: u16,
+    /// Each node's `serve --background-job-nice` (default: serve's, 10; 0
+    /// runs snapshot and catch-up jobs at the nodes' own priority).
+    #[arg(long)]
+    pub background_job_nice: Option<u8>,
+    /// Each node's `serve --snapshot-max-mib-per-s` (default: serve's, no
+    /// limit): a slower transfer leaves the leader's thread to the clients.
+    #[arg(long)]
+    pub snapshot_max_mib_per_s: Option<u64>,
 }
 
 /// `ferraft bench durable`.
@@ -104,6 +112,10 @@ pub struct DurableArgs {
     /// benchmark (`ferraft serve` uses 100000).
     #[arg(long, default_value_t = 0)]
     pub snapshot_every: u64,
+    /// Nice steps below the nodes' threads at which snapshot jobs run (see
+    /// `serve --background-job-nice`); 0: at their priority.
+    #[arg(long, default_value_t = 10)]
+    pub background_job_nice: u8,
     /// Tokio worker threads (default: one per CPU).
     #[arg(long)]
     pub workers: Option<usize>,

@@ -64,4 +64,10 @@ pub struct ServeArgs {
     /// entries; 0: only on request (default: 100000).
     #[arg(long)]
     pub snapshot_every: Option<u64>,
+    /// Run snapshot encode and install and log reads for a lagging node
+    /// this many nice steps below the node's other threads (Linux; capped at
+    /// 19), so a catch-up takes CPU from the clients' writes only when the
+    /// node leaves it idle; 0: at the node's priority.
+    #[arg(long, default_value_t = 10)]
+    pub background_job_nice: u8,
 }

@@ -36,6 +36,9 @@ pub struct ServeOptions {
     /// See [`ferraft::Config::snapshot_logs_since_last`]; `None`: the
     /// server's default ([`raft_config`]).
     pub snapshot_every: Option<u64>,
+    /// See [`ferraft::Config::background_job_nice`]; 0: jobs at the node's
+    /// own priority.
+    pub background_job_nice: u8,
 }
 
 /// Why a node could not start.
@@ -204,7 +207,11 @@ impl Server {
         let wal = WalStore::<Command, KvNode>::open(&wal_dir, WalOptions::new(options.id, CLUSTER_ID))
             .map_err(|e| data_error(e.to_string()))?;
         let store = KvStore::default();
-        let mut config = Config { snapshot_max_bytes_per_s: options.snapshot_max_bytes_per_s, ..raft_config() };
+        let mut config = Config {
+            snapshot_max_bytes_per_s: options.snapshot_max_bytes_per_s,
+            background_job_nice: options.background_job_nice,
+            ..raft_config()
+        };
         if let Some(every) = options.snapshot_every {
             config.snapshot_logs_since_last = every;
         }

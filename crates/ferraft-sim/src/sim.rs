@@ -421,6 +421,8 @@ impl Simulation {
             // small caches make followers that fall behind need snapshots
             log_cache_entries: [16, 200, 10_000][rng.gen_range(0..3)],
             promote_max_lag_entries: [0, 5, 1_000][rng.gen_range(0..3)],
+            // the simulator runs jobs as scheduled events, not threads
+            background_job_nice: 0,
             broken_rule: match options.fault {
                 Fault::Broken(rule) => Some(rule),
                 _ => None,

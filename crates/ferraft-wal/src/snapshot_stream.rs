@@ -34,8 +34,6 @@ pub(crate) const PARTIAL_FILE: &str = "SNAPSHOT.partial";
 /// A partial snapshot is synced, and its durable length recorded, every
 /// this many bytes: what a restart may have to receive again.
 const PARTIAL_CHECKPOINT_BYTES: u64 = 16 * 1024 * 1024;
-/// The read size when checksumming a file.
-const SCAN_BYTES: usize = 1024 * 1024;
 
 /// A snapshot header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,28 +161,6 @@ pub(crate) struct Staged {
 pub(crate) fn data_checksum_of(whole: u32, meta_crc: u32, data_len: u64) -> u32 {
     let len = usize::try_from(data_len).unwrap_or(usize::MAX);
     whole ^ crc32c::crc32c_combine(meta_crc, 0, len)
-}
-
-/// Computes (crc of `prefix` then the data, crc of the data alone) over
-/// `len` bytes of `file` from `start`, one bounded buffer at a time.
-pub(crate) fn checksums(
-    file: &dyn FsFile,
-    prefix: &[u8],
-    start: u64,
-    len: u64,
-    path: &Path,
-) -> Result<(u32, u32), WalError> {
-    let mut buf = vec![0u8; SCAN_BYTES.min(usize::try_from(len).unwrap_or(SCAN_BYTES))];
-    let (mut whole, mut data) = (crc32c::crc32c(prefix), 0u32);
-    let mut done = 0u64;
-    while done < len {
-        let want = buf.len().min(usize::try_from(len - done).unwrap_or(usize::MAX));
-        file.read_exact_at(&mut buf[..want], start + done).map_err(io_error("reading", path))?;
-        whole = crc32c::crc32c_append(whole, &buf[..want]);
-        data = crc32c::crc32c_append(data, &buf[..want]);
-        done += want as u64;
-    }
-    Ok((whole, data))
 }
 
 /// Writes a new snapshot file: header last, synced on finish. See
@@ -409,29 +385,30 @@ impl PartialFile {
         Ok(())
     }
 
-    /// Checks the bytes against the sender's checksum, or removes the file
-    /// when they differ. The file keeps its partial header, every byte
-    /// recorded durable, until it is made current (which writes the
-    /// snapshot header first): a crash before that, during the long check
-    /// or decode, leaves a transfer that resumes complete, not from byte 0.
-    fn complete(mut self) -> Result<Option<FileSnapshot>, WalError> {
+    /// Makes every byte durable and hands them out as the snapshot named by
+    /// the sender's checksum, unchecked: the install checks them as it
+    /// decodes them (one read of the file, not two) and
+    /// [`discard`](PartialSnapshot::discard)s them when they differ, before
+    /// they are ever made current. The file keeps its partial header, every
+    /// byte recorded durable, until it is made current (which writes the
+    /// snapshot header first): a crash before that, during the long decode,
+    /// leaves a transfer that resumes complete, not from byte 0.
+    fn complete(&mut self) -> Result<FileSnapshot, WalError> {
         self.finished = true;
         self.record_durable(self.received)?;
         let path = self.path();
         let mut meta = vec![0u8; self.meta_len as usize];
         self.file.read_exact_at(&mut meta, HEADER as u64).map_err(io_error("reading", &path))?;
-        let (whole, data) = checksums(&*self.file, &meta, self.data_start(), self.received, &path)?;
-        if data != self.checksum {
-            self.fs.remove_file(&path).map_err(io_error("removing", &path))?;
-            return Ok(None);
-        }
+        // crc32c is linear: that of metadata then data follows from both
+        let data_len = usize::try_from(self.received).unwrap_or(usize::MAX);
+        let whole = crc32c::crc32c_combine(crc32c::crc32c(&meta), self.checksum, data_len);
         let header =
             Header { magic: *MAGIC, version: VERSION, meta_len: self.meta_len, data_len: self.received, crc: whole };
         let file = self.fs.open_read(&path).map_err(io_error("opening", &path))?;
-        let snapshot = FileSnapshot::new(file, self.data_start(), self.received, data);
+        let snapshot = FileSnapshot::new(file, self.data_start(), self.received, self.checksum);
         let final_header = Some(header.encode());
         snapshot.stage(Staged { dir: self.dir.clone(), name: PARTIAL_FILE.to_string(), final_header });
-        Ok(Some(snapshot))
+        Ok(snapshot)
     }
 }
 
@@ -485,10 +462,17 @@ impl PartialSnapshot for PartialFile {
         Ok(())
     }
 
-    fn finish(self: Box<Self>, checksum: u32) -> Result<Option<SnapshotData>, StorageError> {
+    fn finish(&mut self, checksum: u32) -> Result<Option<SnapshotData>, StorageError> {
         debug_assert_eq!(checksum, self.checksum, "opened for this checksum");
         let snapshot = self.complete().map_err(|e| e.into_storage("finishing a received snapshot"))?;
-        Ok(snapshot.map(|s| SnapshotData::from(Arc::new(s) as Arc<dyn SnapshotSource>)))
+        Ok(Some(SnapshotData::from(Arc::new(snapshot) as Arc<dyn SnapshotSource>)))
+    }
+
+    /// Removes the file: the next transfer of that snapshot starts at byte 0.
+    fn discard(self: Box<Self>) -> Result<(), StorageError> {
+        let path = self.path();
+        let removed = self.fs.remove_file(&path).map_err(io_error("removing", &path));
+        removed.map_err(|e| e.into_storage("forgetting a corrupt received snapshot"))
     }
 }
 
@@ -513,5 +497,13 @@ mod tests {
         let derived = super::data_checksum_of(whole, crc32c::crc32c(meta), data.len() as u64);
         assert_eq!(derived, crc32c::crc32c(&data));
         assert_eq!(super::data_checksum_of(crc32c::crc32c(meta), crc32c::crc32c(meta), 0), 0);
+    }
+
+    #[test]
+    fn the_whole_checksum_follows_from_the_metadata_and_data_checksums() {
+        // how a received snapshot's header is written without reading its data
+        let (meta, data) = (b"the metadata".as_slice(), vec![9u8; 100_000]);
+        let whole = crc32c::crc32c_append(crc32c::crc32c(meta), &data);
+        assert_eq!(crc32c::crc32c_combine(crc32c::crc32c(meta), crc32c::crc32c(&data), data.len()), whole);
     }
 }

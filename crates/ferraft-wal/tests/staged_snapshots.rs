@@ -136,10 +136,36 @@ fn a_received_snapshot_checked_but_not_yet_made_current_resumes_whole_after_a_re
     drop(store);
     let mut store = open(dir.path());
     assert_eq!(store.read_state().unwrap().snapshot, None);
-    let partial = store.partial_snapshot(&meta(9), checksum).unwrap();
+    let mut partial = store.partial_snapshot(&meta(9), checksum).unwrap();
     assert_eq!(partial.received(), data.len() as u64, "nothing to receive again");
     let data_back = partial.finish(checksum).unwrap().expect("still the sender's bytes");
     assert_eq!(data_back.to_bytes().unwrap(), data);
+}
+
+#[test]
+fn a_byte_corrupted_on_the_receivers_disk_fails_the_checked_read_and_discarding_forgets_the_bytes() {
+    let dir = TestDir::new("partial_corrupted");
+    let mut store = open(dir.path());
+    let data = vec![5u8; 64 * 1024];
+    let checksum = ferraft::SnapshotData::from(data.clone()).checksum();
+    let mut partial = store.partial_snapshot(&meta(9), checksum).unwrap();
+    partial.append(&data).unwrap();
+    // the disk flips a bit after the bytes were written
+    let path = dir.path().join("SNAPSHOT.partial");
+    let mut bytes = fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    // finishing does not read the data: the install's decode is its one read
+    let finished = partial.finish(checksum).unwrap().expect("handed out unchecked");
+    assert!(!finished.checked_reader().rest_matches().unwrap(), "the checked read finds the flipped bit");
+    partial.discard().unwrap();
+    drop(finished);
+    drop(store);
+    let mut store = open(dir.path());
+    assert_eq!(store.read_state().unwrap().snapshot, None, "never made current");
+    let partial = store.partial_snapshot(&meta(9), checksum).unwrap();
+    assert_eq!(partial.received(), 0, "the transfer starts over instead of resuming onto bad bytes");
 }
 
 #[test]
@@ -156,7 +182,7 @@ fn a_received_snapshot_given_its_header_but_not_renamed_resumes_whole_after_a_re
     fs::remove_dir(dir.path().join("SNAPSHOT")).unwrap();
     drop(store);
     let mut store = open(dir.path());
-    let partial = store.partial_snapshot(&meta(9), checksum).unwrap();
+    let mut partial = store.partial_snapshot(&meta(9), checksum).unwrap();
     assert_eq!(partial.received(), data.len() as u64, "nothing to receive again");
     assert!(partial.finish(checksum).unwrap().is_some());
 }

@@ -136,6 +136,13 @@ pub struct Config {
     /// (refused with its lag) unless the change is forced: a voter that
     /// must first catch up can stall commits.
     pub promote_max_lag_entries: u64,
+    /// How many steps nicer (Linux nice value, capped at 19) than the
+    /// node's own threads its background jobs run: snapshot encode and
+    /// install decode, and log reads for lagging nodes. Where nodes share
+    /// few cores, a catch-up then takes CPU from the clients' writes only
+    /// when the Raft tasks leave it idle. 0 runs them on tokio's blocking
+    /// threads at the node's priority. Ignored off Linux and in the simulator.
+    pub background_job_nice: u8,
     /// Test-only: break one protocol rule (see `BrokenRule`).
     #[cfg(feature = "testing")]
     #[serde(skip)]
@@ -165,6 +172,7 @@ impl Default for Config {
             joint_exit_timeout_ms: 5_000,
             allow_log_reversion: false,
             promote_max_lag_entries: 1_000,
+            background_job_nice: 10,
             #[cfg(feature = "testing")]
             broken_rule: None,
         }

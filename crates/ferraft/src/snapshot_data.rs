@@ -210,6 +210,22 @@ pub struct CheckedReader {
     checked: bool,
 }
 
+impl CheckedReader {
+    /// Reads whatever the decoder left unread and tells whether every byte
+    /// had the expected checksum: a decoder may stop before the end, or
+    /// fail midway on bytes that are not what was sent.
+    pub fn rest_matches(mut self) -> io::Result<bool> {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = self.reader.read(&mut buf)?;
+            if n == 0 {
+                return Ok(self.crc == self.expected);
+            }
+            self.crc = crc32c::crc32c_append(self.crc, &buf[..n]);
+        }
+    }
+}
+
 impl Read for CheckedReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.reader.read(buf)?;

@@ -28,10 +28,22 @@ pub trait PartialSnapshot: Send {
     fn append(&mut self, data: &[u8]) -> Result<(), StorageError>;
 
     /// Every byte arrived: makes them durable, not yet current, and hands
-    /// them back as the snapshot's data, or `None` (and forgets them) when
-    /// they do not have the crc32c `checksum` the sender named. May read
-    /// the whole snapshot.
-    fn finish(self: Box<Self>, checksum: u32) -> Result<Option<SnapshotData>, StorageError>;
+    /// them back as the snapshot's data, whose
+    /// [`checksum`](SnapshotData::checksum) is the crc32c `checksum` the
+    /// sender named. A store may check them here and answer `None` (and
+    /// forget them) when they differ, or leave that to the install: it
+    /// decodes them through [`SnapshotData::checked_reader`], the one read of
+    /// a snapshot on disk, and calls [`discard`](Self::discard) when they
+    /// differ. Either way bytes that differ are never installed.
+    fn finish(&mut self, checksum: u32) -> Result<Option<SnapshotData>, StorageError>;
+
+    /// The bytes [`finish`](Self::finish) handed back are not the sender's
+    /// (found as the install read them): forgets them, so that no transfer
+    /// resumes onto them. The default does nothing, for a store whose
+    /// `finish` checks them itself.
+    fn discard(self: Box<Self>) -> Result<(), StorageError> {
+        Ok(())
+    }
 }
 
 /// Snapshot bytes kept in memory: the default for stores that keep
@@ -68,8 +80,9 @@ impl PartialSnapshot for MemorySnapshot {
         Ok(())
     }
 
-    fn finish(self: Box<Self>, checksum: u32) -> Result<Option<SnapshotData>, StorageError> {
-        let data = SnapshotData::from(self.bytes);
+    /// Checks the bytes at once: in memory that is no second read of a file.
+    fn finish(&mut self, checksum: u32) -> Result<Option<SnapshotData>, StorageError> {
+        let data = SnapshotData::from(std::mem::take(&mut self.bytes));
         Ok((data.checksum() == checksum).then_some(data))
     }
 }

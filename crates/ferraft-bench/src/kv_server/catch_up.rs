@@ -6,7 +6,7 @@
 //! without it, and each node's peak RSS.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,9 @@ pub struct CatchUpReport {
     pub baseline: (f64, u32),
     /// Clients during the catch-up: put/s and p99 in µs, and failures.
     pub during: (f64, u32, u64),
+    /// Clients' put/s in each phase of the catch-up (transfer, install,
+    /// log), with its length: which part of the work takes their CPU.
+    pub phases: Vec<(&'static str, f64, Duration)>,
     /// Peak RSS per node id, MiB, and the RSS each voter had before the join.
     pub peak_rss_mib: BTreeMap<u64, (f64, Option<f64>)>,
 }
@@ -89,6 +92,14 @@ impl CatchUpReport {
             100.0 * puts / base_puts.max(1e-9),
             if failed > 0 { format!(" ({failed} FAILED)") } else { String::new() }
         ));
+        if !self.phases.is_empty() {
+            let phases: Vec<String> = self
+                .phases
+                .iter()
+                .map(|(name, puts, length)| format!("{name} {} ({:.2} s)", thousands(*puts), length.as_secs_f64()))
+                .collect();
+            lines.push(format!("clients' put/s by phase: {}", phases.join(", ")));
+        }
         let rss: Vec<String> = self
             .peak_rss_mib
             .iter()
@@ -138,6 +149,14 @@ pub fn run(args: &CatchUpArgs) -> Result<CatchUpReport, String> {
                 node.serve_args.extend(["--snapshot-every".to_owned(), every.to_string()]);
             }
         }
+        for node in &mut nodes {
+            if let Some(nice) = args.background_job_nice {
+                node.serve_args.extend(["--background-job-nice".to_owned(), nice.to_string()]);
+            }
+            if let Some(rate) = args.snapshot_max_mib_per_s {
+                node.serve_args.extend(["--snapshot-max-mib-per-s".to_owned(), rate.to_string()]);
+            }
+        }
         let result = until_stopped(bench(args, &mut nodes, baseline)).await;
         stop_nodes(&mut nodes, result.is_err()).await;
         result
@@ -182,11 +201,15 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
     let learner_spec = json!({ "id": LEARNER, "raft": learner.raft, "api": learner.api, "blocking": false });
     let learner_client = learner.client.clone();
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = writes.start(stop.clone())?;
+    let puts_done = Arc::new(AtomicU64::new(0));
+    let clients = writes.start(stop.clone(), Some(puts_done.clone()))?;
     let now_leading = leader_status(&nodes[..3]).await?;
     let target = now_leading["last_log_index"].as_u64().unwrap_or(0);
     let leader_node = nodes.iter().find(|n| Some(n.id) == now_leading["id"].as_u64()).unwrap_or(&nodes[0]);
     let joined = Instant::now();
+    let puts_at_join = puts_done.load(Ordering::Relaxed);
+    // (since the join, puts done by then) when each phase ended
+    let mut ends = Vec::new();
     leader_node.client.post("/v1/cluster/learners", &learner_spec).await.map_err(|e| format!("add learner: {e}"))?;
     let mut snapshot_installed = None;
     let mut snapshot_transferred = None;
@@ -195,6 +218,7 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
             if let Ok(status) = learner_client.status().await {
                 if status["snapshot_index"].as_u64().is_some() {
                     snapshot_installed = Some(joined.elapsed());
+                    ends.push(("install", joined.elapsed(), puts_done.load(Ordering::Relaxed)));
                 }
             }
         }
@@ -206,8 +230,10 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
         let installing = sent.is_some_and(|sent| sent > 0 && Some(sent) >= total);
         if snapshot_transferred.is_none() && (installing || snapshot_installed.is_some()) {
             snapshot_transferred = Some(joined.elapsed());
+            ends.insert(0, ("transfer", joined.elapsed(), puts_done.load(Ordering::Relaxed)));
         }
         if matched >= target {
+            ends.push(("log", joined.elapsed(), puts_done.load(Ordering::Relaxed)));
             break joined.elapsed();
         }
         if joined.elapsed().as_millis() % 5_000 < POLL.as_millis() {
@@ -220,6 +246,7 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
     };
     stop.store(true, Ordering::Relaxed);
     let during = Writes::finish(clients, caught_up).await?;
+    let phases = phase_rates(puts_at_join, &ends);
     let snapshot_bytes = snapshot_installed.and_then(|_| snapshot_file_bytes(leader_node));
     let peak_rss_mib = nodes
         .iter()
@@ -233,8 +260,25 @@ async fn bench(args: &CatchUpArgs, nodes: &mut [LocalNode], baseline: Duration) 
         snapshot_transferred,
         baseline: (base.0, base.1),
         during,
+        phases,
         peak_rss_mib,
     })
+}
+
+/// Put/s in each phase from the puts done when each ended (`ends`, in order).
+fn phase_rates(puts_at_join: u64, ends: &[(&'static str, Duration, u64)]) -> Vec<(&'static str, f64, Duration)> {
+    let mut since = (Duration::ZERO, puts_at_join);
+    let mut rates = Vec::new();
+    for &(name, at, puts) in ends {
+        let length = at.saturating_sub(since.0);
+        if length.is_zero() {
+            // seen ended at the same poll as the one before
+            continue;
+        }
+        rates.push((name, puts.saturating_sub(since.1) as f64 / length.as_secs_f64().max(1e-9), length));
+        since = (at, puts);
+    }
+    rates
 }
 
 /// The status of the node that leads now (waiting up to 10 s for one).
@@ -338,11 +382,11 @@ impl Writes {
     }
 
     /// Starts the clients; they stop once `stop` is set.
-    fn start(&self, stop: Arc<AtomicBool>) -> Result<ClientTasks, String> {
+    fn start(&self, stop: Arc<AtomicBool>, count: Option<Arc<AtomicU64>>) -> Result<ClientTasks, String> {
         let mut tasks = Vec::new();
         for c in 0..self.clients {
             let mut connection = HttpConnection::new(&self.api, CLIENT_TIMEOUT).map_err(|e| e.to_string())?;
-            let (workload, body, stop) = (self.workload.clone(), self.body.clone(), stop.clone());
+            let (workload, body, stop, count) = (self.workload.clone(), self.body.clone(), stop.clone(), count.clone());
             tasks.push(tokio::spawn(async move {
                 let mut rng = Workload::rng(c + 1);
                 let mut m = Measured::default();
@@ -352,6 +396,9 @@ impl Writes {
                     if result.as_ref().is_ok_and(StatusCode::is_success) {
                         m.ok += 1;
                         m.latency.record(issued.elapsed());
+                        if let Some(count) = &count {
+                            count.fetch_add(1, Ordering::Relaxed);
+                        }
                     } else {
                         m.failed += 1;
                         tokio::time::sleep(Duration::from_millis(1)).await;
@@ -366,7 +413,7 @@ impl Writes {
     /// Runs the clients for `duration`: (put/s, p99 µs).
     async fn run_for(&self, duration: Duration) -> Result<(f64, u32), String> {
         let stop = Arc::new(AtomicBool::new(false));
-        let tasks = self.start(stop.clone())?;
+        let tasks = self.start(stop.clone(), None)?;
         tokio::time::sleep(duration).await;
         stop.store(true, Ordering::Relaxed);
         let (puts, p99, _) = Self::finish(tasks, duration).await?;

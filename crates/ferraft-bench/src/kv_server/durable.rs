@@ -145,7 +145,11 @@ impl Cluster {
             let wal_dir = dir.join(format!("node-{id}")).join("wal");
             let wal = WalStore::<Command, KvNode>::open(&wal_dir, options)
                 .map_err(|e| format!("cannot open {}: {e}", wal_dir.display()))?;
-            let config = ferraft::Config { snapshot_logs_since_last: args.snapshot_every, ..raft_config() };
+            let config = ferraft::Config {
+                snapshot_logs_since_last: args.snapshot_every,
+                background_job_nice: args.background_job_nice,
+                ..raft_config()
+            };
             let raft = KvRaft::new(id, config, network.clone(), Box::new(wal), KvStateMachine::new(KvStore::default()))
                 .await
                 .map_err(|e| format!("cannot start node {id}: {e}"))?;
@@ -314,6 +318,7 @@ mod tests {
             no_fsync: true,
             no_preallocate: false,
             snapshot_every: 0,
+            background_job_nice: 10,
             workers: Some(2),
             vs_dongting: false,
             dongting_dir: None,

@@ -42,17 +42,20 @@ pub(crate) struct Driver<SM: StateMachine, N: Node> {
     stopping: Option<super::event::Reply<()>>,
 }
 
-/// Runs the host's jobs (snapshots, log reads) on tokio's blocking threads;
-/// each result comes back as an event.
+/// Runs the host's jobs (snapshots, log reads) off the async threads, at a
+/// lower priority (see [`low_priority`](super::low_priority)); each result
+/// comes back as an event.
 struct BlockingSpawner<SM: StateMachine, N: Node> {
     /// Weak, so the channel still closes when every handle is gone.
     events: mpsc::WeakUnboundedSender<Event<SM, N>>,
+    /// [`Config::background_job_nice`].
+    nice: u8,
 }
 
 impl<SM: StateMachine, N: Node> BlockingSpawner<SM, N> {
     fn run_blocking(&self, job: impl FnOnce() -> Event<SM, N> + Send + 'static) {
         let events = self.events.clone();
-        tokio::task::spawn_blocking(move || {
+        super::low_priority::spawn_job(self.nice, move || {
             let event = job();
             if let Some(events) = events.upgrade() {
                 let _ = events.send(event);
@@ -85,7 +88,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         tx: mpsc::UnboundedSender<Event<SM, N>>,
         rx: mpsc::UnboundedReceiver<Event<SM, N>>,
     ) -> Result<(Self, watch::Receiver<RaftMetrics<N>>), StartError> {
-        let spawner = Box::new(BlockingSpawner { events: tx.downgrade() });
+        let spawner = Box::new(BlockingSpawner { events: tx.downgrade(), nice: config.background_job_nice });
         let notifier = FlushNotifier::new(move |log_id| {
             let _ = tx.send(Event::Flushed(log_id));
         });

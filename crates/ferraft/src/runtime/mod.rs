@@ -11,6 +11,7 @@ mod host_outputs;
 mod install_job;
 mod job_spawner;
 mod log_reader;
+mod low_priority;
 mod membership_ext;
 mod metrics;
 mod readmit;

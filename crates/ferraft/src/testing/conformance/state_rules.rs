@@ -164,8 +164,9 @@ fn write_in_sink<S: LogStore<TestData, BasicNode>>(
 }
 
 /// A partial snapshot resumes (or starts over, for a store that keeps none)
-/// only for the same bytes, and is handed back only when its bytes have the
-/// checksum the sender named.
+/// only for the same bytes; bytes that do not have the checksum the sender
+/// named are refused, by `finish` or by a checked read of what it hands
+/// back, and once discarded no transfer resumes onto them.
 pub fn partial_snapshot_resumes_only_the_same_bytes<S, F>(open: &mut F)
 where
     S: LogStore<TestData, BasicNode>,
@@ -187,12 +188,20 @@ where
     let mut other = store.partial_snapshot(meta, checksum ^ 1).expect("a partial snapshot");
     assert_eq!(other.received(), 0, "other bytes of the same snapshot never resume these");
     other.append(&bytes).expect("append");
-    let refused = other.finish(checksum ^ 1).expect("finish");
-    assert_eq!(refused, None, "bytes that do not match the checksum named are refused");
+    let refused = match other.finish(checksum ^ 1).expect("finish") {
+        None => true,
+        Some(data) => !data.checked_reader().rest_matches().expect("read the bytes back"),
+    };
+    assert!(refused, "bytes that do not match the checksum named are refused");
+    other.discard().expect("discard");
+    let forgotten = store.partial_snapshot(meta, checksum ^ 1).expect("a partial snapshot");
+    assert_eq!(forgotten.received(), 0, "discarded bytes are not resumed");
+    drop(forgotten);
     let mut partial = store.partial_snapshot(meta, checksum).expect("a partial snapshot");
     let held = partial.received() as usize;
     partial.append(&bytes[held..]).expect("append");
     let data = partial.finish(checksum).expect("finish").expect("bytes with the named checksum");
+    assert!(data.checked_reader().rest_matches().expect("read the bytes back"));
     assert_eq!(data, snapshot.data);
 }
 
