@@ -6,7 +6,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use ferraft::runtime::{Answer, InstallTask, JobSpawner, ReadTask, ReplyKind, SnapshotTask};
+use ferraft::runtime::{Answer, ChunkTask, InstallTask, JobSpawner, ReadTask, ReplyKind, SnapshotTask};
 use ferraft::{
     AppData, AppendDurability, BasicNode, ClusterId, Entry, FlushNotifier, LogId, LogIndex, LogState, LogStore,
     Message, Network, ReadRange, Snapshot, StorageError, Vote,
@@ -155,6 +155,10 @@ impl JobSpawner<Put, BasicNode> for SimSpawner {
 
     fn spawn_install(&mut self, task: InstallTask<BasicNode>) {
         self.journal.push(Record::InstallTask(task));
+    }
+
+    fn spawn_chunk_read(&mut self, task: ChunkTask<BasicNode>) {
+        self.journal.push(Record::ChunkTask(task));
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use ferraft::runtime::{IndexResult, InstallTask, MembershipResult, ReadTask, SnapshotTask, WriteResult};
+use ferraft::runtime::{ChunkTask, IndexResult, InstallTask, MembershipResult, ReadTask, SnapshotTask, WriteResult};
 use ferraft::{BasicNode, Entry, LogId, LogIndex, Message, NodeId};
 
 use crate::invariants::RequestHandle;
@@ -43,6 +43,8 @@ pub enum Record<C = Put> {
     InstallTask(InstallTask<BasicNode>),
     /// A read of the log for a lagging follower was spawned.
     ReadTask(ReadTask<C, BasicNode>),
+    /// A host started a snapshot chunk read.
+    ChunkTask(ChunkTask<BasicNode>),
     /// Write `op` was answered.
     WriteAnswered { op: u64, result: WriteResult<SimKv, BasicNode> },
     /// A read of `key` invoked at stamp `invoke` was answered: the value it

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 
 use ferraft::engine::Engine;
 use ferraft::log_id::index_of;
-use ferraft::runtime::{HostParts, InstallTask, MembershipCall, NodeHost, ReadTask, SnapshotTask};
+use ferraft::runtime::{ChunkTask, HostParts, InstallTask, MembershipCall, NodeHost, ReadTask, SnapshotTask};
 use ferraft::{
     BasicNode, ChangeMembers, ClusterId, Config, FlushNotifier, LeaderId, LeaderIdMode, LogId, LogIndex, Membership,
     Message, MessageBody, NodeId, StoredMembership, Vote,
@@ -168,6 +168,13 @@ enum Event {
         node: NodeId,
         generation: u64,
         task: ReadTask<Put, BasicNode>,
+    },
+    /// A snapshot chunk read spawned by a leader's host runs and reports back
+    /// (reads for one node may finish out of order here).
+    ChunkJob {
+        node: NodeId,
+        generation: u64,
+        task: ChunkTask<BasicNode>,
     },
 }
 
@@ -646,6 +653,13 @@ impl Simulation {
                     self.call(i, |h| h.entries_read(read));
                     // a WAL read waits for the writer: it may have synced
                     self.report_wal_flush(i);
+                }
+            }
+            Event::ChunkJob { node, generation, task } => {
+                let i = Self::idx(node);
+                if self.nodes[i].incarnation == generation {
+                    let read = task.run();
+                    self.call(i, |h| h.snapshot_chunk_read(read));
                 }
             }
             Event::Restart { node } => self.restart(node),

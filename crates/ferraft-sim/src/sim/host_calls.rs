@@ -190,6 +190,11 @@ impl Simulation {
                     let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms) + self.disk_latency(id);
                     self.schedule(delay, Event::ReadJob { node: id, generation, task });
                 }
+                Record::ChunkTask(task) => {
+                    let generation = self.nodes[i].incarnation;
+                    let delay = self.rng.gen_range(0..=self.scenario.fsync_max_ms) + self.disk_latency(id);
+                    self.schedule(delay, Event::ChunkJob { node: id, generation, task });
+                }
                 Record::WriteAnswered { op, result } => self.write_answered(id, op, result),
                 Record::ReadAnswered { key, invoke, value } => {
                     if let Some(value) = value {

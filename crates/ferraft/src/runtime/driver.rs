@@ -50,6 +50,8 @@ struct BlockingSpawner<SM: StateMachine, N: Node> {
     events: mpsc::WeakUnboundedSender<Event<SM, N>>,
     /// [`Config::background_job_nice`].
     nice: u8,
+    /// Snapshot chunk reads, in the order they are asked for.
+    chunk_reads: super::low_priority::InOrder,
 }
 
 impl<SM: StateMachine, N: Node> BlockingSpawner<SM, N> {
@@ -76,6 +78,16 @@ impl<SM: StateMachine, N: Node> JobSpawner<SM::Command, N> for BlockingSpawner<S
     fn spawn_install(&mut self, task: super::InstallTask<N>) {
         self.run_blocking(move || Event::SnapshotDecoded(task.run()));
     }
+
+    fn spawn_chunk_read(&mut self, task: super::ChunkTask<N>) {
+        let events = self.events.clone();
+        self.chunk_reads.run(self.nice, move || {
+            let read = task.run();
+            if let Some(events) = events.upgrade() {
+                let _ = events.send(Event::ChunkRead(read));
+            }
+        });
+    }
 }
 
 impl<SM: StateMachine, N: Node> Driver<SM, N> {
@@ -88,7 +100,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         tx: mpsc::UnboundedSender<Event<SM, N>>,
         rx: mpsc::UnboundedReceiver<Event<SM, N>>,
     ) -> Result<(Self, watch::Receiver<RaftMetrics<N>>), StartError> {
-        let spawner = Box::new(BlockingSpawner { events: tx.downgrade(), nice: config.background_job_nice });
+        let spawner = Box::new(BlockingSpawner {
+            events: tx.downgrade(),
+            nice: config.background_job_nice,
+            chunk_reads: Default::default(),
+        });
         let notifier = FlushNotifier::new(move |log_id| {
             let _ = tx.send(Event::Flushed(log_id));
         });
@@ -221,6 +237,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::SnapshotBuilt(built) => host.snapshot_built(built),
             Event::SnapshotDecoded(decoded) => host.snapshot_decoded(decoded),
             Event::EntriesRead(read) => host.entries_read(read),
+            Event::ChunkRead(read) => host.snapshot_chunk_read(read),
             Event::Shutdown(reply) => self.stopping = Some(reply),
         }
     }

@@ -75,6 +75,8 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     SnapshotDecoded(super::install_job::SnapshotDecoded<N>),
     /// Entries read from the store off the host, for a follower.
     EntriesRead(super::log_reader::EntriesRead<SM::Command, N>),
+    /// A snapshot chunk read off the host, to send.
+    ChunkRead(super::chunk_reader::ChunkRead<N>),
     Shutdown(Reply<()>),
 }
 

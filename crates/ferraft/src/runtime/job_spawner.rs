@@ -3,6 +3,7 @@
 //! event in the simulator, so the simulator runs the same jobs the runtime
 //! does, at times it chooses.
 
+use super::chunk_reader::ChunkTask;
 use super::install_job::InstallTask;
 use super::log_reader::ReadTask;
 use super::snapshot_job::SnapshotTask;
@@ -17,6 +18,11 @@ pub trait JobSpawner<C, N>: Send {
     /// Starts the install of a snapshot received from a leader; its result
     /// goes to `snapshot_decoded`.
     fn spawn_install(&mut self, task: InstallTask<N>);
+    /// Starts the read of a snapshot chunk for a node being sent a snapshot;
+    /// its result goes to `snapshot_chunk_read`. Reads for one node should
+    /// finish in the order they were started (one out of order is sent
+    /// again, after the receiver refuses it).
+    fn spawn_chunk_read(&mut self, task: ChunkTask<N>);
 }
 
 /// Runs the state machine's part of a job, a panic in it becoming an error

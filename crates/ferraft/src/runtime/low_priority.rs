@@ -49,6 +49,48 @@ pub(crate) fn spawn_job(nice: u8, job: impl FnOnce() + Send + 'static) {
     }
 }
 
+/// Runs jobs one after another, in the order given, on one thread of its
+/// own started at the first job and niced like [`spawn_job`]'s: for jobs
+/// whose results must come back in order (a snapshot's chunks). The thread
+/// ends when this is dropped.
+#[derive(Default)]
+pub(crate) struct InOrder {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+}
+
+impl InOrder {
+    /// Queues `job`; it runs after every job queued before it.
+    pub(crate) fn run(&mut self, nice: u8, job: impl FnOnce() + Send + 'static) {
+        let mut job: Job = Box::new(job);
+        if let Some(jobs) = &self.jobs {
+            match jobs.send(job) {
+                Ok(()) => return,
+                // the thread is gone (a job panicked): start another
+                Err(std::sync::mpsc::SendError(returned)) => job = returned,
+            }
+        }
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let started = std::thread::Builder::new().name("ferraft-job-in-order".into()).spawn(move || {
+            if nice > 0 {
+                lower_priority(nice);
+            }
+            for job in queue {
+                job();
+            }
+        });
+        match started {
+            Ok(_) => {
+                let _ = jobs.send(job);
+                self.jobs = Some(jobs);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot start a thread for ordered background jobs: running one inline");
+                job();
+            }
+        }
+    }
+}
+
 fn take(slot: &Mutex<Option<Job>>) -> Option<Job> {
     slot.lock().unwrap_or_else(|p| p.into_inner()).take()
 }

@@ -2,6 +2,7 @@
 //! executes the engine's outputs; [`Raft`] is the handle applications hold.
 //! The simulator drives the same host.
 
+mod chunk_reader;
 mod driver;
 mod event;
 mod force_new_cluster;
@@ -29,6 +30,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 
+pub use chunk_reader::{ChunkRead, ChunkTask};
 pub use event::WriteResponse;
 pub use host::{HostParts, NodeHost};
 pub use install_job::{InstallTask, SnapshotDecoded};

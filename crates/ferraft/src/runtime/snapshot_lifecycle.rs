@@ -12,7 +12,7 @@ use super::snapshot_job::{SnapshotBuilt, SnapshotTask};
 use super::snapshot_receiver::{ChunkOutcome, Receiving};
 use super::snapshot_waits::{SnapshotResult, WaitingChunk};
 use crate::log_id::index_of;
-use crate::message::{Message, MessageBody, SnapshotChunk};
+use crate::message::SnapshotChunk;
 use crate::node::{Node, NodeId};
 use crate::snapshot::{Snapshot, SnapshotMeta};
 use crate::snapshot_saver::MadeCurrent;
@@ -189,13 +189,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             // the window runs ahead of a snapshot whose end the engine does not know
             return Ok(());
         }
-        let leader_node = self.engine.own_node().cloned();
-        let chunk_bytes = self.engine.config_chunk_bytes();
-        let chunk = SnapshotChunk::cut(&snapshot, offset, chunk_bytes, vote, seq, leader_node)
-            .map_err(|e| StorageError::new("reading a snapshot chunk", e))?;
-        self.snapshot_sends.insert(to, snapshot);
-        let message = Message { envelope: self.engine.envelope(to), body: MessageBody::Snapshot(chunk) };
-        self.send(message);
+        self.snapshot_sends.insert(to, snapshot.clone());
+        self.start_chunk_read(to, snapshot, offset, seq, vote);
         Ok(())
     }
 
