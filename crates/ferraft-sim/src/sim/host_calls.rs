@@ -95,12 +95,7 @@ impl Simulation {
             if result.is_ok() && first_off_leader {
                 let log_id = committed.expect("advanced");
                 self.stats.follower_first_commits += 1;
-                let holders: BTreeSet<NodeId> = self
-                    .nodes
-                    .iter()
-                    .filter(|n| n.disk.lock().expect("single-threaded").durably_holds(log_id))
-                    .map(|n| n.id)
-                    .collect();
+                let holders = self.durable_holders(log_id);
                 let engine = self.nodes[i].host.as_ref().expect("checked").engine();
                 let at = engine.log().membership_at(log_id.index).map(|m| m.membership.configs().to_vec());
                 let at = at.unwrap_or_default();
@@ -108,12 +103,7 @@ impl Simulation {
             }
             if result.is_ok() && leads {
                 let log_id = committed.expect("advanced");
-                let holders: BTreeSet<NodeId> = self
-                    .nodes
-                    .iter()
-                    .filter(|n| n.disk.lock().expect("single-threaded").durably_holds(log_id))
-                    .map(|n| n.id)
-                    .collect();
+                let holders = self.durable_holders(log_id);
                 let engine = self.nodes[i].host.as_ref().expect("checked").engine();
                 let now = engine.membership().map(|m| m.membership.configs().to_vec()).unwrap_or_default();
                 let before = engine
@@ -304,6 +294,15 @@ impl Simulation {
     }
 
     /// The extra latency of node `id`'s disk (the slow disk's, while faults last).
+    /// The nodes whose simulated disks hold `log_id` durably.
+    fn durable_holders(&self, log_id: LogId) -> BTreeSet<NodeId> {
+        self.nodes
+            .iter()
+            .filter(|n| n.disk.lock().expect("single-threaded").durably_holds(log_id))
+            .map(|n| n.id)
+            .collect()
+    }
+
     fn disk_latency(&self, id: NodeId) -> u64 {
         let slow = self.scenario.slow_disk.filter(|(slow, _)| self.faults_on && *slow == id);
         slow.map_or(0, |(_, ms)| ms)
