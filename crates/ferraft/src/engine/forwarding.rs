@@ -63,8 +63,6 @@ struct Proposed {
     from: NodeId,
     id: u64,
     last: LogId,
-    /// The follower was told this leader holds the batch durably.
-    flush_told: bool,
 }
 
 /// Both sides of forwarding.
@@ -306,14 +304,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Some(log_id) = self.log.log_id_at(index).filter(|l| l.leader_id == flushed.leader_id) else { return };
         let Some(membership) = self.log.membership_at(index) else { return };
         let leader = flushed.leader_id.node_id;
-        let held = crate::membership::committed_index(membership.membership.configs(), |id| {
-            if id == self.id || id == leader {
-                index
-            } else {
-                LogIndex(0)
-            }
-        });
-        if held < index && !self.breaks(crate::config::BrokenRule::FlushCommitWithoutQuorum) {
+        let pair_is_quorum = membership.membership.is_quorum(|id| id == self.id || id == leader);
+        if !pair_is_quorum && !self.breaks(crate::config::BrokenRule::FlushCommitWithoutQuorum) {
             return;
         }
         tracing::trace!(node = %self.id, %index, "committed on the leader's flush");
@@ -335,14 +327,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // needs to answer its writes, and it keeps the read floor (what
         // followers may commit early) no higher than needed
         let mut told: BTreeMap<NodeId, (u64, LogId)> = BTreeMap::new();
-        // batches are in log order, so those durable are a prefix
-        for batch in self.forwarding.proposed.iter_mut().take_while(|b| b.last.index <= durable.index) {
-            if !batch.flush_told {
-                batch.flush_told = true;
-                told.insert(batch.from, (batch.id, batch.last));
-                // before any follower can commit on this notice
-                leader.flush_told = leader.flush_told.max(batch.last.index);
-            }
+        // batches are in log order, so those told and those durable are
+        // prefixes: the ones to tell lie after `flush_told`, up to `durable`
+        let already_told = leader.flush_told;
+        let durable_batches = self.forwarding.proposed.iter().take_while(|b| b.last.index <= durable.index);
+        for batch in durable_batches.skip_while(|b| b.last.index <= already_told) {
+            told.insert(batch.from, (batch.id, batch.last));
+            // before any follower can commit on this notice
+            leader.flush_told = batch.last.index;
         }
         for (from, (id, upto)) in told {
             let outcome = ForwardOutcome::Flushed { upto };
@@ -412,7 +404,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let last = self.log.last_log_id().expect("just proposed");
         let outcome = ForwardOutcome::Accepted { first };
         self.send(from, MessageBody::ForwardWriteReply(ForwardWriteReply { id: request.id, outcome }));
-        self.forwarding.proposed.push_back(Proposed { from, id: request.id, last, flush_told: false });
+        self.forwarding.proposed.push_back(Proposed { from, id: request.id, last });
         self.answer_committed_forwards();
     }
 
