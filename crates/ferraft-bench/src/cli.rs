@@ -179,6 +179,10 @@ pub struct ClusterArgs {
     /// share this machine's cores, and one thread each costs the least CPU per put.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub server_workers: u16,
+    /// Start the nodes with `--follower-sync-inline false` (followers always
+    /// hand their syncs to the WAL thread), for comparison.
+    #[arg(long)]
+    pub no_follower_sync_inline: bool,
     /// Warm-up seconds (not measured).
     #[arg(long, default_value_t = 1.0)]
     pub warmup: f64,

@@ -113,6 +113,7 @@ async fn serve(args: ServeArgs) -> ExitCode {
         snapshot_max_bytes_per_s: args.snapshot_max_mib_per_s.saturating_mul(1024 * 1024),
         snapshot_every: args.snapshot_every,
         background_job_nice: args.background_job_nice,
+        follower_sync_inline: args.follower_sync_inline,
     };
     let server = match Server::start(options).await {
         Ok(server) => server,

@@ -39,6 +39,8 @@ pub struct ServeOptions {
     /// See [`ferraft::Config::background_job_nice`]; 0: jobs at the node's
     /// own priority.
     pub background_job_nice: u8,
+    /// See [`ferraft::Config::follower_sync_inline`].
+    pub follower_sync_inline: bool,
 }
 
 /// Why a node could not start.
@@ -210,6 +212,7 @@ impl Server {
         let mut config = Config {
             snapshot_max_bytes_per_s: options.snapshot_max_bytes_per_s,
             background_job_nice: options.background_job_nice,
+            follower_sync_inline: options.follower_sync_inline,
             ..raft_config()
         };
         if let Some(every) = options.snapshot_every {

@@ -430,6 +430,7 @@ impl Simulation {
             promote_max_lag_entries: [0, 5, 1_000][rng.gen_range(0..3)],
             // the simulator runs jobs as scheduled events, not threads
             background_job_nice: 0,
+            follower_sync_inline: rng.gen_bool(0.5),
             broken_rule: match options.fault {
                 Fault::Broken(rule) => Some(rule),
                 _ => None,

@@ -177,6 +177,29 @@ pub(crate) struct SimWalStore {
 }
 
 impl SimWalStore {
+    /// Appends on the real WAL (`inline`: its batch may run at once, as
+    /// for an idle follower) and journals the append for the checkers.
+    fn append_with(
+        &mut self,
+        entries: &[Entry<Put, BasicNode>],
+        notifier: &FlushNotifier,
+        inline: bool,
+    ) -> Result<AppendDurability, StorageError> {
+        // recorded first: an inline batch the power cuts may leave them on disk
+        let mut appended = self.appended.lock().expect("single-threaded");
+        appended.extend(entries.iter().map(|e| (e.log_id.index, e.log_id, fingerprint(&e.payload))));
+        drop(appended);
+        let durability =
+            if inline { self.wal.append_inline(entries, notifier)? } else { self.wal.append(entries, notifier)? };
+        // journals the append for the checkers (and the fsync to schedule)
+        self.shadow.append(entries, notifier)?;
+        if durability == AppendDurability::Durable {
+            let last = entries.last().map_or(LogIndex(0), |e| e.log_id.index);
+            self.disk.lock().expect("single-threaded").synced_up_to(last);
+        }
+        Ok(durability)
+    }
+
     fn unacknowledged(&self) -> std::sync::MutexGuard<'_, Unacknowledged> {
         self.unacknowledged.lock().expect("single-threaded")
     }
@@ -253,17 +276,15 @@ impl LogStore<Put, BasicNode> for SimWalStore {
         entries: &[Entry<Put, BasicNode>],
         notifier: &FlushNotifier,
     ) -> Result<AppendDurability, StorageError> {
-        let durability = self.wal.append(entries, notifier)?;
-        let mut appended = self.appended.lock().expect("single-threaded");
-        appended.extend(entries.iter().map(|e| (e.log_id.index, e.log_id, fingerprint(&e.payload))));
-        drop(appended);
-        // journals the append for the checkers (and the fsync to schedule)
-        self.shadow.append(entries, notifier)?;
-        if durability == AppendDurability::Durable {
-            let last = entries.last().map_or(LogIndex(0), |e| e.log_id.index);
-            self.disk.lock().expect("single-threaded").synced_up_to(last);
-        }
-        Ok(durability)
+        self.append_with(entries, notifier, false)
+    }
+
+    fn append_inline(
+        &mut self,
+        entries: &[Entry<Put, BasicNode>],
+        notifier: &FlushNotifier,
+    ) -> Result<AppendDurability, StorageError> {
+        self.append_with(entries, notifier, true)
     }
 
     fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {

@@ -23,6 +23,11 @@ fn a_wal_that_reports_a_batch_durable_before_syncing_it_is_caught() {
 }
 
 #[test]
+fn a_wal_that_calls_an_inline_append_durable_before_syncing_it_is_caught() {
+    caught_in_wal_seeds(PlantedBug::InlineDurableWithoutSync, &["reported durable", "acknowledged", "lost"]);
+}
+
+#[test]
 fn a_wal_recovery_that_trusts_records_without_their_checksum_is_caught() {
     // the garbage it trusts shows as a recovered state the contract forbids, or as
     // corruption found at a later open (a torn tail must never read as corrupt)

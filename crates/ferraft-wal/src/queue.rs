@@ -109,8 +109,9 @@ pub(crate) struct Shared {
     pub sync: bool,
     /// The file system, and whether the caller steps the writer.
     pub io: Io,
-    /// The writer, when stepped by the caller instead of running on a thread.
-    pub stepped_writer: Mutex<Option<Writer>>,
+    /// The writer: run by its thread, by the caller of a stepped store, or
+    /// by an appender while it is idle. `None` once the thread exited.
+    pub writer: Mutex<Option<Writer>>,
     /// Work for the writer.
     pub queue: Mutex<Queue>,
     /// Signals the writer that work (or closing) arrived.
@@ -135,7 +136,7 @@ impl Shared {
             dir,
             sync,
             io,
-            stepped_writer: Mutex::new(None),
+            writer: Mutex::new(None),
             queue: Mutex::new(Queue::default()),
             work: Condvar::new(),
             room: Condvar::new(),
@@ -167,10 +168,34 @@ impl Shared {
         *self.pending_committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(committed);
     }
 
+    /// Locks the writer (poisoning ignored: a panic in it stops the thread,
+    /// which marks the writer gone).
+    pub fn lock_writer(&self) -> MutexGuard<'_, Option<Writer>> {
+        self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs what is queued on the calling thread if the writer is idle (not
+    /// running a batch on its thread); whether it did. A stepped store's
+    /// writer is always idle between steps: its caller asked for the batch.
+    pub fn run_batch_here(&self) -> Result<bool, WalError> {
+        let mut slot = match self.writer.try_lock() {
+            Ok(slot) => slot,
+            Err(std::sync::TryLockError::WouldBlock) => return Ok(false),
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+        };
+        match slot.as_mut() {
+            Some(writer) => writer.run_batch_here().map(|()| true),
+            None => Err(self.check_writer().err().unwrap_or(WalError::WriterGone)),
+        }
+    }
+
     /// Runs one batch of a stepped writer; fails if there is none (threaded,
     /// or closed).
     pub fn step(&self) -> Result<(), WalError> {
-        let mut writer = self.stepped_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !self.io.stepped {
+            return Err(self.check_writer().err().unwrap_or(WalError::WriterGone));
+        }
+        let mut writer = self.lock_writer();
         match writer.as_mut() {
             Some(writer) => writer.step(),
             None => Err(self.check_writer().err().unwrap_or(WalError::WriterGone)),

@@ -28,6 +28,10 @@ pub enum PlantedBug {
     /// Recovery takes a record's length and payload without checking its
     /// checksum, so a torn write can come back as an entry.
     TrustRecordsWithoutChecksum,
+    /// An append synced inline ([`append_inline`](ferraft::LogStore::append_inline))
+    /// returns durable without its batch being synced, so a crash right
+    /// after loses entries a follower acknowledged.
+    InlineDurableWithoutSync,
 }
 
 /// How a store opened with [`WalStore::open_stepped`](crate::WalStore::open_stepped) does its I/O.

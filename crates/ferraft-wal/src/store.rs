@@ -185,10 +185,13 @@ impl<C: AppData, N: Node> WalStore<C, N> {
         Ok(entries)
     }
 
+    /// Queues `entries`; with `inline`, an idle writer's batch (this append
+    /// last) runs on the calling thread and the append returns durable.
     fn append_entries(
         &mut self,
         entries: &[Entry<C, N>],
         notifier: &FlushNotifier,
+        inline: bool,
     ) -> Result<AppendDurability, WalError> {
         self.shared.check_writer()?;
         let Some(last) = entries.last() else { return Ok(AppendDurability::Durable) };
@@ -231,6 +234,9 @@ impl<C: AppData, N: Node> WalStore<C, N> {
         }
         queue.flush_points.push((last.log_id, notifier.clone()));
         drop(queue);
+        if inline && self.shared.run_batch_here()? {
+            return Ok(AppendDurability::Durable);
+        }
         self.shared.work.notify_one();
         Ok(AppendDurability::Pending)
     }
@@ -292,7 +298,7 @@ impl<C, N> Drop for WalStore<C, N> {
 
 /// Stops the writer after it drained the queue; the failure that stopped it early, if any.
 fn shutdown(shared: &Shared, writer: &mut Option<JoinHandle<()>>) -> Result<(), WalError> {
-    let stepped = shared.stepped_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+    let stepped = if shared.io.stepped { shared.lock_writer().take() } else { None };
     if let Some(mut stepped) = stepped {
         // what the thread does before it exits; the writer goes with it
         // (it holds the shared state: a cycle otherwise)
@@ -334,7 +340,15 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     }
 
     fn append(&mut self, entries: &[Entry<C, N>], notifier: &FlushNotifier) -> Result<AppendDurability, StorageError> {
-        self.append_entries(entries, notifier).map_err(|error| error.into_storage("appending to the WAL"))
+        self.append_entries(entries, notifier, false).map_err(|error| error.into_storage("appending to the WAL"))
+    }
+
+    fn append_inline(
+        &mut self,
+        entries: &[Entry<C, N>],
+        notifier: &FlushNotifier,
+    ) -> Result<AppendDurability, StorageError> {
+        self.append_entries(entries, notifier, true).map_err(|error| error.into_storage("appending to the WAL"))
     }
 
     fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {
@@ -409,5 +423,32 @@ impl<C: AppData, N: Node> LogStore<C, N> for WalStore<C, N> {
     fn snapshot_saver(&mut self) -> Option<Box<dyn SnapshotSaver<N>>> {
         let (fs, dir) = (self.shared.io.fs.clone(), self.shared.dir.clone());
         Some(Box::new(WalSnapshotSaver { fs, dir, sync: self.shared.sync, current: self.snapshot.clone() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    use ferraft::testing::conformance::{entries, TestData, TestDir};
+    use ferraft::{AppendDurability, BasicNode, FlushNotifier, LogStore, NodeId};
+
+    use super::*;
+
+    #[test]
+    fn an_inline_append_is_handed_off_while_the_writer_runs_a_batch() {
+        let dir = TestDir::new("inline_busy");
+        let mut store = WalStore::<TestData, BasicNode>::open(dir.path(), WalOptions::new(NodeId(1), 1)).unwrap();
+        store.read_state().unwrap();
+        let (tx, told) = mpsc::channel();
+        let notifier = FlushNotifier::new(move |log_id| tx.send(log_id).unwrap());
+        let shared = store.shared.clone();
+        let busy = shared.lock_writer();
+        let durability = store.append_inline(&entries(1, 1..=2), &notifier).unwrap();
+        assert_eq!(durability, AppendDurability::Pending, "the writer is busy: the caller must not wait for it");
+        drop(busy);
+        let reported = told.recv_timeout(Duration::from_secs(10)).expect("the writer reports the batch");
+        assert_eq!(reported.index, ferraft::LogIndex(2));
     }
 }

@@ -31,21 +31,75 @@ use crate::stepped::PlantedBug;
 /// way of the next batch.
 pub(crate) const COMMITTED_PERSIST_INTERVAL: Duration = Duration::from_millis(200);
 
-/// Starts the writer thread for `shared`, creating new segments from `spares`
-/// when given; or, for a stepped store, parks the writer in `shared` for the
-/// caller to step (no handle then).
+/// Parks the writer in `shared` and, unless the store is stepped by its
+/// caller, starts the thread that runs its batches. The writer lives in
+/// `shared` (not on the thread) so an idle writer's batch can also be run by
+/// the appender itself (see [`Shared::run_batch_here`]).
 pub(crate) fn spawn(shared: Arc<Shared>, spares: Option<SpareSegments>) -> Result<Option<JoinHandle<()>>, WalError> {
+    *shared.lock_writer() = Some(Writer::new(shared.clone(), spares));
     if shared.io.stepped {
-        let writer = Writer::new(shared.clone(), spares);
-        *shared.stepped_writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(writer);
         return Ok(None);
     }
     let dir = shared.dir.clone();
-    std::thread::Builder::new()
-        .name("ferraft-wal-writer".into())
-        .spawn(move || Writer::new(shared, spares).run())
-        .map(Some)
-        .map_err(io_error("starting the writer thread for", &dir))
+    let thread_shared = shared.clone();
+    match std::thread::Builder::new().name("ferraft-wal-writer".into()).spawn(move || run(thread_shared)) {
+        Ok(handle) => Ok(Some(handle)),
+        Err(error) => {
+            // the writer holds `shared`: a cycle unless taken out
+            shared.lock_writer().take();
+            Err(io_error("starting the writer thread for", &dir)(error))
+        }
+    }
+}
+
+/// The writer thread: waits for work, then runs a batch under the writer's
+/// lock; exits once the store closes with nothing left, or after a failure.
+fn run(shared: Arc<Shared>) {
+    let _guard = ExitGuard(shared.clone());
+    while wait_for_work(&shared) {
+        let mut slot = shared.lock_writer();
+        let Some(writer) = slot.as_mut() else { return };
+        if shared.failure.get().is_some() {
+            return;
+        }
+        if writer.take_batch() {
+            if let Err(error) = writer.execute_batch() {
+                writer.fail(error);
+                return;
+            }
+        }
+    }
+    // (a guard held by the tail expression would outlive `_guard`, which locks too)
+    let mut slot = shared.lock_writer();
+    if let Some(writer) = slot.as_mut() {
+        if let Err(error) = writer.persist_committed(Duration::ZERO) {
+            writer.fail(error);
+        }
+    }
+    drop(slot);
+}
+
+/// Waits until work is queued; false once closing with nothing left. Saves
+/// a lazily-committed log id while idle.
+fn wait_for_work(shared: &Shared) -> bool {
+    let mut queue = shared.lock_queue();
+    while queue.ops.is_empty() {
+        if queue.closing {
+            return false;
+        }
+        queue = shared.work.wait_timeout(queue, COMMITTED_PERSIST_INTERVAL).map_or_else(|p| p.into_inner().0, |r| r.0);
+        if queue.ops.is_empty() {
+            drop(queue);
+            if let Some(writer) = shared.lock_writer().as_mut() {
+                if let Err(error) = writer.persist_committed(COMMITTED_PERSIST_INTERVAL) {
+                    writer.fail(error);
+                    return false;
+                }
+            }
+            queue = shared.lock_queue();
+        }
+    }
+    true
 }
 
 /// The open segment being written.
@@ -76,6 +130,8 @@ struct ExitGuard(Arc<Shared>);
 
 impl Drop for ExitGuard {
     fn drop(&mut self) {
+        // the writer holds the shared state: a cycle unless taken out
+        drop(self.0.lock_writer().take());
         self.0.writer_gone.store(true, Ordering::Release);
         let _queue = self.0.lock_queue();
         self.0.room.notify_all();
@@ -92,19 +148,6 @@ impl Writer {
     fn new(shared: Arc<Shared>, spares: Option<SpareSegments>) -> Self {
         let (buf, ops, barriers, flush_points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         Self { shared, buf, ops, active: None, barriers, flush_points, spares }
-    }
-
-    fn run(mut self) {
-        let _guard = ExitGuard(self.shared.clone());
-        while self.next_batch() {
-            if let Err(error) = self.execute_batch() {
-                self.fail(error);
-                return;
-            }
-        }
-        if let Err(error) = self.persist_committed(Duration::ZERO) {
-            self.fail(error);
-        }
     }
 
     /// One batch of a stepped writer: everything queued, at once; a lazily
@@ -136,28 +179,30 @@ impl Writer {
         true
     }
 
-    /// Waits for work and takes the whole queue; false once closing with
-    /// nothing left. Saves a lazily-committed log id while idle.
-    fn next_batch(&mut self) -> bool {
-        let shared = self.shared.clone();
-        let mut queue = shared.lock_queue();
-        while queue.ops.is_empty() {
-            if queue.closing {
-                return false;
-            }
-            queue =
-                shared.work.wait_timeout(queue, COMMITTED_PERSIST_INTERVAL).map_or_else(|p| p.into_inner().0, |r| r.0);
-            if queue.ops.is_empty() {
-                drop(queue);
-                if let Err(error) = self.persist_committed(COMMITTED_PERSIST_INTERVAL) {
-                    self.fail(error);
-                    return false;
-                }
-                queue = shared.lock_queue();
-            }
+    /// Runs the queued batch on the calling thread, for an appender that
+    /// will report it durable itself (`AppendDurability::Durable`): the
+    /// batch's flush points are dropped unreported. Their last one is the
+    /// caller's append, and `flushed(x)` covers every entry before `x`.
+    pub(crate) fn run_batch_here(&mut self) -> Result<(), WalError> {
+        self.shared.check_writer()?;
+        if !self.take_batch() {
+            return Ok(());
         }
-        drop(queue);
-        self.take_batch()
+        self.flush_points.clear();
+        if self.shared.io.bug == Some(PlantedBug::InlineDurableWithoutSync) {
+            // the batch is left queued for the next step, as if handed off
+            let shared = self.shared.clone();
+            let mut queue = shared.lock_queue();
+            std::mem::swap(&mut queue.buf, &mut self.buf);
+            std::mem::swap(&mut queue.ops, &mut self.ops);
+            return Ok(());
+        }
+        if let Err(error) = self.execute_batch() {
+            // recorded as the store's failure: this and later calls are refused
+            self.fail(error);
+            return self.shared.check_writer();
+        }
+        Ok(())
     }
 
     /// Writes and syncs one batch, then reports it durable.

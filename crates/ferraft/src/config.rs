@@ -143,6 +143,12 @@ pub struct Config {
     /// when the Raft tasks leave it idle. 0 runs them on tokio's blocking
     /// threads at the node's priority. Ignored off Linux and in the simulator.
     pub background_job_nice: u8,
+    /// A follower with no other event waiting writes and syncs its log
+    /// append on its own thread when the store's writer is idle (see
+    /// [`LogStore::append_inline`](crate::LogStore::append_inline)), so its
+    /// acknowledgement leaves without two thread wake-ups. Never on a leader:
+    /// its appends must reach the followers before it waits for its own sync.
+    pub follower_sync_inline: bool,
     /// Test-only: break one protocol rule (see `BrokenRule`).
     #[cfg(feature = "testing")]
     #[serde(skip)]
@@ -173,6 +179,7 @@ impl Default for Config {
             allow_log_reversion: false,
             promote_max_lag_entries: 1_000,
             background_job_nice: 10,
+            follower_sync_inline: true,
             #[cfg(feature = "testing")]
             broken_rule: None,
         }

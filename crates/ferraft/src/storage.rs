@@ -127,6 +127,21 @@ pub trait LogStore<C, N>: Send + 'static {
     /// Appends entries after the current last entry.
     fn append(&mut self, entries: &[Entry<C, N>], notifier: &FlushNotifier) -> Result<AppendDurability, StorageError>;
 
+    /// Appends like [`append`](Self::append), for a caller with nothing
+    /// better to do than wait for this sync (a follower whose acknowledgement
+    /// waits for it, with no other event queued). A store whose group commit
+    /// is idle may then write and sync on the calling thread and return
+    /// [`AppendDurability::Durable`]: that saves the two thread wake-ups of
+    /// handing the batch to its writer and hearing back. The default calls
+    /// `append`.
+    fn append_inline(
+        &mut self,
+        entries: &[Entry<C, N>],
+        notifier: &FlushNotifier,
+    ) -> Result<AppendDurability, StorageError> {
+        self.append(entries, notifier)
+    }
+
     /// Deletes every entry with index `>= since`. Removed entries were never
     /// committed; the append that follows makes the store durable again.
     fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError>;

@@ -5,11 +5,8 @@
 
 mod support;
 
-use ferraft::mem::MemLogStore;
-use ferraft::{
-    AppendDurability, BasicNode, ClusterId, Entry, FlushNotifier, LeaderIdMode, LogId, LogIndex, LogState, LogStore,
-    NodeId, Raft, ReplicationMetrics, Snapshot, StorageError, Vote,
-};
+use ferraft::{BasicNode, LeaderIdMode, LogIndex, NodeId, Raft, ReadRange, ReplicationMetrics};
+use support::hooked_store::{Hooked, Mem, StoreHooks};
 use support::{addr, fast_config, Cluster, Member, Sm, WAIT};
 
 /// Snapshots off, a cache of 10 entries and small appends: a follower that
@@ -108,37 +105,12 @@ async fn snapshots_and_purges_during_a_catch_up_never_send_the_follower_a_snapsh
     purged.await.expect("the leader purged its store once the follower caught up");
 }
 
-/// A [`MemLogStore`] that cannot read ranges, as a user's store may be.
-struct NoRangeReads(MemLogStore<u64, BasicNode>);
+/// Cannot read ranges, as a user's store may not.
+struct NoRangeReads;
 
-impl LogStore<u64, BasicNode> for NoRangeReads {
-    fn read_state(&mut self) -> Result<LogState<u64, BasicNode>, StorageError> {
-        self.0.read_state()
-    }
-    fn append(
-        &mut self,
-        entries: &[Entry<u64, BasicNode>],
-        n: &FlushNotifier,
-    ) -> Result<AppendDurability, StorageError> {
-        self.0.append(entries, n)
-    }
-    fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {
-        self.0.truncate(since)
-    }
-    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
-        self.0.purge(upto)
-    }
-    fn save_cluster_id(&mut self, cluster_id: ClusterId) -> Result<(), StorageError> {
-        self.0.save_cluster_id(cluster_id)
-    }
-    fn save_vote(&mut self, vote: &Vote) -> Result<(), StorageError> {
-        self.0.save_vote(vote)
-    }
-    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.0.save_committed(committed)
-    }
-    fn save_snapshot(&mut self, snapshot: &Snapshot<BasicNode>) -> Result<(), StorageError> {
-        self.0.save_snapshot(snapshot)
+impl StoreHooks for NoRangeReads {
+    fn read_range(&mut self, _: &mut Mem, _: std::ops::Range<LogIndex>) -> Option<ReadRange<u64, BasicNode>> {
+        None
     }
 }
 
@@ -147,9 +119,15 @@ async fn start_without_range_reads(cluster: &mut Cluster, id: NodeId) {
     let store = cluster.members.remove(&id).map(|m| m.store).unwrap_or_default();
     let sm = Sm::new();
     let network = cluster.router.network();
-    let raft = Raft::new(id, cluster.config.clone(), network, Box::new(NoRangeReads(store.clone())), sm.clone())
-        .await
-        .expect("node starts");
+    let raft = Raft::new(
+        id,
+        cluster.config.clone(),
+        network,
+        Box::new(Hooked { store: store.clone(), hooks: NoRangeReads }),
+        sm.clone(),
+    )
+    .await
+    .expect("node starts");
     cluster.router.register(addr(id), raft.clone());
     cluster.members.insert(id, Member { raft, store, sm });
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferraft::mem::{MemLogStore, MemRouter, RecordingStateMachine};
-use ferraft::{BasicNode, Config, LeaderIdMode, LogId, LogIndex, Raft, SnapshotData, SnapshotSource, StorageError};
+use ferraft::{BasicNode, Config, LeaderIdMode, LogStore, Raft, SnapshotData, SnapshotSource, StorageError};
+use support::hooked_store::{Hooked, Mem, StoreHooks};
 use support::{fast_config, nodes, WAIT};
 
 /// Where a test puts a gate for the next read of a snapshot to wait at.
@@ -45,46 +46,20 @@ impl SnapshotSource for GatedSource {
     }
 }
 
-/// A [`MemLogStore`] that hands out its snapshot through a [`GatedSource`].
-struct GatedSnapshotStore {
-    store: MemLogStore<u64, BasicNode>,
+/// Hands out the store's snapshot through a [`GatedSource`].
+struct GatedSnapshot {
     gate: Gate,
 }
 
-impl ferraft::LogStore<u64, BasicNode> for GatedSnapshotStore {
-    fn read_state(&mut self) -> Result<ferraft::LogState<u64, BasicNode>, StorageError> {
-        let mut state = self.store.read_state()?;
+impl StoreHooks for GatedSnapshot {
+    fn read_state(&mut self, store: &mut Mem) -> Result<ferraft::LogState<u64, BasicNode>, StorageError> {
+        let mut state = store.read_state()?;
         let snapshot = state.snapshot.take().expect("the store holds a snapshot");
         let bytes = snapshot.data.to_bytes().unwrap();
         let source = GatedSource { bytes, gate: self.gate.clone() };
         let data = SnapshotData::from(Arc::new(source) as Arc<dyn SnapshotSource>);
         state.snapshot = Some(ferraft::Snapshot { meta: snapshot.meta.clone(), data });
         Ok(state)
-    }
-    fn append(
-        &mut self,
-        entries: &[ferraft::Entry<u64, BasicNode>],
-        notifier: &ferraft::FlushNotifier,
-    ) -> Result<ferraft::AppendDurability, StorageError> {
-        self.store.append(entries, notifier)
-    }
-    fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {
-        self.store.truncate(since)
-    }
-    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
-        self.store.purge(upto)
-    }
-    fn save_cluster_id(&mut self, cluster_id: ferraft::ClusterId) -> Result<(), StorageError> {
-        self.store.save_cluster_id(cluster_id)
-    }
-    fn save_vote(&mut self, vote: &ferraft::Vote) -> Result<(), StorageError> {
-        self.store.save_vote(vote)
-    }
-    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.store.save_committed(committed)
-    }
-    fn save_snapshot(&mut self, snapshot: &ferraft::Snapshot<BasicNode>) -> Result<(), StorageError> {
-        self.store.save_snapshot(snapshot)
     }
 }
 
@@ -107,7 +82,7 @@ async fn a_slow_chunk_read_does_not_stall_the_leaders_writes() {
 
     // restarted; then the next read of its snapshot waits at a gate
     let gate = Gate::default();
-    let store = GatedSnapshotStore { store: memory, gate: gate.clone() };
+    let store = Hooked { store: memory, hooks: GatedSnapshot { gate: gate.clone() } };
     let raft = Raft::new(1, config.clone(), router.network(), Box::new(store), sm).await.unwrap();
     router.register(support::addr(1), raft.clone());
     raft.wait(WAIT).for_leader().await.unwrap();

@@ -9,6 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferraft::mem::MemLogStore;
 use ferraft::{BasicNode, Config, LeaderIdMode, LogId, LogIndex, Raft, SnapshotJob, StateMachine, StorageError};
+use support::hooked_store::{Hooked, Mem, StoreHooks};
 use support::{fast_config, nodes, WAIT};
 
 /// Applies `u64` commands into a list; its first snapshot job waits for the
@@ -100,7 +101,6 @@ async fn a_slow_snapshot_encode_does_not_stall_writes_and_captures_its_point_in_
 /// which waits at a gate the first time; on the Raft task (through
 /// `save_staged_snapshot`) they may not be.
 struct SavedByJobs {
-    store: MemLogStore<u64, BasicNode>,
     gate: Arc<Mutex<Option<mpsc::Receiver<()>>>>,
 }
 
@@ -119,38 +119,13 @@ impl ferraft::SnapshotSaver<BasicNode> for GatedSaver {
     }
 }
 
-impl ferraft::LogStore<u64, BasicNode> for SavedByJobs {
-    fn read_state(&mut self) -> Result<ferraft::LogState<u64, BasicNode>, StorageError> {
-        self.store.read_state()
-    }
-    fn append(
-        &mut self,
-        entries: &[ferraft::Entry<u64, BasicNode>],
-        notifier: &ferraft::FlushNotifier,
-    ) -> Result<ferraft::AppendDurability, StorageError> {
-        self.store.append(entries, notifier)
-    }
-    fn truncate(&mut self, since: ferraft::LogIndex) -> Result<(), StorageError> {
-        self.store.truncate(since)
-    }
-    fn purge(&mut self, upto: LogId) -> Result<(), StorageError> {
-        self.store.purge(upto)
-    }
-    fn save_cluster_id(&mut self, cluster_id: ferraft::ClusterId) -> Result<(), StorageError> {
-        self.store.save_cluster_id(cluster_id)
-    }
-    fn save_vote(&mut self, vote: &ferraft::Vote) -> Result<(), StorageError> {
-        self.store.save_vote(vote)
-    }
-    fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.store.save_committed(committed)
-    }
-    fn save_snapshot(&mut self, _: &ferraft::Snapshot<BasicNode>) -> Result<(), StorageError> {
+impl StoreHooks for SavedByJobs {
+    fn save_snapshot(&mut self, _: &mut Mem, _: &ferraft::Snapshot<BasicNode>) -> Result<(), StorageError> {
         panic!("a snapshot made current on the Raft task")
     }
-    fn snapshot_saver(&mut self) -> Option<Box<dyn ferraft::SnapshotSaver<BasicNode>>> {
+    fn snapshot_saver(&mut self, store: &mut Mem) -> Option<Box<dyn ferraft::SnapshotSaver<BasicNode>>> {
         let gate = self.gate.lock().unwrap().take();
-        Some(Box::new(GatedSaver { store: self.store.clone(), gate }))
+        Some(Box::new(GatedSaver { store: store.clone(), gate }))
     }
 }
 
@@ -159,7 +134,7 @@ async fn the_job_makes_its_snapshot_current_and_the_log_is_purged_only_after() {
     let config = Config { snapshot_logs_since_last: 10, purge_keep_entries: 0, ..fast_config(LeaderIdMode::Standard) };
     let (open, gate) = mpsc::channel();
     let memory = MemLogStore::<u64, BasicNode>::new();
-    let store = SavedByJobs { store: memory.clone(), gate: Arc::new(Mutex::new(Some(gate))) };
+    let store = Hooked { store: memory.clone(), hooks: SavedByJobs { gate: Arc::new(Mutex::new(Some(gate))) } };
     let sm = GatedSm::default();
     let raft =
         Raft::new(1, config, ferraft::mem::MemRouter::new().network(), Box::new(store), sm.clone()).await.unwrap();

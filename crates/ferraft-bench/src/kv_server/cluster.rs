@@ -127,6 +127,11 @@ pub fn run_on(args: &ClusterArgs, protocol: Protocol) -> Result<ClusterReport, S
             return bench_etcd(args, dir.path(), warmup, duration).await;
         }
         let mut nodes = local_nodes(&exe, dir.path(), args.members, args.server_workers);
+        if args.no_follower_sync_inline {
+            for node in &mut nodes {
+                node.serve_args.extend(["--follower-sync-inline".to_owned(), "false".to_owned()]);
+            }
+        }
         let result = until_stopped(bench(args, &mut nodes, warmup, duration)).await;
         stop_nodes(&mut nodes, result.is_err()).await;
         result

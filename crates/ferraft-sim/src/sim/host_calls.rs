@@ -27,7 +27,11 @@ impl Simulation {
         let led_before = host.engine().is_leader();
         let result = f(host);
         self.observe(i, before, led_before);
+        // sometimes other events wait for the node (its appends are then
+        // handed to the WAL's writer), sometimes none (a follower's may run at once)
+        let nothing_else_waiting = self.rng.gen_bool(0.5);
         if let Some(host) = self.nodes[i].host.as_mut() {
+            host.set_nothing_else_waiting(nothing_else_waiting);
             host.execute_outputs();
         }
         self.observe(i, before, led_before);

@@ -310,6 +310,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.config.snapshot_chunk_bytes
     }
 
+    /// [`Config::follower_sync_inline`](crate::Config::follower_sync_inline).
+    pub(crate) fn config_follower_sync_inline(&self) -> bool {
+        self.config.follower_sync_inline
+    }
+
     /// The most bytes of encoded entries (or forwarded commands) one message carries.
     pub(crate) fn config_max_append_bytes(&self) -> u64 {
         self.config.max_append_bytes as u64

@@ -181,6 +181,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 break;
             }
             self.host.flush_write_batch();
+            self.host.set_nothing_else_waiting(self.rx.is_empty());
             self.host.execute_outputs();
             // about to wait: nothing later would publish what changed
             let idle = self.rx.is_empty();

@@ -79,6 +79,9 @@ pub struct NodeHost<SM: StateMachine, N: Node, R: ReplyKind> {
     /// Peers that refused this node, until they answer normally.
     pub(crate) refused: BTreeMap<NodeId, PeerRefusal>,
     pub(crate) fatal: Option<Fatal>,
+    /// No other event waits for this host: a follower's append may then
+    /// sync on this thread (see [`Config::follower_sync_inline`]).
+    pub(crate) nothing_else_waiting: bool,
 }
 
 impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
@@ -126,6 +129,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             directory: HashMap::new(),
             refused: BTreeMap::new(),
             fatal: None,
+            nothing_else_waiting: false,
         })
     }
 
@@ -157,6 +161,13 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     /// Why the node stopped, once a storage failure stopped it.
     pub fn fatal(&self) -> Option<&Fatal> {
         self.fatal.as_ref()
+    }
+
+    /// Tells the host whether any other event waits for it before the next
+    /// [`execute_outputs`](Self::execute_outputs): only then may a follower's
+    /// append wait for its sync on this thread ([`Config::follower_sync_inline`]).
+    pub fn set_nothing_else_waiting(&mut self, nothing_else_waiting: bool) {
+        self.nothing_else_waiting = nothing_else_waiting;
     }
 
     /// Moves the clock to `now_ms` and lets the engine's timers fire.

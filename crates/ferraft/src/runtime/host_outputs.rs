@@ -46,7 +46,12 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             Output::SaveVote(vote) => self.store.save_vote(&vote)?,
             Output::AppendLog(entries) => {
                 let last = entries.last().map(|e| e.log_id);
-                if self.store.append(&entries, &self.notifier)? == AppendDurability::Durable {
+                let durability = if self.may_sync_inline() {
+                    self.store.append_inline(&entries, &self.notifier)?
+                } else {
+                    self.store.append(&entries, &self.notifier)?
+                };
+                if durability == AppendDurability::Durable {
                     if let Some(last) = last {
                         self.engine.on_log_flushed(last);
                     }
@@ -97,6 +102,13 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             }
         }
         Ok(())
+    }
+
+    /// Whether an append may wait for its sync on this thread: only a node
+    /// that does not lead (a leader's appends must leave for its followers
+    /// first, and they leave after this turn), with nothing else to do.
+    fn may_sync_inline(&self) -> bool {
+        self.nothing_else_waiting && self.engine.config_follower_sync_inline() && !self.engine.is_leader()
     }
 
     /// Sends to the peer's address: in the membership, else in the directory.

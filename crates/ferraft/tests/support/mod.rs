@@ -1,6 +1,8 @@
 //! A cluster of in-process nodes on the in-memory store and network.
 #![allow(dead_code)]
 
+pub mod hooked_store;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
