@@ -156,6 +156,7 @@ mod snapshot_stream;
 mod spare;
 mod stepped;
 mod store;
+mod write_behind;
 mod writer;
 
 pub use error::{Corruption, WalError};

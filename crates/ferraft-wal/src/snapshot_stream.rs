@@ -18,6 +18,7 @@ use ferraft::{PartialSnapshot, SnapshotData, SnapshotSink, SnapshotSource, Stora
 
 use crate::error::{io_error, WalError};
 use crate::file_system::{FileSystem, FsFile};
+use crate::write_behind::WriteBehind;
 
 /// The saved snapshot's magic.
 pub(crate) const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
@@ -275,6 +276,7 @@ pub(crate) struct PartialFile {
     durable: u64,
     sync: bool,
     finished: bool,
+    write_behind: WriteBehind,
 }
 
 impl PartialFile {
@@ -302,6 +304,7 @@ impl PartialFile {
             durable: 0,
             sync,
             finished: false,
+            write_behind: WriteBehind::from(HEADER as u64 + u64::from(sink.meta_len)),
         };
         partial.record_durable(0)?;
         Ok(partial)
@@ -356,7 +359,9 @@ impl PartialFile {
         let meta_len = header.meta_len;
         let dir = dir.to_path_buf();
         let fs = fs.clone();
-        Ok(Some(Self { fs, file, dir, meta_len, checksum, received, durable: received, sync, finished: false }))
+        let write_behind = WriteBehind::from(data_start + received);
+        let durable = received;
+        Ok(Some(Self { fs, file, dir, meta_len, checksum, received, durable, sync, finished: false, write_behind }))
     }
 
     fn path(&self) -> PathBuf {
@@ -455,6 +460,9 @@ impl PartialSnapshot for PartialFile {
         let at = self.data_start() + self.received;
         let written = self.file.write_all_at(data, at).map_err(io_error("writing", &path));
         written.map_err(|e| e.into_storage("receiving a snapshot"))?;
+        let end = at + data.len() as u64;
+        let written_back = self.write_behind.written(&*self.file, end).map_err(io_error("writing back", &path));
+        written_back.map_err(|e| e.into_storage("receiving a snapshot"))?;
         self.received += data.len() as u64;
         if self.received - self.durable >= PARTIAL_CHECKPOINT_BYTES {
             self.record_durable(self.received).map_err(|e| e.into_storage("receiving a snapshot"))?;
