@@ -1,6 +1,7 @@
-//! A snapshot being received goes to the disk a step at a time as its
-//! chunks arrive, not in one burst at the next sync: the voters' WAL syncs
-//! share that disk (see the store's `write_behind`).
+//! A snapshot being received, or written by the state machine, goes to the
+//! disk a step at a time as it is written, not in one burst at the next
+//! sync: the WAL syncs of every node on the machine share that disk (see the
+//! store's `write_behind`). A store that does not sync leaves its disk alone.
 
 use std::ffi::OsString;
 use std::io;
@@ -103,14 +104,21 @@ fn meta() -> SnapshotMeta<BasicNode> {
 
 const MIB: u64 = 1024 * 1024;
 
-#[test]
-fn a_received_snapshot_is_written_back_as_its_chunks_arrive_with_one_step_at_most_left_pending() {
-    let dir = TestDir::new("write_behind");
+type Store = WalStore<TestData, BasicNode>;
+
+/// A store in `dir` whose writeback calls land in the returned list.
+fn open(dir: &Path, options: WalOptions) -> (Store, ferraft_wal::WalStepper, Calls) {
     let fs = RecordingFs::default();
     let calls = fs.0.clone();
     let io = SteppedIo { fs: Arc::new(fs), new_incarnation: 1, planted_bug: None };
-    let (mut store, _stepper) =
-        WalStore::<TestData, BasicNode>::open_stepped(dir.path(), WalOptions::new(NodeId(1), 1), io).unwrap();
+    let (store, stepper) = WalStore::open_stepped(dir, options, io).unwrap();
+    (store, stepper, calls)
+}
+
+#[test]
+fn a_received_snapshot_is_written_back_as_its_chunks_arrive_with_one_step_at_most_left_pending() {
+    let dir = TestDir::new("write_behind");
+    let (mut store, _stepper, calls) = open(dir.path(), WalOptions::new(NodeId(1), 1));
     let mut partial = store.partial_snapshot(&meta(), 7).unwrap();
     calls.lock().unwrap().clear();
     let chunk = vec![5u8; MIB as usize];
@@ -128,4 +136,33 @@ fn a_received_snapshot_is_written_back_as_its_chunks_arrive_with_one_step_at_mos
     }
     let contiguous = started.windows(2).all(|w| w[0].0 + w[0].1 == w[1].0);
     assert!(contiguous, "the steps follow each other: {started:?}");
+}
+
+#[test]
+fn a_snapshot_the_state_machine_writes_is_written_back_a_step_at_a_time() {
+    let dir = TestDir::new("write_behind_sink");
+    let (mut store, _stepper, calls) = open(dir.path(), WalOptions::new(NodeId(1), 1));
+    let mut sink = store.snapshot_sink(&meta()).unwrap();
+    calls.lock().unwrap().clear();
+    let piece = vec![3u8; 64 * 1024];
+    for _ in 0..3 * MIB / piece.len() as u64 {
+        std::io::Write::write_all(&mut sink, &piece).unwrap();
+    }
+    let calls = std::mem::take(&mut *calls.lock().unwrap());
+    let started: Vec<_> = calls.iter().filter(|c| c.0 == "start").map(|c| c.2).collect();
+    let waited: u64 = calls.iter().filter(|c| c.0 == "wait").map(|c| c.2).sum();
+    assert_eq!(started, [MIB, MIB, MIB], "each whole step once: {calls:?}");
+    assert_eq!(waited, 2 * MIB, "all but the newest started step: {calls:?}");
+}
+
+#[test]
+fn a_store_that_does_not_sync_asks_for_no_writeback() {
+    let dir = TestDir::new("write_behind_unsynced");
+    let options = WalOptions { sync: false, ..WalOptions::new(NodeId(1), 1) };
+    let (mut store, _stepper, calls) = open(dir.path(), options);
+    let mut partial = store.partial_snapshot(&meta(), 7).unwrap();
+    partial.append(&vec![5u8; 3 * MIB as usize]).unwrap();
+    let mut sink = store.snapshot_sink(&meta()).unwrap();
+    std::io::Write::write_all(&mut sink, &vec![3u8; 3 * MIB as usize]).unwrap();
+    assert_eq!(*calls.lock().unwrap(), []);
 }
