@@ -31,15 +31,16 @@ pub trait FsFile: Send + Sync + Debug {
     /// The file's length in bytes.
     fn byte_len(&self) -> io::Result<u64>;
     /// Starts writing the range's changed pages to the disk, without
-    /// waiting: for [`WriteBehind`](crate::write_behind::WriteBehind). Not
-    /// durability (that is [`sync_data`](Self::sync_data)); a file system
-    /// without the notion does nothing.
+    /// waiting: a snapshot file goes to the disk a step at a time as it is
+    /// written, not in one burst at its sync. Not durability (that is
+    /// [`sync_data`](Self::sync_data)); a file system without a page cache
+    /// does nothing.
     fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
         let _ = (offset, len);
         Ok(())
     }
     /// Waits until the range's pages are written to the disk (its cache,
-    /// not yet durable): for [`WriteBehind`](crate::write_behind::WriteBehind).
+    /// not yet durable), so a stream's writeback stays a step behind it.
     fn wait_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
         let _ = (offset, len);
         Ok(())
