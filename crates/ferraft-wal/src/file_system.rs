@@ -30,6 +30,21 @@ pub trait FsFile: Send + Sync + Debug {
     fn sync_all(&self) -> io::Result<()>;
     /// The file's length in bytes.
     fn byte_len(&self) -> io::Result<u64>;
+    /// Starts writing the range's changed pages to the disk, without
+    /// waiting: a snapshot file goes to the disk a step at a time as it is
+    /// written, not in one burst at its sync. Not durability (that is
+    /// [`sync_data`](Self::sync_data)); a file system without a page cache
+    /// does nothing.
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
+    /// Waits until the range's pages are written to the disk (its cache,
+    /// not yet durable), so a stream's writeback stays a step behind it.
+    fn wait_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let _ = (offset, len);
+        Ok(())
+    }
 }
 
 /// A lock held until dropped.
@@ -90,6 +105,30 @@ impl FsFile for File {
 
     fn byte_len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
+    }
+
+    #[cfg(target_os = "linux")]
+    fn start_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        sync_file_range(self, offset, len, libc::SYNC_FILE_RANGE_WRITE)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn wait_writeback(&self, offset: u64, len: u64) -> io::Result<()> {
+        let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE | libc::SYNC_FILE_RANGE_WRITE | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+        sync_file_range(self, offset, len, flags)
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn sync_file_range(file: &File, offset: u64, len: u64, flags: libc::c_uint) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off64_t::try_from(offset), libc::off64_t::try_from(len)) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: no memory is passed; the descriptor is the open file's own.
+    match unsafe { libc::sync_file_range(file.as_raw_fd(), offset, len, flags) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 

@@ -97,7 +97,9 @@
 //!   ([`snapshot_saver`](ferraft::LogStore::snapshot_saver): a received one
 //!   gets its snapshot header, then a rename and a directory sync, off the
 //!   Raft task; an older snapshot never replaces a newer one). A crash before
-//!   the rename leaves a received snapshot resumable whole.
+//!   the rename leaves a received snapshot resumable whole. Both are written
+//!   back to the disk a MiB at a time as they are written, not in one burst
+//!   at their sync, in front of the WAL syncs sharing the disk.
 //! - [`WalOptions::sync`] `= false` skips every sync: **unsafe**, for tests only.
 //!
 //! # Recovery
@@ -156,6 +158,7 @@ mod snapshot_stream;
 mod spare;
 mod stepped;
 mod store;
+mod write_behind;
 mod writer;
 
 pub use error::{Corruption, WalError};

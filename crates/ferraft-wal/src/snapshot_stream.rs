@@ -18,6 +18,7 @@ use ferraft::{PartialSnapshot, SnapshotData, SnapshotSink, SnapshotSource, Stora
 
 use crate::error::{io_error, WalError};
 use crate::file_system::{FileSystem, FsFile};
+use crate::write_behind::WriteBehind;
 
 /// The saved snapshot's magic.
 pub(crate) const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
@@ -175,6 +176,7 @@ pub(crate) struct FileSink {
     crc_data: u32,
     sync: bool,
     remove_unsaved: Option<Arc<dyn FileSystem>>,
+    write_behind: WriteBehind,
 }
 
 impl FileSink {
@@ -205,6 +207,7 @@ impl FileSink {
             crc_data: 0,
             sync,
             remove_unsaved: None,
+            write_behind: WriteBehind::from(HEADER as u64 + u64::from(meta_len)),
         })
     }
 
@@ -243,7 +246,11 @@ impl FileSink {
 
 impl Write for FileSink {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.file.write_all_at(buf, self.data_start() + self.len)?;
+        let at = self.data_start() + self.len;
+        self.file.write_all_at(buf, at)?;
+        if self.sync {
+            self.write_behind.written(&*self.file, at + buf.len() as u64)?;
+        }
         self.crc_whole = crc32c::crc32c_append(self.crc_whole, buf);
         self.crc_data = crc32c::crc32c_append(self.crc_data, buf);
         self.len += buf.len() as u64;
@@ -275,6 +282,7 @@ pub(crate) struct PartialFile {
     durable: u64,
     sync: bool,
     finished: bool,
+    write_behind: WriteBehind,
 }
 
 impl PartialFile {
@@ -302,6 +310,7 @@ impl PartialFile {
             durable: 0,
             sync,
             finished: false,
+            write_behind: WriteBehind::from(HEADER as u64 + u64::from(sink.meta_len)),
         };
         partial.record_durable(0)?;
         Ok(partial)
@@ -356,7 +365,9 @@ impl PartialFile {
         let meta_len = header.meta_len;
         let dir = dir.to_path_buf();
         let fs = fs.clone();
-        Ok(Some(Self { fs, file, dir, meta_len, checksum, received, durable: received, sync, finished: false }))
+        let write_behind = WriteBehind::from(data_start + received);
+        let durable = received;
+        Ok(Some(Self { fs, file, dir, meta_len, checksum, received, durable, sync, finished: false, write_behind }))
     }
 
     fn path(&self) -> PathBuf {
@@ -455,6 +466,11 @@ impl PartialSnapshot for PartialFile {
         let at = self.data_start() + self.received;
         let written = self.file.write_all_at(data, at).map_err(io_error("writing", &path));
         written.map_err(|e| e.into_storage("receiving a snapshot"))?;
+        if self.sync {
+            let end = at + data.len() as u64;
+            let written_back = self.write_behind.written(&*self.file, end).map_err(io_error("writing back", &path));
+            written_back.map_err(|e| e.into_storage("receiving a snapshot"))?;
+        }
         self.received += data.len() as u64;
         if self.received - self.durable >= PARTIAL_CHECKPOINT_BYTES {
             self.record_durable(self.received).map_err(|e| e.into_storage("receiving a snapshot"))?;
