@@ -36,6 +36,11 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> Default for ForwardBook<SM, N, R> 
 }
 
 impl<SM: StateMachine, N: Node, R: ReplyKind> ForwardBook<SM, N, R> {
+    /// How many writes served here wait for an answer.
+    pub(crate) fn waiting(&self) -> usize {
+        self.batch.len() + self.sent.values().map(Vec::len).sum::<usize>() + self.placed.len()
+    }
+
     /// The batch `forward_id` went to the leader with these callers.
     pub(crate) fn sent(&mut self, forward_id: u64, replies: Vec<WriteReply<SM, N, R>>) {
         self.sent.insert(forward_id, replies);

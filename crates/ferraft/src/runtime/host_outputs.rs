@@ -106,9 +106,15 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
 
     /// Whether an append may wait for its sync on this thread: only a node
     /// that does not lead (a leader's appends must leave for its followers
-    /// first, and they leave after this turn), with nothing else to do.
+    /// first, and they leave after this turn), with nothing else to do and
+    /// at most one client of its own waiting (under load the thread serves
+    /// its clients while the writer syncs: measured at 64 clients, syncing
+    /// inline whenever the event queue was empty cost up to 16% of put/s).
     fn may_sync_inline(&self) -> bool {
-        self.nothing_else_waiting && self.engine.config_follower_sync_inline() && !self.engine.is_leader()
+        self.nothing_else_waiting
+            && self.engine.config_follower_sync_inline()
+            && !self.engine.is_leader()
+            && self.forwards.waiting() + self.books.reads_waiting() <= 1
     }
 
     /// Sends to the peer's address: in the membership, else in the directory.

@@ -51,6 +51,13 @@ pub(crate) struct ReplyBooks<SM: StateMachine, N: Node, R: ReplyKind> {
     probes: HashMap<NodeId, Vec<(u64, ProbeReply<R>)>>,
 }
 
+impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
+    /// How many reads served here wait for their index or its apply.
+    pub(crate) fn reads_waiting(&self) -> usize {
+        self.reads.len() + self.reads_waiting_apply.len()
+    }
+}
+
 impl<SM: StateMachine, N: Node, R: ReplyKind> Default for ReplyBooks<SM, N, R> {
     fn default() -> Self {
         Self {
