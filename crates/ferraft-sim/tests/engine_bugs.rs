@@ -1,12 +1,13 @@
 //! Engine bugs found by the simulator, fixed in the engine since (0dc5c3d,
-//! 5c737ac): one regression test each, failing on the engine before the fix.
+//! 5c737ac, and the departing progress of sim seed 1418): one regression
+//! test each, failing on the engine before the fix.
 //!
 //! Each bug is first a seed of the random simulation (see `src/known_bugs.rs`
 //! for example seeds; replay one with
 //! `FERRAFT_SIM_START=<seed> FERRAFT_SIM_SEEDS=1 FERRAFT_SIM_TRACE=1 cargo test -p ferraft-sim --test sim_seeds -- --nocapture`).
 //! Any change to the simulator moves a bug to other seeds, so each is pinned
 //! here as a short scripted scenario on the engine alone, which stays valid.
-//! Three are liveness bugs; the fourth (a stale lease read) is the only
+//! Four are liveness bugs; the fifth (a stale lease read) is the only
 //! safety violation found.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -108,6 +109,13 @@ impl Script {
         };
         let restarted = Engine::new(id, config.clone(), &state, 99, self.now);
         self.engines.insert(id, restarted);
+        self.drain(id);
+    }
+
+    /// Wipes `id`'s disk and restarts it at once: an empty log, a new incarnation.
+    fn wipe(&mut self, id: NodeId, incarnation: u64, config: &Arc<Config>) {
+        let state = LogState { incarnation: ferraft::Incarnation::new(incarnation), ..LogState::default() };
+        self.engines.insert(id, Engine::new(id, config.clone(), &state, 98, self.now));
         self.drain(id);
     }
 
@@ -326,4 +334,47 @@ fn a_follower_restart_does_not_let_a_lease_outlive_leadership() {
         lease.is_err(),
         "old leader n{old_leader} still serves lease reads at index {lease:?} after n{b} committed {written} with n{a}"
     );
+}
+
+/// A leader keeps replicating to a node it removed until that node holds its
+/// removal committed (`LeaderState::departing`). Sim seed 1418 (forward-heavy
+/// runs with wiped disks): voter n3 was removed while cut off, its disk was
+/// wiped before it heard of it, and it came back empty; its conflict reply to
+/// the leader's next append showed a log gone backwards, and the leader
+/// rightly marked it `reverted`. The operator's path back, re-adding it as a
+/// learner, found that departing progress still there and kept it: the
+/// leader never sent to the node again, and the joint config promoting it
+/// (`[{1},{1,3}]`) never committed. A node (re)joining the membership starts
+/// with the progress of a new member.
+#[test]
+fn a_removed_node_wiped_while_departing_is_replicated_to_when_re_added() {
+    let config = Arc::new(config());
+    let mut s = Script::new(&[NodeId(1), NodeId(2)], (*config).clone());
+    s.call(NodeId(1), |e| e.initialize(uniform(&[NodeId(1)]))).unwrap();
+    s.run(100, |_| true);
+    assert_eq!(s.leader(), Some(NodeId(1)));
+    let n2 = || [(NodeId(2), BasicNode::new("n2"))].into();
+    s.call(NodeId(1), |e| e.change_membership(1, ChangeMembers::AddNodes(n2()), false)).unwrap();
+    for op in 1..=3 {
+        s.call(NodeId(1), |e| e.propose([Put::write(op, 0)])).unwrap();
+    }
+    s.run(300, |_| true);
+    let held = s.engine(NodeId(1)).log().last_log_id();
+    assert_eq!(s.engine(NodeId(2)).log().last_log_id(), held, "the learner caught up");
+    // n2 is removed while cut off, so it never holds its removal: departing
+    let cut_off = |m: &SimMessage| m.envelope.to != NodeId(2) && m.envelope.from != NodeId(2);
+    s.call(NodeId(1), |e| e.change_membership(2, ChangeMembers::RemoveNodes(set(&[NodeId(2)])), false)).unwrap();
+    s.run(100, cut_off);
+    assert_eq!(s.engine(NodeId(1)).membership().unwrap().membership.nodes().len(), 1, "n2 removed");
+    // its disk is wiped; back on the network, it answers the leader's next
+    // append with an empty log, which the leader takes for a reverted log
+    s.wipe(NodeId(2), 22, &config);
+    s.run(100, |_| true);
+    let Role::Leader(state) = s.engine(NodeId(1)).role() else { panic!("n1 leads") };
+    assert!(state.progress[&NodeId(2)].reverted, "the scenario: a departing node seen reverted");
+    // the operator re-adds it as a learner: it must catch up again
+    s.call(NodeId(1), |e| e.change_membership(3, ChangeMembers::AddNodes(n2()), false)).unwrap();
+    s.run(1_000, |_| true);
+    let last = s.engine(NodeId(1)).log().last_log_id();
+    assert_eq!(s.engine(NodeId(2)).log().last_log_id(), last, "the re-added node receives nothing");
 }
