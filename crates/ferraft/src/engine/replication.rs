@@ -454,9 +454,19 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 leader.departing.entry(*peer).or_insert((removed_at, now));
             }
         }
-        leader.departing.retain(|peer, _| !members.contains(peer));
         for peer in members {
-            if peer != id {
+            if peer == id {
+                continue;
+            }
+            // a departing node added back is a new member: what the leader
+            // learned while telling it of its removal (what it held, that its
+            // log went backwards after a wipe) must not outlive the removal.
+            // A kept `reverted` mark stopped all replication to a wiped node
+            // re-added as a learner, and a joint config promoting it never
+            // committed (sim seed 1418, forward-heavy runs with wiped disks)
+            if leader.departing.remove(&peer).is_some() {
+                leader.progress.insert(peer, Progress::new(next_index, now));
+            } else {
                 leader.progress.entry(peer).or_insert_with(|| Progress::new(next_index, now));
             }
         }
