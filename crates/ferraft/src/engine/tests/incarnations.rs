@@ -450,3 +450,60 @@ fn a_probe_answer_from_another_cluster_teaches_no_incarnation() {
     leader.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(1), MessageBody::ProbeReply(ours)));
     assert_eq!(leader.known_incarnation(NodeId(2)), second_life(NodeId(2)));
 }
+
+/// Sim seed 2806 (forward-heavy runs with wiped disks): node 4 heard node 2
+/// in its first life; node 2 was wiped and readmitted as a learner by leader
+/// 5, in an entry recording its second life, which node 4 appended. Elected
+/// next, node 4 promoted node 2 before hearing from it, and recorded the
+/// first life it had last heard itself: node 2 dropped everything meant for
+/// that incarnation and the joint config never committed. A record this node
+/// appended after hearing from a member is the newer news.
+#[test]
+fn a_new_leader_promotes_a_readmitted_learner_under_the_incarnation_its_log_records() {
+    let mut one = node_with(NodeId(1), vec![recorded_entry(&[1, 3], &[1, 2, 3])], None);
+    // node 2's first life is heard (anything it sends)
+    let old_news = AppendReply {
+        vote: Vote::new_committed(Term(1), NodeId(3)),
+        seq: 1,
+        outcome: AppendOutcome::Rejected,
+        committed: LogIndex(0),
+    };
+    one.on_message(from_life(NodeId(2), first_life(NodeId(2)), NodeId(1), MessageBody::AppendReply(old_news)));
+    assert_eq!(one.known_incarnation(NodeId(2)), first_life(NodeId(2)));
+    // then leader 3 readmits node 2, wiped, as a learner in its second life
+    let incarnations =
+        [(NodeId(1), first_life(1)), (NodeId(2), second_life(2)), (NodeId(3), first_life(3))].into_iter().collect();
+    let readmitted = Membership::new(vec![set(&[1, 3])], nodes(&[1, 2, 3])).unwrap().with_incarnations(incarnations);
+    let append = AppendEntries {
+        vote: Vote::new_committed(Term(2), NodeId(3)),
+        prev_log_id: Some(log_id(1, 1, 1)),
+        entries: vec![Entry { log_id: log_id(2, 3, 2), payload: EntryPayload::Membership(readmitted) }],
+        committed: Some(log_id(2, 3, 2)),
+        seq: 1,
+        leader_node: Some(BasicNode::new("n3")),
+    };
+    one.on_message(from_life(NodeId(3), first_life(NodeId(3)), NodeId(1), MessageBody::Append(append)));
+    one.on_log_flushed(log_id(2, 3, 2));
+    assert_eq!(one.committed(), Some(log_id(2, 3, 2)));
+    // node 1 is elected and promotes node 2 before hearing from it
+    one.on_tick(20_000);
+    let vote = one.vote();
+    let granted = VoteReply { vote, granted: true, pre_vote: false, last_log_id: None, not_member: false };
+    one.on_message(from_life(NodeId(3), first_life(NodeId(3)), NodeId(1), MessageBody::VoteReply(granted)));
+    assert!(one.is_leader());
+    one.change_membership(8, ChangeMembers::AddVoterIds(set(&[2])), false).unwrap();
+    let blank = one.log().last_log_id();
+    one.on_log_flushed(blank.unwrap());
+    let vote = one.vote();
+    let acked = AppendReply {
+        vote,
+        seq: u64::MAX / 2,
+        outcome: AppendOutcome::Success { matched: blank },
+        committed: LogIndex(0),
+    };
+    one.on_message(from_life(NodeId(3), first_life(NodeId(3)), NodeId(1), MessageBody::AppendReply(acked)));
+    let joint = one.effective().unwrap();
+    assert!(joint.is_joint() && joint.is_voter(NodeId(2)), "node 2 promoted: {joint}");
+    assert_eq!(joint.incarnation(NodeId(2)), second_life(NodeId(2)), "promoted as the incarnation last heard long ago");
+    assert_eq!(one.envelope(NodeId(2)).to_incarnation, second_life(NodeId(2)));
+}
