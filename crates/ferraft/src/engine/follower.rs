@@ -1,7 +1,7 @@
 //! The follower side of replication: appends and snapshot chunks.
 
 use super::{Engine, Output, PendingReply};
-use crate::entry::AppData;
+use crate::entry::{AppData, EntryPayload};
 use crate::log_id::{index_of, LogId};
 use crate::message::{AppendEntries, AppendOutcome, AppendReply, Message, MessageBody, SnapshotChunk, SnapshotReply};
 use crate::node::{LogIndex, Node, NodeId};
@@ -73,6 +73,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 break;
             }
             matched = Some(entry.log_id);
+            if let EntryPayload::Membership(next) = &entry.payload {
+                self.learn_recorded_incarnations(next);
+            }
             self.log.push(entry.clone());
             self.push_append_output(entry);
         }
@@ -168,6 +171,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if !self.log.contains(Some(last)) {
                 self.output.push(Output::TruncateLog(self.log.first_index()));
             }
+            self.learn_recorded_incarnations(&meta.membership.membership);
             self.log.install_snapshot(last, meta.membership);
             self.output.push(Output::PurgeLog(last));
             self.store_purged = self.store_purged.max(Some(last));
