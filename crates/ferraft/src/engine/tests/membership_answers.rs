@@ -336,3 +336,47 @@ fn a_candidate_that_a_quorum_does_not_know_stops_campaigning() {
     engine.on_tick(1_000_000);
     assert!(sent(&engine.take_outputs()).is_empty(), "told by a quorum, it stops campaigning");
 }
+
+/// Sim seed 7307 (forward-heavy runs): a removal without retain entered the
+/// joint config `[{1,2,3,4,5},{1,2,3}]`, planning to drop nodes 4 and 5.
+/// While its new side was not ready, a queued removal of the same voters with
+/// retain went first and left it for `[{1,2,3}]` keeping them as learners.
+/// The first change was answered done, though the nodes it removed are still
+/// members: another change left its joint config, the partial outcome.
+#[test]
+fn a_joint_config_left_by_another_change_that_keeps_other_nodes_is_a_partial_outcome() {
+    let mut engine = leader_of(&[&[1, 2, 3, 4, 5]], &[1, 2, 3, 4, 5]);
+    engine.take_outputs();
+    let before = engine.log().last_log_id();
+    engine.change_membership(8, ChangeMembers::RemoveVoters(set(&[4, 5])), false).unwrap();
+    let joint = engine.log().last_log_id().unwrap();
+    assert_eq!(configs_of(&engine), vec![set(&[1, 2, 3, 4, 5]), set(&[1, 2, 3])]);
+    engine.change_membership(9, ChangeMembers::RemoveVoters(set(&[4, 5])), true).unwrap();
+    engine.on_log_flushed(joint);
+    // node 2 holds the joint entry, then falls silent; nodes 4 and 5 keep
+    // answering and commit it with the old side: the new side is not ready
+    ack(&mut engine, 2, Some(joint));
+    for _ in 0..7 {
+        let now = engine.now_ms + 100;
+        engine.on_tick(now);
+        ack(&mut engine, 4, before);
+        ack(&mut engine, 5, before);
+    }
+    ack(&mut engine, 4, Some(joint));
+    ack(&mut engine, 5, Some(joint));
+    assert_eq!(engine.committed(), Some(joint));
+    let exit = engine.log().last_log_id().unwrap();
+    assert_eq!(configs_of(&engine), vec![set(&[1, 2, 3])]);
+    assert_eq!(engine.effective().unwrap().learner_set(), set(&[4, 5]), "the retaining change went first");
+    engine.take_outputs();
+    engine.on_log_flushed(exit);
+    ack(&mut engine, 3, Some(exit));
+    assert_eq!(engine.committed(), Some(exit));
+    let answered = answers(&engine.take_outputs());
+    assert!(answered.iter().any(|(id, a)| *id == 9 && a.is_ok()), "{answered:?}");
+    let first = answered.iter().find(|(id, _)| *id == 8).map(|(_, a)| a);
+    assert!(
+        matches!(first, Some(Err(ChangeMembershipError::PartiallyApplied { .. }))),
+        "a removal without retain answered by an exit that keeps the nodes: {first:?}"
+    );
+}
