@@ -38,7 +38,9 @@ impl Simulation {
         self.drain(i);
         let truncated = std::mem::take(&mut self.nodes[i].truncated);
         if !truncated.is_empty() {
-            let result = self.checkers.committed.observe_truncate(self.nodes[i].id, truncated);
+            // the vote of the leader whose append or snapshot truncated
+            let term = self.nodes[i].host.as_ref().map_or(ferraft::Term(u64::MAX), |h| h.engine().vote().term());
+            let result = self.checkers.committed.observe_truncate(self.nodes[i].id, term, truncated);
             self.check(result);
         }
         self.crash_if_power_lost(i);
