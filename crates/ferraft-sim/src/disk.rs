@@ -229,7 +229,9 @@ impl<C: Clone> SimDisk<C> {
         self.holds_now(log_id) || self.previous.as_ref().is_some_and(|p| p.durably_holds(log_id))
     }
 
-    fn holds_now(&self, log_id: LogId) -> bool {
+    /// Whether `log_id` would survive a crash now, on this disk (not on the
+    /// one it replaced).
+    pub fn holds_now(&self, log_id: LogId) -> bool {
         if self.last_purged.is_some_and(|p| p.index >= log_id.index) {
             // covered by the snapshot, which only holds committed entries
             return true;

@@ -96,6 +96,6 @@ pub struct Checkers {
 
 /// A log id for the checkers' unit tests.
 #[cfg(test)]
-fn test_log_id(term: u64, node: u64, index: u64) -> LogId {
+pub(crate) fn test_log_id(term: u64, node: u64, index: u64) -> LogId {
     LogId::new(ferraft::LeaderId::new(ferraft::Term(term), ferraft::NodeId(node)), LogIndex(index))
 }

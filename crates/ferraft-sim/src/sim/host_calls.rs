@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use ferraft::log_id::index_of;
-use ferraft::{EntryPayload, LogId, LogIndex, Membership, MessageBody, NodeId, StoredMembership, WriteError};
+use ferraft::{EntryPayload, LeaderId, LogId, LogIndex, Membership, MessageBody, NodeId, StoredMembership, WriteError};
 use rand::seq::IteratorRandom;
 use rand::Rng;
 
@@ -13,6 +13,7 @@ use super::two_clusters::Route;
 use super::{describe, Event, SimHost, SimMessage, Simulation};
 use crate::invariants::Violation;
 use crate::journal::{Committed, Record};
+use crate::known_bugs;
 use crate::model::{fingerprint, KvState, Put};
 use crate::options::Fault;
 
@@ -63,20 +64,21 @@ impl Simulation {
         if result.is_ok() && engine.is_leader() && vote_on_disk {
             let leader_id = engine.vote().leader_id;
             result = checkers.election.observe_leader(id, node.incarnation, leader_id);
-            if self.reverted_seen.is_none() {
-                if let ferraft::engine::Role::Leader(leader) = engine.role() {
-                    if let Some((peer, _)) = leader.progress.iter().find(|(_, p)| p.reverted) {
-                        self.reverted_seen =
-                            Some(format!("leader {leader_id} marked n{peer} reverted at {} ms", self.now));
-                    }
-                }
-            }
             if result.is_ok() && node.leading_as != Some(leader_id) {
                 node.leading_as = Some(leader_id);
                 self.leaders_seen.insert(leader_id);
                 result =
                     checkers.leader_completeness.observe_new_leader(id, leader_id, engine.log(), &checkers.committed);
             }
+        }
+        let mut new_marks = Vec::new();
+        if let ferraft::engine::Role::Leader(leader) = engine.role() {
+            let leader_id = engine.vote().leader_id;
+            let judged = &self.reverted_judged;
+            new_marks = (leader.progress.iter())
+                .filter(|(peer, p)| p.reverted && !judged.contains(&(leader_id, **peer)))
+                .map(|(peer, p)| (leader_id, *peer, p.matched))
+                .collect();
         }
         let committed = engine.committed();
         // a commit no node made before, by a node that did not lead: only the
@@ -128,7 +130,25 @@ impl Simulation {
                     self.checkers.membership.observe_leader_commit(id, log_id, &[&before, &at_commit, &now], &holders);
             }
         }
+        self.judge_reverted_marks(new_marks);
         self.check(result);
+    }
+
+    /// Judges each new mark of a leader that a follower's log went backwards,
+    /// once, right after the call that made it: the stale-conflict bug's
+    /// symptom only when the follower's disk still holds what it matched.
+    fn judge_reverted_marks(&mut self, marks: Vec<(LeaderId, NodeId, Option<LogId>)>) {
+        for (leader_id, peer, matched) in marks {
+            self.reverted_judged.insert((leader_id, peer));
+            let disk = self.nodes[Self::idx(peer)].disk.lock().expect("single-threaded");
+            if self.reverted_seen.is_none() && known_bugs::marks_a_log_that_did_not_go_backwards(matched, &disk) {
+                let matched = matched.map_or("nothing".to_string(), |m| m.to_string());
+                self.reverted_seen = Some(format!(
+                    "leader {leader_id} marked n{peer} reverted at {} ms, its disk holding {matched}",
+                    self.now
+                ));
+            }
+        }
     }
 
     /// Acts on what node `i`'s host did, in order.
