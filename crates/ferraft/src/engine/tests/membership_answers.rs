@@ -288,6 +288,12 @@ fn a_node_whose_removal_committed_says_removed_and_never_campaigns() {
     assert!(sent(&engine.take_outputs()).is_empty(), "a removed node sends no vote request");
 }
 
+/// The term is still remembered for this node's own next campaign. Sim seed
+/// 3477 (membership stress): node 5 needed the vote of node 4, whose log
+/// lagged so far that it still counted removed node 3 as a voter and granted
+/// it a vote in every new term; node 5 learned each term only from node 4's
+/// refusals, one round late, and campaigned for 20 s in terms node 4 had
+/// already given away.
 #[test]
 fn a_vote_request_from_a_non_member_is_refused_without_adopting_its_term() {
     let mut engine = member(2, &[1, 2], config(LeaderIdMode::Standard, false));
@@ -298,7 +304,8 @@ fn a_vote_request_from_a_non_member_is_refused_without_adopting_its_term() {
     let reply = vote_reply(&outputs).expect("the non-member is answered");
     assert!(!reply.granted && reply.not_member);
     assert_eq!(engine.vote(), before, "its term is not adopted: it cannot depose anyone");
-    assert!(engine.observed_term < Term(50));
+    engine.on_tick(10_000);
+    assert!(engine.vote().term() > Term(50), "campaigns in a term the removed node already took: {}", engine.vote());
 }
 
 #[test]
