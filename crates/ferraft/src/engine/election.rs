@@ -69,7 +69,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
             // of ours: one removed that never learned it (a node added after
             // our membership would hold a longer log, and is heard normally).
             // Its term is not adopted (it would depose the leader) and it is
-            // told, so it can stop campaigning.
+            // told, so it can stop campaigning. The term is remembered for
+            // this node's own next campaign, which deposes no one: a voter
+            // lagging far enough to still count the removed node grants it
+            // every new term, and a candidate needing that voter learned each
+            // term one round late from its refusals and never won (sim seed
+            // 3477 of the membership-stress runs).
+            self.observe_term_of(req.vote, req.pre_vote);
             tracing::debug!(node = %self.id, %from, vote = %req.vote, "vote request from a non-member: refused");
             let reply = VoteReply {
                 vote: self.vote,
