@@ -40,9 +40,19 @@ fn a_lying_fsync_is_caught() {
     caught(Fault::LyingFsync, &["membership safety", "committed entries never lost", "leader completeness"]);
 }
 
+/// A forged ack may also stall the cluster first (a leader then sees the real
+/// follower's log "go backwards" and stops replicating to it): only a safety
+/// failure counts, as for a wiped node counted as its old self. Under the
+/// schedule of 0e291e6, CI seed 2 stalls before any seed breaks safety.
 #[test]
 fn acks_delivered_under_another_sender_are_caught() {
-    caught(Fault::ForgeAckSender, &["membership safety", "committed entries never lost"]);
+    let fault = Fault::ForgeAckSender;
+    let rules = ["membership safety", "committed entries never lost"];
+    let options =
+        |seed| SimOptions { fault, check_membership_answers: CHECK_MEMBERSHIP_ANSWERS, ..SimOptions::new(seed) };
+    let is_safety = |failure: &Failure| rules.iter().any(|r| failure.message.contains(r));
+    // panics when no CI seed breaks safety
+    seed_sets::caught("ForgeAckSender", CI_SEEDS, |seed| run_seed(&options(seed)), is_safety);
 }
 
 #[test]
