@@ -451,4 +451,27 @@ mod tests {
         let reported = told.recv_timeout(Duration::from_secs(10)).expect("the writer reports the batch");
         assert_eq!(reported.index, ferraft::LogIndex(2));
     }
+
+    #[test]
+    fn a_barrier_queued_as_an_inline_batch_fails_is_answered() {
+        // The interleaving: a range read's barrier passes `check_writer`, an
+        // inline append's batch fails on the appender's thread (its `fail`
+        // drains what is queued then), then the barrier is queued. The writer
+        // thread wakes for it, sees the failure and exits.
+        let dir = TestDir::new("inline_failed_barrier");
+        let mut store = WalStore::<TestData, BasicNode>::open(dir.path(), WalOptions::new(NodeId(1), 1)).unwrap();
+        store.read_state().unwrap();
+        let shared = store.shared.clone();
+        let busy = shared.lock_writer();
+        let (tx, answered) = mpsc::channel();
+        let reader = shared.clone();
+        std::thread::spawn(move || tx.send(crate::range_read::barrier(&reader).is_err()).unwrap());
+        while shared.lock_queue().ops.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let _ = shared.failure.set(Arc::new(WalError::WriterGone));
+        drop(busy);
+        let failed = answered.recv_timeout(Duration::from_secs(10)).expect("the barrier is answered, not left waiting");
+        assert!(failed, "a barrier after a failure reports it");
+    }
 }

@@ -133,7 +133,10 @@ impl Drop for ExitGuard {
         // the writer holds the shared state: a cycle unless taken out
         drop(self.0.lock_writer().take());
         self.0.writer_gone.store(true, Ordering::Release);
-        let _queue = self.0.lock_queue();
+        let mut queue = self.0.lock_queue();
+        // a barrier queued after a failure (an inline batch's, on another
+        // thread) would wait forever: its sender dropped, it hears the failure
+        queue.ops.clear();
         self.0.room.notify_all();
     }
 }

@@ -282,3 +282,30 @@ fn a_saved_committed_log_id_costs_no_sync() {
     let (mut store, _stepper, _switch) = open(dir.path());
     assert_eq!(store.read_state().unwrap().committed, Some(log_id(1, 3)), "written, if not synced");
 }
+
+/// The power goes during an inline append's batch, which also carries an
+/// append handed off before it: neither is reported, the store refuses
+/// every later call, and only what was synced before comes back.
+#[test]
+fn an_inline_batch_cut_by_the_power_reports_nothing_and_stops_the_store() {
+    let dir = TestDir::new("power_cut_inline_batch");
+    let (mut store, stepper, switch) = open(dir.path());
+    store.read_state().unwrap();
+    let told = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = told.clone();
+    let notifier = FlushNotifier::new(move |log_id| sink.lock().unwrap().push(log_id));
+    store.append(&entries(1, 1..=3), &notifier).unwrap();
+    stepper.step().unwrap();
+    store.append(&entries(1, 4..=6), &notifier).unwrap();
+    switch.tear_next_write();
+    assert!(store.append_inline(&entries(1, 7..=8), &notifier).is_err(), "the batch's write failed");
+    assert_eq!(*told.lock().unwrap(), vec![log_id(1, 3)], "only the batch synced before is reported");
+    assert!(store.append(&entries(1, 9..=9), &notifier).is_err(), "a failed store takes no appends");
+    assert!(store.sync().is_err(), "nor barriers");
+    assert!(stepper.step().is_err(), "nor steps");
+    assert!(store.close().is_err(), "closing reports the failure");
+    drop(stepper);
+
+    let (mut store, _stepper, _) = open(dir.path());
+    assert_eq!(store.read_state().unwrap().entries, entries(1, 1..=3));
+}

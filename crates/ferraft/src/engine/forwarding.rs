@@ -297,6 +297,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return;
         }
         let Some(flushed) = self.forwarding.leader_flushed else { return };
+        // only the leadership this node follows now: counting the replicas
+        // of an earlier one's entry commits nothing (Raft 5.4.2; seed 9001)
+        if flushed.leader_id != self.vote.leader_id {
+            return;
+        }
         let index = index_of(self.durable).min(flushed.index);
         if index <= index_of(self.committed) {
             return;

@@ -547,6 +547,20 @@ fn the_leaders_flush_commits_no_entry_of_another_leadership() {
 }
 
 #[test]
+fn a_flush_notice_of_an_earlier_leadership_commits_nothing_once_the_node_voted_again() {
+    // Simulator seed 9001 (WAL, lease stress): a notice from leader T1-N3
+    // stayed in memory while the node voted T6-N3 and took the old entry
+    // again; committing it on that notice counted replicas of an older
+    // leadership's entry (Raft 5.4.2), and T14-N2 was elected without it.
+    let (mut engine, id) = forwarding_follower(3, &[1, 2, 3], vec![leaders_entry(2), leaders_entry(3)]);
+    engine.on_message(msg(1, 3, leader_flushed(id, log_id(2, 1, 3))));
+    engine.on_message(msg(1, 3, vote_request(3, 1, Some(log_id(2, 1, 3)))));
+    assert_eq!(engine.vote().leader_id.term, Term(3), "the vote moved to the new leadership");
+    engine.on_log_flushed(log_id(2, 1, 3));
+    assert_eq!(engine.committed(), None, "the notice spoke for term 2's leadership, not term 3's");
+}
+
+#[test]
 fn a_leader_tells_each_forwarding_follower_once_when_it_holds_its_batches_durably() {
     let mut engine = settled_leader();
     engine.on_message(msg(3, 1, forward_write(40, vec![7])));
