@@ -168,8 +168,9 @@ impl Shared {
         *self.pending_committed.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(committed);
     }
 
-    /// Locks the writer (poisoning ignored: a panic in it stops the thread,
-    /// which marks the writer gone).
+    /// Locks the writer (poisoning ignored: a batch that panicked never
+    /// reported anything durable, and a later batch fails or reports only
+    /// what it synced).
     pub fn lock_writer(&self) -> MutexGuard<'_, Option<Writer>> {
         self.writer.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -71,7 +71,7 @@ fn run(shared: Arc<Shared>) {
     }
     // (a guard held by the tail expression would outlive `_guard`, which locks too)
     let mut slot = shared.lock_writer();
-    if let Some(writer) = slot.as_mut() {
+    if let Some(writer) = slot.as_mut().filter(|_| shared.failure.get().is_none()) {
         if let Err(error) = writer.persist_committed(Duration::ZERO) {
             writer.fail(error);
         }
@@ -84,7 +84,8 @@ fn run(shared: Arc<Shared>) {
 fn wait_for_work(shared: &Shared) -> bool {
     let mut queue = shared.lock_queue();
     while queue.ops.is_empty() {
-        if queue.closing {
+        // (an inline batch on the appender's thread may have failed)
+        if queue.closing || shared.failure.get().is_some() {
             return false;
         }
         queue = shared.work.wait_timeout(queue, COMMITTED_PERSIST_INTERVAL).map_or_else(|p| p.into_inner().0, |r| r.0);

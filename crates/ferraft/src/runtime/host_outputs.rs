@@ -38,6 +38,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             self.outputs = outputs;
         }
         self.books.check_commit_waiters(self.engine.log(), index_of(self.engine.committed()), self.now_ms);
+        // said for one turn: a later call (a snapshot request's) hands off
+        self.nothing_else_waiting = false;
     }
 
     fn execute(&mut self, output: Output<C<SM>, N>) -> Result<(), StorageError> {
