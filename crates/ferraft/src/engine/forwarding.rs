@@ -288,8 +288,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// matching makes everything before it the leader's too. The configs
     /// are those in force at that entry in this log, which is the leader's
     /// prefix: the configs the leader itself counted with when it appended
-    /// the entry. Being on such a quorum is a fact about that leadership's
-    /// entry, so it holds even if another leader has been elected since.
+    /// the entry. Only a notice of the leadership this node votes for now
+    /// counts: one kept from an earlier leadership could meet that old entry
+    /// again, taken anew from a later leader after the copies it counted
+    /// were truncated (simulator seed 9001, WAL with lease stress).
     pub(crate) fn commit_on_leader_flush(&mut self) {
         // a leader commits by its own rule, which also acts on a membership
         // committing (a late notice from its predecessor would bypass that)
