@@ -186,7 +186,7 @@ impl Shared {
         };
         match slot.as_mut() {
             Some(writer) => writer.run_batch_here().map(|()| true),
-            None => Err(self.check_writer().err().unwrap_or(WalError::WriterGone)),
+            None => Err(self.stopped_error()),
         }
     }
 
@@ -194,13 +194,18 @@ impl Shared {
     /// or closed).
     pub fn step(&self) -> Result<(), WalError> {
         if !self.io.stepped {
-            return Err(self.check_writer().err().unwrap_or(WalError::WriterGone));
+            return Err(self.stopped_error());
         }
         let mut writer = self.lock_writer();
         match writer.as_mut() {
             Some(writer) => writer.step(),
-            None => Err(self.check_writer().err().unwrap_or(WalError::WriterGone)),
+            None => Err(self.stopped_error()),
         }
+    }
+
+    /// Why the writer is not there: its failure, or that it is gone.
+    pub fn stopped_error(&self) -> WalError {
+        self.check_writer().err().unwrap_or(WalError::WriterGone)
     }
 
     /// Fails if the writer stopped: nothing queued from now on would land.

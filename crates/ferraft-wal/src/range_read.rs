@@ -74,7 +74,7 @@ pub(crate) fn barrier(shared: &Shared) -> Result<(), WalError> {
     shared.work.notify_one();
     match answer.recv() {
         Ok(result) => result.map_err(WalError::WriterFailed),
-        Err(mpsc::RecvError) => Err(shared.check_writer().err().unwrap_or(WalError::WriterGone)),
+        Err(mpsc::RecvError) => Err(shared.stopped_error()),
     }
 }
 

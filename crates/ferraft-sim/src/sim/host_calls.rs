@@ -319,7 +319,6 @@ impl Simulation {
         }
     }
 
-    /// The extra latency of node `id`'s disk (the slow disk's, while faults last).
     /// The nodes whose simulated disks hold `log_id` durably.
     fn durable_holders(&self, log_id: LogId) -> BTreeSet<NodeId> {
         self.nodes
@@ -329,6 +328,7 @@ impl Simulation {
             .collect()
     }
 
+    /// The extra latency of node `id`'s disk (the slow disk's, while faults last).
     fn disk_latency(&self, id: NodeId) -> u64 {
         let slow = self.scenario.slow_disk.filter(|(slow, _)| self.faults_on && *slow == id);
         slow.map_or(0, |(_, ms)| ms)
