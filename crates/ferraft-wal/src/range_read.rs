@@ -70,7 +70,14 @@ pub(crate) fn barrier(shared: &Shared) -> Result<(), WalError> {
         return shared.step();
     }
     let (reply, answer) = mpsc::sync_channel(1);
-    shared.lock_queue().ops.push(Op::Barrier(reply));
+    let mut queue = shared.lock_queue();
+    // checked again under the queue's lock: the writer's exit marks it gone
+    // before it takes that lock to drop what is queued, so a barrier is
+    // either refused here or dropped there (its caller then hears why),
+    // never left in a queue nobody reads
+    shared.check_writer()?;
+    queue.ops.push(Op::Barrier(reply));
+    drop(queue);
     shared.work.notify_one();
     match answer.recv() {
         Ok(result) => result.map_err(WalError::WriterFailed),
