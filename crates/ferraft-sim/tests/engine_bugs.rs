@@ -1,14 +1,15 @@
 //! Engine bugs found by the simulator, fixed in the engine since (0dc5c3d,
-//! 5c737ac, and the departing progress of sim seed 1418): one regression
-//! test each, failing on the engine before the fix.
+//! 5c737ac, the departing progress of sim seed 1418, and the demoted node
+//! with a lagging commit point, `campaign_rights`): one regression test each
+//! (two shapes for the last), failing on the engine before the fix.
 //!
 //! Each bug is first a seed of the random simulation (see `src/known_bugs.rs`
 //! for example seeds; replay one with
 //! `FERRAFT_SIM_START=<seed> FERRAFT_SIM_SEEDS=1 FERRAFT_SIM_TRACE=1 cargo test -p ferraft-sim --test sim_seeds -- --nocapture`).
 //! Any change to the simulator moves a bug to other seeds, so each is pinned
 //! here as a short scripted scenario on the engine alone, which stays valid.
-//! Four are liveness bugs; the fifth (a stale lease read) is the only
-//! safety violation found.
+//! All but one are liveness bugs; the stale lease read is the only safety
+//! violation found.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;

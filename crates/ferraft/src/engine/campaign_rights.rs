@@ -44,7 +44,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// until that configuration commits). Once it knows that membership
     /// committed, it stops.
     fn may_finish_own_removal(&self) -> bool {
-        !self.is_voter()
+        !self.breaks(crate::config::BrokenRule::DemotedNeverCampaigns)
+            && !self.is_voter()
             && !self.membership_committed()
             && self.log.previous_membership().is_some_and(|m| self.is_voter_of(m))
     }
