@@ -146,6 +146,17 @@ impl WalNode {
         self.stepper.is_some()
     }
 
+    /// The machine's disk is replaced by an empty one (drawn from `seed`)
+    /// while it is down: nothing of the old WAL is left, and what was
+    /// appended or saved on the old disk cannot come back.
+    pub fn wipe(&mut self, seed: u64) {
+        debug_assert!(self.stepper.is_none(), "a disk is wiped while its machine is down");
+        self.fs = SimDiskFs::new(seed);
+        self.flushed.lock().expect("single-threaded").take();
+        self.appended.lock().expect("single-threaded").clear();
+        *self.unacknowledged.lock().expect("single-threaded") = Unacknowledged::default();
+    }
+
     /// The power goes now; the store of this life is dead.
     pub fn crash(&mut self) {
         self.fs.crash();
