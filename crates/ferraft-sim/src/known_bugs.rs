@@ -7,15 +7,43 @@
 //! scripted scenario. The stale lease read (fixed in 5c737ac) has no symptom
 //! recognizer: a stale read is a linearizability failure.
 
-use ferraft::LogId;
+use ferraft::engine::Engine;
+use ferraft::log_id::index_of;
+use ferraft::{BasicNode, LogId};
 
 use crate::disk::SimDisk;
+use crate::model::Put;
 
 /// Starts the message of a failure that shows a known engine bug's symptom.
 pub const KNOWN_BUG_PREFIX: &str = "looks like a known engine bug again: ";
 
 /// A deadlock after a leader demotes itself: see `tests/engine_bugs.rs`.
 pub const DEMOTED_BY_UNCOMMITTED_MEMBERSHIP: &str = "demoted-by-uncommitted-membership deadlock";
+
+/// The same deadlock where the demoted node holds the uncommitted membership
+/// and restarted with a saved commit point lagging the entry before it, so it
+/// does not know that entry committed either: see `tests/engine_bugs.rs`.
+pub const DEMOTED_WITH_LAGGING_COMMIT_POINT: &str = "demoted-by-uncommitted-membership deadlock, commit point lagging";
+
+/// Which demoted-node deadlock `engine` shows, if any: it is not a voter of
+/// the membership in force, which it does not know committed, and it is a
+/// voter of the last membership it knows committed
+/// ([`DEMOTED_BY_UNCOMMITTED_MEMBERSHIP`]) or else of the entry before the
+/// one in force ([`DEMOTED_WITH_LAGGING_COMMIT_POINT`]). Either way it
+/// should campaign; a stall while one of these does not is the bug again.
+pub fn demoted_deadlock_kind(engine: &Engine<Put, BasicNode>) -> Option<&'static str> {
+    let id = engine.id();
+    let in_force = engine.membership()?;
+    if in_force.membership.is_voter(id) || engine.membership_committed() {
+        return None;
+    }
+    let committed = engine.log().membership_at(index_of(engine.committed()));
+    if committed.is_some_and(|m| m.membership.is_voter(id)) {
+        return Some(DEMOTED_BY_UNCOMMITTED_MEMBERSHIP);
+    }
+    let before = engine.log().previous_membership();
+    before.is_some_and(|m| m.membership.is_voter(id)).then_some(DEMOTED_WITH_LAGGING_COMMIT_POINT)
+}
 
 /// A leader stops replicating to a follower after a stale conflict reply: see `tests/engine_bugs.rs`.
 pub const STALE_CONFLICT_MARKS_REVERTED: &str = "stale-conflict-reply marks follower reverted";
@@ -47,6 +75,14 @@ pub const KNOWN_ENGINE_BUG_SEEDS: &[(u64, &str)] = &[
     (2926, INITIALIZE_NOT_DURABLE),
 ];
 
+/// Like [`KNOWN_ENGINE_BUG_SEEDS`], in the WAL=1 MEMBERSHIP_STRESS=1 runs
+/// with the engine of commit c822948 (before the fix in `campaign_rights`).
+pub const KNOWN_WAL_MEMBERSHIP_BUG_SEEDS: &[(u64, &str)] = &[
+    (21978, DEMOTED_WITH_LAGGING_COMMIT_POINT),
+    (22167, DEMOTED_WITH_LAGGING_COMMIT_POINT),
+    (31048, DEMOTED_WITH_LAGGING_COMMIT_POINT),
+];
+
 /// Whether a failure message was attributed to a known engine bug (for runs
 /// against an engine that still has them, e.g. to bisect).
 pub fn is_known(message: &str) -> bool {
@@ -57,8 +93,10 @@ pub fn is_known(message: &str) -> bool {
 mod tests {
     use super::*;
     use crate::invariants::test_log_id as id;
-    use crate::model::Put;
-    use ferraft::{BasicNode, Entry, EntryPayload, Incarnation};
+    use ferraft::{Config, Entry, EntryPayload, Incarnation, LogState, Membership, NodeId};
+    use std::collections::BTreeMap;
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
 
     fn disk_holding(upto: u64) -> SimDisk<Put> {
         let mut disk = SimDisk::new(Incarnation::new(1));
@@ -80,5 +118,30 @@ mod tests {
         disk.wipe(Incarnation::new(2));
         assert!(!marks_a_log_that_did_not_go_backwards(Some(id(1, 1, 3)), &disk));
         assert!(!marks_a_log_that_did_not_go_backwards(Some(id(1, 1, 3)), &SimDisk::<Put>::new(None)));
+    }
+
+    /// Node 2 after `[{1,2}]`, the joint `[{1,2},{1}]` and `[{1}] learners
+    /// {2}`, knowing entries up to `committed` committed.
+    fn demoted_node_2(committed: Option<u64>) -> Engine<Put, BasicNode> {
+        let set = |ids: &[u64]| ids.iter().map(|i| NodeId(*i)).collect::<BTreeSet<_>>();
+        let nodes = [1, 2].map(|i| (NodeId(i), BasicNode::new(format!("n{i}")))).into();
+        let configs = [vec![set(&[1, 2])], vec![set(&[1, 2]), set(&[1])], vec![set(&[1])]];
+        let entries = (1..)
+            .zip(configs)
+            .map(|(i, c)| Entry {
+                log_id: id(1, 1, i),
+                payload: EntryPayload::Membership(Membership::new(c, BTreeMap::clone(&nodes)).unwrap()),
+            })
+            .collect();
+        let state = LogState { entries, committed: committed.map(|i| id(1, 1, i)), ..LogState::default() };
+        Engine::new(NodeId(2), Arc::new(Config { cluster_id: 7, ..Config::default() }), &state, 2, 0)
+    }
+
+    #[test]
+    fn a_demoted_node_is_told_apart_by_what_it_knows_committed() {
+        assert_eq!(demoted_deadlock_kind(&demoted_node_2(None)), Some(DEMOTED_WITH_LAGGING_COMMIT_POINT));
+        assert_eq!(demoted_deadlock_kind(&demoted_node_2(Some(1))), Some(DEMOTED_BY_UNCOMMITTED_MEMBERSHIP));
+        assert_eq!(demoted_deadlock_kind(&demoted_node_2(Some(2))), Some(DEMOTED_BY_UNCOMMITTED_MEMBERSHIP));
+        assert_eq!(demoted_deadlock_kind(&demoted_node_2(Some(3))), None, "its demotion committed: a learner");
     }
 }

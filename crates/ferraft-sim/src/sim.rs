@@ -1100,9 +1100,7 @@ impl Simulation {
                 .map(|e| format!("n{} {:?} vote {} committed {:?}", e.id(), e.server_state(), e.vote(), e.committed()))
                 .collect();
             let known = match (self.demoted_deadlock(), &self.reverted_seen) {
-                (Some(demoted), _) => {
-                    format!("{KNOWN_BUG_PREFIX}{} (nodes {demoted:?}): ", known_bugs::DEMOTED_BY_UNCOMMITTED_MEMBERSHIP)
-                }
+                (Some((bug, demoted)), _) => format!("{KNOWN_BUG_PREFIX}{bug} (nodes {demoted:?}): "),
                 (None, Some(reverted)) => {
                     format!("{KNOWN_BUG_PREFIX}{} ({reverted}): ", known_bugs::STALE_CONFLICT_MARKS_REVERTED)
                 }
@@ -1119,24 +1117,19 @@ impl Simulation {
         }
     }
 
-    /// Recognizes the known engine deadlock (see `tests/engine_bugs.rs`): no
-    /// leader, and some node is a voter of its committed membership but not of
-    /// the uncommitted one in force, so it never campaigns.
-    fn demoted_deadlock(&self) -> Option<Vec<NodeId>> {
+    /// Recognizes the known engine deadlocks of demoted nodes (see
+    /// [`known_bugs::demoted_deadlock_kind`]): no leader, and some node is
+    /// demoted by an uncommitted membership yet should campaign. Returns the
+    /// first such node's bug and every node showing it.
+    fn demoted_deadlock(&self) -> Option<(&'static str, Vec<NodeId>)> {
         let engines: Vec<&SimEngine> = self.nodes.iter().filter_map(|n| n.engine()).collect();
         if engines.iter().any(|e| e.is_leader()) {
             return None;
         }
-        let demoted: Vec<NodeId> = engines
-            .iter()
-            .filter(|e| {
-                let in_force = e.membership().is_some_and(|m| m.membership.is_voter(e.id()));
-                let committed = e.log().membership_at(index_of(e.committed()));
-                !in_force && committed.is_some_and(|m| m.membership.is_voter(e.id()))
-            })
-            .map(|e| e.id())
-            .collect();
-        (!demoted.is_empty()).then_some(demoted)
+        let demoted: Vec<(NodeId, &'static str)> =
+            engines.iter().filter_map(|e| Some((e.id(), known_bugs::demoted_deadlock_kind(e)?))).collect();
+        let bug = demoted.first()?.1;
+        Some((bug, demoted.iter().filter(|(_, b)| *b == bug).map(|(id, _)| *id).collect()))
     }
 
     /// Recognizes the known engine bug where an initial member crashed after

@@ -1,14 +1,15 @@
 //! Engine bugs found by the simulator, fixed in the engine since (0dc5c3d,
-//! 5c737ac, and the departing progress of sim seed 1418): one regression
-//! test each, failing on the engine before the fix.
+//! 5c737ac, the departing progress of sim seed 1418, and the demoted node
+//! with a lagging commit point, `campaign_rights`): one regression test each
+//! (two shapes for the last), failing on the engine before the fix.
 //!
 //! Each bug is first a seed of the random simulation (see `src/known_bugs.rs`
 //! for example seeds; replay one with
 //! `FERRAFT_SIM_START=<seed> FERRAFT_SIM_SEEDS=1 FERRAFT_SIM_TRACE=1 cargo test -p ferraft-sim --test sim_seeds -- --nocapture`).
 //! Any change to the simulator moves a bug to other seeds, so each is pinned
 //! here as a short scripted scenario on the engine alone, which stays valid.
-//! Four are liveness bugs; the fifth (a stale lease read) is the only
-//! safety violation found.
+//! All but one are liveness bugs; the stale lease read is the only safety
+//! violation found.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -96,9 +97,14 @@ impl Script {
 
     /// Crashes and restarts `id` at once; its disk held everything (instant fsync).
     fn restart(&mut self, id: NodeId, config: &Arc<Config>) {
+        self.restart_with(id, config, |_| {});
+    }
+
+    /// Crashes and restarts `id` at once from what `lose` leaves of its disk.
+    fn restart_with(&mut self, id: NodeId, config: &Arc<Config>, lose: impl FnOnce(&mut LogState<Put, BasicNode>)) {
         let engine = self.engine(id);
         let log = engine.log();
-        let state = LogState {
+        let mut state = LogState {
             cluster_id: engine.cluster_id(),
             incarnation: ferraft::Incarnation::new(engine.incarnation()),
             vote: Some(engine.vote()),
@@ -107,6 +113,7 @@ impl Script {
             entries: log.slice(log.first_index(), usize::MAX),
             snapshot: None,
         };
+        lose(&mut state);
         let restarted = Engine::new(id, config.clone(), &state, 99, self.now);
         self.engines.insert(id, restarted);
         self.drain(id);
@@ -239,6 +246,122 @@ fn nodes_demoted_by_an_uncommitted_membership_still_elect_a_leader() {
         .map(|e| format!("n{} {:?} {} last {:?}", e.id(), e.server_state(), e.vote(), e.log().last_log_id()))
         .collect();
     assert!(s.leader().is_some(), "no leader 10 s after healing: {states:?}");
+}
+
+/// n1 leads `[{1,2}]`: n2 was added as a learner, then promoted.
+fn n1_leading_two_voters() -> Script {
+    let mut s = Script::new(&[NodeId(1), NodeId(2)], config());
+    s.call(NodeId(1), |e| e.initialize(uniform(&[NodeId(1)]))).unwrap();
+    s.run(100, |_| true);
+    assert_eq!(s.leader(), Some(NodeId(1)));
+    let n2 = [(NodeId(2), BasicNode::new("n2"))].into();
+    s.call(NodeId(1), |e| e.change_membership(1, ChangeMembers::AddNodes(n2), false)).unwrap();
+    s.run(300, |_| true);
+    s.call(NodeId(1), |e| e.change_membership(2, ChangeMembers::AddVoterIds(set(&[NodeId(2)])), false)).unwrap();
+    s.run(300, |_| true);
+    assert_eq!(s.engine(NodeId(1)).membership().unwrap().membership.configs(), [set(&[NodeId(1), NodeId(2)])]);
+    s
+}
+
+/// Delivers messages until leader n1 proposes a config whose only voter is
+/// `voter`: the joint config before it has committed.
+fn deliver_until_final_config(s: &mut Script, voter: NodeId) {
+    for _ in 0..1_000 {
+        if s.engine(NodeId(1)).membership().unwrap().membership.configs() == [set(&[voter])] {
+            return;
+        }
+        if !s.deliver_one(|_| true) {
+            break;
+        }
+    }
+    panic!("n1 never proposed the final config");
+}
+
+/// Whether some node leads and commits a write within 10 s.
+fn a_write_commits(s: &mut Script) -> Result<(), String> {
+    s.run(5_000, |_| true);
+    let states = |s: &Script| -> Vec<String> {
+        s.engines
+            .values()
+            .map(|e| format!("n{} {:?} {} last {:?}", e.id(), e.server_state(), e.vote(), e.log().last_log_id()))
+            .collect()
+    };
+    let Some(leader) = s.leader() else { return Err(format!("no leader 5 s after healing: {:?}", states(s))) };
+    let written = s.call(leader, |e| e.propose([Put::write(9, 0)])).unwrap().expect("the leader takes writes");
+    s.run(5_000, |_| true);
+    let leader = s.leader().unwrap_or(leader);
+    match s.engine(leader).committed() {
+        Some(c) if c.index >= written.index => Ok(()),
+        _ => Err(format!("{written} never committed: {:?}", states(s))),
+    }
+}
+
+/// Sim seeds 31048 and 21978 of the WAL=1 MEMBERSHIP_STRESS=1 runs (commit
+/// c822948). Leader n1 of `[{1,2}]` demotes itself (seed 31048: `[{2}]
+/// learners {1}`) or removes itself (seed 21978: `[{2}]`); the joint config
+/// `[{1,2},{2}]` commits, then the final config reaches n1's disk and no one
+/// else. n1 restarts with a saved commit point that lags (`LogState::committed`
+/// may: here it saved none), so it knows no membership naming it as a voter
+/// committed, and the rule of the test above does not apply: it never
+/// campaigns. n2 holds the joint config, needs n1's vote, and n1 refuses it
+/// because its log is longer. The final config is not committed (its only
+/// voter, n2, lacks it), so nothing forbids n1 to lead: the fix lets a node
+/// that is a voter of the config before its latest one campaign while the
+/// latest is not known committed, counting votes by the latest (Raft thesis
+/// §4.2.2); it then commits it and hands over to n2.
+#[test]
+fn a_leader_that_removed_itself_and_lost_its_commit_point_still_lets_a_leader_be_elected() {
+    for retain in [true, false] {
+        let config = Arc::new(config());
+        let mut s = n1_leading_two_voters();
+        let remove = ChangeMembers::RemoveVoters(set(&[NodeId(1)]));
+        s.call(NodeId(1), |e| e.change_membership(3, remove, retain)).unwrap();
+        deliver_until_final_config(&mut s, NodeId(2));
+        s.queue.clear();
+        s.restart_with(NodeId(1), &config, |state| state.committed = None);
+        let n1 = s.engine(NodeId(1));
+        assert!(!n1.membership().unwrap().membership.is_voter(NodeId(1)), "n1 holds its removal");
+        assert_ne!(s.engine(NodeId(2)).log().last_log_id(), s.engine(NodeId(1)).log().last_log_id());
+        if let Err(stuck) = a_write_commits(&mut s) {
+            panic!("retain {retain}: {stuck}");
+        }
+    }
+}
+
+/// Sim seed 22167 of the WAL=1 MEMBERSHIP_STRESS=1 runs (commit c822948).
+/// Leader n1 of `[{1,2}]` demotes follower n2: the joint config `[{1,2},{1}]`
+/// commits, and the final `[{1}] learners {2}` reaches n2 and never n1's disk
+/// (n1 loses power first). n1 restarts without it, n2 restarts with a saved
+/// commit point that lags. n2 sees itself as a learner and does not campaign;
+/// n1 needs n2's vote under the joint config and is refused (n2's log is
+/// longer). With the fix n2 campaigns, n1 (the only voter of n2's latest
+/// config) elects it, and n2 commits `[{1}] learners {2}` and hands over.
+#[test]
+fn a_follower_holding_its_demotion_that_the_leader_lost_still_lets_a_leader_be_elected() {
+    let config = Arc::new(config());
+    let mut s = n1_leading_two_voters();
+    s.call(NodeId(1), |e| e.change_membership(3, ChangeMembers::RemoveVoters(set(&[NodeId(2)])), true)).unwrap();
+    deliver_until_final_config(&mut s, NodeId(1));
+    let final_entry = s.engine(NodeId(1)).log().last_log_id().unwrap();
+    // only the append carrying the final config gets out, and it does not
+    // say it committed: n1's own flush of it never happened
+    let carries_final = |m: &SimMessage| match &m.body {
+        MessageBody::Append(append) => {
+            append.entries.iter().any(|e| e.log_id == final_entry) && append.committed < Some(final_entry)
+        }
+        _ => false,
+    };
+    let append = s.queue.iter().find(|m| carries_final(m)).cloned().expect("the final config is sent to n2");
+    s.queue = [append].into();
+    s.deliver_one(|_| true);
+    s.queue.clear();
+    assert_eq!(s.engine(NodeId(2)).log().last_log_id(), Some(final_entry), "n2 holds its demotion");
+    s.restart_with(NodeId(1), &config, |state| {
+        state.entries.retain(|e| e.log_id != final_entry);
+        state.committed = state.committed.min(state.entries.last().map(|e| e.log_id));
+    });
+    s.restart_with(NodeId(2), &config, |state| state.committed = None);
+    a_write_commits(&mut s).unwrap();
 }
 
 /// `Engine::initialize` appends the initial membership (not yet durable) and,

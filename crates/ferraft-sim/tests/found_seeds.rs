@@ -76,3 +76,24 @@ fn passes_with(options: SimOptions) {
 fn seed_3477_of_the_membership_stress_runs_a_candidate_learns_the_terms_a_removed_node_takes() {
     passes_with(SimOptions { membership_stress: true, ..SimOptions::new(3_477) });
 }
+
+/// A node that an uncommitted membership demoted (or removed) held it alone
+/// and restarted with a saved commit point lagging the joint entry before
+/// it: it never campaigned, and the others, needing its vote, were refused
+/// (liveness). Also seeds 21978 and 31048, and 12 more in 0..40000, under
+/// the schedule of c822948; the scripted tests in `tests/engine_bugs.rs` and
+/// the engine's `campaign_rights` tests pin it.
+#[test]
+fn seed_22167_of_the_wal_membership_stress_runs_a_node_holding_its_own_demotion_campaigns() {
+    passes_with(SimOptions { wal: true, membership_stress: true, ..SimOptions::new(22_167) });
+}
+
+/// Power went inside a leader's snapshot install on a node whose log lacked
+/// the snapshot's last entry; the WAL's recovery finished the install (the
+/// log went, as the install would have dropped it) and the checker took the
+/// durable entries gone for lost ones. A checker fix (also seeds 513, and
+/// 26878 of the membership-stress runs with WAL=1).
+#[test]
+fn seed_1136_of_the_wal_lease_stress_runs_a_finished_interrupted_install_loses_no_entry() {
+    passes_with(SimOptions { wal: true, lease_stress: true, ..SimOptions::new(1_136) });
+}

@@ -59,6 +59,9 @@ testing_pub! {
         /// On the leader's flush notice, commit without checking that this
         /// node and the leader are a quorum of every config in force.
         FlushCommitWithoutQuorum,
+        /// A node that a membership it does not know committed demotes or
+        /// removes never campaigns, though it was a voter of the entry before.
+        DemotedNeverCampaigns,
     }
 }
 

@@ -24,8 +24,16 @@ impl Simulation {
             return;
         }
         // unique per run: one crash per node at a time
-        let incarnation = Incarnation::new((self.now + 1) * 1_000 + id.0);
-        self.nodes[Self::idx(id)].disk.lock().expect("single-threaded").wipe(incarnation);
+        let number = (self.now + 1) * 1_000 + id.0;
+        let incarnation = Incarnation::new(number);
+        let node = &mut self.nodes[Self::idx(id)];
+        node.disk.lock().expect("single-threaded").wipe(incarnation);
+        // the real WAL's disk goes too: before, only the shadow disk was
+        // wiped, and the WAL recovered the old vote and log (every WAL=1
+        // WIPE_DISKS=1 seed with a wipe failed "the vote saved last was None")
+        if let Some(wal) = node.wal.as_mut() {
+            wal.wipe(number);
+        }
         self.stats.wipes += 1;
         self.trace(|| format!("n{id}'s disk is wiped: new incarnation {incarnation:?}"));
     }

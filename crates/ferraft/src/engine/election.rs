@@ -7,7 +7,6 @@ use super::role::{CandidateState, LeaderState, Role};
 use super::{Engine, Output};
 use crate::entry::{AppData, EntryPayload};
 use crate::error::TransferError;
-use crate::log_id::index_of;
 use crate::message::{MessageBody, TimeoutNow, VoteReply, VoteRequest};
 use crate::node::{LogIndex, Node, NodeId};
 use crate::vote::Vote;
@@ -22,11 +21,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     pub(crate) fn on_election_timeout(&mut self) {
         self.reset_election_deadline();
-        // only voters campaign: learners and removed nodes never disrupt. A
-        // voter of the last committed membership keeps campaigning while a
-        // membership without it is pending: it may hold that entry alone, and
-        // the others may need its vote (Raft thesis §4.2.2).
-        if (!self.is_voter() && !self.is_voter_of_committed_membership()) || self.removed_by_quorum {
+        if !self.may_campaign() {
             return;
         }
         let restarted_leader = self.vote.committed && self.vote.leader_id.node_id == self.id;
@@ -265,15 +260,6 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let vote = self.vote;
             self.send(target, MessageBody::TimeoutNow(TimeoutNow { vote }));
         }
-    }
-
-    /// As the incarnation that membership records: a wiped node holding an old
-    /// committed config that named its old self is not that voter.
-    fn is_voter_of_committed_membership(&self) -> bool {
-        self.log.membership_at(index_of(self.committed)).is_some_and(|m| {
-            m.membership.is_voter(self.id)
-                && crate::incarnation::incarnations_agree(m.membership.incarnation(self.id), self.incarnation)
-        })
     }
 
     pub(crate) fn on_timeout_now(&mut self, from: NodeId, message: TimeoutNow) {

@@ -7,6 +7,7 @@
 //! follower's append reply is only emitted once the store reported the entries
 //! durable (`on_log_flushed`).
 
+mod campaign_rights;
 mod catch_up;
 mod change_identity;
 mod cluster_identity;

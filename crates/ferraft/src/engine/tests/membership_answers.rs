@@ -278,7 +278,9 @@ fn a_node_whose_removal_committed_says_removed_and_never_campaigns() {
         seq: 1,
         prev_log_id: Some(log_id(1, 1, 1)),
         entries: vec![entry],
-        committed: None,
+        // committed, and node 3 is told so: while it does not know, it may
+        // still be needed to elect a leader (see `campaign_rights`)
+        committed: Some(log_id(2, 1, 2)),
     };
     engine.on_message(msg(1, 3, MessageBody::Append(append)));
     engine.on_log_flushed(log_id(2, 1, 2));
