@@ -71,6 +71,7 @@ mod inbound;
 mod inbox;
 mod listener;
 mod network;
+mod out_batch;
 mod peer;
 mod queue;
 mod raft;

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use bytes::BytesMut;
 use ferraft::{AppData, Message, Node, NodeId};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::runtime::Handle;
@@ -24,14 +24,10 @@ use tracing::{debug, error, info, warn};
 use crate::backoff::Backoff;
 use crate::config::NetConfig;
 use crate::error::NetError;
-use crate::frame::encode_frame;
 use crate::handshake::{self, Hello};
 use crate::inbox::{self, InboxSlot};
+use crate::out_batch::OutBatch;
 use crate::queue::OutQueue;
-
-/// A write buffer that grew past this (a large snapshot chunk) is released
-/// after use rather than held for the life of the connection.
-const KEEP_BUFFER_BYTES: usize = 4 * 1024 * 1024;
 
 /// The state a peer's senders and its writer task share.
 pub(crate) struct PeerShared<C, N> {
@@ -68,7 +64,7 @@ impl<C: AppData, N: Node> Peer<C, N> {
             shared: shared.clone(),
             inbox,
             batch: Vec::new(),
-            out: BytesMut::new(),
+            out: OutBatch::default(),
         };
         runtime.spawn(writer.run());
         Self { addr, shared }
@@ -92,7 +88,7 @@ struct Writer<C, N> {
     /// Reused between batches: messages taken from the queue.
     batch: Vec<Message<C, N>>,
     /// Reused between batches: the encoded frames of one write.
-    out: BytesMut,
+    out: OutBatch,
 }
 
 impl<C: AppData, N: Node> Writer<C, N> {
@@ -214,11 +210,8 @@ impl<C: AppData, N: Node> Writer<C, N> {
                 return Ok(true);
             }
             self.encode_batch();
-            let write = tokio::time::timeout(self.config.write_timeout, writer.write_all(&self.out)).await;
+            let write = tokio::time::timeout(self.config.write_timeout, self.out.write_to(writer)).await;
             self.out.clear();
-            if self.out.capacity() > KEEP_BUFFER_BYTES {
-                self.out = BytesMut::new();
-            }
             write.map_err(|_elapsed| NetError::WriteTimeout)??;
         }
     }
@@ -227,7 +220,7 @@ impl<C: AppData, N: Node> Writer<C, N> {
     /// cannot be encoded rather than the whole batch.
     fn encode_batch(&mut self) {
         for message in self.batch.drain(..) {
-            if let Err(error) = encode_frame(&mut self.out, &message, self.config.max_frame_bytes) {
+            if let Err(error) = self.out.push(&message, self.config.max_frame_bytes) {
                 error!(peer = %self.peer, %error, "dropping a message that cannot be encoded");
             }
         }

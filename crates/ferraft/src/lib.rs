@@ -118,6 +118,7 @@ pub mod node;
 mod nonzero_id;
 pub mod peer_refusal;
 pub mod runtime;
+pub mod shared_bytes;
 pub mod snapshot;
 mod snapshot_data;
 pub mod snapshot_saver;

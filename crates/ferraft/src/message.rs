@@ -177,7 +177,9 @@ pub struct SnapshotChunk<N> {
     pub meta: SnapshotMeta<N>,
     /// Byte offset of `data` in the snapshot.
     pub offset: u64,
-    /// The bytes.
+    /// The bytes: a slice of the received frame where the transport shares it
+    /// (see [`crate::shared_bytes`]).
+    #[serde(deserialize_with = "crate::shared_bytes::deserialize")]
     pub data: Bytes,
     /// True on the last chunk.
     pub done: bool,

@@ -112,6 +112,23 @@ proptest! {
     }
 
     #[test]
+    fn a_frame_lending_a_chunk_s_bytes_is_the_plain_frame_once_they_are_put_back(message in message()) {
+        let lend = match &message.body {
+            MessageBody::Snapshot(chunk) => chunk.data.clone(),
+            _ => Bytes::new(),
+        };
+        let mut buf = BytesMut::new();
+        let at = encode_frame_lending(&mut buf, &message, MAX, &lend).unwrap();
+        if let Some(at) = at {
+            let tail = buf.split_off(at);
+            buf.extend_from_slice(&lend);
+            buf.extend_from_slice(&tail);
+        }
+        prop_assert_eq!(at.is_some(), !lend.is_empty());
+        prop_assert_eq!(buf, encoded(&message));
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic_the_decoder(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let mut buf = BytesMut::from(&bytes[..]);
         let _ = decode_frame::<TestMessage>(&mut buf, MAX);
@@ -229,4 +246,60 @@ async fn read_frame_reads_large_frames_across_many_reads() {
     assert_eq!(command.data, data);
     writer.await.unwrap();
     assert!(matches!(read_frame::<Command, _>(&mut server, &mut buf, 4 << 20).await, Err(NetError::Closed)));
+}
+
+fn big_chunk(len: usize) -> TestMessage {
+    let meta =
+        SnapshotMeta { last_log_id: None, membership: StoredMembership { log_id: None, membership: membership(&[1]) } };
+    let data = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>());
+    let chunk = SnapshotChunk {
+        vote: Vote::new(Term(1), NodeId(1)),
+        meta,
+        offset: 0,
+        data,
+        done: true,
+        checksum: 1,
+        seq: 1,
+        leader_node: None,
+    };
+    Message { envelope: heartbeat().envelope, body: MessageBody::Snapshot(chunk) }
+}
+
+fn data_of(message: &TestMessage) -> &Bytes {
+    match &message.body {
+        MessageBody::Snapshot(chunk) => &chunk.data,
+        _ => panic!("not a chunk"),
+    }
+}
+
+#[test]
+fn a_large_frame_s_chunk_is_decoded_as_a_slice_of_the_received_buffer() {
+    let message = big_chunk(SHARE_MIN_BYTES);
+    let mut buf = encoded(&message);
+    encode_frame(&mut buf, &heartbeat(), MAX).unwrap();
+    let received = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+    let decoded: TestMessage = decode_frame(&mut buf, MAX).unwrap().expect("complete frame");
+    assert_eq!(decoded, message);
+    assert!(received.contains(&(data_of(&decoded).as_ptr() as usize)), "copied");
+    assert_eq!(decode_frame::<TestMessage>(&mut buf, MAX).unwrap(), Some(heartbeat()), "the next frame is kept");
+    assert!(buf.is_empty());
+}
+
+#[test]
+fn a_small_frame_s_chunk_is_copied_out_of_the_received_buffer() {
+    let message = big_chunk(1000);
+    let mut buf = encoded(&message);
+    let received = buf.as_ptr() as usize..buf.as_ptr() as usize + buf.len();
+    let decoded: TestMessage = decode_frame(&mut buf, MAX).unwrap().expect("complete frame");
+    assert_eq!(decoded, message);
+    assert!(!received.contains(&(data_of(&decoded).as_ptr() as usize)));
+}
+
+#[test]
+fn a_large_frame_that_does_not_decode_is_consumed_and_refused() {
+    let mut buf = encoded(&big_chunk(SHARE_MIN_BYTES));
+    let len = buf.len();
+    buf[len - 1] = 0xff; // the leader node's option tag
+    assert!(decode_frame::<TestMessage>(&mut buf, MAX).is_err());
+    assert!(buf.is_empty());
 }
