@@ -214,16 +214,7 @@ fn a_stale_conflict_reply_does_not_mark_the_follower_reverted() {
 /// removed leader manages the cluster until C_new commits). Fixed in 0dc5c3d.
 #[test]
 fn nodes_demoted_by_an_uncommitted_membership_still_elect_a_leader() {
-    let mut s = Script::new(&[NodeId(1), NodeId(2)], config());
-    s.call(NodeId(1), |e| e.initialize(uniform(&[NodeId(1)]))).unwrap();
-    s.run(100, |_| true);
-    assert_eq!(s.leader(), Some(NodeId(1)));
-    let n2 = [(NodeId(2), BasicNode::new("n2"))].into();
-    s.call(NodeId(1), |e| e.change_membership(1, ChangeMembers::AddNodes(n2), false)).unwrap();
-    s.run(300, |_| true);
-    s.call(NodeId(1), |e| e.change_membership(2, ChangeMembers::AddVoterIds(set(&[NodeId(2)])), false)).unwrap();
-    s.run(300, |_| true);
-    assert_eq!(s.engine(NodeId(1)).membership().unwrap().membership.configs(), [set(&[NodeId(1), NodeId(2)])]);
+    let mut s = n1_leading_two_voters();
     // n1 removes itself: the joint [{1,2},{2}] commits, then [{2}] is
     // proposed; from that moment nothing reaches n2
     s.call(NodeId(1), |e| e.change_membership(3, ChangeMembers::RemoveVoters(set(&[NodeId(1)])), true)).unwrap();
