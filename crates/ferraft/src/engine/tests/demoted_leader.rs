@@ -6,6 +6,7 @@
 use super::membership_answers::answers;
 use super::*;
 use crate::error::{ChangeMembershipError, ReadError};
+use crate::membership::ChangeGuard;
 
 /// Node `id` restarted with a log of the memberships `payloads` (entries 1..,
 /// term 1, written by node 1), knowing entries up to `committed` committed.
@@ -188,4 +189,90 @@ fn a_removed_node_that_a_quorum_calls_no_member_stops_campaigning() {
     }
     engine.on_tick(100_000);
     assert!(sent_kinds(&engine.take_outputs(), true).is_empty());
+}
+
+/// The leader's whole log is durable on it and on `others`.
+fn commit_all(engine: &mut TestEngine, others: &[u64]) {
+    let last = engine.log().last_log_id().unwrap();
+    engine.on_log_flushed(last);
+    for from in others {
+        ack(engine, *from, Some(last));
+    }
+}
+
+#[test]
+fn a_leader_deposed_while_its_own_removal_is_pending_answers_done_after_leading_again_to_finish_it() {
+    let state = LogState { entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])], ..LogState::default() };
+    let mut engine = elected(NodeId(2), state);
+    commit_all(&mut engine, &[1, 3]);
+    engine.change_membership(7, ChangeMembers::RemoveVoters(set(&[2])), true).unwrap();
+    // commit every step but the one that makes node 2 a learner
+    while engine.effective().unwrap().is_voter(NodeId(2)) {
+        commit_all(&mut engine, &[1, 3]);
+    }
+    let removal = engine.log().last_log_id().unwrap();
+    assert!(!engine.membership_committed());
+    engine.take_outputs();
+    let vote = Vote { leader_id: LeaderId::new(engine.vote().term().next(), NodeId(3)), committed: true };
+    let append = AppendEntries { leader_node: None, vote, seq: 1, prev_log_id: None, entries: vec![], committed: None };
+    engine.on_message(msg(3, 2, MessageBody::Append(append)));
+    assert!(!engine.is_leader());
+    assert!(answers(&engine.take_outputs()).is_empty(), "its removal may still commit");
+    // a later leader that never reached node 2 fell silent: node 2 campaigns, leads, finishes it
+    engine.on_tick(11_000);
+    assert_eq!(sent_kinds(&engine.take_outputs(), true), [NodeId(1), NodeId(3)]);
+    grant(&mut engine, 1);
+    grant(&mut engine, 3);
+    assert!(engine.is_leader());
+    commit_all(&mut engine, &[1, 3]);
+    assert!(engine.committed() > Some(removal));
+    assert!(!engine.is_leader(), "hands over once its removal commits");
+    let answered = answers(&engine.take_outputs());
+    assert!(matches!(&answered[..], [(7, Ok(m))] if m.log_id == Some(removal)), "{answered:?}");
+}
+
+#[test]
+fn a_follower_of_a_live_leader_keeps_its_term_against_a_demoted_learner_without_pre_vote() {
+    let mut voter = restarted(3, leaving_2(&[1, 2, 3]), Some(3));
+    let leader_vote = Vote::new_committed(Term(2), NodeId(1));
+    let heartbeat = |seq| AppendEntries {
+        vote: leader_vote,
+        prev_log_id: Some(log_id(1, 1, 3)),
+        entries: vec![],
+        committed: Some(log_id(1, 1, 3)),
+        seq,
+        leader_node: None,
+    };
+    voter.on_message(msg(1, 3, MessageBody::Append(heartbeat(1))));
+    voter.take_outputs();
+    voter.on_message(msg(2, 3, vote_request(7, 2, voter.log().last_log_id())));
+    assert_eq!(granted(&voter.take_outputs()), Some(false));
+    assert_eq!(voter.vote(), leader_vote);
+    voter.on_message(msg(1, 3, MessageBody::Append(heartbeat(2))));
+    let outputs = voter.take_outputs();
+    let accepted = sent(&outputs).iter().any(|m| {
+        matches!(&m.body, MessageBody::AppendReply(r) if r.vote == leader_vote && matches!(r.outcome, AppendOutcome::Success { .. }))
+    });
+    assert!(accepted, "the leader's next heartbeat is still accepted: {outputs:?}");
+}
+
+#[test]
+fn a_retried_change_id_at_a_demoted_leader_is_answered_done_when_it_commits_its_exit() {
+    // the change "x" proposed the joint entry (it leaves by itself, node 2
+    // staying a learner); its exit, entry 3, is pending on node 2 alone
+    let exit = crate::membership::JointExit { automatic: true, keep_as_learners: set(&[2]) };
+    let mut payloads = leaving_2(&[1, 2, 3]);
+    payloads[1] = payloads[1].clone().with_exit(exit).with_change_id(Some("x".into()));
+    let mut engine = restarted(2, payloads, None);
+    engine.on_tick(10_000);
+    grant(&mut engine, 1);
+    grant(&mut engine, 3);
+    assert!(engine.is_leader());
+    let guard = ChangeGuard { change_id: Some("x".into()), expect_membership_index: None };
+    engine.change_membership_guarded(9, ChangeMembers::RemoveVoters(set(&[2])), true, guard).unwrap();
+    assert!(answers(&engine.take_outputs()).is_empty(), "its exit is not committed yet");
+    commit_all(&mut engine, &[1, 3]);
+    assert!(!engine.is_leader());
+    let answered = answers(&engine.take_outputs());
+    assert!(matches!(&answered[..], [(9, Ok(m))] if m.log_id == Some(log_id(1, 1, 3))), "{answered:?}");
 }
