@@ -490,13 +490,16 @@ async fn every_documented_error_code_comes_from_a_real_request() {
         let api = api.clone();
         async move { raw(&api, "POST", "/v1/cluster/learners", Some(learner)).await }
     });
+    // (committed, not only appended: killing the quorum before the entry
+    // commits rightly answers timeout or no_leader, since nothing is known to
+    // have happened)
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !nodes.nodes[&leader].client.status().await.unwrap()["membership"]["learners"]
-        .as_array()
-        .unwrap()
-        .contains(&json!(6))
-    {
-        assert!(Instant::now() < deadline, "learner 6 never in force");
+    loop {
+        let membership = nodes.nodes[&leader].client.status().await.unwrap()["membership"].clone();
+        if membership["committed"] == json!(true) && membership["learners"].as_array().unwrap().contains(&json!(6)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "learner 6 never committed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     // timeout, then no_leader: the leader is left alone with its learner

@@ -48,17 +48,16 @@ async fn a_blocking_learner_add_whose_leader_loses_its_quorum_answers_partially_
     let client = nodes[&leader].client.clone();
     let body = json!({ "id": 4, "raft": learner.spec()["raft"], "api": learner.spec()["api"], "blocking": true });
     let call = tokio::spawn(async move { client.post("/v1/cluster/learners", &body).await });
-    // once the learner entry is in force on the leader, its quorum goes away
+    // once the learner entry is committed (a step did happen), its quorum goes away
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !nodes[&leader].client.status().await.unwrap()["membership"]["learners"]
-        .as_array()
-        .unwrap()
-        .contains(&json!(4))
-    {
-        assert!(Instant::now() < deadline, "learner entry never in force");
+    loop {
+        let membership = nodes[&leader].client.status().await.unwrap()["membership"].clone();
+        if membership["committed"] == json!(true) && membership["learners"].as_array().unwrap().contains(&json!(4)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "learner entry never committed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     for id in [1, 2, 3].into_iter().filter(|id| *id != leader) {
         nodes.get_mut(&id).unwrap().kill9().await;
     }
