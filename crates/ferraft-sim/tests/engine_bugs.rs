@@ -362,7 +362,10 @@ fn a_follower_holding_its_demotion_that_the_leader_lost_still_lets_a_leader_be_e
 /// because the vote is not the default. A single-node cluster is bricked for
 /// good. Found by seed 2926 (commit 3fe6a88): a one-voter cluster's node crashed 5 ms after
 /// initializing. A fix: allow `initialize` while the log is empty whatever
-/// the vote, or campaign only once the initial entry is durable. Fixed in 0dc5c3d.
+/// the vote, or campaign only once the initial entry is durable. Fixed in 0dc5c3d
+/// by the first; the engine now also does the second (`may_campaign`: a vote
+/// before the entry could outlive it on a node that then led, whose lost log
+/// others hold), so the crash leaves no vote at all.
 #[test]
 fn initialize_is_allowed_again_after_a_crash_lost_the_initial_entry() {
     let config = Arc::new(config());

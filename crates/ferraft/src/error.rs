@@ -77,9 +77,10 @@ pub enum InitializeError {
         /// This node.
         node_id: NodeId,
     },
-    /// A leader already reached this node: it belongs to that leader's
-    /// cluster, which will replicate its log to it.
-    #[error("node already joined cluster {cluster_id}: leader {leader} reached it")]
+    /// A leader already reached this node (or it led, and its log was lost
+    /// since): it belongs to that leader's cluster, which will replicate its
+    /// log to it.
+    #[error("node already joined cluster {cluster_id} under leader {leader}")]
     JoinedCluster {
         /// The cluster it joined.
         cluster_id: ClusterId,

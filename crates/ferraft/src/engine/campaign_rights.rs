@@ -16,7 +16,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// a non-voter campaign is a liveness matter only: its own vote does not
     /// count, and it leads only with a quorum of that membership.
     pub(crate) fn may_campaign(&self) -> bool {
-        if self.removed_by_quorum {
+        if self.removed_by_quorum || self.durable.is_none() {
+            // nothing durable yet (an initialize not flushed): a vote saved
+            // now could survive a crash that loses the entry, and the node
+            // would come back elected once with an empty log, looking fresh
             return false;
         }
         self.is_voter() || self.is_voter_of_committed_membership() || self.may_finish_own_removal()

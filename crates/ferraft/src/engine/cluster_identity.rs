@@ -90,15 +90,19 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// id given by the operator must match; else the given one; else `fresh`.
     /// A node that already follows a leader (even before it holds an entry)
     /// belongs to that leader's cluster: initializing it would make a second
-    /// cluster under the same id.
+    /// cluster under the same id. So does one that led, with an empty log: its
+    /// disk lost the entries the others hold and may have committed.
     pub(crate) fn cluster_for_initialize(
         &self,
         given: Option<ClusterId>,
         fresh: ClusterId,
     ) -> Result<ClusterId, InitializeError> {
-        let leader = self.vote.leader_id.node_id;
-        if let Some(cluster_id) = self.cluster_id.filter(|_| self.vote.committed && leader != self.id) {
-            return Err(InitializeError::JoinedCluster { cluster_id, leader });
+        if self.vote.committed {
+            let leader = self.vote.leader_id.node_id;
+            return Err(match self.cluster_id {
+                Some(cluster_id) => InitializeError::JoinedCluster { cluster_id, leader },
+                None => InitializeError::NotAllowed,
+            });
         }
         match (self.cluster_id, given) {
             (Some(ours), Some(given)) if ours != given => Err(InitializeError::OtherCluster { ours, given }),

@@ -120,6 +120,8 @@ pub struct Engine<C, N: Node> {
     /// Whether the store reads ranges back (see `store_reads`).
     pub(crate) store_reads: bool,
     pub(crate) election_deadline_ms: u64,
+    /// An initialized voter campaigns as soon as its initial entry is durable.
+    pub(crate) campaign_once_durable: bool,
     /// When a leader was last heard from (leader stickiness).
     pub(crate) leader_seen_ms: Option<u64>,
     pub(crate) pending_replies: Vec<PendingReply<C, N>>,
@@ -178,6 +180,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             store_purged: state.last_purged,
             store_reads: true,
             election_deadline_ms: 0,
+            campaign_once_durable: false,
             leader_seen_ms: None,
             pending_replies: Vec::new(),
             removed_by_quorum: false,
@@ -513,9 +516,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
     /// Makes a fresh node the first member(s) of a cluster.
     ///
     /// Writes the cluster id, then the initial membership as entry 1
-    /// (uncommitted); a voter then campaigns at once. The cluster id is the
+    /// (uncommitted). The cluster id is the
     /// one this node has (which `given` must match), else `given`, else
-    /// `fresh`. Fails when the node already has a log. Initializing several
+    /// `fresh`. Fails when the node already has a log or knew a leader. A
+    /// voter campaigns once the entry is durable. Initializing several
     /// members separately needs the same `given` id on each.
     pub fn initialize_in_cluster(
         &mut self,
@@ -523,8 +527,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         given: Option<ClusterId>,
         fresh: ClusterId,
     ) -> Result<LogId, crate::error::InitializeError> {
-        // a vote without a log is allowed: a crash right after a first
-        // initialize can leave the vote durable and the entry not
+        // a vote without a log is allowed (a member initialized on its own
+        // may have voted for another), but not one that knew a leader
+        // (`cluster_for_initialize`)
         if self.log.last_log_id().is_some() {
             return Err(crate::error::InitializeError::NotAllowed);
         }
@@ -542,10 +547,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let entry = Entry { log_id, payload: EntryPayload::Membership(membership) };
         self.log.push(entry.clone());
         self.push_append_output(entry);
-        if self.is_voter() {
-            self.election_deadline_ms = self.now_ms;
-            self.on_tick(self.now_ms);
-        }
+        // a voter campaigns once the entry is durable (`may_campaign`)
+        self.campaign_once_durable = self.is_voter();
         Ok(log_id)
     }
 
@@ -574,6 +577,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.tell_flushed_forwards();
         } else {
             self.commit_on_leader_flush();
+        }
+        if std::mem::take(&mut self.campaign_once_durable) && !self.is_leader() {
+            self.election_deadline_ms = self.now_ms;
+            self.on_tick(self.now_ms);
         }
     }
 

@@ -583,6 +583,7 @@ mod demoted_leader;
 mod force_new_cluster;
 mod forwarding;
 mod incarnations;
+mod initialize_durability;
 mod install_phase;
 mod membership_answers;
 mod named_sender;
