@@ -34,7 +34,7 @@ impl Cluster {
         cluster.client(1).post("/v1/cluster/init", &json!({ "nodes": voters })).await.unwrap();
         cluster.leader(Duration::from_secs(10)).await;
         for id in 1..=n.min(3) {
-            cluster.nodes[&id].wait_knows_leader(Duration::from_secs(10)).await.unwrap();
+            cluster.nodes[&id].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
         }
         cluster
     }

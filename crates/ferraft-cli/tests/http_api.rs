@@ -38,7 +38,7 @@ impl Nodes {
                 (1..=n.min(3)).map(|id| (id.to_string(), started.nodes[&id].spec())).collect();
             started.nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": voters })).await.unwrap();
             for id in 1..=n.min(3) {
-                started.nodes[&id].wait_knows_leader(Duration::from_secs(10)).await.unwrap();
+                started.nodes[&id].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
             }
         }
         started

@@ -145,18 +145,22 @@ impl LocalNode {
         }
     }
 
-    /// Waits until this node knows a leader: a voter named at `init` learns it
-    /// is initialized only from the leader's first append, which a loaded
-    /// machine may deliver late. Returns the leader's id.
-    pub async fn wait_knows_leader(&self, timeout: Duration) -> Result<u64, String> {
+    /// Waits until this node is initialized (holds a membership) and knows a
+    /// leader; returns the leader's id. A voter named at `init` learns both
+    /// from the leader, but not at once: the leader's first message to its
+    /// empty log is refused (a log mismatch) yet names the leader, and the
+    /// membership comes with the next append, which a loaded machine may
+    /// deliver late. In between the node answers requests `not_initialized`.
+    pub async fn wait_initialized_with_leader(&self, timeout: Duration) -> Result<u64, String> {
         let deadline = Instant::now() + timeout;
         loop {
             let status = self.client.status().await.map_err(|e| format!("node {}: {e}", self.id))?;
-            if let Some(leader) = status["leader"].as_u64() {
+            let initialized = status["role"].is_string() && status["role"] != "uninitialized";
+            if let (true, Some(leader)) = (initialized, status["leader"].as_u64()) {
                 return Ok(leader);
             }
             if Instant::now() >= deadline {
-                return Err(format!("node {} knows no leader: {status}", self.id));
+                return Err(format!("node {} is not initialized with a known leader: {status}", self.id));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -203,5 +207,36 @@ impl LocalNode {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use axum::Json;
+
+    use super::*;
+
+    /// A stand-in for a node's API whose status answers `status`.
+    async fn status_server(status: Arc<Mutex<Value>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = listener.local_addr().unwrap().to_string();
+        let app = axum::Router::new()
+            .route("/v1/cluster/status", get(move || async move { Json(status.lock().unwrap().clone()) }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        api
+    }
+
+    #[tokio::test]
+    async fn a_node_that_knows_its_leader_but_no_membership_yet_is_waited_for() {
+        let status = Arc::new(Mutex::new(json!({ "id": 2, "role": "uninitialized", "leader": 1 })));
+        let mut node = LocalNode::new(Path::new("ferraft"), 2, Path::new("/nonexistent"));
+        node.client = Client::with_timeout(&status_server(status.clone()).await, Duration::from_secs(5));
+        let waited = node.wait_initialized_with_leader(Duration::from_millis(200)).await;
+        assert!(waited.is_err(), "returned before the node was initialized: {waited:?}");
+        *status.lock().unwrap() = json!({ "id": 2, "role": "follower", "leader": 1 });
+        assert_eq!(node.wait_initialized_with_leader(Duration::from_secs(5)).await, Ok(1));
     }
 }
