@@ -430,10 +430,9 @@ async fn every_documented_error_code_comes_from_a_real_request() {
         let frozen = nodes.leader_seen_by(1).await;
         let follower = (1..=3).find(|id| *id != frozen).unwrap();
         nodes.leader_seen_by(follower).await;
-        let pid = nodes.nodes[&frozen].pid().unwrap().to_string();
-        assert!(std::process::Command::new("kill").args(["-STOP", &pid]).status().unwrap().success());
+        nodes.nodes[&frozen].pause().await.unwrap();
         let ready = get(nodes.api(follower), "/v1/ready").await;
-        assert!(std::process::Command::new("kill").args(["-CONT", &pid]).status().unwrap().success());
+        nodes.nodes[&frozen].resume();
         let now_leads = nodes.nodes[&follower].client.status().await.is_ok_and(|s| s["role"] == "leader");
         attempts += 1;
         if ready.status == 200 && now_leads && attempts < 5 {

@@ -175,9 +175,21 @@ impl LocalNode {
     }
 
     /// SIGSTOP: the process freezes (it neither sends nor answers) until
-    /// [`LocalNode::resume`], as if cut off by a partition.
-    pub fn pause(&self) {
+    /// [`LocalNode::resume`], as if cut off by a partition. Returns once
+    /// every thread of it has stopped: kill(2) only starts the stop, which
+    /// one thread carries to the others when it runs, and meanwhile they go
+    /// on answering (on a loaded machine, for milliseconds).
+    pub async fn pause(&self) -> Result<(), String> {
+        let Some(pid) = self.pid() else { return Err(format!("node {} is not running", self.id)) };
         self.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !every_thread_stopped(pid) {
+            if Instant::now() >= deadline {
+                return Err(format!("node {} (pid {pid}) did not stop", self.id));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
     }
 
     /// SIGCONT: a paused process goes on.
@@ -210,6 +222,17 @@ impl LocalNode {
     }
 }
 
+/// Whether every thread of process `pid` is stopped (state `T` in
+/// `/proc/PID/task/*/stat`).
+fn every_thread_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().all(|task| {
+        // "tid (comm) STATE ...": the name may hold a ')', the state follows the last one
+        std::fs::read_to_string(task.path().join("stat"))
+            .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T')))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::{Arc, Mutex};
@@ -238,5 +261,28 @@ mod tests {
         assert!(waited.is_err(), "returned before the node was initialized: {waited:?}");
         *status.lock().unwrap() = json!({ "id": 2, "role": "follower", "leader": 1 });
         assert_eq!(node.wait_initialized_with_leader(Duration::from_secs(5)).await, Ok(1));
+    }
+
+    /// A node whose `exe` is a shell loop that keeps a CPU busy.
+    fn busy_node(dir: &Path) -> LocalNode {
+        let exe = dir.join("busy");
+        std::fs::write(&exe, "#!/bin/sh\nwhile :; do :; done\n").unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        LocalNode::new(&exe, 1, dir)
+    }
+
+    #[tokio::test]
+    async fn a_paused_node_has_stopped_when_pause_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = busy_node(dir.path());
+        node.spawn().unwrap();
+        let pid = node.pid().unwrap();
+        for round in 0..20 {
+            node.pause().await.unwrap();
+            assert!(every_thread_stopped(pid), "round {round}: pause returned before the process stopped");
+            node.resume();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        node.kill9().await;
     }
 }
