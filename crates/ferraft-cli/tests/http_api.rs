@@ -429,7 +429,8 @@ async fn every_documented_error_code_comes_from_a_real_request() {
     let ready = loop {
         let frozen = nodes.leader_seen_by(1).await;
         let follower = (1..=3).find(|id| *id != frozen).unwrap();
-        nodes.leader_seen_by(follower).await;
+        // (initialized too: a node that knows its leader but no membership yet answers not_initialized)
+        nodes.nodes[&follower].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
         nodes.nodes[&frozen].pause().await.unwrap();
         let ready = get(nodes.api(follower), "/v1/ready").await;
         nodes.nodes[&frozen].resume();
