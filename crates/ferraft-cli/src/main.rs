@@ -122,10 +122,19 @@ async fn serve(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    wait_for_signal().await;
+    let failure = tokio::select! {
+        _ = wait_for_signal() => None,
+        failure = server.failed() => Some(failure),
+    };
     tracing::info!("shutting down");
     server.shutdown().await;
-    ExitCode::SUCCESS
+    match failure {
+        None => ExitCode::SUCCESS,
+        Some(failure) => {
+            eprintln!("error: the node stopped: {failure} (its data dir holds every acknowledged write; fix the cause and start it again)");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn init_logging() {

@@ -62,6 +62,9 @@ pub struct LocalNode {
     pub workers: Option<u16>,
     /// More `serve` flags, as given.
     pub serve_args: Vec<String>,
+    /// A cap on the size of any file the process writes (`ulimit -f`, with
+    /// SIGXFSZ ignored): writes past it fail as on a full disk.
+    pub file_size_limit: Option<u64>,
     exe: PathBuf,
     child: Option<Child>,
 }
@@ -81,6 +84,7 @@ impl LocalNode {
             log: dir.join(format!("node-{id}.log")),
             workers: None,
             serve_args: Vec::new(),
+            file_size_limit: None,
             exe: exe.to_owned(),
             child: None,
         }
@@ -109,7 +113,16 @@ impl LocalNode {
     /// Starts the process (its stderr appended to `log`).
     pub fn spawn(&mut self) -> std::io::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let mut command = Command::new(&self.exe);
+        let mut command = match self.file_size_limit {
+            None => Command::new(&self.exe),
+            Some(bytes) => {
+                // the shell sets the limit and the ignored signal, which exec keeps
+                let script = format!("trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"", bytes.div_ceil(512));
+                let mut command = Command::new("sh");
+                command.arg("-c").arg(script).arg(&self.exe);
+                command
+            }
+        };
         command.arg("serve").args(["--id", &self.id.to_string()]).arg("--data-dir").arg(&self.data_dir).args([
             "--raft-listen",
             &self.raft,
@@ -202,6 +215,14 @@ impl LocalNode {
             // SAFETY: kill(2) on the pid of our own child, which has not been reaped yet.
             unsafe { libc::kill(pid as libc::pid_t, signal) };
         }
+    }
+
+    /// Waits up to `timeout` for the process to exit on its own; its exit code.
+    pub async fn exited(&mut self, timeout: Duration) -> Option<i32> {
+        let child = self.child.as_mut()?;
+        let status = tokio::time::timeout(timeout, child.wait()).await.ok()?.ok()?;
+        self.child = None;
+        status.code()
     }
 
     /// SIGTERM, then waits for the exit; returns the exit code.

@@ -227,6 +227,21 @@ impl Server {
         Ok((raft, store))
     }
 
+    /// Resolves when a failure (of the disk, mostly) stopped the Raft node,
+    /// with what failed; never after a clean shutdown. The process should
+    /// then exit: a node that can no longer write its log only looks alive.
+    pub async fn failed(&self) -> String {
+        let mut metrics = self.raft.metrics();
+        let failure = match metrics.wait_for(|m| m.stopped_by.is_some()).await {
+            Ok(m) => m.stopped_by.clone(),
+            Err(_) => None,
+        };
+        match failure {
+            Some(failure) => failure,
+            None => std::future::pending().await,
+        }
+    }
+
     /// Stops accepting requests, lets the ones in flight finish (briefly),
     /// stops the node (flushing its log) and closes the transport.
     pub async fn shutdown(mut self) {

@@ -379,7 +379,14 @@ impl Writer {
                 let _ = reply.send(Err(failure.clone()));
             }
         }
+        // the appends waiting for a sync will never be durable: say so now,
+        // not at the store's next append (there may be none)
+        let waiting = self.flush_points.first().or(queue.flush_points.first()).map(|(_, notifier)| notifier.clone());
         queue.flush_points.clear();
         self.flush_points.clear();
+        drop(queue);
+        if let Some(notifier) = waiting {
+            notifier.failed(WalError::WriterFailed(failure).into_storage("syncing appends to the WAL"));
+        }
     }
 }

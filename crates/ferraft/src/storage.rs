@@ -30,24 +30,43 @@ impl StorageError {
     }
 }
 
-/// Tells the engine that the log is durable up to a log id.
+/// Tells the engine that the log is durable up to a log id, or that it
+/// never will be.
 ///
 /// Cheap to clone. A store calls [`FlushNotifier::flushed`] from any thread once
-/// an append (and everything before it) survives a crash.
+/// an append (and everything before it) survives a crash, and
+/// [`FlushNotifier::failed`] when a pending append can no longer become
+/// durable (its write or sync failed).
 #[derive(Clone)]
 pub struct FlushNotifier {
     notify: Arc<dyn Fn(LogId) + Send + Sync>,
+    on_failure: Option<Arc<dyn Fn(StorageError) + Send + Sync>>,
 }
 
 impl FlushNotifier {
     /// Wraps the function that forwards flush events to the node.
     pub fn new(notify: impl Fn(LogId) + Send + Sync + 'static) -> Self {
-        Self { notify: Arc::new(notify) }
+        Self { notify: Arc::new(notify), on_failure: None }
+    }
+
+    /// Also forwards failures to the node, which stops at once instead of
+    /// at its next append (a node with nothing more to write would wait for
+    /// its pending ones forever, and look alive).
+    pub fn on_failure(mut self, on_failure: impl Fn(StorageError) + Send + Sync + 'static) -> Self {
+        self.on_failure = Some(Arc::new(on_failure));
+        self
     }
 
     /// Reports that every entry up to and including `log_id` is durable.
     pub fn flushed(&self, log_id: LogId) {
         (self.notify)(log_id)
+    }
+
+    /// Reports that the pending appends will never be durable.
+    pub fn failed(&self, error: StorageError) {
+        if let Some(on_failure) = &self.on_failure {
+            on_failure(error)
+        }
     }
 }
 

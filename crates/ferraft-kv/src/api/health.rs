@@ -22,7 +22,17 @@ const READY_WAIT: Duration = Duration::from_secs(1);
 
 /// `GET /v1/health`: the process is up and serving HTTP.
 pub(super) fn health(ctx: &Ctx) -> Response<Body> {
-    Json(json!({ "id": ctx.id, "status": "up" })).into_response()
+    match stopped(ctx) {
+        Some(error) => error.into_response(),
+        None => Json(json!({ "id": ctx.id, "status": "up" })).into_response(),
+    }
+}
+
+/// A Raft node stopped by a failure (the process exits right after): it
+/// is neither up nor ready.
+fn stopped(ctx: &Ctx) -> Option<ApiError> {
+    let stopped_by = ctx.raft.metrics().borrow().stopped_by.clone()?;
+    Some(ApiError::new(Code::Internal, format!("the raft node stopped: {stopped_by}")))
 }
 
 /// `GET /v1/ready`: this node is initialized, knows a leader, and has applied
@@ -41,6 +51,9 @@ fn not_ready(message: String) -> ApiError {
 }
 
 async fn readiness(ctx: &Ctx) -> Result<LogIndex, ApiError> {
+    if let Some(error) = stopped(ctx) {
+        return Err(error);
+    }
     let m = ctx.raft.metrics().borrow().clone();
     ctx.require_initialized()?;
     let Some(leader) = m.current_leader else {

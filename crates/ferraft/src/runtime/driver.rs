@@ -105,8 +105,12 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             nice: config.background_job_nice,
             chunk_reads: Default::default(),
         });
+        let failures = tx.clone();
         let notifier = FlushNotifier::new(move |log_id| {
             let _ = tx.send(Event::Flushed(log_id));
+        })
+        .on_failure(move |error| {
+            let _ = failures.send(Event::StoreFailed(error));
         });
         let parts = HostParts { network, store, state_machine, spawner, notifier };
         let seed = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ std::process::id() as u64;
@@ -130,6 +134,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             replication: None,
             refused_peers: BTreeMap::new(),
             stopped: false,
+            stopped_by: None,
         });
         let driver = Self {
             host,
@@ -202,6 +207,9 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::Undelivered(peer, ids) => host.engine.on_forward_undelivered(peer, &ids),
             Event::Message(message) => host.receive(message),
             Event::Flushed(log_id) => host.flushed(log_id),
+            Event::StoreFailed(error) => {
+                host.fail(error);
+            }
             Event::Unreachable(peer) => host.unreachable(peer),
             Event::Refused(peer, refusal) => host.refused(peer, refusal),
             Event::ProbePeer(peer, node, reply) => host.probe_peer(peer, node, reply),
@@ -373,7 +381,11 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
 
     fn stop(mut self) {
         self.host.stop();
-        self.metrics.send_modify(|m| m.stopped = true);
+        let stopped_by = self.host.fatal().map(|fatal| fatal.to_string());
+        self.metrics.send_modify(|m| {
+            m.stopped = true;
+            m.stopped_by = stopped_by;
+        });
         if let Some(reply) = self.stopping.take() {
             let _ = reply.send(());
         }

@@ -30,6 +30,8 @@ pub(crate) type WriteReply<SM, N> = Reply<Result<WriteResponse<<SM as StateMachi
 pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     Message(Message<SM::Command, N>),
     Flushed(LogId),
+    /// The store's pending appends will never be durable: the node stops.
+    StoreFailed(crate::StorageError),
     Unreachable(NodeId),
     /// Forwarded writes to the peer were dropped unsent.
     Undelivered(NodeId, Vec<u64>),

@@ -89,6 +89,9 @@ pub struct RaftMetrics<N> {
     pub refused_peers: BTreeMap<NodeId, PeerRefusal>,
     /// Set once the node stopped (shutdown or fatal error).
     pub stopped: bool,
+    /// The failure that stopped it (a storage error), if one did: a
+    /// process hosting the node should say so and exit, not look healthy.
+    pub stopped_by: Option<String>,
 }
 
 /// Why a wait ended without its condition.
