@@ -34,7 +34,7 @@ impl Cluster {
         cluster.client(1).post("/v1/cluster/init", &json!({ "nodes": voters })).await.unwrap();
         cluster.leader(Duration::from_secs(10)).await;
         for id in 1..=n.min(3) {
-            cluster.nodes[&id].wait_knows_leader(Duration::from_secs(10)).await.unwrap();
+            cluster.nodes[&id].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
         }
         cluster
     }
@@ -487,10 +487,10 @@ async fn a_follower_cut_off_from_the_cluster_answers_reads_with_an_error_not_sta
     let put = cluster.client(leader).put(&kv_path("k"), &json!({ "value": "old" })).await.unwrap();
     cluster.wait_applied(follower, put["index"].as_u64().unwrap()).await;
     // the follower misses a write, then the rest of the cluster goes away
-    cluster.nodes[&follower].pause();
+    cluster.nodes[&follower].pause().await.unwrap();
     cluster.client(leader).put(&kv_path("k"), &json!({ "value": "new" })).await.unwrap();
-    cluster.nodes[&leader].pause();
-    cluster.nodes[&other].pause();
+    cluster.nodes[&leader].pause().await.unwrap();
+    cluster.nodes[&other].pause().await.unwrap();
     cluster.nodes[&follower].resume();
     let local = cluster.client(follower).get(&format!("{}?consistency=local", kv_path("k"))).await.unwrap();
     assert_eq!(local["value"], "old", "the follower's own state is stale");

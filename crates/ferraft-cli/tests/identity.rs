@@ -107,9 +107,9 @@ async fn a_node_of_another_cluster_is_refused_as_learner_and_keeps_its_cluster()
     assert_eq!(b_status["role"], "leader", "{b_status}");
     assert_eq!(cluster_id(&b_status), b_id);
     assert_eq!(b_status["membership"]["voters"], json!([4]));
-    let log = std::fs::read_to_string(&b.log).unwrap();
+    // b logs its refusal once it has sent it, so a's answer may come first
+    let log = wait_for_log(&b, "refused a connection").await;
     assert!(!log.contains("conflicting with a committed one"), "{log}");
-    assert!(log.contains("refused a connection"), "the refused node does not say so: {log}");
     let a_log = std::fs::read_to_string(&a.log).unwrap();
     let said = a_log.lines().any(|l| l.contains("WARN") && l.contains("handshake rejected") && l.contains(&b_id));
     assert!(said, "the refused side does not say why: {a_log}");
@@ -200,6 +200,19 @@ async fn a_node_restarted_on_another_address_reports_the_mismatch() {
         }
         assert!(Instant::now() < deadline, "no WARN with the fix: {log}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `node`'s log holds `needle`; returns the log.
+async fn wait_for_log(node: &LocalNode, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = std::fs::read_to_string(&node.log).unwrap();
+        if log.contains(needle) {
+            return log;
+        }
+        assert!(Instant::now() < deadline, "node {} never logged {needle:?}: {log}", node.id);
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

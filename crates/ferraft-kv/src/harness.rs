@@ -158,18 +158,22 @@ impl LocalNode {
         }
     }
 
-    /// Waits until this node knows a leader: a voter named at `init` learns it
-    /// is initialized only from the leader's first append, which a loaded
-    /// machine may deliver late. Returns the leader's id.
-    pub async fn wait_knows_leader(&self, timeout: Duration) -> Result<u64, String> {
+    /// Waits until this node is initialized (holds a membership) and knows a
+    /// leader; returns the leader's id. A voter named at `init` learns both
+    /// from the leader, but not at once: the leader's first message to its
+    /// empty log is refused (a log mismatch) yet names the leader, and the
+    /// membership comes with the next append, which a loaded machine may
+    /// deliver late. In between the node answers requests `not_initialized`.
+    pub async fn wait_initialized_with_leader(&self, timeout: Duration) -> Result<u64, String> {
         let deadline = Instant::now() + timeout;
         loop {
             let status = self.client.status().await.map_err(|e| format!("node {}: {e}", self.id))?;
-            if let Some(leader) = status["leader"].as_u64() {
+            let initialized = status["role"].is_string() && status["role"] != "uninitialized";
+            if let (true, Some(leader)) = (initialized, status["leader"].as_u64()) {
                 return Ok(leader);
             }
             if Instant::now() >= deadline {
-                return Err(format!("node {} knows no leader: {status}", self.id));
+                return Err(format!("node {} is not initialized with a known leader: {status}", self.id));
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -184,9 +188,21 @@ impl LocalNode {
     }
 
     /// SIGSTOP: the process freezes (it neither sends nor answers) until
-    /// [`LocalNode::resume`], as if cut off by a partition.
-    pub fn pause(&self) {
+    /// [`LocalNode::resume`], as if cut off by a partition. Returns once
+    /// every thread of it has stopped: kill(2) only starts the stop, which
+    /// one thread carries to the others when it runs, and meanwhile they go
+    /// on answering (on a loaded machine, for milliseconds).
+    pub async fn pause(&self) -> Result<(), String> {
+        let Some(pid) = self.pid() else { return Err(format!("node {} is not running", self.id)) };
         self.signal(libc::SIGSTOP);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !every_thread_stopped(pid) {
+            if Instant::now() >= deadline {
+                return Err(format!("node {} (pid {pid}) did not stop", self.id));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(())
     }
 
     /// SIGCONT: a paused process goes on.
@@ -224,5 +240,70 @@ impl LocalNode {
                 None
             }
         }
+    }
+}
+
+/// Whether every thread of process `pid` is stopped (state `T` in
+/// `/proc/PID/task/*/stat`).
+fn every_thread_stopped(pid: u32) -> bool {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return false };
+    tasks.flatten().all(|task| {
+        // "tid (comm) STATE ...": the name may hold a ')', the state follows the last one
+        std::fs::read_to_string(task.path().join("stat"))
+            .is_ok_and(|stat| stat.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('T')))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use axum::routing::get;
+    use axum::Json;
+
+    use super::*;
+
+    /// A stand-in for a node's API whose status answers `status`.
+    async fn status_server(status: Arc<Mutex<Value>>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api = listener.local_addr().unwrap().to_string();
+        let app = axum::Router::new()
+            .route("/v1/cluster/status", get(move || async move { Json(status.lock().unwrap().clone()) }));
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        api
+    }
+
+    #[tokio::test]
+    async fn a_node_that_knows_its_leader_but_no_membership_yet_is_waited_for() {
+        let status = Arc::new(Mutex::new(json!({ "id": 2, "role": "uninitialized", "leader": 1 })));
+        let mut node = LocalNode::new(Path::new("ferraft"), 2, Path::new("/nonexistent"));
+        node.client = Client::with_timeout(&status_server(status.clone()).await, Duration::from_secs(5));
+        let waited = node.wait_initialized_with_leader(Duration::from_millis(200)).await;
+        assert!(waited.is_err(), "returned before the node was initialized: {waited:?}");
+        *status.lock().unwrap() = json!({ "id": 2, "role": "follower", "leader": 1 });
+        assert_eq!(node.wait_initialized_with_leader(Duration::from_secs(5)).await, Ok(1));
+    }
+
+    /// A node whose `exe` is a shell loop that keeps a CPU busy.
+    fn busy_node(dir: &Path) -> LocalNode {
+        let exe = dir.join("busy");
+        std::fs::write(&exe, "#!/bin/sh\nwhile :; do :; done\n").unwrap();
+        std::fs::set_permissions(&exe, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        LocalNode::new(&exe, 1, dir)
+    }
+
+    #[tokio::test]
+    async fn a_paused_node_has_stopped_when_pause_returns() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut node = busy_node(dir.path());
+        node.spawn().unwrap();
+        let pid = node.pid().unwrap();
+        for round in 0..20 {
+            node.pause().await.unwrap();
+            assert!(every_thread_stopped(pid), "round {round}: pause returned before the process stopped");
+            node.resume();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        node.kill9().await;
     }
 }
