@@ -309,3 +309,33 @@ fn an_inline_batch_cut_by_the_power_reports_nothing_and_stops_the_store() {
     let (mut store, _stepper, _) = open(dir.path());
     assert_eq!(store.read_state().unwrap().entries, entries(1, 1..=3));
 }
+
+/// The disk fails under a batch (here: the switch goes off): the writer
+/// stops, and the node hears of it at once through its flush notifier. An
+/// append waiting for that batch will never be durable, and a node with
+/// nothing more to append would otherwise wait for it forever (and look
+/// alive to its operator).
+#[test]
+fn a_failed_batch_is_reported_to_the_notifier_of_the_appends_waiting_for_it() {
+    let dir = TestDir::new("power_cut_notifier");
+    let (mut store, stepper, switch) = open(dir.path());
+    store.read_state().unwrap();
+    let flushed = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let notifier = {
+        let (flushed, failures) = (flushed.clone(), failures.clone());
+        FlushNotifier::new(move |log_id| flushed.lock().unwrap().push(log_id))
+            .on_failure(move |error| failures.lock().unwrap().push(error.to_string()))
+    };
+    store.append(&entries(1, 1..=3), &notifier).unwrap();
+    stepper.step().unwrap();
+    assert_eq!(*flushed.lock().unwrap(), [log_id(1, 3)]);
+    assert!(failures.lock().unwrap().is_empty());
+    switch.cut();
+    store.append(&entries(1, 4..=5), &notifier).unwrap();
+    assert!(stepper.step().is_err());
+    assert_eq!(*flushed.lock().unwrap(), [log_id(1, 3)], "nothing more is durable");
+    let failures = failures.lock().unwrap().clone();
+    assert_eq!(failures.len(), 1, "without another append: {failures:?}");
+    assert!(failures[0].contains("power cut"), "{failures:?}");
+}
