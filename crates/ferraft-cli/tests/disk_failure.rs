@@ -20,7 +20,7 @@ async fn a_node_whose_disk_refuses_its_log_exits_and_keeps_every_acknowledged_wr
     node.spawn().unwrap();
     node.wait_ready(Duration::from_secs(10)).await.unwrap();
     node.client.post("/v1/cluster/init", &json!({})).await.unwrap();
-    node.wait_knows_leader(Duration::from_secs(10)).await.unwrap();
+    node.wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
     let value = |i: usize| format!("{i}:{}", "v".repeat(64 << 10));
     let mut acknowledged = Vec::new();
     let mut refusal = None;
@@ -44,7 +44,7 @@ async fn a_node_whose_disk_refuses_its_log_exits_and_keeps_every_acknowledged_wr
     node.file_size_limit = None;
     node.spawn().unwrap();
     node.wait_ready(Duration::from_secs(10)).await.unwrap();
-    node.wait_knows_leader(Duration::from_secs(10)).await.unwrap();
+    node.wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
     for i in &acknowledged {
         let read = node.client.get(&format!("/v1/kv/k{i}")).await.unwrap();
         assert_eq!(read["value"], json!(value(*i)), "k{i}");
