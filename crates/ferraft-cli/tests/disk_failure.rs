@@ -71,7 +71,7 @@ async fn a_leader_whose_disk_fails_exits_and_the_others_keep_every_acknowledged_
     let voters: BTreeMap<String, Value> = nodes.values().map(|n| (n.id.to_string(), n.spec())).collect();
     nodes[&1].client.post("/v1/cluster/init", &json!({ "nodes": voters })).await.unwrap();
     for node in nodes.values() {
-        node.wait_knows_leader(Duration::from_secs(10)).await.unwrap();
+        node.wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
     }
     let led = nodes[&1].client.post("/v1/cluster/leader/transfer", &json!({ "to": 1 })).await.unwrap();
     assert_eq!(led["leader"], 1, "{led}");
@@ -92,7 +92,7 @@ async fn a_leader_whose_disk_fails_exits_and_the_others_keep_every_acknowledged_
     assert!(acknowledged.len() > 20, "{} writes acknowledged", acknowledged.len());
     // the others go on: a new leader, every acknowledged write, more writes
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while nodes[&2].wait_knows_leader(Duration::from_secs(10)).await.unwrap() == 1 {
+    while nodes[&2].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap() == 1 {
         assert!(std::time::Instant::now() < deadline, "no leader but the one that exited");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
