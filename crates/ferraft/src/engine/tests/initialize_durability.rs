@@ -109,6 +109,38 @@ fn a_node_that_follows_a_leader_does_not_campaign_when_the_leaders_entries_are_d
     assert_eq!(engine.current_leader(), Some(NodeId(3)));
 }
 
+/// An election asked for by the application (`Raft::trigger_elect`, as
+/// right after `initialize`) waits for the initial entry like the timer's:
+/// a single voter would otherwise save a vote, lead, and could come back
+/// from a crash having led with an empty log, which `initialize` refuses.
+#[test]
+fn an_election_asked_for_before_the_initial_entry_is_durable_saves_no_vote() {
+    let mut engine = fresh(1);
+    let entry = engine.initialize(uniform(&[1])).unwrap();
+    engine.take_outputs();
+    engine.elect_now();
+    let before = engine.take_outputs();
+    assert!(saved_votes(&before).is_empty(), "a vote was saved before the initial entry was durable: {before:?}");
+    assert!(!engine.is_leader());
+    engine.on_log_flushed(entry);
+    assert!(engine.is_leader(), "it leads once the entry is durable");
+}
+
+/// Nor does a learner campaign when asked: it is no voter.
+#[test]
+fn a_learner_asked_to_elect_does_not_campaign() {
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        entries: vec![membership_entry(&[1, 2], &[1, 2, 3])],
+        ..LogState::default()
+    };
+    let mut engine: TestEngine = Engine::new(NodeId(3), config(LeaderIdMode::Standard, false), &state, 3, 0);
+    engine.take_outputs();
+    engine.elect_now();
+    let outputs = engine.take_outputs();
+    assert!(saved_votes(&outputs).is_empty(), "{outputs:?}");
+}
+
 fn uniform(ids: &[u64]) -> Membership<BasicNode> {
     Membership::new_uniform(nodes(ids)).unwrap()
 }
