@@ -122,6 +122,10 @@ pub(crate) struct Writer {
     active: Option<ActiveSegment>,
     barriers: Vec<SyncSender<Result<(), Arc<WalError>>>>,
     flush_points: Vec<(LogId, FlushNotifier)>,
+    /// The notifier of the last batch with appends: told of a failure that
+    /// no append waits for (a purge's, the committed id's), which the node
+    /// would otherwise hear of only at its next append.
+    last_notifier: Option<FlushNotifier>,
     spares: Option<SpareSegments>,
 }
 
@@ -151,7 +155,7 @@ impl std::fmt::Debug for Writer {
 impl Writer {
     fn new(shared: Arc<Shared>, spares: Option<SpareSegments>) -> Self {
         let (buf, ops, barriers, flush_points) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        Self { shared, buf, ops, active: None, barriers, flush_points, spares }
+        Self { shared, buf, ops, active: None, barriers, flush_points, last_notifier: None, spares }
     }
 
     /// One batch of a stepped writer: everything queued, at once; a lazily
@@ -180,6 +184,9 @@ impl Writer {
         mem::swap(&mut queue.flush_points, &mut self.flush_points);
         drop(queue);
         shared.room.notify_all();
+        if let Some((_, notifier)) = self.flush_points.last() {
+            self.last_notifier = Some(notifier.clone());
+        }
         true
     }
 
@@ -380,8 +387,10 @@ impl Writer {
             }
         }
         // the appends waiting for a sync will never be durable: say so now,
-        // not at the store's next append (there may be none)
+        // not at the store's next append (there may be none); with none
+        // waiting, the store is refused from now on all the same
         let waiting = self.flush_points.first().or(queue.flush_points.first()).map(|(_, notifier)| notifier.clone());
+        let waiting = waiting.or_else(|| self.last_notifier.take());
         queue.flush_points.clear();
         self.flush_points.clear();
         drop(queue);

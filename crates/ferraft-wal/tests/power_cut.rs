@@ -339,3 +339,27 @@ fn a_failed_batch_is_reported_to_the_notifier_of_the_appends_waiting_for_it() {
     assert_eq!(failures.len(), 1, "without another append: {failures:?}");
     assert!(failures[0].contains("power cut"), "{failures:?}");
 }
+
+/// The disk fails under a batch no append waits for (a purge after a
+/// snapshot, on a node with nothing more to write): the node hears of it
+/// at once all the same, through the notifier of its earlier appends, not
+/// at its next append (a quiet node may have none for long, and look alive).
+#[test]
+fn a_failed_batch_without_appends_is_reported_to_the_notifier_of_the_last_ones() {
+    let dir = TestDir::new("power_cut_notifier_idle");
+    let (mut store, stepper, switch) = open(dir.path());
+    store.read_state().unwrap();
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let notifier = {
+        let failures = failures.clone();
+        FlushNotifier::new(|_| {}).on_failure(move |error| failures.lock().unwrap().push(error.to_string()))
+    };
+    store.append(&entries(1, 1..=3), &notifier).unwrap();
+    stepper.step().unwrap();
+    switch.cut();
+    store.purge(log_id(1, 2)).unwrap();
+    assert!(stepper.step().is_err(), "the purge's batch failed");
+    let failures = failures.lock().unwrap().clone();
+    assert_eq!(failures.len(), 1, "with no append waiting: {failures:?}");
+    assert!(failures[0].contains("power cut"), "{failures:?}");
+}

@@ -10,6 +10,15 @@ use crate::membership::StoredMembership;
 use crate::node::Node;
 
 impl<C: AppData, N: Node> Engine<C, N> {
+    /// An election asked for now (`Raft::trigger_elect`): a campaign for a
+    /// real vote at once, by a node that may campaign at all (a vote saved
+    /// before an initial entry is durable is what `may_campaign` prevents).
+    pub fn elect_now(&mut self) {
+        if !self.is_leader() && self.may_campaign() {
+            self.campaign(false, false);
+        }
+    }
+
     /// Whether an election timeout starts a campaign. Votes are always
     /// counted by the membership in force (the last in the log, committed or
     /// not), which is what keeps elections safe (Raft thesis §4.1), so letting

@@ -382,6 +382,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
 
     pub(crate) fn save_vote(&mut self, vote: Vote) {
         if vote != self.vote {
+            // a vote given or a leader followed since `initialize`: an
+            // election is under way, and the timer decides when to campaign
+            self.campaign_once_durable = false;
             self.vote = vote;
             self.observed_term = self.observed_term.max(vote.term());
             self.output.push(Output::SaveVote(vote));

@@ -363,9 +363,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
 
     /// Starts an election now, unless leading.
     pub fn elect(&mut self) {
-        if !self.engine.is_leader() {
-            self.engine.campaign(false, false);
-        }
+        self.engine.elect_now();
     }
 
     /// Sends heartbeats now (if leader).

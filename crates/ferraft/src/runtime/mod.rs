@@ -368,7 +368,9 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         }
     }
 
-    /// Starts an election now (if this node is a voter).
+    /// Starts an election now, if this node may campaign (a voter whose
+    /// log is durable: right after `initialize`, it campaigns once its
+    /// initial entry is, by itself).
     pub fn trigger_elect(&self) {
         let _ = self.inner.tx.send(Event::Elect);
     }

@@ -69,6 +69,78 @@ fn a_node_that_only_voted_is_still_initialized() {
     assert!(engine.initialize(uniform(&[1, 2, 3])).is_ok());
 }
 
+/// A node that voted for another initial member while its own entry was
+/// being written does not campaign against that candidate once the entry is
+/// durable: the vote it gave says an election is under way (a campaign at
+/// once, at a term above it, would depose the member it just elected).
+#[test]
+fn a_node_that_voted_before_its_entry_was_durable_does_not_campaign_at_the_flush() {
+    let mut engine = fresh(1);
+    let entry = engine.initialize(uniform(&[1, 2, 3])).unwrap();
+    engine.on_message(msg(3, 1, vote_request(1, 3, Some(log_id(0, 3, 1)))));
+    assert_eq!(granted(&engine.take_outputs()), Some(true));
+    engine.on_log_flushed(entry);
+    let after = engine.take_outputs();
+    assert!(saved_votes(&after).is_empty(), "campaigned against the candidate it voted for: {after:?}");
+    assert_eq!(engine.vote(), vote(1, 3));
+}
+
+/// The same for a node that a leader reached first: the leader's entries
+/// replaced its own, and their flush does not start a campaign against it.
+#[test]
+fn a_node_that_follows_a_leader_does_not_campaign_when_the_leaders_entries_are_durable() {
+    let mut engine = fresh(1);
+    engine.initialize(uniform(&[1, 2, 3])).unwrap();
+    let leaders = Entry { log_id: log_id(0, 3, 1), payload: EntryPayload::Membership(uniform(&[1, 2, 3])) };
+    let append = AppendEntries {
+        vote: Vote::new_committed(Term(1), NodeId(3)),
+        prev_log_id: None,
+        entries: vec![leaders],
+        committed: None,
+        seq: 1,
+        leader_node: None,
+    };
+    engine.on_message(msg(3, 1, MessageBody::Append(append)));
+    assert_eq!(engine.log().last_log_id(), Some(log_id(0, 3, 1)), "the leader's entry replaced ours");
+    engine.take_outputs();
+    engine.on_log_flushed(log_id(0, 3, 1));
+    let after = engine.take_outputs();
+    assert!(saved_votes(&after).is_empty(), "campaigned against the leader it follows: {after:?}");
+    assert_eq!(engine.current_leader(), Some(NodeId(3)));
+}
+
+/// An election asked for by the application (`Raft::trigger_elect`, as
+/// right after `initialize`) waits for the initial entry like the timer's:
+/// a single voter would otherwise save a vote, lead, and could come back
+/// from a crash having led with an empty log, which `initialize` refuses.
+#[test]
+fn an_election_asked_for_before_the_initial_entry_is_durable_saves_no_vote() {
+    let mut engine = fresh(1);
+    let entry = engine.initialize(uniform(&[1])).unwrap();
+    engine.take_outputs();
+    engine.elect_now();
+    let before = engine.take_outputs();
+    assert!(saved_votes(&before).is_empty(), "a vote was saved before the initial entry was durable: {before:?}");
+    assert!(!engine.is_leader());
+    engine.on_log_flushed(entry);
+    assert!(engine.is_leader(), "it leads once the entry is durable");
+}
+
+/// Nor does a learner campaign when asked: it is no voter.
+#[test]
+fn a_learner_asked_to_elect_does_not_campaign() {
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        entries: vec![membership_entry(&[1, 2], &[1, 2, 3])],
+        ..LogState::default()
+    };
+    let mut engine: TestEngine = Engine::new(NodeId(3), config(LeaderIdMode::Standard, false), &state, 3, 0);
+    engine.take_outputs();
+    engine.elect_now();
+    let outputs = engine.take_outputs();
+    assert!(saved_votes(&outputs).is_empty(), "{outputs:?}");
+}
+
 fn uniform(ids: &[u64]) -> Membership<BasicNode> {
     Membership::new_uniform(nodes(ids)).unwrap()
 }
