@@ -320,13 +320,7 @@ fn a_failed_batch_is_reported_to_the_notifier_of_the_appends_waiting_for_it() {
     let dir = TestDir::new("power_cut_notifier");
     let (mut store, stepper, switch) = open(dir.path());
     store.read_state().unwrap();
-    let flushed = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let notifier = {
-        let (flushed, failures) = (flushed.clone(), failures.clone());
-        FlushNotifier::new(move |log_id| flushed.lock().unwrap().push(log_id))
-            .on_failure(move |error| failures.lock().unwrap().push(error.to_string()))
-    };
+    let (notifier, flushed, failures) = recording_notifier();
     store.append(&entries(1, 1..=3), &notifier).unwrap();
     stepper.step().unwrap();
     assert_eq!(*flushed.lock().unwrap(), [log_id(1, 3)]);
@@ -349,11 +343,7 @@ fn a_failed_batch_without_appends_is_reported_to_the_notifier_of_the_last_ones()
     let dir = TestDir::new("power_cut_notifier_idle");
     let (mut store, stepper, switch) = open(dir.path());
     store.read_state().unwrap();
-    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let notifier = {
-        let failures = failures.clone();
-        FlushNotifier::new(|_| {}).on_failure(move |error| failures.lock().unwrap().push(error.to_string()))
-    };
+    let (notifier, _, failures) = recording_notifier();
     store.append(&entries(1, 1..=3), &notifier).unwrap();
     stepper.step().unwrap();
     switch.cut();
@@ -362,4 +352,18 @@ fn a_failed_batch_without_appends_is_reported_to_the_notifier_of_the_last_ones()
     let failures = failures.lock().unwrap().clone();
     assert_eq!(failures.len(), 1, "with no append waiting: {failures:?}");
     assert!(failures[0].contains("power cut"), "{failures:?}");
+}
+
+/// What a notifier was told: the flushes, and the failures' messages.
+type Told<T> = Arc<std::sync::Mutex<Vec<T>>>;
+
+/// A notifier that records what it is told.
+fn recording_notifier() -> (FlushNotifier, Told<ferraft::LogId>, Told<String>) {
+    let (flushed, failures) = (Told::default(), Told::default());
+    let notifier = {
+        let (flushed, failures) = (flushed.clone(), failures.clone());
+        FlushNotifier::new(move |log_id| flushed.lock().unwrap().push(log_id))
+            .on_failure(move |error| failures.lock().unwrap().push(error.to_string()))
+    };
+    (notifier, flushed, failures)
 }
