@@ -249,7 +249,9 @@ impl From<InitializeError> for ApiError {
         match e {
             InitializeError::NotAllowed
             | InitializeError::OtherCluster { .. }
-            | InitializeError::JoinedCluster { .. } => ApiError::new(Code::Conflict, e.to_string()),
+            | InitializeError::JoinedCluster { .. }
+            | InitializeError::ClusterFormed { .. }
+            | InitializeError::InProgress => ApiError::new(Code::Conflict, e.to_string()),
             InitializeError::Invalid(_) | InitializeError::NotInMembers { .. } => ApiError::bad_request(e.to_string()),
             InitializeError::Fatal(f) => fatal(f),
             // a variant added to the library later: its outcome is unknown to this server

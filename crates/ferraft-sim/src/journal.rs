@@ -7,7 +7,9 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use ferraft::runtime::{ChunkTask, IndexResult, InstallTask, MembershipResult, ReadTask, SnapshotTask, WriteResult};
+use ferraft::runtime::{
+    ChunkTask, IndexResult, InitializeResult, InstallTask, MembershipResult, ReadTask, SnapshotTask, WriteResult,
+};
 use ferraft::{BasicNode, Entry, LogId, LogIndex, Message, NodeId};
 
 use crate::invariants::RequestHandle;
@@ -54,6 +56,8 @@ pub enum Record<C = Put> {
     MembershipAnswered { request_id: u64, result: MembershipResult<BasicNode> },
     /// An explicit joint step was answered.
     StepAnswered { handle: RequestHandle, result: IndexResult<BasicNode> },
+    /// An `initialize` was answered.
+    InitializeAnswered(InitializeResult),
 }
 
 /// One node's journal, shared by the parts of its host.

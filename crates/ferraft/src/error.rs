@@ -96,6 +96,24 @@ pub enum InitializeError {
         /// The id given to initialize.
         given: ClusterId,
     },
+    /// A fellow initial member already follows (or led) a leader of the
+    /// cluster this node would start: the cluster formed without this node,
+    /// which joins it when that leader reaches it. Nothing happened.
+    #[error(
+        "member {member} already belongs to cluster {cluster_id}, which has a leader ({leader}): the cluster formed; \
+         this node joins it when that leader reaches it"
+    )]
+    ClusterFormed {
+        /// The member that said so.
+        member: NodeId,
+        /// The cluster it belongs to.
+        cluster_id: ClusterId,
+        /// The leader it knows.
+        leader: NodeId,
+    },
+    /// Another initialize of this node is still asking its fellow members.
+    #[error("another initialize of this node is in progress")]
+    InProgress,
     /// The node cannot continue.
     #[error(transparent)]
     Fatal(#[from] Fatal),

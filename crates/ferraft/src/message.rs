@@ -266,6 +266,9 @@ pub struct ProbeReply {
     pub cluster_id: u64,
     /// The responder's incarnation; 0 when its store keeps none.
     pub incarnation: u64,
+    /// A leader of its cluster it knows (followed, was, or holds entries
+    /// of); 0 when none: its cluster has not formed as far as it knows.
+    pub leader: u64,
 }
 
 impl<C: AppData, N: crate::Node> MessageBody<C, N> {

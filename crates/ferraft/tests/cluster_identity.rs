@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use ferraft::NodeId;
 use ferraft::{
-    BasicNode, ChangeMembers, ChangeMembershipError, ClusterId, LeaderIdMode, PeerRefusal, Raft, ServerState,
+    BasicNode, ChangeMembers, ChangeMembershipError, ClusterId, InitializeError, LeaderIdMode, PeerRefusal, Raft,
+    ServerState,
 };
 use support::*;
 
@@ -98,4 +99,65 @@ async fn a_probe_goes_to_the_address_given_not_to_one_an_old_membership_names() 
     }
     let membership = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
     assert!(!membership.membership.is_member(NodeId(3)), "nothing changed: {membership:?}");
+}
+
+/// A member that comes up empty after its cluster formed (it crashed before
+/// its first entry was durable) and is initialized again is refused: a
+/// fellow member it asks already follows a leader of that cluster, which
+/// brings it the log instead. Before, it started a second history under the
+/// same id; with one member whose vote was lost (a wiped disk) that made two
+/// leaders of one term (simulator seed 101372 of the WAL runs with wipes).
+#[tokio::test]
+async fn initializing_a_member_of_a_cluster_that_formed_is_refused() {
+    let mut cluster = Cluster::new(fast_config(LeaderIdMode::Standard));
+    let id = ClusterId::new(0xbee).unwrap();
+    for n in [1, 2] {
+        cluster.start(n).await;
+    }
+    cluster.raft(1).initialize_in_cluster(nodes(&[1, 2, 3]), id).await.unwrap();
+    let leader = cluster.leader_among(&[1, 2]).await;
+    let follower = if leader == NodeId(1) { NodeId(2) } else { NodeId(1) };
+    // node 3 starts empty where the leader's appends do not reach it
+    cluster.router.partition(&[NodeId(3)], &[leader, NodeId(3)]);
+    let three = cluster.start(3).await;
+
+    let again = tokio::time::timeout(WAIT, three.initialize_in_cluster(nodes(&[1, 2, 3]), id)).await.expect("answered");
+    match again {
+        Err(InitializeError::ClusterFormed { member, cluster_id, leader: named }) => {
+            assert_eq!((member, cluster_id, named), (follower, id, leader));
+        }
+        other => panic!("initialized a member of a cluster that formed: {other:?}"),
+    }
+    let m = three.metrics().borrow().clone();
+    assert!(m.membership.is_none() && m.last_log_index == ferraft::LogIndex(0), "nothing changed: {m:?}");
+
+    // healed, the leader brings it the cluster's log
+    cluster.router.heal();
+    three
+        .wait(WAIT)
+        .metrics(|m| m.current_leader == Some(leader) && m.membership.is_some(), "node 3 joins the cluster")
+        .await
+        .unwrap();
+}
+
+/// Every initial member initialized apart with one id, all at once: each is
+/// allowed (a member that holds only the initial entry and knows no leader
+/// has not formed a cluster yet), and they elect one leader.
+#[tokio::test]
+async fn members_initialized_apart_with_one_id_form_one_cluster() {
+    let mut cluster = Cluster::new(fast_config(LeaderIdMode::Standard));
+    let id = ClusterId::new(0xa11).unwrap();
+    for n in [1, 2, 3] {
+        cluster.start(n).await;
+    }
+    let init = |n: u64| cluster.raft(n).initialize_in_cluster(nodes(&[1, 2, 3]), id);
+    let (one, two, three) = tokio::join!(init(1), init(2), init(3));
+    for result in [one, two, three] {
+        result.expect("each initial member initializes");
+    }
+    let leader = cluster.leader_among(&[1, 2, 3]).await;
+    for n in [1, 2, 3] {
+        assert_eq!(cluster.raft(n).cluster_id(), Some(id));
+    }
+    cluster.raft(leader).ensure_linearizable().await.expect("the cluster serves");
 }

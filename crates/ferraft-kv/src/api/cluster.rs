@@ -43,6 +43,10 @@ where
     serve(&ctx, &incoming, limit, op(ctx.clone(), body)).await
 }
 
+/// How long an `init` refused because the cluster formed without this node
+/// waits for its leader to reach it, to tell a repeat from a conflict.
+const JOIN_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InitBody {
@@ -63,9 +67,18 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
                 tracing::info!(id = %ctx.id, voters = ?wanted, log_index = %log_id.index, "initialized the cluster")
             }
             Err(error) => {
+                use ferraft::InitializeError::{ClusterFormed, JoinedCluster, NotAllowed};
+                // the cluster formed without this node (its log was lost, or
+                // `init` ran on every member): it joins once the leader
+                // reaches it, and an `init` naming that cluster's voters is a
+                // repeat, as on a member that holds the log
+                if matches!(error, ClusterFormed { .. } | JoinedCluster { .. }) {
+                    let _ = ctx.raft.wait(JOIN_WAIT).metrics(|m| m.membership.is_some(), "the leader reaches it").await;
+                }
                 let current = ctx.raft.metrics().borrow().membership.clone();
                 let voters = current.as_ref().map(|s| s.membership.voter_set());
-                if !matches!(error, ferraft::InitializeError::NotAllowed) || voters.as_ref() != Some(&wanted) {
+                let repeat = matches!(error, NotAllowed | ClusterFormed { .. } | JoinedCluster { .. });
+                if !repeat || voters.as_ref() != Some(&wanted) {
                     let error = ApiError::from(error);
                     return Err(match voters {
                         Some(voters) => error.with("voters", json!(voters)),

@@ -5,7 +5,10 @@
 use std::collections::BTreeSet;
 
 use ferraft::log_id::index_of;
-use ferraft::{EntryPayload, LeaderId, LogId, LogIndex, Membership, MessageBody, NodeId, StoredMembership, WriteError};
+use ferraft::{
+    EntryPayload, InitializeError, LeaderId, LogId, LogIndex, Membership, MessageBody, NodeId, StoredMembership,
+    WriteError,
+};
 use rand::seq::IteratorRandom;
 use rand::Rng;
 
@@ -224,6 +227,13 @@ impl Simulation {
                     });
                     let result = self.checkers.answers.observe_done(id, request_id, &result);
                     self.check(result);
+                }
+                Record::InitializeAnswered(result) => {
+                    self.trace(|| format!("n{id} initialize answered: {result:?}"));
+                    // the operator's script names valid members and this node among them
+                    if let Err(e @ (InitializeError::Invalid(_) | InitializeError::NotInMembers { .. })) = result {
+                        self.fail(format!("n{id} failed to initialize: {e}"));
+                    }
                 }
                 Record::StepAnswered { handle, result } => {
                     self.trace(|| format!("n{id} joint step answered: {result:?}"));

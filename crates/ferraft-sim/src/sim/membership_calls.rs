@@ -1,7 +1,7 @@
 //! What the simulator tells the membership answer checker about the
 //! membership calls it makes: who was asked what, and what the call returned.
 
-use ferraft::runtime::{IndexResult, MembershipResult, ReadResult, WriteResult};
+use ferraft::runtime::{IndexResult, InitializeResult, MembershipResult, ReadResult, WriteResult};
 use ferraft::{BasicNode, LogIndex};
 
 use super::Simulation;
@@ -60,6 +60,12 @@ impl Simulation {
             let value = result.ok().map(|_| kv.lock().expect("single-threaded").get(key));
             journal.push(Record::ReadAnswered { key, invoke, value });
         })
+    }
+
+    /// A reply for an `initialize` on node `i`.
+    pub(super) fn initialize_reply(&self, i: usize) -> SimReply<InitializeResult> {
+        let journal = self.nodes[i].journal.clone();
+        SimReply::new(move |result| journal.push(Record::InitializeAnswered(result)))
     }
 
     /// A reply for membership request `request_id` on node `i`.

@@ -111,10 +111,30 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
+    /// A leader of this node's cluster it knows: the one its vote follows
+    /// (or it was), else the one that wrote its last entry (a vote for a
+    /// candidate since replaced the leader's). `None` while it holds at
+    /// most initial entries and never knew a leader: its cluster has not
+    /// formed as far as it knows.
+    fn known_leader(&self) -> Option<NodeId> {
+        if self.vote.committed {
+            return Some(self.vote.leader_id.node_id);
+        }
+        let last = self.log.last_log_id()?;
+        (last.leader_id.term > crate::Term(0)).then_some(last.leader_id.node_id)
+    }
+
     /// Asks `to` which cluster it belongs to (before it is added): the
     /// answer comes back as [`Output::ProbeAnswered`].
     pub fn probe(&mut self, to: NodeId, seq: u64) {
-        let asker_node = self.effective().and_then(|m| m.node(self.id).cloned());
+        self.probe_as(to, seq, None);
+    }
+
+    /// Like [`Engine::probe`], naming this node's descriptor `own` when no
+    /// membership names it yet (a fresh node about to initialize), so the
+    /// asked node knows where to answer.
+    pub fn probe_as(&mut self, to: NodeId, seq: u64, own: Option<N>) {
+        let asker_node = self.effective().and_then(|m| m.node(self.id).cloned()).or(own);
         self.send(to, MessageBody::Probe(Probe { seq, asker_node }));
     }
 
@@ -129,7 +149,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             MessageBody::Probe(probe) => {
                 let cluster_id = ClusterId::wire(self.cluster_id);
                 let incarnation = self.incarnation;
-                let body = MessageBody::ProbeReply(ProbeReply { seq: probe.seq, cluster_id, incarnation });
+                let leader = self.known_leader().map_or(0, |l| l.0);
+                let body = MessageBody::ProbeReply(ProbeReply { seq: probe.seq, cluster_id, incarnation, leader });
                 // answered in the asker's cluster, so its transport lets it through
                 let envelope = crate::message::Envelope {
                     cluster_id: message.envelope.cluster_id,
@@ -150,7 +171,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 }
                 let cluster_id = ClusterId::new(reply.cluster_id);
                 let incarnation = reply.incarnation;
-                self.output.push(Output::ProbeAnswered { from, seq: reply.seq, cluster_id, incarnation });
+                let leader = (reply.leader != 0).then_some(NodeId(reply.leader));
+                self.output.push(Output::ProbeAnswered { from, seq: reply.seq, cluster_id, incarnation, leader });
                 None
             }
             _ => Some(message),

@@ -171,8 +171,11 @@ fn a_probe_is_answered_across_clusters_and_changes_nothing() {
 #[test]
 fn a_probe_answer_is_handed_to_the_runtime() {
     let mut engine = member(1, &[1], standard());
-    let mut answer =
-        msg(4, 1, MessageBody::ProbeReply(crate::message::ProbeReply { seq: 4, cluster_id: 99, incarnation: 0 }));
+    let mut answer = msg(
+        4,
+        1,
+        MessageBody::ProbeReply(crate::message::ProbeReply { seq: 4, cluster_id: 99, incarnation: 0, leader: 0 }),
+    );
     answer.envelope.cluster_id = 99;
     engine.on_message(answer);
     let outputs = engine.take_outputs();
@@ -181,4 +184,50 @@ fn a_probe_answer_is_handed_to_the_runtime() {
         matches!(outputs.as_slice(), [Output::ProbeAnswered { from: NodeId(4), seq: 4, cluster_id, .. }] if *cluster_id == expected),
         "{outputs:?}"
     );
+}
+
+/// The leader field of a probe's answer, as `to` answers a probe from 9.
+fn probe_answer_leader(engine: &mut TestEngine) -> u64 {
+    engine.on_message(msg(9, engine.id(), MessageBody::Probe(Probe { seq: 1, asker_node: None })));
+    let outputs = engine.take_outputs();
+    match sent(&outputs).as_slice() {
+        [reply] => match &reply.body {
+            MessageBody::ProbeReply(r) => r.leader,
+            other => panic!("not a probe answer: {other:?}"),
+        },
+        other => panic!("one answer expected: {other:?}"),
+    }
+}
+
+/// A probe's answer names a leader of the responder's cluster that it knows,
+/// which an `initialize` elsewhere takes as "the cluster formed": none while
+/// it is fresh or holds only initial entries; its leader once it follows
+/// one; and still that leader once a vote for a candidate (which knows no
+/// leader) replaced the leader's vote: its log holds the leader's entries.
+#[test]
+fn a_probe_answer_names_the_leader_the_node_knows() {
+    let mut engine = fresh(standard());
+    assert_eq!(probe_answer_leader(&mut engine), 0, "fresh");
+
+    let mut initialized = fresh(standard());
+    initialized.initialize(Membership::new_uniform(super::tests::nodes(&[1, 2])).unwrap()).unwrap();
+    initialized.take_outputs();
+    assert_eq!(probe_answer_leader(&mut initialized), 0, "only the initial entry");
+
+    engine.on_message(leader_append(CLUSTER, NodeId(2)));
+    engine.on_log_flushed(log_id(1, 1, 1));
+    engine.take_outputs();
+    assert_eq!(probe_answer_leader(&mut engine), 1, "follows leader 1");
+
+    // restarted after voting for candidate 3 in term 5, which it saw win nothing
+    let state = LogState {
+        cluster_id: ClusterId::new(CLUSTER),
+        vote: Some(Vote::new(Term(5), NodeId(3))),
+        entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])],
+        ..LogState::default()
+    };
+    let mut voted = Engine::new(NodeId(2), standard(), &state, 2, 0);
+    voted.take_outputs();
+    assert!(!voted.vote().committed);
+    assert_eq!(probe_answer_leader(&mut voted), 1, "its log holds leader 1's entry");
 }

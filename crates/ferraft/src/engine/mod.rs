@@ -309,6 +309,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         self.config.election_timeout_max_ms
     }
 
+    /// The heartbeat interval, in milliseconds.
+    pub(crate) fn config_heartbeat_interval_ms(&self) -> u64 {
+        self.config.heartbeat_interval_ms
+    }
+
     /// The snapshot chunk size in bytes.
     pub fn config_chunk_bytes(&self) -> usize {
         self.config.snapshot_chunk_bytes

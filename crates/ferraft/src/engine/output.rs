@@ -107,6 +107,8 @@ pub enum Output<C, N: crate::Node> {
         cluster_id: Option<ClusterId>,
         /// Its incarnation; 0 when its store keeps none.
         incarnation: u64,
+        /// A leader of its cluster it knows, if any: its cluster formed.
+        leader: Option<NodeId>,
     },
     /// A membership request finished.
     MembershipDone {

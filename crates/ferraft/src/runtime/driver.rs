@@ -161,7 +161,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
         tokio::pin!(sleep);
         let mut armed_for = None;
         while self.host.fatal.is_none() && self.stopping.is_none() {
-            let deadline = self.started + Duration::from_millis(self.host.engine.next_deadline_ms());
+            let deadline = self.started + Duration::from_millis(self.host.next_deadline_ms());
             if armed_for != Some(deadline) {
                 sleep.as_mut().reset(deadline.into());
                 armed_for = Some(deadline);
@@ -218,9 +218,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             Event::ForceNewCluster(cluster, reply) => {
                 let _ = reply.send(host.force_new_cluster(cluster));
             }
-            Event::Initialize(membership, given, fresh, reply) => {
-                let _ = reply.send(host.initialize(membership, given, fresh));
-            }
+            Event::Initialize(members, given, fresh, reply) => host.initialize(members, given, fresh, reply),
             Event::ChangeMembership(change, retain, reply) => host.change_membership(change, retain, reply),
             Event::MembershipExt(call, reply) => host.membership_call(call, reply),
             Event::Prepare(p, reply) => {

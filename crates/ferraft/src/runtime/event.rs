@@ -1,6 +1,6 @@
 //! What the public handle sends to a node's driver task.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use tokio::sync::oneshot;
 
@@ -8,7 +8,7 @@ use super::snapshot_job::SnapshotBuilt;
 use crate::cluster_id::ClusterId;
 use crate::error::{ChangeMembershipError, Fatal, InitializeError, ReadError, TransferError, WriteError};
 use crate::log_id::LogId;
-use crate::membership::{ChangeMembers, Membership, StoredMembership};
+use crate::membership::{ChangeMembers, StoredMembership};
 use crate::message::Message;
 use crate::node::{LogIndex, NodeId};
 use crate::peer_refusal::PeerRefusal;
@@ -53,7 +53,7 @@ pub(crate) enum Event<SM: StateMachine, N: crate::Node> {
     /// Force-new-cluster under this new cluster id (see `force_new_cluster`).
     ForceNewCluster(ClusterId, Reply<Result<LogId, crate::error::ForceNewClusterError>>),
     /// The membership, the cluster id the caller gave, a fresh random one.
-    Initialize(Membership<N>, Option<ClusterId>, ClusterId, Reply<Result<LogId, InitializeError>>),
+    Initialize(BTreeMap<NodeId, N>, Option<ClusterId>, ClusterId, Reply<Result<LogId, InitializeError>>),
     ChangeMembership(ChangeMembers<N>, bool, Reply<Result<StoredMembership<N>, ChangeMembershipError<N>>>),
     /// Readiness-aware membership calls (see `membership_ext`).
     MembershipExt(

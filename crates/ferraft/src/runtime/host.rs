@@ -16,9 +16,9 @@ use super::snapshot_receiver::SnapshotReceiver;
 use crate::cluster_id::ClusterId;
 use crate::config::Config;
 use crate::engine::{ChangeStatus, Engine, Output};
-use crate::error::{ChangeMembershipError, Fatal, InitializeError, TransferError, WriteError};
+use crate::error::{ChangeMembershipError, Fatal, TransferError, WriteError};
 use crate::log_id::{index_of, LogId};
-use crate::membership::{ChangeMembers, Membership};
+use crate::membership::ChangeMembers;
 use crate::message::{Message, MessageBody};
 use crate::network::Network;
 use crate::node::{LogIndex, Node, NodeId};
@@ -79,6 +79,8 @@ pub struct NodeHost<SM: StateMachine, N: Node, R: ReplyKind> {
     /// Peers that refused this node, until they answer normally.
     pub(crate) refused: BTreeMap<NodeId, PeerRefusal>,
     pub(crate) fatal: Option<Fatal>,
+    /// An `initialize` asking the other initial members first.
+    pub(crate) pending_initialize: Option<super::initialize_probe::PendingInitialize<N, R>>,
     /// No other event waits for this host: a follower's append may then
     /// sync on this thread (see [`Config::follower_sync_inline`]).
     pub(crate) nothing_else_waiting: bool,
@@ -129,6 +131,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             directory: HashMap::new(),
             refused: BTreeMap::new(),
             fatal: None,
+            pending_initialize: None,
             nothing_else_waiting: false,
         })
     }
@@ -174,6 +177,14 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     pub fn tick(&mut self, now_ms: u64) {
         self.now_ms = now_ms;
         self.engine.on_tick(now_ms);
+        self.initialize_if_due();
+    }
+
+    /// When [`tick`](Self::tick) is due next: the engine's timers, or a
+    /// pending `initialize`'s deadline.
+    pub fn next_deadline_ms(&self) -> u64 {
+        let engine = self.engine.next_deadline_ms();
+        self.pending_initialize.as_ref().map_or(engine, |p| engine.min(p.next_due_ms()))
     }
 
     /// Queues a client write for the next batch (see
@@ -250,10 +261,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     /// refuses this cluster.
     pub fn probe_peer(&mut self, peer: NodeId, node: N, reply: R::Reply<Result<u64, PeerRefusal>>) {
         // only the leader adds nodes (elsewhere the change is forwarded, and
-        // probed there), and a node about to initialize asks its fellow
-        // initial members
-        let initializing = self.engine.membership().is_none();
-        if peer == self.engine.id() || !(self.engine.is_leader() || initializing) {
+        // probed there)
+        if peer == self.engine.id() || !self.engine.is_leader() {
             reply.answer(Ok(0));
         } else {
             self.directory.insert(peer, node);
@@ -287,16 +296,6 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     /// `cluster` (see `Raft::force_new_cluster`).
     pub fn force_new_cluster(&mut self, cluster: ClusterId) -> Result<LogId, crate::error::ForceNewClusterError> {
         self.engine.force_new_cluster(cluster)
-    }
-
-    /// Makes a fresh node a first member: in cluster `given`, else `fresh`.
-    pub fn initialize(
-        &mut self,
-        membership: Membership<N>,
-        given: Option<ClusterId>,
-        fresh: ClusterId,
-    ) -> Result<LogId, InitializeError> {
-        self.engine.initialize_in_cluster(membership, given, fresh)
     }
 
     /// A membership change by the extended algorithm, answered when done.

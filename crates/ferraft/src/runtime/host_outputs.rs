@@ -88,7 +88,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
                 self.forwards.failed(forward_id, failure, self.engine.forward_to_leader());
             }
             Output::LeadershipLost => self.books.leadership_lost(self.engine.log(), index_of(self.engine.committed())),
-            Output::ProbeAnswered { from, seq, cluster_id, incarnation } => {
+            Output::ProbeAnswered { from, seq, cluster_id, incarnation, leader } => {
+                self.initialize_probe_answered(from, seq, cluster_id, incarnation, leader);
                 let ours = self.engine.cluster_id();
                 let skip = self.engine.breaks(BrokenRule::SkipClusterCheck);
                 let answer = match cluster_id {

@@ -9,6 +9,7 @@ mod force_new_cluster;
 mod forwarding;
 mod host;
 mod host_outputs;
+mod initialize_probe;
 mod install_job;
 mod job_spawner;
 mod log_reader;
@@ -23,7 +24,7 @@ mod snapshot_lifecycle;
 mod snapshot_receiver;
 mod snapshot_waits;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +34,7 @@ use tokio::task::JoinHandle;
 pub use chunk_reader::{ChunkRead, ChunkTask};
 pub use event::WriteResponse;
 pub use host::{HostParts, NodeHost};
+pub use initialize_probe::InitializeResult;
 pub use install_job::{InstallTask, SnapshotDecoded};
 pub use job_spawner::JobSpawner;
 pub use log_reader::{EntriesRead, ReadTask};
@@ -48,7 +50,7 @@ use crate::config::{Config, ConfigError};
 use crate::engine::ServerState;
 use crate::error::{ChangeMembershipError, Fatal, InitializeError, ReadError, TransferError, WriteError};
 use crate::log_id::{index_of, LogId};
-use crate::membership::{ChangeMembers, Membership, StoredMembership};
+use crate::membership::{ChangeMembers, StoredMembership};
 use crate::message::Message;
 use crate::network::Network;
 use crate::node::{LogIndex, Node, NodeId};
@@ -157,9 +159,11 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// `Config::cluster_id`, when set). Call it on one node: the others join
     /// the cluster when its leader reaches them. To initialize every initial
     /// member instead, give them one id with [`Raft::initialize_in_cluster`].
-    /// First asks the other members who they are (their incarnations), so
-    /// the first entry records them; it waits up to two election timeouts
-    /// for members that do not answer.
+    /// First asks the other members who they are, so the first entry
+    /// records their incarnations; it waits up to two election timeouts for
+    /// members that do not answer. Fails with `ClusterFormed`, changing
+    /// nothing, when one of them already knows a leader of the cluster this
+    /// node would start: this node lost its log, and that leader brings it.
     pub async fn initialize(
         &self,
         members: impl Into<std::collections::BTreeMap<NodeId, N>>,
@@ -183,9 +187,7 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         members: std::collections::BTreeMap<NodeId, N>,
         cluster_id: Option<ClusterId>,
     ) -> Result<LogId, InitializeError> {
-        let incarnations = self.probe_initial_members(&members).await;
-        let membership = Membership::new_uniform(members)?.with_incarnations(incarnations);
-        self.call(|tx| Event::Initialize(membership, cluster_id, ClusterId::random(), tx)).await?
+        self.call(|tx| Event::Initialize(members, cluster_id, ClusterId::random(), tx)).await?
     }
 
     /// Replicates a command; returns the state machine's response once applied
@@ -279,29 +281,6 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
             }
         }
         Ok(membership)
-    }
-
-    /// Asks every other initial member who it is, at once, so the initial
-    /// membership records their incarnations: a member wiped right after
-    /// then never counts as its old self. One that does not answer in time
-    /// is recorded later, by the first leader that hears from it.
-    async fn probe_initial_members(&self, members: &BTreeMap<NodeId, N>) -> BTreeMap<NodeId, u64> {
-        let mut asked = Vec::new();
-        for (id, node) in members.iter().filter(|(id, _)| **id != self.id()) {
-            let (tx, rx) = oneshot::channel();
-            if self.inner.tx.send(Event::ProbePeer(*id, node.clone(), tx)).is_ok() {
-                asked.push((*id, rx));
-            }
-        }
-        // one bound for all: they are asked at once
-        let deadline = tokio::time::Instant::now() + self.inner.probe_timeout;
-        let mut incarnations = BTreeMap::new();
-        for (id, rx) in asked {
-            if let Ok(Ok(Ok(incarnation))) = tokio::time::timeout_at(deadline, rx).await {
-                incarnations.insert(id, incarnation);
-            }
-        }
-        incarnations
     }
 
     /// Asks the node to be added which cluster it is in: one of another
