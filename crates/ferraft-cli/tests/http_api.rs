@@ -170,6 +170,23 @@ async fn keys_are_kept_byte_for_byte_or_refused() {
     }
 }
 
+/// A client that writes its whole body before it reads the answer (as most
+/// do) gets `bad_request` for a body over the limit, not a broken pipe: the
+/// server reads and drops the rest (up to 64 MiB) before it answers. Before,
+/// a 20 MiB body met a closed connection.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_over_the_limit_is_bad_request_even_when_written_whole_first() {
+    let nodes = Nodes::start(1, true).await;
+    for mib in [5, 20] {
+        let body = json!({ "value": "x".repeat(mib << 20) });
+        let answer = raw(nodes.api(1), "PUT", "/v1/kv/big", Some(body)).await;
+        assert_eq!((answer.status, answer.code()), (400, "bad_request".into()), "{mib} MiB");
+        assert!(answer.json()["error"]["message"].as_str().unwrap().contains("larger than"), "{answer:?}");
+    }
+    let small = raw(nodes.api(1), "PUT", "/v1/kv/small", Some(json!({ "value": "v" }))).await;
+    assert_eq!(small.status, 200, "{small:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_method_is_405_with_allow_and_an_unknown_path_is_no_such_endpoint() {
     let nodes = Nodes::start(1, false).await;

@@ -1,10 +1,11 @@
 //! Reading a request: its body (bounded), its query parameters, and the
 //! percent-decoding of keys taken from the raw path.
 
-use axum::body::{to_bytes, Bytes};
+use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::http::{Method, Uri};
 use ferraft::NodeId;
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 
 use super::{FORWARDED_BY_HEADER, FORWARDED_HEADER, MAX_BODY_BYTES, MAX_KEY_BYTES};
@@ -23,12 +24,38 @@ pub(super) struct Incoming {
     forward_path: Option<String>,
 }
 
+/// How much of a body over [`MAX_BODY_BYTES`] is read and dropped before the
+/// refusal is sent: a client that writes its whole body before it reads
+/// the answer then gets the `bad_request` instead of a broken pipe. Beyond
+/// it, the connection is closed.
+const DRAIN_BYTES: usize = 64 * 1024 * 1024;
+
+/// Reads a body of at most [`MAX_BODY_BYTES`]; a larger one is refused once
+/// read (up to [`DRAIN_BYTES`]).
+async fn read_body(mut body: Body) -> Result<Bytes, ApiError> {
+    let mut data = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        let Ok(chunk) = frame.into_data() else { continue };
+        seen += chunk.len();
+        if seen > DRAIN_BYTES {
+            break;
+        }
+        if seen <= MAX_BODY_BYTES {
+            data.extend_from_slice(&chunk);
+        }
+    }
+    if seen > MAX_BODY_BYTES {
+        return Err(ApiError::bad_request(format!("request body larger than {MAX_BODY_BYTES} bytes")));
+    }
+    Ok(Bytes::from(data))
+}
+
 impl Incoming {
     pub(super) async fn read(req: Request) -> Result<Self, ApiError> {
         let (parts, body) = req.into_parts();
-        let body = to_bytes(body, MAX_BODY_BYTES)
-            .await
-            .map_err(|_| ApiError::bad_request(format!("request body larger than {MAX_BODY_BYTES} bytes")))?;
+        let body = read_body(body).await?;
         let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         let hops: Option<u64> = header(FORWARDED_HEADER);
         Ok(Self {
