@@ -17,14 +17,8 @@ impl Simulation {
     /// With the fault on, sometimes replaces crashed node `id`'s disk by an
     /// empty one of a new incarnation: only while every config of a leader's
     /// membership keeps a majority of members that are their recorded self
-    /// and durably hold what it committed, and no membership request is
-    /// open, else no operator path could bring the cluster back (that takes
-    /// force-new-cluster): a wipe beyond that is a second fault. A member
-    /// that never held the data (it crashed before its first entry was
-    /// durable) does not count: with it, a wipe of one of the two that hold
-    /// the data left the data on one of three, and the empty member,
-    /// initialized again by its operator while the third was down, elected
-    /// itself with the wiped one's vote (sim seed 101917 of the wipe runs).
+    /// and no membership request is open, else no operator path could bring
+    /// the cluster back (that takes force-new-cluster).
     pub(super) fn maybe_wipe(&mut self, id: NodeId) {
         if !self.options.wipe_disks || !self.rng.gen_bool(0.5) || !self.may_wipe(id) {
             return;
@@ -51,15 +45,13 @@ impl Simulation {
             return false;
         }
         let leader = self.nodes.iter().filter_map(|n| n.engine()).find(|e| e.is_leader());
-        let Some(leader) = leader else { return false };
-        let Some(membership) = leader.membership().map(|m| &m.membership) else { return false };
-        let committed = leader.committed();
+        let Some(membership) = leader.and_then(|e| e.membership()).map(|m| &m.membership) else { return false };
         let stale = |member: NodeId| {
             let recorded = membership.incarnation(member);
-            let disk = self.nodes[Self::idx(member)].disk.lock().expect("single-threaded");
-            let holds_committed = committed.is_none_or(|c| disk.holds_now(c));
+            let disk =
+                Incarnation::wire(self.nodes[Self::idx(member)].disk.lock().expect("single-threaded").incarnation());
             // not recorded yet counts as not itself: the cluster cannot tell
-            member == id || recorded != Incarnation::wire(disk.incarnation()) || !holds_committed
+            member == id || recorded != disk
         };
         membership.configs().iter().all(|config| config.iter().filter(|m| !stale(**m)).count() * 2 > config.len())
     }
