@@ -26,7 +26,10 @@ pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 /// resumes only onto the same bytes).
 /// Version 4: a leader tells a follower it holds its forwarded writes
 /// durably (`ForwardOutcome::Flushed`, which a version 3 node cannot decode).
-pub const PROTOCOL_VERSION: u32 = 4;
+/// Version 5: a probe's answer names a leader the responder knows
+/// (`ProbeReply::leader`), which `initialize` needs to refuse a member of a
+/// cluster that formed without it.
+pub const PROTOCOL_VERSION: u32 = 5;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.
 const HANDSHAKE_MAX_FRAME_BYTES: usize = 64;
