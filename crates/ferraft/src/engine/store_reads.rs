@@ -157,6 +157,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if vote != self.vote {
             return;
         }
+        let store_purged = self.store_purged;
         let Role::Leader(leader) = &mut self.role else { return };
         let Some(progress) = leader.progress.get_mut(&to) else { return };
         let Some(read) = progress.store.reading.filter(|r| r.from == from) else { return };
@@ -164,9 +165,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let fits = progress.next_index == read.next_index && !matches!(progress.mode, ReplicationMode::Snapshot { .. });
         let contiguous = entries.iter().enumerate().all(|(i, e)| e.log_id.index == from + i as u64);
         let complete = contiguous && entries.len() as u64 > read.next_index - from;
+        // the read started one entry early for the previous log id, and a
+        // purge the hold allows (up to the follower's match) took just that
+        // entry meanwhile: the purge point names it now, so read again
+        let took_only_prev = read.prev.is_none() && store_purged.is_some_and(|p| p.index == from);
         if fits && complete {
             self.send_read_entries(to, read, entries);
-        } else if fits {
+        } else if fits && !took_only_prev {
             tracing::debug!(node = %self.id, %to, %from, "entries gone from the store: sending a snapshot");
             self.start_snapshot_to(to);
             return;

@@ -125,6 +125,30 @@ fn an_answer_of_another_leadership_or_a_moved_follower_is_dropped() {
     );
 }
 
+/// A read starts one entry early to learn the previous log id, and the hold
+/// lets the store drop entries up to the follower's match: a snapshot whose
+/// purge reaches that entry while the read is in flight leaves the read
+/// without it (a store answers such a read with nothing, or with what
+/// follows). The purge point names it now: the entries are read again from
+/// the follower's next one, not replaced by a snapshot (the catch-up test
+/// saw a snapshot here on a loaded machine, 9 runs in 30).
+#[test]
+fn a_purge_of_the_entry_before_a_read_in_flight_costs_no_snapshot() {
+    for answer in [0..0, 1..5] {
+        let (mut engine, stored) = leader_with_follower_behind_cache();
+        assert_eq!(reads(&engine.take_outputs()), vec![(NodeId(2), LogIndex(2), LogIndex(7))]);
+        engine.on_snapshot_saved(engine.log().last_log_id());
+        let purged = engine.take_outputs().iter().any(|o| matches!(o, Output::PurgeLog(p) if p.index == LogIndex(2)));
+        assert!(purged, "the hold lets the store drop the follower's match, entry 2");
+        engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(2), stored[answer.clone()].to_vec());
+        let outputs = engine.take_outputs();
+        assert_eq!(snapshot_sends(&outputs), 0, "{answer:?}: {outputs:?}");
+        assert_eq!(reads(&outputs), vec![(NodeId(2), LogIndex(3), LogIndex(7))], "{answer:?}");
+        engine.on_entries_read(NodeId(2), engine.vote(), LogIndex(3), stored[1..5].to_vec());
+        assert_eq!(appends_to(&engine.take_outputs(), NodeId(2)), vec![(2, vec![3, 4, 5, 6])], "{answer:?}");
+    }
+}
+
 #[test]
 fn entries_gone_from_the_store_mean_a_snapshot() {
     let (mut engine, _) = leader_with_follower_behind_cache();
