@@ -220,3 +220,27 @@ async fn wait_for_log(node: &LocalNode, needle: &str) -> String {
 async fn metrics_text(node: &LocalNode) -> String {
     reqwest::get(format!("http://{}/metrics", node.api)).await.unwrap().text().await.unwrap()
 }
+
+/// `init` on a member that starts after the cluster formed without it (an
+/// operator ran `init` on node 1 first, and now on node 3 too, with no
+/// cluster id: each `init` would draw its own) is a repeat: node 3 joins node
+/// 1's cluster. Before, an `init` that reached node 3 before the leader did
+/// started a cluster of its own, which no member ever joined.
+#[tokio::test(flavor = "multi_thread")]
+async fn init_on_a_member_of_a_cluster_that_formed_joins_that_cluster() {
+    let dir = TempDir::new().unwrap();
+    let one = start(1, dir.path()).await;
+    let two = start(2, dir.path()).await;
+    let mut three = LocalNode::new(Path::new(EXE), 3, dir.path());
+    let body = json!({ "nodes": { "1": one.spec(), "2": two.spec(), "3": three.spec() } });
+    one.client.post("/v1/cluster/init", &body).await.unwrap();
+    let leader_status = wait_role(&one, "leader").await;
+
+    three.spawn().unwrap();
+    three.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let answer = three.client.post("/v1/cluster/init", &body).await.expect("a repeat of the init that formed it");
+    assert_eq!(answer["membership"]["voters"], json!([1, 2, 3]), "{answer}");
+    let status = three.client.status().await.unwrap();
+    assert_eq!(cluster_id(&status), cluster_id(&leader_status), "node 3 is in node 1's cluster: {status}");
+    assert_eq!(status["leader"], 1, "{status}");
+}

@@ -96,9 +96,10 @@ pub enum InitializeError {
         /// The id given to initialize.
         given: ClusterId,
     },
-    /// A fellow initial member already follows (or led) a leader of the
-    /// cluster this node would start: the cluster formed without this node,
-    /// which joins it when that leader reaches it. Nothing happened.
+    /// A fellow initial member already follows (or led) a leader: of the
+    /// cluster this node would start (it formed without this node, which
+    /// joins it when that leader reaches it), or of another one (`init` ran
+    /// on another member first, with its own random id). Nothing happened.
     #[error(
         "member {member} already belongs to cluster {cluster_id}, which has a leader ({leader}): the cluster formed; \
          this node joins it when that leader reaches it"

@@ -107,21 +107,39 @@ async fn a_probe_goes_to_the_address_given_not_to_one_an_old_membership_names() 
 /// brings it the log instead. Before, it started a second history under the
 /// same id; with one member whose vote was lost (a wiped disk) that made two
 /// leaders of one term (simulator seed 101372 of the WAL runs with wipes).
+/// The same with random ids (`initialize` on node 1, then on node 3, as
+/// an operator who ran `init` on two members might): node 3 would start a
+/// cluster of its own that no member ever joins.
 #[tokio::test]
 async fn initializing_a_member_of_a_cluster_that_formed_is_refused() {
+    for given in [ClusterId::new(0xbee), None] {
+        refused_once_the_cluster_formed(given).await;
+    }
+}
+
+async fn refused_once_the_cluster_formed(given: Option<ClusterId>) {
     let mut cluster = Cluster::new(fast_config(LeaderIdMode::Standard));
-    let id = ClusterId::new(0xbee).unwrap();
     for n in [1, 2] {
         cluster.start(n).await;
     }
-    cluster.raft(1).initialize_in_cluster(nodes(&[1, 2, 3]), id).await.unwrap();
+    let init = |raft: &Raft<Sm, BasicNode>| {
+        let raft = raft.clone();
+        async move {
+            match given {
+                Some(id) => raft.initialize_in_cluster(nodes(&[1, 2, 3]), id).await,
+                None => raft.initialize(nodes(&[1, 2, 3])).await,
+            }
+        }
+    };
+    init(cluster.raft(1)).await.unwrap();
+    let id = cluster.raft(1).cluster_id().unwrap();
     let leader = cluster.leader_among(&[1, 2]).await;
     let follower = if leader == NodeId(1) { NodeId(2) } else { NodeId(1) };
     // node 3 starts empty where the leader's appends do not reach it
     cluster.router.partition(&[NodeId(3)], &[leader, NodeId(3)]);
     let three = cluster.start(3).await;
 
-    let again = tokio::time::timeout(WAIT, three.initialize_in_cluster(nodes(&[1, 2, 3]), id)).await.expect("answered");
+    let again = tokio::time::timeout(WAIT, init(&three)).await.expect("answered");
     match again {
         Err(InitializeError::ClusterFormed { member, cluster_id, leader: named }) => {
             assert_eq!((member, cluster_id, named), (follower, id, leader));

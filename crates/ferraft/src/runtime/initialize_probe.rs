@@ -6,7 +6,9 @@
 //! means this node's log was lost (it crashed before its first entry was
 //! durable, or its disk was replaced), and initializing it again would start
 //! a second history under the same id. That node is refused and joins the
-//! cluster when its leader reaches it.
+//! cluster when its leader reaches it. So is one whose member has a leader
+//! of another cluster (`init` ran on another member first, each with a
+//! random id): that member would never join the new cluster.
 //!
 //! The host runs this (the runtime and the simulator alike): the probes go
 //! out at once and again every heartbeat interval to members that did not
@@ -162,8 +164,10 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     ) -> InitializeResult {
         let cluster_id = self.engine.cluster_for_initialize(given, fresh)?;
         let ours = |answer: &MemberAnswer| answer.cluster_id.is_none_or(|theirs| theirs == cluster_id);
-        let formed = answers.iter().filter(|(_, a)| ours(a)).find_map(|(id, a)| Some((*id, a.leader?)));
-        if let Some((member, leader)) = formed {
+        // a member with a leader of another cluster (`init` ran elsewhere
+        // first, without an id) would never join this one either
+        let formed = answers.iter().find_map(|(id, a)| Some((*id, a.cluster_id.unwrap_or(cluster_id), a.leader?)));
+        if let Some((member, cluster_id, leader)) = formed {
             return Err(InitializeError::ClusterFormed { member, cluster_id, leader });
         }
         // a member of another cluster says nothing about its self here

@@ -162,8 +162,8 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// First asks the other members who they are, so the first entry
     /// records their incarnations; it waits up to two election timeouts for
     /// members that do not answer. Fails with `ClusterFormed`, changing
-    /// nothing, when one of them already knows a leader of the cluster this
-    /// node would start: this node lost its log, and that leader brings it.
+    /// nothing, when one of them already follows a leader: the cluster
+    /// formed without this node, and that leader brings it the log.
     pub async fn initialize(
         &self,
         members: impl Into<std::collections::BTreeMap<NodeId, N>>,
