@@ -19,17 +19,13 @@ use std::collections::BTreeMap;
 
 use super::host::NodeHost;
 use super::reply::{Answer, ReplyKind};
+use super::PROBE_WAIT_ELECTION_TIMEOUTS;
 use crate::cluster_id::ClusterId;
 use crate::error::InitializeError;
 use crate::log_id::LogId;
 use crate::membership::Membership;
 use crate::node::{Node, NodeId};
 use crate::state_machine::StateMachine;
-
-/// How long `initialize` waits for members that do not answer, in election
-/// timeouts (the longest): a member not started yet is recorded later, by
-/// the first leader that hears from it.
-const PROBE_WAIT_ELECTION_TIMEOUTS: u64 = 2;
 
 /// The answer to an `initialize`.
 pub type InitializeResult = Result<LogId, InitializeError>;

@@ -31,6 +31,12 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch, Mutex};
 use tokio::task::JoinHandle;
 
+/// How long a probe's answer is waited for, in (the longest) election
+/// timeouts: by `add_learner` before it proposes, and by `initialize` for
+/// members that do not answer (one not started yet is recorded later, by the
+/// first leader that hears from it).
+pub(crate) const PROBE_WAIT_ELECTION_TIMEOUTS: u64 = 2;
+
 pub use chunk_reader::{ChunkRead, ChunkTask};
 pub use event::WriteResponse;
 pub use host::{HostParts, NodeHost};
@@ -106,7 +112,7 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     ) -> Result<Self, StartError> {
         let id = id.into();
         config.validate()?;
-        let probe_timeout = Duration::from_millis(config.election_timeout_max_ms * 2);
+        let probe_timeout = Duration::from_millis(config.election_timeout_max_ms * PROBE_WAIT_ELECTION_TIMEOUTS);
         let (tx, rx) = mpsc::unbounded_channel();
         let (driver, metrics) =
             driver::Driver::start(id, Arc::new(config), network, store, state_machine, tx.clone(), rx)?;
