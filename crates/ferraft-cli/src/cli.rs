@@ -73,6 +73,7 @@ pub struct ServeArgs {
     /// A follower with nothing else to do syncs a log append on its own
     /// thread instead of handing it to the WAL's writer thread: two thread
     /// wake-ups fewer before its acknowledgement (false: always hand off).
+    /// Only with `--workers 1`: with more, the sync would block a shared worker.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub follower_sync_inline: bool,
 }

@@ -79,3 +79,12 @@ async fn switched_off_nobody_syncs_inline() {
     let (on_leader, on_followers) = inline_appends_by_role(config).await;
     assert_eq!((on_leader, on_followers), (0, vec![0, 0]));
 }
+
+/// On a multi-thread runtime the driver's thread is a worker that other
+/// tasks (other nodes, the application's) are queued on: a sync there would
+/// stall them all, so the node hands every append off whatever the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_multi_thread_runtime_nobody_syncs_inline() {
+    let (on_leader, on_followers) = inline_appends_by_role(fast_config(LeaderIdMode::Standard)).await;
+    assert_eq!((on_leader, on_followers), (0, vec![0, 0]));
+}

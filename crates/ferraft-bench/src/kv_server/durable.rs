@@ -148,6 +148,7 @@ impl Cluster {
             let config = ferraft::Config {
                 snapshot_logs_since_last: args.snapshot_every,
                 background_job_nice: args.background_job_nice,
+                follower_sync_inline: !args.no_follower_sync_inline,
                 ..raft_config()
             };
             let raft = KvRaft::new(id, config, network.clone(), Box::new(wal), KvStateMachine::new(KvStore::default()))
