@@ -75,6 +75,11 @@ pub struct CatchUpArgs {
     /// limit): a slower transfer leaves the leader's thread to the clients.
     #[arg(long)]
     pub snapshot_max_mib_per_s: Option<u64>,
+    /// Where the learner keeps its data (default: beside the voters'). On
+    /// one machine every node shares one disk; a learner on another (or on
+    /// tmpfs, for an experiment) shows what that sharing costs the clients.
+    #[arg(long)]
+    pub learner_dir: Option<PathBuf>,
 }
 
 /// `ferraft bench durable`.

@@ -138,12 +138,24 @@ pub fn run(args: &CatchUpArgs) -> Result<CatchUpReport, String> {
     let baseline = seconds("--baseline", args.baseline)?;
     let exe = std::env::current_exe().map_err(|e| format!("cannot find the ferraft binary: {e}"))?;
     let dir = tempfile::Builder::new().prefix("ferraft-bench-catch-up-").tempdir().map_err(|e| e.to_string())?;
+    let learner_dir = match &args.learner_dir {
+        Some(parent) => Some(
+            tempfile::Builder::new()
+                .prefix("ferraft-bench-learner-")
+                .tempdir_in(parent)
+                .map_err(|e| format!("cannot create a dir in {}: {e}", parent.display()))?,
+        ),
+        None => None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start tokio: {e}"))?;
     let result = runtime.block_on(async {
         let mut nodes = local_nodes(&exe, dir.path(), LEARNER, args.server_workers);
+        if let Some(learner_dir) = &learner_dir {
+            nodes[3].data_dir = learner_dir.path().join("data");
+        }
         if let Some(every) = args.snapshot_every {
             for node in &mut nodes {
                 node.serve_args.extend(["--snapshot-every".to_owned(), every.to_string()]);
@@ -163,6 +175,7 @@ pub fn run(args: &CatchUpArgs) -> Result<CatchUpReport, String> {
     });
     runtime.shutdown_timeout(Duration::from_secs(2));
     drop(dir);
+    drop(learner_dir);
     result
 }
 
