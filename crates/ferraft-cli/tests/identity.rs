@@ -244,3 +244,36 @@ async fn init_on_a_member_of_a_cluster_that_formed_joins_that_cluster() {
     assert_eq!(cluster_id(&status), cluster_id(&leader_status), "node 3 is in node 1's cluster: {status}");
     assert_eq!(status["leader"], 1, "{status}");
 }
+
+/// `init` naming a cluster id on a member whose cluster formed without it,
+/// under another id: the node joins that cluster (its leader reaches it
+/// while `init` waits), so `init` must not answer success as if the node
+/// were in the cluster named. A repeat on an initialized node of another
+/// cluster id is `conflict`; the same holds when the join comes during the
+/// call. (It answered 200 once the voters matched, whatever the id.)
+#[tokio::test(flavor = "multi_thread")]
+async fn init_with_a_cluster_id_on_a_member_that_joins_another_cluster_is_a_conflict() {
+    let dir = TempDir::new().unwrap();
+    let one = start(1, dir.path()).await;
+    let two = start(2, dir.path()).await;
+    let mut three = LocalNode::new(Path::new(EXE), 3, dir.path());
+    let nodes = json!({ "1": one.spec(), "2": two.spec(), "3": three.spec() });
+    let formed = json!({ "nodes": nodes, "cluster_id": "00000000000000aa" });
+    one.client.post("/v1/cluster/init", &formed).await.unwrap();
+    wait_role(&one, "leader").await;
+
+    // the leader cannot reach node 3 before node 3's own init does
+    one.pause().await.unwrap();
+    three.spawn().unwrap();
+    three.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let other = json!({ "nodes": nodes, "cluster_id": "00000000000000bb" });
+    let client = three.client.clone();
+    let init = tokio::spawn(async move { client.post("/v1/cluster/init", &other).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    one.resume();
+
+    let (code, message) = api_error(init.await.unwrap());
+    assert_eq!(code, "conflict", "{message}");
+    let status = three.client.status().await.unwrap();
+    assert_eq!(cluster_id(&status), "00000000000000aa", "node 3 joined the cluster that formed: {status}");
+}

@@ -267,8 +267,9 @@ pub struct ProbeReply {
     /// The responder's incarnation; 0 when its store keeps none.
     pub incarnation: u64,
     /// A leader of its cluster it knows (followed, was, or holds entries
-    /// of); 0 when none: its cluster has not formed as far as it knows.
-    pub leader: u64,
+    /// of); `None` when none: its cluster has not formed as far as it
+    /// knows. Not 0 for none: 0 is a node id like any other.
+    pub leader: Option<NodeId>,
 }
 
 impl<C: AppData, N: crate::Node> MessageBody<C, N> {

@@ -179,3 +179,31 @@ async fn members_initialized_apart_with_one_id_form_one_cluster() {
     }
     cluster.raft(leader).ensure_linearizable().await.expect("the cluster serves");
 }
+
+/// Node id 0 is an ordinary id: a cluster whose leader is node 0 formed
+/// too. The probe's answer said "no leader" with 0, so node 2, started
+/// empty where node 0's appends do not reach it, was initialized again
+/// under the cluster's id.
+#[tokio::test]
+async fn a_cluster_led_by_node_0_formed_too() {
+    let mut cluster = Cluster::new(fast_config(LeaderIdMode::Standard));
+    let id = ClusterId::new(0x0e0).unwrap();
+    for n in [0, 1] {
+        cluster.start(n).await;
+    }
+    cluster.raft(0).initialize_in_cluster(nodes(&[0, 1, 2]), id).await.unwrap();
+    if cluster.leader_among(&[0, 1]).await != NodeId(0) {
+        cluster.raft(1).transfer_leader(Some(NodeId(0))).await.unwrap();
+    }
+    assert_eq!(cluster.leader_among(&[0, 1]).await, NodeId(0));
+    cluster.router.partition(&[NodeId(2)], &[NodeId(0), NodeId(2)]);
+    let two = cluster.start(2).await;
+
+    let again = tokio::time::timeout(WAIT, two.initialize_in_cluster(nodes(&[0, 1, 2]), id)).await.expect("answered");
+    match again {
+        Err(InitializeError::ClusterFormed { member, cluster_id, leader }) => {
+            assert_eq!((member, cluster_id, leader), (NodeId(1), id, NodeId(0)));
+        }
+        other => panic!("initialized a member of a cluster led by node 0: {other:?}"),
+    }
+}

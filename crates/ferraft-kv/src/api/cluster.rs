@@ -77,6 +77,17 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
                 }
                 let current = ctx.raft.metrics().borrow().membership.clone();
                 let voters = current.as_ref().map(|s| s.membership.voter_set());
+                // a repeat is of an init in the cluster it names: the node
+                // may have joined another one meanwhile
+                if let (Some(ours), Some(given)) = (ctx.raft.cluster_id(), cluster_id) {
+                    if ours != given {
+                        let error = ApiError::from(ferraft::InitializeError::OtherCluster { ours, given });
+                        return Err(match voters {
+                            Some(voters) => error.with("voters", json!(voters)),
+                            None => error,
+                        });
+                    }
+                }
                 let repeat = matches!(error, NotAllowed | ClusterFormed { .. } | JoinedCluster { .. });
                 if !repeat || voters.as_ref() != Some(&wanted) {
                     let error = ApiError::from(error);

@@ -149,7 +149,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             MessageBody::Probe(probe) => {
                 let cluster_id = ClusterId::wire(self.cluster_id);
                 let incarnation = self.incarnation;
-                let leader = self.known_leader().map_or(0, |l| l.0);
+                let leader = self.known_leader();
                 let body = MessageBody::ProbeReply(ProbeReply { seq: probe.seq, cluster_id, incarnation, leader });
                 // answered in the asker's cluster, so its transport lets it through
                 let envelope = crate::message::Envelope {
@@ -171,7 +171,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 }
                 let cluster_id = ClusterId::new(reply.cluster_id);
                 let incarnation = reply.incarnation;
-                let leader = (reply.leader != 0).then_some(NodeId(reply.leader));
+                let leader = reply.leader;
                 self.output.push(Output::ProbeAnswered { from, seq: reply.seq, cluster_id, incarnation, leader });
                 None
             }

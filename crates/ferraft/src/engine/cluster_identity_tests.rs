@@ -174,7 +174,7 @@ fn a_probe_answer_is_handed_to_the_runtime() {
     let mut answer = msg(
         4,
         1,
-        MessageBody::ProbeReply(crate::message::ProbeReply { seq: 4, cluster_id: 99, incarnation: 0, leader: 0 }),
+        MessageBody::ProbeReply(crate::message::ProbeReply { seq: 4, cluster_id: 99, incarnation: 0, leader: None }),
     );
     answer.envelope.cluster_id = 99;
     engine.on_message(answer);
@@ -187,7 +187,7 @@ fn a_probe_answer_is_handed_to_the_runtime() {
 }
 
 /// The leader field of a probe's answer, as `to` answers a probe from 9.
-fn probe_answer_leader(engine: &mut TestEngine) -> u64 {
+fn probe_answer_leader(engine: &mut TestEngine) -> Option<NodeId> {
     engine.on_message(msg(9, engine.id(), MessageBody::Probe(Probe { seq: 1, asker_node: None })));
     let outputs = engine.take_outputs();
     match sent(&outputs).as_slice() {
@@ -207,17 +207,17 @@ fn probe_answer_leader(engine: &mut TestEngine) -> u64 {
 #[test]
 fn a_probe_answer_names_the_leader_the_node_knows() {
     let mut engine = fresh(standard());
-    assert_eq!(probe_answer_leader(&mut engine), 0, "fresh");
+    assert_eq!(probe_answer_leader(&mut engine), None, "fresh");
 
     let mut initialized = fresh(standard());
     initialized.initialize(Membership::new_uniform(super::tests::nodes(&[1, 2])).unwrap()).unwrap();
     initialized.take_outputs();
-    assert_eq!(probe_answer_leader(&mut initialized), 0, "only the initial entry");
+    assert_eq!(probe_answer_leader(&mut initialized), None, "only the initial entry");
 
     engine.on_message(leader_append(CLUSTER, NodeId(2)));
     engine.on_log_flushed(log_id(1, 1, 1));
     engine.take_outputs();
-    assert_eq!(probe_answer_leader(&mut engine), 1, "follows leader 1");
+    assert_eq!(probe_answer_leader(&mut engine), Some(NodeId(1)), "follows leader 1");
 
     // restarted after voting for candidate 3 in term 5, which it saw win nothing
     let state = LogState {
@@ -229,5 +229,5 @@ fn a_probe_answer_names_the_leader_the_node_knows() {
     let mut voted = Engine::new(NodeId(2), standard(), &state, 2, 0);
     voted.take_outputs();
     assert!(!voted.vote().committed);
-    assert_eq!(probe_answer_leader(&mut voted), 1, "its log holds leader 1's entry");
+    assert_eq!(probe_answer_leader(&mut voted), Some(NodeId(1)), "its log holds leader 1's entry");
 }

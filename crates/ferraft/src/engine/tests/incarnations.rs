@@ -158,7 +158,7 @@ fn a_wiped_voter_readmitted_as_learner_is_recorded_with_its_new_incarnation() {
     commit_all(&mut leader);
     leader.probe(NodeId(2), 9);
     leader.take_outputs();
-    let answer = ProbeReply { seq: 9, cluster_id: 0, incarnation: second_life(NodeId(2)), leader: 0 };
+    let answer = ProbeReply { seq: 9, cluster_id: 0, incarnation: second_life(NodeId(2)), leader: None };
     leader.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(1), MessageBody::ProbeReply(answer)));
 
     leader.change_membership(5, ChangeMembers::RemoveVoters(set(&[2])), true).unwrap();
@@ -443,10 +443,10 @@ fn a_probe_answer_from_another_cluster_teaches_no_incarnation() {
     assert!(leader.is_leader());
     leader.probe(NodeId(2), 9);
     leader.take_outputs();
-    let foreign = ProbeReply { seq: 9, cluster_id: CLUSTER + 2, incarnation: second_life(NodeId(2)), leader: 0 };
+    let foreign = ProbeReply { seq: 9, cluster_id: CLUSTER + 2, incarnation: second_life(NodeId(2)), leader: None };
     leader.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(1), MessageBody::ProbeReply(foreign)));
     assert_eq!(leader.known_incarnation(NodeId(2)), 0, "learned from another cluster's node");
-    let ours = ProbeReply { seq: 10, cluster_id: CLUSTER, incarnation: second_life(NodeId(2)), leader: 0 };
+    let ours = ProbeReply { seq: 10, cluster_id: CLUSTER, incarnation: second_life(NodeId(2)), leader: None };
     leader.on_message(from_life(NodeId(2), second_life(NodeId(2)), NodeId(1), MessageBody::ProbeReply(ours)));
     assert_eq!(leader.known_incarnation(NodeId(2)), second_life(NodeId(2)));
 }
