@@ -29,7 +29,9 @@ pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 /// Version 5: a probe's answer names a leader the responder knows
 /// (`ProbeReply::leader`), which `initialize` needs to refuse a member of a
 /// cluster that formed without it.
-pub const PROTOCOL_VERSION: u32 = 5;
+/// Version 6: that leader is an optional node id (node 0 is a node like any
+/// other), where version 5 sent a number with 0 for none.
+pub const PROTOCOL_VERSION: u32 = 6;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.
 const HANDSHAKE_MAX_FRAME_BYTES: usize = 64;

@@ -98,11 +98,13 @@ pub enum InitializeError {
     },
     /// A fellow initial member already follows (or led) a leader: of the
     /// cluster this node would start (it formed without this node, which
-    /// joins it when that leader reaches it), or of another one (`init` ran
-    /// on another member first, with its own random id). Nothing happened.
+    /// joins it when its current leader reaches it), or of another one
+    /// (`init` ran on another member first, with its own random id). Nothing
+    /// happened. `leader` is the one that member knows: it may be gone, or be
+    /// this very node before its data was lost.
     #[error(
-        "member {member} already belongs to cluster {cluster_id}, which has a leader ({leader}): the cluster formed; \
-         this node joins it when that leader reaches it"
+        "member {member} already belongs to cluster {cluster_id}, which has had a leader (node {leader}): the cluster \
+         formed without this node, which joins it when that cluster's current leader reaches it"
     )]
     ClusterFormed {
         /// The member that said so.

@@ -320,6 +320,7 @@ mod tests {
             no_preallocate: false,
             snapshot_every: 0,
             background_job_nice: 10,
+            no_follower_sync_inline: false,
             workers: Some(2),
             vs_dongting: false,
             dongting_dir: None,
