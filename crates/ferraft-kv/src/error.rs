@@ -251,6 +251,7 @@ impl From<InitializeError> for ApiError {
             | InitializeError::OtherCluster { .. }
             | InitializeError::JoinedCluster { .. }
             | InitializeError::ClusterFormed { .. }
+            | InitializeError::MemberOfOtherCluster { .. }
             | InitializeError::InProgress => ApiError::new(Code::Conflict, e.to_string()),
             InitializeError::Invalid(_) | InitializeError::NotInMembers { .. } => ApiError::bad_request(e.to_string()),
             InitializeError::Fatal(f) => fatal(f),

@@ -114,6 +114,20 @@ pub enum InitializeError {
         /// The leader it knows.
         leader: NodeId,
     },
+    /// A fellow initial member belongs to another cluster that has not had a
+    /// leader yet (it was initialized on its own, with another id): it would
+    /// never join the cluster this node would start, since each refuses the
+    /// other. Nothing happened.
+    #[error(
+        "member {member} belongs to cluster {cluster_id}, not to the one this node would start, and would never \
+         join it: initialize only one member (or give every member one id), or wipe that member's data dir first"
+    )]
+    MemberOfOtherCluster {
+        /// The member.
+        member: NodeId,
+        /// The cluster it belongs to.
+        cluster_id: ClusterId,
+    },
     /// Another initialize of this node is still asking its fellow members.
     #[error("another initialize of this node is in progress")]
     InProgress,

@@ -207,3 +207,61 @@ async fn a_cluster_led_by_node_0_formed_too() {
         other => panic!("initialized a member of a cluster led by node 0: {other:?}"),
     }
 }
+
+/// A member that belongs to another cluster, even one that never had a
+/// leader, would never join the cluster this node would start (its
+/// transport refuses this one): initializing is refused, naming it, and
+/// nothing changes. Node 2 was initialized first, with another id and a
+/// partner that never started.
+#[tokio::test]
+async fn a_member_of_another_cluster_without_a_leader_is_refused_too() {
+    let mut cluster = Cluster::new(fast_config(LeaderIdMode::Standard));
+    let (theirs, ours) = (ClusterId::new(0x07e).unwrap(), ClusterId::new(0x0a5).unwrap());
+    for n in [1, 2] {
+        cluster.start(n).await;
+    }
+    cluster.raft(2).initialize_in_cluster(nodes(&[2, 9]), theirs).await.unwrap();
+
+    let one = cluster.raft(1).clone();
+    for given in [Some(ours), None] {
+        let init = async {
+            match given {
+                Some(id) => one.initialize_in_cluster(nodes(&[1, 2, 3]), id).await,
+                None => one.initialize(nodes(&[1, 2, 3])).await,
+            }
+        };
+        match tokio::time::timeout(WAIT, init).await.expect("answered") {
+            Err(InitializeError::MemberOfOtherCluster { member, cluster_id }) => {
+                assert_eq!((member, cluster_id), (NodeId(2), theirs));
+            }
+            other => panic!("initialized beside a member of another cluster: {other:?}"),
+        }
+        let m = one.metrics().borrow().clone();
+        assert!(m.membership.is_none() && m.cluster_id.is_none(), "nothing changed: {m:?}");
+    }
+}
+
+/// A member whose transport refuses this node for belonging to another
+/// cluster (the node has a cluster id already, from its config) never gets
+/// the probe: the refusal is its answer, and initializing is refused at
+/// once instead of going ahead at the deadline.
+#[tokio::test]
+async fn a_member_whose_transport_refuses_this_cluster_is_an_answer() {
+    let mut cluster = Cluster::new(fast_config(LeaderIdMode::Standard));
+    let (theirs, ours) = (ClusterId::new(0x07e).unwrap(), ClusterId::new(0x0a5).unwrap());
+    let one = cluster.start(1).await;
+    // node 2 is not on this network: only its transport's refusal comes back
+    let init = tokio::spawn({
+        let one = one.clone();
+        async move { one.initialize_in_cluster(nodes(&[1, 2]), ours).await }
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    one.report_refused(NodeId(2), PeerRefusal::OtherCluster { theirs, ours: Some(ours) });
+    match tokio::time::timeout(WAIT, init).await.expect("answered").unwrap() {
+        Err(InitializeError::MemberOfOtherCluster { member, cluster_id }) => {
+            assert_eq!((member, cluster_id), (NodeId(2), theirs));
+        }
+        other => panic!("initialized beside a member that refuses this cluster: {other:?}"),
+    }
+    assert!(one.metrics().borrow().membership.is_none(), "nothing changed");
+}

@@ -67,12 +67,14 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
                 tracing::info!(id = %ctx.id, voters = ?wanted, log_index = %log_id.index, "initialized the cluster")
             }
             Err(error) => {
-                use ferraft::InitializeError::{ClusterFormed, JoinedCluster, NotAllowed};
+                use ferraft::InitializeError::{ClusterFormed, JoinedCluster, MemberOfOtherCluster, NotAllowed};
                 // the cluster formed without this node (its log was lost, or
-                // `init` ran on every member): it joins once the leader
-                // reaches it, and an `init` naming that cluster's voters is a
-                // repeat, as on a member that holds the log
-                if matches!(error, ClusterFormed { .. } | JoinedCluster { .. }) {
+                // `init` ran on every member, or on another one first): it
+                // joins once the leader reaches it, and an `init` naming that
+                // cluster's voters is a repeat, as on a member that holds the log
+                let may_join =
+                    matches!(error, ClusterFormed { .. } | JoinedCluster { .. } | MemberOfOtherCluster { .. });
+                if may_join {
                     let _ = ctx.raft.wait(JOIN_WAIT).metrics(|m| m.membership.is_some(), "the leader reaches it").await;
                 }
                 let current = ctx.raft.metrics().borrow().membership.clone();
@@ -88,7 +90,7 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
                         });
                     }
                 }
-                let repeat = matches!(error, NotAllowed | ClusterFormed { .. } | JoinedCluster { .. });
+                let repeat = may_join || matches!(error, NotAllowed);
                 if !repeat || voters.as_ref() != Some(&wanted) {
                     let error = ApiError::from(error);
                     return Err(match voters {

@@ -254,6 +254,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         self.engine.on_peer_unreachable(peer);
         self.refused.insert(peer, refusal);
         self.books.answer_probes(peer, None, Err(refusal));
+        self.initialize_probe_refused(peer, refusal);
     }
 
     /// Asks a peer who it is: its incarnation (0 when not known: no answer

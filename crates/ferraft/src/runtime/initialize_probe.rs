@@ -25,6 +25,7 @@ use crate::error::InitializeError;
 use crate::log_id::LogId;
 use crate::membership::Membership;
 use crate::node::{Node, NodeId};
+use crate::peer_refusal::PeerRefusal;
 use crate::state_machine::StateMachine;
 
 /// The answer to an `initialize`.
@@ -127,6 +128,17 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         }
     }
 
+    /// A member's transport refused this node: it belongs to another
+    /// cluster, which is its answer (the probe never reaches it).
+    pub(crate) fn initialize_probe_refused(&mut self, from: NodeId, refusal: PeerRefusal) {
+        let PeerRefusal::OtherCluster { theirs, .. } = refusal else { return };
+        let Some(pending) = self.pending_initialize.as_mut() else { return };
+        if pending.asked.remove(&from).is_some() {
+            pending.answers.insert(from, MemberAnswer { cluster_id: Some(theirs), incarnation: 0, leader: None });
+            self.initialize_if_answered();
+        }
+    }
+
     /// Asks again those that did not answer when that is due, and decides
     /// at the deadline (members that never answered are recorded later, by
     /// the first leader that hears from them).
@@ -159,15 +171,18 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
         answers: &BTreeMap<NodeId, MemberAnswer>,
     ) -> InitializeResult {
         let cluster_id = self.engine.cluster_for_initialize(given, fresh)?;
-        let ours = |answer: &MemberAnswer| answer.cluster_id.is_none_or(|theirs| theirs == cluster_id);
         // a member with a leader of another cluster (`init` ran elsewhere
         // first, without an id) would never join this one either
         let formed = answers.iter().find_map(|(id, a)| Some((*id, a.cluster_id.unwrap_or(cluster_id), a.leader?)));
         if let Some((member, cluster_id, leader)) = formed {
             return Err(InitializeError::ClusterFormed { member, cluster_id, leader });
         }
-        // a member of another cluster says nothing about its self here
-        let incarnations = answers.iter().filter(|(_, a)| ours(a)).map(|(id, a)| (*id, a.incarnation));
+        // nor would one of another cluster that had no leader yet
+        let other = answers.iter().find_map(|(id, a)| Some((*id, a.cluster_id.filter(|c| *c != cluster_id)?)));
+        if let Some((member, cluster_id)) = other {
+            return Err(InitializeError::MemberOfOtherCluster { member, cluster_id });
+        }
+        let incarnations = answers.iter().map(|(id, a)| (*id, a.incarnation));
         let membership = membership.with_incarnations(incarnations.collect());
         self.engine.initialize_in_cluster(membership, given, fresh)
     }
