@@ -4,7 +4,7 @@
 //! frame into a buffer of their own (13% of its thread in a catch-up's
 //! transfer, by `perf`), only to write them to the partial snapshot and drop
 //! them. A transport that holds a received frame as [`Bytes`] decodes it
-//! inside [`decode_sharing`]; a field deserialized by [`deserialize`] then
+//! inside [`decode_sharing`]; a field deserialized by its `deserialize` then
 //! takes its bytes as a reference-counted slice of that frame when the
 //! format lends them from it (postcard does), and copies them otherwise.
 //! Serde offers no way to hand the frame to one field, hence the

@@ -67,13 +67,19 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
                 tracing::info!(id = %ctx.id, voters = ?wanted, log_index = %log_id.index, "initialized the cluster")
             }
             Err(error) => {
-                use ferraft::InitializeError::{ClusterFormed, JoinedCluster, MemberOfOtherCluster, NotAllowed};
+                use ferraft::InitializeError::{
+                    ClusterFormed, InProgress, JoinedCluster, MemberOfOtherCluster, NotAllowed,
+                };
                 // the cluster formed without this node (its log was lost, or
                 // `init` ran on every member, or on another one first): it
                 // joins once the leader reaches it, and an `init` naming that
-                // cluster's voters is a repeat, as on a member that holds the log
-                let may_join =
-                    matches!(error, ClusterFormed { .. } | JoinedCluster { .. } | MemberOfOtherCluster { .. });
+                // cluster's voters is a repeat, as on a member that holds the
+                // log. So is a retry while the first `init` still asks the
+                // members, once that one wrote the same voters.
+                let may_join = matches!(
+                    error,
+                    ClusterFormed { .. } | JoinedCluster { .. } | MemberOfOtherCluster { .. } | InProgress
+                );
                 if may_join {
                     let _ = ctx.raft.wait(JOIN_WAIT).metrics(|m| m.membership.is_some(), "the leader reaches it").await;
                 }

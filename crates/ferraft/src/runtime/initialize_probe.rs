@@ -64,7 +64,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
     /// Makes a fresh node a first member with voters `members`: in cluster
     /// `given`, else the one it has (`Config::cluster_id`), else `fresh`.
     /// Asks the other members first (see the module doc); answered once
-    /// the initial entry is written, or with why not.
+    /// the initial entry is handed to the store (durable later, before the
+    /// node campaigns), or with why not.
     pub fn initialize(
         &mut self,
         members: BTreeMap<NodeId, N>,

@@ -183,7 +183,14 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// records their incarnations; it waits up to two election timeouts for
     /// members that do not answer. Fails with `ClusterFormed`, changing
     /// nothing, when one of them already follows a leader: the cluster
-    /// formed without this node, and that leader brings it the log.
+    /// formed without this node, and that leader brings it the log; with
+    /// `MemberOfOtherCluster` when one belongs to another cluster.
+    ///
+    /// `Ok` says the initial entry (its log id) was handed to the store, not
+    /// that it is durable or that the cluster formed: the node campaigns only
+    /// once the entry is durable, and a crash before that leaves the node
+    /// fresh, to be initialized again. Wait for a leader
+    /// ([`Raft::wait`]`.for_leader()`) to know the cluster formed.
     pub async fn initialize(
         &self,
         members: impl Into<std::collections::BTreeMap<NodeId, N>>,
