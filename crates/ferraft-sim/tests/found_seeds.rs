@@ -97,3 +97,14 @@ fn seed_22167_of_the_wal_membership_stress_runs_a_node_holding_its_own_demotion_
 fn seed_1136_of_the_wal_lease_stress_runs_a_finished_interrupted_install_loses_no_entry() {
     passes_with(SimOptions { wal: true, lease_stress: true, ..SimOptions::new(1_136) });
 }
+
+/// Leader 3 proposed the joint config [{1},{1,4}], which leaves it out, and
+/// led on to commit its exit; snapshots on every node then purged entry 194,
+/// the last membership that named node 3, so neither node 3 (in its
+/// heartbeats) nor its followers knew its address, and no acknowledgement
+/// reached it: nothing committed for 20 s (liveness). The log now keeps the
+/// descriptors of nodes only purged memberships named.
+#[test]
+fn seed_600386_of_the_wal_runs_a_leader_left_out_of_its_config_keeps_its_address() {
+    passes_with(SimOptions { wal: true, ..SimOptions::new(600_386) });
+}

@@ -1,12 +1,12 @@
 //! The engine's view of the log: entries after the last purge, and the
 //! membership entries among them.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use crate::entry::{AppData, Entry};
 use crate::log_id::{index_of, LogId};
 use crate::membership::StoredMembership;
-use crate::node::{LogIndex, Node};
+use crate::node::{LogIndex, Node, NodeId};
 
 /// The log after the purge point, kept in memory (the store holds it durably).
 ///
@@ -23,6 +23,12 @@ pub struct RaftLog<C, N> {
     bytes: super::entry_bytes::EntryBytes,
     /// Log ids of entries purged from memory that the store may still hold.
     evicted: super::evicted_ids::EvictedIds,
+    /// The latest descriptor of each node named only by memberships purged
+    /// from here: a leader that a joint config left out leads on until the
+    /// config's exit commits, and once a snapshot purged the membership that
+    /// named it, it still sends its address, and its followers still find
+    /// it, so their acknowledgements reach it.
+    forgotten_nodes: BTreeMap<NodeId, N>,
 }
 
 impl<C: AppData, N: Node> RaftLog<C, N> {
@@ -34,6 +40,7 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             memberships: base_membership.into_iter().collect(),
             bytes: Default::default(),
             evicted: Default::default(),
+            forgotten_nodes: BTreeMap::new(),
         }
     }
 
@@ -152,7 +159,17 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         self.purged = Some(upto);
         let base = self.memberships.iter().rposition(|m| m.log_id.map_or(LogIndex(0), |l| l.index) <= upto.index);
         if let Some(base) = base {
-            self.memberships.drain(..base);
+            let dropped: Vec<_> = self.memberships.drain(..base).collect();
+            self.forget(dropped);
+        }
+    }
+
+    /// Keeps the node descriptors of memberships leaving the log.
+    fn forget(&mut self, dropped: impl IntoIterator<Item = StoredMembership<N>>) {
+        for stored in dropped {
+            for (id, node) in stored.membership.nodes() {
+                self.forgotten_nodes.insert(*id, node.clone());
+            }
         }
     }
 
@@ -166,10 +183,14 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             self.evicted.clear();
             self.bytes.clear();
             self.purged = Some(last);
-            self.memberships.clear();
+            let dropped = std::mem::take(&mut self.memberships);
+            self.forget(dropped);
         }
         if self.memberships.first().and_then(|m| m.log_id) <= membership.log_id {
-            self.memberships.retain(|m| m.log_id > membership.log_id);
+            let (dropped, kept): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut self.memberships).into_iter().partition(|m| m.log_id <= membership.log_id);
+            self.memberships = kept;
+            self.forget(dropped);
             self.memberships.insert(0, membership);
         }
     }
@@ -189,9 +210,10 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         self.memberships.iter().filter(move |m| m.log_id.map_or(LogIndex(0), |l| l.index) > index)
     }
 
-    /// The descriptor of `id` in the latest membership this log knows that names it.
-    pub fn latest_node(&self, id: crate::node::NodeId) -> Option<&N> {
-        self.memberships.iter().rev().find_map(|m| m.membership.node(id))
+    /// The descriptor of `id` in the latest membership this log knows that
+    /// names it, else in the latest purged one that did.
+    pub fn latest_node(&self, id: NodeId) -> Option<&N> {
+        self.memberships.iter().rev().find_map(|m| m.membership.node(id)).or_else(|| self.forgotten_nodes.get(&id))
     }
 
     /// Whether some membership this log still knows names `id` as a member.
@@ -225,6 +247,15 @@ mod tests {
         Entry { log_id: id(term, index), payload: EntryPayload::Membership(Membership::new_uniform(nodes).unwrap()) }
     }
 
+    impl Entry<u64, BasicNode> {
+        fn payload_membership(self) -> Membership<BasicNode> {
+            match self.payload {
+                EntryPayload::Membership(m) => m,
+                _ => unreachable!("a membership entry"),
+            }
+        }
+    }
+
     fn blank(term: u64, index: u64) -> Entry<u64, BasicNode> {
         Entry { log_id: id(term, index), payload: EntryPayload::Blank }
     }
@@ -253,6 +284,27 @@ mod tests {
         assert_eq!(log.get(LogIndex(2)), None);
         assert_eq!(log.effective_membership().unwrap().log_id, Some(id(1, 1)));
         assert_eq!(log.slice(LogIndex(3), 10).len(), 1);
+    }
+
+    /// Seed 600386 (WAL=1): leader 3 proposed [{1},{1,4}] at 204, leaving
+    /// itself out until the exit committed; snapshots at 206 and 211 purged
+    /// entry 194, the last that named it, and neither it nor its followers
+    /// knew its address: no acknowledgement reached it for 20 s.
+    #[test]
+    fn a_node_named_only_by_purged_memberships_keeps_its_address() {
+        let mut log = Log::new(None, None);
+        log.push(membership_entry(1, 1, &[3, 1]));
+        log.push(membership_entry(1, 2, &[1, 4]));
+        log.push(blank(1, 3));
+        log.purge(id(1, 3));
+        assert!(!log.ever_names(NodeId(3)));
+        assert_eq!(log.latest_node(NodeId(3)), Some(&BasicNode::new("n3")), "after a purge");
+        let m =
+            StoredMembership { log_id: Some(id(2, 6)), membership: membership_entry(2, 6, &[1]).payload_membership() };
+        log.install_snapshot(id(2, 9), m);
+        assert_eq!(log.latest_node(NodeId(3)), Some(&BasicNode::new("n3")), "after a snapshot replaced the log");
+        assert_eq!(log.latest_node(NodeId(4)), Some(&BasicNode::new("n4")));
+        assert_eq!(log.latest_node(NodeId(5)), None);
     }
 
     #[test]
