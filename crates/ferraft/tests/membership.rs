@@ -259,3 +259,47 @@ async fn commit_before_readiness_is_refused_and_abort_returns_to_the_old_config(
     assert_eq!(m.membership.configs(), &[set(&[1, 2, 3])]);
     assert_eq!(m.membership.learner_set(), set(&[4, 5]));
 }
+
+/// Node 3 is removed, the memberships naming it purged (the log keeps its
+/// old address as a forgotten node), and a fresh node 3 is added at a new
+/// address while node 2 is cut off, then leads. Node 2, back, learns the
+/// leader's address from its heartbeats; its memberships do not name 3, so
+/// its answers must go there, not to the address of the removed node 3.
+#[tokio::test]
+async fn a_follower_answers_a_leader_whose_id_an_old_member_had_at_its_new_address() {
+    use ferraft::mem::MemLogStore;
+    use ferraft::{Config, Raft};
+    let config = Config { purge_keep_entries: 0, ..fast_config(LeaderIdMode::Standard) };
+    let mut cluster = Cluster::start_initialized(config.clone(), &[1, 2, 3, 4]).await;
+    let leader = cluster.leader_among(&[1, 2, 3, 4]).await;
+    if leader != NodeId(1) {
+        cluster.raft(leader).transfer_leader(Some(NodeId(1))).await.expect("transfer to 1");
+    }
+    cluster.raft(1).change_membership(ChangeMembers::RemoveVoters(set(&[3])), false).await.expect("remove 3");
+    cluster.crash(3).await;
+    for n in 0..5 {
+        cluster.raft(1).client_write(n).await.unwrap();
+    }
+    let last = cluster.read_index(1).await;
+    cluster.wait_applied(&[1, 2, 4], last).await;
+    for id in [1, 2, 4] {
+        cluster.raft(id).trigger_snapshot().await.unwrap().expect("a snapshot");
+    }
+
+    // a fresh node 3 at another address
+    let new_addr = "node-3-again";
+    let fresh =
+        Raft::new(NodeId(3), config, cluster.router.network(), Box::new(MemLogStore::new()), Sm::new()).await.unwrap();
+    cluster.router.register(new_addr, fresh.clone());
+    cluster.router.isolate(NodeId(2));
+    cluster.raft(1).add_learner(3, BasicNode::new(new_addr), true).await.expect("add the new 3");
+    cluster.raft(1).change_membership(ChangeMembers::AddVoterIds(set(&[3])), false).await.expect("promote 3");
+    cluster.raft(1).transfer_leader(Some(NodeId(3))).await.expect("3 leads");
+    cluster.router.restore(NodeId(2));
+
+    fresh.client_write(100).await.expect("a write on the new leader");
+    let target = fresh.metrics().borrow().last_log_index;
+    let caught_up = cluster.raft(2).wait(Duration::from_secs(5)).applied_at_least(target).await;
+    assert!(caught_up.is_ok(), "node 2 never caught up with leader 3: its answers went to 3's old address");
+    fresh.shutdown().await.unwrap();
+}

@@ -213,7 +213,20 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
     /// The descriptor of `id` in the latest membership this log knows that
     /// names it, else in the latest purged one that did.
     pub fn latest_node(&self, id: NodeId) -> Option<&N> {
-        self.memberships.iter().rev().find_map(|m| m.membership.node(id)).or_else(|| self.forgotten_nodes.get(&id))
+        self.known_node(id).or_else(|| self.forgotten_node(id))
+    }
+
+    /// The descriptor of `id` in the latest membership this log still holds
+    /// that names it.
+    pub fn known_node(&self, id: NodeId) -> Option<&N> {
+        self.memberships.iter().rev().find_map(|m| m.membership.node(id))
+    }
+
+    /// The descriptor of `id` in the latest purged membership that named it:
+    /// possibly outdated (the id may since name a node at another address
+    /// that this log's memberships do not name yet).
+    pub fn forgotten_node(&self, id: NodeId) -> Option<&N> {
+        self.forgotten_nodes.get(&id)
     }
 
     /// Whether some membership this log still knows names `id` as a member.

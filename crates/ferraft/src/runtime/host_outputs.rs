@@ -120,20 +120,25 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             && self.forwards.waiting() + self.books.reads_waiting() <= 1
     }
 
-    /// Sends to the peer's address: in the membership, else in the directory.
-    /// A probe and its answer go to the address the operator or the asker
-    /// gave (in the directory): the node asked about may be one an old
-    /// membership names at another address, and the asker may be of another
-    /// cluster, whose ids name other machines here.
+    /// Sends to the peer's address: in the membership, else in the directory,
+    /// else in a purged membership. A probe and its answer go to the address
+    /// the operator or the asker gave (in the directory): the node asked
+    /// about may be one an old membership names at another address, and the
+    /// asker may be of another cluster, whose ids name other machines here.
+    /// A purged membership's address comes after the directory's: the id may
+    /// since name a node at another address, added by memberships this log
+    /// does not hold yet, whose own messages told its address.
     pub(crate) fn send(&self, message: Message<C<SM>, N>) {
         let to = message.envelope.to;
-        let in_log = || self.engine.log().latest_node(to);
+        let log = self.engine.log();
+        let in_log = || log.known_node(to);
         // a node just removed is still told of its removal: its address is in
         // the memberships before the one in force
         let node = match message.body {
             MessageBody::Probe(_) | MessageBody::ProbeReply(_) => self.directory.get(&to).or_else(in_log),
             _ => in_log().or_else(|| self.directory.get(&to)),
-        };
+        }
+        .or_else(|| log.forgotten_node(to));
         match node {
             Some(node) => self.network.send(node, message),
             None => tracing::debug!(node = %self.engine.id(), %to, "no address for peer; message dropped"),
