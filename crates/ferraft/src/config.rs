@@ -151,9 +151,10 @@ pub struct Config {
     /// [`LogStore::append_inline`](crate::LogStore::append_inline)), so its
     /// acknowledgement leaves without two thread wake-ups. Never on a leader:
     /// its appends must reach the followers before it waits for its own sync.
-    /// Only on a current-thread runtime (as `ferraft serve` runs each node):
-    /// on a multi-thread one the sync would block a worker that other tasks
-    /// wait on, so there appends are always handed off.
+    /// Only on a current-thread runtime (as `ferraft serve --workers 1` runs
+    /// a node; by default it runs several workers): on a multi-thread one the
+    /// sync would block a worker that other tasks wait on, so there appends
+    /// are always handed off.
     pub follower_sync_inline: bool,
     /// Test-only: break one protocol rule (see `BrokenRule`).
     #[cfg(feature = "testing")]
