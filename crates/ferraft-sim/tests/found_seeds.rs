@@ -108,3 +108,13 @@ fn seed_1136_of_the_wal_lease_stress_runs_a_finished_interrupted_install_loses_n
 fn seed_600386_of_the_wal_runs_a_leader_left_out_of_its_config_keeps_its_address() {
     passes_with(SimOptions { wal: true, ..SimOptions::new(600_386) });
 }
+
+/// A checker fix: leader 4 of term 2, cut off, was deposed by leader 1's
+/// term-3 append, which also carried leader 1's commit point; the checker
+/// took the commit the node learned as a follower in that call for one it
+/// made as leader, and judged it by the joint config in its own log (leader
+/// 1 had since reverted that config and committed under the old one).
+#[test]
+fn seed_800210_of_the_wal_forward_heavy_wiped_runs_a_deposed_leader_commits_as_a_follower() {
+    passes_with(SimOptions { wal: true, forward_heavy: true, wipe_disks: true, ..SimOptions::new(800_210) });
+}

@@ -28,7 +28,7 @@ impl Simulation {
         self.maybe_cut_power_in_call(i);
         let host = self.nodes[i].host.as_mut()?;
         let before = host.engine().membership().and_then(|m| m.log_id);
-        let led_before = host.engine().is_leader();
+        let led_before = host.engine().is_leader().then(|| host.engine().vote().term());
         let result = f(host);
         self.observe(i, before, led_before);
         // sometimes other events wait for the node (its appends are then
@@ -52,9 +52,10 @@ impl Simulation {
     }
 
     /// Runs every checker on node `i`'s state after a call.
-    /// `led_before`: the node led when the call began (it may have committed
-    /// as leader and stepped down within the call).
-    fn observe(&mut self, i: usize, membership_before: Option<LogId>, led_before: bool) {
+    /// `led_before`: the term the node led in when the call began (it may
+    /// have committed as leader and stepped down within the call, in that
+    /// term; deposed by a later term, it committed as that term's follower).
+    fn observe(&mut self, i: usize, membership_before: Option<LogId>, led_before: Option<ferraft::Term>) {
         let node = &mut self.nodes[i];
         let Some(engine) = node.host.as_ref().map(|h| h.engine()) else { return };
         let id = node.id;
@@ -86,7 +87,7 @@ impl Simulation {
         let committed = engine.committed();
         // a commit no node made before, by a node that did not lead: only the
         // commit on the leader's flush notice does that; check it against the disks
-        let leads = engine.is_leader() || led_before;
+        let leads = engine.is_leader() || led_before == Some(engine.vote().term());
         let first_off_leader = !leads && index_of(committed) > checkers.committed.last_index();
         if result.is_ok() && index_of(committed) > node.seen_committed {
             let term = engine.vote().term();
