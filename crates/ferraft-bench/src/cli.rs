@@ -121,11 +121,6 @@ pub struct DurableArgs {
     /// `serve --background-job-nice`); 0: at their priority.
     #[arg(long, default_value_t = 10)]
     pub background_job_nice: u8,
-    /// Followers always hand their syncs to the WAL thread (see
-    /// `serve --follower-sync-inline`). No effect here: these nodes share a
-    /// multi-thread runtime, where they always hand off.
-    #[arg(long)]
-    pub no_follower_sync_inline: bool,
     /// Tokio worker threads (default: one per CPU).
     #[arg(long)]
     pub workers: Option<usize>,

@@ -148,7 +148,6 @@ impl Cluster {
             let config = ferraft::Config {
                 snapshot_logs_since_last: args.snapshot_every,
                 background_job_nice: args.background_job_nice,
-                follower_sync_inline: !args.no_follower_sync_inline,
                 ..raft_config()
             };
             let raft = KvRaft::new(id, config, network.clone(), Box::new(wal), KvStateMachine::new(KvStore::default()))
@@ -320,7 +319,6 @@ mod tests {
             no_preallocate: false,
             snapshot_every: 0,
             background_job_nice: 10,
-            no_follower_sync_inline: false,
             workers: Some(2),
             vs_dongting: false,
             dongting_dir: None,
