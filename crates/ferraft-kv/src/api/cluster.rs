@@ -85,20 +85,18 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
                 }
                 let current = ctx.raft.metrics().borrow().membership.clone();
                 let voters = current.as_ref().map(|s| s.membership.voter_set());
-                // a repeat is of an init in the cluster it names: the node
-                // may have joined another one meanwhile
-                if let (Some(ours), Some(given)) = (ctx.raft.cluster_id(), cluster_id) {
-                    if ours != given {
-                        let error = ApiError::from(ferraft::InitializeError::OtherCluster { ours, given });
-                        return Err(match voters {
-                            Some(voters) => error.with("voters", json!(voters)),
-                            None => error,
-                        });
+                let refusal = match (ctx.raft.cluster_id(), cluster_id) {
+                    // a repeat is of an init in the cluster it names: the node
+                    // may have joined another one meanwhile
+                    (Some(ours), Some(given)) if ours != given => {
+                        Some(ApiError::from(ferraft::InitializeError::OtherCluster { ours, given }))
                     }
-                }
-                let repeat = may_join || matches!(error, NotAllowed);
-                if !repeat || voters.as_ref() != Some(&wanted) {
-                    let error = ApiError::from(error);
+                    _ => {
+                        let repeat = may_join || matches!(error, NotAllowed);
+                        (!repeat || voters.as_ref() != Some(&wanted)).then(|| ApiError::from(error))
+                    }
+                };
+                if let Some(error) = refusal {
                     return Err(match voters {
                         Some(voters) => error.with("voters", json!(voters)),
                         None => error,
