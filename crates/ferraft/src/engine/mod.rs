@@ -636,9 +636,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
+    /// Moves the clock to `now_ms` without running the timers: events that
+    /// arrived before `now_ms` are handled at that time, then
+    /// [`on_tick`](Self::on_tick) runs what is due. A node that stalled
+    /// then hears what waited for it (a heartbeat) before its timers judge
+    /// the silence.
+    pub fn advance_clock(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+    }
+
     /// Advances time: elections, heartbeats, check-quorum, retries.
     pub fn on_tick(&mut self, now_ms: u64) {
-        self.now_ms = self.now_ms.max(now_ms);
+        self.advance_clock(now_ms);
         self.settle_membership_requests();
         self.settle_promotions();
         self.expire_forwarded();

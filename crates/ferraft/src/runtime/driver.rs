@@ -113,8 +113,7 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             let _ = failures.send(Event::StoreFailed(error));
         });
         let parts = HostParts { network, store, state_machine, spawner, notifier };
-        let seed = id.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ std::process::id() as u64;
-        let host = NodeHost::new(id, config, parts, seed, 0)?;
+        let host = NodeHost::new(id, config, parts, start_seed(), 0)?;
         let engine = host.engine();
         let (metrics, metrics_rx) = watch::channel(RaftMetrics {
             id,
@@ -170,21 +169,26 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
                 event = self.rx.recv() => event,
                 _ = &mut sleep => None,
             };
+            // what arrived by now is handled before the timers run, also
+            // when the timer woke the loop: a node that stalled reads the
+            // heartbeats that waited for it before its election timer
+            // judges the silence, and a pending initialize hears the
+            // answers that came by its deadline
             let now = self.now_ms();
-            self.host.tick(now);
-            if let Some(event) = event {
-                self.handle(event);
-                let mut handled = 1;
-                while handled < MAX_EVENTS_PER_BATCH {
-                    match self.rx.try_recv() {
-                        Ok(event) => self.handle(event),
-                        Err(_) => break,
-                    }
-                    handled += 1;
-                }
-            } else if self.rx.is_closed() {
+            self.host.advance_clock(now);
+            let mut next = event.or_else(|| self.rx.try_recv().ok());
+            if next.is_none() && self.rx.is_closed() {
                 break;
             }
+            let mut handled = 0;
+            while let Some(event) = next.take() {
+                self.handle(event);
+                handled += 1;
+                if handled < MAX_EVENTS_PER_BATCH {
+                    next = self.rx.try_recv().ok();
+                }
+            }
+            self.host.tick(now);
             self.host.flush_write_batch();
             self.host.set_nothing_else_waiting(self.rx.is_empty());
             self.host.execute_outputs();
@@ -413,5 +417,23 @@ fn replication_metrics(
         stall: report.stall,
         entries_from_store: report.entries_from_store,
         snapshots_started: report.snapshots_started,
+    }
+}
+
+/// Fresh randomness for each start of a node (election timeouts, the
+/// starts of the numbers it puts on requests). Not derived from the node
+/// id and process id: a node restarted in a container runs under the same
+/// process id, and its numbers would repeat those of its earlier life.
+fn start_seed() -> u64 {
+    rand::random()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_starts_in_one_process_draw_different_seeds() {
+        assert_ne!(start_seed(), start_seed());
     }
 }

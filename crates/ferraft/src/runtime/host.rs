@@ -125,7 +125,7 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             applied,
             snapshot,
             receiver: SnapshotReceiver::default(),
-            books: ReplyBooks::default(),
+            books: ReplyBooks::numbered_from_seed(seed),
             forwards: Default::default(),
             outputs: Vec::new(),
             directory: HashMap::new(),
@@ -175,9 +175,17 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
 
     /// Moves the clock to `now_ms` and lets the engine's timers fire.
     pub fn tick(&mut self, now_ms: u64) {
-        self.now_ms = now_ms;
+        self.advance_clock(now_ms);
         self.engine.on_tick(now_ms);
         self.initialize_if_due();
+    }
+
+    /// Moves the clock to `now_ms` without running the timers (see
+    /// [`Engine::advance_clock`]): the driver handles the events that
+    /// arrived by then first, then ticks.
+    pub fn advance_clock(&mut self, now_ms: u64) {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.engine.advance_clock(now_ms);
     }
 
     /// When [`tick`](Self::tick) is due next: the engine's timers, or a

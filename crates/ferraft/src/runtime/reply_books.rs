@@ -3,6 +3,9 @@
 
 use std::collections::{HashMap, VecDeque};
 
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
 use super::event::WriteResponse;
 use super::reply::{Answer, ReplyKind};
 use crate::engine::RaftLog;
@@ -30,6 +33,9 @@ type ProbeReply<R> = <R as ReplyKind>::Reply<Result<u64, PeerRefusal>>;
 
 /// The callers a node has not answered yet.
 pub(crate) struct ReplyBooks<SM: StateMachine, N: Node, R: ReplyKind> {
+    /// Counts up from a random start drawn at each start of the node: probe
+    /// numbers go on the wire, and a late answer to a probe of an earlier
+    /// life must not match one of this life.
     next_request_id: u64,
     /// Proposed writes, in log order, each with the log id it was given.
     pub(crate) writes: VecDeque<(LogId, WriteReply<SM, N, R>)>,
@@ -58,10 +64,13 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
     }
 }
 
-impl<SM: StateMachine, N: Node, R: ReplyKind> Default for ReplyBooks<SM, N, R> {
-    fn default() -> Self {
+impl<SM: StateMachine, N: Node, R: ReplyKind> ReplyBooks<SM, N, R> {
+    /// Books whose request ids count up from a start drawn from `seed`.
+    pub(crate) fn numbered_from_seed(seed: u64) -> Self {
+        // a stream of its own: the engine's draws from the seed stay as they were
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x5851_f42d_4c95_7f2d);
         Self {
-            next_request_id: 0,
+            next_request_id: u64::from(rng.gen::<u32>()) << 24,
             writes: VecDeque::new(),
             write_batch: Vec::new(),
             reads: HashMap::new(),

@@ -17,6 +17,14 @@ pub trait StoreHooks: Send + 'static {
     fn read_state(&mut self, store: &mut Mem) -> Result<LogState<u64, BasicNode>, StorageError> {
         store.read_state()
     }
+    fn append(
+        &mut self,
+        store: &mut Mem,
+        entries: &[Entry<u64, BasicNode>],
+        notifier: &FlushNotifier,
+    ) -> Result<AppendDurability, StorageError> {
+        store.append(entries, notifier)
+    }
     fn append_inline(
         &mut self,
         store: &mut Mem,
@@ -51,7 +59,7 @@ impl<H: StoreHooks> LogStore<u64, BasicNode> for Hooked<H> {
         entries: &[Entry<u64, BasicNode>],
         notifier: &FlushNotifier,
     ) -> Result<AppendDurability, StorageError> {
-        self.store.append(entries, notifier)
+        self.hooks.append(&mut self.store, entries, notifier)
     }
     fn append_inline(
         &mut self,
