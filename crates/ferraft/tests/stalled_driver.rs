@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferraft::mem::{MemRouter, RecordingStateMachine};
-use ferraft::{AppendDurability, BasicNode, Config, Entry, FlushNotifier, LeaderIdMode, LogStore, NodeId, Raft};
+use ferraft::{Config, LeaderIdMode, NodeId, Raft};
 use support::hooked_store::{Hooked, Mem, StoreHooks};
 use support::{addr, fast_config, nodes, Node, WAIT};
 
@@ -21,33 +21,11 @@ const STALL: Duration = Duration::from_millis(900);
 /// Holds the node's thread in its next append once `armed`.
 struct StallNextAppend(Arc<AtomicBool>);
 
-impl StallNextAppend {
-    fn stall_if_armed(&self) {
+impl StoreHooks for StallNextAppend {
+    fn before_append(&mut self) {
         if self.0.swap(false, Ordering::SeqCst) {
             std::thread::sleep(STALL);
         }
-    }
-}
-
-impl StoreHooks for StallNextAppend {
-    fn append(
-        &mut self,
-        store: &mut Mem,
-        entries: &[Entry<u64, BasicNode>],
-        notifier: &FlushNotifier,
-    ) -> Result<AppendDurability, ferraft::StorageError> {
-        self.stall_if_armed();
-        store.append(entries, notifier)
-    }
-
-    fn append_inline(
-        &mut self,
-        store: &mut Mem,
-        entries: &[Entry<u64, BasicNode>],
-        notifier: &FlushNotifier,
-    ) -> Result<AppendDurability, ferraft::StorageError> {
-        self.stall_if_armed();
-        store.append_inline(entries, notifier)
     }
 }
 

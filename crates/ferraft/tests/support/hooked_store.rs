@@ -17,14 +17,8 @@ pub trait StoreHooks: Send + 'static {
     fn read_state(&mut self, store: &mut Mem) -> Result<LogState<u64, BasicNode>, StorageError> {
         store.read_state()
     }
-    fn append(
-        &mut self,
-        store: &mut Mem,
-        entries: &[Entry<u64, BasicNode>],
-        notifier: &FlushNotifier,
-    ) -> Result<AppendDurability, StorageError> {
-        store.append(entries, notifier)
-    }
+    /// Runs before every append, handed off or inline.
+    fn before_append(&mut self) {}
     fn append_inline(
         &mut self,
         store: &mut Mem,
@@ -59,13 +53,15 @@ impl<H: StoreHooks> LogStore<u64, BasicNode> for Hooked<H> {
         entries: &[Entry<u64, BasicNode>],
         notifier: &FlushNotifier,
     ) -> Result<AppendDurability, StorageError> {
-        self.hooks.append(&mut self.store, entries, notifier)
+        self.hooks.before_append();
+        self.store.append(entries, notifier)
     }
     fn append_inline(
         &mut self,
         entries: &[Entry<u64, BasicNode>],
         notifier: &FlushNotifier,
     ) -> Result<AppendDurability, StorageError> {
+        self.hooks.before_append();
         self.hooks.append_inline(&mut self.store, entries, notifier)
     }
     fn truncate(&mut self, since: LogIndex) -> Result<(), StorageError> {
