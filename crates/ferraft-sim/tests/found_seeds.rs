@@ -118,3 +118,15 @@ fn seed_600386_of_the_wal_runs_a_leader_left_out_of_its_config_keeps_its_address
 fn seed_800210_of_the_wal_forward_heavy_wiped_runs_a_deposed_leader_commits_as_a_follower() {
     passes_with(SimOptions { wal: true, forward_heavy: true, wipe_disks: true, ..SimOptions::new(800_210) });
 }
+
+/// Voter 3 knew the leader's commit past entries it had not synced, and a
+/// snapshot chunk ending at one of them came: it answered "held" at once,
+/// crashed, and came back without them. The leader, told they were held,
+/// saw the log go backwards and stopped replicating to it, and the joint
+/// config [{1,2,3,4},{1,3}] that needed it never committed (liveness). A
+/// follower now says a snapshot is held only once the entries it covers
+/// are durable here.
+#[test]
+fn seed_1304899_of_the_forward_heavy_runs_a_snapshot_is_held_only_once_durable() {
+    passes_with(SimOptions { forward_heavy: true, ..SimOptions::new(1_304_899) });
+}

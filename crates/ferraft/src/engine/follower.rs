@@ -152,7 +152,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         if chunk.meta.last_log_id <= self.committed {
             // nothing to gain: we already have everything it covers
-            self.reply_snapshot(from, chunk.meta.last_log_id, u64::MAX, chunk.seq);
+            self.reply_snapshot_held(from, chunk.meta.last_log_id, chunk.seq);
             return;
         }
         self.output.push(Output::ReceiveSnapshotChunk { from, chunk });
@@ -184,12 +184,29 @@ impl<C: AppData, N: Node> Engine<C, N> {
             self.apply_emitted = last.index;
             self.snapshot_index = last.index;
         }
-        self.reply_snapshot(from, Some(last), u64::MAX, seq);
+        self.reply_snapshot_held(from, Some(last), seq);
     }
 
     fn reply_snapshot(&mut self, to: NodeId, last_log_id: Option<LogId>, next_offset: u64, seq: u64) {
         let reply = SnapshotReply { vote: self.vote, last_log_id, next_offset, seq, installing: false };
         self.send(to, MessageBody::SnapshotReply(reply));
+    }
+
+    /// Tells the leader everything up to `last` is held here (the leader
+    /// takes it as this follower's match): at once if it is durable (in the
+    /// log, or under a snapshot of ours), else once the log is durable that
+    /// far. Committed is not durable: a follower learns commits of entries
+    /// it has not synced, a crash takes those back, and a leader told they
+    /// were held then sees this log go backwards and stops replicating here.
+    fn reply_snapshot_held(&mut self, to: NodeId, last: Option<LogId>, seq: u64) {
+        let reply = SnapshotReply { vote: self.vote, last_log_id: last, next_offset: u64::MAX, seq, installing: false };
+        let message = Message { envelope: self.reply_envelope(to), body: MessageBody::SnapshotReply(reply) };
+        match last {
+            Some(l) if l.index > index_of(self.durable) && self.log.contains(Some(l)) => {
+                self.pending_replies.push(PendingReply { matched: l, message });
+            }
+            _ => self.output.push(Output::Send(message)),
+        }
     }
 
     /// The reply telling the leader that all `received` bytes of the snapshot

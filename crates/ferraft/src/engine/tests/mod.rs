@@ -591,6 +591,7 @@ mod promotion;
 mod purge_hold;
 mod removed_leader;
 mod restart_state;
+mod snapshot_held;
 mod snapshot_pace;
 mod snapshot_window;
 mod store_reads;
