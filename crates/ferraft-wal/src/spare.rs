@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use crate::error::{io_error, WalError};
 use crate::file_system::{FileSystem, FsFile};
@@ -31,6 +32,12 @@ const SPARE_NAME: &str = "spare-segment";
 /// I/O interleaves with the appender's syncs instead of arriving as one burst.
 const CHUNK_BYTES: usize = 1 << 20;
 
+/// How long a new segment waits for a spare still being filled before it
+/// starts as a plain file instead. A spare fills in 0.1-0.3 s on an idle
+/// disk; on a busy one it took 4 s, and a fresh node's first append (its
+/// `initialize`, so its first campaign) waited all that time.
+const MAX_WAIT: Duration = Duration::from_secs(1);
+
 /// Keeps one spare segment file ready in a data dir.
 #[derive(Debug)]
 pub(crate) struct SpareSegments {
@@ -38,6 +45,8 @@ pub(crate) struct SpareSegments {
     helper: Option<JoinHandle<()>>,
     /// The spare for the segment after the current one was asked for.
     next_requested: bool,
+    /// See [`MAX_WAIT`].
+    max_wait: Duration,
 }
 
 #[derive(Debug)]
@@ -76,7 +85,7 @@ impl SpareSegments {
         let state = SpareState { filling: fill_now, ..SpareState::default() };
         let shared = Arc::new(SpareShared { fs, path, bytes, state: Mutex::new(state), changed: Condvar::new() });
         if stepped {
-            let spares = Self { shared, helper: None, next_requested: fill_now };
+            let spares = Self { shared, helper: None, next_requested: fill_now, max_wait: MAX_WAIT };
             spares.fill_if_stepped();
             return Ok(spares);
         }
@@ -87,7 +96,7 @@ impl SpareSegments {
                 .spawn(move || shared.run())
                 .map_err(io_error("starting the spare-segment thread for", dir))?
         };
-        Ok(Self { shared, helper: Some(helper), next_requested: fill_now })
+        Ok(Self { shared, helper: Some(helper), next_requested: fill_now, max_wait: MAX_WAIT })
     }
 
     /// The segment being written reached `offset`: once past half of it,
@@ -113,12 +122,18 @@ impl SpareSegments {
     }
 
     /// Moves the spare to `target` and returns it open for writing, waiting
-    /// for the helper if it is filling one; `None` if there is none (the
-    /// caller then creates a plain file, and the next spare is started).
+    /// (up to [`MAX_WAIT`]) for the helper if it is filling one; `None` if
+    /// there is none by then (the caller then creates a plain file, and the
+    /// spare is the next segment's).
     pub fn take(&mut self, target: &Path) -> Option<Box<dyn FsFile>> {
+        let deadline = Instant::now() + self.max_wait;
         let mut state = self.shared.lock();
         while state.wants_filling() {
-            state = self.shared.changed.wait(state).unwrap_or_else(|p| p.into_inner());
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            state = self.shared.changed.wait_timeout(state, left).map_or_else(|p| p.into_inner().0, |r| r.0);
         }
         let was_ready = std::mem::take(&mut state.ready);
         // Renamed under the lock: the helper must not start the next spare
@@ -290,6 +305,22 @@ mod tests {
         assert!(!dir.join(format!("{SPARE_NAME}{TEMP_SUFFIX}")).exists(), "nothing written at start");
         spares.note_written(2048);
         assert!(spares.take(&dir.join("next")).is_some());
+        drop(spares);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_spare_not_filled_in_time_leaves_a_plain_segment_and_serves_the_next() {
+        let dir = tempfile_dir("spare_slow");
+        let mut spares = start(&dir, 64 * CHUNK_BYTES as u64, true);
+        spares.max_wait = Duration::from_millis(1);
+        let started = Instant::now();
+        assert!(spares.take(&dir.join("first")).is_none(), "64 MiB of synced zeros take longer than 1 ms");
+        assert!(started.elapsed() < Duration::from_millis(500), "did not wait for the fill: {:?}", started.elapsed());
+        spares.max_wait = MAX_WAIT * 30;
+        let next = spares.take(&dir.join("second")).expect("the spare still being filled goes to the next segment");
+        drop(next);
+        assert_eq!(fs::metadata(dir.join("second")).unwrap().len(), 64 * CHUNK_BYTES as u64);
         drop(spares);
         fs::remove_dir_all(&dir).unwrap();
     }
