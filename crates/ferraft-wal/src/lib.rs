@@ -87,7 +87,8 @@
 //!   thread zero-fills and syncs the next segment file ahead of need, so an
 //!   append overwrites existing blocks and its `fdatasync` has no file size
 //!   to commit through the journal (on ext4 about 40% cheaper when several
-//!   logs sync at once).
+//!   logs sync at once). A segment due before its spare is ready waits at
+//!   most a second for it, then starts as a plain file.
 //! - **Snapshots** are written off the Raft task into a
 //!   [`snapshot_sink`](ferraft::LogStore::snapshot_sink) (a temporary file,
 //!   checksummed as it is written, header last, synced), or received into a

@@ -13,8 +13,8 @@
 //! The helper fills the first spare at once and each next one when the
 //! writer is half way through a segment, so zero-filling neither sits on the
 //! append path (except for the first segment of an open store, which waits
-//! for it) nor competes with the appender's syncs more often than once per
-//! segment.
+//! for it, at most [`MAX_WAIT`]: past that it starts as a plain file) nor
+//! competes with the appender's syncs more often than once per segment.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
