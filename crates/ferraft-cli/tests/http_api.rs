@@ -363,6 +363,10 @@ async fn metrics_count_relays_and_latency_by_endpoint_class() {
         let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
         assert!(types.contains_key(family) || types.contains_key(name), "{name} has no TYPE");
     }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ferraft-kv/API.md")).unwrap();
+    for family in types.keys() {
+        assert!(doc.contains(&format!("`{family}")), "{family} is not in the metrics table of API.md");
+    }
     assert_eq!(types["ferraft_http_forwarded_total"], "counter");
     assert_eq!(types["ferraft_http_responses_total"], "counter");
     assert_eq!(types["ferraft_http_request_duration_seconds"], "histogram");
