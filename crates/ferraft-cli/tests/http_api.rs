@@ -227,6 +227,22 @@ async fn abort_without_an_index_on_a_node_with_no_leader_is_no_leader() {
     }
 }
 
+/// `init` refuses an address that is not `host:port`, as adding a learner or
+/// a node does. Before, it initialized the cluster with it (`{"raft": "bad"}`
+/// committed as the node's address: peers could never reach it).
+#[tokio::test(flavor = "multi_thread")]
+async fn init_with_an_address_that_is_not_host_port_is_bad_request_and_initializes_nothing() {
+    let nodes = Nodes::start(2, false).await;
+    let api = nodes.api(1);
+    let good = nodes.nodes[&2].spec();
+    for bad in [json!({ "raft": "bad", "api": api }), json!({ "raft": nodes.nodes[&1].raft, "api": "h:0" })] {
+        let body = json!({ "nodes": { "1": bad, "2": good } });
+        let init = raw(api, "POST", "/v1/cluster/init", Some(body.clone())).await;
+        assert_eq!((init.status, init.code()), (400, "bad_request".into()), "{body}: {init:?}");
+    }
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["role"], "uninitialized");
+}
+
 /// A client that writes its whole body before it reads the answer (as most
 /// do) gets `bad_request` for a body over the limit, not a broken pipe: the
 /// server reads and drops the rest (up to 64 MiB) before it answers. Before,

@@ -60,6 +60,9 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         if members.is_empty() {
             return Err(ApiError::bad_request("\"nodes\" is empty: name at least one voter, or send {}"));
         }
+        for (id, node) in &members {
+            crate::address_check::check_node(*id, node)?;
+        }
         let wanted: BTreeSet<NodeId> = members.keys().copied().collect();
         let cluster_id = crate::cluster_identity::parse_cluster_id(body.cluster_id.as_deref())?;
         match crate::cluster_identity::initialize(&ctx.raft, members, cluster_id).await {
