@@ -297,7 +297,7 @@ async fn serve_refuses_bad_flags_a_port_in_use_and_an_unusable_data_dir_with_exi
     std::fs::write(&file, b"not a dir").unwrap();
     let free = || format!("127.0.0.1:{}", ferraft_kv::harness::free_port());
     let data = dir.path().join("d").display().to_string();
-    let cases: Vec<Vec<String>> = vec![
+    let mut cases: Vec<Vec<String>> = vec![
         vec!["serve".into(), "--id".into(), "x".into()],
         vec!["serve".into(), "--id".into(), "1".into()],
         vec!["serve", "--id", "1", "--data-dir", &data, "--raft-listen", &taken_addr, "--api-listen", &free()]
@@ -323,6 +323,16 @@ async fn serve_refuses_bad_flags_a_port_in_use_and_an_unusable_data_dir_with_exi
         .map(String::from)
         .collect(),
     ];
+    // an advertised address peers could never dial: refused at start, not
+    // recorded in a membership at the first `init` or `add-learner`
+    for (flag, bad) in [("--raft-advertise", "no-port"), ("--api-advertise", "host:0")] {
+        let mut args: Vec<String> = ["serve", "--id", "1", "--data-dir", &data, "--raft-listen", &free()]
+            .into_iter()
+            .map(String::from)
+            .collect();
+        args.extend(["--api-listen".into(), free(), flag.into(), bad.into()]);
+        cases.push(args);
+    }
     for args in cases {
         let out = std::process::Command::new(EXE).args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -178,6 +178,28 @@ async fn json_errors_are_error_objects() {
     assert_eq!((run.code, run.json()["error"]["code"].clone()), (2, json!("usage")), "unparsed: {run:?}");
 }
 
+/// Answers are printed whatever the size of the values in them. Before, a
+/// value over 65,535 bytes in a table (`list`, a failed `cas`) made ctl
+/// panic (a format width out of range), with `--json` too, since the table
+/// was built either way.
+#[tokio::test(flavor = "multi_thread")]
+async fn list_and_cas_print_values_larger_than_a_format_width() {
+    let cluster = Cluster::start(1, true).await;
+    let api = cluster.api(1);
+    let big = "b".repeat(100 * 1024);
+    assert_eq!(ctl(&["--endpoint", api, "put", "big", "-"], big.as_bytes()).await.code, 0);
+    let list = ctl_at(api, &["list"]).await;
+    assert_eq!(list.code, 0, "{}", list.err);
+    assert!(list.out.lines().any(|l| l.starts_with("big ") && l.ends_with(&big)), "{}", &list.out[..200]);
+    let list = ctl_at(api, &["--json", "list"]).await;
+    assert_eq!((list.code, list.json()["kvs"][0]["value"].clone()), (0, json!(big)), "{}", list.err);
+    let cas = ctl_at(api, &["cas", "big", "--expect", "other", "--value", "x"]).await;
+    assert_eq!(cas.code, 10, "the expectation did not hold: {}", cas.err);
+    assert!(cas.out.contains(&big));
+    let cas = ctl_at(api, &["--json", "cas", "big", "--expect", "other", "--value", "x"]).await;
+    assert_eq!((cas.code, cas.json()["current"].clone()), (10, json!(big)), "{}", cas.err);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn values_come_from_stdin_a_file_or_a_literal_flag() {
     let cluster = Cluster::start(1, true).await;

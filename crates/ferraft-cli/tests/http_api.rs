@@ -170,6 +170,79 @@ async fn keys_are_kept_byte_for_byte_or_refused() {
     }
 }
 
+/// A CAS names both `expect` and `value` (either may be `null`). Before, a
+/// missing one was taken as `null`: `{"expect": "v"}` deleted the key and
+/// `{"value": "x"}` wrote it only if absent, both answered 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cas_missing_expect_or_value_is_bad_request_and_changes_nothing() {
+    let nodes = Nodes::start(1, true).await;
+    let api = nodes.api(1);
+    assert_eq!(raw(api, "PUT", "/v1/kv/k", Some(json!({ "value": "v" }))).await.status, 200);
+    for (key, body) in [("k", json!({ "expect": "v" })), ("new", json!({ "value": "x" })), ("k", json!({}))] {
+        let cas = raw(api, "POST", &format!("/v1/kv/{key}/cas"), Some(body.clone())).await;
+        assert_eq!((cas.status, cas.code()), (400, "bad_request".into()), "{body}: {cas:?}");
+    }
+    assert_eq!(get(api, "/v1/kv/k").await.json()["value"], "v");
+    assert_eq!(get(api, "/v1/kv/new").await.status, 404);
+    // null, written out, still means absent / delete
+    let cas = raw(api, "POST", "/v1/kv/k/cas", Some(json!({ "expect": "v", "value": null }))).await;
+    assert_eq!((cas.json()["succeeded"].clone(), cas.json()["current"].clone()), (json!(true), Value::Null));
+    let cas = raw(api, "POST", "/v1/kv/new/cas", Some(json!({ "expect": null, "value": "x" }))).await;
+    assert_eq!(cas.json()["succeeded"], true, "{cas:?}");
+}
+
+/// A write of the largest key and value is taken on a follower too. Its
+/// message to the leader is larger than the transport's control lane, which
+/// drops it unsent; the node was never told (its transport inbox ignored
+/// "undelivered"), so it answered `timeout` ("outcome unknown") for a write
+/// that never left it, and such a write could not be made through a follower.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_of_the_largest_key_and_value_on_a_follower_is_applied() {
+    let nodes = Nodes::start(3, true).await;
+    let follower = nodes.follower().await;
+    let key = "k".repeat(ferraft_kv::api::MAX_KEY_BYTES);
+    let value = "v".repeat(ferraft_kv::api::MAX_VALUE_BYTES);
+    let put = raw(nodes.api(follower), "PUT", &format!("/v1/kv/{key}"), Some(json!({ "value": value }))).await;
+    assert_eq!(put.status, 200, "{}", &put.body[..put.body.len().min(300)]);
+    let read = get(nodes.api(follower), &format!("/v1/kv/{key}")).await;
+    assert_eq!(read.json()["value"].as_str().map(str::len), Some(value.len()));
+}
+
+/// `abort {}` aborts the joint config pending on the leader, which only the
+/// leader knows. Before, a node that did not lead looked at its own view: with
+/// no leader (or a view that lagged a prepare) it answered `conflict`, "no
+/// prepared membership is pending", where every other cluster change said
+/// `no_leader`.
+#[tokio::test(flavor = "multi_thread")]
+async fn abort_without_an_index_on_a_node_with_no_leader_is_no_leader() {
+    let mut nodes = Nodes::start(3, true).await;
+    let leader = nodes.leader_seen_by(1).await;
+    let survivor = (1..=3).find(|id| *id != leader).unwrap();
+    for id in (1..=3).filter(|id| *id != survivor) {
+        nodes.nodes.get_mut(&id).unwrap().kill9().await;
+    }
+    for body in [json!({}), json!({ "prepare_index": 5 })] {
+        let abort = raw(nodes.api(survivor), "POST", "/v1/cluster/membership/abort", Some(body.clone())).await;
+        assert_eq!((abort.status, abort.code()), (503, "no_leader".into()), "{body}: {abort:?}");
+    }
+}
+
+/// `init` refuses an address that is not `host:port`, as adding a learner or
+/// a node does. Before, it initialized the cluster with it (`{"raft": "bad"}`
+/// committed as the node's address: peers could never reach it).
+#[tokio::test(flavor = "multi_thread")]
+async fn init_with_an_address_that_is_not_host_port_is_bad_request_and_initializes_nothing() {
+    let nodes = Nodes::start(2, false).await;
+    let api = nodes.api(1);
+    let good = nodes.nodes[&2].spec();
+    for bad in [json!({ "raft": "bad", "api": api }), json!({ "raft": nodes.nodes[&1].raft, "api": "h:0" })] {
+        let body = json!({ "nodes": { "1": bad, "2": good } });
+        let init = raw(api, "POST", "/v1/cluster/init", Some(body.clone())).await;
+        assert_eq!((init.status, init.code()), (400, "bad_request".into()), "{body}: {init:?}");
+    }
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["role"], "uninitialized");
+}
+
 /// A client that writes its whole body before it reads the answer (as most
 /// do) gets `bad_request` for a body over the limit, not a broken pipe: the
 /// server reads and drops the rest (up to 64 MiB) before it answers. Before,
@@ -305,6 +378,10 @@ async fn metrics_count_relays_and_latency_by_endpoint_class() {
     for (name, _, _) in &samples {
         let family = ["_bucket", "_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(name);
         assert!(types.contains_key(family) || types.contains_key(name), "{name} has no TYPE");
+    }
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../ferraft-kv/API.md")).unwrap();
+    for family in types.keys() {
+        assert!(doc.contains(&format!("`{family}")), "{family} is not in the metrics table of API.md");
     }
     assert_eq!(types["ferraft_http_forwarded_total"], "counter");
     assert_eq!(types["ferraft_http_responses_total"], "counter");

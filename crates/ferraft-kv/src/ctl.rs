@@ -385,8 +385,10 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
             widths[i] = widths[i].max(cell.len());
         }
     }
+    // padded by hand: a format width above 65,535 (a large value) panics
     let line = |cells: Vec<String>| {
-        let padded: Vec<String> = cells.iter().enumerate().map(|(i, c)| format!("{c:<w$}", w = widths[i])).collect();
+        let padded: Vec<String> =
+            cells.iter().enumerate().map(|(i, c)| format!("{c}{}", " ".repeat(widths[i] - c.len()))).collect();
         format!("{}\n", padded.join("  ").trim_end())
     };
     let mut out = line(header.iter().map(|h| h.to_string()).collect());

@@ -56,6 +56,14 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
+    /// An advertised address is not `host:port`: peers could never reach it.
+    #[error("--{what}-advertise {addr:?} is not host:port")]
+    Advertise {
+        /// Which address (`raft` or `api`).
+        what: &'static str,
+        /// The address given.
+        addr: String,
+    },
     /// The data dir cannot be used.
     #[error("unusable data dir {path}: {reason}")]
     DataDir {
@@ -94,6 +102,15 @@ impl Inbox<Command, KvNode> for RaftInbox {
     fn refused(&self, peer: NodeId, rejection: Rejection) {
         if let Some(raft) = self.raft.get() {
             raft.report_refused(peer, rejection.as_refusal());
+        }
+    }
+
+    /// A write handed to the leader was dropped unsent (its peer queue was
+    /// full, or the write larger than the queue takes): nothing was proposed,
+    /// so the node sends it the HTTP way instead of answering "outcome unknown".
+    fn undelivered(&self, peer: NodeId, forward_ids: Vec<u64>) {
+        if let Some(raft) = self.raft.get() {
+            raft.report_undelivered(peer, forward_ids);
         }
     }
 
@@ -138,6 +155,11 @@ pub fn raft_config() -> Config {
 impl Server {
     /// Binds both listeners, opens the WAL and starts the node and its API.
     pub async fn start(options: ServeOptions) -> Result<Self, StartupError> {
+        for (what, addr) in [("raft", &options.raft_advertise), ("api", &options.api_advertise)] {
+            if let Some(addr) = addr.as_ref().filter(|addr| !crate::address_check::is_host_port(addr)) {
+                return Err(StartupError::Advertise { what, addr: addr.clone() });
+            }
+        }
         let network = TcpNetwork::<Command, KvNode>::new(
             // 0: the handshake speaks for the node's own cluster id, learnt late
             NetConfig::new(0, options.id),

@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::http::{header, Response};
 use axum::response::IntoResponse;
 use axum::Json;
-use ferraft::{ChangeMembers, LogIndex, NodeId};
+use ferraft::{ChangeMembers, LogIndex, NodeId, ServerState};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -59,6 +59,9 @@ pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         let members = body.nodes.unwrap_or_else(|| [(ctx.id, ctx.me.clone())].into());
         if members.is_empty() {
             return Err(ApiError::bad_request("\"nodes\" is empty: name at least one voter, or send {}"));
+        }
+        for (id, node) in &members {
+            crate::address_check::check_node(*id, node)?;
         }
         let wanted: BTreeSet<NodeId> = members.keys().copied().collect();
         let cluster_id = crate::cluster_identity::parse_cluster_id(body.cluster_id.as_deref())?;
@@ -276,7 +279,7 @@ pub(super) async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         ctx.require_initialized()?;
         let prepare_index = match body.prepare_index {
             Some(index) => index,
-            None => pending_joint_index(&ctx).ok_or_else(|| {
+            None => pending_joint_index(&ctx)?.ok_or_else(|| {
                 ApiError::new(Code::Conflict, "no prepared (joint) membership is pending").with("pending", Value::Null)
             })?,
         };
@@ -291,12 +294,20 @@ pub(super) async fn abort(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     .await
 }
 
-/// The log index of the joint membership in force on this (leader) node, if any.
-fn pending_joint_index(ctx: &Ctx) -> Option<LogIndex> {
+/// The log index of the joint membership in force on the leader, if any.
+/// Only the leader can say: another node's view may lag a prepare, so the
+/// call goes to the leader (or waits for one).
+fn pending_joint_index(ctx: &Ctx) -> Result<Option<LogIndex>, ApiError> {
     let metrics = ctx.raft.metrics();
     let m = metrics.borrow();
-    let stored = m.membership.as_ref()?;
-    stored.membership.is_joint().then(|| stored.log_id.map_or(LogIndex(0), |l| l.index))
+    if m.state != ServerState::Leader {
+        return Err(match m.current_leader.filter(|leader| *leader != ctx.id) {
+            Some(leader_id) => ApiError::Forward { leader_id, leader: None },
+            None => ApiError::NoLeaderYet,
+        });
+    }
+    let Some(stored) = m.membership.as_ref() else { return Ok(None) };
+    Ok(stored.membership.is_joint().then(|| stored.log_id.map_or(LogIndex(0), |l| l.index)))
 }
 
 #[derive(Deserialize)]

@@ -20,9 +20,14 @@ struct PutBody {
     value: String,
 }
 
+/// Both fields are required, `null` allowed: a missing one is refused, not
+/// taken as `null` (which would make `{"expect": "v"}` a delete). serde
+/// defaults a missing `Option` to `None` unless it has its own deserializer.
 #[derive(Deserialize)]
 struct CasBody {
+    #[serde(deserialize_with = "Option::deserialize")]
     expect: Option<String>,
+    #[serde(deserialize_with = "Option::deserialize")]
     value: Option<String>,
 }
 
