@@ -172,6 +172,26 @@ async fn a_wiped_voter_counts_for_nothing_until_readmitted_then_catches_up() {
     cluster.raft(leader).client_write(6).await.unwrap();
 }
 
+/// Readmitting a member that is its recorded self (its data was never
+/// wiped) changes nothing. Before, a healthy voter was demoted to learner:
+/// three voters became two (found by the black-box review of the server).
+#[tokio::test]
+async fn readmitting_a_member_that_is_its_recorded_self_changes_nothing() {
+    let cluster = Cluster::start_initialized(fast_config(LeaderIdMode::Standard), &[1, 2, 3]).await;
+    let leader = cluster.leader_among(&[1, 2, 3]).await;
+    cluster.raft(leader).client_write(1).await.unwrap();
+    let healthy = [1, 2, 3].map(NodeId).into_iter().find(|id| *id != leader).unwrap();
+    let before = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
+    assert_ne!(before.membership.incarnation(healthy), 0, "its incarnation is recorded");
+
+    let m = cluster.raft(leader).readmit(healthy).await.expect("nothing to readmit is no error");
+    assert_eq!(m.membership.voter_set(), set(&[1, 2, 3]), "still a voter");
+    assert_eq!(m.log_id, before.log_id, "no membership entry written");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = cluster.raft(leader).metrics().borrow().membership.clone().unwrap();
+    assert_eq!(after.log_id, before.log_id);
+}
+
 #[tokio::test]
 async fn set_nodes_giving_a_node_another_members_address_is_refused() {
     let (cluster, leader) = cluster_with_learners(&[1, 2, 3], &[]).await;

@@ -19,8 +19,9 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// Re-adds member `id`, back with new data, as a learner of its new
     /// incarnation; returns the membership that records it. Asks the node
     /// who it is first: one that does not answer is refused with
-    /// `IncarnationUnknown`; one of another cluster with `PeerRefused`. A
-    /// voter is demoted to learner on the way: if it cannot then be
+    /// `IncarnationUnknown`; one of another cluster with `PeerRefused`. One
+    /// that is its recorded self is left as it is (the membership in force is
+    /// the answer). A voter is demoted to learner on the way: if it cannot then be
     /// recorded (leadership moved), the answer is `PartiallyApplied` (call
     /// again). Promote it once it caught up (`change_membership` with
     /// `AddVoterIds`, or [`Raft::add_learner_with`]'s promote rule).
@@ -40,7 +41,13 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         if incarnation == 0 {
             return Err(ChangeMembershipError::IncarnationUnknown { node_id: id });
         }
-        let is_voter = current.is_some_and(|m| m.membership.is_voter(id));
+        let current = current.expect("the node was found in it");
+        if current.membership.incarnation(id) == incarnation {
+            // its recorded self (never wiped, or readmitted already): nothing
+            // to do, and a healthy voter is not demoted
+            return Ok(current);
+        }
+        let is_voter = current.membership.is_voter(id);
         let demoted = match is_voter {
             true => Some(self.change_membership(ChangeMembers::RemoveVoters([id].into()), true).await?),
             false => None,
