@@ -129,8 +129,15 @@ impl<C: AppData, N: Node> Engine<C, N> {
             committed: index_of(self.committed),
         });
         let message = Message { envelope: self.reply_envelope(to), body };
+        self.send_once_durable(message, matched);
+    }
+
+    /// Sends `message`, which tells the leader this log holds everything up
+    /// to `matched`, once that is durable here: at once if it is (in the log,
+    /// or under a snapshot of ours), else when the log is flushed that far.
+    fn send_once_durable(&mut self, message: Message<C, N>, matched: Option<LogId>) {
         match matched {
-            Some(m) if m.index > index_of(self.durable) => {
+            Some(m) if m.index > index_of(self.durable) && self.log.contains(Some(m)) => {
                 self.pending_replies.push(PendingReply { matched: m, message });
             }
             _ => self.output.push(Output::Send(message)),
@@ -193,20 +200,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     /// Tells the leader everything up to `last` is held here (the leader
-    /// takes it as this follower's match): at once if it is durable (in the
-    /// log, or under a snapshot of ours), else once the log is durable that
-    /// far. Committed is not durable: a follower learns commits of entries
-    /// it has not synced, a crash takes those back, and a leader told they
-    /// were held then sees this log go backwards and stops replicating here.
+    /// takes it as this follower's match), once it is durable. Committed is
+    /// not durable: a follower learns commits of entries it has not synced,
+    /// a crash takes those back, and a leader told they were held then sees
+    /// this log go backwards and stops replicating here.
     fn reply_snapshot_held(&mut self, to: NodeId, last: Option<LogId>, seq: u64) {
         let reply = SnapshotReply { vote: self.vote, last_log_id: last, next_offset: u64::MAX, seq, installing: false };
         let message = Message { envelope: self.reply_envelope(to), body: MessageBody::SnapshotReply(reply) };
-        match last {
-            Some(l) if l.index > index_of(self.durable) && self.log.contains(Some(l)) => {
-                self.pending_replies.push(PendingReply { matched: l, message });
-            }
-            _ => self.output.push(Output::Send(message)),
-        }
+        self.send_once_durable(message, last);
     }
 
     /// The reply telling the leader that all `received` bytes of the snapshot

@@ -20,10 +20,10 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
     /// incarnation; returns the membership that records it. Asks the node
     /// who it is first: one that does not answer is refused with
     /// `IncarnationUnknown`; one of another cluster with `PeerRefused`. One
-    /// that is its recorded self is left as it is (the membership in force is
-    /// the answer). A voter is demoted to learner on the way: if it cannot then be
-    /// recorded (leadership moved), the answer is `PartiallyApplied` (call
-    /// again). Promote it once it caught up (`change_membership` with
+    /// that is its recorded self is left as it is (the membership in force
+    /// is the answer). A voter is demoted to learner on the way: if it cannot
+    /// then be recorded (leadership moved), the answer is `PartiallyApplied`
+    /// (call again). Promote it once it caught up (`change_membership` with
     /// `AddVoterIds`, or [`Raft::add_learner_with`]'s promote rule).
     pub async fn readmit(&self, id: NodeId) -> Result<StoredMembership<N>, ChangeMembershipError<N>> {
         let (current, state, leader_id) = {
@@ -34,14 +34,13 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
             let leader_node = leader_id.and_then(|l| current.as_ref().and_then(|m| m.membership.node(l).cloned()));
             return Err(ChangeMembershipError::ForwardToLeader(ForwardToLeader { leader_id, leader_node }));
         }
-        let Some(node) = current.as_ref().and_then(|m| m.membership.node(id).cloned()) else {
+        let Some((current, node)) = current.and_then(|m| m.membership.node(id).cloned().map(|node| (m, node))) else {
             return Err(ChangeMembershipError::Invalid(ChangeMembersError::UnknownNode { node_id: id }));
         };
         let incarnation = self.probe_new_member(id, &node).await?;
         if incarnation == 0 {
             return Err(ChangeMembershipError::IncarnationUnknown { node_id: id });
         }
-        let current = current.expect("the node was found in it");
         if current.membership.incarnation(id) == incarnation {
             // its recorded self (never wiped, or readmitted already): nothing
             // to do, and a healthy voter is not demoted
