@@ -23,6 +23,8 @@ class Node:
     def raft(self):
         return f"127.0.0.1:{self.raft_port}"
 
+    workers = "1"
+
     def start(self, env_log=None):
         os.makedirs(self.dir, exist_ok=True)
         os.chown(self.dir, self.uid, self.uid)
@@ -34,7 +36,7 @@ class Node:
         env["FERRAFT_LOG"] = env_log or "warn,ferraft::runtime=info,ferraft_kv=info"
         cmd = ["nice", "-n", "5", "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                BIN, "serve", "--id", str(self.id), "--data-dir", f"{self.dir}/data",
-               "--raft-listen", self.raft, "--api-listen", self.api, "--workers", "1"]
+               "--raft-listen", self.raft, "--api-listen", self.api, "--workers", self.workers]
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
 
     def kill9(self):

@@ -112,6 +112,35 @@ def watcher(cl, nid, stop, streams):
             events.append(("disc", str(ex)[:80]))
             time.sleep(0.1)
 
+def roamer(cl, stop, streams, seed):
+    """One watch that hops to another node every ~1.5 s, resuming from last+1 (the API says any node)."""
+    rnd = random.Random(seed + 77)
+    events = streams.setdefault("roam", [])
+    last = 0
+    while not stop.is_set():
+        nid = rnd.choice(list(cl.nodes))
+        node = cl.nodes[nid]
+        if not node.alive():
+            time.sleep(0.1); continue
+        until = time.time() + rnd.uniform(0.5, 2.5)
+        try:
+            with requests.get(f"http://{node.api}/v1/watch?from_index={last + 1}", stream=True, timeout=(2, 1)) as r:
+                if r.status_code != 200:
+                    events.append(("error", r.status_code, r.text[:200])); time.sleep(0.2); continue
+                events.append(("connect", last + 1, nid))
+                for line in r.iter_lines():
+                    if not line:
+                        continue
+                    e = json.loads(line)
+                    if "error" in e:
+                        events.append(("error", e)); break
+                    events.append(("ev", e["index"], e["key"], e["value"]))
+                    last = e["index"]
+                    if time.time() > until or stop.is_set():
+                        break
+        except Exception as ex:
+            events.append(("disc", str(ex)[:80]))
+
 def nemesis(cl, stop, args, log, hist):
     rnd = random.Random(args.seed)
     faults = args.faults.split(",")
@@ -148,6 +177,30 @@ def nemesis(cl, stop, args, log, hist):
                 to = rnd.choice([i for i in ids if i != l])
                 log.append((hist.now(), f, l, to))
                 call(cl.nodes[l], "POST", "/v1/cluster/leader/transfer", {"to": to})
+            elif f == "combo" and l:
+                # the leader pauses while a follower is cut off: no quorum, then the old leader resumes
+                v = rnd.choice([i for i in ids if i != l])
+                log.append((hist.now(), f, l, v)); cl.isolate(v); cl.nodes[l].pause()
+                time.sleep(rnd.uniform(0.5, 1.5)); cl.heal(); time.sleep(rnd.uniform(0.2, 1.0)); cl.nodes[l].resume()
+            elif f == "kill_all":
+                log.append((hist.now(), f))
+                for n in cl.nodes.values(): n.kill9()
+                time.sleep(rnd.uniform(0.2, 1.0))
+                for n in cl.nodes.values(): n.start()
+            elif f == "pause_isolate_leader" and l:
+                # old leader paused, majority elects and commits, old leader resumes isolated for a while
+                log.append((hist.now(), f, l)); cl.nodes[l].pause(); time.sleep(rnd.uniform(0.8, 1.5))
+                cl.isolate(l); cl.nodes[l].resume(); time.sleep(rnd.uniform(0.3, 1.5)); cl.heal()
+            elif f == "split" and l:
+                # the leader and one follower on the minority side
+                v = rnd.choice([i for i in ids if i != l])
+                minority = {l, v} if len(ids) >= 5 else {l}
+                log.append((hist.now(), f, sorted(minority)))
+                for a in minority:
+                    for b in ids:
+                        if b not in minority:
+                            cl.cut(a, b)
+                time.sleep(rnd.uniform(1, 3)); cl.heal()
             elif f == "cut_one" and l:
                 # asymmetric: leader loses one follower only
                 v = rnd.choice([i for i in ids if i != l])
@@ -210,6 +263,9 @@ def check(hist, streams, out):
         missing = [i for i in union if lo <= i <= hi and i not in have]
         if missing:
             out.append(f"WATCH GAP n{nid}: missing {sorted(missing)[:10]} ({len(missing)})"); bad += 1
+    for idx, (k, v) in union.items():
+        if v in failed_vals:
+            out.append(f"DEFINITE-FAILURE WRITE IN WATCH at {idx}: {k}={v}"); bad += 1
     # acknowledged writes appear in watch with their index
     for o in hist.ops:
         if o.get("kind") == "ok" and o["f"] == "put" and o.get("index") is not None and union:
@@ -232,16 +288,20 @@ def main():
     ap.add_argument("--epoch", type=float, default=8.0)
     ap.add_argument("--duration", type=float, default=60)
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--faults", default="isolate_follower,isolate_leader,pause_leader,pause_follower,kill_leader,kill_follower,transfer,cut_one")
+    ap.add_argument("--faults", default="isolate_follower,isolate_leader,pause_leader,pause_follower,kill_leader,kill_follower,transfer,cut_one,combo,kill_all,pause_isolate_leader")
+    ap.add_argument("--workers", default="1")
     ap.add_argument("--out", default="/tmp/rt_out")
     args = ap.parse_args()
     cl = Cluster(args.nodes, base=f"/tmp/rt_cluster_{args.seed}", port_base=17000 + (args.seed % 20) * 200)
+    for n in cl.nodes.values():
+        n.workers = args.workers
     stop = threading.Event()
     hist = Hist(); counters = {}; streams = {}; nlog = []
     try:
         cl.start()
         ths = [threading.Thread(target=client, args=(cl, hist, stop, c, args, counters)) for c in range(args.clients)]
         ths += [threading.Thread(target=watcher, args=(cl, n, stop, streams)) for n in cl.nodes]
+        ths.append(threading.Thread(target=roamer, args=(cl, stop, streams, args.seed)))
         nem = threading.Thread(target=nemesis, args=(cl, stop, args, nlog, hist))
         for t in ths: t.start()
         nem.start()
