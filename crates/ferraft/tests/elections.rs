@@ -97,3 +97,70 @@ async fn leader_transfer_moves_leadership_to_the_chosen_node() {
     assert_eq!(cluster.raft(leader).transfer_leader(Some(target)).await.unwrap(), target);
     assert_eq!(cluster.leader_among(&ids).await, target);
 }
+
+/// Found by the red team on real processes (`redteam/transfer_lease.py`): a
+/// transfer's TimeoutNow that reaches its target late (the target was paused,
+/// or the message sat in a queue) makes it campaign after the transfer gave
+/// up and the old leader went back to serving lease reads. Voters grant a
+/// transfer vote despite having just heard from the leader (that is what a
+/// transfer is for), so the stickiness the lease rests on does not hold:
+/// the target is elected and commits while the old leader, cut off, still
+/// answers lease reads from its old state.
+#[tokio::test]
+async fn a_late_timeout_now_does_not_let_the_old_leader_serve_a_stale_lease_read() {
+    use std::sync::{Arc, Mutex};
+
+    use ferraft::{Message, MessageBody};
+
+    let config = ferraft::Config {
+        heartbeat_interval_ms: 20,
+        election_timeout_min_ms: 400,
+        election_timeout_max_ms: 800,
+        ..ferraft::Config::default()
+    };
+    let ids = [1, 2, 3].map(NodeId);
+    let cluster = Cluster::start_initialized(config, &ids).await;
+    let leader = cluster.leader_among(&ids).await;
+    let first = cluster.raft(leader).client_write(1).await.expect("write");
+    cluster.wait_applied(&ids, first.log_id.index).await;
+    let others: Vec<NodeId> = ids.iter().copied().filter(|id| *id != leader).collect();
+    let (target, third) = (others[0], others[1]);
+
+    // the TimeoutNow is held back: the router drops it, the test keeps a copy
+    let held: Arc<Mutex<Option<Message<u64, ferraft::BasicNode>>>> = Arc::default();
+    let keep = held.clone();
+    cluster.router.set_tap(move |m| {
+        if matches!(m.body, MessageBody::TimeoutNow(_)) {
+            keep.lock().unwrap().get_or_insert_with(|| m.clone());
+        }
+    });
+    cluster.router.isolate(target);
+    // the transfer gives up (after two election timeouts; the call waits 5 s):
+    // the leader leads on with the third node
+    let transfer = cluster.raft(leader).transfer_leader(Some(target)).await;
+    assert!(matches!(transfer, Err(ferraft::TransferError::Timeout)), "{transfer:?}");
+    assert_eq!(cluster.raft(leader).metrics().borrow().state, ServerState::Leader);
+    let timeout_now = held.lock().unwrap().take().expect("the leader sent TimeoutNow");
+
+    // the old leader is cut off; the TimeoutNow arrives now
+    cluster.router.isolate(leader);
+    cluster.router.restore(target);
+    cluster.raft(target).receive(timeout_now);
+    cluster.raft(target).wait(Duration::from_millis(300)).state(ServerState::Leader).await.expect("target elected");
+    let second = cluster.raft(target).client_write(2).await.expect("write on the new leader");
+    let _ = third;
+
+    // a write was acknowledged: a lease read on the old leader must not miss it
+    match cluster.raft(leader).lease_read().await {
+        Ok(read_index) => {
+            cluster.raft(leader).wait(Duration::from_millis(100)).applied_at_least(read_index).await.ok();
+            assert!(
+                cluster.applied(leader).contains(&2),
+                "stale lease read: the old leader answered at read index {read_index} without write 2 (at {}), \
+                 acknowledged by the new leader {target}",
+                second.log_id.index
+            );
+        }
+        Err(e) => eprintln!("lease refused: {e}"),
+    }
+}

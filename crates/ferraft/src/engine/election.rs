@@ -198,6 +198,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             read_round_needed: false,
             next_heartbeat_ms: now,
             transfer: None,
+            lease_forfeited: false,
             since_ms: now,
             departing: BTreeMap::new(),
             joint_wait_since: None,
@@ -257,6 +258,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Role::Leader(leader) = &mut self.role else { return };
         let Some((target, _)) = leader.transfer else { return };
         if leader.progress.get(&target).is_some_and(|p| p.matched == last) {
+            leader.lease_forfeited = true;
             let vote = self.vote;
             self.send(target, MessageBody::TimeoutNow(TimeoutNow { vote }));
         }

@@ -45,7 +45,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return Err(ReadError::ForwardToLeader(self.forward_to_leader()));
         };
         let committed = index_of(self.committed);
-        if leader.transfer.is_some() || committed < leader.term_start_index {
+        // a TimeoutNow sent, even by a transfer that gave up, may still make
+        // its target campaign, and voters grant it despite this lease
+        if leader.transfer.is_some() || leader.lease_forfeited || committed < leader.term_start_index {
             return Err(ReadError::LeaseExpired);
         }
         let lease_ms = self.config.election_timeout_min_ms * 9 / 10;

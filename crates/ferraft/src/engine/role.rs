@@ -74,6 +74,13 @@ pub struct LeaderState {
     pub next_heartbeat_ms: u64,
     /// The leader is handing over to this node until the deadline.
     pub transfer: Option<(NodeId, u64)>,
+    /// A TimeoutNow went out under this leadership. Its target may get it
+    /// at any time later (it was paused, the message was queued) and then
+    /// campaign, and voters grant a transfer vote even right after hearing
+    /// from this leader: the stickiness a lease rests on no longer holds,
+    /// so this leadership serves no more lease reads (they fall back to a
+    /// read index), also once the transfer gave up.
+    pub lease_forfeited: bool,
     /// When leadership began.
     pub since_ms: u64,
     /// Nodes a proposed membership removed, each with the index of that entry

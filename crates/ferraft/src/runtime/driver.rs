@@ -182,6 +182,13 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             }
             let mut handled = 0;
             while let Some(event) = next.take() {
+                // the clock as of this event: the turn may have been held up
+                // (a slow state machine call, the process descheduled) while
+                // this one waited, and what it means depends on when it is
+                // handled; a follower counts a heartbeat as heard now, and
+                // refuses other candidates from now on for the leader's lease
+                // (test lease_clock)
+                self.host.advance_clock(self.now_ms());
                 self.handle(event);
                 handled += 1;
                 if handled < MAX_EVENTS_PER_BATCH {
