@@ -98,7 +98,7 @@ async fn leader_transfer_moves_leadership_to_the_chosen_node() {
     assert_eq!(cluster.leader_among(&ids).await, target);
 }
 
-/// Found by the red team on real processes (`redteam/transfer_lease.py`): a
+/// Found by the red team on real processes (`tools/fault-injection/transfer_lease.py`): a
 /// transfer's TimeoutNow that reaches its target late (the target was paused,
 /// or the message sat in a queue) makes it campaign after the transfer gave
 /// up and the old leader went back to serving lease reads. Voters grant a

@@ -2,7 +2,9 @@
 import json, os, shutil, signal, subprocess, time, threading
 import requests
 
-BIN = "/work/redteam/target/release/ferraft"
+# the binary under test: FERRAFT_BIN, else this checkout's release build
+BIN = os.environ.get("FERRAFT_BIN") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "target", "release", "ferraft")
 BASE = "/tmp/rt_cluster"
 
 class Node:
