@@ -96,10 +96,12 @@ async fn a_follower_held_up_mid_turn_does_not_vote_away_a_live_lease() {
     let acks_after = Arc::new(AtomicUsize::new(0));
     let (flag, acks) = (done_at.clone(), acks_after.clone());
     router.set_tap(move |m| {
-        if m.envelope.from == f && m.envelope.to == leader && matches!(m.body, MessageBody::AppendReply(_)) {
-            if flag.lock().unwrap().is_some() {
-                acks.fetch_add(1, Ordering::SeqCst);
-            }
+        if m.envelope.from == f
+            && m.envelope.to == leader
+            && matches!(m.body, MessageBody::AppendReply(_))
+            && flag.lock().unwrap().is_some()
+        {
+            acks.fetch_add(1, Ordering::SeqCst);
         }
     });
     let held = Arc::new(AtomicBool::new(false));
