@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::change_identity::AskedChange;
 use super::membership_requests::{MembershipRequest, RequestStage};
 use super::{Engine, Output};
 use crate::entry::{AppData, EntryPayload};
@@ -44,7 +45,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if change_id.is_empty() || change_id.len() > ChangeGuard::MAX_CHANGE_ID_BYTES {
                 return Err(ChangeMembershipError::BadChangeId { max: ChangeGuard::MAX_CHANGE_ID_BYTES });
             }
-            if let Some(retry) = self.retry_of(request_id, change_id)? {
+            let asked = AskedChange { change: change.clone(), retain };
+            if let Some(retry) = self.retry_of(request_id, change_id, &asked)? {
                 self.membership_requests.push(retry);
                 self.settle_membership_requests();
                 return Ok(());
@@ -55,13 +57,16 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let current = self.effective().expect("a leader has a membership");
             change.next_membership(current, retain).map(|_| ()).map_err(ChangeMembershipError::from)
         });
+        let asked = AskedChange { change: change.clone(), retain };
         if let Err(e) = checked {
-            self.remember_refusal(&guard, &Err(e.clone()));
+            self.remember_refusal(&guard, Some(&asked), &Err(e.clone()));
             return Err(e);
         }
         let stage = RequestStage::Queued { change, retain };
         let accepted_ms = self.now_ms;
-        self.membership_requests.push(MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms });
+        let asked = Some(asked);
+        let request = MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms, asked };
+        self.membership_requests.push(request);
         self.maybe_propose_membership();
         Ok(())
     }
@@ -127,7 +132,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 Err(e) => {
                     let request = self.membership_requests.remove(position);
                     let result = Err(e);
-                    self.remember_refusal(&request.guard, &result);
+                    self.remember_refusal(&request.guard, request.asked.as_ref(), &result);
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result })
                 }
                 Ok(next)
