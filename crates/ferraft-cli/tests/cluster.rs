@@ -525,3 +525,30 @@ async fn a_follower_cut_off_from_the_cluster_answers_reads_with_an_error_not_sta
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// The message of a refused request.
+fn message(result: Result<Value, ClientError>) -> String {
+    match result {
+        Err(ClientError::Api { status: 409, body, .. }) => body["error"]["message"].as_str().unwrap().to_owned(),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// `prepare` checks what the caller expected, then that the new voters are
+/// members, and only then that they are caught up: each refusal (409) names
+/// its real reason. Before, a stale expectation or a node that is no member
+/// was answered "learner 9 is not ready to vote".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prepare_names_a_stale_expectation_or_a_non_member_before_readiness() {
+    let cluster = Cluster::start_initialized(3).await;
+    let leader = cluster.client(cluster.leader(Duration::from_secs(10)).await).clone();
+    let before = leader.status().await.unwrap()["membership"]["log_index"].clone();
+    let stale = json!({ "expect_voters": [1, 2], "expect_learners": [], "voters": [1, 2, 9], "learners": [] });
+    let said = message(leader.post("/v1/cluster/membership/prepare", &stale).await);
+    assert!(said.contains("not as expected"), "{said}");
+    let stranger = json!({ "expect_voters": [1, 2, 3], "expect_learners": [], "voters": [1, 2, 9], "learners": [] });
+    let said = message(leader.post("/v1/cluster/membership/prepare", &stranger).await);
+    assert!(said.contains("node 9 is not a learner"), "{said}");
+    assert!(!said.contains("ready"), "{said}");
+    assert_eq!(leader.status().await.unwrap()["membership"]["log_index"], before, "nothing proposed");
+}

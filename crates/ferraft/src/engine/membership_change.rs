@@ -14,6 +14,15 @@ use crate::node::{LogIndex, Node, NodeId};
 
 type ChangeResult<T, N> = Result<T, ChangeMembershipError<N>>;
 
+/// What a checked prepare does.
+#[derive(Debug)]
+pub(crate) enum PreparePlan<N> {
+    /// It took effect already: the joint entry's index.
+    Done(LogIndex),
+    /// Propose this joint config.
+    Propose(Membership<N>),
+}
+
 impl<C: AppData, N: Node> Engine<C, N> {
     /// Queues a planned membership change. `Output::MembershipDone` reports the
     /// outcome once the log shows it (see `membership_requests`): at most two
@@ -220,6 +229,20 @@ impl<C: AppData, N: Node> Engine<C, N> {
         voters: &BTreeSet<NodeId>,
         learners: &BTreeSet<NodeId>,
     ) -> ChangeResult<LogIndex, N> {
+        let plan = self.plan_prepare(expect_voters, expect_learners, voters, learners)?;
+        Ok(self.carry_out_prepare(plan))
+    }
+
+    /// What a prepare does, once every check that does not depend on the new
+    /// voters' progress passed: the caller's input, then what it expected of
+    /// the membership in force, then that everyone named is a member.
+    pub(crate) fn plan_prepare(
+        &self,
+        expect_voters: &BTreeSet<NodeId>,
+        expect_learners: &BTreeSet<NodeId>,
+        voters: &BTreeSet<NodeId>,
+        learners: &BTreeSet<NodeId>,
+    ) -> ChangeResult<PreparePlan<N>, N> {
         self.require_leader()?;
         if let Some(node_id) = voters.intersection(learners).next() {
             return Err(ChangeMembershipError::VoterAndLearner { node_id: *node_id });
@@ -227,12 +250,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if voters.is_empty() {
             return Err(ChangeMembersError::NoVoterLeft.into());
         }
-        let stored = self.membership().expect("a leader has a membership").clone();
+        let stored = self.membership().expect("a leader has a membership");
         let current = &stored.membership;
         if current.configs() == [expect_voters.clone(), voters.clone()]
             && learners.iter().all(|id| current.is_member(*id))
         {
-            return Ok(index_of(stored.log_id));
+            return Ok(PreparePlan::Done(index_of(stored.log_id)));
         }
         if current.is_joint() || &current.voter_set() != expect_voters || &current.learner_set() != expect_learners {
             return Err(ChangeMembershipError::Mismatch {
@@ -256,9 +279,19 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let joint = Membership::new(vec![expect_voters.clone(), voters.clone()], nodes)
             .map_err(ChangeMembersError::from)?
             .with_exit(exit);
-        let log_id = self.propose_membership(joint);
-        self.leader_maybe_commit();
-        Ok(log_id.index)
+        Ok(PreparePlan::Propose(joint))
+    }
+
+    /// Proposes the joint config a prepare planned; the index of its entry.
+    pub(crate) fn carry_out_prepare(&mut self, plan: PreparePlan<N>) -> LogIndex {
+        match plan {
+            PreparePlan::Done(index) => index,
+            PreparePlan::Propose(joint) => {
+                let log_id = self.propose_membership(joint);
+                self.leader_maybe_commit();
+                log_id.index
+            }
+        }
     }
 
     /// Explicit joint consensus, step 2: once a majority of the old and of the
