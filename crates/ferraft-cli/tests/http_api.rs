@@ -762,3 +762,23 @@ async fn a_snapshot_downloads_from_any_node_with_every_key_and_its_index() {
     let again = get(nodes.api(follower), "/v1/cluster/snapshot/download").await;
     assert_eq!(again.headers["x-ferraft-snapshot-index"], index.to_string());
 }
+
+/// A read of a key refuses query parameters it does not take, as a list and
+/// a watch do (`bad_request` naming the parameter and those it takes).
+/// Before, `GET /v1/kv/k?consistancy=local` answered 200 from a
+/// linearizable read: the typo went unnoticed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_refuses_an_unknown_query_parameter_as_a_list_and_a_watch_do() {
+    let nodes = Nodes::start(1, true).await;
+    let api = nodes.api(1);
+    assert_eq!(raw(api, "PUT", "/v1/kv/k", Some(json!({ "value": "v" }))).await.status, 200);
+    assert_eq!(get(api, "/v1/kv/k?consistency=local").await.status, 200);
+    for target in ["/v1/kv/k?consistancy=local", "/v1/kv/k?consistency=local&x=1", "/v1/kv?x=1", "/v1/watch?x=1"] {
+        let answer = get(api, target).await;
+        assert_eq!((answer.status, answer.code()), (400, "bad_request".into()), "{target}: {answer:?}");
+        let message = answer.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with("unknown query parameter"), "{target}: {message}");
+    }
+    let typo = get(api, "/v1/kv/k?consistancy=local").await.json()["error"]["message"].clone();
+    assert_eq!(typo, "unknown query parameter \"consistancy\": a read takes consistency");
+}
