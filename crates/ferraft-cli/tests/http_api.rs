@@ -782,3 +782,32 @@ async fn a_read_refuses_an_unknown_query_parameter_as_a_list_and_a_watch_do() {
     let typo = get(api, "/v1/kv/k?consistancy=local").await.json()["error"]["message"].clone();
     assert_eq!(typo, "unknown query parameter \"consistancy\": a read takes consistency");
 }
+
+/// A node object in a cluster body (`init`'s `nodes`, a change's
+/// `add_nodes` / `set_nodes`) refuses fields it does not know, as the bodies
+/// themselves do: `bad_request` naming the field, nothing changed. Before,
+/// `{"raft": .., "api": .., "apii": ..}` was taken and the field dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_field_in_a_node_object_is_bad_request_and_changes_nothing() {
+    let nodes = Nodes::start(3, false).await;
+    let (api, spec) = (nodes.api(1), nodes.nodes[&1].spec());
+    let mut extra = spec.clone();
+    extra["role"] = json!("voter");
+    let init = raw(api, "POST", "/v1/cluster/init", Some(json!({ "nodes": { "1": extra } }))).await;
+    assert_eq!((init.status, init.code()), (400, "bad_request".into()), "{init:?}");
+    assert!(init.body.contains("role"), "{init:?}");
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["role"], "uninitialized");
+    let init = raw(api, "POST", "/v1/cluster/init", Some(json!({ "nodes": { "1": spec } }))).await;
+    assert_eq!(init.status, 200, "{init:?}");
+    nodes.nodes[&1].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
+    let before = get(api, "/v1/cluster/status").await.json()["membership"].clone();
+    let mut two = nodes.nodes[&2].spec();
+    two["weight"] = json!(2);
+    for change in [json!({ "add_nodes": { "2": two } }), json!({ "set_nodes": { "1": extra } })] {
+        let body = json!({ "change": change });
+        let answer = raw(api, "POST", "/v1/cluster/membership", Some(body.clone())).await;
+        assert_eq!((answer.status, answer.code()), (400, "bad_request".into()), "{body}: {answer:?}");
+        assert!(answer.body.contains("unknown field"), "{answer:?}");
+    }
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["membership"], before, "nothing changed");
+}
