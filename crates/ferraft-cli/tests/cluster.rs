@@ -323,6 +323,13 @@ async fn serve_refuses_bad_flags_a_port_in_use_and_an_unusable_data_dir_with_exi
         .map(String::from)
         .collect(),
     ];
+    // id 0 means "no leader" in the metrics: no node may have it
+    cases.push(
+        ["serve", "--id", "0", "--data-dir", &data, "--raft-listen", &free(), "--api-listen", &free()]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    );
     // an advertised address peers could never dial: refused at start, not
     // recorded in a membership at the first `init` or `add-learner`
     for (flag, bad) in [("--raft-advertise", "no-port"), ("--api-advertise", "host:0")] {

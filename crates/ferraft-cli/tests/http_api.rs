@@ -811,3 +811,38 @@ async fn an_unknown_field_in_a_node_object_is_bad_request_and_changes_nothing() 
     }
     assert_eq!(get(api, "/v1/cluster/status").await.json()["membership"], before, "nothing changed");
 }
+
+/// Node id 0 is refused wherever a node is named into the cluster (`init`,
+/// adding a learner, a membership change): `bad_request` saying why, nothing
+/// changed. The metrics use 0 for "no leader" (`ferraft_leader_id`), so a
+/// node 0 leading would read as no leader. Before, all were accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_id_zero_is_bad_request_wherever_a_node_is_named() {
+    let nodes = Nodes::start(2, false).await;
+    let (api, spec) = (nodes.api(1), nodes.nodes[&1].spec());
+    let two = nodes.nodes[&2].spec();
+    let refused = |answer: &Answer| {
+        assert_eq!((answer.status, answer.code()), (400, "bad_request".into()), "{answer:?}");
+        let message = answer.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("node id 0"), "{message}");
+    };
+    let init = raw(api, "POST", "/v1/cluster/init", Some(json!({ "nodes": { "1": spec, "0": two } }))).await;
+    refused(&init);
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["role"], "uninitialized");
+    raw(api, "POST", "/v1/cluster/init", Some(json!({ "nodes": { "1": spec } }))).await;
+    nodes.nodes[&1].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
+    let before = get(api, "/v1/cluster/status").await.json()["membership"].clone();
+    let learner = json!({ "id": 0, "raft": two["raft"], "api": two["api"], "blocking": false });
+    refused(&raw(api, "POST", "/v1/cluster/learners", Some(learner)).await);
+    for change in [
+        json!({ "add_nodes": { "0": two } }),
+        json!({ "add_voters": [0] }),
+        json!({ "remove_voters": [0] }),
+        json!({ "replace_voters": [0, 1] }),
+        json!({ "remove_nodes": [0] }),
+        json!({ "set_nodes": { "0": two } }),
+    ] {
+        refused(&raw(api, "POST", "/v1/cluster/membership", Some(json!({ "change": change }))).await);
+    }
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["membership"], before, "nothing changed");
+}
