@@ -32,8 +32,9 @@ pub enum Top {
 /// `ferraft serve`.
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// This node's id (unique in the cluster, never reused).
-    #[arg(long)]
+    /// This node's id (unique in the cluster, never reused; from 1: the
+    /// metrics use 0 for "no leader").
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub id: u64,
     /// Where the node keeps its log, snapshots and identity.
     #[arg(long)]

@@ -323,6 +323,13 @@ async fn serve_refuses_bad_flags_a_port_in_use_and_an_unusable_data_dir_with_exi
         .map(String::from)
         .collect(),
     ];
+    // id 0 means "no leader" in the metrics: no node may have it
+    cases.push(
+        ["serve", "--id", "0", "--data-dir", &data, "--raft-listen", &free(), "--api-listen", &free()]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+    );
     // an advertised address peers could never dial: refused at start, not
     // recorded in a membership at the first `init` or `add-learner`
     for (flag, bad) in [("--raft-advertise", "no-port"), ("--api-advertise", "host:0")] {
@@ -524,4 +531,31 @@ async fn a_follower_cut_off_from_the_cluster_answers_reads_with_an_error_not_sta
         assert!(Instant::now() < deadline, "the follower never served the read once the cluster came back");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The message of a refused request.
+fn message(result: Result<Value, ClientError>) -> String {
+    match result {
+        Err(ClientError::Api { status: 409, body, .. }) => body["error"]["message"].as_str().unwrap().to_owned(),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+/// `prepare` checks what the caller expected, then that the new voters are
+/// members, and only then that they are caught up: each refusal (409) names
+/// its real reason. Before, a stale expectation or a node that is no member
+/// was answered "learner 9 is not ready to vote".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prepare_names_a_stale_expectation_or_a_non_member_before_readiness() {
+    let cluster = Cluster::start_initialized(3).await;
+    let leader = cluster.client(cluster.leader(Duration::from_secs(10)).await).clone();
+    let before = leader.status().await.unwrap()["membership"]["log_index"].clone();
+    let stale = json!({ "expect_voters": [1, 2], "expect_learners": [], "voters": [1, 2, 9], "learners": [] });
+    let said = message(leader.post("/v1/cluster/membership/prepare", &stale).await);
+    assert!(said.contains("not as expected"), "{said}");
+    let stranger = json!({ "expect_voters": [1, 2, 3], "expect_learners": [], "voters": [1, 2, 9], "learners": [] });
+    let said = message(leader.post("/v1/cluster/membership/prepare", &stranger).await);
+    assert!(said.contains("node 9 is not a learner"), "{said}");
+    assert!(!said.contains("ready"), "{said}");
+    assert_eq!(leader.status().await.unwrap()["membership"]["log_index"], before, "nothing proposed");
 }

@@ -762,3 +762,87 @@ async fn a_snapshot_downloads_from_any_node_with_every_key_and_its_index() {
     let again = get(nodes.api(follower), "/v1/cluster/snapshot/download").await;
     assert_eq!(again.headers["x-ferraft-snapshot-index"], index.to_string());
 }
+
+/// A read of a key refuses query parameters it does not take, as a list and
+/// a watch do (`bad_request` naming the parameter and those it takes).
+/// Before, `GET /v1/kv/k?consistancy=local` answered 200 from a
+/// linearizable read: the typo went unnoticed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_refuses_an_unknown_query_parameter_as_a_list_and_a_watch_do() {
+    let nodes = Nodes::start(1, true).await;
+    let api = nodes.api(1);
+    assert_eq!(raw(api, "PUT", "/v1/kv/k", Some(json!({ "value": "v" }))).await.status, 200);
+    assert_eq!(get(api, "/v1/kv/k?consistency=local").await.status, 200);
+    for target in ["/v1/kv/k?consistancy=local", "/v1/kv/k?consistency=local&x=1", "/v1/kv?x=1", "/v1/watch?x=1"] {
+        let answer = get(api, target).await;
+        assert_eq!((answer.status, answer.code()), (400, "bad_request".into()), "{target}: {answer:?}");
+        let message = answer.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with("unknown query parameter"), "{target}: {message}");
+    }
+    let typo = get(api, "/v1/kv/k?consistancy=local").await.json()["error"]["message"].clone();
+    assert_eq!(typo, "unknown query parameter \"consistancy\": a read takes consistency");
+}
+
+/// A node object in a cluster body (`init`'s `nodes`, a change's
+/// `add_nodes` / `set_nodes`) refuses fields it does not know, as the bodies
+/// themselves do: `bad_request` naming the field, nothing changed. Before,
+/// `{"raft": .., "api": .., "apii": ..}` was taken and the field dropped.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unknown_field_in_a_node_object_is_bad_request_and_changes_nothing() {
+    let nodes = Nodes::start(3, false).await;
+    let (api, spec) = (nodes.api(1), nodes.nodes[&1].spec());
+    let mut extra = spec.clone();
+    extra["role"] = json!("voter");
+    let init = raw(api, "POST", "/v1/cluster/init", Some(json!({ "nodes": { "1": extra } }))).await;
+    assert_eq!((init.status, init.code()), (400, "bad_request".into()), "{init:?}");
+    assert!(init.body.contains("role"), "{init:?}");
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["role"], "uninitialized");
+    let init = raw(api, "POST", "/v1/cluster/init", Some(json!({ "nodes": { "1": spec } }))).await;
+    assert_eq!(init.status, 200, "{init:?}");
+    nodes.nodes[&1].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
+    let before = get(api, "/v1/cluster/status").await.json()["membership"].clone();
+    let mut two = nodes.nodes[&2].spec();
+    two["weight"] = json!(2);
+    for change in [json!({ "add_nodes": { "2": two } }), json!({ "set_nodes": { "1": extra } })] {
+        let body = json!({ "change": change });
+        let answer = raw(api, "POST", "/v1/cluster/membership", Some(body.clone())).await;
+        assert_eq!((answer.status, answer.code()), (400, "bad_request".into()), "{body}: {answer:?}");
+        assert!(answer.body.contains("unknown field"), "{answer:?}");
+    }
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["membership"], before, "nothing changed");
+}
+
+/// Node id 0 is refused wherever a node is named into the cluster (`init`,
+/// adding a learner, a membership change): `bad_request` saying why, nothing
+/// changed. The metrics use 0 for "no leader" (`ferraft_leader_id`), so a
+/// node 0 leading would read as no leader. Before, all were accepted.
+#[tokio::test(flavor = "multi_thread")]
+async fn node_id_zero_is_bad_request_wherever_a_node_is_named() {
+    let nodes = Nodes::start(2, false).await;
+    let (api, spec) = (nodes.api(1), nodes.nodes[&1].spec());
+    let two = nodes.nodes[&2].spec();
+    let refused = |answer: &Answer| {
+        assert_eq!((answer.status, answer.code()), (400, "bad_request".into()), "{answer:?}");
+        let message = answer.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.contains("node id 0"), "{message}");
+    };
+    let init = raw(api, "POST", "/v1/cluster/init", Some(json!({ "nodes": { "1": spec, "0": two } }))).await;
+    refused(&init);
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["role"], "uninitialized");
+    raw(api, "POST", "/v1/cluster/init", Some(json!({ "nodes": { "1": spec } }))).await;
+    nodes.nodes[&1].wait_initialized_with_leader(Duration::from_secs(10)).await.unwrap();
+    let before = get(api, "/v1/cluster/status").await.json()["membership"].clone();
+    let learner = json!({ "id": 0, "raft": two["raft"], "api": two["api"], "blocking": false });
+    refused(&raw(api, "POST", "/v1/cluster/learners", Some(learner)).await);
+    for change in [
+        json!({ "add_nodes": { "0": two } }),
+        json!({ "add_voters": [0] }),
+        json!({ "remove_voters": [0] }),
+        json!({ "replace_voters": [0, 1] }),
+        json!({ "remove_nodes": [0] }),
+        json!({ "set_nodes": { "0": two } }),
+    ] {
+        refused(&raw(api, "POST", "/v1/cluster/membership", Some(json!({ "change": change }))).await);
+    }
+    assert_eq!(get(api, "/v1/cluster/status").await.json()["membership"], before, "nothing changed");
+}

@@ -116,3 +116,50 @@ async fn a_change_retried_with_its_id_returns_the_first_outcome_and_changes_noth
     let after = client.status().await.unwrap();
     assert!(after["membership"]["voters"].as_array().unwrap().contains(&json!(out)));
 }
+
+/// A change id names one change: sending another change under an id already
+/// used is `conflict` naming the id, and changes nothing, whether the leader
+/// still tracks the id, finds it only in its log (after a leader change), or
+/// refused the first call; the same change again still answers the first
+/// outcome. Before, the other change answered 200 with the first one's
+/// membership.
+#[tokio::test]
+async fn a_change_id_reused_for_another_change_is_conflict_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, leader) = three_voters(dir.path()).await;
+    let client = nodes[&leader].client.clone();
+    let out = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let other = [1, 2, 3].into_iter().find(|id| *id != leader && *id != out).unwrap();
+    let demote = json!({ "change": { "remove_voters": [out] }, "retain": true, "change_id": "demote-1" });
+    let first = client.post("/v1/cluster/membership", &demote).await.unwrap();
+    let before = client.status().await.unwrap()["membership"].clone();
+    let reused = [
+        json!({ "change": { "remove_voters": [other] }, "retain": true, "change_id": "demote-1" }),
+        json!({ "change": { "remove_voters": [out] }, "retain": false, "change_id": "demote-1" }),
+        json!({ "change": { "add_voters": [out] }, "change_id": "demote-1" }),
+    ];
+    for body in &reused {
+        let error = nodes[&other].client.post("/v1/cluster/membership", body).await.expect_err("reused id");
+        assert_eq!(error.code(), Some("conflict"), "{body}: {error}");
+        let ferraft_kv::client::ClientError::Api { status, body: answer, .. } = error else { unreachable!() };
+        assert_eq!(status, 409);
+        assert_eq!(answer["error"]["change_id"], "demote-1", "{answer}");
+    }
+    assert_eq!(client.status().await.unwrap()["membership"], before, "nothing changed");
+    // a refused first call holds its id the same way
+    let refused = json!({ "change": { "add_voters": [9] }, "change_id": "bad-1" });
+    let error = client.post("/v1/cluster/membership", &refused).await.expect_err("9 is no learner");
+    assert_eq!(error.code(), Some("conflict"), "{error}");
+    let reuse = json!({ "change": { "add_voters": [out] }, "change_id": "bad-1" });
+    let error = client.post("/v1/cluster/membership", &reuse).await.expect_err("reused id");
+    let ferraft_kv::client::ClientError::Api { body: answer, .. } = error else { unreachable!() };
+    assert_eq!(answer["error"]["change_id"], "bad-1", "{answer}");
+    // after a leader change, the next leader finds the id in its log only
+    let moved = client.post("/v1/cluster/leader/transfer", &json!({ "to": other })).await.unwrap();
+    let next = moved["leader"].as_u64().unwrap();
+    assert_ne!(next, leader);
+    let error = nodes[&next].client.post("/v1/cluster/membership", &reused[2]).await.expect_err("reused id");
+    assert_eq!(error.code(), Some("conflict"), "{error}");
+    let retried = nodes[&next].client.post("/v1/cluster/membership", &demote).await.unwrap();
+    assert_eq!(retried["membership"]["log_index"], first["membership"]["log_index"], "the first outcome");
+}

@@ -25,8 +25,21 @@ pub fn is_host_port(addr: &str) -> bool {
     port_ok && host_ok
 }
 
-/// Refuses a node descriptor whose addresses are not `host:port`.
+/// Refuses node id 0: the metrics write 0 for "no leader"
+/// (`ferraft_leader_id`), so a node 0 leading would read as none.
+pub fn check_id(id: NodeId) -> Result<(), ApiError> {
+    if id == NodeId(0) {
+        return Err(ApiError::bad_request(
+            "node id 0 is reserved (the metrics use 0 for \"no leader\"): node ids start at 1; nothing was changed",
+        )
+        .with("node_id", id));
+    }
+    Ok(())
+}
+
+/// Refuses a node descriptor with id 0 or addresses that are not `host:port`.
 pub fn check_node(id: NodeId, node: &KvNode) -> Result<(), ApiError> {
+    check_id(id)?;
     for (what, addr) in [("raft", &node.raft), ("api", &node.api)] {
         if !is_host_port(addr) {
             return Err(ApiError::bad_request(format!(
@@ -38,14 +51,18 @@ pub fn check_node(id: NodeId, node: &KvNode) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// Refuses a change that would record an address that is not `host:port`.
+/// Refuses a change that names node id 0 or would record an address that is
+/// not `host:port`.
 pub fn check_change(change: &ChangeMembers<KvNode>) -> Result<(), ApiError> {
     match change {
         ChangeMembers::AddVoters(nodes)
         | ChangeMembers::AddNodes(nodes)
         | ChangeMembers::SetNodes(nodes)
         | ChangeMembers::ReplaceAllNodes(nodes) => nodes.iter().try_for_each(|(id, node)| check_node(*id, node)),
-        _ => Ok(()),
+        ChangeMembers::AddVoterIds(ids)
+        | ChangeMembers::RemoveVoters(ids)
+        | ChangeMembers::ReplaceAllVoters(ids)
+        | ChangeMembers::RemoveNodes(ids) => ids.iter().try_for_each(|id| check_id(*id)),
     }
 }
 

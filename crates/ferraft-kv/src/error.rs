@@ -298,6 +298,9 @@ impl From<ChangeMembershipError<KvNode>> for ApiError {
                 .with("expected_membership_index", expected)
                 .with("membership", crate::membership_json::membership(Some(&*actual), true)),
             ChangeMembershipError::BadChangeId { .. } => ApiError::bad_request(message),
+            ChangeMembershipError::ChangeIdReused { change_id } => {
+                ApiError::new(Code::Conflict, message).with("change_id", change_id)
+            }
             ChangeMembershipError::LearnerNotReady { node_id, lag_entries, lag_bytes } => {
                 ApiError::new(Code::Conflict, message)
                     .with("node_id", node_id)

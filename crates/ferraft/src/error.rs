@@ -181,6 +181,14 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
         /// The longest id accepted, in bytes.
         max: usize,
     },
+    /// The change id was already used for another change (other changes, or
+    /// another `retain`): an id names one change, and a repeat must ask for
+    /// the same one. Nothing happened; use a new id for a new change.
+    #[error("change id {change_id:?} was already used for another change; use a new id for a new change")]
+    ChangeIdReused {
+        /// The id given.
+        change_id: String,
+    },
     /// `prepare` expected other voters or learners than the current ones.
     #[error("membership is not as expected: voters {voters:?}, learners {learners:?}")]
     Mismatch {

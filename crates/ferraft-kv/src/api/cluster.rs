@@ -47,16 +47,30 @@ where
 /// waits for its leader to reach it, to tell a repeat from a conflict.
 const JOIN_WAIT: Duration = Duration::from_secs(2);
 
+/// A node object in a request body: its addresses, and no other field (a
+/// misspelt one would otherwise be dropped without a word).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NodeBody {
+    raft: String,
+    api: String,
+}
+
+/// The nodes of a request body, as the membership records them.
+fn kv_nodes(nodes: BTreeMap<NodeId, NodeBody>) -> BTreeMap<NodeId, KvNode> {
+    nodes.into_iter().map(|(id, n)| (id, KvNode { raft: n.raft, api: n.api })).collect()
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct InitBody {
-    nodes: Option<BTreeMap<NodeId, KvNode>>,
+    nodes: Option<BTreeMap<NodeId, NodeBody>>,
     cluster_id: Option<String>,
 }
 
 pub(super) async fn init(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, body: InitBody| async move {
-        let members = body.nodes.unwrap_or_else(|| [(ctx.id, ctx.me.clone())].into());
+        let members = body.nodes.map(kv_nodes).unwrap_or_else(|| [(ctx.id, ctx.me.clone())].into());
         if members.is_empty() {
             return Err(ApiError::bad_request("\"nodes\" is empty: name at least one voter, or send {}"));
         }
@@ -163,9 +177,9 @@ enum ChangeBody {
     AddVoters(BTreeSet<NodeId>),
     RemoveVoters(BTreeSet<NodeId>),
     ReplaceVoters(BTreeSet<NodeId>),
-    AddNodes(BTreeMap<NodeId, KvNode>),
+    AddNodes(BTreeMap<NodeId, NodeBody>),
     RemoveNodes(BTreeSet<NodeId>),
-    SetNodes(BTreeMap<NodeId, KvNode>),
+    SetNodes(BTreeMap<NodeId, NodeBody>),
 }
 
 impl From<ChangeBody> for ChangeMembers<KvNode> {
@@ -174,9 +188,9 @@ impl From<ChangeBody> for ChangeMembers<KvNode> {
             ChangeBody::AddVoters(ids) => ChangeMembers::AddVoterIds(ids),
             ChangeBody::RemoveVoters(ids) => ChangeMembers::RemoveVoters(ids),
             ChangeBody::ReplaceVoters(ids) => ChangeMembers::ReplaceAllVoters(ids),
-            ChangeBody::AddNodes(nodes) => ChangeMembers::AddNodes(nodes),
+            ChangeBody::AddNodes(nodes) => ChangeMembers::AddNodes(kv_nodes(nodes)),
             ChangeBody::RemoveNodes(ids) => ChangeMembers::RemoveNodes(ids),
-            ChangeBody::SetNodes(nodes) => ChangeMembers::SetNodes(nodes),
+            ChangeBody::SetNodes(nodes) => ChangeMembers::SetNodes(kv_nodes(nodes)),
         }
     }
 }

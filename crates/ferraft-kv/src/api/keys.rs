@@ -15,6 +15,9 @@ use super::{Ctx, MAX_VALUE_BYTES, REQUEST_TIMEOUT};
 use crate::error::{ApiError, Code};
 use crate::kv::{Command, CommandResponse};
 
+/// The query parameters a read of a key takes.
+const READ_PARAMS: [&str; 1] = ["consistency"];
+
 #[derive(Deserialize)]
 struct PutBody {
     value: String,
@@ -81,7 +84,10 @@ pub(super) async fn key(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
                 write(&ctx, Command::Put { key, value: body.value.into() }).await
             }
             Method::DELETE => write(&ctx, Command::Delete { key }).await,
-            _ => read(&ctx, key, consistency(&incoming)?).await.map(KvReply::Read),
+            _ => {
+                incoming.refuse_unknown_params(&READ_PARAMS, "a read")?;
+                read(&ctx, key, consistency(&incoming)?).await.map(KvReply::Read)
+            }
         }
     };
     serve(&ctx, &incoming, REQUEST_TIMEOUT, op).await

@@ -82,12 +82,7 @@ pub(super) fn page(map: &KvMap, range: &KeyRange, limit: usize) -> Page {
 }
 
 fn parse_range(incoming: &Incoming) -> Result<(KeyRange, usize), ApiError> {
-    if let Some(unknown) = incoming.query_names()?.into_iter().find(|n| !PARAMS.contains(&n.as_str())) {
-        return Err(ApiError::bad_request(format!(
-            "unknown query parameter {unknown:?}: a list takes {}",
-            PARAMS.join(", ")
-        )));
-    }
+    incoming.refuse_unknown_params(&PARAMS, "a list")?;
     let range = KeyRange {
         prefix: incoming.query_param("prefix")?,
         start: incoming.query_param("start")?,

@@ -101,6 +101,18 @@ impl Incoming {
         pairs.map(|pair| query_decode(pair.split_once('=').map_or(pair, |(k, _)| k))).collect()
     }
 
+    /// Refuses a query parameter that is not one of `takes`, naming them:
+    /// `what` is the request as the message calls it ("a list").
+    pub(super) fn refuse_unknown_params(&self, takes: &[&str], what: &str) -> Result<(), ApiError> {
+        match self.query_names()?.into_iter().find(|n| !takes.contains(&n.as_str())) {
+            Some(unknown) => Err(ApiError::bad_request(format!(
+                "unknown query parameter {unknown:?}: {what} takes {}",
+                takes.join(", ")
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// The decoded value of query parameter `name` (the last one if repeated).
     pub(super) fn query_param(&self, name: &str) -> Result<Option<String>, ApiError> {
         let mut found = None;

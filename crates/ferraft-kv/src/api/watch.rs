@@ -55,12 +55,7 @@ fn compacted(c: Compacted, from: LogIndex) -> ApiError {
 
 async fn start(ctx: &Ctx, req: axum::extract::Request) -> Result<Response<Body>, ApiError> {
     let incoming = Incoming::read(req).await?;
-    if let Some(unknown) = incoming.query_names()?.into_iter().find(|n| !PARAMS.contains(&n.as_str())) {
-        return Err(ApiError::bad_request(format!(
-            "unknown query parameter {unknown:?}: a watch takes {}",
-            PARAMS.join(", ")
-        )));
-    }
+    incoming.refuse_unknown_params(&PARAMS, "a watch")?;
     let filter = match (incoming.query_param("prefix")?, incoming.query_param("key")?) {
         (Some(_), Some(_)) => return Err(ApiError::bad_request("give prefix or key, not both")),
         (None, Some(key)) => Filter::Key(key),

@@ -32,6 +32,7 @@ pub fn meaning(error: &ChangeMembershipError<BasicNode>) -> Meaning {
         | E::NoPendingJoint
         | E::PreconditionFailed { .. }
         | E::BadChangeId { .. }
+        | E::ChangeIdReused { .. }
         | E::PeerRefused { .. }
         | E::IncarnationUnknown { .. }
         | E::QueuedTooLong { .. }

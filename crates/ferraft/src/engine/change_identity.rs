@@ -9,7 +9,7 @@ use super::Engine;
 use crate::entry::AppData;
 use crate::error::ChangeMembershipError;
 use crate::log_id::{index_of, LogId};
-use crate::membership::{ChangeGuard, StoredMembership};
+use crate::membership::{ChangeGuard, ChangeMembers, StoredMembership};
 use crate::node::{LogIndex, Node};
 
 /// Refusals remembered per change id (they leave no trace in the log).
@@ -56,29 +56,66 @@ pub enum ChangeStatus<N> {
     Unknown,
 }
 
+/// What a call with a change id asked for: the id names this change, and a
+/// repeat must ask for the same one. The precondition and `force` are not
+/// part of it: they say when the change may apply, not what it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AskedChange<N> {
+    /// What to change.
+    pub change: ChangeMembers<N>,
+    /// Keep removed voters as learners.
+    pub retain: bool,
+}
+
 impl<C: AppData, N: Node> Engine<C, N> {
     /// A repeated call with `change_id`: the record that answers `request_id`
     /// with the first call's outcome, or the first call's refusal, or `None`
-    /// when this is the first call.
+    /// when this is the first call. `ChangeIdReused` when the first call
+    /// asked for another change than `asked`.
     pub(crate) fn retry_of(
         &self,
         request_id: u64,
         change_id: &str,
+        asked: &AskedChange<N>,
     ) -> Result<Option<MembershipRequest<N>>, ChangeMembershipError<N>> {
-        if let Some((_, refusal)) = self.change_refusals.iter().find(|(id, _)| id == change_id) {
-            return Err(refusal.clone());
+        let reused = || ChangeMembershipError::ChangeIdReused { change_id: change_id.to_string() };
+        if let Some((_, first, refusal)) = self.change_refusals.iter().find(|(id, _, _)| id == change_id) {
+            return Err(if first == asked { refusal.clone() } else { reused() });
         }
         let tracked = self.membership_requests.iter().find(|r| r.guard.change_id.as_deref() == Some(change_id));
+        let logged = self.logged_change(change_id);
         if let Some(first) = tracked {
+            let same = match &first.asked {
+                Some(first) => first == asked,
+                None => logged.is_none_or(|(entry, _)| self.logged_entry_is(entry, asked)),
+            };
+            if !same {
+                return Err(reused());
+            }
             return Ok(Some(MembershipRequest { request_id, ..first.clone() }));
         }
-        let Some(stage) = self.logged_stage(change_id) else { return Ok(None) };
+        let Some((entry, stage)) = logged else { return Ok(None) };
+        if !self.logged_entry_is(entry, asked) {
+            return Err(reused());
+        }
         let guard = ChangeGuard { change_id: Some(change_id.to_string()), expect_membership_index: None };
-        Ok(Some(MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms: self.now_ms }))
+        Ok(Some(MembershipRequest {
+            request_id,
+            guard,
+            stage,
+            answer_by_ms: None,
+            accepted_ms: self.now_ms,
+            asked: None,
+        }))
     }
 
     /// The stage of the change `change_id` as its first entry in the log shows it.
     fn logged_stage(&self, change_id: &str) -> Option<RequestStage<N>> {
+        self.logged_change(change_id).map(|(_, stage)| stage)
+    }
+
+    /// The first entry the change `change_id` proposed, and the stage it shows.
+    fn logged_change(&self, change_id: &str) -> Option<(&StoredMembership<N>, RequestStage<N>)> {
         let first = self.log.memberships_after(LogIndex(0)).find(|m| m.membership.change_id() == Some(change_id))?;
         let log_id = first.log_id?;
         // a joint entry is the first step of a change that leaves it after;
@@ -88,31 +125,51 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 .log
                 .membership_at(log_id.index.prev())
                 .is_none_or(|before| before.membership.configs() != first.membership.configs());
-        Some(if joint { RequestStage::Joint(log_id) } else { RequestStage::Proposed(log_id) })
+        Some((first, if joint { RequestStage::Joint(log_id) } else { RequestStage::Proposed(log_id) }))
     }
 
-    /// Remembers that the call with `guard`'s change id was refused, so a
-    /// retry hears the same.
+    /// Whether `first`, the first entry a change proposed, is what `asked`
+    /// makes of the membership before it. The entry keeps the change's id,
+    /// not the request (the log's format stays the one earlier versions
+    /// read), so the request is checked by what it would have proposed:
+    /// exact while the log holds the membership before the entry; once that
+    /// is purged behind a snapshot, a repeat is taken for the same change.
+    fn logged_entry_is(&self, first: &StoredMembership<N>, asked: &AskedChange<N>) -> bool {
+        let Some(log_id) = first.log_id else { return true };
+        let Some(before) = self.log.membership_at(log_id.index.prev()) else { return true };
+        match asked.change.next_membership(&before.membership, asked.retain) {
+            Ok(next) => {
+                let first = &first.membership;
+                next.configs() == first.configs() && next.nodes() == first.nodes() && next.exit() == first.exit()
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Remembers that the call with `guard`'s change id, asking for `asked`,
+    /// was refused, so a retry hears the same (and another change under the
+    /// same id hears that the id is taken).
     pub(crate) fn remember_refusal(
         &mut self,
         guard: &ChangeGuard,
+        asked: Option<&AskedChange<N>>,
         result: &Result<StoredMembership<N>, ChangeMembershipError<N>>,
     ) {
-        let (Some(change_id), Err(error)) = (&guard.change_id, result) else { return };
+        let (Some(change_id), Some(asked), Err(error)) = (&guard.change_id, asked, result) else { return };
         let refusal =
             matches!(error, ChangeMembershipError::Invalid(_) | ChangeMembershipError::PreconditionFailed { .. });
         if refusal {
             if self.change_refusals.len() >= REMEMBERED_REFUSALS {
                 self.change_refusals.pop_front();
             }
-            self.change_refusals.push_back((change_id.clone(), error.clone()));
+            self.change_refusals.push_back((change_id.clone(), asked.clone(), error.clone()));
         }
     }
 
     /// Where the change `change_id` stands, as this node's log (and, on the
     /// leader, its queue) shows it.
     pub fn change_status(&self, change_id: &str) -> ChangeStatus<N> {
-        if let Some((_, refusal)) = self.change_refusals.iter().find(|(id, _)| id == change_id) {
+        if let Some((_, _, refusal)) = self.change_refusals.iter().find(|(id, _, _)| id == change_id) {
             return ChangeStatus::Failed { reason: refusal.to_string() };
         }
         let tracked = self.membership_requests.iter().find(|r| r.guard.change_id.as_deref() == Some(change_id));
@@ -129,6 +186,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
             stage: stage.clone(),
             answer_by_ms: None,
             accepted_ms: self.now_ms,
+            asked: None,
         };
         match self.outcome_of(&probe) {
             Some(Ok(membership)) => ChangeStatus::Committed { membership },
@@ -154,5 +212,5 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 }
 
-/// The refusals remembered by change id, oldest first.
-pub(crate) type ChangeRefusals<N> = VecDeque<(String, ChangeMembershipError<N>)>;
+/// The refusals remembered by change id, with what was asked, oldest first.
+pub(crate) type ChangeRefusals<N> = VecDeque<(String, AskedChange<N>, ChangeMembershipError<N>)>;

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::change_identity::AskedChange;
 use super::membership_requests::{MembershipRequest, RequestStage};
 use super::{Engine, Output};
 use crate::entry::{AppData, EntryPayload};
@@ -12,6 +13,15 @@ use crate::membership::{ChangeGuard, ChangeMembers, ChangeMembersError, JointExi
 use crate::node::{LogIndex, Node, NodeId};
 
 type ChangeResult<T, N> = Result<T, ChangeMembershipError<N>>;
+
+/// What a checked prepare does.
+#[derive(Debug)]
+pub(crate) enum PreparePlan<N> {
+    /// It took effect already: the joint entry's index.
+    Done(LogIndex),
+    /// Propose this joint config.
+    Propose(Membership<N>),
+}
 
 impl<C: AppData, N: Node> Engine<C, N> {
     /// Queues a planned membership change. `Output::MembershipDone` reports the
@@ -44,7 +54,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if change_id.is_empty() || change_id.len() > ChangeGuard::MAX_CHANGE_ID_BYTES {
                 return Err(ChangeMembershipError::BadChangeId { max: ChangeGuard::MAX_CHANGE_ID_BYTES });
             }
-            if let Some(retry) = self.retry_of(request_id, change_id)? {
+            let asked = AskedChange { change: change.clone(), retain };
+            if let Some(retry) = self.retry_of(request_id, change_id, &asked)? {
                 self.membership_requests.push(retry);
                 self.settle_membership_requests();
                 return Ok(());
@@ -55,13 +66,16 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let current = self.effective().expect("a leader has a membership");
             change.next_membership(current, retain).map(|_| ()).map_err(ChangeMembershipError::from)
         });
+        let asked = AskedChange { change: change.clone(), retain };
         if let Err(e) = checked {
-            self.remember_refusal(&guard, &Err(e.clone()));
+            self.remember_refusal(&guard, Some(&asked), &Err(e.clone()));
             return Err(e);
         }
         let stage = RequestStage::Queued { change, retain };
         let accepted_ms = self.now_ms;
-        self.membership_requests.push(MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms });
+        let asked = Some(asked);
+        let request = MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms, asked };
+        self.membership_requests.push(request);
         self.maybe_propose_membership();
         Ok(())
     }
@@ -127,7 +141,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 Err(e) => {
                     let request = self.membership_requests.remove(position);
                     let result = Err(e);
-                    self.remember_refusal(&request.guard, &result);
+                    self.remember_refusal(&request.guard, request.asked.as_ref(), &result);
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result })
                 }
                 Ok(next)
@@ -215,6 +229,20 @@ impl<C: AppData, N: Node> Engine<C, N> {
         voters: &BTreeSet<NodeId>,
         learners: &BTreeSet<NodeId>,
     ) -> ChangeResult<LogIndex, N> {
+        let plan = self.plan_prepare(expect_voters, expect_learners, voters, learners)?;
+        Ok(self.carry_out_prepare(plan))
+    }
+
+    /// What a prepare does, once every check that does not depend on the new
+    /// voters' progress passed: the caller's input, then what it expected of
+    /// the membership in force, then that everyone named is a member.
+    pub(crate) fn plan_prepare(
+        &self,
+        expect_voters: &BTreeSet<NodeId>,
+        expect_learners: &BTreeSet<NodeId>,
+        voters: &BTreeSet<NodeId>,
+        learners: &BTreeSet<NodeId>,
+    ) -> ChangeResult<PreparePlan<N>, N> {
         self.require_leader()?;
         if let Some(node_id) = voters.intersection(learners).next() {
             return Err(ChangeMembershipError::VoterAndLearner { node_id: *node_id });
@@ -222,12 +250,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if voters.is_empty() {
             return Err(ChangeMembersError::NoVoterLeft.into());
         }
-        let stored = self.membership().expect("a leader has a membership").clone();
+        let stored = self.membership().expect("a leader has a membership");
         let current = &stored.membership;
         if current.configs() == [expect_voters.clone(), voters.clone()]
             && learners.iter().all(|id| current.is_member(*id))
         {
-            return Ok(index_of(stored.log_id));
+            return Ok(PreparePlan::Done(index_of(stored.log_id)));
         }
         if current.is_joint() || &current.voter_set() != expect_voters || &current.learner_set() != expect_learners {
             return Err(ChangeMembershipError::Mismatch {
@@ -251,9 +279,19 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let joint = Membership::new(vec![expect_voters.clone(), voters.clone()], nodes)
             .map_err(ChangeMembersError::from)?
             .with_exit(exit);
-        let log_id = self.propose_membership(joint);
-        self.leader_maybe_commit();
-        Ok(log_id.index)
+        Ok(PreparePlan::Propose(joint))
+    }
+
+    /// Proposes the joint config a prepare planned; the index of its entry.
+    pub(crate) fn carry_out_prepare(&mut self, plan: PreparePlan<N>) -> LogIndex {
+        match plan {
+            PreparePlan::Done(index) => index,
+            PreparePlan::Propose(joint) => {
+                let log_id = self.propose_membership(joint);
+                self.leader_maybe_commit();
+                log_id.index
+            }
+        }
     }
 
     /// Explicit joint consensus, step 2: once a majority of the old and of the

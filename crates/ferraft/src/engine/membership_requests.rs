@@ -9,6 +9,7 @@
 //! "unknown" (`LeadershipLost`) only when a bound after losing leadership
 //! passes before the log tells.
 
+use super::change_identity::AskedChange;
 use super::{Engine, Output};
 use crate::entry::AppData;
 use crate::error::ChangeMembershipError;
@@ -29,6 +30,10 @@ pub(crate) struct MembershipRequest<N> {
     pub answer_by_ms: Option<u64>,
     /// When it was accepted: a request that waits its turn too long is refused.
     pub accepted_ms: u64,
+    /// What the caller asked for, kept after it is proposed so that a repeat
+    /// under its change id can be told from another change; `None` for a
+    /// record rebuilt from the log.
+    pub asked: Option<AskedChange<N>>,
 }
 
 /// How far a request got.
@@ -70,7 +75,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         for request in requests {
             match self.outcome_of(&request) {
                 Some(result) => {
-                    self.remember_refusal(&request.guard, &result);
+                    self.remember_refusal(&request.guard, request.asked.as_ref(), &result);
                     tracing::info!(
                         node = %self.id,
                         request = request.request_id,

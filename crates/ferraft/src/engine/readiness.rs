@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use super::membership_change::PreparePlan;
 use super::progress::ReplicationMode;
 use super::Engine;
 use crate::entry::AppData;
@@ -105,7 +106,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     /// [`Engine::prepare_membership`], refusing (unless `force`) new voters
-    /// that are not ready.
+    /// that are not ready. Readiness is checked last, once the caller's
+    /// expectations and the members named are found right, so a refusal
+    /// names its real reason.
     pub fn prepare_membership_with(
         &mut self,
         expect_voters: &BTreeSet<NodeId>,
@@ -114,12 +117,13 @@ impl<C: AppData, N: Node> Engine<C, N> {
         learners: &BTreeSet<NodeId>,
         force: bool,
     ) -> ChangeResult<LogIndex, N> {
-        if !force && self.is_leader() {
+        let plan = self.plan_prepare(expect_voters, expect_learners, voters, learners)?;
+        // a repeated prepare that took effect has nothing left to check
+        if let (false, PreparePlan::Propose(_)) = (force, &plan) {
             let current = self.effective().expect("a leader has a membership");
-            // a repeated prepare that took effect names no new voter
             self.check_new_voters_ready(current, voters)?;
         }
-        self.prepare_membership(expect_voters, expect_learners, voters, learners)
+        Ok(self.carry_out_prepare(plan))
     }
 
     /// Swaps voter `old` for learner `new` in one change: the voters become

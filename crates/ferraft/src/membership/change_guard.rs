@@ -10,10 +10,13 @@ use crate::node::LogIndex;
 /// With a `change_id`, repeating the call (after a timeout, a leader change,
 /// a restart of the client) returns the outcome of the first call instead of
 /// applying the change twice: the id travels in the membership entries the
-/// change proposes, so any leader finds it. With `expect_membership_index`,
-/// the change applies only if the membership in force is the entry at that
-/// log index, checked when the call arrives and again when the leader gets to
-/// it; otherwise it fails with `PreconditionFailed` and nothing happens.
+/// change proposes, so any leader finds it. An id names one change: a call
+/// under it that asks for another change (other members, or another
+/// `retain`) fails with `ChangeIdReused` and changes nothing. With
+/// `expect_membership_index`, the change applies only if the membership in
+/// force is the entry at that log index, checked when the call arrives and
+/// again when the leader gets to it; otherwise it fails with
+/// `PreconditionFailed` and nothing happens.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangeGuard {
     /// The caller's id for the change (at most [`ChangeGuard::MAX_CHANGE_ID_BYTES`] bytes).

@@ -228,3 +228,76 @@ fn a_leader_outside_the_old_config_does_not_revert_an_uncommitted_joint_config()
     }
     assert_eq!(configs_of(&engine), vec![set(&[2, 3, 4])], "no joint config, so no revert");
 }
+
+/// Whether `result` is the refusal of a change id already used for another change.
+fn reused(result: &Result<(), ChangeMembershipError<BasicNode>>, id: &str) -> bool {
+    matches!(result, Err(ChangeMembershipError::ChangeIdReused { change_id }) if change_id == id)
+}
+
+/// A change id names one change: another change under an id still tracked
+/// by the leader (queued or proposed, not yet answered) is refused and
+/// changes nothing, and the same change again still joins the first call.
+/// Before, the other change was answered with the first change's outcome.
+#[test]
+fn a_change_id_reused_for_another_change_while_tracked_is_refused() {
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4, 5]);
+    engine.take_outputs();
+    engine.change_membership_guarded(1, ChangeMembers::AddVoterIds(set(&[4])), false, guard("grow")).unwrap();
+    let proposed = engine.log().last_log_id();
+    let other = engine.change_membership_guarded(2, ChangeMembers::AddVoterIds(set(&[5])), false, guard("grow"));
+    assert!(reused(&other, "grow"), "{other:?}");
+    let retain = engine.change_membership_guarded(3, ChangeMembers::AddVoterIds(set(&[4])), true, guard("grow"));
+    assert!(reused(&retain, "grow"), "another retain is another change: {retain:?}");
+    assert_eq!(engine.log().last_log_id(), proposed, "nothing proposed for them");
+    engine.change_membership_guarded(4, ChangeMembers::AddVoterIds(set(&[4])), false, guard("grow")).unwrap();
+    commit_everywhere(&mut engine);
+    commit_everywhere(&mut engine);
+    let answered = done(&engine.take_outputs());
+    assert!(answered.iter().all(|(_, a)| a.starts_with("Ok")), "{answered:?}");
+    assert_eq!(answered.iter().map(|(id, _)| *id).collect::<Vec<_>>(), vec![1, 4]);
+    assert!(!engine.effective().unwrap().is_voter(NodeId(5)));
+}
+
+/// The same rule for an id the leader finds only in its log (after a
+/// failover or a restart): the change asked for is checked against the
+/// entry the first call proposed.
+#[test]
+fn a_change_id_reused_for_another_change_found_in_the_log_is_refused() {
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4, 5]);
+    engine.change_membership_guarded(1, ChangeMembers::RemoveVoters(set(&[3])), true, guard("shrink")).unwrap();
+    commit_everywhere(&mut engine);
+    commit_everywhere(&mut engine);
+    let entries: Vec<_> =
+        LogIndex(1).through(engine.log().last_index()).map(|i| engine.log().get(i).unwrap().clone()).collect();
+    let mut other = leader_from_log(NodeId(2), entries);
+    commit_all(&mut other);
+    other.take_outputs();
+    let before = other.log().last_log_id();
+    for (change, retain) in [
+        (ChangeMembers::RemoveVoters(set(&[2])), true),
+        (ChangeMembers::RemoveVoters(set(&[3])), false),
+        (ChangeMembers::AddVoterIds(set(&[4])), false),
+    ] {
+        let refused = other.change_membership_guarded(2, change.clone(), retain, guard("shrink"));
+        assert!(reused(&refused, "shrink"), "{change:?} retain {retain}: {refused:?}");
+    }
+    assert_eq!(other.log().last_log_id(), before, "nothing proposed");
+    assert!(done(&other.take_outputs()).is_empty());
+    other.change_membership_guarded(3, ChangeMembers::RemoveVoters(set(&[3])), true, guard("shrink")).unwrap();
+    let retried = done(&other.take_outputs());
+    assert!(matches!(&retried[..], [(3, ok)] if ok.starts_with("Ok")), "the same change still retries: {retried:?}");
+}
+
+/// And for an id whose first call was refused: the other change is told the
+/// id is taken, not the first change's refusal.
+#[test]
+fn a_change_id_reused_for_another_change_after_a_refusal_is_refused_as_reused() {
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
+    let first = engine.change_membership_guarded(1, ChangeMembers::AddVoterIds(set(&[9])), false, guard("bad"));
+    assert!(matches!(first, Err(ChangeMembershipError::Invalid(_))));
+    let last = engine.log().last_log_id();
+    let other = engine.change_membership_guarded(2, ChangeMembers::AddVoterIds(set(&[4])), false, guard("bad"));
+    assert!(reused(&other, "bad"), "{other:?}");
+    assert_eq!(engine.log().last_log_id(), last, "nothing proposed");
+    assert!(!engine.effective().unwrap().is_voter(NodeId(4)));
+}

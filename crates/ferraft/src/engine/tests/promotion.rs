@@ -5,6 +5,7 @@ use super::*;
 use crate::engine::catch_up::NO_PROGRESS_HEARTBEATS;
 use crate::engine::{CatchUpStall, ChangeOptions, Readiness};
 use crate::error::ChangeMembershipError;
+use crate::membership::ChangeMembersError;
 
 /// Node 1 leads {1,2,3} with learner 4, all caught up, then appends `extra`
 /// commands that only the voters acknowledge: learner 4 lacks them.
@@ -129,6 +130,28 @@ fn promoting_a_lagging_learner_is_refused_with_its_lag() {
     // prepare with it as a new voter is refused the same way
     let err = engine.prepare_membership_with(&set(&[1, 2, 3]), &set(&[4]), &set(&[2, 3, 4]), &set(&[]), false);
     assert!(matches!(err, Err(ChangeMembershipError::LearnerNotReady { node_id: NodeId(4), lag_entries: 1500, .. })));
+}
+
+/// A prepare is checked against what the caller expected before the new
+/// voters' readiness: a stale expectation says `Mismatch`, and a new voter
+/// that is no member says so (`NotLearner`), not that it lags. Before, both
+/// were answered "learner N is not ready", naming the wrong reason.
+#[test]
+fn a_prepare_checks_the_expected_membership_and_membership_before_readiness() {
+    let mut engine = leader_with_learner_lagging(2000);
+    let last = engine.log().log_id_at(LogIndex(1));
+    ack(&mut engine, 4, last);
+    let before = engine.log().last_log_id();
+    let stale = engine.prepare_membership_with(&set(&[1, 2]), &set(&[4]), &set(&[2, 3, 4]), &set(&[]), false);
+    assert!(matches!(stale, Err(ChangeMembershipError::Mismatch { .. })), "{stale:?}");
+    let stranger = engine.prepare_membership_with(&set(&[1, 2, 3]), &set(&[4]), &set(&[2, 3, 9]), &set(&[]), false);
+    assert!(
+        matches!(stranger, Err(ChangeMembershipError::Invalid(ChangeMembersError::NotLearner { node_id: NodeId(9) }))),
+        "{stranger:?}"
+    );
+    let lagging = engine.prepare_membership_with(&set(&[1, 2, 3]), &set(&[4]), &set(&[2, 3, 4]), &set(&[]), false);
+    assert!(matches!(lagging, Err(ChangeMembershipError::LearnerNotReady { node_id: NodeId(4), .. })), "{lagging:?}");
+    assert_eq!(engine.log().last_log_id(), before, "nothing proposed");
 }
 
 #[test]
