@@ -288,6 +288,25 @@ async fn every_error_code_comes_from_a_real_request() {
     }
 }
 
+/// Runs the binary with `args` and its output once it exits; a process still
+/// running after `limit` (one that accepted what it should refuse and went
+/// on serving) is killed and the test fails rather than hangs.
+fn exited_within(args: &[String], limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child =
+        std::process::Command::new(EXE).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            let out = child.wait_with_output().unwrap();
+            panic!("{args:?} still running after {limit:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn serve_refuses_bad_flags_a_port_in_use_and_an_unusable_data_dir_with_exit_code_2() {
     let dir = tempfile::tempdir().unwrap();
@@ -341,7 +360,7 @@ async fn serve_refuses_bad_flags_a_port_in_use_and_an_unusable_data_dir_with_exi
         cases.push(args);
     }
     for args in cases {
-        let out = std::process::Command::new(EXE).args(&args).output().unwrap();
+        let out = exited_within(&args, Duration::from_secs(20));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: one line expected: {stderr}");

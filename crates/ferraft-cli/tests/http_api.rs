@@ -783,6 +783,30 @@ async fn a_read_refuses_an_unknown_query_parameter_as_a_list_and_a_watch_do() {
     assert_eq!(typo, "unknown query parameter \"consistancy\": a read takes consistency");
 }
 
+/// A write (put, delete, CAS) takes no query parameters and refuses one,
+/// changing nothing: `PUT /v1/kv/k?ttl=5` must not store a value the
+/// caller believes expires. Before, the parameter was ignored and the write
+/// answered 200.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_write_refuses_any_query_parameter_and_changes_nothing() {
+    let nodes = Nodes::start(1, true).await;
+    let api = nodes.api(1);
+    assert_eq!(raw(api, "PUT", "/v1/kv/k", Some(json!({ "value": "v" }))).await.status, 200);
+    let writes = [
+        ("PUT", "/v1/kv/k?ttl=5", Some(json!({ "value": "w" }))),
+        ("DELETE", "/v1/kv/k?prefix=true", None),
+        ("POST", "/v1/kv/k/cas?force=1", Some(json!({ "expect": "v", "value": "w" }))),
+    ];
+    for (method, target, body) in writes {
+        let answer = raw(api, method, target, body).await;
+        assert_eq!((answer.status, answer.code()), (400, "bad_request".into()), "{method} {target}: {answer:?}");
+        let message = answer.json()["error"]["message"].as_str().unwrap().to_owned();
+        assert!(message.starts_with("unknown query parameter"), "{target}: {message}");
+        assert!(message.ends_with("a write takes none"), "{target}: {message}");
+    }
+    assert_eq!(get(api, "/v1/kv/k").await.json()["value"], "v");
+}
+
 /// A node object in a cluster body (`init`'s `nodes`, a change's
 /// `add_nodes` / `set_nodes`) refuses fields it does not know, as the bodies
 /// themselves do: `bad_request` naming the field, nothing changed. Before,

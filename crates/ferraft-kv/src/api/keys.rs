@@ -79,11 +79,15 @@ pub(super) async fn key(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     let op = async {
         match incoming.method {
             Method::PUT => {
+                incoming.refuse_unknown_params(&[], "a write")?;
                 let body: PutBody = incoming.json()?;
                 check_value(&body.value)?;
                 write(&ctx, Command::Put { key, value: body.value.into() }).await
             }
-            Method::DELETE => write(&ctx, Command::Delete { key }).await,
+            Method::DELETE => {
+                incoming.refuse_unknown_params(&[], "a write")?;
+                write(&ctx, Command::Delete { key }).await
+            }
             _ => {
                 incoming.refuse_unknown_params(&READ_PARAMS, "a read")?;
                 read(&ctx, key, consistency(&incoming)?).await.map(KvReply::Read)
@@ -100,6 +104,7 @@ pub(super) async fn cas(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
         Err(e) => return e.into_response(),
     };
     let op = async {
+        incoming.refuse_unknown_params(&[], "a write")?;
         let body: CasBody = incoming.json()?;
         for value in body.expect.iter().chain(&body.value) {
             check_value(value)?;

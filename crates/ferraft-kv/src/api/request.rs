@@ -104,7 +104,11 @@ impl Incoming {
     /// Refuses a query parameter that is not one of `takes`, naming them:
     /// `what` is the request as the message calls it ("a list").
     pub(super) fn refuse_unknown_params(&self, takes: &[&str], what: &str) -> Result<(), ApiError> {
-        match self.query_names()?.into_iter().find(|n| !takes.contains(&n.as_str())) {
+        let unknown = self.query_names()?.into_iter().find(|n| !takes.contains(&n.as_str()));
+        match unknown {
+            Some(unknown) if takes.is_empty() => {
+                Err(ApiError::bad_request(format!("unknown query parameter {unknown:?}: {what} takes none")))
+            }
             Some(unknown) => Err(ApiError::bad_request(format!(
                 "unknown query parameter {unknown:?}: {what} takes {}",
                 takes.join(", ")
