@@ -116,3 +116,26 @@ async fn a_change_retried_with_its_id_returns_the_first_outcome_and_changes_noth
     let after = client.status().await.unwrap();
     assert!(after["membership"]["voters"].as_array().unwrap().contains(&json!(out)));
 }
+
+#[tokio::test]
+async fn a_change_with_an_id_that_found_nothing_to_do_is_not_made_by_a_later_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, leader) = three_voters(dir.path()).await;
+    let client = &nodes[&leader].client;
+    let voter = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    // the voter is one already: the change finds nothing to do, and says done
+    let keep = json!({ "change": { "add_voters": [voter] }, "change_id": "keep-1" });
+    let first = client.post("/v1/cluster/membership", &keep).await.unwrap();
+    assert!(first["membership"]["voters"].as_array().unwrap().contains(&json!(voter)), "{first}");
+    let status = client.get("/v1/cluster/changes/keep-1").await.unwrap();
+    assert_eq!(status["status"], "committed", "a change answered done is known by its id: {status}");
+    // someone demotes it
+    let demote = json!({ "change": { "remove_voters": [voter] }, "retain": true });
+    client.post("/v1/cluster/membership", &demote).await.unwrap();
+    // the first caller, unsure of its outcome, repeats: the first outcome, nothing more
+    let other = [1, 2, 3].into_iter().find(|id| *id != leader && *id != voter).unwrap();
+    let retried = nodes[&other].client.post("/v1/cluster/membership", &keep).await.unwrap();
+    assert_eq!(retried["membership"]["log_index"], first["membership"]["log_index"], "the first outcome: {retried}");
+    let now = client.status().await.unwrap();
+    assert!(now["membership"]["learners"].as_array().unwrap().contains(&json!(voter)), "not promoted again: {now}");
+}
