@@ -163,3 +163,67 @@ async fn a_change_id_reused_for_another_change_is_conflict_and_changes_nothing()
     let retried = nodes[&next].client.post("/v1/cluster/membership", &demote).await.unwrap();
     assert_eq!(retried["membership"]["log_index"], first["membership"]["log_index"], "the first outcome");
 }
+
+#[tokio::test]
+async fn a_change_with_an_id_that_found_nothing_to_do_is_not_made_by_a_later_repeat() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, leader) = three_voters(dir.path()).await;
+    let client = &nodes[&leader].client;
+    let voter = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    // the voter is one already: the change finds nothing to do, and says done
+    let keep = json!({ "change": { "add_voters": [voter] }, "change_id": "keep-1" });
+    let first = client.post("/v1/cluster/membership", &keep).await.unwrap();
+    assert!(first["membership"]["voters"].as_array().unwrap().contains(&json!(voter)), "{first}");
+    let status = client.get("/v1/cluster/changes/keep-1").await.unwrap();
+    assert_eq!(status["status"], "committed", "a change answered done is known by its id: {status}");
+    // someone demotes it
+    let demote = json!({ "change": { "remove_voters": [voter] }, "retain": true });
+    client.post("/v1/cluster/membership", &demote).await.unwrap();
+    // the first caller, unsure of its outcome, repeats: the first outcome, nothing more
+    let other = [1, 2, 3].into_iter().find(|id| *id != leader && *id != voter).unwrap();
+    let retried = nodes[&other].client.post("/v1/cluster/membership", &keep).await.unwrap();
+    assert_eq!(retried["membership"]["log_index"], first["membership"]["log_index"], "the first outcome: {retried}");
+    let now = client.status().await.unwrap();
+    assert!(now["membership"]["learners"].as_array().unwrap().contains(&json!(voter)), "not promoted again: {now}");
+}
+
+#[tokio::test]
+async fn readmit_is_not_answered_done_before_the_record_of_the_new_incarnation_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut nodes, leader) = three_voters(dir.path()).await;
+    let mut learner = LocalNode::new(Path::new(EXE), 4, dir.path());
+    learner.spawn().unwrap();
+    learner.wait_ready(Duration::from_secs(10)).await.unwrap();
+    let add = json!({ "id": 4, "raft": learner.spec()["raft"], "api": learner.spec()["api"], "blocking": true });
+    nodes[&leader].client.post("/v1/cluster/learners", &add).await.unwrap();
+    // the learner's data dir is wiped: a new incarnation
+    learner.kill9().await;
+    std::fs::remove_dir_all(&learner.data_dir).unwrap();
+    learner.spawn().unwrap();
+    learner.wait_ready(Duration::from_secs(10)).await.unwrap();
+    // the leader is left alone: nothing it appends can commit
+    for id in [1, 2, 3].into_iter().filter(|id| *id != leader) {
+        nodes.get_mut(&id).unwrap().kill9().await;
+    }
+    let client = ferraft_kv::client::Client::with_timeout(&nodes[&leader].api, Duration::from_secs(30));
+    // (`conflict` while the leader cannot ask the restarted node yet: nothing happened, ask again)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let answer = loop {
+        let answer = client.post("/v1/cluster/readmit", &json!({ "id": 4 })).await;
+        match &answer {
+            Err(e) if e.code() == Some("conflict") && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await
+            }
+            _ => break answer,
+        }
+    };
+    let status = nodes[&leader].client.status().await.unwrap();
+    match answer {
+        Ok(done) => {
+            let index = done["membership"]["log_index"].as_u64().unwrap();
+            let committed = status["committed"].as_u64().unwrap();
+            panic!("answered done with entry {index}, the leader committed only {committed}: {done} / {status}");
+        }
+        Err(error) => assert_eq!(error.code(), Some("timeout"), "the record may or may not commit: {error}"),
+    }
+}

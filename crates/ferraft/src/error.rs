@@ -237,8 +237,10 @@ pub enum ChangeMembershipError<N: std::fmt::Debug> {
     /// The change took effect only in part: a step of it committed (its joint
     /// config was entered, or the learner to wait for was added), but this call
     /// did not see all it asked for happen (a later change or an abort
-    /// superseded the joint config; leadership moved before the joint config
-    /// was left within the answer's bound, or before the learner caught up).
+    /// superseded the joint config, committed; leadership moved before the
+    /// learner caught up). A joint config whose exit this node did not see
+    /// committed within the answer's bound is `LeadershipLost` instead: it
+    /// leaves by itself, so the change may yet be done.
     /// Something did happen: look at `membership`, committed, before retrying.
     #[error(
         "the change took effect only in part: a step of it committed but not all it asked for was seen to happen; \

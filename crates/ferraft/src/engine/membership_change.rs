@@ -149,6 +149,23 @@ impl<C: AppData, N: Node> Engine<C, N> {
                         || self.breaks(crate::config::BrokenRule::AnswerWithoutProposing) =>
                 {
                     // the membership in force already is what was asked for
+                    let tag = guard.change_id.filter(|_| {
+                        !current.is_joint() && !self.breaks(crate::config::BrokenRule::AnswerWithoutProposing)
+                    });
+                    if let Some(change_id) = tag {
+                        // a change with an id leaves it in the log all the same
+                        // (the uniform membership in force again, tagged), so
+                        // that a repeat finds it after any failover or restart
+                        // and is answered with this outcome instead of being
+                        // planned again against whatever the membership became.
+                        // (A joint one is not proposed again: that would restart
+                        // the wait for its new side.)
+                        let again = current.clone().with_change_id(Some(change_id));
+                        let log_id = self.propose_membership(again);
+                        self.membership_requests[position].stage = RequestStage::Proposed(log_id);
+                        self.leader_maybe_commit();
+                        continue;
+                    }
                     let request = self.membership_requests.remove(position);
                     let stored = self.membership().expect("a leader has a membership").clone();
                     self.output.push(Output::MembershipDone { request_id: request.request_id, result: Ok(stored) });

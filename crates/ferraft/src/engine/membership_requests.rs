@@ -7,7 +7,8 @@
 //! was proposed, or once a committed entry replaced what was proposed; the partial
 //! outcome once its joint step committed and something else followed it; and
 //! "unknown" (`LeadershipLost`) only when a bound after losing leadership
-//! passes before the log tells.
+//! passes before the log tells (also when its joint step committed: that joint
+//! config leaves by itself, to the target or back, whoever leads).
 
 use super::change_identity::AskedChange;
 use super::{Engine, Output};
@@ -139,15 +140,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 EntryFate::Unknowable => Some(Err(ChangeMembershipError::LeadershipLost)),
                 EntryFate::Undecided => expired.then(|| Err(unknown(joint.index))),
                 EntryFate::Held if joint.index > committed => expired.then(|| Err(unknown(joint.index))),
-                EntryFate::Held => self.joint_outcome(joint, expired),
+                EntryFate::Held => self.joint_outcome(joint, expired, unknown(joint.index)),
             },
         }
     }
 
     /// A committed joint entry: done when the membership that followed it (node
     /// descriptor changes aside) is its exit and committed; partial when it is
-    /// something else and committed, or when the bound passed first.
-    fn joint_outcome(&self, joint: LogId, expired: bool) -> Option<Answer<N>> {
+    /// something else and committed; `unknown` when the bound passed first (a
+    /// joint config planned by `change_membership` leaves by itself: whoever
+    /// leads proposes its exit or its revert, so until a later membership is
+    /// committed here, whether the change ends done or rolled back is not known).
+    fn joint_outcome(&self, joint: LogId, expired: bool, unknown: ChangeMembershipError<N>) -> Option<Answer<N>> {
         let committed = index_of(self.committed);
         let Some(joint_membership) = self.stored_at(joint) else {
             return Some(Err(self.partially_applied()));
@@ -166,7 +170,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     Some(Err(self.partially_applied()))
                 }
             }
-            _ => expired.then(|| self.partially_applied()).map(Err),
+            _ if !expired => None,
+            _ if joint_membership.membership.leaves_automatically() => Some(Err(unknown)),
+            _ => Some(Err(self.partially_applied())),
         }
     }
 

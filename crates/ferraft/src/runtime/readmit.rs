@@ -41,24 +41,26 @@ impl<SM: StateMachine, N: Node> Raft<SM, N> {
         if incarnation == 0 {
             return Err(ChangeMembershipError::IncarnationUnknown { node_id: id });
         }
-        if current.membership.incarnation(id) == incarnation {
-            // its recorded self (never wiped, or readmitted already): nothing
-            // to do, and a healthy voter is not demoted
-            return Ok(current);
-        }
-        let is_voter = current.membership.is_voter(id);
-        let demoted = match is_voter {
+        // its recorded self (never wiped, or readmitted already): nothing to
+        // do, and a healthy voter is not demoted (the record is awaited below
+        // all the same: the entry that holds it may not be committed yet)
+        let demoted = match current.membership.incarnation(id) != incarnation && current.membership.is_voter(id) {
             true => Some(self.change_membership(ChangeMembers::RemoveVoters([id].into()), true).await?),
             false => None,
         };
         // the leader records a learner's incarnation by itself, in the
-        // demotion's last entry or in an entry of its own just after
+        // demotion's last entry or in an entry of its own just after; done
+        // once a committed membership records it (an entry only appended may
+        // still be lost with this leader)
         let timeout = self.inner.probe_timeout * 5;
         let recorded = self
             .wait(timeout)
             .metrics(
-                |m| m.membership.as_ref().is_some_and(|s| s.membership.incarnation(id) == incarnation),
-                format!("node {id}'s incarnation {incarnation:016x} recorded"),
+                |m| {
+                    m.membership_committed
+                        && m.membership.as_ref().is_some_and(|s| s.membership.incarnation(id) == incarnation)
+                },
+                format!("node {id}'s incarnation {incarnation:016x} recorded and committed"),
             )
             .await;
         match (recorded, demoted) {
