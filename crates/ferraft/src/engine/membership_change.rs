@@ -274,6 +274,9 @@ impl<C: AppData, N: Node> Engine<C, N> {
         {
             return Ok(PreparePlan::Done(index_of(stored.log_id)));
         }
+        if let Some(prepared) = self.prepare_committed_out(stored, expect_voters, voters) {
+            return Ok(PreparePlan::Done(prepared));
+        }
         if current.is_joint() || &current.voter_set() != expect_voters || &current.learner_set() != expect_learners {
             return Err(ChangeMembershipError::Mismatch {
                 voters: current.voter_set(),
@@ -297,6 +300,24 @@ impl<C: AppData, N: Node> Engine<C, N> {
             .map_err(ChangeMembersError::from)?
             .with_exit(exit);
         Ok(PreparePlan::Propose(joint))
+    }
+
+    /// The index of the prepared joint config `[expect_voters, voters]` that
+    /// `in_force` committed out, if that is the last thing that happened to
+    /// the membership: a repeat of that prepare (its answer was lost) took
+    /// effect, and hears where. Anything later makes it a new request.
+    fn prepare_committed_out(
+        &self,
+        in_force: &StoredMembership<N>,
+        expect_voters: &BTreeSet<NodeId>,
+        voters: &BTreeSet<NodeId>,
+    ) -> Option<LogIndex> {
+        let before = self.log.membership_at(index_of(in_force.log_id).prev())?;
+        let joint = &before.membership;
+        let prepared = joint.configs() == [expect_voters.clone(), voters.clone()]
+            && joint.exit().is_some_and(|exit| !exit.automatic)
+            && joint.is_left_by(&in_force.membership);
+        prepared.then(|| index_of(before.log_id))
     }
 
     /// Proposes the joint config a prepare planned; the index of its entry.

@@ -222,6 +222,36 @@ fn a_retried_abort_never_reverts_a_later_prepare() {
     assert!(engine.membership().unwrap().membership.is_joint());
 }
 
+/// A prepare repeated after its joint config was committed out (the retry
+/// of a call whose answer was lost, while the operator went on) answers the
+/// index it took effect at, as the contract's "idempotent" asks; before, it
+/// was `Mismatch` (conflict), as if it had never happened. Once anything
+/// changed after the commit, the same prepare is a new request again.
+#[test]
+fn a_prepare_repeated_after_its_commit_answers_the_same_index() {
+    let mut engine = leader_of(&[&[1, 2, 3]], &[1, 2, 3, 4]);
+    let prepare = |e: &mut TestEngine| e.prepare_membership(&set(&[1, 2, 3]), &set(&[4]), &set(&[1, 2, 4]), &set(&[]));
+    let first = prepare(&mut engine).unwrap();
+    commit_everywhere(&mut engine);
+    // nodes 2 and 4 report the joint entry committed: a majority of old and new
+    let joint = engine.committed().unwrap();
+    for peer in [2, 4] {
+        let outcome = AppendOutcome::Success { matched: Some(joint) };
+        let reply = AppendReply { vote: engine.vote(), seq: u64::MAX / 2, outcome, committed: joint.index };
+        engine.on_message(msg(peer, 1, MessageBody::AppendReply(reply)));
+    }
+    let committed = engine.commit_membership(first).unwrap();
+    commit_everywhere(&mut engine);
+    assert_eq!(configs_of(&engine), vec![set(&[1, 2, 4])]);
+    assert_eq!(prepare(&mut engine).unwrap(), first, "the repeat answers the prepare that took effect");
+    assert_eq!(index_of(engine.membership().unwrap().log_id), committed, "and proposes nothing");
+    // the membership moved on: the old prepare no longer describes it
+    engine.change_membership(21, ChangeMembers::RemoveVoters(set(&[4])), true).unwrap();
+    commit_everywhere(&mut engine);
+    let moved_on = prepare(&mut engine);
+    assert!(matches!(moved_on, Err(ChangeMembershipError::Mismatch { .. })), "{moved_on:?}");
+}
+
 #[test]
 fn a_joint_config_reverts_to_its_old_side_in_one_step() {
     let mut engine = leader_of(&[&[1, 2, 3], &[3, 4, 5]], &[1, 2, 3, 4, 5]);
