@@ -868,5 +868,17 @@ async fn node_id_zero_is_bad_request_wherever_a_node_is_named() {
     ] {
         refused(&raw(api, "POST", "/v1/cluster/membership", Some(json!({ "change": change }))).await);
     }
+    // the requests that name nodes by id alone say so too, rather than "not
+    // a member" (409), which would suggest a node 0 could be one
+    let by_id = [
+        ("/v1/cluster/membership/prepare", json!({ "expect_voters": [1], "voters": [0] })),
+        ("/v1/cluster/membership/prepare", json!({ "expect_voters": [1], "voters": [1], "learners": [0] })),
+        ("/v1/cluster/replace", json!({ "old": 1, "new": 0 })),
+        ("/v1/cluster/readmit", json!({ "id": 0 })),
+        ("/v1/cluster/leader/transfer", json!({ "to": 0 })),
+    ];
+    for (path, body) in by_id {
+        refused(&raw(api, "POST", path, Some(body)).await);
+    }
     assert_eq!(get(api, "/v1/cluster/status").await.json()["membership"], before, "nothing changed");
 }

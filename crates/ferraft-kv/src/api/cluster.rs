@@ -238,6 +238,8 @@ struct PrepareBody {
 
 pub(super) async fn prepare(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT, |ctx, b: PrepareBody| async move {
+        let named = [&b.expect_voters, &b.expect_learners, &b.voters, &b.learners];
+        named.into_iter().flatten().try_for_each(|id| crate::address_check::check_id(*id))?;
         ctx.require_initialized()?;
         // right after a leader change or another membership change the leader
         // cannot propose yet: that passes within a round trip, so wait for it
@@ -332,6 +334,7 @@ struct TransferBody {
 
 pub(super) async fn transfer(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, REQUEST_TIMEOUT + Duration::from_secs(1), |ctx, body: TransferBody| async move {
+        body.to.map_or(Ok(()), crate::address_check::check_id)?;
         ctx.require_initialized()?;
         let leader = ctx.raft.transfer_leader(body.to).await?;
         Ok(json!({ "leader": leader }))

@@ -62,6 +62,7 @@ struct ReplaceBody {
 /// caught up.
 pub async fn replace(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, CHANGE_TIMEOUT, |ctx, body: ReplaceBody| async move {
+        [body.old, body.new].into_iter().try_for_each(crate::address_check::check_id)?;
         ctx.require_initialized()?;
         let stored = ctx.raft.replace_voter(body.old, body.new).await?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))

@@ -29,6 +29,7 @@ struct ReadmitBody {
 /// incarnation; `conflict` when the node did not say who it is (down).
 pub async fn readmit(ctx: Arc<Ctx>, req: Request) -> Response<Body> {
     post(ctx, req, CHANGE_TIMEOUT, |ctx, body: ReadmitBody| async move {
+        crate::address_check::check_id(body.id)?;
         ctx.require_initialized()?;
         let stored = ctx.raft.readmit(body.id).await?;
         Ok(json!({ "membership": membership_json::membership_result(&stored) }))
