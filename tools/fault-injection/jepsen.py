@@ -152,27 +152,20 @@ def nemesis(cl, stop, args, log, hist):
         l = cl.leader()
         ids = list(cl.nodes)
         try:
-            if f == "isolate_follower" and l:
-                v = rnd.choice([i for i in ids if i != l])
-                log.append((hist.now(), f, v)); cl.isolate(v)
-                time.sleep(rnd.uniform(1, 3)); cl.heal()
-            elif f == "isolate_leader" and l:
-                log.append((hist.now(), f, l)); cl.isolate(l)
-                time.sleep(rnd.uniform(1, 3)); cl.heal()
-            elif f == "pause_leader" and l:
-                log.append((hist.now(), f, l)); cl.nodes[l].pause()
-                time.sleep(rnd.uniform(0.7, 2.5)); cl.nodes[l].resume()
-            elif f == "pause_follower" and l:
-                v = rnd.choice([i for i in ids if i != l])
-                log.append((hist.now(), f, v)); cl.nodes[v].pause()
-                time.sleep(rnd.uniform(0.5, 2)); cl.nodes[v].resume()
-            elif f == "kill_leader" and l:
-                log.append((hist.now(), f, l)); cl.nodes[l].kill9()
-                time.sleep(rnd.uniform(0.5, 2)); cl.nodes[l].start()
-            elif f == "kill_follower" and l:
-                v = rnd.choice([i for i in ids if i != l])
-                log.append((hist.now(), f, v)); cl.nodes[v].kill9()
-                time.sleep(rnd.uniform(0.5, 2)); cl.nodes[v].start()
+            # timed faults: (whom, start, end, seconds it lasts)
+            timed = {
+                "isolate_follower": ("follower", cl.isolate, lambda v: cl.heal(), (1, 3)),
+                "isolate_leader": ("leader", cl.isolate, lambda v: cl.heal(), (1, 3)),
+                "pause_leader": ("leader", lambda v: cl.nodes[v].pause(), lambda v: cl.nodes[v].resume(), (0.7, 2.5)),
+                "pause_follower": ("follower", lambda v: cl.nodes[v].pause(), lambda v: cl.nodes[v].resume(), (0.5, 2)),
+                "kill_leader": ("leader", lambda v: cl.nodes[v].kill9(), lambda v: cl.nodes[v].start(), (0.5, 2)),
+                "kill_follower": ("follower", lambda v: cl.nodes[v].kill9(), lambda v: cl.nodes[v].start(), (0.5, 2)),
+            }
+            if f in timed and l:
+                whom, begin, end, (lo, hi) = timed[f]
+                v = l if whom == "leader" else rnd.choice([i for i in ids if i != l])
+                log.append((hist.now(), f, v)); begin(v)
+                time.sleep(rnd.uniform(lo, hi)); end(v)
             elif f == "transfer" and l:
                 to = rnd.choice([i for i in ids if i != l])
                 log.append((hist.now(), f, l, to))

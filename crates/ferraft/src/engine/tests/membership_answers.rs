@@ -194,16 +194,22 @@ fn the_learners_a_prepare_keeps_survive_a_failover_before_commit() {
     let mut other = elected(NodeId(1), LogState { entries: vec![entry], ..LogState::default() });
     commit_everywhere(&mut other);
     // nodes 2 and 4 report the joint entry committed: a majority of old and new
-    let committed = other.committed().unwrap();
-    for peer in [2, 4] {
-        let outcome = AppendOutcome::Success { matched: Some(committed) };
-        let reply = AppendReply { vote: other.vote(), seq: u64::MAX / 2, outcome, committed: committed.index };
-        other.on_message(msg(peer, 1, MessageBody::AppendReply(reply)));
-    }
+    report_committed(&mut other, &[2, 4]);
     other.commit_membership(LogIndex(1)).unwrap();
     let m = other.membership().unwrap().membership.clone();
     assert_eq!(m.configs(), &[set(&[1, 2, 4])]);
     assert_eq!(m.learner_set(), set(&[3]), "node 3 stays as the prepare asked, on a leader that never saw it");
+}
+
+/// `peers` acknowledge leader 1's log up to its commit point and report
+/// that point committed (what `commit_membership` waits for).
+fn report_committed(engine: &mut TestEngine, peers: &[u64]) {
+    let committed = engine.committed().unwrap();
+    for peer in peers {
+        let outcome = AppendOutcome::Success { matched: Some(committed) };
+        let reply = AppendReply { vote: engine.vote(), seq: u64::MAX / 2, outcome, committed: committed.index };
+        engine.on_message(msg(*peer, 1, MessageBody::AppendReply(reply)));
+    }
 }
 
 #[test]
@@ -234,12 +240,7 @@ fn a_prepare_repeated_after_its_commit_answers_the_same_index() {
     let first = prepare(&mut engine).unwrap();
     commit_everywhere(&mut engine);
     // nodes 2 and 4 report the joint entry committed: a majority of old and new
-    let joint = engine.committed().unwrap();
-    for peer in [2, 4] {
-        let outcome = AppendOutcome::Success { matched: Some(joint) };
-        let reply = AppendReply { vote: engine.vote(), seq: u64::MAX / 2, outcome, committed: joint.index };
-        engine.on_message(msg(peer, 1, MessageBody::AppendReply(reply)));
-    }
+    report_committed(&mut engine, &[2, 4]);
     let committed = engine.commit_membership(first).unwrap();
     commit_everywhere(&mut engine);
     assert_eq!(configs_of(&engine), vec![set(&[1, 2, 4])]);
