@@ -98,19 +98,29 @@ def watcher(cl, nid, stop, streams):
                 if r.status_code != 200:
                     events.append(("error", r.status_code, r.text[:200])); time.sleep(0.3); continue
                 events.append(("connect", last + 1))
-                for line in r.iter_lines():
-                    if stop.is_set():
-                        break
-                    if not line:
-                        continue
-                    e = json.loads(line)
-                    if "error" in e:
-                        events.append(("error", e)); break
-                    events.append(("ev", e["index"], e["key"], e["value"]))
-                    last = e["index"]
+                last = follow(r, events, last, stop.is_set)
         except Exception as ex:
             events.append(("disc", str(ex)[:80]))
             time.sleep(0.1)
+
+def follow(r, events, last, done):
+    """Appends a watch stream's events to `events` until `done()` after one,
+    an error line or a broken connection; returns the last index seen (also
+    when the connection broke, so the next watch resumes after it)."""
+    try:
+        for line in r.iter_lines():
+            if not line:
+                continue
+            e = json.loads(line)
+            if "error" in e:
+                events.append(("error", e)); break
+            events.append(("ev", e["index"], e["key"], e["value"]))
+            last = e["index"]
+            if done():
+                break
+    except Exception as ex:
+        events.append(("disc", str(ex)[:80]))
+    return last
 
 def roamer(cl, stop, streams, seed):
     """One watch that hops to another node every ~1.5 s, resuming from last+1 (the API says any node)."""
@@ -128,16 +138,7 @@ def roamer(cl, stop, streams, seed):
                 if r.status_code != 200:
                     events.append(("error", r.status_code, r.text[:200])); time.sleep(0.2); continue
                 events.append(("connect", last + 1, nid))
-                for line in r.iter_lines():
-                    if not line:
-                        continue
-                    e = json.loads(line)
-                    if "error" in e:
-                        events.append(("error", e)); break
-                    events.append(("ev", e["index"], e["key"], e["value"]))
-                    last = e["index"]
-                    if time.time() > until or stop.is_set():
-                        break
+                last = follow(r, events, last, lambda: time.time() > until or stop.is_set())
         except Exception as ex:
             events.append(("disc", str(ex)[:80]))
 
