@@ -83,18 +83,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
             return Err(if first == asked { refusal.clone() } else { reused() });
         }
         let tracked = self.membership_requests.iter().find(|r| r.guard.change_id.as_deref() == Some(change_id));
-        let logged = self.logged_change(change_id);
         if let Some(first) = tracked {
             let same = match &first.asked {
                 Some(first) => first == asked,
-                None => logged.is_none_or(|(entry, _)| self.logged_entry_is(entry, asked)),
+                // a record rebuilt from the log: judged by the log
+                None => self.logged_change(change_id).is_none_or(|(entry, _)| self.logged_entry_is(entry, asked)),
             };
             if !same {
                 return Err(reused());
             }
             return Ok(Some(MembershipRequest { request_id, ..first.clone() }));
         }
-        let Some((entry, stage)) = logged else { return Ok(None) };
+        let Some((entry, stage)) = self.logged_change(change_id) else { return Ok(None) };
         if !self.logged_entry_is(entry, asked) {
             return Err(reused());
         }

@@ -50,11 +50,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if !self.is_leader() {
             return Err(ChangeMembershipError::ForwardToLeader(self.forward_to_leader()));
         }
+        let asked = AskedChange { change: change.clone(), retain };
         if let Some(change_id) = &guard.change_id {
             if change_id.is_empty() || change_id.len() > ChangeGuard::MAX_CHANGE_ID_BYTES {
                 return Err(ChangeMembershipError::BadChangeId { max: ChangeGuard::MAX_CHANGE_ID_BYTES });
             }
-            let asked = AskedChange { change: change.clone(), retain };
             if let Some(retry) = self.retry_of(request_id, change_id, &asked)? {
                 self.membership_requests.push(retry);
                 self.settle_membership_requests();
@@ -66,15 +66,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let current = self.effective().expect("a leader has a membership");
             change.next_membership(current, retain).map(|_| ()).map_err(ChangeMembershipError::from)
         });
-        let asked = AskedChange { change: change.clone(), retain };
         if let Err(e) = checked {
             self.remember_refusal(&guard, Some(&asked), &Err(e.clone()));
             return Err(e);
         }
         let stage = RequestStage::Queued { change, retain };
         let accepted_ms = self.now_ms;
-        let asked = Some(asked);
-        let request = MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms, asked };
+        let request =
+            MembershipRequest { request_id, guard, stage, answer_by_ms: None, accepted_ms, asked: Some(asked) };
         self.membership_requests.push(request);
         self.maybe_propose_membership();
         Ok(())

@@ -119,7 +119,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     ) -> ChangeResult<LogIndex, N> {
         let plan = self.plan_prepare(expect_voters, expect_learners, voters, learners)?;
         // a repeated prepare that took effect has nothing left to check
-        if let (false, PreparePlan::Propose(_)) = (force, &plan) {
+        if !force && matches!(plan, PreparePlan::Propose(_)) {
             let current = self.effective().expect("a leader has a membership");
             self.check_new_voters_ready(current, voters)?;
         }

@@ -175,7 +175,6 @@ impl<SM: StateMachine, N: Node> Driver<SM, N> {
             // judges the silence, and a pending initialize hears the
             // answers that came by its deadline
             let now = self.now_ms();
-            self.host.advance_clock(now);
             let mut next = event.or_else(|| self.rx.try_recv().ok());
             if next.is_none() && self.rx.is_closed() {
                 break;
