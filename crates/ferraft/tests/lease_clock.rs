@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,13 +104,10 @@ async fn a_follower_held_up_mid_turn_does_not_vote_away_a_live_lease() {
             acks.fetch_add(1, Ordering::SeqCst);
         }
     });
-    let held = Arc::new(AtomicBool::new(false));
     sms[&f].hold_ms.store(600, Ordering::SeqCst);
     let raft_f = rafts[&f].clone();
-    let held_done = held.clone();
     tokio::spawn(async move {
         let _ = raft_f.trigger_snapshot().await;
-        held_done.store(true, Ordering::SeqCst);
     });
     // once F acknowledged the heartbeats that queued during the hold, the
     // leader is cut off: its lease runs on those acknowledgements
