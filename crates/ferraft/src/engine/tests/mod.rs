@@ -579,6 +579,7 @@ fn entries_applied_while_a_snapshot_is_built_start_the_next_one_once_it_is_saved
 mod append_bytes;
 mod campaign_rights;
 mod change_identity;
+mod change_ids_after_compaction;
 mod demoted_leader;
 mod force_new_cluster;
 mod forwarding;
