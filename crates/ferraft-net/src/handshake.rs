@@ -31,7 +31,9 @@ pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 /// cluster that formed without it.
 /// Version 6: that leader is an optional node id (node 0 is a node like any
 /// other), where version 5 sent a number with 0 for none.
-pub const PROTOCOL_VERSION: u32 = 6;
+/// Version 7: a snapshot chunk's metadata carries the remembered change ids
+/// (`SnapshotMeta::changes`), which a version 6 node cannot decode.
+pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.
 const HANDSHAKE_MAX_FRAME_BYTES: usize = 64;

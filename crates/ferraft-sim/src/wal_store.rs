@@ -437,7 +437,11 @@ mod tests {
         let entries = (from..=to).map(|i| Entry { log_id: id(1, 1, i), payload: EntryPayload::Blank }).collect();
         let membership = Membership::new_uniform([(NodeId(1), BasicNode::new("n1"))].into()).unwrap();
         let snapshot = snapshot.map(|last| Snapshot {
-            meta: SnapshotMeta { last_log_id: Some(last), membership: StoredMembership { log_id: None, membership } },
+            meta: SnapshotMeta {
+                last_log_id: Some(last),
+                membership: StoredMembership { log_id: None, membership },
+                changes: Default::default(),
+            },
             data: Vec::new().into(),
         });
         let last_purged = (from > 1).then(|| id(1, 1, from - 1));

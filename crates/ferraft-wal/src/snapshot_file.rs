@@ -13,12 +13,15 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use ferraft::{Node, Snapshot, SnapshotData, SnapshotMeta, SnapshotSource};
+use ferraft::{LogId, Node, Snapshot, SnapshotData, SnapshotMeta, SnapshotSource, StoredMembership};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{io_error, Corruption, WalError};
 use crate::file_system::FileSystem;
 use crate::fsutil::{rename_synced, TEMP_SUFFIX};
-use crate::snapshot_stream::{data_checksum_of, FileSink, FileSnapshot, Header, Staged, HEADER, MAGIC, VERSION};
+use crate::snapshot_stream::{
+    data_checksum_of, FileSink, FileSnapshot, Header, Staged, HEADER, MAGIC, OLDEST_READABLE_VERSION, VERSION,
+};
 
 /// The snapshot file's name in the data dir.
 pub(crate) const SNAPSHOT_FILE: &str = "SNAPSHOT";
@@ -35,6 +38,25 @@ pub(crate) fn staged_name() -> String {
 /// The metadata as stored.
 pub(crate) fn encode_meta<N: Node>(meta: &SnapshotMeta<N>) -> Result<Vec<u8>, WalError> {
     postcard::to_allocvec(meta).map_err(WalError::Encode)
+}
+
+/// The metadata as a snapshot file of `version` stores it. Version 3 has no
+/// remembered change ids: such a snapshot remembers none (the ids its log
+/// entries carried were forgotten when they were compacted, as then).
+pub(crate) fn decode_meta<N: Node>(version: u32, bytes: &[u8]) -> Result<SnapshotMeta<N>, postcard::Error> {
+    if version == OLDEST_READABLE_VERSION {
+        let SnapshotMetaV3 { last_log_id, membership } = postcard::from_bytes(bytes)?;
+        return Ok(SnapshotMeta { last_log_id, membership, changes: Default::default() });
+    }
+    postcard::from_bytes(bytes)
+}
+
+/// The metadata of a version 3 snapshot file.
+#[derive(Serialize, Deserialize)]
+#[serde(bound = "N: Node")]
+struct SnapshotMetaV3<N> {
+    last_log_id: Option<LogId>,
+    membership: StoredMembership<N>,
 }
 
 /// A sink for a new snapshot file staged at `dir/staged`.
@@ -122,7 +144,7 @@ pub(crate) fn load<N: Node>(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Sn
     if header.magic != *MAGIC {
         return Err(corrupt(0, Corruption::BadMagic));
     }
-    if header.version != VERSION {
+    if !(OLDEST_READABLE_VERSION..=VERSION).contains(&header.version) {
         return Err(WalError::UnsupportedVersion { path, version: header.version, supported: VERSION });
     }
     let body = file_len - HEADER as u64;
@@ -134,7 +156,7 @@ pub(crate) fn load<N: Node>(fs: &dyn FileSystem, dir: &Path) -> Result<Option<Sn
     let data_start = HEADER as u64 + header.meta_len as u64;
     let data_checksum = data_checksum_of(header.crc, crc32c::crc32c(&meta), header.data_len);
     let meta: SnapshotMeta<N> =
-        postcard::from_bytes(&meta).map_err(|e| corrupt(HEADER as u64, Corruption::Undecodable(e)))?;
+        decode_meta(header.version, &meta).map_err(|e| corrupt(HEADER as u64, Corruption::Undecodable(e)))?;
     let data = FileSnapshot::new(file, data_start, header.data_len, data_checksum);
     Ok(Some(Snapshot { meta, data: SnapshotData::from(Arc::new(data) as Arc<dyn SnapshotSource>) }))
 }
@@ -160,4 +182,76 @@ pub(crate) fn load_checked<N: Node>(fs: &dyn FileSystem, dir: &Path) -> Result<O
         check(dir, snapshot)?;
     }
     Ok(snapshot)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::io::Read;
+
+    use ferraft::{BasicNode, LeaderId, LogIndex, Membership, NodeId, RememberedChanges, Term};
+
+    use super::*;
+    use crate::file_system::StdFileSystem;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("ferraft-wal-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn stored(index: u64, change_id: Option<&str>) -> StoredMembership<BasicNode> {
+        let nodes: BTreeMap<_, _> = (1..=3).map(|id| (NodeId(id), BasicNode::new(format!("n{id}")))).collect();
+        let membership = Membership::new_uniform(nodes).unwrap().with_change_id(change_id.map(str::to_string));
+        let log_id = LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(index));
+        StoredMembership { log_id: Some(log_id), membership }
+    }
+
+    fn data_of(snapshot: &Snapshot<BasicNode>) -> Vec<u8> {
+        let mut data = Vec::new();
+        snapshot.data.checked_reader().read_to_end(&mut data).unwrap();
+        data
+    }
+
+    /// A data dir written before snapshots carried change ids still opens.
+    #[test]
+    fn a_version_3_snapshot_file_is_read() {
+        let dir = temp_dir("snapshot_v3");
+        let membership = stored(2, None);
+        let meta = postcard::to_allocvec(&SnapshotMetaV3 {
+            last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(9))),
+            membership: membership.clone(),
+        })
+        .unwrap();
+        let data = b"state machine bytes";
+        let whole = crc32c::crc32c_append(crc32c::crc32c(&meta), data);
+        let header =
+            Header { magic: *MAGIC, version: 3, meta_len: meta.len() as u32, data_len: data.len() as u64, crc: whole };
+        let file = [&header.encode()[..], &meta, data].concat();
+        std::fs::write(dir.join(SNAPSHOT_FILE), file).unwrap();
+        let loaded = load::<BasicNode>(&StdFileSystem, &dir).unwrap().unwrap();
+        assert_eq!(loaded.meta.membership, membership);
+        assert_eq!(loaded.meta.last_log_id.map(|l| l.index), Some(LogIndex(9)));
+        assert!(loaded.meta.changes.is_empty());
+        assert_eq!(data_of(&loaded), data);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The remembered change ids are saved with the snapshot and read back.
+    #[test]
+    fn a_snapshot_keeps_its_remembered_change_ids() {
+        let dir = temp_dir("snapshot_changes");
+        let mut changes = RememberedChanges::default();
+        let (before, first) = (stored(1, None), stored(2, Some("x")));
+        changes.remember_left([&before, &first], None, 10);
+        assert_eq!(changes.len(), 1);
+        let meta = SnapshotMeta { last_log_id: first.log_id, membership: first.clone(), changes: changes.clone() };
+        let snapshot = Snapshot { meta, data: bytes::Bytes::from_static(b"state").into() };
+        save(&StdFileSystem, &dir, &snapshot, false).unwrap();
+        let loaded = load::<BasicNode>(&StdFileSystem, &dir).unwrap().unwrap();
+        assert_eq!(loaded.meta.changes, changes);
+        assert_eq!(loaded.meta, snapshot.meta);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

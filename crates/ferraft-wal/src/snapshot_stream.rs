@@ -26,7 +26,11 @@ pub(crate) const MAGIC: &[u8; 8] = b"FRSNAP\0\0";
 const PARTIAL_MAGIC: &[u8; 8] = b"FRPART\0\0";
 /// Version 2: the membership in the metadata carries its `JointExit`.
 /// Version 3: and the incarnation of each member.
-pub(crate) const VERSION: u32 = 3;
+/// Version 4: the metadata carries the remembered change ids.
+pub(crate) const VERSION: u32 = 4;
+/// The oldest version whose saved snapshot is still read (see
+/// [`decode_meta`](crate::snapshot_file::decode_meta)).
+pub(crate) const OLDEST_READABLE_VERSION: u32 = 3;
 /// Magic, version, metadata length, data length, checksum.
 pub(crate) const HEADER: usize = 8 + 4 + 4 + 8 + 4;
 /// The partial snapshot's file name: no temporary suffix, so it outlives a
@@ -442,11 +446,12 @@ pub(crate) fn remove_stale_partial<N: ferraft::Node>(
     };
     let mut head = [0u8; HEADER];
     let header = file.read_exact_at(&mut head, 0).ok().map(|()| Header::decode(&head));
-    let header = header.filter(|h| (h.magic == *PARTIAL_MAGIC || h.magic == *MAGIC) && h.version == VERSION);
+    let readable = OLDEST_READABLE_VERSION..=VERSION;
+    let header = header.filter(|h| (h.magic == *PARTIAL_MAGIC || h.magic == *MAGIC) && readable.contains(&h.version));
     let meta = header.and_then(|header| {
         let mut meta = vec![0u8; header.meta_len as usize];
         file.read_exact_at(&mut meta, HEADER as u64).ok()?;
-        postcard::from_bytes::<ferraft::SnapshotMeta<N>>(&meta).ok()
+        crate::snapshot_file::decode_meta::<N>(header.version, &meta).ok()
     });
     drop(file);
     if meta.is_some_and(|meta| ferraft::log_id::index_of(meta.last_log_id) > covered) {

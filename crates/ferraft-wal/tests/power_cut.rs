@@ -172,6 +172,7 @@ fn snapshot_at(index: u64) -> ferraft::Snapshot<BasicNode> {
         meta: ferraft::SnapshotMeta {
             last_log_id: Some(log_id(1, index)),
             membership: ferraft::StoredMembership { log_id: None, membership },
+            changes: Default::default(),
         },
         data: Bytes::from_static(b"state").into(),
     }

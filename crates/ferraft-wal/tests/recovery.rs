@@ -335,6 +335,7 @@ fn snapshot_at_3(data: &'static [u8]) -> ferraft::Snapshot<BasicNode> {
         meta: ferraft::SnapshotMeta {
             last_log_id: Some(log_id(1, 3)),
             membership: ferraft::StoredMembership { log_id: None, membership: empty_membership() },
+            changes: Default::default(),
         },
         data: Bytes::from_static(data).into(),
     }

@@ -54,7 +54,7 @@ fn open(dir: &Path, node: u64) -> Store {
 fn meta() -> SnapshotMeta<BasicNode> {
     let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-    SnapshotMeta { last_log_id: Some(log_id(1, 3)), membership }
+    SnapshotMeta { last_log_id: Some(log_id(1, 3)), membership, changes: Default::default() }
 }
 
 /// Deterministic bytes that do not compress away: piece `n` of the state.

@@ -26,6 +26,7 @@ fn meta(index: u64) -> SnapshotMeta<BasicNode> {
     SnapshotMeta {
         last_log_id: Some(log_id(1, index)),
         membership: ferraft::StoredMembership { log_id: None, membership },
+        changes: Default::default(),
     }
 }
 

@@ -99,7 +99,11 @@ impl FileSystem for RecordingFs {
 fn meta() -> SnapshotMeta<BasicNode> {
     let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = ferraft::Membership::new_uniform(nodes).unwrap();
-    SnapshotMeta { last_log_id: Some(log_id(1, 9)), membership: ferraft::StoredMembership { log_id: None, membership } }
+    SnapshotMeta {
+        last_log_id: Some(log_id(1, 9)),
+        membership: ferraft::StoredMembership { log_id: None, membership },
+        changes: Default::default(),
+    }
 }
 
 const MIB: u64 = 1024 * 1024;

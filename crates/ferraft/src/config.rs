@@ -156,6 +156,11 @@ pub struct Config {
     /// sync would block a worker that other tasks wait on, so there appends
     /// are always handed off.
     pub follower_sync_inline: bool,
+    /// How many changes with a change id are remembered once their log
+    /// entries are compacted (kept in memory and in every snapshot's
+    /// metadata): a repeat of one of them is answered with its first
+    /// outcome; of an older one, it is planned again. 0 remembers none.
+    pub remembered_change_ids: usize,
     /// Test-only: break one protocol rule (see `BrokenRule`).
     #[cfg(feature = "testing")]
     #[serde(skip)]
@@ -187,6 +192,7 @@ impl Default for Config {
             promote_max_lag_entries: 1_000,
             background_job_nice: 10,
             follower_sync_inline: true,
+            remembered_change_ids: 1_000,
             #[cfg(feature = "testing")]
             broken_rule: None,
         }

@@ -140,7 +140,10 @@ pub use error::{
 pub use incarnation::Incarnation;
 pub use leader_id::{LeaderId, LeaderIdMode};
 pub use log_id::LogId;
-pub use membership::{ChangeGuard, ChangeMembers, ChangeMembersError, JointExit, Membership, StoredMembership};
+pub use membership::{
+    ChangeGuard, ChangeMembers, ChangeMembersError, JointExit, Membership, RememberedChange, RememberedChanges,
+    StoredMembership,
+};
 pub use message::{Envelope, Message, MessageBody};
 pub use network::Network;
 pub use node::{BasicNode, LogIndex, Node, NodeId, Term};

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::log_id::LogId;
-use crate::membership::StoredMembership;
+use crate::membership::{RememberedChanges, StoredMembership};
 pub use crate::snapshot_data::{CheckedReader, SnapshotData, SnapshotReader, SnapshotSource};
 
 /// What a snapshot covers.
@@ -14,6 +14,10 @@ pub struct SnapshotMeta<N> {
     pub last_log_id: Option<LogId>,
     /// The last membership at or before `last_log_id`.
     pub membership: StoredMembership<N>,
+    /// The changes with a change id whose entries the snapshot covers and
+    /// its log may no longer hold, so a repeat still gets the first outcome.
+    #[serde(default)]
+    pub changes: RememberedChanges<N>,
 }
 
 /// A complete snapshot: metadata plus the state machine's own encoding, as

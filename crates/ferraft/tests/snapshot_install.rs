@@ -134,6 +134,7 @@ async fn a_node_does_not_start_from_a_stored_snapshot_that_fails_its_checksum() 
     let meta = ferraft::SnapshotMeta {
         last_log_id: Some(LogId::new(ferraft::LeaderId::new(Term(1), NodeId(1)), LogIndex(3))),
         membership,
+        changes: Default::default(),
     };
     // bytes the state machine decodes fine: only the checksum tells
     let bytes = Bytes::from(serde_json::to_vec(&Vec::<(LogId, u64)>::new()).unwrap());

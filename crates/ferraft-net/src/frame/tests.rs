@@ -3,8 +3,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use ferraft::message::{AppendEntries, SnapshotChunk, TimeoutNow, VoteRequest};
 use ferraft::{
-    BasicNode, Entry, EntryPayload, Envelope, LeaderId, LogId, Membership, Message, MessageBody, SnapshotMeta,
-    StoredMembership, Vote,
+    BasicNode, Entry, EntryPayload, Envelope, LeaderId, LogId, Membership, Message, MessageBody, RememberedChanges,
+    SnapshotMeta, StoredMembership, Vote,
 };
 use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -30,6 +30,16 @@ fn membership(ids: &[u64]) -> Membership<BasicNode> {
     let nodes: BTreeMap<_, _> =
         ids.iter().map(|id| (NodeId(*id), BasicNode::new(format!("127.0.0.1:{}", 7000 + id)))).collect();
     Membership::new_uniform(nodes).expect("valid membership")
+}
+
+/// Changes remembered by a snapshot ending at `last`: one with an id, at
+/// `last`, so a chunk's metadata carries them over the wire.
+fn remembered(last: Option<LogId>) -> RememberedChanges<BasicNode> {
+    let mut changes = RememberedChanges::default();
+    let before = StoredMembership { log_id: None, membership: membership(&[1, 2]) };
+    let first = StoredMembership { log_id: last, membership: membership(&[1, 2, 3]).with_change_id(Some("x".into())) };
+    changes.remember_left([&before, &first], None, 10);
+    changes
 }
 
 fn envelope() -> impl Strategy<Value = Envelope> {
@@ -74,6 +84,7 @@ fn body() -> impl Strategy<Value = MessageBody<Command, BasicNode>> {
                 let meta = SnapshotMeta {
                     last_log_id,
                     membership: StoredMembership { log_id: last_log_id, membership: membership(&[1, 2, 3]) },
+                    changes: remembered(last_log_id),
                 };
                 MessageBody::Snapshot(SnapshotChunk {
                     vote,
@@ -249,8 +260,11 @@ async fn read_frame_reads_large_frames_across_many_reads() {
 }
 
 fn big_chunk(len: usize) -> TestMessage {
-    let meta =
-        SnapshotMeta { last_log_id: None, membership: StoredMembership { log_id: None, membership: membership(&[1]) } };
+    let meta = SnapshotMeta {
+        last_log_id: None,
+        membership: StoredMembership { log_id: None, membership: membership(&[1]) },
+        changes: Default::default(),
+    };
     let data = Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>());
     let chunk = SnapshotChunk {
         vote: Vote::new(Term(1), NodeId(1)),

@@ -30,7 +30,7 @@ fn chunk(offset: u64, len: usize) -> TestMessage {
     let data = Bytes::from((0..len).map(|i| (i * 7 + offset as usize) as u8).collect::<Vec<_>>());
     let chunk = SnapshotChunk {
         vote: Vote::new(Term(1), NodeId(1)),
-        meta: SnapshotMeta { last_log_id: None, membership },
+        meta: SnapshotMeta { last_log_id: None, membership, changes: Default::default() },
         offset,
         data,
         done: false,

@@ -55,7 +55,7 @@ fn vote() -> TestMessage {
 fn snapshot_chunk() -> TestMessage {
     let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-    let meta = SnapshotMeta { last_log_id: None, membership };
+    let meta = SnapshotMeta { last_log_id: None, membership, changes: Default::default() };
     let chunk = SnapshotChunk {
         vote: Vote::new(Term(1), NodeId(1)),
         meta,

@@ -160,7 +160,7 @@ pub fn append(from: NodeId, to: NodeId, seq: u64, entries: usize, entry_bytes: u
 pub fn snapshot_chunk(from: NodeId, to: NodeId, bytes: usize) -> TestMessage {
     let nodes = [(from, BasicNode::new("127.0.0.1:1"))].into_iter().collect();
     let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-    let meta = SnapshotMeta { last_log_id: None, membership };
+    let meta = SnapshotMeta { last_log_id: None, membership, changes: Default::default() };
     let data = Bytes::from((0..bytes).map(|i| (i % 251) as u8).collect::<Vec<u8>>());
     let chunk = SnapshotChunk {
         vote: Vote::new_committed(Term(1), from),

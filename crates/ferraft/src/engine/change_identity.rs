@@ -9,7 +9,7 @@ use super::Engine;
 use crate::entry::AppData;
 use crate::error::ChangeMembershipError;
 use crate::log_id::{index_of, LogId};
-use crate::membership::{ChangeGuard, ChangeMembers, StoredMembership};
+use crate::membership::{ChangeGuard, ChangeMembers, Membership, StoredMembership};
 use crate::node::{LogIndex, Node};
 
 /// Refusals remembered per change id (they leave no trace in the log).
@@ -51,8 +51,8 @@ pub enum ChangeStatus<N> {
         /// Why.
         reason: String,
     },
-    /// This node knows no change with this id (never seen, or its entries were
-    /// compacted into a snapshot).
+    /// This node knows no change with this id (never seen, or older than the
+    /// last `Config::remembered_change_ids` changes whose entries were compacted).
     Unknown,
 }
 
@@ -87,17 +87,18 @@ impl<C: AppData, N: Node> Engine<C, N> {
             let same = match &first.asked {
                 Some(first) => first == asked,
                 // a record rebuilt from the log: judged by the log
-                None => self.logged_change(change_id).is_none_or(|(entry, _)| self.logged_entry_is(entry, asked)),
+                None => self.logged_change(change_id).is_none_or(|logged| logged.is(asked)),
             };
             if !same {
                 return Err(reused());
             }
             return Ok(Some(MembershipRequest { request_id, ..first.clone() }));
         }
-        let Some((entry, stage)) = self.logged_change(change_id) else { return Ok(None) };
-        if !self.logged_entry_is(entry, asked) {
+        let Some(logged) = self.logged_change(change_id) else { return Ok(None) };
+        if !logged.is(asked) {
             return Err(reused());
         }
+        let stage = logged.stage;
         let guard = ChangeGuard { change_id: Some(change_id.to_string()), expect_membership_index: None };
         Ok(Some(MembershipRequest {
             request_id,
@@ -109,41 +110,33 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }))
     }
 
-    /// The stage of the change `change_id` as its first entry in the log shows it.
+    /// The stage of the change `change_id` as its first entry shows it.
     fn logged_stage(&self, change_id: &str) -> Option<RequestStage<N>> {
-        self.logged_change(change_id).map(|(_, stage)| stage)
+        self.logged_change(change_id).map(|logged| logged.stage)
     }
 
-    /// The first entry the change `change_id` proposed, and the stage it shows.
-    fn logged_change(&self, change_id: &str) -> Option<(&StoredMembership<N>, RequestStage<N>)> {
+    /// The first entry the change `change_id` proposed, what preceded it and
+    /// the stage it shows: remembered once it left the log (so first), else
+    /// found in the log.
+    fn logged_change(&self, change_id: &str) -> Option<LoggedChange<N>> {
+        if let Some(remembered) = self.log.remembered().get(change_id) {
+            let log_id = remembered.first.log_id?;
+            let stage = if remembered.joint { RequestStage::Joint(log_id) } else { RequestStage::Proposed(log_id) };
+            return Some(LoggedChange {
+                first: remembered.first.membership.clone(),
+                before: remembered.before.clone(),
+                stage,
+            });
+        }
         let first = self.log.memberships_after(LogIndex(0)).find(|m| m.membership.change_id() == Some(change_id))?;
         let log_id = first.log_id?;
+        let before = self.log.membership_at(log_id.index.prev()).map(|b| b.membership.clone());
         // a joint entry is the first step of a change that leaves it after;
         // a uniform or descriptor-only entry is the whole change
         let joint = first.membership.is_joint()
-            && self
-                .log
-                .membership_at(log_id.index.prev())
-                .is_none_or(|before| before.membership.configs() != first.membership.configs());
-        Some((first, if joint { RequestStage::Joint(log_id) } else { RequestStage::Proposed(log_id) }))
-    }
-
-    /// Whether `first`, the first entry a change proposed, is what `asked`
-    /// makes of the membership before it. The entry keeps the change's id,
-    /// not the request (the log's format stays the one earlier versions
-    /// read), so the request is checked by what it would have proposed:
-    /// exact while the log holds the membership before the entry; once that
-    /// is purged behind a snapshot, a repeat is taken for the same change.
-    fn logged_entry_is(&self, first: &StoredMembership<N>, asked: &AskedChange<N>) -> bool {
-        let Some(log_id) = first.log_id else { return true };
-        let Some(before) = self.log.membership_at(log_id.index.prev()) else { return true };
-        match asked.change.next_membership(&before.membership, asked.retain) {
-            Ok(next) => {
-                let first = &first.membership;
-                next.configs() == first.configs() && next.nodes() == first.nodes() && next.exit() == first.exit()
-            }
-            Err(_) => false,
-        }
+            && before.as_ref().is_none_or(|before| before.configs() != first.membership.configs());
+        let stage = if joint { RequestStage::Joint(log_id) } else { RequestStage::Proposed(log_id) };
+        Some(LoggedChange { first: first.membership.clone(), before, stage })
     }
 
     /// Remembers that the call with `guard`'s change id, asking for `asked`,
@@ -208,6 +201,33 @@ impl<C: AppData, N: Node> Engine<C, N> {
                     None => ChangeStatus::Unknown,
                 },
             },
+        }
+    }
+}
+
+/// A change's first entry, as the log or the remembered changes show it.
+struct LoggedChange<N> {
+    first: Membership<N>,
+    /// The membership before it, if known.
+    before: Option<Membership<N>>,
+    stage: RequestStage<N>,
+}
+
+impl<N: Node> LoggedChange<N> {
+    /// Whether the first entry is what `asked` makes of the membership
+    /// before it. The entry keeps the change's id, not the request (the
+    /// log's format stays the one earlier versions read), so the request is
+    /// checked by what it would have proposed: exact while the membership
+    /// before the entry is known (held in the log, or remembered with the
+    /// change); when it is not, a repeat is taken for the same change.
+    fn is(&self, asked: &AskedChange<N>) -> bool {
+        let Some(before) = &self.before else { return true };
+        match asked.change.next_membership(before, asked.retain) {
+            Ok(next) => {
+                let first = &self.first;
+                next.configs() == first.configs() && next.nodes() == first.nodes() && next.exit() == first.exit()
+            }
+            Err(_) => false,
         }
     }
 }

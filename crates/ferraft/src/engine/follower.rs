@@ -179,7 +179,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 self.output.push(Output::TruncateLog(self.log.first_index()));
             }
             self.learn_recorded_incarnations(&meta.membership.membership);
-            self.log.install_snapshot(last, meta.membership);
+            self.log.install_snapshot(last, meta.membership, &meta.changes);
             self.output.push(Output::PurgeLog(last));
             self.store_purged = self.store_purged.max(Some(last));
             self.log.on_store_purged(last.index);

@@ -156,10 +156,12 @@ impl<C: AppData, N: Node> Engine<C, N> {
         let Some(joint_membership) = self.stored_at(joint) else {
             return Some(Err(self.partially_applied()));
         };
-        let next = self
-            .log
-            .memberships_after(joint.index)
-            .find(|m| m.membership.configs() != joint_membership.membership.configs());
+        // what followed it: remembered if it left the log too, else in the log
+        let next = self.log.remembered().next_after(joint).or_else(|| {
+            self.log
+                .memberships_after(joint.index)
+                .find(|m| m.membership.configs() != joint_membership.membership.configs())
+        });
         match next {
             Some(next) if index_of(next.log_id) <= committed => {
                 if joint_membership.membership.is_left_by(&next.membership) {
@@ -191,6 +193,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if self.log.contains(Some(entry)) {
             return EntryFate::Held;
         }
+        if self.log.remembered().entry(entry).is_some() {
+            // it left the log, committed, remembered by its change id
+            return EntryFate::Held;
+        }
         if entry.index <= index_of(self.log.purged()) {
             // purged behind a snapshot: committed, but whether it was this
             // entry or one that replaced it is no longer known here
@@ -202,9 +208,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         EntryFate::Undecided
     }
 
-    /// The membership the entry `log_id` carries, if this log holds it.
+    /// The membership the entry `log_id` carries, if this log holds it (or
+    /// remembers it: the first entry of a change with an id).
     pub(crate) fn stored_at(&self, log_id: LogId) -> Option<StoredMembership<N>> {
-        self.log.membership_at(log_id.index).filter(|m| m.log_id == Some(log_id)).cloned()
+        let held = self.log.membership_at(log_id.index).filter(|m| m.log_id == Some(log_id));
+        held.or_else(|| self.log.remembered().entry(log_id)).cloned()
     }
 }
 

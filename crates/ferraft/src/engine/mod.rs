@@ -148,7 +148,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
         // purging the log behind it) is where the log goes on
         let log_ends_before = |s: &LogId| state.entries.last().is_none_or(|e| e.log_id.index < s.index);
         let purged = state.last_purged.max(snapshot_last.filter(log_ends_before));
-        let mut log = RaftLog::new(purged, base_membership);
+        let remembered = state.snapshot.as_ref().map(|s| s.meta.changes.clone()).unwrap_or_default();
+        let mut log = RaftLog::new(purged, base_membership, remembered, config.remembered_change_ids);
         for entry in &state.entries {
             if entry.log_id.index == log.last_index() + 1 {
                 log.push(entry.clone());

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use crate::entry::{AppData, Entry};
 use crate::log_id::{index_of, LogId};
-use crate::membership::StoredMembership;
+use crate::membership::{Membership, RememberedChanges, StoredMembership};
 use crate::node::{LogIndex, Node, NodeId};
 
 /// The log after the purge point, kept in memory (the store holds it durably).
@@ -29,11 +29,25 @@ pub struct RaftLog<C, N> {
     /// named it, it still sends its address, and its followers still find
     /// it, so their acknowledgements reach it.
     forgotten_nodes: BTreeMap<NodeId, N>,
+    /// Changes with a change id whose entries left here (see
+    /// [`RememberedChanges`]), at most `remembered_bound`.
+    remembered: RememberedChanges<N>,
+    remembered_bound: usize,
+    /// The last committed membership that left here: what the next one to
+    /// leave followed.
+    last_left: Option<Membership<N>>,
 }
 
 impl<C: AppData, N: Node> RaftLog<C, N> {
-    /// A log starting after `purged`, with the membership in force there.
-    pub fn new(purged: Option<LogId>, base_membership: Option<StoredMembership<N>>) -> Self {
+    /// A log starting after `purged`, with the membership in force there,
+    /// remembering `remembered` (a snapshot's) and up to `bound` changes with
+    /// an id whose entries leave it.
+    pub fn new(
+        purged: Option<LogId>,
+        base_membership: Option<StoredMembership<N>>,
+        remembered: RememberedChanges<N>,
+        bound: usize,
+    ) -> Self {
         Self {
             purged,
             entries: VecDeque::new(),
@@ -41,6 +55,9 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             bytes: Default::default(),
             evicted: Default::default(),
             forgotten_nodes: BTreeMap::new(),
+            remembered,
+            remembered_bound: bound,
+            last_left: None,
         }
     }
 
@@ -160,8 +177,28 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         let base = self.memberships.iter().rposition(|m| m.log_id.map_or(LogIndex(0), |l| l.index) <= upto.index);
         if let Some(base) = base {
             let dropped: Vec<_> = self.memberships.drain(..base).collect();
+            // purged entries are committed: their changes are remembered
+            self.remembered.remember_left(&dropped, self.last_left.as_ref(), self.remembered_bound);
+            if let Some(last) = dropped.last() {
+                self.last_left = Some(last.membership.clone());
+            }
             self.forget(dropped);
         }
+    }
+
+    /// The changes with an id a snapshot covering up to `index` remembers:
+    /// those that left here and those the log holds up to `index`.
+    pub fn changes_upto(&self, index: LogIndex) -> RememberedChanges<N> {
+        let mut changes = self.remembered.clone();
+        let mut held: Vec<_> = self.memberships.iter().filter(|m| index_of(m.log_id) <= index).collect();
+        held.sort_by_key(|m| m.log_id);
+        changes.remember_left(held, self.last_left.as_ref(), self.remembered_bound);
+        changes
+    }
+
+    /// The changes with an id whose entries left here.
+    pub fn remembered(&self) -> &RememberedChanges<N> {
+        &self.remembered
     }
 
     /// Keeps the node descriptors of memberships leaving the log.
@@ -175,7 +212,8 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
 
     /// Replaces the log's prefix with a snapshot's: keeps entries after the
     /// snapshot only when the log holds the snapshot's last entry.
-    pub fn install_snapshot(&mut self, last: LogId, membership: StoredMembership<N>) {
+    pub fn install_snapshot(&mut self, last: LogId, membership: StoredMembership<N>, changes: &RememberedChanges<N>) {
+        self.remembered.merge(changes, self.remembered_bound);
         if self.contains(Some(last)) {
             self.purge(last);
         } else {
@@ -183,6 +221,8 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
             self.evicted.clear();
             self.bytes.clear();
             self.purged = Some(last);
+            // what preceded the snapshot's membership is not known here
+            self.last_left = None;
             let dropped = std::mem::take(&mut self.memberships);
             self.forget(dropped);
         }
@@ -275,7 +315,7 @@ mod tests {
 
     #[test]
     fn truncate_reverts_the_effective_membership() {
-        let mut log = Log::new(None, None);
+        let mut log = Log::new(None, None, Default::default(), 0);
         log.push(membership_entry(1, 1, &[1]));
         log.push(blank(1, 2));
         log.push(membership_entry(1, 3, &[1, 2]));
@@ -287,7 +327,7 @@ mod tests {
 
     #[test]
     fn purge_keeps_the_membership_in_force() {
-        let mut log = Log::new(None, None);
+        let mut log = Log::new(None, None, Default::default(), 0);
         log.push(membership_entry(1, 1, &[1]));
         log.push(blank(1, 2));
         log.push(blank(1, 3));
@@ -305,7 +345,7 @@ mod tests {
     /// knew its address: no acknowledgement reached it for 20 s.
     #[test]
     fn a_node_named_only_by_purged_memberships_keeps_its_address() {
-        let mut log = Log::new(None, None);
+        let mut log = Log::new(None, None, Default::default(), 0);
         log.push(membership_entry(1, 1, &[3, 1]));
         log.push(membership_entry(1, 2, &[1, 4]));
         log.push(blank(1, 3));
@@ -314,7 +354,7 @@ mod tests {
         assert_eq!(log.latest_node(NodeId(3)), Some(&BasicNode::new("n3")), "after a purge");
         let m =
             StoredMembership { log_id: Some(id(2, 6)), membership: membership_entry(2, 6, &[1]).payload_membership() };
-        log.install_snapshot(id(2, 9), m);
+        log.install_snapshot(id(2, 9), m, &Default::default());
         assert_eq!(log.latest_node(NodeId(3)), Some(&BasicNode::new("n3")), "after a snapshot replaced the log");
         assert_eq!(log.latest_node(NodeId(4)), Some(&BasicNode::new("n4")));
         assert_eq!(log.latest_node(NodeId(5)), None);
@@ -322,14 +362,14 @@ mod tests {
 
     #[test]
     fn snapshot_not_in_log_replaces_it() {
-        let mut log = Log::new(None, None);
+        let mut log = Log::new(None, None, Default::default(), 0);
         log.push(blank(1, 1));
         log.push(blank(1, 2));
         let m = StoredMembership {
             log_id: Some(id(2, 4)),
             membership: Membership::new_uniform([(NodeId(1), BasicNode::new("a"))].into()).unwrap(),
         };
-        log.install_snapshot(id(2, 5), m);
+        log.install_snapshot(id(2, 5), m, &Default::default());
         assert_eq!(log.last_log_id(), Some(id(2, 5)));
         assert_eq!(log.get(LogIndex(5)), None, "the snapshot replaced the entries");
         assert_eq!(log.get(LogIndex(1)), None);

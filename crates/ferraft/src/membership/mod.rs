@@ -8,9 +8,11 @@ mod change_targets;
 mod config;
 mod joint_exit;
 mod quorum;
+mod remembered_changes;
 
 pub use change::{ChangeMembers, ChangeMembersError};
 pub use change_guard::ChangeGuard;
 pub use config::{Membership, MembershipError, StoredMembership};
 pub use joint_exit::JointExit;
 pub use quorum::{committed_index, is_quorum};
+pub use remembered_changes::{RememberedChange, RememberedChanges};

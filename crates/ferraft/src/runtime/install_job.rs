@@ -109,7 +109,11 @@ mod tests {
     fn meta() -> SnapshotMeta<BasicNode> {
         let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
         let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-        SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(9))), membership }
+        SnapshotMeta {
+            last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(9))),
+            membership,
+            changes: Default::default(),
+        }
     }
 
     fn task(partial: Box<dyn PartialSnapshot>, checksum: u32, decode: Decode) -> InstallTask<BasicNode> {

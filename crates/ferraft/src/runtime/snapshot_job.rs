@@ -78,7 +78,7 @@ mod tests {
     fn a_state_machine_that_panics_encoding_gives_an_error_not_a_lost_answer() {
         let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
         let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-        let meta = SnapshotMeta { last_log_id: None, membership };
+        let meta = SnapshotMeta { last_log_id: None, membership, changes: Default::default() };
         let writer: SnapshotWriter = Box::new(|_| panic!("a state machine bug"));
         // without an answer the host would never start another snapshot
         let built = SnapshotTask { meta, writer, sink: Box::<MemorySnapshot>::default(), saver: None }.run();

@@ -35,7 +35,8 @@ impl<SM: StateMachine, N: Node, R: ReplyKind> NodeHost<SM, N, R> {
             self.engine.on_snapshot_failed();
             return Err(StorageError::new("building a snapshot", "node is not initialized"));
         };
-        Ok(SnapshotMeta { last_log_id, membership })
+        let changes = self.engine.log().changes_upto(index_of(last_log_id));
+        Ok(SnapshotMeta { last_log_id, membership, changes })
     }
 
     /// The current snapshot if it already covers `meta`.

@@ -92,7 +92,11 @@ mod tests {
     fn meta(last: u64) -> SnapshotMeta<BasicNode> {
         let nodes = [(NodeId(1), BasicNode::new("127.0.0.1:1"))].into_iter().collect();
         let membership = StoredMembership { log_id: None, membership: Membership::new_uniform(nodes).unwrap() };
-        SnapshotMeta { last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(last))), membership }
+        SnapshotMeta {
+            last_log_id: Some(LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(last))),
+            membership,
+            changes: Default::default(),
+        }
     }
 
     fn chunk(leader: u64, offset: u64, data: &'static [u8], done: bool, checksum: u32) -> SnapshotChunk<BasicNode> {

@@ -16,7 +16,7 @@ fn a_snapshot_past_the_end_of_the_log_is_where_the_log_continues() {
         cluster_id: ClusterId::new(CLUSTER),
         entries: vec![membership_entry(&[1, 2, 3], &[1, 2, 3])],
         snapshot: Some(Snapshot {
-            meta: SnapshotMeta { last_log_id: Some(log_id(2, 2, 9)), membership },
+            meta: SnapshotMeta { last_log_id: Some(log_id(2, 2, 9)), membership, changes: Default::default() },
             data: bytes::Bytes::new().into(),
         }),
         ..LogState::default()

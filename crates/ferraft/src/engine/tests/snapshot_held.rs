@@ -36,7 +36,7 @@ fn snapshot_chunk_at(engine: &TestEngine, last: LogId) -> MessageBody<u64, Basic
     };
     MessageBody::Snapshot(SnapshotChunk {
         vote: engine.vote(),
-        meta: SnapshotMeta { last_log_id: Some(last), membership },
+        meta: SnapshotMeta { last_log_id: Some(last), membership, changes: Default::default() },
         offset: 0,
         data: bytes::Bytes::new(),
         done: true,

@@ -238,6 +238,7 @@ fn test_snapshot(last_index: u64, data_bytes: usize) -> Snapshot<BasicNode> {
         meta: SnapshotMeta {
             last_log_id: Some(log_id(1, last_index)),
             membership: StoredMembership { log_id: Some(log_id(1, 1)), membership },
+            changes: Default::default(),
         },
         data: Bytes::from(vec![last_index as u8; data_bytes]).into(),
     }
