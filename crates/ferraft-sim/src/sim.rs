@@ -434,6 +434,8 @@ impl Simulation {
             // the simulator runs jobs as scheduled events, not threads
             background_job_nice: 0,
             follower_sync_inline: rng.gen_bool(0.5),
+            // fixed: a drawn bound would shift every seed's draws
+            remembered_change_ids: 1_000,
             broken_rule: match options.fault {
                 Fault::Broken(rule) => Some(rule),
                 _ => None,
