@@ -77,4 +77,10 @@ pub struct ServeArgs {
     /// Only with `--workers 1`: with more, the sync would block a shared worker.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub follower_sync_inline: bool,
+    /// Most HTTP API connections served at once; more wait until one
+    /// closes. Keeps file descriptors for the Raft transport and the WAL
+    /// (`serve` first raises its open-file limit to the hard limit).
+    /// Default: the open-file limit less a quarter of it (at most 1,024).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_api_connections: Option<u64>,
 }

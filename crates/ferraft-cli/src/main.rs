@@ -114,7 +114,15 @@ async fn serve(args: ServeArgs) -> ExitCode {
         snapshot_every: args.snapshot_every,
         background_job_nice: args.background_job_nice,
         follower_sync_inline: args.follower_sync_inline,
+        max_api_connections: args.max_api_connections.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
+    match ferraft_kv::open_files::raise_to_hard_limit() {
+        Some(limit) if limit.now > limit.before => {
+            tracing::info!(from = limit.before, to = limit.now, "raised the open-file limit to its hard limit");
+        }
+        Some(limit) => tracing::debug!(limit = limit.now, "open-file limit"),
+        None => tracing::warn!("cannot read the open-file limit"),
+    }
     let server = match Server::start(options).await {
         Ok(server) => server,
         Err(e) => {

@@ -65,6 +65,8 @@ pub struct LocalNode {
     /// A cap on the size of any file the process writes (`ulimit -f`, with
     /// SIGXFSZ ignored): writes past it fail as on a full disk.
     pub file_size_limit: Option<u64>,
+    /// A cap on the process's open files, soft and hard (`ulimit -n`).
+    pub open_files_limit: Option<u64>,
     exe: PathBuf,
     child: Option<Child>,
 }
@@ -85,6 +87,7 @@ impl LocalNode {
             workers: None,
             serve_args: Vec::new(),
             file_size_limit: None,
+            open_files_limit: None,
             exe: exe.to_owned(),
             child: None,
         }
@@ -113,15 +116,20 @@ impl LocalNode {
     /// Starts the process (its stderr appended to `log`).
     pub fn spawn(&mut self) -> std::io::Result<()> {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log)?;
-        let mut command = match self.file_size_limit {
-            None => Command::new(&self.exe),
-            Some(bytes) => {
-                // the shell sets the limit and the ignored signal, which exec keeps
-                let script = format!("trap '' XFSZ; ulimit -f {}; exec \"$0\" \"$@\"", bytes.div_ceil(512));
-                let mut command = Command::new("sh");
-                command.arg("-c").arg(script).arg(&self.exe);
-                command
-            }
+        // a shell sets the limits (and the ignored signal), which exec keeps
+        let mut limits = String::new();
+        if let Some(bytes) = self.file_size_limit {
+            limits += &format!("trap '' XFSZ; ulimit -f {}; ", bytes.div_ceil(512));
+        }
+        if let Some(files) = self.open_files_limit {
+            limits += &format!("ulimit -n {files}; ");
+        }
+        let mut command = if limits.is_empty() {
+            Command::new(&self.exe)
+        } else {
+            let mut command = Command::new("sh");
+            command.arg("-c").arg(format!("{limits}exec \"$0\" \"$@\"")).arg(&self.exe);
+            command
         };
         command.arg("serve").args(["--id", &self.id.to_string()]).arg("--data-dir").arg(&self.data_dir).args([
             "--raft-listen",

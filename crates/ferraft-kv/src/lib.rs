@@ -4,6 +4,7 @@
 
 pub mod address_check;
 pub mod api;
+pub mod api_listener;
 pub mod catch_up_view;
 pub mod cli;
 pub mod client;
@@ -25,6 +26,7 @@ pub mod kv_map;
 pub mod membership_errors;
 pub mod membership_json;
 pub mod metrics_text;
+pub mod open_files;
 pub mod server;
 pub mod snapshot_format;
 pub mod snapshot_json;

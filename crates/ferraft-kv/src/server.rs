@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use axum::serve::ListenerExt;
 use ferraft::{ClusterId, Config, Message, NodeId};
 use ferraft_net::{Inbox, NetConfig, Rejection, TcpNetwork};
 use ferraft_wal::{WalOptions, WalStore};
@@ -13,6 +12,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, Ctx};
+use crate::api_listener::ApiListener;
 use crate::kv::{Command, KvNode, KvStateMachine, KvStore};
 use crate::{KvRaft, CLUSTER_ID};
 
@@ -41,7 +41,13 @@ pub struct ServeOptions {
     pub background_job_nice: u8,
     /// See [`ferraft::Config::follower_sync_inline`].
     pub follower_sync_inline: bool,
+    /// Most API connections served at once (see [`crate::open_files`]);
+    /// `None`: all but a reserve of the open-file limit.
+    pub max_api_connections: Option<usize>,
 }
+
+/// The API connection cap where the open-file limit cannot be read.
+const DEFAULT_API_CONNECTIONS: usize = 10_000;
 
 /// Why a node could not start.
 #[derive(Debug, thiserror::Error)]
@@ -200,12 +206,12 @@ impl Server {
         let ctx = Arc::new(Ctx::new(raft.clone(), store, me.clone()).with_wal_dir(options.data_dir.join(WAL_DIR)));
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let app = api::router(ctx.clone());
+        let max_connections = options.max_api_connections.unwrap_or_else(|| {
+            crate::open_files::current_limit()
+                .map_or(DEFAULT_API_CONNECTIONS, crate::open_files::default_api_connections)
+        });
         let http = tokio::spawn(async move {
-            // Without TCP_NODELAY a response written in two parts can wait
-            // for the client's delayed ACK.
-            let api_listener = api_listener.tap_io(|stream| {
-                let _ = stream.set_nodelay(true);
-            });
+            let api_listener = ApiListener::new(api_listener, max_connections);
             let served = axum::serve(api_listener, app).with_graceful_shutdown(async {
                 let _ = stop_rx.await;
             });
@@ -213,7 +219,7 @@ impl Server {
                 tracing::error!(error = %e, "http server failed");
             }
         });
-        tracing::info!(id = %options.id, raft = %raft_addr, api = %api_addr, "node started");
+        tracing::info!(id = %options.id, raft = %raft_addr, api = %api_addr, max_api_connections = max_connections, "node started");
         Ok(Self { raft, raft_addr, api_addr, me, ctx, network, raft_listener, http, stop_http: Some(stop_tx) })
     }
 
