@@ -48,20 +48,22 @@ impl Cluster {
         let mut options = WalOptions::new(id, 1);
         // small segments: a purge drops whole ones
         options.segment_bytes = 4096;
-        Store::open(self.dir.path().join(format!("node-{id}")), options).unwrap()
+        Store::open(self.dir.path().join(format!("node-{id}")), options).expect("the WAL opens")
     }
 
     async fn start(&mut self, id: u64) {
         let id = NodeId(id);
         let store = self.open(id);
-        let raft = Raft::new(id, self.config.clone(), self.router.network(), Box::new(store), Sm::new()).await.unwrap();
+        let raft = Raft::new(id, self.config.clone(), self.router.network(), Box::new(store), Sm::new())
+            .await
+            .expect("node starts");
         self.router.register(addr(id), raft.clone());
         self.nodes.insert(id, raft);
     }
 
     async fn stop(&mut self, id: NodeId) {
         self.router.unregister(&addr(id));
-        self.nodes.remove(&id).unwrap().shutdown().await.unwrap();
+        self.nodes.remove(&id).expect("running").shutdown().await.expect("shutdown");
     }
 
     fn raft(&self, id: NodeId) -> &Node {
@@ -85,7 +87,7 @@ impl Cluster {
 
     async fn wait_applied(&self, index: LogIndex) {
         for raft in self.nodes.values() {
-            raft.wait(WAIT).applied_at_least(index).await.unwrap();
+            raft.wait(WAIT).applied_at_least(index).await.expect("applied");
         }
     }
 }
@@ -103,7 +105,7 @@ async fn check_repeat(node: &Node, out: NodeId, first: &StoredMembership<BasicNo
     assert_eq!(node.metrics().borrow().last_log_index, last, "the repeat proposed nothing");
     let in_force = node.metrics().borrow().membership.clone().unwrap();
     assert!(in_force.membership.is_voter(out), "the removal did not run again: {in_force:?}");
-    match node.change_status("x").await.unwrap() {
+    match node.change_status("x").await.expect("a status") {
         ChangeStatus::Committed { membership } => assert_eq!(&membership, first),
         other => panic!("status of a committed change: {other:?}"),
     }
@@ -114,9 +116,6 @@ async fn check_repeat(node: &Node, out: NodeId, first: &StoredMembership<BasicNo
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_id_outlives_compaction_install_and_a_restart_on_the_wal() {
     let config = Config {
-        heartbeat_interval_ms: 20,
-        election_timeout_min_ms: 150,
-        election_timeout_max_ms: 300,
         snapshot_logs_since_last: 0,
         purge_keep_entries: 0,
         catch_up_retain_entries: 0,
@@ -129,26 +128,27 @@ async fn a_change_id_outlives_compaction_install_and_a_restart_on_the_wal() {
         cluster.start(id).await;
     }
     let voters: BTreeMap<_, _> = (1..=3).map(|id| (NodeId(id), BasicNode::new(addr(NodeId(id))))).collect();
-    cluster.raft(NodeId(1)).initialize(voters).await.unwrap();
+    cluster.raft(NodeId(1)).initialize(voters).await.expect("initialize");
     let leader = cluster.leader().await;
     let out = (1..=3).map(NodeId).find(|id| *id != leader).unwrap();
     let first = cluster
         .raft(leader)
         .change_membership_with(ChangeMembers::RemoveVoters(set(&[out.0])), with_id("x", true))
         .await
-        .unwrap();
+        .expect("the first call");
     // someone puts it back
-    cluster.raft(leader).change_membership(ChangeMembers::AddVoterIds(set(&[out.0])), false).await.unwrap();
+    let back = cluster.raft(leader).change_membership(ChangeMembers::AddVoterIds(set(&[out.0])), false).await;
+    back.expect("re-adding the voter");
     for i in 0..40 {
-        cluster.raft(leader).client_write(i).await.unwrap();
+        cluster.raft(leader).client_write(i).await.expect("a write");
     }
-    let last = cluster.raft(leader).ensure_linearizable().await.unwrap();
+    let last = cluster.raft(leader).ensure_linearizable().await.expect("a read index");
     cluster.wait_applied(last).await;
     let change_index = first.log_id.unwrap().index;
     for raft in cluster.nodes.values() {
-        raft.trigger_snapshot().await.unwrap();
+        raft.trigger_snapshot().await.expect("a snapshot");
         let purged = |m: &RaftMetrics<BasicNode>| m.purged.is_some_and(|p| p.index > change_index);
-        raft.wait(WAIT).metrics(purged, "log purged past the change").await.unwrap();
+        raft.wait(WAIT).metrics(purged, "log purged past the change").await.expect("purged");
     }
     check_repeat(cluster.raft(leader), out, &first).await;
 
@@ -161,9 +161,10 @@ async fn a_change_id_outlives_compaction_install_and_a_restart_on_the_wal() {
         }
     });
     cluster.start(4).await;
-    cluster.raft(leader).add_learner(NodeId(4), BasicNode::new(addr(NodeId(4))), true).await.unwrap();
+    let added = cluster.raft(leader).add_learner(NodeId(4), BasicNode::new(addr(NodeId(4))), true).await;
+    added.expect("node 4 added and caught up");
     let installed = |m: &RaftMetrics<BasicNode>| m.snapshot.is_some_and(|s| s.index > change_index);
-    cluster.raft(NodeId(4)).wait(WAIT).metrics(installed, "snapshot installed on 4").await.unwrap();
+    cluster.raft(NodeId(4)).wait(WAIT).metrics(installed, "snapshot installed on 4").await.expect("installed");
     let chunks = chunks.lock().unwrap().clone();
     assert!(chunks.len() > 3, "a transfer of many chunks: {chunks:?}");
     assert!(chunks.iter().all(|(offset, record)| *record == (*offset == 0)), "{chunks:?}");
@@ -174,7 +175,7 @@ async fn a_change_id_outlives_compaction_install_and_a_restart_on_the_wal() {
         cluster.stop(*id).await;
     }
     // node 4 saved the record with the snapshot it received
-    let state = cluster.open(NodeId(4)).read_state().unwrap();
+    let state = cluster.open(NodeId(4)).read_state().expect("node 4's state");
     let snapshot = state.snapshot.expect("node 4 saved the snapshot");
     // (its joint step, and the outcome that followed it)
     let remembered = snapshot.meta.changes.get("x").and_then(|c| c.next.as_ref());
