@@ -227,3 +227,57 @@ async fn readmit_is_not_answered_done_before_the_record_of_the_new_incarnation_c
         Err(error) => assert_eq!(error.code(), Some("timeout"), "the record may or may not commit: {error}"),
     }
 }
+
+/// `ferraft_purged_index` of `node`'s `/metrics`.
+async fn purged_index(node: &LocalNode) -> u64 {
+    let text = reqwest::get(format!("http://{}/metrics", node.api)).await.unwrap().text().await.unwrap();
+    let line = text.lines().find(|l| l.starts_with("ferraft_purged_index")).expect("ferraft_purged_index");
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// A change's id outlives its log entries: once a snapshot covers them and
+/// the log behind it is purged, `changes/{id}` still answers `committed`
+/// and a repeat still answers the first outcome, changing nothing more.
+#[tokio::test]
+async fn a_change_id_is_answered_after_its_entries_are_compacted_into_a_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, leader) = three_voters(dir.path()).await;
+    let client = &nodes[&leader].client;
+    let out = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
+    let demote = json!({ "change": { "remove_voters": [out] }, "retain": true, "change_id": "demote-1" });
+    let first = client.post("/v1/cluster/membership", &demote).await.unwrap();
+    let change_index = first["membership"]["log_index"].as_u64().unwrap();
+    // someone makes it a voter again
+    let promote = json!({ "change": { "add_voters": [out] }, "force": true });
+    client.post("/v1/cluster/membership", &promote).await.unwrap();
+    // the log keeps the last 1,000 entries behind a snapshot: write past that
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let client = client.clone();
+            tokio::spawn(async move {
+                for i in 0..70 {
+                    client.put(&format!("/v1/kv/k{w}-{i}"), &json!({ "value": "v" })).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap();
+    }
+    let snapshot = client.post("/v1/cluster/snapshot", &json!({})).await.unwrap();
+    assert!(snapshot["snapshot_index"].as_u64().unwrap() > change_index + 1_000, "{snapshot}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while purged_index(&nodes[&leader]).await <= change_index {
+        assert!(Instant::now() < deadline, "the leader's log was not purged past the change");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let status = client.get("/v1/cluster/changes/demote-1").await.unwrap();
+    assert_eq!(status["status"], "committed", "{status}");
+    assert_eq!(status["membership"]["log_index"], first["membership"]["log_index"], "{status}");
+    let before = client.status().await.unwrap();
+    let retried = client.post("/v1/cluster/membership", &demote).await.unwrap();
+    assert_eq!(retried["membership"]["log_index"], first["membership"]["log_index"], "the first outcome: {retried}");
+    let after = client.status().await.unwrap();
+    assert!(after["membership"]["voters"].as_array().unwrap().contains(&json!(out)), "not demoted twice: {after}");
+    assert_eq!(after["last_log_index"], before["last_log_index"], "nothing proposed: {before} / {after}");
+}

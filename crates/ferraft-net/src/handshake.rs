@@ -32,7 +32,8 @@ pub const PROTOCOL_MAGIC: u32 = u32::from_le_bytes(*b"FRFT");
 /// Version 6: that leader is an optional node id (node 0 is a node like any
 /// other), where version 5 sent a number with 0 for none.
 /// Version 7: a snapshot chunk's metadata carries the remembered change ids
-/// (`SnapshotMeta::changes`), which a version 6 node cannot decode.
+/// (`SnapshotMeta::changes`; whole in the chunk at offset 0 only), which a
+/// version 6 node cannot decode.
 pub const PROTOCOL_VERSION: u32 = 7;
 
 /// Handshake frames are tiny; anything longer is not a ferraft peer.

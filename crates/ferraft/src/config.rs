@@ -160,6 +160,10 @@ pub struct Config {
     /// entries are compacted (kept in memory and in every snapshot's
     /// metadata): a repeat of one of them is answered with its first
     /// outcome; of an older one, it is planned again. 0 remembers none.
+    /// Fewer are kept if these take more than
+    /// [`RememberedChanges::MAX_BYTES`](crate::RememberedChanges::MAX_BYTES)
+    /// (1 MiB) encoded: the newest that fit (a change of a cluster of
+    /// hundreds of nodes takes tens of KB).
     pub remembered_change_ids: usize,
     /// Test-only: break one protocol rule (see `BrokenRule`).
     #[cfg(feature = "testing")]

@@ -173,7 +173,10 @@ pub enum AppendOutcome {
 pub struct SnapshotChunk<N> {
     /// The leader's committed vote.
     pub vote: Vote,
-    /// Which snapshot this chunk belongs to.
+    /// Which snapshot this chunk belongs to. The chunk at offset 0 carries
+    /// the whole metadata; the others leave its remembered `changes` out
+    /// (empty): they can be large, and the receiver keeps those of the
+    /// chunk at 0, which every transfer starts with or is sent back to.
     pub meta: SnapshotMeta<N>,
     /// Byte offset of `data` in the snapshot.
     pub offset: u64,
@@ -210,9 +213,17 @@ impl<N: crate::Node> SnapshotChunk<N> {
         let len = snapshot.data.len();
         let start = offset.min(len);
         let data = snapshot.data.read_chunk(start, chunk_bytes)?;
+        let meta = match start {
+            0 => snapshot.meta.clone(),
+            _ => SnapshotMeta {
+                last_log_id: snapshot.meta.last_log_id,
+                membership: snapshot.meta.membership.clone(),
+                changes: Default::default(),
+            },
+        };
         Ok(Self {
             vote,
-            meta: snapshot.meta.clone(),
+            meta,
             offset: start,
             done: start + data.len() as u64 == len,
             data,

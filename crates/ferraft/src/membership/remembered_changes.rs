@@ -8,10 +8,19 @@
 //! such changes are kept here, with what answering a repeat needs, and
 //! travel in the snapshot's metadata: a node that installs the snapshot, or
 //! restarts from it, knows them too.
+//!
+//! A change holds up to three memberships, each with every member's
+//! descriptor: a few hundred bytes in a small cluster, tens of KB in one of
+//! hundreds of nodes. So only the newest that fit in
+//! [`RememberedChanges::MAX_BYTES`] (1 MiB) encoded are kept: the record
+//! goes whole in the first chunk of a snapshot transfer, which must stay
+//! well below the transport's largest frame (16 MiB by default) next to its
+//! 1 MiB of data.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Membership, StoredMembership};
+use crate::engine::entry_bytes::encoded_size;
 use crate::log_id::{index_of, LogId};
 
 /// One change whose first entry left the log.
@@ -45,6 +54,10 @@ impl<N> Default for RememberedChanges<N> {
 }
 
 impl<N: crate::Node> RememberedChanges<N> {
+    /// The most bytes the remembered changes take encoded: beyond it the
+    /// oldest go, as beyond `Config::remembered_change_ids`.
+    pub const MAX_BYTES: u64 = 1 << 20;
+
     /// The change `change_id`, if remembered.
     pub fn get(&self, change_id: &str) -> Option<&RememberedChange<N>> {
         self.changes.iter().find(|c| c.first.membership.change_id() == Some(change_id))
@@ -116,9 +129,20 @@ impl<N: crate::Node> RememberedChanges<N> {
         self.keep_newest(bound);
     }
 
+    /// Keeps the newest `bound` changes, and of them as many of the newest
+    /// as fit in [`MAX_BYTES`](Self::MAX_BYTES).
     fn keep_newest(&mut self, bound: usize) {
         self.changes.sort_by_key(|c| c.first.log_id);
-        let excess = self.changes.len().saturating_sub(bound);
+        let mut kept = 0;
+        let mut bytes = 0;
+        for change in self.changes.iter().rev().take(bound) {
+            bytes += encoded_size(change);
+            if bytes > Self::MAX_BYTES {
+                break;
+            }
+            kept += 1;
+        }
+        let excess = self.changes.len() - kept;
         self.changes.drain(..excess);
     }
 }
@@ -151,5 +175,31 @@ mod tests {
             2,
         );
         assert!(changes.get("a").is_none(), "a merge keeps the bound too");
+    }
+
+    #[test]
+    fn the_newest_changes_are_kept_within_max_bytes() {
+        // a membership of 500 nodes: a remembered change takes tens of KB
+        let nodes: std::collections::BTreeMap<_, _> =
+            (1..=500).map(|id| (NodeId(id), BasicNode::new(format!("node-{id:03}.example.net:7000")))).collect();
+        let left: Vec<_> = (1..=100)
+            .map(|i| {
+                let voters = [1, 2, 3 + i % 2].into_iter().map(NodeId).collect();
+                let membership = Membership::new(vec![voters], nodes.clone()).unwrap();
+                let log_id = LogId::new(LeaderId::new(Term(1), NodeId(1)), LogIndex(i));
+                StoredMembership { log_id: Some(log_id), membership: membership.with_change_id(Some(format!("c{i}"))) }
+            })
+            .collect();
+        let mut changes = RememberedChanges::default();
+        changes.remember_left(&left, None, 1_000);
+        let size = encoded_size(&changes);
+        assert!(size <= RememberedChanges::<BasicNode>::MAX_BYTES, "{size} bytes");
+        assert!(size > RememberedChanges::<BasicNode>::MAX_BYTES * 9 / 10, "as many as fit: {size} bytes");
+        assert!(changes.len() < 100, "the oldest went: {} kept", changes.len());
+        assert!(changes.get("c100").is_some(), "the newest stays");
+        assert!(changes.get("c1").is_none(), "the oldest goes");
+        let before = changes.len();
+        changes.merge(&RememberedChanges::default(), 1_000);
+        assert_eq!(changes.len(), before);
     }
 }
