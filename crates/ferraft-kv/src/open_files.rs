@@ -35,14 +35,14 @@ pub fn raise_to_hard_limit() -> Option<OpenFileLimit> {
             limit.rlim_cur = limit.rlim_max;
         }
     }
-    Some(OpenFileLimit { before: before as u64, now: limit.rlim_cur as u64 })
+    Some(OpenFileLimit { before, now: limit.rlim_cur })
 }
 
 /// The soft open-file limit now, if it can be read.
 pub fn current_limit() -> Option<u64> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: as in `raise_to_hard_limit`.
-    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_cur as u64)
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit.rlim_cur)
 }
 
 /// Descriptors kept out of the API's reach: peers' Raft connections, WAL
@@ -75,7 +75,7 @@ mod tests {
         let mut now = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
         // SAFETY: as above.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut now) }, 0);
-        assert_eq!(limit.now, now.rlim_cur as u64);
+        assert_eq!(limit.now, now.rlim_cur);
         assert_eq!(now.rlim_cur, now.rlim_max, "the soft limit is the hard one");
         assert!(limit.now >= limit.before);
     }
