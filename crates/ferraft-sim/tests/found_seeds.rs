@@ -130,3 +130,13 @@ fn seed_800210_of_the_wal_forward_heavy_wiped_runs_a_deposed_leader_commits_as_a
 fn seed_1304899_of_the_forward_heavy_runs_a_snapshot_is_held_only_once_durable() {
     passes_with(SimOptions { forward_heavy: true, ..SimOptions::new(1_304_899) });
 }
+
+/// A prepare {1} -> {1} dropping learner 2 was aborted (leaving {1} with
+/// learner 2); a prepare {1} -> {1} keeping 2 was then answered with the
+/// aborted prepare's index, taken for a repeat whose commit had left what
+/// was in force. A repeat now has to be the same request, and what is in
+/// force what its commit leaves.
+#[test]
+fn seed_3403094_of_the_wal_wiped_membership_stress_runs_an_abort_is_no_commit_of_another_prepare() {
+    passes_with(SimOptions { wal: true, wipe_disks: true, membership_stress: true, ..SimOptions::new(3_403_094) });
+}

@@ -273,7 +273,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         {
             return Ok(PreparePlan::Done(index_of(stored.log_id)));
         }
-        if let Some(prepared) = self.prepare_committed_out(stored, expect_voters, voters) {
+        if let Some(prepared) = self.prepare_committed_out(stored, expect_voters, voters, learners) {
             return Ok(PreparePlan::Done(prepared));
         }
         if current.is_joint() || &current.voter_set() != expect_voters || &current.learner_set() != expect_learners {
@@ -301,22 +301,32 @@ impl<C: AppData, N: Node> Engine<C, N> {
         Ok(PreparePlan::Propose(joint))
     }
 
-    /// The index of the prepared joint config `[expect_voters, voters]` that
-    /// `in_force` committed out, if that is the last thing that happened to
-    /// the membership: a repeat of that prepare (its answer was lost) took
-    /// effect, and hears where. Anything later makes it a new request.
+    /// The index of the prepared joint config `[expect_voters, voters]`
+    /// keeping `learners` that `in_force` committed out, if that is the last
+    /// thing that happened to the membership: a repeat of that prepare (its
+    /// answer was lost) took effect, and hears where. Anything later makes
+    /// it a new request. Only the same request counts (the learners it keeps
+    /// too), and only the membership its commit leaves: with the same voters
+    /// on both sides an abort leaves those voters too, and is no commit of a
+    /// prepare that kept other learners (simulator seed 3403094). An abort
+    /// that leaves exactly what the commit would cannot be told from it, and
+    /// then either is what the repeat asks.
     fn prepare_committed_out(
         &self,
         in_force: &StoredMembership<N>,
         expect_voters: &BTreeSet<NodeId>,
         voters: &BTreeSet<NodeId>,
+        learners: &BTreeSet<NodeId>,
     ) -> Option<LogIndex> {
         let before = self.log.membership_at(index_of(in_force.log_id).prev())?;
         let joint = &before.membership;
-        let prepared = joint.configs() == [expect_voters.clone(), voters.clone()]
-            && joint.exit().is_some_and(|exit| !exit.automatic)
-            && joint.is_left_by(&in_force.membership);
-        prepared.then(|| index_of(before.log_id))
+        let same_request = joint.configs() == [expect_voters.clone(), voters.clone()]
+            && joint.exit().is_some_and(|exit| !exit.automatic && &exit.keep_as_learners == learners);
+        let in_force = &in_force.membership;
+        let committed_out = joint
+            .leave_joint()
+            .is_ok_and(|left| left.configs() == in_force.configs() && left.nodes() == in_force.nodes());
+        (same_request && committed_out).then(|| index_of(before.log_id))
     }
 
     /// Proposes the joint config a prepare planned; the index of its entry.

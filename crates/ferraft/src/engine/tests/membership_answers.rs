@@ -253,6 +253,27 @@ fn a_prepare_repeated_after_its_commit_answers_the_same_index() {
     assert!(matches!(moved_on, Err(ChangeMembershipError::Mismatch { .. })), "{moved_on:?}");
 }
 
+/// Simulator seed 3403094 (WAL, wiped disks, membership stress): a prepare
+/// {1} -> {1} dropping learner 2 was aborted, which left {1} with learner 2;
+/// then a prepare {1} -> {1} keeping 2 was answered with the aborted
+/// prepare's index, as if it were a repeat whose commit produced what is in
+/// force. With the same voters on both sides an abort leaves the
+/// membership a commit would, but not the learners this call keeps: only a
+/// prepare that asked the same (voters and learners) is the same request.
+#[test]
+fn a_prepare_is_not_taken_for_an_aborted_one_that_kept_other_learners() {
+    let mut engine = leader_of(&[&[1]], &[1, 2]);
+    let first = engine.prepare_membership(&set(&[1]), &set(&[2]), &set(&[1]), &set(&[])).unwrap();
+    commit_everywhere(&mut engine);
+    let aborted = engine.abort_membership(first).unwrap();
+    commit_everywhere(&mut engine);
+    assert_eq!(engine.membership().unwrap().membership.learner_set(), set(&[2]), "the abort kept learner 2");
+    let second = engine.prepare_membership(&set(&[1]), &set(&[2]), &set(&[1]), &set(&[2])).unwrap();
+    assert!(second > aborted, "a new prepare, not the aborted one at {first}: answered {second}");
+    let joint = engine.membership().unwrap().membership.clone();
+    assert_eq!(joint.exit(), Some(&JointExit { automatic: false, keep_as_learners: set(&[2]) }));
+}
+
 #[test]
 fn a_joint_config_reverts_to_its_old_side_in_one_step() {
     let mut engine = leader_of(&[&[1, 2, 3], &[3, 4, 5]], &[1, 2, 3, 4, 5]);
