@@ -25,6 +25,7 @@ fn main() {
             wal: std::env::var("WAL").is_ok(),
             cas: std::env::var("CAS").is_ok(),
             forward_heavy: std::env::var("FORWARD_HEAVY").is_ok(),
+            change_ids: std::env::var("CHANGE_IDS").is_ok(),
             ..ferraft_sim::SimOptions::new(seed)
         });
         let ms = began.elapsed().as_millis();

@@ -79,6 +79,12 @@ pub struct SimOptions {
     /// most of the traffic, and lease reads are served on any node (the
     /// follower asks the leader to answer from its lease). Off in the CI sets.
     pub forward_heavy: bool,
+    /// Attach change ids to a share of the membership changes, repeat some
+    /// of them under their id (after unknown outcomes, crashes, on other
+    /// nodes, much later) and reuse some ids for other changes; checked by
+    /// the change id checkers. Off by default until the library bugs it finds
+    /// (see `sim/change_ids.rs`) are fixed.
+    pub change_ids: bool,
     /// Print a trace of every event to stderr.
     pub trace: bool,
 }
@@ -114,6 +120,7 @@ impl SimOptions {
             wal: false,
             cas: false,
             forward_heavy: false,
+            change_ids: false,
             trace: false,
         }
     }

@@ -37,6 +37,7 @@ use crate::options::{Fault, SimOptions};
 use crate::wal_store::WalNode;
 use wipes::first_incarnation;
 
+mod change_ids;
 mod host_calls;
 mod membership_calls;
 mod two_clusters;
@@ -335,6 +336,8 @@ pub struct Simulation {
     reverted_judged: HashSet<(LeaderId, NodeId)>,
     /// In a two-cluster run: which cluster this is, and traffic to the other.
     crossing: Option<two_clusters::Crossing>,
+    /// Changes under change ids, to repeat and reuse.
+    ids: change_ids::IdWorkload,
 }
 
 /// Runs one seed to the end: fault phase, liveness phase, final checks.
@@ -494,6 +497,7 @@ impl Simulation {
             scenario.churn_per_tick = 0.05;
         }
         network.reorder = options.reorder.unwrap_or(reorder);
+        let ids = change_ids::IdWorkload::new(options.seed);
         Self {
             options,
             scenario,
@@ -515,6 +519,7 @@ impl Simulation {
             reverted_seen: None,
             reverted_judged: HashSet::new(),
             crossing,
+            ids,
         }
     }
 
@@ -790,6 +795,7 @@ impl Simulation {
         self.stats.crashes += 1;
         let result = self.checkers.answers.observe_crash(id, &self.checkers.committed);
         self.check(result);
+        self.id_calls_lost(id);
         self.trace(|| format!("n{id} crashes"));
         // some restarts are faster than an election timeout (a crash loop)
         let random_ms =
@@ -929,6 +935,7 @@ impl Simulation {
     // ---- membership churn ----------------------------------------------------------
 
     fn churn(&mut self) {
+        self.maybe_repeat_change();
         let leaders: Vec<usize> =
             (0..self.nodes.len()).filter(|i| self.nodes[*i].engine().is_some_and(|e| e.is_leader())).collect();
         let Some(i) = leaders.into_iter().choose(&mut self.rng) else { return };
@@ -1015,8 +1022,13 @@ impl Simulation {
         let shown = format!("{change:?}");
         let asked = Asked::Change { change: change.clone(), retain };
         let handle = self.issue_membership_request(i, Some(request_id), asked);
+        let change_id = self.new_change_id(&change, retain);
+        if let Some(change_id) = &change_id {
+            self.issue_id_call(i, request_id, change_id, &change, retain);
+        }
         // unforced, a change refuses learners lagging more than the config allows
-        let options = ferraft::ChangeOptions { retain, force: self.rng.gen_bool(0.5), ..Default::default() };
+        let mut options = ferraft::ChangeOptions { retain, force: self.rng.gen_bool(0.5), ..Default::default() };
+        options.guard.change_id = change_id;
         let shown_options = format!("{options:?}");
         let reply = self.membership_reply(i, request_id);
         let called = self.call(i, |h| h.membership_call(MembershipCall::Change(change, options), reply));
@@ -1204,6 +1216,7 @@ impl Simulation {
         }
         let result = self.checkers.answers.final_check(&self.checkers.committed);
         self.check(result);
+        self.final_id_checks();
     }
 }
 

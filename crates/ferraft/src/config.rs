@@ -62,6 +62,11 @@ testing_pub! {
         /// A node that a membership it does not know committed demotes or
         /// removes never campaigns, though it was a voter of the entry before.
         DemotedNeverCampaigns,
+        /// Ignore change ids when a change arrives: a repeat is planned
+        /// again (against whatever the membership became) instead of being
+        /// answered from the first call's entries, and an id already used
+        /// for another change is not refused.
+        ForgetChangeIds,
     }
 }
 

@@ -6,6 +6,9 @@
 //! the observations after every engine call.
 
 mod answer_meaning;
+mod change_id_answers;
+mod change_id_once;
+mod change_id_status;
 mod committed_never_lost;
 mod election_safety;
 mod leader_completeness;
@@ -16,6 +19,9 @@ mod membership_safety;
 mod state_machine_safety;
 
 pub use answer_meaning::{meaning, Meaning};
+pub use change_id_answers::{ChangeIdAnswers, IdAsked};
+pub use change_id_once::{ChangeIdOnce, Runs};
+pub use change_id_status::check_status;
 pub use committed_never_lost::CommittedNeverLost;
 pub use election_safety::ElectionSafety;
 pub use leader_completeness::LeaderCompleteness;
@@ -92,6 +98,10 @@ pub struct Checkers {
     pub membership: MembershipSafety,
     /// Every membership request answered, and answered truthfully.
     pub answers: MembershipAnswers,
+    /// A change with a change id takes effect at most once.
+    pub change_ids: ChangeIdOnce,
+    /// Calls under one change id are answered as one change.
+    pub id_answers: ChangeIdAnswers,
 }
 
 /// A log id for the checkers' unit tests.

@@ -226,8 +226,9 @@ impl Simulation {
                         Ok(m) => format!("n{id} membership request {request_id} done: {}", m.membership),
                         Err(e) => format!("n{id} membership request {request_id} failed: {e}"),
                     });
-                    let result = self.checkers.answers.observe_done(id, request_id, &result);
-                    self.check(result);
+                    let check = self.checkers.answers.observe_done(id, request_id, &result);
+                    self.check(check);
+                    self.id_call_answered(request_id, &result);
                 }
                 Record::InitializeAnswered(result) => {
                     self.trace(|| format!("n{id} initialize answered: {result:?}"));
@@ -313,6 +314,7 @@ impl Simulation {
                 result = result.and(self.check_proposal(i, entry.log_id, next, &committed));
                 let own_prev = self.own_proposal_base(i, entry.log_id).map(|prev| prev.membership.clone());
                 self.checkers.answers.observe_append(entry.log_id, next, own_prev.as_ref());
+                self.checkers.change_ids.observe_append(entry.log_id, next);
             }
         }
         let result = result.and(self.check_own_entries(id, &entries));

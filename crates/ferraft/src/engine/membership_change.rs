@@ -55,7 +55,8 @@ impl<C: AppData, N: Node> Engine<C, N> {
             if change_id.is_empty() || change_id.len() > ChangeGuard::MAX_CHANGE_ID_BYTES {
                 return Err(ChangeMembershipError::BadChangeId { max: ChangeGuard::MAX_CHANGE_ID_BYTES });
             }
-            if let Some(retry) = self.retry_of(request_id, change_id, &asked)? {
+            let forget = self.breaks(crate::config::BrokenRule::ForgetChangeIds);
+            if let Some(retry) = if forget { None } else { self.retry_of(request_id, change_id, &asked)? } {
                 self.membership_requests.push(retry);
                 self.settle_membership_requests();
                 return Ok(());
@@ -131,6 +132,24 @@ impl<C: AppData, N: Node> Engine<C, N> {
                 _ => None,
             });
             let Some((position, change, retain, guard)) = queued else { return };
+            // a repeat that came while the first call under its change id was
+            // still queued follows what the first call proposed: planned
+            // again, it would apply the change a second time
+            let first = guard.change_id.as_deref().and_then(|change_id| {
+                self.membership_requests.iter().find_map(|r| match r.stage {
+                    RequestStage::Proposed(_) | RequestStage::Joint(_)
+                        if r.guard.change_id.as_deref() == Some(change_id) =>
+                    {
+                        Some(r.stage.clone())
+                    }
+                    _ => None,
+                })
+            });
+            if let Some(stage) = first.filter(|_| !self.breaks(crate::config::BrokenRule::ForgetChangeIds)) {
+                self.membership_requests[position].stage = stage;
+                self.settle_membership_requests();
+                continue;
+            }
             // the precondition is checked again: the membership may have moved
             // while the request waited its turn
             let planned = self

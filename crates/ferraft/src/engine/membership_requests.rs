@@ -193,6 +193,11 @@ impl<C: AppData, N: Node> Engine<C, N> {
         if self.log.contains(Some(entry)) {
             return EntryFate::Held;
         }
+        if self.log.membership_at(entry.index).is_some_and(|m| m.log_id == Some(entry)) {
+            // purged, but still the membership the log keeps (the one in
+            // force, or the last committed one)
+            return EntryFate::Held;
+        }
         if self.log.remembered().entry(entry).is_some() {
             // it left the log, committed, remembered by its change id
             return EntryFate::Held;
