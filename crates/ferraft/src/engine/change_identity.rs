@@ -130,7 +130,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
         let first = self.log.memberships_after(LogIndex(0)).find(|m| m.membership.change_id() == Some(change_id))?;
         let log_id = first.log_id?;
-        let before = self.log.membership_at(log_id.index.prev()).map(|b| b.membership.clone());
+        let before = self.log.membership_before(log_id.index).cloned();
         // a joint entry is the first step of a change that leaves it after;
         // a uniform or descriptor-only entry is the whole change
         let joint = first.membership.is_joint()

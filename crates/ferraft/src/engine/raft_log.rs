@@ -245,6 +245,19 @@ impl<C: AppData, N: Node> RaftLog<C, N> {
         self.memberships.iter().rev().find(|m| m.log_id.map_or(LogIndex(0), |l| l.index) <= index)
     }
 
+    /// The membership in force just before the membership entry at `index`:
+    /// held here, or, for the oldest membership held (the one in force at the
+    /// purge point), the last one that left. `None` when this log never held
+    /// it (it started from a snapshot, or restarted).
+    pub fn membership_before(&self, index: LogIndex) -> Option<&Membership<N>> {
+        let oldest_held = self.memberships.first().map(|m| index_of(m.log_id));
+        match self.membership_at(index.prev()) {
+            Some(held) => Some(&held.membership),
+            None if oldest_held == Some(index) => self.last_left.as_ref(),
+            None => None,
+        }
+    }
+
     /// The membership entries after `index`, in log order.
     pub fn memberships_after(&self, index: LogIndex) -> impl Iterator<Item = &StoredMembership<N>> {
         self.memberships.iter().filter(move |m| m.log_id.map_or(LogIndex(0), |l| l.index) > index)

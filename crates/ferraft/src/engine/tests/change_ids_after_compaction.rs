@@ -97,3 +97,24 @@ fn a_compacted_joint_change_answers_with_its_exit() {
     let other = engine.change_membership_guarded(3, ChangeMembers::ReplaceAllVoters(set(&[1, 4])), false, guard("j"));
     assert!(matches!(other, Err(ChangeMembershipError::ChangeIdReused { .. })), "{other:?}");
 }
+
+/// Simulator seed 2 (change ids on): the change's entry was the membership
+/// in force at the purge point, which the log keeps while its entry is
+/// purged; the membership before it was gone, so a different change under
+/// the id was taken for a repeat and answered with its success.
+#[test]
+fn a_change_kept_as_the_membership_in_force_is_told_from_another_under_its_id() {
+    let mut engine = compacting_leader(&[&[1, 2, 3]], &[1, 2, 3]);
+    let moved = ChangeMembers::SetNodes([(NodeId(1), BasicNode::new("n1-moved"))].into());
+    let first = run(&mut engine, moved, true, "s");
+    let committed = engine.committed().unwrap();
+    compact(&mut engine, committed);
+    assert_eq!(engine.membership().unwrap().log_id, first.log_id, "its entry is the one in force");
+    assert!(first.log_id <= engine.log().purged(), "and purged");
+    engine.take_outputs();
+    let last = engine.log().last_log_id();
+    let reuse = ChangeMembers::SetNodes([(NodeId(2), BasicNode::new("n2-moved"))].into());
+    let other = engine.change_membership_guarded(3, reuse, true, guard("s"));
+    assert!(matches!(other, Err(ChangeMembershipError::ChangeIdReused { .. })), "{other:?}");
+    assert_eq!(engine.log().last_log_id(), last, "nothing proposed");
+}
