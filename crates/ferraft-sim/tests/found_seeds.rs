@@ -140,3 +140,23 @@ fn seed_1304899_of_the_forward_heavy_runs_a_snapshot_is_held_only_once_durable()
 fn seed_3403094_of_the_wal_wiped_membership_stress_runs_an_abort_is_no_commit_of_another_prepare() {
     passes_with(SimOptions { wal: true, wipe_disks: true, membership_stress: true, ..SimOptions::new(3_403_094) });
 }
+
+/// With change ids on: a repeat of "remove voter 1" came while the first
+/// call under its id was still queued; the first call was proposed,
+/// committed and answered before the repeat's turn, and the repeat was then
+/// planned again against the new membership and answered "node 1 is not a
+/// member". A queued repeat now follows what its first call proposed, also
+/// once that is only in the log.
+#[test]
+fn seed_56_with_change_ids_a_queued_repeat_follows_its_first_call_after_it_finished() {
+    passes_with(SimOptions { change_ids: true, ..SimOptions::new(56) });
+}
+
+/// With change ids on: the change's entry was the membership the log kept
+/// in force at the purge point; a different change under its id was taken
+/// for a repeat (see the engine test
+/// `a_change_kept_as_the_membership_in_force_is_told_from_another_under_its_id`).
+#[test]
+fn seed_2_with_change_ids_a_reused_id_is_refused_after_a_purge() {
+    passes_with(SimOptions { change_ids: true, ..SimOptions::new(2) });
+}

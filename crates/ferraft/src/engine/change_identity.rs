@@ -111,7 +111,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
     }
 
     /// The stage of the change `change_id` as its first entry shows it.
-    fn logged_stage(&self, change_id: &str) -> Option<RequestStage<N>> {
+    pub(crate) fn logged_stage(&self, change_id: &str) -> Option<RequestStage<N>> {
         self.logged_change(change_id).map(|logged| logged.stage)
     }
 

@@ -133,17 +133,22 @@ impl<C: AppData, N: Node> Engine<C, N> {
             });
             let Some((position, change, retain, guard)) = queued else { return };
             // a repeat that came while the first call under its change id was
-            // still queued follows what the first call proposed: planned
-            // again, it would apply the change a second time
+            // still queued follows what the first call proposed (in flight or,
+            // once answered, in the log): planned again, it would apply the
+            // change a second time (simulator seed 56 with change ids)
             let first = guard.change_id.as_deref().and_then(|change_id| {
-                self.membership_requests.iter().find_map(|r| match r.stage {
-                    RequestStage::Proposed(_) | RequestStage::Joint(_)
-                        if r.guard.change_id.as_deref() == Some(change_id) =>
-                    {
-                        Some(r.stage.clone())
-                    }
-                    _ => None,
-                })
+                self.membership_requests
+                    .iter()
+                    .find_map(|r| match r.stage {
+                        RequestStage::Proposed(_) | RequestStage::Joint(_)
+                            if r.guard.change_id.as_deref() == Some(change_id) =>
+                        {
+                            Some(r.stage.clone())
+                        }
+                        _ => None,
+                    })
+                    // or it finished meanwhile: what it proposed is in the log
+                    .or_else(|| self.logged_stage(change_id))
             });
             if let Some(stage) = first.filter(|_| !self.breaks(crate::config::BrokenRule::ForgetChangeIds)) {
                 self.membership_requests[position].stage = stage;
