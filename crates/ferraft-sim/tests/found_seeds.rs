@@ -160,3 +160,12 @@ fn seed_56_with_change_ids_a_queued_repeat_follows_its_first_call_after_it_finis
 fn seed_2_with_change_ids_a_reused_id_is_refused_after_a_purge() {
     passes_with(SimOptions { change_ids: true, ..SimOptions::new(2) });
 }
+
+/// With change ids on: leader 1 refused a call under "c1" ("the change
+/// leaves no voter"); another leader took a call under the id and it
+/// committed; leader 1, leading again, still reported the change failed
+/// from its remembered refusal. A refusal now yields to the log.
+#[test]
+fn seed_354_with_change_ids_a_remembered_refusal_yields_to_the_committed_change() {
+    passes_with(SimOptions { change_ids: true, ..SimOptions::new(354) });
+}

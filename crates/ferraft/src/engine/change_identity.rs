@@ -79,7 +79,7 @@ impl<C: AppData, N: Node> Engine<C, N> {
         asked: &AskedChange<N>,
     ) -> Result<Option<MembershipRequest<N>>, ChangeMembershipError<N>> {
         let reused = || ChangeMembershipError::ChangeIdReused { change_id: change_id.to_string() };
-        if let Some((_, first, refusal)) = self.change_refusals.iter().find(|(id, _, _)| id == change_id) {
+        if let Some((_, first, refusal)) = self.refusal_of(change_id) {
             return Err(if first == asked { refusal.clone() } else { reused() });
         }
         let tracked = self.membership_requests.iter().find(|r| r.guard.change_id.as_deref() == Some(change_id));
@@ -159,10 +159,25 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
+    /// The refusal this node remembers for `change_id`, unless the change
+    /// has since been taken after all: a refusal leaves no trace in the log,
+    /// so another leader may have accepted a call under the id meanwhile,
+    /// and then the log (or the request in flight) is what happened
+    /// (simulator seeds 354 and 687 with change ids: "failed" was reported
+    /// for a change whose entries had committed).
+    fn refusal_of(&self, change_id: &str) -> Option<&(String, AskedChange<N>, ChangeMembershipError<N>)> {
+        let taken = self.membership_requests.iter().any(|r| r.guard.change_id.as_deref() == Some(change_id))
+            || self.logged_stage(change_id).is_some();
+        if taken {
+            return None;
+        }
+        self.change_refusals.iter().find(|(id, _, _)| id == change_id)
+    }
+
     /// Where the change `change_id` stands, as this node's log (and, on the
     /// leader, its queue) shows it.
     pub fn change_status(&self, change_id: &str) -> ChangeStatus<N> {
-        if let Some((_, _, refusal)) = self.change_refusals.iter().find(|(id, _, _)| id == change_id) {
+        if let Some((_, _, refusal)) = self.refusal_of(change_id) {
             return ChangeStatus::Failed { reason: refusal.to_string() };
         }
         let tracked = self.membership_requests.iter().find(|r| r.guard.change_id.as_deref() == Some(change_id));
