@@ -90,12 +90,13 @@ class Churn:
         l = self.cl.leader()
         if not l or self.rnd.random() >= self.args.strike:
             return None
-        how, delay, hold = self.rnd.choice(["kill", "pause", "isolate"]), self.rnd.uniform(0, 0.1), self.rnd.uniform(0.5, 3)
+        # the fault lands up to 0.1 s after the request is sent, or up to 0.4 s before it
+        how, delay, hold = self.rnd.choice(["kill", "pause", "isolate"]), self.rnd.uniform(-0.4, 0.1), self.rnd.uniform(0.5, 3)
         n = self.cl.nodes[l]
         begin, end = {"kill": (n.kill9, n.start), "pause": (n.pause, n.resume),
                       "isolate": (lambda: self.cl.isolate(l), self.cl.heal)}[how]
         def run():
-            time.sleep(delay)
+            time.sleep(max(0.0, delay))
             self.strikes.append((self.hist.now(), how, l))
             try:
                 begin(); time.sleep(hold); end()
@@ -104,6 +105,7 @@ class Churn:
         t = threading.Thread(target=run)
         t.start()
         self.strike_threads.append(t)
+        time.sleep(max(0.0, -delay))
         return l if self.rnd.random() < 0.5 else None
 
     def change(self, op, change, touch, retain=False, node=None, note=None):
@@ -182,12 +184,14 @@ class Churn:
             node = self.pick_node(avoid=rec["node"]) if rec["kind"] not in DEFINITE else None
             time.sleep(0.3)
 
-    def late_retry(self):
-        """Repeat an id whose first answer is known, after other changes."""
+    def late_retry(self, M):
+        """Repeat an id whose first answer is known, after other changes: mostly one whose
+        effect later changes undid (remove 3, 3 re-added: the repeat must not remove it again)."""
         done = [c for c in self.calls if c["cid"] and c["kind"] in ("ok", "partially_applied", "conflict")]
+        undone = [c for c in done if c["kind"] == "ok" and postcondition(c, M) is False]
         if not done:
             return
-        c = self.rnd.choice(done[-15:])
+        c = self.rnd.choice(undone if undone and self.rnd.random() < 0.7 else done[-15:])
         self.send(c["op"], c["path"], c["body"], c["touch"], node=self.pick_node(avoid=c["node"]), cid=c["cid"],
                   note="late retry")
 
@@ -254,7 +258,7 @@ class Churn:
         elif op == "joint":
             self.joint(V, L, M)
         elif op == "late_retry":
-            self.late_retry()
+            self.late_retry(M)
         elif op == "transfer":
             call(self.cl.nodes[l], "POST", "/v1/cluster/leader/transfer", {}, timeout=8)
         time.sleep(r.uniform(0.1, 0.8))
@@ -371,6 +375,12 @@ def answered_index(c):
     return None
 
 
+def shape(M):
+    """Who is a voter, in which configs, and who a learner: the leader itself writes entries
+    that change none of it (recording a member's incarnation), so those do not count."""
+    return M["configs"], M["voters"], M["learners"]
+
+
 def role(M, n):
     return "voter" if n in M["voters"] else "learner" if n in M["learners"] else None
 
@@ -436,25 +446,39 @@ def check_churn(ch, obs, final, statuses, out):
                 if "replace_voters" not in c["body"].get("change", {}):
                     diff &= set(c["touch"])
                 why = [d for d in calls if explains(d, c, M, calls, diff)]
-                if not why:
+                if diff and not why:  # (no role differs: the final config is a joint one someone prepared)
                     fail(f"SUCCESS UNDONE WITHOUT A LATER CHANGE: #{c['n']} {c['op']} {c['body']} -> final {final}", c)
         elif c["op"] == "prepare":
             idx, want = expected_configs(c)
             seen = at.get(idx)
             if seen and seen["configs"] != json.dumps(want):
                 fail(f"PREPARE ANSWERED {idx} BUT THE COMMITTED ENTRY THERE IS {seen['configs']}, expected {want}", c)
+    # partially_applied: a step happened; its membership is the committed one at its index
+    for c in calls:
+        if c["kind"] != "partially_applied":
+            continue
+        pm = c["payload"].get("error", {}).get("membership") if isinstance(c["payload"], dict) else None
+        if not pm:
+            fail(f"partially_applied WITHOUT A MEMBERSHIP: #{c['n']} {c['op']}", c)
+            continue
+        M = mview(pm)
+        seen = at.get(M["log_index"])
+        if seen and (seen["configs"] != json.dumps(M["configs"]) or (seen["V"] is not None and (seen["V"], seen["L"]) != (M["voters"], M["learners"]))):
+            fail(f"partially_applied MEMBERSHIP IS NOT THE COMMITTED ONE AT ITS INDEX {M['log_index']}: #{c['n']} {M} vs {seen}", c)
+        if c["op"] in ("add_learner_http", "promote_when_ready") and c["body"]["id"] not in M["voters"] + M["learners"]:
+            fail(f"partially_applied (learner added) BUT {c['body']['id']} IS NO MEMBER: #{c['n']}", c)
     # 2. definite failures: no entry of the id; nothing moved while nothing else was in flight
     by_id = {}
     for c in calls:
         if c["cid"]:
             by_id.setdefault(c["cid"], []).append(c)
     for c in calls:
-        if c.get("after") and c.get("note") == "late retry" and c["after"]["log_index"] != c["before"]["log_index"]:
+        if c.get("after") and c.get("note") == "late retry" and shape(c["after"]) != shape(c["before"]):
             fail(f"LATE RETRY OF {c['cid']} ({c['kind']}) MOVED THE MEMBERSHIP with no other change in flight: #{c['n']}",
                  c, {"before": c["before"], "after": c["after"]})
         if c["kind"] not in DEFINITE:
             continue
-        if c.get("after") and c["before"] and c["after"]["log_index"] != c["before"]["log_index"]:
+        if c.get("after") and c["before"] and shape(c["after"]) != shape(c["before"]):
             fail(f"DEFINITE FAILURE ({c['kind']}) BUT THE MEMBERSHIP MOVED with no other change in flight: #{c['n']} {c['op']}",
                  c, {"before": c["before"], "after": c["after"]})
         if c["cid"]:
