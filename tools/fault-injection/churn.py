@@ -608,10 +608,11 @@ def main():
                 for i in random.Random(cid).sample(members, min(3, len(members))):
                     kind, p = call(cl.nodes[i], "GET", f"/v1/cluster/changes/{cid}", timeout=8)
                     if kind == "ok":
-                        answers.append((i, p["status"], (p.get("membership") or {}).get("log_index")))
+                        answers.append((i, p["status"], (p.get("membership") or {}).get("log_index"))
+                                       + ((p["reason"],) if "reason" in p else ()))
                 if answers:
                     st = {"status": answers[0][1], "log_index": answers[0][2]}
-                    if len({a[1:] for a in answers}) > 1:
+                    if len({a[1:3] for a in answers}) > 1:
                         st["disagree"] = answers
                     statuses[cid] = st
         stop.set()
