@@ -26,8 +26,17 @@ class Node:
         return f"127.0.0.1:{self.raft_port}"
 
     workers = "1"
+    extra_args = []  # more `ferraft serve` flags, e.g. ["--snapshot-every", "1000000"]
+
+    _starting = threading.Lock()
 
     def start(self, env_log=None):
+        with Node._starting:  # two fault threads may both restart a node: run one process only
+            if self.alive():
+                return
+            self._start(env_log)
+
+    def _start(self, env_log):
         os.makedirs(self.dir, exist_ok=True)
         os.chown(self.dir, self.uid, self.uid)
         for root, ds, fs in os.walk(self.dir):
@@ -38,7 +47,7 @@ class Node:
         env["FERRAFT_LOG"] = env_log or "warn,ferraft::runtime=info,ferraft_kv=info"
         cmd = ["nice", "-n", "5", "setpriv", f"--reuid={self.uid}", f"--regid={self.uid}", "--clear-groups",
                BIN, "serve", "--id", str(self.id), "--data-dir", f"{self.dir}/data",
-               "--raft-listen", self.raft, "--api-listen", self.api, "--workers", self.workers]
+               "--raft-listen", self.raft, "--api-listen", self.api, "--workers", self.workers] + list(self.extra_args)
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=self.log)
 
     def kill9(self):
@@ -75,7 +84,9 @@ class Cluster:
         self.nodes = {i: Node(i, base, port_base) for i in range(1, n + 1)}
         self.rules = []
 
-    def start(self):
+    def start(self, voters=None):
+        """Starts every node and initializes the cluster with `voters` (default: all);
+        the others stay uninitialized spares that a leader may add later."""
         for n in self.nodes.values():
             n.start()
         time.sleep(0.5)
@@ -85,7 +96,8 @@ class Cluster:
                 break
             except Exception:
                 time.sleep(0.2)
-        body = {"nodes": {str(i): {"raft": n.raft, "api": n.api} for i, n in self.nodes.items()}}
+        voters = voters or list(self.nodes)
+        body = {"nodes": {str(i): {"raft": self.nodes[i].raft, "api": self.nodes[i].api} for i in voters}}
         r = requests.post(f"http://{self.nodes[1].api}/v1/cluster/init", json=body, timeout=15)
         assert r.status_code == 200, r.text
         self.wait_leader()
@@ -115,9 +127,12 @@ class Cluster:
         raise RuntimeError("no leader")
 
     # ---- partitions (iptables, by socket owner uid and port) ----
+    _rules_lock = threading.Lock()  # several fault threads cut and heal: no rule may escape the list
+
     def _rule(self, args):
-        subprocess.run(["iptables", "-I", "OUTPUT"] + args, check=True)
-        self.rules.append(args)
+        with self._rules_lock:
+            subprocess.run(["iptables", "-I", "OUTPUT"] + args, check=True)
+            self.rules.append(args)
 
     def cut(self, a, b):
         """Drop raft traffic a->b and b->a (both connections)."""
@@ -131,9 +146,10 @@ class Cluster:
                 self.cut(a, b)
 
     def heal(self):
-        for args in reversed(self.rules):
-            subprocess.run(["iptables", "-D", "OUTPUT"] + args, check=False)
-        self.rules = []
+        with self._rules_lock:
+            for args in reversed(self.rules):
+                subprocess.run(["iptables", "-D", "OUTPUT"] + args, check=False)
+            self.rules = []
 
     def shutdown(self):
         self.heal()
