@@ -159,6 +159,14 @@ impl<C: AppData, N: Node> Engine<C, N> {
         }
     }
 
+    /// Whether a call under `change_id` was seen here: in flight, in the
+    /// log (or remembered past it), or refused.
+    pub(crate) fn knows_change_id(&self, change_id: &str) -> bool {
+        self.membership_requests.iter().any(|r| r.guard.change_id.as_deref() == Some(change_id))
+            || self.logged_stage(change_id).is_some()
+            || self.change_refusals.iter().any(|(id, _, _)| id == change_id)
+    }
+
     /// The refusal this node remembers for `change_id`, unless the change
     /// has since been taken after all: a refusal leaves no trace in the log,
     /// so another leader may have accepted a call under the id meanwhile,

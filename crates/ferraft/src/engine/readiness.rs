@@ -95,7 +95,10 @@ impl<C: AppData, N: Node> Engine<C, N> {
         change: ChangeMembers<N>,
         options: ChangeOptions,
     ) -> ChangeResult<(), N> {
-        if !options.force && self.is_leader() {
+        // a change id this node knows is answered by what it names (the
+        // first outcome, or `ChangeIdReused`), whatever the learners' lag now
+        let known_id = options.guard.change_id.as_deref().is_some_and(|id| self.knows_change_id(id));
+        if !options.force && !known_id && self.is_leader() {
             let current = self.effective().expect("a leader has a membership");
             // a change that does not apply is refused below, with its own error
             if let Ok(next) = change.next_membership(current, options.retain) {

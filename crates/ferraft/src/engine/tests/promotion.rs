@@ -350,3 +350,42 @@ fn a_learner_whose_log_went_backwards_is_reported_reverted_and_is_not_ready() {
         Err(ChangeMembershipError::LearnerNotReady { node_id: NodeId(4), .. })
     ));
 }
+
+/// Red team (real processes, `tools/fault-injection/retry_not_ready.py`): a
+/// promotion under a change id committed, node 4 was demoted again and fell
+/// behind; a repeat of the promotion was answered "learner 4 is not ready"
+/// (a refusal, as if it had never happened) instead of its first outcome,
+/// and another change under the id got the same answer instead of
+/// `ChangeIdReused`: readiness was checked before the id was looked up.
+#[test]
+fn a_repeat_of_a_promotion_is_answered_by_its_id_before_readiness() {
+    let mut engine = leader_with_learner_lagging(0);
+    let with_id = |force| ChangeOptions { force, guard: guard("p"), ..ChangeOptions::default() };
+    engine.change_membership_with(7, ChangeMembers::AddVoterIds(set(&[4])), with_id(true)).unwrap();
+    commit_everywhere(&mut engine);
+    commit_everywhere(&mut engine);
+    let first = match &answers(&engine.take_outputs())[..] {
+        [(7, Ok(m))] => m.clone(),
+        other => panic!("{other:?}"),
+    };
+    engine.change_membership(8, ChangeMembers::RemoveVoters(set(&[4])), true).unwrap();
+    commit_everywhere(&mut engine);
+    // node 4, a learner again, falls far behind
+    engine.propose(0..2000).unwrap();
+    let last = engine.log().last_log_id();
+    engine.on_log_flushed(last.unwrap());
+    ack(&mut engine, 2, last);
+    ack(&mut engine, 3, last);
+    engine.take_outputs();
+    let before = engine.log().last_log_id();
+    engine.change_membership_with(9, ChangeMembers::AddVoterIds(set(&[4])), with_id(false)).unwrap();
+    let repeat = answers(&engine.take_outputs());
+    assert!(matches!(&repeat[..], [(9, Ok(m))] if *m == first), "the first outcome: {repeat:?}");
+    let other = engine.change_membership_with(10, ChangeMembers::RemoveVoters(set(&[2])), with_id(false));
+    assert!(matches!(other, Err(ChangeMembershipError::ChangeIdReused { .. })), "{other:?}");
+    assert_eq!(engine.log().last_log_id(), before, "nothing proposed");
+}
+
+fn guard(change_id: &str) -> crate::membership::ChangeGuard {
+    crate::membership::ChangeGuard { change_id: Some(change_id.to_string()), expect_membership_index: None }
+}
