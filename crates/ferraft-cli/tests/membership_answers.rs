@@ -87,18 +87,26 @@ async fn a_removed_node_answers_not_member_instead_of_forwarding() {
     assert_eq!(error.code(), Some("not_found"));
 }
 
-#[tokio::test]
-async fn a_change_retried_with_its_id_returns_the_first_outcome_and_changes_nothing_more() {
-    let dir = tempfile::tempdir().unwrap();
-    let (nodes, leader) = three_voters(dir.path()).await;
+/// Three voters; a follower demoted under change id "demote-1", then made
+/// a voter again by a forced change without an id. The nodes, the leader,
+/// the node demoted, the demotion's request and its first answer.
+async fn demoted_and_promoted_again(dir: &Path) -> (BTreeMap<u64, LocalNode>, u64, u64, Value, Value) {
+    let (nodes, leader) = three_voters(dir).await;
     let client = &nodes[&leader].client;
     let out = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
     let demote = json!({ "change": { "remove_voters": [out] }, "retain": true, "change_id": "demote-1" });
     let first = client.post("/v1/cluster/membership", &demote).await.unwrap();
     assert!(first["membership"]["learners"].as_array().unwrap().contains(&json!(out)));
-    // someone makes it a voter again
     let promote = json!({ "change": { "add_voters": [out] }, "force": true });
     client.post("/v1/cluster/membership", &promote).await.unwrap();
+    (nodes, leader, out, demote, first)
+}
+
+#[tokio::test]
+async fn a_change_retried_with_its_id_returns_the_first_outcome_and_changes_nothing_more() {
+    let dir = tempfile::tempdir().unwrap();
+    let (nodes, leader, out, demote, first) = demoted_and_promoted_again(dir.path()).await;
+    let client = &nodes[&leader].client;
     // the first caller, unsure of its outcome, retries through another node
     let other = [1, 2, 3].into_iter().find(|id| *id != leader && *id != out).unwrap();
     let retried = nodes[&other].client.post("/v1/cluster/membership", &demote).await.unwrap();
@@ -241,15 +249,9 @@ async fn purged_index(node: &LocalNode) -> u64 {
 #[tokio::test]
 async fn a_change_id_is_answered_after_its_entries_are_compacted_into_a_snapshot() {
     let dir = tempfile::tempdir().unwrap();
-    let (nodes, leader) = three_voters(dir.path()).await;
+    let (nodes, leader, out, demote, first) = demoted_and_promoted_again(dir.path()).await;
     let client = &nodes[&leader].client;
-    let out = [1, 2, 3].into_iter().find(|id| *id != leader).unwrap();
-    let demote = json!({ "change": { "remove_voters": [out] }, "retain": true, "change_id": "demote-1" });
-    let first = client.post("/v1/cluster/membership", &demote).await.unwrap();
     let change_index = first["membership"]["log_index"].as_u64().unwrap();
-    // someone makes it a voter again
-    let promote = json!({ "change": { "add_voters": [out] }, "force": true });
-    client.post("/v1/cluster/membership", &promote).await.unwrap();
     // the log keeps the last 1,000 entries behind a snapshot: write past that
     let writers: Vec<_> = (0..16)
         .map(|w| {
